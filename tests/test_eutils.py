@@ -1,0 +1,215 @@
+"""The E-utilities client against httpx.MockTransport: etiquette, retries, in-band errors, slicing past 9,999."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+
+from tracker.errors import EutilsError, IncompleteSearchError
+from tracker.eutils import EutilsClient, RateLimiter, date_clause, parse_search
+from tracker.settings import Settings
+
+
+def esearch_body(ids, count=None, *, translation="q", extra="") -> bytes:
+    id_xml = "".join(f"<Id>{i}</Id>" for i in ids)
+    return (f'<?xml version="1.0" encoding="UTF-8" ?>\n<eSearchResult><Count>{len(ids) if count is None else count}</Count>'
+            f"<RetMax>{len(ids)}</RetMax><RetStart>0</RetStart><IdList>{id_xml}</IdList>"
+            f"<TranslationSet/><QueryTranslation>{translation}</QueryTranslation>{extra}</eSearchResult>").encode()
+
+
+def settings(**overrides) -> Settings:
+    values = dict(home=".", eutils_url="http://eutils.test/entrez/eutils/", email="lib@example.org",
+                  api_key="SECRET-KEY-123", backoff_initial=0.01, backoff_max=0.02, max_attempts=4,
+                  requests_per_second=1000.0)
+    values.update(overrides)
+    return Settings(**values)
+
+
+class Recorder:
+    """A transport handler that answers from a queue and records every request's form."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.forms: list[dict[str, str]] = []
+        self.methods: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+        self.forms.append({"endpoint": request.url.path.rsplit("/", 1)[-1], **form})
+        self.methods.append(request.method)
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer(request, form) if callable(answer) else answer
+
+
+def client_for(handler, **overrides) -> EutilsClient:
+    sleeps = []
+    client = EutilsClient(settings(**overrides), transport=httpx.MockTransport(handler), sleep=sleeps.append)
+    client.sleeps = sleeps
+    return client
+
+
+def test_every_request_carries_tool_email_and_api_key_in_a_post_body():
+    handler = Recorder(httpx.Response(200, content=esearch_body([3, 2, 1])))
+    client = client_for(handler)
+    result = client.search("norepinephrine[tiab]")
+    assert result.ids == [3, 2, 1] and result.count == 3
+    assert handler.methods == ["POST"]
+    assert handler.forms[0] == {
+        "endpoint": "esearch.fcgi", "db": "pubmed", "term": "norepinephrine[tiab]", "retstart": "0",
+        "retmax": "9999", "sort": "pub_date", "retmode": "xml", "tool": "tracker", "email": "lib@example.org",
+        "api_key": "SECRET-KEY-123",
+    }
+
+
+def test_date_clause_uses_create_date():
+    assert date_clause("a OR b", date(2024, 1, 2), date(2024, 3, 4)) == \
+        '(a OR b) AND ("2024/01/02"[crdt] : "2024/03/04"[crdt])'
+
+
+@pytest.mark.parametrize("failure", [
+    httpx.Response(429, json={"error": "API rate limit exceeded", "count": "11"}, headers={"Retry-After": "0"}),
+    httpx.Response(500, text="<html>oops</html>"),
+    httpx.Response(502, text="Bad Gateway"),
+    httpx.Response(200, text="<html><head><title>Blocked Diagnostic</title></head></html>",
+                   headers={"content-type": "text/html"}),
+    httpx.Response(200, content=b""),
+    httpx.Response(200, content=b"<eSearchResult><Count>3</Count><IdList><Id>1"),
+    httpx.Response(200, content=b"<eSearchResult><ERROR>Search Backend failed: Unable to open connection"
+                                 b"</ERROR></eSearchResult>"),
+    httpx.ConnectError("connection refused"),
+    httpx.ReadTimeout("timed out"),
+    httpx.RemoteProtocolError("peer closed connection"),
+])
+def test_transient_failures_are_retried(failure):
+    handler = Recorder(failure, httpx.Response(200, content=esearch_body([5])))
+    client = client_for(handler)
+    assert client.search("x").ids == [5]
+    assert client.request_count == 2 and len(client.sleeps) == 1
+
+
+def test_429_waits_at_least_retry_after():
+    handler = Recorder(httpx.Response(429, json={"error": "API rate limit exceeded"}, headers={"Retry-After": "2"}),
+                       httpx.Response(200, content=esearch_body([5])))
+    client = client_for(handler)
+    client.search("x")
+    assert client.sleeps[0] >= 2
+
+
+def test_gives_up_after_the_configured_attempts_with_a_clear_message():
+    handler = Recorder(httpx.Response(502, text="Bad Gateway"))
+    client = client_for(handler, max_attempts=3)
+    with pytest.raises(EutilsError) as caught:
+        client.search("x")
+    assert str(caught.value) == "esearch failed after 3 attempts: HTTP 502 Bad Gateway"
+    assert client.request_count == 3
+
+
+@pytest.mark.parametrize("response, message", [
+    (httpx.Response(400, json={"error": "API key invalid", "api-key": "SECRET-KEY-123", "type": "api-key"}),
+     "NCBI rejected the API key (HTTP 400): check NCBI_API_KEY, or unset it to run at 3 requests/s"),
+    (httpx.Response(414, text="Request-URI Too Long"), "HTTP 414 Request-URI Too Long: Request-URI Too Long"),
+])
+def test_other_client_errors_are_not_retried(response, message):
+    handler = Recorder(response)
+    client = client_for(handler)
+    with pytest.raises(EutilsError) as caught:
+        client.search("x")
+    assert str(caught.value) == message
+    assert "SECRET-KEY-123" not in str(caught.value)
+    assert client.request_count == 1
+
+
+def test_phrase_not_found_is_reported_not_raised():
+    result = parse_search(esearch_body([], 0, extra="<ErrorList><PhraseNotFound>nosuchterm</PhraseNotFound></ErrorList>"
+                                                  "<WarningList><OutputMessage>No items found.</OutputMessage></WarningList>"))
+    assert result.count == 0 and result.errors == ["PhraseNotFound: nosuchterm"]
+    assert result.warnings == ["OutputMessage: No items found."]
+
+
+class SlicingPubMed:
+    """Answers esearch like PubMed: the true Count, but at most `cap` ids, for records dated by crdt."""
+
+    def __init__(self, records: dict[int, date], cap: int):
+        self.records, self.cap = records, cap
+        self.terms: list[str] = []
+
+    def __call__(self, request, form):
+        self.terms.append(form["term"])
+        low, high = (date(*map(int, d.split("/"))) for d in re.findall(r'"(\d{4}/\d{2}/\d{2})"\[crdt\]', form["term"]))
+        ids = sorted((p for p, d in self.records.items() if low <= d <= high), reverse=True)
+        start = int(form["retstart"])
+        return httpx.Response(200, content=esearch_body(ids[start:min(start + int(form["retmax"]), self.cap)], len(ids)))
+
+
+def test_results_past_the_cap_are_split_by_date_until_every_slice_fits(monkeypatch):
+    monkeypatch.setattr("tracker.eutils.MAX_RETRIEVABLE", 40)
+    records = {pmid: date(2020, 1, 1 + pmid % 28) for pmid in range(1, 301)}
+    handler = SlicingPubMed(records, cap=40)
+    client = client_for(Recorder(handler), esearch_page=40)
+    outcome = client.fetch_pmids("q", date(2020, 1, 1), date(2020, 2, 1))
+    assert sorted(outcome.pmids) == sorted(records)
+    assert outcome.count == 300 and outcome.slices >= 8
+
+
+def test_a_single_day_past_the_cap_is_an_error(monkeypatch):
+    monkeypatch.setattr("tracker.eutils.MAX_RETRIEVABLE", 10)
+    handler = SlicingPubMed({pmid: date(2020, 1, 1) for pmid in range(1, 30)}, cap=10)
+    client = client_for(Recorder(handler), esearch_page=10)
+    with pytest.raises(IncompleteSearchError, match="29 records on 2020-01-01 alone exceed PubMed's 9,999 limit"):
+        client.fetch_pmids("q", date(2020, 1, 1), date(2020, 1, 1))
+
+
+def test_paging_within_a_slice():
+    records = {pmid: date(2020, 1, 1) for pmid in range(1, 26)}
+    handler = SlicingPubMed(records, cap=9999)
+    client = client_for(Recorder(handler), esearch_page=10)
+    outcome = client.fetch_pmids("q", date(2020, 1, 1), date(2020, 1, 2))
+    assert sorted(outcome.pmids) == list(range(1, 26))
+    assert len(handler.terms) == 3
+
+
+def test_a_count_that_does_not_add_up_is_never_returned_as_complete():
+    handler = Recorder(httpx.Response(200, content=esearch_body([1, 2], count=5)))
+    client = client_for(handler, esearch_page=9999)
+    with pytest.raises(IncompleteSearchError, match="PubMed reported 5 records but returned 2 PMIDs"):
+        client.fetch_pmids("q", None, date(2020, 1, 1))
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+        self.starts: list[float] = []
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+@pytest.mark.parametrize("rate", [3, 10])
+def test_rate_limiter_never_exceeds_the_limit_in_any_one_second_window(rate):
+    fake = FakeClock()
+    limiter = RateLimiter(rate, clock=fake.clock, sleep=fake.sleep)
+    for index in range(100):
+        limiter.acquire()
+        fake.starts.append(fake.now)
+        fake.now += 0.01 * (index % 3)  # requests take a little time of their own
+    for start in fake.starts:
+        assert sum(1 for s in fake.starts if start <= s < start + 1.0) <= rate
+    achieved = len(fake.starts) / (fake.starts[-1] - fake.starts[0])
+    assert achieved >= 0.85 * rate
+
+
+def test_429_json_body_from_ncbi_is_understood():
+    body = json.dumps({"error": "API rate limit exceeded", "api-key": "192.0.2.1", "count": "17", "limit": "3"})
+    handler = Recorder(httpx.Response(429, text=body), httpx.Response(200, content=esearch_body([1])))
+    client = client_for(handler)
+    assert client.search("x").ids == [1]

@@ -1,0 +1,155 @@
+"""The store: papers once per PMID, upserts, membership, runs and the watermark rule, schema versions."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select, text
+
+from tracker.errors import StoreError
+from tracker.pubmed import AbstractSection, Author, CommentCorrection, MeshHeading, Paper
+from tracker.store import SCHEMA_VERSION, open_store
+from tracker.store.models import PaperRow, Run, TopicPaper, TopicState
+from tracker.store.papers import link_papers, load_papers, save_papers, stored_pmids, topic_pmids
+from tracker.store.runs import RunCounts, finish_run, start_run, topic_state
+
+
+def make_paper(pmid: int, **changes) -> Paper:
+    values = dict(
+        pmid=pmid, kind="article", title=f"Norepinephrine trial {pmid}",
+        abstract_sections=(AbstractSection("BACKGROUND", "BACKGROUND", "Why."),
+                           AbstractSection("CONCLUSIONS", "CONCLUSIONS", "It works.")),
+        authors=(Author("Ngan Kee", "Warwick D", "WD", orcid="0000-0001-2345-6789", affiliations=("CUHK", "HK")),
+                 Author(collective_name="NOR-CS Investigators")),
+        journal="Anesthesiology", journal_iso="Anesthesiology", volume="130", issue="1", pages="1-10",
+        pub_date_text="2019 Jan", pub_date=date(2019, 1, 1), doi=f"10.1000/{pmid}", pmcid="PMC123",
+        publication_types=("Randomized Controlled Trial", "Journal Article"),
+        mesh_headings=(MeshHeading("Norepinephrine", "D009638", True, (("administration & dosage", True),)),),
+        keywords=("vasopressor",), languages=("eng",), citation_status="MEDLINE",
+        history=(("pubmed", "2024-03-01T06:00"), ("entrez", "2019-01-05T06:00")),
+        comments_corrections=(CommentCorrection("ErratumIn", 999, "Anesthesiology. 2020;1:2"),),
+        xml=f"<PubmedArticle><PMID>{pmid}</PMID></PubmedArticle>".encode(),
+    )
+    values.update(changes)
+    return Paper(**values)
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'db' / 'tracker.sqlite3'}")
+    yield store
+    store.close()
+
+
+def test_new_database_is_private_in_wal_mode_at_the_current_version(tmp_path, store):
+    path = tmp_path / "db" / "tracker.sqlite3"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    with store.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 60000
+        assert connection.execute(text("SELECT version FROM tracker_schema")).scalar() == SCHEMA_VERSION
+
+
+def test_saved_paper_reads_back_whole_with_its_xml(store):
+    paper = make_paper(101)
+    assert save_papers(store, [paper], topic="dosing") == (1, 1)
+    [loaded] = load_papers(store, [101])
+    assert loaded == paper and loaded.xml == paper.xml
+    with store.session() as session:
+        row = session.get(PaperRow, 101)
+    assert (row.entrez_date, row.create_date, row.late_arrival, row.pub_year) == (
+        date(2019, 1, 5), date(2024, 3, 1), True, 2019)
+
+
+def test_upsert_keeps_one_row_per_pmid_and_its_first_stored_time(store):
+    save_papers(store, [make_paper(7)], topic="dosing")
+    with store.session() as session:
+        first = session.get(PaperRow, 7).first_stored_at
+    assert save_papers(store, [make_paper(7, title="Corrected title"), make_paper(7, title="Corrected title")],
+                       topic="elderly") == (0, 1)
+    with store.session() as session:
+        assert session.execute(select(func.count()).select_from(PaperRow)).scalar() == 1
+        row = session.get(PaperRow, 7)
+        assert row.title == "Corrected title" and row.first_stored_at == first
+    assert topic_pmids(store, "dosing") == {7} and topic_pmids(store, "elderly") == {7}
+
+
+def test_linking_keeps_first_seen_and_counts_only_new_members(store):
+    save_papers(store, [make_paper(1), make_paper(2)])
+    run = start_run(store, "cesarean", kind="fetch", query="q", window_start=None, window_end=date(2024, 1, 1))
+    assert link_papers(store, "cesarean", [1, 2], run.id) == 2
+    with store.session() as session:
+        seen = session.get(TopicPaper, ("cesarean", 1)).first_seen_at
+    assert link_papers(store, "cesarean", [1, 2], run.id) == 0
+    with store.session() as session:
+        assert session.get(TopicPaper, ("cesarean", 1)).first_seen_at == seen
+    assert stored_pmids(store, [1, 2, 3]) == {1, 2}
+
+
+def test_a_failed_run_never_moves_the_watermark(store):
+    good = start_run(store, "dosing", kind="backfill", query="q", window_start=None, window_end=date(2024, 1, 2))
+    finish_run(store, good.id, RunCounts(count=3, matched=3, new_papers=3),
+               watermark=TopicState(topic="dosing", query="q", watermark=date(2024, 1, 2), updated_at=good.started_at))
+    bad = start_run(store, "dosing", kind="fetch", query="q", window_start=date(2024, 1, 1), window_end=date(2024, 2, 1))
+    finished = finish_run(store, bad.id, RunCounts(), error="esearch failed",
+                          watermark=TopicState(topic="dosing", query="q", watermark=date(2024, 2, 1),
+                                               updated_at=bad.started_at))
+    assert finished.status == "failed" and finished.error == "esearch failed"
+    state = topic_state(store, "dosing")
+    assert state.watermark == date(2024, 1, 2) and state.last_run_id == good.id
+    with store.session() as session:
+        assert [r.status for r in session.execute(select(Run).order_by(Run.id)).scalars()] == ["succeeded", "failed"]
+
+
+def test_database_from_a_newer_tracker_is_refused_unchanged(tmp_path, store):
+    path = tmp_path / "db" / "tracker.sqlite3"
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE tracker_schema SET version = 99")
+    store.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError) as caught:
+        open_store(f"sqlite:///{path}")
+    assert str(caught.value) == (f"{path} was written by a newer tracker (schema 99, this one knows {SCHEMA_VERSION}): "
+                                 "upgrade tracker with 'pip install -U tracker'")
+    assert path.read_bytes() == before
+
+
+def test_a_file_that_is_not_sqlite_is_refused_unchanged(tmp_path):
+    path = tmp_path / "notes.sqlite3"
+    path.write_bytes(b"these are my notes, not a database" * 100)
+    with pytest.raises(StoreError) as caught:
+        open_store(f"sqlite:///{path}")
+    assert str(caught.value).startswith(f"{path} is not a usable SQLite database (file is not a database)")
+    assert path.read_bytes() == b"these are my notes, not a database" * 100
+
+
+def test_a_sqlite_database_of_another_program_is_refused(tmp_path):
+    path = tmp_path / "other.sqlite3"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE contacts (name TEXT)")
+    with pytest.raises(StoreError, match="holds tables that are not a tracker's; point TRACKER_DB_URL elsewhere"):
+        open_store(f"sqlite:///{path}")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere, so an unwritable folder cannot be simulated")
+def test_unwritable_db_folder(tmp_path):
+    folder = tmp_path / "db"
+    folder.mkdir(mode=0o500)
+    with pytest.raises(StoreError, match="cannot create the database at .* make .* writable or set TRACKER_DB_URL"):
+        open_store(f"sqlite:///{folder / 'tracker.sqlite3'}")
+
+
+def test_db_folder_that_is_a_file(tmp_path):
+    (tmp_path / "db").write_text("not a folder")
+    with pytest.raises(StoreError, match=r"cannot create the database at .*db/tracker.sqlite3 \(.*\): make .* writable or set TRACKER_DB_URL"):
+        open_store(f"sqlite:///{tmp_path / 'db' / 'tracker.sqlite3'}")
+
+
+def test_bad_database_url():
+    with pytest.raises(StoreError, match="is not a database URL"):
+        open_store("not a url")

@@ -1,0 +1,98 @@
+"""Topic files: the shipped topics load, and each kind of broken file gives one line naming the file and key."""
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from tracker.errors import ConfigError, TopicFileError
+from tracker.topics import Topic, load_topic, load_topics, render_topic_file, select_topics
+
+REPO = Path(__file__).resolve().parents[1]
+REQUIRED = {"dosing", "cesarean", "elderly", "prophylactic"}
+ALSO = {"sepsis", "cardiac-surgery", "hepatorenal", "vasopressor-comparison", "pediatric"}
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_shipped_topics_load_with_real_pubmed_syntax():
+    topics = {topic.slug: topic for topic in load_topics(REPO / "queries")}
+    assert set(topics) == REQUIRED | ALSO
+    for topic in topics.values():
+        assert topic.title and topic.description
+        assert "noradrenaline[tiab]" in topic.query and '"Norepinephrine"[Mesh]' in topic.query
+        assert topic.query.count("(") == topic.query.count(")")
+        assert "\n" not in topic.query and "  " not in topic.query
+    assert "caesarean[tiab]" in topics["cesarean"].query and "cesarean[tiab]" in topics["cesarean"].query
+    for comparator in ("vasopressin", "phenylephrine", "epinephrine", "dopamine"):
+        assert f"{comparator}[tiab]" in topics["vasopressor-comparison"].query
+
+
+def test_packaged_default_topics_are_the_repository_topics():
+    packaged = REPO / "tracker" / "default_topics"
+    assert sorted(p.name for p in packaged.glob("*.toml")) == sorted(p.name for p in (REPO / "queries").glob("*.toml"))
+
+
+def test_full_topic_file(tmp_path):
+    path = write(tmp_path, "bolus.toml", '''
+title = "Bolus"
+description = "Bolus versus infusion"
+query = """norepinephrine[tiab]
+   AND bolus[tiab]"""
+since = 2020-01-01
+schedule = "30 7 * * 1"
+recipients = ["a@example.org", "b@example.org"]
+max_per_digest = 10
+''')
+    assert load_topic(path) == Topic(
+        slug="bolus", title="Bolus", description="Bolus versus infusion",
+        query="norepinephrine[tiab] AND bolus[tiab]", since=date(2020, 1, 1), schedule="30 7 * * 1",
+        recipients=("a@example.org", "b@example.org"), max_per_digest=10, path=path,
+    )
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("bad.toml", 'title = "x"\nquery = "unclosed', "bad.toml: not valid TOML"),
+    ("bad.toml", 'title = "x"\nquery = "a"\ncolour = "red"', "bad.toml: unknown key 'colour'; allowed keys are"),
+    ("bad.toml", 'title = "x"\nquery = ""', "bad.toml: key 'query' is missing or empty; give the PubMed query to track"),
+    ("bad.toml", 'title = "x"\nquery = "   \\n  "', "bad.toml: key 'query' is missing or empty"),
+    ("bad.toml", 'title = "x"', "bad.toml: key 'query' is missing or empty"),
+    ("bad.toml", 'query = "a"', "bad.toml: key 'title' is missing or empty"),
+    ("bad.toml", 'title = "x"\nquery = "a"\nschedule = "every monday"', "bad.toml: key 'schedule': invalid cron expression 'every monday'"),
+    ("bad.toml", 'title = "x"\nquery = "a"\nsince = "last year"', "bad.toml: key 'since' = 'last year' is not a date; use YYYY-MM-DD"),
+    ("bad.toml", 'title = "x"\nquery = "a"\nsince = 2999-01-01', "bad.toml: key 'since' = 2999-01-01 is in the future"),
+    ("bad.toml", 'title = "x"\nquery = "a"\nrecipients = ["not-an-address"]', "bad.toml: key 'recipients': 'not-an-address' is not an e-mail address"),
+    ("bad.toml", 'title = "x"\nquery = "a"\nmax_per_digest = 0', "bad.toml: key 'max_per_digest' must be a whole number of at least 1"),
+    ("Bad Name.toml", 'title = "x"\nquery = "a"', "Bad Name.toml: file name must be a topic slug"),
+])
+def test_broken_topic_files_name_the_file_and_key(tmp_path, name, text, message):
+    with pytest.raises(TopicFileError) as caught:
+        load_topic(write(tmp_path, name, text))
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+    assert caught.value.exit_code == 2
+
+
+def test_missing_folder_and_empty_folder(tmp_path):
+    with pytest.raises(ConfigError, match="no topics folder at .*: run 'tracker init'"):
+        load_topics(tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match="no topic files in"):
+        load_topics(tmp_path)
+
+
+def test_select_unknown_topic_lists_known_ones():
+    topics = [Topic(slug="a", title="A", query="q"), Topic(slug="b", title="B", query="q")]
+    assert select_topics(topics, ["b", "b"]) == [topics[1]]
+    with pytest.raises(ConfigError, match="unknown topic 'c'; known topics: a, b"):
+        select_topics(topics, ["c"])
+
+
+def test_rendered_topic_file_loads_back(tmp_path):
+    topic = Topic(slug="adhoc", title='Bolus "vs" infusion', query='"norepinephrine"[tiab] AND bolus[tiab]',
+                  since=date(2021, 5, 1), recipients=("x@example.org",), max_per_digest=5)
+    path = write(tmp_path, "adhoc.toml", render_topic_file(topic))
+    assert load_topic(path) == Topic(**{**topic.__dict__, "path": path})

@@ -1,0 +1,356 @@
+"""The NCBI E-utilities client: etiquette, rate limit, retries, esearch slicing and efetch batches.
+
+Everything NCBI asks of a client lives here: `tool`, `email` and `api_key` on every call, at most
+3 requests/s without a key and 10 with one, POST for id lists, and retries only where a retry can help.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import httpx
+from lxml import etree
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from tracker import __version__
+from tracker.errors import EutilsError, IncompleteSearchError, ParseError, TransientEutilsError
+from tracker.pubmed import Paper, PaperParser
+from tracker.settings import Settings
+
+log = logging.getLogger("tracker.eutils")
+
+# PubMed's esearch can hand out only the first 9,999 ids of any result.
+MAX_RETRIEVABLE = 9999
+# No PubMed record was created before this; the open-ended first backfill starts here.
+EARLIEST_DATE = date(1700, 1, 1)
+_SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+class RateLimiter:
+    """At most `rate` request starts in any sliding one-second window, shared by every thread."""
+
+    def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, margin: float = 0.05):
+        if rate >= 1:
+            self.capacity, self.window = int(rate), 1.0
+        else:
+            self.capacity, self.window = 1, 1.0 / rate
+        self.window += margin  # arrivals at NCBI jitter; never let two bursts meet inside one second
+        self._clock, self._sleep = clock, sleep
+        self._starts: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = self._clock()
+            while self._starts and now - self._starts[0] >= self.window:
+                self._starts.popleft()
+            if len(self._starts) >= self.capacity:
+                start = self._starts[0] + self.window
+                self._starts.popleft()
+            else:
+                start = now
+            self._starts.append(start)
+        delay = start - now
+        if delay > 0:
+            self._sleep(delay)
+
+
+@dataclass
+class SearchResult:
+    count: int
+    ids: list[int]
+    query_translation: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SearchOutcome:
+    """The complete PMID set of a query over a date window, however many slices it took."""
+
+    query: str
+    pmids: list[int]
+    count: int
+    slices: int
+    query_translation: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def date_clause(query: str, start: date, end: date, field_tag: str = "crdt") -> str:
+    return f'({query}) AND ("{start:%Y/%m/%d}"[{field_tag}] : "{end:%Y/%m/%d}"[{field_tag}])'
+
+
+def _retry_after(state: RetryCallState) -> float:
+    error = state.outcome.exception() if state.outcome else None
+    return getattr(error, "retry_after", 0.0) or 0.0
+
+
+class EutilsClient:
+    def __init__(self, settings: Settings, *, transport: httpx.BaseTransport | None = None,
+                 limiter: RateLimiter | None = None, sleep: Callable[[float], None] = time.sleep):
+        self.settings = settings
+        self.limiter = limiter or RateLimiter(settings.rate_limit)
+        self.request_count = 0
+        self._sleep = sleep
+        self._http = httpx.Client(
+            base_url=settings.eutils_url,
+            timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 20.0)),
+            transport=transport,
+            headers={"User-Agent": f"{settings.tool}/{__version__} (python-httpx)"},
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "EutilsClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- etiquette and retries -------------------------------------------------------------
+
+    def _params(self, params: dict[str, str]) -> dict[str, str]:
+        full = {"db": "pubmed", **params, "tool": self.settings.tool}
+        if self.settings.email:
+            full["email"] = self.settings.email
+        if self.settings.api_key:
+            full["api_key"] = self.settings.api_key
+        return full
+
+    def _retrying(self) -> Retrying:
+        backoff = wait_exponential_jitter(multiplier=self.settings.backoff_initial, jitter=self.settings.backoff_initial,
+                                         max=self.settings.backoff_max)
+
+        def wait(state: RetryCallState) -> float:
+            return max(backoff(state), _retry_after(state))
+
+        def before_sleep(state: RetryCallState) -> None:
+            log.warning("attempt %d failed (%s); retrying in %.1f s", state.attempt_number,
+                        state.outcome.exception(), state.upcoming_sleep)
+
+        return Retrying(
+            stop=stop_after_attempt(self.settings.max_attempts),
+            wait=wait,
+            retry=retry_if_exception_type(TransientEutilsError),
+            sleep=self._sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+
+    def _with_retries(self, endpoint: str, call: Callable[[], object]):
+        try:
+            for attempt in self._retrying():
+                with attempt:
+                    return call()
+        except TransientEutilsError as error:
+            raise EutilsError(
+                f"{endpoint} failed after {self.settings.max_attempts} attempts: {error}"
+            ) from None
+
+    def _send(self, endpoint: str, params: dict[str, str], *, stream: bool = False) -> httpx.Response:
+        """One HTTP request; long id lists always travel in a POST body."""
+        self.limiter.acquire()
+        self.request_count += 1
+        data = self._params(params)
+        if log.isEnabledFor(logging.DEBUG):
+            shown = {k: (v if len(v) < 120 else f"{v[:60]}… ({len(v)} chars)") for k, v in data.items() if k != "api_key"}
+            log.debug("POST %s %s", endpoint, shown)
+        started = time.monotonic()
+        request = self._http.build_request("POST", endpoint, data=data)
+        try:
+            response = self._http.send(request, stream=stream)
+        except httpx.TimeoutException:
+            raise TransientEutilsError(f"no answer within {self.settings.timeout:g} s (timeout)") from None
+        except httpx.TransportError as error:
+            raise TransientEutilsError(f"connection failed ({type(error).__name__}: {error or 'no detail'})") from None
+        log.debug("%s -> HTTP %d in %.2f s", endpoint, response.status_code, time.monotonic() - started)
+        try:
+            _check_status(response, stream=stream)
+        except BaseException:
+            response.close()
+            raise
+        return response
+
+    # -- esearch ---------------------------------------------------------------------------
+
+    def search(self, term: str, *, retstart: int = 0, retmax: int | None = None) -> SearchResult:
+        params = {
+            "term": term,
+            "retstart": str(retstart),
+            "retmax": str(self.settings.esearch_page if retmax is None else retmax),
+            "sort": "pub_date",
+            "retmode": "xml",
+        }
+
+        def call() -> SearchResult:
+            response = self._send("esearch.fcgi", params)
+            return parse_search(response.content)
+
+        return self._with_retries("esearch", call)
+
+    def fetch_pmids(self, query: str, start: date | None, end: date, *, field_tag: str = "crdt") -> SearchOutcome:
+        """Every PMID matching `query` with `field_tag` in [start, end], splitting past the 9,999 cap."""
+        outcome = SearchOutcome(query=query, pmids=[], count=0, slices=0)
+        seen: set[int] = set()
+        pending = [(start or EARLIEST_DATE, end)]
+        while pending:
+            low, high = pending.pop()
+            term = date_clause(query, low, high, field_tag)
+            first = self.search(term)
+            if outcome.slices == 0:
+                outcome.query_translation = first.query_translation
+                outcome.warnings, outcome.errors = first.warnings, first.errors
+            if first.count > MAX_RETRIEVABLE:
+                if low >= high:
+                    raise IncompleteSearchError(
+                        f"{first.count} records on {low} alone exceed PubMed's 9,999 limit; narrow the query"
+                    )
+                middle = low + (high - low) // 2
+                log.info("%d records in %s..%s exceed 9,999: splitting the window", first.count, low, high)
+                pending.append((middle + timedelta(days=1), high))
+                pending.append((low, middle))
+                continue
+            ids = self._page_through(term, first)
+            outcome.slices += 1
+            outcome.count += first.count
+            for pmid in ids:
+                if pmid not in seen:
+                    seen.add(pmid)
+                    outcome.pmids.append(pmid)
+        if len(outcome.pmids) != outcome.count:
+            raise IncompleteSearchError(
+                f"PubMed reported {outcome.count} records but returned {len(outcome.pmids)} PMIDs; "
+                "the result would be incomplete, so nothing was marked as done: run the fetch again"
+            )
+        return outcome
+
+    def _page_through(self, term: str, first: SearchResult) -> list[int]:
+        ids = list(first.ids)
+        page = self.settings.esearch_page
+        while len(ids) < first.count:
+            retstart = len(ids)
+            result = self.search(term, retstart=retstart, retmax=min(page, MAX_RETRIEVABLE - retstart))
+            if not result.ids:
+                break
+            ids.extend(result.ids)
+        # Records entering the window while paging shift later pages; a set that does not add up is redone.
+        if len(set(ids)) != first.count:
+            again = self.search(term)
+            if again.count != first.count:
+                return self._page_through(term, again)
+        return list(dict.fromkeys(ids))
+
+    # -- efetch ----------------------------------------------------------------------------
+
+    def fetch_papers(self, pmids: Sequence[int], *, batch: int | None = None) -> Iterator[list[Paper]]:
+        """Yield the records of `pmids`, one list per POSTed efetch batch, each parsed as it streams in."""
+        size = batch or self.settings.efetch_batch
+        for offset in range(0, len(pmids), size):
+            chunk = pmids[offset:offset + size]
+            papers = self._with_retries("efetch", lambda chunk=chunk: self._fetch_batch(chunk))
+            missing = len(chunk) - len(papers)
+            if missing > 0:
+                log.info("efetch returned %d of %d records (the rest were deleted or merged)", len(papers), len(chunk))
+            yield papers
+
+    def _fetch_batch(self, pmids: Sequence[int]) -> list[Paper]:
+        params = {"id": ",".join(str(p) for p in pmids), "retmode": "xml", "rettype": "abstract"}
+        response = self._send("efetch.fcgi", params, stream=True)
+        parser = PaperParser()
+        papers: list[Paper] = []
+        received = 0
+        try:
+            for chunk in response.iter_bytes():
+                received += len(chunk)
+                papers.extend(parser.feed(chunk))
+            papers.extend(parser.close())
+        except httpx.TimeoutException:
+            raise TransientEutilsError("efetch body stopped arriving (read timeout)") from None
+        except httpx.TransportError as error:
+            raise TransientEutilsError(f"efetch body cut off ({type(error).__name__}) after {received} bytes") from None
+        except ParseError as error:
+            raise TransientEutilsError(_explain_body(str(error), received)) from None
+        finally:
+            response.close()
+        return papers
+
+
+def _explain_body(message: str, size: int) -> str:
+    if size == 0:
+        return "efetch answered with an empty body"
+    if "html" in message.lower():
+        return "NCBI answered with an HTML page instead of XML (blocked or down)"
+    return message
+
+
+def _check_status(response: httpx.Response, *, stream: bool) -> None:
+    status = response.status_code
+    if status == 200:
+        content_type = response.headers.get("content-type", "")
+        if "html" in content_type:
+            title = ""
+            if not stream:
+                text = response.text
+                start, end = text.find("<title>"), text.find("</title>")
+                title = text[start + 7:end].strip() if 0 <= start < end else ""
+            raise TransientEutilsError(
+                f"NCBI answered with an HTML page{f' ({title})' if title else ''} instead of XML (blocked or down)"
+            )
+        return
+    if not stream:
+        body = response.text
+    else:
+        body = response.read().decode("utf-8", "replace")
+    summary = " ".join(body.split())[:160]
+    if status == 429:
+        error = TransientEutilsError("rate limited by NCBI (HTTP 429)")
+        try:
+            error.retry_after = float(response.headers.get("retry-after", "0"))
+        except ValueError:
+            error.retry_after = 0.0
+        raise error
+    if status >= 500:
+        raise TransientEutilsError(f"HTTP {status} {response.reason_phrase}")
+    if status == 400 and "api key" in body.lower():
+        raise EutilsError("NCBI rejected the API key (HTTP 400): check NCBI_API_KEY, or unset it to run at 3 requests/s")
+    raise EutilsError(f"HTTP {status} {response.reason_phrase}: {summary}")
+
+
+def parse_search(body: bytes) -> SearchResult:
+    if not body.strip():
+        raise TransientEutilsError("esearch answered with an empty body")
+    try:
+        root = etree.fromstring(body, _SAFE_XML)
+    except etree.XMLSyntaxError as error:
+        if body.lstrip()[:1] == b"<" and b"<html" in body[:500].lower():
+            raise TransientEutilsError("NCBI answered with an HTML page instead of XML (blocked or down)") from None
+        raise TransientEutilsError(f"esearch body is not valid XML ({error})") from None
+    if root.tag != "eSearchResult":
+        raise TransientEutilsError(f"esearch answered with <{root.tag}> instead of <eSearchResult>")
+    error = root.findtext("ERROR")
+    if error is not None:
+        message = " ".join(error.split())
+        if "cannot be larger than" in message:
+            raise IncompleteSearchError(f"PubMed refused to page past 9,999 records ({message[:120]})")
+        raise TransientEutilsError(f"PubMed reported an error inside HTTP 200: {message[:200]}")
+    count_text = root.findtext("Count")
+    if count_text is None:
+        raise TransientEutilsError("esearch answer has no <Count>; the body is incomplete")
+    errors = [f"{child.tag}: {child.text}" for child in root.iterfind("ErrorList/*")]
+    warnings = [f"{child.tag}: {child.text}" for child in root.iterfind("WarningList/*")]
+    return SearchResult(
+        count=int(count_text),
+        ids=[int(text) for text in root.xpath("IdList/Id/text()")],
+        query_translation=root.findtext("QueryTranslation"),
+        warnings=warnings,
+        errors=errors,
+    )

@@ -1,0 +1,183 @@
+"""Opening the database: engine, SQLite pragmas, file permissions, schema versions and migrations.
+
+The one dialect seam lives here too (`upsert`): SQLite and PostgreSQL share `INSERT … ON CONFLICT`,
+and any other back end falls back to a portable select-then-write.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import event, inspect, select
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
+from sqlmodel import Session, SQLModel, create_engine
+
+from tracker.errors import StoreError
+from tracker.store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from tracker.store.models import SchemaVersion
+
+# Each migration takes a database at version N-1 to N. A fresh database is created at the latest
+# version directly from the models, then `create_extras` adds what the models cannot express.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+SCHEMA_VERSION = 1
+UPSERT_CHUNK = 200
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def create_extras(connection: Connection) -> None:
+    """Objects outside the ORM models (full-text indexes and the like); idempotent."""
+
+
+class Store:
+    def __init__(self, url: str):
+        self.url = url
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise StoreError(f"TRACKER_DB_URL={url!r} is not a database URL; use for example sqlite:///db/tracker.sqlite3") from None
+        self.dialect = parsed.get_backend_name()
+        self.path = Path(parsed.database) if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:") else None
+        if self.path is not None:
+            _prepare_sqlite_file(self.path)
+        try:
+            self.engine: Engine = create_engine(url, **_engine_options(self.dialect))
+        except Exception as error:  # a missing driver or an unusable URL
+            raise StoreError(f"cannot open database {_safe_url(url)}: {error}") from None
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.ensure_schema()
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ensure_schema(self, _retry: bool = False) -> None:
+        try:
+            with self.engine.begin() as connection:
+                tables = set(inspect(connection).get_table_names())
+                if SchemaVersion.__tablename__ not in tables:
+                    if tables - {SchemaVersion.__tablename__} and "paper" not in tables:
+                        raise StoreError(f"{self.describe()} holds tables that are not a tracker's; point TRACKER_DB_URL elsewhere")
+                    SQLModel.metadata.create_all(connection)
+                    create_extras(connection)
+                    connection.execute(SchemaVersion.__table__.insert().values(id=1, version=SCHEMA_VERSION, updated_at=utcnow()))
+                    return
+                version = connection.execute(select(SchemaVersion.version)).scalar_one_or_none() or 0
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.describe()} was written by a newer tracker (schema {version}, this one knows {SCHEMA_VERSION}): "
+                        "upgrade tracker with 'pip install -U tracker'"
+                    )
+                for target in range(version + 1, SCHEMA_VERSION + 1):
+                    MIGRATIONS[target](connection)
+                    connection.execute(
+                        SchemaVersion.__table__.update().values(version=target, updated_at=utcnow())
+                    )
+        except StoreError:
+            raise
+        except OperationalError as error:
+            # Two first runs can race to create the schema; the loser finds it made and checks again.
+            if "already exists" in str(error.orig) and not _retry:
+                return self.ensure_schema(_retry=True)
+            raise StoreError(_describe_database_error(self, error)) from None
+        except DatabaseError as error:
+            raise StoreError(_describe_database_error(self, error)) from None
+
+    def describe(self) -> str:
+        return str(self.path) if self.path is not None else _safe_url(self.url)
+
+    def upsert(self, session: Session, table, rows: Sequence[dict], keys: Sequence[str], *, update: bool = True) -> None:
+        if not rows:
+            return
+        columns = [column.name for column in table.columns]
+        update_columns = [c for c in columns if c not in keys and c != "first_stored_at"]
+        if self.dialect in ("sqlite", "postgresql"):
+            if self.dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert
+            for start in range(0, len(rows), UPSERT_CHUNK):
+                statement = insert(table).values(list(rows[start:start + UPSERT_CHUNK]))
+                if update and update_columns:
+                    statement = statement.on_conflict_do_update(
+                        index_elements=list(keys), set_={c: statement.excluded[c] for c in update_columns}
+                    )
+                else:
+                    statement = statement.on_conflict_do_nothing(index_elements=list(keys))
+                session.execute(statement)
+            return
+        for row in rows:
+            condition = [table.c[k] == row[k] for k in keys]
+            exists = session.execute(select(*[table.c[k] for k in keys]).where(*condition)).first()
+            if exists is None:
+                session.execute(table.insert().values(**row))
+            elif update and update_columns:
+                session.execute(table.update().where(*condition).values(**{c: row[c] for c in update_columns if c in row}))
+
+
+def chunked(items: Sequence, size: int = 500) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _engine_options(dialect: str) -> dict:
+    if dialect == "sqlite":
+        return {"connect_args": {"timeout": 60, "check_same_thread": False}}
+    return {"pool_pre_ping": True}
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout = 60000")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def _prepare_sqlite_file(path: Path) -> None:
+    """Create db/ and the file readable by the owner only: the database holds recipients and ledgers."""
+    try:
+        if not path.parent.exists():
+            path.parent.mkdir(mode=0o700, parents=True)
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    except OSError as error:
+        raise StoreError(
+            f"cannot create the database at {path} ({error.strerror}): make {path.parent} writable or set TRACKER_DB_URL"
+        ) from None
+    if not os.access(path, os.R_OK | os.W_OK) or not os.access(path.parent, os.W_OK | os.X_OK):
+        raise StoreError(f"the database at {path} is not writable: fix the permissions of {path.parent} or set TRACKER_DB_URL")
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid URL>"
+
+
+def _describe_database_error(store: Store, error: DatabaseError) -> str:
+    detail = str(error.orig) if getattr(error, "orig", None) is not None else str(error)
+    where = store.describe()
+    if "not a database" in detail or "malformed" in detail:
+        return f"{where} is not a usable SQLite database ({detail}): move it aside or set TRACKER_DB_URL"
+    if isinstance(error, OperationalError) and "readonly" in detail:
+        return f"{where} is read-only ({detail}): fix its permissions or set TRACKER_DB_URL"
+    return f"cannot use {where}: {detail}"
+
+
+def open_store(url: str) -> Store:
+    return Store(url)
+
+
+__all__ = ["Store", "open_store", "utcnow", "chunked", "SCHEMA_VERSION"]

@@ -1,0 +1,169 @@
+"""Writing and reading papers and their topic membership."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from tracker.pubmed import AbstractSection, Author, CommentCorrection, MeshHeading, Paper
+from tracker.store.database import Store, chunked, utcnow
+from tracker.store.models import PaperRow, TopicPaper
+
+
+def paper_to_row(paper: Paper, now: datetime) -> dict:
+    return {
+        "pmid": paper.pmid,
+        "kind": paper.kind,
+        "title": paper.title,
+        "abstract": paper.abstract,
+        "abstract_sections": [asdict(section) for section in paper.abstract_sections],
+        "authors": [
+            {**asdict(author), "affiliations": list(author.affiliations)} for author in paper.authors
+        ],
+        "journal": paper.journal,
+        "journal_iso": paper.journal_iso,
+        "volume": paper.volume,
+        "issue": paper.issue,
+        "pages": paper.pages,
+        "pub_date_text": paper.pub_date_text,
+        "pub_date": paper.pub_date,
+        "pub_year": paper.pub_date.year if paper.pub_date else None,
+        "doi": paper.doi,
+        "pmcid": paper.pmcid,
+        "publication_types": list(paper.publication_types),
+        "mesh_headings": [
+            {"descriptor": m.descriptor, "descriptor_ui": m.descriptor_ui, "major": m.major,
+             "qualifiers": [list(q) for q in m.qualifiers]}
+            for m in paper.mesh_headings
+        ],
+        "keywords": list(paper.keywords),
+        "languages": list(paper.languages),
+        "citation_status": paper.citation_status,
+        "history": [list(entry) for entry in paper.history],
+        "comments_corrections": [asdict(c) for c in paper.comments_corrections],
+        "entrez_date": paper.entrez_date,
+        "create_date": paper.create_date,
+        "late_arrival": paper.late_arrival,
+        "xml_gz": zlib.compress(paper.xml, 6),
+        "first_stored_at": now,
+        "updated_at": now,
+    }
+
+
+def row_to_paper(row: PaperRow) -> Paper:
+    """The stored row back as a `Paper` (with its original XML), for digests and exports."""
+    return Paper(
+        pmid=row.pmid,
+        kind=row.kind,
+        title=row.title,
+        abstract_sections=tuple(AbstractSection(**s) for s in row.abstract_sections),
+        authors=tuple(Author(**{**a, "affiliations": tuple(a.get("affiliations", ()))}) for a in row.authors),
+        journal=row.journal,
+        journal_iso=row.journal_iso,
+        volume=row.volume,
+        issue=row.issue,
+        pages=row.pages,
+        pub_date_text=row.pub_date_text,
+        pub_date=row.pub_date,
+        doi=row.doi,
+        pmcid=row.pmcid,
+        publication_types=tuple(row.publication_types),
+        mesh_headings=tuple(
+            MeshHeading(m["descriptor"], m.get("descriptor_ui"), bool(m.get("major")),
+                        tuple((q[0], bool(q[1])) for q in m.get("qualifiers", ())))
+            for m in row.mesh_headings
+        ),
+        keywords=tuple(row.keywords),
+        languages=tuple(row.languages),
+        citation_status=row.citation_status,
+        history=tuple((h[0], h[1]) for h in row.history),
+        comments_corrections=tuple(CommentCorrection(**c) for c in row.comments_corrections),
+        xml=zlib.decompress(row.xml_gz) if row.xml_gz else b"",
+    )
+
+
+def stored_pmids(store: Store, pmids: Sequence[int]) -> set[int]:
+    found: set[int] = set()
+    with store.session() as session:
+        for chunk in chunked(list(pmids)):
+            found.update(session.execute(select(PaperRow.pmid).where(PaperRow.pmid.in_(chunk))).scalars())
+    return found
+
+
+def topic_pmids(store: Store, topic: str, pmids: Sequence[int] | None = None) -> set[int]:
+    with store.session() as session:
+        if pmids is None:
+            return set(session.execute(select(TopicPaper.pmid).where(TopicPaper.topic == topic)).scalars())
+        found: set[int] = set()
+        for chunk in chunked(list(pmids)):
+            found.update(session.execute(
+                select(TopicPaper.pmid).where(TopicPaper.topic == topic, TopicPaper.pmid.in_(chunk))
+            ).scalars())
+        return found
+
+
+def _link(store: Store, session: Session, topic: str, pmids: Iterable[int], run_id: int | None, now: datetime) -> int:
+    """Add topic membership for `pmids`; returns how many were new to the topic."""
+    pmids = list(dict.fromkeys(pmids))
+    if not pmids:
+        return 0
+    existing: set[int] = set()
+    for chunk in chunked(pmids):
+        existing.update(session.execute(
+            select(TopicPaper.pmid).where(TopicPaper.topic == topic, TopicPaper.pmid.in_(chunk))
+        ).scalars())
+    rows = [{"topic": topic, "pmid": p, "first_seen_at": now, "run_id": run_id} for p in pmids if p not in existing]
+    store.upsert(session, TopicPaper.__table__, rows, ["topic", "pmid"], update=False)
+    return len(rows)
+
+
+def save_papers(store: Store, papers: Sequence[Paper], *, topic: str | None = None, run_id: int | None = None) -> tuple[int, int]:
+    """Upsert `papers` (and link them to `topic`) in one short transaction.
+
+    Returns (papers new to the store, papers new to the topic).
+    """
+    now = utcnow()
+    unique = list({paper.pmid: paper for paper in papers}.values())
+    with store.session() as session:
+        before: set[int] = set()
+        for chunk in chunked([p.pmid for p in unique]):
+            before.update(session.execute(select(PaperRow.pmid).where(PaperRow.pmid.in_(chunk))).scalars())
+        store.upsert(session, PaperRow.__table__, [paper_to_row(p, now) for p in unique], ["pmid"])
+        linked = _link(store, session, topic, [p.pmid for p in unique], run_id, now) if topic else 0
+        session.commit()
+    return len(unique) - len(before), linked
+
+
+def link_papers(store: Store, topic: str, pmids: Sequence[int], run_id: int | None = None) -> int:
+    """Link papers the store already holds to `topic`; returns how many were new to the topic."""
+    with store.session() as session:
+        linked = _link(store, session, topic, pmids, run_id, utcnow())
+        session.commit()
+    return linked
+
+
+def load_papers(store: Store, pmids: Sequence[int]) -> list[Paper]:
+    order = {pmid: index for index, pmid in enumerate(pmids)}
+    papers: list[Paper] = []
+    with store.session() as session:
+        for chunk in chunked(list(pmids)):
+            papers.extend(row_to_paper(row) for row in session.execute(select(PaperRow).where(PaperRow.pmid.in_(chunk))).scalars())
+    return sorted(papers, key=lambda p: order[p.pmid])
+
+
+def count_topic_papers(store: Store) -> dict[str, int]:
+    from sqlalchemy import func
+
+    with store.session() as session:
+        return dict(session.execute(select(TopicPaper.topic, func.count()).group_by(TopicPaper.topic)).all())
+
+
+__all__ = [
+    "paper_to_row", "row_to_paper", "stored_pmids", "topic_pmids", "save_papers", "link_papers",
+    "load_papers", "count_topic_papers",
+]

@@ -1,0 +1,85 @@
+"""Runs and per-topic sync state. The watermark moves only inside the transaction that marks a run succeeded."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import func, select
+
+from tracker.store.database import Store, utcnow
+from tracker.store.models import Run, TopicState
+
+
+def start_run(store: Store, topic: str, *, kind: str, query: str | None, window_start: date | None,
+              window_end: date | None) -> Run:
+    run = Run(topic=topic, kind=kind, status="running", started_at=utcnow(), window_start=window_start,
+              window_end=window_end, pid=os.getpid(), query=query)
+    with store.session() as session:
+        session.add(run)
+        session.commit()
+        session.refresh(run)
+    return run
+
+
+@dataclass
+class RunCounts:
+    count: int | None = None
+    matched: int = 0
+    new_papers: int = 0
+    fetched: int = 0
+    missing: int = 0
+    requests: int = 0
+    query_translation: str | None = None
+    warnings: list | None = None
+
+
+def finish_run(store: Store, run_id: int, counts: RunCounts, *, error: str | None = None,
+               watermark: TopicState | None = None) -> Run:
+    """Close a run; when it succeeded and `watermark` is given, save the new sync state in the same transaction."""
+    with store.session() as session:
+        run = session.get(Run, run_id)
+        run.status = "failed" if error else "succeeded"
+        run.finished_at = utcnow()
+        run.error = error
+        for name in ("count", "matched", "new_papers", "fetched", "missing", "requests", "query_translation"):
+            setattr(run, name, getattr(counts, name))
+        run.warnings = list(counts.warnings or [])
+        session.add(run)
+        if watermark is not None and error is None:
+            watermark.last_run_id = run_id
+            watermark.updated_at = utcnow()
+            session.merge(watermark)
+        session.commit()
+        session.refresh(run)
+    return run
+
+
+def topic_state(store: Store, topic: str) -> TopicState | None:
+    with store.session() as session:
+        return session.get(TopicState, topic)
+
+
+def recent_runs(store: Store, *, limit: int = 20, topic: str | None = None) -> list[Run]:
+    with store.session() as session:
+        statement = select(Run).order_by(Run.started_at.desc(), Run.id.desc()).limit(limit)
+        if topic:
+            statement = statement.where(Run.topic == topic)
+        return list(session.execute(statement).scalars())
+
+
+def last_runs(store: Store) -> dict[str, Run]:
+    """The latest run of every topic (including one still running)."""
+    with store.session() as session:
+        latest = select(Run.topic, func.max(Run.id).label("id")).group_by(Run.topic).subquery()
+        runs = session.execute(select(Run).join(latest, Run.id == latest.c.id)).scalars()
+        return {run.topic: run for run in runs}
+
+
+def last_successful_runs(store: Store) -> dict[str, Run]:
+    with store.session() as session:
+        latest = (select(Run.topic, func.max(Run.id).label("id")).where(Run.status == "succeeded")
+                  .group_by(Run.topic).subquery())
+        runs = session.execute(select(Run).join(latest, Run.id == latest.c.id)).scalars()
+        return {run.topic: run for run in runs}

@@ -1,0 +1,168 @@
+"""One topic run: choose the window, search it, fetch only what the store lacks, save, move the watermark.
+
+How "new" is decided: PubMed's create date [crdt] is the day a record entered PubMed and never
+changes, unlike the entry date [edat], which is back-dated for records added long after publication.
+Each later run searches [crdt] from the last successful window's end minus `overlap_days` up to
+tomorrow, so a record is found on the run after it appears, whatever its publication date.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from tracker.eutils import EutilsClient
+from tracker.errors import TrackerError
+from tracker.store import Store
+from tracker.store.models import TopicState
+from tracker.store.papers import link_papers, save_papers, stored_pmids
+from tracker.store.runs import RunCounts, finish_run, start_run, topic_state
+from tracker.topics import Topic
+
+log = logging.getLogger("tracker.sync")
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Window:
+    start: date | None  # None: from the first record PubMed has
+    end: date
+    kind: str  # "backfill" or "fetch"
+    moves_watermark: bool
+    state_since: date | None
+
+
+@dataclass
+class TopicRunResult:
+    topic: str
+    run_id: int
+    kind: str
+    window: Window
+    succeeded: bool
+    new_papers: int = 0
+    matched: int = 0
+    fetched: int = 0
+    missing: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        if not self.succeeded:
+            return f"{self.topic}: FAILED after {self.requests} requests, {self.seconds:.1f} s: {self.error}"
+        line = (f"{self.topic}: {self.new_papers} new, {self.matched} matched, {self.requests} requests, "
+                f"{self.seconds:.1f} s")
+        if self.kind == "backfill":
+            line += f" (backfill from {self.window.start or 'the beginning'})"
+        if self.missing:
+            line += f"; {self.missing} listed by esearch but not returned by efetch"
+        return line
+
+
+def plan_window(topic: Topic, state: TopicState | None, *, today: date, overlap_days: int,
+                since: date | None = None, full: bool = False) -> Window:
+    end = today + timedelta(days=1)  # PubMed dates are US Eastern; a day ahead never misses today's records
+    needs_backfill = (
+        state is None
+        or state.query != topic.query
+        or (topic.since is not None and state.since is not None and topic.since < state.since)
+    )
+    if full or needs_backfill:
+        start = since or topic.since
+        return Window(start=start, end=end, kind="backfill", moves_watermark=True, state_since=start)
+    if since is not None:
+        # An explicit later start would leave a gap behind the watermark: fetch, but do not move it.
+        return Window(start=since, end=end, kind="fetch", moves_watermark=since <= state.watermark,
+                      state_since=state.since)
+    start = state.watermark - timedelta(days=overlap_days)
+    return Window(start=start, end=end, kind="fetch", moves_watermark=True, state_since=state.since)
+
+
+def sync_topic(store: Store, client: EutilsClient, topic: Topic, *, today: date | None = None,
+               since: date | None = None, full: bool = False, progress: Progress | None = None) -> TopicRunResult:
+    """Run one topic. A failure is recorded and returned, never half-applied: the watermark stays put."""
+    today = today or date.today()
+    state = topic_state(store, topic.slug)
+    window = plan_window(topic, state, today=today, overlap_days=client.settings.overlap_days, since=since, full=full)
+    run = start_run(store, topic.slug, kind=window.kind, query=topic.query, window_start=window.start,
+                    window_end=window.end)
+    result = TopicRunResult(topic=topic.slug, run_id=run.id, kind=window.kind, window=window, succeeded=False)
+    counts = RunCounts()
+    requests_before = client.request_count
+    started = time.monotonic()
+    log.info("%s: %s window %s..%s", topic.slug, window.kind, window.start or "beginning", window.end)
+    try:
+        outcome = client.fetch_pmids(topic.query, window.start, window.end)
+        counts.count, counts.matched = outcome.count, len(outcome.pmids)
+        counts.query_translation = outcome.query_translation
+        counts.warnings = outcome.errors + outcome.warnings
+        already = stored_pmids(store, outcome.pmids)
+        counts.new_papers += link_papers(store, topic.slug, [p for p in outcome.pmids if p in already], run.id)
+        to_fetch = [p for p in outcome.pmids if p not in already]
+        total = len(to_fetch)
+        received: set[int] = set()
+        for attempt in range(2):
+            for papers in client.fetch_papers(to_fetch):
+                fetched, linked = save_papers(store, papers, topic=topic.slug, run_id=run.id)
+                counts.fetched += fetched
+                counts.new_papers += linked
+                received.update(paper.pmid for paper in papers)
+                if progress:
+                    progress(len(papers), total)
+            # efetch can omit a record esearch just listed (being replaced, deleted or merged); ask once more.
+            to_fetch = [p for p in to_fetch if p not in received]
+            if not to_fetch:
+                break
+        counts.missing = len(to_fetch)
+        if to_fetch:
+            log.warning("%s: %d PMIDs listed by esearch were not returned by efetch: %s", topic.slug, len(to_fetch),
+                        ", ".join(map(str, to_fetch[:20])))
+            counts.warnings = [*counts.warnings, f"not returned by efetch: {', '.join(map(str, to_fetch[:50]))}"]
+    except TrackerError as error:
+        counts.requests = client.request_count - requests_before
+        result.error = f"topic '{topic.slug}': {error}"
+        finish_run(store, run.id, counts, error=result.error)
+        _fill(result, counts, started)
+        log.error("%s", result.error)
+        return result
+    except BaseException as error:
+        counts.requests = client.request_count - requests_before
+        finish_run(store, run.id, counts, error=f"interrupted ({type(error).__name__})")
+        raise
+    counts.requests = client.request_count - requests_before
+    new_state = None
+    if window.moves_watermark:
+        new_state = TopicState(topic=topic.slug, query=topic.query, since=window.state_since,
+                               watermark=max(window.end, state.watermark) if state and window.kind == "fetch" else window.end,
+                               updated_at=run.started_at)
+    finish_run(store, run.id, counts, watermark=new_state)
+    result.succeeded = True
+    _fill(result, counts, started)
+    return result
+
+
+def _fill(result: TopicRunResult, counts: RunCounts, started: float) -> None:
+    result.new_papers, result.matched, result.fetched = counts.new_papers, counts.matched, counts.fetched
+    result.missing, result.requests = counts.missing, counts.requests
+    result.warnings = tuple(counts.warnings or ())
+    result.seconds = time.monotonic() - started
+
+
+def sync_topics(store: Store, client: EutilsClient, topics: list[Topic], *, today: date | None = None,
+                since: date | None = None, full: bool = False,
+                progress_for: Callable[[Topic], Progress | None] | None = None,
+                on_result: Callable[[TopicRunResult], None] | None = None) -> list[TopicRunResult]:
+    """Run every topic in turn; one topic's failure does not stop the others."""
+    results = []
+    for topic in topics:
+        result = sync_topic(store, client, topic, today=today, since=since, full=full,
+                            progress=progress_for(topic) if progress_for else None)
+        results.append(result)
+        if on_result:
+            on_result(result)
+    return results

@@ -1,0 +1,175 @@
+"""Topic files: `queries/<slug>.toml` loaded and validated into `Topic` values."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from tracker.errors import ConfigError, TopicFileError
+
+SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+DEFAULT_SCHEDULE = "0 6 * * *"
+ALLOWED_KEYS = {"title", "description", "query", "since", "schedule", "recipients", "max_per_digest"}
+EMAIL_PATTERN = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+
+
+@dataclass(frozen=True)
+class Topic:
+    slug: str
+    title: str
+    query: str
+    description: str = ""
+    since: date | None = None
+    schedule: str = DEFAULT_SCHEDULE
+    recipients: tuple[str, ...] = ()
+    max_per_digest: int | None = None
+    path: Path | None = None
+
+
+def validate_slug(slug: str) -> str:
+    if not SLUG_PATTERN.match(slug):
+        raise ConfigError(
+            f"invalid topic name {slug!r}: use lower-case letters, digits and dashes (for example 'cesarean')"
+        )
+    return slug
+
+
+def validate_cron(expression: str) -> str:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(expression)
+    except ValueError as error:
+        raise ValueError(f"invalid cron expression {expression!r} ({error}); use five fields such as '0 6 * * 1'") from None
+    return expression
+
+
+def parse_date(text: str, what: str = "date") -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except (ValueError, AttributeError):
+        raise ConfigError(f"invalid {what} {text!r}: use YYYY-MM-DD, for example 2024-01-31") from None
+
+
+def load_topic(path: Path) -> Topic:
+    path = Path(path)
+    name = path.name
+    try:
+        slug = validate_slug(path.stem)
+    except ConfigError:
+        raise TopicFileError(f"{name}: file name must be a topic slug (lower-case letters, digits, dashes) followed by .toml") from None
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise TopicFileError(f"{name}: not valid TOML ({error}); fix the file or move it out of queries/") from None
+    except UnicodeDecodeError:
+        raise TopicFileError(f"{name}: not UTF-8 text; save the file as UTF-8") from None
+    except OSError as error:
+        raise TopicFileError(f"{name}: cannot be read ({error.strerror})") from None
+
+    unknown = sorted(set(data) - ALLOWED_KEYS)
+    if unknown:
+        raise TopicFileError(f"{name}: unknown key '{unknown[0]}'; allowed keys are {', '.join(sorted(ALLOWED_KEYS))}")
+
+    def text(key: str, required: bool) -> str:
+        value = data.get(key, "")
+        if not isinstance(value, str):
+            raise TopicFileError(f"{name}: key '{key}' must be a string")
+        if required and not value.strip():
+            raise TopicFileError(f"{name}: key '{key}' is missing or empty; give the PubMed query to track" if key == "query"
+                                 else f"{name}: key '{key}' is missing or empty")
+        return value.strip()
+
+    query = " ".join(text("query", True).split())
+    title = text("title", True)
+    description = text("description", False)
+
+    since = data.get("since")
+    if since is not None:
+        if isinstance(since, str):
+            try:
+                since = date.fromisoformat(since.strip())
+            except ValueError:
+                raise TopicFileError(f"{name}: key 'since' = {data['since']!r} is not a date; use YYYY-MM-DD") from None
+        elif not isinstance(since, date) or hasattr(since, "hour"):
+            raise TopicFileError(f"{name}: key 'since' must be a date such as 2015-01-01")
+        if since > date.today():
+            raise TopicFileError(f"{name}: key 'since' = {since} is in the future")
+
+    schedule = data.get("schedule", DEFAULT_SCHEDULE)
+    if not isinstance(schedule, str):
+        raise TopicFileError(f"{name}: key 'schedule' must be a cron string such as '0 6 * * *'")
+    try:
+        schedule = validate_cron(schedule.strip())
+    except ValueError as error:
+        raise TopicFileError(f"{name}: key 'schedule': {error}") from None
+
+    recipients = data.get("recipients", [])
+    if isinstance(recipients, str):
+        recipients = [recipients]
+    if not isinstance(recipients, list) or not all(isinstance(r, str) for r in recipients):
+        raise TopicFileError(f"{name}: key 'recipients' must be a list of e-mail addresses")
+    for recipient in recipients:
+        if not EMAIL_PATTERN.match(recipient.strip()):
+            raise TopicFileError(f"{name}: key 'recipients': {recipient!r} is not an e-mail address")
+
+    max_per_digest = data.get("max_per_digest")
+    if max_per_digest is not None and (isinstance(max_per_digest, bool) or not isinstance(max_per_digest, int) or max_per_digest < 1):
+        raise TopicFileError(f"{name}: key 'max_per_digest' must be a whole number of at least 1")
+
+    return Topic(
+        slug=slug,
+        title=title,
+        query=query,
+        description=description,
+        since=since,
+        schedule=schedule,
+        recipients=tuple(r.strip() for r in recipients),
+        max_per_digest=max_per_digest,
+        path=path,
+    )
+
+
+def load_topics(queries_dir: Path) -> list[Topic]:
+    """Every topic in `queries_dir`, sorted by slug; the first bad file raises TopicFileError."""
+    queries_dir = Path(queries_dir)
+    if not queries_dir.is_dir():
+        raise ConfigError(f"no topics folder at {queries_dir}: run 'tracker init' or pass --home DIR")
+    topics = [load_topic(path) for path in sorted(queries_dir.glob("*.toml"))]
+    if not topics:
+        raise ConfigError(f"no topic files in {queries_dir}: add one (see README) or run 'tracker init'")
+    return topics
+
+
+def select_topics(topics: list[Topic], slugs: tuple[str, ...] | list[str]) -> list[Topic]:
+    if not slugs:
+        return topics
+    by_slug = {topic.slug: topic for topic in topics}
+    missing = [slug for slug in slugs if slug not in by_slug]
+    if missing:
+        raise ConfigError(f"unknown topic '{missing[0]}'; known topics: {', '.join(sorted(by_slug))}")
+    return [by_slug[slug] for slug in dict.fromkeys(slugs)]
+
+
+def render_topic_file(topic: Topic) -> str:
+    """TOML for a topic, as `tracker query --save-as` writes it."""
+
+    def quoted(value: str) -> str:
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = [f"title = {quoted(topic.title)}"]
+    if topic.description:
+        lines.append(f"description = {quoted(topic.description)}")
+    lines.append(f"query = {quoted(topic.query)}")
+    if topic.since:
+        lines.append(f"since = {topic.since.isoformat()}")
+    if topic.schedule != DEFAULT_SCHEDULE:
+        lines.append(f"schedule = {quoted(topic.schedule)}")
+    if topic.recipients:
+        lines.append("recipients = [" + ", ".join(quoted(r) for r in topic.recipients) + "]")
+    if topic.max_per_digest:
+        lines.append(f"max_per_digest = {topic.max_per_digest}")
+    return "\n".join(lines) + "\n"
