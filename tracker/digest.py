@@ -1,0 +1,573 @@
+"""Topic digests: a period's new papers, grouped by evidence tier, as Markdown, HTML or plain text.
+
+The period. A digest covers papers a topic first saw in [period_start, period_end). By default it starts
+where the topic's last recorded digest ended, counting only digests that ended before the report day
+(UTC) began; with none, it covers the last 7 days. So a digest re-run on the same day re-renders the same
+period plus anything new, and overwrites that day's files instead of leaving an empty one behind.
+Writing files records a DigestRecord (the next default period starts at its end); printing does not.
+
+Reports show every new paper. Only callers that pass `max_items` (the e-mail) cap the list, and the
+header then says how many were left out and where they are.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import os
+import re
+import tempfile
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import quote
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+from tracker.errors import ConfigError, TrackerError
+from tracker.pubmed import AbstractSection, Paper
+from tracker.store import Store
+from tracker.store.database import utcnow
+from tracker.store.digests import (
+    last_digest, latest_run, load_digest_papers, other_topics_for, save_digest_record, topic_papers_since,
+)
+from tracker.topics import Topic
+
+DEFAULT_PERIOD = timedelta(days=7)
+EXCERPT_TAIL = 300
+EXCERPT_LIMIT = 400
+AUTHORS_SHOWN = 3
+FORMATS = ("md", "html", "text")
+_SUFFIX_FORMATS = {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".txt": "text", ".text": "text"}
+
+
+class TierRule(NamedTuple):
+    key: str
+    label: str
+    publication_types: frozenset[str]
+
+
+# Strongest first; a paper goes into the first tier any of its publication types names. Phase I-IV trials
+# sit with other clinical studies: NLM adds "Randomized Controlled Trial" to those that are randomized,
+# which lifts them into the RCT tier.
+TIER_RULES: tuple[TierRule, ...] = (
+    TierRule("guideline", "Practice guidelines", frozenset({
+        "Practice Guideline", "Guideline", "Consensus Development Conference",
+        "Consensus Development Conference, NIH"})),
+    TierRule("meta-analysis", "Meta-analyses and systematic reviews", frozenset({
+        "Meta-Analysis", "Systematic Review", "Network Meta-Analysis"})),
+    TierRule("rct", "Randomized controlled trials", frozenset({
+        "Randomized Controlled Trial", "Randomized Controlled Trial, Veterinary", "Equivalence Trial",
+        "Pragmatic Clinical Trial", "Adaptive Clinical Trial"})),
+    TierRule("clinical", "Other clinical studies", frozenset({
+        "Clinical Trial", "Clinical Trial, Phase I", "Clinical Trial, Phase II", "Clinical Trial, Phase III",
+        "Clinical Trial, Phase IV", "Clinical Trial, Veterinary", "Controlled Clinical Trial", "Clinical Study",
+        "Observational Study", "Observational Study, Veterinary", "Comparative Study", "Multicenter Study",
+        "Evaluation Study", "Validation Study", "Twin Study"})),
+    TierRule("review", "Reviews", frozenset({"Review", "Scoping Review", "Systematic Review"})),
+    TierRule("case-report", "Case reports", frozenset({"Case Reports"})),
+    TierRule("other", "Other", frozenset()),
+)
+_TIER_INDEX = {rule.key: index for index, rule in enumerate(TIER_RULES)}
+_TIER_BY_TYPE = {}
+for _rule in reversed(TIER_RULES):
+    _TIER_BY_TYPE.update({name.casefold(): _rule.key for name in _rule.publication_types})
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    status: str  # running, succeeded, failed
+    started_at: datetime
+    finished_at: datetime | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class DigestEntry:
+    paper: Paper
+    tier: str
+    first_seen_at: datetime
+    other_topics: tuple[str, ...]
+    excerpt: str
+    late_arrival: bool
+    authors_short: str
+
+    @property
+    def url(self) -> str:
+        return f"https://pubmed.ncbi.nlm.nih.gov/{self.paper.pmid}/"
+
+    @property
+    def doi_url(self) -> str | None:
+        # Percent-encoding everything but the DOI's ordinary characters keeps the URL one token in
+        # Markdown (no parentheses) and in HTML attributes.
+        return f"https://doi.org/{quote(self.paper.doi.strip(), safe='/:;._-')}" if self.paper.doi else None
+
+    @property
+    def pmcid(self) -> str | None:
+        value = (self.paper.pmcid or "").strip().upper()
+        if value.isdigit():
+            value = "PMC" + value
+        return value if re.fullmatch(r"PMC\d+", value) else None
+
+    @property
+    def pmc_url(self) -> str | None:
+        return f"https://www.ncbi.nlm.nih.gov/pmc/articles/{self.pmcid}/" if self.pmcid else None
+
+    @property
+    def published_year(self) -> int | None:
+        return published_year(self.paper)
+
+    @property
+    def late_mark(self) -> str | None:
+        if not self.late_arrival:
+            return None
+        year = self.published_year
+        return f"newly indexed, published {year}" if year else "newly indexed"
+
+
+class Tier(NamedTuple):
+    key: str
+    label: str
+    entries: tuple[DigestEntry, ...]
+
+
+@dataclass(frozen=True)
+class TopicDigest:
+    topic: Topic
+    period_start: datetime | None
+    period_end: datetime
+    last_run: RunInfo | None
+    total_new: int
+    late_arrivals: int
+    tiers: tuple[Tier, ...]
+    entries: tuple[DigestEntry, ...]  # the shown ones, in tier order
+    max_items: int | None = None
+    full_report: str | None = None  # where all papers are, named when the list is capped
+
+    @property
+    def shown(self) -> int:
+        return len(self.entries)
+
+    @property
+    def hidden(self) -> int:
+        return self.total_new - self.shown
+
+    @property
+    def run_failed(self) -> bool:
+        return self.last_run is not None and self.last_run.status == "failed"
+
+
+# -- building ---------------------------------------------------------------------------------
+
+def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | None = None,
+                       until: datetime | date | None = None, pmids: Sequence[int] | None = None,
+                       max_items: int | None = None, full_report: str | None = None) -> TopicDigest:
+    """The digest of `topic` for papers first seen in [since, until).
+
+    `until` defaults to now. `since` defaults to the end of the last digest (see the module docstring),
+    except with `pmids`: then only those papers count, however long ago the topic saw them.
+    A date means midnight UTC at its start.
+    """
+    if max_items is not None and max_items < 1:
+        raise ConfigError(f"max_items must be at least 1, not {max_items}: leave it out to show every paper")
+    until = as_utc(until) if until is not None else utcnow()
+    if since is None and pmids is None:
+        since = default_since(store, topic.slug, until)
+    since = as_utc(since) if since is not None else None
+    seen = topic_papers_since(store, topic.slug, since, until, pmids)
+    papers = load_digest_papers(store, [pmid for pmid, _ in seen])
+    others = other_topics_for(store, list(papers), exclude=topic.slug)
+    entries = sorted(
+        (make_entry(papers[pmid], first_seen, others.get(pmid, ())) for pmid, first_seen in seen if pmid in papers),
+        key=entry_order,
+    )
+    shown = tuple(entries[:max_items] if max_items else entries)
+    run = latest_run(store, topic.slug)
+    return TopicDigest(
+        topic=topic,
+        period_start=since if since is not None else (seen[0][1] if seen else None),
+        period_end=until,
+        last_run=RunInfo(run.status, run.started_at, run.finished_at, run.error) if run else None,
+        total_new=len(entries),
+        late_arrivals=sum(entry.late_arrival for entry in entries),
+        tiers=group_by_tier(shown),
+        entries=shown,
+        max_items=max_items,
+        full_report=full_report,
+    )
+
+
+def default_since(store: Store, slug: str, until: datetime) -> datetime:
+    """Where the topic's last digest before `until`'s day ended, or 7 days before `until`."""
+    day_start = datetime.combine(last_day(until), time.min, timezone.utc)
+    record = last_digest(store, slug, ended_by=day_start)
+    return as_utc(record.period_end) if record else until - DEFAULT_PERIOD
+
+
+def as_utc(moment: datetime | date) -> datetime:
+    """An aware UTC datetime; a date is midnight UTC, a naive datetime is taken as UTC."""
+    if not isinstance(moment, datetime):
+        return datetime.combine(moment, time.min, timezone.utc)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def make_entry(paper: Paper, first_seen_at: datetime, other_topics: Sequence[str] = ()) -> DigestEntry:
+    return DigestEntry(
+        paper=paper,
+        tier=classify(paper.publication_types),
+        first_seen_at=as_utc(first_seen_at),
+        other_topics=tuple(other_topics),
+        excerpt=abstract_excerpt(paper.abstract_sections),
+        late_arrival=paper.late_arrival,
+        authors_short=shorten_authors(paper),
+    )
+
+
+def classify(publication_types: Sequence[str]) -> str:
+    """The key of the strongest evidence tier the publication types name ("other" if none)."""
+    tiers = [_TIER_BY_TYPE.get(name.strip().casefold()) for name in publication_types]
+    return min((tier for tier in tiers if tier), key=_TIER_INDEX.__getitem__, default="other")
+
+
+def entry_order(entry: DigestEntry) -> tuple:
+    """Strongest tier first; within a tier the newest publication date, then the lower PMID."""
+    published = entry.paper.pub_date
+    return (_TIER_INDEX[entry.tier], published is None, -(published.toordinal() if published else 0),
+            entry.paper.pmid)
+
+
+def group_by_tier(entries: Sequence[DigestEntry]) -> tuple[Tier, ...]:
+    """Non-empty tiers in TIER_RULES order, each keeping the entries' order."""
+    return tuple(
+        Tier(rule.key, rule.label, members)
+        for rule in TIER_RULES
+        if (members := tuple(entry for entry in entries if entry.tier == rule.key))
+    )
+
+
+def shorten_authors(paper: Paper) -> str:
+    names: list[str] = []
+    for author in paper.authors:
+        if name := plain(author.display):
+            names.append(name)
+            if len(names) > AUTHORS_SHOWN:
+                break
+    if len(names) > AUTHORS_SHOWN:
+        return ", ".join(names[:AUTHORS_SHOWN]) + ", et al."
+    return ", ".join(names)
+
+
+def published_year(paper: Paper) -> int | None:
+    if paper.pub_date is not None:
+        return paper.pub_date.year
+    found = re.search(r"\b(\d{4})\b", paper.pub_date_text or "")
+    return int(found.group(1)) if found else None
+
+
+_CONCLUSION_NAMES = {"CONCLUSION", "CONCLUSIONS", "INTERPRETATION"}
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+
+
+def abstract_excerpt(sections: Sequence[AbstractSection], *, tail: int = EXCERPT_TAIL, limit: int = EXCERPT_LIMIT) -> str:
+    """The conclusions of a structured abstract, else its last sentences (about `tail` characters).
+
+    Either way at most `limit` characters, cut at a word with "…".
+    """
+    conclusions = [section.text for section in sections if _is_conclusion(section)]
+    if conclusions:
+        text = plain(" ".join(conclusions))
+    else:
+        text = last_sentences(plain(" ".join(section.text for section in sections)), tail)
+    return shorten(text, limit)
+
+
+def _is_conclusion(section: AbstractSection) -> bool:
+    label = re.sub(r"[^A-Z ]", "", (section.label or "").upper()).strip()
+    category = (section.category or "").strip().upper()
+    # Labels such as "CONCLUSIONS AND RELEVANCE" (JAMA) or "INTERPRETATION" (Lancet) say the same thing.
+    return category in _CONCLUSION_NAMES or label in _CONCLUSION_NAMES or label.startswith("CONCLUSION")
+
+
+def last_sentences(text: str, tail: int) -> str:
+    """The trailing whole sentences of `text` that fit in `tail` characters (at least one)."""
+    sentences = [s for s in _SENTENCE_END.split(text) if s]
+    chosen: list[str] = []
+    length = 0
+    for sentence in reversed(sentences):
+        if chosen and length + len(sentence) + 1 > tail:
+            break
+        chosen.insert(0, sentence)
+        length += len(sentence) + 1
+    return " ".join(chosen)
+
+
+def shorten(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    if not text[limit].isspace() and " " in cut[limit // 2:]:
+        cut = cut[:cut.rindex(" ")]
+    return cut.rstrip(" ,;:-–") + "…"
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def plain(text) -> str:
+    """Record text made safe to show: control and bidi-override characters dropped, whitespace collapsed."""
+    return " ".join(_CONTROL.sub(" ", str(text)).split())
+
+
+# -- phrases shared by every format -----------------------------------------------------------
+
+def moment(value: datetime | None) -> str:
+    return as_utc(value).strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+
+def last_day(end: datetime) -> date:
+    """The last day a half-open period ending at `end` covers."""
+    end = as_utc(end)
+    return (end - timedelta(microseconds=1)).date() if end.time() == time.min else end.date()
+
+
+def describe_run(digest: TopicDigest) -> str:
+    run, slug = digest.last_run, digest.topic.slug
+    if run is None:
+        return f"never run: run 'tracker fetch {slug}' to fetch it"
+    if run.status == "running":
+        return f"still running (started {moment(run.started_at)})"
+    if run.status == "failed":
+        return (f"FAILED at {moment(run.finished_at or run.started_at)}: {run.error or 'no error recorded'} "
+                f"(this digest may be incomplete: run 'tracker fetch {slug}' to retry)")
+    return f"succeeded, finished {moment(run.finished_at)}"
+
+
+def describe_counts(digest: TopicDigest) -> str:
+    return f"{digest.total_new} new, {digest.shown} shown"
+
+
+def describe_hidden(digest: TopicDigest) -> str:
+    """Where the papers a capped list leaves out are; empty when nothing is left out."""
+    if not digest.hidden:
+        return ""
+    where = digest.full_report or f"the full report (run 'tracker digest {digest.topic.slug}')"
+    return f"strongest evidence first; all {digest.total_new} are in {where}"
+
+
+def describe_late(digest: TopicDigest) -> str:
+    late = digest.late_arrivals
+    return f"{late} late arrival{'' if late == 1 else 's'} (older papers newly indexed in PubMed)"
+
+
+def describe_period(digest: TopicDigest) -> str:
+    end = last_day(digest.period_end).isoformat()
+    if digest.period_start is None:
+        return f"Papers first seen up to {end}"
+    return f"Papers first seen {as_utc(digest.period_start).date().isoformat()} – {end}"
+
+
+def describe_empty(digest: TopicDigest) -> str:
+    run, slug = digest.last_run, digest.topic.slug
+    if run is None:
+        return f"No new papers: this topic was never run; run 'tracker fetch {slug}' to fetch it."
+    if run.status == "running":
+        return f"No new papers yet: a run started at {moment(run.started_at)} is still going."
+    if run.status == "failed":
+        return (f"No new papers in this period, but the last run failed at {moment(run.finished_at or run.started_at)} "
+                f"({run.error or 'no error recorded'}): run 'tracker fetch {slug}' to retry.")
+    return f"No new papers in this period: the query ran at {moment(run.finished_at)} and found nothing new."
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+def render_markdown(digests: TopicDigest | Sequence[TopicDigest]) -> str:
+    """Markdown for one digest (or several, one after another); no record text can form a link or HTML."""
+    return _render("digest.md.j2", digests=_as_list(digests))
+
+
+def render_text(digests: TopicDigest | Sequence[TopicDigest]) -> str:
+    """Plain text for terminals and e-mail bodies."""
+    return _render("digest.txt.j2", digests=_as_list(digests))
+
+
+def render_html(digests: Sequence[TopicDigest] | TopicDigest, *, chart_pngs: dict[str, bytes] | None = None) -> str:
+    """One self-contained HTML page (inline CSS, charts as data: URIs) for the digests."""
+    digests = _as_list(digests)
+    charts = {slug: "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+              for slug, png in (chart_pngs or {}).items()}
+    days = sorted({last_day(d.period_end) for d in digests})
+    title = (f"{digests[0].topic.title} — digest {days[-1]}" if len(digests) == 1
+             else f"Literature digest — {days[-1]}" if days else "Literature digest")
+    return _render("digest.html.j2", digests=digests, charts=charts, page_title=title,
+                  single=len(digests) == 1)
+
+
+def render_digests(store: Store, digests: Sequence[TopicDigest], fmt: str) -> str:
+    """The digests in `fmt` (md, html or text); HTML gets each topic's chart."""
+    if fmt == "md":
+        return render_markdown(digests)
+    if fmt == "text":
+        return render_text(digests)
+    if fmt == "html":
+        from tracker.charts import chart_png  # matplotlib takes a second to import: only when a chart is drawn
+
+        return render_html(digests, chart_pngs={d.topic.slug: chart_png(store, d.topic.slug, end=d.period_end)
+                                                for d in digests})
+    raise ConfigError(f"unknown digest format {fmt!r}: use one of {', '.join(FORMATS)}")
+
+
+def _as_list(digests) -> list[TopicDigest]:
+    return [digests] if isinstance(digests, TopicDigest) else list(digests)
+
+
+class Literal(str):
+    """Text already written in the output format: the Markdown and text templates print it as it is."""
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\](){}<>&~|!#@])")
+
+
+def escape_markdown(text) -> str:
+    """`text` as literal Markdown: no emphasis, links, autolinks, HTML or entities can form from it."""
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", plain(text))
+    # GFM turns bare "http://…" and "www.…" into links; an escaped ":" or "." keeps them text.
+    escaped = re.sub(r":(?=//)", r"\\:", escaped)
+    return re.sub(r"(?i)\b(www)\.", r"\1\\.", escaped)
+
+
+def markdown_code_block(text) -> Literal:
+    """A fenced block that no backticks inside `text` can close early."""
+    runs = [len(run) for run in re.findall(r"`+", str(text))]
+    fence = "`" * max(3, max(runs, default=0) + 1)
+    return Literal(f"{fence}text\n{plain(text)}\n{fence}")
+
+
+def wrap(text, width: int = 76, indent: int = 4) -> Literal:
+    return Literal(textwrap.fill(plain(text), width=width, initial_indent=" " * indent,
+                                 subsequent_indent=" " * indent, break_long_words=False, break_on_hyphens=False))
+
+
+def _finalize_html(value):
+    return value if isinstance(value, Markup) or not isinstance(value, str) else plain(value)
+
+
+def _finalize_markdown(value):
+    return value if isinstance(value, Literal) else escape_markdown(value)
+
+
+def _finalize_text(value):
+    return value if isinstance(value, Literal) else plain(value)
+
+
+@functools.cache
+def _environment(kind: str) -> Environment:
+    environment = Environment(
+        loader=PackageLoader("tracker", "templates"),
+        autoescape=kind == "html",
+        finalize={"html": _finalize_html, "md": _finalize_markdown, "text": _finalize_text}[kind],
+        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+    )
+    environment.filters.update(wrap=wrap, code_block=markdown_code_block, literal=Literal)
+    environment.globals.update(describe_run=describe_run, describe_counts=describe_counts,
+                               describe_hidden=describe_hidden, describe_late=describe_late,
+                               describe_period=describe_period, describe_empty=describe_empty)
+    return environment
+
+
+def _render(name: str, **context) -> str:
+    kind = {"digest.html.j2": "html", "digest.md.j2": "md", "digest.txt.j2": "text"}[name]
+    return _environment(kind).get_template(name).render(**context)
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+def report_day_end(today: date | None) -> tuple[date, datetime]:
+    """The report day (UTC) and the end of its period: now, or midnight after `today` if that is earlier."""
+    now = utcnow()
+    today = today or now.date()
+    return today, min(now, datetime.combine(today + timedelta(days=1), time.min, timezone.utc))
+
+
+def write_topic_digests(store: Store, topics: Sequence[Topic], reports_dir: Path, *,
+                        today: date | None = None, since: datetime | date | None = None) -> list[Path]:
+    """Write reports/<slug>/<YYYY-MM-DD>.md and .html for each topic and record each digest.
+
+    `today` (UTC) names the files and ends the period; `since` overrides the default start.
+    Returns the paths written, two per topic. A same-day re-run overwrites that day's files.
+    """
+    from tracker.charts import chart_png
+
+    today, until = report_day_end(today)
+    written: list[Path] = []
+    for topic in topics:
+        digest = build_topic_digest(store, topic, since=since, until=until)
+        folder = Path(reports_dir) / topic.slug
+        markdown_path, html_path = folder / f"{today.isoformat()}.md", folder / f"{today.isoformat()}.html"
+        write_atomically(markdown_path, render_markdown(digest))
+        png = chart_png(store, topic.slug, end=until)
+        write_atomically(html_path, render_html([digest], chart_pngs={topic.slug: png}))
+        save_digest_record(store, topic.slug, period_start=digest.period_start, period_end=digest.period_end,
+                           papers=digest.total_new, path=str(html_path))
+        written += [markdown_path, html_path]
+    return written
+
+
+def render_topic_digests(store: Store, topics: Sequence[Topic], fmt: str, *,
+                         since: datetime | date | None = None) -> str:
+    """The topics' digests in one document, recording nothing: a peek that leaves the next period alone."""
+    until = utcnow()
+    return render_digests(store, [build_topic_digest(store, topic, since=since, until=until) for topic in topics], fmt)
+
+
+def write_digest_file(store: Store, topics: Sequence[Topic], path: Path, *, fmt: str | None = None,
+                      since: datetime | date | None = None) -> list[TopicDigest]:
+    """Write every topic's digest into one file at `path` (atomically) and record each digest."""
+    path = Path(path)
+    fmt = fmt or format_for_path(path)
+    until = utcnow()
+    digests = [build_topic_digest(store, topic, since=since, until=until) for topic in topics]
+    write_atomically(path, render_digests(store, digests, fmt))
+    for digest in digests:
+        save_digest_record(store, digest.topic.slug, period_start=digest.period_start, period_end=digest.period_end,
+                           papers=digest.total_new, path=str(path.resolve()))
+    return digests
+
+
+def format_for_path(path: Path) -> str:
+    fmt = _SUFFIX_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"cannot tell the format of {path.name} from its extension: "
+                          "pass --format md, html or text, or name the file .md, .html or .txt")
+    return fmt
+
+
+def write_atomically(path: Path, content: str) -> None:
+    """Replace `path` in one step, so a reader never sees half a report."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as file:
+                file.write(content)
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError as error:
+        raise TrackerError(f"cannot write {path} ({error.strerror}): make {path.parent} writable "
+                           "or choose another place with --home or -o") from None
+
+
+__all__ = [
+    "TIER_RULES", "RunInfo", "DigestEntry", "Tier", "TopicDigest", "build_topic_digest", "default_since",
+    "classify", "abstract_excerpt", "render_markdown", "render_html", "render_text", "render_digests",
+    "write_topic_digests", "render_topic_digests", "write_digest_file", "write_atomically",
+]

@@ -1,0 +1,821 @@
+"""PubMed efetch XML to Paper values: streaming, bounded memory, no network, no database.
+
+Conventions: a text field is the element's text with inline markup (<i>, <sup>, MathML...) dropped and
+whitespace collapsed, never truncated. pub_date is the first day of the period the PubDate names: a season
+starts its quarter (Winter January, Spring April, Summer July, Fall/Autumn October, as NLM dates them), a
+MedlineDate its first year and month; pub_date_text writes numeric months as PubMed shows them ("2017 Jun").
+Authors marked ValidYN="N" and a book's editors are left out. Paper.xml is the record's bytes as received.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from functools import partial
+from os import PathLike
+from typing import BinaryIO, NoReturn
+
+from lxml import etree
+
+from tracker.errors import ParseError
+
+
+@dataclass(frozen=True)
+class Author:
+    last_name: str | None = None
+    fore_name: str | None = None
+    initials: str | None = None
+    collective_name: str | None = None
+    orcid: str | None = None
+    affiliations: tuple[str, ...] = ()
+
+    @property
+    def display(self) -> str:
+        """"Last Initials" for a person, the name as written for a collective."""
+        if self.collective_name:
+            return self.collective_name
+        return " ".join(part for part in (self.last_name, self.initials) if part)
+
+
+@dataclass(frozen=True)
+class AbstractSection:
+    label: str | None
+    category: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class MeshHeading:
+    descriptor: str
+    descriptor_ui: str | None
+    major: bool
+    qualifiers: tuple[tuple[str, bool], ...] = ()
+
+
+@dataclass(frozen=True)
+class CommentCorrection:
+    ref_type: str
+    pmid: int | None
+    source: str | None
+
+
+@dataclass(frozen=True)
+class Paper:
+    pmid: int
+    kind: str  # "article" (PubmedArticle) or "book" (PubmedBookArticle)
+    title: str
+    abstract_sections: tuple[AbstractSection, ...] = ()
+    authors: tuple[Author, ...] = ()
+    journal: str | None = None
+    journal_iso: str | None = None
+    volume: str | None = None
+    issue: str | None = None
+    pages: str | None = None
+    pub_date_text: str | None = None
+    pub_date: date | None = None
+    doi: str | None = None
+    pmcid: str | None = None
+    publication_types: tuple[str, ...] = ()
+    mesh_headings: tuple[MeshHeading, ...] = ()
+    keywords: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    citation_status: str | None = None
+    history: tuple[tuple[str, str], ...] = ()  # (PubStatus, ISO date or datetime) in document order
+    comments_corrections: tuple[CommentCorrection, ...] = ()
+    xml: bytes = field(default=b"", repr=False, compare=False)
+
+    @property
+    def abstract(self) -> str:
+        """The abstract as text; structured sections keep their labels ("RESULTS: ...")."""
+        return "\n".join(f"{s.label}: {s.text}" if s.label else s.text for s in self.abstract_sections)
+
+    def history_date(self, status: str) -> date | None:
+        for name, value in self.history:
+            if name == status:
+                return date.fromisoformat(value[:10])
+        return None
+
+    @property
+    def entrez_date(self) -> date | None:
+        return self.history_date("entrez")
+
+    @property
+    def create_date(self) -> date | None:
+        # PubMed's create date [crdt] is the "pubmed" history entry; "entrez" [edat] can be back-dated.
+        return self.history_date("pubmed") or self.entrez_date
+
+    @property
+    def late_arrival(self) -> bool:
+        entrez, created = self.entrez_date, self.create_date
+        return entrez is not None and created is not None and (created - entrez).days > 1
+
+
+CHUNK_SIZE = 64 * 1024
+
+_ROOT_TAG = "PubmedArticleSet"
+_ARTICLE = "PubmedArticle"
+_BOOK = "PubmedBookArticle"
+_DELETE = "DeleteCitation"
+_PARSER_OPTIONS = dict(
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    dtd_validation=False,
+    huge_tree=False,
+)
+
+# Every field is read by one XSLT pass (in C) over all the records a chunk completed, and reaches Python as
+# one string: walking ~150 elements per record from Python costs more than libxml2 takes to parse it.
+# Each value goes through normalize-space(), so it cannot contain the separators: "\n" ends one of the
+# _SECTIONS_PER_RECORD sections of a record, "\t" separates the items of a list, "\r" the parts of an item.
+_SECTIONS_PER_RECORD = 24
+_RECORD_FIELDS = etree.XSLT(etree.XML(rb"""
+<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+  <xsl:output method="text" encoding="UTF-8"/>
+  <xsl:param name="count" select="0"/>
+
+  <xsl:template match="/">
+    <xsl:apply-templates select="(*/PubmedArticle | */PubmedBookArticle)[position() &lt;= $count]"/>
+  </xsl:template>
+
+  <xsl:template match="PubmedArticle">
+    <xsl:variable name="citation" select="MedlineCitation"/>
+    <xsl:variable name="article" select="MedlineCitation/Article"/>
+    <xsl:variable name="ids" select="PubmedData/ArticleIdList/ArticleId"/>
+    <xsl:value-of select="concat(
+      normalize-space($citation/PMID), '&#10;',
+      normalize-space($citation/@Status), '&#10;',
+      normalize-space($article/ArticleTitle), '&#10;',
+      normalize-space($article/VernacularTitle), '&#10;',
+      normalize-space($article/Journal/Title), '&#10;',
+      normalize-space($article/Journal/ISOAbbreviation), '&#10;',
+      normalize-space($article/Journal/JournalIssue/Volume), '&#10;',
+      normalize-space($article/Journal/JournalIssue/Issue), '&#10;',
+      normalize-space($article/Pagination/MedlinePgn), '&#10;',
+      normalize-space($article/Pagination/StartPage), '&#10;',
+      normalize-space($article/Pagination/EndPage), '&#10;',
+      normalize-space($ids[@IdType = 'doi']), '&#10;',
+      normalize-space($article/ELocationID[@EIdType = 'doi']), '&#10;',
+      normalize-space($ids[@IdType = 'pmc']), '&#10;')"/>
+    <xsl:apply-templates select="$article/Journal/JournalIssue/PubDate" mode="date"/>
+    <xsl:text>&#10;</xsl:text>
+    <xsl:apply-templates select="$article/ArticleDate[1]" mode="date"/>
+    <xsl:text>&#10;</xsl:text>
+    <xsl:apply-templates select="$article/Abstract/AbstractText" mode="item"/>
+    <xsl:text>&#10;</xsl:text>
+    <xsl:apply-templates select="$article/AuthorList/Author[not(@ValidYN = 'N')]" mode="item"/>
+    <xsl:text>&#10;</xsl:text>
+    <xsl:apply-templates select="$article/Language" mode="item"/>
+    <xsl:text>&#10;</xsl:text>
+    <xsl:apply-templates select="$article/PublicationTypeList/PublicationType" mode="item"/>
+    <xsl:text>&#10;</xsl:text>
+    <xsl:apply-templates select="$citation/MeshHeadingList/MeshHeading" mode="item"/>
+    <xsl:text>&#10;</xsl:text>
+    <xsl:apply-templates select="$citation/KeywordList/Keyword" mode="item"/>
+    <xsl:text>&#10;</xsl:text>
+    <xsl:apply-templates select="PubmedData/History/PubMedPubDate" mode="item"/>
+    <xsl:text>&#10;</xsl:text>
+    <xsl:apply-templates select="$citation/CommentsCorrectionsList/CommentsCorrections[@RefType != 'Cites']"
+                         mode="item"/>
+    <xsl:text>&#10;</xsl:text>
+  </xsl:template>
+
+  <xsl:template match="PubmedBookArticle">
+    <xsl:variable name="document" select="BookDocument"/>
+    <xsl:variable name="ids" select="BookDocument/ArticleIdList/ArticleId | PubmedBookData/ArticleIdList/ArticleId"/>
+    <xsl:value-of select="concat(
+      normalize-space($document/PMID), '&#10;',
+      normalize-space($document/@Status), '&#10;',
+      normalize-space($document/ArticleTitle), '&#10;',
+      normalize-space($document/Book/BookTitle), '&#10;',
+      '&#10;&#10;&#10;&#10;&#10;&#10;&#10;',
+      normalize-space($ids[@IdType = 'doi']), '&#10;',
+      normalize-space($document/ELocationID[@EIdType = 'doi']), '&#10;',
+      normalize-space($ids[@IdType = 'pmc']), '&#10;')"/>
+    <xsl:apply-templates select="$document/Book/PubDate" mode="date"/>
+    <xsl:text>&#10;&#10;</xsl:text>
+    <xsl:apply-templates select="$document/Abstract/AbstractText" mode="item"/>
+    <xsl:text>&#10;</xsl:text>
+    <xsl:apply-templates select="$document/AuthorList[not(@Type = 'editors')]/Author[not(@ValidYN = 'N')]"
+                         mode="item"/>
+    <xsl:text>&#10;</xsl:text>
+    <xsl:apply-templates select="$document/Language" mode="item"/>
+    <xsl:text>&#10;</xsl:text>
+    <xsl:apply-templates select="$document/PublicationType" mode="item"/>
+    <xsl:text>&#10;</xsl:text>
+    <xsl:apply-templates select="$document/MeshHeadingList/MeshHeading" mode="item"/>
+    <xsl:text>&#10;</xsl:text>
+    <xsl:apply-templates select="$document/KeywordList/Keyword" mode="item"/>
+    <xsl:text>&#10;</xsl:text>
+    <xsl:apply-templates select="PubmedBookData/History/PubMedPubDate" mode="item"/>
+    <xsl:text>&#10;</xsl:text>
+    <xsl:apply-templates select="$document/CommentsCorrectionsList/CommentsCorrections[@RefType != 'Cites']"
+                         mode="item"/>
+    <xsl:text>&#10;</xsl:text>
+  </xsl:template>
+
+  <xsl:template match="*" mode="date">
+    <xsl:value-of select="concat(
+      normalize-space(Year), '&#9;', normalize-space(Month), '&#9;', normalize-space(Day), '&#9;',
+      normalize-space(Season), '&#9;', normalize-space(MedlineDate))"/>
+  </xsl:template>
+
+  <xsl:template match="*" mode="item">
+    <xsl:if test="position() != 1"><xsl:text>&#9;</xsl:text></xsl:if>
+    <xsl:value-of select="normalize-space(.)"/>
+  </xsl:template>
+
+  <xsl:template match="AbstractText" mode="item">
+    <xsl:if test="position() != 1"><xsl:text>&#9;</xsl:text></xsl:if>
+    <xsl:value-of select="concat(
+      normalize-space(@Label), '&#13;', normalize-space(@NlmCategory), '&#13;', normalize-space(.))"/>
+  </xsl:template>
+
+  <xsl:template match="Author" mode="item">
+    <xsl:if test="position() != 1"><xsl:text>&#9;</xsl:text></xsl:if>
+    <xsl:value-of select="concat(
+      normalize-space(LastName), '&#13;', normalize-space(ForeName), '&#13;', normalize-space(Initials), '&#13;',
+      normalize-space(CollectiveName), '&#13;', normalize-space(Identifier[@Source = 'ORCID']))"/>
+    <xsl:for-each select="AffiliationInfo/Affiliation">
+      <xsl:value-of select="concat('&#13;', normalize-space(.))"/>
+    </xsl:for-each>
+  </xsl:template>
+
+  <xsl:template match="MeshHeading" mode="item">
+    <xsl:if test="position() != 1"><xsl:text>&#9;</xsl:text></xsl:if>
+    <xsl:value-of select="concat(normalize-space(DescriptorName), '&#13;', normalize-space(DescriptorName/@UI),
+                                 '&#13;', normalize-space(DescriptorName/@MajorTopicYN))"/>
+    <xsl:for-each select="QualifierName">
+      <xsl:value-of select="concat('&#13;', normalize-space(.), '&#13;', normalize-space(@MajorTopicYN))"/>
+    </xsl:for-each>
+  </xsl:template>
+
+  <!-- Two-digit fields: "7" and "07" both become "07", a missing Hour "00" (format-number() is far slower). -->
+  <xsl:template match="PubMedPubDate" mode="item">
+    <xsl:variable name="month" select="normalize-space(Month)"/>
+    <xsl:variable name="day" select="normalize-space(Day)"/>
+    <xsl:if test="position() != 1"><xsl:text>&#9;</xsl:text></xsl:if>
+    <xsl:value-of select="concat(normalize-space(@PubStatus), '&#13;', normalize-space(Year),
+      '-', substring(concat('00', $month), string-length($month) + 1),
+      '-', substring(concat('00', $day), string-length($day) + 1))"/>
+    <xsl:if test="Hour or Minute">
+      <xsl:variable name="hour" select="normalize-space(Hour)"/>
+      <xsl:variable name="minute" select="normalize-space(Minute)"/>
+      <xsl:value-of select="concat('T', substring(concat('00', $hour), string-length($hour) + 1),
+                                   ':', substring(concat('00', $minute), string-length($minute) + 1))"/>
+    </xsl:if>
+  </xsl:template>
+
+  <xsl:template match="CommentsCorrections" mode="item">
+    <xsl:if test="position() != 1"><xsl:text>&#9;</xsl:text></xsl:if>
+    <xsl:value-of select="concat(
+      normalize-space(@RefType), '&#13;', normalize-space(PMID), '&#13;', normalize-space(RefSource))"/>
+  </xsl:template>
+</xsl:stylesheet>
+"""), access_control=etree.XSLTAccessControl.DENY_ALL)
+
+# normalize-space() collapses only the four XML whitespace characters; str.split() also knows these.
+_UNUSUAL_WHITESPACE = (
+    "\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+_MONTHS = {name: number for number, name in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
+_MONTH_ABBREVIATIONS = {number: name.capitalize() for name, number in _MONTHS.items()}
+# NLM itself dates a seasonal issue to the first month of its quarter (in the samples "2020 Winter" got the
+# pubmed history date 2020-01-01 and "2021 Spring" 2021-04-01), so the sortable date does the same.
+_SEASONS = {"winter": 1, "spring": 4, "summer": 7, "fall": 10, "autumn": 10}
+_YEAR = re.compile(r"\b(\d{4})\b")
+_WORD = re.compile(r"[A-Za-z]+")
+_ORCID = re.compile(r"(\d{4})-?(\d{4})-?(\d{4})-?(\d{3}[\dXx])")
+_BARE_ORCID = re.compile(r"\d{4}-\d{4}-\d{4}-\d{3}[\dX]")
+_HISTORY_TIME = re.compile(r"T\d\d:\d\d")
+
+
+class PaperParser:
+    """Incremental parser for an efetch body: feed() bytes as they arrive, then close().
+
+    Each call returns the PubmedArticle/PubmedBookArticle records its bytes completed, as Paper values, and
+    frees them from the tree, so memory stays bounded (64 KiB of records and one unfinished record) whatever
+    the body size. PMIDs listed in <DeleteCitation> accumulate in deleted_pmids. A problem with the body
+    raises ParseError from the feed() or close() call that detects it, and from every later call.
+    """
+
+    def __init__(self) -> None:
+        self.deleted_pmids: list[int] = []
+        self._parser = etree.XMLPullParser(events=("end",), tag=(_ARTICLE, _BOOK, _DELETE), **_PARSER_OPTIONS)
+        # A throwaway parser that only reports the first start tag: the record parser's tag filter hides the
+        # root, and an HTML page or an E-utilities error body must be named as such, not as a syntax error.
+        self._root_sniffer: etree.XMLPullParser | None = etree.XMLPullParser(events=("start",), **_PARSER_OPTIONS)
+        self._head = b""
+        self._framer = _RecordFramer()
+        self._records_seen = 0
+        self._failure: ParseError | None = None
+        self._closed = False
+
+    def feed(self, chunk: bytes) -> list[Paper]:
+        self._check_usable()
+        papers = []
+        # A large chunk goes in a piece at a time, so the tree never holds more than a piece's records.
+        for offset in range(0, len(chunk), CHUNK_SIZE):
+            papers += self._feed_piece(chunk[offset:offset + CHUNK_SIZE])
+        return papers
+
+    def close(self) -> list[Paper]:
+        self._check_usable()
+        self._closed = True
+        if self._root_sniffer is not None:
+            if not self._head.strip():
+                self._fail(ParseError(f"expected PubMed XML ({_ROOT_TAG}), got an empty body"))
+            self._fail(ParseError(f"efetch XML is malformed or truncated: no root element in {_snippet(self._head)}"))
+        try:
+            self._parser.feed(self._framer.close())
+            self._parser.close()
+        except etree.XMLSyntaxError as error:
+            self._fail(_malformed(error))
+        return self._collect()
+
+    def _feed_piece(self, piece: bytes) -> list[Paper]:
+        if self._root_sniffer is not None:
+            self._sniff_root(piece)
+        for_parser = self._framer.feed(piece)
+        try:
+            if for_parser:
+                self._parser.feed(for_parser)
+        except etree.XMLSyntaxError as error:
+            self._fail(_malformed(error))
+        return self._collect()
+
+    def _check_usable(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._closed:
+            raise RuntimeError("PaperParser is closed")
+
+    def _fail(self, error: ParseError) -> NoReturn:
+        self._failure = error
+        raise error
+
+    def _sniff_root(self, chunk: bytes) -> None:
+        if len(self._head) < 200:
+            self._head += chunk[: 200 - len(self._head)]
+        sniffer = self._root_sniffer
+        syntax_error = None
+        try:
+            sniffer.feed(chunk)
+        except etree.XMLSyntaxError as error:
+            syntax_error = error
+        for _event, root in sniffer.read_events():
+            self._root_sniffer = None
+            if root.tag != _ROOT_TAG:
+                self._fail(ParseError(f"expected PubMed XML ({_ROOT_TAG}), got {_describe_root(root)}"))
+            docinfo = root.getroottree().docinfo
+            # NCBI never declares entities: a body that does is an entity-expansion or external-entity attack.
+            if docinfo.internalDTD is not None and any(True for _ in docinfo.internalDTD.iterentities()):
+                self._fail(ParseError("efetch XML declares its own entities (<!ENTITY>): refused"))
+            return
+        if syntax_error is not None:
+            self._fail(ParseError(f"expected PubMed XML ({_ROOT_TAG}), got {_snippet(self._head)}"))
+
+    def _collect(self) -> list[Paper]:
+        records = []
+        last = None
+        for _event, element in self._parser.read_events():
+            last = element
+            if element.tag == _DELETE:
+                self.deleted_pmids.extend(
+                    int(pmid.text) for pmid in element.iterchildren("PMID") if (pmid.text or "").strip().isdigit()
+                )
+            else:
+                records.append(element)
+        if last is None:
+            return []
+        root = last.getparent()
+        papers = self._read(root, records) if records else []
+        last.clear()
+        while last.getprevious() is not None:
+            del root[0]
+        return papers
+
+    def _read(self, root: etree._Element, records: list[etree._Element]) -> list[Paper]:
+        # Earlier records are gone, so this batch is the first len(records) records under the root; a record
+        # still being parsed can only follow them.
+        while records[0].getprevious() is not None:
+            del root[0]
+        fields = str(_RECORD_FIELDS(root, count=str(len(records))))
+        if not fields.isascii():
+            fields = _collapse_unusual_whitespace(fields)
+        sections = fields.split("\n")
+        if len(sections) != len(records) * _SECTIONS_PER_RECORD + 1:
+            self._fail(ParseError(
+                f"efetch XML has records nested where PubMed never puts them (after record {self._records_seen})"
+            ))
+        papers = []
+        for offset, element in zip(range(0, len(sections) - 1, _SECTIONS_PER_RECORD), records):
+            self._records_seen += 1
+            try:
+                papers.append(_paper(
+                    sections[offset: offset + _SECTIONS_PER_RECORD], element.tag, self._records_seen,
+                    partial(self._record_bytes, element),
+                ))
+            except ParseError as error:
+                self._fail(error)
+        return papers
+
+    def _record_bytes(self, element: etree._Element, pmid: int) -> bytes:
+        record = self._framer.next_record(pmid)
+        if record is None:
+            record = etree.tostring(element, encoding="UTF-8", xml_declaration=False, with_tail=False)
+        return record
+
+
+class _RecordFramer:
+    """Cuts the byte stream into whole records before the parser sees them.
+
+    Each record's bytes, as received, become Paper.xml: re-serialising with tostring() would cost about half
+    of what parsing costs. The parser gets the record with its <ReferenceList> elements cut out: nothing
+    here reads them and they are most of a current record's bytes. A record is handed over only once its end
+    tag has arrived, so a truncated body still reaches the parser whole, and fails there, at close().
+
+    Cutting by byte search is exact when every "<" is markup, which holds for efetch output: no comments,
+    CDATA, processing instructions or internal DTD subset. At the first sign of one, or of a record too large
+    to hold, the framer passes everything through untouched and tostring() supplies Paper.xml.
+    """
+
+    _RECORD_START = re.compile(rb"<(PubmedArticle|PubmedBookArticle)[\s>]")
+    _LONGEST_RECORD_START = len(b"<PubmedBookArticle ")
+    _END_TAGS = {b"PubmedArticle": b"</PubmedArticle", b"PubmedBookArticle": b"</PubmedBookArticle"}
+    _END_TAG_CLOSE = re.compile(rb"\s*>")
+    _XML_DECLARATION = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<\?xml[^>]*\?>")
+    _DECLARED_ENCODING = re.compile(rb"encoding\s*=\s*[\"']([A-Za-z0-9._-]+)")
+    _LARGEST_RECORD = 16 * 1024 * 1024
+    _LARGEST_PROLOG = 1024 * 1024
+
+    def __init__(self) -> None:
+        self.passthrough = False
+        self._buffer = bytearray()
+        self._in_prolog = True
+        self._record_start: int | None = None
+        self._end_tag = b""
+        self._scan_from = 0
+        self._records: deque[bytes] = deque()
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The bytes the parser should get now."""
+        buffer = self._buffer
+        if self.passthrough:
+            if not buffer:
+                return chunk
+            held = bytes(buffer) + chunk
+            buffer.clear()
+            return held
+        buffer += chunk
+        for_parser = []
+        handed_over = 0
+        if self._in_prolog:
+            first_record = self._RECORD_START.search(buffer, self._scan_from)
+            if first_record is None:
+                if len(buffer) > self._LARGEST_PROLOG:
+                    return self._pass_through([], 0)
+                self._scan_from = max(0, len(buffer) - self._LONGEST_RECORD_START)
+                return b""
+            if not self._is_plain_prolog(buffer[:first_record.start()]):
+                return self._pass_through([], 0)
+            self._in_prolog = False
+            for_parser.append(bytes(buffer[:first_record.start()]))
+            self._scan_from = handed_over = first_record.start()
+        while True:
+            if self._record_start is None:
+                start = self._RECORD_START.search(buffer, self._scan_from)
+                if start is None:
+                    # Keep what may be the beginning of a start tag, or the "<" of a "<!" still to come.
+                    between = len(buffer) - self._LONGEST_RECORD_START
+                    if buffer[between - 1:between] == b"<":
+                        between -= 1
+                else:
+                    between = start.start()
+                if between > handed_over:
+                    with memoryview(buffer) as view:
+                        between_records = view[handed_over:between].tobytes()
+                    if _has_markup_declaration(between_records):
+                        return self._pass_through(for_parser, handed_over)
+                    for_parser.append(between_records)
+                    handed_over = between
+                if start is None:
+                    self._scan_from = handed_over
+                    break
+                self._record_start = start.start()
+                self._end_tag = self._END_TAGS[start.group(1)]
+                self._scan_from = start.end()
+            end = buffer.find(self._end_tag, self._scan_from)
+            close = None if end < 0 else self._END_TAG_CLOSE.match(buffer, end + len(self._end_tag))
+            if close is None:
+                if end >= 0 and buffer[end + len(self._end_tag):].strip():
+                    self._scan_from = end + len(self._end_tag)
+                    continue
+                if len(buffer) - self._record_start > self._LARGEST_RECORD:
+                    return self._pass_through(for_parser, handed_over)
+                self._scan_from = max(self._scan_from, len(buffer) - len(self._end_tag)) if end < 0 else end
+                break
+            with memoryview(buffer) as view:
+                record = view[self._record_start:close.end()].tobytes()
+            if _has_markup_declaration(record):
+                return self._pass_through(for_parser, handed_over)
+            self._records.append(record)
+            for_parser.append(_without_reference_lists(record))
+            self._record_start = None
+            self._scan_from = handed_over = close.end()
+        if handed_over:
+            del buffer[:handed_over]
+            self._scan_from -= handed_over
+            if self._record_start is not None:
+                self._record_start -= handed_over
+        return b"".join(for_parser)
+
+    def close(self) -> bytes:
+        """Whatever is still held (a prolog, a truncated record) for the parser to finish or fail on."""
+        held = bytes(self._buffer)
+        self._buffer.clear()
+        return held
+
+    def next_record(self, pmid: int) -> bytes | None:
+        """The bytes of the record the parser completed next, or None once framing has stopped."""
+        if not self._records:
+            return None
+        record = self._records.popleft()
+        pmid_start = record.find(b">", record.find(b"<PMID")) + 1
+        if record[pmid_start:record.find(b"</PMID>", pmid_start)].strip() != b"%d" % pmid:
+            self.passthrough = True
+            return None
+        return record
+
+    def _is_plain_prolog(self, prolog: bytearray) -> bool:
+        """A UTF-8 XML declaration, a DOCTYPE naming the external DTD and the root start tag, nothing else."""
+        declaration = self._XML_DECLARATION.match(prolog)
+        rest = prolog
+        if declaration:
+            # Paper.xml is a slice of the body, so the body must be UTF-8 for the slice to stand alone as XML.
+            encoding = self._DECLARED_ENCODING.search(declaration.group())
+            if encoding and encoding.group(1).lower() not in (b"utf-8", b"utf8", b"us-ascii", b"ascii"):
+                return False
+            rest = prolog[declaration.end():]
+        return b"<?" not in rest and b"[" not in rest and rest.count(b"<!") == rest.count(b"<!DOCTYPE") <= 1
+
+    def _pass_through(self, for_parser: list[bytes], handed_over: int) -> bytes:
+        self.passthrough = True
+        for_parser.append(bytes(self._buffer[handed_over:]))
+        self._buffer.clear()
+        return b"".join(for_parser)
+
+
+def _has_markup_declaration(data: bytes) -> bool:
+    """Whether data holds "<!" or "<?": a comment, CDATA section, DOCTYPE or processing instruction."""
+    # "!" and "?" are rare in records while "<" is everywhere: looking for them first is several times faster.
+    for mark in b"!?":
+        found = data.find(mark, 1)
+        while found > 0:
+            if data[found - 1] == 0x3C:
+                return True
+            found = data.find(mark, found + 1)
+    return False
+
+
+_TAG_NAME_ENDS = (b">", b"/", b" ", b"\t", b"\n", b"\r")
+
+
+def _without_reference_lists(record: bytes) -> bytes:
+    """The record without its (possibly nested) <ReferenceList> elements; as it was if they do not balance."""
+    kept = []
+    keep_from = depth = 0
+    found = record.find(b"ReferenceList")
+    while found >= 0:
+        tag_end = record.find(b">", found)
+        if tag_end < 0:
+            return record
+        after_name = found + len(b"ReferenceList")
+        is_tag_name = record[after_name:after_name + 1] in _TAG_NAME_ENDS
+        if is_tag_name and record[found - 1:found] == b"<":
+            if depth == 0:
+                kept.append(record[keep_from:found - 1])
+            if record[tag_end - 1:tag_end] != b"/":
+                depth += 1
+            elif depth == 0:
+                keep_from = tag_end + 1
+        elif is_tag_name and record[found - 2:found] == b"</":
+            depth -= 1
+            if depth < 0:
+                return record
+            if depth == 0:
+                keep_from = tag_end + 1
+        found = record.find(b"ReferenceList", tag_end)
+    if depth or not kept:
+        return record
+    kept.append(record[keep_from:])
+    return b"".join(kept)
+
+
+def iter_papers(source: bytes | str | PathLike | BinaryIO) -> Iterator[Paper]:
+    """Papers from an efetch body given as bytes, a file path or a binary file object, read 64 KiB at a time."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        view = memoryview(source)
+        yield from _iter_chunks(bytes(view[offset: offset + CHUNK_SIZE]) for offset in range(0, len(view), CHUNK_SIZE))
+    elif isinstance(source, (str, PathLike)):
+        with open(source, "rb") as stream:
+            yield from _iter_chunks(iter(lambda: stream.read(CHUNK_SIZE), b""))
+    else:
+        yield from _iter_chunks(iter(lambda: source.read(CHUNK_SIZE), b""))
+
+
+def _iter_chunks(chunks: Iterator[bytes]) -> Iterator[Paper]:
+    parser = PaperParser()
+    for chunk in chunks:
+        yield from parser.feed(chunk)
+    yield from parser.close()
+
+
+def _malformed(error: etree.XMLSyntaxError) -> ParseError:
+    return ParseError(f"efetch XML is malformed or truncated: {_one_line(str(error))}")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _snippet(head: bytes) -> str:
+    text = _one_line(head.decode("utf-8", "replace"))
+    return repr(text[:80] + ("..." if len(text) > 80 else ""))
+
+
+def _describe_root(root: etree._Element) -> str:
+    described = f"<{root.tag}>"
+    # E-utilities put the reason for an in-band failure in <ERROR>, when it has arrived in this chunk.
+    message = root.findtext(".//ERROR")
+    if message and message.strip():
+        described += f": {_one_line(message)}"
+    return described
+
+
+def _collapse_unusual_whitespace(fields: str) -> str:
+    found = False
+    for space in _UNUSUAL_WHITESPACE:
+        if space in fields:
+            fields = fields.replace(space, " ")
+            found = True
+    if not found:
+        return fields
+    while "  " in fields:
+        fields = fields.replace("  ", " ")
+    for separator in "\t\n\r":
+        fields = fields.replace(" " + separator, separator).replace(separator + " ", separator)
+    return fields.lstrip(" ")
+
+
+def _paper(sections: list[str], record_tag: str, index: int, record_bytes: Callable[[int], bytes]) -> Paper:
+    (pmid, status, title, fallback_title, journal, journal_iso, volume, issue, medline_pages, start_page, end_page,
+     doi, elocation_doi, pmcid, pub_date, article_date, abstract, authors, languages, publication_types, mesh,
+     keywords, history, comments) = sections
+    if not pmid:
+        raise ParseError(f"a {record_tag} without a PMID (record {index} of the efetch body)")
+    if not pmid.isdigit():
+        raise ParseError(f"a {record_tag} with a non-numeric PMID {pmid[:40]!r} (record {index} of the efetch body)")
+    pub_date_text, first_day = _pub_date(pub_date)
+    if pub_date_text is None:
+        pub_date_text, first_day = _pub_date(article_date)
+    return Paper(
+        pmid=int(pmid),
+        kind="book" if record_tag == _BOOK else "article",
+        title=title or fallback_title,
+        abstract_sections=tuple(
+            AbstractSection(label or None, category or None, text)
+            for label, category, text in (section.split("\r") for section in abstract.split("\t"))
+        ) if abstract else (),
+        authors=tuple(_author(*author.split("\r")) for author in authors.split("\t")) if authors else (),
+        journal=journal or None,
+        journal_iso=journal_iso or None,
+        volume=volume or None,
+        issue=issue or None,
+        pages=medline_pages or "-".join(page for page in (start_page, end_page) if page) or None,
+        pub_date_text=pub_date_text,
+        pub_date=first_day,
+        doi=doi or elocation_doi or None,
+        pmcid=pmcid or None,
+        publication_types=_non_empty(publication_types),
+        mesh_headings=tuple(_mesh_heading(*heading.split("\r")) for heading in mesh.split("\t")) if mesh else (),
+        keywords=_non_empty(keywords),
+        languages=_non_empty(languages),
+        citation_status=status or None,
+        history=_history(history),
+        comments_corrections=tuple(
+            CommentCorrection(ref_type, int(ref_pmid) if ref_pmid.isdigit() else None, source or None)
+            for ref_type, ref_pmid, source in (comment.split("\r") for comment in comments.split("\t"))
+        ) if comments else (),
+        xml=record_bytes(int(pmid)),
+    )
+
+
+def _non_empty(section: str) -> tuple[str, ...]:
+    return tuple(item for item in section.split("\t") if item) if section else ()
+
+
+def _author(last_name: str, fore_name: str, initials: str, collective_name: str, orcid: str,
+            *affiliations: str) -> Author:
+    return Author(
+        last_name or None,
+        fore_name or None,
+        initials or None,
+        collective_name or None,
+        (orcid if _BARE_ORCID.fullmatch(orcid) else _normalise_orcid(orcid)) if orcid else None,
+        tuple(affiliation for affiliation in affiliations if affiliation),
+    )
+
+
+def _normalise_orcid(value: str) -> str | None:
+    """The bare 0000-0000-0000-000X form of an ORCID written bare, as a URL or without dashes."""
+    match = _ORCID.search(value)
+    if match is None:
+        return value.strip() or None
+    return "-".join(match.groups()).upper()
+
+
+def _mesh_heading(descriptor: str, descriptor_ui: str, major: str, *qualifiers: str) -> MeshHeading:
+    return MeshHeading(
+        descriptor,
+        descriptor_ui or None,
+        major == "Y",
+        tuple(zip(qualifiers[::2], [flag == "Y" for flag in qualifiers[1::2]])),
+    )
+
+
+def _history(section: str) -> tuple[tuple[str, str], ...]:
+    entries = []
+    for entry in section.split("\t") if section else ():
+        status, _, value = entry.partition("\r")
+        try:
+            date.fromisoformat(value[:10])
+        except ValueError:
+            continue
+        if len(value) > 10 and not _HISTORY_TIME.fullmatch(value, 10):
+            value = value[:10]
+        entries.append((status, value))
+    return tuple(entries)
+
+
+def _pub_date(section: str) -> tuple[str | None, date | None]:
+    """PubDate, ArticleDate or Book/PubDate as (display text, first day of the period it names)."""
+    if not section:
+        return None, None
+    year, month_text, day_text, season, medline_date = section.split("\t")
+    if medline_date:
+        return medline_date, _first_day_of(medline_date)
+    month = _month_number(month_text)
+    if month_text.isdigit() and month is not None:
+        # PubMed shows "2017 Jun" for <Month>06</Month>, as for <Month>Jun</Month>.
+        month_text = _MONTH_ABBREVIATIONS[month]
+    if day_text.isdigit():
+        day_text = str(int(day_text))
+    text = " ".join(piece for piece in (year, month_text or season, day_text) if piece) or None
+    if not year.isdigit():
+        return text, None
+    if month is None and season:
+        month = _first_month_in(season)
+    return text, _valid_date(int(year), month or 1, int(day_text) if day_text.isdigit() and month else 1)
+
+
+def _month_number(text: str) -> int | None:
+    if not text:
+        return None
+    if text.isdigit():
+        number = int(text)
+        return number if 1 <= number <= 12 else None
+    return _MONTHS.get(text[:3].lower())
+
+
+def _first_month_in(text: str) -> int | None:
+    for word in _WORD.findall(text):
+        lowered = word.lower()
+        if lowered in _SEASONS:
+            return _SEASONS[lowered]
+        if len(lowered) >= 3 and lowered[:3] in _MONTHS:
+            return _MONTHS[lowered[:3]]
+    return None
+
+
+def _first_day_of(medline_date: str) -> date | None:
+    """First year, first month: "2013 Jan-Mar" -> 2013-01-01, "1998 Dec-1999 Jan" -> 1998-12-01."""
+    year = _YEAR.search(medline_date)
+    if year is None:
+        return None
+    return _valid_date(int(year.group(1)), _first_month_in(medline_date) or 1, 1)
+
+
+def _valid_date(year: int, month: int, day: int) -> date | None:
+    try:
+        return date(year, month, day)
+    except ValueError:
+        try:
+            return date(year, month, 1)
+        except ValueError:
+            return None

@@ -1,0 +1,141 @@
+"""What digests read from the store: a period's papers for a topic, their other topics, runs, digest records.
+
+Every query is bounded by the period or by the PMIDs it is given, so a week's digest reads a week's rows
+whatever the size of the store, and no query touches `paper.xml_gz`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date, datetime
+from types import SimpleNamespace
+
+from sqlalchemy import func, select
+
+from tracker.pubmed import Paper
+from tracker.store.database import Store, chunked, utcnow
+from tracker.store.models import DigestRecord, PaperRow, Run, TopicPaper
+from tracker.store.papers import row_to_paper
+
+# Everything row_to_paper reads: not the compressed XML, nor the flat abstract (Paper rebuilds it from sections).
+_PAPER_COLUMNS = tuple(column for column in PaperRow.__table__.columns if column.name not in ("xml_gz", "abstract"))
+
+
+def topic_papers_since(store: Store, slug: str, since: datetime | None, until: datetime | None,
+                       pmids: Sequence[int] | None = None) -> list[tuple[int, datetime]]:
+    """(pmid, first_seen_at) of the papers `slug` first saw in [since, until), oldest first.
+
+    Either bound may be None (open). With `pmids`, only those papers are considered.
+    """
+    conditions = [TopicPaper.topic == slug]
+    if since is not None:
+        conditions.append(TopicPaper.first_seen_at >= since)
+    if until is not None:
+        conditions.append(TopicPaper.first_seen_at < until)
+    statement = select(TopicPaper.pmid, TopicPaper.first_seen_at)
+    found: list[tuple[int, datetime]] = []
+    with store.session() as session:
+        if pmids is None:
+            found.extend((pmid, seen) for pmid, seen in session.execute(statement.where(*conditions)))
+        else:
+            for chunk in chunked(sorted(set(pmids))):
+                rows = session.execute(statement.where(*conditions, TopicPaper.pmid.in_(chunk)))
+                found.extend((pmid, seen) for pmid, seen in rows)
+    return sorted(found, key=lambda item: (item[1], item[0]))
+
+
+def load_digest_papers(store: Store, pmids: Sequence[int]) -> dict[int, Paper]:
+    """The papers by PMID, without their XML: digests never need it and decompressing it is the slow part."""
+    papers: dict[int, Paper] = {}
+    with store.session() as session:
+        for chunk in chunked(sorted(set(pmids))):
+            for row in session.execute(select(*_PAPER_COLUMNS).where(PaperRow.pmid.in_(chunk))).mappings():
+                # row_to_paper only reads attributes, so a namespace of the selected columns stands in for the row.
+                papers[row["pmid"]] = row_to_paper(SimpleNamespace(**row, abstract="", xml_gz=b""))
+    return papers
+
+
+def other_topics_for(store: Store, pmids: Sequence[int], *, exclude: str | None = None) -> dict[int, list[str]]:
+    """Each paper's topics (sorted), leaving out `exclude`; papers in no other topic are absent."""
+    topics: dict[int, list[str]] = defaultdict(list)
+    with store.session() as session:
+        for chunk in chunked(sorted(set(pmids))):
+            rows = session.execute(
+                select(TopicPaper.pmid, TopicPaper.topic).where(TopicPaper.pmid.in_(chunk)).order_by(TopicPaper.topic)
+            )
+            for pmid, topic in rows:
+                if topic != exclude:
+                    topics[pmid].append(topic)
+    return dict(topics)
+
+
+def latest_run(store: Store, slug: str) -> Run | None:
+    """The topic's most recent run, whatever its status (a running one included)."""
+    with store.session() as session:
+        return session.execute(
+            select(Run).where(Run.topic == slug).order_by(Run.started_at.desc(), Run.id.desc()).limit(1)
+        ).scalars().first()
+
+
+def last_digest(store: Store, slug: str, *, ended_by: datetime | None = None) -> DigestRecord | None:
+    """The topic's digest that ended last, optionally only among those that ended at or before `ended_by`."""
+    statement = select(DigestRecord).where(DigestRecord.topic == slug)
+    if ended_by is not None:
+        statement = statement.where(DigestRecord.period_end <= ended_by)
+    with store.session() as session:
+        return session.execute(
+            statement.order_by(DigestRecord.period_end.desc(), DigestRecord.id.desc()).limit(1)
+        ).scalars().first()
+
+
+def save_digest_record(store: Store, slug: str, *, period_start: datetime | None, period_end: datetime,
+                       papers: int, path: str | None) -> DigestRecord:
+    """Record a written digest; writing the same file again (a same-day re-run) updates its record."""
+    with store.session() as session:
+        record = None
+        if path is not None:
+            record = session.execute(
+                select(DigestRecord).where(DigestRecord.topic == slug, DigestRecord.path == path)
+                .order_by(DigestRecord.id.desc()).limit(1)
+            ).scalars().first()
+        if record is None:
+            record = DigestRecord(topic=slug, period_end=period_end, created_at=utcnow())
+        record.period_start, record.period_end, record.papers, record.path = period_start, period_end, papers, path
+        record.created_at = utcnow()
+        session.add(record)
+        session.commit()
+        session.refresh(record)
+    return record
+
+
+def monthly_counts(store: Store, slug: str, start: datetime, end: datetime) -> list[tuple[date, int]]:
+    """(first day of the month, papers `slug` first saw that month) for each calendar month of [start, end).
+
+    The first and last months are clipped to the period. One COUNT per month over the (topic, first_seen_at)
+    index: portable across dialects, and each count is a range scan inside the database, not rows in Python.
+    """
+    bounds: list[tuple[date, datetime, datetime]] = []
+    month = date(start.year, start.month, 1)
+    while True:
+        month_start = datetime(month.year, month.month, 1, tzinfo=start.tzinfo)
+        if month_start >= end:
+            break
+        following = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+        month_end = datetime(following.year, following.month, 1, tzinfo=start.tzinfo)
+        bounds.append((month, max(month_start, start), min(month_end, end)))
+        month = following
+    counts: list[tuple[date, int]] = []
+    with store.session() as session:
+        for month, low, high in bounds:
+            counts.append((month, session.execute(
+                select(func.count()).select_from(TopicPaper).where(
+                    TopicPaper.topic == slug, TopicPaper.first_seen_at >= low, TopicPaper.first_seen_at < high)
+            ).scalar_one()))
+    return counts
+
+
+__all__ = [
+    "topic_papers_since", "load_digest_papers", "other_topics_for", "latest_run", "last_digest",
+    "save_digest_record", "monthly_counts",
+]
