@@ -166,3 +166,80 @@ def sync_topics(store: Store, client: EutilsClient, topics: list[Topic], *, toda
         if on_result:
             on_result(result)
     return results
+
+
+QUERY_TOPIC = "(query)"
+
+
+@dataclass
+class QueryResult:
+    run_id: int
+    papers: list  # the newest `limit` matches as Paper values, newest created first
+    count: int  # records PubMed matched
+    new_papers: int  # matches the store lacked, now stored
+    missing: int  # listed by esearch but not returned by efetch
+    requests: int
+    query_translation: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+def run_query(store: Store, client: EutilsClient, query: str, *, since: date | None = None,
+              today: date | None = None, limit: int = 20) -> QueryResult:
+    """A one-off search of create dates from `since` (default: the first record) to tomorrow.
+
+    Matches the store lacks are fetched and stored in no topic; the run is recorded with kind "query"
+    and topic "(query)". A failure is recorded on the run, then raised as a TrackerError.
+    """
+    from sqlalchemy import select
+
+    from tracker.store.database import chunked
+    from tracker.store.models import PaperRow
+    from tracker.store.papers import load_papers
+
+    end = (today or date.today()) + timedelta(days=1)
+    run = start_run(store, QUERY_TOPIC, kind="query", query=query, window_start=since, window_end=end)
+    counts = RunCounts()
+    requests_before = client.request_count
+    try:
+        outcome = client.fetch_pmids(query, since, end)
+        counts.count, counts.matched = outcome.count, len(outcome.pmids)
+        counts.query_translation = outcome.query_translation
+        counts.warnings = outcome.errors + outcome.warnings
+        already = stored_pmids(store, outcome.pmids)
+        to_fetch = [p for p in outcome.pmids if p not in already]
+        for _attempt in range(2):
+            received: set[int] = set()
+            for papers in client.fetch_papers(to_fetch):
+                fetched, _linked = save_papers(store, papers, run_id=run.id)
+                counts.fetched += fetched
+                counts.new_papers += fetched
+                received.update(paper.pmid for paper in papers)
+            # efetch can omit a record esearch just listed (being replaced, deleted or merged); ask once more.
+            to_fetch = [p for p in to_fetch if p not in received]
+            if not to_fetch:
+                break
+        counts.missing = len(to_fetch)
+        if to_fetch:
+            counts.warnings = [*counts.warnings, f"not returned by efetch: {', '.join(map(str, to_fetch[:50]))}"]
+        newest = []
+        with store.session() as session:
+            for chunk in chunked(outcome.pmids):
+                newest += session.execute(
+                    select(PaperRow.create_date, PaperRow.pmid).where(PaperRow.pmid.in_(chunk))
+                    .order_by(PaperRow.create_date.desc().nulls_last(), PaperRow.pmid.desc()).limit(limit)
+                ).all()
+        newest.sort(key=lambda row: (row.create_date or date.min, row.pmid), reverse=True)
+        shown = load_papers(store, [row.pmid for row in newest[:limit]])
+    except TrackerError as error:
+        counts.requests = client.request_count - requests_before
+        finish_run(store, run.id, counts, error=str(error))
+        raise TrackerError(f"query run {run.id} failed: {error}: run the query again later") from None
+    except BaseException as error:
+        counts.requests = client.request_count - requests_before
+        finish_run(store, run.id, counts, error=f"interrupted ({type(error).__name__})")
+        raise
+    counts.requests = client.request_count - requests_before
+    finish_run(store, run.id, counts)
+    return QueryResult(run_id=run.id, papers=shown, count=counts.count or 0, new_papers=counts.new_papers,
+                       missing=counts.missing, requests=counts.requests,
+                       query_translation=counts.query_translation, warnings=tuple(counts.warnings or ()))

@@ -31,8 +31,16 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+FTS_COLUMNS = ("title", "abstract", "mesh", "keywords", "authors")
+
+
 def create_extras(connection: Connection) -> None:
-    """Objects outside the ORM models (full-text indexes and the like); idempotent."""
+    """Objects outside the ORM models (the full-text index); idempotent."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS paper_fts USING fts5("
+            + ", ".join(FTS_COLUMNS) + ", tokenize = 'porter unicode61 remove_diacritics 2')"
+        )
 
 
 class Store:

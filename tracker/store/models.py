@@ -17,6 +17,8 @@ class PaperRow(SQLModel, table=True):
     abstract: str = ""
     abstract_sections: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     authors: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # "Last Initials; …" kept beside the JSON so exports need not decode every author's affiliations.
+    author_names: str = ""
     journal: str | None = None
     journal_iso: str | None = None
     volume: str | None = None
@@ -98,3 +100,69 @@ class SchemaVersion(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     version: int
     updated_at: datetime
+
+
+class DigestRecord(SQLModel, table=True):
+    """A digest written for a topic: the next default period starts where this one ended."""
+
+    __tablename__ = "digest"
+    __table_args__ = (Index("ix_digest_topic_created", "topic", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    topic: str
+    period_start: datetime | None = None
+    period_end: datetime
+    papers: int = 0
+    path: str | None = None
+    created_at: datetime
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message about to be sent, written with its Message-ID before SMTP sees it."""
+
+    __tablename__ = "outbox"
+
+    message_id: str = Field(primary_key=True)
+    recipient: str = Field(index=True)
+    subject: str
+    pmids: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: str = "pending"  # pending, sent, failed
+    error: str | None = None
+    created_at: datetime
+    sent_at: datetime | None = None
+
+
+class Delivery(SQLModel, table=True):
+    """The delivery ledger: a paper goes to a recipient once."""
+
+    __tablename__ = "delivery"
+
+    recipient: str = Field(primary_key=True)
+    pmid: int = Field(primary_key=True, foreign_key="paper.pmid")
+    topic: str
+    message_id: str = Field(foreign_key="outbox.message_id", index=True)
+    delivered_at: datetime
+
+
+class Recipient(SQLModel, table=True):
+    """A mail reader: their first mail covers papers first seen from `since` on; the ledger does the rest."""
+
+    __tablename__ = "recipient"
+
+    address: str = Field(primary_key=True)
+    since: datetime
+    created_at: datetime
+
+
+class InstanceLock(SQLModel, table=True):
+    """Who runs `tracker schedule` on this database (tracker/store/locks.py); the row exists while it runs."""
+
+    __tablename__ = "instance_lock"
+
+    name: str = Field(primary_key=True)
+    token: str  # this holder's random id: a takeover or release must match it
+    host: str
+    pid: int
+    boot_id: str | None = None  # Linux's per-boot id: a pid recorded before a reboot says nothing now
+    started_at: datetime
+    heartbeat_at: datetime

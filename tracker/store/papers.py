@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlmodel import Session
 
 from tracker.pubmed import AbstractSection, Author, CommentCorrection, MeshHeading, Paper
@@ -25,6 +25,7 @@ def paper_to_row(paper: Paper, now: datetime) -> dict:
         "authors": [
             {**asdict(author), "affiliations": list(author.affiliations)} for author in paper.authors
         ],
+        "author_names": "; ".join(author.display for author in paper.authors),
         "journal": paper.journal,
         "journal_iso": paper.journal_iso,
         "volume": paper.volume,
@@ -87,6 +88,33 @@ def row_to_paper(row: PaperRow) -> Paper:
     )
 
 
+def search_text(paper: Paper) -> dict[str, str]:
+    """The text each full-text column indexes for a paper."""
+    return {
+        "title": paper.title,
+        "abstract": paper.abstract,
+        "mesh": "; ".join(
+            [m.descriptor for m in paper.mesh_headings] + [q for m in paper.mesh_headings for q, _ in m.qualifiers]
+        ),
+        "keywords": "; ".join(paper.keywords),
+        "authors": "; ".join(
+            " ".join(part for part in (a.fore_name, a.last_name, a.collective_name) if part) for a in paper.authors
+        ),
+    }
+
+
+def save_search_index(store: Store, session: Session, papers: Sequence[Paper]) -> None:
+    if store.dialect != "sqlite" or not papers:
+        return
+    for chunk in chunked(list(papers)):
+        session.execute(text(f"DELETE FROM paper_fts WHERE rowid IN ({', '.join(str(p.pmid) for p in chunk)})"))
+        session.execute(
+            text("INSERT INTO paper_fts (rowid, title, abstract, mesh, keywords, authors) "
+                 "VALUES (:pmid, :title, :abstract, :mesh, :keywords, :authors)"),
+            [{"pmid": p.pmid, **search_text(p)} for p in chunk],
+        )
+
+
 def stored_pmids(store: Store, pmids: Sequence[int]) -> set[int]:
     found: set[int] = set()
     with store.session() as session:
@@ -134,6 +162,7 @@ def save_papers(store: Store, papers: Sequence[Paper], *, topic: str | None = No
         for chunk in chunked([p.pmid for p in unique]):
             before.update(session.execute(select(PaperRow.pmid).where(PaperRow.pmid.in_(chunk))).scalars())
         store.upsert(session, PaperRow.__table__, [paper_to_row(p, now) for p in unique], ["pmid"])
+        save_search_index(store, session, unique)
         linked = _link(store, session, topic, [p.pmid for p in unique], run_id, now) if topic else 0
         session.commit()
     return len(unique) - len(before), linked

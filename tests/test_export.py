@@ -1,0 +1,232 @@
+"""Export: whole CSV and RIS documents, through the library and the command line."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, timezone
+
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import write_topic
+from tests.pubmed_xml import article_set, article_xml
+from tracker.cli import cli
+from tracker.export import CSV_COLUMNS, atomic_output, csv_bytes, export_rows, ris_record, write_csv
+from tracker.pubmed import AbstractSection, Author, MeshHeading, Paper, iter_papers
+from tracker.store import open_store
+from tracker.store.models import TopicPaper
+from tracker.store.papers import save_papers
+
+HEADER = list(CSV_COLUMNS)
+
+
+def make_paper(pmid: int, **changes) -> Paper:
+    values = dict(
+        pmid=pmid, kind="article", title=f"Vasopressor trial {pmid}",
+        abstract_sections=(AbstractSection(None, None, "Abstract text."),),
+        authors=(Author("Ngan Kee", "Warwick D", "WD"),),
+        journal="Anesthesia and analgesia", journal_iso="Anesth Analg", volume="130", issue="2", pages="301-9",
+        pub_date_text="2024 Mar 5", pub_date=date(2024, 3, 5), doi=f"10.1000/{pmid}",
+        publication_types=("Journal Article",), languages=("eng",),
+        history=(("entrez", "2024-02-28"), ("pubmed", "2024-02-28")),
+    )
+    values.update(changes)
+    return Paper(**values)
+
+
+def parsed_paper() -> Paper:
+    xml = article_xml(
+        101, created=date(2024, 2, 28), title="Norepinephrine versus <i>phenylephrine</i> for spinal hypotension",
+        abstract=[("BACKGROUND", "BACKGROUND", "Hypotension is common."), ("RESULTS", "RESULTS", "Both <b>worked</b>.")],
+        authors=({"last": "Kjørsvik", "fore": "Åse", "initials": "Å"}, {"last": "Sözeri", "fore": "Ömer", "initials": "Ö"}),
+        mesh=(("Norepinephrine", "D009638", True), "Hypotension"), keywords=("vasopressor", "spinal anaesthesia"),
+        doi="10.1213/ANE.101", pmcid="PMC101", pages="301-9", pub_date=date(2024, 3, 5),
+        publication_types=("Randomized Controlled Trial", "Journal Article"),
+    )
+    [paper] = iter_papers(article_set(xml))
+    return paper
+
+
+PAPERS = {
+    101: parsed_paper(),
+    102: make_paper(
+        102, title='<script>alert("x")</script> Vasopressors, a review',
+        authors=(Author("-Dash", "Ann", "A"), Author(collective_name="NOR-CS Investigators")),
+        pub_date_text=None, pub_date=None, doi=None, keywords=("line one\nline two",),
+        mesh_headings=(MeshHeading("Vasoconstrictor Agents", "D014662", False),),
+        history=(("entrez", "2019-01-05"), ("pubmed", "2024-03-01")),
+    ),
+    103: make_paper(103, title='=HYPERLINK("http://x")'),
+    104: make_paper(104, title="+44 trial of vasopressin", keywords=("@risk",), pmcid="PMC104"),
+    105: make_paper(105),
+}
+FIRST_SEEN = {
+    ("dosing", 101): datetime(2024, 3, 2, 8, 0, tzinfo=timezone.utc),
+    ("dosing", 102): datetime(2024, 3, 3, 9, 30, tzinfo=timezone.utc),
+    ("dosing", 103): datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc),
+    ("dosing", 105): datetime(2024, 3, 3, 9, 30, tzinfo=timezone.utc),
+    ("elderly", 103): datetime(2024, 2, 20, 12, 0, tzinfo=timezone.utc),
+    ("elderly", 104): datetime(2024, 2, 10, 7, 15, tzinfo=timezone.utc),
+}
+
+
+def url(pmid: int) -> str:
+    return f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
+
+
+ROWS = {
+    105: ["105", "Vasopressor trial 105", "Ngan Kee WD", "Anesthesia and analgesia", "2024", "2024 Mar 5",
+          "10.1000/105", "", "Journal Article", "", "", "dosing", "2024-03-03T09:30:00Z", "false", url(105)],
+    102: ["102", '<script>alert("x")</script> Vasopressors, a review', "'-Dash A; NOR-CS Investigators",
+          "Anesthesia and analgesia", "", "", "", "", "Journal Article", "Vasoconstrictor Agents",
+          "line one\nline two", "dosing", "2024-03-03T09:30:00Z", "true", url(102)],
+    101: ["101", "Norepinephrine versus phenylephrine for spinal hypotension", "Kjørsvik Å; Sözeri Ö",
+          "Anesthesia and analgesia", "2024", "2024 Mar 5", "10.1213/ANE.101", "PMC101",
+          "Randomized Controlled Trial; Journal Article", "Norepinephrine*; Hypotension",
+          "vasopressor; spinal anaesthesia", "dosing", "2024-03-02T08:00:00Z", "false", url(101)],
+    103: ["103", "'=HYPERLINK(\"http://x\")", "Ngan Kee WD", "Anesthesia and analgesia", "2024", "2024 Mar 5",
+          "10.1000/103", "", "Journal Article", "", "", "dosing; elderly", "2024-02-20T12:00:00Z", "false", url(103)],
+    104: ["104", "'+44 trial of vasopressin", "Ngan Kee WD", "Anesthesia and analgesia", "2024", "2024 Mar 5",
+          "10.1000/104", "PMC104", "Journal Article", "", "'@risk", "elderly", "2024-02-10T07:15:00Z", "false",
+          url(104)],
+}
+
+RIS_103 = (
+    'TY  - JOUR\r\nTI  - =HYPERLINK("http://x")\r\nAU  - Ngan Kee, Warwick D\r\nPY  - 2024\r\nDA  - 2024/03/05/\r\n'
+    "T2  - Anesthesia and analgesia\r\nJ2  - Anesth Analg\r\nVL  - 130\r\nIS  - 2\r\nSP  - 301\r\nEP  - 309\r\n"
+    "AB  - Abstract text.\r\nDO  - 10.1000/103\r\nAN  - 103\r\nUR  - https://pubmed.ncbi.nlm.nih.gov/103/\r\n"
+    "LA  - eng\r\nN1  - topics: dosing; elderly\r\nER  - \r\n\r\n"
+)
+
+
+@pytest.fixture
+def home(tmp_path):
+    home = tmp_path / "home"
+    write_topic(home, "dosing", "norepinephrine dosing")
+    write_topic(home, "elderly", "norepinephrine elderly")
+    store = open_store(db_url(home))
+    save_papers(store, [PAPERS[p] for p in (101, 102, 103, 105)], topic="dosing")
+    save_papers(store, [PAPERS[p] for p in (103, 104)], topic="elderly")
+    table = TopicPaper.__table__
+    with store.engine.begin() as connection:
+        for (topic, pmid), moment in FIRST_SEEN.items():
+            connection.execute(table.update().where(table.c.topic == topic, table.c.pmid == pmid)
+                               .values(first_seen_at=moment))
+    store.close()
+    return home
+
+
+def db_url(home) -> str:
+    return f"sqlite:///{home / 'db' / 'tracker.sqlite3'}"
+
+
+def invoke(home, *args):
+    result = CliRunner().invoke(cli, ["--home", str(home), *args], env={"TRACKER_DB_URL": db_url(home)})
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def parse(data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+
+
+def test_csv_of_every_topic_lists_each_paper_once_newest_first(home):
+    result = invoke(home, "export")
+    assert result.exit_code == 0 and result.stderr == ""
+    assert parse(result.stdout_bytes) == [HEADER] + [ROWS[p] for p in (105, 102, 101, 103, 104)]
+    assert result.stdout_bytes.startswith(",".join(HEADER).encode() + b"\r\n105,Vasopressor trial 105,")
+    assert b'"line one\nline two"' in result.stdout_bytes
+
+
+def test_library_rows_match_the_command_line(home):
+    store = open_store(db_url(home))
+    buffer = io.BytesIO()
+    assert write_csv(export_rows(store, ["dosing", "elderly"]), buffer) == 5
+    assert buffer.getvalue() == invoke(home, "export", "dosing", "elderly").stdout_bytes
+    [first] = list(export_rows(store, ["elderly"], since=date(2024, 2, 15)))
+    assert first == {
+        "pmid": 103, "title": '=HYPERLINK("http://x")', "authors": "Ngan Kee WD", "journal": "Anesthesia and analgesia",
+        "year": 2024, "publication_date": "2024 Mar 5", "doi": "10.1000/103", "pmcid": None,
+        "publication_types": "Journal Article", "mesh_terms": "", "keywords": "", "topics": "dosing; elderly",
+        "first_seen": "2024-02-20T12:00:00Z", "late_arrival": "false", "pubmed_url": url(103),
+    }
+    store.close()
+
+
+def test_since_keeps_papers_the_selected_topics_first_saw_on_or_after_that_day(home):
+    every_topic = invoke(home, "export", "--since", "2024-03-01")
+    assert parse(every_topic.stdout_bytes) == [HEADER] + [ROWS[p] for p in (105, 102, 101)]
+    # Seen by 'dosing' on March 1 but by 'elderly' in February: new to 'dosing' alone.
+    dosing = invoke(home, "export", "dosing", "--since", "2024-03-01")
+    assert parse(dosing.stdout_bytes) == [HEADER] + [ROWS[p] for p in (105, 102, 101)] + [
+        ROWS[103][:12] + ["2024-03-01T10:00:00Z"] + ROWS[103][13:]]
+    assert parse(invoke(home, "export", "--since", "2024-03-04").stdout_bytes) == [HEADER]
+
+
+def test_csv_bytes_for_mail_follows_the_given_pmids(home):
+    store = open_store(db_url(home))
+    assert parse(csv_bytes(store, [104, 101, 999], topics=["elderly"])) == [
+        HEADER, ROWS[104], ROWS[101][:12] + [""] + ROWS[101][13:]]
+    assert csv_bytes(store, []) == ",".join(HEADER).encode() + b"\r\n"
+    store.close()
+
+
+def test_ris_record_of_a_parsed_paper():
+    assert ris_record(PAPERS[101], ["dosing"]) == (
+        "TY  - JOUR\r\nTI  - Norepinephrine versus phenylephrine for spinal hypotension\r\n"
+        "AU  - Kjørsvik, Åse\r\nAU  - Sözeri, Ömer\r\nPY  - 2024\r\nDA  - 2024/03/05/\r\n"
+        "T2  - Anesthesia and analgesia\r\nJ2  - Anesth Analg\r\nVL  - 130\r\nIS  - 2\r\nSP  - 301\r\nEP  - 309\r\n"
+        "AB  - BACKGROUND: Hypotension is common. RESULTS: Both worked.\r\n"
+        "KW  - vasopressor\r\nKW  - spinal anaesthesia\r\nKW  - Norepinephrine\r\nKW  - Hypotension\r\n"
+        "DO  - 10.1213/ANE.101\r\nAN  - 101\r\nUR  - https://pubmed.ncbi.nlm.nih.gov/101/\r\nC2  - PMC101\r\n"
+        "LA  - eng\r\nN1  - topics: dosing\r\nER  - \r\n\r\n"
+    )
+    assert ris_record(make_paper(7, kind="book", journal=None, journal_iso=None, volume=None, issue=None, pages=None,
+                                 pub_date_text="2024", pub_date=date(2024, 1, 1), doi=None, languages=())) == (
+        "TY  - BOOK\r\nTI  - Vasopressor trial 7\r\nAU  - Ngan Kee, Warwick D\r\nPY  - 2024\r\nAB  - Abstract text.\r\n"
+        "AN  - 7\r\nUR  - https://pubmed.ncbi.nlm.nih.gov/7/\r\nER  - \r\n\r\n"
+    )
+
+
+def test_ris_through_the_command_line(home):
+    result = invoke(home, "export", "elderly", "--since", "2024-02-15", "--format", "ris")
+    assert result.exit_code == 0
+    assert result.stdout_bytes == RIS_103.encode("utf-8")
+
+
+def test_output_file_is_written_whole_and_reported_on_stderr(home, tmp_path):
+    target = tmp_path / "out" / "papers.csv"
+    target.parent.mkdir()
+    result = invoke(home, "export", "-o", str(target))
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", f"exported 5 papers to {target}\n")
+    assert target.read_bytes() == invoke(home, "export").stdout_bytes
+    assert [p.name for p in target.parent.iterdir()] == ["papers.csv"]
+
+
+def test_a_failed_export_leaves_the_old_file_untouched(tmp_path):
+    target = tmp_path / "papers.csv"
+    target.write_text("old export\n")
+    with pytest.raises(RuntimeError):
+        with atomic_output(target) as file:
+            file.write(b"half a new export")
+            raise RuntimeError("database went away")
+    assert target.read_text() == "old export\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["papers.csv"]
+
+
+def test_unwritable_output_is_one_line_and_exit_2(home, tmp_path):
+    missing = tmp_path / "no-such-folder" / "papers.csv"
+    result = invoke(home, "export", "-o", str(missing))
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (f"error: cannot write {missing} (No such file or directory): "
+                             "choose a writable file for -o, or '-' for stdout\n")
+
+
+def test_unknown_topic_is_refused_before_anything_is_written(home, tmp_path):
+    target = tmp_path / "papers.csv"
+    target.write_text("old export\n")
+    result = invoke(home, "export", "dosing", "nope", "-o", str(target))
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == "error: unknown topic 'nope'; known topics: dosing, elderly\n"
+    assert target.read_text() == "old export\n"

@@ -1,0 +1,344 @@
+"""Exporting stored papers: CSV for spreadsheets and scripts, RIS for reference managers.
+
+CSV columns, in this order (scripts depend on them; add new ones only at the end):
+
+  pmid               PubMed ID
+  title              article title, inline markup (<i>, <sup>) already dropped by the parser
+  authors            every author in order: "Last Initials", collective names as written; "; "-separated
+  journal            full journal title
+  year               year of the issue's publication date; empty when PubMed gives none
+  publication_date   the publication date as PubMed writes it ("2019 Jan 5", "2013 Jan-Mar", "2020 Winter")
+  doi                DOI without a resolver prefix
+  pmcid              PubMed Central ID ("PMC1234567")
+  publication_types  "; "-separated ("Randomized Controlled Trial; Journal Article")
+  mesh_terms         MeSH descriptors, "; "-separated; a trailing "*" marks a major topic ("Norepinephrine*")
+  keywords           author keywords, "; "-separated
+  topics             slugs of every topic the paper belongs to, sorted, "; "-separated
+  first_seen         when the selected topics first saw the paper, ISO 8601 in UTC: "2024-03-01T06:00:00Z"
+  late_arrival       "true" when PubMed created the record more than a day after its entry date, else "false"
+  pubmed_url         https://pubmed.ncbi.nlm.nih.gov/<pmid>/
+
+The file is UTF-8 without a byte-order mark, rows end in CRLF (RFC 4180), and a cell holding a line
+break is quoted. A text cell that begins with =, +, -, @, a tab or a carriage return gets a leading
+"'" so a spreadsheet shows it instead of running it as a formula (OWASP's CSV injection advice).
+
+Rows stream from the database in chunks, reading only the columns they need (never the stored XML),
+so exporting a hundred thousand papers takes seconds and little memory.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import date, datetime, time, timezone
+from itertools import islice
+from pathlib import Path
+from typing import BinaryIO
+
+import pandas as pd
+from sqlalchemy import func, literal, select
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.types import LargeBinary
+
+from tracker.errors import ConfigError
+from tracker.pubmed import Author, Paper
+from tracker.store.database import Store, chunked
+from tracker.store.models import PaperRow, TopicPaper
+from tracker.store.papers import row_to_paper
+
+CSV_COLUMNS = (
+    "pmid", "title", "authors", "journal", "year", "publication_date", "doi", "pmcid", "publication_types",
+    "mesh_terms", "keywords", "topics", "first_seen", "late_arrival", "pubmed_url",
+)
+FORMATS = ("csv", "ris")
+CHUNK = 500
+CSV_BATCH = 5000
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+_paper = PaperRow.__table__
+_membership = TopicPaper.__table__
+_CSV_FIELDS = tuple(_paper.c[name] for name in (
+    "pmid", "title", "author_names", "journal", "pub_year", "pub_date_text", "doi", "pmcid", "publication_types",
+    "mesh_headings", "keywords", "late_arrival",
+))
+# Everything row_to_paper reads except the compressed XML, which an export never needs.
+_RIS_FIELDS = tuple(column for column in _paper.c if column.name != "xml_gz") + (
+    literal(b"", LargeBinary).label("xml_gz"),
+)
+
+
+def pubmed_url(pmid: int) -> str:
+    return f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
+
+
+# -- selecting -------------------------------------------------------------------------------
+
+def _topics_of(connection: Connection, pmids: Sequence[int]) -> dict[int, list[str]]:
+    """Every topic each paper belongs to, sorted."""
+    found: dict[int, list[str]] = {}
+    statement = (select(_membership.c.pmid, _membership.c.topic).where(_membership.c.pmid.in_(list(pmids)))
+                 .order_by(_membership.c.pmid, _membership.c.topic))
+    for pmid, topic in connection.execute(statement):
+        found.setdefault(pmid, []).append(topic)
+    return found
+
+
+def _memberships(connection: Connection, pmids: Sequence[int]) -> dict[int, dict[str, datetime]]:
+    """Every topic each paper belongs to, with the time the topic first saw it."""
+    found: dict[int, dict[str, datetime]] = {}
+    statement = select(_membership.c.pmid, _membership.c.topic, _membership.c.first_seen_at).where(
+        _membership.c.pmid.in_(list(pmids)))
+    for pmid, topic, seen in connection.execute(statement):
+        found.setdefault(pmid, {})[topic] = seen
+    return found
+
+
+def _selected(store: Store, topics: Sequence[str], since: date | None,
+              fields: Sequence) -> Iterator[tuple[Row, datetime, list[str]]]:
+    """(paper columns, first seen by the selected topics, all its topics), first seen newest first."""
+    seen = func.min(_membership.c.first_seen_at)
+    chosen = (select(_membership.c.pmid, seen.label("first_seen"))
+              .where(_membership.c.topic.in_(list(topics))).group_by(_membership.c.pmid))
+    if since is not None:
+        chosen = chosen.having(seen >= datetime.combine(since, time.min, tzinfo=timezone.utc))
+    chosen = chosen.subquery()
+    statement = (select(*fields, chosen.c.first_seen)
+                 .join_from(_paper, chosen, _paper.c.pmid == chosen.c.pmid)
+                 .order_by(chosen.c.first_seen.desc(), _paper.c.pmid.desc()))
+    with store.engine.connect() as reading, store.engine.connect() as lookup:
+        result = reading.execution_options(yield_per=CHUNK).execute(statement)
+        for partition in result.partitions():
+            topics_of = _topics_of(lookup, [row.pmid for row in partition])
+            for row in partition:
+                yield row, row.first_seen, topics_of.get(row.pmid, [])
+
+
+def _listed(store: Store, pmids: Sequence[int], topics: Sequence[str] | None,
+            fields: Sequence) -> Iterator[tuple[Row, datetime | None, list[str]]]:
+    """The same triples for an explicit list of PMIDs, in its order; PMIDs the store lacks are skipped."""
+    wanted = set(topics) if topics is not None else None
+    with store.engine.connect() as connection:
+        for chunk in chunked(list(dict.fromkeys(pmids)), CHUNK):
+            rows = {row.pmid: row for row in connection.execute(select(*fields).where(_paper.c.pmid.in_(chunk)))}
+            memberships = _memberships(connection, chunk)
+            for pmid in chunk:
+                if pmid not in rows:
+                    continue
+                member = memberships.get(pmid, {})
+                times = [moment for topic, moment in member.items() if wanted is None or topic in wanted]
+                yield rows[pmid], min(times, default=None), sorted(member)
+
+
+# -- CSV -------------------------------------------------------------------------------------
+
+def export_rows(store: Store, topics: Sequence[str], since: date | None = None) -> Iterator[dict]:
+    """One dict per paper linked to any of `topics` (first seen on or after `since`), keyed by CSV_COLUMNS."""
+    for row, seen, member in _selected(store, topics, since, _CSV_FIELDS):
+        yield _csv_row(row, seen, member)
+
+
+def rows_for_pmids(store: Store, pmids: Sequence[int], topics: Sequence[str] | None = None) -> Iterator[dict]:
+    """CSV rows for `pmids` in their order; first_seen is the earliest among `topics` (all when None)."""
+    for row, seen, member in _listed(store, pmids, topics, _CSV_FIELDS):
+        yield _csv_row(row, seen, member)
+
+
+def _csv_row(row: Row, seen: datetime | None, topics: list[str]) -> dict:
+    return {
+        "pmid": row.pmid,
+        "title": row.title,
+        "authors": row.author_names,
+        "journal": row.journal,
+        "year": row.pub_year,
+        "publication_date": row.pub_date_text,
+        "doi": row.doi,
+        "pmcid": row.pmcid,
+        "publication_types": "; ".join(row.publication_types),
+        "mesh_terms": "; ".join(heading["descriptor"] + ("*" if heading.get("major") else "")
+                                for heading in row.mesh_headings),
+        "keywords": "; ".join(row.keywords),
+        "topics": "; ".join(topics),
+        "first_seen": format_utc(seen),
+        "late_arrival": "true" if row.late_arrival else "false",
+        "pubmed_url": pubmed_url(row.pmid),
+    }
+
+
+def format_utc(moment: datetime | None) -> str:
+    """ISO 8601 in UTC with a "Z", to the second; a naive time is taken as UTC already."""
+    if moment is None:
+        return ""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def neutralise(value):
+    """A text cell a spreadsheet would run as a formula, prefixed with "'" so it is shown as text."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _cells(row: dict) -> list:
+    cells = [row[column] for column in CSV_COLUMNS]
+    for index, value in enumerate(cells):
+        if value is None:
+            cells[index] = ""
+        elif value.__class__ is str and value.startswith(_FORMULA_START):
+            cells[index] = "'" + value
+    return cells
+
+
+def write_csv(rows: Iterable[dict], file: BinaryIO) -> int:
+    """Write `rows` (dicts keyed by CSV_COLUMNS) as CSV to a binary file; returns how many were written."""
+    rows = iter(rows)
+    count = 0
+    while True:
+        batch = [_cells(row) for row in islice(rows, CSV_BATCH)]
+        if batch or count == 0:
+            # dtype=object keeps whole numbers whole next to empty cells (a float column would write 2019.0).
+            frame = pd.DataFrame(batch, columns=list(CSV_COLUMNS), dtype=object)
+            frame.to_csv(file, index=False, header=count == 0, lineterminator="\r\n", encoding="utf-8")
+        count += len(batch)
+        if len(batch) < CSV_BATCH:
+            return count
+
+
+def csv_bytes(store: Store, pmids: Sequence[int], topics: Sequence[str] | None = None) -> bytes:
+    """The CSV of `pmids` (in that order) as bytes, for an e-mail attachment."""
+    buffer = io.BytesIO()
+    write_csv(rows_for_pmids(store, pmids, topics), buffer)
+    return buffer.getvalue()
+
+
+# -- RIS -------------------------------------------------------------------------------------
+
+_MONTH_DAY = re.compile(r"^\d{4} [A-Z][a-z]{2} \d{1,2}$")
+_MONTH = re.compile(r"^\d{4} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)$")
+_PAGE = re.compile(r"^([A-Za-z]*)(\d+)$")
+
+
+def ris_records(store: Store, topics: Sequence[str], since: date | None = None) -> Iterator[tuple[Paper, list[str]]]:
+    """(paper without its XML, all its topics) for the same selection and order as `export_rows`."""
+    for row, _seen, member in _selected(store, topics, since, _RIS_FIELDS):
+        yield row_to_paper(row), member
+
+
+def ris_record(paper: Paper, topics: Sequence[str] = ()) -> str:
+    """One RIS record with CRLF line ends, followed by a blank line."""
+    fields: list[tuple[str, str | None]] = [("TY", "BOOK" if paper.kind == "book" else "JOUR"), ("TI", paper.title)]
+    fields += [("AU", _ris_author(author)) for author in paper.authors]
+    fields += [
+        ("PY", str(paper.pub_date.year) if paper.pub_date else None),
+        ("DA", _ris_date(paper)),
+        ("T2", paper.journal),
+        ("J2", paper.journal_iso),
+        ("VL", paper.volume),
+        ("IS", paper.issue),
+    ]
+    start, end = _page_range(paper.pages)
+    fields += [("SP", start), ("EP", end), ("AB", paper.abstract)]
+    terms = dict.fromkeys([*paper.keywords, *(heading.descriptor for heading in paper.mesh_headings)])
+    fields += [("KW", term) for term in terms]
+    fields += [("DO", paper.doi), ("AN", str(paper.pmid)), ("UR", pubmed_url(paper.pmid)), ("C2", paper.pmcid)]
+    fields += [("LA", language) for language in paper.languages]
+    fields.append(("N1", f"topics: {'; '.join(topics)}" if topics else None))
+    lines = [f"{tag}  - {' '.join(value.split())}\r\n" for tag, value in fields if value and value.strip()]
+    return "".join(lines) + "ER  - \r\n\r\n"
+
+
+def write_ris(records: Iterable[tuple[Paper, Sequence[str]]], file: BinaryIO) -> int:
+    count = 0
+    for paper, topics in records:
+        file.write(ris_record(paper, topics).encode("utf-8"))
+        count += 1
+    return count
+
+
+def _ris_author(author: Author) -> str:
+    if author.collective_name:
+        return author.collective_name
+    given = author.fore_name or author.initials
+    return f"{author.last_name}, {given}" if author.last_name and given else author.last_name or given or ""
+
+
+def _ris_date(paper: Paper) -> str | None:
+    """YYYY/MM/DD/ when PubMed gives the day, YYYY/MM// for a month; ranges and seasons are left to PY."""
+    text, day = paper.pub_date_text or "", paper.pub_date
+    if day is None:
+        return None
+    if _MONTH_DAY.match(text):
+        return f"{day:%Y/%m/%d}/"
+    if _MONTH.match(text):
+        return f"{day:%Y/%m}//"
+    return None
+
+
+def _page_range(pages: str | None) -> tuple[str | None, str | None]:
+    """("1234", "1241") for MEDLINE's abbreviated "1234-41"; the first range of a list."""
+    if not pages:
+        return None, None
+    start, _, end = pages.split(",")[0].partition("-")
+    start, end = start.strip(), end.strip()
+    first, last = _PAGE.match(start), _PAGE.match(end)
+    if first and last and last.group(1) in ("", first.group(1)) and len(last.group(2)) < len(first.group(2)):
+        digits = first.group(2)
+        end = first.group(1) + digits[:len(digits) - len(last.group(2))] + last.group(2)
+    return start or None, end or None
+
+
+# -- output ----------------------------------------------------------------------------------
+
+def export_papers(store: Store, topics: Sequence[str], file: BinaryIO, *, since: date | None = None,
+                  fmt: str = "csv") -> int:
+    """Write the papers of `topics` to `file` as CSV or RIS; returns how many were written."""
+    if fmt == "ris":
+        return write_ris(ris_records(store, topics, since), file)
+    if fmt == "csv":
+        return write_csv(export_rows(store, topics, since), file)
+    raise ConfigError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file that appears at `path` only once the block finishes; a failure leaves `path` untouched."""
+    path = Path(path)
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    except OSError as error:
+        raise _unwritable(path, error) from None
+    try:
+        with os.fdopen(handle, "wb") as file:
+            yield file
+        os.chmod(temporary, _file_mode(path))
+        os.replace(temporary, path)
+    except BaseException as error:
+        with suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise _unwritable(path, error) from None
+        raise
+
+
+def _unwritable(path: Path, error: OSError) -> ConfigError:
+    return ConfigError(f"cannot write {path} ({error.strerror or error}): choose a writable file for -o, or '-' for stdout")
+
+
+def _file_mode(path: Path) -> int:
+    """Keep the mode of the file being replaced; a new file gets the usual 0666 minus the umask."""
+    with suppress(OSError):
+        return path.stat().st_mode & 0o7777
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+__all__ = [
+    "CSV_COLUMNS", "FORMATS", "pubmed_url", "export_rows", "rows_for_pmids", "write_csv", "csv_bytes",
+    "ris_records", "ris_record", "write_ris", "export_papers", "atomic_output", "format_utc", "neutralise",
+]
