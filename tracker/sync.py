@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -18,7 +19,7 @@ from tracker.eutils import EutilsClient
 from tracker.errors import TrackerError
 from tracker.store import Store
 from tracker.store.models import TopicState
-from tracker.store.papers import link_papers, save_papers, stored_pmids
+from tracker.store.papers import link_papers, load_papers, newest_pmids, save_papers, stored_pmids
 from tracker.store.runs import RunCounts, finish_run, start_run, topic_state
 from tracker.topics import Topic
 
@@ -83,6 +84,45 @@ def plan_window(topic: Topic, state: TopicState | None, *, today: date, overlap_
     return Window(start=start, end=end, kind="fetch", moves_watermark=True, state_since=state.since)
 
 
+@contextmanager
+def recording(store: Store, client: EutilsClient, run_id: int, counts: RunCounts, *,
+              label: str | None = None) -> Iterator[None]:
+    """Count the run's requests; a failure or an interruption closes the run as failed, then propagates."""
+    before = client.request_count
+    try:
+        yield
+    except BaseException as error:
+        counts.requests = client.request_count - before
+        reason = str(error) if isinstance(error, TrackerError) else f"interrupted ({type(error).__name__})"
+        finish_run(store, run_id, counts, error=f"{label}: {reason}" if label else reason)
+        raise
+    counts.requests = client.request_count - before
+
+
+def save_new_papers(store: Store, client: EutilsClient, pmids: Sequence[int], *, topic: str | None, run_id: int,
+                    counts: RunCounts, progress: Progress | None = None) -> None:
+    """Fetch `pmids` in efetch batches, saving (and linking to `topic`) each batch as it arrives."""
+    to_fetch, total = list(pmids), len(pmids)
+    for _attempt in range(2):
+        received: set[int] = set()
+        for papers in client.fetch_papers(to_fetch):
+            fetched, linked = save_papers(store, papers, topic=topic, run_id=run_id)
+            counts.fetched += fetched
+            counts.new_papers += linked if topic else fetched
+            received.update(paper.pmid for paper in papers)
+            if progress:
+                progress(len(papers), total)
+        # efetch can omit a record esearch just listed (being replaced, deleted or merged); ask once more.
+        to_fetch = [p for p in to_fetch if p not in received]
+        if not to_fetch:
+            break
+    counts.missing = len(to_fetch)
+    if to_fetch:
+        log.warning("%s: %d PMIDs were not returned by efetch: %s", topic or "query", len(to_fetch),
+                    ", ".join(map(str, to_fetch[:20])))
+        counts.warnings = [*(counts.warnings or []), f"not returned by efetch: {', '.join(map(str, to_fetch[:50]))}"]
+
+
 def sync_topic(store: Store, client: EutilsClient, topic: Topic, *, today: date | None = None,
                since: date | None = None, full: bool = False, progress: Progress | None = None) -> TopicRunResult:
     """Run one topic. A failure is recorded and returned, never half-applied: the watermark stays put."""
@@ -93,52 +133,27 @@ def sync_topic(store: Store, client: EutilsClient, topic: Topic, *, today: date 
                     window_end=window.end)
     result = TopicRunResult(topic=topic.slug, run_id=run.id, kind=window.kind, window=window, succeeded=False)
     counts = RunCounts()
-    requests_before = client.request_count
     started = time.monotonic()
     log.info("%s: %s window %s..%s", topic.slug, window.kind, window.start or "beginning", window.end)
     try:
-        outcome = client.fetch_pmids(topic.query, window.start, window.end)
-        counts.count, counts.matched = outcome.count, len(outcome.pmids)
-        counts.query_translation = outcome.query_translation
-        counts.warnings = outcome.errors + outcome.warnings
-        already = stored_pmids(store, outcome.pmids)
-        counts.new_papers += link_papers(store, topic.slug, [p for p in outcome.pmids if p in already], run.id)
-        to_fetch = [p for p in outcome.pmids if p not in already]
-        total = len(to_fetch)
-        received: set[int] = set()
-        for attempt in range(2):
-            for papers in client.fetch_papers(to_fetch):
-                fetched, linked = save_papers(store, papers, topic=topic.slug, run_id=run.id)
-                counts.fetched += fetched
-                counts.new_papers += linked
-                received.update(paper.pmid for paper in papers)
-                if progress:
-                    progress(len(papers), total)
-            # efetch can omit a record esearch just listed (being replaced, deleted or merged); ask once more.
-            to_fetch = [p for p in to_fetch if p not in received]
-            if not to_fetch:
-                break
-        counts.missing = len(to_fetch)
-        if to_fetch:
-            log.warning("%s: %d PMIDs listed by esearch were not returned by efetch: %s", topic.slug, len(to_fetch),
-                        ", ".join(map(str, to_fetch[:20])))
-            counts.warnings = [*counts.warnings, f"not returned by efetch: {', '.join(map(str, to_fetch[:50]))}"]
+        with recording(store, client, run.id, counts, label=f"topic '{topic.slug}'"):
+            outcome = client.fetch_pmids(topic.query, window.start, window.end)
+            counts.count, counts.matched = outcome.count, len(outcome.pmids)
+            counts.query_translation = outcome.query_translation
+            counts.warnings = outcome.errors + outcome.warnings
+            already = stored_pmids(store, outcome.pmids)
+            counts.new_papers += link_papers(store, topic.slug, [p for p in outcome.pmids if p in already], run.id)
+            save_new_papers(store, client, [p for p in outcome.pmids if p not in already], topic=topic.slug,
+                            run_id=run.id, counts=counts, progress=progress)
     except TrackerError as error:
-        counts.requests = client.request_count - requests_before
         result.error = f"topic '{topic.slug}': {error}"
-        finish_run(store, run.id, counts, error=result.error)
         _fill(result, counts, started)
         log.error("%s", result.error)
         return result
-    except BaseException as error:
-        counts.requests = client.request_count - requests_before
-        finish_run(store, run.id, counts, error=f"interrupted ({type(error).__name__})")
-        raise
-    counts.requests = client.request_count - requests_before
     new_state = None
     if window.moves_watermark:
-        new_state = TopicState(topic=topic.slug, query=topic.query, since=window.state_since,
-                               watermark=max(window.end, state.watermark) if state and window.kind == "fetch" else window.end,
+        watermark = max(window.end, state.watermark) if state and window.kind == "fetch" else window.end
+        new_state = TopicState(topic=topic.slug, query=topic.query, since=window.state_since, watermark=watermark,
                                updated_at=run.started_at)
     finish_run(store, run.id, counts, watermark=new_state)
     result.succeeded = True
@@ -190,56 +205,54 @@ def run_query(store: Store, client: EutilsClient, query: str, *, since: date | N
     Matches the store lacks are fetched and stored in no topic; the run is recorded with kind "query"
     and topic "(query)". A failure is recorded on the run, then raised as a TrackerError.
     """
-    from sqlalchemy import select
-
-    from tracker.store.database import chunked
-    from tracker.store.models import PaperRow
-    from tracker.store.papers import load_papers
-
     end = (today or date.today()) + timedelta(days=1)
     run = start_run(store, QUERY_TOPIC, kind="query", query=query, window_start=since, window_end=end)
     counts = RunCounts()
-    requests_before = client.request_count
     try:
-        outcome = client.fetch_pmids(query, since, end)
-        counts.count, counts.matched = outcome.count, len(outcome.pmids)
-        counts.query_translation = outcome.query_translation
-        counts.warnings = outcome.errors + outcome.warnings
-        already = stored_pmids(store, outcome.pmids)
-        to_fetch = [p for p in outcome.pmids if p not in already]
-        for _attempt in range(2):
-            received: set[int] = set()
-            for papers in client.fetch_papers(to_fetch):
-                fetched, _linked = save_papers(store, papers, run_id=run.id)
-                counts.fetched += fetched
-                counts.new_papers += fetched
-                received.update(paper.pmid for paper in papers)
-            # efetch can omit a record esearch just listed (being replaced, deleted or merged); ask once more.
-            to_fetch = [p for p in to_fetch if p not in received]
-            if not to_fetch:
-                break
-        counts.missing = len(to_fetch)
-        if to_fetch:
-            counts.warnings = [*counts.warnings, f"not returned by efetch: {', '.join(map(str, to_fetch[:50]))}"]
-        newest = []
-        with store.session() as session:
-            for chunk in chunked(outcome.pmids):
-                newest += session.execute(
-                    select(PaperRow.create_date, PaperRow.pmid).where(PaperRow.pmid.in_(chunk))
-                    .order_by(PaperRow.create_date.desc().nulls_last(), PaperRow.pmid.desc()).limit(limit)
-                ).all()
-        newest.sort(key=lambda row: (row.create_date or date.min, row.pmid), reverse=True)
-        shown = load_papers(store, [row.pmid for row in newest[:limit]])
+        with recording(store, client, run.id, counts):
+            outcome = client.fetch_pmids(query, since, end)
+            counts.count, counts.matched = outcome.count, len(outcome.pmids)
+            counts.query_translation = outcome.query_translation
+            counts.warnings = outcome.errors + outcome.warnings
+            already = stored_pmids(store, outcome.pmids)
+            save_new_papers(store, client, [p for p in outcome.pmids if p not in already], topic=None,
+                            run_id=run.id, counts=counts)
+            shown = load_papers(store, newest_pmids(store, outcome.pmids, limit))
     except TrackerError as error:
-        counts.requests = client.request_count - requests_before
-        finish_run(store, run.id, counts, error=str(error))
         raise TrackerError(f"query run {run.id} failed: {error}: run the query again later") from None
-    except BaseException as error:
-        counts.requests = client.request_count - requests_before
-        finish_run(store, run.id, counts, error=f"interrupted ({type(error).__name__})")
-        raise
-    counts.requests = client.request_count - requests_before
     finish_run(store, run.id, counts)
     return QueryResult(run_id=run.id, papers=shown, count=counts.count or 0, new_papers=counts.new_papers,
                        missing=counts.missing, requests=counts.requests,
                        query_translation=counts.query_translation, warnings=tuple(counts.warnings or ()))
+
+
+@dataclass
+class ImportResult:
+    run_id: int
+    pmids: int  # distinct PMIDs in the file
+    new_papers: int  # papers new to the topic
+    fetched: int  # papers the store lacked, now stored
+    missing: int  # PMIDs PubMed did not return
+    requests: int
+
+
+def import_pmids(store: Store, client: EutilsClient, topic: Topic, pmids: Sequence[int]) -> ImportResult:
+    """Add papers by PMID to a topic (from a PubMed export): fetch what the store lacks, link them all.
+
+    The topic's watermark is not touched: an import adds papers, it does not say what PubMed holds.
+    """
+    pmids = list(dict.fromkeys(pmids))
+    run = start_run(store, topic.slug, kind="import", query=topic.query, window_start=None, window_end=None)
+    counts = RunCounts(count=len(pmids), matched=len(pmids))
+    try:
+        with recording(store, client, run.id, counts, label=f"import into '{topic.slug}'"):
+            already = stored_pmids(store, pmids)
+            counts.new_papers += link_papers(store, topic.slug, [p for p in pmids if p in already], run.id)
+            save_new_papers(store, client, [p for p in pmids if p not in already], topic=topic.slug, run_id=run.id,
+                            counts=counts)
+    except TrackerError as error:
+        raise TrackerError(f"import into '{topic.slug}' failed: {error}; nothing already saved is lost: "
+                           "run the import again") from None
+    finish_run(store, run.id, counts)
+    return ImportResult(run_id=run.id, pmids=len(pmids), new_papers=counts.new_papers, fetched=counts.fetched,
+                        missing=counts.missing, requests=counts.requests)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import select, text
 from sqlmodel import Session
@@ -174,6 +174,19 @@ def link_papers(store: Store, topic: str, pmids: Sequence[int], run_id: int | No
         linked = _link(store, session, topic, pmids, run_id, utcnow())
         session.commit()
     return linked
+
+
+def newest_pmids(store: Store, pmids: Sequence[int], limit: int) -> list[int]:
+    """The `limit` PMIDs among `pmids` that entered PubMed last (create date, then PMID, descending)."""
+    newest = []
+    with store.session() as session:
+        for chunk in chunked(list(pmids)):
+            newest += session.execute(
+                select(PaperRow.create_date, PaperRow.pmid).where(PaperRow.pmid.in_(chunk))
+                .order_by(PaperRow.create_date.desc().nulls_last(), PaperRow.pmid.desc()).limit(limit)
+            ).all()
+    newest.sort(key=lambda row: (row.create_date or date.min, row.pmid), reverse=True)
+    return [row.pmid for row in newest[:limit]]
 
 
 def load_papers(store: Store, pmids: Sequence[int]) -> list[Paper]:
