@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 from tests.conftest import cli_env, run_tracker, write_topic
 from tests.fake_eutils import FakeRecord
@@ -148,3 +148,16 @@ def test_secrets_never_appear_in_output_or_database(home, fake_eutils):
     assert sentinel not in result.out + result.err
     for path in (home / "db").iterdir():
         assert sentinel.encode() not in path.read_bytes()
+
+
+def test_run_fetches_every_topic_and_writes_each_digest(home, fake_eutils):
+    add_records(fake_eutils, range(1, 6), created=TODAY - timedelta(days=1))
+    result = run_tracker("run", env=cli_env(home, fake_eutils.url))
+    assert result.code == 0, result.err
+    day = datetime.now(timezone.utc).date().isoformat()  # digests are named by their UTC day
+    expected = [home / "reports" / slug / f"{day}.{ext}" for slug in ("dosing", "elderly") for ext in ("md", "html")]
+    for path in expected:
+        assert f"  {path}" in result.out.splitlines()
+        assert path.is_file()
+    markdown = (home / "reports" / "dosing" / f"{day}.md").read_text()
+    assert "5 new" in markdown and "https://pubmed.ncbi.nlm.nih.gov/3/" in markdown

@@ -96,3 +96,8 @@ def test_rendered_topic_file_loads_back(tmp_path):
                   since=date(2021, 5, 1), recipients=("x@example.org",), max_per_digest=5)
     path = write(tmp_path, "adhoc.toml", render_topic_file(topic))
     assert load_topic(path) == Topic(**{**topic.__dict__, "path": path})
+
+
+def test_weekday_7_is_sunday_as_in_cron(tmp_path):
+    path = write(tmp_path, "weekly.toml", 'title = "x"\nquery = "a"\nschedule = "0 7 * * 7"')
+    assert load_topic(path).schedule == "0 7 * * 7"

@@ -58,15 +58,9 @@ def common_options(command):
 
 
 def configure_logging(verbose: bool) -> None:
-    root = logging.getLogger("tracker")
-    if not any(getattr(h, "_tracker", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s"))
-        handler._tracker = True
-        root.addHandler(handler)
-        root.propagate = False
-    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from tracker.logs import configure_logging as configure
+
+    configure(verbose)
 
 
 def current_settings() -> Settings:
@@ -269,6 +263,47 @@ def fetch(slugs, since, full):
         sys.exit(1)
 
 
+@cli.command("run")
+@click.argument("slugs", nargs=-1, metavar="[SLUG]...")
+@common_options
+def run_command(slugs):
+    """The main job: fetch every topic, then write each topic's digest to reports/<slug>/<date>.md and .html."""
+    from tracker.digest import write_topic_digests
+
+    results = run_fetch(slugs)
+    selected = load_selected_topics(slugs)
+    paths = write_topic_digests(current_store(), selected, current_settings().reports_dir)
+    click.echo(f"digests written to {current_settings().reports_dir}:")
+    for path in paths:
+        click.echo(f"  {path}")
+    failed = [r for r in results if not r.succeeded]
+    if failed:
+        click.echo(f"error: {len(failed)} of {len(results)} topics failed ({', '.join(r.topic for r in failed)}); "
+                   "their digests say so: run 'tracker run' again later", err=True)
+        sys.exit(1)
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--topic", "topic_slug", required=True, metavar="SLUG", help="The topic the papers join.")
+@common_options
+def import_command(file, topic_slug):
+    """Add the papers of a PubMed MEDLINE export (.nbib, "Save > Format: PubMed") to a topic."""
+    from tracker.eutils import EutilsClient
+    from tracker.medline import read_medline_pmids
+    from tracker.sync import import_pmids
+
+    [topic] = load_selected_topics((topic_slug,))
+    pmids = read_medline_pmids(file)
+    with EutilsClient(current_settings()) as client:
+        result = import_pmids(current_store(), client, topic, pmids)
+    line = (f"{topic.slug}: {result.pmids} PMIDs in {file.name}, {result.new_papers} new to the topic, "
+            f"{result.fetched} fetched, {result.requests} requests")
+    if result.missing:
+        line += f"; {result.missing} not found in PubMed"
+    click.echo(line)
+
+
 # -- status ----------------------------------------------------------------------------------
 
 @cli.command()
@@ -276,11 +311,17 @@ def fetch(slugs, since, full):
 @click.option("--topic", "topic_slug", metavar="SLUG", help="Only this topic's runs.")
 @common_options
 def status(limit, topic_slug):
-    """Recent runs and their errors."""
+    """Each topic's last run and next scheduled run, then recent runs and their errors."""
+    from tracker.schedule import topic_overview
     from tracker.store.runs import recent_runs
 
     if topic_slug:
         load_selected_topics((topic_slug,))
+    if current_settings().queries_dir.is_dir():
+        overview = topic_overview(current_store(), current_settings(), topic=topic_slug)
+        click.echo(format_table(overview.headers, overview.rows) + "\n")
+        for error in overview.errors:
+            click.echo(f"warning: {error}; 'tracker schedule' keeps this topic's last good job", err=True)
     runs = recent_runs(current_store(), limit=limit, topic=topic_slug)
     if not runs:
         click.echo("no runs yet: run 'tracker fetch'")
@@ -299,3 +340,176 @@ def status(limit, topic_slug):
     errors = [run for run in runs if run.error]
     for run in errors:
         click.echo(f"run {run.id} ({run.topic}): {run.error}")
+
+
+# -- digest ----------------------------------------------------------------------------------
+
+@cli.command("digest")
+@click.argument("slugs", nargs=-1, metavar="[SLUG]...")
+@click.option("--since", type=DATE,
+              help="Cover papers first seen from this day on (default: since the topic's last digest, else 7 days).")
+@click.option("--format", "output_format", type=click.Choice(["md", "html", "text"]),
+              help="Print this format to stdout without recording a digest (with -o: the file's format).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every selected topic's digest into this one file.")
+@common_options
+def digest_command(slugs, since, output_format, output):
+    """Write each topic's digest to reports/<slug>/<date>.md and .html, print it (--format) or write one file (-o)."""
+    from tracker.digest import render_topic_digests, write_digest_file, write_topic_digests
+
+    selected = load_selected_topics(slugs)
+    store = current_store()
+    if output is not None:
+        write_digest_file(store, selected, output, fmt=output_format, since=since)
+        click.echo(output)
+    elif output_format is not None:
+        click.echo(render_topic_digests(store, selected, output_format, since=since), nl=False)
+    else:
+        for path in write_topic_digests(store, selected, current_settings().reports_dir, since=since):
+            click.echo(path)
+
+
+# -- export ----------------------------------------------------------------------------------
+
+@cli.command("export")
+@click.argument("slugs", nargs=-1, metavar="[SLUG]...")
+@click.option("--since", type=DATE, help="Only papers the selected topics first saw on or after this day (UTC).")
+@click.option("--format", "output_format", type=click.Choice(["csv", "ris"]), default="csv", show_default=True,
+              help="CSV (columns documented in tracker/export.py) or RIS for Zotero, EndNote, Rayyan, Covidence.")
+@click.option("-o", "--output", default="-", show_default=True, metavar="FILE|-",
+              help="Write to FILE (replaced only once complete) instead of stdout.")
+@common_options
+def export_command(slugs, since, output_format, output):
+    """Export the papers of every topic (or the given ones), newest first seen first."""
+    from tracker.export import atomic_output, export_papers
+
+    selected = [topic.slug for topic in load_selected_topics(slugs)]
+    store = current_store()
+    if output == "-":
+        export_papers(store, selected, sys.stdout.buffer, since=since, fmt=output_format)
+        return
+    with atomic_output(output) as file:
+        count = export_papers(store, selected, file, since=since, fmt=output_format)
+    click.echo(f"exported {count} papers to {output}", err=True)
+
+
+# -- search ----------------------------------------------------------------------------------
+
+@cli.command("search")
+@click.argument("text")
+@click.option("--topic", "topic_slug", metavar="SLUG", help="Only this topic's papers.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many papers to show.")
+@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True, help="csv has the export's columns; json adds the score.")
+@common_options
+def search_command(text, topic_slug, limit, output_format):
+    """Full-text search of stored papers, best match first."""
+    from tracker.export import rows_for_pmids, write_csv
+    from tracker.store.search import hits_json, hits_table, search_papers
+
+    if topic_slug:
+        load_selected_topics((topic_slug,))
+    store = current_store()
+    hits = search_papers(store, text, topic=topic_slug, limit=limit)
+    if not hits:
+        click.echo(f"no stored papers match '{text}'", err=output_format != "table")
+    if output_format == "csv":
+        write_csv(rows_for_pmids(store, [hit.pmid for hit in hits]), sys.stdout.buffer)
+    elif output_format == "json":
+        click.echo(hits_json(hits))
+    elif hits:
+        click.echo(format_table(*hits_table(hits)))
+
+
+# -- query -----------------------------------------------------------------------------------
+
+@cli.command("query")
+@click.argument("pubmed_query", metavar="QUERY")
+@click.option("--since", type=DATE, help="Only records PubMed created on or after this day (default: all).")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="How many of the newest matches to show.")
+@click.option("--save-as", "save_as", metavar="SLUG", help="Also save the query as queries/SLUG.toml to track it.")
+@common_options
+def query_command(pubmed_query, since, limit, save_as):
+    """Run a one-off PubMed query: store the matches (in no topic) and show the newest."""
+    from tracker.eutils import EutilsClient
+    from tracker.store.search import shorten
+    from tracker.sync import run_query
+    from tracker.topics import Topic, new_topic_path, save_topic_file
+
+    query = " ".join(pubmed_query.split())
+    if not query:
+        raise ConfigError("the query is empty: give a PubMed query, for example 'norepinephrine AND bolus'")
+    settings = current_settings()
+    if save_as is not None:
+        new_topic_path(settings.queries_dir, save_as)  # refuse a bad name before spending any request
+    store = current_store()
+    with EutilsClient(settings) as client:
+        result = run_query(store, client, query, since=since, limit=limit)
+    for warning in result.warnings:
+        click.echo(f"warning: PubMed: {warning}", err=True)
+    if result.papers:
+        click.echo(format_table(["pmid", "created", "year", "first author", "title"], [
+            [str(paper.pmid), str(paper.create_date or ""), str(paper.pub_date.year if paper.pub_date else ""),
+             paper.authors[0].display if paper.authors else "", shorten(paper.title)]
+            for paper in result.papers]))
+    click.echo(f"showing {len(result.papers)} of {result.count} matches; {result.new_papers} new papers stored, "
+               f"{result.requests} requests")
+    if save_as is not None:
+        title = query if len(query) <= 80 else query[:79].rstrip() + "…"
+        save_topic_file(settings.queries_dir, Topic(slug=save_as, title=title, query=query, since=since))
+        click.echo(f"saved as queries/{save_as}.toml: run 'tracker fetch {save_as}' to track it")
+
+
+# -- email -----------------------------------------------------------------------------------
+
+@cli.command("email")
+@click.option("--dry-run", is_flag=True,
+              help="Write each message to reports/outbox/<date>-<address>.eml instead of sending; mark nothing delivered.")
+@click.option("--to", "only", metavar="ADDR",
+              help="Only this recipient (with no recipients configured: ADDR gets every topic).")
+@common_options
+def email_command(dry_run, only):
+    """Mail each recipient the papers of their topics they have not been sent yet (a heartbeat when none)."""
+    from tracker.mail import describe_failures, send_weekly_email
+
+    results = send_weekly_email(current_store(), current_settings(), load_selected_topics(()), dry_run=dry_run,
+                                only=only)
+    for result in results:
+        if not result.error:
+            click.echo(result.summary())
+    failure = describe_failures(results)
+    if failure:
+        raise TrackerError(failure)
+
+
+# -- schedule --------------------------------------------------------------------------------
+
+@cli.command("schedule")
+@click.option("--list", "list_only", is_flag=True,
+              help="Print every job and its next run time, then exit; starts nothing.")
+@click.option("--run-now", "run_now", metavar="SLUG|email",
+              help="Run one job once now (a topic's fetch, or 'email' for the weekly e-mail) and exit with its status.")
+@common_options
+def schedule_command(list_only, run_now):
+    """Run each topic's fetch on its schedule and the weekly e-mail until SIGTERM; SIGHUP re-reads queries/."""
+    from tracker import schedule
+    from tracker.logs import configure_logging as configure
+
+    if list_only and run_now:
+        raise click.UsageError("--list and --run-now cannot be combined")
+    settings = current_settings()
+    if list_only:
+        listing = schedule.list_jobs(settings)
+        click.echo(format_table(listing.headers, listing.rows))
+        for error in listing.errors:
+            click.echo(f"error: {error}", err=True)
+        sys.exit(2 if listing.errors else 0)
+    store = current_store()
+    configure(settings.verbose, zone=settings.zone, log_file=settings.log_file)
+    if run_now:
+        outcome = schedule.run_job_now(store, settings, run_now)
+        for line in outcome.lines:
+            click.echo(line)
+        sys.exit(0 if outcome.ok else 1)
+    schedule.serve(store, settings)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from datetime import tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tracker.errors import ConfigError
 
 DEFAULT_EUTILS_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
+SMTP_SECURITY = ("starttls", "ssl", "none")
 
 
 def _float(env: dict[str, str], name: str, default: float) -> float:
@@ -49,6 +52,19 @@ class Settings:
     esearch_page: int = 9999
     overlap_days: int = 3
     verbose: bool = False
+    # The weekly e-mail (tracker/mail.py). The port, when not given, follows the security mode.
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_security: str = "starttls"
+    mail_from: str | None = None
+    mail_to: tuple[str, ...] = ()
+    # `tracker schedule` (tracker/schedule.py). `timezone` None: the machine's local zone.
+    digest_cron: str = "0 7 * * 1"
+    timezone: str | None = None
+    misfire_grace: float = 24 * 3600.0
+    schedule_every: float | None = None  # seconds; replaces every cron, for trials and tests only
 
     @classmethod
     def from_env(cls, home: str | os.PathLike | None = None, env: dict[str, str] | None = None, **overrides) -> "Settings":
@@ -72,9 +88,27 @@ class Settings:
             efetch_batch=_int(env, "TRACKER_EFETCH_BATCH", cls.efetch_batch),
             esearch_page=_int(env, "TRACKER_ESEARCH_PAGE", cls.esearch_page),
             overlap_days=_int(env, "TRACKER_OVERLAP_DAYS", cls.overlap_days),
+            smtp_host=(env.get("TRACKER_SMTP_HOST") or "").strip() or None,
+            smtp_port=_int(env, "TRACKER_SMTP_PORT", 587) if env.get("TRACKER_SMTP_PORT") else None,
+            smtp_user=env.get("TRACKER_SMTP_USER") or None,
+            smtp_password=env.get("TRACKER_SMTP_PASSWORD") or None,
+            smtp_security=(env.get("TRACKER_SMTP_SECURITY") or "starttls").strip().lower(),
+            mail_from=(env.get("TRACKER_MAIL_FROM") or "").strip() or None,
+            mail_to=tuple(a.strip() for a in (env.get("TRACKER_MAIL_TO") or "").split(",") if a.strip()),
+            digest_cron=" ".join((env.get("TRACKER_DIGEST_CRON") or cls.digest_cron).split()),
+            timezone=(env.get("TRACKER_TZ") or "").strip() or None,
+            misfire_grace=_float(env, "TRACKER_MISFIRE_GRACE", cls.misfire_grace),
+            schedule_every=_float(env, "TRACKER_SCHEDULE_EVERY", 0) if env.get("TRACKER_SCHEDULE_EVERY") else None,
         )
         if settings.esearch_page > 9999:
             raise ConfigError("TRACKER_ESEARCH_PAGE cannot exceed 9999: PubMed's esearch returns at most 9,999 ids")
+        if settings.smtp_security not in SMTP_SECURITY:
+            raise ConfigError(f"TRACKER_SMTP_SECURITY={env['TRACKER_SMTP_SECURITY']!r} is not a security mode: "
+                              f"set it to {', '.join(SMTP_SECURITY)}")
+        if settings.smtp_port is not None and settings.smtp_port > 65535:
+            raise ConfigError(f"TRACKER_SMTP_PORT={env['TRACKER_SMTP_PORT']!r} is not a port: use 1-65535, or leave it "
+                              "unset for 587 (starttls), 465 (ssl) or 25 (none)")
+        _check_schedule(settings)
         return replace(settings, **overrides) if overrides else settings
 
     @property
@@ -99,3 +133,35 @@ class Settings:
     @property
     def database_url(self) -> str:
         return self.db_url or f"sqlite:///{self.db_dir / 'tracker.sqlite3'}"
+
+    @property
+    def zone(self) -> tzinfo:
+        """TRACKER_TZ, else the machine's local zone: cron times and every shown time are in it."""
+        if self.timezone:
+            return ZoneInfo(self.timezone)
+        from tzlocal import get_localzone
+
+        try:
+            return get_localzone()
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ConfigError(f"cannot tell this machine's time zone ({error}): set TRACKER_TZ, for example "
+                              "TRACKER_TZ=Europe/Berlin") from None
+
+    @property
+    def log_file(self) -> Path:
+        return self.db_dir / "tracker.log"
+
+
+def _check_schedule(settings: Settings) -> None:
+    from tracker.cron import cron_trigger
+
+    try:
+        cron_trigger(settings.digest_cron, ZoneInfo("UTC"))
+    except ValueError as error:
+        raise ConfigError(f"TRACKER_DIGEST_CRON: {error}") from None
+    if settings.timezone:
+        try:
+            ZoneInfo(settings.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"TRACKER_TZ={settings.timezone!r} is not a time zone: use an IANA name such as "
+                              "Europe/Berlin or UTC, or unset it for the machine's zone") from None

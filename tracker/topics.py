@@ -38,12 +38,11 @@ def validate_slug(slug: str) -> str:
 
 
 def validate_cron(expression: str) -> str:
-    from apscheduler.triggers.cron import CronTrigger
+    from datetime import timezone
 
-    try:
-        CronTrigger.from_crontab(expression)
-    except ValueError as error:
-        raise ValueError(f"invalid cron expression {expression!r} ({error}); use five fields such as '0 6 * * 1'") from None
+    from tracker.cron import cron_trigger
+
+    cron_trigger(expression, timezone.utc)
     return expression
 
 
@@ -152,6 +151,34 @@ def select_topics(topics: list[Topic], slugs: tuple[str, ...] | list[str]) -> li
     if missing:
         raise ConfigError(f"unknown topic '{missing[0]}'; known topics: {', '.join(sorted(by_slug))}")
     return [by_slug[slug] for slug in dict.fromkeys(slugs)]
+
+
+def new_topic_path(queries_dir: Path, slug: str) -> Path:
+    """Where a new topic would be saved; refuses an invalid slug, a missing folder or an existing file."""
+    target = Path(queries_dir) / f"{validate_slug(slug)}.toml"
+    if not target.parent.is_dir():
+        raise ConfigError(f"no topics folder at {target.parent}: run 'tracker init' or pass --home DIR")
+    if target.exists():
+        raise ConfigError(f"queries/{slug}.toml already exists: choose another name for --save-as")
+    return target
+
+
+def save_topic_file(queries_dir: Path, topic: Topic) -> Path:
+    """Write a new topic file (never replacing one) and check it loads back."""
+    target = new_topic_path(queries_dir, topic.slug)
+    try:
+        with open(target, "x", encoding="utf-8") as file:
+            file.write(render_topic_file(topic))
+    except FileExistsError:
+        raise ConfigError(f"queries/{topic.slug}.toml already exists: choose another name for --save-as") from None
+    except OSError as error:
+        raise ConfigError(f"cannot write {target} ({error.strerror}): make {target.parent} writable") from None
+    try:
+        load_topic(target)
+    except ConfigError as error:
+        target.unlink()
+        raise ConfigError(f"the query cannot be saved as a topic ({error}); write queries/{topic.slug}.toml by hand") from None
+    return target
 
 
 def render_topic_file(topic: Topic) -> str:

@@ -1,0 +1,224 @@
+"""The single-instance lock: one row per lock name in `instance_lock`, taken and released by compare-and-swap.
+
+A row names its holder (host, pid, boot id, start time) and carries a heartbeat the holder refreshes.
+A holder on this host is alive while its pid is (and the machine has not rebooted since it wrote
+the row); a holder on another host is alive while its heartbeat is younger than `stale_after`.
+A dead holder's lock is taken over. Plain INSERT/UPDATE/DELETE on a primary key, so it works on
+any database the store supports, and the database serialises two processes racing for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone, tzinfo
+from pathlib import Path
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from tracker.errors import StoreError, TrackerError
+from tracker.store.database import Store, utcnow
+from tracker.store.models import InstanceLock
+
+log = logging.getLogger("tracker.lock")
+
+HEARTBEAT_EVERY = 30.0  # seconds between heartbeats
+STALE_AFTER = 300.0  # seconds without a heartbeat before another host may take the lock over
+BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
+_held_here: set[str] = set()  # tokens this process holds: its own pid in a row is alive only for these
+
+
+class LockHeldError(TrackerError):
+    """Another live process holds the lock: nothing was started."""
+
+    exit_code = 2
+
+
+class LockLostError(TrackerError):
+    """Another process took the lock over (this one looked dead to it): stop at once."""
+
+
+@dataclass(frozen=True)
+class Holder:
+    host: str
+    pid: int
+    boot_id: str | None
+    started_at: datetime
+    heartbeat_at: datetime
+    token: str
+
+    def describe(self, zone: tzinfo) -> str:
+        since = self.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+        return f"pid {self.pid} on host {self.host}, since {since}"
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def boot_id() -> str | None:
+    try:
+        return BOOT_ID_FILE.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this host (a zombie, killed but not reaped, does not count)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, under another user
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+class InstanceLockHandle:
+    """`acquire()` once, `heartbeat()` every HEARTBEAT_EVERY seconds while running, `release()` at the end."""
+
+    def __init__(self, store: Store, name: str = "schedule", *, stale_after: float = STALE_AFTER,
+                 zone: tzinfo = timezone.utc, what: str = "tracker schedule"):
+        self.store, self.name, self.stale_after, self.zone, self.what = store, name, stale_after, zone, what
+        self.token = uuid.uuid4().hex
+        self.held = False
+
+    def acquire(self) -> Holder | None:
+        """Take the lock; returns the dead holder it took over from, if any. Raises LockHeldError."""
+        _ensure_table(self.store)
+        for _attempt in range(3):
+            now = utcnow()
+            try:
+                with self.store.engine.begin() as connection:
+                    connection.execute(insert(InstanceLock.__table__).values(name=self.name, **self._mine(now)))
+                self._hold()
+                return None
+            except IntegrityError:
+                pass
+            holder = self.holder()
+            if holder is None:
+                continue  # released between our insert and our read
+            reason = self.dead_because(holder, now)
+            if reason is None:
+                raise LockHeldError(self._held_message(holder, now))
+            with self.store.engine.begin() as connection:
+                taken = connection.execute(
+                    update(InstanceLock.__table__)
+                    .where(InstanceLock.name == self.name, InstanceLock.token == holder.token)
+                    .values(**self._mine(now))
+                ).rowcount
+            if taken == 1:
+                self._hold()
+                log.warning("took over the lock on %s from %s: %s", self.store.describe(), holder.describe(self.zone),
+                            reason)
+                return holder
+        holder = self.holder()
+        raise LockHeldError(self._held_message(holder, utcnow()) if holder else
+                            f"the lock on {self.store.describe()} keeps changing hands: try again")
+
+    def heartbeat(self) -> None:
+        """Refresh the heartbeat; raises LockLostError when another process has taken the lock over."""
+        try:
+            with self.store.engine.begin() as connection:
+                updated = connection.execute(
+                    update(InstanceLock.__table__)
+                    .where(InstanceLock.name == self.name, InstanceLock.token == self.token)
+                    .values(heartbeat_at=utcnow())
+                ).rowcount
+        except SQLAlchemyError as error:
+            log.warning("could not refresh the lock heartbeat (%s); trying again in %g s", error, HEARTBEAT_EVERY)
+            return
+        if updated != 1:
+            self._unhold()
+            holder = self.holder()
+            by = f" by {holder.describe(self.zone)}" if holder else ""
+            raise LockLostError(f"the lock on {self.store.describe()} was taken over{by}: this {self.what} stopped; "
+                                "keep one instance per database (check the other host's clock and heartbeat)")
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        self._unhold()
+        try:
+            with self.store.engine.begin() as connection:
+                connection.execute(delete(InstanceLock.__table__)
+                                   .where(InstanceLock.name == self.name, InstanceLock.token == self.token))
+        except SQLAlchemyError as error:
+            log.warning("could not release the lock on %s (%s); the next start takes it over", self.store.describe(), error)
+
+    def holder(self) -> Holder | None:
+        with self.store.engine.begin() as connection:
+            row = connection.execute(select(InstanceLock.__table__).where(InstanceLock.name == self.name)).first()
+        if row is None:
+            return None
+        return Holder(host=row.host, pid=row.pid, boot_id=row.boot_id, started_at=_aware(row.started_at),
+                      heartbeat_at=_aware(row.heartbeat_at), token=row.token)
+
+    def dead_because(self, holder: Holder, now: datetime) -> str | None:
+        """Why `holder` no longer runs, or None when it may still."""
+        if holder.host == this_host():
+            mine = boot_id()
+            if mine and holder.boot_id and mine != holder.boot_id:
+                return "this machine restarted since it took the lock"
+            if holder.pid == os.getpid():
+                if holder.token in _held_here:
+                    return None
+                return "its pid is now this process's own (the machine or container restarted)"
+            if not pid_alive(holder.pid):
+                return "that process is no longer running"
+            return None
+        silent = (now - holder.heartbeat_at).total_seconds()
+        if silent > self.stale_after:
+            return f"no heartbeat from that host for {silent:.0f} s"
+        return None
+
+    def _hold(self) -> None:
+        self.held = True
+        _held_here.add(self.token)
+
+    def _unhold(self) -> None:
+        self.held = False
+        _held_here.discard(self.token)
+
+    def _mine(self, now: datetime) -> dict:
+        return dict(token=self.token, host=this_host(), pid=os.getpid(), boot_id=boot_id(), started_at=now,
+                    heartbeat_at=now)
+
+    def _held_message(self, holder: Holder, now: datetime) -> str:
+        remote = holder.host != this_host()
+        seen = f", last heartbeat {(now - holder.heartbeat_at).total_seconds():.0f} s ago" if remote else ""
+        hint = (f"stop it first (if that host is down, its lock expires {self.stale_after:.0f} s after its last heartbeat)"
+                if remote else "stop it first")
+        return f"another {self.what} ({holder.describe(self.zone)}{seen}) holds the lock on {self.store.describe()}: {hint}"
+
+    def __enter__(self) -> "InstanceLockHandle":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _ensure_table(store: Store) -> None:
+    """Databases created before the lock existed get its table here (new ones get it with the schema)."""
+    try:
+        InstanceLock.__table__.create(store.engine, checkfirst=True)
+    except OperationalError as error:
+        if "already exists" not in str(error.orig):
+            raise StoreError(f"cannot create the lock table in {store.describe()}: {error.orig}") from None
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+__all__ = ["InstanceLockHandle", "Holder", "LockHeldError", "LockLostError", "HEARTBEAT_EVERY", "STALE_AFTER",
+           "pid_alive"]
