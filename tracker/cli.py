@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 from datetime import date, datetime
 from functools import wraps
-from importlib import resources
 from pathlib import Path
 
 import click
@@ -133,35 +131,13 @@ def load_selected_topics(slugs):
 @common_options
 def init(directory):
     """Create a tracker home (queries/, db/, reports/) with the default topics."""
+    from tracker.topics import create_home
+
     home = (directory or current_settings().home).expanduser().resolve()
     created = create_home(home)
     for line in created:
         click.echo(line)
     click.echo(f"tracker home ready at {home}: run 'tracker --home {home} fetch' to fetch every topic")
-
-
-def create_home(home: Path) -> list[str]:
-    lines = []
-    try:
-        for name in ("queries", "db", "reports"):
-            folder = home / name
-            if not folder.exists():
-                folder.mkdir(parents=True, mode=0o700 if name == "db" else 0o777)
-                lines.append(f"created {folder}")
-        defaults = resources.files("tracker") / "default_topics"
-        for source in sorted(defaults.iterdir(), key=lambda p: p.name):
-            if not source.name.endswith(".toml"):
-                continue
-            target = home / "queries" / source.name
-            if target.exists():
-                lines.append(f"kept {target} (already there)")
-                continue
-            with resources.as_file(source) as path:
-                shutil.copyfile(path, target)
-            lines.append(f"created {target}")
-    except OSError as error:
-        raise ConfigError(f"cannot create the tracker home at {home} ({error.strerror}): choose a writable folder") from None
-    return lines
 
 
 # -- topics ----------------------------------------------------------------------------------

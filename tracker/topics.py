@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import shutil
 import tomllib
 from dataclasses import dataclass
 from datetime import date
+from importlib import resources
 from pathlib import Path
 
 from tracker.errors import ConfigError, TopicFileError
@@ -200,3 +202,28 @@ def render_topic_file(topic: Topic) -> str:
     if topic.max_per_digest:
         lines.append(f"max_per_digest = {topic.max_per_digest}")
     return "\n".join(lines) + "\n"
+
+
+def create_home(home: Path) -> list[str]:
+    """A tracker home: queries/ with the shipped topics (never replacing a file), db/ (owner only), reports/."""
+    lines = []
+    try:
+        for name in ("queries", "db", "reports"):
+            folder = home / name
+            if not folder.exists():
+                folder.mkdir(parents=True, mode=0o700 if name == "db" else 0o777)
+                lines.append(f"created {folder}")
+        defaults = resources.files("tracker") / "default_topics"
+        for source in sorted(defaults.iterdir(), key=lambda p: p.name):
+            if not source.name.endswith(".toml"):
+                continue
+            target = home / "queries" / source.name
+            if target.exists():
+                lines.append(f"kept {target} (already there)")
+                continue
+            with resources.as_file(source) as path:
+                shutil.copyfile(path, target)
+            lines.append(f"created {target}")
+    except OSError as error:
+        raise ConfigError(f"cannot create the tracker home at {home} ({error.strerror}): choose a writable folder") from None
+    return lines
