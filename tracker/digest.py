@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import base64
 import functools
-import os
 import re
-import tempfile
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from urllib.parse import quote
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from tracker import files
 from tracker.errors import ConfigError, TrackerError
 from tracker.pubmed import AbstractSection, Paper
 from tracker.store import Store
@@ -549,20 +548,10 @@ def format_for_path(path: Path) -> str:
 
 def write_atomically(path: Path, content: str) -> None:
     """Replace `path` in one step, so a reader never sees half a report."""
-    path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as file:
-                file.write(content)
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        files.write_atomically(path, content, make_parents=True)
     except OSError as error:
-        raise TrackerError(f"cannot write {path} ({error.strerror}): make {path.parent} writable "
+        raise TrackerError(f"cannot write {path} ({error.strerror}): make {Path(path).parent} writable "
                            "or choose another place with --home or -o") from None
 
 

@@ -31,9 +31,8 @@ from __future__ import annotations
 import io
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import date, datetime, time, timezone
 from itertools import islice
 from pathlib import Path
@@ -44,6 +43,7 @@ from sqlalchemy import func, literal, select
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.types import LargeBinary
 
+from tracker import files
 from tracker.errors import ConfigError
 from tracker.pubmed import Author, Paper
 from tracker.store.database import Store, chunked
@@ -307,35 +307,15 @@ def export_papers(store: Store, topics: Sequence[str], file: BinaryIO, *, since:
 @contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """A binary file that appears at `path` only once the block finishes; a failure leaves `path` untouched."""
-    path = Path(path)
     try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    except OSError as error:
-        raise _unwritable(path, error) from None
-    try:
-        with os.fdopen(handle, "wb") as file:
+        with files.atomic_output(path) as file:
             yield file
-        os.chmod(temporary, _file_mode(path))
-        os.replace(temporary, path)
-    except BaseException as error:
-        with suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(error, OSError):
-            raise _unwritable(path, error) from None
-        raise
+    except OSError as error:
+        raise _unwritable(Path(path), error) from None
 
 
 def _unwritable(path: Path, error: OSError) -> ConfigError:
     return ConfigError(f"cannot write {path} ({error.strerror or error}): choose a writable file for -o, or '-' for stdout")
-
-
-def _file_mode(path: Path) -> int:
-    """Keep the mode of the file being replaced; a new file gets the usual 0666 minus the umask."""
-    with suppress(OSError):
-        return path.stat().st_mode & 0o7777
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 __all__ = [

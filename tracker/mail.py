@@ -64,12 +64,10 @@ from __future__ import annotations
 import base64
 import functools
 import logging
-import os
 import re
 import smtplib
 import socket
 import ssl
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -81,6 +79,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from tracker import files
 from tracker.digest import (
     Literal, TopicDigest, as_utc, build_topic_digest, describe_counts, describe_empty, describe_hidden, describe_run,
     plain, wrap,
@@ -583,22 +582,12 @@ def eml_name(recipient: str, now: datetime) -> str:
 
 
 def write_eml(path: Path, message: EmailMessage) -> Path:
-    """Write the message as it would go on the wire, replacing the file in one step."""
-    data = bytes(message)
+    """Write the message as it would go on the wire, replacing the file in one step, readable by the owner only."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                file.write(data)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        return files.write_atomically(path, bytes(message), mode=0o600, make_parents=True)
     except OSError as error:
         raise TrackerError(f"cannot write {path} ({error.strerror}): make {path.parent} writable "
                            "or choose another home with --home") from None
-    return path
 
 
 __all__ = [
