@@ -77,19 +77,20 @@ def url(pmid: int) -> str:
 
 ROWS = {
     105: ["105", "Vasopressor trial 105", "Ngan Kee WD", "Anesthesia and analgesia", "2024", "2024 Mar 5",
-          "10.1000/105", "", "Journal Article", "", "", "dosing", "2024-03-03T09:30:00Z", "false", url(105)],
+          "10.1000/105", "", "Journal Article", "", "", "dosing", "2024-03-03T09:30:00Z", "false", url(105), ""],
     102: ["102", '<script>alert("x")</script> Vasopressors, a review', "'-Dash A; NOR-CS Investigators",
           "Anesthesia and analgesia", "", "", "", "", "Journal Article", "Vasoconstrictor Agents",
-          "line one\nline two", "dosing", "2024-03-03T09:30:00Z", "true", url(102)],
+          "line one\nline two", "dosing", "2024-03-03T09:30:00Z", "true", url(102), ""],
     101: ["101", "Norepinephrine versus phenylephrine for spinal hypotension", "Kjørsvik Å; Sözeri Ö",
           "Anesthesia and analgesia", "2024", "2024 Mar 5", "10.1213/ANE.101", "PMC101",
           "Randomized Controlled Trial; Journal Article", "Norepinephrine*; Hypotension",
-          "vasopressor; spinal anaesthesia", "dosing", "2024-03-02T08:00:00Z", "false", url(101)],
+          "vasopressor; spinal anaesthesia", "dosing", "2024-03-02T08:00:00Z", "false", url(101), ""],
     103: ["103", "'=HYPERLINK(\"http://x\")", "Ngan Kee WD", "Anesthesia and analgesia", "2024", "2024 Mar 5",
-          "10.1000/103", "", "Journal Article", "", "", "dosing; elderly", "2024-02-20T12:00:00Z", "false", url(103)],
+          "10.1000/103", "", "Journal Article", "", "", "dosing; elderly", "2024-02-20T12:00:00Z", "false", url(103),
+          ""],
     104: ["104", "'+44 trial of vasopressin", "Ngan Kee WD", "Anesthesia and analgesia", "2024", "2024 Mar 5",
           "10.1000/104", "PMC104", "Journal Article", "", "'@risk", "elderly", "2024-02-10T07:15:00Z", "false",
-          url(104)],
+          url(104), ""],
 }
 
 RIS_103 = (
@@ -150,6 +151,7 @@ def test_library_rows_match_the_command_line(home):
         "year": 2024, "publication_date": "2024 Mar 5", "doi": "10.1000/103", "pmcid": None,
         "publication_types": "Journal Article", "mesh_terms": "", "keywords": "", "topics": "dosing; elderly",
         "first_seen": "2024-02-20T12:00:00Z", "late_arrival": "false", "pubmed_url": url(103),
+        "status": "",
     }
     store.close()
 

@@ -139,10 +139,11 @@ def test_json_output(home):
     assert all(isinstance(score, float) for score in scores) and scores == sorted(scores, reverse=True)
     assert hits == [
         {"pmid": 3, "title": LONG_TITLE, "authors": ["VANISH Investigators"], "journal": "Anesthesia and analgesia",
-         "year": None, "doi": "10.1000/3", "topics": ["elderly"], "pubmed_url": "https://pubmed.ncbi.nlm.nih.gov/3/"},
+         "year": None, "doi": "10.1000/3", "topics": ["elderly"], "pubmed_url": "https://pubmed.ncbi.nlm.nih.gov/3/",
+         "status": None},
         {"pmid": 2, "title": "Phenylephrine infusion in caesarean delivery", "authors": ["Ngan Kee WD", "Kjørsvik Å"],
          "journal": "Anesthesia and analgesia", "year": 2024, "doi": "10.1000/2", "topics": ["elderly"],
-         "pubmed_url": "https://pubmed.ncbi.nlm.nih.gov/2/"},
+         "pubmed_url": "https://pubmed.ncbi.nlm.nih.gov/2/", "status": None},
     ]
 
 
@@ -152,7 +153,8 @@ def test_csv_output_has_the_export_columns(home):
     assert list(csv.reader(io.StringIO(result.stdout_bytes.decode("utf-8"), newline=""))) == [
         list(CSV_COLUMNS),
         ["5", "Crohn's disease and vasopressors", "Ngan Kee WD; Kjørsvik Å", "Anesthesia and analgesia", "2024",
-         "2024 Mar", "10.1000/5", "", "Journal Article", "", "", "", "", "false", "https://pubmed.ncbi.nlm.nih.gov/5/"],
+         "2024 Mar", "10.1000/5", "", "Journal Article", "", "", "", "", "false", "https://pubmed.ncbi.nlm.nih.gov/5/",
+         ""],
     ]
 
 

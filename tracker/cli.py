@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from functools import wraps
 from pathlib import Path
 
@@ -143,12 +143,20 @@ def init(directory):
 # -- topics ----------------------------------------------------------------------------------
 
 @cli.command()
+@click.option("--check", "check_slug", metavar="SLUG",
+              help="Only ask PubMed how it reads this topic's query: translation, errors, warnings, Count "
+                   "(one esearch; nothing is stored).")
+@click.option("--check-query", "check_query", metavar="QUERY", help="The same for a query that is not a topic yet.")
 @common_options
-def topics():
-    """List topics: papers stored, new in the last run, last run time and status."""
+def topics(check_slug, check_query):
+    """List topics: papers stored, new in the last run, last run time and status, then health flags."""
     from tracker.store.papers import count_topic_papers
     from tracker.store.runs import last_runs
+    from tracker.watch import topic_health
 
+    if check_slug is not None or check_query is not None:
+        check_topic_query(check_slug, check_query)
+        return
     selected = load_selected_topics(())
     store = current_store()
     counts = count_topic_papers(store)
@@ -163,6 +171,36 @@ def topics():
             run.status if run else "-",
         ])
     click.echo(format_table(["topic", "title", "papers", "new", "last run (UTC)", "status"], rows))
+    health = topic_health(store, [topic.slug for topic in selected], quiet_weeks=current_settings().quiet_weeks)
+    if any(health.values()):
+        click.echo("")
+        echo_health(health)
+
+
+def check_topic_query(slug: str | None, query: str | None) -> None:
+    """`tracker topics --check`: how PubMed reads a query, from one esearch without a date clause."""
+    from tracker.eutils import EutilsClient
+    from tracker.watch import describe_check, measure_query
+
+    if slug is not None and query is not None:
+        raise click.UsageError("--check and --check-query cannot be combined: give one of them")
+    if slug is not None:
+        [topic] = load_selected_topics((slug,))
+        query = topic.query
+    if not " ".join(query.split()):
+        raise ConfigError("the query is empty: give a PubMed query, for example 'norepinephrine AND bolus'")
+    with EutilsClient(current_settings()) as client:
+        result = measure_query(client, query)
+    for line in describe_check(query, result):
+        click.echo(line)
+
+
+def echo_health(health: dict) -> None:
+    """"health:" and the flags of the topics that have any, one line each."""
+    click.echo("health:")
+    for slug, flags in health.items():
+        for flag in flags:
+            click.echo(f"  {slug}: {flag}")
 
 
 def _when(moment: datetime | None) -> str:
@@ -248,7 +286,8 @@ def run_command(slugs):
 
     results = run_fetch(slugs)
     selected = load_selected_topics(slugs)
-    paths = write_topic_digests(current_store(), selected, current_settings().reports_dir)
+    paths = write_topic_digests(current_store(), selected, current_settings().reports_dir,
+                                quiet_weeks=current_settings().quiet_weeks)
     click.echo(f"digests written to {current_settings().reports_dir}:")
     for path in paths:
         click.echo(f"  {path}")
@@ -284,20 +323,34 @@ def import_command(file, topic_slug):
 
 @cli.command()
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs to show.")
-@click.option("--topic", "topic_slug", metavar="SLUG", help="Only this topic's runs.")
+@click.option("--topic", "topic_slug", metavar="SLUG", help="Only this topic's runs (or changes).")
+@click.option("--changes", is_flag=True,
+              help="List the status changes of stored papers (retractions, errata, removals...) instead.")
+@click.option("--since", type=DATE, help="With --changes: only changes detected on or after this day (UTC).")
 @common_options
-def status(limit, topic_slug):
-    """Each topic's last run and next scheduled run, then recent runs and their errors."""
+def status(limit, topic_slug, changes, since):
+    """Each topic's last run, next scheduled run and health flags, then recent runs and their errors."""
     from tracker.schedule import topic_overview
     from tracker.store.runs import recent_runs
+    from tracker.watch import topic_health
 
+    if since is not None and not changes:
+        raise click.UsageError("--since goes with --changes: add --changes to list the status changes since then")
     if topic_slug:
         load_selected_topics((topic_slug,))
+    if changes:
+        list_changes(topic_slug, since)
+        return
     if current_settings().queries_dir.is_dir():
         overview = topic_overview(current_store(), current_settings(), topic=topic_slug)
         click.echo(format_table(overview.headers, overview.rows) + "\n")
         for error in overview.errors:
             click.echo(f"warning: {error}; 'tracker schedule' keeps this topic's last good job", err=True)
+        health = topic_health(current_store(), [row[0] for row in overview.rows],
+                              quiet_weeks=current_settings().quiet_weeks)
+        if any(health.values()):
+            echo_health(health)
+            click.echo("")
     runs = recent_runs(current_store(), limit=limit, topic=topic_slug)
     if not runs:
         click.echo("no runs yet: run 'tracker fetch'")
@@ -318,6 +371,23 @@ def status(limit, topic_slug):
         click.echo(f"run {run.id} ({run.topic}): {run.error}")
 
 
+def list_changes(topic_slug: str | None, since: date | None) -> None:
+    """`tracker status --changes`: every status event, oldest first."""
+    from tracker.store.changes import list_events
+    from tracker.store.search import shorten
+
+    start = datetime.combine(since, datetime.min.time(), timezone.utc) if since else None
+    events = list_events(current_store(), since=start, topics=[topic_slug] if topic_slug else None)
+    if not events:
+        when = f" since {since}" if since else ""
+        click.echo(f"no status changes recorded{when}: each run checks the records PubMed modified")
+        return
+    click.echo(format_table(["detected (UTC)", "pmid", "change", "notice", "topics", "title"], [
+        [_when(event.detected_at), str(event.pmid), event.label, str(event.notice_pmid or "-"),
+         ", ".join(event.topics) or "-", shorten(event.title or "(no title)", 60)]
+        for event in events]))
+
+
 # -- digest ----------------------------------------------------------------------------------
 
 @cli.command("digest")
@@ -331,18 +401,32 @@ def status(limit, topic_slug):
 @common_options
 def digest_command(slugs, since, output_format, output):
     """Write each topic's digest to reports/<slug>/<date>.md and .html, print it (--format) or write one file (-o)."""
-    from tracker.digest import render_topic_digests, write_digest_file, write_topic_digests
+    from tracker.digest import _SUFFIX_FORMATS, render_topic_digests, write_digest_file, write_topic_digests
 
+    if output is not None and output_format is not None:
+        check_output_format(output, output_format, _SUFFIX_FORMATS)
     selected = load_selected_topics(slugs)
     store = current_store()
     if output is not None:
-        write_digest_file(store, selected, output, fmt=output_format, since=since)
+        write_digest_file(store, selected, output, fmt=output_format, since=since,
+                          quiet_weeks=current_settings().quiet_weeks)
         click.echo(output)
     elif output_format is not None:
-        click.echo(render_topic_digests(store, selected, output_format, since=since), nl=False)
+        click.echo(render_topic_digests(store, selected, output_format, since=since,
+                                        quiet_weeks=current_settings().quiet_weeks), nl=False)
     else:
-        for path in write_topic_digests(store, selected, current_settings().reports_dir, since=since):
+        for path in write_topic_digests(store, selected, current_settings().reports_dir, since=since,
+                                        quiet_weeks=current_settings().quiet_weeks):
             click.echo(path)
+
+
+def check_output_format(output, fmt: str, suffixes: dict[str, str]) -> None:
+    """A -o file named for one format while another is written (x.html with --format md) is a usage error."""
+    path = Path(output)
+    named = suffixes.get(path.suffix.lower())
+    if named is not None and named != fmt:
+        raise click.UsageError(f"-o {path.name} names a {named} file but the format is {fmt}: "
+                               f"pass --format {named}, or name the file {path.stem}.{fmt}")
 
 
 # -- export ----------------------------------------------------------------------------------
@@ -359,6 +443,8 @@ def export_command(slugs, since, output_format, output):
     """Export the papers of every topic (or the given ones), newest first seen first."""
     from tracker.export import atomic_output, export_papers
 
+    if output != "-":
+        check_output_format(output, output_format, {".csv": "csv", ".ris": "ris"})
     selected = [topic.slug for topic in load_selected_topics(slugs)]
     store = current_store()
     if output == "-":

@@ -8,6 +8,11 @@ Writing files records a DigestRecord (the next default period starts at its end)
 
 Reports show every new paper. Only callers that pass `max_items` (the e-mail) cap the list, and the
 header then says how many were left out and where they are.
+
+What changed since (tracker/watch.py). A digest of a period opens with "Updates to papers you already
+received": the status events (retraction, expression of concern, erratum, update, removal) detected in the
+period on any paper of the topic, each with its notice's PubMed link. A paper PubMed has retracted is marked
+RETRACTED wherever it is listed, and the header names the query's health flags.
 """
 
 from __future__ import annotations
@@ -28,13 +33,16 @@ from markupsafe import Markup
 
 from tracker import files
 from tracker.errors import ConfigError, TrackerError
+from tracker.notices import status_mark
 from tracker.pubmed import AbstractSection, Paper
 from tracker.store import Store
+from tracker.store.changes import EventView, list_events, paper_statuses
 from tracker.store.database import utcnow
 from tracker.store.digests import (
     last_digest, latest_run, load_digest_papers, other_topics_for, save_digest_record, topic_papers_since,
 )
 from tracker.topics import Topic
+from tracker.watch import DEFAULT_QUIET_WEEKS, HealthFlag, topic_health
 
 DEFAULT_PERIOD = timedelta(days=7)
 EXCERPT_TAIL = 300
@@ -94,6 +102,12 @@ class DigestEntry:
     excerpt: str
     late_arrival: bool
     authors_short: str
+    status: str | None = None  # retracted, concern, deleted (tracker/notices.py)
+
+    @property
+    def status_mark(self) -> str | None:
+        """"RETRACTED", "EXPRESSION OF CONCERN" or "REMOVED FROM PUBMED"; None for a paper in good standing."""
+        return status_mark(self.status)
 
     @property
     def url(self) -> str:
@@ -146,6 +160,8 @@ class TopicDigest:
     entries: tuple[DigestEntry, ...]  # the shown ones, in tier order
     max_items: int | None = None
     full_report: str | None = None  # where all papers are, named when the list is capped
+    updates: tuple[EventView, ...] = ()  # status events of the topic's papers detected in the period
+    health: tuple[HealthFlag, ...] = ()
 
     @property
     def shown(self) -> int:
@@ -164,11 +180,13 @@ class TopicDigest:
 
 def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | None = None,
                        until: datetime | date | None = None, pmids: Sequence[int] | None = None,
-                       max_items: int | None = None, full_report: str | None = None) -> TopicDigest:
+                       max_items: int | None = None, full_report: str | None = None,
+                       quiet_weeks: int = DEFAULT_QUIET_WEEKS) -> TopicDigest:
     """The digest of `topic` for papers first seen in [since, until).
 
     `until` defaults to now. `since` defaults to the end of the last digest (see the module docstring),
-    except with `pmids`: then only those papers count, however long ago the topic saw them.
+    except with `pmids`: then only those papers count, however long ago the topic saw them, and the digest
+    carries no updates (the e-mail gathers them once for all of a reader's topics).
     A date means midnight UTC at its start.
     """
     if max_items is not None and max_items < 1:
@@ -180,8 +198,10 @@ def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | N
     seen = topic_papers_since(store, topic.slug, since, until, pmids)
     papers = load_digest_papers(store, [pmid for pmid, _ in seen])
     others = other_topics_for(store, list(papers), exclude=topic.slug)
+    statuses = paper_statuses(store, list(papers))
     entries = sorted(
-        (make_entry(papers[pmid], first_seen, others.get(pmid, ())) for pmid, first_seen in seen if pmid in papers),
+        (make_entry(papers[pmid], first_seen, others.get(pmid, ()), statuses.get(pmid))
+         for pmid, first_seen in seen if pmid in papers),
         key=entry_order,
     )
     shown = tuple(entries[:max_items] if max_items else entries)
@@ -197,6 +217,8 @@ def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | N
         entries=shown,
         max_items=max_items,
         full_report=full_report,
+        updates=tuple(list_events(store, since=since, until=until, topics=[topic.slug])) if pmids is None else (),
+        health=tuple(topic_health(store, [topic.slug], now=until, quiet_weeks=quiet_weeks)[topic.slug]),
     )
 
 
@@ -216,7 +238,8 @@ def as_utc(moment: datetime | date) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
-def make_entry(paper: Paper, first_seen_at: datetime, other_topics: Sequence[str] = ()) -> DigestEntry:
+def make_entry(paper: Paper, first_seen_at: datetime, other_topics: Sequence[str] = (),
+               status: str | None = None) -> DigestEntry:
     return DigestEntry(
         paper=paper,
         tier=classify(paper.publication_types),
@@ -225,6 +248,7 @@ def make_entry(paper: Paper, first_seen_at: datetime, other_topics: Sequence[str
         excerpt=abstract_excerpt(paper.abstract_sections),
         late_arrival=paper.late_arrival,
         authors_short=shorten_authors(paper),
+        status=status,
     )
 
 
@@ -475,7 +499,7 @@ def _environment(kind: str) -> Environment:
     environment.filters.update(wrap=wrap, code_block=markdown_code_block, literal=Literal)
     environment.globals.update(describe_run=describe_run, describe_counts=describe_counts,
                                describe_hidden=describe_hidden, describe_late=describe_late,
-                               describe_period=describe_period, describe_empty=describe_empty)
+                               describe_period=describe_period, describe_empty=describe_empty, moment=moment)
     return environment
 
 
@@ -494,7 +518,8 @@ def report_day_end(today: date | None) -> tuple[date, datetime]:
 
 
 def write_topic_digests(store: Store, topics: Sequence[Topic], reports_dir: Path, *,
-                        today: date | None = None, since: datetime | date | None = None) -> list[Path]:
+                        today: date | None = None, since: datetime | date | None = None,
+                        quiet_weeks: int = DEFAULT_QUIET_WEEKS) -> list[Path]:
     """Write reports/<slug>/<YYYY-MM-DD>.md and .html for each topic and record each digest.
 
     `today` (UTC) names the files and ends the period; `since` overrides the default start.
@@ -505,7 +530,7 @@ def write_topic_digests(store: Store, topics: Sequence[Topic], reports_dir: Path
     today, until = report_day_end(today)
     written: list[Path] = []
     for topic in topics:
-        digest = build_topic_digest(store, topic, since=since, until=until)
+        digest = build_topic_digest(store, topic, since=since, until=until, quiet_weeks=quiet_weeks)
         folder = Path(reports_dir) / topic.slug
         markdown_path, html_path = folder / f"{today.isoformat()}.md", folder / f"{today.isoformat()}.html"
         write_atomically(markdown_path, render_markdown(digest))
@@ -518,19 +543,22 @@ def write_topic_digests(store: Store, topics: Sequence[Topic], reports_dir: Path
 
 
 def render_topic_digests(store: Store, topics: Sequence[Topic], fmt: str, *,
-                         since: datetime | date | None = None) -> str:
+                         since: datetime | date | None = None, quiet_weeks: int = DEFAULT_QUIET_WEEKS) -> str:
     """The topics' digests in one document, recording nothing: a peek that leaves the next period alone."""
     until = utcnow()
-    return render_digests(store, [build_topic_digest(store, topic, since=since, until=until) for topic in topics], fmt)
+    return render_digests(store, [build_topic_digest(store, topic, since=since, until=until, quiet_weeks=quiet_weeks)
+                                  for topic in topics], fmt)
 
 
 def write_digest_file(store: Store, topics: Sequence[Topic], path: Path, *, fmt: str | None = None,
-                      since: datetime | date | None = None) -> list[TopicDigest]:
+                      since: datetime | date | None = None,
+                      quiet_weeks: int = DEFAULT_QUIET_WEEKS) -> list[TopicDigest]:
     """Write every topic's digest into one file at `path` (atomically) and record each digest."""
     path = Path(path)
     fmt = fmt or format_for_path(path)
     until = utcnow()
-    digests = [build_topic_digest(store, topic, since=since, until=until) for topic in topics]
+    digests = [build_topic_digest(store, topic, since=since, until=until, quiet_weeks=quiet_weeks)
+               for topic in topics]
     write_atomically(path, render_digests(store, digests, fmt))
     for digest in digests:
         save_digest_record(store, digest.topic.slug, period_start=digest.period_start, period_end=digest.period_end,

@@ -336,6 +336,10 @@ def parse_search(body: bytes) -> SearchResult:
         raise TransientEutilsError(f"esearch body is not valid XML ({error})") from None
     if root.tag != "eSearchResult":
         raise TransientEutilsError(f"esearch answered with <{root.tag}> instead of <eSearchResult>")
+    internal = root.getroottree().docinfo.internalDTD
+    if internal is not None and any(True for _ in internal.iterentities()):
+        # NCBI never declares entities; left unexpanded they would blank out a Count or an Id.
+        raise TransientEutilsError("esearch XML declares its own entities (<!ENTITY>): refused")
     error = root.findtext("ERROR")
     if error is not None:
         message = " ".join(error.split())
@@ -347,9 +351,14 @@ def parse_search(body: bytes) -> SearchResult:
         raise TransientEutilsError("esearch answer has no <Count>; the body is incomplete")
     errors = [f"{child.tag}: {child.text}" for child in root.iterfind("ErrorList/*")]
     warnings = [f"{child.tag}: {child.text}" for child in root.iterfind("WarningList/*")]
+    try:
+        count = int(count_text)
+        ids = [int(element.text or "") for element in root.iterfind("IdList/Id")]
+    except ValueError:
+        raise TransientEutilsError("esearch answer has a <Count> or <Id> that is not a number; the body is damaged") from None
     return SearchResult(
-        count=int(count_text),
-        ids=[int(text) for text in root.xpath("IdList/Id/text()")],
+        count=count,
+        ids=ids,
         query_translation=root.findtext("QueryTranslation"),
         warnings=warnings,
         errors=errors,

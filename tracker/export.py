@@ -17,6 +17,8 @@ CSV columns, in this order (scripts depend on them; add new ones only at the end
   first_seen         when the selected topics first saw the paper, ISO 8601 in UTC: "2024-03-01T06:00:00Z"
   late_arrival       "true" when PubMed created the record more than a day after its entry date, else "false"
   pubmed_url         https://pubmed.ncbi.nlm.nih.gov/<pmid>/
+  status             what PubMed now says about the paper (tracker/watch.py): "retracted", "expression of
+                     concern", "deleted" (no longer in PubMed), or empty
 
 The file is UTF-8 without a byte-order mark, rows end in CRLF (RFC 4180), and a cell holding a line
 break is quoted. A text cell that begins with =, +, -, @, a tab or a carriage return gets a leading
@@ -45,6 +47,7 @@ from sqlalchemy.types import LargeBinary
 
 from tracker import files
 from tracker.errors import ConfigError
+from tracker.notices import describe_status
 from tracker.pubmed import Author, Paper
 from tracker.store.database import Store, chunked
 from tracker.store.models import PaperRow, TopicPaper
@@ -52,7 +55,7 @@ from tracker.store.papers import row_to_paper
 
 CSV_COLUMNS = (
     "pmid", "title", "authors", "journal", "year", "publication_date", "doi", "pmcid", "publication_types",
-    "mesh_terms", "keywords", "topics", "first_seen", "late_arrival", "pubmed_url",
+    "mesh_terms", "keywords", "topics", "first_seen", "late_arrival", "pubmed_url", "status",
 )
 FORMATS = ("csv", "ris")
 CHUNK = 500
@@ -63,7 +66,7 @@ _paper = PaperRow.__table__
 _membership = TopicPaper.__table__
 _CSV_FIELDS = tuple(_paper.c[name] for name in (
     "pmid", "title", "author_names", "journal", "pub_year", "pub_date_text", "doi", "pmcid", "publication_types",
-    "mesh_headings", "keywords", "late_arrival",
+    "mesh_headings", "keywords", "late_arrival", "status",
 ))
 # Everything row_to_paper reads except the compressed XML, which an export never needs.
 _RIS_FIELDS = tuple(column for column in _paper.c if column.name != "xml_gz") + (
@@ -165,6 +168,7 @@ def _csv_row(row: Row, seen: datetime | None, topics: list[str]) -> dict:
         "first_seen": format_utc(seen),
         "late_arrival": "true" if row.late_arrival else "false",
         "pubmed_url": pubmed_url(row.pmid),
+        "status": describe_status(row.status),
     }
 
 
@@ -223,14 +227,14 @@ _MONTH = re.compile(r"^\d{4} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)$"
 _PAGE = re.compile(r"^([A-Za-z]*)(\d+)$")
 
 
-def ris_records(store: Store, topics: Sequence[str], since: date | None = None) -> Iterator[tuple[Paper, list[str]]]:
-    """(paper without its XML, all its topics) for the same selection and order as `export_rows`."""
+def ris_records(store: Store, topics: Sequence[str], since: date | None = None) -> Iterator[tuple[Paper, list[str], str | None]]:
+    """(paper without its XML, all its topics, its status) for the same selection and order as `export_rows`."""
     for row, _seen, member in _selected(store, topics, since, _RIS_FIELDS):
-        yield row_to_paper(row), member
+        yield row_to_paper(row), member, row.status
 
 
-def ris_record(paper: Paper, topics: Sequence[str] = ()) -> str:
-    """One RIS record with CRLF line ends, followed by a blank line."""
+def ris_record(paper: Paper, topics: Sequence[str] = (), status: str | None = None) -> str:
+    """One RIS record with CRLF line ends, followed by a blank line; a `status` adds a note ("status: retracted")."""
     fields: list[tuple[str, str | None]] = [("TY", "BOOK" if paper.kind == "book" else "JOUR"), ("TI", paper.title)]
     fields += [("AU", _ris_author(author)) for author in paper.authors]
     fields += [
@@ -248,14 +252,16 @@ def ris_record(paper: Paper, topics: Sequence[str] = ()) -> str:
     fields += [("DO", paper.doi), ("AN", str(paper.pmid)), ("UR", pubmed_url(paper.pmid)), ("C2", paper.pmcid)]
     fields += [("LA", language) for language in paper.languages]
     fields.append(("N1", f"topics: {'; '.join(topics)}" if topics else None))
+    fields.append(("N1", f"status: {describe_status(status)} (PubMed)" if status else None))
     lines = [f"{tag}  - {' '.join(value.split())}\r\n" for tag, value in fields if value and value.strip()]
     return "".join(lines) + "ER  - \r\n\r\n"
 
 
-def write_ris(records: Iterable[tuple[Paper, Sequence[str]]], file: BinaryIO) -> int:
+def write_ris(records: Iterable[tuple], file: BinaryIO) -> int:
+    """Write (paper, topics) or (paper, topics, status) records as RIS; returns how many were written."""
     count = 0
-    for paper, topics in records:
-        file.write(ris_record(paper, topics).encode("utf-8"))
+    for paper, topics, *status in records:
+        file.write(ris_record(paper, topics, *status).encode("utf-8"))
         count += 1
     return count
 

@@ -16,7 +16,14 @@ Who gets what
 
     When nothing is new the mail still goes out (a heartbeat), listing each topic with its last run,
     so a silent week can be told from a broken tracker. A topic whose last run failed is shown in red
-    (#b00020) with its error, in the HTML and (marked "!!") in the plain text.
+    (#b00020) with its error, in the HTML and (marked "!!") in the plain text, and so are the query's
+    health flags (tracker/watch.py).
+
+    The mail opens with "Updates to papers you already received": the status events (retraction,
+    expression of concern, erratum, update, removal; tracker/watch.py) on papers of the reader's topics,
+    detected from the reader's `since` on, that the event ledger (table `event_delivery`, recipient +
+    event) does not hold for them. Its ledger rows are written with the paper ledger's, so an update is
+    told to each reader once, and again only when SMTP failed. A retracted paper is marked RETRACTED.
 
 The message
     multipart/mixed [ multipart/related [ multipart/alternative [ text/plain, text/html ],
@@ -82,16 +89,18 @@ from markupsafe import Markup
 from tracker import files
 from tracker.digest import (
     Literal, TopicDigest, as_utc, build_topic_digest, describe_counts, describe_empty, describe_hidden, describe_run,
-    plain, wrap,
+    moment, plain, wrap,
 )
 from tracker.errors import ConfigError, TrackerError
 from tracker.settings import Settings
 from tracker.store import Store
+from tracker.store.changes import list_events, untold_events
 from tracker.store.database import utcnow
 from tracker.store.deliveries import (
     ensure_recipient, mark_failed, mark_sent, pending_messages, recipient_since, save_pending, undelivered_papers,
 )
 from tracker.topics import EMAIL_PATTERN, Topic
+from tracker.watch import DEFAULT_QUIET_WEEKS
 
 log = logging.getLogger("tracker.mail")
 
@@ -117,6 +126,7 @@ class MailResult:
     path: Path | None = None
     sent: bool = False
     error: str | None = None
+    events: tuple[int, ...] = ()  # the status events the message told
 
     def summary(self) -> str:
         if self.path is not None:
@@ -124,6 +134,8 @@ class MailResult:
         if self.error:
             return f"not sent to {self.recipient}: {self.error}"
         what = plural(len(self.papers), "new paper") if self.papers else "no new papers (heartbeat)"
+        if self.events:
+            what += f" and {plural(len(self.events), 'update')} to papers sent before"
         return f"sent to {self.recipient}: {what}, Message-ID {self.message_id}"
 
 
@@ -137,6 +149,7 @@ class Mailing:
     until: datetime
     pmids_by_topic: dict[str, tuple[int, ...]] = field(default_factory=dict)
     topic_of: dict[int, str] = field(default_factory=dict)  # each paper once, under its first topic
+    event_ids: tuple[int, ...] = ()  # status events not yet told to the recipient
 
     @property
     def pmids(self) -> tuple[int, ...]:
@@ -189,7 +202,7 @@ def select_audience(settings: Settings, topics: Sequence[Topic], only: str | Non
 
 def plan_mailing(store: Store, recipient: str, topics: Sequence[Topic], *, now: datetime,
                  record: bool) -> Mailing:
-    """The papers `recipient` has not been sent. `record` stores a first-time reader's `since`."""
+    """The papers and status events `recipient` has not been sent. `record` stores a first-time reader's `since`."""
     since = recipient_since(store, recipient)
     if since is None:
         since = now - NEW_READER_PERIOD
@@ -204,8 +217,10 @@ def plan_mailing(store: Store, recipient: str, topics: Sequence[Topic], *, now: 
     for topic in topics:
         for pmid in by_topic[topic.slug]:
             topic_of.setdefault(pmid, topic.slug)
+    events = untold_events(store, recipient, [topic.slug for topic in topics], since=since)
     return Mailing(recipient=recipient, topics=tuple(topics), since=since, until=now,
-                   pmids_by_topic={slug: tuple(pmids) for slug, pmids in by_topic.items()}, topic_of=topic_of)
+                   pmids_by_topic={slug: tuple(pmids) for slug, pmids in by_topic.items()}, topic_of=topic_of,
+                   event_ids=tuple(events))
 
 
 # -- the message ------------------------------------------------------------------------------
@@ -220,11 +235,13 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def make_subject(week: date, papers: int, topics_with_papers: int, topics: int) -> str:
+def make_subject(week: date, papers: int, topics_with_papers: int, topics: int, updates: int = 0) -> str:
     head = f"{MAIL_TITLE}, week of {week.isoformat()}"
     if not papers:
-        return f"{head}: no new papers in {plural(topics, 'topic')}"
-    return f"{head}: {plural(papers, 'new paper')} in {plural(topics_with_papers, 'topic')}"
+        subject = f"{head}: no new papers in {plural(topics, 'topic')}"
+    else:
+        subject = f"{head}: {plural(papers, 'new paper')} in {plural(topics_with_papers, 'topic')}"
+    return f"{subject}; {plural(updates, 'update')} to papers sent before" if updates else subject
 
 
 def csv_filename(week: date) -> str:
@@ -232,10 +249,11 @@ def csv_filename(week: date) -> str:
 
 
 def build_message(store: Store, mailing: Mailing, *, sender: str, now: datetime | None = None,
-                  chart_cache: dict[str, bytes] | None = None) -> EmailMessage:
+                  chart_cache: dict[str, bytes] | None = None, quiet_weeks: int = DEFAULT_QUIET_WEEKS) -> EmailMessage:
     """The complete message for `mailing`, From `sender` (an address, optionally with a display name).
 
-    `chart_cache` (slug to PNG) lets one run draw each topic's chart once for all its recipients.
+    `chart_cache` (slug to PNG) lets one run draw each topic's chart once for all its recipients;
+    `quiet_weeks` is TRACKER_QUIET_WEEKS, for the topics' health flags.
     """
     from tracker.charts import chart_png  # matplotlib takes a second to import: only when a message is built
     from tracker.export import csv_bytes
@@ -245,11 +263,13 @@ def build_message(store: Store, mailing: Mailing, *, sender: str, now: datetime 
     attachment = csv_filename(week)
     digests = [
         build_topic_digest(store, topic, pmids=mailing.pmids_by_topic.get(topic.slug, ()), until=mailing.until,
-                           max_items=topic.max_per_digest, full_report=f"the attached {attachment}")
+                           max_items=topic.max_per_digest, full_report=f"the attached {attachment}",
+                           quiet_weeks=quiet_weeks)
         for topic in mailing.topics
     ]
     total = len(mailing.pmids)
-    subject = make_subject(week, total, sum(1 for d in digests if d.total_new), len(digests))
+    updates = list_events(store, ids=mailing.event_ids) if mailing.event_ids else []
+    subject = make_subject(week, total, sum(1 for d in digests if d.total_new), len(digests), len(updates))
     domain = sender_address(sender).rpartition("@")[2]
     chart_cache = {} if chart_cache is None else chart_cache
     for topic in mailing.topics:
@@ -259,7 +279,7 @@ def build_message(store: Store, mailing: Mailing, *, sender: str, now: datetime 
               for topic in mailing.topics}
     context = dict(
         heading=f"{MAIL_TITLE}, week of {week.isoformat()}", subject=subject, intro=describe_intro(digests, total),
-        digests=digests, recipient=mailing.recipient, attachment=attachment if total else None, total=total,
+        updates=updates, digests=digests, recipient=mailing.recipient, attachment=attachment if total else None, total=total,
         charts={slug: cid[1:-1] for slug, (cid, _) in charts.items()}, failed_color=FAILED_COLOR,
         chart_width=CHART_WIDTH, chart_height=CHART_HEIGHT,
     )
@@ -302,8 +322,12 @@ def describe_intro(digests: Sequence[TopicDigest], total: int) -> str:
         return (f"{plural(total, 'new paper')} in {where}. "
                 f"The strongest evidence comes first in each topic; the attached CSV lists all {total}.")
     troubled = [d for d in digests if d.last_run is None or d.last_run.status != "succeeded"]
-    if not troubled:
+    flagged = [d for d in digests if d.health]
+    if not troubled and not flagged:
         return "No new papers this week: every query ran and found nothing new."
+    if not troubled:
+        return (f"No new papers this week, but the query of {plural(len(flagged), 'topic')} needs a look "
+                "(marked below): the quiet may be a fault, not an empty week.")
     return (f"No new papers this week, but {plural(len(troubled), 'topic')} did not run cleanly "
             "(marked below): the quiet may be a fault, not an empty week.")
 
@@ -327,7 +351,7 @@ def _environment(kind: str) -> Environment:
     )
     environment.filters.update(wrap=wrap)
     environment.globals.update(describe_run=describe_run, describe_counts=describe_counts,
-                               describe_hidden=describe_hidden, describe_empty=describe_empty)
+                               describe_hidden=describe_hidden, describe_empty=describe_empty, moment=moment)
     return environment
 
 
@@ -521,10 +545,12 @@ def send_weekly_email(store: Store, settings: Settings, topics: Sequence[Topic],
     try:
         for recipient, followed in audience.items():
             mailing = plan_mailing(store, recipient, followed, now=now, record=not dry_run)
-            message = build_message(store, mailing, sender=sender, now=now, chart_cache=charts)
+            message = build_message(store, mailing, sender=sender, now=now, chart_cache=charts,
+                                    quiet_weeks=settings.quiet_weeks)
             if dry_run:
                 path = write_eml(settings.reports_dir / "outbox" / eml_name(recipient, now), message)
-                results.append(MailResult(recipient, message["Message-ID"], message["Subject"], mailing.pmids, path=path))
+                results.append(MailResult(recipient, message["Message-ID"], message["Subject"], mailing.pmids, path=path,
+                                          events=mailing.event_ids))
             else:
                 results.append(deliver(store, postman, mailing, message, sender=sender))
     finally:
@@ -543,8 +569,9 @@ def deliver(store: Store, postman: Postman, mailing: Mailing, message: EmailMess
         mark_failed(store, message_id, failure.reason)
         log.debug("not sent to %s: %s", recipient, failure.reason)
         return MailResult(recipient, message_id, subject, mailing.pmids, error=failure.reason)
-    mark_sent(store, message_id, recipient=recipient, topic_of=mailing.topic_of, now=utcnow())
-    return MailResult(recipient, message_id, subject, mailing.pmids, sent=True)
+    mark_sent(store, message_id, recipient=recipient, topic_of=mailing.topic_of, now=utcnow(),
+              event_ids=mailing.event_ids)
+    return MailResult(recipient, message_id, subject, mailing.pmids, sent=True, events=mailing.event_ids)
 
 
 def report_possibly_sent(store: Store, recipients: Sequence[str], *, before: datetime, mark: bool) -> None:

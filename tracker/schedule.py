@@ -52,7 +52,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from tracker.errors import ConfigError, TopicFileError, TrackerError
 from tracker.cron import cron_trigger, crontab_weekdays  # noqa: F401  (part of this module's API)
-from tracker.topics import Topic, load_topic
+from tracker.topics import Topic, load_topic, topic_paths
 
 log = logging.getLogger("tracker.schedule")
 
@@ -108,7 +108,7 @@ def scan_topics(queries_dir: Path) -> TopicScan:
     if not queries_dir.is_dir():
         raise ConfigError(f"no topics folder at {queries_dir}: run 'tracker init' or pass --home DIR")
     scan = TopicScan()
-    for path in sorted(queries_dir.glob("*.toml")):
+    for path in topic_paths(queries_dir):
         try:
             topic = load_topic(path)
         except TopicFileError as error:

@@ -51,6 +51,8 @@ class Settings:
     efetch_batch: int = 500
     esearch_page: int = 9999
     overlap_days: int = 3
+    # A topic with no new paper for longer than this is flagged in `tracker topics`, digests and the e-mail.
+    quiet_weeks: int = 8
     verbose: bool = False
     # The weekly e-mail (tracker/mail.py). The port, when not given, follows the security mode.
     smtp_host: str | None = None
@@ -88,6 +90,7 @@ class Settings:
             efetch_batch=_int(env, "TRACKER_EFETCH_BATCH", cls.efetch_batch),
             esearch_page=_int(env, "TRACKER_ESEARCH_PAGE", cls.esearch_page),
             overlap_days=_int(env, "TRACKER_OVERLAP_DAYS", cls.overlap_days),
+            quiet_weeks=_int(env, "TRACKER_QUIET_WEEKS", cls.quiet_weeks),
             smtp_host=(env.get("TRACKER_SMTP_HOST") or "").strip() or None,
             smtp_port=_int(env, "TRACKER_SMTP_PORT", 587) if env.get("TRACKER_SMTP_PORT") else None,
             smtp_user=env.get("TRACKER_SMTP_USER") or None,

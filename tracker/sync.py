@@ -4,6 +4,8 @@ How "new" is decided: PubMed's create date [crdt] is the day a record entered Pu
 changes, unlike the entry date [edat], which is back-dated for records added long after publication.
 Each later run searches [crdt] from the last successful window's end minus `overlap_days` up to
 tomorrow, so a record is found on the run after it appears, whatever its publication date.
+Each run then measures the query's total Count and refreshes the stored papers PubMed has modified
+(tracker/watch.py), with the same client and rate limit.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from tracker.errors import TrackerError
 from tracker.store import Store
 from tracker.store.models import TopicState
 from tracker.store.papers import link_papers, load_papers, newest_pmids, save_papers, stored_pmids
+from tracker.store.locks import LockHeldError, TopicRunLock
 from tracker.store.runs import RunCounts, finish_run, start_run, topic_state
 from tracker.topics import Topic
+from tracker.watch import watch_topic
 
 log = logging.getLogger("tracker.sync")
 
@@ -40,20 +44,25 @@ class Window:
 @dataclass
 class TopicRunResult:
     topic: str
-    run_id: int
-    kind: str
-    window: Window
+    run_id: int | None  # None: skipped
+    kind: str  # backfill, fetch, or skipped
+    window: Window | None
     succeeded: bool
     new_papers: int = 0
     matched: int = 0
     fetched: int = 0
     missing: int = 0
+    refetched: int = 0  # stored papers fetched again because PubMed modified them
+    status_changes: int = 0
     requests: int = 0
     seconds: float = 0.0
     error: str | None = None
     warnings: tuple[str, ...] = ()
+    skipped: str | None = None  # why nothing ran: another process is running this topic
 
     def summary(self) -> str:
+        if self.skipped:
+            return f"{self.topic}: skipped: {self.skipped}"
         if not self.succeeded:
             return f"{self.topic}: FAILED after {self.requests} requests, {self.seconds:.1f} s: {self.error}"
         line = (f"{self.topic}: {self.new_papers} new, {self.matched} matched, {self.requests} requests, "
@@ -62,6 +71,9 @@ class TopicRunResult:
             line += f" (backfill from {self.window.start or 'the beginning'})"
         if self.missing:
             line += f"; {self.missing} listed by esearch but not returned by efetch"
+        if self.status_changes:
+            line += (f"; {self.status_changes} status change{'' if self.status_changes == 1 else 's'} "
+                     "(see 'tracker status --changes')")
         return line
 
 
@@ -125,7 +137,31 @@ def save_new_papers(store: Store, client: EutilsClient, pmids: Sequence[int], *,
 
 def sync_topic(store: Store, client: EutilsClient, topic: Topic, *, today: date | None = None,
                since: date | None = None, full: bool = False, progress: Progress | None = None) -> TopicRunResult:
-    """Run one topic. A failure is recorded and returned, never half-applied: the watermark stays put."""
+    """Run one topic. A failure is recorded and returned, never half-applied: the watermark stays put.
+
+    While another live process runs the same topic, nothing is done and the result is `skipped`
+    (succeeded, no run recorded): that run stores what this one would have (tracker/store/locks.py).
+    """
+    lock = TopicRunLock(store, topic.slug)
+    try:
+        lock.acquire()
+    except LockHeldError as busy:
+        return TopicRunResult(topic=topic.slug, run_id=None, kind="skipped", window=None, succeeded=True,
+                              skipped=str(busy))
+
+    def beat(advance: int, total: int) -> None:
+        lock.beat()
+        if progress:
+            progress(advance, total)
+
+    try:
+        return _sync_topic(store, client, topic, today=today, since=since, full=full, progress=beat)
+    finally:
+        lock.release()
+
+
+def _sync_topic(store: Store, client: EutilsClient, topic: Topic, *, today: date | None = None,
+                since: date | None = None, full: bool = False, progress: Progress | None = None) -> TopicRunResult:
     today = today or date.today()
     state = topic_state(store, topic.slug)
     window = plan_window(topic, state, today=today, overlap_days=client.settings.overlap_days, since=since, full=full)
@@ -140,11 +176,14 @@ def sync_topic(store: Store, client: EutilsClient, topic: Topic, *, today: date 
             outcome = client.fetch_pmids(topic.query, window.start, window.end)
             counts.count, counts.matched = outcome.count, len(outcome.pmids)
             counts.query_translation = outcome.query_translation
-            counts.warnings = outcome.errors + outcome.warnings
+            counts.errors, counts.warnings = outcome.errors, outcome.warnings
             already = stored_pmids(store, outcome.pmids)
             counts.new_papers += link_papers(store, topic.slug, [p for p in outcome.pmids if p in already], run.id)
-            save_new_papers(store, client, [p for p in outcome.pmids if p not in already], topic=topic.slug,
-                            run_id=run.id, counts=counts, progress=progress)
+            fresh = [p for p in outcome.pmids if p not in already]
+            save_new_papers(store, client, fresh, topic=topic.slug, run_id=run.id, counts=counts, progress=progress)
+            watched = watch_topic(store, client, topic, run_id=run.id, today=today, counts=counts, search=outcome,
+                                  fresh=fresh, progress=progress)
+            result.status_changes = len(watched.events)
     except TrackerError as error:
         result.error = f"topic '{topic.slug}': {error}"
         _fill(result, counts, started)
@@ -163,7 +202,7 @@ def sync_topic(store: Store, client: EutilsClient, topic: Topic, *, today: date 
 
 def _fill(result: TopicRunResult, counts: RunCounts, started: float) -> None:
     result.new_papers, result.matched, result.fetched = counts.new_papers, counts.matched, counts.fetched
-    result.missing, result.requests = counts.missing, counts.requests
+    result.missing, result.requests, result.refetched = counts.missing, counts.requests, counts.refetched
     result.warnings = tuple(counts.warnings or ())
     result.seconds = time.monotonic() - started
 
@@ -213,7 +252,7 @@ def run_query(store: Store, client: EutilsClient, query: str, *, since: date | N
             outcome = client.fetch_pmids(query, since, end)
             counts.count, counts.matched = outcome.count, len(outcome.pmids)
             counts.query_translation = outcome.query_translation
-            counts.warnings = outcome.errors + outcome.warnings
+            counts.errors, counts.warnings = outcome.errors, outcome.warnings
             already = stored_pmids(store, outcome.pmids)
             save_new_papers(store, client, [p for p in outcome.pmids if p not in already], topic=None,
                             run_id=run.id, counts=counts)
@@ -223,7 +262,8 @@ def run_query(store: Store, client: EutilsClient, query: str, *, since: date | N
     finish_run(store, run.id, counts)
     return QueryResult(run_id=run.id, papers=shown, count=counts.count or 0, new_papers=counts.new_papers,
                        missing=counts.missing, requests=counts.requests,
-                       query_translation=counts.query_translation, warnings=tuple(counts.warnings or ()))
+                       query_translation=counts.query_translation,
+                       warnings=(*(counts.errors or ()), *(counts.warnings or ())))
 
 
 @dataclass

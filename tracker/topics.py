@@ -58,6 +58,11 @@ def parse_date(text: str, what: str = "date") -> date:
 def load_topic(path: Path) -> Topic:
     path = Path(path)
     name = path.name
+    if path.suffix != ".toml":
+        twin = path.with_suffix(".toml")
+        raise TopicFileError(f"{name}: topic files end in lower-case .toml; "
+                             + (f"{twin.name} exists too: remove one of them" if twin.exists()
+                                else f"rename it to {twin.name}"))
     try:
         slug = validate_slug(path.stem)
     except ConfigError:
@@ -139,10 +144,16 @@ def load_topics(queries_dir: Path) -> list[Topic]:
     queries_dir = Path(queries_dir)
     if not queries_dir.is_dir():
         raise ConfigError(f"no topics folder at {queries_dir}: run 'tracker init' or pass --home DIR")
-    topics = [load_topic(path) for path in sorted(queries_dir.glob("*.toml"))]
+    topics = [load_topic(path) for path in topic_paths(queries_dir)]
     if not topics:
         raise ConfigError(f"no topic files in {queries_dir}: add one (see README) or run 'tracker init'")
     return topics
+
+
+def topic_paths(queries_dir: Path) -> list[Path]:
+    """The files of `queries_dir` that look like topics, sorted; `dosing.TOML` is one, so that it is refused
+    (by load_topic) instead of silently ignored beside, or instead of, `dosing.toml`."""
+    return sorted(path for path in Path(queries_dir).iterdir() if path.suffix.lower() == ".toml")
 
 
 def select_topics(topics: list[Topic], slugs: tuple[str, ...] | list[str]) -> list[Topic]:

@@ -24,7 +24,6 @@ from tracker.store.models import SchemaVersion
 # version directly from the models, then `create_extras` adds what the models cannot express.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 SCHEMA_VERSION = 1
-UPSERT_CHUNK = 200
 
 
 def utcnow() -> datetime:
@@ -71,6 +70,11 @@ class Store:
     def ensure_schema(self, _retry: bool = False) -> None:
         try:
             with self.engine.begin() as connection:
+                if self.dialect == "sqlite":
+                    # One write transaction around the check and the creation: a second process waits
+                    # for the first to finish (instead of seeing half a schema), and a process killed
+                    # half-way leaves nothing behind.
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
                 tables = set(inspect(connection).get_table_names())
                 if SchemaVersion.__tablename__ not in tables:
                     if tables - {SchemaVersion.__tablename__} and "paper" not in tables:
@@ -113,15 +117,16 @@ class Store:
                 from sqlalchemy.dialects.sqlite import insert
             else:
                 from sqlalchemy.dialects.postgresql import insert
-            for start in range(0, len(rows), UPSERT_CHUNK):
-                statement = insert(table).values(list(rows[start:start + UPSERT_CHUNK]))
-                if update and update_columns:
-                    statement = statement.on_conflict_do_update(
-                        index_elements=list(keys), set_={c: statement.excluded[c] for c in update_columns}
-                    )
-                else:
-                    statement = statement.on_conflict_do_nothing(index_elements=list(keys))
-                session.execute(statement)
+            # One statement, compiled once and run as executemany: rendering a multi-row VALUES clause cost
+            # SQLAlchemy more per row than SQLite takes to store it (BENCHMARKS.md, ingest profile).
+            statement = insert(table)
+            if update and update_columns:
+                statement = statement.on_conflict_do_update(
+                    index_elements=list(keys), set_={c: statement.excluded[c] for c in update_columns}
+                )
+            else:
+                statement = statement.on_conflict_do_nothing(index_elements=list(keys))
+            session.execute(statement, list(rows))
             return
         for row in rows:
             condition = [table.c[k] == row[k] for k in keys]

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import exists, select, update
 
 from tracker.store.database import Store
-from tracker.store.models import Delivery, OutboxMessage, Recipient, TopicPaper
+from tracker.store.models import Delivery, EventDelivery, OutboxMessage, Recipient, TopicPaper
 
 
 def recipient_since(store: Store, address: str) -> datetime | None:
@@ -64,16 +64,21 @@ def save_pending(store: Store, *, message_id: str, recipient: str, subject: str,
         session.commit()
 
 
-def mark_sent(store: Store, message_id: str, *, recipient: str, topic_of: dict[int, str], now: datetime) -> None:
-    """In one transaction: the outbox row becomes `sent` and every paper it carried enters the ledger."""
+def mark_sent(store: Store, message_id: str, *, recipient: str, topic_of: dict[int, str], now: datetime,
+              event_ids: Sequence[int] = ()) -> None:
+    """In one transaction: the outbox row becomes `sent`, and every paper and status event it carried enters
+    its ledger."""
     rows = [{"recipient": recipient, "pmid": pmid, "topic": topic, "message_id": message_id, "delivered_at": now}
             for pmid, topic in topic_of.items()]
+    told = [{"recipient": recipient, "event_id": event_id, "message_id": message_id, "delivered_at": now}
+            for event_id in dict.fromkeys(event_ids)]
     with store.session() as session:
         session.execute(update(OutboxMessage).where(OutboxMessage.message_id == message_id)
                         .values(status="sent", sent_at=now, error=None))
         # A paper already in the ledger (an overlapping run) is kept as it was: this write must not fail
         # after the server has accepted the message.
         store.upsert(session, Delivery.__table__, rows, ["recipient", "pmid"], update=False)
+        store.upsert(session, EventDelivery.__table__, told, ["recipient", "event_id"], update=False)
         session.commit()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
@@ -117,8 +118,7 @@ class InstanceLockHandle:
                 ).rowcount
             if taken == 1:
                 self._hold()
-                log.warning("took over the lock on %s from %s: %s", self.store.describe(), holder.describe(self.zone),
-                            reason)
+                log.warning("took over %s from %s: %s", self._lock_name(), holder.describe(self.zone), reason)
                 return holder
         holder = self.holder()
         raise LockHeldError(self._held_message(holder, utcnow()) if holder else
@@ -192,6 +192,9 @@ class InstanceLockHandle:
         return dict(token=self.token, host=this_host(), pid=os.getpid(), boot_id=boot_id(), started_at=now,
                     heartbeat_at=now)
 
+    def _lock_name(self) -> str:
+        return f"the lock on {self.store.describe()}"
+
     def _held_message(self, holder: Holder, now: datetime) -> str:
         remote = holder.host != this_host()
         seen = f", last heartbeat {(now - holder.heartbeat_at).total_seconds():.0f} s ago" if remote else ""
@@ -207,6 +210,37 @@ class InstanceLockHandle:
         self.release()
 
 
+class TopicRunLock(InstanceLockHandle):
+    """One run of a topic at a time, whichever process starts it (`tracker fetch`, `run`, the scheduler).
+
+    The row is named `run:<slug>` and follows the instance lock's rules: a holder on this host is alive
+    while its pid is (a killed run's lock is taken over at once), one on another host while its heartbeat
+    is younger than STALE_AFTER. The holder refreshes the heartbeat after saved batches (`beat`).
+    """
+
+    def __init__(self, store: Store, slug: str):
+        super().__init__(store, f"run:{slug}", what=f"run of topic '{slug}'")
+        self.slug = slug
+        self._next_beat: float | None = None
+
+    def beat(self) -> None:
+        """Refresh the heartbeat when HEARTBEAT_EVERY seconds have passed; LockLostError when taken over."""
+        now = time.monotonic()
+        if self._next_beat is None:
+            self._next_beat = now + HEARTBEAT_EVERY
+        elif now >= self._next_beat:
+            self.heartbeat()
+            self._next_beat = now + HEARTBEAT_EVERY
+
+    def _lock_name(self) -> str:
+        return f"the run lock of topic '{self.slug}'"
+
+    def _held_message(self, holder: Holder, now: datetime) -> str:
+        where = "" if holder.host == this_host() else f" on host {holder.host}"
+        return (f"another run (pid {holder.pid}{where}, started {holder.started_at:%Y-%m-%d %H:%M:%S} UTC) "
+                "is in progress")
+
+
 def _ensure_table(store: Store) -> None:
     """Databases created before the lock existed get its table here (new ones get it with the schema)."""
     try:
@@ -220,5 +254,5 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-__all__ = ["InstanceLockHandle", "Holder", "LockHeldError", "LockLostError", "HEARTBEAT_EVERY", "STALE_AFTER",
+__all__ = ["InstanceLockHandle", "TopicRunLock", "Holder", "LockHeldError", "LockLostError", "HEARTBEAT_EVERY", "STALE_AFTER",
            "pid_alive"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Column, Index, LargeBinary
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -39,6 +39,8 @@ class PaperRow(SQLModel, table=True):
     entrez_date: date | None = None
     create_date: date | None = Field(default=None, index=True)
     late_arrival: bool = False
+    # What PubMed now says about the paper (tracker/notices.py): "retracted", "concern", "deleted" or None.
+    status: str | None = Field(default=None, index=True)
     xml_gz: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
     first_stored_at: datetime
     updated_at: datetime
@@ -69,15 +71,20 @@ class Run(SQLModel, table=True):
     window_start: date | None = None
     window_end: date | None = None
     count: int | None = None
+    # The query's Count without a date clause: windows differ in size, this total compares run to run.
+    total_count: int | None = None
     matched: int = 0
     new_papers: int = 0
     fetched: int = 0
     missing: int = 0
+    refetched: int = 0  # stored papers fetched again because PubMed modified them
     requests: int = 0
     error: str | None = None
     pid: int | None = None
     query: str | None = None
     query_translation: str | None = None
+    # PubMed's ErrorList ("PhraseNotFound: x"); `warnings` holds its WarningList and tracker's own warnings.
+    errors: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     warnings: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
@@ -166,3 +173,52 @@ class InstanceLock(SQLModel, table=True):
     boot_id: str | None = None  # Linux's per-boot id: a pid recorded before a reboot says nothing now
     started_at: datetime
     heartbeat_at: datetime
+
+
+class ChangeCheck(SQLModel, table=True):
+    """How far a topic's search of modified records [mdat] has looked (tracker/watch.py)."""
+
+    __tablename__ = "change_check"
+
+    topic: str = Field(primary_key=True)
+    checked_through: date
+    run_id: int | None = Field(default=None, foreign_key="run.id")
+    updated_at: datetime
+
+
+class StatusEvent(SQLModel, table=True):
+    """A change PubMed made to a stored paper: retraction, expression of concern, erratum, update, deletion."""
+
+    __tablename__ = "status_event"
+    __table_args__ = (UniqueConstraint("pmid", "kind", "notice_pmid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    pmid: int = Field(foreign_key="paper.pmid", index=True)
+    kind: str  # retraction, concern, erratum, update, republication, deleted
+    notice_pmid: int | None = None  # the notice's record (or, for a merged record, the one that replaced it)
+    detail: str = ""
+    detected_at: datetime = Field(index=True)
+    run_id: int | None = Field(default=None, foreign_key="run.id")
+
+
+class PaperRevision(SQLModel, table=True):
+    """A paper's previous record, kept when a refetched version brought status events."""
+
+    __tablename__ = "paper_revision"
+
+    id: int | None = Field(default=None, primary_key=True)
+    pmid: int = Field(foreign_key="paper.pmid", index=True)
+    xml_gz: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
+    replaced_at: datetime
+    run_id: int | None = Field(default=None, foreign_key="run.id")
+
+
+class EventDelivery(SQLModel, table=True):
+    """The ledger of status events told to a recipient: each goes to each recipient once."""
+
+    __tablename__ = "event_delivery"
+
+    recipient: str = Field(primary_key=True)
+    event_id: int = Field(primary_key=True, foreign_key="status_event.id")
+    message_id: str = Field(foreign_key="outbox.message_id", index=True)
+    delivered_at: datetime

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
 from datetime import date, datetime
 
 from sqlalchemy import select, text
 from sqlmodel import Session
 
+from tracker.notices import paper_status
 from tracker.pubmed import AbstractSection, Author, CommentCorrection, MeshHeading, Paper
 from tracker.store.database import Store, chunked, utcnow
 from tracker.store.models import PaperRow, TopicPaper
@@ -21,9 +21,17 @@ def paper_to_row(paper: Paper, now: datetime) -> dict:
         "kind": paper.kind,
         "title": paper.title,
         "abstract": paper.abstract,
-        "abstract_sections": [asdict(section) for section in paper.abstract_sections],
+        # Dicts written out field by field: dataclasses.asdict() deep-copies every value and cost more than the
+        # rest of the row conversion together (BENCHMARKS.md, ingest profile). The keys are asdict()'s.
+        "abstract_sections": [
+            {"label": section.label, "category": section.category, "text": section.text}
+            for section in paper.abstract_sections
+        ],
         "authors": [
-            {**asdict(author), "affiliations": list(author.affiliations)} for author in paper.authors
+            {"last_name": author.last_name, "fore_name": author.fore_name, "initials": author.initials,
+             "collective_name": author.collective_name, "orcid": author.orcid,
+             "affiliations": list(author.affiliations)}
+            for author in paper.authors
         ],
         "author_names": "; ".join(author.display for author in paper.authors),
         "journal": paper.journal,
@@ -46,10 +54,13 @@ def paper_to_row(paper: Paper, now: datetime) -> dict:
         "languages": list(paper.languages),
         "citation_status": paper.citation_status,
         "history": [list(entry) for entry in paper.history],
-        "comments_corrections": [asdict(c) for c in paper.comments_corrections],
+        "comments_corrections": [
+            {"ref_type": c.ref_type, "pmid": c.pmid, "source": c.source} for c in paper.comments_corrections
+        ],
         "entrez_date": paper.entrez_date,
         "create_date": paper.create_date,
         "late_arrival": paper.late_arrival,
+        "status": paper_status(paper),
         "xml_gz": zlib.compress(paper.xml, 6),
         "first_stored_at": now,
         "updated_at": now,

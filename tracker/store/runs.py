@@ -26,12 +26,15 @@ def start_run(store: Store, topic: str, *, kind: str, query: str | None, window_
 @dataclass
 class RunCounts:
     count: int | None = None
+    total_count: int | None = None
     matched: int = 0
     new_papers: int = 0
     fetched: int = 0
     missing: int = 0
+    refetched: int = 0
     requests: int = 0
     query_translation: str | None = None
+    errors: list | None = None
     warnings: list | None = None
 
 
@@ -43,8 +46,10 @@ def finish_run(store: Store, run_id: int, counts: RunCounts, *, error: str | Non
         run.status = "failed" if error else "succeeded"
         run.finished_at = utcnow()
         run.error = error
-        for name in ("count", "matched", "new_papers", "fetched", "missing", "requests", "query_translation"):
+        for name in ("count", "total_count", "matched", "new_papers", "fetched", "missing", "refetched", "requests",
+                     "query_translation"):
             setattr(run, name, getattr(counts, name))
+        run.errors = list(counts.errors or [])
         run.warnings = list(counts.warnings or [])
         session.add(run)
         if watermark is not None and error is None:

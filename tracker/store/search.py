@@ -17,6 +17,7 @@ from sqlalchemy import and_, or_, select, text
 from sqlalchemy.exc import OperationalError
 
 from tracker.errors import ConfigError
+from tracker.notices import describe_status, status_mark
 from tracker.pubmed import Author
 from tracker.store.database import FTS_COLUMNS, Store
 from tracker.store.models import PaperRow, TopicPaper
@@ -49,6 +50,7 @@ class SearchHit:
     year: int | None
     doi: str | None
     topics: tuple[str, ...]
+    status: str | None = None  # retracted, concern, deleted (tracker/notices.py)
 
     @property
     def pubmed_url(self) -> str:
@@ -123,7 +125,8 @@ def _hits(store: Store, ranked: Sequence[tuple[int, float | None]]) -> list[Sear
     if not ranked:
         return []
     pmids = [pmid for pmid, _score in ranked]
-    columns = (_paper.c.pmid, _paper.c.title, _paper.c.authors, _paper.c.journal, _paper.c.pub_year, _paper.c.doi)
+    columns = (_paper.c.pmid, _paper.c.title, _paper.c.authors, _paper.c.journal, _paper.c.pub_year, _paper.c.doi,
+               _paper.c.status)
     with store.engine.connect() as connection:
         rows = {row.pmid: row for row in connection.execute(select(*columns).where(_paper.c.pmid.in_(pmids)))}
         topics: dict[int, list[str]] = {}
@@ -133,7 +136,8 @@ def _hits(store: Store, ranked: Sequence[tuple[int, float | None]]) -> list[Sear
     return [
         SearchHit(pmid=pmid, score=score, title=rows[pmid].title,
                   authors=tuple(_display(author) for author in rows[pmid].authors), journal=rows[pmid].journal,
-                  year=rows[pmid].pub_year, doi=rows[pmid].doi, topics=tuple(topics.get(pmid, ())))
+                  year=rows[pmid].pub_year, doi=rows[pmid].doi, topics=tuple(topics.get(pmid, ())),
+                  status=rows[pmid].status)
         for pmid, score in ranked if pmid in rows
     ]
 
@@ -145,7 +149,7 @@ def _display(author: dict) -> str:
 
 def hits_table(hits: Sequence[SearchHit]) -> tuple[list[str], list[list[str]]]:
     """Headers and rows for a terminal table: pmid, year, first author, title cut to TITLE_WIDTH, topics."""
-    rows = [[str(hit.pmid), str(hit.year or ""), hit.authors[0] if hit.authors else "", shorten(hit.title),
+    rows = [[str(hit.pmid), str(hit.year or ""), hit.authors[0] if hit.authors else "", _marked_title(hit),
              ", ".join(hit.topics) or "-"] for hit in hits]
     return ["pmid", "year", "first author", "title", "topics"], rows
 
@@ -154,9 +158,14 @@ def hits_json(hits: Sequence[SearchHit]) -> str:
     return json.dumps([
         {"pmid": hit.pmid, "title": hit.title, "authors": list(hit.authors), "journal": hit.journal,
          "year": hit.year, "doi": hit.doi, "topics": list(hit.topics), "score": hit.score,
-         "pubmed_url": hit.pubmed_url}
+         "pubmed_url": hit.pubmed_url, "status": describe_status(hit.status) or None}
         for hit in hits
     ], ensure_ascii=False, indent=2)
+
+
+def _marked_title(hit: SearchHit) -> str:
+    mark = status_mark(hit.status)
+    return shorten(f"[{mark}] {hit.title}" if mark else hit.title)
 
 
 def shorten(title: str, width: int = TITLE_WIDTH) -> str:

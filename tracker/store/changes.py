@@ -1,0 +1,225 @@
+"""What tracker/watch.py reads and writes: the modified-records watermark, refreshed papers, status events,
+the events a recipient has not been told, and the runs that query health is judged on.
+
+A refreshed paper, its previous record (when the refresh brought events) and its events commit together,
+so an event is never recorded for a record the store does not hold, nor lost for one it does.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import exists, func, select, update
+from sqlmodel import Session
+
+from tracker.notices import KIND_LABELS, Notice, notice_url
+from tracker.pubmed import CommentCorrection, Paper
+from tracker.store.database import Store, chunked, utcnow
+from tracker.store.models import (
+    ChangeCheck, EventDelivery, PaperRevision, PaperRow, Run, StatusEvent, TopicPaper,
+)
+from tracker.store.papers import paper_to_row, save_search_index
+
+
+# -- the modified-records watermark ----------------------------------------------------------
+
+def checked_through(store: Store, topic: str) -> date | None:
+    """The day up to which the topic's modified records were checked (None: never)."""
+    with store.session() as session:
+        return session.execute(select(ChangeCheck.checked_through).where(ChangeCheck.topic == topic)).scalar_one_or_none()
+
+
+def save_checked_through(store: Store, topic: str, day: date, run_id: int | None) -> None:
+    with store.session() as session:
+        session.merge(ChangeCheck(topic=topic, checked_through=day, run_id=run_id, updated_at=utcnow()))
+        session.commit()
+
+
+# -- refreshing stored papers ----------------------------------------------------------------
+
+def stored_notice_fields(store: Store, pmids: Sequence[int]) -> dict[int, Paper]:
+    """The stored papers as far as their notices go (publication types, comments and corrections)."""
+    found: dict[int, Paper] = {}
+    columns = (PaperRow.pmid, PaperRow.kind, PaperRow.title, PaperRow.publication_types, PaperRow.comments_corrections)
+    with store.session() as session:
+        for chunk in chunked(list(pmids)):
+            for pmid, kind, title, types, corrections in session.execute(
+                    select(*columns).where(PaperRow.pmid.in_(chunk))):
+                found[pmid] = Paper(pmid=pmid, kind=kind, title=title, publication_types=tuple(types),
+                                    comments_corrections=tuple(CommentCorrection(**c) for c in corrections))
+    return found
+
+
+def save_refreshed(store: Store, refreshed: Sequence[tuple[Paper, Sequence[Notice]]], *,
+                   run_id: int | None) -> list[StatusEvent]:
+    """Replace stored papers with their refetched records and record their new notices, in one transaction.
+
+    A paper whose refresh brought notices keeps its previous record in `paper_revision`.
+    Returns the events recorded (a notice already recorded for the paper is not recorded twice).
+    """
+    if not refreshed:
+        return []
+    now = utcnow()
+    papers = [paper for paper, _ in refreshed]
+    changed = [paper.pmid for paper, notices in refreshed if notices]
+    with store.session() as session:
+        previous: dict[int, bytes] = {}
+        for chunk in chunked(changed):
+            previous.update(session.execute(
+                select(PaperRow.pmid, PaperRow.xml_gz).where(PaperRow.pmid.in_(chunk))).all())
+        store.upsert(session, PaperRow.__table__, [paper_to_row(paper, now) for paper in papers], ["pmid"])
+        save_search_index(store, session, papers)
+        for pmid in changed:
+            session.add(PaperRevision(pmid=pmid, xml_gz=previous.get(pmid, b""), replaced_at=now, run_id=run_id))
+        events = [_record_event(session, paper.pmid, notice.kind, notice.notice_pmid, notice.detail, now, run_id)
+                  for paper, notices in refreshed for notice in notices]
+        session.commit()
+    return [event for event in events if event is not None]
+
+
+def mark_deleted(store: Store, removals: dict[int, tuple[int | None, str]], *, run_id: int | None) -> list[StatusEvent]:
+    """Mark papers PubMed no longer returns as deleted: {pmid: (PMID that replaced it or None, detail)}."""
+    if not removals:
+        return []
+    now = utcnow()
+    with store.session() as session:
+        for chunk in chunked(list(removals)):
+            session.execute(update(PaperRow).where(PaperRow.pmid.in_(chunk)).values(status="deleted", updated_at=now))
+        events = [_record_event(session, pmid, "deleted", replacement, detail, now, run_id)
+                  for pmid, (replacement, detail) in removals.items()]
+        session.commit()
+    return [event for event in events if event is not None]
+
+
+def _record_event(session: Session, pmid: int, kind: str, notice_pmid: int | None, detail: str, now: datetime,
+                  run_id: int | None) -> StatusEvent | None:
+    # SQLite's UNIQUE treats NULLs as distinct, so a notice without a PMID is deduplicated here.
+    same_notice = StatusEvent.notice_pmid.is_(None) if notice_pmid is None else StatusEvent.notice_pmid == notice_pmid
+    known = session.execute(select(StatusEvent.id).where(StatusEvent.pmid == pmid, StatusEvent.kind == kind,
+                                                         same_notice)).first()
+    if known is not None:
+        return None
+    event = StatusEvent(pmid=pmid, kind=kind, notice_pmid=notice_pmid, detail=detail, detected_at=now, run_id=run_id)
+    session.add(event)
+    session.flush()
+    return event
+
+
+# -- reading events --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EventView:
+    """A status event with what a reader needs beside it: the paper's title, status and topics."""
+
+    id: int
+    pmid: int
+    kind: str
+    notice_pmid: int | None
+    detail: str
+    detected_at: datetime
+    title: str
+    status: str | None
+    topics: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return KIND_LABELS.get(self.kind, self.kind)
+
+    @property
+    def url(self) -> str:
+        return notice_url(self.pmid)
+
+    @property
+    def notice_url(self) -> str | None:
+        return notice_url(self.notice_pmid) if self.notice_pmid else None
+
+
+def list_events(store: Store, *, since: datetime | None = None, until: datetime | None = None,
+                topics: Sequence[str] | None = None, ids: Sequence[int] | None = None) -> list[EventView]:
+    """Events detected in [since, until) on papers of `topics` (any paper when None), oldest first."""
+    statement = select(StatusEvent, PaperRow.title, PaperRow.status).join(PaperRow, PaperRow.pmid == StatusEvent.pmid)
+    if since is not None:
+        statement = statement.where(StatusEvent.detected_at >= since)
+    if until is not None:
+        statement = statement.where(StatusEvent.detected_at < until)
+    if topics is not None:
+        statement = statement.where(exists().where(TopicPaper.pmid == StatusEvent.pmid,
+                                                   TopicPaper.topic.in_(list(topics))))
+    if ids is not None:
+        statement = statement.where(StatusEvent.id.in_(list(ids)))
+    with store.session() as session:
+        rows = session.execute(statement.order_by(StatusEvent.detected_at, StatusEvent.id)).all()
+        memberships: dict[int, list[str]] = defaultdict(list)
+        for chunk in chunked(sorted({event.pmid for event, _, _ in rows})):
+            for pmid, topic in session.execute(select(TopicPaper.pmid, TopicPaper.topic)
+                                               .where(TopicPaper.pmid.in_(chunk)).order_by(TopicPaper.topic)):
+                memberships[pmid].append(topic)
+    return [EventView(id=event.id, pmid=event.pmid, kind=event.kind, notice_pmid=event.notice_pmid,
+                      detail=event.detail, detected_at=event.detected_at, title=title, status=status,
+                      topics=tuple(memberships.get(event.pmid, ())))
+            for event, title, status in rows]
+
+
+def untold_events(store: Store, recipient: str, topics: Sequence[str], *, since: datetime) -> list[int]:
+    """Ids of events detected from `since` on, on papers of `topics`, that `recipient` has not been told."""
+    if not topics:
+        return []
+    told = exists().where(EventDelivery.recipient == recipient, EventDelivery.event_id == StatusEvent.id)
+    member = exists().where(TopicPaper.pmid == StatusEvent.pmid, TopicPaper.topic.in_(list(topics)))
+    statement = (select(StatusEvent.id).where(StatusEvent.detected_at >= since, member, ~told)
+                 .order_by(StatusEvent.detected_at, StatusEvent.id))
+    with store.session() as session:
+        return list(session.execute(statement).scalars())
+
+
+def told_events(store: Store, recipient: str) -> set[int]:
+    with store.session() as session:
+        return set(session.execute(select(EventDelivery.event_id).where(EventDelivery.recipient == recipient)).scalars())
+
+
+def paper_statuses(store: Store, pmids: Sequence[int]) -> dict[int, str]:
+    """The status of each paper that has one (retracted, concern, deleted)."""
+    found: dict[int, str] = {}
+    with store.session() as session:
+        for chunk in chunked(sorted(set(pmids))):
+            found.update(session.execute(select(PaperRow.pmid, PaperRow.status).where(
+                PaperRow.pmid.in_(chunk), PaperRow.status.is_not(None))).all())
+    return found
+
+
+# -- what query health is judged on ----------------------------------------------------------
+
+def measured_runs(store: Store, topics: Sequence[str], *, per_topic: int = 30) -> dict[str, list[Run]]:
+    """Each topic's latest succeeded runs that measured the query's total Count, newest first."""
+    found: dict[str, list[Run]] = {}
+    with store.session() as session:
+        for topic in topics:
+            found[topic] = list(session.execute(
+                select(Run).where(Run.topic == topic, Run.status == "succeeded", Run.total_count.is_not(None))
+                .order_by(Run.id.desc()).limit(per_topic)).scalars())
+    return found
+
+
+def last_new_paper(store: Store, topics: Sequence[str]) -> dict[str, datetime]:
+    """When each topic last saw a paper new to it."""
+    with store.session() as session:
+        return dict(session.execute(select(TopicPaper.topic, func.max(TopicPaper.first_seen_at))
+                                    .where(TopicPaper.topic.in_(list(topics))).group_by(TopicPaper.topic)).all())
+
+
+def first_success(store: Store, topics: Sequence[str]) -> dict[str, datetime]:
+    """When each topic's first succeeded run started: a topic that never found a paper is quiet since then."""
+    with store.session() as session:
+        return dict(session.execute(select(Run.topic, func.min(Run.started_at))
+                                    .where(Run.topic.in_(list(topics)), Run.status == "succeeded")
+                                    .group_by(Run.topic)).all())
+
+
+__all__ = [
+    "checked_through", "save_checked_through", "stored_notice_fields", "save_refreshed", "mark_deleted", "EventView",
+    "list_events", "untold_events", "told_events", "paper_statuses", "measured_runs", "last_new_paper",
+    "first_success",
+]
