@@ -355,7 +355,8 @@ def parse_search(body: bytes) -> SearchResult:
         count = int(count_text)
         ids = [int(element.text or "") for element in root.iterfind("IdList/Id")]
     except ValueError:
-        raise TransientEutilsError("esearch answer has a <Count> or <Id> that is not a number; the body is damaged") from None
+        raise TransientEutilsError(
+            "esearch answer has a <Count> or <Id> that is not a number; the body is damaged") from None
     return SearchResult(
         count=count,
         ids=ids,

@@ -254,5 +254,5 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-__all__ = ["InstanceLockHandle", "TopicRunLock", "Holder", "LockHeldError", "LockLostError", "HEARTBEAT_EVERY", "STALE_AFTER",
-           "pid_alive"]
+__all__ = ["InstanceLockHandle", "TopicRunLock", "Holder", "LockHeldError", "LockLostError", "HEARTBEAT_EVERY",
+           "STALE_AFTER", "pid_alive"]
