@@ -1,0 +1,149 @@
+"""Performance benchmarks of the tracker: `python -m benchmarks [--quick] [--only NAME ...] [--output FILE]`.
+
+Five benchmarks, each producing rows of one table (what, size, figure, ratio, target, met?) with the command
+line that reproduces the row: ingest throughput, a backfill through the CLI, rate-limit discipline, the cost
+of a weekly run, and digest/search/export on a large database. The corpus is built from the real records in
+../shared/pubmed-samples/ (see benchmarks/corpus.py), generated into a temporary directory at run time.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import os
+import pstats
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Everything that differs between the full run and --quick."""
+
+    quick: bool
+    ingest_records: int
+    ingest_repeats: int
+    biopython_repeats: int
+    backfill_records: tuple[int, ...]
+    # (requests/s, records, efetch batch, target applies): 3/s runs without an API key, 10/s with one.
+    rate_runs: tuple[tuple[int, int, int, bool], ...]
+    weekly_backfill: int
+    weekly_new: tuple[int, ...]
+    scale_papers: int
+    export_rows: int
+    scale_repeats: int
+    cli_repeats: int
+
+    @property
+    def flag(self) -> str:
+        return " --quick" if self.quick else ""
+
+
+FULL = Sizes(
+    quick=False, ingest_records=50_000, ingest_repeats=3, biopython_repeats=1, backfill_records=(10_000, 50_000),
+    rate_runs=((3, 5_000, 100, True), (10, 5_000, 20, True), (10, 5_000, 100, False)), weekly_backfill=5_000,
+    weekly_new=(0, 10, 500), scale_papers=1_000_000, export_rows=100_000, scale_repeats=5, cli_repeats=3,
+)
+QUICK = Sizes(
+    quick=True, ingest_records=1_000, ingest_repeats=1, biopython_repeats=1, backfill_records=(500, 1_500),
+    rate_runs=((3, 1_000, 50, True), (10, 400, 20, True)), weekly_backfill=500,
+    weekly_new=(0, 10, 500), scale_papers=10_000, export_rows=5_000, scale_repeats=3, cli_repeats=1,
+)
+
+
+@dataclass
+class Row:
+    what: str
+    size: str
+    figure: str
+    ratio: str = "-"
+    target: str = "-"
+    met: bool | None = None  # None: a row that informs, without a target
+    command: str = ""
+
+
+@dataclass
+class Profile:
+    title: str
+    summary: str  # the cProfile entries, already trimmed
+    next_step: str
+
+
+@dataclass
+class Outcome:
+    name: str
+    rows: list[Row] = field(default_factory=list)
+    profiles: list[Profile] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def median_seconds(call: Callable[[], object], repeats: int, *, warmups: int = 1) -> tuple[float, list[float]]:
+    """The median wall time of `repeats` calls after `warmups` untimed ones, and every timed run."""
+    for _ in range(warmups):
+        call()
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        runs.append(time.perf_counter() - started)
+    return statistics.median(runs), runs
+
+
+def profile_summary(call: Callable[[], object], *, top: int = 12) -> str:
+    """cProfile of one call: the entries with the most internal time, one line each."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    call()
+    profiler.disable()
+    return summarise_stats(pstats.Stats(profiler), top=top)
+
+
+def summarise_stats(stats: pstats.Stats, *, top: int = 12) -> str:
+    total = stats.total_tt or 1e-9
+    entries = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)[:top]
+    lines = [f"total {total:.2f} s"]
+    for (filename, line, function), (_calls, ncalls, tottime, cumtime, _callers) in entries:
+        where = _short_path(filename)
+        name = f"{where}:{line}({function})" if line else function
+        lines.append(f"{tottime:7.2f} s {100 * tottime / total:5.1f}%  cum {cumtime:7.2f} s  {ncalls:>8} calls  {name}")
+    return "\n".join(lines)
+
+
+def _short_path(filename: str) -> str:
+    for marker in ("site-packages/", "/lib/python3"):
+        if marker in filename:
+            return filename.split(marker, 1)[1]
+    try:
+        return str(Path(filename).resolve().relative_to(REPO))
+    except ValueError:
+        return filename
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (ru_maxrss, KiB on Linux) in MB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a tracker subprocess: no TRACKER_ or NCBI_ setting leaks in from the caller's."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("TRACKER_", "NCBI_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+def number(value: float, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def seconds(value: float) -> str:
+    return f"{value * 1000:,.0f} ms" if value < 1 else f"{value:,.1f} s"
