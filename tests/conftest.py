@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,3 +79,88 @@ def run_tracker(*args: str, env: dict[str, str], timeout: float = 120) -> Result
     done = subprocess.run([sys.executable, "-m", "tracker", *args], env=env, capture_output=True, text=True,
                           timeout=timeout, cwd=env.get("TRACKER_HOME"))
     return Result(done.returncode, done.stdout, done.stderr)
+
+
+# PostgreSQL for the tests that run on both back ends: TRACKER_TEST_POSTGRES_URL, or a local server with
+# the role and database .ci/run creates. Each test gets a schema of its own, dropped afterwards.
+POSTGRES_URL = os.environ.get("TRACKER_TEST_POSTGRES_URL",
+                              "postgresql+psycopg://tracker:tracker@127.0.0.1:5432/tracker_test")
+_postgres_problem: list[str] = []
+
+
+def postgres_unavailable() -> str | None:
+    """Why the PostgreSQL half cannot run here (checked once per session), or None when it can."""
+    if not _postgres_problem:
+        try:
+            import psycopg
+
+            from sqlalchemy.engine import make_url
+
+            url = make_url(POSTGRES_URL).set(drivername="postgresql")
+            with psycopg.connect(url.render_as_string(hide_password=False), connect_timeout=3):
+                pass
+            _postgres_problem.append("")
+        except ImportError:
+            _postgres_problem.append("psycopg is not installed (pip install -e '.[test]')")
+        except Exception as error:  # noqa: BLE001  (any reason the server cannot be reached)
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            _postgres_problem.append(f"no PostgreSQL server at {POSTGRES_URL.split('@')[-1]} ({first}); "
+                                     "set TRACKER_TEST_POSTGRES_URL or run .ci/run")
+    return _postgres_problem[0] or None
+
+
+@contextmanager
+def postgres_schema():
+    """A URL whose connections see only a fresh schema of their own; the schema is dropped afterwards."""
+    import psycopg
+
+    from sqlalchemy.engine import make_url
+
+    problem = postgres_unavailable()
+    if problem:
+        pytest.skip(problem)
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    plain = make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(plain, autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {name}")
+    try:
+        yield make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={name}"}).render_as_string(
+            hide_password=False)
+    finally:
+        with psycopg.connect(plain, autocommit=True) as connection:
+            connection.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path):
+    """A fresh, empty tracker database URL on each back end: SQLite in the tmp home, PostgreSQL in a new schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db' / 'tracker.sqlite3'}"
+    else:
+        with postgres_schema() as url:
+            yield url
+
+
+@pytest.fixture
+def store(db_url):
+    """A fresh store on each back end."""
+    from tracker.store import open_store
+
+    store = open_store(db_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def client(fake_eutils, tmp_path):
+    """The real E-utilities client pointed at the fake server, with the rate limit lifted and short backoffs."""
+    from tracker.eutils import EutilsClient
+    from tracker.settings import Settings
+
+    settings = Settings(home=tmp_path, eutils_url=fake_eutils.url, email="t@example.org", requests_per_second=1000.0,
+                        backoff_initial=0.01, backoff_max=0.02, max_attempts=3, timeout=5.0, efetch_batch=50)
+    with EutilsClient(settings) as client:
+        yield client

@@ -12,7 +12,6 @@ from tests.fake_eutils import FakeEutils, FakeRecord
 from tests.pubmed_xml import article_xml
 from tracker.eutils import EutilsClient
 from tracker.settings import Settings
-from tracker.store import open_store
 from tracker.store.models import PaperRow, Run, TopicPaper
 from tracker.store.papers import topic_pmids
 from tracker.store.runs import topic_state
@@ -29,24 +28,10 @@ def record(pmid: int, created: date, *, entrez: date | None = None, queries=None
 
 
 @pytest.fixture
-def server():
-    with FakeEutils() as fake:
-        yield fake
+def server(fake_eutils):
+    return fake_eutils
 
 
-@pytest.fixture
-def store(tmp_path):
-    store = open_store(f"sqlite:///{tmp_path / 'tracker.sqlite3'}")
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def client(server, tmp_path):
-    settings = Settings(home=tmp_path, eutils_url=server.url, email="t@example.org", requests_per_second=1000.0,
-                        backoff_initial=0.01, backoff_max=0.02, max_attempts=3, timeout=5.0, efetch_batch=50)
-    with EutilsClient(settings) as client:
-        yield client
 
 
 def stored_count(store) -> int:

@@ -16,12 +16,11 @@ from click.testing import CliRunner
 from sqlalchemy import select, update
 
 from tests.conftest import cli_env, write_topic
-from tests.fake_eutils import FakeEutils, FakeRecord
+from tests.fake_eutils import FakeRecord
 from tests.pubmed_xml import article_xml
 from tests.smtp_server import LoopbackSMTP
 from tracker.cli import cli
 from tracker.digest import build_topic_digest, render_html, render_markdown, render_text
-from tracker.eutils import EutilsClient
 from tracker.export import csv_bytes, export_papers
 from tracker.mail import send_weekly_email
 from tracker.settings import Settings
@@ -47,25 +46,10 @@ def record(pmid: int, *, created: date = CREATED, modified: date | None = None, 
 
 
 @pytest.fixture
-def server():
-    with FakeEutils() as fake:
-        yield fake
-        assert not fake.errors, fake.errors
+def server(fake_eutils):
+    return fake_eutils
 
 
-@pytest.fixture
-def store(tmp_path):
-    store = open_store(f"sqlite:///{tmp_path / 'db' / 'tracker.sqlite3'}")
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def client(server, tmp_path):
-    settings = Settings(home=tmp_path, eutils_url=server.url, email="t@example.org", requests_per_second=1000.0,
-                        backoff_initial=0.01, backoff_max=0.02, max_attempts=3, timeout=5.0, efetch_batch=50)
-    with EutilsClient(settings) as client:
-        yield client
 
 
 @pytest.fixture(autouse=True)

@@ -205,9 +205,16 @@ def measured_runs(store: Store, topics: Sequence[str], *, per_topic: int = 30) -
 
 def last_new_paper(store: Store, topics: Sequence[str]) -> dict[str, datetime]:
     """When each topic last saw a paper new to it."""
+    # One indexed max() per topic reads a single entry of ix_topic_paper_topic_seen; a GROUP BY over the
+    # topics scans every membership row (210 ms of a digest on a million papers, BENCHMARKS.md).
+    found: dict[str, datetime] = {}
     with store.session() as session:
-        return dict(session.execute(select(TopicPaper.topic, func.max(TopicPaper.first_seen_at))
-                                    .where(TopicPaper.topic.in_(list(topics))).group_by(TopicPaper.topic)).all())
+        for topic in dict.fromkeys(topics):
+            latest = session.execute(select(func.max(TopicPaper.first_seen_at))
+                                     .where(TopicPaper.topic == topic)).scalar()
+            if latest is not None:
+                found[topic] = latest
+    return found
 
 
 def first_success(store: Store, topics: Sequence[str]) -> dict[str, datetime]:
