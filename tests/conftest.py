@@ -145,6 +145,16 @@ def db_url(request, tmp_path):
 
 
 @pytest.fixture
+def sqlite_store(tmp_path):
+    """A fresh SQLite store, for what only SQLite has (the file, its pragmas)."""
+    from tracker.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'db' / 'tracker.sqlite3'}")
+    yield store
+    store.close()
+
+
+@pytest.fixture
 def store(db_url):
     """A fresh store on each back end."""
     from tracker.store import open_store

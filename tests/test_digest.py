@@ -54,13 +54,6 @@ LATE = dict(pub_date_text="2019 Jan", pub_date=date(2019, 1, 1),
             history=(("pubmed", "2026-03-01T06:00"), ("entrez", "2019-01-05T06:00")))
 
 
-@pytest.fixture
-def store(tmp_path):
-    store = open_store(f"sqlite:///{tmp_path / 'db' / 'tracker.sqlite3'}")
-    yield store
-    store.close()
-
-
 def see(store, topic: str, papers: list[Paper], *, at: datetime, run_id: int | None = None) -> None:
     """Save papers into `topic` as first seen at `at` (save_papers stamps the wall clock)."""
     save_papers(store, papers, topic=topic, run_id=run_id)
@@ -151,7 +144,7 @@ def test_a_digest_entry_carries_authors_excerpt_other_topics_and_the_late_mark(s
 def test_digest_papers_are_read_without_their_xml(store):
     see(store, "dosing", [make_paper(31)], at=NOW - timedelta(hours=1))
     with store.engine.begin() as connection:
-        connection.execute(text("UPDATE paper SET xml_gz = x'00ff00ff' WHERE pmid = 31"))  # not zlib data
+        connection.execute(text("UPDATE paper SET xml_gz = :junk WHERE pmid = 31"), {"junk": b"\x00\xff\x00\xff"})  # not zlib
     assert [e.paper.pmid for e in build_topic_digest(store, DOSING, until=NOW).entries] == [31]
 
 

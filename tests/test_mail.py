@@ -85,13 +85,6 @@ def real_charts():
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = open_store(f"sqlite:///{tmp_path / 'db' / 'tracker.sqlite3'}")
-    yield store
-    store.close()
-
-
-@pytest.fixture
 def server():
     with LoopbackSMTP() as server:
         yield server

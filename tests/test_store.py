@@ -8,7 +8,7 @@ import stat
 from datetime import date
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import create_engine, func, select, text
 
 from tracker.errors import StoreError
 from tracker.pubmed import AbstractSection, Author, CommentCorrection, MeshHeading, Paper
@@ -38,18 +38,11 @@ def make_paper(pmid: int, **changes) -> Paper:
     return Paper(**values)
 
 
-@pytest.fixture
-def store(tmp_path):
-    store = open_store(f"sqlite:///{tmp_path / 'db' / 'tracker.sqlite3'}")
-    yield store
-    store.close()
-
-
-def test_new_database_is_private_in_wal_mode_at_the_current_version(tmp_path, store):
+def test_new_database_is_private_in_wal_mode_at_the_current_version(tmp_path, sqlite_store):
     path = tmp_path / "db" / "tracker.sqlite3"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    with store.engine.connect() as connection:
+    with sqlite_store.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 60000
         assert connection.execute(text("SELECT version FROM tracker_schema")).scalar() == SCHEMA_VERSION
@@ -106,17 +99,22 @@ def test_a_failed_run_never_moves_the_watermark(store):
         assert [r.status for r in session.execute(select(Run).order_by(Run.id)).scalars()] == ["succeeded", "failed"]
 
 
-def test_database_from_a_newer_tracker_is_refused_unchanged(tmp_path, store):
-    path = tmp_path / "db" / "tracker.sqlite3"
-    with sqlite3.connect(path) as connection:
-        connection.execute("UPDATE tracker_schema SET version = 99")
+def test_database_from_a_newer_tracker_is_refused_unchanged(db_url, store):
+    with store.engine.begin() as connection:
+        connection.execute(text("UPDATE tracker_schema SET version = 99"))
+    where = store.describe()
     store.close()
-    before = path.read_bytes()
+    before = store.path.read_bytes() if store.path else None
     with pytest.raises(StoreError) as caught:
-        open_store(f"sqlite:///{path}")
-    assert str(caught.value) == (f"{path} was written by a newer tracker (schema 99, this one knows {SCHEMA_VERSION}): "
+        open_store(db_url)
+    assert str(caught.value) == (f"{where} was written by a newer tracker (schema 99, this one knows {SCHEMA_VERSION}): "
                                  "upgrade tracker with 'pip install -U tracker'")
-    assert path.read_bytes() == before
+    if before is not None:
+        assert store.path.read_bytes() == before
+    engine = create_engine(db_url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT version FROM tracker_schema")).scalar() == 99
+    engine.dispose()
 
 
 def test_a_file_that_is_not_sqlite_is_refused_unchanged(tmp_path):

@@ -1,7 +1,9 @@
 """Opening the database: engine, SQLite pragmas, file permissions, schema versions and migrations.
 
-The one dialect seam lives here too (`upsert`): SQLite and PostgreSQL share `INSERT … ON CONFLICT`,
-and any other back end falls back to a portable select-then-write.
+This module is the dialect seam: everything that differs between SQLite (the one-command default)
+and PostgreSQL (team deployments) is decided here or asks `Store.dialect`: connection options,
+serialising schema creation, the full-text index (FTS5 table or tsvector column), and the upsert
+(both speak `INSERT … ON CONFLICT`; any other back end falls back to a portable select-then-write).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def utcnow() -> datetime:
 
 
 FTS_COLUMNS = ("title", "abstract", "mesh", "keywords", "authors")
+# Any fixed number: every tracker process serialises its PostgreSQL schema checks on this advisory lock.
+POSTGRES_SCHEMA_LOCK = 7_276_115_001
 
 
 def create_extras(connection: Connection) -> None:
@@ -40,6 +44,14 @@ def create_extras(connection: Connection) -> None:
             "CREATE VIRTUAL TABLE IF NOT EXISTS paper_fts USING fts5("
             + ", ".join(FTS_COLUMNS) + ", tokenize = 'porter unicode61 remove_diacritics 2')"
         )
+    elif connection.dialect.name == "postgresql":
+        # One weighted tsvector per paper (title A, MeSH and keywords B, abstract C, authors D), written
+        # with the paper (tracker/store/papers.py) and ranked by ts_rank_cd (tracker/store/search.py).
+        connection.exec_driver_sql(
+            "CREATE TABLE IF NOT EXISTS paper_fts ("
+            "pmid INTEGER PRIMARY KEY REFERENCES paper (pmid) ON DELETE CASCADE, document TSVECTOR NOT NULL)"
+        )
+        connection.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_paper_fts_document ON paper_fts USING GIN (document)")
 
 
 class Store:
@@ -54,8 +66,12 @@ class Store:
         if self.path is not None:
             _prepare_sqlite_file(self.path)
         try:
-            self.engine: Engine = create_engine(url, **_engine_options(self.dialect))
-        except Exception as error:  # a missing driver or an unusable URL
+            self.engine: Engine = create_engine(url, **_engine_options(parsed))
+        except ModuleNotFoundError as error:
+            hint = ("install PostgreSQL support with pip install 'tracker[postgresql]'" if self.dialect == "postgresql"
+                    else f"install the driver {error.name!r}")
+            raise StoreError(f"cannot open database {_safe_url(url)}: no module {error.name!r}: {hint}") from None
+        except Exception as error:  # an unusable URL
             raise StoreError(f"cannot open database {_safe_url(url)}: {error}") from None
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -70,11 +86,13 @@ class Store:
     def ensure_schema(self, _retry: bool = False) -> None:
         try:
             with self.engine.begin() as connection:
+                # One write transaction around the check and the creation: a second process waits for
+                # the first to finish (instead of seeing half a schema), and a process killed half-way
+                # leaves nothing behind (PostgreSQL's DDL is transactional too).
                 if self.dialect == "sqlite":
-                    # One write transaction around the check and the creation: a second process waits
-                    # for the first to finish (instead of seeing half a schema), and a process killed
-                    # half-way leaves nothing behind.
                     connection.exec_driver_sql("BEGIN IMMEDIATE")
+                elif self.dialect == "postgresql":
+                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({POSTGRES_SCHEMA_LOCK})")
                 tables = set(inspect(connection).get_table_names())
                 if SchemaVersion.__tablename__ not in tables:
                     if tables - {SchemaVersion.__tablename__} and "paper" not in tables:
@@ -142,9 +160,15 @@ def chunked(items: Sequence, size: int = 500) -> Iterable[Sequence]:
         yield items[start:start + size]
 
 
-def _engine_options(dialect: str) -> dict:
+def _engine_options(url) -> dict:
+    dialect = url.get_backend_name()
     if dialect == "sqlite":
         return {"connect_args": {"timeout": 60, "check_same_thread": False}}
+    if dialect == "postgresql":
+        # The tables hold UTC wall times in `timestamp` columns; PostgreSQL converts an aware datetime
+        # to the session's zone on the way in, so every session runs in UTC whatever the server says.
+        options = " ".join(part for part in ("-c timezone=UTC", url.query.get("options")) if part)
+        return {"pool_pre_ping": True, "connect_args": {"options": options, "connect_timeout": 10}}
     return {"pool_pre_ping": True}
 
 
@@ -181,7 +205,10 @@ def _safe_url(url: str) -> str:
 
 def _describe_database_error(store: Store, error: DatabaseError) -> str:
     detail = str(error.orig) if getattr(error, "orig", None) is not None else str(error)
+    detail = " ".join(detail.split())
     where = store.describe()
+    if store.dialect == "postgresql" and isinstance(error, OperationalError):
+        return f"cannot connect to {where} ({detail}): start PostgreSQL or fix TRACKER_DB_URL"
     if "not a database" in detail or "malformed" in detail:
         return f"{where} is not a usable SQLite database ({detail}): move it aside or set TRACKER_DB_URL"
     if isinstance(error, OperationalError) and "readonly" in detail:

@@ -114,8 +114,25 @@ def search_text(paper: Paper) -> dict[str, str]:
     }
 
 
+# Weights A-D are all tsvector has: MeSH and keywords share B, so a `keywords:` filter also matches MeSH.
+_POSTGRES_DOCUMENT = (
+    "setweight(to_tsvector('english', :title), 'A') || setweight(to_tsvector('english', :mesh), 'B') || "
+    "setweight(to_tsvector('english', :keywords), 'B') || setweight(to_tsvector('english', :abstract), 'C') || "
+    "setweight(to_tsvector('english', :authors), 'D')"
+)
+
+
 def save_search_index(store: Store, session: Session, papers: Sequence[Paper]) -> None:
-    if store.dialect != "sqlite" or not papers:
+    if not papers:
+        return
+    if store.dialect == "postgresql":
+        session.execute(
+            text(f"INSERT INTO paper_fts (pmid, document) VALUES (:pmid, {_POSTGRES_DOCUMENT}) "
+                 "ON CONFLICT (pmid) DO UPDATE SET document = excluded.document"),
+            [{"pmid": p.pmid, **search_text(p)} for p in papers],
+        )
+        return
+    if store.dialect != "sqlite":
         return
     for chunk in chunked(list(papers)):
         session.execute(text(f"DELETE FROM paper_fts WHERE rowid IN ({', '.join(str(p.pmid) for p in chunk)})"))
