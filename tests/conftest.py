@@ -117,6 +117,8 @@ def postgres_schema():
     from sqlalchemy.engine import make_url
 
     problem = postgres_unavailable()
+    if problem and os.environ.get("TRACKER_TEST_POSTGRES_REQUIRED") == "1":
+        pytest.fail(f"TRACKER_TEST_POSTGRES_REQUIRED=1 but {problem}")
     if problem:
         pytest.skip(problem)
     name = f"t_{uuid.uuid4().hex[:12]}"

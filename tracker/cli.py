@@ -397,12 +397,14 @@ def list_changes(topic_slug: str | None, since: date | None) -> None:
 @click.option("--format", "output_format", type=click.Choice(["md", "html", "text"]),
               help="Print this format to stdout without recording a digest (with -o: the file's format).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write every selected topic's digest into this one file.")
+              help="Write every selected topic's digest into this one file ('-': stdout).")
 @common_options
 def digest_command(slugs, since, output_format, output):
     """Write each topic's digest to reports/<slug>/<date>.md and .html, print it (--format) or write one file (-o)."""
     from tracker.digest import _SUFFIX_FORMATS, render_topic_digests, write_digest_file, write_topic_digests
 
+    if output is not None and str(output) == "-":  # stdout, as `tracker export -o -`
+        output, output_format = None, output_format or "md"
     if output is not None and output_format is not None:
         check_output_format(output, output_format, _SUFFIX_FORMATS)
     selected = load_selected_topics(slugs)

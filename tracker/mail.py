@@ -96,6 +96,7 @@ from tracker.settings import Settings
 from tracker.store import Store
 from tracker.store.changes import list_events, untold_events
 from tracker.store.database import utcnow
+from tracker.store.locks import EmailRunLock
 from tracker.store.deliveries import (
     ensure_recipient, mark_failed, mark_sent, pending_messages, recipient_since, save_pending, undelivered_papers,
 )
@@ -538,12 +539,23 @@ def send_weekly_email(store: Store, settings: Settings, topics: Sequence[Topic],
         check_smtp(settings)
     sender = check_sender(settings, dry_run)
     audience = select_audience(settings, topics, only)
+    if dry_run:
+        return _send(store, settings, audience, None, sender=sender, now=now, started=started, dry_run=True)
+    with EmailRunLock(store) as lock:
+        return _send(store, settings, audience, lock, sender=sender, now=now, started=started, dry_run=False,
+                     smtp_factory=smtp_factory)
+
+
+def _send(store: Store, settings: Settings, audience: dict, lock: EmailRunLock | None, *, sender: str,
+          now: datetime, started: datetime, dry_run: bool, smtp_factory: SmtpFactory | None = None) -> list[MailResult]:
     report_possibly_sent(store, list(audience), before=started, mark=not dry_run)
     postman = None if dry_run else Postman(settings, smtp_factory or connect_smtp)
     results: list[MailResult] = []
     charts: dict[str, bytes] = {}
     try:
         for recipient, followed in audience.items():
+            if lock is not None:
+                lock.beat()
             mailing = plan_mailing(store, recipient, followed, now=now, record=not dry_run)
             message = build_message(store, mailing, sender=sender, now=now, chart_cache=charts,
                                     quiet_weeks=settings.quiet_weeks)

@@ -25,9 +25,15 @@ Missed runs
 
 One at a time
     Jobs run one after another on a single worker thread (the NCBI rate limit is per process anyway,
-    and a digest due right after the fetches waits for them). Each job has at most one instance, and
-    the instance lock (tracker/store/locks.py) keeps a second `tracker schedule` on the same database
-    from starting.
+    and a digest due right after the fetches waits for them). Each job has at most one instance.
+
+Several schedulers, one database
+    Any number of `tracker schedule` processes may share a database (PostgreSQL across machines, or
+    SQLite on one). They share the job store, and each run of a job (a job and its due time) is
+    claimed in the lease table first (tracker/store/leases.py): one scheduler runs it, the others
+    skip it. The main loop refreshes the leases of the running job; a scheduler killed half-way stops
+    refreshing, and TRACKER_LEASE_TIMEOUT seconds later another scheduler takes the run over (a
+    stopped one hands it over at once). Every scheduler must read the same queries/ folder.
 
 Stopping
     SIGTERM or SIGINT stops the scheduler: a running fetch stops after the batch it is saving, is
@@ -37,14 +43,16 @@ Stopping
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 
 from apscheduler.triggers.base import BaseTrigger
@@ -57,6 +65,7 @@ from tracker.topics import Topic, load_topic, topic_paths
 log = logging.getLogger("tracker.schedule")
 
 JOB_TABLE = "scheduler_jobs"
+TAKEOVER_STORE = "takeover"  # in memory: runs this scheduler takes over from one that died
 EMAIL_JOB = "email"
 EMAIL_NAMES = ("email", "digest")
 FETCH_PREFIX = "fetch:"
@@ -199,6 +208,46 @@ class JobOutcome:
     job: str
     ok: bool
     lines: tuple[str, ...] = ()
+    interrupted: bool = False  # stopped (or never started) because the scheduler is stopping
+    skipped: bool = False  # another process was running the same topic: this run did nothing
+
+
+# The due time of the run the worker thread is executing, set by `_run_job_at_due_time`: the job functions
+# take only a slug (the job store pickles their arguments), and the lease is keyed on the due time.
+_running = threading.local()
+
+
+def current_due_time() -> datetime | None:
+    return getattr(_running, "due_at", None)
+
+
+def _run_job_at_due_time(job, jobstore_alias, run_times, logger_name):
+    from apscheduler.executors.base import run_job
+
+    _running.due_at = run_times[-1]  # jobs coalesce: one call for the latest missed time
+    try:
+        return run_job(job, jobstore_alias, run_times, logger_name)
+    finally:
+        _running.due_at = None
+
+
+class _DueTimePool(concurrent.futures.ThreadPoolExecutor):
+    def submit(self, fn, /, *args, **kwargs):
+        from apscheduler.executors.base import run_job
+
+        return super().submit(_run_job_at_due_time if fn is run_job else fn, *args, **kwargs)
+
+
+def _leased_executor():
+    from apscheduler.executors.pool import BasePoolExecutor
+
+    class LeasedExecutor(BasePoolExecutor):
+        """APScheduler's thread pool executor, one worker, telling the job which due time it runs."""
+
+        def __init__(self):
+            super().__init__(_DueTimePool(1, thread_name_prefix="tracker-job"))
+
+    return LeasedExecutor()
 
 
 class Runtime:
@@ -209,6 +258,8 @@ class Runtime:
 
         self.store, self.settings = store, settings
         self.limiter = RateLimiter(settings.rate_limit)  # one NCBI budget for every job of the process
+        self.token = uuid.uuid4().hex  # this scheduler's id in the lease table
+        self.takeovers: set[tuple[str, datetime]] = set()  # abandoned runs queued here, not yet finished
         self.stopping = False
         self.scheduler = None
         self.topics: dict[str, Topic] = {}  # the last good version of each topic
@@ -263,6 +314,41 @@ class Runtime:
             return ""
         return f"; next run {format_time(job.next_run_time, self.settings.zone)}"
 
+    def run_leased(self, job_id: str, work: Callable[[], JobOutcome], due_at: datetime | None = None) -> JobOutcome:
+        """Run `work` if this scheduler wins the run of `job_id` due at `due_at` (default: the running one's).
+
+        Outside the scheduler (`--run-now`) there is no due time and `work` runs at once.
+        """
+        from tracker.store.database import utcnow
+        from tracker.store.leases import claim_job, finish_job, release_job
+
+        due = due_at or current_due_time()
+        if due is None:
+            return work()
+        claim = claim_job(self.store, job_id, due, self.token, timeout=self.settings.lease_timeout)
+        when = format_time(due, self.settings.zone)
+        if claim is None:
+            log.info("%s: the run due %s is another scheduler's; skipping it here", job_id, when)
+            return JobOutcome(job_id, True, (f"{job_id}: the run due {when} is another scheduler's",))
+        if claim.taken_from is not None:
+            gone = claim.taken_from
+            why = ("it stopped half-way" if gone.status == "released" else
+                   f"no heartbeat for {(utcnow() - gone.heartbeat_at).total_seconds():.0f} s")
+            log.warning("%s: taking over the run due %s from pid %d on host %s (%s)", job_id, when, gone.pid,
+                        gone.host, why)
+        try:
+            outcome = work()
+        except BaseException:
+            release_job(self.store, claim, self.token)
+            raise
+        if outcome.interrupted:
+            release_job(self.store, claim, self.token)
+        elif not finish_job(self.store, claim, self.token, outcome="skipped" if outcome.skipped else
+                            "ok" if outcome.ok else "failed"):
+            log.warning("%s: another scheduler took over the run due %s while this one ran it (check the clocks "
+                        "and TRACKER_LEASE_TIMEOUT)", job_id, when)
+        return outcome
+
     def drop_job(self, job_id: str) -> None:
         from apscheduler.jobstores.base import JobLookupError
 
@@ -292,9 +378,13 @@ def active_runtime() -> Runtime:
 def run_topic_job(slug: str) -> JobOutcome:
     """Fetch one topic, as `tracker fetch SLUG` does; failures are logged and recorded, never raised."""
     runtime = active_runtime()
+    return runtime.run_leased(fetch_job_id(slug), lambda: _topic_job(runtime, slug))
+
+
+def _topic_job(runtime: Runtime, slug: str) -> JobOutcome:
     job = fetch_job_id(slug)
     if runtime.stopping:
-        return JobOutcome(job, False, (f"{slug}: not started, tracker schedule is stopping",))
+        return JobOutcome(job, False, (f"{slug}: not started, tracker schedule is stopping",), interrupted=True)
     try:
         return _fetch(runtime, slug)
     except Exception as error:  # a bug or a database failure: log it, keep the scheduler alive
@@ -325,24 +415,44 @@ def _fetch(runtime: Runtime, slug: str) -> JobOutcome:
         message = (f"{slug}: stopped between two saved batches; recorded as interrupted, its watermark did not "
                    "move and the next run searches the same window")
         log.warning("%s", message)
-        return JobOutcome(job, False, (message,))
+        return JobOutcome(job, False, (message,), interrupted=True)
     if result.succeeded:
         log.info("%s%s", result.summary(), runtime.next_run(job))
     else:
         log.error("%s; its watermark did not move%s", result.summary(), runtime.next_run(job))
-    return JobOutcome(job, result.succeeded, (result.summary(),))
+    return JobOutcome(job, result.succeeded, (result.summary(),), skipped=result.kind == "skipped")
 
 
 def run_email_job() -> JobOutcome:
     """Send the weekly e-mail, as `tracker email` does; failures are logged, never raised."""
-    from tracker.mail import describe_failures, send_weekly_email
-
     runtime = active_runtime()
+    return runtime.run_leased(EMAIL_JOB, lambda: _email_job(runtime))
+
+
+def run_abandoned_job(job_id: str, due_at: datetime) -> JobOutcome:
+    """Run a run another scheduler claimed and abandoned (it died or stopped), if this one wins it."""
+    runtime = active_runtime()
+    try:
+        if job_id == EMAIL_JOB:
+            return runtime.run_leased(job_id, lambda: _email_job(runtime), due_at=due_at)
+        return runtime.run_leased(job_id, lambda: _topic_job(runtime, job_id[len(FETCH_PREFIX):]), due_at=due_at)
+    finally:
+        runtime.takeovers.discard((job_id, due_at))
+
+
+def _email_job(runtime: Runtime) -> JobOutcome:
+    from tracker.mail import describe_failures, send_weekly_email
+    from tracker.store.locks import LockHeldError
+
     if runtime.stopping:
-        return JobOutcome(EMAIL_JOB, False, ("email: not started, tracker schedule is stopping",))
+        return JobOutcome(EMAIL_JOB, False, ("email: not started, tracker schedule is stopping",), interrupted=True)
     log.info("email: sending the weekly e-mail")
     try:
         results = send_weekly_email(runtime.store, runtime.settings, runtime.all_topics())
+    except LockHeldError as busy:
+        # `tracker email` or another scheduler's e-mail job is sending now: what this run would send, it sends.
+        log.info("email: skipped: %s", busy)
+        return JobOutcome(EMAIL_JOB, True, (f"email: skipped: {busy}",), skipped=True)
     except TrackerError as error:
         log.error("email: %s%s", error, runtime.next_run(EMAIL_JOB))
         return JobOutcome(EMAIL_JOB, False, (f"email: {error}",))
@@ -376,6 +486,7 @@ class Reconciliation:
 
 
 def _scheduler_class():
+    from apscheduler.jobstores.base import JobLookupError
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.schedulers.base import STATE_STOPPED
 
@@ -386,7 +497,12 @@ def _scheduler_class():
             # losing a (missed, about to be coalesced) run that the next start should make up.
             if self.state == STATE_STOPPED:
                 return None
-            return super()._process_jobs()
+            try:
+                return super()._process_jobs()
+            except JobLookupError as error:
+                # Another scheduler on this database removed the job between our read and our update.
+                self._logger.info("%s; looking again", error)
+                return 1.0
 
     return StoppableScheduler
 
@@ -395,15 +511,16 @@ class Service:
     """APScheduler's BackgroundScheduler on the tracker's database, with the jobs the topic files ask for."""
 
     def __init__(self, store, settings):
-        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.jobstores.memory import MemoryJobStore
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
         self.store, self.settings = store, settings
         self.runtime = Runtime(store, settings)
         self.job_options = dict(coalesce=True, max_instances=1, misfire_grace_time=max(1, round(settings.misfire_grace)))
         self.scheduler = _scheduler_class()(
-            jobstores={"default": SQLAlchemyJobStore(engine=store.engine, tablename=JOB_TABLE)},
-            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            jobstores={"default": SQLAlchemyJobStore(engine=store.engine, tablename=JOB_TABLE),
+                       TAKEOVER_STORE: MemoryJobStore()},
+            executors={"default": _leased_executor()},
             job_defaults=self.job_options,
             timezone=settings.zone,
         )
@@ -435,7 +552,26 @@ class Service:
             activate(None)
 
     def jobs(self) -> list:
-        return self.scheduler.get_jobs()
+        return self.scheduler.get_jobs(jobstore="default")
+
+    def renew_and_take_over(self) -> None:
+        """Refresh this scheduler's leases; queue the runs other schedulers abandoned (died or stopped)."""
+        from tracker.store.leases import abandoned_leases, renew_leases
+
+        runtime, settings = self.runtime, self.settings
+        renew_leases(self.store, runtime.token)
+        if runtime.stopping:
+            return
+        known = {job.id for job in self.jobs()}
+        oldest = datetime.now(settings.zone) - timedelta(seconds=settings.misfire_grace)
+        for gone in abandoned_leases(self.store, timeout=settings.lease_timeout):
+            key = (gone.job, gone.due_at)
+            if gone.token == runtime.token or gone.job not in known or gone.due_at < oldest or key in runtime.takeovers:
+                continue
+            runtime.takeovers.add(key)
+            self.scheduler.add_job(run_abandoned_job, "date", args=key, jobstore=TAKEOVER_STORE,
+                                   id=f"takeover:{gone.job}@{gone.due_at.isoformat()}", name=f"take over {gone.job}",
+                                   misfire_grace_time=None, replace_existing=True)
 
     def reload(self) -> Reconciliation:
         """Add, change and remove jobs to match queries/ (see the module docstring for bad files)."""
@@ -443,13 +579,14 @@ class Service:
         self.runtime.remember(scan)
         report = Reconciliation()
         specs = {spec.id: spec for spec in job_specs(list(scan.topics.values()), self.settings)}
-        existing = {job.id: job for job in self.scheduler.get_jobs()}
+        existing = {job.id: job for job in self.scheduler.get_jobs(jobstore="default")}
         for job_id, spec in specs.items():
             trigger = make_trigger(spec.cron, self.settings)
             job = existing.get(job_id)
             if job is None:
+                # replace_existing: another scheduler on this database may have added it a moment ago.
                 self.scheduler.add_job(spec.func, trigger, args=spec.args, id=spec.id, name=spec.name,
-                                       **self.job_options)
+                                       replace_existing=True, **self.job_options)
                 report.added.append(job_id)
                 continue
             options_differ = (job.name != spec.name or tuple(job.args) != spec.args or job.func is not spec.func
@@ -468,7 +605,7 @@ class Service:
             if job_id.startswith(FETCH_PREFIX) and job_id[len(FETCH_PREFIX):] in scan.errors:
                 report.kept.append(job_id)
                 continue
-            self.scheduler.remove_job(job_id)
+            self.runtime.drop_job(job_id)  # another scheduler may have removed it already
             report.removed.append(job_id)
         kept = set(report.kept)
         for stem, error in scan.errors.items():
@@ -486,7 +623,7 @@ class Service:
                 (("added", report.added), ("changed", report.changed), ("removed", report.removed)) if ids]
         log.info("jobs from %s: %s", self.settings.queries_dir, "; ".join(done) if done else "unchanged")
         zone = self.settings.zone
-        for job in sorted(self.scheduler.get_jobs(), key=lambda j: j.id):
+        for job in sorted(self.scheduler.get_jobs(jobstore="default"), key=lambda j: j.id):
             log.info("  %s: next run %s (%s)", job.id, format_time(job.next_run_time, zone), job.trigger)
 
 
@@ -524,34 +661,33 @@ class Signals:
 
 
 def serve(store, settings, *, tick: float = TICK) -> None:
-    """Run the scheduler until SIGTERM or SIGINT; SIGHUP re-reads queries/. Holds the instance lock throughout."""
-    from tracker.store.locks import InstanceLockHandle
-
-    lock = InstanceLockHandle(store, zone=settings.zone)
-    lock.acquire()
+    """Run the scheduler until SIGTERM or SIGINT; SIGHUP re-reads queries/. Other schedulers may share the database."""
+    service = Service(store, settings)
+    signals = Signals(service.runtime)
+    signals.install()
     try:
-        service = Service(store, settings)
-        signals = Signals(service.runtime)
-        signals.install()
-        try:
-            _run(service, signals, lock, tick)
-        finally:
-            service.stop()
-            signals.restore()
+        _run(service, signals, tick)
     finally:
-        lock.release()
+        service.stop()
+        signals.restore()
     log.info("tracker schedule stopped")
 
 
-def _run(service: Service, signals: Signals, lock, tick: float) -> None:
+def lease_heartbeat_every(settings) -> float:
+    """Seconds between lease heartbeats: a quarter of the timeout, so one late beat never loses a lease."""
     from tracker.store.locks import HEARTBEAT_EVERY
 
+    return max(TICK, min(HEARTBEAT_EVERY, settings.lease_timeout / 4))
+
+
+def _run(service: Service, signals: Signals, tick: float) -> None:
     store, settings = service.store, service.settings
     service.start()
     log.info("tracker schedule started: pid %d, time zone %s, database %s; SIGHUP re-reads %s, SIGTERM stops",
              os.getpid(), zone_name(settings.zone), store.describe(), settings.queries_dir)
+    beat_every = lease_heartbeat_every(settings)
     last_wall, last_mono = time.time(), time.monotonic()
-    next_beat = last_mono + HEARTBEAT_EVERY
+    next_beat = last_mono
     while not signals.stop:
         time.sleep(tick)
         if signals.reload:
@@ -573,8 +709,12 @@ def _run(service: Service, signals: Signals, lock, tick: float) -> None:
             service.scheduler.wakeup()
             next_beat = mono
         if mono >= next_beat:
-            lock.heartbeat()
-            next_beat = mono + HEARTBEAT_EVERY
+            try:
+                service.renew_and_take_over()
+            except Exception as error:  # the database is away for a moment: the next beat tries again
+                log.warning("could not refresh this scheduler's job leases (%s); trying again in %g s", error,
+                            beat_every)
+            next_beat = mono + beat_every
     log.info("stopping: waiting for the running job to finish or abort at its next batch")
 
 
@@ -593,13 +733,9 @@ def resolve_job(name: str, scan: TopicScan, settings) -> JobSpec:
 
 
 def run_job_now(store, settings, name: str) -> JobOutcome:
-    """Run one job once, now, through the same job function, holding the instance lock while it runs."""
-    from tracker.store.locks import InstanceLockHandle
-
+    """Run one job once, now, through the same job function (a topic's run lock or the e-mail lock still apply)."""
     scan = scan_topics(settings.queries_dir)
     spec = resolve_job(name, scan, settings)
-    lock = InstanceLockHandle(store, zone=settings.zone)
-    lock.acquire()
     runtime = Runtime(store, settings)
     runtime.remember(scan)
     signals = Signals(runtime)
@@ -611,11 +747,10 @@ def run_job_now(store, settings, name: str) -> JobOutcome:
     finally:
         activate(None)
         signals.restore()
-        lock.release()
 
 
 __all__ = [
-    "serve", "run_job_now", "list_jobs", "topic_overview", "Service", "Runtime", "JobOutcome", "ShutdownRequested",
+    "serve", "run_job_now", "run_abandoned_job", "current_due_time", "lease_heartbeat_every", "list_jobs", "topic_overview", "Service", "Runtime", "JobOutcome", "ShutdownRequested",
     "run_topic_job", "run_email_job", "cron_trigger", "crontab_weekdays", "scan_topics", "job_specs", "JOB_TABLE",
     "EMAIL_JOB", "EMAIL_NAMES", "fetch_job_id", "format_time", "next_fire_time",
 ]

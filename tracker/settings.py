@@ -67,6 +67,8 @@ class Settings:
     timezone: str | None = None
     misfire_grace: float = 24 * 3600.0
     schedule_every: float | None = None  # seconds; replaces every cron, for trials and tests only
+    # Seconds a scheduler's job lease survives without a heartbeat before another scheduler takes the job over.
+    lease_timeout: float = 300.0
 
     @classmethod
     def from_env(cls, home: str | os.PathLike | None = None, env: dict[str, str] | None = None, **overrides) -> "Settings":
@@ -101,6 +103,7 @@ class Settings:
             digest_cron=" ".join((env.get("TRACKER_DIGEST_CRON") or cls.digest_cron).split()),
             timezone=(env.get("TRACKER_TZ") or "").strip() or None,
             misfire_grace=_float(env, "TRACKER_MISFIRE_GRACE", cls.misfire_grace),
+            lease_timeout=_float(env, "TRACKER_LEASE_TIMEOUT", cls.lease_timeout),
             schedule_every=_float(env, "TRACKER_SCHEDULE_EVERY", 0) if env.get("TRACKER_SCHEDULE_EVERY") else None,
         )
         if settings.esearch_page > 9999:

@@ -24,8 +24,14 @@ from tracker.store.models import SchemaVersion
 
 # Each migration takes a database at version N-1 to N. A fresh database is created at the latest
 # version directly from the models, then `create_extras` adds what the models cannot express.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
-SCHEMA_VERSION = 1
+def _add_job_leases(connection: Connection) -> None:
+    models.JobLease.__table__.create(connection, checkfirst=True)
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _add_job_leases,  # several schedulers on one database (tracker/store/leases.py)
+}
+SCHEMA_VERSION = 2
 
 
 def utcnow() -> datetime:

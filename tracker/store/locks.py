@@ -1,4 +1,8 @@
-"""The single-instance lock: one row per lock name in `instance_lock`, taken and released by compare-and-swap.
+"""Process locks: one row per lock name in `instance_lock`, taken and released by compare-and-swap.
+
+They keep two processes from doing the same work at once, on any host: a topic's run (`TopicRunLock`)
+and the sending of the weekly e-mail (`EmailRunLock`). (Several schedulers on one database do not
+lock each other out; they share the jobs through leases, tracker/store/leases.py.)
 
 A row names its holder (host, pid, boot id, start time) and carries a heartbeat the holder refreshes.
 A holder on this host is alive while its pid is (and the machine has not rebooted since it wrote
@@ -241,6 +245,27 @@ class TopicRunLock(InstanceLockHandle):
                 "is in progress")
 
 
+class EmailRunLock(TopicRunLock):
+    """One sending of the weekly e-mail at a time (`tracker email`, `--run-now email`, any scheduler).
+
+    A second run would take the first one's unrecorded messages for ones a stopped run left behind
+    and offer their papers again; with the lock it stops before sending anything.
+    """
+
+    def __init__(self, store: Store):
+        InstanceLockHandle.__init__(self, store, "email", what="e-mail run")
+        self.slug = "email"
+        self._next_beat = None
+
+    def _lock_name(self) -> str:
+        return "the e-mail lock"
+
+    def _held_message(self, holder: Holder, now: datetime) -> str:
+        where = "" if holder.host == this_host() else f" on host {holder.host}"
+        return (f"another e-mail run (pid {holder.pid}{where}, started {holder.started_at:%Y-%m-%d %H:%M:%S} UTC) "
+                "is in progress: nothing was sent; try again when it has finished")
+
+
 def _ensure_table(store: Store) -> None:
     """Databases created before the lock existed get its table here (new ones get it with the schema)."""
     try:
@@ -254,5 +279,5 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-__all__ = ["InstanceLockHandle", "TopicRunLock", "Holder", "LockHeldError", "LockLostError", "HEARTBEAT_EVERY",
+__all__ = ["InstanceLockHandle", "TopicRunLock", "EmailRunLock", "Holder", "LockHeldError", "LockLostError", "HEARTBEAT_EVERY",
            "STALE_AFTER", "pid_alive"]

@@ -162,7 +162,7 @@ class Recipient(SQLModel, table=True):
 
 
 class InstanceLock(SQLModel, table=True):
-    """Who runs `tracker schedule` on this database (tracker/store/locks.py); the row exists while it runs."""
+    """A process lock (tracker/store/locks.py): a topic's run or the e-mail; the row exists while it is held."""
 
     __tablename__ = "instance_lock"
 
@@ -222,3 +222,21 @@ class EventDelivery(SQLModel, table=True):
     event_id: int = Field(primary_key=True, foreign_key="status_event.id")
     message_id: str = Field(foreign_key="outbox.message_id", index=True)
     delivered_at: datetime
+
+
+class JobLease(SQLModel, table=True):
+    """Which scheduler runs a job's run due at `due_at` (tracker/store/leases.py): one row per job and due time."""
+
+    __tablename__ = "job_lease"
+
+    job: str = Field(primary_key=True)
+    due_at: datetime = Field(primary_key=True)  # the run's scheduled time, UTC
+    status: str = "running"  # running, released (stopped half-way: take it over at once), done
+    outcome: str | None = None  # ok, failed, skipped (another process was running the topic)
+    token: str  # the holding scheduler's id
+    host: str
+    pid: int
+    attempts: int = 1  # 2 and more: taken over from a scheduler that died or stopped
+    started_at: datetime
+    heartbeat_at: datetime
+    finished_at: datetime | None = None
