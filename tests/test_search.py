@@ -1,22 +1,30 @@
-"""Full-text search: ranking, topic restriction, stemming, syntax errors and output formats."""
+"""Full-text search: ranking, topic restriction, stemming, syntax errors and output formats.
+
+Every test that takes `db_url` (directly or through `home` / `store`) runs on SQLite (FTS5) and on
+PostgreSQL (tsvector); the `pg_store` tests are PostgreSQL's own query parser, and one test compares
+the two engines' answers to a few hundred generated queries.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import random
 from datetime import date
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import event, func, select, text
 
-from tests.conftest import write_topic
+from tests.conftest import postgres_schema, write_topic
 from tracker.cli import cli
 from tracker.export import CSV_COLUMNS
-from tracker.pubmed import AbstractSection, Author, Paper
+from tracker.pubmed import AbstractSection, Author, MeshHeading, Paper
 from tracker.store import open_store
+from tracker.store.models import PaperRow
 from tracker.store.papers import save_papers
-from tracker.store.search import SearchSyntaxError, fts_query, search_papers
+from tracker.store.search import MAX_TERMS, SearchSyntaxError, fts_query, search_papers
 
 LONG_TITLE = ("Vasopressin versus norepinephrine infusion in patients with septic shock and acute kidney "
               "injury: a randomised trial")
@@ -45,43 +53,48 @@ PAPERS = [
 ]
 
 
+def save_library(url: str, extra: list[Paper] = ()) -> None:
+    store = open_store(url)
+    save_papers(store, [PAPERS[0], PAPERS[3]], topic="dosing")
+    save_papers(store, [PAPERS[1], PAPERS[2]], topic="elderly")
+    save_papers(store, [PAPERS[4], *extra])
+    store.close()
+
+
 @pytest.fixture
-def home(tmp_path):
+def home(tmp_path, db_url):
+    """A tracker home whose database (TRACKER_DB_URL, on each back end) holds PAPERS."""
     home = tmp_path / "home"
     write_topic(home, "dosing", "norepinephrine dosing")
     write_topic(home, "elderly", "norepinephrine elderly")
-    store = open_store(db_url(home))
-    save_papers(store, [PAPERS[0], PAPERS[3]], topic="dosing")
-    save_papers(store, [PAPERS[1], PAPERS[2]], topic="elderly")
-    save_papers(store, [PAPERS[4]])
-    store.close()
+    save_library(db_url)
     return home
 
 
 @pytest.fixture
-def store(home):
-    store = open_store(db_url(home))
+def store(home, db_url):
+    store = open_store(db_url)
     yield store
     store.close()
 
 
-def db_url(home) -> str:
-    return f"sqlite:///{home / 'db' / 'tracker.sqlite3'}"
-
-
-def invoke(home, *args):
-    result = CliRunner().invoke(cli, ["--home", str(home), "search", *args], env={"TRACKER_DB_URL": db_url(home)},
-                                prog_name="tracker")
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
+@pytest.fixture
+def invoke(home, db_url):
+    """`tracker search ARGS` in process, on the back end under test."""
+    def run(*args):
+        result = CliRunner().invoke(cli, ["--home", str(home), "search", *args], env={"TRACKER_DB_URL": db_url},
+                                    prog_name="tracker")
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        return result
+    return run
 
 
 def found(store, text: str, **options) -> list[int]:
     return [hit.pmid for hit in search_papers(store, text, **options)]
 
 
-def test_a_title_hit_ranks_above_an_abstract_hit(home):
-    result = invoke(home, "norepinephrine")
+def test_a_title_hit_ranks_above_an_abstract_hit(invoke):
+    result = invoke("norepinephrine")
     assert (result.exit_code, result.stderr) == (0, "")
     assert result.stdout == (
         "pmid  year  first author          title                                                                   topics\n"
@@ -90,7 +103,7 @@ def test_a_title_hit_ranks_above_an_abstract_hit(home):
         "3           VANISH Investigators  Vasopressin versus norepinephrine infusion in patients with septic sh…  elderly\n"
         "2     2024  Ngan Kee WD           Phenylephrine infusion in caesarean delivery                            elderly\n"
     )
-    assert invoke(home, "crohn").stdout.splitlines()[2].endswith("Crohn's disease and vasopressors  -")
+    assert invoke("crohn").stdout.splitlines()[2].endswith("Crohn's disease and vasopressors  -")
 
 
 def test_topic_restriction_stemming_and_plain_punctuation(store):
@@ -108,13 +121,20 @@ def test_topic_restriction_stemming_and_plain_punctuation(store):
 def test_fts_query_quotes_only_what_fts5_would_misread():
     assert fts_query('beta-blocker Crohn\'s  "septic shock" (a OR b*) title:x , -') == (
         '"beta-blocker" "Crohn\'s" "septic shock" ( a OR b* ) title:x')
+    assert fts_query('title:beta-blocker -{mesh}:x-ray title:"a b" title:a* 12:30') == (
+        'title:"beta-blocker" -{mesh}:"x-ray" title:"a b" title:a* 12:30')
 
 
-@pytest.mark.parametrize("text", ['"unbalanced', "AND OR", "title:", "nosuchcolumn:word", "(bolus"])
-def test_invalid_syntax_is_one_line_with_exit_2(home, text):
-    result = invoke(home, text)
-    assert (result.exit_code, result.stdout) == (2, "")
-    assert result.stderr == f"error: invalid search syntax ({text}): {HINT}\n"
+BAD_SYNTAX = ['"unbalanced', "AND OR", "title:", "nosuchcolumn:word", "(bolus", "bolus)", "NOT bolus", "bolus NOT",
+              "bolus AND", "OR bolus", "bolus OR OR spinal", "()", "bolus AND NOT spinal", 'title:"septic', "12:30",
+              "{title abstract", ", -"]
+
+
+def test_invalid_syntax_is_one_line_with_exit_2(invoke):
+    for query in BAD_SYNTAX:
+        result = invoke(query)
+        assert (query, result.exit_code, result.stdout) == (query, 2, "")
+        assert result.stderr == f"error: invalid search syntax ({query}): {HINT}\n"
 
 
 def test_invalid_syntax_from_the_library(store):
@@ -122,18 +142,21 @@ def test_invalid_syntax_from_the_library(store):
         search_papers(store, "AND OR")
     assert str(caught.value) == f"invalid search syntax (AND OR): {HINT}"
     assert caught.value.exit_code == 2
+    with pytest.raises(SearchSyntaxError) as caught:
+        search_papers(store, "  (bolus \n OR   spinal ")
+    assert str(caught.value) == f"invalid search syntax ((bolus OR spinal): {HINT}"
 
 
-def test_limit_must_be_at_least_one(home):
-    result = invoke(home, "norepinephrine", "--limit", "0")
+def test_limit_must_be_at_least_one(invoke):
+    result = invoke("norepinephrine", "--limit", "0")
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == ("error: Invalid value for '--limit': 0 is not in the range x>=1. "
                              "(see 'tracker search --help')\n")
-    assert [line.split()[0] for line in invoke(home, "norepinephrine", "--limit", "1").stdout.splitlines()[2:]] == ["1"]
+    assert [line.split()[0] for line in invoke("norepinephrine", "--limit", "1").stdout.splitlines()[2:]] == ["1"]
 
 
-def test_json_output(home):
-    result = invoke(home, "norepinephrine", "--topic", "elderly", "--format", "json")
+def test_json_output(invoke):
+    result = invoke("norepinephrine", "--topic", "elderly", "--format", "json")
     hits = json.loads(result.stdout)
     scores = [hit.pop("score") for hit in hits]
     assert all(isinstance(score, float) for score in scores) and scores == sorted(scores, reverse=True)
@@ -147,8 +170,8 @@ def test_json_output(home):
     ]
 
 
-def test_csv_output_has_the_export_columns(home):
-    result = invoke(home, "crohn", "--format", "csv")
+def test_csv_output_has_the_export_columns(invoke):
+    result = invoke("crohn", "--format", "csv")
     assert result.exit_code == 0
     assert list(csv.reader(io.StringIO(result.stdout_bytes.decode("utf-8"), newline=""))) == [
         list(CSV_COLUMNS),
@@ -170,19 +193,286 @@ def test_resaving_a_paper_replaces_its_index_entry(store):
                                                   ("dosing", "elderly"))
 
 
-def test_no_match_and_unknown_topic(home):
-    result = invoke(home, "zebrafish")
+def test_no_match_and_unknown_topic(invoke):
+    result = invoke("zebrafish")
     assert (result.exit_code, result.stdout, result.stderr) == (0, "no stored papers match 'zebrafish'\n", "")
-    as_json = invoke(home, "zebrafish", "--format", "json")
+    as_json = invoke("zebrafish", "--format", "json")
     assert (as_json.stdout, as_json.stderr) == ("[]\n", "no stored papers match 'zebrafish'\n")
-    unknown = invoke(home, "norepinephrine", "--topic", "nope")
+    unknown = invoke("norepinephrine", "--topic", "nope")
     assert (unknown.exit_code, unknown.stderr) == (2, "error: unknown topic 'nope'; known topics: dosing, elderly\n")
 
 
 def test_other_back_ends_fall_back_to_matching_every_word(store):
-    store.dialect = "postgresql"  # the portable path runs on any database, SQLite included
+    store.dialect = "other"  # the portable path runs on any database, SQLite and PostgreSQL included
     assert found(store, "norepinephrine") == [3, 2, 1]
     assert found(store, "Norepinephrine compared", topic="dosing") == [1]
     assert found(store, "norepinephrine", limit=1) == [3]
     [hit] = search_papers(store, "crohn")
     assert (hit.pmid, hit.score, hit.topics) == (5, None, ())
+
+
+# -- one query language on both back ends ----------------------------------------------------------
+
+GRAMMAR = [  # words chosen so that no stop word and no stemming muddies what each query must find
+    make_paper(11, "alpha bravo", "charlie"),
+    make_paper(12, "alpha", "bravo charlie"),
+    make_paper(13, "bravo", "delta"),
+    make_paper(14, "charlie delta", "alpha"),
+    make_paper(15, "echo", "foxtrot"),
+    make_paper(16, "golf alpha hotel hotel bravo", "india"),
+    make_paper(17, "COVID-19 registry", "Described by O'Brien.", keywords=("x-ray",)),
+    make_paper(18, "Covid 19 outcomes", "Chest X ray findings."),
+    make_paper(19, "Refractory septic", "Vasopressin.", mesh_headings=(MeshHeading("Shock", "D012769", True),)),
+]
+
+GRAMMAR_ANSWERS = {
+    "alpha": {11, 12, 14, 16},
+    "alpha bravo": {11, 12, 16},  # every word, anywhere
+    '"alpha bravo"': {11},  # next to each other
+    "alpha OR delta": {11, 12, 13, 14, 16},
+    "alpha OR bravo charlie": {11, 12, 14, 16},  # alpha OR (bravo AND charlie)
+    "bravo OR alpha AND delta": {11, 12, 13, 14, 16},  # AND binds tighter than OR
+    "(bravo OR alpha) AND delta": {13, 14},
+    "alpha AND bravo OR echo": {11, 12, 15, 16},
+    "alpha NOT bravo": {14},
+    "alpha NOT bravo charlie": {14, 16},  # alpha NOT (bravo charlie): adjacent terms bind tightest
+    "alpha bravo NOT charlie": {16},
+    "alpha OR echo NOT foxtrot": {11, 12, 14, 16},  # NOT binds tighter than OR
+    "alpha NOT bravo NOT echo": {14},
+    "alpha AND (bravo OR delta) NOT charlie": {16},
+    "alp*": {11, 12, 14, 16},
+    "ech* OR golf": {15, 16},
+    '"alpha bra"*': {11},
+    "title:alpha": {11, 12, 16},
+    "abstract:alpha": {14},
+    "-title:alpha": {14},
+    "{title abstract}:charlie": {11, 12, 14},
+    "title:(charlie OR echo)": {14, 15},
+    "title : bravo": {11, 13, 16},
+    "TITLE:bravo": {11, 13, 16},
+    'title:"alpha bravo"': {11},
+    "title:alp*": {11, 12, 16},
+    "abstract:(bravo charlie)": {12},
+    "title:bravo charlie": {11},  # the filter takes the next phrase only
+    "COVID-19": {17, 18},  # as PostgreSQL's parser reads it (covid, -19) and as its bare words
+    "x-ray": {17, 18},
+    "keywords:x-ray": {17},
+    "title:COVID-19": {17, 18},
+    "O'Brien": {17},
+    "septic shock": {19},
+    '"septic shock"': set(),  # a phrase does not run from the title into the MeSH terms
+    "mesh:shock": {19},
+    '""': set(),
+    '"" alpha': {11, 12, 14, 16},
+}
+
+
+@pytest.fixture
+def grammar(db_url):
+    store = open_store(db_url)
+    save_papers(store, GRAMMAR)
+    yield store
+    store.close()
+
+
+def test_the_query_language_means_the_same_on_both_back_ends(grammar):
+    answers = {query: set(found(grammar, query, limit=50)) for query in GRAMMAR_ANSWERS}
+    assert {query: answers[query] for query in answers if answers[query] != GRAMMAR_ANSWERS[query]} == {}
+
+
+def test_hyphens_apostrophes_phrases_and_columns_on_both_back_ends(store):
+    assert found(store, '"beta blocker"') == [3]
+    assert found(store, "keywords:beta-blocker") == [3]
+    assert found(store, "abstract:beta-blocker") == [3]
+    assert found(store, "title:beta-blocker") == []  # in the abstract and keywords only
+    assert found(store, "crohn's") == [5]
+    assert found(store, "authors:vanish") == [3]
+    assert found(store, '"bolus for spinal"') == [1]  # the words between count on both
+    assert found(store, '"bolus spinal"') == []
+    assert found(store, '"septic sho"*') == [3]
+
+
+def test_where_the_back_ends_differ_by_design(store):
+    postgresql = store.dialect == "postgresql"
+    assert found(store, "the") == ([] if postgresql else [2])  # a stop word in PostgreSQL's English
+    assert found(store, "mesh:beta-blocker") == ([3] if postgresql else [])  # mesh and keywords share weight B
+    assert found(store, "^vasopressin") == [3]  # the first word of the title
+    assert found(store, "^septic") == ([3] if postgresql else [])  # tsquery has no first-token anchor...
+    assert found(store, "NEAR(norepinephrine hypotension)") == [1]
+    assert found(store, "NEAR(vasopressin catecholamines)") == ([3] if postgresql else [])  # ...nor NEAR: AND
+    save_papers(store, [make_paper(30, "COVID-19 registry", "Outcomes.")])
+    assert found(store, '"covid 19"') == ([] if postgresql else [30])  # PostgreSQL indexed covid, -19
+    if postgresql:
+        assert found(store, "(norepinephrine OR ephedrine) spinal") == [1]  # FTS5 wants the AND spelled out
+    else:
+        with pytest.raises(SearchSyntaxError):
+            search_papers(store, "(norepinephrine OR ephedrine) spinal")
+
+
+INJECTIONS = ["'; DROP TABLE paper; --", "Bobby'; DROP TABLE paper; --", 'title:"x\'); DELETE FROM paper_fts; --"',
+              "\\'; SELECT pg_sleep 5; --", "a'' OR ''1''=''1", "bolus \x00 spinal", r"bolus\\ spinal\ 'x\'",
+              "%s %%s ? bolus",  # the last four are refused as bad syntax, on both back ends:
+              "'); DROP TABLE paper; --", "'bolus':* | 'spinal'", "bolus:*A & !x", "$1 :p0"]
+
+
+def test_sql_looking_input_is_searched_as_text_and_leaves_the_tables_intact(db_url):
+    save_library(db_url, [make_paper(20, "Bobby'; DROP TABLE paper; -- and other tales", "Injection.")])
+    store = open_store(db_url)
+    try:
+        refused = []
+        for query in INJECTIONS:
+            try:
+                search_papers(store, query)
+            except SearchSyntaxError as error:  # a stray ")" or ":", as FTS5 would refuse it: nothing run
+                assert str(error) == f"invalid search syntax ({' '.join(query.split())}): {HINT}"
+                refused.append(query)
+        assert refused == INJECTIONS[-4:]
+        assert found(store, "Bobby'; DROP TABLE paper; --") == [20]
+        assert found(store, "bolus \x00 spinal") == [1]
+        with store.engine.connect() as connection:
+            assert connection.execute(select(func.count()).select_from(PaperRow)).scalar_one() == 6
+            assert connection.execute(text("SELECT count(*) FROM paper_fts")).scalar_one() == 6
+        assert found(store, "norepinephrine") == [1, 3, 2]
+    finally:
+        store.close()
+
+
+# -- PostgreSQL's parser ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pg_store():
+    """One PostgreSQL library for the parser tests, which only read it."""
+    with postgres_schema() as url:
+        save_library(url, [make_paper(21, "Theory of vasopressor dosing", "Modelled."),
+                           make_paper(22, "Twin study of spinal hypotension", "Same text."),
+                           make_paper(23, "Twin study of spinal hypotension", "Same text.")])
+        store = open_store(url)
+        yield store
+        store.close()
+
+
+@pytest.mark.postgresql
+def test_postgresql_stop_words_are_ignored_and_never_match_everything(pg_store):
+    assert found(pg_store, "the") == []
+    assert found(pg_store, "of the") == []
+    assert found(pg_store, '"the"') == []
+    assert found(pg_store, "title:the") == []
+    assert found(pg_store, "the bolus") == found(pg_store, "bolus the") == [1]
+    assert found(pg_store, "the OR bolus") == [1]
+    assert found(pg_store, "bolus NOT the") == [1]
+    assert found(pg_store, "the NOT bolus") == []  # not "everything but bolus"
+    assert found(pg_store, "(the NOT bolus) spinal") == [23, 22, 1]
+    assert found(pg_store, '"hypotension of the"') == [23, 22, 1]
+    assert found(pg_store, "the*") == [21]  # a prefix of a stop word: theory, unstemmed
+
+
+@pytest.mark.postgresql
+def test_postgresql_parser_precedence_prefixes_and_columns(pg_store):
+    assert found(pg_store, "norepinephrine OR ephedrine spinal") == [1, 3, 2]  # ephedrine AND spinal: none
+    assert found(pg_store, "(norepinephrine OR ephedrine) AND blood") == [4]
+    assert found(pg_store, "norepinephrine NOT bolus NOT caesarean") == [3]
+    assert found(pg_store, "spinal NOT twin bolus") == [23, 22, 1]  # NOT (twin AND bolus)
+    assert found(pg_store, "spinal bolus NOT twin") == [1]
+    assert found(pg_store, "hypoten* AND title:spin*") == [23, 22, 1]
+    assert found(pg_store, "vasopress*") == [21, 5, 3]
+    assert found(pg_store, "title:(vasopressin OR ephedrine)") == [4, 3]
+    assert found(pg_store, "-title:norepinephrine") == [2]
+    assert found(pg_store, "{abstract keywords}:beta-blocker") == [3]
+    assert found(pg_store, "title:(abstract:norepinephrine)") == []  # nested filters intersect: no column left
+    assert found(pg_store, "norepinephrine NOT title:(abstract:bolus)") == [1, 3, 2]
+    assert found(pg_store, "title:NEAR(spinal hypotension)") == [23, 22, 1]
+
+
+@pytest.mark.postgresql
+def test_postgresql_scores_and_ties(pg_store):
+    hits = search_papers(pg_store, "spinal hypotension")
+    assert [hit.pmid for hit in hits] == [23, 22, 1]  # the twins tie: the newer PMID first
+    assert all(isinstance(hit.score, float) and hit.score > 0 for hit in hits)
+    assert hits[0].score == hits[1].score > hits[2].score
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("query", ["(" * 200 + "bolus" + ")" * 200, " OR ".join(["bolus"] * (MAX_TERMS + 1))])
+def test_postgresql_refuses_absurd_queries_as_bad_syntax(pg_store, query):
+    with pytest.raises(SearchSyntaxError, match=r"^invalid search syntax \("):
+        search_papers(pg_store, query)
+
+
+@pytest.mark.postgresql
+def test_postgresql_user_text_only_ever_travels_as_parameters(pg_store):
+    statements = []
+
+    def record(connection, cursor, statement, parameters, context, executemany):
+        statements.append((statement, parameters))
+
+    event.listen(pg_store.engine, "before_cursor_execute", record)
+    try:
+        query = 'zulu\'s "x-ray yankee"* OR title:(whiskey NOT victor) {abstract mesh}:tango NOT ( ) ; --'
+        with pytest.raises(SearchSyntaxError):
+            search_papers(pg_store, query)
+        search_papers(pg_store, query.replace("( )", "romeo"), topic="dosing")
+    finally:
+        event.remove(pg_store.engine, "before_cursor_execute", record)
+    assert statements, "the valid query reached the database"
+    words = ("zulu", "yankee", "whiskey", "victor", "tango", "romeo", "x-ray", "--")
+    assert [word for statement, _ in statements for word in words if word in statement] == []
+    sent = " ".join(str(value) for _, parameters in statements for value in parameters.values())
+    assert all(word in sent for word in words[:-1])
+
+
+# -- the two engines against each other ------------------------------------------------------------
+
+@pytest.mark.postgresql
+def test_postgresql_and_sqlite_agree_on_generated_queries(tmp_path):
+    """The same matches (not the same order: bm25 and ts_rank_cd rank differently) for random queries
+    built from words, prefixes, phrases, hyphenated words, column filters, groups, AND, OR and NOT."""
+    words = ["alpha", "bravo", "charlie", "delta", "echo"]
+    rng = random.Random(20240301)
+
+    def some(count: int) -> str:
+        return " ".join(rng.choice(words) for _ in range(count))
+
+    papers = [make_paper(pmid, some(rng.randint(1, 4)), some(rng.randint(0, 5)),
+                         keywords=tuple(some(1) for _ in range(rng.randint(0, 2))),
+                         authors=(Author(collective_name=some(1)),)) for pmid in range(1, 31)]
+
+    def unit(depth: int) -> str:
+        roll = rng.random()
+        if roll < 0.35:
+            return rng.choice(words)
+        if roll < 0.45:
+            return rng.choice(words)[:rng.randint(1, 4)] + "*"
+        if roll < 0.55:
+            return '"' + some(rng.randint(1, 3)) + '"'
+        if roll < 0.70:
+            return rng.choice(["title", "abstract", "keywords", "authors", "-title", "{title abstract}"]) + ":" \
+                + rng.choice(words)
+        if roll < 0.80 and depth < 2:
+            return rng.choice(["title:", "-abstract:", ""]) + "(" + expression(depth + 1) + ")"
+        if roll < 0.85:
+            return rng.choice(words) + "-" + rng.choice(words)
+        return rng.choice(words)
+
+    def expression(depth: int = 0) -> str:
+        parts = [unit(depth)]
+        for _ in range(rng.randint(0, 3)):
+            following = unit(depth)
+            group = parts[-1].endswith(")") or following.endswith(")")  # FTS5 wants AND/OR/NOT by a group
+            parts += [rng.choice(["AND", "OR", "NOT"] if group else ["AND", "OR", "NOT", "", ""]), following]
+        return " ".join(part for part in parts if part)
+
+    queries = list(dict.fromkeys(expression() for _ in range(120)))
+
+    def answers(url: str) -> dict[str, list[int]]:
+        store = open_store(url)
+        try:
+            save_papers(store, papers)
+            return {query: sorted(found(store, query, limit=100)) for query in queries}
+        finally:
+            store.close()
+
+    sqlite = answers(f"sqlite:///{tmp_path / 'db' / 'tracker.sqlite3'}")
+    with postgres_schema() as url:
+        postgresql = answers(url)
+    assert {query: (postgresql[query], sqlite[query]) for query in queries if postgresql[query] != sqlite[query]} == {}
+    assert sum(1 for query in queries if sqlite[query]) > len(queries) / 2  # most queries find something

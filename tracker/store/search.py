@@ -1,9 +1,17 @@
-"""Full-text search of stored papers: SQLite FTS5 ranked by bm25, a plain LIKE match on other back ends.
+"""Full-text search of stored papers: SQLite FTS5 ranked by bm25, PostgreSQL tsvector ranked by ts_rank_cd,
+a plain LIKE match on other back ends.
 
-On SQLite the text goes to FTS5 almost as typed: plain words (all must match; the porter stemmer
-lets "doses" find "dose"), "quoted phrases", AND/OR/NOT, parentheses, prefix* terms and column
-filters such as title:bolus. A word FTS5 would misread as syntax ("beta-blocker", "Crohn's") is
-searched as the phrase it spells.
+One query language on both: plain words (all must match; stemming lets "doses" find "dose"),
+"quoted phrases", AND/OR/NOT (NOT binds tighter than AND, AND tighter than OR, adjacent terms
+tighter still), parentheses, prefix* terms and column filters such as title:bolus. A word FTS5 would
+misread as syntax ("beta-blocker", "Crohn's") is searched as the phrase it spells.
+
+On SQLite the text goes to FTS5 almost as typed (`fts_query`). On PostgreSQL a small parser turns it
+into a tsquery built from bound parameters (`_rank_postgres`). There, English stop words ("the",
+"of") are ignored (a query of nothing else finds nothing), mesh: and keywords: share one weight so
+each also matches the other, a ^first-token anchor is ignored, NEAR(...) is matched as AND, "covid 19"
+misses COVID-19 (which PostgreSQL reads as covid, -19; "COVID-19" finds both), and a parenthesised
+group may stand next to a term (FTS5 wants an explicit AND there).
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import and_, or_, select, text
 from sqlalchemy.exc import OperationalError
@@ -33,17 +41,29 @@ _TOKEN = re.compile(r'"[^"]*"\*?|"[^"]*$|[()]|[^\s()"]+(?:"[^"]*"?)?')
 _OPERATORS = {"AND", "OR", "NOT", "NEAR"}
 _BAREWORD = re.compile(r"^\w+\*?$")
 _WORD = re.compile(r"\w")
+_WORDS = re.compile(r"\w+")
 _SQLITE_SYNTAX_ERRORS = ("fts5:", "unterminated string", "no such column", "unknown special query")
+_FILTERED_SPELLING = re.compile(r'(-?\{?\w+\}?:)([^":{}^]*\w[^":{}^]*)')  # title:beta-blocker
+
+# PostgreSQL: tsvector weights per column (tracker/store/papers.py writes the document this way) and
+# ts_rank_cd's weight array, {D, C, B, A}, scaled from the bm25 weights so that a title hit counts most.
+COLUMN_WEIGHTS = {"title": "A", "mesh": "B", "keywords": "B", "abstract": "C", "authors": "D"}
+RANK_WEIGHTS = [WEIGHTS[column] / WEIGHTS["title"] for column in ("authors", "abstract", "mesh", "title")]
+RANK_NORMALIZATION = 1  # divide by 1 + log(document length), as bm25 favours the shorter of two equal hits
+MAX_TERMS = 1000
+_ALL_WEIGHTS = frozenset("ABCD")
+_COLUMN_SPEC = re.compile(r"(-?)(?:(\w+)|\{([^{}]*)\})")
+_COLUMN_NAME = re.compile(r"-?\{?\w+\}?")
 
 
 class SearchSyntaxError(ConfigError):
-    """The search text is not a query FTS5 can run."""
+    """The search text is not a query: unbalanced parentheses or quotes, a stray operator, no words."""
 
 
 @dataclass(frozen=True)
 class SearchHit:
     pmid: int
-    score: float | None  # higher is better (negated bm25); None from the LIKE fallback
+    score: float | None  # higher is better (negated bm25, or ts_rank_cd); None from the LIKE fallback
     title: str
     authors: tuple[str, ...]
     journal: str | None
@@ -65,6 +85,8 @@ def search_papers(store: Store, query: str, *, topic: str | None = None, limit: 
         raise SearchSyntaxError("nothing to search for: give some words, for example 'norepinephrine bolus'")
     if store.dialect == "sqlite":
         ranked = _rank_fts(store, query, topic, limit)
+    elif store.dialect == "postgresql":
+        ranked = _rank_postgres(store, query, topic, limit)
     else:
         ranked = _rank_like(store, query, topic, limit)
     return _hits(store, ranked)
@@ -74,7 +96,10 @@ def fts_query(query: str) -> str:
     """`query` with each word FTS5 would misread as syntax quoted into the phrase it spells."""
     parts = []
     for token in _TOKEN.findall(query):
-        if token in _OPERATORS or token in ("(", ")") or _BAREWORD.match(token) or any(c in token for c in ':{}^"'):
+        filtered = _FILTERED_SPELLING.fullmatch(token)
+        if filtered and not _BAREWORD.match(filtered[2]):
+            parts.append(f'{filtered[1]}"{filtered[2]}"')
+        elif token in _OPERATORS or token in ("(", ")") or _BAREWORD.match(token) or any(c in token for c in ':{}^"'):
             parts.append(token)
         elif _WORD.search(token):
             parts.append(f'"{token}"')
@@ -91,7 +116,7 @@ def _rank_fts(store: Store, query: str, topic: str | None, limit: int) -> list[t
     )
     match = fts_query(query)
     if not match:
-        raise SearchSyntaxError(f"invalid search syntax ({' '.join(query.split())}): {SYNTAX_HINT}")
+        raise _syntax_error(query)
     try:
         with store.engine.connect() as connection:
             rows = connection.execute(statement, {"query": match, "ranking": ranking,
@@ -99,16 +124,313 @@ def _rank_fts(store: Store, query: str, topic: str | None, limit: int) -> list[t
     except OperationalError as error:
         detail = str(error.orig)
         if detail.startswith(_SQLITE_SYNTAX_ERRORS):
-            raise SearchSyntaxError(f"invalid search syntax ({' '.join(query.split())}): {SYNTAX_HINT}") from None
+            raise _syntax_error(query) from None
         raise
     return [(pmid, -rank) for pmid, rank in rows]
+
+
+def _syntax_error(query: str) -> SearchSyntaxError:
+    return SearchSyntaxError(f"invalid search syntax ({' '.join(query.split())}): {SYNTAX_HINT}")
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------------
+# The query is parsed here into a tree of terms and operators, with FTS5's grammar and precedence:
+#
+#   query := or ;  or := and ("OR" and)* ;  and := not ("AND" not)* ;  not := seq ("NOT" seq)*
+#   seq   := unit unit*                      (adjacent units: an implicit AND, binding tightest)
+#   unit  := term | column ":" unit | "(" or ")" | "NEAR" "(" term+ ")"
+#
+# Each term becomes one to_tsquery call on one bound parameter (quoted lexemes, never SQL; see
+# _term_query), and the tree becomes those calls joined with &&, || and !!. Terms that reduce to no
+# lexeme (stop words) are found first and dropped: from an AND or OR they vanish, `x NOT the` is x,
+# `the NOT x` is nothing, and a query that is nothing finds nothing (rather than everything).
+
+
+class _BadSyntax(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class _Term:
+    text: str
+    phrase: bool  # a "quoted phrase" or a word spelled with punctuation, rather than a bare word
+    prefix: bool = False
+    weights: frozenset[str] | None = None  # None: any column; empty: column filters no column passes
+
+
+@dataclass(frozen=True)
+class _Columns:  # a column filter with nothing attached ("title:" before a word or a group)
+    weights: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _Node:
+    op: str  # "and", "or", "not" (the first child is what to keep, the others what to leave out)
+    children: tuple
+
+
+_NOTHING = object()  # a term without lexemes: ignored where it can be, no hits where it cannot
+_NEVER = object()  # a term under column filters that exclude every column: matches no paper
+
+
+def _lex(query: str) -> list:
+    """`query`'s tokens (_TOKEN, as FTS5 gets them) as operators, parentheses, column filters and terms."""
+    tokens = _TOKEN.findall(query.replace("\x00", " "))
+    items: list = []
+    at = 0
+    while at < len(tokens):
+        token = tokens[at]
+        at += 1
+        if token in ("(", ")", "AND", "OR", "NOT"):
+            items.append(token)
+            continue
+        if token.lstrip("-").startswith("{"):  # a column set, {title abstract}:word, split at its spaces
+            while "}" not in token:
+                if at == len(tokens):
+                    raise _BadSyntax
+                token += " " + tokens[at]
+                at += 1
+        if (":" not in token and at < len(tokens) and tokens[at].startswith(":")
+                and (_COLUMN_NAME.fullmatch(token) or token.lstrip("-").startswith("{"))):
+            token += tokens[at]  # title :word
+            at += 1
+        if at < len(tokens) and tokens[at] == "(" and (token == "NEAR" or token.endswith(":NEAR")):
+            if token != "NEAR":
+                items.extend(_column_filter(token[:-5], ""))  # title:NEAR(a b)
+            items.append("NEAR")
+            continue
+        items.extend(_token_items(token))
+    return items
+
+
+def _token_items(token: str) -> list:
+    quote, colon = token.find('"'), token.find(":")
+    if colon != -1 and (quote == -1 or colon < quote):
+        return _column_filter(token[:colon], token[colon + 1:])
+    if quote > 0:  # abc"def": FTS5 reads a word, then a phrase
+        return _token_items(token[:quote]) + _token_items(token[quote:])
+    if quote == 0:
+        phrase = re.fullmatch(r'"([^"]*)"(\*?)', token)
+        if phrase is None:
+            raise _BadSyntax  # an unterminated quote
+        return [_Term(phrase[1], phrase=True, prefix=bool(phrase[2]))]
+    token = token.lstrip("^")  # FTS5's first-token anchor: tsquery cannot say it, the term still counts
+    if _BAREWORD.match(token):
+        return [_Term(token.rstrip("*"), phrase=False, prefix=token.endswith("*"))]
+    if _WORD.search(token):
+        return [_Term(token, phrase=True)]  # beta-blocker, Crohn's: the phrase it spells
+    return []
+
+
+def _column_filter(spec: str, rest: str) -> list:
+    match = _COLUMN_SPEC.fullmatch(spec)
+    names = ([match[2]] if match[2] else match[3].split()) if match else []
+    if not names or any(name.lower() not in COLUMN_WEIGHTS for name in names):
+        raise _BadSyntax  # FTS5: no such column
+    weights = frozenset(COLUMN_WEIGHTS[name.lower()] for name in names)
+    if match[1]:
+        weights = _ALL_WEIGHTS - weights  # -title: every column but the title
+    if not rest:
+        return [_Columns(weights)]
+    quote = rest.find('"')
+    if ":" in (rest if quote == -1 else rest[:quote]):
+        raise _BadSyntax
+    items = _token_items(rest)
+    if not items:
+        raise _BadSyntax  # title:- filters nothing
+    return [_within(items[0], weights), *items[1:]]  # like FTS5, the filter takes the first phrase only
+
+
+def _within(node, weights: frozenset[str]):
+    """`node` with every term also restricted to `weights` (nested filters intersect, as in FTS5)."""
+    if isinstance(node, _Term):
+        return replace(node, weights=weights if node.weights is None else node.weights & weights)
+    return _Node(node.op, tuple(_within(child, weights) for child in node.children))
+
+
+class _Parser:
+    def __init__(self, items: list):
+        self.items = items
+        self.at = 0
+
+    def parse(self):
+        if not self.items:
+            raise _BadSyntax
+        node = self.any_of()
+        if self.at != len(self.items):
+            raise _BadSyntax  # a stray ")"
+        return node
+
+    def peek(self):
+        return self.items[self.at] if self.at < len(self.items) else None
+
+    def take(self):
+        item = self.peek()
+        self.at += 1
+        return item
+
+    def any_of(self):
+        return self._chain("OR", "or", self.all_of)
+
+    def all_of(self):
+        return self._chain("AND", "and", self.but_not)
+
+    def but_not(self):  # a NOT b NOT c: a, leaving out b and c (one flat node, however long the chain)
+        nodes = [self.sequence()]
+        while self.peek() == "NOT":
+            self.take()
+            nodes.append(self.sequence())
+        return nodes[0] if len(nodes) == 1 else _Node("not", tuple(nodes))
+
+    def _chain(self, word: str, op: str, operand):
+        nodes = [operand()]
+        while self.peek() == word:
+            self.take()
+            nodes.append(operand())
+        return nodes[0] if len(nodes) == 1 else _Node(op, tuple(nodes))
+
+    def sequence(self):
+        nodes = [self.unit()]
+        while self.peek() not in (None, ")", "AND", "OR", "NOT"):
+            nodes.append(self.unit())
+        return nodes[0] if len(nodes) == 1 else _Node("and", tuple(nodes))
+
+    def unit(self):
+        item = self.take()
+        if isinstance(item, _Term):
+            return item
+        if isinstance(item, _Columns):
+            if not (isinstance(self.peek(), _Term) or self.peek() in ("(", "NEAR")):
+                raise _BadSyntax
+            return _within(self.unit(), item.weights)
+        if item == "(":
+            node = self.any_of()
+            if self.take() != ")":
+                raise _BadSyntax
+            return node
+        if item == "NEAR":  # NEAR(a b): tsquery has no "within N words", so all of them anywhere
+            self.take()
+            terms = []
+            while isinstance(self.peek(), (_Term, _Columns)):
+                terms.append(self.unit())
+            if not terms or self.take() != ")":
+                raise _BadSyntax
+            return terms[0] if len(terms) == 1 else _Node("and", tuple(terms))
+        raise _BadSyntax  # an operator, ")" or the end where a term belongs
+
+
+def parse_postgres_query(query: str):
+    """The tree of `_Term`s and `_Node`s for `query`; SearchSyntaxError where FTS5 would refuse it."""
+    try:
+        tree = _Parser(_lex(query)).parse()
+    except (_BadSyntax, RecursionError):
+        raise _syntax_error(query) from None
+    if sum(1 for _ in _terms(tree)) > MAX_TERMS:
+        raise _syntax_error(query)
+    return tree
+
+
+def _terms(node):
+    if isinstance(node, _Term):
+        yield node
+    else:
+        for child in node.children:
+            yield from _terms(child)
+
+
+def _lexeme(text: str, prefix: bool = False, weights: str = "") -> str:
+    """`text` as one quoted to_tsquery operand (the text parser and the stemmer still see it, the operators
+    not), with :* for a prefix and :AB... for the weights a column filter allows."""
+    quoted = "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+    return quoted + ":" + ("*" if prefix else "") + weights if prefix or weights else quoted
+
+
+def _term_query(term: _Term) -> str | object:
+    """The to_tsquery text for `term` (its words quoted, so nothing in them is an operator), or a marker.
+
+    A term of several words is one phrase per column weight it may match, so that a phrase cannot run
+    from the end of the title into the MeSH terms after it (the document is the columns end to end).
+    A term spelled with punctuation is also matched as its bare words, as FTS5 reads it: "COVID-19" finds
+    COVID-19 (which PostgreSQL's parser reads as covid, -19) and COVID 19, "beta-blocker" beta blocker.
+    """
+    if term.weights is not None and not term.weights:
+        return _NEVER
+    words = _WORDS.findall(term.text)
+    if not words:
+        return _NOTHING  # "" or "--": no word at all (to_tsquery would even refuse '')
+    spellings = [term.text]
+    if term.phrase and words != term.text.split():
+        spellings.append(" ".join(words))
+    allowed = "".join(sorted(term.weights or ()))
+    weights = list(allowed or "ABCD") if len(words) > 1 else [allowed]
+    alternatives = []
+    for spelling in spellings:
+        for weight in weights:
+            if term.prefix:  # "septic sho"*: word after word, the last a prefix (stop words keep their place)
+                chunks = [chunk for chunk in spelling.split() if _WORD.search(chunk)]
+                alternatives.append(" <-> ".join(_lexeme(chunk, index == len(chunks) - 1, weight)
+                                                 for index, chunk in enumerate(chunks)))
+            else:  # one quoted operand: to_tsquery parses and stems it as text, a phrase if several words
+                alternatives.append(_lexeme(spelling, False, weight))
+    return " | ".join(f"( {alternative} )" for alternative in alternatives) if len(alternatives) > 1 \
+        else alternatives[0]
+
+
+def _rank_postgres(store: Store, query: str, topic: str | None, limit: int) -> list[tuple[int, float | None]]:
+    tree = parse_postgres_query(query)
+    terms = list(_terms(tree))
+    values = [_term_query(term) for term in terms]
+    params = {f"p{index}": value for index, value in enumerate(values) if isinstance(value, str)}
+    # Which terms have lexemes: a stop word has none in English, and a prefix of only a stop word
+    # ("the*") is then looked up unstemmed, to find words such as theory.
+    lookups = [(index, config) for index, term in enumerate(terms) if f"p{index}" in params
+               for config in (("english", "simple") if term.prefix else ("english",))]
+    chosen = {id(term): _NOTHING if isinstance(value, str) else value for term, value in zip(terms, values)}
+    with store.engine.connect() as connection:
+        if lookups:
+            counts = connection.execute(text("SELECT ARRAY[" + ", ".join(
+                f"numnode(to_tsquery('{config}', :p{index}))" for index, config in lookups) + "]"), params).scalar_one()
+            for (index, config), count in zip(lookups, counts):
+                if count and chosen[id(terms[index])] is _NOTHING:
+                    chosen[id(terms[index])] = f"to_tsquery('{config}', :p{index})"
+        expression = _compose(tree, chosen)
+        if expression is _NOTHING or expression is _NEVER:
+            return []
+        join = ("JOIN topic_paper ON topic_paper.pmid = paper_fts.pmid AND topic_paper.topic = :topic "
+                if topic else "")
+        statement = text(
+            "SELECT paper_fts.pmid, ts_rank_cd(CAST(:weights AS float4[]), paper_fts.document, q.query, "
+            f"{RANK_NORMALIZATION}) AS score FROM paper_fts CROSS JOIN (SELECT {expression} AS query) AS q " + join
+            + "WHERE paper_fts.document @@ q.query ORDER BY score DESC, paper_fts.pmid DESC LIMIT :limit"
+        )
+        rows = connection.execute(statement, {**params, "weights": RANK_WEIGHTS, "topic": topic,
+                                              "limit": limit}).all()
+    return [(pmid, float(score)) for pmid, score in rows]
+
+
+def _compose(node, chosen: dict[int, object]):
+    """The SQL tsquery expression for `node`, or _NOTHING / _NEVER."""
+    if isinstance(node, _Term):
+        return chosen[id(node)]
+    parts = [_compose(child, chosen) for child in node.children]
+    real = [part for part in parts if part is not _NOTHING and part is not _NEVER]
+    if node.op == "not":
+        keep, leave_out = parts[0], [part for part in parts[1:] if part is not _NOTHING and part is not _NEVER]
+        if keep is _NOTHING or keep is _NEVER or not leave_out:
+            return keep  # `the NOT x` is nothing (never everything but x); `x NOT the` is x
+        return "(" + " && ".join([keep, *(f"(!!{part})" for part in leave_out)]) + ")"
+    if node.op == "and" and any(part is _NEVER for part in parts):
+        return _NEVER
+    if not real:
+        return _NEVER if any(part is _NEVER for part in parts) else _NOTHING
+    return real[0] if len(real) == 1 else "(" + (" && " if node.op == "and" else " || ").join(real) + ")"
 
 
 def _rank_like(store: Store, query: str, topic: str | None, limit: int) -> list[tuple[int, float | None]]:
     """Every word in the title or abstract, newest first: no ranking, but it runs anywhere."""
     words = [word for word in re.findall(r"\w+", query) if word not in _OPERATORS]
     if not words:
-        raise SearchSyntaxError(f"invalid search syntax ({' '.join(query.split())}): {SYNTAX_HINT}")
+        raise _syntax_error(query)
     conditions = []
     for word in words:
         pattern = "%" + word.replace("\\", "\\\\").replace("_", "\\_") + "%"
