@@ -577,3 +577,61 @@ def schedule_command(list_only, run_now):
             click.echo(line)
         sys.exit(0 if outcome.ok else 1)
     schedule.serve(store, settings)
+
+
+# -- db --------------------------------------------------------------------------------------
+
+@cli.group("db")
+def db_group():
+    """Database maintenance: copy the tracker database to another back end (SQLite, PostgreSQL)."""
+
+
+@db_group.command("copy")
+@click.option("--to", "target_url", required=True, metavar="URL",
+              help="The empty database to copy into, e.g. postgresql+psycopg://user@host/tracker or "
+                   "sqlite:///path/tracker.sqlite3. Leave the password out to take it from PGPASSWORD or ~/.pgpass.")
+@common_options
+def db_copy_command(target_url):
+    """Copy this tracker's database (TRACKER_DB_URL, else db/tracker.sqlite3) into an empty database.
+
+    Papers, runs, watermarks, change checks, digests, the e-mail ledgers, status events, paper revisions and
+    scheduled jobs keep their ids; the search index is rebuilt on the target. The target is written in one
+    transaction: on any failure it is left as it was. Point TRACKER_DB_URL at the copy to use it.
+    """
+    from tracker.store.copy import copy_database
+
+    settings = current_settings()
+    default_file = settings.db_dir / "tracker.sqlite3"
+    if settings.db_url is None and not default_file.exists():
+        raise ConfigError(f"no tracker database at {default_file}: run in your tracker home, pass --home, "
+                          "or set TRACKER_DB_URL to the database to copy")
+    store = current_store()
+    bars: dict[str, ProgressBar] = {}
+    shown: dict[str, int] = {}
+
+    def progress(table: str, done: int, total: int) -> None:
+        bar = bars.setdefault(table, ProgressBar(f"copying {table}", threshold=10_000))
+        bar(done - shown.get(table, 0), total)
+        shown[table] = done
+        if done >= total:
+            bar.close()
+
+    try:
+        report = copy_database(store, target_url, progress=progress)
+    except KeyboardInterrupt:
+        for bar in bars.values():
+            bar.close()
+        click.echo("error: interrupted: the copy was rolled back and the target left as it was", err=True)
+        sys.exit(130)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    click.echo(f"copied {report.source} to {report.target} in {report.seconds:.1f}s: {report.rows:,} rows")
+    click.echo(format_table(["table", "rows"], [[name, f"{count:,}"] for name, count in report.tables]))
+    skipped = [name for name in report.skipped if not name.startswith("paper_fts ")]
+    click.echo(f"search index rebuilt for {report.indexed:,} papers"
+               + (f"; not copied: {', '.join(skipped)}" if skipped else ""))
+    if report.rows == 0:
+        click.echo("warning: the source held no rows: the target now holds an empty tracker database", err=True)
+    hidden = " (with its password)" if "***" in report.target_url else ""
+    click.echo(f"to use the copy, set TRACKER_DB_URL={report.target_url}{hidden}")

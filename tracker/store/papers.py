@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 
 from sqlalchemy import select, text
@@ -101,16 +101,38 @@ def row_to_paper(row: PaperRow) -> Paper:
 
 def search_text(paper: Paper) -> dict[str, str]:
     """The text each full-text column indexes for a paper."""
+    return _search_columns(
+        paper.title, paper.abstract,
+        ((m.descriptor, [q for q, _ in m.qualifiers]) for m in paper.mesh_headings),
+        paper.keywords,
+        ((a.fore_name, a.last_name, a.collective_name) for a in paper.authors),
+    )
+
+
+def search_text_from_row(row) -> dict[str, str]:
+    """`search_text` of a stored paper from its row's columns (title, abstract and the JSON of mesh_headings,
+    keywords and authors), without decompressing its XML. `row` is a PaperRow or any mapping or object with
+    those attributes; `row_to_paper` then `search_text` gives the same text."""
+    get = row.__getitem__ if isinstance(row, Mapping) else lambda name: getattr(row, name)
+    return _search_columns(
+        get("title"), get("abstract"),
+        ((m["descriptor"], [q[0] for q in m.get("qualifiers", ())]) for m in get("mesh_headings")),
+        get("keywords"),
+        ((a.get("fore_name"), a.get("last_name"), a.get("collective_name")) for a in get("authors")),
+    )
+
+
+def _search_columns(title: str, abstract: str, mesh: Iterable[tuple[str, Sequence[str]]], keywords: Iterable[str],
+                    authors: Iterable[tuple[str | None, str | None, str | None]]) -> dict[str, str]:
+    """The one definition of the indexed text: `mesh` is (descriptor, qualifier names) per heading, `authors`
+    (fore name, last name, collective name) per author."""
+    mesh = list(mesh)
     return {
-        "title": paper.title,
-        "abstract": paper.abstract,
-        "mesh": "; ".join(
-            [m.descriptor for m in paper.mesh_headings] + [q for m in paper.mesh_headings for q, _ in m.qualifiers]
-        ),
-        "keywords": "; ".join(paper.keywords),
-        "authors": "; ".join(
-            " ".join(part for part in (a.fore_name, a.last_name, a.collective_name) if part) for a in paper.authors
-        ),
+        "title": title,
+        "abstract": abstract,
+        "mesh": "; ".join([descriptor for descriptor, _ in mesh] + [q for _, qualifiers in mesh for q in qualifiers]),
+        "keywords": "; ".join(keywords),
+        "authors": "; ".join(" ".join(part for part in names if part) for names in authors),
     }
 
 
@@ -123,23 +145,35 @@ _POSTGRES_DOCUMENT = (
 
 
 def save_search_index(store: Store, session: Session, papers: Sequence[Paper]) -> None:
-    if not papers:
+    write_search_index(store, session, [{"pmid": p.pmid, **search_text(p)} for p in papers])
+
+
+def save_search_index_rows(store: Store, session: Session, rows: Sequence) -> None:
+    """`save_search_index` for stored rows (PaperRow objects or mappings of the paper's columns)."""
+    write_search_index(store, session, [
+        {"pmid": row["pmid"] if isinstance(row, Mapping) else row.pmid, **search_text_from_row(row)} for row in rows
+    ])
+
+
+def write_search_index(store: Store, session: Session, entries: Sequence[dict]) -> None:
+    """Index (or re-index) papers from their search text: {"pmid": ..., **search_text(paper)} each."""
+    if not entries:
         return
     if store.dialect == "postgresql":
         session.execute(
             text(f"INSERT INTO paper_fts (pmid, document) VALUES (:pmid, {_POSTGRES_DOCUMENT}) "
                  "ON CONFLICT (pmid) DO UPDATE SET document = excluded.document"),
-            [{"pmid": p.pmid, **search_text(p)} for p in papers],
+            list(entries),
         )
         return
     if store.dialect != "sqlite":
         return
-    for chunk in chunked(list(papers)):
-        session.execute(text(f"DELETE FROM paper_fts WHERE rowid IN ({', '.join(str(p.pmid) for p in chunk)})"))
+    for chunk in chunked(list(entries)):
+        session.execute(text(f"DELETE FROM paper_fts WHERE rowid IN ({', '.join(str(int(e['pmid'])) for e in chunk)})"))
         session.execute(
             text("INSERT INTO paper_fts (rowid, title, abstract, mesh, keywords, authors) "
                  "VALUES (:pmid, :title, :abstract, :mesh, :keywords, :authors)"),
-            [{"pmid": p.pmid, **search_text(p)} for p in chunk],
+            list(chunk),
         )
 
 
@@ -234,6 +268,7 @@ def count_topic_papers(store: Store) -> dict[str, int]:
 
 
 __all__ = [
-    "paper_to_row", "row_to_paper", "stored_pmids", "topic_pmids", "save_papers", "link_papers",
+    "paper_to_row", "row_to_paper", "search_text", "search_text_from_row", "save_search_index",
+    "save_search_index_rows", "write_search_index", "stored_pmids", "topic_pmids", "save_papers", "link_papers",
     "load_papers", "count_topic_papers",
 ]
