@@ -151,3 +151,31 @@ def test_db_folder_that_is_a_file(tmp_path):
 def test_bad_database_url():
     with pytest.raises(StoreError, match="is not a database URL"):
         open_store("not a url")
+
+
+def test_a_schema_1_database_is_migrated_in_place_keeping_every_row(db_url, store):
+    """A database as tracker 0.1 wrote it (schema 1) gains the lease table and the export's text columns."""
+    papers = [make_paper(7), make_paper(8, keywords=(), mesh_headings=())]
+    save_papers(store, papers, topic="dosing")
+    with store.engine.begin() as connection:
+        connection.execute(text("DROP TABLE job_lease"))
+        for column in ("publication_types_text", "mesh_terms", "keywords_text"):
+            connection.execute(text(f"ALTER TABLE paper DROP COLUMN {column}"))
+        connection.execute(text("UPDATE tracker_schema SET version = 1"))
+    store.close()
+
+    upgraded = open_store(db_url)
+    try:
+        with upgraded.engine.connect() as connection:
+            assert connection.execute(text("SELECT version FROM tracker_schema")).scalar() == SCHEMA_VERSION
+            assert connection.execute(text("SELECT count(*) FROM job_lease")).scalar() == 0
+            filled = connection.execute(text(
+                "SELECT pmid, publication_types_text, mesh_terms, keywords_text FROM paper ORDER BY pmid")).all()
+        assert [tuple(row) for row in filled] == [
+            (paper.pmid, "; ".join(paper.publication_types),
+             "; ".join(m.descriptor + ("*" if m.major else "") for m in paper.mesh_headings),
+             "; ".join(paper.keywords)) for paper in papers]
+        assert load_papers(upgraded, [7, 8]) == papers
+        assert topic_pmids(upgraded, "dosing") == {7, 8}
+    finally:
+        upgraded.close()

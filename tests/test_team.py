@@ -21,7 +21,6 @@ from tests.conftest import cli_env, run_tracker
 from tests.fake_eutils import FakeRecord
 from tests.pubmed_xml import article_xml
 from tests.test_schedule import DOSING_QUERY, ELDERLY_QUERY, Daemon, add_records, wait_for
-from tracker.store import SCHEMA_VERSION, open_store
 from tracker.store.leases import abandoned_leases, claim_job, due_key, finish_job, lease, release_job, renew_leases
 
 DUE = datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc)
@@ -89,24 +88,6 @@ def test_due_times_are_keyed_in_utc_whole_seconds(store):
     assert due_key(berlin) == DUE == due_key(DUE.replace(tzinfo=None))
     assert claim_job(store, "email", berlin, "A", timeout=60) is not None
     assert claim_job(store, "email", DUE, "B", timeout=60) is None
-
-
-def test_a_schema_1_database_gains_the_lease_table_and_keeps_its_rows(db_url, store):
-    from tracker.store.papers import save_papers
-    from tests.test_store import make_paper
-
-    save_papers(store, [make_paper(7)], topic="dosing")
-    with store.engine.begin() as connection:
-        connection.execute(text("DROP TABLE job_lease"))
-        connection.execute(text("UPDATE tracker_schema SET version = 1"))
-    store.close()
-    upgraded = open_store(db_url)
-    try:
-        assert rows(db_url, "SELECT version FROM tracker_schema") == [(SCHEMA_VERSION,)]
-        assert rows(db_url, "SELECT pmid, topic FROM topic_paper") == [(7, "dosing")]
-        assert claim_job(upgraded, "email", DUE, "A", timeout=60) is not None
-    finally:
-        upgraded.close()
 
 
 # -- schedulers sharing a database ------------------------------------------------------------

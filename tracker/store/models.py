@@ -19,6 +19,11 @@ class PaperRow(SQLModel, table=True):
     authors: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # "Last Initials; …" kept beside the JSON so exports need not decode every author's affiliations.
     author_names: str = ""
+    # The CSV export's joined text, kept beside the JSON for the same reason (BENCHMARKS.md, export profile):
+    # "; "-separated publication types, MeSH descriptors (a trailing "*" marks a major topic) and keywords.
+    publication_types_text: str = ""
+    mesh_terms: str = ""
+    keywords_text: str = ""
     journal: str | None = None
     journal_iso: str | None = None
     volume: str | None = None

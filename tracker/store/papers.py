@@ -34,6 +34,7 @@ def paper_to_row(paper: Paper, now: datetime) -> dict:
             for author in paper.authors
         ],
         "author_names": "; ".join(author.display for author in paper.authors),
+        **export_text(paper.publication_types, ((m.descriptor, m.major) for m in paper.mesh_headings), paper.keywords),
         "journal": paper.journal,
         "journal_iso": paper.journal_iso,
         "volume": paper.volume,
@@ -65,6 +66,21 @@ def paper_to_row(paper: Paper, now: datetime) -> dict:
         "first_stored_at": now,
         "updated_at": now,
     }
+
+
+def export_text(publication_types: Iterable[str], mesh: Iterable[tuple[str, bool]], keywords: Iterable[str]) -> dict:
+    """The joined text columns the CSV export reads; `mesh` is (descriptor, major topic?) per heading."""
+    return {
+        "publication_types_text": "; ".join(publication_types),
+        "mesh_terms": "; ".join(descriptor + ("*" if major else "") for descriptor, major in mesh),
+        "keywords_text": "; ".join(keywords),
+    }
+
+
+def export_text_from_row(row) -> dict:
+    """`export_text` of a stored row's JSON columns (for the migration that added the text columns)."""
+    return export_text(row.publication_types, ((m["descriptor"], bool(m.get("major"))) for m in row.mesh_headings),
+                       row.keywords)
 
 
 def row_to_paper(row: PaperRow) -> Paper:
