@@ -336,14 +336,12 @@ NEXT_STEPS = {
               "(in a norepinephrine tracker, \"norepinephrine\" is) pays for all of them. Options: rank only "
               "title matches first and fall back to the rest, or bound the scored set (e.g. the newest N matches) "
               "and say so; both change which papers can come first, so they need a product decision.",
-    "export": "the time is spread over per-row Python work (decoding three JSON columns, mesh_headings the "
-              "largest; building each row's dict and cells; pandas' CSV writer; SQLAlchemy's row processing) "
-              "plus the one statement that groups every membership of the selected topics before HAVING applies "
-              "--since. In order of gain: store the joined text the CSV needs (MeSH terms, publication types, "
-              "keywords) beside the JSON, as author_names already is (a schema migration), which removes the "
-              "decoding; select memberships from --since on through the (topic, first_seen_at) index and drop "
-              "papers a selected topic saw earlier with NOT EXISTS, so the statement reads only the period; "
-              "write rows with csv.writer (pandas writes through it anyway, the DataFrame is overhead).",
+    "export": "what is left is per-row work in three roughly equal parts: SQLite (reading each paper row, "
+              "the topics subquery), Python building and neutralising the cells, and the CSV writer. Done "
+              "already: joined text columns instead of JSON, --since through the (topic, first_seen_at) index, "
+              "topics in the same statement, the standard csv writer instead of pandas. Next: ask SQLite for the "
+              "cells' text directly (one column per cell, formula prefix in SQL), or write rows in a worker "
+              "process while the next chunk is read.",
 }
 
 

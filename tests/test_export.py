@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -12,7 +14,7 @@ from click.testing import CliRunner
 from tests.conftest import write_topic
 from tests.pubmed_xml import article_set, article_xml
 from tracker.cli import cli
-from tracker.export import CSV_COLUMNS, atomic_output, csv_bytes, export_rows, ris_record, write_csv
+from tracker.export import CSV_COLUMNS, atomic_output, csv_bytes, export_papers, export_rows, ris_record, write_csv
 from tracker.pubmed import AbstractSection, Author, MeshHeading, Paper, iter_papers
 from tracker.store import open_store
 from tracker.store.models import TopicPaper
@@ -101,12 +103,18 @@ RIS_103 = (
 )
 
 
+@dataclass(frozen=True)
+class Home:
+    path: Path
+    url: str  # the database, on either back end (the db_url fixture)
+
+
 @pytest.fixture
-def home(tmp_path):
-    home = tmp_path / "home"
-    write_topic(home, "dosing", "norepinephrine dosing")
-    write_topic(home, "elderly", "norepinephrine elderly")
-    store = open_store(db_url(home))
+def home(tmp_path, db_url):
+    path = tmp_path / "home"
+    write_topic(path, "dosing", "norepinephrine dosing")
+    write_topic(path, "elderly", "norepinephrine elderly")
+    store = open_store(db_url)
     save_papers(store, [PAPERS[p] for p in (101, 102, 103, 105)], topic="dosing")
     save_papers(store, [PAPERS[p] for p in (103, 104)], topic="elderly")
     table = TopicPaper.__table__
@@ -115,15 +123,11 @@ def home(tmp_path):
             connection.execute(table.update().where(table.c.topic == topic, table.c.pmid == pmid)
                                .values(first_seen_at=moment))
     store.close()
-    return home
+    return Home(path, db_url)
 
 
-def db_url(home) -> str:
-    return f"sqlite:///{home / 'db' / 'tracker.sqlite3'}"
-
-
-def invoke(home, *args):
-    result = CliRunner().invoke(cli, ["--home", str(home), *args], env={"TRACKER_DB_URL": db_url(home)})
+def invoke(home: Home, *args):
+    result = CliRunner().invoke(cli, ["--home", str(home.path), *args], env={"TRACKER_DB_URL": home.url})
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result
 
@@ -141,7 +145,7 @@ def test_csv_of_every_topic_lists_each_paper_once_newest_first(home):
 
 
 def test_library_rows_match_the_command_line(home):
-    store = open_store(db_url(home))
+    store = open_store(home.url)
     buffer = io.BytesIO()
     assert write_csv(export_rows(store, ["dosing", "elderly"]), buffer) == 5
     assert buffer.getvalue() == invoke(home, "export", "dosing", "elderly").stdout_bytes
@@ -167,7 +171,7 @@ def test_since_keeps_papers_the_selected_topics_first_saw_on_or_after_that_day(h
 
 
 def test_csv_bytes_for_mail_follows_the_given_pmids(home):
-    store = open_store(db_url(home))
+    store = open_store(home.url)
     assert parse(csv_bytes(store, [104, 101, 999], topics=["elderly"])) == [
         HEADER, ROWS[104], ROWS[101][:12] + [""] + ROWS[101][13:]]
     assert csv_bytes(store, []) == ",".join(HEADER).encode() + b"\r\n"
@@ -232,3 +236,18 @@ def test_unknown_topic_is_refused_before_anything_is_written(home, tmp_path):
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == "error: unknown topic 'nope'; known topics: dosing, elderly\n"
     assert target.read_text() == "old export\n"
+
+
+def test_the_export_writes_what_the_row_dicts_say_even_for_hostile_text(home):
+    """export_papers' fast path (cells, no dict per row) against write_csv(export_rows(...)), every selection."""
+    store = open_store(home.url)
+    try:
+        written = []
+        for topics, since in ((["dosing", "elderly"], None), (["elderly"], date(2024, 2, 15)), (["dosing"], None)):
+            fast, slow = io.BytesIO(), io.BytesIO()
+            assert export_papers(store, topics, fast, since=since) == write_csv(export_rows(store, topics, since), slow)
+            assert fast.getvalue() == slow.getvalue()
+            written.append(fast.getvalue())
+        assert b"'=HYPERLINK" in written[0] and b"'+44 trial" in written[0] and b"'@risk" in written[0]
+    finally:
+        store.close()

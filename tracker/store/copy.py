@@ -53,7 +53,7 @@ from tracker.store.database import (
     POSTGRES_SCHEMA_LOCK,
     SCHEMA_VERSION,
     Store,
-    _engine_options,
+    engine_options,
     create_extras,
     utcnow,
 )
@@ -172,7 +172,7 @@ class _Target:
             self.described = str(self.path)
             self.safe_url = describe_url(parsed.render_as_string(hide_password=False))
         try:
-            self.engine: Engine = create_engine(parsed, **_engine_options(parsed))
+            self.engine: Engine = create_engine(parsed, **engine_options(parsed))
         except ModuleNotFoundError as error:
             hint = ("install PostgreSQL support with pip install 'tracker[postgresql]'" if self.dialect == "postgresql"
                     else f"install the driver {error.name!r}")

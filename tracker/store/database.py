@@ -99,7 +99,7 @@ class Store:
         if self.path is not None:
             _prepare_sqlite_file(self.path)
         try:
-            self.engine: Engine = create_engine(url, **_engine_options(parsed))
+            self.engine: Engine = create_engine(url, **engine_options(parsed))
         except ModuleNotFoundError as error:
             hint = ("install PostgreSQL support with pip install 'tracker[postgresql]'" if self.dialect == "postgresql"
                     else f"install the driver {error.name!r}")
@@ -193,7 +193,7 @@ def chunked(items: Sequence, size: int = 500) -> Iterable[Sequence]:
         yield items[start:start + size]
 
 
-def _engine_options(url) -> dict:
+def engine_options(url) -> dict:
     dialect = url.get_backend_name()
     if dialect == "sqlite":
         return {"connect_args": {"timeout": 60, "check_same_thread": False}}
