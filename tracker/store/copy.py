@@ -53,8 +53,9 @@ from tracker.store.database import (
     POSTGRES_SCHEMA_LOCK,
     SCHEMA_VERSION,
     Store,
-    engine_options,
     create_extras,
+    engine_options,
+    sqlite_pragmas,
     utcnow,
 )
 from tracker.store.models import InstanceLock, PaperRow, SchemaVersion
@@ -234,11 +235,7 @@ class _Target:
 def _target_pragmas(dbapi_connection, _record) -> None:
     """The store's pragmas but the journal mode: switching a file to WAL rewrites its header, and a refused copy
     must leave the file as it found it. A copied database is switched to WAL once committed."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout = 60000")
-    cursor.execute("PRAGMA synchronous = NORMAL")
-    cursor.execute("PRAGMA foreign_keys = ON")
-    cursor.close()
+    sqlite_pragmas(dbapi_connection, wal=False)
 
 
 def describe_url(url: str) -> str:

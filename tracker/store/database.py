@@ -107,7 +107,7 @@ class Store:
         except Exception as error:  # an unusable URL
             raise StoreError(f"cannot open database {_safe_url(url)}: {error}") from None
         if self.dialect == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", sqlite_pragmas)
         self.ensure_schema()
 
     def session(self) -> Session:
@@ -205,10 +205,12 @@ def engine_options(url) -> dict:
     return {"pool_pre_ping": True}
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def sqlite_pragmas(dbapi_connection, _record=None, *, wal: bool = True) -> None:
+    """The store's connection settings; `wal=False` leaves the journal mode (and so the file's header) alone."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout = 60000")
-    cursor.execute("PRAGMA journal_mode = WAL")
+    if wal:
+        cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
