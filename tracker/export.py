@@ -84,16 +84,6 @@ def pubmed_url(pmid: int) -> str:
 
 # -- selecting -------------------------------------------------------------------------------
 
-def _topics_of(connection: Connection, pmids: Sequence[int]) -> dict[int, list[str]]:
-    """Every topic each paper belongs to, sorted."""
-    found: dict[int, list[str]] = {}
-    statement = (select(_membership.c.pmid, _membership.c.topic).where(_membership.c.pmid.in_(list(pmids)))
-                 .order_by(_membership.c.pmid, _membership.c.topic))
-    for pmid, topic in connection.execute(statement):
-        found.setdefault(pmid, []).append(topic)
-    return found
-
-
 def _memberships(connection: Connection, pmids: Sequence[int]) -> dict[int, dict[str, datetime]]:
     """Every topic each paper belongs to, with the time the topic first saw it."""
     found: dict[int, dict[str, datetime]] = {}

@@ -220,7 +220,8 @@ def _prepare_sqlite_file(path: Path) -> None:
     """Create db/ and the file readable by the owner only: the database holds recipients and ledgers."""
     try:
         if not path.parent.exists():
-            path.parent.mkdir(mode=0o700, parents=True)
+            # exist_ok: two processes started together (schedulers sharing this database) both get here.
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not path.exists():
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     except OSError as error:

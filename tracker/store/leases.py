@@ -130,12 +130,6 @@ def lease(store: Store, job: str, due_at: datetime) -> Lease | None:
     return _as_lease(row) if row is not None else None
 
 
-def recent_leases(store: Store, limit: int = 50) -> list[Lease]:
-    with store.engine.connect() as connection:
-        rows = connection.execute(select(_lease).order_by(_lease.c.due_at.desc(), _lease.c.job).limit(limit))
-        return [_as_lease(row) for row in rows]
-
-
 def _free(held: Lease, now: datetime, timeout: float) -> bool:
     if held.status == "released":
         return True
@@ -153,5 +147,4 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-__all__ = ["Lease", "Claim", "claim_job", "renew_leases", "finish_job", "release_job", "abandoned_leases", "lease",
-           "recent_leases", "due_key"]
+__all__ = ["Lease", "Claim", "claim_job", "renew_leases", "finish_job", "release_job", "abandoned_leases", "lease", "due_key"]
