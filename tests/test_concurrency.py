@@ -8,6 +8,7 @@ the lock of a killed run is taken over.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -249,3 +250,16 @@ def mailed_pmids(message) -> list[int]:
     from tests.test_crashes import carried
 
     return carried(message)
+
+
+def test_a_database_made_before_the_run_lock_existed_gets_its_table_on_the_first_run(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'tracker.sqlite3'}")
+    try:
+        with store.engine.begin() as connection:
+            connection.exec_driver_sql("DROP TABLE instance_lock")
+        with TopicRunLock(store, "dosing") as lock:
+            assert lock.holder().pid == os.getpid()
+        with store.engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT count(*) FROM instance_lock").scalar_one() == 0
+    finally:
+        store.close()

@@ -291,6 +291,16 @@ def test_a_truncated_database_is_refused_unchanged(populated, server):
     assert database.read_bytes() == original
 
 
+def test_a_database_error_the_library_did_not_expect_is_one_line_not_a_traceback(populated, server):
+    sql(populated, "DROP TABLE digest")  # damaged by hand: the schema version still says all is there
+    before = snapshot(populated)
+    result = invoke(cli_env(populated, server.url), "digest", "dosing", "-o", "-")
+    assert_one_line(result, 1, r"error: the database failed \(no such table: digest\): nothing past the last "
+                               r"committed step was changed; try again, and if it persists check TRACKER_DB_URL "
+                               r"and the database server \(tracker -v shows more\)")
+    assert snapshot(populated) == before
+
+
 def test_a_database_from_a_newer_tracker_is_refused_unchanged(populated, server):
     sql(populated, "UPDATE tracker_schema SET version = 99")
     before = snapshot(populated)

@@ -90,6 +90,40 @@ def test_due_times_are_keyed_in_utc_whole_seconds(store):
     assert claim_job(store, "email", DUE, "B", timeout=60) is None
 
 
+def test_schedulers_starting_together_on_a_new_database_create_the_job_table_once(db_url):
+    # APScheduler's own create(checkfirst=True) is a check then a CREATE: four schedulers released
+    # together on a new PostgreSQL schema failed every time (the losers' CREATE TABLE collided).
+    import threading
+
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+
+    from tracker.schedule import JOB_TABLE
+    from tracker.store import open_store
+
+    stores = [open_store(db_url) for _ in range(4)]
+    tables = [SQLAlchemyJobStore(engine=store.engine, tablename=JOB_TABLE).jobs_t for store in stores]
+    barrier, errors = threading.Barrier(len(stores)), []
+
+    def start(store, table):
+        barrier.wait()
+        try:
+            store.ensure_table(table)
+        except Exception as error:  # collected: an exception in a thread would not fail the test
+            errors.append(error)
+
+    threads = [threading.Thread(target=start, args=pair) for pair in zip(stores, tables)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert errors == []
+        assert rows(db_url, f"SELECT count(*) FROM {JOB_TABLE}") == [(0,)]
+    finally:
+        for store in stores:
+            store.close()
+
+
 # -- schedulers sharing a database ------------------------------------------------------------
 
 @pytest.fixture

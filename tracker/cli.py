@@ -101,6 +101,19 @@ class TrackerGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("error: interrupted; nothing past the last saved batch was marked as done", err=True)
             sys.exit(130)
+        except Exception as error:
+            exc = sys.modules.get("sqlalchemy.exc")
+            if exc is None or not isinstance(error, exc.SQLAlchemyError):
+                raise
+            # The library turns the database errors it expects into StoreError; anything else (the
+            # server gone mid-command, a disk full) is still one line, never a traceback.
+            from tracker.store.database import database_error_detail
+
+            click.echo(f"error: the database failed ({database_error_detail(error)}): nothing past the last "
+                       "committed step was changed; try again, and if it persists check TRACKER_DB_URL and the "
+                       "database server (tracker -v shows more)", err=True)
+            log.debug("database error", exc_info=error)
+            sys.exit(1)
 
 
 @click.group(cls=TrackerGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -517,8 +517,9 @@ class Service:
         self.store, self.settings = store, settings
         self.runtime = Runtime(store, settings)
         self.job_options = dict(coalesce=True, max_instances=1, misfire_grace_time=max(1, round(settings.misfire_grace)))
+        self.job_store = SQLAlchemyJobStore(engine=store.engine, tablename=JOB_TABLE)
         self.scheduler = _scheduler_class()(
-            jobstores={"default": SQLAlchemyJobStore(engine=store.engine, tablename=JOB_TABLE),
+            jobstores={"default": self.job_store,
                        TAKEOVER_STORE: MemoryJobStore()},
             executors={"default": _leased_executor()},
             job_defaults=self.job_options,
@@ -528,6 +529,7 @@ class Service:
 
     def start(self, *, paused: bool = False) -> Reconciliation:
         """Start on the stored jobs, bring them in line with queries/, then (unless `paused`) run what is due."""
+        self.store.ensure_table(self.job_store.jobs_t)
         activate(self.runtime)
         self.scheduler.start(paused=True)
         try:

@@ -9,11 +9,12 @@ serialising schema creation, the full-text index (FTS5 table or tsvector column)
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import event, inspect, select
+from sqlalchemy import Table, event, inspect, select
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine
@@ -116,16 +117,36 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    @contextmanager
+    def _schema_transaction(self) -> Iterator[Connection]:
+        # One write transaction around every schema check and creation: a second process waits for
+        # the first to finish (instead of seeing half a schema or racing it to CREATE TABLE), and a
+        # process killed half-way leaves nothing behind (PostgreSQL's DDL is transactional too).
+        with self.engine.begin() as connection:
+            if self.dialect == "sqlite":
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            elif self.dialect == "postgresql":
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({POSTGRES_SCHEMA_LOCK})")
+            yield connection
+
+    def ensure_table(self, table: Table) -> None:
+        """Create a table another library owns (APScheduler's job store) under the schema lock, if missing.
+
+        The library's own `create(checkfirst=True)` is a check then a create: two schedulers starting
+        together on a new PostgreSQL database both pass the check and the second CREATE fails.
+        """
+        try:
+            with self.engine.connect() as connection:
+                if inspect(connection).has_table(table.name):
+                    return
+            with self._schema_transaction() as connection:
+                table.create(connection, checkfirst=True)
+        except DatabaseError as error:
+            raise StoreError(_describe_database_error(self, error)) from None
+
     def ensure_schema(self, _retry: bool = False) -> None:
         try:
-            with self.engine.begin() as connection:
-                # One write transaction around the check and the creation: a second process waits for
-                # the first to finish (instead of seeing half a schema), and a process killed half-way
-                # leaves nothing behind (PostgreSQL's DDL is transactional too).
-                if self.dialect == "sqlite":
-                    connection.exec_driver_sql("BEGIN IMMEDIATE")
-                elif self.dialect == "postgresql":
-                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({POSTGRES_SCHEMA_LOCK})")
+            with self._schema_transaction() as connection:
                 tables = set(inspect(connection).get_table_names())
                 if SchemaVersion.__tablename__ not in tables:
                     if tables - {SchemaVersion.__tablename__} and "paper" not in tables:
@@ -239,9 +260,15 @@ def _safe_url(url: str) -> str:
         return "<invalid URL>"
 
 
+def database_error_detail(error: Exception) -> str:
+    """The driver's own words on one line, without SQLAlchemy's statement and parameters."""
+    orig = getattr(error, "orig", None)
+    detail = str(orig) if orig is not None else str(error).split("\n[SQL:")[0]
+    return " ".join(detail.split())
+
+
 def _describe_database_error(store: Store, error: DatabaseError) -> str:
-    detail = str(error.orig) if getattr(error, "orig", None) is not None else str(error)
-    detail = " ".join(detail.split())
+    detail = database_error_detail(error)
     where = store.describe()
     if store.dialect == "postgresql" and isinstance(error, OperationalError):
         return f"cannot connect to {where} ({detail}): start PostgreSQL or fix TRACKER_DB_URL"

@@ -23,9 +23,9 @@ from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from tracker.errors import StoreError, TrackerError
+from tracker.errors import TrackerError
 from tracker.store.database import Store, utcnow
 from tracker.store.models import InstanceLock
 
@@ -98,7 +98,8 @@ class InstanceLockHandle:
 
     def acquire(self) -> Holder | None:
         """Take the lock; returns the dead holder it took over from, if any. Raises LockHeldError."""
-        _ensure_table(self.store)
+        # Databases created before the lock existed get its table here (new ones get it with the schema).
+        self.store.ensure_table(InstanceLock.__table__)
         for _attempt in range(3):
             now = utcnow()
             try:
@@ -264,15 +265,6 @@ class EmailRunLock(TopicRunLock):
         where = "" if holder.host == this_host() else f" on host {holder.host}"
         return (f"another e-mail run (pid {holder.pid}{where}, started {holder.started_at:%Y-%m-%d %H:%M:%S} UTC) "
                 "is in progress: nothing was sent; try again when it has finished")
-
-
-def _ensure_table(store: Store) -> None:
-    """Databases created before the lock existed get its table here (new ones get it with the schema)."""
-    try:
-        InstanceLock.__table__.create(store.engine, checkfirst=True)
-    except OperationalError as error:
-        if "already exists" not in str(error.orig):
-            raise StoreError(f"cannot create the lock table in {store.describe()}: {error.orig}") from None
 
 
 def _aware(moment: datetime) -> datetime:
