@@ -133,6 +133,7 @@ def test_kill_9_during_a_backfill_then_the_next_run_completes_it(backfill, trial
     assert "database is locked" not in result.err and "Traceback" not in result.err, why
     assert topic_pmids(home) == backfill.expected, why
     assert topic_state(home)[0] == (TODAY + timedelta(days=1)).isoformat(), why
+    assert sql(home, "SELECT count(*) FROM run WHERE status = 'running'") == [(0,)], why  # the killed run closed
     assert_consistent(home)
     assert sql(home, "SELECT count(*) FROM instance_lock") == [(0,)], why  # a dead run's lock was taken over
 

@@ -132,6 +132,28 @@ def test_a_failed_run_changes_nothing_the_next_run_depends_on(server, store, cli
     assert stored_count(store) == 200
 
 
+def test_a_run_killed_half_way_is_marked_failed_by_the_next_run_of_its_topic(server, store, client, caplog):
+    from tracker.store.runs import start_run
+
+    server.add(*[record(p, date(2024, 1, 5)) for p in range(1, 11)])
+    killed = start_run(store, "dosing", kind="backfill", query=DOSING.query, window_start=DOSING.since,
+                       window_end=date(2024, 1, 11))  # a process that died before finish_run
+    other_topic = start_run(store, "elderly", kind="fetch", query=ELDERLY.query, window_start=None, window_end=None)
+    importing = start_run(store, "dosing", kind="import", query=DOSING.query, window_start=None, window_end=None)
+    result = sync_topic(store, client, DOSING, today=date(2024, 1, 10))
+    assert result.succeeded and result.kind == "backfill" and result.new_papers == 10
+    with store.session() as session:
+        runs = {run.id: run for run in session.execute(select(Run)).scalars()}
+    assert (runs[killed.id].status, runs[killed.id].finished_at) == ("failed", None)
+    assert runs[killed.id].error == (
+        f"interrupted: its process (pid {killed.pid}) stopped before the run finished (killed, or its machine went "
+        "down); nothing it saved was lost, and the watermark did not move, so the next fetch covers its window again")
+    # Another topic's run may be alive (it holds another lock); imports take no lock.
+    assert runs[other_topic.id].status == runs[importing.id].status == "running"
+    assert runs[result.run_id].status == "succeeded"
+    assert f"topic 'dosing': run {killed.id} was interrupted before it finished" in caplog.text
+
+
 def test_a_paper_in_two_topics_is_fetched_once_and_linked_twice(server, store, client):
     server.add(record(1, date(2024, 2, 1), queries={DOSING.query, ELDERLY.query}),
                record(2, date(2024, 2, 1), queries={ELDERLY.query}))

@@ -241,7 +241,9 @@ def test_killing_the_lease_holder_hands_its_run_to_another_scheduler(db_url, hom
     assert rows(db_url, "SELECT count(*), count(DISTINCT pmid) FROM paper") == [(20, 20)]
     assert sorted(pmid for (pmid,) in rows(db_url, "SELECT pmid FROM topic_paper")) == list(range(1, 21))
     statuses = Counter(status for (status,) in rows(db_url, "SELECT status FROM run WHERE topic = 'dosing'"))
-    assert statuses["running"] == 1 and statuses["succeeded"] >= 1  # the killed run, and the one that finished it
+    assert statuses == Counter(failed=1, succeeded=statuses["succeeded"]) and statuses["succeeded"] >= 1
+    [(error,)] = rows(db_url, "SELECT error FROM run WHERE topic = 'dosing' AND status = 'failed'")
+    assert error.startswith(f"interrupted: its process (pid {pid}) stopped before the run finished")
     assert "Traceback" not in logs
 
 

@@ -23,7 +23,7 @@ from tracker.store import Store
 from tracker.store.models import TopicState
 from tracker.store.papers import link_papers, load_papers, newest_pmids, save_papers, stored_pmids
 from tracker.store.locks import LockHeldError, TopicRunLock
-from tracker.store.runs import RunCounts, finish_run, start_run, topic_state
+from tracker.store.runs import RunCounts, close_interrupted_runs, finish_run, start_run, topic_state
 from tracker.topics import Topic
 from tracker.watch import watch_topic
 
@@ -163,6 +163,9 @@ def sync_topic(store: Store, client: EutilsClient, topic: Topic, *, today: date 
 def _sync_topic(store: Store, client: EutilsClient, topic: Topic, *, today: date | None = None,
                 since: date | None = None, full: bool = False, progress: Progress | None = None) -> TopicRunResult:
     today = today or date.today()
+    for interrupted in close_interrupted_runs(store, topic.slug):
+        log.warning("topic '%s': run %d was interrupted before it finished (its process was killed or its machine "
+                    "went down); marked failed", topic.slug, interrupted)
     state = topic_state(store, topic.slug)
     window = plan_window(topic, state, today=today, overlap_days=client.settings.overlap_days, since=since, full=full)
     run = start_run(store, topic.slug, kind=window.kind, query=topic.query, window_start=window.start,

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from tracker.store.database import Store, utcnow
 from tracker.store.models import Run, TopicState
@@ -21,6 +21,32 @@ def start_run(store: Store, topic: str, *, kind: str, query: str | None, window_
         session.commit()
         session.refresh(run)
     return run
+
+
+# The runs a topic's run lock covers (tracker/sync.py): imports and ad-hoc queries take no lock.
+LOCKED_RUN_KINDS = ("fetch", "backfill")
+
+
+def close_interrupted_runs(store: Store, topic: str) -> list[int]:
+    """Mark the topic's fetches and backfills still 'running' as failed; returns their ids.
+
+    Call only while holding the topic's run lock: every fetch or backfill of the topic runs inside
+    it, so one still 'running' then was killed (or its machine went down) before it could finish.
+    """
+    with store.engine.begin() as connection:
+        found = connection.execute(
+            select(Run.id, Run.pid).where(Run.topic == topic, Run.status == "running", Run.kind.in_(LOCKED_RUN_KINDS))
+            .order_by(Run.id)
+        ).all()
+        for run_id, pid in found:
+            who = f"its process (pid {pid})" if pid is not None else "its process"
+            connection.execute(update(Run).where(Run.id == run_id, Run.status == "running").values(
+                status="failed",
+                error=f"interrupted: {who} stopped before the run finished (killed, or its machine went down); "
+                      "nothing it saved was lost, and the watermark did not move, so the next fetch covers its "
+                      "window again",
+            ))
+    return [run_id for run_id, _pid in found]
 
 
 @dataclass
