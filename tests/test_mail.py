@@ -6,6 +6,7 @@ import base64
 import csv
 import io
 import logging
+import os
 import re
 import shutil
 import socket
@@ -200,6 +201,19 @@ def test_singular_subject_and_a_heartbeat_once_everything_was_sent(seeded, serve
     assert third.papers == (9,)
     assert server.messages[-1].parsed()["Subject"] == f"{subject_head()}: 1 new paper in 1 topic"
     assert ledger(seeded, B) == {5: "elderly", 6: "elderly", 9: "elderly"}
+
+
+def test_a_second_e_mail_run_while_one_is_sending_sends_nothing_and_says_why(seeded, server, tmp_path):
+    from tracker.store.locks import EmailRunLock, LockHeldError
+
+    settings = mail_settings(tmp_path, server)
+    with EmailRunLock(seeded):  # another sending, alive (this very process)
+        with pytest.raises(LockHeldError) as caught:
+            send_weekly_email(seeded, settings, TOPICS)
+    assert re.fullmatch(rf"another e-mail run \(pid {os.getpid()}, started \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC\) "
+                        r"is in progress: nothing was sent; try again when it has finished", str(caught.value))
+    assert server.messages == [] and outbox_messages(seeded) == [] and ledger(seeded, A) == {}
+    assert [result.sent for result in send_weekly_email(seeded, settings, TOPICS)] == [True, True]  # released
 
 
 def test_topic_whose_last_run_failed_is_flagged_red_in_both_parts(store, tmp_path):
