@@ -126,7 +126,9 @@ def test_kill_9_during_a_backfill_then_the_next_run_completes_it(backfill, trial
             assert topic_pmids(home) == backfill.expected, why
             assert sql(home, "SELECT status FROM run WHERE id = ?", state[3]) == [("succeeded",)], why
         elif killed:
-            assert len(topic_pmids(home)) < RECORDS, why
+            # Killed before the commit that moves the watermark: possibly after storing every paper (the
+            # run still checks modification dates before it finishes), but never recorded as succeeded.
+            assert sql(home, "SELECT status FROM run") in ([], [("running",)]), why
 
     result = invoke(env, "fetch")
     assert result.code == 0, f"{why}: {result.out}{result.err}"
