@@ -148,9 +148,23 @@ def test_db_folder_that_is_a_file(tmp_path):
         open_store(f"sqlite:///{tmp_path / 'db' / 'tracker.sqlite3'}")
 
 
-def test_bad_database_url():
-    with pytest.raises(StoreError, match="is not a database URL"):
-        open_store("not a url")
+@pytest.mark.parametrize("url, message", [
+    ("not a url pw-S3cret-9", "TRACKER_DB_URL is not a database URL: use for example sqlite:///db/tracker.sqlite3 "
+                              "or postgresql+psycopg://user@host/tracker"),
+    ("postgresql+psycopg://u:pw-S3cret-9@host:port/tracker",  # a port that is not a number
+     "TRACKER_DB_URL is not a database URL: use for example sqlite:///db/tracker.sqlite3 "
+     "or postgresql+psycopg://user@host/tracker"),
+    ("postgresql+nodriver://u:pw-S3cret-9@host/tracker",
+     "cannot open database postgresql+nodriver://u:***@host/tracker: Can't load plugin: "
+     "sqlalchemy.dialects:postgresql.nodriver"),
+    ("postgresql+psycopg://u@127.0.0.1:1/tracker?password=pw-S3cret-9&connect_timeout=1",
+     "cannot connect to postgresql+psycopg://u@127.0.0.1:1/tracker?connect_timeout=1&password=%2A%2A%2A ("),
+])
+def test_a_bad_database_url_is_one_line_without_its_password(url, message):
+    with pytest.raises(StoreError) as caught:
+        open_store(url)
+    assert str(caught.value).startswith(message) and "pw-S3cret-9" not in str(caught.value), str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 def test_a_schema_1_database_is_migrated_in_place_keeping_every_row(db_url, store):

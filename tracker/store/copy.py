@@ -45,7 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAlchemyError
-from sqlmodel import SQLModel, create_engine
+from sqlmodel import SQLModel
 
 from tracker.errors import StoreError
 from tracker.store.database import (
@@ -54,7 +54,9 @@ from tracker.store.database import (
     SCHEMA_VERSION,
     Store,
     create_extras,
-    engine_options,
+    database_error_detail,
+    describe_url,
+    make_engine,
     sqlite_pragmas,
     utcnow,
 )
@@ -126,7 +128,7 @@ def copy_database(source: Store, target_url: str, *, progress: Progress | None =
         try:
             reader = source.engine.connect()
         except DatabaseError as error:
-            raise StoreError(f"cannot read the source {source.describe()} ({_detail(error)})") from None
+            raise StoreError(f"cannot read the source {source.describe()} ({database_error_detail(error)})") from None
         with reader:
             _begin_snapshot(source, reader)
             tables, skipped = _copy(source, reader, target, progress, batch_rows)
@@ -172,14 +174,7 @@ class _Target:
             parsed = parsed.set(database=str(self.path))
             self.described = str(self.path)
             self.safe_url = describe_url(parsed.render_as_string(hide_password=False))
-        try:
-            self.engine: Engine = create_engine(parsed, **engine_options(parsed))
-        except ModuleNotFoundError as error:
-            hint = ("install PostgreSQL support with pip install 'tracker[postgresql]'" if self.dialect == "postgresql"
-                    else f"install the driver {error.name!r}")
-            raise StoreError(f"cannot copy into {self.described}: no module {error.name!r}: {hint}") from None
-        except Exception as error:  # noqa: BLE001  (an unusable URL: bad port, unknown option)
-            raise StoreError(f"cannot copy into {self.described}: {_first_line(str(error))}") from None
+        self.engine: Engine = make_engine(parsed, failure=f"cannot copy into {self.described}")
         if self.dialect == "sqlite":
             from sqlalchemy import event
 
@@ -227,7 +222,7 @@ class _Target:
                 connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(f"ANALYZE {names}")
         except SQLAlchemyError as error:
             log.warning("ANALYZE on %s failed (%s); autovacuum will gather the statistics", self.described,
-                        _detail(error))
+                        database_error_detail(error))
         finally:
             self.engine.dispose()
 
@@ -236,17 +231,6 @@ def _target_pragmas(dbapi_connection, _record) -> None:
     """The store's pragmas but the journal mode: switching a file to WAL rewrites its header, and a refused copy
     must leave the file as it found it. A copied database is switched to WAL once committed."""
     sqlite_pragmas(dbapi_connection, wal=False)
-
-
-def describe_url(url: str) -> str:
-    """`url` with its password hidden, also one passed as a query parameter."""
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError):
-        return "<invalid URL>"
-    if "password" in parsed.query:
-        parsed = parsed.update_query_dict({"password": "***"})
-    return parsed.render_as_string(hide_password=True)
 
 
 def _refuse_same_file(source: Store, target: _Target) -> None:
@@ -272,7 +256,7 @@ def _begin_snapshot(source: Store, reader: Connection) -> None:
             reader.exec_driver_sql("BEGIN")
         reader.execute(select(SchemaVersion.version)).scalar_one_or_none()
     except DatabaseError as error:
-        raise StoreError(f"cannot read the source {source.describe()} ({_detail(error)})") from None
+        raise StoreError(f"cannot read the source {source.describe()} ({database_error_detail(error)})") from None
 
 
 def _copy(source: Store, reader: Connection, target: _Target, progress: Progress | None,
@@ -312,7 +296,7 @@ def _copy(source: Store, reader: Connection, target: _Target, progress: Progress
             if step is None and isinstance(error, OperationalError):
                 raise StoreError(_unreachable(target, error)) from None
             raise StoreError(f"cannot copy into {target.described}: {step or 'checking the target'} failed "
-                             f"({_detail(error)}); the target was left unchanged") from None
+                             f"({database_error_detail(error)}); the target was left unchanged") from None
         except BaseException:
             writer.rollback()
             raise
@@ -541,7 +525,7 @@ def _search_fields(row: dict) -> dict:
 
 
 def _read_error(source: Store, table: Table, error: DatabaseError) -> StoreError:
-    return StoreError(f"cannot read table {table.name} of the source {source.describe()} ({_detail(error)}); "
+    return StoreError(f"cannot read table {table.name} of the source {source.describe()} ({database_error_detail(error)}); "
                       "the target was left unchanged")
 
 
@@ -612,23 +596,13 @@ def count_rows(connection: Connection, table: Table) -> int:
 
 def _unreachable(target: _Target, error: DatabaseError) -> str:
     if target.dialect == "postgresql":
-        return (f"cannot connect to the target {target.described} ({_detail(error)}): start its PostgreSQL server, "
+        return (f"cannot connect to the target {target.described} ({database_error_detail(error)}): start its PostgreSQL server, "
                 "or fix the URL given to --to (user, password, host, port, database)")
-    detail = _detail(error)
+    detail = database_error_detail(error)
     if "locked" in detail or "busy" in detail:
         return (f"cannot open the target {target.described} ({detail}): another process is writing to it; "
                 "stop it, or give --to another file")
     return f"cannot open the target {target.described} ({detail}): give --to another file"
 
 
-def _detail(error: BaseException) -> str:
-    """The driver's message on one line, without the statement and parameters SQLAlchemy appends."""
-    orig = getattr(error, "orig", None)
-    return " ".join(str(orig if orig is not None else error).split())
-
-
-def _first_line(message: str) -> str:
-    return message.strip().splitlines()[0] if message.strip() else "unknown error"
-
-
-__all__ = ["CopyReport", "copy_database", "describe_url", "describe_counts", "count_rows", "BATCH_ROWS"]
+__all__ = ["CopyReport", "copy_database", "describe_counts", "count_rows", "BATCH_ROWS"]

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import Table, event, inspect, select
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -93,20 +93,15 @@ class Store:
         self.url = url
         try:
             parsed = make_url(url)
-        except ArgumentError:
-            raise StoreError(f"TRACKER_DB_URL={url!r} is not a database URL; use for example sqlite:///db/tracker.sqlite3") from None
+        except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+            # Not echoed: an unparsable URL may still hold a password.
+            raise StoreError("TRACKER_DB_URL is not a database URL: use for example sqlite:///db/tracker.sqlite3 or "
+                             "postgresql+psycopg://user@host/tracker") from None
         self.dialect = parsed.get_backend_name()
         self.path = Path(parsed.database) if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:") else None
         if self.path is not None:
             _prepare_sqlite_file(self.path)
-        try:
-            self.engine: Engine = create_engine(url, **engine_options(parsed))
-        except ModuleNotFoundError as error:
-            hint = ("install PostgreSQL support with pip install 'tracker[postgresql]'" if self.dialect == "postgresql"
-                    else f"install the driver {error.name!r}")
-            raise StoreError(f"cannot open database {_safe_url(url)}: no module {error.name!r}: {hint}") from None
-        except Exception as error:  # an unusable URL
-            raise StoreError(f"cannot open database {_safe_url(url)}: {error}") from None
+        self.engine: Engine = make_engine(parsed, failure=f"cannot open database {describe_url(url)}")
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", sqlite_pragmas)
         self.ensure_schema()
@@ -177,7 +172,7 @@ class Store:
             raise StoreError(_describe_database_error(self, error)) from None
 
     def describe(self) -> str:
-        return str(self.path) if self.path is not None else _safe_url(self.url)
+        return str(self.path) if self.path is not None else describe_url(self.url)
 
     def upsert(self, session: Session, table, rows: Sequence[dict], keys: Sequence[str], *, update: bool = True) -> None:
         if not rows:
@@ -253,11 +248,27 @@ def _prepare_sqlite_file(path: Path) -> None:
         raise StoreError(f"the database at {path} is not writable: fix the permissions of {path.parent} or set TRACKER_DB_URL")
 
 
-def _safe_url(url: str) -> str:
+def describe_url(url: str) -> str:
+    """`url` with its password hidden, also one passed as a query parameter."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
         return "<invalid URL>"
+    if "password" in parsed.query:
+        parsed = parsed.update_query_dict({"password": "***"})
+    return parsed.render_as_string(hide_password=True)
+
+
+def make_engine(url: URL, *, failure: str) -> Engine:
+    """The engine for `url` with the tracker's options; `failure` opens the one-line error if it cannot be made."""
+    try:
+        return create_engine(url, **engine_options(url))
+    except ModuleNotFoundError as error:
+        hint = ("install PostgreSQL support with pip install 'tracker[postgresql]'" if url.get_backend_name() == "postgresql"
+                else f"install the driver {error.name!r}")
+        raise StoreError(f"{failure}: no module {error.name!r}: {hint}") from None
+    except Exception as error:  # noqa: BLE001  (an unusable URL: unknown option, bad value)
+        raise StoreError(f"{failure}: {database_error_detail(error) or 'unknown error'}") from None
 
 
 def database_error_detail(error: Exception) -> str:
