@@ -304,7 +304,7 @@ def test_a_schema_creation_cut_short_leaves_nothing_the_next_run_trips_on(tmp_pa
     def killed(connection):
         raise KeyboardInterrupt  # after every table was created, before the full-text index and version
 
-    monkeypatch.setattr("tracker.store.database.create_extras", killed)
+    monkeypatch.setattr("tracker.store.schema.create_extras", killed)
     with pytest.raises(KeyboardInterrupt):
         open_store(f"sqlite:///{database}")
     monkeypatch.undo()

@@ -33,7 +33,7 @@ from tracker.store.search import search_papers
 TOPICS = ["dosing", "elderly"]
 SEARCHES = ["norepinephrine", "vasopressor", "Ngan Kee", "bolus OR elderly"]
 JOB_TABLE = "scheduler_jobs"
-NOT_COPIED = {"instance_lock", "tracker_schema"}
+NOT_COPIED = {"instance_lock", "tracker_schema", "tracker_migration"}
 
 
 # -- a realistic source ----------------------------------------------------------------------

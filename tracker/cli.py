@@ -68,12 +68,13 @@ def current_settings() -> Settings:
     return state["settings"]
 
 
-def current_store():
+def current_store(*, readonly: bool = False):
+    """The database, opened once per command: read-only for the commands that only read it."""
     from tracker.store import open_store
 
     state = click.get_current_context().find_root().ensure_object(dict)
     if "store" not in state:
-        state["store"] = open_store(current_settings().database_url)
+        state["store"] = open_store(current_settings().database_url, readonly=readonly)
     return state["store"]
 
 
@@ -171,7 +172,7 @@ def topics(check_slug, check_query):
         check_topic_query(check_slug, check_query)
         return
     selected = load_selected_topics(())
-    store = current_store()
+    store = current_store(readonly=True)
     counts = count_topic_papers(store)
     runs = last_runs(store)
     rows = []
@@ -355,16 +356,16 @@ def status(limit, topic_slug, changes, since):
         list_changes(topic_slug, since)
         return
     if current_settings().queries_dir.is_dir():
-        overview = topic_overview(current_store(), current_settings(), topic=topic_slug)
+        overview = topic_overview(current_store(readonly=True), current_settings(), topic=topic_slug)
         click.echo(format_table(overview.headers, overview.rows) + "\n")
         for error in overview.errors:
             click.echo(f"warning: {error}; 'tracker schedule' keeps this topic's last good job", err=True)
-        health = topic_health(current_store(), [row[0] for row in overview.rows],
+        health = topic_health(current_store(readonly=True), [row[0] for row in overview.rows],
                               quiet_weeks=current_settings().quiet_weeks)
         if any(health.values()):
             echo_health(health)
             click.echo("")
-    runs = recent_runs(current_store(), limit=limit, topic=topic_slug)
+    runs = recent_runs(current_store(readonly=True), limit=limit, topic=topic_slug)
     if not runs:
         click.echo("no runs yet: run 'tracker fetch'")
         return
@@ -390,7 +391,7 @@ def list_changes(topic_slug: str | None, since: date | None) -> None:
     from tracker.store.search import shorten
 
     start = datetime.combine(since, datetime.min.time(), timezone.utc) if since else None
-    events = list_events(current_store(), since=start, topics=[topic_slug] if topic_slug else None)
+    events = list_events(current_store(readonly=True), since=start, topics=[topic_slug] if topic_slug else None)
     if not events:
         when = f" since {since}" if since else ""
         click.echo(f"no status changes recorded{when}: each run checks the records PubMed modified")
@@ -421,7 +422,7 @@ def digest_command(slugs, since, output_format, output):
     if output is not None and output_format is not None:
         check_output_format(output, output_format, _SUFFIX_FORMATS)
     selected = load_selected_topics(slugs)
-    store = current_store()
+    store = current_store(readonly=output is None and output_format is not None)
     if output is not None:
         write_digest_file(store, selected, output, fmt=output_format, since=since,
                           quiet_weeks=current_settings().quiet_weeks)
@@ -461,7 +462,7 @@ def export_command(slugs, since, output_format, output):
     if output != "-":
         check_output_format(output, output_format, {".csv": "csv", ".ris": "ris"})
     selected = [topic.slug for topic in load_selected_topics(slugs)]
-    store = current_store()
+    store = current_store(readonly=True)
     if output == "-":
         export_papers(store, selected, sys.stdout.buffer, since=since, fmt=output_format)
         return
@@ -486,7 +487,7 @@ def search_command(text, topic_slug, limit, output_format):
 
     if topic_slug:
         load_selected_topics((topic_slug,))
-    store = current_store()
+    store = current_store(readonly=True)
     hits = search_papers(store, text, topic=topic_slug, limit=limit)
     if not hits:
         click.echo(f"no stored papers match '{text}'", err=output_format != "table")
@@ -596,7 +597,47 @@ def schedule_command(list_only, run_now):
 
 @cli.group("db")
 def db_group():
-    """Database maintenance: copy the tracker database to another back end (SQLite, PostgreSQL)."""
+    """Database maintenance: upgrade the schema, copy the database to another back end (SQLite, PostgreSQL)."""
+
+
+@db_group.command("migrate")
+@click.option("--check", is_flag=True,
+              help="Only say which migrations would run, changing nothing; exit 1 when some are pending.")
+@common_options
+def db_migrate_command(check):
+    """Upgrade the database (TRACKER_DB_URL, else db/tracker.sqlite3) to this tracker's schema, in one transaction."""
+    from tracker.store import Store
+    from tracker.store.schema import describe_cost, describe_migrations
+
+    store = Store(current_settings().database_url)
+    try:
+        state = store.schema_state()
+        where = store.describe()
+        if state.kind in ("foreign", "newer"):
+            store.ensure_schema()  # raises the refusal
+        pending = state.pending
+        if check:
+            if state.kind == "empty":
+                click.echo(f"{where} holds no tracker database yet: 'tracker db migrate' creates it")
+            elif pending:
+                click.echo(f"{where} is at schema {state.version}; pending: {describe_migrations(pending)}")
+            else:
+                click.echo(f"{where} is at schema {state.version}, this tracker's: nothing to do")
+            sys.exit(1 if state.kind == "empty" or pending else 0)
+        if state.kind == "empty":
+            store.migrate()
+            click.echo(f"created the tracker database at {where} (schema {store.schema_state().version})")
+            return
+        if not pending:
+            click.echo(f"{where} is at schema {state.version}, this tracker's: nothing to do")
+            return
+        click.echo(f"upgrading {where} from schema {state.version} to {pending[-1].version} "
+                   f"({describe_migrations(pending)}): {describe_cost(pending, store.count_papers())}")
+        applied = store.migrate(lambda migration: click.echo(f"  {migration.version} {migration.name} ..."))
+        took = sum(step.seconds for step in applied)
+        click.echo(f"{where} is at schema {applied[-1].migration.version} ({took:.1f} s)")
+    finally:
+        store.close()
 
 
 @db_group.command("copy")
@@ -618,7 +659,7 @@ def db_copy_command(target_url):
     if settings.db_url is None and not default_file.exists():
         raise ConfigError(f"no tracker database at {default_file}: run in your tracker home, pass --home, "
                           "or set TRACKER_DB_URL to the database to copy")
-    store = current_store()
+    store = current_store(readonly=True)
     bars: dict[str, ProgressBar] = {}
     shown: dict[str, int] = {}
 

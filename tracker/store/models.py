@@ -114,6 +114,17 @@ class SchemaVersion(SQLModel, table=True):
     updated_at: datetime
 
 
+class MigrationRecord(SQLModel, table=True):
+    """A migration this database has had (tracker/store/schema.py): which, when, and how long it took."""
+
+    __tablename__ = "tracker_migration"
+
+    version: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    name: str
+    applied_at: datetime
+    seconds: float = 0.0
+
+
 class DigestRecord(SQLModel, table=True):
     """A digest written for a topic: the next default period starts where this one ended."""
 

@@ -27,7 +27,8 @@ from sqlalchemy.exc import OperationalError
 from tracker.errors import ConfigError
 from tracker.notices import describe_status, status_mark
 from tracker.pubmed import Author
-from tracker.store.database import FTS_COLUMNS, Store
+from tracker.store.database import Store
+from tracker.store.schema import FTS_COLUMNS
 from tracker.store.models import PaperRow, TopicPaper
 
 # bm25 weights in FTS_COLUMNS order (title, abstract, mesh, keywords, authors): a title hit counts most.
