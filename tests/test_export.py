@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from tests.conftest import write_topic
 from tests.pubmed_xml import article_set, article_xml
 from tracker.cli import cli
-from tracker.export import CSV_COLUMNS, atomic_output, csv_bytes, export_papers, export_rows, ris_record, write_csv
+from tracker.export import CSV_COLUMNS, csv_bytes, export_papers, export_rows, ris_record, write_csv
+from tracker.files import OUTPUT_FILE_ADVICE, atomic_output
 from tracker.pubmed import AbstractSection, Author, MeshHeading, Paper, iter_papers
 from tracker.store import open_store
 from tracker.store.models import TopicPaper
@@ -214,7 +215,7 @@ def test_a_failed_export_leaves_the_old_file_untouched(tmp_path):
     target = tmp_path / "papers.csv"
     target.write_text("old export\n")
     with pytest.raises(RuntimeError):
-        with atomic_output(target) as file:
+        with atomic_output(target, advice=OUTPUT_FILE_ADVICE) as file:
             file.write(b"half a new export")
             raise RuntimeError("database went away")
     assert target.read_text() == "old export\n"
@@ -227,6 +228,20 @@ def test_unwritable_output_is_one_line_and_exit_2(home, tmp_path):
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == (f"error: cannot write {missing} (No such file or directory): "
                              "choose a writable file for -o, or '-' for stdout\n")
+
+
+def test_every_unwritable_output_is_the_same_error_with_advice_that_fits_the_command(home, tmp_path):
+    missing = tmp_path / "no-such-folder" / "digest.md"
+    result = invoke(home, "digest", "dosing", "-o", str(missing))
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (f"error: cannot write {missing} (No such file or directory): "
+                             "choose a writable file for -o, or '-' for stdout\n")
+    reports = home.path / "reports"
+    reports.write_text("a file where the reports folder belongs")
+    result = invoke(home, "digest", "dosing")  # `tracker run` writes the same files, and has no -o
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.startswith(f"error: cannot write {reports}/dosing/")
+    assert result.stderr.endswith(f"(Not a directory): make {reports} writable or choose another home with --home\n")
 
 
 def test_unknown_topic_is_refused_before_anything_is_written(home, tmp_path):

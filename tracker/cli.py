@@ -457,7 +457,8 @@ def check_output_format(output, fmt: str, suffixes: dict[str, str]) -> None:
 @common_options
 def export_command(slugs, since, output_format, output):
     """Export the papers of every topic (or the given ones), newest first seen first."""
-    from tracker.export import atomic_output, export_papers
+    from tracker.export import export_papers
+    from tracker.files import OUTPUT_FILE_ADVICE, atomic_output
 
     if output != "-":
         check_output_format(output, output_format, {".csv": "csv", ".ris": "ris"})
@@ -466,7 +467,7 @@ def export_command(slugs, since, output_format, output):
     if output == "-":
         export_papers(store, selected, sys.stdout.buffer, since=since, fmt=output_format)
         return
-    with atomic_output(output) as file:
+    with atomic_output(output, advice=OUTPUT_FILE_ADVICE) as file:
         count = export_papers(store, selected, file, since=since, fmt=output_format)
     click.echo(f"exported {count} papers to {output}", err=True)
 

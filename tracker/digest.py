@@ -32,7 +32,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from tracker import files
-from tracker.errors import ConfigError, TrackerError
+from tracker.errors import ConfigError
 from tracker.notices import status_mark
 from tracker.pubmed import AbstractSection, Paper
 from tracker.store import Store
@@ -533,9 +533,11 @@ def write_topic_digests(store: Store, topics: Sequence[Topic], reports_dir: Path
         digest = build_topic_digest(store, topic, since=since, until=until, quiet_weeks=quiet_weeks)
         folder = Path(reports_dir) / topic.slug
         markdown_path, html_path = folder / f"{today.isoformat()}.md", folder / f"{today.isoformat()}.html"
-        write_atomically(markdown_path, render_markdown(digest))
+        advice = files.home_advice(Path(reports_dir))
+        files.write_output(markdown_path, render_markdown(digest), advice=advice, make_parents=True)
         png = chart_png(store, topic.slug, end=until)
-        write_atomically(html_path, render_html([digest], chart_pngs={topic.slug: png}))
+        files.write_output(html_path, render_html([digest], chart_pngs={topic.slug: png}), advice=advice,
+                           make_parents=True)
         save_digest_record(store, topic.slug, period_start=digest.period_start, period_end=digest.period_end,
                            papers=digest.total_new, path=str(html_path))
         written += [markdown_path, html_path]
@@ -559,7 +561,7 @@ def write_digest_file(store: Store, topics: Sequence[Topic], path: Path, *, fmt:
     until = utcnow()
     digests = [build_topic_digest(store, topic, since=since, until=until, quiet_weeks=quiet_weeks)
                for topic in topics]
-    write_atomically(path, render_digests(store, digests, fmt))
+    files.write_output(path, render_digests(store, digests, fmt), advice=files.OUTPUT_FILE_ADVICE)
     for digest in digests:
         save_digest_record(store, digest.topic.slug, period_start=digest.period_start, period_end=digest.period_end,
                            papers=digest.total_new, path=str(path.resolve()))
@@ -574,17 +576,8 @@ def format_for_path(path: Path) -> str:
     return fmt
 
 
-def write_atomically(path: Path, content: str) -> None:
-    """Replace `path` in one step, so a reader never sees half a report."""
-    try:
-        files.write_atomically(path, content, make_parents=True)
-    except OSError as error:
-        raise TrackerError(f"cannot write {path} ({error.strerror}): make {Path(path).parent} writable "
-                           "or choose another place with --home or -o") from None
-
-
 __all__ = [
     "TIER_RULES", "RunInfo", "DigestEntry", "Tier", "TopicDigest", "build_topic_digest", "default_since",
     "classify", "abstract_excerpt", "render_markdown", "render_html", "render_text", "render_digests",
-    "write_topic_digests", "render_topic_digests", "write_digest_file", "write_atomically",
+    "write_topic_digests", "render_topic_digests", "write_digest_file",
 ]

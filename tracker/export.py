@@ -33,20 +33,16 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from datetime import date, datetime, time, timezone
 from itertools import islice
-from pathlib import Path
 from typing import BinaryIO
 
 from sqlalchemy import DateTime, exists, func, literal, select, type_coerce
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.types import LargeBinary
 
-from tracker import files
 from tracker.errors import ConfigError
 from tracker.notices import describe_status
 from tracker.pubmed import Author, Paper
@@ -216,13 +212,6 @@ def format_utc(moment: datetime | None) -> str:
     return moment.isoformat(timespec="seconds") + "Z"  # strftime took 9 us a row
 
 
-def neutralise(value):
-    """A text cell a spreadsheet would run as a formula, prefixed with "'" so it is shown as text."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 def _cells(row: dict) -> list:
     cells = [row[column] for column in CSV_COLUMNS]
     for index, value in enumerate(cells):
@@ -353,21 +342,7 @@ def export_papers(store: Store, topics: Sequence[str], file: BinaryIO, *, since:
     raise ConfigError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
-@contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """A binary file that appears at `path` only once the block finishes; a failure leaves `path` untouched."""
-    try:
-        with files.atomic_output(path) as file:
-            yield file
-    except OSError as error:
-        raise _unwritable(Path(path), error) from None
-
-
-def _unwritable(path: Path, error: OSError) -> ConfigError:
-    return ConfigError(f"cannot write {path} ({error.strerror or error}): choose a writable file for -o, or '-' for stdout")
-
-
 __all__ = [
     "CSV_COLUMNS", "FORMATS", "pubmed_url", "export_rows", "rows_for_pmids", "write_csv", "csv_bytes",
-    "ris_records", "ris_record", "write_ris", "export_papers", "atomic_output", "format_utc", "neutralise",
+    "ris_records", "ris_record", "write_ris", "export_papers", "format_utc",
 ]

@@ -91,7 +91,7 @@ from tracker.digest import (
     Literal, TopicDigest, as_utc, build_topic_digest, describe_counts, describe_empty, describe_hidden, describe_run,
     moment, plain, wrap,
 )
-from tracker.errors import ConfigError, TrackerError
+from tracker.errors import ConfigError
 from tracker.settings import Settings
 from tracker.store import Store
 from tracker.store.changes import list_events, untold_events
@@ -622,11 +622,8 @@ def eml_name(recipient: str, now: datetime) -> str:
 
 def write_eml(path: Path, message: EmailMessage) -> Path:
     """Write the message as it would go on the wire, replacing the file in one step, readable by the owner only."""
-    try:
-        return files.write_atomically(path, bytes(message), mode=0o600, make_parents=True)
-    except OSError as error:
-        raise TrackerError(f"cannot write {path} ({error.strerror}): make {path.parent} writable "
-                           "or choose another home with --home") from None
+    return files.write_output(path, bytes(message), advice=files.home_advice(path.parent), mode=0o600,
+                              make_parents=True)
 
 
 __all__ = [

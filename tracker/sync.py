@@ -22,7 +22,8 @@ from tracker.errors import TrackerError
 from tracker.store import Store
 from tracker.store.models import TopicState
 from tracker.store.papers import link_papers, load_papers, newest_pmids, save_papers, stored_pmids
-from tracker.store.locks import LockHeldError, TopicRunLock
+from tracker.errors import LockHeldError
+from tracker.store.locks import TopicRunLock
 from tracker.store.runs import RunCounts, close_interrupted_runs, finish_run, start_run, topic_state
 from tracker.topics import Topic
 from tracker.watch import watch_topic
