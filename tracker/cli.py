@@ -253,6 +253,7 @@ class ProgressBar:
 def run_fetch(slugs=(), since=None, full=False) -> list:
     """Fetch the selected topics, printing one summary line per topic; shared by `fetch` and `run`."""
     from tracker.eutils import EutilsClient
+    from tracker.ledger import RunHooks
     from tracker.sync import sync_topics
 
     settings = current_settings()
@@ -263,9 +264,9 @@ def run_fetch(slugs=(), since=None, full=False) -> list:
                    err=True)
     bars: list[ProgressBar] = []
 
-    def progress_for(topic):
+    def hooks_for(topic):
         bars.append(ProgressBar(topic.slug))
-        return bars[-1]
+        return RunHooks(progress=bars[-1])
 
     def report(result):
         for bar in bars:
@@ -273,7 +274,7 @@ def run_fetch(slugs=(), since=None, full=False) -> list:
         click.echo(result.summary())
 
     with EutilsClient(settings) as client:
-        return sync_topics(store, client, selected, since=since, full=full, progress_for=progress_for, on_result=report)
+        return sync_topics(store, client, selected, since=since, full=full, hooks_for=hooks_for, on_result=report)
 
 
 @cli.command()

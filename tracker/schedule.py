@@ -58,7 +58,7 @@ from pathlib import Path
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from tracker.errors import ConfigError, TopicFileError, TrackerError
+from tracker.errors import ConfigError, ShutdownRequested, TopicFileError, TrackerError
 from tracker.cron import cron_trigger, crontab_weekdays  # noqa: F401  (part of this module's API)
 from tracker.topics import Topic, load_topic, topic_paths
 
@@ -194,14 +194,6 @@ def topic_overview(store, settings, *, topic: str | None = None, now: datetime |
 
 
 # -- what a job runs with -------------------------------------------------------------------
-
-class ShutdownRequested(BaseException):
-    """Raised inside a running fetch, between two saved batches, when the process is asked to stop.
-
-    A BaseException, so that sync_topic records the run as interrupted and re-raises it instead of
-    reporting an ordinary failure.
-    """
-
 
 @dataclass(frozen=True)
 class JobOutcome:
@@ -394,6 +386,7 @@ def _topic_job(runtime: Runtime, slug: str) -> JobOutcome:
 
 def _fetch(runtime: Runtime, slug: str) -> JobOutcome:
     from tracker.eutils import EutilsClient
+    from tracker.ledger import RunHooks
     from tracker.sync import sync_topic
 
     job = fetch_job_id(slug)
@@ -410,7 +403,7 @@ def _fetch(runtime: Runtime, slug: str) -> JobOutcome:
         return JobOutcome(job, False, (f"{slug}: queries/{slug}.toml was removed",))
     try:
         with EutilsClient(runtime.settings, limiter=runtime.limiter) as client:
-            result = sync_topic(runtime.store, client, topic, progress=runtime.check_stop)
+            result = sync_topic(runtime.store, client, topic, hooks=RunHooks(should_stop=lambda: runtime.stopping))
     except ShutdownRequested:
         message = (f"{slug}: stopped between two saved batches; recorded as interrupted, its watermark did not "
                    "move and the next run searches the same window")
@@ -468,10 +461,9 @@ def _email_job(runtime: Runtime) -> JobOutcome:
 
 
 def record_failed_run(store, slug: str, error: str) -> None:
-    from tracker.store.runs import RunCounts, finish_run, start_run
+    from tracker.ledger import RunLedger
 
-    run = start_run(store, slug, kind="fetch", query=None, window_start=None, window_end=None)
-    finish_run(store, run.id, RunCounts(), error=error)
+    RunLedger(store, slug, kind="fetch", query=None).fail(error)
 
 
 # -- the scheduler --------------------------------------------------------------------------
