@@ -69,7 +69,6 @@ Dry run
 from __future__ import annotations
 
 import base64
-import functools
 import logging
 import re
 import smtplib
@@ -83,15 +82,10 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from pathlib import Path
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
-from markupsafe import Markup
-
 from tracker import files
-from tracker.digest import (
-    Literal, TopicDigest, as_utc, build_topic_digest, describe_counts, describe_empty, describe_hidden, describe_run,
-    moment, plain, wrap,
-)
+from tracker.digest import PHRASES, TopicDigest, build_topic_digest
 from tracker.errors import ConfigError, TrackerError
+from tracker.render import as_utc, plural, render
 from tracker.settings import Settings
 from tracker.store import Store
 from tracker.store.changes import list_events, untold_events
@@ -232,10 +226,6 @@ def week_of(now: datetime) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
 def make_subject(week: date, papers: int, topics_with_papers: int, topics: int, updates: int = 0) -> str:
     head = f"{MAIL_TITLE}, week of {week.isoformat()}"
     if not papers:
@@ -282,11 +272,11 @@ def build_message(store: Store, mailing: Mailing, *, sender: str, now: datetime 
         heading=f"{MAIL_TITLE}, week of {week.isoformat()}", subject=subject, intro=describe_intro(digests, total),
         updates=updates, digests=digests, recipient=mailing.recipient, attachment=attachment if total else None, total=total,
         charts={slug: cid[1:-1] for slug, (cid, _) in charts.items()}, failed_color=FAILED_COLOR,
-        chart_width=CHART_WIDTH, chart_height=CHART_HEIGHT,
+        chart_width=CHART_WIDTH, chart_height=CHART_HEIGHT, **PHRASES,
     )
     body = MIMEPart(policy=SMTP_POLICY)
-    body.set_content(_render("text", "mail.txt.j2", **context), cte="quoted-printable")
-    body.add_alternative(_render("html", "mail.html.j2", **context), subtype="html", cte="quoted-printable")
+    body.set_content(render("mail.txt.j2", **context), cte="quoted-printable")
+    body.add_alternative(render("mail.html.j2", **context), subtype="html", cte="quoted-printable")
     related = MIMEPart(policy=SMTP_POLICY)
     related.make_related()
     related.attach(body)
@@ -331,33 +321,6 @@ def describe_intro(digests: Sequence[TopicDigest], total: int) -> str:
                 "(marked below): the quiet may be a fault, not an empty week.")
     return (f"No new papers this week, but {plural(len(troubled), 'topic')} did not run cleanly "
             "(marked below): the quiet may be a fault, not an empty week.")
-
-
-# -- rendering --------------------------------------------------------------------------------
-
-def _finalize_html(value):
-    return value if isinstance(value, Markup) or not isinstance(value, str) else plain(value)
-
-
-def _finalize_text(value):
-    return value if isinstance(value, Literal) else plain(value)
-
-
-@functools.cache
-def _environment(kind: str) -> Environment:
-    environment = Environment(
-        loader=PackageLoader("tracker", "templates"), autoescape=kind == "html",
-        finalize=_finalize_html if kind == "html" else _finalize_text,
-        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-    )
-    environment.filters.update(wrap=wrap)
-    environment.globals.update(describe_run=describe_run, describe_counts=describe_counts,
-                               describe_hidden=describe_hidden, describe_empty=describe_empty, moment=moment)
-    return environment
-
-
-def _render(kind: str, name: str, **context) -> str:
-    return _environment(kind).get_template(name).render(**context)
 
 
 # -- sending ----------------------------------------------------------------------------------
