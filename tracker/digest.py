@@ -13,6 +13,9 @@ What changed since (tracker/watch.py). A digest of a period opens with "Updates 
 received": the status events (retraction, expression of concern, erratum, update, removal) detected in the
 period on any paper of the topic, each with its notice's PubMed link. A paper PubMed has retracted is marked
 RETRACTED wherever it is listed, and the header names the query's health flags.
+
+Rendering. tracker/render.py renders the templates (tracker/templates/digest.*.j2) and escapes every
+record text for its format; this module gives them, and the mail's templates, their phrases (PHRASES).
 """
 
 from __future__ import annotations
@@ -496,6 +499,6 @@ def write_atomically(path: Path, content: str) -> None:
 
 __all__ = [
     "TIER_RULES", "RunInfo", "DigestEntry", "Tier", "TopicDigest", "build_topic_digest", "default_since",
-    "classify", "abstract_excerpt", "render_markdown", "render_html", "render_text", "render_digests",
+    "classify", "abstract_excerpt", "PHRASES", "render_markdown", "render_html", "render_text", "render_digests",
     "write_topic_digests", "render_topic_digests", "write_digest_file", "write_atomically",
 ]

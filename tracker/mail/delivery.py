@@ -71,7 +71,7 @@ class MailResult:
 def send_weekly_email(store: Store, settings: Settings, topics: Sequence[Topic], *, dry_run: bool = False,
                       only: str | None = None, now: datetime | None = None,
                       smtp_factory: SmtpFactory | None = None) -> list[MailResult]:
-    """Mail every recipient (or only `only`) the papers they have not been sent; see tracker/mail/__init__.py.
+    """Mail every recipient (or only `only`) the papers they have not been sent; see the package docstring.
 
     `now` dates the mail (subject week, file names, a new reader's `since`) and bounds the papers to those
     first seen before it. `smtp_factory(settings)` returns a connected, logged-in `smtplib.SMTP`
@@ -106,7 +106,10 @@ def mail_audience(store: Store, settings: Settings, audience: dict[str, tuple[To
 
 
 def deliver_once(store: Store, transport: Transport, mailing: Mailing, message: EmailMessage) -> MailResult:
-    """Outbox row, delivery, then the `sent` mark and the ledger in one transaction (see the module docstring)."""
+    """Outbox row, delivery, then the `sent` mark and the ledger in one transaction (see the module docstring).
+
+    Through a transport that records nothing (a dry run) the message is only delivered.
+    """
     message_id, subject, recipient = message["Message-ID"], message["Subject"], mailing.recipient
     if not transport.records:
         path = transport.deliver(message, recipient)
