@@ -389,7 +389,7 @@ def status(limit, topic_slug, changes, since):
 def list_changes(topic_slug: str | None, since: date | None) -> None:
     """`tracker status --changes`: every status event, oldest first."""
     from tracker.store.changes import list_events
-    from tracker.store.search import shorten
+    from tracker.store.search import cut_title
 
     start = datetime.combine(since, datetime.min.time(), timezone.utc) if since else None
     events = list_events(current_store(readonly=True), since=start, topics=[topic_slug] if topic_slug else None)
@@ -399,7 +399,7 @@ def list_changes(topic_slug: str | None, since: date | None) -> None:
         return
     click.echo(format_table(["detected (UTC)", "pmid", "change", "notice", "topics", "title"], [
         [_when(event.detected_at), str(event.pmid), event.label, str(event.notice_pmid or "-"),
-         ", ".join(event.topics) or "-", shorten(event.title or "(no title)", 60)]
+         ", ".join(event.topics) or "-", cut_title(event.title or "(no title)", 60)]
         for event in events]))
 
 
@@ -513,7 +513,7 @@ def search_command(text, topic_slug, limit, output_format):
 def query_command(pubmed_query, since, limit, save_as):
     """Run a one-off PubMed query: store the matches (in no topic) and show the newest."""
     from tracker.eutils import EutilsClient
-    from tracker.store.search import shorten
+    from tracker.store.search import cut_title
     from tracker.sync import run_query
     from tracker.topics import Topic, new_topic_path, save_topic_file
 
@@ -531,12 +531,12 @@ def query_command(pubmed_query, since, limit, save_as):
     if result.papers:
         click.echo(format_table(["pmid", "created", "year", "first author", "title"], [
             [str(paper.pmid), str(paper.create_date or ""), str(paper.pub_date.year if paper.pub_date else ""),
-             paper.authors[0].display if paper.authors else "", shorten(paper.title)]
+             paper.authors[0].display if paper.authors else "", cut_title(paper.title)]
             for paper in result.papers]))
     click.echo(f"showing {len(result.papers)} of {result.count} matches; {result.new_papers} new papers stored, "
                f"{result.requests} requests")
     if save_as is not None:
-        title = query if len(query) <= 80 else query[:79].rstrip() + "…"
+        title = cut_title(query, 80)
         save_topic_file(settings.queries_dir, Topic(slug=save_as, title=title, query=query, since=since))
         click.echo(f"saved as queries/{save_as}.toml: run 'tracker fetch {save_as}' to track it")
 

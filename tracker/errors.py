@@ -15,12 +15,17 @@
     BaseException
     └── ShutdownRequested             the scheduler is stopping: a running fetch stops after its current batch
 
+Two never reach the CLI: SendFailure (one message the SMTP server did not accept; the mail run records it
+and goes on to the next reader) and StartTLSUnavailable (an smtplib.SMTPException, so that the transport
+handles it as any other SMTP failure).
+
 Exit codes: 0 success, 1 a run failed after retries (the other topics still ran), 2 a usage or configuration
 error. An error re-raised with more context keeps its class, and so its exit code (`with_context`).
 """
 
 from __future__ import annotations
 
+import smtplib
 from typing import TypeVar
 
 
@@ -94,6 +99,18 @@ class ShutdownRequested(BaseException):
     """
 
 
+class SendFailure(Exception):
+    """One message was not accepted; `reason` is scrubbed of the password and fits in a line."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class StartTLSUnavailable(smtplib.SMTPException):
+    """The server does not offer STARTTLS while TRACKER_SMTP_SECURITY=starttls: never send in clear."""
+
+
 Error = TypeVar("Error", bound=TrackerError)
 
 
@@ -105,5 +122,5 @@ def with_context(error: Error, message: str) -> Error:
 __all__ = [
     "TrackerError", "ConfigError", "TopicFileError", "SearchSyntaxError", "OutputError", "StoreError",
     "LockHeldError", "LockLostError", "EutilsError", "TransientEutilsError", "IncompleteSearchError", "ParseError",
-    "ShutdownRequested", "with_context",
+    "ShutdownRequested", "SendFailure", "StartTLSUnavailable", "with_context",
 ]

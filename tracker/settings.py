@@ -54,7 +54,7 @@ class Settings:
     # A topic with no new paper for longer than this is flagged in `tracker topics`, digests and the e-mail.
     quiet_weeks: int = 8
     verbose: bool = False
-    # The weekly e-mail (tracker/mail.py). The port, when not given, follows the security mode.
+    # The weekly e-mail (tracker/mail/). The port, when not given, follows the security mode.
     smtp_host: str | None = None
     smtp_port: int | None = None
     smtp_user: str | None = None

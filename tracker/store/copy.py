@@ -409,7 +409,7 @@ def _check_target(target: _Target, writer: Connection, plan: Sequence[Table]) ->
         if table.name in tables and writer.execute(select(text("1")).select_from(table).limit(1)).first() is not None:
             held.append((table.name, writer.execute(select(func.count()).select_from(table)).scalar_one()))
     if held:
-        raise StoreError(f"the target {target.described} already holds a tracker database ({describe_counts(held)}): "
+        raise StoreError(f"the target {target.described} already holds a tracker database ({describe_row_counts(held)}): "
                          "copy into an empty database")
     if target.dialect == "postgresql":
         # Keep writers out of the (empty) tables between this check and the commit; readers may go on.
@@ -419,7 +419,7 @@ def _check_target(target: _Target, writer: Connection, plan: Sequence[Table]) ->
             writer.exec_driver_sql(f"LOCK TABLE {names} IN EXCLUSIVE MODE")
 
 
-def describe_counts(counts: Iterable[tuple[str, int]]) -> str:
+def describe_row_counts(counts: Iterable[tuple[str, int]]) -> str:
     """"1,204 papers, 35 runs, 2 recipients": papers and runs first, then the other tables in the order given."""
     order = {"paper": 0, "run": 1}
     parts = []
@@ -582,4 +582,4 @@ def _unreachable(target: _Target, error: DatabaseError) -> str:
     return f"cannot open the target {target.described} ({detail}): give --to another file"
 
 
-__all__ = ["CopyReport", "copy_database", "describe_counts", "count_rows", "BATCH_ROWS"]
+__all__ = ["CopyReport", "copy_database", "describe_row_counts", "count_rows", "BATCH_ROWS"]

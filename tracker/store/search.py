@@ -480,11 +480,12 @@ def hits_json(hits: Sequence[SearchHit]) -> str:
 
 def _marked_title(hit: SearchHit) -> str:
     mark = status_mark(hit.status)
-    return shorten(f"[{mark}] {hit.title}" if mark else hit.title)
+    return cut_title(f"[{mark}] {hit.title}" if mark else hit.title)
 
 
-def shorten(title: str, width: int = TITLE_WIDTH) -> str:
+def cut_title(title: str, width: int = TITLE_WIDTH) -> str:
+    """`title` in a table cell `width` wide: cut anywhere, "…" last (prose is cut at a word: render.cut_at_word)."""
     return title if len(title) <= width else title[:width - 1].rstrip() + "…"
 
 
-__all__ = ["SearchHit", "SearchSyntaxError", "search_papers", "fts_query", "hits_table", "hits_json", "shorten"]
+__all__ = ["SearchHit", "SearchSyntaxError", "search_papers", "fts_query", "hits_table", "hits_json", "cut_title"]
