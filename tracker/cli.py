@@ -12,6 +12,7 @@ import click
 
 from tracker import __version__
 from tracker.errors import ConfigError, TrackerError
+from tracker.logs import log_commands
 from tracker.settings import Settings
 
 log = logging.getLogger("tracker")
@@ -49,16 +50,10 @@ def common_options(command):
             state["home"] = home
         if verbose:
             state["verbose"] = True
-        configure_logging(state.get("verbose", False))
+        log_commands(state.get("verbose", False))
         return ctx.invoke(command, *args, **kwargs)
 
     return wrapper
-
-
-def configure_logging(verbose: bool) -> None:
-    from tracker.logs import configure_logging as configure
-
-    configure(verbose)
 
 
 def current_settings() -> Settings:
@@ -574,7 +569,7 @@ def email_command(dry_run, only):
 def schedule_command(list_only, run_now):
     """Run each topic's fetch on its schedule and the weekly e-mail until SIGTERM; SIGHUP re-reads queries/."""
     from tracker import schedule
-    from tracker.logs import configure_logging as configure
+    from tracker.logs import log_service
 
     if list_only and run_now:
         raise click.UsageError("--list and --run-now cannot be combined")
@@ -586,7 +581,7 @@ def schedule_command(list_only, run_now):
             click.echo(f"error: {error}", err=True)
         sys.exit(2 if listing.errors else 0)
     store = current_store()
-    configure(settings.verbose, zone=settings.zone, log_file=settings.log_file)
+    log_service(settings.verbose, zone=settings.zone, log_file=settings.log_file)
     if run_now:
         outcome = schedule.run_job_now(store, settings, run_now)
         for line in outcome.lines:

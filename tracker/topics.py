@@ -48,13 +48,6 @@ def validate_cron(expression: str) -> str:
     return expression
 
 
-def parse_date(text: str, what: str = "date") -> date:
-    try:
-        return date.fromisoformat(text.strip())
-    except (ValueError, AttributeError):
-        raise ConfigError(f"invalid {what} {text!r}: use YYYY-MM-DD, for example 2024-01-31") from None
-
-
 def load_topic(path: Path) -> Topic:
     path = Path(path)
     name = path.name
