@@ -34,6 +34,7 @@ class DateType(click.ParamType):
 
 
 DATE = DateType()
+SCREENING_STATES = ("unscreened", "awaiting", "included", "excluded", "maybe", "conflict")
 
 
 def common_options(command):
@@ -128,9 +129,15 @@ def main() -> None:
 
 
 def load_selected_topics(slugs):
-    from tracker.topics import load_topics, select_topics
+    from tracker.topics import select_topics
 
-    return select_topics(load_topics(current_settings().queries_dir), slugs)
+    return select_topics(load_all_topics(), slugs)
+
+
+def load_all_topics():
+    from tracker.topics import load_topics
+
+    return load_topics(current_settings().queries_dir)
 
 
 # -- init ------------------------------------------------------------------------------------
@@ -448,23 +455,25 @@ def check_output_format(output, fmt: str, suffixes: dict[str, str]) -> None:
 @click.option("--since", type=DATE, help="Only papers the selected topics first saw on or after this day (UTC).")
 @click.option("--format", "output_format", type=click.Choice(["csv", "ris"]), default="csv", show_default=True,
               help="CSV (columns documented in tracker/export.py) or RIS for Zotero, EndNote, Rayyan, Covidence.")
+@click.option("--state", type=click.Choice(SCREENING_STATES),
+              help="Only papers in this screening state in one of the topics (--state included: the included set).")
 @click.option("-o", "--output", default="-", show_default=True, metavar="FILE|-",
               help="Write to FILE (replaced only once complete) instead of stdout.")
 @common_options
-def export_command(slugs, since, output_format, output):
+def export_command(slugs, since, output_format, state, output):
     """Export the papers of every topic (or the given ones), newest first seen first."""
     from tracker.export import export_papers
     from tracker.files import OUTPUT_FILE_ADVICE, atomic_output
 
     if output != "-":
         check_output_format(output, output_format, {".csv": "csv", ".ris": "ris"})
-    selected = [topic.slug for topic in load_selected_topics(slugs)]
+    selected = load_selected_topics(slugs)
     store = current_store(readonly=True)
     if output == "-":
-        export_papers(store, selected, sys.stdout.buffer, since=since, fmt=output_format)
+        export_papers(store, selected, sys.stdout.buffer, since=since, fmt=output_format, state=state)
         return
     with atomic_output(output, advice=OUTPUT_FILE_ADVICE) as file:
-        count = export_papers(store, selected, file, since=since, fmt=output_format)
+        count = export_papers(store, selected, file, since=since, fmt=output_format, state=state)
     click.echo(f"exported {count} papers to {output}", err=True)
 
 
@@ -489,7 +498,7 @@ def search_command(text, topic_slug, limit, output_format):
     if not hits:
         click.echo(f"no stored papers match '{text}'", err=output_format != "table")
     if output_format == "csv":
-        write_csv(rows_for_pmids(store, [hit.pmid for hit in hits]), sys.stdout.buffer)
+        write_csv(rows_for_pmids(store, [hit.pmid for hit in hits], screened=load_all_topics()), sys.stdout.buffer)
     elif output_format == "json":
         click.echo(hits_json(hits))
     elif hits:
@@ -534,6 +543,175 @@ def query_command(pubmed_query, since, limit, save_as):
         title = cut_title(query, 80)
         save_topic_file(settings.queries_dir, Topic(slug=save_as, title=title, query=query, since=since))
         click.echo(f"saved as queries/{save_as}.toml: run 'tracker fetch {save_as}' to track it")
+
+
+# -- screening -------------------------------------------------------------------------------
+
+class PmidType(click.ParamType):
+    name = "PMID"
+
+    def convert(self, value, param, ctx):
+        text = str(value).strip()
+        if not text.isdigit() or int(text) == 0:
+            self.fail(f"{value!r} is not a PMID (a positive whole number such as 31415926)", param, ctx)
+        return int(text)
+
+
+def current_reviewer(given: str | None) -> str:
+    from tracker.screening import check_reviewer, default_reviewer
+
+    return check_reviewer(given) if given else default_reviewer(current_settings().reviewer)
+
+
+SCREEN_CSV_COLUMNS = ("pmid", "title", "year", "journal", "first_seen", "state", "reasons", "reviewers", "notes",
+                      "other_topics", "pubmed_url")
+
+
+def flat_screening(record: dict) -> dict:
+    """A `screening_record` with its lists joined as the export joins them ("; "-separated)."""
+    from tracker.screening import describe_decision_record
+
+    return {**record, "reasons": "; ".join(record["reasons"]),
+            "reviewers": "; ".join(describe_decision_record(d) for d in record["decisions"]),
+            "notes": "; ".join(f"{d['reviewer']}: {d['note']}" for d in record["decisions"] if d["note"]),
+            "other_topics": "; ".join(f"{slug}: {state}" for slug, state in record["other_topics"].items())}
+
+
+@cli.group("screen")
+def screen_group():
+    """Screen a topic's papers: include, exclude (with reasons) or maybe, alone or as two blind reviewers."""
+
+
+@screen_group.command("list")
+@click.argument("slug")
+@click.option("--state", type=click.Choice(SCREENING_STATES),
+              help="Only papers in this state (in blind screening: as the reviewer sees it).")
+@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many papers (newest first seen first).")
+@click.option("--reviewer", metavar="NAME", help="Whose view, in blind screening (default: $TRACKER_REVIEWER or the "
+                                                 "login name).")
+@common_options
+def screen_list_command(slug, state, output_format, limit, reviewer):
+    """A topic's papers with their screening state, reasons and each reviewer's decision, newest first."""
+    import json
+
+    from tracker.screening import list_screening, screening_record
+
+    topics = load_all_topics()
+    [topic] = load_selected_topics((slug,))
+    rows = list_screening(current_store(readonly=True), topic, reviewer=current_reviewer(reviewer), state=state,
+                          limit=limit, topics=topics)
+    records = [screening_record(row) for row in rows]
+    if output_format == "json":
+        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
+    elif output_format == "csv":
+        from tracker.export import write_table
+
+        write_table(SCREEN_CSV_COLUMNS, ([record[name] for name in SCREEN_CSV_COLUMNS] for record in
+                                         (flat_screening(record) for record in records)), sys.stdout.buffer)
+    elif not rows:
+        click.echo(f"no papers of topic '{topic.slug}'" + (f" are {state}" if state else " yet: run 'tracker fetch'"))
+    else:
+        from tracker.store.search import cut_title
+
+        click.echo(format_table(["pmid", "state", "first seen", "year", "decisions", "title"], [
+            [str(record["pmid"]), record["state"], record["first_seen"][:10], str(record["year"] or ""),
+             flat_screening(record)["reviewers"] or "-", cut_title(record["title"], 60)] for record in records]))
+
+
+@screen_group.command("set")
+@click.argument("slug")
+@click.argument("pmids", nargs=-1, required=True, type=PmidType(), metavar="PMID...")
+@click.option("--include", "decision", flag_value="include", help="Include the papers.")
+@click.option("--exclude", "decision", flag_value="exclude", help="Exclude the papers (give --reason).")
+@click.option("--maybe", "decision", flag_value="maybe", help="Not sure yet: look again later.")
+@click.option("--reason", "reasons", multiple=True, metavar="TEXT",
+              help="With --exclude: a reason of the topic, by name or number (repeat for several).")
+@click.option("--note", default="", metavar="TEXT", help="A free note kept with the decision.")
+@click.option("--reviewer", metavar="NAME", help="Who decides (default: $TRACKER_REVIEWER or the login name).")
+@click.option("--resolve", is_flag=True, help="Settle a conflict between two reviewers with this decision.")
+@common_options
+def screen_set_command(slug, pmids, decision, reasons, note, reviewer, resolve):
+    """Record a decision on papers of a topic: all of them, or none if one is not in the topic."""
+    from tracker.screening import decide
+    from tracker.store.decisions import state_from, summaries
+
+    if decision is None:
+        raise click.UsageError("give the decision: --include, --exclude or --maybe")
+    [topic] = load_selected_topics((slug,))
+    store = current_store()
+    saved = decide(store, topic, pmids, decision, reviewer=current_reviewer(reviewer), reasons=reasons, note=note,
+                   resolve=resolve)
+    rows = summaries(store, topic.slug, [item.decision.pmid for item in saved])
+    for item in saved:
+        given, before = item.decision, item.replaced
+        line = f"{topic.slug} {given.pmid}: {given.decision} by {given.reviewer}"
+        if given.reasons:
+            line += f" ({', '.join(given.reasons)})"
+        if before is not None:
+            line += f", replacing {before.decision} of {_when(before.decided_at)} UTC"
+        state = state_from(rows.get(given.pmid), topic.screening.reviewers)
+        if topic.screening.blind and state in ("unscreened", "awaiting"):
+            state = "awaiting the other reviewer"
+        click.echo(f"{line}; now {state}")
+
+
+@screen_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--topic", "topic_slug", required=True, metavar="SLUG", help="The topic the decisions belong to.")
+@click.option("--reviewer", metavar="NAME", help="Who decided, for rows without a reviewer column (default: "
+                                                 "$TRACKER_REVIEWER or the login name).")
+@click.option("--add-missing", is_flag=True, help="Fetch and link the papers the topic lacks, instead of skipping them.")
+@common_options
+def screen_import_command(file, topic_slug, reviewer, add_missing):
+    """Import decisions from a CSV (pmid, decision, reason, note, reviewer) or ASReview's export: all or nothing."""
+    from tracker.eutils import EutilsClient
+    from tracker.screening.importing import import_decisions
+    from tracker.sync import import_pmids
+
+    [topic] = load_selected_topics((topic_slug,))
+    store = current_store()
+
+    def fetch_missing(pmids):
+        with EutilsClient(current_settings()) as client:
+            import_pmids(store, client, topic, pmids)
+
+    result = import_decisions(store, topic, file, reviewer=current_reviewer(reviewer),
+                              add_missing=fetch_missing if add_missing else None)
+    line = (f"{topic.slug}: {result.imported} decisions imported from {file.name} "
+            f"({'ASReview export' if result.kind == 'asreview' else 'CSV'}; by {', '.join(result.reviewers) or '-'})")
+    if result.added:
+        line += f"; {result.added} papers fetched and added to the topic first"
+    if result.unlabelled:
+        line += f"; {result.unlabelled} unlabelled rows skipped"
+    click.echo(line)
+    if result.skipped:
+        from tracker.screening import describe_pmids
+
+        click.echo(f"warning: {describe_pmids(list(result.skipped))} not in topic '{topic.slug}' and were skipped: "
+                   "import again with --add-missing to fetch and add them", err=True)
+
+
+@cli.command("prisma")
+@click.argument("slug")
+@click.option("--since", type=DATE, help="Only the papers the topic first saw from this day on, and its runs since.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "csv", "svg"]), default="text",
+              show_default=True, help="svg draws the PRISMA 2020 flow diagram.")
+@click.option("-o", "--output", default="-", show_default=True, metavar="FILE|-", help="Write to FILE instead of stdout.")
+@common_options
+def prisma_command(slug, since, output_format, output):
+    """PRISMA counts of a topic's screening: identified, duplicates, screened, excluded per reason, included."""
+    from tracker.files import OUTPUT_FILE_ADVICE, write_output
+    from tracker.screening.prisma import prisma_counts, render
+
+    [topic] = load_selected_topics((slug,))
+    text = render(prisma_counts(current_store(readonly=True), topic, since=since), output_format)
+    if output == "-":
+        click.echo(text, nl=False)
+    else:
+        write_output(output, text, advice=OUTPUT_FILE_ADVICE)
+        click.echo(f"wrote {output}", err=True)
 
 
 # -- email -----------------------------------------------------------------------------------

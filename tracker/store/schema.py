@@ -54,6 +54,9 @@ TABLES: dict[str, str] = {
     "status_event": DATA,
     "paper_revision": DATA,
     "event_delivery": DATA,
+    "decision": DATA,
+    "current_decision": DATA,
+    "screening": DATA,
     "instance_lock": LIVE,
     "job_lease": LIVE,
     SchemaVersion.__tablename__: BOOKKEEPING,
@@ -120,6 +123,12 @@ def _add_export_text(connection: Connection) -> None:
         last = rows[-1].pmid
 
 
+def _add_screening(connection: Connection) -> None:
+    # New tables only, created from their models: a later change to them needs its own migration, written out.
+    for model in (models.Decision, models.CurrentDecision, models.Screening):
+        model.__table__.create(connection, checkfirst=True)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -134,6 +143,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "job-leases", _add_job_leases),  # several schedulers on one database (tracker/store/leases.py)
     # The CSV export without decoding JSON (BENCHMARKS.md): 12 minutes for a million papers on this machine.
     Migration(3, "export-text-columns", _add_export_text, seconds_per_paper=0.00072),
+    Migration(4, "screening-decisions", _add_screening),  # tracker/screening.py: new tables, nothing rewritten
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
