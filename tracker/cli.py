@@ -389,16 +389,22 @@ def status(limit, topic_slug, changes, since):
 
 
 def list_changes(topic_slug: str | None, since: date | None) -> None:
-    """`tracker status --changes`: every status event, oldest first."""
+    """`tracker status --changes`: every status event, those on included papers first, then oldest first."""
+    from tracker.screening import with_included_first
     from tracker.store.changes import list_events
     from tracker.store.search import cut_title
 
     start = datetime.combine(since, datetime.min.time(), timezone.utc) if since else None
-    events = list_events(current_store(readonly=True), since=start, topics=[topic_slug] if topic_slug else None)
+    store = current_store(readonly=True)
+    events = with_included_first(store, load_all_topics(),
+                                 list_events(store, since=start, topics=[topic_slug] if topic_slug else None))
     if not events:
         when = f" since {since}" if since else ""
         click.echo(f"no status changes recorded{when}: each run checks the records PubMed modified")
         return
+    for event in events:
+        if event.included_alert:
+            click.echo(f"!! {event.included_alert}: PMID {event.pmid} {cut_title(event.title or '(no title)', 60)}")
     click.echo(format_table(["detected (UTC)", "pmid", "change", "notice", "topics", "title"], [
         [_when(event.detected_at), str(event.pmid), event.label, str(event.notice_pmid or "-"),
          ", ".join(event.topics) or "-", cut_title(event.title or "(no title)", 60)]
