@@ -7,6 +7,7 @@ import re
 import resource
 import socket
 import time
+from dataclasses import replace
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -304,6 +305,72 @@ def test_a_book_article():
 def test_a_book_article_without_a_chapter_title_takes_the_book_title():
     paper = parse_one(book_xml(30000001, created=CREATED, title=None, book_title="StatPearls"))
     assert paper.title == "StatPearls"
+
+
+# Every field below holds a value found nowhere else in its record, so a section read back under the wrong
+# name (two neighbouring fields swapped in the XSLT, in the names, or in their paths) changes the Paper.
+MARKED_AUTHORS = [
+    {"last": "Lastmarker", "fore": "Foremarker", "initials": "IM", "orcid": "0000-0001-2345-6789",
+     "affiliations": ["Affiliation marker one", "Affiliation marker two"]},
+    {"collective": "Collective marker"},
+]
+
+
+def test_every_article_field_is_read_from_its_own_element():
+    marked = article_xml(
+        555, created=datetime(2002, 3, 4, 5, 6), entrez=date(2002, 3, 1), status="PubMed-not-MEDLINE",
+        title="Title marker", abstract=[("Label marker", "Category marker", "Abstract marker")],
+        authors=MARKED_AUTHORS, journal="Journal marker", journal_iso="Iso marker", volume="11", issue="22",
+        pages="33-44", pub_date=date(2003, 4, 5), article_date=date(2004, 5, 6),
+        publication_types=("Type marker",), mesh=[("Mesh marker", "D000055", True, (("Qualifier marker", False),))],
+        keywords=("Keyword marker",), languages=("lng",), doi="10.1/doi-marker", elocation_doi="10.1/eloc-marker",
+        pmcid="PMC55", vernacular_title="Vernacular marker", comments_corrections=[("CommentIn", 66, "Comment marker")],
+        extra_history=[("received", date(2001, 2, 3))],
+    )
+    expected = Paper(
+        pmid=555, kind="article", title="Title marker",
+        abstract_sections=(AbstractSection("Label marker", "Category marker", "Abstract marker"),),
+        authors=(Author("Lastmarker", "Foremarker", "IM", orcid="0000-0001-2345-6789",
+                        affiliations=("Affiliation marker one", "Affiliation marker two")),
+                 Author(collective_name="Collective marker")),
+        journal="Journal marker", journal_iso="Iso marker", volume="11", issue="22", pages="33-44",
+        pub_date_text="2003 Apr 5", pub_date=date(2003, 4, 5), doi="10.1/doi-marker", pmcid="PMC55",
+        publication_types=("Type marker",),
+        mesh_headings=(MeshHeading("Mesh marker", "D000055", True, (("Qualifier marker", False),)),),
+        keywords=("Keyword marker",), languages=("lng",), citation_status="PubMed-not-MEDLINE",
+        history=(("received", "2001-02-03"), ("entrez", "2002-03-01"), ("pubmed", "2002-03-04T05:06")),
+        comments_corrections=(CommentCorrection("CommentIn", 66, "Comment marker"),),
+    )
+    assert parse_one(marked) == expected
+    # The fallbacks, each shadowed above: VernacularTitle, ELocationID, StartPage-EndPage and ArticleDate.
+    fallbacks = (marked.replace("<ArticleTitle>Title marker</ArticleTitle>", "<ArticleTitle></ArticleTitle>")
+                 .replace('<ArticleId IdType="doi">10.1/doi-marker</ArticleId>', "")
+                 .replace("<MedlinePgn>33-44</MedlinePgn>", "<StartPage>S7</StartPage><EndPage>E9</EndPage>")
+                 .replace("<PubDate><Year>2003</Year><Month>Apr</Month><Day>5</Day></PubDate>", ""))
+    assert parse_one(fallbacks) == replace(expected, title="Vernacular marker", doi="10.1/eloc-marker",
+                                           pages="S7-E9", pub_date_text="2004 May 6", pub_date=date(2004, 5, 6))
+
+
+def test_every_book_field_is_read_from_its_own_element():
+    marked = book_xml(
+        556, created=date(2002, 3, 4), entrez=date(2002, 3, 1), title="Chapter marker", book_title="Book marker",
+        abstract=[("Label marker", None, "Abstract marker")], authors=MARKED_AUTHORS, editors=["Editormarker EM"],
+        pub_date={"Year": "2003", "Season": "Summer"}, publication_types=("Type marker",),
+        keywords=("Keyword marker",), languages=("lng",), accession="NBK556", doi="10.1/doi-marker",
+    )
+    expected = Paper(
+        pmid=556, kind="book", title="Chapter marker",
+        abstract_sections=(AbstractSection("Label marker", None, "Abstract marker"),),
+        authors=(Author("Lastmarker", "Foremarker", "IM", orcid="0000-0001-2345-6789",
+                        affiliations=("Affiliation marker one", "Affiliation marker two")),
+                 Author(collective_name="Collective marker")),
+        pub_date_text="2003 Summer", pub_date=date(2003, 7, 1), doi="10.1/doi-marker",
+        publication_types=("Type marker",), keywords=("Keyword marker",), languages=("lng",),
+        history=(("pubmed", "2002-03-04"), ("medline", "2002-03-04"), ("entrez", "2002-03-01")),
+    )
+    assert parse_one(marked) == expected
+    assert parse_one(marked.replace('<ArticleTitle book="statpearls" part="article-1">Chapter marker</ArticleTitle>',
+                                    "")) == replace(expected, title="Book marker")
 
 
 def test_delete_citation_lists_deleted_pmids():
