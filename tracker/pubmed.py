@@ -4,7 +4,12 @@ Conventions: a text field is the element's text with inline markup (<i>, <sup>, 
 whitespace collapsed, never truncated. pub_date is the first day of the period the PubDate names: a season
 starts its quarter (Winter January, Spring April, Summer July, Fall/Autumn October, as NLM dates them), a
 MedlineDate its first year and month; pub_date_text writes numeric months as PubMed shows them ("2017 Jun").
-Authors marked ValidYN="N" and a book's editors are left out. Paper.xml is the record's bytes as received.
+Authors marked ValidYN="N" are left out. Paper.xml is the record's bytes as received.
+
+Books (PubmedBookArticle, NCBI Bookshelf): a record is a chapter or other part of a book when it has its own
+ArticleTitle or LocationLabel, else the whole book; its title is the ArticleTitle, else the BookTitle. PubMed
+lists people on BookDocument/AuthorList (the part's) and on BookDocument/Book/AuthorList (the book's); an
+AuthorList of Type="editors" gives editors, any other gives authors, the part's before the book's.
 """
 
 from __future__ import annotations
@@ -87,6 +92,15 @@ class Paper:
     citation_status: str | None = None
     history: tuple[tuple[str, str], ...] = ()  # (PubStatus, ISO date or datetime) in document order
     comments_corrections: tuple[CommentCorrection, ...] = ()
+    # Books only: the book a chapter is part of (or the whole book), as NCBI Bookshelf files it.
+    editors: tuple[Author, ...] = ()
+    book_title: str | None = None
+    publisher: str | None = None
+    publisher_location: str | None = None
+    edition: str | None = None
+    book_accession: str | None = None  # the Bookshelf accession, "NBK" and digits
+    location_label: str | None = None  # where a part sits in its book: "Chapter 3", "Appendix B"
+    chapter: bool = False  # a part of a book (its own ArticleTitle or LocationLabel), not the whole book
     xml: bytes = field(default=b"", repr=False, compare=False)
 
     @property
@@ -113,6 +127,11 @@ class Paper:
     def late_arrival(self) -> bool:
         entrez, created = self.entrez_date, self.create_date
         return entrez is not None and created is not None and (created - entrez).days > 1
+
+    @property
+    def bookshelf_url(self) -> str | None:
+        """The book or chapter on NCBI Bookshelf, for a record with a Bookshelf accession."""
+        return f"https://www.ncbi.nlm.nih.gov/books/{self.book_accession}/" if self.book_accession else None
 
 
 CHUNK_SIZE = 64 * 1024
@@ -167,21 +186,30 @@ _FIELDS = (
     _Field("article_title", "$article/ArticleTitle", "$document/ArticleTitle"),
     _Field("vernacular_title", "$article/VernacularTitle", ""),
     _Field("book_title", "", "$document/Book/BookTitle"),
+    _Field("location_label", "", "$document/LocationLabel"),
     _Field("journal", "$article/Journal/Title", ""),
     _Field("journal_iso", "$article/Journal/ISOAbbreviation", ""),
-    _Field("volume", "$article/Journal/JournalIssue/Volume", ""),
+    _Field("volume", "$article/Journal/JournalIssue/Volume", "$document/Book/Volume"),
     _Field("issue", "$article/Journal/JournalIssue/Issue", ""),
-    _Field("medline_pages", "$article/Pagination/MedlinePgn", ""),
-    _Field("start_page", "$article/Pagination/StartPage", ""),
-    _Field("end_page", "$article/Pagination/EndPage", ""),
+    _Field("medline_pages", "$article/Pagination/MedlinePgn", "$document/Pagination/MedlinePgn"),
+    _Field("start_page", "$article/Pagination/StartPage", "$document/Pagination/StartPage"),
+    _Field("end_page", "$article/Pagination/EndPage", "$document/Pagination/EndPage"),
     _Field("doi", "$ids[@IdType = 'doi']", "$ids[@IdType = 'doi']"),
-    _Field("elocation_doi", "$article/ELocationID[@EIdType = 'doi']", "$document/ELocationID[@EIdType = 'doi']"),
+    _Field("elocation_doi", "$article/ELocationID[@EIdType = 'doi']", "$document/Book/ELocationID[@EIdType = 'doi']"),
     _Field("pmcid", "$ids[@IdType = 'pmc']", "$ids[@IdType = 'pmc']"),
+    _Field("book_accession", "", "$ids[@IdType = 'bookaccession']"),
+    _Field("publisher", "", "$document/Book/Publisher/PublisherName"),
+    _Field("publisher_location", "", "$document/Book/Publisher/PublisherLocation"),
+    _Field("edition", "", "$document/Book/Edition"),
     _Field("pub_date", "$article/Journal/JournalIssue/PubDate", "$document/Book/PubDate", _DATE),
     _Field("article_date", "$article/ArticleDate[1]", "", _DATE),
     _Field("abstract", "$article/Abstract/AbstractText", "$document/Abstract/AbstractText", _LIST, "abstract"),
     _Field("authors", "$article/AuthorList/Author[not(@ValidYN = 'N')]",
-           "$document/AuthorList[not(@Type = 'editors')]/Author[not(@ValidYN = 'N')]", _LIST, "author"),
+           ("$document/AuthorList[not(@Type = 'editors')]/Author[not(@ValidYN = 'N')]",
+            "$document/Book/AuthorList[not(@Type = 'editors')]/Author[not(@ValidYN = 'N')]"), _LIST, "author"),
+    _Field("editors", "",
+           ("$document/AuthorList[@Type = 'editors']/Author[not(@ValidYN = 'N')]",
+            "$document/Book/AuthorList[@Type = 'editors']/Author[not(@ValidYN = 'N')]"), _LIST, "author"),
     _Field("languages", "$article/Language", "$document/Language", _LIST),
     _Field("publication_types", "$article/PublicationTypeList/PublicationType", "$document/PublicationType", _LIST),
     _Field("mesh", "$citation/MeshHeadingList/MeshHeading", "$document/MeshHeadingList/MeshHeading", _LIST, "mesh"),
@@ -543,6 +571,14 @@ def _paper(fields: _Sections, record_tag: str, index: int, record_bytes: Callabl
             CommentCorrection(ref_type, int(ref_pmid) if ref_pmid.isdigit() else None, source or None)
             for ref_type, ref_pmid, source in (comment.split("\r") for comment in fields.comments.split("\t"))
         ) if fields.comments else (),
+        editors=_authors(fields.editors),
+        book_title=fields.book_title or None,
+        publisher=fields.publisher or None,
+        publisher_location=fields.publisher_location or None,
+        edition=fields.edition or None,
+        book_accession=fields.book_accession or None,
+        location_label=fields.location_label or None,
+        chapter=record_tag == _BOOK and bool(fields.article_title or fields.location_label),
         xml=record_bytes(int(pmid)),
     )
 
