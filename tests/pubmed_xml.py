@@ -58,6 +58,7 @@ def article_xml(
     elocation_doi: str | None = None,
     pmcid: str | None = None,
     vernacular_title: str | None = None,
+    databanks: Sequence[tuple[str, Sequence[str]]] = (),
     comments_corrections: Sequence[tuple[str, int | None, str]] = (),
     extra_history: Sequence[tuple[str, date]] = (),
     references: Sequence[tuple[str, int | None]] = (),
@@ -77,6 +78,7 @@ def article_xml(
         + _abstract(abstract)
         + _author_list(authors)
         + "".join(_element("Language", language) for language in languages)
+        + _databank_list(databanks)
         + "<PublicationTypeList>"
         + "".join(f'<PublicationType UI="D0{index:05d}">{escape(kind)}</PublicationType>'
                   for index, kind in enumerate(publication_types, start=16428))
@@ -272,6 +274,18 @@ def _author(author: AuthorSpec) -> str:
         for affiliation in author.get("affiliations", ())
     )
     return f'<Author ValidYN="Y">{names}{identifier}{affiliations}</Author>'
+
+
+def _databank_list(databanks: Sequence[tuple[str, Sequence[str]]]) -> str:
+    if not databanks:
+        return ""
+    return '<DataBankList CompleteYN="Y">' + "".join(
+        f"<DataBank>{_element('DataBankName', name)}"
+        + ("<AccessionNumberList>" + "".join(_element("AccessionNumber", number) for number in numbers)
+           + "</AccessionNumberList>" if numbers else "")
+        + "</DataBank>"
+        for name, numbers in databanks
+    ) + "</DataBankList>"
 
 
 def _mesh_headings(mesh: Sequence[MeshSpec]) -> str:

