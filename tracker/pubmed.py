@@ -262,6 +262,9 @@ _DATE_TEMPLATE = """<xsl:value-of select="concat(
   normalize-space(Season), '&#9;', normalize-space(MedlineDate))"/>"""
 
 
+_END_OF_SECTION = "'&#10;'"
+
+
 def _record_template(record_tag: str) -> str:
     """The template writing every _FIELDS section of one kind of record."""
     parts = []  # XPath string expressions and (starting with "<") XSLT instructions, in section order
@@ -280,7 +283,7 @@ def _record_template(record_tag: str) -> str:
                 earlier = _attribute(" | ".join(paths[:number]))
                 parts.append(f'<xsl:if test="({earlier}) and ({_attribute(path)})"><xsl:text>&#9;</xsl:text></xsl:if>')
             parts.append(f'<xsl:apply-templates select="{_attribute(path)}" mode="{spec.item}"/>')
-        parts.append("'&#10;'")
+        parts.append(_END_OF_SECTION)
     lines = [f'<xsl:template match="{record_tag}">']
     lines += [f'<xsl:variable name="{name}" select="{_attribute(path)}"/>'
               for name, path in _RECORD_VARIABLES[record_tag]]
@@ -288,10 +291,19 @@ def _record_template(record_tag: str) -> str:
         group = list(group)
         if is_instruction:
             lines += group
+            continue
+        # One concat() for a run of text sections, one literal for adjacent section ends: the fewer
+        # expressions, the faster the pass.
+        arguments: list[str] = []
+        for part in group:
+            if part == _END_OF_SECTION and arguments and arguments[-1].endswith(_END_OF_SECTION[1:]):
+                arguments[-1] = arguments[-1][:-1] + _END_OF_SECTION[1:]
+            else:
+                arguments.append(part)
+        if len(arguments) == 1:  # section ends only (a text section brings its own end): the quoted literal
+            lines.append(f"<xsl:text>{arguments[0][1:-1]}</xsl:text>")
         else:
-            # One concat() for a run of text sections: one instruction, not one each.
-            lines.append(f'<xsl:value-of select="concat({", ".join(group)})"/>' if len(group) > 1
-                         else f'<xsl:value-of select="{group[0]}"/>')
+            lines.append(f'<xsl:value-of select="concat({", ".join(arguments)})"/>')
     lines.append("</xsl:template>")
     return "\n".join(lines)
 
