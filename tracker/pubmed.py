@@ -260,8 +260,6 @@ _ITEM_TEMPLATES = {
 _DATE_TEMPLATE = """<xsl:value-of select="concat(
   normalize-space(Year), '&#9;', normalize-space(Month), '&#9;', normalize-space(Day), '&#9;',
   normalize-space(Season), '&#9;', normalize-space(MedlineDate))"/>"""
-
-
 _END_OF_SECTION = "'&#10;'"
 
 
