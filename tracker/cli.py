@@ -146,14 +146,15 @@ def load_all_topics():
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
 @common_options
 def init(directory):
-    """Create a tracker home (queries/, db/, reports/) with the default topics."""
+    """Create a tracker home (queries/ with the default topics, tracker.toml, db/, reports/)."""
     from tracker.topics import create_home
 
     home = (directory or current_settings().home).expanduser().resolve()
     created = create_home(home)
     for line in created:
         click.echo(line)
-    click.echo(f"tracker home ready at {home}: run 'tracker --home {home} fetch' to fetch every topic")
+    click.echo(f"tracker home ready at {home}: set your e-mail in {home / 'tracker.toml'} ([ncbi] email) or "
+               f"NCBI_EMAIL, then run 'tracker --home {home} run' to fetch every topic and write its digest")
 
 
 # -- topics ----------------------------------------------------------------------------------
@@ -262,8 +263,10 @@ def run_fetch(slugs=(), since=None, full=False) -> list:
     selected = load_selected_topics(slugs)
     store = current_store()
     if not settings.email:
-        click.echo("warning: no e-mail configured: set NCBI_EMAIL so NCBI can reach you before blocking heavy use",
-                   err=True)
+        click.echo("warning: no e-mail configured: set [ncbi] email in tracker.toml or NCBI_EMAIL, so NCBI can reach "
+                   "you before blocking heavy use", err=True)
+    for warning in settings.warnings:
+        click.echo(f"warning: {warning}", err=True)
     bars: list[ProgressBar] = []
 
     def hooks_for(topic):

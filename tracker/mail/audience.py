@@ -29,7 +29,8 @@ from tracker.store import Store
 from tracker.store.changes import untold_events
 from tracker.store.deliveries import ensure_recipient, recipient_since, undelivered_papers
 from tracker.store.decisions import state_from, summaries
-from tracker.topics import EMAIL_PATTERN, Topic
+from tracker.settings import EMAIL_PATTERN
+from tracker.topics import Topic
 
 NEW_READER_PERIOD = timedelta(days=7)
 
