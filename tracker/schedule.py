@@ -53,14 +53,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
-from pathlib import Path
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from tracker.errors import ConfigError, ShutdownRequested, TopicFileError, TrackerError
 from tracker.cron import cron_trigger, crontab_weekdays  # noqa: F401  (part of this module's API)
-from tracker.topics import Topic, load_topic, topic_paths
+from tracker.topics import Topic, TopicScan, load_topic, scan_topics
 
 log = logging.getLogger("tracker.schedule")
 
@@ -104,28 +103,6 @@ def _trigger_key(trigger: BaseTrigger) -> str:
 
 
 # -- topics and jobs ------------------------------------------------------------------------
-
-@dataclass
-class TopicScan:
-    topics: dict[str, Topic] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)  # file stem -> the one-line error
-
-
-def scan_topics(queries_dir: Path) -> TopicScan:
-    """Every topic file loaded on its own: one bad file does not hide the others."""
-    queries_dir = Path(queries_dir)
-    if not queries_dir.is_dir():
-        raise ConfigError(f"no topics folder at {queries_dir}: run 'tracker init' or pass --home DIR")
-    scan = TopicScan()
-    for path in topic_paths(queries_dir):
-        try:
-            topic = load_topic(path)
-        except TopicFileError as error:
-            scan.errors[path.stem] = str(error)
-        else:
-            scan.topics[topic.slug] = topic
-    return scan
-
 
 @dataclass(frozen=True)
 class JobSpec:
