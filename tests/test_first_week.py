@@ -60,3 +60,25 @@ def test_an_unknown_topic_suggests_the_closest_one(tmp_path):
     result = run_tracker("export", "cesarian", env=cli_env(home, None))
     assert (result.code, result.err) == (2, "error: unknown topic 'cesarian'; did you mean 'cesarean'? known topics: "
                                             "cesarean, dosing\n")
+
+
+def test_the_chart_of_a_fresh_backfill_shows_the_literature_month_by_month(tmp_path, fake_eutils):
+    """Papers stored in one first run, received by PubMed over several months: one bar each month."""
+    from tracker.charts import chart_png
+    from tracker.store import open_store
+    from tracker.store.digests import monthly_received_counts
+
+    home = tmp_path / "home"
+    write_topic(home, "dosing", "norepinephrine dosing", since="2024-01-01")
+    for pmid, created in ((1, date(2024, 1, 5)), (2, date(2024, 1, 20)), (3, date(2024, 3, 2)), (4, date(2024, 6, 30)),
+                          (5, date(2024, 6, 1))):
+        add(fake_eutils, [pmid], "norepinephrine dosing", created=created)
+    assert run_tracker("fetch", env=cli_env(home, fake_eutils.url)).code == 0
+    store = open_store(f"sqlite:///{home / 'db' / 'tracker.sqlite3'}", readonly=True)
+    try:
+        counts = monthly_received_counts(store, "dosing", date(2024, 1, 1), date(2024, 7, 1))
+        assert counts == [(date(2024, 1, 1), 2), (date(2024, 2, 1), 0), (date(2024, 3, 1), 1), (date(2024, 4, 1), 0),
+                          (date(2024, 5, 1), 0), (date(2024, 6, 1), 2)]
+        assert chart_png(store, "dosing", end=date(2024, 7, 15))[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        store.close()

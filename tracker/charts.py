@@ -1,4 +1,8 @@
-"""The digest chart: papers first seen in a topic per month, as a small deterministic PNG."""
+"""The digest chart: a topic's papers per month by the date PubMed received them, as a small deterministic PNG.
+
+PubMed's create date [crdt], not the day the tracker first saw a paper: a new install's first backfill then
+already shows the topic's trend over the last 24 months, instead of one bar in the current month.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,11 @@ import io
 from datetime import date, datetime, time, timedelta, timezone
 
 from tracker.store import Store
-from tracker.store.digests import monthly_counts
+from tracker.store.digests import monthly_received_counts
 
 CHART_MONTHS = 24
 WIDTH_PX, HEIGHT_PX, DPI = 700, 220, 100
-CHART_TITLE = "Papers first seen in this topic per month, last 24 months (pale bar: this month so far)"
+CHART_TITLE = "Papers per month by the date PubMed received them (pale bar: this month so far)"
 _BAR = "#3b6ea5"
 _CURRENT = "#a9c1dc"
 
@@ -29,7 +33,7 @@ def chart_png(store: Store, topic_slug: str, *, end: datetime | date) -> bytes:
     else:
         end = end.replace(tzinfo=timezone.utc) if end.tzinfo is None else end.astimezone(timezone.utc)
     start, end = chart_months(end)
-    return render_chart_png(monthly_counts(store, topic_slug, start, end))
+    return render_chart_png(monthly_received_counts(store, topic_slug, start.date(), end.date() + timedelta(days=1)))
 
 
 def render_chart_png(counts: list[tuple[date, int]]) -> bytes:
@@ -41,9 +45,11 @@ def render_chart_png(counts: list[tuple[date, int]]) -> bytes:
     from matplotlib.ticker import MaxNLocator
 
     with matplotlib.rc_context({"font.family": "DejaVu Sans", "font.size": 8, "axes.titlesize": 9}):
-        figure = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
+        # Constrained layout keeps the size and makes room for every label: a count of four or five digits on the
+        # y-axis no longer runs off the left edge.
+        figure = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI, layout="constrained")
         FigureCanvasAgg(figure)
-        axes = figure.add_axes((0.07, 0.22, 0.91, 0.66))
+        axes = figure.add_subplot()
         values = [count for _, count in counts]
         colors = [_BAR] * len(values)
         if colors:

@@ -135,7 +135,26 @@ def monthly_counts(store: Store, slug: str, start: datetime, end: datetime) -> l
     return counts
 
 
+def monthly_received_counts(store: Store, slug: str, start: date, end: date) -> list[tuple[date, int]]:
+    """(first day of the month, papers of `slug` PubMed received that month) for each month from `start`'s to
+    `end`'s, by the paper's create date [crdt]: what the literature did, whenever the tracker first saw it."""
+    year, month = func.extract("year", PaperRow.create_date), func.extract("month", PaperRow.create_date)
+    statement = (select(year, month, func.count())
+                 .join(TopicPaper, TopicPaper.pmid == PaperRow.pmid)
+                 .where(TopicPaper.topic == slug, PaperRow.create_date >= start, PaperRow.create_date < end)
+                 .group_by(year, month))
+    with store.session() as session:
+        found = {(int(y), int(m)): count for y, m, count in session.execute(statement)}
+    counts: list[tuple[date, int]] = []
+    current = date(start.year, start.month, 1)
+    while current < end:
+        counts.append((current, found.get((current.year, current.month), 0)))
+        current = date(current.year + current.month // 12, current.month % 12 + 1, 1)
+    return counts
+
+
 __all__ = [
+    "monthly_received_counts",
     "topic_papers_since", "load_digest_papers", "other_topics_for", "latest_run", "last_digest",
     "save_digest_record", "monthly_counts",
 ]
