@@ -281,7 +281,7 @@ def test_text_digest_whole(store):
     assert render_text(digest) == f"""Norepinephrine dosing
 =====================
 Query: "Norepinephrine"[Mesh] AND dose*[tiab]
-Last run: !! FAILED at {at_minute(run.finished_at)}: esearch failed: HTTP 500 (this digest may be incomplete: run 'tracker fetch dosing' to retry)
+Last run: !! FAILED at {at_minute(run.finished_at)}: esearch failed: HTTP 500 (this digest may be incomplete: run 'tracker run dosing' to retry)
 1 new, 1 shown; 1 late arrival (older papers newly indexed in PubMed)
 Papers first seen {period}
 Screening: 1 new to screen; 0 included so far
@@ -305,7 +305,7 @@ def test_a_failed_last_run_is_flagged_with_its_error(store):
     run = finish_run(store, run.id, RunCounts(), error="esearch failed: HTTP 500")
     digest = one_paper_digest(store)
     expected = (f"FAILED at {at_minute(run.finished_at)}: esearch failed: HTTP 500 "
-                "(this digest may be incomplete: run 'tracker fetch dosing' to retry)")
+                "(this digest may be incomplete: run 'tracker run dosing' to retry)")
     assert f"- **Last run:** **⚠ {escape_markdown(expected)}**\n" in render_markdown(digest)
     page = lxml_html.fromstring(render_html([digest]))
     [item] = page.xpath('//header[@id="digest-header"]//li[contains(@class, "last-run")]')
@@ -372,8 +372,8 @@ def test_an_empty_period_says_the_query_ran_and_found_nothing(store):
 
 def test_a_topic_that_never_ran_says_so(store):
     markdown = render_markdown(build_topic_digest(store, DOSING, until=NOW))
-    assert "- **Last run:** never run: run 'tracker fetch dosing' to fetch it\n" in markdown
-    assert "\nNo new papers: this topic was never run; run 'tracker fetch dosing' to fetch it.\n" in markdown
+    assert "- **Last run:** never run: run 'tracker run dosing' to fetch it\n" in markdown
+    assert "\nNo new papers: this topic was never run; run 'tracker run dosing' to fetch it.\n" in markdown
 
 
 # -- chart ------------------------------------------------------------------------------------

@@ -82,3 +82,39 @@ def test_the_chart_of_a_fresh_backfill_shows_the_literature_month_by_month(tmp_p
         assert chart_png(store, "dosing", end=date(2024, 7, 15))[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
         store.close()
+
+
+def test_ctrl_c_says_what_was_kept_and_that_the_next_run_resumes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.fake_eutils import FakeEutils
+
+    home = tmp_path / "home"
+    write_topic(home, "dosing", "norepinephrine dosing", since="2024-01-01")
+    with FakeEutils(delay=0.3) as server:
+        add(server, range(1, 400), "norepinephrine dosing")
+        env = cli_env(home, server.url, TRACKER_EFETCH_BATCH="20")
+        process = subprocess.Popen([sys.executable, "-m", "tracker", "fetch"], env=env, cwd=home,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while server.count("efetch") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert err.splitlines()[-1] == ("error: interrupted: every batch saved so far is kept, and the interrupted run is "
+                                    "recorded as failed without moving its watermark: the next run resumes where "
+                                    "this one stopped")
+    from tracker.store import open_store
+
+    store = open_store(f"sqlite:///{home / 'db' / 'tracker.sqlite3'}", readonly=True)
+    try:
+        with store.engine.connect() as connection:
+            status, error = connection.exec_driver_sql("SELECT status, error FROM run").one()
+            watermarks = connection.exec_driver_sql("SELECT count(*) FROM topic_state").scalar()
+    finally:
+        store.close()
+    assert (status, error, watermarks) == ("failed", "topic 'dosing': interrupted (KeyboardInterrupt)", 0)

@@ -97,11 +97,12 @@ def test_since_limits_the_create_date_window(home, server):
 
 def test_save_as_writes_a_loadable_topic_and_refuses_to_overwrite(home, server):
     since = TODAY - timedelta(days=30)
-    result = invoke(home, server, QUERY, "--since", str(since), "--save-as", "bolus")
+    result = invoke(home, server, QUERY, "--since", str(since), "--save-as", "bolus", "--title", "Bolus  dosing")
     assert result.exit_code == 0
-    assert result.stdout.splitlines()[-1] == "saved as queries/bolus.toml: run 'tracker fetch bolus' to track it"
+    assert result.stdout.splitlines()[-1] == ("saved as queries/bolus.toml, titled 'Bolus dosing' (edit the file to "
+                                              "change it): run 'tracker run bolus' to track it")
     path = home / "queries" / "bolus.toml"
-    assert load_topic(path) == Topic(slug="bolus", title=QUERY, query=QUERY, since=since, path=path)
+    assert load_topic(path) == Topic(slug="bolus", title="Bolus dosing", query=QUERY, since=since, path=path)
     saved = path.read_text()
 
     requests = server.count()
@@ -116,11 +117,15 @@ def test_save_as_writes_a_loadable_topic_and_refuses_to_overwrite(home, server):
     assert server.count() == requests
 
 
-def test_a_long_query_gets_a_shortened_title(home, server):
+def test_without_a_title_the_slug_names_the_topic_not_the_raw_query(home, server):
     query = "(norepinephrine[tiab] OR noradrenaline[tiab]) AND (bolus[tiab] OR push[tiab]) AND (spinal[tiab] OR cesarean)"
-    assert invoke(home, server, query, "--save-as", "long-one").exit_code == 0
-    topic = load_topic(home / "queries" / "long-one.toml")
-    assert (topic.title, topic.query) == (query[:79] + "…", query)
+    assert invoke(home, server, query, "--save-as", "bolus-or-push").exit_code == 0
+    topic = load_topic(home / "queries" / "bolus-or-push.toml")
+    assert (topic.title, topic.query) == ("Bolus or push", query)
+    refused = invoke(home, server, query, "--title", "Alone")
+    assert (refused.exit_code, refused.stderr) == (
+        2, "error: --title goes with --save-as: add --save-as SLUG to save the query as a topic (see 'tracker query "
+           "--help')\n")
 
 
 def test_phrase_not_found_prints_pubmeds_warnings(home, server):

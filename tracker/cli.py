@@ -74,6 +74,10 @@ def current_store(*, readonly: bool = False):
     return state["store"]
 
 
+INTERRUPTED = ("interrupted: every batch saved so far is kept, and the interrupted run is recorded as failed without "
+               "moving its watermark: the next run resumes where this one stopped")
+
+
 class TrackerGroup(click.Group):
     """Turns the library's typed errors and click's usage errors into one line and an exit code."""
 
@@ -92,8 +96,8 @@ class TrackerGroup(click.Group):
             hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
             click.echo(f"error: {error.format_message()}{hint}", err=True)
             sys.exit(2)
-        except click.Abort:
-            click.echo("error: aborted", err=True)
+        except (click.Abort, KeyboardInterrupt):
+            click.echo(f"error: {INTERRUPTED}", err=True)
             sys.exit(130)
         except click.ClickException as error:
             click.echo(f"error: {error.format_message()}", err=True)
@@ -101,9 +105,6 @@ class TrackerGroup(click.Group):
         except TrackerError as error:
             click.echo(f"error: {error}", err=True)
             sys.exit(error.exit_code)
-        except KeyboardInterrupt:
-            click.echo("error: interrupted; nothing past the last saved batch was marked as done", err=True)
-            sys.exit(130)
         except Exception as error:
             exc = sys.modules.get("sqlalchemy.exc")
             if exc is None or not isinstance(error, exc.SQLAlchemyError):
@@ -348,7 +349,7 @@ def run_command(slugs):
     failed = [r for r in results if not r.succeeded]
     if failed:
         click.echo(f"error: {len(failed)} of {len(results)} topics failed ({', '.join(r.topic for r in failed)}); "
-                   "their digests say so: run 'tracker run' again later", err=True)
+                   f"their digests say so: run 'tracker run {' '.join(r.topic for r in failed)}' again later", err=True)
         sys.exit(1)
 
 
@@ -556,20 +557,24 @@ def search_command(text, topic_slug, limit, output_format):
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
               help="How many of the newest matches to show.")
 @click.option("--save-as", "save_as", metavar="SLUG", help="Also save the query as queries/SLUG.toml to track it.")
+@click.option("--title", metavar="TEXT", help="With --save-as: the topic's title (default: made from SLUG).")
 @common_options
-def query_command(pubmed_query, since, limit, save_as):
+def query_command(pubmed_query, since, limit, save_as, title):
     """Run a one-off PubMed query: store the matches (in no topic) and show the newest."""
     from tracker.eutils import EutilsClient
     from tracker.store.search import cut_title
     from tracker.sync import run_query
-    from tracker.topics import Topic, new_topic_path, save_topic_file
+    from tracker.topics import new_topic_path, save_topic_file, topic_from_query
 
     query = " ".join(pubmed_query.split())
     if not query:
         raise ConfigError("the query is empty: give a PubMed query, for example 'norepinephrine AND bolus'")
     settings = current_settings()
+    if title is not None and save_as is None:
+        raise click.UsageError("--title goes with --save-as: add --save-as SLUG to save the query as a topic")
     if save_as is not None:
         new_topic_path(settings.queries_dir, save_as)  # refuse a bad name before spending any request
+        topic_from_query(save_as, query, since=since, title=title)  # and a bad title
     store = current_store()
     with EutilsClient(settings) as client:
         result = run_query(store, client, query, since=since, limit=limit)
@@ -583,9 +588,10 @@ def query_command(pubmed_query, since, limit, save_as):
     click.echo(f"showing {len(result.papers)} of {result.count} matches; {result.new_papers} new papers stored, "
                f"{result.requests} requests")
     if save_as is not None:
-        title = cut_title(query, 80)
-        save_topic_file(settings.queries_dir, Topic(slug=save_as, title=title, query=query, since=since))
-        click.echo(f"saved as queries/{save_as}.toml: run 'tracker fetch {save_as}' to track it")
+        topic = topic_from_query(save_as, query, since=since, title=title)
+        save_topic_file(settings.queries_dir, topic)
+        click.echo(f"saved as queries/{save_as}.toml, titled {topic.title!r} (edit the file to change it): "
+                   f"run 'tracker run {save_as}' to track it")
 
 
 # -- screening -------------------------------------------------------------------------------

@@ -359,12 +359,12 @@ def last_day(end: datetime) -> date:
 def describe_run(digest: TopicDigest) -> str:
     run, slug = digest.last_run, digest.topic.slug
     if run is None:
-        return f"never run: run 'tracker fetch {slug}' to fetch it"
+        return f"never run: run 'tracker run {slug}' to fetch it"
     if run.status == "running":
         return f"still running (started {moment(run.started_at)})"
     if run.status == "failed":
         return (f"FAILED at {moment(run.finished_at or run.started_at)}: {run.error or 'no error recorded'} "
-                f"(this digest may be incomplete: run 'tracker fetch {slug}' to retry)")
+                f"(this digest may be incomplete: run 'tracker run {slug}' to retry)")
     return f"succeeded, finished {moment(run.finished_at)}"
 
 
@@ -394,12 +394,12 @@ def describe_period(digest: TopicDigest) -> str:
 def describe_empty(digest: TopicDigest) -> str:
     run, slug = digest.last_run, digest.topic.slug
     if run is None:
-        return f"No new papers: this topic was never run; run 'tracker fetch {slug}' to fetch it."
+        return f"No new papers: this topic was never run; run 'tracker run {slug}' to fetch it."
     if run.status == "running":
         return f"No new papers yet: a run started at {moment(run.started_at)} is still going."
     if run.status == "failed":
         return (f"No new papers in this period, but the last run failed at {moment(run.finished_at or run.started_at)} "
-                f"({run.error or 'no error recorded'}): run 'tracker fetch {slug}' to retry.")
+                f"({run.error or 'no error recorded'}): run 'tracker run {slug}' to retry.")
     return f"No new papers in this period: the query ran at {moment(run.finished_at)} and found nothing new."
 
 

@@ -84,9 +84,10 @@ def load_topic(path: Path) -> Topic:
     except ConfigError:
         raise TopicFileError(f"{name}: file name must be a topic slug (lower-case letters, digits, dashes) followed by .toml") from None
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise TopicFileError(f"{name}: not valid TOML ({error}); fix the file or move it out of queries/") from None
+        raise TopicFileError(_describe_toml_error(name, text, error)) from None
     except UnicodeDecodeError:
         raise TopicFileError(f"{name}: not UTF-8 text; save the file as UTF-8") from None
     except OSError as error:
@@ -254,6 +255,23 @@ def select_topics(topics: list[Topic], slugs: tuple[str, ...] | list[str]) -> li
     return [by_slug[slug] for slug in dict.fromkeys(slugs)]
 
 
+_TOML_LINE = re.compile(r"at line (\d+)")
+_DATE_VALUE = re.compile(r"^\s*([A-Za-z_][\w-]*)\s*=\s*(\d{4}-\d{1,2}-\d{1,2}\S*)")
+
+
+def _describe_toml_error(name: str, text: str, error: tomllib.TOMLDecodeError) -> str:
+    """TOML's complaint, or, when the line holds a date TOML cannot read (2015-13-01, 2015-1-1), that date."""
+    found = _TOML_LINE.search(str(error))
+    lines = text.splitlines()
+    if found and 0 < int(found.group(1)) <= len(lines):
+        date_value = _DATE_VALUE.match(lines[int(found.group(1)) - 1])
+        if date_value:
+            key, value = date_value.groups()
+            return (f"{name}: key '{key}' = {value} is not a date (line {found.group(1)}): write it as YYYY-MM-DD, "
+                    "for example 2015-01-31")
+    return f"{name}: not valid TOML ({error}); fix the file or move it out of queries/"
+
+
 def new_topic_path(queries_dir: Path, slug: str) -> Path:
     """Where a new topic would be saved; refuses an invalid slug, a missing folder or an existing file."""
     target = Path(queries_dir) / f"{validate_slug(slug)}.toml"
@@ -262,6 +280,21 @@ def new_topic_path(queries_dir: Path, slug: str) -> Path:
     if target.exists():
         raise ConfigError(f"queries/{slug}.toml already exists: choose another name for --save-as")
     return target
+
+
+def topic_from_query(slug: str, query: str, *, since: date | None = None, title: str | None = None) -> Topic:
+    """The topic `tracker query --save-as` (or the web app's "Save as topic") makes of a query; without a title,
+    the slug's words make one ("norepinephrine-preeclampsia" is "Norepinephrine preeclampsia")."""
+    validate_slug(slug)
+    query = " ".join(query.split())
+    if not query:
+        raise ConfigError("the query is empty: give a PubMed query, for example 'norepinephrine AND bolus'")
+    given = " ".join((title or "").split())
+    if title is not None and not given:
+        raise ConfigError("the title is empty: give the topic a title, for example 'Norepinephrine in preeclampsia'")
+    if len(given) > 200:
+        raise ConfigError("the title is longer than 200 characters: give a shorter one")
+    return Topic(slug=slug, title=given or slug.replace("-", " ").capitalize(), query=query, since=since)
 
 
 def save_topic_file(queries_dir: Path, topic: Topic) -> Path:
