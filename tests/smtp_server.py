@@ -6,7 +6,9 @@
     with LoopbackSMTP(implicit_tls=cert_files) as server:  # TLS from the first byte (port 465 style)
 
 `server.reject["a@x.org"] = "550 mailbox unavailable"` refuses one recipient; `server.refuse_all = "421 ..."`
-refuses every RCPT. `server.messages` holds each accepted message's envelope and bytes.
+refuses every RCPT. `LoopbackSMTP(size_limit=N)` announces SIZE N and refuses larger messages (aiosmtpd's own
+limit, 552); `server.refuse_larger_than = N` refuses them with 552 without announcing any limit, as some
+relays do. `server.messages` holds each accepted message's envelope and bytes.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class RecordingHandler:
         self.messages: list[Received] = []
         self.reject: dict[str, str] = {}
         self.refuse_all: str | None = None
+        self.refuse_larger_than: int | None = None
+        self.refused_sizes: list[int] = []
         self.lock = threading.Lock()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -80,6 +84,10 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        data = envelope.original_content or envelope.content
+        if self.refuse_larger_than is not None and len(data) > self.refuse_larger_than:
+            self.refused_sizes.append(len(data))
+            return "552 5.3.4 Message size exceeds fixed maximum message size"
         login = session.auth_data if session.authenticated else None
         with self.lock:
             self.messages.append(Received(envelope.mail_from, tuple(envelope.rcpt_tos),
@@ -100,10 +108,13 @@ class LoopbackSMTP:
     implicit_tls: CertFiles | None = None
     host: str = "127.0.0.1"
     port: int = field(default_factory=free_port)
+    size_limit: int | None = None  # announced (ESMTP SIZE) and enforced by aiosmtpd; None: its default, 32 MiB
 
     def __post_init__(self):
         self.handler = RecordingHandler()
         options = {}
+        if self.size_limit is not None:
+            options["data_size_limit"] = self.size_limit
         if self.users is not None:
             options.update(authenticator=self._authenticate, auth_required=True,
                            auth_require_tls=self.tls is not None)
@@ -128,6 +139,18 @@ class LoopbackSMTP:
     @property
     def reject(self) -> dict[str, str]:
         return self.handler.reject
+
+    @property
+    def refuse_larger_than(self) -> int | None:
+        return self.handler.refuse_larger_than
+
+    @refuse_larger_than.setter
+    def refuse_larger_than(self, size: int | None) -> None:
+        self.handler.refuse_larger_than = size
+
+    @property
+    def refused_sizes(self) -> list[int]:
+        return list(self.handler.refused_sizes)
 
     @property
     def refuse_all(self) -> str | None:

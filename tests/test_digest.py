@@ -136,7 +136,7 @@ def test_a_digest_entry_carries_authors_excerpt_other_topics_and_the_late_mark(s
         topic=DOSING, period_start=since, period_end=NOW,
         last_run=RunInfo("succeeded", run.started_at, run.finished_at, None),
         total_new=1, late_arrivals=1, tiers=(Tier("rct", "Randomized controlled trials", (entry,)),),
-        entries=(entry,), screening=ScreeningLine(to_screen=1, included=0, left_out=0),
+        entries=(entry,), screening=ScreeningLine(to_screen=1, included=0, left_out=0), new_pmids=(21,),
     )
     assert (entry.url, entry.doi_url, entry.pmc_url, entry.late_mark) == (
         "https://pubmed.ncbi.nlm.nih.gov/21/", "https://doi.org/10.1000/21",

@@ -118,3 +118,109 @@ def test_ctrl_c_says_what_was_kept_and_that_the_next_run_resumes(tmp_path):
     finally:
         store.close()
     assert (status, error, watermarks) == ("failed", "topic 'dosing': interrupted (KeyboardInterrupt)", 0)
+
+
+# -- the first e-mail after a backfill -----------------------------------------------------------
+
+def test_a_backfill_mails_a_baseline_that_fits_and_next_week_only_the_new_papers(tmp_path):
+    """5,000 papers backfilled, a server refusing messages over 10 MiB: the first e-mail is a baseline well under
+    it, and the next one holds only that week's papers (the baseline is never mailed as new)."""
+    import csv
+    import io
+
+    import pytest
+
+    from tests.fake_eutils import FakeEutils
+    from tests.smtp_server import LoopbackSMTP
+
+    pytest.importorskip("aiosmtpd")
+    home = tmp_path / "home"
+    write_topic(home, "dosing", "norepinephrine dosing", since="2010-01-01")
+    today = date.today()
+    with FakeEutils() as server, LoopbackSMTP(size_limit=10 * 1024 * 1024) as smtp:
+        server.add(*[FakeRecord(pmid, article_xml(pmid, created=date(2010 + pmid % 14, 1 + pmid % 12, 1 + pmid % 27),
+                                                  publication_types=(("Randomized Controlled Trial",) if pmid % 50 == 0
+                                                                     else ("Journal Article",))),
+                                date(2010 + pmid % 14, 1 + pmid % 12, 1 + pmid % 27),
+                                queries=frozenset({"norepinephrine dosing"})) for pmid in range(1, 5001)])
+        env = cli_env(home, server.url, TRACKER_EFETCH_BATCH="500", TRACKER_SMTP_HOST=smtp.host,
+                      TRACKER_SMTP_PORT=str(smtp.port), TRACKER_SMTP_SECURITY="none",
+                      TRACKER_MAIL_FROM="tracker@hospital.test", TRACKER_MAIL_TO="team@hospital.test")
+        backfill = run_tracker("fetch", env=env, timeout=300)
+        assert backfill.code == 0 and backfill.out.startswith("dosing: 5000 new"), backfill.err
+        first = run_tracker("email", env=env)
+        assert first.code == 0, first.err
+        [baseline] = smtp.messages
+        message = baseline.parsed()
+        assert message["Subject"].endswith(": baseline of 5,000 papers in 1 topic")
+        assert len(baseline.data) < 10 * 1024 * 1024 / 20  # far under the limit
+        plain = " ".join(message.get_body(("plain",)).get_content().split())
+        assert "Baseline: 5,000 papers matched since 2010 are now stored; from now on you get what is new" in plain
+        assert "The strongest 25 by evidence tier; all 5,000 in 'tracker export dosing'." in plain
+        assert plain.count("PubMed: https://pubmed.ncbi.nlm.nih.gov/") == 25
+        assert [part for part in message.walk() if part.get_content_disposition() == "attachment"] == []
+
+        server.add(*[FakeRecord(pmid, article_xml(pmid, created=today), today,
+                                queries=frozenset({"norepinephrine dosing"})) for pmid in range(9001, 9031)])
+        weekly = run_tracker("fetch", env=env)
+        assert weekly.code == 0 and weekly.out.startswith("dosing: 30 new")
+        second = run_tracker("email", env=env)
+        assert second.code == 0, second.err
+        news = smtp.messages[1].parsed()
+        assert news["Subject"].endswith(": 30 new papers in 1 topic")
+        [table] = [part for part in news.walk() if part.get_content_disposition() == "attachment"]
+        rows = list(csv.DictReader(io.StringIO(table.get_content())))
+        assert sorted(int(row["pmid"]) for row in rows) == list(range(9001, 9031))
+        assert "Baseline" not in news.get_body(("plain",)).get_content()
+
+
+def test_a_message_too_large_for_the_limit_zips_then_leaves_out_its_csv(store, tmp_path, monkeypatch):
+    from tests.test_store import make_paper
+    from tracker.mail.audience import plan_mailing
+    from tracker.mail.message import build_message
+    from tracker.store.database import utcnow
+    from tracker.store.papers import save_papers
+    from tracker.topics import Topic
+
+    monkeypatch.setattr("tracker.charts.chart_png", lambda store, slug, *, end: b"\x89PNG\r\n\x1a\n" + b"\0" * 30_000)
+    topic = Topic(slug="dosing", title="Dosing", query="q")
+    save_papers(store, [make_paper(pmid, abstract_sections=()) for pmid in range(1, 1201)], topic="dosing")
+    mailing = plan_mailing(store, "a@hospital.test", [topic], now=utcnow(), record=False)
+
+    def attachments(message):
+        return [(part.get_content_type(), part.get_filename()) for part in message.walk()
+                if part.get_content_disposition() == "attachment"]
+
+    whole = build_message(store, mailing, sender="t@hospital.test")
+    size = len(bytes(whole))
+    assert attachments(whole)[0][0] == "text/csv"
+    zipped = build_message(store, mailing, sender="t@hospital.test", max_bytes=size - 200)
+    assert attachments(zipped)[0][0] == "application/zip" and len(bytes(zipped)) < size
+    assert "The CSV is zipped" in zipped.get_body(("plain",)).get_content()
+    lean = build_message(store, mailing, sender="t@hospital.test", max_bytes=len(bytes(zipped)) - 200)
+    assert attachments(lean) == []
+    note = " ".join(lean.get_body(("plain",)).get_content().split())
+    assert "The CSV of all 1200 papers" in note and "is left out" in note and "TRACKER_MAIL_MAX_BYTES" in note
+
+
+def test_a_server_that_refuses_a_size_it_never_announced_gets_a_smaller_message_in_the_same_run(store, tmp_path,
+                                                                                               monkeypatch):
+    from dataclasses import replace
+
+    from tests.smtp_server import LoopbackSMTP
+    from tests.test_store import make_paper
+    from tracker.mail import send_weekly_email
+    from tracker.settings import Settings
+    from tracker.store.papers import save_papers
+    from tracker.topics import Topic
+
+    monkeypatch.setattr("tracker.charts.chart_png", lambda store, slug, *, end: b"\x89PNG\r\n\x1a\n")
+    topic = Topic(slug="dosing", title="Dosing", query="q", recipients=("a@hospital.test",))
+    save_papers(store, [make_paper(pmid) for pmid in range(1, 801)], topic="dosing")
+    with LoopbackSMTP() as smtp:
+        smtp.refuse_larger_than = 120_000
+        settings = Settings(home=tmp_path, smtp_host=smtp.host, smtp_port=smtp.port, smtp_security="none",
+                            mail_from="t@hospital.test", timeout=5)
+        [result] = send_weekly_email(store, replace(settings), [topic])
+        assert result.sent, result.error
+        assert smtp.refused_sizes and len(smtp.messages[0].data) <= 120_000

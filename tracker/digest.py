@@ -9,6 +9,12 @@ Writing files records a DigestRecord (the next default period starts at its end)
 Reports show every new paper. Only callers that pass `max_items` (the e-mail) cap the list, and the
 header then says how many were left out and where they are.
 
+The baseline. A topic's first run (or a backfill after its query changed) stores everything its query
+matches since the topic's `since`: thousands of papers that are not news. A digest sums those up as the
+topic's baseline ("Baseline: 5,175 papers matched since 2010 are now stored; from now on you get what is
+new") with its strongest papers by evidence tier (up to `max_per_digest`, else 25); the full list is the
+export's. A digest of an explicit period (`tracker digest --since DATE`) lists every paper instead.
+
 What changed since (tracker/watch.py). A digest of a period opens with "Updates to papers you already
 received": the status events (retraction, expression of concern, erratum, update, removal) detected in the
 period on any paper of the topic, each with its notice's PubMed link. A paper PubMed has retracted is marked
@@ -40,12 +46,14 @@ from tracker.store.changes import EventView, list_events, paper_statuses
 from tracker.store.decisions import state_counts, state_from, summaries
 from tracker.store.database import utcnow
 from tracker.store.digests import (
-    last_digest, latest_run, load_digest_papers, other_topics_for, save_digest_record, topic_papers_since,
+    baseline_pmids, last_digest, latest_run, load_digest_papers, other_topics_for, save_digest_record,
+    topic_papers_since,
 )
 from tracker.topics import Topic
 from tracker.watch import DEFAULT_QUIET_WEEKS, HealthFlag, topic_health
 
 DEFAULT_PERIOD = timedelta(days=7)
+BASELINE_SHOWN = 25  # the strongest papers a baseline shows when the topic sets no max_per_digest
 EXCERPT_TAIL = 300
 EXCERPT_LIMIT = 400
 AUTHORS_SHOWN = 3
@@ -144,6 +152,16 @@ class DigestEntry:
 
 
 @dataclass(frozen=True)
+class Baseline:
+    """The papers a topic's backfill stored, summed up: how many, since when, and the strongest few."""
+
+    papers: int
+    since: date | None  # the topic's `since` (None: from the first record PubMed has)
+    entries: tuple  # the strongest of them (DigestEntry), strongest tier first, at most `max_per_digest`
+    tiers: tuple
+
+
+@dataclass(frozen=True)
 class ScreeningLine:
     """Where the topic's screening stands, for the digest's header (tracker/screening)."""
 
@@ -173,6 +191,8 @@ class TopicDigest:
     updates: tuple[EventView, ...] = ()  # status events of the topic's papers detected in the period
     health: tuple[HealthFlag, ...] = ()
     screening: ScreeningLine | None = None
+    baseline: Baseline | None = None  # the papers of the period that a backfill stored, summed up
+    new_pmids: tuple[int, ...] = ()  # all `total_new` papers, shown or not, in tier order
 
     @property
     def shown(self) -> int:
@@ -186,20 +206,29 @@ class TopicDigest:
     def run_failed(self) -> bool:
         return self.last_run is not None and self.last_run.status == "failed"
 
+    @property
+    def baseline_tiers(self) -> tuple[Tier, ...]:
+        """The tiers of the baseline's strongest papers (keys "baseline-<tier>"), listed after the new papers."""
+        return self.baseline.tiers if self.baseline else ()
+
 
 # -- building ---------------------------------------------------------------------------------
 
 def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | None = None,
                        until: datetime | date | None = None, pmids: Sequence[int] | None = None,
                        max_items: int | None = None, full_report: str | None = None,
-                       quiet_weeks: int = DEFAULT_QUIET_WEEKS) -> TopicDigest:
+                       quiet_weeks: int = DEFAULT_QUIET_WEEKS, baseline: bool | None = None) -> TopicDigest:
     """The digest of `topic` for papers first seen in [since, until).
 
     `until` defaults to now. `since` defaults to the end of the last digest (see the module docstring),
     except with `pmids`: then only those papers count, however long ago the topic saw them, and the digest
     carries no updates (the e-mail gathers them once for all of a reader's topics).
-    A date means midnight UTC at its start.
+    A date means midnight UTC at its start. With `baseline` (the default when `since` is not given), the papers
+    a backfill brought are summed up as the topic's baseline, not listed as new (see the module docstring);
+    without it, as for a period asked for with `tracker digest --since`, every paper is listed.
     """
+    if baseline is None:
+        baseline = since is None
     if max_items is not None and max_items < 1:
         raise ConfigError(f"max_items must be at least 1, not {max_items}: leave it out to show every paper")
     until = as_utc(until) if until is not None else utcnow()
@@ -217,6 +246,15 @@ def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | N
          for pmid, first_seen in seen if pmid in papers),
         key=entry_order,
     )
+    summed_up = None
+    if baseline:
+        backfilled = baseline_pmids(store, topic.slug, [entry.paper.pmid for entry in entries])
+        if backfilled:
+            strongest = tuple(entry for entry in entries if entry.paper.pmid in backfilled)[:max_items or BASELINE_SHOWN]
+            summed_up = Baseline(papers=len(backfilled), since=topic.since, entries=strongest,
+                                 tiers=tuple(tier._replace(key=f"baseline-{tier.key}")
+                                             for tier in group_by_tier(strongest)))
+            entries = [entry for entry in entries if entry.paper.pmid not in backfilled]
     shown = tuple(entries[:max_items] if max_items else entries)
     run = latest_run(store, topic.slug)
     return TopicDigest(
@@ -234,6 +272,8 @@ def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | N
         if pmids is None else (),
         health=tuple(topic_health(store, [topic.slug], now=until, quiet_weeks=quiet_weeks)[topic.slug]),
         screening=screening,
+        baseline=summed_up,
+        new_pmids=tuple(entry.paper.pmid for entry in entries),
     )
 
 
@@ -415,7 +455,27 @@ def describe_screening(digest: TopicDigest) -> str:
     return text
 
 
-PHRASES = dict(describe_run=describe_run, describe_shown=describe_shown, describe_hidden=describe_hidden,
+def describe_baseline(digest: TopicDigest) -> str:
+    """"Baseline: 5,175 papers matched since 2010 are now stored; from now on you get what is new"."""
+    base = digest.baseline
+    if base is None:
+        return ""
+    matched = f"matched since {base.since.year}" if base.since else "matched in PubMed"
+    return (f"Baseline: {base.papers:,} paper{'' if base.papers == 1 else 's'} {matched} "
+            f"{'is' if base.papers == 1 else 'are'} now stored; from now on you get what is new")
+
+
+def describe_baseline_shown(digest: TopicDigest) -> str:
+    base = digest.baseline
+    if base is None:
+        return ""
+    every = f"all {base.papers:,}" if base.papers > 1 else "it"
+    return (f"The strongest {len(base.entries)} by evidence tier; {every} in 'tracker export {digest.topic.slug}'"
+            if len(base.entries) < base.papers else f"{every.capitalize()} in 'tracker export {digest.topic.slug}' too")
+
+
+PHRASES = dict(describe_baseline=describe_baseline, describe_baseline_shown=describe_baseline_shown,
+               describe_run=describe_run, describe_shown=describe_shown, describe_hidden=describe_hidden,
                describe_late=describe_late, describe_period=describe_period, describe_empty=describe_empty,
                describe_screening=describe_screening)
 

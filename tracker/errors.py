@@ -102,9 +102,10 @@ class ShutdownRequested(BaseException):
 class SendFailure(Exception):
     """One message was not accepted; `reason` is scrubbed of the password and fits in a line."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, *, size_refused: bool = False):
         super().__init__(reason)
         self.reason = reason
+        self.size_refused = size_refused  # the server said the message is too large
 
 
 class StartTLSUnavailable(smtplib.SMTPException):

@@ -57,6 +57,7 @@ class MailResult:
     sent: bool = False
     error: str | None = None
     events: tuple[int, ...] = ()  # the status events the message told
+    size_refused: bool = False  # the server refused the message for its size
 
     def summary(self) -> str:
         if self.path is not None:
@@ -95,15 +96,37 @@ def mail_audience(store: Store, settings: Settings, audience: dict[str, tuple[To
     results: list[MailResult] = []
     charts: dict[str, bytes] = {}
     try:
+        limit = min(filter(None, (settings.mail_max_bytes, transport.size_limit())))
         for recipient, followed in audience.items():
             heartbeat()
             mailing = plan_mailing(store, recipient, followed, now=now, record=transport.records)
-            message = build_message(store, mailing, sender=transport.sender, now=now, chart_cache=charts,
-                                    quiet_weeks=settings.quiet_weeks)
-            results.append(deliver_once(store, transport, mailing, message))
+            results.append(mail_one(store, transport, mailing, settings, now=now, charts=charts, limit=limit))
     finally:
         transport.close()
     return results
+
+
+SMALLEST_TRY = 20_000  # bytes: below this a message refused for its size is not made smaller again
+
+
+def mail_one(store: Store, transport: Transport, mailing: Mailing, settings: Settings, *, now: datetime,
+             charts: dict[str, bytes], limit: int) -> MailResult:
+    """Build and deliver one recipient's message under `limit` bytes. A server that still refuses it for its size
+    gets it again at half that size, so a limit the server does not announce is found in the run itself, not by
+    failing the same way every week."""
+    while True:
+        try:
+            message = build_message(store, mailing, sender=transport.sender, now=now, chart_cache=charts,
+                                    quiet_weeks=settings.quiet_weeks, max_bytes=limit)
+        except SendFailure as failure:
+            return MailResult(mailing.recipient, "", "", mailing.pmids, error=failure.reason)
+        result = deliver_once(store, transport, mailing, message)
+        size = len(bytes(message))
+        if not result.size_refused or size // 2 < SMALLEST_TRY:
+            return result
+        log.warning("the server refused %d bytes for %s; sending again within %d bytes", size, mailing.recipient,
+                    size // 2)
+        limit = size // 2
 
 
 def deliver_once(store: Store, transport: Transport, mailing: Mailing, message: EmailMessage) -> MailResult:
@@ -121,7 +144,8 @@ def deliver_once(store: Store, transport: Transport, mailing: Mailing, message: 
     except SendFailure as failure:
         mark_failed(store, message_id, failure.reason)
         log.debug("not sent to %s: %s", recipient, failure.reason)
-        return MailResult(recipient, message_id, subject, mailing.pmids, error=failure.reason)
+        return MailResult(recipient, message_id, subject, mailing.pmids, error=failure.reason,
+                          size_refused=failure.size_refused)
     mark_sent(store, message_id, recipient=recipient, topic_of=mailing.topic_of, now=utcnow(),
               event_ids=mailing.event_ids)
     return MailResult(recipient, message_id, subject, mailing.pmids, sent=True, events=mailing.event_ids)

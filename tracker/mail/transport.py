@@ -52,6 +52,9 @@ class Transport(Protocol):
     sender: str
     records: bool
 
+    def size_limit(self) -> int | None:
+        """The largest message the other side takes, when it says; None when it sets none."""
+
     def deliver(self, message: EmailMessage, recipient: str) -> Path | None:
         """Hand `message` over for `recipient`; a dry run returns the file it wrote.
 
@@ -80,7 +83,17 @@ class SmtpTransport:
         self.smtp: smtplib.SMTP | None = None
         self.open_error: str | None = None
 
-    def deliver(self, message: EmailMessage, recipient: str) -> None:
+    def size_limit(self) -> int | None:
+        """The largest message the server takes, when it says (ESMTP SIZE); None if it does not or is unreachable
+        (delivering then says why)."""
+        try:
+            smtp = self._connected()
+        except SendFailure:
+            return None
+        advertised = (smtp.esmtp_features.get("size") or "").strip()
+        return int(advertised) if advertised.isdigit() and int(advertised) > 0 else None
+
+    def _connected(self) -> smtplib.SMTP:
         if self.open_error is not None:
             raise SendFailure(self.open_error)
         if self.smtp is None:
@@ -89,11 +102,15 @@ class SmtpTransport:
             except (smtplib.SMTPException, OSError) as error:
                 self.open_error = describe_smtp_error(error, self.settings)
                 raise SendFailure(self.open_error) from None
+        return self.smtp
+
+    def deliver(self, message: EmailMessage, recipient: str) -> None:
+        smtp = self._connected()
         try:
-            refused = self.smtp.send_message(message, from_addr=self.envelope_sender, to_addrs=[recipient])
+            refused = smtp.send_message(message, from_addr=self.envelope_sender, to_addrs=[recipient])
         except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as error:
             # smtplib has reset the transaction: the connection can carry the next recipient's message.
-            raise SendFailure(describe_smtp_error(error, self.settings)) from None
+            raise SendFailure(describe_smtp_error(error, self.settings), size_refused=size_refusal(error)) from None
         except (smtplib.SMTPException, OSError) as error:
             self.close()
             raise SendFailure(describe_smtp_error(error, self.settings)) from None
@@ -118,6 +135,9 @@ class DryRunTransport:
     def __init__(self, settings: Settings, now: datetime):
         self.sender = check_sender(settings, default=DRY_RUN_SENDER)
         self.outbox, self.now = settings.reports_dir / "outbox", now
+
+    def size_limit(self) -> int | None:
+        return None
 
     def deliver(self, message: EmailMessage, recipient: str) -> Path:
         return write_eml(self.outbox / eml_name(recipient, self.now), message)
@@ -198,6 +218,9 @@ def describe_smtp_error(error: BaseException, settings: Settings) -> str:
     elif isinstance(error, smtplib.SMTPAuthenticationError):
         reason = (f"SMTP {error.smtp_code} {_decode(error.smtp_error)}; the server refused the login: "
                   "check TRACKER_SMTP_USER and TRACKER_SMTP_PASSWORD")
+    elif isinstance(error, smtplib.SMTPResponseException) and size_refusal(error):
+        reason = (f"SMTP {error.smtp_code} {_decode(error.smtp_error)}; the server refused the message for its size: "
+                  f"lower TRACKER_MAIL_MAX_BYTES (now {settings.mail_max_bytes:,}) or max_per_digest in the topic files")
     elif isinstance(error, smtplib.SMTPResponseException):
         reason = f"SMTP {error.smtp_code} {_decode(error.smtp_error)}"
     elif isinstance(error, smtplib.SMTPNotSupportedError) and "AUTH" in str(error):
@@ -224,6 +247,15 @@ def describe_smtp_error(error: BaseException, settings: Settings) -> str:
     else:
         reason = str(error) or type(error).__name__
     return scrub(" ".join(reason.split()), settings)
+
+
+def size_refusal(error: BaseException) -> bool:
+    """Whether the server refused a message for its size (RFC 5321's 552, or a 5xx that says so)."""
+    if not isinstance(error, smtplib.SMTPResponseException):
+        return False
+    text = _decode(error.smtp_error).lower()
+    return error.smtp_code == 552 or (500 <= error.smtp_code < 600 and ("size" in text or "too much" in text
+                                                                        or "too large" in text))
 
 
 def _decode(text) -> str:

@@ -45,6 +45,18 @@ def topic_papers_since(store: Store, slug: str, since: datetime | None, until: d
     return sorted(found, key=lambda item: (item[1], item[0]))
 
 
+def baseline_pmids(store: Store, slug: str, pmids: Sequence[int]) -> set[int]:
+    """The papers among `pmids` that `slug` first saw in a backfill (its first run, or one after its query changed):
+    the baseline of what the query matched, not news (tracker/digest.py)."""
+    found: set[int] = set()
+    with store.session() as session:
+        for chunk in chunked(sorted(set(pmids))):
+            found.update(session.execute(
+                select(TopicPaper.pmid).join(Run, Run.id == TopicPaper.run_id)
+                .where(TopicPaper.topic == slug, Run.kind == "backfill", TopicPaper.pmid.in_(chunk))).scalars())
+    return found
+
+
 def load_digest_papers(store: Store, pmids: Sequence[int]) -> dict[int, Paper]:
     """The papers by PMID, without their XML: digests never need it and decompressing it is the slow part."""
     papers: dict[int, Paper] = {}
@@ -154,7 +166,7 @@ def monthly_received_counts(store: Store, slug: str, start: date, end: date) -> 
 
 
 __all__ = [
-    "monthly_received_counts",
+    "monthly_received_counts", "baseline_pmids",
     "topic_papers_since", "load_digest_papers", "other_topics_for", "latest_run", "last_digest",
     "save_digest_record", "monthly_counts",
 ]
