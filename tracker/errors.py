@@ -39,3 +39,11 @@ class ParseError(TrackerError):
 
 class IncompleteSearchError(EutilsError):
     """PubMed returned fewer PMIDs than its Count: the result would be silently truncated."""
+
+
+class ShutdownRequested(BaseException):
+    """Raised inside a running fetch, between two saved batches, when the process is asked to stop.
+
+    A BaseException, so that sync_topic records the run as interrupted and re-raises it instead of
+    reporting an ordinary failure.
+    """

@@ -58,7 +58,7 @@ from pathlib import Path
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from tracker.errors import ConfigError, TopicFileError, TrackerError
+from tracker.errors import ConfigError, ShutdownRequested, TopicFileError, TrackerError
 from tracker.cron import cron_trigger, crontab_weekdays  # noqa: F401  (part of this module's API)
 from tracker.topics import Topic, load_topic, topic_paths
 
@@ -194,14 +194,6 @@ def topic_overview(store, settings, *, topic: str | None = None, now: datetime |
 
 
 # -- what a job runs with -------------------------------------------------------------------
-
-class ShutdownRequested(BaseException):
-    """Raised inside a running fetch, between two saved batches, when the process is asked to stop.
-
-    A BaseException, so that sync_topic records the run as interrupted and re-raises it instead of
-    reporting an ordinary failure.
-    """
-
 
 @dataclass(frozen=True)
 class JobOutcome:
