@@ -61,6 +61,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from tracker.errors import ConfigError, ShutdownRequested, TopicFileError, TrackerError
 from tracker.cron import cron_trigger, crontab_weekdays  # noqa: F401  (part of this module's API)
 from tracker.topics import Topic, load_topic, topic_paths
+from tracker.views import Listing
 
 log = logging.getLogger("tracker.schedule")
 
@@ -147,13 +148,6 @@ def job_specs(topics: Sequence[Topic], settings) -> list[JobSpec]:
     return specs
 
 
-@dataclass(frozen=True)
-class Listing:
-    headers: list[str]
-    rows: list[list[str]]
-    errors: list[str]
-
-
 def list_jobs(settings, now: datetime | None = None) -> Listing:
     """Every job the scheduler would run and its next run time, from the topic files alone."""
     scan = scan_topics(settings.queries_dir)
@@ -164,33 +158,6 @@ def list_jobs(settings, now: datetime | None = None) -> Listing:
     errors = [f"{error}; 'tracker schedule' keeps this topic's last good job until the file is fixed"
               for error in scan.errors.values()]
     return Listing(["job", "schedule", f"next run ({zone_name(settings.zone)})"], rows, errors)
-
-
-RESULT_WORDS = {"succeeded": "ok", "failed": "failed", "running": "running"}
-
-
-def topic_overview(store, settings, *, topic: str | None = None, now: datetime | None = None) -> Listing:
-    """Per topic: its schedule, last run (UTC, as `tracker status` shows runs) and next scheduled run."""
-    from tracker.store.runs import last_runs
-
-    scan = scan_topics(settings.queries_dir)
-    runs = last_runs(store)
-    now = now or datetime.now(settings.zone)
-    rows = []
-    for slug in sorted(set(scan.topics) | set(scan.errors)):
-        if topic and slug != topic:
-            continue
-        found, run = scan.topics.get(slug), runs.get(slug)
-        rows.append([
-            slug,
-            describe_schedule(found.schedule, settings) if found else "(bad file)",
-            (run.finished_at or run.started_at).strftime("%Y-%m-%d %H:%M") if run else "never",
-            RESULT_WORDS.get(run.status, run.status) if run else "-",
-            format_time(next_fire_time(found.schedule, settings, now), settings.zone) if found else "-",
-        ])
-    errors = [error for slug, error in scan.errors.items() if not topic or slug == topic]
-    return Listing(["topic", "schedule", "last run (UTC)", "result", f"next run ({zone_name(settings.zone)})"],
-                   rows, errors)
 
 
 # -- what a job runs with -------------------------------------------------------------------
@@ -744,7 +711,7 @@ def run_job_now(store, settings, name: str) -> JobOutcome:
 
 
 __all__ = [
-    "serve", "run_job_now", "run_abandoned_job", "current_due_time", "lease_heartbeat_every", "list_jobs", "topic_overview", "Service", "Runtime", "JobOutcome", "ShutdownRequested",
+    "serve", "run_job_now", "run_abandoned_job", "current_due_time", "lease_heartbeat_every", "list_jobs", "Service", "Runtime", "JobOutcome", "ShutdownRequested",
     "run_topic_job", "run_email_job", "cron_trigger", "crontab_weekdays", "scan_topics", "job_specs", "JOB_TABLE",
     "EMAIL_JOB", "EMAIL_NAMES", "fetch_job_id", "format_time", "next_fire_time",
 ]
