@@ -249,14 +249,10 @@ def test_a_bad_file_runs_its_last_good_version_or_records_why_it_cannot(home, fa
     runtime = schedule.Runtime(store, settings)
     runtime.remember(schedule.scan_topics(settings.queries_dir))
     write_topic(home, "dosing", DOSING_QUERY, since="2999-01-01")  # bad: `since` in the future
-    schedule.activate(runtime)
-    try:
-        outcome = run_topic_job("dosing")
-        assert outcome.ok and outcome.lines[0].startswith("dosing: 3 new")
-        schedule.activate(schedule.Runtime(store, settings))  # a process that never saw the good file
-        outcome = run_topic_job("dosing")
-    finally:
-        schedule.activate(None)
+    outcome = run_topic_job("dosing", runtime=runtime)
+    assert outcome.ok and outcome.lines[0].startswith("dosing: 3 new")
+    never_saw_it = schedule.Runtime(store, settings)  # a process that never saw the good file
+    outcome = run_topic_job("dosing", runtime=never_saw_it)
     assert not outcome.ok
     assert runs(home, "dosing")[-1] == ("dosing", "failed", "topic 'dosing': dosing.toml: key 'since' = 2999-01-01 "
                                         "is in the future; fix the file: nothing is fetched for this topic until then")
@@ -315,6 +311,37 @@ def test_runs_missed_by_more_than_the_grace_are_skipped(home, fake_eutils, servi
              what="the missed run to be passed over")
     time.sleep(0.5)
     assert runs(home) == [] and fake_eutils.count() == 0
+
+
+def test_a_run_another_scheduler_abandoned_is_taken_over_at_its_own_due_time(home, fake_eutils, services, store_for,
+                                                                             caplog):
+    from apscheduler.events import EVENT_JOB_EXECUTED
+
+    from tracker.store.leases import claim_job, lease, release_job
+
+    add_records(fake_eutils, range(1, 4), ELDERLY_QUERY)
+    settings = settings_for(home, fake_eutils.url, TRACKER_TZ="UTC")
+    store = store_for(settings)
+    due = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=10)
+    release_job(store, claim_job(store, "fetch:elderly", due, "a-stopped-scheduler", timeout=60), "a-stopped-scheduler")
+    service = services(store, settings)
+    executed = []
+    service.scheduler.add_listener(executed.append, EVENT_JOB_EXECUTED)
+    service.start(paused=True)
+    service.renew_and_take_over()
+    assert service.runtime.takeovers == {("fetch:elderly", due)}
+    service.resume()
+
+    wait_for(lambda: executed, what="the abandoned run taken over")
+    [event] = executed
+    assert (event.job_id, event.scheduled_run_time) == (f"takeover:fetch:elderly@{due.isoformat()}", due)
+    assert (event.retval.job, event.retval.ok) == ("fetch:elderly", True)
+    held = lease(store, "fetch:elderly", due)
+    assert (held.status, held.outcome, held.attempts, held.token) == ("done", "ok", 2, service.runtime.token)
+    assert runs(home) == [("elderly", "succeeded", None)]
+    assert service.runtime.takeovers == set() and service.scheduler.get_jobs(jobstore="takeover") == []
+    assert (f"fetch:elderly: taking over the run due {due:%Y-%m-%d %H:%M} UTC from pid {os.getpid()} on host "
+            f"{held.host} (it stopped half-way)") in caplog.messages
 
 
 # -- failures ---------------------------------------------------------------------------------
