@@ -30,7 +30,7 @@ from tracker.errors import ConfigError
 from tracker.schedule import Service, cron_trigger, crontab_weekdays, run_topic_job
 from tracker.settings import Settings
 from tracker.store import open_store
-from tracker.store.locks import InstanceLockHandle, LockHeldError, TopicRunLock
+from tracker.store.locks import TopicRunLock
 
 API_KEY = "SENTINEL-API-KEY-5f1c"
 SMTP_PASSWORD = "SENTINEL-SMTP-PASSWORD-77aa"
@@ -427,7 +427,7 @@ def test_list_prints_every_job_with_its_next_run_and_zone_and_starts_nothing(hom
     assert re.fullmatch(r"email\s+0 7 \* \* 1\s+\d{4}-\d\d-\d\d 07:00 CES?T", rows["email"])
     for job in ("fetch:dosing", "email"):  # cron's weekday 1 is a Monday
         assert datetime.strptime(rows[job].split()[-3], "%Y-%m-%d").strftime("%A") == "Monday"
-    assert not (home / "db").exists()  # no scheduler, no database, no lock
+    assert not (home / "db").exists()  # starts no scheduler and opens no database
 
     write_topic(home, "broken", "")
     result = run_tracker("schedule", "--list", env=cli_env(home, None))
@@ -484,52 +484,6 @@ def test_status_shows_each_topics_last_and_next_run(home, fake_eutils):
     assert re.fullmatch(r"elderly\s+0 6 \* \* \*\s+never\s+-\s+\d{4}-\d\d-\d\d 06:00 JST", rows["elderly"])
     assert re.fullmatch(r"broken\s+\(bad file\)\s+never\s+-\s+-", rows["broken"])
     assert "warning: broken.toml: key 'query' is missing or empty" in result.err
-
-
-# -- the lock ---------------------------------------------------------------------------------
-
-def test_a_lock_from_another_host_expires_without_heartbeats_and_its_loser_stops(tmp_path, store_for):
-    from sqlalchemy import update
-
-    from tracker.store.locks import LockLostError
-    from tracker.store.models import InstanceLock
-
-    settings = settings_for(tmp_path)
-    store = store_for(settings)
-    remote = InstanceLockHandle(store, stale_after=60)
-    remote.acquire()
-
-    def pretend(**values):
-        with store.engine.begin() as connection:
-            connection.execute(update(InstanceLock.__table__).values(**values))
-
-    pretend(host="elsewhere", pid=4242, started_at=datetime(2025, 1, 6, 6, 0, tzinfo=timezone.utc), heartbeat_at=datetime.now(timezone.utc))
-    local = InstanceLockHandle(store, stale_after=60)
-    with pytest.raises(LockHeldError) as held:
-        local.acquire()
-    assert re.fullmatch(r"another tracker schedule \(pid 4242 on host elsewhere, since 2025-01-06 06:00:00 UTC, "
-                        r"last heartbeat \d s ago\) holds the lock on .*tracker.sqlite3: stop it first \(if that host "
-                        r"is down, its lock expires 60 s after its last heartbeat\)", str(held.value))
-
-    pretend(heartbeat_at=datetime.now(timezone.utc) - timedelta(seconds=61))
-    assert local.acquire().pid == 4242  # taken over from the silent host
-    with pytest.raises(LockLostError, match="was taken over by pid"):
-        remote.heartbeat()
-    local.heartbeat()
-    local.release()
-    assert query(tmp_path, "SELECT * FROM instance_lock") == []
-
-
-def test_a_lock_written_before_a_reboot_is_stale_even_if_its_pid_runs_again(tmp_path, store_for, monkeypatch):
-    from tracker.store import locks
-
-    store = store_for(settings_for(tmp_path))
-    before = InstanceLockHandle(store)
-    before.acquire()
-    locks._held_here.discard(before.token)  # as if written by an earlier process that had this pid
-    monkeypatch.setattr(locks, "boot_id", lambda: "another-boot")
-    holder = InstanceLockHandle(store).acquire()
-    assert holder is not None and holder.pid == os.getpid()
 
 
 # -- the daemon -------------------------------------------------------------------------------
