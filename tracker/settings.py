@@ -62,7 +62,7 @@ class Settings:
     smtp_security: str = "starttls"
     mail_from: str | None = None
     mail_to: tuple[str, ...] = ()
-    # `tracker schedule` (tracker/schedule.py). `timezone` None: the machine's local zone.
+    # `tracker schedule` (tracker/schedule/). `timezone` None: the machine's local zone.
     digest_cron: str = "0 7 * * 1"
     timezone: str | None = None
     misfire_grace: float = 24 * 3600.0
