@@ -62,7 +62,7 @@ def schema_fingerprint() -> str:
     """A short hash of the tracker's tables and columns: a database cached under another schema is rebuilt."""
     from sqlmodel import SQLModel
 
-    from tracker.store.database import FTS_COLUMNS, SCHEMA_VERSION
+    from tracker.store.schema import FTS_COLUMNS, SCHEMA_VERSION
 
     tables = [(table.name, [(column.name, str(column.type)) for column in table.columns])
               for table in SQLModel.metadata.sorted_tables]

@@ -5,7 +5,7 @@ in the test id and in every failure message), so a failing trial can be replayed
 `PRAGMA integrity_check` is ok, no paper, membership or full-text entry is stored twice, no watermark
 claims papers that are not stored; the next run completes exactly the PMIDs of a clean run, and no reader
 gets a paper twice, except the papers of a message the SMTP server accepted right before the kill, whose
-outbox row is still `pending` (the window tracker/mail.py documents): those arrive exactly twice.
+outbox row is still `pending` (the window tracker/mail/delivery.py documents): those arrive exactly twice.
 """
 
 from __future__ import annotations
@@ -304,7 +304,7 @@ def test_a_schema_creation_cut_short_leaves_nothing_the_next_run_trips_on(tmp_pa
     def killed(connection):
         raise KeyboardInterrupt  # after every table was created, before the full-text index and version
 
-    monkeypatch.setattr("tracker.store.database.create_extras", killed)
+    monkeypatch.setattr("tracker.store.schema.create_extras", killed)
     with pytest.raises(KeyboardInterrupt):
         open_store(f"sqlite:///{database}")
     monkeypatch.undo()

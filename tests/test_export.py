@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -14,7 +15,8 @@ from click.testing import CliRunner
 from tests.conftest import write_topic
 from tests.pubmed_xml import article_set, article_xml
 from tracker.cli import cli
-from tracker.export import CSV_COLUMNS, atomic_output, csv_bytes, export_papers, export_rows, ris_record, write_csv
+from tracker.export import CSV_COLUMNS, csv_bytes, export_papers, export_rows, ris_record, write_csv
+from tracker.files import OUTPUT_FILE_ADVICE, atomic_output
 from tracker.pubmed import AbstractSection, Author, MeshHeading, Paper, iter_papers
 from tracker.store import open_store
 from tracker.store.models import TopicPaper
@@ -95,11 +97,26 @@ ROWS = {
           url(104), ""],
 }
 
+MEMBERS = {pmid: sorted(topic for topic, paper in FIRST_SEEN if paper == pmid) for pmid in PAPERS}
+
+
+def unscreened(pmid: int, exported: Sequence[str] = ("dosing", "elderly")) -> list[str]:
+    """The four screening cells of a paper nobody has screened yet, exported with the topics `exported`."""
+    member = [topic for topic in MEMBERS[pmid] if topic in exported]
+    decision = "; ".join(f"{topic}: unscreened" for topic in member) if len(exported) > 1 else "unscreened"
+    return [decision, "", "", ""]
+
+
+def row(pmid: int, exported: Sequence[str] = ("dosing", "elderly")) -> list[str]:
+    return ROWS[pmid] + unscreened(pmid, exported)
+
+
 RIS_103 = (
     'TY  - JOUR\r\nTI  - =HYPERLINK("http://x")\r\nAU  - Ngan Kee, Warwick D\r\nPY  - 2024\r\nDA  - 2024/03/05/\r\n'
     "T2  - Anesthesia and analgesia\r\nJ2  - Anesth Analg\r\nVL  - 130\r\nIS  - 2\r\nSP  - 301\r\nEP  - 309\r\n"
-    "AB  - Abstract text.\r\nDO  - 10.1000/103\r\nAN  - 103\r\nUR  - https://pubmed.ncbi.nlm.nih.gov/103/\r\n"
-    "LA  - eng\r\nN1  - topics: dosing; elderly\r\nER  - \r\n\r\n"
+    "AB  - Abstract text.\r\nKW  - screening: unscreened\r\nDO  - 10.1000/103\r\nAN  - 103\r\n"
+    "UR  - https://pubmed.ncbi.nlm.nih.gov/103/\r\nLA  - eng\r\nN1  - topics: dosing; elderly\r\n"
+    "N1  - screening: unscreened\r\nER  - \r\n\r\n"
 )
 
 
@@ -139,7 +156,7 @@ def parse(data: bytes) -> list[list[str]]:
 def test_csv_of_every_topic_lists_each_paper_once_newest_first(home):
     result = invoke(home, "export")
     assert result.exit_code == 0 and result.stderr == ""
-    assert parse(result.stdout_bytes) == [HEADER] + [ROWS[p] for p in (105, 102, 101, 103, 104)]
+    assert parse(result.stdout_bytes) == [HEADER] + [row(p) for p in (105, 102, 101, 103, 104)]
     assert result.stdout_bytes.startswith(",".join(HEADER).encode() + b"\r\n105,Vasopressor trial 105,")
     assert b'"line one\nline two"' in result.stdout_bytes
 
@@ -155,25 +172,25 @@ def test_library_rows_match_the_command_line(home):
         "year": 2024, "publication_date": "2024 Mar 5", "doi": "10.1000/103", "pmcid": None,
         "publication_types": "Journal Article", "mesh_terms": "", "keywords": "", "topics": "dosing; elderly",
         "first_seen": "2024-02-20T12:00:00Z", "late_arrival": "false", "pubmed_url": url(103),
-        "status": "",
+        "status": "", "decision": "unscreened", "reasons": "", "reviewers": "", "notes": "",
     }
     store.close()
 
 
 def test_since_keeps_papers_the_selected_topics_first_saw_on_or_after_that_day(home):
     every_topic = invoke(home, "export", "--since", "2024-03-01")
-    assert parse(every_topic.stdout_bytes) == [HEADER] + [ROWS[p] for p in (105, 102, 101)]
+    assert parse(every_topic.stdout_bytes) == [HEADER] + [row(p) for p in (105, 102, 101)]
     # Seen by 'dosing' on March 1 but by 'elderly' in February: new to 'dosing' alone.
     dosing = invoke(home, "export", "dosing", "--since", "2024-03-01")
-    assert parse(dosing.stdout_bytes) == [HEADER] + [ROWS[p] for p in (105, 102, 101)] + [
-        ROWS[103][:12] + ["2024-03-01T10:00:00Z"] + ROWS[103][13:]]
+    assert parse(dosing.stdout_bytes) == [HEADER] + [row(p, ["dosing"]) for p in (105, 102, 101)] + [
+        ROWS[103][:12] + ["2024-03-01T10:00:00Z"] + ROWS[103][13:] + unscreened(103, ["dosing"])]
     assert parse(invoke(home, "export", "--since", "2024-03-04").stdout_bytes) == [HEADER]
 
 
 def test_csv_bytes_for_mail_follows_the_given_pmids(home):
     store = open_store(home.url)
     assert parse(csv_bytes(store, [104, 101, 999], topics=["elderly"])) == [
-        HEADER, ROWS[104], ROWS[101][:12] + [""] + ROWS[101][13:]]
+        HEADER, row(104, ["elderly"]), ROWS[101][:12] + [""] + ROWS[101][13:] + ["", "", "", ""]]
     assert csv_bytes(store, []) == ",".join(HEADER).encode() + b"\r\n"
     store.close()
 
@@ -214,7 +231,7 @@ def test_a_failed_export_leaves_the_old_file_untouched(tmp_path):
     target = tmp_path / "papers.csv"
     target.write_text("old export\n")
     with pytest.raises(RuntimeError):
-        with atomic_output(target) as file:
+        with atomic_output(target, advice=OUTPUT_FILE_ADVICE) as file:
             file.write(b"half a new export")
             raise RuntimeError("database went away")
     assert target.read_text() == "old export\n"
@@ -227,6 +244,20 @@ def test_unwritable_output_is_one_line_and_exit_2(home, tmp_path):
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == (f"error: cannot write {missing} (No such file or directory): "
                              "choose a writable file for -o, or '-' for stdout\n")
+
+
+def test_every_unwritable_output_is_the_same_error_with_advice_that_fits_the_command(home, tmp_path):
+    missing = tmp_path / "no-such-folder" / "digest.md"
+    result = invoke(home, "digest", "dosing", "-o", str(missing))
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (f"error: cannot write {missing} (No such file or directory): "
+                             "choose a writable file for -o, or '-' for stdout\n")
+    reports = home.path / "reports"
+    reports.write_text("a file where the reports folder belongs")
+    result = invoke(home, "digest", "dosing")  # `tracker run` writes the same files, and has no -o
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.startswith(f"error: cannot write {reports}/dosing/")
+    assert result.stderr.endswith(f"(Not a directory): make {reports} writable or choose another home with --home\n")
 
 
 def test_unknown_topic_is_refused_before_anything_is_written(home, tmp_path):

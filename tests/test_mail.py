@@ -23,10 +23,10 @@ from tests.conftest import cli_env, run_tracker, write_topic
 from tests.smtp_server import LoopbackSMTP, free_port, make_certificate
 from tests.test_digest import make_paper
 from tracker.cli import cli
-from tracker.digest import as_utc
 from tracker.errors import ConfigError
 from tracker.export import CSV_COLUMNS
 from tracker.mail import build_message, connect_smtp, describe_failures, plan_mailing, send_weekly_email, week_of
+from tracker.render import as_utc
 from tracker.settings import Settings
 from tracker.store import open_store
 from tracker.store.database import utcnow

@@ -394,18 +394,18 @@ def test_no_secret_reaches_the_job_store(home, fake_eutils, services, store_for)
 def test_the_log_file_is_private_rotates_and_shows_the_zone(tmp_path):
     import logging
 
-    from tracker.logs import configure_logging
+    from tracker.logs import log_commands, log_service
 
     path = tmp_path / "db" / "tracker.log"
     try:
-        configure_logging(zone=ZoneInfo("America/New_York"), log_file=path)
+        log_service(zone=ZoneInfo("America/New_York"), log_file=path)
         logging.getLogger("tracker.schedule").info("hello")
         handler = next(h for h in logging.getLogger("tracker").handlers if hasattr(h, "doRollover"))
         assert (handler.maxBytes, handler.backupCount) == (5 * 1024 * 1024, 5)
         handler.doRollover()
         logging.getLogger("tracker.schedule").warning("after rotation")
     finally:
-        configure_logging(False)
+        log_commands(False)
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d E[SD]T INFO hello\n", (tmp_path / "db" / "tracker.log.1").read_text())
     assert path.read_text().endswith(" WARNING after rotation\n")
     for rotated in (path, tmp_path / "db" / "tracker.log.1"):

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from tracker.errors import StoreError
 from tracker.pubmed import AbstractSection, Author, CommentCorrection, MeshHeading, Paper
-from tracker.store import SCHEMA_VERSION, open_store
+from tracker.store import SCHEMA_VERSION, migrate_store, open_store
 from tracker.store.models import PaperRow, Run, TopicPaper, TopicState
 from tracker.store.papers import link_papers, load_papers, save_papers, stored_pmids, topic_pmids
 from tracker.store.runs import RunCounts, finish_run, start_run, topic_state
@@ -168,7 +168,8 @@ def test_a_bad_database_url_is_one_line_without_its_password(url, message):
 
 
 def test_a_schema_1_database_is_migrated_in_place_keeping_every_row(db_url, store):
-    """A database as tracker 0.1 wrote it (schema 1) gains the lease table and the export's text columns."""
+    """A database as tracker 0.1 wrote it (schema 1) is refused until migrated, then has the lease table and the
+    export's text columns, every row kept, and a record of each migration it had."""
     papers = [make_paper(7), make_paper(8, keywords=(), mesh_headings=())]
     save_papers(store, papers, topic="dosing")
     with store.engine.begin() as connection:
@@ -176,13 +177,25 @@ def test_a_schema_1_database_is_migrated_in_place_keeping_every_row(db_url, stor
         for column in ("publication_types_text", "mesh_terms", "keywords_text"):
             connection.execute(text(f"ALTER TABLE paper DROP COLUMN {column}"))
         connection.execute(text("UPDATE tracker_schema SET version = 1"))
+        connection.execute(text("DROP TABLE tracker_migration"))
+    where = store.describe()
     store.close()
 
+    with pytest.raises(StoreError) as caught:
+        open_store(db_url)
+    assert str(caught.value) == (f"{where} is at schema 1 and this tracker needs schema {SCHEMA_VERSION}: "
+                                 f"run 'tracker db migrate' (schema 1 → {SCHEMA_VERSION})")
+    migrated, applied = migrate_store(db_url)
+    migrated.close()
+    assert [(step.migration.version, step.migration.name) for step in applied][:2] == [
+        (2, "job-leases"), (3, "export-text-columns")]
     upgraded = open_store(db_url)
     try:
         with upgraded.engine.connect() as connection:
             assert connection.execute(text("SELECT version FROM tracker_schema")).scalar() == SCHEMA_VERSION
             assert connection.execute(text("SELECT count(*) FROM job_lease")).scalar() == 0
+            assert connection.execute(text("SELECT version, name FROM tracker_migration ORDER BY version")).all()[:2] == [
+                (2, "job-leases"), (3, "export-text-columns")]
             filled = connection.execute(text(
                 "SELECT pmid, publication_types_text, mesh_terms, keywords_text FROM paper ORDER BY pmid")).all()
         assert [tuple(row) for row in filled] == [

@@ -12,6 +12,7 @@ import click
 
 from tracker import __version__
 from tracker.errors import ConfigError, TrackerError
+from tracker.logs import log_commands
 from tracker.settings import Settings
 
 log = logging.getLogger("tracker")
@@ -33,6 +34,7 @@ class DateType(click.ParamType):
 
 
 DATE = DateType()
+SCREENING_STATES = ("unscreened", "awaiting", "included", "excluded", "maybe", "conflict")
 
 
 def common_options(command):
@@ -49,16 +51,10 @@ def common_options(command):
             state["home"] = home
         if verbose:
             state["verbose"] = True
-        configure_logging(state.get("verbose", False))
+        log_commands(state.get("verbose", False))
         return ctx.invoke(command, *args, **kwargs)
 
     return wrapper
-
-
-def configure_logging(verbose: bool) -> None:
-    from tracker.logs import configure_logging as configure
-
-    configure(verbose)
 
 
 def current_settings() -> Settings:
@@ -68,12 +64,13 @@ def current_settings() -> Settings:
     return state["settings"]
 
 
-def current_store():
+def current_store(*, readonly: bool = False):
+    """The database, opened once per command: read-only for the commands that only read it."""
     from tracker.store import open_store
 
     state = click.get_current_context().find_root().ensure_object(dict)
     if "store" not in state:
-        state["store"] = open_store(current_settings().database_url)
+        state["store"] = open_store(current_settings().database_url, readonly=readonly)
     return state["store"]
 
 
@@ -132,9 +129,15 @@ def main() -> None:
 
 
 def load_selected_topics(slugs):
-    from tracker.topics import load_topics, select_topics
+    from tracker.topics import select_topics
 
-    return select_topics(load_topics(current_settings().queries_dir), slugs)
+    return select_topics(load_all_topics(), slugs)
+
+
+def load_all_topics():
+    from tracker.topics import load_topics
+
+    return load_topics(current_settings().queries_dir)
 
 
 # -- init ------------------------------------------------------------------------------------
@@ -171,7 +174,7 @@ def topics(check_slug, check_query):
         check_topic_query(check_slug, check_query)
         return
     selected = load_selected_topics(())
-    store = current_store()
+    store = current_store(readonly=True)
     counts = count_topic_papers(store)
     runs = last_runs(store)
     rows = []
@@ -252,6 +255,7 @@ class ProgressBar:
 def run_fetch(slugs=(), since=None, full=False) -> list:
     """Fetch the selected topics, printing one summary line per topic; shared by `fetch` and `run`."""
     from tracker.eutils import EutilsClient
+    from tracker.ledger import RunHooks
     from tracker.sync import sync_topics
 
     settings = current_settings()
@@ -262,9 +266,9 @@ def run_fetch(slugs=(), since=None, full=False) -> list:
                    err=True)
     bars: list[ProgressBar] = []
 
-    def progress_for(topic):
+    def hooks_for(topic):
         bars.append(ProgressBar(topic.slug))
-        return bars[-1]
+        return RunHooks(progress=bars[-1])
 
     def report(result):
         for bar in bars:
@@ -272,7 +276,7 @@ def run_fetch(slugs=(), since=None, full=False) -> list:
         click.echo(result.summary())
 
     with EutilsClient(settings) as client:
-        return sync_topics(store, client, selected, since=since, full=full, progress_for=progress_for, on_result=report)
+        return sync_topics(store, client, selected, since=since, full=full, hooks_for=hooks_for, on_result=report)
 
 
 @cli.command()
@@ -355,16 +359,16 @@ def status(limit, topic_slug, changes, since):
         list_changes(topic_slug, since)
         return
     if current_settings().queries_dir.is_dir():
-        overview = topic_overview(current_store(), current_settings(), topic=topic_slug)
+        overview = topic_overview(current_store(readonly=True), current_settings(), topic=topic_slug)
         click.echo(format_table(overview.headers, overview.rows) + "\n")
         for error in overview.errors:
             click.echo(f"warning: {error}; 'tracker schedule' keeps this topic's last good job", err=True)
-        health = topic_health(current_store(), [row[0] for row in overview.rows],
+        health = topic_health(current_store(readonly=True), [row[0] for row in overview.rows],
                               quiet_weeks=current_settings().quiet_weeks)
         if any(health.values()):
             echo_health(health)
             click.echo("")
-    runs = recent_runs(current_store(), limit=limit, topic=topic_slug)
+    runs = recent_runs(current_store(readonly=True), limit=limit, topic=topic_slug)
     if not runs:
         click.echo("no runs yet: run 'tracker fetch'")
         return
@@ -387,17 +391,17 @@ def status(limit, topic_slug, changes, since):
 def list_changes(topic_slug: str | None, since: date | None) -> None:
     """`tracker status --changes`: every status event, oldest first."""
     from tracker.store.changes import list_events
-    from tracker.store.search import shorten
+    from tracker.store.search import cut_title
 
     start = datetime.combine(since, datetime.min.time(), timezone.utc) if since else None
-    events = list_events(current_store(), since=start, topics=[topic_slug] if topic_slug else None)
+    events = list_events(current_store(readonly=True), since=start, topics=[topic_slug] if topic_slug else None)
     if not events:
         when = f" since {since}" if since else ""
         click.echo(f"no status changes recorded{when}: each run checks the records PubMed modified")
         return
     click.echo(format_table(["detected (UTC)", "pmid", "change", "notice", "topics", "title"], [
         [_when(event.detected_at), str(event.pmid), event.label, str(event.notice_pmid or "-"),
-         ", ".join(event.topics) or "-", shorten(event.title or "(no title)", 60)]
+         ", ".join(event.topics) or "-", cut_title(event.title or "(no title)", 60)]
         for event in events]))
 
 
@@ -421,7 +425,7 @@ def digest_command(slugs, since, output_format, output):
     if output is not None and output_format is not None:
         check_output_format(output, output_format, _SUFFIX_FORMATS)
     selected = load_selected_topics(slugs)
-    store = current_store()
+    store = current_store(readonly=output is None and output_format is not None)
     if output is not None:
         write_digest_file(store, selected, output, fmt=output_format, since=since,
                           quiet_weeks=current_settings().quiet_weeks)
@@ -451,22 +455,25 @@ def check_output_format(output, fmt: str, suffixes: dict[str, str]) -> None:
 @click.option("--since", type=DATE, help="Only papers the selected topics first saw on or after this day (UTC).")
 @click.option("--format", "output_format", type=click.Choice(["csv", "ris"]), default="csv", show_default=True,
               help="CSV (columns documented in tracker/export.py) or RIS for Zotero, EndNote, Rayyan, Covidence.")
+@click.option("--state", type=click.Choice(SCREENING_STATES),
+              help="Only papers in this screening state in one of the topics (--state included: the included set).")
 @click.option("-o", "--output", default="-", show_default=True, metavar="FILE|-",
               help="Write to FILE (replaced only once complete) instead of stdout.")
 @common_options
-def export_command(slugs, since, output_format, output):
+def export_command(slugs, since, output_format, state, output):
     """Export the papers of every topic (or the given ones), newest first seen first."""
-    from tracker.export import atomic_output, export_papers
+    from tracker.export import export_papers
+    from tracker.files import OUTPUT_FILE_ADVICE, atomic_output
 
     if output != "-":
         check_output_format(output, output_format, {".csv": "csv", ".ris": "ris"})
-    selected = [topic.slug for topic in load_selected_topics(slugs)]
-    store = current_store()
+    selected = load_selected_topics(slugs)
+    store = current_store(readonly=True)
     if output == "-":
-        export_papers(store, selected, sys.stdout.buffer, since=since, fmt=output_format)
+        export_papers(store, selected, sys.stdout.buffer, since=since, fmt=output_format, state=state)
         return
-    with atomic_output(output) as file:
-        count = export_papers(store, selected, file, since=since, fmt=output_format)
+    with atomic_output(output, advice=OUTPUT_FILE_ADVICE) as file:
+        count = export_papers(store, selected, file, since=since, fmt=output_format, state=state)
     click.echo(f"exported {count} papers to {output}", err=True)
 
 
@@ -486,12 +493,12 @@ def search_command(text, topic_slug, limit, output_format):
 
     if topic_slug:
         load_selected_topics((topic_slug,))
-    store = current_store()
+    store = current_store(readonly=True)
     hits = search_papers(store, text, topic=topic_slug, limit=limit)
     if not hits:
         click.echo(f"no stored papers match '{text}'", err=output_format != "table")
     if output_format == "csv":
-        write_csv(rows_for_pmids(store, [hit.pmid for hit in hits]), sys.stdout.buffer)
+        write_csv(rows_for_pmids(store, [hit.pmid for hit in hits], screened=load_all_topics()), sys.stdout.buffer)
     elif output_format == "json":
         click.echo(hits_json(hits))
     elif hits:
@@ -510,7 +517,7 @@ def search_command(text, topic_slug, limit, output_format):
 def query_command(pubmed_query, since, limit, save_as):
     """Run a one-off PubMed query: store the matches (in no topic) and show the newest."""
     from tracker.eutils import EutilsClient
-    from tracker.store.search import shorten
+    from tracker.store.search import cut_title
     from tracker.sync import run_query
     from tracker.topics import Topic, new_topic_path, save_topic_file
 
@@ -528,14 +535,183 @@ def query_command(pubmed_query, since, limit, save_as):
     if result.papers:
         click.echo(format_table(["pmid", "created", "year", "first author", "title"], [
             [str(paper.pmid), str(paper.create_date or ""), str(paper.pub_date.year if paper.pub_date else ""),
-             paper.authors[0].display if paper.authors else "", shorten(paper.title)]
+             paper.authors[0].display if paper.authors else "", cut_title(paper.title)]
             for paper in result.papers]))
     click.echo(f"showing {len(result.papers)} of {result.count} matches; {result.new_papers} new papers stored, "
                f"{result.requests} requests")
     if save_as is not None:
-        title = query if len(query) <= 80 else query[:79].rstrip() + "…"
+        title = cut_title(query, 80)
         save_topic_file(settings.queries_dir, Topic(slug=save_as, title=title, query=query, since=since))
         click.echo(f"saved as queries/{save_as}.toml: run 'tracker fetch {save_as}' to track it")
+
+
+# -- screening -------------------------------------------------------------------------------
+
+class PmidType(click.ParamType):
+    name = "PMID"
+
+    def convert(self, value, param, ctx):
+        text = str(value).strip()
+        if not text.isdigit() or int(text) == 0:
+            self.fail(f"{value!r} is not a PMID (a positive whole number such as 31415926)", param, ctx)
+        return int(text)
+
+
+def current_reviewer(given: str | None) -> str:
+    from tracker.screening import check_reviewer, default_reviewer
+
+    return check_reviewer(given) if given else default_reviewer(current_settings().reviewer)
+
+
+SCREEN_CSV_COLUMNS = ("pmid", "title", "year", "journal", "first_seen", "state", "reasons", "reviewers", "notes",
+                      "other_topics", "pubmed_url")
+
+
+def flat_screening(record: dict) -> dict:
+    """A `screening_record` with its lists joined as the export joins them ("; "-separated)."""
+    from tracker.screening import describe_decision_record
+
+    return {**record, "reasons": "; ".join(record["reasons"]),
+            "reviewers": "; ".join(describe_decision_record(d) for d in record["decisions"]),
+            "notes": "; ".join(f"{d['reviewer']}: {d['note']}" for d in record["decisions"] if d["note"]),
+            "other_topics": "; ".join(f"{slug}: {state}" for slug, state in record["other_topics"].items())}
+
+
+@cli.group("screen")
+def screen_group():
+    """Screen a topic's papers: include, exclude (with reasons) or maybe, alone or as two blind reviewers."""
+
+
+@screen_group.command("list")
+@click.argument("slug")
+@click.option("--state", type=click.Choice(SCREENING_STATES),
+              help="Only papers in this state (in blind screening: as the reviewer sees it).")
+@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many papers (newest first seen first).")
+@click.option("--reviewer", metavar="NAME", help="Whose view, in blind screening (default: $TRACKER_REVIEWER or the "
+                                                 "login name).")
+@common_options
+def screen_list_command(slug, state, output_format, limit, reviewer):
+    """A topic's papers with their screening state, reasons and each reviewer's decision, newest first."""
+    import json
+
+    from tracker.screening import list_screening, screening_record
+
+    topics = load_all_topics()
+    [topic] = load_selected_topics((slug,))
+    rows = list_screening(current_store(readonly=True), topic, reviewer=current_reviewer(reviewer), state=state,
+                          limit=limit, topics=topics)
+    records = [screening_record(row) for row in rows]
+    if output_format == "json":
+        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
+    elif output_format == "csv":
+        from tracker.export import write_table
+
+        write_table(SCREEN_CSV_COLUMNS, ([record[name] for name in SCREEN_CSV_COLUMNS] for record in
+                                         (flat_screening(record) for record in records)), sys.stdout.buffer)
+    elif not rows:
+        click.echo(f"no papers of topic '{topic.slug}'" + (f" are {state}" if state else " yet: run 'tracker fetch'"))
+    else:
+        from tracker.store.search import cut_title
+
+        click.echo(format_table(["pmid", "state", "first seen", "year", "decisions", "title"], [
+            [str(record["pmid"]), record["state"], record["first_seen"][:10], str(record["year"] or ""),
+             flat_screening(record)["reviewers"] or "-", cut_title(record["title"], 60)] for record in records]))
+
+
+@screen_group.command("set")
+@click.argument("slug")
+@click.argument("pmids", nargs=-1, required=True, type=PmidType(), metavar="PMID...")
+@click.option("--include", "decision", flag_value="include", help="Include the papers.")
+@click.option("--exclude", "decision", flag_value="exclude", help="Exclude the papers (give --reason).")
+@click.option("--maybe", "decision", flag_value="maybe", help="Not sure yet: look again later.")
+@click.option("--reason", "reasons", multiple=True, metavar="TEXT",
+              help="With --exclude: a reason of the topic, by name or number (repeat for several).")
+@click.option("--note", default="", metavar="TEXT", help="A free note kept with the decision.")
+@click.option("--reviewer", metavar="NAME", help="Who decides (default: $TRACKER_REVIEWER or the login name).")
+@click.option("--resolve", is_flag=True, help="Settle a conflict between two reviewers with this decision.")
+@common_options
+def screen_set_command(slug, pmids, decision, reasons, note, reviewer, resolve):
+    """Record a decision on papers of a topic: all of them, or none if one is not in the topic."""
+    from tracker.screening import decide
+    from tracker.store.decisions import state_from, summaries
+
+    if decision is None:
+        raise click.UsageError("give the decision: --include, --exclude or --maybe")
+    [topic] = load_selected_topics((slug,))
+    store = current_store()
+    saved = decide(store, topic, pmids, decision, reviewer=current_reviewer(reviewer), reasons=reasons, note=note,
+                   resolve=resolve)
+    rows = summaries(store, topic.slug, [item.decision.pmid for item in saved])
+    for item in saved:
+        given, before = item.decision, item.replaced
+        line = f"{topic.slug} {given.pmid}: {given.decision} by {given.reviewer}"
+        if given.reasons:
+            line += f" ({', '.join(given.reasons)})"
+        if before is not None:
+            line += f", replacing {before.decision} of {_when(before.decided_at)} UTC"
+        state = state_from(rows.get(given.pmid), topic.screening.reviewers)
+        if topic.screening.blind and state in ("unscreened", "awaiting"):
+            state = "awaiting the other reviewer"
+        click.echo(f"{line}; now {state}")
+
+
+@screen_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--topic", "topic_slug", required=True, metavar="SLUG", help="The topic the decisions belong to.")
+@click.option("--reviewer", metavar="NAME", help="Who decided, for rows without a reviewer column (default: "
+                                                 "$TRACKER_REVIEWER or the login name).")
+@click.option("--add-missing", is_flag=True, help="Fetch and link the papers the topic lacks, instead of skipping them.")
+@common_options
+def screen_import_command(file, topic_slug, reviewer, add_missing):
+    """Import decisions from a CSV (pmid, decision, reason, note, reviewer) or ASReview's export: all or nothing."""
+    from tracker.eutils import EutilsClient
+    from tracker.screening.importing import import_decisions
+    from tracker.sync import import_pmids
+
+    [topic] = load_selected_topics((topic_slug,))
+    store = current_store()
+
+    def fetch_missing(pmids):
+        with EutilsClient(current_settings()) as client:
+            import_pmids(store, client, topic, pmids)
+
+    result = import_decisions(store, topic, file, reviewer=current_reviewer(reviewer),
+                              add_missing=fetch_missing if add_missing else None)
+    line = (f"{topic.slug}: {result.imported} decisions imported from {file.name} "
+            f"({'ASReview export' if result.kind == 'asreview' else 'CSV'}; by {', '.join(result.reviewers) or '-'})")
+    if result.added:
+        line += f"; {result.added} papers fetched and added to the topic first"
+    if result.unlabelled:
+        line += f"; {result.unlabelled} unlabelled rows skipped"
+    click.echo(line)
+    if result.skipped:
+        from tracker.screening import describe_pmids
+
+        click.echo(f"warning: {describe_pmids(list(result.skipped))} not in topic '{topic.slug}' and were skipped: "
+                   "import again with --add-missing to fetch and add them", err=True)
+
+
+@cli.command("prisma")
+@click.argument("slug")
+@click.option("--since", type=DATE, help="Only the papers the topic first saw from this day on, and its runs since.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "csv", "svg"]), default="text",
+              show_default=True, help="svg draws the PRISMA 2020 flow diagram.")
+@click.option("-o", "--output", default="-", show_default=True, metavar="FILE|-", help="Write to FILE instead of stdout.")
+@common_options
+def prisma_command(slug, since, output_format, output):
+    """PRISMA counts of a topic's screening: identified, duplicates, screened, excluded per reason, included."""
+    from tracker.files import OUTPUT_FILE_ADVICE, write_output
+    from tracker.screening.prisma import prisma_counts, render
+
+    [topic] = load_selected_topics((slug,))
+    text = render(prisma_counts(current_store(readonly=True), topic, since=since), output_format)
+    if output == "-":
+        click.echo(text, nl=False)
+    else:
+        write_output(output, text, advice=OUTPUT_FILE_ADVICE)
+        click.echo(f"wrote {output}", err=True)
 
 
 # -- email -----------------------------------------------------------------------------------
@@ -571,7 +747,7 @@ def email_command(dry_run, only):
 def schedule_command(list_only, run_now):
     """Run each topic's fetch on its schedule and the weekly e-mail until SIGTERM; SIGHUP re-reads queries/."""
     from tracker import schedule
-    from tracker.logs import configure_logging as configure
+    from tracker.logs import log_service
 
     if list_only and run_now:
         raise click.UsageError("--list and --run-now cannot be combined")
@@ -583,7 +759,7 @@ def schedule_command(list_only, run_now):
             click.echo(f"error: {error}", err=True)
         sys.exit(2 if listing.errors else 0)
     store = current_store()
-    configure(settings.verbose, zone=settings.zone, log_file=settings.log_file)
+    log_service(settings.verbose, zone=settings.zone, log_file=settings.log_file)
     if run_now:
         outcome = schedule.run_job_now(store, settings, run_now)
         for line in outcome.lines:
@@ -596,7 +772,47 @@ def schedule_command(list_only, run_now):
 
 @cli.group("db")
 def db_group():
-    """Database maintenance: copy the tracker database to another back end (SQLite, PostgreSQL)."""
+    """Database maintenance: upgrade the schema, copy the database to another back end (SQLite, PostgreSQL)."""
+
+
+@db_group.command("migrate")
+@click.option("--check", is_flag=True,
+              help="Only say which migrations would run, changing nothing; exit 1 when some are pending.")
+@common_options
+def db_migrate_command(check):
+    """Upgrade the database (TRACKER_DB_URL, else db/tracker.sqlite3) to this tracker's schema, in one transaction."""
+    from tracker.store import Store
+    from tracker.store.schema import describe_cost, describe_migrations
+
+    store = Store(current_settings().database_url)
+    try:
+        state = store.schema_state()
+        where = store.describe()
+        if state.kind in ("foreign", "newer"):
+            store.ensure_schema()  # raises the refusal
+        pending = state.pending
+        if check:
+            if state.kind == "empty":
+                click.echo(f"{where} holds no tracker database yet: 'tracker db migrate' creates it")
+            elif pending:
+                click.echo(f"{where} is at schema {state.version}; pending: {describe_migrations(pending)}")
+            else:
+                click.echo(f"{where} is at schema {state.version}, this tracker's: nothing to do")
+            sys.exit(1 if state.kind == "empty" or pending else 0)
+        if state.kind == "empty":
+            store.migrate()
+            click.echo(f"created the tracker database at {where} (schema {store.schema_state().version})")
+            return
+        if not pending:
+            click.echo(f"{where} is at schema {state.version}, this tracker's: nothing to do")
+            return
+        click.echo(f"upgrading {where} from schema {state.version} to {pending[-1].version} "
+                   f"({describe_migrations(pending)}): {describe_cost(pending, store.count_papers())}")
+        applied = store.migrate(lambda migration: click.echo(f"  {migration.version} {migration.name} ..."))
+        took = sum(step.seconds for step in applied)
+        click.echo(f"{where} is at schema {applied[-1].migration.version} ({took:.1f} s)")
+    finally:
+        store.close()
 
 
 @db_group.command("copy")
@@ -618,7 +834,7 @@ def db_copy_command(target_url):
     if settings.db_url is None and not default_file.exists():
         raise ConfigError(f"no tracker database at {default_file}: run in your tracker home, pass --home, "
                           "or set TRACKER_DB_URL to the database to copy")
-    store = current_store()
+    store = current_store(readonly=True)
     bars: dict[str, ProgressBar] = {}
     shown: dict[str, int] = {}
 

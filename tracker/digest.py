@@ -13,14 +13,15 @@ What changed since (tracker/watch.py). A digest of a period opens with "Updates 
 received": the status events (retraction, expression of concern, erratum, update, removal) detected in the
 period on any paper of the topic, each with its notice's PubMed link. A paper PubMed has retracted is marked
 RETRACTED wherever it is listed, and the header names the query's health flags.
+
+Rendering. tracker/render.py renders the templates (tracker/templates/digest.*.j2) and escapes every
+record text for its format; this module gives them, and the mail's templates, their phrases (PHRASES).
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 import re
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -28,13 +29,11 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import quote
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
-from markupsafe import Markup
-
 from tracker import files
-from tracker.errors import ConfigError, TrackerError
+from tracker.errors import ConfigError
 from tracker.notices import status_mark
 from tracker.pubmed import AbstractSection, Paper
+from tracker.render import as_utc, cut_at_word, moment, plain, plural, render
 from tracker.store import Store
 from tracker.store.changes import EventView, list_events, paper_statuses
 from tracker.store.database import utcnow
@@ -229,15 +228,6 @@ def default_since(store: Store, slug: str, until: datetime) -> datetime:
     return as_utc(record.period_end) if record else until - DEFAULT_PERIOD
 
 
-def as_utc(moment: datetime | date) -> datetime:
-    """An aware UTC datetime; a date is midnight UTC, a naive datetime is taken as UTC."""
-    if not isinstance(moment, datetime):
-        return datetime.combine(moment, time.min, timezone.utc)
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
-
-
 def make_entry(paper: Paper, first_seen_at: datetime, other_topics: Sequence[str] = (),
                status: str | None = None) -> DigestEntry:
     return DigestEntry(
@@ -307,7 +297,7 @@ def abstract_excerpt(sections: Sequence[AbstractSection], *, tail: int = EXCERPT
         text = plain(" ".join(conclusions))
     else:
         text = last_sentences(plain(" ".join(section.text for section in sections)), tail)
-    return shorten(text, limit)
+    return cut_at_word(text, limit)
 
 
 def _is_conclusion(section: AbstractSection) -> bool:
@@ -330,28 +320,7 @@ def last_sentences(text: str, tail: int) -> str:
     return " ".join(chosen)
 
 
-def shorten(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    cut = text[:limit]
-    if not text[limit].isspace() and " " in cut[limit // 2:]:
-        cut = cut[:cut.rindex(" ")]
-    return cut.rstrip(" ,;:-–") + "…"
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def plain(text) -> str:
-    """Record text made safe to show: control and bidi-override characters dropped, whitespace collapsed."""
-    return " ".join(_CONTROL.sub(" ", str(text)).split())
-
-
 # -- phrases shared by every format -----------------------------------------------------------
-
-def moment(value: datetime | None) -> str:
-    return as_utc(value).strftime("%Y-%m-%d %H:%M UTC") if value else "-"
-
 
 def last_day(end: datetime) -> date:
     """The last day a half-open period ending at `end` covers."""
@@ -371,7 +340,7 @@ def describe_run(digest: TopicDigest) -> str:
     return f"succeeded, finished {moment(run.finished_at)}"
 
 
-def describe_counts(digest: TopicDigest) -> str:
+def describe_shown(digest: TopicDigest) -> str:
     return f"{digest.total_new} new, {digest.shown} shown"
 
 
@@ -384,8 +353,7 @@ def describe_hidden(digest: TopicDigest) -> str:
 
 
 def describe_late(digest: TopicDigest) -> str:
-    late = digest.late_arrivals
-    return f"{late} late arrival{'' if late == 1 else 's'} (older papers newly indexed in PubMed)"
+    return f"{plural(digest.late_arrivals, 'late arrival')} (older papers newly indexed in PubMed)"
 
 
 def describe_period(digest: TopicDigest) -> str:
@@ -407,16 +375,21 @@ def describe_empty(digest: TopicDigest) -> str:
     return f"No new papers in this period: the query ran at {moment(run.finished_at)} and found nothing new."
 
 
+# The names the digest and mail templates call the phrases by.
+PHRASES = dict(describe_run=describe_run, describe_shown=describe_shown, describe_hidden=describe_hidden,
+               describe_late=describe_late, describe_period=describe_period, describe_empty=describe_empty)
+
+
 # -- rendering --------------------------------------------------------------------------------
 
 def render_markdown(digests: TopicDigest | Sequence[TopicDigest]) -> str:
     """Markdown for one digest (or several, one after another); no record text can form a link or HTML."""
-    return _render("digest.md.j2", digests=_as_list(digests))
+    return render("digest.md.j2", digests=_as_list(digests), **PHRASES)
 
 
 def render_text(digests: TopicDigest | Sequence[TopicDigest]) -> str:
     """Plain text for terminals and e-mail bodies."""
-    return _render("digest.txt.j2", digests=_as_list(digests))
+    return render("digest.txt.j2", digests=_as_list(digests), **PHRASES)
 
 
 def render_html(digests: Sequence[TopicDigest] | TopicDigest, *, chart_pngs: dict[str, bytes] | None = None) -> str:
@@ -427,8 +400,8 @@ def render_html(digests: Sequence[TopicDigest] | TopicDigest, *, chart_pngs: dic
     days = sorted({last_day(d.period_end) for d in digests})
     title = (f"{digests[0].topic.title} — digest {days[-1]}" if len(digests) == 1
              else f"Literature digest — {days[-1]}" if days else "Literature digest")
-    return _render("digest.html.j2", digests=digests, charts=charts, page_title=title,
-                  single=len(digests) == 1)
+    return render("digest.html.j2", digests=digests, charts=charts, page_title=title, single=len(digests) == 1,
+                  **PHRASES)
 
 
 def render_digests(store: Store, digests: Sequence[TopicDigest], fmt: str) -> str:
@@ -447,65 +420,6 @@ def render_digests(store: Store, digests: Sequence[TopicDigest], fmt: str) -> st
 
 def _as_list(digests) -> list[TopicDigest]:
     return [digests] if isinstance(digests, TopicDigest) else list(digests)
-
-
-class Literal(str):
-    """Text already written in the output format: the Markdown and text templates print it as it is."""
-
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\](){}<>&~|!#@])")
-
-
-def escape_markdown(text) -> str:
-    """`text` as literal Markdown: no emphasis, links, autolinks, HTML or entities can form from it."""
-    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", plain(text))
-    # GFM turns bare "http://…" and "www.…" into links; an escaped ":" or "." keeps them text.
-    escaped = re.sub(r":(?=//)", r"\\:", escaped)
-    return re.sub(r"(?i)\b(www)\.", r"\1\\.", escaped)
-
-
-def markdown_code_block(text) -> Literal:
-    """A fenced block that no backticks inside `text` can close early."""
-    runs = [len(run) for run in re.findall(r"`+", str(text))]
-    fence = "`" * max(3, max(runs, default=0) + 1)
-    return Literal(f"{fence}text\n{plain(text)}\n{fence}")
-
-
-def wrap(text, width: int = 76, indent: int = 4) -> Literal:
-    return Literal(textwrap.fill(plain(text), width=width, initial_indent=" " * indent,
-                                 subsequent_indent=" " * indent, break_long_words=False, break_on_hyphens=False))
-
-
-def _finalize_html(value):
-    return value if isinstance(value, Markup) or not isinstance(value, str) else plain(value)
-
-
-def _finalize_markdown(value):
-    return value if isinstance(value, Literal) else escape_markdown(value)
-
-
-def _finalize_text(value):
-    return value if isinstance(value, Literal) else plain(value)
-
-
-@functools.cache
-def _environment(kind: str) -> Environment:
-    environment = Environment(
-        loader=PackageLoader("tracker", "templates"),
-        autoescape=kind == "html",
-        finalize={"html": _finalize_html, "md": _finalize_markdown, "text": _finalize_text}[kind],
-        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-    )
-    environment.filters.update(wrap=wrap, code_block=markdown_code_block, literal=Literal)
-    environment.globals.update(describe_run=describe_run, describe_counts=describe_counts,
-                               describe_hidden=describe_hidden, describe_late=describe_late,
-                               describe_period=describe_period, describe_empty=describe_empty, moment=moment)
-    return environment
-
-
-def _render(name: str, **context) -> str:
-    kind = {"digest.html.j2": "html", "digest.md.j2": "md", "digest.txt.j2": "text"}[name]
-    return _environment(kind).get_template(name).render(**context)
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -533,9 +447,11 @@ def write_topic_digests(store: Store, topics: Sequence[Topic], reports_dir: Path
         digest = build_topic_digest(store, topic, since=since, until=until, quiet_weeks=quiet_weeks)
         folder = Path(reports_dir) / topic.slug
         markdown_path, html_path = folder / f"{today.isoformat()}.md", folder / f"{today.isoformat()}.html"
-        write_atomically(markdown_path, render_markdown(digest))
+        advice = files.home_advice(Path(reports_dir))
+        files.write_output(markdown_path, render_markdown(digest), advice=advice, make_parents=True)
         png = chart_png(store, topic.slug, end=until)
-        write_atomically(html_path, render_html([digest], chart_pngs={topic.slug: png}))
+        files.write_output(html_path, render_html([digest], chart_pngs={topic.slug: png}), advice=advice,
+                           make_parents=True)
         save_digest_record(store, topic.slug, period_start=digest.period_start, period_end=digest.period_end,
                            papers=digest.total_new, path=str(html_path))
         written += [markdown_path, html_path]
@@ -559,7 +475,7 @@ def write_digest_file(store: Store, topics: Sequence[Topic], path: Path, *, fmt:
     until = utcnow()
     digests = [build_topic_digest(store, topic, since=since, until=until, quiet_weeks=quiet_weeks)
                for topic in topics]
-    write_atomically(path, render_digests(store, digests, fmt))
+    files.write_output(path, render_digests(store, digests, fmt), advice=files.OUTPUT_FILE_ADVICE)
     for digest in digests:
         save_digest_record(store, digest.topic.slug, period_start=digest.period_start, period_end=digest.period_end,
                            papers=digest.total_new, path=str(path.resolve()))
@@ -574,17 +490,8 @@ def format_for_path(path: Path) -> str:
     return fmt
 
 
-def write_atomically(path: Path, content: str) -> None:
-    """Replace `path` in one step, so a reader never sees half a report."""
-    try:
-        files.write_atomically(path, content, make_parents=True)
-    except OSError as error:
-        raise TrackerError(f"cannot write {path} ({error.strerror}): make {Path(path).parent} writable "
-                           "or choose another place with --home or -o") from None
-
-
 __all__ = [
     "TIER_RULES", "RunInfo", "DigestEntry", "Tier", "TopicDigest", "build_topic_digest", "default_since",
-    "classify", "abstract_excerpt", "render_markdown", "render_html", "render_text", "render_digests",
-    "write_topic_digests", "render_topic_digests", "write_digest_file", "write_atomically",
+    "classify", "abstract_excerpt", "PHRASES", "render_markdown", "render_html", "render_text", "render_digests",
+    "write_topic_digests", "render_topic_digests", "write_digest_file",
 ]

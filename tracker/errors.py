@@ -1,4 +1,32 @@
-"""Typed errors the library raises; the CLI turns each into a one-line message and an exit code."""
+"""Every exception the tracker raises, in one place. The CLI turns each into one line and its `exit_code`.
+
+    TrackerError (1)                  a message for the user: one line that says what to do next
+    ├── ConfigError (2)               bad settings, options, topic files or input: nothing was changed
+    │   ├── TopicFileError            a topic file that does not load (file and key named)
+    │   └── SearchSyntaxError         search text that is not a query
+    ├── OutputError (2)               a report, export or message file that cannot be written
+    ├── StoreError (2)                the database cannot be opened, is not a tracker's, or needs a migration
+    ├── LockHeldError (2)             another live process holds the lock: nothing was started
+    ├── LockLostError (1)             another process took this one's lock over: it stops at once
+    ├── EutilsError (1)               E-utilities failed after every retry, or answered with a permanent error
+    │   ├── TransientEutilsError      worth retrying: rate limit, 5xx, timeout, truncated or in-band error
+    │   └── IncompleteSearchError     PubMed returned fewer PMIDs than its Count
+    └── ParseError (1)                a PubMed XML body could not be parsed
+    BaseException
+    └── ShutdownRequested             the scheduler is stopping: a running fetch stops after its current batch
+
+Two never reach the CLI: SendFailure (one message the SMTP server did not accept; the mail run records it
+and goes on to the next reader) and StartTLSUnavailable (an smtplib.SMTPException, so that the transport
+handles it as any other SMTP failure).
+
+Exit codes: 0 success, 1 a run failed after retries (the other topics still ran), 2 a usage or configuration
+error. An error re-raised with more context keeps its class, and so its exit code (`with_context`).
+"""
+
+from __future__ import annotations
+
+import smtplib
+from typing import TypeVar
 
 
 class TrackerError(Exception):
@@ -14,13 +42,33 @@ class ConfigError(TrackerError):
 
 
 class TopicFileError(ConfigError):
-    pass
+    """A topic file that does not load; the message names the file and the key."""
+
+
+class SearchSyntaxError(ConfigError):
+    """The search text is not a query: unbalanced parentheses or quotes, a stray operator, no words."""
+
+
+class OutputError(TrackerError):
+    """A file the command was asked to write (a digest, an export, a message) cannot be written; nothing was."""
+
+    exit_code = 2
 
 
 class StoreError(TrackerError):
-    """The database cannot be opened or is not one this version understands."""
+    """The database cannot be opened, is not one this version understands, or needs `tracker db migrate`."""
 
     exit_code = 2
+
+
+class LockHeldError(TrackerError):
+    """Another live process holds the lock: nothing was started."""
+
+    exit_code = 2
+
+
+class LockLostError(TrackerError):
+    """Another process took the lock over (this one looked dead to it): stop at once."""
 
 
 class EutilsError(TrackerError):
@@ -32,18 +80,47 @@ class EutilsError(TrackerError):
 class TransientEutilsError(EutilsError):
     """A failure worth retrying: rate limit, 5xx, timeout, truncated or in-band error."""
 
-
-class ParseError(TrackerError):
-    """A PubMed XML body could not be parsed."""
+    retry_after: float = 0.0  # seconds the server asked us to wait (HTTP 429 Retry-After)
 
 
 class IncompleteSearchError(EutilsError):
     """PubMed returned fewer PMIDs than its Count: the result would be silently truncated."""
 
 
+class ParseError(TrackerError):
+    """A PubMed XML body could not be parsed."""
+
+
 class ShutdownRequested(BaseException):
     """Raised inside a running fetch, between two saved batches, when the process is asked to stop.
 
-    A BaseException, so that sync_topic records the run as interrupted and re-raises it instead of
-    reporting an ordinary failure.
+    A BaseException, so that a run records itself as interrupted and re-raises it instead of reporting an
+    ordinary failure.
     """
+
+
+class SendFailure(Exception):
+    """One message was not accepted; `reason` is scrubbed of the password and fits in a line."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class StartTLSUnavailable(smtplib.SMTPException):
+    """The server does not offer STARTTLS while TRACKER_SMTP_SECURITY=starttls: never send in clear."""
+
+
+Error = TypeVar("Error", bound=TrackerError)
+
+
+def with_context(error: Error, message: str) -> Error:
+    """`error`'s class (and exit code) with a new message, for re-raising it with what the caller adds."""
+    return type(error)(message)
+
+
+__all__ = [
+    "TrackerError", "ConfigError", "TopicFileError", "SearchSyntaxError", "OutputError", "StoreError",
+    "LockHeldError", "LockLostError", "EutilsError", "TransientEutilsError", "IncompleteSearchError", "ParseError",
+    "ShutdownRequested", "SendFailure", "StartTLSUnavailable", "with_context",
+]

@@ -19,6 +19,12 @@ CSV columns, in this order (scripts depend on them; add new ones only at the end
   pubmed_url         https://pubmed.ncbi.nlm.nih.gov/<pmid>/
   status             what PubMed now says about the paper (tracker/watch.py): "retracted", "expression of
                      concern", "deleted" (no longer in PubMed), or empty
+  decision           the screening state in the exported topic (unscreened, awaiting, included, excluded, maybe,
+                     conflict; tracker/screening); with several topics, "topic: state" for each of them
+  reasons            the exclusion reasons behind an "excluded" state, "; "-separated ("topic: reason" with several)
+  reviewers          each reviewer's current decision: "ana: include; ben: exclude (wrong population)" (with
+                     several topics "topic/ana: include"); hidden in blind screening until both have decided
+  notes              the reviewers' notes, "ana: check the dose"; hidden as `reviewers` is
 
 The file is UTF-8 without a byte-order mark, rows end in CRLF (RFC 4180), and a cell holding a line
 break, a comma or a double quote is quoted (doubled quotes inside). A text cell that begins with =, +,
@@ -33,37 +39,36 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from datetime import date, datetime, time, timezone
 from itertools import islice
-from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import DateTime, exists, func, literal, select, type_coerce
+from sqlalchemy import DateTime, and_, exists, func, literal, or_, select, type_coerce
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.types import LargeBinary
 
-from tracker import files
 from tracker.errors import ConfigError
 from tracker.notices import describe_status
 from tracker.pubmed import Author, Paper
 from tracker.store.database import Store, chunked
 from tracker.store.models import PaperRow, TopicPaper
 from tracker.store.papers import row_to_paper
+from tracker.topics import Topic
 
 CSV_COLUMNS = (
     "pmid", "title", "authors", "journal", "year", "publication_date", "doi", "pmcid", "publication_types",
     "mesh_terms", "keywords", "topics", "first_seen", "late_arrival", "pubmed_url", "status",
+    "decision", "reasons", "reviewers", "notes",
 )
 FORMATS = ("csv", "ris")
 CHUNK = 500
 CSV_BATCH = 5000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-# Indexes in CSV_COLUMNS of the cells that hold record text (a spreadsheet could read them as a formula).
-_TEXT_CELLS = (1, 2, 3, 5, 6, 7, 8, 9, 10, 11)
+# Indexes in CSV_COLUMNS of the cells that hold record or reviewer text (a spreadsheet could run it as a formula).
+_TEXT_CELLS = (1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 17, 18, 19)
+SCREENING_COLUMNS = ("decision", "reasons", "reviewers", "notes")
 
 _paper = PaperRow.__table__
 _membership = TopicPaper.__table__
@@ -94,8 +99,9 @@ def _memberships(connection: Connection, pmids: Sequence[int]) -> dict[int, dict
     return found
 
 
-def _selection(dialect: str, topics: Sequence[str], since: date | None, fields: Sequence):
-    """The statement behind `_selected`: `fields`, then first_seen, then all_topics (space-separated)."""
+def _selection(dialect: str, topics: Sequence[str], since: date | None, fields: Sequence, *, state=None):
+    """The statement behind `_selected`: `fields`, then first_seen, then all_topics (space-separated); `state` is a
+    condition on the paper (`_state_filter`)."""
     topics = list(topics)
     # A plain DateTime: the column's own type would make every row's time zone-aware just to format it.
     first_seen = type_coerce(func.min(_membership.c.first_seen_at), DateTime()).label("first_seen")
@@ -121,15 +127,16 @@ def _selection(dialect: str, topics: Sequence[str], since: date | None, fields: 
     member_of = _membership.alias("member_of")
     all_topics = (select(func.aggregate_strings(member_of.c.topic, " ")).where(member_of.c.pmid == _paper.c.pmid)
                   .scalar_subquery().label("all_topics"))
-    return (select(*fields, chosen.c.first_seen, all_topics)
-            .join_from(_paper, chosen, _paper.c.pmid == chosen.c.pmid)
-            .order_by(chosen.c.first_seen.desc(), _paper.c.pmid.desc()))
+    statement = (select(*fields, chosen.c.first_seen, all_topics)
+                 .join_from(_paper, chosen, _paper.c.pmid == chosen.c.pmid)
+                 .order_by(chosen.c.first_seen.desc(), _paper.c.pmid.desc()))
+    return statement if state is None else statement.where(state)
 
 
-def _selected(store: Store, topics: Sequence[str], since: date | None,
-              fields: Sequence) -> Iterator[tuple[Row, datetime, list[str]]]:
+def _selected(store: Store, topics: Sequence[str], since: date | None, fields: Sequence, *,
+              state=None) -> Iterator[tuple[Row, datetime, list[str]]]:
     """(paper columns, first seen by the selected topics, all its topics), first seen newest first."""
-    statement = _selection(store.dialect, topics, since, fields)
+    statement = _selection(store.dialect, topics, since, fields, state=state)
     with store.engine.connect() as reading:
         result = reading.execution_options(yield_per=CHUNK).execute(statement)
         for row in result:
@@ -154,23 +161,33 @@ def _listed(store: Store, pmids: Sequence[int], topics: Sequence[str] | None,
 
 # -- CSV -------------------------------------------------------------------------------------
 
-def export_rows(store: Store, topics: Sequence[str], since: date | None = None) -> Iterator[dict]:
-    """One dict per paper linked to any of `topics` (first seen on or after `since`), keyed by CSV_COLUMNS."""
-    for row, seen, member in _selected(store, topics, since, _CSV_FIELDS):
-        yield _csv_row(row, seen, member)
+def export_rows(store: Store, topics: Sequence[Topic | str], since: date | None = None, *,
+                state: str | None = None) -> Iterator[dict]:
+    """One dict per paper linked to any of `topics` (first seen on or after `since`, in `state` in one of them),
+    keyed by CSV_COLUMNS."""
+    chosen = as_topics(topics)
+    statement = _selection(store.dialect, [t.slug for t in chosen], since, _CSV_FIELDS, state=_state_filter(chosen, state))
+    for batch in _batches(store, statement):
+        screening = screening_cells(store, chosen, [(row.pmid, _split(row.all_topics)) for row in batch])
+        for row in batch:
+            yield _csv_row(row, row.first_seen, _split(row.all_topics)) | screening[row.pmid]
 
 
-def _export_cells(store: Store, topics: Sequence[str], since: date | None) -> Iterator[list]:
+def _export_cells(store: Store, topics: Sequence[Topic], since: date | None, state: str | None) -> Iterator[list]:
     """`export_rows` as CSV_COLUMNS-ordered, neutralised cells, without a dict per row (BENCHMARKS.md)."""
     formula, text_cells = _FORMULA_START, _TEXT_CELLS
-    with store.engine.connect() as reading:
-        result = reading.execution_options(yield_per=CHUNK).execute(_selection(store.dialect, topics, since, _CSV_FIELDS))
+    statement = _selection(store.dialect, [t.slug for t in topics], since, _CSV_FIELDS, state=_state_filter(topics, state))
+    for batch in _batches(store, statement):
+        memberships = [(row[0], _split(row[-1])) for row in batch]
+        screening = screening_cells(store, topics, memberships)
         for (pmid, title, authors, journal, year, date_text, doi, pmcid, types, mesh, keywords, late, status, seen,
-             member) in result:
+             member), (_, member_of) in zip(batch, memberships, strict=True):
+            marks = screening[pmid]
             cells = [pmid, title, authors, journal, "" if year is None else year, date_text, doi, pmcid, types,
-                     mesh, keywords, "; ".join(sorted(member.split(" "))) if member else "", format_utc(seen),
+                     mesh, keywords, "; ".join(member_of), format_utc(seen),
                      "true" if late else "false", f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/",
-                     describe_status(status) if status else ""]
+                     describe_status(status) if status else "", marks["decision"], marks["reasons"],
+                     marks["reviewers"], marks["notes"]]
             for index in text_cells:
                 value = cells[index]
                 if value is None:
@@ -180,10 +197,89 @@ def _export_cells(store: Store, topics: Sequence[str], since: date | None) -> It
             yield cells
 
 
-def rows_for_pmids(store: Store, pmids: Sequence[int], topics: Sequence[str] | None = None) -> Iterator[dict]:
-    """CSV rows for `pmids` in their order; first_seen is the earliest among `topics` (all when None)."""
-    for row, seen, member in _listed(store, pmids, topics, _CSV_FIELDS):
-        yield _csv_row(row, seen, member)
+def _batches(store: Store, statement) -> Iterator[list[Row]]:
+    with store.engine.connect() as reading:
+        yield from reading.execution_options(yield_per=CHUNK).execute(statement).partitions()
+
+
+def _split(all_topics: str | None) -> list[str]:
+    return sorted(all_topics.split(" ")) if all_topics else []
+
+
+def rows_for_pmids(store: Store, pmids: Sequence[int], topics: Sequence[Topic | str] | None = None, *,
+                   screened: Sequence[Topic | str] | None = None) -> Iterator[dict]:
+    """CSV rows for `pmids` in their order; first_seen is the earliest among `topics` (all when None), and the
+    screening columns are those of `screened` (default `topics`; none when both are None)."""
+    chosen = as_topics(topics) if topics is not None else None
+    shown = as_topics(screened) if screened is not None else chosen
+    batch: list[tuple[Row, datetime | None, list[str]]] = []
+    for item in _listed(store, pmids, [t.slug for t in chosen] if chosen is not None else None, _CSV_FIELDS):
+        batch.append(item)
+        if len(batch) == CHUNK:
+            yield from _annotated(store, shown, batch)
+            batch = []
+    yield from _annotated(store, shown, batch)
+
+
+def _annotated(store: Store, topics: Sequence[Topic] | None, batch) -> Iterator[dict]:
+    screening = screening_cells(store, topics or (), [(row.pmid, member) for row, _seen, member in batch])
+    for row, seen, member in batch:
+        yield _csv_row(row, seen, member) | screening[row.pmid]
+
+
+def as_topics(topics: Sequence[Topic | str]) -> list[Topic]:
+    """Topic values for `topics`; a bare slug screens as a topic file without `screening` would (one reviewer)."""
+    return [topic if isinstance(topic, Topic) else Topic(slug=topic, title=topic, query="") for topic in topics]
+
+
+def _state_filter(topics: Sequence[Topic], state: str | None):
+    """Papers in `state` in at least one of `topics` (None: every paper)."""
+    if state is None:
+        return None
+    from tracker.store.decisions import state_column
+    from tracker.store.models import Screening
+
+    conditions = []
+    for topic in topics:
+        member = _membership.alias(f"m_{len(conditions)}")
+        summary = Screening.__table__.alias(f"s_{len(conditions)}")
+        conditions.append(exists(select(member.c.pmid).select_from(member.outerjoin(
+            summary, and_(summary.c.topic == member.c.topic, summary.c.pmid == member.c.pmid)))
+            .where(member.c.topic == topic.slug, member.c.pmid == _paper.c.pmid,
+                   state_column(topic.screening.reviewers, summary) == state)))
+    return or_(*conditions)
+
+
+def screening_cells(store: Store, topics: Sequence[Topic], papers: Sequence[tuple[int, Sequence[str]]]) -> dict[int, dict]:
+    """The four screening cells of each paper (pmid with all its topics) in the `topics` it belongs to."""
+    from tracker.screening import describe_decision, view_of
+    from tracker.store.decisions import current_decisions, summaries_of
+
+    empty = dict.fromkeys(SCREENING_COLUMNS, "")
+    if not topics or not papers:
+        return {pmid: dict(empty) for pmid, _ in papers}
+    by_slug = {topic.slug: topic for topic in topics}
+    several = len(topics) > 1
+    pmids = [pmid for pmid, _ in papers]
+    rows = summaries_of(store, list(by_slug), pmids)
+    current = current_decisions(store, list(by_slug), pmids)
+    cells: dict[int, dict] = {}
+    for pmid, member in papers:
+        states, reasons, reviewers, notes = [], [], [], []
+        for slug in member:
+            topic = by_slug.get(slug)
+            if topic is None:
+                continue
+            seen = view_of(topic, pmid, rows.get((slug, pmid)), current.get((slug, pmid), ()), reviewer=None)
+            prefix = f"{slug}: " if several else ""
+            states.append(prefix + seen.state)
+            reasons += [prefix + reason for reason in seen.reasons]
+            who = f"{slug}/" if several else ""
+            reviewers += [who + describe_decision(decision) for decision in seen.decisions]
+            notes += [f"{who}{decision.reviewer}: {decision.note}" for decision in seen.decisions if decision.note]
+        cells[pmid] = {"decision": "; ".join(states), "reasons": "; ".join(reasons),
+                       "reviewers": "; ".join(reviewers), "notes": "; ".join(notes)}
+    return cells
 
 
 def _csv_row(row: Row, seen: datetime | None, topics: list[str]) -> dict:
@@ -216,13 +312,6 @@ def format_utc(moment: datetime | None) -> str:
     return moment.isoformat(timespec="seconds") + "Z"  # strftime took 9 us a row
 
 
-def neutralise(value):
-    """A text cell a spreadsheet would run as a formula, prefixed with "'" so it is shown as text."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 def _cells(row: dict) -> list:
     cells = [row[column] for column in CSV_COLUMNS]
     for index, value in enumerate(cells):
@@ -235,16 +324,17 @@ def _cells(row: dict) -> list:
 
 def write_csv(rows: Iterable[dict], file: BinaryIO) -> int:
     """Write `rows` (dicts keyed by CSV_COLUMNS) as CSV to a binary file; returns how many were written."""
-    return _write_cells((_cells(row) for row in rows), file)
+    return write_table(CSV_COLUMNS, (_cells(row) for row in rows), file)
 
 
-def _write_cells(cells: Iterable[list], file: BinaryIO) -> int:
+def write_table(header: Sequence[str], cells: Iterable[Sequence], file: BinaryIO) -> int:
+    """`header`, then each row of `cells`, as RFC 4180 CSV (UTF-8, CRLF); returns how many rows were written."""
     # The standard library's writer: pandas' to_csv wrote the same bytes through it with a DataFrame per
     # batch on top, 0.7 s more per 100,000 rows (BENCHMARKS.md, export).
     text = io.TextIOWrapper(file, encoding="utf-8", newline="", write_through=True)
     try:
         writer = csv.writer(text, lineterminator="\r\n")
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(header)
         cells = iter(cells)
         count = 0
         while batch := list(islice(cells, CSV_BATCH)):
@@ -256,7 +346,7 @@ def _write_cells(cells: Iterable[list], file: BinaryIO) -> int:
         text.detach()  # the caller's file stays open
 
 
-def csv_bytes(store: Store, pmids: Sequence[int], topics: Sequence[str] | None = None) -> bytes:
+def csv_bytes(store: Store, pmids: Sequence[int], topics: Sequence[Topic | str] | None = None) -> bytes:
     """The CSV of `pmids` (in that order) as bytes, for an e-mail attachment."""
     buffer = io.BytesIO()
     write_csv(rows_for_pmids(store, pmids, topics), buffer)
@@ -270,14 +360,22 @@ _MONTH = re.compile(r"^\d{4} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)$"
 _PAGE = re.compile(r"^([A-Za-z]*)(\d+)$")
 
 
-def ris_records(store: Store, topics: Sequence[str], since: date | None = None) -> Iterator[tuple[Paper, list[str], str | None]]:
-    """(paper without its XML, all its topics, its status) for the same selection and order as `export_rows`."""
-    for row, _seen, member in _selected(store, topics, since, _RIS_FIELDS):
-        yield row_to_paper(row), member, row.status
+def ris_records(store: Store, topics: Sequence[Topic | str], since: date | None = None, *,
+                state: str | None = None) -> Iterator[tuple[Paper, list[str], str | None, dict]]:
+    """(paper without its XML, all its topics, its status, its screening cells) for the same selection and order
+    as `export_rows`."""
+    chosen = as_topics(topics)
+    statement = _selection(store.dialect, [t.slug for t in chosen], since, _RIS_FIELDS, state=_state_filter(chosen, state))
+    for batch in _batches(store, statement):
+        screening = screening_cells(store, chosen, [(row.pmid, _split(row.all_topics)) for row in batch])
+        for row in batch:
+            yield row_to_paper(row), _split(row.all_topics), row.status, screening[row.pmid]
 
 
-def ris_record(paper: Paper, topics: Sequence[str] = (), status: str | None = None) -> str:
-    """One RIS record with CRLF line ends, followed by a blank line; a `status` adds a note ("status: retracted")."""
+def ris_record(paper: Paper, topics: Sequence[str] = (), status: str | None = None,
+               screening: dict | None = None) -> str:
+    """One RIS record with CRLF line ends, followed by a blank line; a `status` adds a note ("status: retracted"),
+    `screening` (the CSV's four screening cells) a note of the state and reasons and a KW per topic state."""
     fields: list[tuple[str, str | None]] = [("TY", "BOOK" if paper.kind == "book" else "JOUR"), ("TI", paper.title)]
     fields += [("AU", _ris_author(author)) for author in paper.authors]
     fields += [
@@ -292,10 +390,15 @@ def ris_record(paper: Paper, topics: Sequence[str] = (), status: str | None = No
     fields += [("SP", start), ("EP", end), ("AB", paper.abstract)]
     terms = dict.fromkeys([*paper.keywords, *(heading.descriptor for heading in paper.mesh_headings)])
     fields += [("KW", term) for term in terms]
+    screened = screening.get("decision", "") if screening else ""
+    fields += [("KW", f"screening: {state}") for state in screened.split("; ") if state]
     fields += [("DO", paper.doi), ("AN", str(paper.pmid)), ("UR", pubmed_url(paper.pmid)), ("C2", paper.pmcid)]
     fields += [("LA", language) for language in paper.languages]
     fields.append(("N1", f"topics: {'; '.join(topics)}" if topics else None))
     fields.append(("N1", f"status: {describe_status(status)} (PubMed)" if status else None))
+    if screened:
+        reasons = screening.get("reasons") if screening else ""
+        fields.append(("N1", f"screening: {screened}" + (f"; reasons: {reasons}" if reasons else "")))
     lines = [f"{tag}  - {' '.join(value.split())}\r\n" for tag, value in fields if value and value.strip()]
     return "".join(lines) + "ER  - \r\n\r\n"
 
@@ -343,31 +446,19 @@ def _page_range(pages: str | None) -> tuple[str | None, str | None]:
 
 # -- output ----------------------------------------------------------------------------------
 
-def export_papers(store: Store, topics: Sequence[str], file: BinaryIO, *, since: date | None = None,
-                  fmt: str = "csv") -> int:
-    """Write the papers of `topics` to `file` as CSV or RIS; returns how many were written."""
+def export_papers(store: Store, topics: Sequence[Topic | str], file: BinaryIO, *, since: date | None = None,
+                  fmt: str = "csv", state: str | None = None) -> int:
+    """Write the papers of `topics` (in screening `state` in one of them, when given) to `file` as CSV or RIS;
+    returns how many were written."""
     if fmt == "ris":
-        return write_ris(ris_records(store, topics, since), file)
+        return write_ris(ris_records(store, topics, since, state=state), file)
     if fmt == "csv":
-        return _write_cells(_export_cells(store, topics, since), file)
+        return write_table(CSV_COLUMNS, _export_cells(store, as_topics(topics), since, state), file)
     raise ConfigError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
-@contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """A binary file that appears at `path` only once the block finishes; a failure leaves `path` untouched."""
-    try:
-        with files.atomic_output(path) as file:
-            yield file
-    except OSError as error:
-        raise _unwritable(Path(path), error) from None
-
-
-def _unwritable(path: Path, error: OSError) -> ConfigError:
-    return ConfigError(f"cannot write {path} ({error.strerror or error}): choose a writable file for -o, or '-' for stdout")
-
-
 __all__ = [
-    "CSV_COLUMNS", "FORMATS", "pubmed_url", "export_rows", "rows_for_pmids", "write_csv", "csv_bytes",
-    "ris_records", "ris_record", "write_ris", "export_papers", "atomic_output", "format_utc", "neutralise",
+    "CSV_COLUMNS", "FORMATS", "pubmed_url", "export_rows", "rows_for_pmids", "write_csv", "write_table", "csv_bytes",
+    "screening_cells", "as_topics",
+    "ris_records", "ris_record", "write_ris", "export_papers", "format_utc",
 ]

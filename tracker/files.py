@@ -1,4 +1,10 @@
-"""Writing files in one step: a reader (or a crash) never sees half a report, export or message."""
+"""Writing output files in one step: a reader (or a crash) never sees half a report, export or message.
+
+Every file the tracker writes for a reader (digests, exports, dry-run messages) goes through `atomic_output`
+or `write_output`. A place that cannot be written raises OutputError (exit code 2) naming the file, the
+system's reason and `advice`: what the user of that command can do about it (`-o` for `tracker export`,
+`--home` for `tracker run`, which has no `-o`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
+
+from tracker.errors import OutputError
 
 
 def replaced_mode(path: Path, default: int) -> int:
@@ -19,16 +27,19 @@ def replaced_mode(path: Path, default: int) -> int:
 
 
 @contextmanager
-def atomic_output(path: str | os.PathLike, *, mode: int | None = None, make_parents: bool = False) -> Iterator[BinaryIO]:
+def atomic_output(path: str | os.PathLike, *, advice: str, mode: int | None = None,
+                  make_parents: bool = False) -> Iterator[BinaryIO]:
     """A binary file that appears at `path` only once the block finishes; a failure leaves `path` untouched.
 
-    `mode` defaults to the replaced file's mode, else 0666 minus the umask. OSError propagates, so each
-    caller can say what to do about an unwritable place.
+    `mode` defaults to the replaced file's mode, else 0666 minus the umask.
     """
     path = Path(path)
-    if make_parents:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        if make_parents:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    except OSError as error:
+        raise unwritable(path, error, advice) from None
     try:
         with os.fdopen(handle, "wb") as file:
             yield file
@@ -38,14 +49,31 @@ def atomic_output(path: str | os.PathLike, *, mode: int | None = None, make_pare
             mode = replaced_mode(path, 0o666 & ~umask)
         os.chmod(temporary, mode)
         os.replace(temporary, path)
+    except OSError as error:
+        with suppress(OSError):
+            os.unlink(temporary)
+        raise unwritable(path, error, advice) from None
     except BaseException:
         with suppress(OSError):
             os.unlink(temporary)
         raise
 
 
-def write_atomically(path: str | os.PathLike, data: bytes | str, *, mode: int | None = None,
-                     make_parents: bool = False) -> Path:
-    with atomic_output(path, mode=mode, make_parents=make_parents) as file:
+def write_output(path: str | os.PathLike, data: bytes | str, *, advice: str, mode: int | None = None,
+                 make_parents: bool = False) -> Path:
+    """`data` (text is written as UTF-8) at `path` in one step; see `atomic_output`."""
+    with atomic_output(path, advice=advice, mode=mode, make_parents=make_parents) as file:
         file.write(data.encode("utf-8") if isinstance(data, str) else data)
     return Path(path)
+
+
+def unwritable(path: Path, error: OSError, advice: str) -> OutputError:
+    return OutputError(f"cannot write {path} ({error.strerror or error}): {advice}")
+
+
+def home_advice(folder: Path) -> str:
+    """What to do about an unwritable folder of the tracker home (reports/, reports/outbox/)."""
+    return f"make {folder} writable or choose another home with --home"
+
+
+OUTPUT_FILE_ADVICE = "choose a writable file for -o, or '-' for stdout"

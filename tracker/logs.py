@@ -39,36 +39,43 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
                     opener=lambda path, flags: os.open(path, flags, 0o600))
 
 
-def configure_logging(verbose: bool = False, *, zone: tzinfo | None = None, log_file: Path | None = None) -> None:
-    """(Re)install tracker's handlers. Without `zone`: bare messages, warnings only unless `verbose`.
+def log_commands(verbose: bool = False) -> None:
+    """A command's logging: bare messages on stderr, warnings only unless `verbose` (which adds the request lines)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s"))
+    _install([handler], level=logging.DEBUG if verbose else logging.WARNING, scheduler_level=logging.WARNING)
 
-    With `zone` (the scheduler): "2025-01-06 07:00:03 CET INFO message" lines at INFO (DEBUG with
-    `verbose`, which adds the request lines), also written to `log_file` when given.
+
+def log_service(verbose: bool = False, *, zone: tzinfo, log_file: Path | None = None) -> None:
+    """The scheduler's logging: "2025-01-06 07:00:03 CET INFO message" lines on stderr and in `log_file`.
+
+    INFO and up (DEBUG with `verbose`, which adds the request lines and the logger names).
     """
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        handlers.append(open_log_file(log_file))
+    pattern = "%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(asctime)s %(levelname)s %(message)s"
+    for handler in handlers:
+        handler.setFormatter(ZonedFormatter(pattern, zone))
+    # APScheduler warns of missed and skipped runs; its INFO lines ("executed successfully" even for
+    # a topic that failed) only repeat what tracker.schedule says better.
+    _install(handlers, level=logging.DEBUG if verbose else logging.INFO,
+             scheduler_level=logging.INFO if verbose else logging.WARNING)
+
+
+def _install(handlers: list[logging.Handler], *, level: int, scheduler_level: int) -> None:
+    """Replace the handlers tracker installed earlier (a command, then the scheduler it starts) with `handlers`."""
     root = logging.getLogger("tracker")
     scheduler = logging.getLogger("apscheduler")
     for logger in (root, scheduler):
         for handler in [h for h in logger.handlers if getattr(h, "_tracker", False)]:
             logger.removeHandler(handler)
             handler.close()
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if zone is None:
-        handlers[0].setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s"))
-        root.setLevel(logging.DEBUG if verbose else logging.WARNING)
-        scheduler.setLevel(logging.WARNING)
-    else:
-        if log_file is not None:
-            handlers.append(open_log_file(log_file))
-        pattern = "%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(asctime)s %(levelname)s %(message)s"
-        for handler in handlers:
-            handler.setFormatter(ZonedFormatter(pattern, zone))
-        root.setLevel(logging.DEBUG if verbose else logging.INFO)
-        # APScheduler warns of missed and skipped runs; its INFO lines ("executed successfully" even for
-        # a topic that failed) only repeat what tracker.schedule says better.
-        scheduler.setLevel(logging.INFO if verbose else logging.WARNING)
+    root.setLevel(level)
+    scheduler.setLevel(scheduler_level)
     for logger in (root, scheduler):
         for handler in handlers:
-            handler._tracker = True
+            handler._tracker = True  # type: ignore[attr-defined]
             logger.addHandler(handler)
         logger.propagate = False
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -86,4 +93,4 @@ def open_log_file(path: Path) -> logging.Handler:
     return handler
 
 
-__all__ = ["configure_logging", "open_log_file", "ZonedFormatter", "LOG_FILE_BYTES", "LOG_FILE_COUNT"]
+__all__ = ["log_commands", "log_service", "open_log_file", "ZonedFormatter", "LOG_FILE_BYTES", "LOG_FILE_COUNT"]

@@ -54,7 +54,7 @@ class Settings:
     # A topic with no new paper for longer than this is flagged in `tracker topics`, digests and the e-mail.
     quiet_weeks: int = 8
     verbose: bool = False
-    # The weekly e-mail (tracker/mail.py). The port, when not given, follows the security mode.
+    # The weekly e-mail (tracker/mail/). The port, when not given, follows the security mode.
     smtp_host: str | None = None
     smtp_port: int | None = None
     smtp_user: str | None = None
@@ -69,6 +69,8 @@ class Settings:
     schedule_every: float | None = None  # seconds; replaces every cron, for trials and tests only
     # Seconds a scheduler's job lease survives without a heartbeat before another scheduler takes the job over.
     lease_timeout: float = 300.0
+    # Who decides when screening from this shell (tracker/screening); None: the login name.
+    reviewer: str | None = None
 
     @classmethod
     def from_env(cls, home: str | os.PathLike | None = None, env: dict[str, str] | None = None, **overrides) -> "Settings":
@@ -105,6 +107,7 @@ class Settings:
             misfire_grace=_float(env, "TRACKER_MISFIRE_GRACE", cls.misfire_grace),
             lease_timeout=_float(env, "TRACKER_LEASE_TIMEOUT", cls.lease_timeout),
             schedule_every=_float(env, "TRACKER_SCHEDULE_EVERY", 0) if env.get("TRACKER_SCHEDULE_EVERY") else None,
+            reviewer=(env.get("TRACKER_REVIEWER") or "").strip() or None,
         )
         if settings.esearch_page > 9999:
             raise ConfigError("TRACKER_ESEARCH_PAGE cannot exceed 9999: PubMed's esearch returns at most 9,999 ids")

@@ -12,24 +12,24 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from tracker.errors import LockHeldError, TrackerError, with_context
 from tracker.eutils import EutilsClient
-from tracker.errors import TrackerError
+from tracker.ingest import store_pmids
+from tracker.ledger import NO_HOOKS, RunHooks, RunLedger
 from tracker.store import Store
+from tracker.store.locks import TopicRunLock
 from tracker.store.models import TopicState
-from tracker.store.papers import link_papers, load_papers, newest_pmids, save_papers, stored_pmids
-from tracker.store.locks import LockHeldError, TopicRunLock
-from tracker.store.runs import RunCounts, close_interrupted_runs, finish_run, start_run, topic_state
+from tracker.store.papers import load_papers, newest_pmids
+from tracker.store.runs import close_interrupted_runs, topic_state
 from tracker.topics import Topic
 from tracker.watch import watch_topic
 
 log = logging.getLogger("tracker.sync")
 
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -96,51 +96,13 @@ def plan_window(topic: Topic, state: TopicState | None, *, today: date, overlap_
     return Window(start=start, end=end, kind="fetch", moves_watermark=True, state_since=state.since)
 
 
-@contextmanager
-def recording(store: Store, client: EutilsClient, run_id: int, counts: RunCounts, *,
-              label: str | None = None) -> Iterator[None]:
-    """Count the run's requests; a failure or an interruption closes the run as failed, then propagates."""
-    before = client.request_count
-    try:
-        yield
-    except BaseException as error:
-        counts.requests = client.request_count - before
-        reason = str(error) if isinstance(error, TrackerError) else f"interrupted ({type(error).__name__})"
-        finish_run(store, run_id, counts, error=f"{label}: {reason}" if label else reason)
-        raise
-    counts.requests = client.request_count - before
-
-
-def save_new_papers(store: Store, client: EutilsClient, pmids: Sequence[int], *, topic: str | None, run_id: int,
-                    counts: RunCounts, progress: Progress | None = None) -> None:
-    """Fetch `pmids` in efetch batches, saving (and linking to `topic`) each batch as it arrives."""
-    to_fetch, total = list(pmids), len(pmids)
-    for _attempt in range(2):
-        received: set[int] = set()
-        for papers in client.fetch_papers(to_fetch):
-            fetched, linked = save_papers(store, papers, topic=topic, run_id=run_id)
-            counts.fetched += fetched
-            counts.new_papers += linked if topic else fetched
-            received.update(paper.pmid for paper in papers)
-            if progress:
-                progress(len(papers), total)
-        # efetch can omit a record esearch just listed (being replaced, deleted or merged); ask once more.
-        to_fetch = [p for p in to_fetch if p not in received]
-        if not to_fetch:
-            break
-    counts.missing = len(to_fetch)
-    if to_fetch:
-        log.warning("%s: %d PMIDs were not returned by efetch: %s", topic or "query", len(to_fetch),
-                    ", ".join(map(str, to_fetch[:20])))
-        counts.warnings = [*(counts.warnings or []), f"not returned by efetch: {', '.join(map(str, to_fetch[:50]))}"]
-
-
 def sync_topic(store: Store, client: EutilsClient, topic: Topic, *, today: date | None = None,
-               since: date | None = None, full: bool = False, progress: Progress | None = None) -> TopicRunResult:
+               since: date | None = None, full: bool = False, hooks: RunHooks = NO_HOOKS) -> TopicRunResult:
     """Run one topic. A failure is recorded and returned, never half-applied: the watermark stays put.
 
     While another live process runs the same topic, nothing is done and the result is `skipped`
     (succeeded, no run recorded): that run stores what this one would have (tracker/store/locks.py).
+    `hooks` are called after each saved batch (the topic's run lock adds its heartbeat).
     """
     lock = TopicRunLock(store, topic.slug)
     try:
@@ -148,62 +110,52 @@ def sync_topic(store: Store, client: EutilsClient, topic: Topic, *, today: date 
     except LockHeldError as busy:
         return TopicRunResult(topic=topic.slug, run_id=None, kind="skipped", window=None, succeeded=True,
                               skipped=str(busy))
-
-    def beat(advance: int, total: int) -> None:
-        lock.beat()
-        if progress:
-            progress(advance, total)
-
     try:
-        return _sync_topic(store, client, topic, today=today, since=since, full=full, progress=beat)
+        return _sync_topic(store, client, topic, today=today or date.today(), since=since, full=full,
+                           hooks=hooks.beating(lock.beat))
     finally:
         lock.release()
 
 
-def _sync_topic(store: Store, client: EutilsClient, topic: Topic, *, today: date | None = None,
-                since: date | None = None, full: bool = False, progress: Progress | None = None) -> TopicRunResult:
-    today = today or date.today()
+def _sync_topic(store: Store, client: EutilsClient, topic: Topic, *, today: date, since: date | None, full: bool,
+                hooks: RunHooks) -> TopicRunResult:
     for interrupted in close_interrupted_runs(store, topic.slug):
         log.warning("topic '%s': run %d was interrupted before it finished (its process was killed or its machine "
                     "went down); marked failed", topic.slug, interrupted)
     state = topic_state(store, topic.slug)
     window = plan_window(topic, state, today=today, overlap_days=client.settings.overlap_days, since=since, full=full)
-    run = start_run(store, topic.slug, kind=window.kind, query=topic.query, window_start=window.start,
-                    window_end=window.end)
-    result = TopicRunResult(topic=topic.slug, run_id=run.id, kind=window.kind, window=window, succeeded=False)
-    counts = RunCounts()
+    ledger = RunLedger(store, topic.slug, kind=window.kind, query=topic.query, window_start=window.start,
+                       window_end=window.end)
+    result = TopicRunResult(topic=topic.slug, run_id=ledger.run_id, kind=window.kind, window=window, succeeded=False)
     started = time.monotonic()
     log.info("%s: %s window %s..%s", topic.slug, window.kind, window.start or "beginning", window.end)
     try:
-        with recording(store, client, run.id, counts, label=f"topic '{topic.slug}'"):
+        with ledger.recording(client, label=f"topic '{topic.slug}'"):
             outcome = client.fetch_pmids(topic.query, window.start, window.end)
-            counts.count, counts.matched = outcome.count, len(outcome.pmids)
-            counts.query_translation = outcome.query_translation
-            counts.errors, counts.warnings = outcome.errors, outcome.warnings
-            already = stored_pmids(store, outcome.pmids)
-            counts.new_papers += link_papers(store, topic.slug, [p for p in outcome.pmids if p in already], run.id)
-            fresh = [p for p in outcome.pmids if p not in already]
-            save_new_papers(store, client, fresh, topic=topic.slug, run_id=run.id, counts=counts, progress=progress)
-            watched = watch_topic(store, client, topic, run_id=run.id, today=today, counts=counts, search=outcome,
-                                  fresh=fresh, progress=progress)
+            ledger.searched(outcome.count, len(outcome.pmids), translation=outcome.query_translation,
+                            errors=outcome.errors, warnings=outcome.warnings)
+            ingested = store_pmids(store, client, outcome.pmids, topic=topic.slug, ledger=ledger, hooks=hooks)
+            watched = watch_topic(store, client, topic, ledger=ledger, today=today, fresh=ingested.fresh,
+                                  hooks=hooks)
             result.status_changes = len(watched.events)
     except TrackerError as error:
         result.error = f"topic '{topic.slug}': {error}"
-        _fill(result, counts, started)
+        _fill(result, ledger, started)
         log.error("%s", result.error)
         return result
     new_state = None
     if window.moves_watermark:
         watermark = max(window.end, state.watermark) if state and window.kind == "fetch" else window.end
         new_state = TopicState(topic=topic.slug, query=topic.query, since=window.state_since, watermark=watermark,
-                               updated_at=run.started_at)
-    finish_run(store, run.id, counts, watermark=new_state)
+                               updated_at=ledger.run.started_at)
+    ledger.succeed(watermark=new_state)
     result.succeeded = True
-    _fill(result, counts, started)
+    _fill(result, ledger, started)
     return result
 
 
-def _fill(result: TopicRunResult, counts: RunCounts, started: float) -> None:
+def _fill(result: TopicRunResult, ledger: RunLedger, started: float) -> None:
+    counts = ledger.counts
     result.new_papers, result.matched, result.fetched = counts.new_papers, counts.matched, counts.fetched
     result.missing, result.requests, result.refetched = counts.missing, counts.requests, counts.refetched
     result.warnings = tuple(counts.warnings or ())
@@ -212,13 +164,13 @@ def _fill(result: TopicRunResult, counts: RunCounts, started: float) -> None:
 
 def sync_topics(store: Store, client: EutilsClient, topics: list[Topic], *, today: date | None = None,
                 since: date | None = None, full: bool = False,
-                progress_for: Callable[[Topic], Progress | None] | None = None,
+                hooks_for: Callable[[Topic], RunHooks] | None = None,
                 on_result: Callable[[TopicRunResult], None] | None = None) -> list[TopicRunResult]:
     """Run every topic in turn; one topic's failure does not stop the others."""
     results = []
     for topic in topics:
         result = sync_topic(store, client, topic, today=today, since=since, full=full,
-                            progress=progress_for(topic) if progress_for else None)
+                            hooks=hooks_for(topic) if hooks_for else NO_HOOKS)
         results.append(result)
         if on_result:
             on_result(result)
@@ -245,27 +197,23 @@ def run_query(store: Store, client: EutilsClient, query: str, *, since: date | N
     """A one-off search of create dates from `since` (default: the first record) to tomorrow.
 
     Matches the store lacks are fetched and stored in no topic; the run is recorded with kind "query"
-    and topic "(query)". A failure is recorded on the run, then raised as a TrackerError.
+    and topic "(query)". A failure is recorded on the run, then raised with the run's id (same error class).
     """
     end = (today or date.today()) + timedelta(days=1)
-    run = start_run(store, QUERY_TOPIC, kind="query", query=query, window_start=since, window_end=end)
-    counts = RunCounts()
+    ledger = RunLedger(store, QUERY_TOPIC, kind="query", query=query, window_start=since, window_end=end)
     try:
-        with recording(store, client, run.id, counts):
+        with ledger.recording(client):
             outcome = client.fetch_pmids(query, since, end)
-            counts.count, counts.matched = outcome.count, len(outcome.pmids)
-            counts.query_translation = outcome.query_translation
-            counts.errors, counts.warnings = outcome.errors, outcome.warnings
-            already = stored_pmids(store, outcome.pmids)
-            save_new_papers(store, client, [p for p in outcome.pmids if p not in already], topic=None,
-                            run_id=run.id, counts=counts)
+            ledger.searched(outcome.count, len(outcome.pmids), translation=outcome.query_translation,
+                            errors=outcome.errors, warnings=outcome.warnings)
+            store_pmids(store, client, outcome.pmids, topic=None, ledger=ledger)
             shown = load_papers(store, newest_pmids(store, outcome.pmids, limit))
     except TrackerError as error:
-        raise TrackerError(f"query run {run.id} failed: {error}: run the query again later") from None
-    finish_run(store, run.id, counts)
-    return QueryResult(run_id=run.id, papers=shown, count=counts.count or 0, new_papers=counts.new_papers,
-                       missing=counts.missing, requests=counts.requests,
-                       query_translation=counts.query_translation,
+        raise with_context(error, f"query run {ledger.run_id} failed: {error}: run the query again later") from None
+    ledger.succeed()
+    counts = ledger.counts
+    return QueryResult(run_id=ledger.run_id, papers=shown, count=counts.count or 0, new_papers=counts.new_papers,
+                       missing=counts.missing, requests=counts.requests, query_translation=counts.query_translation,
                        warnings=(*(counts.errors or ()), *(counts.warnings or ())))
 
 
@@ -285,17 +233,15 @@ def import_pmids(store: Store, client: EutilsClient, topic: Topic, pmids: Sequen
     The topic's watermark is not touched: an import adds papers, it does not say what PubMed holds.
     """
     pmids = list(dict.fromkeys(pmids))
-    run = start_run(store, topic.slug, kind="import", query=topic.query, window_start=None, window_end=None)
-    counts = RunCounts(count=len(pmids), matched=len(pmids))
+    ledger = RunLedger(store, topic.slug, kind="import", query=topic.query)
+    ledger.searched(len(pmids), len(pmids), translation=None)
     try:
-        with recording(store, client, run.id, counts, label=f"import into '{topic.slug}'"):
-            already = stored_pmids(store, pmids)
-            counts.new_papers += link_papers(store, topic.slug, [p for p in pmids if p in already], run.id)
-            save_new_papers(store, client, [p for p in pmids if p not in already], topic=topic.slug, run_id=run.id,
-                            counts=counts)
+        with ledger.recording(client, label=f"import into '{topic.slug}'"):
+            store_pmids(store, client, pmids, topic=topic.slug, ledger=ledger)
     except TrackerError as error:
-        raise TrackerError(f"import into '{topic.slug}' failed: {error}; nothing already saved is lost: "
-                           "run the import again") from None
-    finish_run(store, run.id, counts)
-    return ImportResult(run_id=run.id, pmids=len(pmids), new_papers=counts.new_papers, fetched=counts.fetched,
+        raise with_context(error, f"import into '{topic.slug}' failed: {error}; nothing already saved is lost: "
+                                  "run the import again") from None
+    ledger.succeed()
+    counts = ledger.counts
+    return ImportResult(run_id=ledger.run_id, pmids=len(pmids), new_papers=counts.new_papers, fetched=counts.fetched,
                         missing=counts.missing, requests=counts.requests)

@@ -14,8 +14,28 @@ from tracker.errors import ConfigError, TopicFileError
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 DEFAULT_SCHEDULE = "0 6 * * *"
-ALLOWED_KEYS = {"title", "description", "query", "since", "schedule", "recipients", "max_per_digest"}
+ALLOWED_KEYS = {"title", "description", "query", "since", "schedule", "recipients", "max_per_digest",
+                "exclusion_reasons", "screening"}
 EMAIL_PATTERN = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+# Why a paper is excluded, when the topic file gives no `exclusion_reasons` (PRISMA's usual headings).
+DEFAULT_EXCLUSION_REASONS = (
+    "wrong population", "wrong intervention", "wrong comparator", "wrong outcome", "wrong study design",
+    "wrong publication type", "not about norepinephrine as a drug", "duplicate report", "other",
+)
+MAX_REVIEWERS = 2
+
+
+@dataclass(frozen=True)
+class ScreeningMode:
+    """`screening = { reviewers = 2, blind = true }`: how many reviewers decide each paper, and whether a
+    reviewer sees the other's decision before giving their own (dual screening is blind unless it says not)."""
+
+    reviewers: int = 1
+    blind: bool = False
+
+    @property
+    def dual(self) -> bool:
+        return self.reviewers > 1
 
 
 @dataclass(frozen=True)
@@ -28,6 +48,8 @@ class Topic:
     schedule: str = DEFAULT_SCHEDULE
     recipients: tuple[str, ...] = ()
     max_per_digest: int | None = None
+    exclusion_reasons: tuple[str, ...] = DEFAULT_EXCLUSION_REASONS
+    screening: ScreeningMode = ScreeningMode()
     path: Path | None = None
 
 
@@ -46,13 +68,6 @@ def validate_cron(expression: str) -> str:
 
     cron_trigger(expression, timezone.utc)
     return expression
-
-
-def parse_date(text: str, what: str = "date") -> date:
-    try:
-        return date.fromisoformat(text.strip())
-    except (ValueError, AttributeError):
-        raise ConfigError(f"invalid {what} {text!r}: use YYYY-MM-DD, for example 2024-01-31") from None
 
 
 def load_topic(path: Path) -> Topic:
@@ -126,6 +141,20 @@ def load_topic(path: Path) -> Topic:
     if max_per_digest is not None and (isinstance(max_per_digest, bool) or not isinstance(max_per_digest, int) or max_per_digest < 1):
         raise TopicFileError(f"{name}: key 'max_per_digest' must be a whole number of at least 1")
 
+    reasons = data.get("exclusion_reasons", list(DEFAULT_EXCLUSION_REASONS))
+    if (not isinstance(reasons, list) or not reasons
+            or not all(isinstance(reason, str) and reason.strip() for reason in reasons)):
+        raise TopicFileError(f"{name}: key 'exclusion_reasons' must be a list of reasons such as "
+                             "[\"wrong population\", \"wrong study design\"]")
+    reasons = [" ".join(reason.split()) for reason in reasons]
+    folded = [reason.casefold() for reason in reasons]
+    if len(set(folded)) != len(folded):
+        twice = next(reason for index, reason in enumerate(reasons) if reason.casefold() in folded[:index])
+        raise TopicFileError(f"{name}: key 'exclusion_reasons' names {twice!r} twice")
+    if any(reason.isdigit() or ";" in reason for reason in reasons):
+        raise TopicFileError(f"{name}: key 'exclusion_reasons': a reason cannot be a number or contain ';' "
+                             "(numbers choose reasons by position, ';' separates them in exports)")
+
     return Topic(
         slug=slug,
         title=title,
@@ -135,8 +164,29 @@ def load_topic(path: Path) -> Topic:
         schedule=schedule,
         recipients=tuple(r.strip() for r in recipients),
         max_per_digest=max_per_digest,
+        exclusion_reasons=tuple(reasons),
+        screening=_screening_mode(name, data.get("screening")),
         path=path,
     )
+
+
+def _screening_mode(name: str, value) -> ScreeningMode:
+    if value is None:
+        return ScreeningMode()
+    if not isinstance(value, dict):
+        raise TopicFileError(f"{name}: key 'screening' must be a table such as {{ reviewers = 2, blind = true }}")
+    unknown = sorted(set(value) - {"reviewers", "blind"})
+    if unknown:
+        raise TopicFileError(f"{name}: key 'screening' has an unknown key '{unknown[0]}'; it takes reviewers and blind")
+    reviewers = value.get("reviewers", 1)
+    if isinstance(reviewers, bool) or not isinstance(reviewers, int) or not 1 <= reviewers <= MAX_REVIEWERS:
+        raise TopicFileError(f"{name}: key 'screening': reviewers must be 1 or 2 (two for dual screening)")
+    blind = value.get("blind", reviewers > 1)
+    if not isinstance(blind, bool):
+        raise TopicFileError(f"{name}: key 'screening': blind must be true or false")
+    if blind and reviewers == 1:
+        raise TopicFileError(f"{name}: key 'screening': blind screening needs reviewers = 2")
+    return ScreeningMode(reviewers=reviewers, blind=blind)
 
 
 def load_topics(queries_dir: Path) -> list[Topic]:

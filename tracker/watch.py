@@ -35,12 +35,15 @@ Query health
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
-from tracker.eutils import EutilsClient, SearchOutcome, SearchResult
+from tracker.eutils import EutilsClient, SearchResult
+from tracker.ingest import fetch_each_batch
+from tracker.ledger import NO_HOOKS, RunHooks, RunLedger
 from tracker.notices import new_notices
+from tracker.pubmed import Paper
 from tracker.store import Store
 from tracker.store.changes import (
     checked_through, first_success, last_new_paper, mark_deleted, measured_runs, save_checked_through,
@@ -48,12 +51,9 @@ from tracker.store.changes import (
 )
 from tracker.store.models import Run, StatusEvent
 from tracker.store.papers import stored_pmids
-from tracker.store.runs import RunCounts
 from tracker.topics import Topic
 
 log = logging.getLogger("tracker.watch")
-
-Progress = Callable[[int, int], None]
 
 DEFAULT_QUIET_WEEKS = 8
 # How long a fall of the Count stays flagged: a week, so that the weekly e-mail shows it.
@@ -73,22 +73,19 @@ class WatchResult:
     events: list[StatusEvent] = field(default_factory=list)
 
 
-def watch_topic(store: Store, client: EutilsClient, topic: Topic, *, run_id: int, today: date, counts: RunCounts,
-                search: SearchOutcome, fresh: Collection[int] = (), progress: Progress | None = None) -> WatchResult:
-    """Measure the query's total Count, then refresh the stored papers PubMed modified; fills `counts`.
+def watch_topic(store: Store, client: EutilsClient, topic: Topic, *, ledger: RunLedger, today: date,
+                fresh: Collection[int] = (), hooks: RunHooks = NO_HOOKS) -> WatchResult:
+    """Measure the query's total Count, then refresh the stored papers PubMed modified; tells `ledger` both.
 
-    `search` is the run's create-date search (its PubMed warnings give way to the total search's);
-    `fresh` are the PMIDs this run has just stored; `progress(done, total)` is called after each saved batch.
+    `fresh` are the PMIDs this run has just stored; `hooks` are called after each saved batch.
     """
     total = measure_query(client, topic.query)
-    own = [warning for warning in counts.warnings or [] if warning not in search.warnings]
-    counts.total_count, counts.query_translation = total.count, total.query_translation
-    counts.errors, counts.warnings = list(total.errors), [*total.warnings, *own]
+    ledger.measured(total.count, translation=total.query_translation, errors=total.errors, warnings=total.warnings)
     result = WatchResult(total=total)
     end = today + timedelta(days=1)  # as the create-date window: PubMed's dates are US Eastern
     checked = checked_through(store, topic.slug)
     if checked is None:
-        save_checked_through(store, topic.slug, end, run_id)
+        save_checked_through(store, topic.slug, end, ledger.run_id)
         return result
     start = checked - timedelta(days=client.settings.overlap_days)
     modified = client.fetch_pmids(topic.query, start, end, field_tag="mdat")
@@ -96,9 +93,9 @@ def watch_topic(store: Store, client: EutilsClient, topic: Topic, *, run_id: int
     held = stored_pmids(store, [pmid for pmid in modified.pmids if pmid not in skip])
     result.window, result.modified = (start, end), len(modified.pmids)
     result.refetched, result.events = refresh_papers(store, client, [p for p in modified.pmids if p in held],
-                                                     run_id=run_id, progress=progress)
-    counts.refetched += result.refetched
-    save_checked_through(store, topic.slug, max(end, checked), run_id)
+                                                     run_id=ledger.run_id, hooks=hooks)
+    ledger.refetched(result.refetched)
+    save_checked_through(store, topic.slug, max(end, checked), ledger.run_id)
     for event in result.events:
         log.info("%s: PMID %d: %s", topic.slug, event.pmid, event.detail)
     return result
@@ -110,29 +107,22 @@ def measure_query(client: EutilsClient, query: str) -> SearchResult:
 
 
 def refresh_papers(store: Store, client: EutilsClient, pmids: Sequence[int], *, run_id: int | None,
-                   progress: Progress | None = None) -> tuple[int, list[StatusEvent]]:
+                   hooks: RunHooks = NO_HOOKS) -> tuple[int, list[StatusEvent]]:
     """Fetch stored papers again, replace them and record what changed; returns (refetched, events)."""
+    asked = set(pmids)
     events: list[StatusEvent] = []
     returned: set[int] = set()
     strangers: set[int] = set()  # records efetch returned under a PMID it was not asked for
-    pending = list(pmids)
-    size = client.settings.efetch_batch
-    for _attempt in range(2):
-        for offset in range(0, len(pending), size):
-            chunk = pending[offset:offset + size]
-            before = stored_notice_fields(store, chunk)
-            for papers in client.fetch_papers(chunk):
-                wanted = {paper.pmid: paper for paper in papers if paper.pmid in before}
-                strangers.update(paper.pmid for paper in papers if paper.pmid not in before)
-                events += save_refreshed(store, [(paper, new_notices(before[pmid], paper))
-                                                 for pmid, paper in wanted.items()], run_id=run_id)
-                returned.update(wanted)
-                if progress:
-                    progress(len(papers), len(pmids))
-        # efetch can omit a record for a moment while PubMed replaces it; only a second miss counts.
-        pending = [pmid for pmid in pending if pmid not in returned]
-        if not pending:
-            break
+
+    def save(papers: list[Paper]) -> None:
+        before = stored_notice_fields(store, [paper.pmid for paper in papers if paper.pmid in asked])
+        wanted = {paper.pmid: paper for paper in papers if paper.pmid in before}
+        strangers.update(paper.pmid for paper in papers if paper.pmid not in asked)
+        events.extend(save_refreshed(store, [(paper, new_notices(before[pmid], paper)) for pmid, paper in wanted.items()],
+                                     run_id=run_id))
+        returned.update(wanted)
+
+    pending = fetch_each_batch(client, pmids, save, hooks=hooks)
     if pending:
         replacement = next(iter(strangers)) if len(pending) == 1 and len(strangers) == 1 else None
         removals = {pmid: (replacement, describe_removal(pmid, replacement)) for pmid in pending}

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
 
-from tracker.errors import ConfigError, ShutdownRequested, TopicFileError, TrackerError
+from tracker.errors import ConfigError, LockHeldError, ShutdownRequested, TopicFileError, TrackerError
 from tracker.topics import Topic
 
 if TYPE_CHECKING:
@@ -187,6 +187,7 @@ def _topic_job(runtime: Runtime, slug: str) -> JobOutcome:
 
 def _fetch(runtime: Runtime, slug: str) -> JobOutcome:
     from tracker.eutils import EutilsClient
+    from tracker.ledger import RunHooks
     from tracker.sync import sync_topic
 
     job = fetch_job_id(slug)
@@ -203,7 +204,7 @@ def _fetch(runtime: Runtime, slug: str) -> JobOutcome:
         return JobOutcome(job, False, (f"{slug}: queries/{slug}.toml was removed",))
     try:
         with EutilsClient(runtime.settings, limiter=runtime.limiter) as client:
-            result = sync_topic(runtime.store, client, topic, progress=runtime.check_stop)
+            result = sync_topic(runtime.store, client, topic, hooks=RunHooks(should_stop=lambda: runtime.stopping))
     except ShutdownRequested:
         message = (f"{slug}: stopped between two saved batches; recorded as interrupted, its watermark did not "
                    "move and the next run searches the same window")
@@ -218,7 +219,6 @@ def _fetch(runtime: Runtime, slug: str) -> JobOutcome:
 
 def _email_job(runtime: Runtime) -> JobOutcome:
     from tracker.mail import describe_failures, send_weekly_email
-    from tracker.store.locks import LockHeldError
 
     if runtime.stopping:
         return JobOutcome(EMAIL_JOB, False, ("email: not started, tracker schedule is stopping",), interrupted=True)
@@ -244,10 +244,9 @@ def _email_job(runtime: Runtime) -> JobOutcome:
 
 
 def record_failed_run(store, slug: str, error: str) -> None:
-    from tracker.store.runs import RunCounts, finish_run, start_run
+    from tracker.ledger import RunLedger
 
-    run = start_run(store, slug, kind="fetch", query=None, window_start=None, window_end=None)
-    finish_run(store, run.id, RunCounts(), error=error)
+    RunLedger(store, slug, kind="fetch", query=None).fail(error)
 
 
 # -- the functions the job store names --------------------------------------------------------

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from tracker.errors import ConfigError, ShutdownRequested, TopicFileError
+from tracker.errors import ConfigError, TopicFileError
 from tracker.topics import Topic, load_topic, topic_paths
 
 log = logging.getLogger("tracker.schedule")
@@ -58,10 +58,6 @@ class Runtime:
         self.scheduler = None  # the running scheduler (apscheduler3.TrackerScheduler); None under --run-now
         self.topics: dict[str, Topic] = {}  # the last good version of each topic
         self._lock = threading.Lock()
-
-    def check_stop(self, _advance: int = 0, _total: int = 0) -> None:
-        if self.stopping:
-            raise ShutdownRequested()
 
     def remember(self, scan: TopicScan) -> None:
         with self._lock:

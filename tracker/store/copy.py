@@ -48,31 +48,18 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAl
 from sqlmodel import SQLModel
 
 from tracker.errors import StoreError
-from tracker.store.database import (
-    MIGRATIONS,
-    POSTGRES_SCHEMA_LOCK,
-    SCHEMA_VERSION,
-    Store,
-    create_extras,
-    database_error_detail,
-    describe_url,
-    make_engine,
-    sqlite_pragmas,
-    utcnow,
-)
+from tracker.store import schema
+from tracker.store.database import POSTGRES_SCHEMA_LOCK, Store, database_error_detail, describe_url, make_engine, sqlite_pragmas
 from tracker.store.models import InstanceLock, PaperRow, SchemaVersion
 from tracker.store.papers import save_search_index_rows
+from tracker.store.schema import SCHEMA_VERSION, SEARCH_INDEX
 
 log = logging.getLogger("tracker.copy")
 
 BATCH_ROWS = 2000  # rows per insert batch
 BLOB_BATCH_ROWS = 250  # for tables holding compressed XML (paper, paper_revision): ~2 MB of XML a batch
-SEARCH_INDEX = "paper_fts"
-# Tables the copy never reads: live locks of running processes, and the scheduler's job leases.
-LIVE_TABLES = (InstanceLock.__tablename__,)
+# Older trackers named the lease table differently (job_lease*): leases are live state under any name.
 LIVE_PREFIXES = ("job_lease",)
-# The FTS5 table and its shadow tables (SQLite), or the tsvector table (PostgreSQL): rebuilt, not copied.
-SEARCH_TABLES = (SEARCH_INDEX, *(f"{SEARCH_INDEX}_{suffix}" for suffix in ("data", "idx", "content", "docsize", "config")))
 
 # How the refusal message names a table's rows (singular, plural).
 LABELS = {
@@ -345,24 +332,24 @@ def _refuse_same_database(source: Store, reader: Connection, target: _Target, wr
 
 def _plan(reader: Connection) -> tuple[list[Table], list[str]]:
     """The source tables to copy, parents before children, and the ones left out (with why)."""
-    from tracker.schedule import JOB_TABLE
-
     present = set(inspect(reader).get_table_names())
     plan: list[Table] = []
     skipped: list[str] = []
+    why = {schema.LIVE: "live locks", schema.DERIVED: "rebuilt"}
     for table in SQLModel.metadata.sorted_tables:
-        if table.name == SchemaVersion.__tablename__ or table.name not in present:
+        role = schema.TABLES[table.name]
+        if table.name not in present or role == schema.BOOKKEEPING:
             continue
-        if table.name in LIVE_TABLES or table.name.startswith(LIVE_PREFIXES):
-            skipped.append(f"{table.name} (live locks)" if table.name in LIVE_TABLES else f"{table.name} (job leases)")
+        if role == schema.LIVE:
+            skipped.append(f"{table.name} ({'job leases' if table.name.startswith(LIVE_PREFIXES) else why[role]})")
             continue
         plan.append(table)
-    if JOB_TABLE in present:
-        plan.append(_portable(Table(JOB_TABLE, MetaData(), autoload_with=reader)))
-    known = {table.name for table in SQLModel.metadata.sorted_tables} | {JOB_TABLE, *SEARCH_TABLES}
+    for name in schema.tables_with_role(schema.EXTERNAL):
+        if name in present:
+            plan.append(_portable(Table(name, MetaData(), autoload_with=reader)))
     if SEARCH_INDEX in present:
         skipped.append(f"{SEARCH_INDEX} (rebuilt)")
-    for name in sorted(present - known):
+    for name in sorted(present - set(schema.TABLES)):
         if name.startswith(LIVE_PREFIXES):
             skipped.append(f"{name} (job leases)")
         else:
@@ -399,7 +386,7 @@ def _portable(reflected: Table) -> Table:
 def _check_target(target: _Target, writer: Connection, plan: Sequence[Table]) -> None:
     """Refuse a target that is not an empty database, or an empty tracker database of this version or older."""
     tables = set(inspect(writer).get_table_names())
-    ours = {table.name for table in SQLModel.metadata.sorted_tables} | {table.name for table in plan} | set(SEARCH_TABLES)
+    ours = set(schema.TABLES) | {table.name for table in plan}
     if SchemaVersion.__tablename__ not in tables and "paper" not in tables:
         foreign = sorted(name for name in tables - ours if not name.startswith(LIVE_PREFIXES))
         if foreign:
@@ -422,7 +409,7 @@ def _check_target(target: _Target, writer: Connection, plan: Sequence[Table]) ->
         if table.name in tables and writer.execute(select(text("1")).select_from(table).limit(1)).first() is not None:
             held.append((table.name, writer.execute(select(func.count()).select_from(table)).scalar_one()))
     if held:
-        raise StoreError(f"the target {target.described} already holds a tracker database ({describe_counts(held)}): "
+        raise StoreError(f"the target {target.described} already holds a tracker database ({describe_row_counts(held)}): "
                          "copy into an empty database")
     if target.dialect == "postgresql":
         # Keep writers out of the (empty) tables between this check and the commit; readers may go on.
@@ -432,7 +419,7 @@ def _check_target(target: _Target, writer: Connection, plan: Sequence[Table]) ->
             writer.exec_driver_sql(f"LOCK TABLE {names} IN EXCLUSIVE MODE")
 
 
-def describe_counts(counts: Iterable[tuple[str, int]]) -> str:
+def describe_row_counts(counts: Iterable[tuple[str, int]]) -> str:
     """"1,204 papers, 35 runs, 2 recipients": papers and runs first, then the other tables in the order given."""
     order = {"paper": 0, "run": 1}
     parts = []
@@ -443,18 +430,8 @@ def describe_counts(counts: Iterable[tuple[str, int]]) -> str:
 
 
 def _create_schema(target: _Target, writer: Connection, plan: Sequence[Table]) -> None:
-    """The tracker's schema at this version (unless the empty target has it), inside the copy's transaction."""
-    tables = set(inspect(writer).get_table_names())
-    if SchemaVersion.__tablename__ not in tables:
-        SQLModel.metadata.create_all(writer)
-        create_extras(writer)
-        writer.execute(SchemaVersion.__table__.insert().values(id=1, version=SCHEMA_VERSION, updated_at=utcnow()))
-    else:
-        version = writer.execute(select(SchemaVersion.version)).scalar_one_or_none() or 0
-        for step in range(version + 1, SCHEMA_VERSION + 1):
-            MIGRATIONS[step](writer)
-            writer.execute(SchemaVersion.__table__.update().values(version=step, updated_at=utcnow()))
-        create_extras(writer)
+    """The tracker's schema at this version (an empty tracker database there is upgraded), in the copy's transaction."""
+    schema.create_or_upgrade(writer)
     for table in plan:
         if table.metadata is not SQLModel.metadata:
             table.create(writer, checkfirst=True)
@@ -605,4 +582,4 @@ def _unreachable(target: _Target, error: DatabaseError) -> str:
     return f"cannot open the target {target.described} ({detail}): give --to another file"
 
 
-__all__ = ["CopyReport", "copy_database", "describe_counts", "count_rows", "BATCH_ROWS"]
+__all__ = ["CopyReport", "copy_database", "describe_row_counts", "count_rows", "BATCH_ROWS"]

@@ -17,80 +17,31 @@ from pathlib import Path
 from sqlalchemy import Table, event, inspect, select
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from tracker.errors import StoreError
-from tracker.store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from tracker.store.models import SchemaVersion
-
-# Each migration takes a database at version N-1 to N. A fresh database is created at the latest
-# version directly from the models, then `create_extras` adds what the models cannot express.
-def _add_job_leases(connection: Connection) -> None:
-    models.JobLease.__table__.create(connection, checkfirst=True)
-
-
-EXPORT_TEXT_COLUMNS = ("publication_types_text", "mesh_terms", "keywords_text")
-
-
-def _add_export_text(connection: Connection) -> None:
-    """The CSV's joined text beside the JSON it comes from, filled in for every stored paper, in batches."""
-    from sqlalchemy import bindparam
-
-    from tracker.store.papers import export_text_from_row
-
-    paper = models.PaperRow.__table__
-    for column in EXPORT_TEXT_COLUMNS:
-        connection.exec_driver_sql(f"ALTER TABLE paper ADD COLUMN {column} VARCHAR NOT NULL DEFAULT ''")
-    update = (paper.update().where(paper.c.pmid == bindparam("key"))
-              .values(**{column: bindparam(column) for column in EXPORT_TEXT_COLUMNS}))
-    last = -1
-    while True:
-        rows = connection.execute(
-            select(paper.c.pmid, paper.c.publication_types, paper.c.mesh_headings, paper.c.keywords)
-            .where(paper.c.pmid > last).order_by(paper.c.pmid).limit(5000)
-        ).all()
-        if not rows:
-            return
-        connection.execute(update, [{"key": row.pmid, **export_text_from_row(row)} for row in rows])
-        last = rows[-1].pmid
-
-
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {
-    2: _add_job_leases,  # several schedulers on one database (tracker/store/leases.py)
-    3: _add_export_text,  # the CSV export without decoding JSON (BENCHMARKS.md)
-}
-SCHEMA_VERSION = 3
-
+from tracker.store import models, schema  # noqa: F401  (models registers the tables on SQLModel.metadata)
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-FTS_COLUMNS = ("title", "abstract", "mesh", "keywords", "authors")
 # Any fixed number: every tracker process serialises its PostgreSQL schema checks on this advisory lock.
 POSTGRES_SCHEMA_LOCK = 7_276_115_001
 
 
-def create_extras(connection: Connection) -> None:
-    """Objects outside the ORM models (the full-text index); idempotent."""
-    if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql(
-            "CREATE VIRTUAL TABLE IF NOT EXISTS paper_fts USING fts5("
-            + ", ".join(FTS_COLUMNS) + ", tokenize = 'porter unicode61 remove_diacritics 2')"
-        )
-    elif connection.dialect.name == "postgresql":
-        # One weighted tsvector per paper (title A, MeSH and keywords B, abstract C, authors D), written
-        # with the paper (tracker/store/papers.py) and ranked by ts_rank_cd (tracker/store/search.py).
-        connection.exec_driver_sql(
-            "CREATE TABLE IF NOT EXISTS paper_fts ("
-            "pmid INTEGER PRIMARY KEY REFERENCES paper (pmid) ON DELETE CASCADE, document TSVECTOR NOT NULL)"
-        )
-        connection.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_paper_fts_document ON paper_fts USING GIN (document)")
-
-
 class Store:
-    def __init__(self, url: str):
+    """A tracker database: its engine, its dialect, and whether this process may write to it.
+
+    Constructing one checks nothing; `open_store` and `migrate_store` are the ways in. A read-only store
+    (`readonly=True`, for commands that only read) opens SQLite with `mode=ro` and PostgreSQL sessions with
+    `default_transaction_read_only`, so such a command works on a database it cannot write and can never
+    change one by mistake.
+    """
+
+    def __init__(self, url: str, *, readonly: bool = False):
         self.url = url
+        self.readonly = readonly
         try:
             parsed = make_url(url)
         except (ArgumentError, ValueError):  # ValueError: a port that is not a number
@@ -99,12 +50,36 @@ class Store:
                              "postgresql+psycopg://user@host/tracker") from None
         self.dialect = parsed.get_backend_name()
         self.path = Path(parsed.database) if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:") else None
-        if self.path is not None:
+        if self.path is not None and not readonly:
             _prepare_sqlite_file(self.path)
+        if readonly and self.path is not None:
+            parsed = _read_only_sqlite_url(parsed, self.path, immutable=False)
+        elif readonly and self.dialect == "postgresql":
+            options = " ".join(part for part in ("-c default_transaction_read_only=on", parsed.query.get("options"))
+                               if part)
+            parsed = parsed.update_query_dict({"options": options})
         self.engine: Engine = make_engine(parsed, failure=f"cannot open database {describe_url(url)}")
         if self.dialect == "sqlite":
-            event.listen(self.engine, "connect", sqlite_pragmas)
-        self.ensure_schema()
+            event.listen(self.engine, "connect", sqlite_read_only_pragmas if readonly else sqlite_pragmas)
+        if readonly and self.path is not None and not self._readable():
+            # A WAL database whose folder this user cannot write (no -shm can be made) opens only as
+            # immutable; that is safe when no -wal exists, since then no writer is at work on it.
+            self.engine.dispose()
+            self.engine = make_engine(_read_only_sqlite_url(make_url(url), self.path, immutable=True),
+                                      failure=f"cannot open database {describe_url(url)}")
+            event.listen(self.engine, "connect", sqlite_read_only_pragmas)
+
+    def _readable(self) -> bool:
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
+            return True
+        except DatabaseError as error:
+            detail = database_error_detail(error)
+            wal = Path(f"{self.path}-wal")
+            if ("readonly" in detail or "unable to open" in detail) and self.path.exists() and not wal.exists():
+                return False
+            raise StoreError(_describe_database_error(self, error)) from None
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -139,28 +114,26 @@ class Store:
         except DatabaseError as error:
             raise StoreError(_describe_database_error(self, error)) from None
 
-    def ensure_schema(self, _retry: bool = False) -> None:
+    def schema_state(self) -> schema.SchemaState:
+        """What the database is (empty, current, older, newer, another program's), read without writing."""
         try:
+            with self.engine.connect() as connection:
+                return schema.read_state(connection)
+        except DatabaseError as error:
+            raise StoreError(_describe_database_error(self, error)) from None
+
+    def ensure_schema(self, _retry: bool = False) -> None:
+        """Create the schema in an empty database; refuse one that needs `tracker db migrate` or is not ours."""
+        try:
+            if self.readonly:
+                self._refuse(self.schema_state())
+                return
             with self._schema_transaction() as connection:
-                tables = set(inspect(connection).get_table_names())
-                if SchemaVersion.__tablename__ not in tables:
-                    if tables - {SchemaVersion.__tablename__} and "paper" not in tables:
-                        raise StoreError(f"{self.describe()} holds tables that are not a tracker's; point TRACKER_DB_URL elsewhere")
-                    SQLModel.metadata.create_all(connection)
-                    create_extras(connection)
-                    connection.execute(SchemaVersion.__table__.insert().values(id=1, version=SCHEMA_VERSION, updated_at=utcnow()))
+                state = schema.read_state(connection)
+                if state.kind == schema.EMPTY:
+                    schema.create_schema(connection)
                     return
-                version = connection.execute(select(SchemaVersion.version)).scalar_one_or_none() or 0
-                if version > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"{self.describe()} was written by a newer tracker (schema {version}, this one knows {SCHEMA_VERSION}): "
-                        "upgrade tracker with 'pip install -U tracker'"
-                    )
-                for target in range(version + 1, SCHEMA_VERSION + 1):
-                    MIGRATIONS[target](connection)
-                    connection.execute(
-                        SchemaVersion.__table__.update().values(version=target, updated_at=utcnow())
-                    )
+                self._refuse(state)
         except StoreError:
             raise
         except OperationalError as error:
@@ -170,6 +143,48 @@ class Store:
             raise StoreError(_describe_database_error(self, error)) from None
         except DatabaseError as error:
             raise StoreError(_describe_database_error(self, error)) from None
+
+    def migrate(self, on_step: Callable[[schema.Migration], None] | None = None) -> list[schema.Applied]:
+        """Bring the database to the latest schema in one transaction (creating it when empty)."""
+        try:
+            with self._schema_transaction() as connection:
+                state = schema.read_state(connection)
+                if state.kind == schema.EMPTY:
+                    schema.create_schema(connection)
+                    return []
+                if state.kind == schema.OLDER:
+                    return schema.upgrade_schema(connection, state, on_step=on_step)
+                self._refuse(state)
+                return []
+        except StoreError:
+            raise
+        except DatabaseError as error:
+            raise StoreError(_describe_database_error(self, error)) from None
+
+    def count_papers(self) -> int:
+        try:
+            with self.engine.connect() as connection:
+                if not inspect(connection).has_table("paper"):
+                    return 0
+                return connection.exec_driver_sql("SELECT count(*) FROM paper").scalar_one()
+        except DatabaseError as error:
+            raise StoreError(_describe_database_error(self, error)) from None
+
+    def _refuse(self, state: schema.SchemaState) -> None:
+        if state.kind == schema.FOREIGN:
+            raise StoreError(f"{self.describe()} holds tables that are not a tracker's; point TRACKER_DB_URL elsewhere")
+        if state.kind == schema.NEWER:
+            raise StoreError(
+                f"{self.describe()} was written by a newer tracker (schema {state.version}, this one knows "
+                f"{schema.SCHEMA_VERSION}): upgrade tracker with 'pip install -U tracker'"
+            )
+        if state.kind == schema.OLDER:
+            raise StoreError(
+                f"{self.describe()} is at schema {state.version} and this tracker needs schema {schema.SCHEMA_VERSION}: "
+                f"run 'tracker db migrate' (schema {state.version} → {schema.SCHEMA_VERSION})"
+            )
+        if state.kind == schema.EMPTY and self.readonly:
+            raise StoreError(f"{self.describe()} holds no tracker database yet: run 'tracker run' first")
 
     def describe(self) -> str:
         return str(self.path) if self.path is not None else describe_url(self.url)
@@ -232,6 +247,21 @@ def sqlite_pragmas(dbapi_connection, _record=None, *, wal: bool = True) -> None:
     cursor.close()
 
 
+def sqlite_read_only_pragmas(dbapi_connection, _record=None) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout = 60000")
+    cursor.execute("PRAGMA query_only = ON")
+    cursor.close()
+
+
+def _read_only_sqlite_url(url: URL, path: Path, *, immutable: bool) -> URL:
+    """`file:` URI of `path` opened read-only (SQLite parses the query string of the URI, not SQLAlchemy)."""
+    from urllib.parse import quote
+
+    query = "mode=ro&immutable=1" if immutable else "mode=ro"
+    return url.set(database=f"file:{quote(str(path.expanduser().resolve()))}?{query}", query={"uri": "true"})
+
+
 def _prepare_sqlite_file(path: Path) -> None:
     """Create db/ and the file readable by the owner only: the database holds recipients and ledgers."""
     try:
@@ -290,8 +320,46 @@ def _describe_database_error(store: Store, error: DatabaseError) -> str:
     return f"cannot use {where}: {detail}"
 
 
-def open_store(url: str) -> Store:
-    return Store(url)
+def open_store(url: str, *, readonly: bool = False) -> Store:
+    """The store at `url`, its schema checked (and created, if the database is empty); never migrated.
+
+    `readonly` is for commands that only read: on a database that does not exist yet, the store is opened for
+    writing once to create it, as any first command does.
+    """
+    if readonly and not _exists(url):
+        readonly = False
+    store = Store(url, readonly=readonly)
+    try:
+        store.ensure_schema()
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
-__all__ = ["Store", "open_store", "utcnow", "chunked", "SCHEMA_VERSION"]
+def migrate_store(url: str, on_step: Callable[[schema.Migration], None] | None = None,
+                  ) -> tuple[Store, list[schema.Applied]]:
+    """The store at `url` after running its pending migrations (`tracker db migrate`)."""
+    store = Store(url)
+    try:
+        return store, store.migrate(on_step)
+    except BaseException:
+        store.close()
+        raise
+
+
+def _exists(url: str) -> bool:
+    """False only for a SQLite file that is missing or empty; a server database is asked when opened."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return True  # let Store say what is wrong with it
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return True
+    try:
+        return Path(parsed.database).stat().st_size > 0
+    except OSError:
+        return False  # missing or out of sight: opening it for writing says which
+
+
+__all__ = ["Store", "open_store", "migrate_store", "utcnow", "chunked"]

@@ -25,7 +25,7 @@ from pathlib import Path
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from tracker.errors import TrackerError
+from tracker.errors import LockHeldError, LockLostError
 from tracker.store.database import Store, utcnow
 from tracker.store.models import InstanceLock
 
@@ -35,16 +35,6 @@ HEARTBEAT_EVERY = 30.0  # seconds between heartbeats
 STALE_AFTER = 300.0  # seconds without a heartbeat before another host may take the lock over
 BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 _held_here: set[str] = set()  # tokens this process holds: its own pid in a row is alive only for these
-
-
-class LockHeldError(TrackerError):
-    """Another live process holds the lock: nothing was started."""
-
-    exit_code = 2
-
-
-class LockLostError(TrackerError):
-    """Another process took the lock over (this one looked dead to it): stop at once."""
 
 
 @dataclass(frozen=True)

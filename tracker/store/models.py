@@ -114,6 +114,78 @@ class SchemaVersion(SQLModel, table=True):
     updated_at: datetime
 
 
+class Decision(SQLModel, table=True):
+    """One screening decision, as given: the history is append-only, a row is never changed or deleted.
+
+    `replaces` is the reviewer's previous decision on the same paper in the same topic (tracker/screening.py).
+    """
+
+    __tablename__ = "decision"
+    __table_args__ = (Index("ix_decision_topic_pmid", "topic", "pmid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    topic: str
+    pmid: int = Field(foreign_key="paper.pmid")
+    reviewer: str
+    decision: str  # include, exclude, maybe
+    reasons: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    note: str = ""
+    resolves: bool = False  # given with --resolve: settles a conflict between reviewers
+    replaces: int | None = Field(default=None, foreign_key="decision.id")
+    source: str = "cli"  # cli, import, web
+    decided_at: datetime
+
+
+class CurrentDecision(SQLModel, table=True):
+    """Each reviewer's latest decision on a paper of a topic: the decision rows that nothing replaced yet."""
+
+    __tablename__ = "current_decision"
+
+    topic: str = Field(primary_key=True)
+    pmid: int = Field(primary_key=True, foreign_key="paper.pmid")
+    reviewer: str = Field(primary_key=True)
+    decision_id: int = Field(foreign_key="decision.id")
+    decision: str
+    reasons: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    note: str = ""
+    resolves: bool = False
+    decided_at: datetime
+
+
+class Screening(SQLModel, table=True):
+    """What a topic's current decisions on a paper add up to, whatever the topic's screening mode.
+
+    The topic-level state (unscreened, awaiting, included, excluded, maybe, conflict) follows from these
+    columns and the topic file's `screening` setting (tracker/store/decisions.py), so changing a topic from
+    one reviewer to two needs no rewrite. A paper without a row has no decision in the topic.
+    """
+
+    __tablename__ = "screening"
+    __table_args__ = (Index("ix_screening_topic_latest", "topic", "latest"),)
+
+    topic: str = Field(primary_key=True)
+    pmid: int = Field(primary_key=True, foreign_key="paper.pmid")
+    latest: str | None = None  # the most recent current decision, of any reviewer (a single reviewer's state)
+    latest_reasons: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    resolution: str | None = None  # the most recent current decision given with --resolve
+    resolution_reasons: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    votes: int = 0  # reviewers whose current decision is not a resolution
+    agreed: str | None = None  # their common decision when they all agree
+    agreed_reasons: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # all of theirs
+    updated_at: datetime
+
+
+class MigrationRecord(SQLModel, table=True):
+    """A migration this database has had (tracker/store/schema.py): which, when, and how long it took."""
+
+    __tablename__ = "tracker_migration"
+
+    version: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    name: str
+    applied_at: datetime
+    seconds: float = 0.0
+
+
 class DigestRecord(SQLModel, table=True):
     """A digest written for a topic: the next default period starts where this one ended."""
 

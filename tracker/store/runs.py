@@ -106,11 +106,3 @@ def last_runs(store: Store) -> dict[str, Run]:
         latest = select(Run.topic, func.max(Run.id).label("id")).group_by(Run.topic).subquery()
         runs = session.execute(select(Run).join(latest, Run.id == latest.c.id)).scalars()
         return {run.topic: run for run in runs}
-
-
-def last_successful_runs(store: Store) -> dict[str, Run]:
-    with store.session() as session:
-        latest = (select(Run.topic, func.max(Run.id).label("id")).where(Run.status == "succeeded")
-                  .group_by(Run.topic).subquery())
-        runs = session.execute(select(Run).join(latest, Run.id == latest.c.id)).scalars()
-        return {run.topic: run for run in runs}

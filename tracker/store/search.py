@@ -24,10 +24,11 @@ from dataclasses import dataclass, replace
 from sqlalchemy import and_, or_, select, text
 from sqlalchemy.exc import OperationalError
 
-from tracker.errors import ConfigError
+from tracker.errors import ConfigError, SearchSyntaxError
 from tracker.notices import describe_status, status_mark
 from tracker.pubmed import Author
-from tracker.store.database import FTS_COLUMNS, Store
+from tracker.store.database import Store
+from tracker.store.schema import FTS_COLUMNS
 from tracker.store.models import PaperRow, TopicPaper
 
 # bm25 weights in FTS_COLUMNS order (title, abstract, mesh, keywords, authors): a title hit counts most.
@@ -54,10 +55,6 @@ MAX_TERMS = 1000
 _ALL_WEIGHTS = frozenset("ABCD")
 _COLUMN_SPEC = re.compile(r"(-?)(?:(\w+)|\{([^{}]*)\})")
 _COLUMN_NAME = re.compile(r"-?\{?\w+\}?")
-
-
-class SearchSyntaxError(ConfigError):
-    """The search text is not a query: unbalanced parentheses or quotes, a stray operator, no words."""
 
 
 @dataclass(frozen=True)
@@ -146,10 +143,6 @@ def _syntax_error(query: str) -> SearchSyntaxError:
 # `the NOT x` is nothing, and a query that is nothing finds nothing (rather than everything).
 
 
-class _BadSyntax(Exception):
-    pass
-
-
 @dataclass(frozen=True)
 class _Term:
     text: str
@@ -187,7 +180,7 @@ def _lex(query: str) -> list:
         if token.lstrip("-").startswith("{"):  # a column set, {title abstract}:word, split at its spaces
             while "}" not in token:
                 if at == len(tokens):
-                    raise _BadSyntax
+                    raise SearchSyntaxError(SYNTAX_HINT)
                 token += " " + tokens[at]
                 at += 1
         if (":" not in token and at < len(tokens) and tokens[at].startswith(":")
@@ -212,7 +205,7 @@ def _token_items(token: str) -> list:
     if quote == 0:
         phrase = re.fullmatch(r'"([^"]*)"(\*?)', token)
         if phrase is None:
-            raise _BadSyntax  # an unterminated quote
+            raise SearchSyntaxError(SYNTAX_HINT)  # an unterminated quote
         return [_Term(phrase[1], phrase=True, prefix=bool(phrase[2]))]
     token = token.lstrip("^")  # FTS5's first-token anchor: tsquery cannot say it, the term still counts
     if _BAREWORD.match(token):
@@ -226,7 +219,7 @@ def _column_filter(spec: str, rest: str) -> list:
     match = _COLUMN_SPEC.fullmatch(spec)
     names = ([match[2]] if match[2] else match[3].split()) if match else []
     if not names or any(name.lower() not in COLUMN_WEIGHTS for name in names):
-        raise _BadSyntax  # FTS5: no such column
+        raise SearchSyntaxError(SYNTAX_HINT)  # FTS5: no such column
     weights = frozenset(COLUMN_WEIGHTS[name.lower()] for name in names)
     if match[1]:
         weights = _ALL_WEIGHTS - weights  # -title: every column but the title
@@ -234,10 +227,10 @@ def _column_filter(spec: str, rest: str) -> list:
         return [_Columns(weights)]
     quote = rest.find('"')
     if ":" in (rest if quote == -1 else rest[:quote]):
-        raise _BadSyntax
+        raise SearchSyntaxError(SYNTAX_HINT)
     items = _token_items(rest)
     if not items:
-        raise _BadSyntax  # title:- filters nothing
+        raise SearchSyntaxError(SYNTAX_HINT)  # title:- filters nothing
     return [_within(items[0], weights), *items[1:]]  # like FTS5, the filter takes the first phrase only
 
 
@@ -255,10 +248,10 @@ class _Parser:
 
     def parse(self):
         if not self.items:
-            raise _BadSyntax
+            raise SearchSyntaxError(SYNTAX_HINT)
         node = self.any_of()
         if self.at != len(self.items):
-            raise _BadSyntax  # a stray ")"
+            raise SearchSyntaxError(SYNTAX_HINT)  # a stray ")"
         return node
 
     def peek(self):
@@ -301,12 +294,12 @@ class _Parser:
             return item
         if isinstance(item, _Columns):
             if not (isinstance(self.peek(), _Term) or self.peek() in ("(", "NEAR")):
-                raise _BadSyntax
+                raise SearchSyntaxError(SYNTAX_HINT)
             return _within(self.unit(), item.weights)
         if item == "(":
             node = self.any_of()
             if self.take() != ")":
-                raise _BadSyntax
+                raise SearchSyntaxError(SYNTAX_HINT)
             return node
         if item == "NEAR":  # NEAR(a b): tsquery has no "within N words", so all of them anywhere
             self.take()
@@ -314,16 +307,16 @@ class _Parser:
             while isinstance(self.peek(), (_Term, _Columns)):
                 terms.append(self.unit())
             if not terms or self.take() != ")":
-                raise _BadSyntax
+                raise SearchSyntaxError(SYNTAX_HINT)
             return terms[0] if len(terms) == 1 else _Node("and", tuple(terms))
-        raise _BadSyntax  # an operator, ")" or the end where a term belongs
+        raise SearchSyntaxError(SYNTAX_HINT)  # an operator, ")" or the end where a term belongs
 
 
 def parse_postgres_query(query: str):
     """The tree of `_Term`s and `_Node`s for `query`; SearchSyntaxError where FTS5 would refuse it."""
     try:
         tree = _Parser(_lex(query)).parse()
-    except (_BadSyntax, RecursionError):
+    except (SearchSyntaxError, RecursionError):
         raise _syntax_error(query) from None
     if sum(1 for _ in _terms(tree)) > MAX_TERMS:
         raise _syntax_error(query)
@@ -487,11 +480,12 @@ def hits_json(hits: Sequence[SearchHit]) -> str:
 
 def _marked_title(hit: SearchHit) -> str:
     mark = status_mark(hit.status)
-    return shorten(f"[{mark}] {hit.title}" if mark else hit.title)
+    return cut_title(f"[{mark}] {hit.title}" if mark else hit.title)
 
 
-def shorten(title: str, width: int = TITLE_WIDTH) -> str:
+def cut_title(title: str, width: int = TITLE_WIDTH) -> str:
+    """`title` in a table cell `width` wide: cut anywhere, "…" last (prose is cut at a word: render.cut_at_word)."""
     return title if len(title) <= width else title[:width - 1].rstrip() + "…"
 
 
-__all__ = ["SearchHit", "SearchSyntaxError", "search_papers", "fts_query", "hits_table", "hits_json", "shorten"]
+__all__ = ["SearchHit", "SearchSyntaxError", "search_papers", "fts_query", "hits_table", "hits_json", "cut_title"]

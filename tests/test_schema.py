@@ -1,0 +1,267 @@
+"""The schema module: the table registry, named migrations, `tracker db migrate`, and read-only opening."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+from sqlmodel import SQLModel
+
+from tests.conftest import cli_env, run_tracker, write_topic
+from tests.test_store import make_paper
+from tracker.errors import StoreError
+from tracker.store import SCHEMA_VERSION, Store, migrate_store, open_store
+from tracker.store import schema
+from tracker.store.papers import save_papers
+
+
+def make_schema_1(store) -> None:
+    """Turn a new database into one as tracker 0.1 left it: no lease table, no export text columns."""
+    with store.engine.begin() as connection:
+        connection.execute(text("DROP TABLE job_lease"))
+        connection.execute(text("DROP TABLE tracker_migration"))
+        for column in schema.EXPORT_TEXT_COLUMNS:
+            connection.execute(text(f"ALTER TABLE paper DROP COLUMN {column}"))
+        connection.execute(text("UPDATE tracker_schema SET version = 1"))
+
+
+def columns(url: str) -> dict[str, list[tuple[str, str, bool]]]:
+    engine = create_engine(url)
+    try:
+        found = inspect(engine)
+        return {table: sorted((c["name"], str(c["type"]), c["nullable"]) for c in found.get_columns(table))
+                for table in sorted(found.get_table_names()) if not table.startswith("paper_fts_")}
+    finally:
+        engine.dispose()
+
+
+def test_the_registry_names_every_table_of_the_models_and_nothing_they_lack():
+    modelled = set(SQLModel.metadata.tables)
+    registered = {name for name, role in schema.TABLES.items()
+                  if role not in (schema.DERIVED, schema.EXTERNAL)}
+    assert registered == modelled
+    assert set(schema.TABLES.values()) == {schema.DATA, schema.LIVE, schema.DERIVED, schema.BOOKKEEPING,
+                                           schema.EXTERNAL}
+    assert [m.version for m in schema.MIGRATIONS] == list(range(1, SCHEMA_VERSION + 1))
+    assert len({m.name for m in schema.MIGRATIONS}) == len(schema.MIGRATIONS)
+
+
+def test_a_migrated_database_has_exactly_the_schema_of_a_new_one(tmp_path, db_url):
+    """Every migration together adds what the models have grown since schema 1: nothing missing, nothing more."""
+    old = open_store(db_url)
+    make_schema_1(old)
+    old.close()
+    migrate_store(db_url)[0].close()
+    fresh_url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}" if db_url.startswith("sqlite") else None
+    if fresh_url is None:
+        from tests.conftest import postgres_schema
+
+        with postgres_schema() as fresh_url:
+            open_store(fresh_url).close()
+            expected = columns(fresh_url)
+    else:
+        open_store(fresh_url).close()
+        expected = columns(fresh_url)
+    assert columns(db_url) == expected
+
+
+def test_pending_is_read_without_writing_and_names_each_migration(db_url):
+    store = open_store(db_url)
+    make_schema_1(store)
+    store.close()
+    reader = Store(db_url, readonly=True)
+    try:
+        state = reader.schema_state()
+    finally:
+        reader.close()
+    assert (state.kind, state.version) == ("older", 1)
+    assert [(m.version, m.name) for m in state.pending] == [(m.version, m.name) for m in schema.MIGRATIONS[1:]]
+    assert schema.describe_migrations(state.pending).startswith("2 job-leases, 3 export-text-columns, ")
+
+
+def test_an_interrupted_migration_changes_nothing(db_url, monkeypatch):
+    store = open_store(db_url)
+    save_papers(store, [make_paper(7)], topic="dosing")
+    make_schema_1(store)
+    store.close()
+
+    def broken(connection):
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS[:2], schema.Migration(3, "export-text-columns",
+                                                                                         broken)))
+    with pytest.raises(RuntimeError, match="power cut"):
+        migrate_store(db_url)
+    reader = Store(db_url, readonly=True)
+    try:
+        assert reader.schema_state().version == 1
+        with reader.engine.connect() as connection:
+            assert not inspect(connection).has_table("job_lease")  # migration 2 was rolled back with 3
+    finally:
+        reader.close()
+
+
+def test_cost_is_said_from_the_measured_cost_per_paper():
+    [export_text] = [m for m in schema.MIGRATIONS if m.name == "export-text-columns"]
+    assert schema.describe_cost([export_text], 3) == "3 papers, a few seconds"
+    assert schema.describe_cost([export_text], 1_000_000) == (
+        "1,000,000 papers, this may take about 12 minutes; do not stop it (an interrupted upgrade changes nothing, "
+        "and needs free disk about the size of the database)")
+
+
+# -- tracker db migrate, on both back ends ---------------------------------------------------
+
+@pytest.fixture
+def old_home(tmp_path, db_url):
+    home = tmp_path / "home"
+    write_topic(home, "dosing", "norepinephrine dosing")
+    store = open_store(db_url)
+    save_papers(store, [make_paper(7), make_paper(8)], topic="dosing")
+    make_schema_1(store)
+    where = store.describe()
+    store.close()
+    return home, cli_env(home, None, TRACKER_DB_URL=db_url), where
+
+
+def test_db_migrate_upgrades_after_every_command_said_to(old_home):
+    home, env, where = old_home
+    for args in (["fetch"], ["search", "norepinephrine"], ["export"], ["topics"]):
+        result = run_tracker(*args, env=env)
+        assert (result.code, result.out) == (2, "")
+        assert result.err == (f"error: {where} is at schema 1 and this tracker needs schema {SCHEMA_VERSION}: "
+                              f"run 'tracker db migrate' (schema 1 → {SCHEMA_VERSION})\n")
+    pending = schema.describe_migrations(schema.MIGRATIONS[1:])
+    check = run_tracker("db", "migrate", "--check", env=env)
+    assert (check.code, check.out) == (1, f"{where} is at schema 1; pending: {pending}\n")
+
+    done = run_tracker("db", "migrate", env=env)
+    assert done.code == 0, done.err
+    lines = done.out.splitlines()
+    assert lines[:-1] == [f"upgrading {where} from schema 1 to {SCHEMA_VERSION} ({pending}): 2 papers, a few seconds",
+                          *(f"  {m.version} {m.name} ..." for m in schema.MIGRATIONS[1:])]
+    assert re.fullmatch(rf"{re.escape(where)} is at schema {SCHEMA_VERSION} \(\d+\.\d s\)", lines[-1])
+
+    again = run_tracker("db", "migrate", env=env)
+    assert (again.code, again.out) == (0, f"{where} is at schema {SCHEMA_VERSION}, this tracker's: nothing to do\n")
+    assert run_tracker("db", "migrate", "--check", env=env).code == 0
+    exported = run_tracker("export", env=env)
+    assert exported.code == 0 and len(exported.out.splitlines()) == 3  # the header and both papers
+
+
+def test_db_migrate_refuses_a_newer_database_unchanged(db_url, tmp_path):
+    store = open_store(db_url)
+    with store.engine.begin() as connection:
+        connection.execute(text("UPDATE tracker_schema SET version = 99"))
+    where = store.describe()
+    store.close()
+    result = run_tracker("db", "migrate", env=cli_env(tmp_path, None, TRACKER_DB_URL=db_url))
+    assert (result.code, result.out) == (2, "")
+    assert result.err == (f"error: {where} was written by a newer tracker (schema 99, this one knows {SCHEMA_VERSION}): "
+                          "upgrade tracker with 'pip install -U tracker'\n")
+    reader = Store(db_url, readonly=True)
+    try:
+        assert reader.schema_state().version == 99
+    finally:
+        reader.close()
+
+
+def test_opening_never_migrates(db_url):
+    store = open_store(db_url)
+    make_schema_1(store)
+    store.close()
+    for readonly in (False, True):
+        with pytest.raises(StoreError, match=r"run 'tracker db migrate' \(schema 1 → "):
+            open_store(db_url, readonly=readonly)
+    reader = Store(db_url, readonly=True)
+    try:
+        assert reader.schema_state().version == 1
+    finally:
+        reader.close()
+
+
+# -- reading commands on a database they cannot write ------------------------------------------
+
+READING_COMMANDS = (
+    ["search", "norepinephrine"],
+    ["export", "-o", "-"],
+    ["export", "--format", "ris"],
+    ["topics"],
+    ["status"],
+    ["status", "--changes"],
+    ["digest", "--format", "text"],
+    ["digest", "dosing", "-o", "-"],
+)
+
+
+@pytest.fixture
+def stored_home(tmp_path):
+    home = tmp_path / "home"
+    write_topic(home, "dosing", "norepinephrine dosing")
+    store = open_store(f"sqlite:///{home / 'db' / 'tracker.sqlite3'}")
+    save_papers(store, [make_paper(7), make_paper(8)], topic="dosing")
+    store.close()
+    return home
+
+
+def test_reading_commands_open_sqlite_read_only(stored_home, monkeypatch):
+    """Each reading command works with every write refused by SQLite itself (mode=ro, query_only)."""
+    database = stored_home / "db" / "tracker.sqlite3"
+    before = database.read_bytes()
+    database.chmod(0o444)
+    env = cli_env(stored_home, None)
+    for args in READING_COMMANDS:
+        result = run_tracker(*args, env=env)
+        assert result.code == 0, (args, result.err)
+    assert database.read_bytes() == before
+    assert not (stored_home / "db" / "tracker.sqlite3-journal").exists()
+    store = open_store(f"sqlite:///{database}", readonly=True)
+    try:
+        with pytest.raises(Exception, match="attempt to write a readonly database"):
+            save_papers(store, [make_paper(9)], topic="dosing")
+    finally:
+        store.close()
+    assert database.read_bytes() == before
+
+
+def as_nobody(home: Path, env: dict[str, str], *args: str):
+    from tests.conftest import Result
+
+    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
+                           "tracker", *args], env={**env, "HOME": str(home)}, cwd=home, capture_output=True,
+                          text=True, timeout=120)
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def test_reading_commands_work_for_a_user_who_cannot_write_the_database(stored_home):
+    if shutil.which("setpriv") is None or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv (util-linux) to run the tracker as the user nobody")
+    root = Path(tempfile.mkdtemp(prefix="tracker-readonly-"))
+    try:
+        root.chmod(0o755)
+        home = root / "home"
+        shutil.copytree(stored_home, home)
+        for path in [home, *home.rglob("*")]:
+            path.chmod(0o555 if path.is_dir() else 0o444)  # nobody reads everything, writes nothing
+        env = cli_env(home, None)
+        probe = as_nobody(home, {"PATH": "/usr/bin:/bin"}, "--help")
+        if probe.code != 0:
+            pytest.skip(f"the user nobody cannot run this Python ({probe.err.strip()[-200:]})")
+        for args in READING_COMMANDS:
+            result = as_nobody(home, env, *args)
+            assert result.code == 0, (args, result.err)
+        assert "Norepinephrine trial 7" in as_nobody(home, env, "search", "norepinephrine").out
+        refused = as_nobody(home, env, "fetch")
+        assert refused.code == 2 and "is not writable" in refused.err
+        assert sorted(p.name for p in (home / "db").iterdir()) == ["tracker.sqlite3"]
+        with sqlite3.connect(f"file:{home / 'db' / 'tracker.sqlite3'}?mode=ro", uri=True) as connection:
+            assert connection.execute("SELECT count(*) FROM paper").fetchone() == (2,)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

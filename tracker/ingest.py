@@ -1,0 +1,74 @@
+"""PMIDs into stored papers: the one path every run takes from a list of PMIDs to rows in the store.
+
+`store_pmids` is what a topic run, an ad-hoc query and an import do with the PMIDs they found: the papers the
+store already holds are linked to the topic, the others are fetched in efetch batches and each batch is
+saved (and linked) as soon as its body has parsed completely. The watch pass refetches stored papers through
+the same `fetch_each_batch` with a saver of its own (tracker/watch.py). Either way efetch is asked twice for
+a record it left out (a record being replaced, deleted or merged can be missing for a moment); what is
+still missing is reported to the run's ledger. After each saved batch the run's hooks are called: progress,
+heartbeat, and the stop check.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from tracker.eutils import EutilsClient
+from tracker.ledger import NO_HOOKS, RunHooks, RunLedger
+from tracker.pubmed import Paper
+from tracker.store import Store
+from tracker.store.papers import link_papers, save_papers, stored_pmids
+
+log = logging.getLogger("tracker.ingest")
+
+SaveBatch = Callable[[list[Paper]], None]
+
+
+@dataclass(frozen=True)
+class Ingested:
+    fresh: tuple[int, ...]  # the PMIDs the store lacked, now fetched (less `missing`)
+    missing: tuple[int, ...]  # listed, but not returned by efetch even when asked twice
+
+
+def fetch_each_batch(client: EutilsClient, pmids: Sequence[int], save: SaveBatch, *,
+                     hooks: RunHooks = NO_HOOKS) -> list[int]:
+    """Fetch `pmids` in efetch batches, handing each parsed batch to `save`; returns the PMIDs never returned."""
+    pending, total = list(pmids), len(pmids)
+    for _attempt in range(2):
+        received: set[int] = set()
+        for papers in client.fetch_papers(pending):
+            save(papers)
+            received.update(paper.pmid for paper in papers)
+            hooks.batch_saved(len(papers), total)
+        # efetch can omit a record esearch just listed (being replaced, deleted or merged); ask once more.
+        pending = [pmid for pmid in pending if pmid not in received]
+        if not pending:
+            break
+    return pending
+
+
+def store_pmids(store: Store, client: EutilsClient, pmids: Sequence[int], *, topic: str | None,
+                ledger: RunLedger, hooks: RunHooks = NO_HOOKS) -> Ingested:
+    """Link the stored ones among `pmids` to `topic` (None: no topic), fetch and save the rest."""
+    pmids = list(dict.fromkeys(pmids))
+    already = stored_pmids(store, pmids)
+    if topic is not None:
+        ledger.linked(link_papers(store, topic, [pmid for pmid in pmids if pmid in already], ledger.run_id))
+    fresh = [pmid for pmid in pmids if pmid not in already]
+
+    def save(papers: list[Paper]) -> None:
+        new_to_store, new_to_topic = save_papers(store, papers, topic=topic, run_id=ledger.run_id)
+        ledger.saved(new_to_store=new_to_store, new_to_topic=new_to_topic if topic is not None else new_to_store)
+
+    missing = fetch_each_batch(client, fresh, save, hooks=hooks)
+    if missing:
+        log.warning("%s: %d PMIDs were not returned by efetch: %s", topic or "query", len(missing),
+                    ", ".join(map(str, missing[:20])))
+        ledger.missing(missing)
+    gone = set(missing)
+    return Ingested(fresh=tuple(pmid for pmid in fresh if pmid not in gone), missing=tuple(missing))
+
+
+__all__ = ["Ingested", "fetch_each_batch", "store_pmids"]

@@ -1,0 +1,106 @@
+"""Who gets what: the recipients, the topics each follows, and the papers and updates each has not been sent.
+
+A recipient follows the topics whose file lists them in `recipients = [...]`; every address in
+TRACKER_MAIL_TO (comma-separated) follows every topic. Addresses are compared in lower case. `only`
+(`tracker email --to ADDR`) limits a run to one known recipient; when no recipient is configured
+anywhere, ADDR is taken as following every topic, so a first test mail needs no set-up.
+
+A recipient's mail covers every paper linked to one of their topics that the delivery ledger (table
+`delivery`, keyed by recipient + PMID) does not hold for them, and that the topic first saw at or after
+the recipient's `since`. `since` is set once, on the first real send to the address, to seven days
+before it: a new reader gets last week, not the whole backlog. A paper in two of their topics is shown
+under each but counted, attached and recorded once (under the first topic).
+
+The status events (tracker/watch.py) on papers of the reader's topics, detected from the reader's
+`since` on, that the event ledger (table `event_delivery`, recipient + event) does not hold for them,
+open the mail as "Updates to papers you already received".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from tracker.errors import ConfigError
+from tracker.render import as_utc
+from tracker.settings import Settings
+from tracker.store import Store
+from tracker.store.changes import untold_events
+from tracker.store.deliveries import ensure_recipient, recipient_since, undelivered_papers
+from tracker.topics import EMAIL_PATTERN, Topic
+
+NEW_READER_PERIOD = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Mailing:
+    """What one recipient's message covers."""
+
+    recipient: str
+    topics: tuple[Topic, ...]
+    since: datetime
+    until: datetime
+    pmids_by_topic: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    topic_of: dict[int, str] = field(default_factory=dict)  # each paper once, under its first topic
+    event_ids: tuple[int, ...] = ()  # status events not yet told to the recipient
+
+    @property
+    def pmids(self) -> tuple[int, ...]:
+        return tuple(self.topic_of)
+
+
+def followers(settings: Settings, topics: Sequence[Topic]) -> dict[str, tuple[Topic, ...]]:
+    """Each configured recipient (lower case) and the topics they follow, in the order of `topics`."""
+    for address in settings.mail_to:
+        if not EMAIL_PATTERN.match(address):
+            raise ConfigError(f"TRACKER_MAIL_TO: {address!r} is not an e-mail address; "
+                              "give comma-separated addresses such as a@example.org,b@example.org")
+    everyone = {address.lower() for address in settings.mail_to}
+    following: dict[str, list[Topic]] = {address: [] for address in everyone}
+    for topic in topics:
+        for address in sorted(everyone | {r.lower() for r in topic.recipients}):
+            following.setdefault(address, []).append(topic)
+    return {address: tuple(following[address]) for address in sorted(following)}
+
+
+def select_audience(settings: Settings, topics: Sequence[Topic], only: str | None = None) -> dict[str, tuple[Topic, ...]]:
+    audience = followers(settings, topics)
+    if only is not None:
+        address = only.strip().lower()
+        if address in audience:
+            return {address: audience[address]}
+        if audience:
+            raise ConfigError(f"{only} is not a recipient of any topic; known recipients: {', '.join(audience)}")
+        if not EMAIL_PATTERN.match(address):
+            raise ConfigError(f"--to {only!r} is not an e-mail address")
+        return {address: tuple(topics)}
+    if not audience:
+        raise ConfigError("no recipients: add recipients = [...] to a topic file or set TRACKER_MAIL_TO")
+    return audience
+
+
+def plan_mailing(store: Store, recipient: str, topics: Sequence[Topic], *, now: datetime,
+                 record: bool) -> Mailing:
+    """The papers and status events `recipient` has not been sent. `record` stores a first-time reader's `since`."""
+    since = recipient_since(store, recipient)
+    if since is None:
+        since = now - NEW_READER_PERIOD
+        if record:
+            since = ensure_recipient(store, recipient, since=since, now=now)
+    since = as_utc(since)
+    found = undelivered_papers(store, recipient, [topic.slug for topic in topics], since=since, until=now)
+    by_topic: dict[str, list[int]] = {topic.slug: [] for topic in topics}
+    for slug, pmid in found:
+        by_topic[slug].append(pmid)
+    topic_of: dict[int, str] = {}
+    for topic in topics:
+        for pmid in by_topic[topic.slug]:
+            topic_of.setdefault(pmid, topic.slug)
+    events = untold_events(store, recipient, [topic.slug for topic in topics], since=since)
+    return Mailing(recipient=recipient, topics=tuple(topics), since=since, until=now,
+                   pmids_by_topic={slug: tuple(pmids) for slug, pmids in by_topic.items()}, topic_of=topic_of,
+                   event_ids=tuple(events))
+
+
+__all__ = ["Mailing", "NEW_READER_PERIOD", "followers", "select_audience", "plan_mailing"]

@@ -1,0 +1,158 @@
+"""Exactly once: each paper reaches each reader once, however a run ends.
+
+1. The message is built completely (charts, CSV) first, so nothing slow happens inside the window.
+2. An outbox row (status `pending`, the Message-ID, the PMIDs) is committed in its own transaction.
+3. The message is handed to the SMTP server.
+4. Right after the server accepts it, one transaction marks the row `sent` and writes a ledger row for
+   every PMID it carried (all of a capped topic's papers, shown or only in the CSV) and one for every
+   status event it told.
+If SMTP fails (connection refused, TLS or login refused, recipient refused, timeout), the row becomes
+`failed` with the reason, no ledger row is written, the other recipients are still tried (when the
+server cannot be reached or refuses the login, they fail at once with the same reason), and the run
+reports failure: the next run sends the same papers again.
+
+The remaining window is a crash (power loss, kill -9) between the server's acceptance and the commit of
+step 4: that message was delivered but not recorded, so the next run sends its papers once more. Its
+outbox row is still `pending`; the next run reports each such row older than itself on stderr as
+"possibly sent", marks it `failed` (its papers are not in the ledger) with that explanation, and sends
+its papers again. A second run while one is sending (`tracker email`, the scheduler's e-mail job) would
+take the first one's rows for such leftovers: the e-mail run lock (tracker/store/locks.py) stops it
+before it sends anything.
+
+A dry run takes none of these steps: it writes the messages (tracker/mail/transport.py), records
+nothing, needs no lock, and only reports the rows a stopped run left `pending`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+from tracker.mail.audience import Mailing, plan_mailing, select_audience
+from tracker.mail.message import build_message
+from tracker.errors import SendFailure
+from tracker.mail.transport import DryRunTransport, SmtpFactory, SmtpTransport, Transport
+from tracker.render import as_utc, plural
+from tracker.settings import Settings
+from tracker.store import Store
+from tracker.store.database import utcnow
+from tracker.store.deliveries import mark_failed, mark_sent, pending_messages, save_pending
+from tracker.store.locks import EmailRunLock
+from tracker.topics import Topic
+
+log = logging.getLogger("tracker.mail")
+
+
+@dataclass(frozen=True)
+class MailResult:
+    recipient: str
+    message_id: str
+    subject: str
+    papers: tuple[int, ...]
+    path: Path | None = None
+    sent: bool = False
+    error: str | None = None
+    events: tuple[int, ...] = ()  # the status events the message told
+
+    def summary(self) -> str:
+        if self.path is not None:
+            return str(self.path)
+        if self.error:
+            return f"not sent to {self.recipient}: {self.error}"
+        what = plural(len(self.papers), "new paper") if self.papers else "no new papers (heartbeat)"
+        if self.events:
+            what += f" and {plural(len(self.events), 'update')} to papers sent before"
+        return f"sent to {self.recipient}: {what}, Message-ID {self.message_id}"
+
+
+def send_weekly_email(store: Store, settings: Settings, topics: Sequence[Topic], *, dry_run: bool = False,
+                      only: str | None = None, now: datetime | None = None,
+                      smtp_factory: SmtpFactory | None = None) -> list[MailResult]:
+    """Mail every recipient (or only `only`) the papers they have not been sent; see the package docstring.
+
+    `now` dates the mail (subject week, file names, a new reader's `since`) and bounds the papers to those
+    first seen before it. `smtp_factory(settings)` returns a connected, logged-in `smtplib.SMTP`
+    (default: `connect_smtp`). Failures are in the results, not raised; see `describe_failures`.
+    """
+    started = utcnow()
+    now = as_utc(now) if now is not None else started
+    transport = DryRunTransport(settings, now) if dry_run else SmtpTransport(settings, smtp_factory)
+    audience = select_audience(settings, topics, only)
+    if not transport.records:
+        return mail_audience(store, settings, audience, transport, now=now, started=started)
+    with EmailRunLock(store) as lock:
+        return mail_audience(store, settings, audience, transport, now=now, started=started, heartbeat=lock.beat)
+
+
+def mail_audience(store: Store, settings: Settings, audience: dict[str, tuple[Topic, ...]], transport: Transport, *,
+                  now: datetime, started: datetime, heartbeat: Callable[[], object] = lambda: None) -> list[MailResult]:
+    """One message to each recipient of `audience` through `transport`; `heartbeat` keeps the run lock."""
+    report_possibly_sent(store, list(audience), before=started, mark=transport.records)
+    results: list[MailResult] = []
+    charts: dict[str, bytes] = {}
+    try:
+        for recipient, followed in audience.items():
+            heartbeat()
+            mailing = plan_mailing(store, recipient, followed, now=now, record=transport.records)
+            message = build_message(store, mailing, sender=transport.sender, now=now, chart_cache=charts,
+                                    quiet_weeks=settings.quiet_weeks)
+            results.append(deliver_once(store, transport, mailing, message))
+    finally:
+        transport.close()
+    return results
+
+
+def deliver_once(store: Store, transport: Transport, mailing: Mailing, message: EmailMessage) -> MailResult:
+    """Outbox row, delivery, then the `sent` mark and the ledger in one transaction (see the module docstring).
+
+    Through a transport that records nothing (a dry run) the message is only delivered.
+    """
+    message_id, subject, recipient = message["Message-ID"], message["Subject"], mailing.recipient
+    if not transport.records:
+        path = transport.deliver(message, recipient)
+        return MailResult(recipient, message_id, subject, mailing.pmids, path=path, events=mailing.event_ids)
+    save_pending(store, message_id=message_id, recipient=recipient, subject=subject, pmids=mailing.pmids, now=utcnow())
+    try:
+        transport.deliver(message, recipient)
+    except SendFailure as failure:
+        mark_failed(store, message_id, failure.reason)
+        log.debug("not sent to %s: %s", recipient, failure.reason)
+        return MailResult(recipient, message_id, subject, mailing.pmids, error=failure.reason)
+    mark_sent(store, message_id, recipient=recipient, topic_of=mailing.topic_of, now=utcnow(),
+              event_ids=mailing.event_ids)
+    return MailResult(recipient, message_id, subject, mailing.pmids, sent=True, events=mailing.event_ids)
+
+
+def report_possibly_sent(store: Store, recipients: Sequence[str], *, before: datetime, mark: bool) -> None:
+    """Warn about messages a stopped run may have delivered without recording; their papers go out again."""
+    for row in pending_messages(store, recipients=recipients, before=before):
+        created = as_utc(row.created_at).strftime("%Y-%m-%d %H:%M UTC")
+        log.warning("possibly sent: the message %s to %s (%s, %s) was handed to SMTP by a run that stopped "
+                    "before recording it; its papers are sent again", row.message_id, row.recipient,
+                    plural(len(row.pmids), "paper"), created)
+        if mark:
+            mark_failed(store, row.message_id, f"possibly sent: the run stopped between SMTP and the ledger; "
+                                               f"its papers were offered again on {before:%Y-%m-%d %H:%M} UTC")
+
+
+def describe_failures(results: Sequence[MailResult]) -> str | None:
+    """The one-line error for the recipients that were not sent to (None when all were)."""
+    failed = [result for result in results if result.error]
+    if not failed:
+        return None
+    if len(failed) == 1:
+        head = f"sending to {failed[0].recipient} failed ({failed[0].error})"
+        tail = "nothing was marked delivered"
+    else:
+        head = (f"sending to {len(failed)} of {len(results)} recipients failed ("
+                + "; ".join(f"{r.recipient}: {r.error}" for r in failed) + ")")
+        tail = "nothing was marked delivered for them"
+    return f"{head}: {tail}; run 'tracker email' again"
+
+
+__all__ = ["MailResult", "send_weekly_email", "mail_audience", "deliver_once", "report_possibly_sent",
+           "describe_failures"]

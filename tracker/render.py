@@ -1,0 +1,125 @@
+"""Rendering: the Jinja environments of every template (digests and the e-mail) and the text helpers they use.
+
+One environment per output kind, chosen by the template's name: `*.html.j2` autoescapes, `*.md.j2`
+escapes every printed value as literal Markdown (no record text can form a link, emphasis, an autolink
+or HTML), `*.txt.j2` prints values as they are. In all three a printed value first loses its control and
+bidi-override characters and has its whitespace collapsed (`plain`). `Literal` marks text already written
+in the output format (a fenced block, a wrapped paragraph, a URL), which Markdown and plain text print
+unchanged; HTML's counterpart is markupsafe's `Markup`.
+
+Every template gets the filters `wrap`, `code_block` and `literal` and the global `moment`; the caller
+passes the rest of its context (the digest's phrases are in tracker/digest.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import textwrap
+from datetime import date, datetime, time, timezone
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\](){}<>&~|!#@])")
+_KINDS = {".html.j2": "html", ".md.j2": "md", ".txt.j2": "text"}
+
+
+class Literal(str):
+    """Text already written in the output format: the Markdown and text templates print it as it is."""
+
+
+# -- text helpers -----------------------------------------------------------------------------
+
+def plain(text) -> str:
+    """Record text made safe to show: control and bidi-override characters dropped, whitespace collapsed."""
+    return " ".join(_CONTROL.sub(" ", str(text)).split())
+
+
+def cut_at_word(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters and "…", cut at a word boundary when one is in its second half."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    if not text[limit].isspace() and " " in cut[limit // 2:]:
+        cut = cut[:cut.rindex(" ")]
+    return cut.rstrip(" ,;:-–") + "…"
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def wrap(text, width: int = 76, indent: int = 4) -> Literal:
+    return Literal(textwrap.fill(plain(text), width=width, initial_indent=" " * indent,
+                                 subsequent_indent=" " * indent, break_long_words=False, break_on_hyphens=False))
+
+
+def escape_markdown(text) -> str:
+    """`text` as literal Markdown: no emphasis, links, autolinks, HTML or entities can form from it."""
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", plain(text))
+    # GFM turns bare "http://…" and "www.…" into links; an escaped ":" or "." keeps them text.
+    escaped = re.sub(r":(?=//)", r"\\:", escaped)
+    return re.sub(r"(?i)\b(www)\.", r"\1\\.", escaped)
+
+
+def markdown_code_block(text) -> Literal:
+    """A fenced block that no backticks inside `text` can close early."""
+    runs = [len(run) for run in re.findall(r"`+", str(text))]
+    fence = "`" * max(3, max(runs, default=0) + 1)
+    return Literal(f"{fence}text\n{plain(text)}\n{fence}")
+
+
+def as_utc(moment: datetime | date) -> datetime:
+    """An aware UTC datetime; a date is midnight UTC, a naive datetime is taken as UTC."""
+    if not isinstance(moment, datetime):
+        return datetime.combine(moment, time.min, timezone.utc)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def moment(value: datetime | None) -> str:
+    return as_utc(value).strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+
+# -- templates --------------------------------------------------------------------------------
+
+def render(template: str, **context) -> str:
+    """The template (tracker/templates/`template`) rendered in the environment its name ends in."""
+    kind = next((kind for suffix, kind in _KINDS.items() if template.endswith(suffix)), None)
+    if kind is None:
+        raise ValueError(f"{template!r} does not end in {', '.join(_KINDS)}")
+    return _environment(kind).get_template(template).render(**context)
+
+
+def _finalize_html(value):
+    return value if isinstance(value, Markup) or not isinstance(value, str) else plain(value)
+
+
+def _finalize_markdown(value):
+    return value if isinstance(value, Literal) else escape_markdown(value)
+
+
+def _finalize_text(value):
+    return value if isinstance(value, Literal) else plain(value)
+
+
+@functools.cache
+def _environment(kind: str) -> Environment:
+    environment = Environment(
+        loader=PackageLoader("tracker", "templates"),
+        autoescape=kind == "html",
+        finalize={"html": _finalize_html, "md": _finalize_markdown, "text": _finalize_text}[kind],
+        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+    )
+    environment.filters.update(wrap=wrap, code_block=markdown_code_block, literal=Literal)
+    environment.globals.update(moment=moment)
+    return environment
+
+
+__all__ = [
+    "Literal", "plain", "cut_at_word", "plural", "wrap", "escape_markdown", "markdown_code_block", "as_utc", "moment",
+    "render",
+]

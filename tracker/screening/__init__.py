@@ -1,0 +1,276 @@
+"""Screening: each reviewer's include / exclude / maybe decisions on a topic's papers, kept while new papers
+keep arriving.
+
+Decisions
+    A decision is per topic, paper and reviewer: `include`, `exclude` (with reasons from the topic file's
+    `exclusion_reasons`, or the default list in tracker/topics.py) or `maybe`, with a free note. The history
+    is append-only (table `decision`: who decided what, when, and which of their decisions it replaced); each
+    reviewer's latest decision is their current one. A paper in two topics is screened in each.
+
+States
+    One reviewer (the default): a paper's state is the latest decision given on it: `included`, `excluded`,
+    `maybe`, or `unscreened` before any. Two reviewers (`screening = { reviewers = 2 }`): `unscreened`,
+    `awaiting` (one of the two has decided), then `included`, `excluded` or `maybe` when they agree and
+    `conflict` when they do not. A decision given with `resolve` settles the paper whatever the reviewers
+    said (the latest such decision counts).
+
+Blind screening (`blind = true`, the default with two reviewers)
+    Until both reviewers have decided a paper, neither sees the other's decision: in a reviewer's own
+    listing a paper they have not decided is `unscreened` (even if the other has) and one they have decided
+    is `awaiting`; other reviewers' decisions, notes and reasons are hidden there, in exports and in digests.
+
+Updates never reset decisions: new papers enter as `unscreened`, and the store keeps decisions apart from
+the papers' records (tracker/store/decisions.py).
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from tracker.errors import ConfigError
+from tracker.store import Store
+from tracker.store.decisions import (
+    DECISIONS, STATES, NewDecision, ReviewerDecision, Saved, current_decisions, list_topic_papers, reasons_from,
+    save_decisions, state_from, summaries,
+)
+from tracker.store.digests import other_topics_for
+from tracker.store.papers import topic_pmids
+from tracker.topics import ScreeningMode, Topic
+
+REVIEWER_PATTERN = re.compile(r"^[\w.@+-][\w .@+-]{0,63}$")
+
+
+def default_reviewer(configured: str | None = None) -> str:
+    """TRACKER_REVIEWER (or --reviewer), else the login name."""
+    name = (configured or "").strip()
+    if not name:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):
+            raise ConfigError("cannot tell who is screening: pass --reviewer NAME or set TRACKER_REVIEWER") from None
+    return check_reviewer(name)
+
+
+def check_reviewer(name: str) -> str:
+    name = " ".join(str(name).split())
+    if not REVIEWER_PATTERN.match(name):
+        raise ConfigError(f"reviewer name {name!r} is not usable: use up to 64 letters, digits, spaces and . @ + - _")
+    return name
+
+
+def resolve_reasons(topic: Topic, given: Sequence[str]) -> tuple[str, ...]:
+    """The topic's exclusion reasons that `given` names, by text (any case) or by number (1 is the first)."""
+    known = {reason.casefold(): reason for reason in topic.exclusion_reasons}
+    chosen: list[str] = []
+    for text in given:
+        for part in str(text).split(";"):
+            part = " ".join(part.split())
+            if not part:
+                continue
+            if part.isdigit() and 1 <= int(part) <= len(topic.exclusion_reasons):
+                chosen.append(topic.exclusion_reasons[int(part) - 1])
+            elif part.casefold() in known:
+                chosen.append(known[part.casefold()])
+            else:
+                raise ConfigError(f"{part!r} is not an exclusion reason of topic '{topic.slug}': use one of "
+                                  f"{describe_reasons(topic)}, or list it in exclusion_reasons in queries/{topic.slug}.toml")
+    return tuple(dict.fromkeys(chosen))
+
+
+def describe_reasons(topic: Topic) -> str:
+    return ", ".join(f"{number} {reason!r}" for number, reason in enumerate(topic.exclusion_reasons, start=1))
+
+
+def decide(store: Store, topic: Topic, pmids: Sequence[int], decision: str, *, reviewer: str,
+           reasons: Sequence[str] = (), note: str = "", resolve: bool = False, source: str = "cli") -> list[Saved]:
+    """Record `reviewer`'s `decision` on each of `pmids` in `topic`: all of them, or (on any error) none."""
+    reviewer = check_reviewer(reviewer)
+    if decision not in DECISIONS:
+        raise ConfigError(f"unknown decision {decision!r}: use include, exclude or maybe")
+    if reasons and decision != "exclude":
+        raise ConfigError("reasons go with an exclusion: add --exclude, or leave out --reason")
+    chosen = resolve_reasons(topic, reasons)
+    pmids = list(dict.fromkeys(pmids))
+    if not pmids:
+        raise ConfigError("give at least one PMID to decide")
+    missing = sorted(set(pmids) - topic_pmids(store, topic.slug, pmids))
+    if missing:
+        raise ConfigError(f"{describe_pmids(missing)} not in topic '{topic.slug}': nothing was recorded; "
+                          f"'tracker screen list {topic.slug}' lists its papers")
+    if resolve:
+        check_resolvable(store, topic, pmids)
+    return save_decisions(store, topic.slug, [
+        NewDecision(pmid=pmid, reviewer=reviewer, decision=decision, reasons=chosen, note=" ".join(note.split()),
+                    resolves=resolve, source=source)
+        for pmid in pmids])
+
+
+def check_resolvable(store: Store, topic: Topic, pmids: Sequence[int]) -> None:
+    if not topic.screening.dual:
+        raise ConfigError(f"--resolve settles a conflict between two reviewers, and topic '{topic.slug}' has one: "
+                          "leave it out, or set screening = { reviewers = 2 } in its file")
+    rows = summaries(store, topic.slug, pmids)
+    settled = [pmid for pmid in pmids if state_from(rows.get(pmid), topic.screening.reviewers) != "conflict"]
+    if settled:
+        states = ", ".join(f"{pmid} {state_from(rows.get(pmid), topic.screening.reviewers)}" for pmid in settled[:5])
+        raise ConfigError(f"--resolve settles conflicts, and {describe_pmids(settled)} not in conflict ({states}): "
+                          "nothing was recorded")
+
+
+def describe_pmids(pmids: Sequence[int]) -> str:
+    shown = ", ".join(map(str, pmids[:10])) + (f" and {len(pmids) - 10} more" if len(pmids) > 10 else "")
+    return f"PMID {shown} is" if len(pmids) == 1 else f"PMIDs {shown} are"
+
+
+def check_state(state: str | None) -> str | None:
+    if state is not None and state not in STATES:
+        raise ConfigError(f"unknown screening state {state!r}: use one of {', '.join(STATES)}")
+    return state
+
+
+# -- what a reviewer may see -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PaperScreening:
+    """A paper's screening in one topic, as one reviewer may see it."""
+
+    topic: str
+    pmid: int
+    state: str  # the topic-level state, or this reviewer's view of it in blind screening
+    reasons: tuple[str, ...]  # behind an `excluded` state
+    decisions: tuple[ReviewerDecision, ...]  # the current decisions this reviewer may see, oldest first
+    hidden: int = 0  # decisions of other reviewers blind screening hides for now
+
+
+def settled(summary, mode: ScreeningMode) -> bool:
+    """Whether every reviewer the topic asks for has decided the paper (or a resolution settled it)."""
+    return state_from(summary, mode.reviewers) not in ("unscreened", "awaiting")
+
+
+def view_of(topic: Topic, pmid: int, summary, current: Sequence[ReviewerDecision], *,
+            reviewer: str | None) -> PaperScreening:
+    """The paper's screening as `reviewer` may see it (None: an overall view, such as an export or a digest)."""
+    mode = topic.screening
+    state = state_from(summary, mode.reviewers)
+    shown = tuple(current)
+    hidden = 0
+    if mode.blind and not settled(summary, mode):
+        shown = tuple(d for d in current if reviewer is not None and d.reviewer == reviewer)
+        hidden = len(current) - len(shown)
+        if reviewer is not None:
+            state = "awaiting" if shown else "unscreened"
+    return PaperScreening(topic=topic.slug, pmid=pmid, state=state, reasons=reasons_from(summary, mode.reviewers),
+                          decisions=shown, hidden=hidden)
+
+
+@dataclass(frozen=True)
+class PaperBrief:
+    pmid: int
+    title: str
+    authors: str
+    journal: str | None
+    year: int | None
+    status: str | None  # retracted, concern, deleted
+
+
+@dataclass(frozen=True)
+class ScreeningRow:
+    paper: PaperBrief
+    first_seen_at: datetime
+    screening: PaperScreening
+    other_topics: tuple[tuple[str, str], ...]  # (slug, state) in the paper's other topics, as a digest shows them
+
+
+def list_screening(store: Store, topic: Topic, *, reviewer: str | None, state: str | None = None,
+                   limit: int | None = None, offset: int = 0, topics: Sequence[Topic] = ()) -> list[ScreeningRow]:
+    """The topic's papers newest first seen first with their screening as `reviewer` may see it; `topics` (all the
+    known ones) give the states in the paper's other topics."""
+    check_state(state)
+    mode = topic.screening
+    listed = list_topic_papers(store, topic.slug, mode.reviewers, state=state, limit=limit, offset=offset,
+                               blind_reviewer=reviewer if mode.blind else None)
+    pmids = [item.pmid for item in listed]
+    briefs = paper_briefs(store, pmids)
+    others = {other.slug: other for other in topics if other.slug != topic.slug}
+    memberships = other_topics_for(store, pmids, exclude=topic.slug)
+    wanted = [slug for slug in {slug for found in memberships.values() for slug in found} if slug in others]
+    current = current_decisions(store, [topic.slug, *wanted], pmids)
+    rows_by_topic = {slug: summaries(store, slug, pmids) for slug in [topic.slug, *wanted]}
+    found = []
+    for item in listed:
+        if item.pmid not in briefs:
+            continue
+        screening = view_of(topic, item.pmid, rows_by_topic[topic.slug].get(item.pmid),
+                            current.get((topic.slug, item.pmid), ()), reviewer=reviewer)
+        other_states = tuple(
+            (slug, view_of(others[slug], item.pmid, rows_by_topic[slug].get(item.pmid),
+                           current.get((slug, item.pmid), ()), reviewer=None).state)
+            for slug in memberships.get(item.pmid, ()) if slug in others)
+        found.append(ScreeningRow(briefs[item.pmid], item.first_seen_at, screening, other_states))
+    return found
+
+
+def paper_briefs(store: Store, pmids: Sequence[int]) -> dict[int, PaperBrief]:
+    from sqlalchemy import select
+
+    from tracker.store.database import chunked
+    from tracker.store.models import PaperRow
+
+    found: dict[int, PaperBrief] = {}
+    columns = (PaperRow.pmid, PaperRow.title, PaperRow.author_names, PaperRow.journal, PaperRow.pub_year,
+               PaperRow.status)
+    with store.engine.connect() as connection:
+        for chunk in chunked(sorted(set(pmids))):
+            for row in connection.execute(select(*columns).where(PaperRow.pmid.in_(chunk))):
+                found[row.pmid] = PaperBrief(row.pmid, row.title, row.author_names, row.journal, row.pub_year,
+                                             row.status)
+    return found
+
+
+def describe_decision(decision: ReviewerDecision) -> str:
+    """"ana: exclude (wrong population)", as the export's `reviewers` column and the CLI show it."""
+    return describe_decision_record(decision_record(decision))
+
+
+def describe_decision_record(record: dict) -> str:
+    text = f"{record['reviewer']}: {record['decision']}"
+    if record["reasons"]:
+        text += f" ({', '.join(record['reasons'])})"
+    if record["resolves"]:
+        text += " [resolves]"
+    return text
+
+
+def decision_record(decision: ReviewerDecision) -> dict:
+    return {"reviewer": decision.reviewer, "decision": decision.decision, "reasons": list(decision.reasons),
+            "note": decision.note, "resolves": decision.resolves, "decided_at": _iso(decision.decided_at)}
+
+
+def screening_record(row: ScreeningRow) -> dict:
+    """A listed paper as plain values (the JSON of `tracker screen list`)."""
+    paper, screening = row.paper, row.screening
+    return {
+        "pmid": paper.pmid, "title": paper.title, "authors": paper.authors, "journal": paper.journal,
+        "year": paper.year, "status": paper.status or "", "first_seen": _iso(row.first_seen_at),
+        "topic": screening.topic, "state": screening.state, "reasons": list(screening.reasons),
+        "decisions": [decision_record(d) for d in screening.decisions], "hidden_decisions": screening.hidden,
+        "other_topics": dict(row.other_topics), "pubmed_url": f"https://pubmed.ncbi.nlm.nih.gov/{paper.pmid}/",
+    }
+
+
+def _iso(moment: datetime) -> str:
+    from tracker.export import format_utc
+
+    return format_utc(moment)
+
+
+__all__ = [
+    "default_reviewer", "check_reviewer", "resolve_reasons", "describe_reasons", "decide", "check_resolvable",
+    "check_state", "PaperScreening", "view_of", "settled", "describe_decision", "describe_pmids", "PaperBrief",
+    "ScreeningRow", "list_screening", "paper_briefs", "screening_record", "decision_record",
+    "describe_decision_record",
+]

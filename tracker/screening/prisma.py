@@ -1,0 +1,253 @@
+"""PRISMA 2020 counts of a topic's screening, and its flow diagram (`tracker prisma`).
+
+What is counted (for the papers the topic first saw from `since` on, and its runs started since then):
+- identified: the records PubMed listed in each of the topic's fetch, backfill and import runs (`matched`),
+  with each run's own figures (its window's Count and what was new to the topic);
+- duplicates: records a run listed that the topic already held from an earlier run (the windows overlap by
+  a few days, and a backfill repeats what came before), removed before screening;
+- records: the topic's distinct papers; of them `from_other_topics` were already stored by another topic
+  (fetched once, linked here);
+- screened (at least one decision) and unscreened; the topic-level states: included, excluded (in all and
+  per reason; a paper excluded for two reasons counts under both, one with none under "(no reason given)"),
+  maybe, awaiting (dual screening: one of two has decided) and conflicts; retracted among the included.
+
+Screening here is at title and abstract; the diagram says so and leaves PRISMA's full-text boxes out.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, time, timezone
+from xml.sax.saxutils import escape
+
+from sqlalchemy import func, select
+
+from tracker.store import Store
+from tracker.store.changes import paper_statuses
+from tracker.store.decisions import reasons_from, state_from, summaries
+from tracker.store.models import Run, TopicPaper
+from tracker.topics import Topic
+
+NO_REASON = "(no reason given)"
+FORMATS = ("text", "json", "csv", "svg")
+COUNTED_RUNS = ("fetch", "backfill", "import")
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    run: int
+    started_at: str  # ISO 8601 UTC
+    kind: str
+    count: int | None  # PubMed's Count for the run's window
+    listed: int  # PMIDs the run listed (matched)
+    new: int  # papers new to the topic
+
+
+@dataclass(frozen=True)
+class PrismaCounts:
+    topic: str
+    title: str
+    since: str | None
+    identified: int
+    duplicates: int
+    records: int
+    from_other_topics: int
+    screened: int
+    unscreened: int
+    awaiting: int
+    included: int
+    excluded: int
+    excluded_by_reason: dict[str, int]
+    maybe: int
+    conflicts: int
+    retracted_included: int
+    reviewers: int
+    runs: tuple[RunFigures, ...]
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+def prisma_counts(store: Store, topic: Topic, *, since: date | None = None) -> PrismaCounts:
+    start = datetime.combine(since, time.min, timezone.utc) if since else None
+    runs_query = (select(Run).where(Run.topic == topic.slug, Run.status == "succeeded", Run.kind.in_(COUNTED_RUNS))
+                  .order_by(Run.id))
+    members = select(TopicPaper.pmid).where(TopicPaper.topic == topic.slug)
+    if start is not None:
+        runs_query = runs_query.where(Run.started_at >= start)
+        members = members.where(TopicPaper.first_seen_at >= start)
+    other = TopicPaper.__table__.alias("other")
+    with store.session() as session:
+        runs = list(session.execute(runs_query).scalars())
+        pmids = list(session.execute(members).scalars())
+        from_other = session.execute(select(func.count(func.distinct(other.c.pmid)))
+                                     .where(other.c.topic != topic.slug, other.c.pmid.in_(members))).scalar_one()
+    rows = summaries(store, topic.slug, pmids)
+    reviewers = topic.screening.reviewers
+    state = {pmid: state_from(rows.get(pmid), reviewers) for pmid in pmids}
+    states = Counter(state.values())
+    reasons: Counter[str] = Counter()
+    for pmid in pmids:
+        if state[pmid] == "excluded":
+            reasons.update(reasons_from(rows.get(pmid), reviewers) or (NO_REASON,))
+    ordered_reasons = {reason: reasons[reason] for reason in (*topic.exclusion_reasons, NO_REASON) if reasons[reason]}
+    ordered_reasons.update({reason: count for reason, count in sorted(reasons.items()) if reason not in ordered_reasons})
+    included = [pmid for pmid in pmids if state[pmid] == "included"]
+    return PrismaCounts(
+        topic=topic.slug, title=topic.title, since=since.isoformat() if since else None,
+        identified=sum(run.matched for run in runs), duplicates=sum(max(0, run.matched - run.new_papers) for run in runs),
+        records=len(pmids), from_other_topics=from_other,
+        screened=len(pmids) - states["unscreened"], unscreened=states["unscreened"], awaiting=states["awaiting"],
+        included=states["included"], excluded=states["excluded"], excluded_by_reason=ordered_reasons,
+        maybe=states["maybe"], conflicts=states["conflict"],
+        retracted_included=sum(1 for status in paper_statuses(store, included).values() if status == "retracted"),
+        reviewers=reviewers,
+        runs=tuple(RunFigures(run=run.id, started_at=_iso(run.started_at), kind=run.kind, count=run.count,
+                              listed=run.matched, new=run.new_papers) for run in runs),
+    )
+
+
+def _iso(moment: datetime) -> str:
+    moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- text, JSON, CSV -------------------------------------------------------------------------
+
+def render_text(counts: PrismaCounts) -> str:
+    period = f" since {counts.since}" if counts.since else ""
+    lines = [
+        f"PRISMA flow for topic '{counts.topic}' ({counts.title}){period}",
+        f"identified in PubMed: {counts.identified} records in {len(counts.runs)} runs of the saved query",
+        f"  already held from an earlier run (removed before screening): {counts.duplicates}",
+        f"records: {counts.records} ({counts.from_other_topics} also in another topic)",
+        f"screened: {counts.screened}; not yet screened: {counts.unscreened}",
+        f"  excluded: {counts.excluded}",
+        *[f"    {reason}: {number}" for reason, number in counts.excluded_by_reason.items()],
+        f"  maybe: {counts.maybe}",
+    ]
+    if counts.reviewers > 1:
+        lines += [f"  awaiting the second reviewer: {counts.awaiting}", f"  in conflict: {counts.conflicts}"]
+    lines.append(f"included: {counts.included}" + (f" ({counts.retracted_included} since retracted)"
+                                                   if counts.retracted_included else ""))
+    lines.append("runs:")
+    lines += [f"  run {run.run} {run.started_at} {run.kind}: Count {run.count if run.count is not None else '-'}, "
+              f"{run.listed} listed, {run.new} new" for run in counts.runs]
+    return "\n".join(lines) + "\n"
+
+
+def render_json(counts: PrismaCounts) -> str:
+    return json.dumps(counts.as_json(), indent=2, ensure_ascii=False) + "\n"
+
+
+def render_csv(counts: PrismaCounts) -> str:
+    """One "measure,count" row per box of the diagram, then one per exclusion reason: for a spreadsheet."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(["measure", "count"])
+    for name in ("identified", "duplicates", "records", "from_other_topics", "screened", "unscreened", "excluded",
+                 "maybe", "awaiting", "conflicts", "included", "retracted_included"):
+        writer.writerow([name, getattr(counts, name)])
+    for reason, number in counts.excluded_by_reason.items():
+        writer.writerow([f"excluded: {reason}", number])
+    return buffer.getvalue()
+
+
+# -- the flow diagram ------------------------------------------------------------------------
+
+_WIDTH = 820
+_BOX = 340
+_LEFT, _RIGHT = 70, 450
+_LINE = 18
+_FONT = "Arial, Helvetica, sans-serif"
+
+
+def render_svg(counts: PrismaCounts) -> str:
+    """The PRISMA 2020 flow diagram (identification, screening, included) as plain SVG 1.1: boxes, text and
+    arrows only, no CSS or scripts, so that browsers and word processors (Word, LibreOffice) show it alike."""
+    parts: list[str] = []
+    y = 70
+    phases = []
+
+    def box(x: int, top: int, lines: list[str], *, bold_first: bool = True) -> int:
+        height = 16 + _LINE * len(lines)
+        parts.append(f'<rect x="{x}" y="{top}" width="{_BOX}" height="{height}" fill="#ffffff" stroke="#333333" '
+                     'stroke-width="1.5"/>')
+        for index, text in enumerate(lines):
+            weight = ' font-weight="bold"' if bold_first and index == 0 else ""
+            parts.append(f'<text x="{x + 12}" y="{top + 22 + _LINE * index}" font-family="{_FONT}" font-size="13"'
+                         f'{weight} fill="#111111">{escape(text)}</text>')
+        return height
+
+    def arrow(x1: int, y1: int, x2: int, y2: int) -> None:
+        parts.append(f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="#333333" stroke-width="1.5" '
+                     'marker-end="url(#arrow)"/>')
+
+    start = y
+    left = [f"Records identified from PubMed (n = {counts.identified})",
+            f"{len(counts.runs)} runs of the saved query"]
+    right = ["Records removed before screening:", f"Duplicate records (n = {counts.duplicates})",
+             "(already held from an earlier run)"]
+    left_height, right_height = box(_LEFT, y, left), box(_RIGHT, y, right)
+    arrow(_LEFT + _BOX, y + left_height // 2, _RIGHT, y + left_height // 2)
+    y += max(left_height, right_height) + 40
+    arrow(_LEFT + _BOX // 2, y - 40, _LEFT + _BOX // 2, y)
+    phases.append(("Identification", start, y - 20))
+
+    start = y
+    screened = [f"Records screened (n = {counts.screened})", "title and abstract"]
+    if counts.unscreened:
+        screened.append(f"not yet screened: {counts.unscreened}")
+    excluded = [f"Records excluded (n = {counts.excluded})"] + [
+        f"{reason}: {number}" for reason, number in counts.excluded_by_reason.items()]
+    left_height, right_height = box(_LEFT, y, screened), box(_RIGHT, y, excluded)
+    arrow(_LEFT + _BOX, y + 20, _RIGHT, y + 20)
+    y += max(left_height, right_height) + 20
+    pending = [f"Maybe (n = {counts.maybe})"]
+    if counts.reviewers > 1:
+        pending += [f"Awaiting the second reviewer (n = {counts.awaiting})", f"In conflict (n = {counts.conflicts})"]
+    pending_height = box(_RIGHT, y, pending, bold_first=False)
+    arrow(_LEFT + _BOX, y + 20, _RIGHT, y + 20)
+    y += pending_height + 40
+    arrow(_LEFT + _BOX // 2, start + left_height, _LEFT + _BOX // 2, y)
+    phases.append(("Screening", start, y - 20))
+
+    start = y
+    included = [f"Studies included (n = {counts.included})"]
+    if counts.retracted_included:
+        included.append(f"of which retracted since: {counts.retracted_included}")
+    y += box(_LEFT, y, included) + 20
+    phases.append(("Included", start, y - 20))
+
+    for label, top, bottom in phases:
+        middle = (top + bottom) // 2
+        parts.append(f'<rect x="14" y="{top}" width="34" height="{bottom - top}" fill="#dce6f2" stroke="#8aa4c8"/>')
+        parts.append(f'<text x="31" y="{middle}" font-family="{_FONT}" font-size="13" font-weight="bold" '
+                     f'fill="#1f3b63" text-anchor="middle" transform="rotate(-90 31 {middle})">{escape(label)}</text>')
+    since = f" since {counts.since}" if counts.since else ""
+    header = (f'<text x="{_LEFT}" y="34" font-family="{_FONT}" font-size="16" font-weight="bold" fill="#111111">'
+              f'{escape(f"PRISMA 2020 flow diagram: {counts.title}{since}")}</text>')
+    note = (f'<text x="{_LEFT}" y="{y + 10}" font-family="{_FONT}" font-size="11" fill="#555555">'
+            f'{escape(f"Screening of titles and abstracts in tracker, topic {counts.topic}; full-text assessment not recorded.")}'
+            "</text>")
+    height = y + 30
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{_WIDTH}" height="{height}" '
+            f'viewBox="0 0 {_WIDTH} {height}">\n'
+            f'<title>{escape(f"PRISMA flow diagram: {counts.title}")}</title>\n'
+            '<defs><marker id="arrow" markerWidth="10" markerHeight="10" refX="9" refY="5" orient="auto">'
+            '<path d="M0,0 L10,5 L0,10 z" fill="#333333"/></marker></defs>\n'
+            f'<rect x="0" y="0" width="{_WIDTH}" height="{height}" fill="#ffffff"/>\n'
+            + header + "\n" + "\n".join(parts) + "\n" + note + "\n</svg>\n")
+
+
+def render(counts: PrismaCounts, fmt: str) -> str:
+    return {"text": render_text, "json": render_json, "csv": render_csv, "svg": render_svg}[fmt](counts)
+
+
+__all__ = ["PrismaCounts", "RunFigures", "prisma_counts", "render", "render_text", "render_json", "render_csv",
+           "render_svg", "FORMATS", "NO_REASON"]

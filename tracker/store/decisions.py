@@ -1,0 +1,314 @@
+"""Screening decisions in the store: the append-only history, each reviewer's current decision, and what they
+add up to per topic and paper (tracker/screening.py has the rules; this module writes and reads the rows).
+
+A batch of decisions is written in one transaction, so an import stores all its rows or none. Deciding
+serialises per paper: SQLite takes its write lock at the start (BEGIN IMMEDIATE), PostgreSQL locks the
+paper's `screening` row (created first if missing), so two reviewers deciding the same paper at the same
+moment both keep their decision and the summary is computed from both.
+
+Nothing here reads or writes `paper` beyond its key: refetching a paper, the modified-records check, a
+migration or `tracker db copy` leave every decision and its history as they were.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from tracker.store.database import Store, chunked, utcnow
+from tracker.store.models import CurrentDecision, Decision, Screening
+
+DECISIONS = ("include", "exclude", "maybe")
+STATES = ("unscreened", "awaiting", "included", "excluded", "maybe", "conflict")
+STATE_OF = {"include": "included", "exclude": "excluded", "maybe": "maybe"}
+
+_decision = Decision.__table__
+_current = CurrentDecision.__table__
+_screening = Screening.__table__
+_CURRENT_FIELDS = ("topic", "pmid", "reviewer", "decision", "reasons", "note", "resolves", "decided_at")
+
+
+@dataclass(frozen=True)
+class NewDecision:
+    pmid: int
+    reviewer: str
+    decision: str  # include, exclude, maybe
+    reasons: tuple[str, ...] = ()
+    note: str = ""
+    resolves: bool = False
+    source: str = "cli"
+
+
+@dataclass(frozen=True)
+class ReviewerDecision:
+    """A reviewer's current decision on a paper of a topic (or one entry of its history)."""
+
+    id: int
+    topic: str
+    pmid: int
+    reviewer: str
+    decision: str
+    reasons: tuple[str, ...]
+    note: str
+    resolves: bool
+    decided_at: datetime
+    replaces: int | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Saved:
+    decision: ReviewerDecision
+    replaced: ReviewerDecision | None  # the reviewer's decision this one replaced
+
+
+@dataclass
+class _Summary:
+    latest: str | None = None
+    latest_reasons: list[str] = field(default_factory=list)
+    resolution: str | None = None
+    resolution_reasons: list[str] = field(default_factory=list)
+    votes: int = 0
+    agreed: str | None = None
+    agreed_reasons: list[str] = field(default_factory=list)
+
+
+def summarise(current: Sequence[ReviewerDecision]) -> _Summary:
+    """What the current decisions on one paper add up to, whatever the topic's mode (see models.Screening)."""
+    ordered = sorted(current, key=lambda d: (d.decided_at, d.id))
+    summary = _Summary()
+    if not ordered:
+        return summary
+    summary.latest, summary.latest_reasons = ordered[-1].decision, list(ordered[-1].reasons)
+    resolutions = [d for d in ordered if d.resolves]
+    if resolutions:
+        summary.resolution, summary.resolution_reasons = resolutions[-1].decision, list(resolutions[-1].reasons)
+    votes = [d for d in ordered if not d.resolves]
+    summary.votes = len(votes)
+    kinds = {d.decision for d in votes}
+    if len(kinds) == 1:
+        summary.agreed = kinds.pop()
+        summary.agreed_reasons = list(dict.fromkeys(reason for d in votes for reason in d.reasons))
+    return summary
+
+
+def save_decisions(store: Store, topic: str, decisions: Sequence[NewDecision], *,
+                   now: datetime | None = None) -> list[Saved]:
+    """Record `decisions` for `topic` in one transaction (all or none); returns each with what it replaced."""
+    if not decisions:
+        return []
+    now = now or utcnow()
+    saved: list[Saved] = []
+    with store.engine.begin() as connection:
+        if store.dialect == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        touched = sorted({d.pmid for d in decisions})
+        if store.dialect == "postgresql":
+            _lock_papers(store, connection, topic, touched, now)
+        for new in decisions:
+            previous = _current_of(connection, topic, new.pmid, new.reviewer)
+            row = {"topic": topic, "pmid": new.pmid, "reviewer": new.reviewer, "decision": new.decision,
+                   "reasons": list(new.reasons), "note": new.note, "resolves": new.resolves,
+                   "replaces": previous.id if previous else None, "source": new.source, "decided_at": now}
+            decision_id = connection.execute(_decision.insert().values(**row)).inserted_primary_key[0]
+            store.upsert(connection, _current, [{key: row[key] for key in _CURRENT_FIELDS} | {"decision_id": decision_id}],
+                         ["topic", "pmid", "reviewer"])
+            given = ReviewerDecision(id=decision_id, topic=topic, pmid=new.pmid, reviewer=new.reviewer,
+                                     decision=new.decision, reasons=tuple(new.reasons), note=new.note,
+                                     resolves=new.resolves, decided_at=now, replaces=row["replaces"], source=new.source)
+            saved.append(Saved(given, previous))
+        for pmid in touched:
+            _save_summary(store, connection, topic, pmid, now)
+    return saved
+
+
+def _lock_papers(store: Store, connection: Connection, topic: str, pmids: Sequence[int], now: datetime) -> None:
+    """PostgreSQL: hold each paper's screening row (made if missing) until commit, in PMID order (no deadlock)."""
+    store.upsert(connection, _screening, [{"topic": topic, "pmid": pmid, "latest_reasons": [], "resolution_reasons": [],
+                                          "agreed_reasons": [], "votes": 0, "updated_at": now} for pmid in pmids],
+                 ["topic", "pmid"], update=False)
+    for chunk in chunked(list(pmids)):
+        connection.execute(select(_screening.c.pmid).where(_screening.c.topic == topic, _screening.c.pmid.in_(chunk))
+                           .order_by(_screening.c.pmid).with_for_update())
+
+
+def _current_of(connection: Connection, topic: str, pmid: int, reviewer: str) -> ReviewerDecision | None:
+    row = connection.execute(select(_current).where(_current.c.topic == topic, _current.c.pmid == pmid,
+                                                    _current.c.reviewer == reviewer)).mappings().first()
+    return _current_view(row) if row else None
+
+
+def _save_summary(store: Store, connection: Connection, topic: str, pmid: int, now: datetime) -> None:
+    rows = connection.execute(select(_current).where(_current.c.topic == topic, _current.c.pmid == pmid)).mappings()
+    summary = summarise([_current_view(row) for row in rows])
+    store.upsert(connection, _screening, [{"topic": topic, "pmid": pmid, **vars(summary), "updated_at": now}],
+                 ["topic", "pmid"])
+
+
+def _current_view(row) -> ReviewerDecision:
+    return ReviewerDecision(id=row["decision_id"], topic=row["topic"], pmid=row["pmid"], reviewer=row["reviewer"],
+                            decision=row["decision"], reasons=tuple(row["reasons"] or ()), note=row["note"] or "",
+                            resolves=bool(row["resolves"]), decided_at=row["decided_at"])
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+def _state_of(column) -> ColumnElement:
+    return case((column == "include", "included"), (column == "exclude", "excluded"), (column == "maybe", "maybe"),
+                else_=None)
+
+
+def state_column(reviewers: int, table=_screening) -> ColumnElement:
+    """The topic-level state as SQL over a `screening` row (outer-joined: no row is 'unscreened')."""
+    if reviewers <= 1:
+        return func.coalesce(_state_of(table.c.latest), "unscreened")
+    return case(
+        (table.c.resolution.is_not(None), _state_of(table.c.resolution)),
+        (table.c.votes >= reviewers, func.coalesce(_state_of(table.c.agreed), "conflict")),
+        (table.c.votes >= 1, "awaiting"),
+        else_="unscreened",
+    )
+
+
+def state_from(summary, reviewers: int) -> str:
+    """`state_column` in Python, for a Screening row (or None: no decision yet)."""
+    if summary is None:
+        return "unscreened"
+    if reviewers <= 1:
+        return STATE_OF.get(summary.latest, "unscreened") if summary.latest else "unscreened"
+    if summary.resolution is not None:
+        return STATE_OF[summary.resolution]
+    if summary.votes >= reviewers:
+        return STATE_OF[summary.agreed] if summary.agreed else "conflict"
+    return "awaiting" if summary.votes >= 1 else "unscreened"
+
+
+def reasons_from(summary, reviewers: int) -> tuple[str, ...]:
+    """The exclusion reasons behind the topic-level state (empty unless it is 'excluded')."""
+    state = state_from(summary, reviewers)
+    if state != "excluded":
+        return ()
+    if reviewers <= 1:
+        return tuple(summary.latest_reasons or ())
+    return tuple((summary.resolution_reasons if summary.resolution is not None else summary.agreed_reasons) or ())
+
+
+def summaries(store: Store, topic: str, pmids: Iterable[int] | None = None) -> dict[int, Screening]:
+    """The `screening` rows of `topic` (of `pmids`, or all), by PMID."""
+    found: dict[int, Screening] = {}
+    with store.session() as session:
+        if pmids is None:
+            found.update((row.pmid, row) for row in session.execute(
+                select(Screening).where(Screening.topic == topic)).scalars())
+        else:
+            for chunk in chunked(sorted(set(pmids))):
+                found.update((row.pmid, row) for row in session.execute(
+                    select(Screening).where(Screening.topic == topic, Screening.pmid.in_(chunk))).scalars())
+    return found
+
+
+def summaries_of(store: Store, topics: Sequence[str], pmids: Iterable[int]) -> dict[tuple[str, int], Screening]:
+    """The `screening` rows of `pmids` in `topics`, by (topic, pmid)."""
+    found: dict[tuple[str, int], Screening] = {}
+    with store.session() as session:
+        for chunk in chunked(sorted(set(pmids))):
+            found.update(((row.topic, row.pmid), row) for row in session.execute(
+                select(Screening).where(Screening.topic.in_(list(topics)), Screening.pmid.in_(chunk))).scalars())
+    return found
+
+
+def current_decisions(store: Store, topics: Sequence[str], pmids: Iterable[int]) -> dict[tuple[str, int], list[ReviewerDecision]]:
+    """Every reviewer's current decision on `pmids` in `topics`, by (topic, pmid), oldest first."""
+    found: dict[tuple[str, int], list[ReviewerDecision]] = defaultdict(list)
+    with store.engine.connect() as connection:
+        for chunk in chunked(sorted(set(pmids))):
+            rows = connection.execute(select(_current).where(_current.c.topic.in_(list(topics)), _current.c.pmid.in_(chunk))
+                                      .order_by(_current.c.decided_at, _current.c.decision_id)).mappings()
+            for row in rows:
+                found[(row["topic"], row["pmid"])].append(_current_view(row))
+    return dict(found)
+
+
+def decision_history(store: Store, pmid: int, topics: Sequence[str] | None = None) -> list[ReviewerDecision]:
+    """Every decision ever given on `pmid` (in `topics`, or any), oldest first: who, what, when, what it replaced."""
+    statement = select(_decision).where(_decision.c.pmid == pmid).order_by(_decision.c.decided_at, _decision.c.id)
+    if topics is not None:
+        statement = statement.where(_decision.c.topic.in_(list(topics)))
+    with store.engine.connect() as connection:
+        return [ReviewerDecision(id=row["id"], topic=row["topic"], pmid=row["pmid"], reviewer=row["reviewer"],
+                                 decision=row["decision"], reasons=tuple(row["reasons"] or ()), note=row["note"] or "",
+                                 resolves=bool(row["resolves"]), decided_at=row["decided_at"], replaces=row["replaces"],
+                                 source=row["source"])
+                for row in connection.execute(statement).mappings()]
+
+
+def view_state_column(reviewers: int, blind_reviewer: str | None, mine=None) -> ColumnElement:
+    """`state_column`, or in blind screening `blind_reviewer`'s view of it: a paper they have not decided is
+    unscreened to them, one they have decided and the other has not is awaiting (`mine` is their
+    current_decision row, outer-joined)."""
+    state = state_column(reviewers)
+    if blind_reviewer is None:
+        return state
+    return case((state.in_(("unscreened", "awaiting")),
+                 case((mine.c.decision.is_(None), "unscreened"), else_="awaiting")), else_=state)
+
+
+@dataclass(frozen=True)
+class ListedPaper:
+    pmid: int
+    first_seen_at: datetime
+    state: str
+
+
+def list_topic_papers(store: Store, topic: str, reviewers: int, *, blind_reviewer: str | None = None,
+                      state: str | None = None, limit: int | None = None, offset: int = 0) -> list[ListedPaper]:
+    """The topic's papers newest first seen first, each with its state (as `blind_reviewer` sees it, in blind
+    screening), only those in `state` when given; a page of `limit` from `offset`."""
+    from tracker.store.models import TopicPaper
+
+    membership = TopicPaper.__table__
+    mine = _current.alias("mine")
+    joined = membership.outerjoin(_screening, and_(_screening.c.topic == membership.c.topic,
+                                                   _screening.c.pmid == membership.c.pmid))
+    if blind_reviewer is not None:
+        joined = joined.outerjoin(mine, and_(mine.c.topic == membership.c.topic, mine.c.pmid == membership.c.pmid,
+                                             mine.c.reviewer == blind_reviewer))
+    view = view_state_column(reviewers, blind_reviewer, mine).label("state")
+    statement = (select(membership.c.pmid, membership.c.first_seen_at, view).select_from(joined)
+                 .where(membership.c.topic == topic)
+                 .order_by(membership.c.first_seen_at.desc(), membership.c.pmid.desc()))
+    if state is not None:
+        statement = statement.where(view == state)
+    if limit is not None:
+        statement = statement.limit(limit).offset(offset)
+    with store.engine.connect() as connection:
+        return [ListedPaper(pmid, seen, listed) for pmid, seen, listed in connection.execute(statement)]
+
+
+def state_counts(store: Store, topic: str, reviewers: int, member_pmids=None) -> dict[str, int]:
+    """How many of the topic's papers are in each state; `member_pmids` is a select of the papers counted."""
+    from tracker.store.models import TopicPaper
+
+    membership = TopicPaper.__table__
+    state = state_column(reviewers).label("state")
+    statement = (select(state, func.count()).select_from(membership.outerjoin(
+        _screening, and_(_screening.c.topic == membership.c.topic, _screening.c.pmid == membership.c.pmid)))
+        .where(membership.c.topic == topic).group_by(state))
+    if member_pmids is not None:
+        statement = statement.where(membership.c.pmid.in_(member_pmids))
+    with store.engine.connect() as connection:
+        counts = dict(connection.execute(statement).all())
+    return {name: counts.get(name, 0) for name in STATES}
+
+
+__all__ = [
+    "DECISIONS", "STATES", "STATE_OF", "NewDecision", "ReviewerDecision", "Saved", "save_decisions", "summarise",
+    "state_column", "state_from", "reasons_from", "summaries", "summaries_of", "current_decisions", "decision_history",
+    "state_counts",
+]

@@ -1,0 +1,264 @@
+"""The schema: every table in a tracker database, the named migrations that bring an older one up to date, and
+the one create-or-upgrade that the store and `tracker db copy` share.
+
+Versions
+    `tracker_schema.version` is the number of the last migration a database has had. A new database is
+    created at the latest version straight from the models (then `create_extras` adds the full-text index,
+    which the models cannot express); an older one is brought up by running the migrations after its
+    version, in order, in one transaction, each recorded in `tracker_migration` with when it ran and how
+    long it took. Opening a database never migrates it: `tracker db migrate` does (`pending` says what it
+    would run, and each migration says what it may cost), and a command given an older database stops with
+    "run 'tracker db migrate' (schema N → M)". A database written by a newer tracker is refused unchanged.
+
+Tables
+    `TABLES` names every table a tracker database may hold and what it is to the tracker, so that the store,
+    `db copy` and the tests agree on them: a test checks the registry against the models.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import bindparam, inspect, select
+from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
+
+from tracker.store import models
+from tracker.store.models import MigrationRecord, SchemaVersion
+
+# What a table is to the tracker (the value of TABLES):
+DATA = "data"  # the tracker's own rows: copied by `db copy`, kept by every migration
+LIVE = "live"  # the state of running processes (locks, job leases): never copied
+DERIVED = "derived"  # rebuilt from other tables (the full-text index): rebuilt on a copy's target, not copied
+BOOKKEEPING = "bookkeeping"  # the schema's own records, written by create_or_upgrade
+EXTERNAL = "external"  # another library's table in the tracker database: copied when the source has it
+
+SCHEDULER_JOBS = "scheduler_jobs"  # APScheduler's SQLAlchemyJobStore (tracker/schedule)
+SEARCH_INDEX = "paper_fts"
+# The FTS5 table's shadow tables on SQLite; on PostgreSQL paper_fts is a plain table of tsvectors.
+SEARCH_SHADOWS = tuple(f"{SEARCH_INDEX}_{suffix}" for suffix in ("data", "idx", "content", "docsize", "config"))
+
+TABLES: dict[str, str] = {
+    "paper": DATA,
+    "topic_paper": DATA,
+    "run": DATA,
+    "topic_state": DATA,
+    "digest": DATA,
+    "outbox": DATA,
+    "delivery": DATA,
+    "recipient": DATA,
+    "change_check": DATA,
+    "status_event": DATA,
+    "paper_revision": DATA,
+    "event_delivery": DATA,
+    "decision": DATA,
+    "current_decision": DATA,
+    "screening": DATA,
+    "instance_lock": LIVE,
+    "job_lease": LIVE,
+    SchemaVersion.__tablename__: BOOKKEEPING,
+    MigrationRecord.__tablename__: BOOKKEEPING,
+    SEARCH_INDEX: DERIVED,
+    **{name: DERIVED for name in SEARCH_SHADOWS},
+    SCHEDULER_JOBS: EXTERNAL,
+}
+
+FTS_COLUMNS = ("title", "abstract", "mesh", "keywords", "authors")
+
+
+def tables_with_role(*roles: str) -> list[str]:
+    return [name for name, role in TABLES.items() if role in roles]
+
+
+def create_extras(connection: Connection) -> None:
+    """Objects outside the ORM models (the full-text index); idempotent."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {SEARCH_INDEX} USING fts5("
+            + ", ".join(FTS_COLUMNS) + ", tokenize = 'porter unicode61 remove_diacritics 2')"
+        )
+    elif connection.dialect.name == "postgresql":
+        # One weighted tsvector per paper (title A, MeSH and keywords B, abstract C, authors D), written
+        # with the paper (tracker/store/papers.py) and ranked by ts_rank_cd (tracker/store/search.py).
+        connection.exec_driver_sql(
+            f"CREATE TABLE IF NOT EXISTS {SEARCH_INDEX} ("
+            "pmid INTEGER PRIMARY KEY REFERENCES paper (pmid) ON DELETE CASCADE, document TSVECTOR NOT NULL)"
+        )
+        connection.exec_driver_sql(
+            f"CREATE INDEX IF NOT EXISTS ix_paper_fts_document ON {SEARCH_INDEX} USING GIN (document)")
+
+
+# -- migrations ------------------------------------------------------------------------------
+# A migration takes a database from the version before it to its own. It must not read the models' current
+# shape for a table a later migration changes: write its DDL out, so that it means the same thing forever.
+
+def _add_job_leases(connection: Connection) -> None:
+    models.JobLease.__table__.create(connection, checkfirst=True)
+
+
+EXPORT_TEXT_COLUMNS = ("publication_types_text", "mesh_terms", "keywords_text")
+
+
+def _add_export_text(connection: Connection) -> None:
+    """The CSV's joined text beside the JSON it comes from, filled in for every stored paper, in batches."""
+    from tracker.store.papers import export_text_from_row
+
+    paper = models.PaperRow.__table__
+    for column in EXPORT_TEXT_COLUMNS:
+        connection.exec_driver_sql(f"ALTER TABLE paper ADD COLUMN {column} VARCHAR NOT NULL DEFAULT ''")
+    update = (paper.update().where(paper.c.pmid == bindparam("key"))
+              .values(**{column: bindparam(column) for column in EXPORT_TEXT_COLUMNS}))
+    last = -1
+    while True:
+        rows = connection.execute(
+            select(paper.c.pmid, paper.c.publication_types, paper.c.mesh_headings, paper.c.keywords)
+            .where(paper.c.pmid > last).order_by(paper.c.pmid).limit(5000)
+        ).all()
+        if not rows:
+            return
+        connection.execute(update, [{"key": row.pmid, **export_text_from_row(row)} for row in rows])
+        last = rows[-1].pmid
+
+
+def _add_screening(connection: Connection) -> None:
+    # New tables only, created from their models: a later change to them needs its own migration, written out.
+    for model in (models.Decision, models.CurrentDecision, models.Screening):
+        model.__table__.create(connection, checkfirst=True)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[Connection], None] | None  # None: the first schema, which only creation makes
+    # Seconds per stored paper, measured, so that `tracker db migrate` can say how long it may take.
+    seconds_per_paper: float = 0.0
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial", None),
+    Migration(2, "job-leases", _add_job_leases),  # several schedulers on one database (tracker/store/leases.py)
+    # The CSV export without decoding JSON (BENCHMARKS.md): 12 minutes for a million papers on this machine.
+    Migration(3, "export-text-columns", _add_export_text, seconds_per_paper=0.00072),
+    Migration(4, "screening-decisions", _add_screening),  # tracker/screening.py: new tables, nothing rewritten
+)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def pending_after(version: int) -> list[Migration]:
+    return [migration for migration in MIGRATIONS if migration.version > version]
+
+
+# -- the state of a database -----------------------------------------------------------------
+
+EMPTY, CURRENT, OLDER, NEWER, FOREIGN = "empty", "current", "older", "newer", "foreign"
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    kind: str  # empty, current, older, newer, foreign
+    version: int | None = None  # the database's schema version (None: empty or foreign)
+    foreign_tables: tuple[str, ...] = ()
+
+    @property
+    def pending(self) -> list[Migration]:
+        return pending_after(self.version) if self.kind == OLDER and self.version is not None else []
+
+
+def read_state(connection: Connection) -> SchemaState:
+    """What the database at `connection` is, read without writing anything."""
+    tables = set(inspect(connection).get_table_names())
+    if SchemaVersion.__tablename__ not in tables:
+        if tables and "paper" not in tables:
+            return SchemaState(FOREIGN, foreign_tables=tuple(sorted(tables)))
+        # No tables, or a creation that never committed its version (create_all adds only what is missing).
+        return SchemaState(EMPTY)
+    version = connection.execute(select(SchemaVersion.version)).scalar_one_or_none() or 0
+    if version > SCHEMA_VERSION:
+        return SchemaState(NEWER, version)
+    if version < SCHEMA_VERSION:
+        return SchemaState(OLDER, version)
+    return SchemaState(CURRENT, version)
+
+
+def create_schema(connection: Connection) -> None:
+    """The latest schema in an empty database, in the caller's transaction."""
+    SQLModel.metadata.create_all(connection)
+    create_extras(connection)
+    connection.execute(SchemaVersion.__table__.insert().values(id=1, version=SCHEMA_VERSION, updated_at=_now()))
+
+
+@dataclass(frozen=True)
+class Applied:
+    migration: Migration
+    seconds: float
+
+
+def upgrade_schema(connection: Connection, state: SchemaState, *,
+                   on_step: Callable[[Migration], None] | None = None) -> list[Applied]:
+    """Run the migrations after `state.version`, in order, in the caller's transaction; record each one."""
+    applied: list[Applied] = []
+    MigrationRecord.__table__.create(connection, checkfirst=True)
+    for migration in state.pending:
+        if on_step is not None:
+            on_step(migration)
+        started = time.perf_counter()
+        if migration.apply is not None:
+            migration.apply(connection)
+        seconds = time.perf_counter() - started
+        connection.execute(SchemaVersion.__table__.update().values(version=migration.version, updated_at=_now()))
+        connection.execute(MigrationRecord.__table__.insert().values(
+            version=migration.version, name=migration.name, applied_at=_now(), seconds=round(seconds, 3)))
+        applied.append(Applied(migration, seconds))
+    create_extras(connection)
+    return applied
+
+
+def create_or_upgrade(connection: Connection) -> list[Applied]:
+    """An empty database gets the latest schema; an older one its pending migrations (the caller said to)."""
+    state = read_state(connection)
+    if state.kind == EMPTY:
+        create_schema(connection)
+        return []
+    if state.kind == OLDER:
+        return upgrade_schema(connection, state)
+    return []
+
+
+def applied_migrations(connection: Connection) -> list[tuple[int, str, datetime, float]]:
+    """The migrations recorded in the database, oldest first (none for those run before records were kept)."""
+    if MigrationRecord.__tablename__ not in set(inspect(connection).get_table_names()):
+        return []
+    table = MigrationRecord.__table__
+    return [tuple(row) for row in connection.execute(
+        select(table.c.version, table.c.name, table.c.applied_at, table.c.seconds).order_by(table.c.version))]
+
+
+def describe_migrations(migrations: Sequence[Migration]) -> str:
+    return ", ".join(f"{migration.version} {migration.name}" for migration in migrations)
+
+
+def describe_cost(migrations: Sequence[Migration], papers: int) -> str:
+    """How long the migrations may take on a database of `papers` papers, from what each was measured to cost."""
+    seconds = papers * sum(migration.seconds_per_paper for migration in migrations)
+    held = f"{papers:,} paper{'' if papers == 1 else 's'}"
+    if seconds < 10:
+        return f"{held}, a few seconds"
+    if seconds < 90:
+        return f"{held}, this may take about {round(seconds, -1):.0f} seconds; do not stop it"
+    return (f"{held}, this may take about {round(seconds / 60):.0f} minutes; do not stop it "
+            "(an interrupted upgrade changes nothing, and needs free disk about the size of the database)")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+__all__ = [
+    "TABLES", "DATA", "LIVE", "DERIVED", "BOOKKEEPING", "EXTERNAL", "SCHEDULER_JOBS", "SEARCH_INDEX", "SEARCH_SHADOWS",
+    "FTS_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "Migration", "SchemaState", "read_state", "create_schema",
+    "upgrade_schema", "create_or_upgrade", "pending_after", "applied_migrations", "create_extras", "tables_with_role",
+]
