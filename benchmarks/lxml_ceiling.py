@@ -74,12 +74,15 @@ def read_article(record) -> dict:
         "pub_date": _date(journal.find("JournalIssue/PubDate")) or _date(article.find("ArticleDate")),
         "authors": _authors(article.iterfind("AuthorList/Author")),
         "publication_types": [_text(p) for p in article.iterfind("PublicationTypeList/PublicationType")],
+        "databanks": [(bank.findtext("DataBankName"), number.text) for bank in article.iterfind("DataBankList/DataBank")
+                      for number in bank.iterfind("AccessionNumberList/AccessionNumber")],
     })
     return fields
 
 
 def read_book(record) -> dict:
     document = record.find("BookDocument")
+    book = document.find("Book")
     data = record.find("PubmedBookData")
     fields = _common(document, document, data)
     fields.update({
@@ -87,9 +90,14 @@ def read_book(record) -> dict:
         "status": document.get("Status"),
         "title": _text(document.find("ArticleTitle")) or _text(document.find("Book/BookTitle")),
         "pub_date": _date(document.find("Book/PubDate")),
-        "authors": _authors(author for authors in document.iterfind("AuthorList")
+        "authors": _authors(author for authors in [*document.iterfind("AuthorList"), *book.iterfind("AuthorList")]
                             if authors.get("Type") != "editors" for author in authors.iterfind("Author")),
+        "editors": _authors(author for authors in [*document.iterfind("AuthorList"), *book.iterfind("AuthorList")]
+                            if authors.get("Type") == "editors" for author in authors.iterfind("Author")),
         "publication_types": [_text(p) for p in document.iterfind("PublicationType")],
+        "book": (_text(book.find("BookTitle")), _text(book.find("Publisher/PublisherName")),
+                 book.findtext("Publisher/PublisherLocation"), book.findtext("Edition"), book.findtext("Volume"),
+                 _text(document.find("LocationLabel")), document.findtext("Pagination/MedlinePgn")),
     })
     return fields
 

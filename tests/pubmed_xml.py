@@ -1,10 +1,13 @@
 """PubMed efetch XML for tests, built by hand in the shape of the PubMed DTD 250101 (pubmed_250101.dtd).
 
-article_xml() gives one <PubmedArticle>, book_xml() one <PubmedBookArticle>, and article_set() wraps records
-in the <?xml?> declaration, the DOCTYPE and <PubmedArticleSet> exactly as efetch does. The element order is
-the DTD's (MedlineCitation: PMID, Article, MedlineJournalInfo, CommentsCorrectionsList, MeshHeadingList,
-KeywordList; PubmedData: History, PublicationStatus, ArticleIdList, ReferenceList). Titles and abstracts are
-inserted as raw XML, so a test can pass "<i>Staphylococcus</i> aureus"; every other text is escaped.
+article_xml() gives one <PubmedArticle>, book_xml() one <PubmedBookArticle> (statpearls_chapter_xml() and
+nice_guideline_xml() in the shapes of a StatPearls chapter and of a whole NICE guideline), and article_set()
+wraps records in the <?xml?> declaration, the DOCTYPE and <PubmedArticleSet> exactly as efetch does. The
+element order is the DTD's (MedlineCitation: PMID, Article, MedlineJournalInfo, CommentsCorrectionsList,
+MeshHeadingList, KeywordList; PubmedData: History, PublicationStatus, ArticleIdList, ReferenceList; Book:
+Publisher, BookTitle, PubDate, AuthorList, Volume, Edition, CollectionTitle, ELocationID, Medium,
+ReportNumber). Titles and abstracts are inserted as raw XML, so a test can pass "<i>Staphylococcus</i>
+aureus"; every other text is escaped.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ def article_xml(
     elocation_doi: str | None = None,
     pmcid: str | None = None,
     vernacular_title: str | None = None,
+    databanks: Sequence[tuple[str, Sequence[str]]] = (),
     comments_corrections: Sequence[tuple[str, int | None, str]] = (),
     extra_history: Sequence[tuple[str, date]] = (),
     references: Sequence[tuple[str, int | None]] = (),
@@ -74,6 +78,7 @@ def article_xml(
         + _abstract(abstract)
         + _author_list(authors)
         + "".join(_element("Language", language) for language in languages)
+        + _databank_list(databanks)
         + "<PublicationTypeList>"
         + "".join(f'<PublicationType UI="D0{index:05d}">{escape(kind)}</PublicationType>'
                   for index, kind in enumerate(publication_types, start=16428))
@@ -115,25 +120,51 @@ def book_xml(
     abstract: AbstractSpec = "Vasopressors raise blood pressure by vasoconstriction.",
     authors: Sequence[AuthorSpec] = ("Smith JA",),
     editors: Sequence[AuthorSpec] = ("Editor E",),
+    book_authors: Sequence[AuthorSpec] = (),
+    part_editors: Sequence[AuthorSpec] = (),
+    location_label: str | None = None,
+    publisher: str = "StatPearls Publishing",
+    publisher_location: str | None = "Treasure Island (FL)",
+    volume: str | None = None,
+    edition: str | None = None,
+    collection_title: str | None = None,
+    report_number: str | None = None,
+    pages: str | None = None,
     pub_date: PubDateSpec = date(2024, 1, 15),
     publication_types: Sequence[str] = ("Review",),
     keywords: Sequence[str] = (),
     languages: Sequence[str] = ("eng",),
     accession: str = "NBK537147",
     doi: str | None = None,
+    elocation_doi: str | None = None,
 ) -> str:
-    """One <PubmedBookArticle>: a chapter (title) of a book (book_title); editors are the book's."""
+    """One <PubmedBookArticle>: a part (title, location_label) of a book (book_title), or with neither the
+    whole book. authors and part_editors are the part's (BookDocument/AuthorList), book_authors and editors
+    the book's (BookDocument/Book/AuthorList)."""
+    book = (
+        f"<Book><Publisher>{_element('PublisherName', publisher)}"
+        f"{_element('PublisherLocation', publisher_location)}</Publisher>"
+        f'<BookTitle book="statpearls">{book_title}</BookTitle>{_pub_date(pub_date)}'
+        + _author_list(book_authors, list_type="authors")
+        + _author_list(editors, list_type="editors")
+        + _element("Volume", volume)
+        + _element("Edition", edition)
+        + _element("CollectionTitle", collection_title)
+        + (f'<ELocationID EIdType="doi" ValidYN="Y">{escape(elocation_doi)}</ELocationID>' if elocation_doi else "")
+        + "<Medium>Internet</Medium>"
+        + _element("ReportNumber", report_number)
+        + "</Book>"
+    )
     document = (
         f'<BookDocument><PMID Version="1">{pmid}</PMID>'
         f'<ArticleIdList><ArticleId IdType="bookaccession">{escape(accession)}</ArticleId></ArticleIdList>'
-        "<Book><Publisher><PublisherName>StatPearls Publishing</PublisherName>"
-        "<PublisherLocation>Treasure Island (FL)</PublisherLocation></Publisher>"
-        f'<BookTitle book="statpearls">{book_title}</BookTitle>{_pub_date(pub_date)}'
-        + _author_list(editors, list_type="editors")
-        + "<Medium>Internet</Medium></Book>"
+        + book
+        + (f'<LocationLabel Type="chapter">{escape(location_label)}</LocationLabel>' if location_label else "")
         + (f'<ArticleTitle book="statpearls" part="article-1">{title}</ArticleTitle>' if title is not None else "")
+        + (f"<Pagination><MedlinePgn>{escape(pages)}</MedlinePgn></Pagination>" if pages else "")
         + "".join(_element("Language", language) for language in languages)
         + _author_list(authors, list_type="authors")
+        + _author_list(part_editors, list_type="editors")
         + "".join(f'<PublicationType UI="D016454">{escape(kind)}</PublicationType>' for kind in publication_types)
         + _abstract(abstract)
         + (f'<KeywordList Owner="NOTNLM">{"".join(_keyword(word) for word in keywords)}</KeywordList>'
@@ -146,6 +177,29 @@ def book_xml(
         f"{_article_ids([('pubmed', str(pmid)), ('doi', doi)])}</PubmedBookData>"
     )
     return f"<PubmedBookArticle>{document}{book_data}</PubmedBookArticle>"
+
+
+def statpearls_chapter_xml(pmid: int, *, created: date, **fields) -> str:
+    """A StatPearls-style chapter: its own title and LocationLabel, its authors, no book editors."""
+    return book_xml(pmid, created=created, **({
+        "title": "Norepinephrine", "location_label": "Chapter 1", "editors": (),
+        "authors": ({"last": "Smith", "fore": "Jane A", "initials": "JA",
+                     "affiliations": ["Mayo Clinic"]}, "Jones B"),
+        "pub_date": {"Year": "2024", "Month": "01"}, "accession": "NBK537259",
+    } | fields))
+
+
+def nice_guideline_xml(pmid: int, *, created: date, **fields) -> str:
+    """A whole NICE-style guideline book: no ArticleTitle, the guideline centre as a CollectiveName on
+    Book/AuthorList, NICE as publisher, a series (CollectionTitle) and its number (ReportNumber)."""
+    return book_xml(pmid, created=created, **({
+        "title": None, "book_title": "Hypertension in adults: diagnosis and management", "authors": (),
+        "editors": (), "book_authors": ({"collective": "National Guideline Centre (UK)"},),
+        "publisher": "National Institute for Health and Care Excellence (NICE)", "publisher_location": "London",
+        "collection_title": "NICE Guideline", "report_number": "No. 136", "abstract": None,
+        "pub_date": {"Year": "2019", "Month": "08", "Day": "28"}, "publication_types": ("Practice Guideline",),
+        "accession": "NBK547161",
+    } | fields))
 
 
 def article_set(*records: str, deleted: Iterable[int] = ()) -> bytes:
@@ -220,6 +274,18 @@ def _author(author: AuthorSpec) -> str:
         for affiliation in author.get("affiliations", ())
     )
     return f'<Author ValidYN="Y">{names}{identifier}{affiliations}</Author>'
+
+
+def _databank_list(databanks: Sequence[tuple[str, Sequence[str]]]) -> str:
+    if not databanks:
+        return ""
+    return '<DataBankList CompleteYN="Y">' + "".join(
+        f"<DataBank>{_element('DataBankName', name)}"
+        + ("<AccessionNumberList>" + "".join(_element("AccessionNumber", number) for number in numbers)
+           + "</AccessionNumberList>" if numbers else "")
+        + "</DataBank>"
+        for name, numbers in databanks
+    ) + "</DataBankList>"
 
 
 def _mesh_headings(mesh: Sequence[MeshSpec]) -> str:

@@ -86,6 +86,12 @@ def build_source(store) -> dict:
               window_end=date(2024, 3, 9))  # still running
     save_papers(store, [varied_paper(pmid) for pmid in range(61, 64)])  # from a query: in no topic
 
+    from tracker.store.decisions import NewDecision, save_decisions
+
+    save_decisions(store, "dosing", [NewDecision(1, "ana", "include", note="dose well described"),
+                                     NewDecision(2, "ana", "exclude", ("wrong population",)),
+                                     NewDecision(2, "ben", "exclude", ("wrong outcome", "other"))])
+    save_decisions(store, "dosing", [NewDecision(1, "ana", "exclude", ("wrong study design",))])  # replaces the first
     save_checked_through(store, "dosing", date(2024, 3, 1), first.id)
     retracted = dataclasses.replace(varied_paper(12), publication_types=("Retracted Publication", "Journal Article"))
     events = save_refreshed(store, [(retracted, [Notice("retraction", 70012, "Retraction in: J 2024;1:2")]),
@@ -203,7 +209,9 @@ def test_round_trip_through_either_back_end_loses_nothing(tmp_path, source, db_u
     """SQLite -> (SQLite | PostgreSQL) -> SQLite: every row, export, search result and ledger entry the same."""
     before = dump(source)
     assert all(before[name] for name in ("status_event", "event_delivery", "paper_revision", "delivery", "recipient",
-                                         "topic_state", "change_check", "digest", JOB_TABLE))
+                                         "topic_state", "change_check", "digest", JOB_TABLE, "decision",
+                                         "current_decision", "screening"))
+    assert len(before["decision"]) == 4 and before["decision"][3]["replaces"] == before["decision"][0]["id"]
     calls = []
     there = copy_database(source, db_url, batch_rows=7, progress=lambda *call: calls.append(call))
     assert dict(there.tables) == {name: len(rows) for name, rows in before.items()}

@@ -16,6 +16,7 @@ from sqlalchemy import func, select, text, update
 from tracker.charts import chart_png, render_chart_png
 from tracker.cli import cli
 from tracker.digest import (
+    ScreeningLine,
     DigestEntry, RunInfo, Tier, TopicDigest, abstract_excerpt, build_topic_digest, classify, render_html,
     render_markdown, render_text, write_topic_digests,
 )
@@ -135,7 +136,7 @@ def test_a_digest_entry_carries_authors_excerpt_other_topics_and_the_late_mark(s
         topic=DOSING, period_start=since, period_end=NOW,
         last_run=RunInfo("succeeded", run.started_at, run.finished_at, None),
         total_new=1, late_arrivals=1, tiers=(Tier("rct", "Randomized controlled trials", (entry,)),),
-        entries=(entry,),
+        entries=(entry,), screening=ScreeningLine(to_screen=1, included=0, left_out=0),
     )
     assert (entry.url, entry.doi_url, entry.pmc_url, entry.late_mark) == (
         "https://pubmed.ncbi.nlm.nih.gov/21/", "https://doi.org/10.1000/21",
@@ -258,6 +259,7 @@ def test_markdown_digest_whole(store):
 - **Last run:** succeeded, finished {at_minute(run.finished_at)}
 - **1 new, 1 shown**; 1 late arrival \\(older papers newly indexed in PubMed\\)
 - Papers first seen {period}
+- **Screening:** 1 new to screen; 0 included so far
 
 ## Randomized controlled trials (1)
 
@@ -282,6 +284,7 @@ Query: "Norepinephrine"[Mesh] AND dose*[tiab]
 Last run: !! FAILED at {at_minute(run.finished_at)}: esearch failed: HTTP 500 (this digest may be incomplete: run 'tracker fetch dosing' to retry)
 1 new, 1 shown; 1 late arrival (older papers newly indexed in PubMed)
 Papers first seen {period}
+Screening: 1 new to screen; 0 included so far
 
 REVIEWS (1)
 -----------

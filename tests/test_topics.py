@@ -55,6 +55,17 @@ max_per_digest = 10
     )
 
 
+def test_screening_settings_and_reasons_are_read_from_the_topic_file(tmp_path):
+    from tracker.topics import DEFAULT_EXCLUSION_REASONS, ScreeningMode
+
+    path = write(tmp_path, "dual.toml", 'title = "Dual"\nquery = "a"\nscreening = { reviewers = 2 }\n'
+                                        'exclusion_reasons = ["wrong   dose", "animal study"]')
+    topic = load_topic(path)
+    assert (topic.screening, topic.exclusion_reasons) == (ScreeningMode(2, True), ("wrong dose", "animal study"))
+    plain = load_topic(write(tmp_path, "plain.toml", 'title = "Plain"\nquery = "a"\nscreening = { reviewers = 2, blind = false }'))
+    assert (plain.screening, plain.exclusion_reasons) == (ScreeningMode(2, False), DEFAULT_EXCLUSION_REASONS)
+
+
 @pytest.mark.parametrize("name, text, message", [
     ("bad.toml", 'title = "x"\nquery = "unclosed', "bad.toml: not valid TOML"),
     ("bad.toml", 'title = "x"\nquery = "a"\ncolour = "red"', "bad.toml: unknown key 'colour'; allowed keys are"),
@@ -68,6 +79,20 @@ max_per_digest = 10
     ("bad.toml", 'title = "x"\nquery = "a"\nrecipients = ["not-an-address"]', "bad.toml: key 'recipients': 'not-an-address' is not an e-mail address"),
     ("bad.toml", 'title = "x"\nquery = "a"\nmax_per_digest = 0', "bad.toml: key 'max_per_digest' must be a whole number of at least 1"),
     ("Bad Name.toml", 'title = "x"\nquery = "a"', "Bad Name.toml: file name must be a topic slug"),
+    ("bad.toml", 'title = "x"\nquery = "a"\nexclusion_reasons = []',
+     "bad.toml: key 'exclusion_reasons' must be a list of reasons such as"),
+    ("bad.toml", 'title = "x"\nquery = "a"\nexclusion_reasons = ["Other", "other "]',
+     "bad.toml: key 'exclusion_reasons' names 'other' twice"),
+    ("bad.toml", 'title = "x"\nquery = "a"\nexclusion_reasons = ["12"]',
+     "bad.toml: key 'exclusion_reasons': a reason cannot be a number or contain ';'"),
+    ("bad.toml", 'title = "x"\nquery = "a"\nscreening = { reviewers = 3 }',
+     "bad.toml: key 'screening': reviewers must be 1 or 2 (two for dual screening)"),
+    ("bad.toml", 'title = "x"\nquery = "a"\nscreening = { reviewers = 1, blind = true }',
+     "bad.toml: key 'screening': blind screening needs reviewers = 2"),
+    ("bad.toml", 'title = "x"\nquery = "a"\nscreening = { reviewer = 2 }',
+     "bad.toml: key 'screening' has an unknown key 'reviewer'; it takes reviewers and blind"),
+    ("bad.toml", 'title = "x"\nquery = "a"\nscreening = "dual"',
+     "bad.toml: key 'screening' must be a table such as { reviewers = 2, blind = true }"),
 ])
 def test_broken_topic_files_name_the_file_and_key(tmp_path, name, text, message):
     with pytest.raises(TopicFileError) as caught:

@@ -146,14 +146,15 @@ def load_all_topics():
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
 @common_options
 def init(directory):
-    """Create a tracker home (queries/, db/, reports/) with the default topics."""
+    """Create a tracker home (queries/ with the default topics, tracker.toml, db/, reports/)."""
     from tracker.topics import create_home
 
     home = (directory or current_settings().home).expanduser().resolve()
     created = create_home(home)
     for line in created:
         click.echo(line)
-    click.echo(f"tracker home ready at {home}: run 'tracker --home {home} fetch' to fetch every topic")
+    click.echo(f"tracker home ready at {home}: set your e-mail in {home / 'tracker.toml'} ([ncbi] email) or "
+               f"NCBI_EMAIL, then run 'tracker --home {home} run' to fetch every topic and write its digest")
 
 
 # -- topics ----------------------------------------------------------------------------------
@@ -262,8 +263,10 @@ def run_fetch(slugs=(), since=None, full=False) -> list:
     selected = load_selected_topics(slugs)
     store = current_store()
     if not settings.email:
-        click.echo("warning: no e-mail configured: set NCBI_EMAIL so NCBI can reach you before blocking heavy use",
-                   err=True)
+        click.echo("warning: no e-mail configured: set [ncbi] email in tracker.toml or NCBI_EMAIL, so NCBI can reach "
+                   "you before blocking heavy use", err=True)
+    for warning in settings.warnings:
+        click.echo(f"warning: {warning}", err=True)
     bars: list[ProgressBar] = []
 
     def hooks_for(topic):
@@ -389,16 +392,22 @@ def status(limit, topic_slug, changes, since):
 
 
 def list_changes(topic_slug: str | None, since: date | None) -> None:
-    """`tracker status --changes`: every status event, oldest first."""
+    """`tracker status --changes`: every status event, those on included papers first, then oldest first."""
+    from tracker.screening import with_included_first
     from tracker.store.changes import list_events
     from tracker.store.search import cut_title
 
     start = datetime.combine(since, datetime.min.time(), timezone.utc) if since else None
-    events = list_events(current_store(readonly=True), since=start, topics=[topic_slug] if topic_slug else None)
+    store = current_store(readonly=True)
+    events = with_included_first(store, load_all_topics(),
+                                 list_events(store, since=start, topics=[topic_slug] if topic_slug else None))
     if not events:
         when = f" since {since}" if since else ""
         click.echo(f"no status changes recorded{when}: each run checks the records PubMed modified")
         return
+    for event in events:
+        if event.included_alert:
+            click.echo(f"!! {event.included_alert}: PMID {event.pmid} {cut_title(event.title or '(no title)', 60)}")
     click.echo(format_table(["detected (UTC)", "pmid", "change", "notice", "topics", "title"], [
         [_when(event.detected_at), str(event.pmid), event.label, str(event.notice_pmid or "-"),
          ", ".join(event.topics) or "-", cut_title(event.title or "(no title)", 60)]

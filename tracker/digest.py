@@ -35,7 +35,9 @@ from tracker.notices import status_mark
 from tracker.pubmed import AbstractSection, Paper
 from tracker.render import as_utc, cut_at_word, moment, plain, plural, render
 from tracker.store import Store
+from tracker.screening import with_included_first
 from tracker.store.changes import EventView, list_events, paper_statuses
+from tracker.store.decisions import state_counts, state_from, summaries
 from tracker.store.database import utcnow
 from tracker.store.digests import (
     last_digest, latest_run, load_digest_papers, other_topics_for, save_digest_record, topic_papers_since,
@@ -141,6 +143,15 @@ class DigestEntry:
         return f"newly indexed, published {year}" if year else "newly indexed"
 
 
+@dataclass(frozen=True)
+class ScreeningLine:
+    """Where the topic's screening stands, for the digest's header (tracker/screening)."""
+
+    to_screen: int  # the period's new papers nobody has decided yet (dual screening: not both reviewers yet)
+    included: int  # the topic's papers included so far, all periods
+    left_out: int  # the period's new papers already excluded, which the digest leaves out
+
+
 class Tier(NamedTuple):
     key: str
     label: str
@@ -161,6 +172,7 @@ class TopicDigest:
     full_report: str | None = None  # where all papers are, named when the list is capped
     updates: tuple[EventView, ...] = ()  # status events of the topic's papers detected in the period
     health: tuple[HealthFlag, ...] = ()
+    screening: ScreeningLine | None = None
 
     @property
     def shown(self) -> int:
@@ -195,6 +207,8 @@ def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | N
         since = default_since(store, topic.slug, until)
     since = as_utc(since) if since is not None else None
     seen = topic_papers_since(store, topic.slug, since, until, pmids)
+    screening, excluded = screening_line(store, topic, [pmid for pmid, _ in seen])
+    seen = [(pmid, first_seen) for pmid, first_seen in seen if pmid not in excluded]
     papers = load_digest_papers(store, [pmid for pmid, _ in seen])
     others = other_topics_for(store, list(papers), exclude=topic.slug)
     statuses = paper_statuses(store, list(papers))
@@ -216,9 +230,23 @@ def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | N
         entries=shown,
         max_items=max_items,
         full_report=full_report,
-        updates=tuple(list_events(store, since=since, until=until, topics=[topic.slug])) if pmids is None else (),
+        updates=with_included_first(store, [topic], list_events(store, since=since, until=until, topics=[topic.slug]))
+        if pmids is None else (),
         health=tuple(topic_health(store, [topic.slug], now=until, quiet_weeks=quiet_weeks)[topic.slug]),
+        screening=screening,
     )
+
+
+def screening_line(store: Store, topic: Topic, pmids: Sequence[int]) -> tuple[ScreeningLine, set[int]]:
+    """The header's screening figures for the period's papers `pmids`, and those of them already excluded."""
+    rows = summaries(store, topic.slug, pmids)
+    states = {pmid: state_from(rows.get(pmid), topic.screening.reviewers) for pmid in pmids}
+    excluded = {pmid for pmid, state in states.items() if state == "excluded"}
+    return ScreeningLine(
+        to_screen=sum(state in ("unscreened", "awaiting") for state in states.values()),
+        included=state_counts(store, topic.slug, topic.screening.reviewers)["included"],
+        left_out=len(excluded),
+    ), excluded
 
 
 def default_since(store: Store, slug: str, until: datetime) -> datetime:
@@ -376,8 +404,20 @@ def describe_empty(digest: TopicDigest) -> str:
 
 
 # The names the digest and mail templates call the phrases by.
+def describe_screening(digest: TopicDigest) -> str:
+    """"12 new to screen; 4 included so far" (and how many already-excluded papers the digest leaves out)."""
+    line = digest.screening
+    if line is None:
+        return ""
+    text = f"{line.to_screen} new to screen; {line.included} included so far"
+    if line.left_out:
+        text += f"; {line.left_out} already excluded {'is' if line.left_out == 1 else 'are'} left out"
+    return text
+
+
 PHRASES = dict(describe_run=describe_run, describe_shown=describe_shown, describe_hidden=describe_hidden,
-               describe_late=describe_late, describe_period=describe_period, describe_empty=describe_empty)
+               describe_late=describe_late, describe_period=describe_period, describe_empty=describe_empty,
+               describe_screening=describe_screening)
 
 
 # -- rendering --------------------------------------------------------------------------------

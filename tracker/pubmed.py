@@ -4,23 +4,30 @@ Conventions: a text field is the element's text with inline markup (<i>, <sup>, 
 whitespace collapsed, never truncated. pub_date is the first day of the period the PubDate names: a season
 starts its quarter (Winter January, Spring April, Summer July, Fall/Autumn October, as NLM dates them), a
 MedlineDate its first year and month; pub_date_text writes numeric months as PubMed shows them ("2017 Jun").
-Authors marked ValidYN="N" and a book's editors are left out. Paper.xml is the record's bytes as received.
+Authors marked ValidYN="N" are left out. Paper.xml is the record's bytes as received.
+
+Books (PubmedBookArticle, NCBI Bookshelf): a record is a chapter or other part of a book when it has its own
+ArticleTitle or LocationLabel, else the whole book; its title is the ArticleTitle, else the BookTitle. PubMed
+lists people on BookDocument/AuthorList (the part's) and on BookDocument/Book/AuthorList (the book's); an
+AuthorList of Type="editors" gives editors, any other gives authors, the part's before the book's.
 """
 
 from __future__ import annotations
 
 import re
-from collections import deque
+from collections import namedtuple
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
+from itertools import groupby
 from os import PathLike
 from typing import BinaryIO, NoReturn
 
 from lxml import etree
 
 from tracker.errors import ParseError
+from tracker.xmlframe import RecordFramer
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,17 @@ class Paper:
     citation_status: str | None = None
     history: tuple[tuple[str, str], ...] = ()  # (PubStatus, ISO date or datetime) in document order
     comments_corrections: tuple[CommentCorrection, ...] = ()
+    # (DataBankName, AccessionNumber) in document order: trial registrations, GenBank, GEO, Dryad, figshare...
+    databanks: tuple[tuple[str, str], ...] = ()
+    # Books only: the book a chapter is part of (or the whole book), as NCBI Bookshelf files it.
+    editors: tuple[Author, ...] = ()
+    book_title: str | None = None
+    publisher: str | None = None
+    publisher_location: str | None = None
+    edition: str | None = None
+    book_accession: str | None = None  # the Bookshelf accession, "NBK" and digits
+    location_label: str | None = None  # where a part sits in its book: "Chapter 3", "Appendix B"
+    chapter: bool = False  # a part of a book (its own ArticleTitle or LocationLabel), not the whole book
     xml: bytes = field(default=b"", repr=False, compare=False)
 
     @property
@@ -112,6 +130,11 @@ class Paper:
         entrez, created = self.entrez_date, self.create_date
         return entrez is not None and created is not None and (created - entrez).days > 1
 
+    @property
+    def bookshelf_url(self) -> str | None:
+        """The book or chapter on NCBI Bookshelf, for a record with a Bookshelf accession."""
+        return f"https://www.ncbi.nlm.nih.gov/books/{self.book_accession}/" if self.book_accession else None
+
 
 CHUNK_SIZE = 64 * 1024
 
@@ -129,135 +152,97 @@ _PARSER_OPTIONS = dict(
 
 # Every field is read by one XSLT pass (in C) over all the records a chunk completed, and reaches Python as
 # one string: walking ~150 elements per record from Python costs more than libxml2 takes to parse it.
-# Each value goes through normalize-space(), so it cannot contain the separators: "\n" ends one of the
-# _SECTIONS_PER_RECORD sections of a record, "\t" separates the items of a list, "\r" the parts of an item.
-_SECTIONS_PER_RECORD = 24
-_RECORD_FIELDS = etree.XSLT(etree.XML(rb"""
-<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
-  <xsl:output method="text" encoding="UTF-8"/>
-  <xsl:param name="count" select="0"/>
+# Each value goes through normalize-space(), so it cannot contain the separators: "\n" ends one section (one
+# _FIELDS entry) of a record, "\t" separates the items of a list, "\r" the parts of an item. The stylesheet's
+# templates for both record kinds and the names the sections are read back with come from _FIELDS alone.
+_TEXT, _DATE, _LIST = "text", "date", "list"
 
-  <xsl:template match="/">
-    <xsl:apply-templates select="(*/PubmedArticle | */PubmedBookArticle)[position() &lt;= $count]"/>
-  </xsl:template>
 
-  <xsl:template match="PubmedArticle">
-    <xsl:variable name="citation" select="MedlineCitation"/>
-    <xsl:variable name="article" select="MedlineCitation/Article"/>
-    <xsl:variable name="ids" select="PubmedData/ArticleIdList/ArticleId"/>
-    <xsl:value-of select="concat(
-      normalize-space($citation/PMID), '&#10;',
-      normalize-space($citation/@Status), '&#10;',
-      normalize-space($article/ArticleTitle), '&#10;',
-      normalize-space($article/VernacularTitle), '&#10;',
-      normalize-space($article/Journal/Title), '&#10;',
-      normalize-space($article/Journal/ISOAbbreviation), '&#10;',
-      normalize-space($article/Journal/JournalIssue/Volume), '&#10;',
-      normalize-space($article/Journal/JournalIssue/Issue), '&#10;',
-      normalize-space($article/Pagination/MedlinePgn), '&#10;',
-      normalize-space($article/Pagination/StartPage), '&#10;',
-      normalize-space($article/Pagination/EndPage), '&#10;',
-      normalize-space($ids[@IdType = 'doi']), '&#10;',
-      normalize-space($article/ELocationID[@EIdType = 'doi']), '&#10;',
-      normalize-space($ids[@IdType = 'pmc']), '&#10;')"/>
-    <xsl:apply-templates select="$article/Journal/JournalIssue/PubDate" mode="date"/>
-    <xsl:text>&#10;</xsl:text>
-    <xsl:apply-templates select="$article/ArticleDate[1]" mode="date"/>
-    <xsl:text>&#10;</xsl:text>
-    <xsl:apply-templates select="$article/Abstract/AbstractText" mode="item"/>
-    <xsl:text>&#10;</xsl:text>
-    <xsl:apply-templates select="$article/AuthorList/Author[not(@ValidYN = 'N')]" mode="item"/>
-    <xsl:text>&#10;</xsl:text>
-    <xsl:apply-templates select="$article/Language" mode="item"/>
-    <xsl:text>&#10;</xsl:text>
-    <xsl:apply-templates select="$article/PublicationTypeList/PublicationType" mode="item"/>
-    <xsl:text>&#10;</xsl:text>
-    <xsl:apply-templates select="$citation/MeshHeadingList/MeshHeading" mode="item"/>
-    <xsl:text>&#10;</xsl:text>
-    <xsl:apply-templates select="$citation/KeywordList/Keyword" mode="item"/>
-    <xsl:text>&#10;</xsl:text>
-    <xsl:apply-templates select="PubmedData/History/PubMedPubDate" mode="item"/>
-    <xsl:text>&#10;</xsl:text>
-    <xsl:apply-templates select="$citation/CommentsCorrectionsList/CommentsCorrections[@RefType != 'Cites']"
-                         mode="item"/>
-    <xsl:text>&#10;</xsl:text>
-  </xsl:template>
+@dataclass(frozen=True)
+class _Field:
+    """One section of a record: where a PubmedArticle and a PubmedBookArticle keep it, and how it is written.
 
-  <xsl:template match="PubmedBookArticle">
-    <xsl:variable name="document" select="BookDocument"/>
-    <xsl:variable name="ids" select="BookDocument/ArticleIdList/ArticleId | PubmedBookData/ArticleIdList/ArticleId"/>
-    <xsl:value-of select="concat(
-      normalize-space($document/PMID), '&#10;',
-      normalize-space($document/@Status), '&#10;',
-      normalize-space($document/ArticleTitle), '&#10;',
-      normalize-space($document/Book/BookTitle), '&#10;',
-      '&#10;&#10;&#10;&#10;&#10;&#10;&#10;',
-      normalize-space($ids[@IdType = 'doi']), '&#10;',
-      normalize-space($document/ELocationID[@EIdType = 'doi']), '&#10;',
-      normalize-space($ids[@IdType = 'pmc']), '&#10;')"/>
-    <xsl:apply-templates select="$document/Book/PubDate" mode="date"/>
-    <xsl:text>&#10;&#10;</xsl:text>
-    <xsl:apply-templates select="$document/Abstract/AbstractText" mode="item"/>
-    <xsl:text>&#10;</xsl:text>
-    <xsl:apply-templates select="$document/AuthorList[not(@Type = 'editors')]/Author[not(@ValidYN = 'N')]"
-                         mode="item"/>
-    <xsl:text>&#10;</xsl:text>
-    <xsl:apply-templates select="$document/Language" mode="item"/>
-    <xsl:text>&#10;</xsl:text>
-    <xsl:apply-templates select="$document/PublicationType" mode="item"/>
-    <xsl:text>&#10;</xsl:text>
-    <xsl:apply-templates select="$document/MeshHeadingList/MeshHeading" mode="item"/>
-    <xsl:text>&#10;</xsl:text>
-    <xsl:apply-templates select="$document/KeywordList/Keyword" mode="item"/>
-    <xsl:text>&#10;</xsl:text>
-    <xsl:apply-templates select="PubmedBookData/History/PubMedPubDate" mode="item"/>
-    <xsl:text>&#10;</xsl:text>
-    <xsl:apply-templates select="$document/CommentsCorrectionsList/CommentsCorrections[@RefType != 'Cites']"
-                         mode="item"/>
-    <xsl:text>&#10;</xsl:text>
-  </xsl:template>
+    A path is an XPath from the record element, using the variables of _RECORD_VARIABLES; "" means that kind
+    of record has no such field. A _TEXT field is the normalised text of the first node the path selects,
+    a _DATE field a PubDate-like element's (Year, Month, Day, Season, MedlineDate), a _LIST field the nodes
+    of its paths, one path after the other, each written by its item template.
+    """
 
-  <xsl:template match="*" mode="date">
-    <xsl:value-of select="concat(
-      normalize-space(Year), '&#9;', normalize-space(Month), '&#9;', normalize-space(Day), '&#9;',
-      normalize-space(Season), '&#9;', normalize-space(MedlineDate))"/>
-  </xsl:template>
+    name: str
+    article: str | tuple[str, ...]
+    book: str | tuple[str, ...]
+    kind: str = _TEXT
+    item: str = "text"
 
-  <xsl:template match="*" mode="item">
-    <xsl:if test="position() != 1"><xsl:text>&#9;</xsl:text></xsl:if>
-    <xsl:value-of select="normalize-space(.)"/>
-  </xsl:template>
 
-  <xsl:template match="AbstractText" mode="item">
-    <xsl:if test="position() != 1"><xsl:text>&#9;</xsl:text></xsl:if>
-    <xsl:value-of select="concat(
-      normalize-space(@Label), '&#13;', normalize-space(@NlmCategory), '&#13;', normalize-space(.))"/>
-  </xsl:template>
+_RECORD_VARIABLES = {
+    _ARTICLE: (("citation", "MedlineCitation"), ("article", "MedlineCitation/Article"),
+               ("ids", "PubmedData/ArticleIdList/ArticleId")),
+    _BOOK: (("document", "BookDocument"),
+            ("ids", "BookDocument/ArticleIdList/ArticleId | PubmedBookData/ArticleIdList/ArticleId")),
+}
 
-  <xsl:template match="Author" mode="item">
-    <xsl:if test="position() != 1"><xsl:text>&#9;</xsl:text></xsl:if>
-    <xsl:value-of select="concat(
+_FIELDS = (
+    _Field("pmid", "$citation/PMID", "$document/PMID"),
+    _Field("status", "$citation/@Status", "$document/@Status"),
+    _Field("article_title", "$article/ArticleTitle", "$document/ArticleTitle"),
+    _Field("vernacular_title", "$article/VernacularTitle", ""),
+    _Field("book_title", "", "$document/Book/BookTitle"),
+    _Field("location_label", "", "$document/LocationLabel"),
+    _Field("journal", "$article/Journal/Title", ""),
+    _Field("journal_iso", "$article/Journal/ISOAbbreviation", ""),
+    _Field("volume", "$article/Journal/JournalIssue/Volume", "$document/Book/Volume"),
+    _Field("issue", "$article/Journal/JournalIssue/Issue", ""),
+    _Field("medline_pages", "$article/Pagination/MedlinePgn", "$document/Pagination/MedlinePgn"),
+    _Field("start_page", "$article/Pagination/StartPage", "$document/Pagination/StartPage"),
+    _Field("end_page", "$article/Pagination/EndPage", "$document/Pagination/EndPage"),
+    _Field("doi", "$ids[@IdType = 'doi']", "$ids[@IdType = 'doi']"),
+    _Field("elocation_doi", "$article/ELocationID[@EIdType = 'doi']", "$document/Book/ELocationID[@EIdType = 'doi']"),
+    _Field("pmcid", "$ids[@IdType = 'pmc']", "$ids[@IdType = 'pmc']"),
+    _Field("book_accession", "", "$ids[@IdType = 'bookaccession']"),
+    _Field("publisher", "", "$document/Book/Publisher/PublisherName"),
+    _Field("publisher_location", "", "$document/Book/Publisher/PublisherLocation"),
+    _Field("edition", "", "$document/Book/Edition"),
+    _Field("pub_date", "$article/Journal/JournalIssue/PubDate", "$document/Book/PubDate", _DATE),
+    _Field("article_date", "$article/ArticleDate[1]", "", _DATE),
+    _Field("abstract", "$article/Abstract/AbstractText", "$document/Abstract/AbstractText", _LIST, "abstract"),
+    _Field("authors", "$article/AuthorList/Author[not(@ValidYN = 'N')]",
+           ("$document/AuthorList[not(@Type = 'editors')]/Author[not(@ValidYN = 'N')]",
+            "$document/Book/AuthorList[not(@Type = 'editors')]/Author[not(@ValidYN = 'N')]"), _LIST, "author"),
+    _Field("editors", "",
+           ("$document/AuthorList[@Type = 'editors']/Author[not(@ValidYN = 'N')]",
+            "$document/Book/AuthorList[@Type = 'editors']/Author[not(@ValidYN = 'N')]"), _LIST, "author"),
+    _Field("languages", "$article/Language", "$document/Language", _LIST),
+    _Field("publication_types", "$article/PublicationTypeList/PublicationType", "$document/PublicationType", _LIST),
+    _Field("mesh", "$citation/MeshHeadingList/MeshHeading", "$document/MeshHeadingList/MeshHeading", _LIST, "mesh"),
+    _Field("keywords", "$citation/KeywordList/Keyword", "$document/KeywordList/Keyword", _LIST),
+    _Field("history", "PubmedData/History/PubMedPubDate", "PubmedBookData/History/PubMedPubDate", _LIST, "history"),
+    _Field("comments", "$citation/CommentsCorrectionsList/CommentsCorrections[@RefType != 'Cites']",
+           "$document/CommentsCorrectionsList/CommentsCorrections[@RefType != 'Cites']", _LIST, "comment"),
+    _Field("databanks", "$article/DataBankList/DataBank/AccessionNumberList/AccessionNumber", "", _LIST, "databank"),
+)
+_Sections = namedtuple("_Sections", [f.name for f in _FIELDS])
+
+# Each writes one item of a list; the generated template puts "\t" before every item but the first.
+_ITEM_TEMPLATES = {
+    "text": '<xsl:value-of select="normalize-space(.)"/>',
+    "abstract": """<xsl:value-of select="concat(
+      normalize-space(@Label), '&#13;', normalize-space(@NlmCategory), '&#13;', normalize-space(.))"/>""",
+    "author": """<xsl:value-of select="concat(
       normalize-space(LastName), '&#13;', normalize-space(ForeName), '&#13;', normalize-space(Initials), '&#13;',
       normalize-space(CollectiveName), '&#13;', normalize-space(Identifier[@Source = 'ORCID']))"/>
     <xsl:for-each select="AffiliationInfo/Affiliation">
       <xsl:value-of select="concat('&#13;', normalize-space(.))"/>
-    </xsl:for-each>
-  </xsl:template>
-
-  <xsl:template match="MeshHeading" mode="item">
-    <xsl:if test="position() != 1"><xsl:text>&#9;</xsl:text></xsl:if>
-    <xsl:value-of select="concat(normalize-space(DescriptorName), '&#13;', normalize-space(DescriptorName/@UI),
-                                 '&#13;', normalize-space(DescriptorName/@MajorTopicYN))"/>
+    </xsl:for-each>""",
+    "mesh": """<xsl:value-of select="concat(
+      normalize-space(DescriptorName), '&#13;', normalize-space(DescriptorName/@UI), '&#13;',
+      normalize-space(DescriptorName/@MajorTopicYN))"/>
     <xsl:for-each select="QualifierName">
       <xsl:value-of select="concat('&#13;', normalize-space(.), '&#13;', normalize-space(@MajorTopicYN))"/>
-    </xsl:for-each>
-  </xsl:template>
-
-  <!-- Two-digit fields: "7" and "07" both become "07", a missing Hour "00" (format-number() is far slower). -->
-  <xsl:template match="PubMedPubDate" mode="item">
-    <xsl:variable name="month" select="normalize-space(Month)"/>
+    </xsl:for-each>""",
+    # Two-digit fields: "7" and "07" both become "07", a missing Hour "00" (format-number() is far slower).
+    "history": """<xsl:variable name="month" select="normalize-space(Month)"/>
     <xsl:variable name="day" select="normalize-space(Day)"/>
-    <xsl:if test="position() != 1"><xsl:text>&#9;</xsl:text></xsl:if>
     <xsl:value-of select="concat(normalize-space(@PubStatus), '&#13;', normalize-space(Year),
       '-', substring(concat('00', $month), string-length($month) + 1),
       '-', substring(concat('00', $day), string-length($day) + 1))"/>
@@ -266,16 +251,89 @@ _RECORD_FIELDS = etree.XSLT(etree.XML(rb"""
       <xsl:variable name="minute" select="normalize-space(Minute)"/>
       <xsl:value-of select="concat('T', substring(concat('00', $hour), string-length($hour) + 1),
                                    ':', substring(concat('00', $minute), string-length($minute) + 1))"/>
-    </xsl:if>
-  </xsl:template>
+    </xsl:if>""",
+    "comment": """<xsl:value-of select="concat(
+      normalize-space(@RefType), '&#13;', normalize-space(PMID), '&#13;', normalize-space(RefSource))"/>""",
+    "databank": """<xsl:value-of select="concat(normalize-space(../../DataBankName), '&#13;', normalize-space(.))"/>""",
+}
 
-  <xsl:template match="CommentsCorrections" mode="item">
-    <xsl:if test="position() != 1"><xsl:text>&#9;</xsl:text></xsl:if>
-    <xsl:value-of select="concat(
-      normalize-space(@RefType), '&#13;', normalize-space(PMID), '&#13;', normalize-space(RefSource))"/>
-  </xsl:template>
+_DATE_TEMPLATE = """<xsl:value-of select="concat(
+  normalize-space(Year), '&#9;', normalize-space(Month), '&#9;', normalize-space(Day), '&#9;',
+  normalize-space(Season), '&#9;', normalize-space(MedlineDate))"/>"""
+_END_OF_SECTION = "'&#10;'"
+
+
+def _record_template(record_tag: str) -> str:
+    """The template writing every _FIELDS section of one kind of record."""
+    parts = []  # XPath string expressions and (starting with "<") XSLT instructions, in section order
+    for spec in _FIELDS:
+        paths = getattr(spec, "article" if record_tag == _ARTICLE else "book")
+        paths = [path for path in ((paths,) if isinstance(paths, str) else paths) if path]
+        if spec.kind == _TEXT and paths:
+            (path,) = paths
+            parts.append(f"normalize-space({_attribute(path)})")
+        elif spec.kind == _DATE and paths:
+            (path,) = paths
+            parts.append(f'<xsl:apply-templates select="{_attribute(path)}" mode="date"/>')
+        for number, path in enumerate(paths if spec.kind == _LIST else ()):  # items, path after path
+            if number:
+                # The first item of this path follows those of the earlier paths, if any: it needs a separator.
+                earlier = _attribute(" | ".join(paths[:number]))
+                parts.append(f'<xsl:if test="({earlier}) and ({_attribute(path)})"><xsl:text>&#9;</xsl:text></xsl:if>')
+            parts.append(f'<xsl:apply-templates select="{_attribute(path)}" mode="{spec.item}"/>')
+        parts.append(_END_OF_SECTION)
+    lines = [f'<xsl:template match="{record_tag}">']
+    lines += [f'<xsl:variable name="{name}" select="{_attribute(path)}"/>'
+              for name, path in _RECORD_VARIABLES[record_tag]]
+    for is_instruction, group in groupby(parts, key=lambda part: part.startswith("<")):
+        group = list(group)
+        if is_instruction:
+            lines += group
+            continue
+        # One concat() for a run of text sections, one literal for adjacent section ends: the fewer
+        # expressions, the faster the pass.
+        arguments: list[str] = []
+        for part in group:
+            if part == _END_OF_SECTION and arguments and arguments[-1].endswith(_END_OF_SECTION[1:]):
+                arguments[-1] = arguments[-1][:-1] + _END_OF_SECTION[1:]
+            else:
+                arguments.append(part)
+        if len(arguments) == 1:  # section ends only (a text section brings its own end): the quoted literal
+            lines.append(f"<xsl:text>{arguments[0][1:-1]}</xsl:text>")
+        else:
+            lines.append(f'<xsl:value-of select="concat({", ".join(arguments)})"/>')
+    lines.append("</xsl:template>")
+    return "\n".join(lines)
+
+
+def _attribute(xpath: str) -> str:
+    """An XPath written into a select="..." or test="..." attribute."""
+    return xpath.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+
+
+def _stylesheet() -> bytes:
+    items = "\n".join(
+        f'<xsl:template match="*" mode="{name}">\n'
+        f'<xsl:if test="position() != 1"><xsl:text>&#9;</xsl:text></xsl:if>\n{template}\n</xsl:template>'
+        for name, template in _ITEM_TEMPLATES.items()
+    )
+    return f"""<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+<xsl:output method="text" encoding="UTF-8"/>
+<xsl:param name="count" select="0"/>
+<xsl:template match="/">
+  <xsl:apply-templates select="(*/{_ARTICLE} | */{_BOOK})[position() &lt;= $count]"/>
+</xsl:template>
+{_record_template(_ARTICLE)}
+{_record_template(_BOOK)}
+<xsl:template match="*" mode="date">
+{_DATE_TEMPLATE}
+</xsl:template>
+{items}
 </xsl:stylesheet>
-"""), access_control=etree.XSLTAccessControl.DENY_ALL)
+""".encode()
+
+
+_RECORD_FIELDS = etree.XSLT(etree.XML(_stylesheet()), access_control=etree.XSLTAccessControl.DENY_ALL)
 
 # normalize-space() collapses only the four XML whitespace characters; str.split() also knows these.
 _UNUSUAL_WHITESPACE = (
@@ -311,7 +369,7 @@ class PaperParser:
         # root, and an HTML page or an E-utilities error body must be named as such, not as a syntax error.
         self._root_sniffer: etree.XMLPullParser | None = etree.XMLPullParser(events=("start",), **_PARSER_OPTIONS)
         self._head = b""
-        self._framer = _RecordFramer()
+        self._framer = RecordFramer()
         self._records_seen = 0
         self._failure: ParseError | None = None
         self._closed = False
@@ -409,16 +467,16 @@ class PaperParser:
         if not fields.isascii():
             fields = _collapse_unusual_whitespace(fields)
         sections = fields.split("\n")
-        if len(sections) != len(records) * _SECTIONS_PER_RECORD + 1:
+        if len(sections) != len(records) * len(_FIELDS) + 1:
             self._fail(ParseError(
                 f"efetch XML has records nested where PubMed never puts them (after record {self._records_seen})"
             ))
         papers = []
-        for offset, element in zip(range(0, len(sections) - 1, _SECTIONS_PER_RECORD), records):
+        for offset, element in zip(range(0, len(sections) - 1, len(_FIELDS)), records):
             self._records_seen += 1
             try:
                 papers.append(_paper(
-                    sections[offset: offset + _SECTIONS_PER_RECORD], element.tag, self._records_seen,
+                    _Sections._make(sections[offset: offset + len(_FIELDS)]), element.tag, self._records_seen,
                     partial(self._record_bytes, element),
                 ))
             except ParseError as error:
@@ -430,191 +488,6 @@ class PaperParser:
         if record is None:
             record = etree.tostring(element, encoding="UTF-8", xml_declaration=False, with_tail=False)
         return record
-
-
-class _RecordFramer:
-    """Cuts the byte stream into whole records before the parser sees them.
-
-    Each record's bytes, as received, become Paper.xml: re-serialising with tostring() would cost about half
-    of what parsing costs. The parser gets the record with its <ReferenceList> elements cut out: nothing
-    here reads them and they are most of a current record's bytes. A record is handed over only once its end
-    tag has arrived, so a truncated body still reaches the parser whole, and fails there, at close().
-
-    Cutting by byte search is exact when every "<" is markup, which holds for efetch output: no comments,
-    CDATA, processing instructions or internal DTD subset. At the first sign of one, or of a record too large
-    to hold, the framer passes everything through untouched and tostring() supplies Paper.xml.
-    """
-
-    _RECORD_START = re.compile(rb"<(PubmedArticle|PubmedBookArticle)[\s>]")
-    _LONGEST_RECORD_START = len(b"<PubmedBookArticle ")
-    _END_TAGS = {b"PubmedArticle": b"</PubmedArticle", b"PubmedBookArticle": b"</PubmedBookArticle"}
-    _END_TAG_CLOSE = re.compile(rb"\s*>")
-    _XML_DECLARATION = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<\?xml[^>]*\?>")
-    _DECLARED_ENCODING = re.compile(rb"encoding\s*=\s*[\"']([A-Za-z0-9._-]+)")
-    _LARGEST_RECORD = 16 * 1024 * 1024
-    _LARGEST_PROLOG = 1024 * 1024
-
-    def __init__(self) -> None:
-        self.passthrough = False
-        self._buffer = bytearray()
-        self._in_prolog = True
-        self._record_start: int | None = None
-        self._end_tag = b""
-        self._scan_from = 0
-        self._records: deque[bytes] = deque()
-
-    def feed(self, chunk: bytes) -> bytes:
-        """The bytes the parser should get now."""
-        buffer = self._buffer
-        if self.passthrough:
-            if not buffer:
-                return chunk
-            held = bytes(buffer) + chunk
-            buffer.clear()
-            return held
-        buffer += chunk
-        for_parser = []
-        handed_over = 0
-        if self._in_prolog:
-            first_record = self._RECORD_START.search(buffer, self._scan_from)
-            if first_record is None:
-                if len(buffer) > self._LARGEST_PROLOG:
-                    return self._pass_through([], 0)
-                self._scan_from = max(0, len(buffer) - self._LONGEST_RECORD_START)
-                return b""
-            if not self._is_plain_prolog(buffer[:first_record.start()]):
-                return self._pass_through([], 0)
-            self._in_prolog = False
-            for_parser.append(bytes(buffer[:first_record.start()]))
-            self._scan_from = handed_over = first_record.start()
-        while True:
-            if self._record_start is None:
-                start = self._RECORD_START.search(buffer, self._scan_from)
-                if start is None:
-                    # Keep what may be the beginning of a start tag, or the "<" of a "<!" still to come.
-                    between = len(buffer) - self._LONGEST_RECORD_START
-                    if buffer[between - 1:between] == b"<":
-                        between -= 1
-                else:
-                    between = start.start()
-                if between > handed_over:
-                    with memoryview(buffer) as view:
-                        between_records = view[handed_over:between].tobytes()
-                    if _has_markup_declaration(between_records):
-                        return self._pass_through(for_parser, handed_over)
-                    for_parser.append(between_records)
-                    handed_over = between
-                if start is None:
-                    self._scan_from = handed_over
-                    break
-                self._record_start = start.start()
-                self._end_tag = self._END_TAGS[start.group(1)]
-                self._scan_from = start.end()
-            end = buffer.find(self._end_tag, self._scan_from)
-            close = None if end < 0 else self._END_TAG_CLOSE.match(buffer, end + len(self._end_tag))
-            if close is None:
-                if end >= 0 and buffer[end + len(self._end_tag):].strip():
-                    self._scan_from = end + len(self._end_tag)
-                    continue
-                if len(buffer) - self._record_start > self._LARGEST_RECORD:
-                    return self._pass_through(for_parser, handed_over)
-                self._scan_from = max(self._scan_from, len(buffer) - len(self._end_tag)) if end < 0 else end
-                break
-            with memoryview(buffer) as view:
-                record = view[self._record_start:close.end()].tobytes()
-            if _has_markup_declaration(record):
-                return self._pass_through(for_parser, handed_over)
-            self._records.append(record)
-            for_parser.append(_without_reference_lists(record))
-            self._record_start = None
-            self._scan_from = handed_over = close.end()
-        if handed_over:
-            del buffer[:handed_over]
-            self._scan_from -= handed_over
-            if self._record_start is not None:
-                self._record_start -= handed_over
-        return b"".join(for_parser)
-
-    def close(self) -> bytes:
-        """Whatever is still held (a prolog, a truncated record) for the parser to finish or fail on."""
-        held = bytes(self._buffer)
-        self._buffer.clear()
-        return held
-
-    def next_record(self, pmid: int) -> bytes | None:
-        """The bytes of the record the parser completed next, or None once framing has stopped."""
-        if not self._records:
-            return None
-        record = self._records.popleft()
-        pmid_start = record.find(b">", record.find(b"<PMID")) + 1
-        if record[pmid_start:record.find(b"</PMID>", pmid_start)].strip() != b"%d" % pmid:
-            self.passthrough = True
-            return None
-        return record
-
-    def _is_plain_prolog(self, prolog: bytearray) -> bool:
-        """A UTF-8 XML declaration, a DOCTYPE naming the external DTD and the root start tag, nothing else."""
-        declaration = self._XML_DECLARATION.match(prolog)
-        rest = prolog
-        if declaration:
-            # Paper.xml is a slice of the body, so the body must be UTF-8 for the slice to stand alone as XML.
-            encoding = self._DECLARED_ENCODING.search(declaration.group())
-            if encoding and encoding.group(1).lower() not in (b"utf-8", b"utf8", b"us-ascii", b"ascii"):
-                return False
-            rest = prolog[declaration.end():]
-        return b"<?" not in rest and b"[" not in rest and rest.count(b"<!") == rest.count(b"<!DOCTYPE") <= 1
-
-    def _pass_through(self, for_parser: list[bytes], handed_over: int) -> bytes:
-        self.passthrough = True
-        for_parser.append(bytes(self._buffer[handed_over:]))
-        self._buffer.clear()
-        return b"".join(for_parser)
-
-
-def _has_markup_declaration(data: bytes) -> bool:
-    """Whether data holds "<!" or "<?": a comment, CDATA section, DOCTYPE or processing instruction."""
-    # "!" and "?" are rare in records while "<" is everywhere: looking for them first is several times faster.
-    for mark in b"!?":
-        found = data.find(mark, 1)
-        while found > 0:
-            if data[found - 1] == 0x3C:
-                return True
-            found = data.find(mark, found + 1)
-    return False
-
-
-_TAG_NAME_ENDS = (b">", b"/", b" ", b"\t", b"\n", b"\r")
-
-
-def _without_reference_lists(record: bytes) -> bytes:
-    """The record without its (possibly nested) <ReferenceList> elements; as it was if they do not balance."""
-    kept = []
-    keep_from = depth = 0
-    found = record.find(b"ReferenceList")
-    while found >= 0:
-        tag_end = record.find(b">", found)
-        if tag_end < 0:
-            return record
-        after_name = found + len(b"ReferenceList")
-        is_tag_name = record[after_name:after_name + 1] in _TAG_NAME_ENDS
-        if is_tag_name and record[found - 1:found] == b"<":
-            if depth == 0:
-                kept.append(record[keep_from:found - 1])
-            if record[tag_end - 1:tag_end] != b"/":
-                depth += 1
-            elif depth == 0:
-                keep_from = tag_end + 1
-        elif is_tag_name and record[found - 2:found] == b"</":
-            depth -= 1
-            if depth < 0:
-                return record
-            if depth == 0:
-                keep_from = tag_end + 1
-        found = record.find(b"ReferenceList", tag_end)
-    if depth or not kept:
-        return record
-    kept.append(record[keep_from:])
-    return b"".join(kept)
 
 
 def iter_papers(source: bytes | str | PathLike | BinaryIO) -> Iterator[Paper]:
@@ -673,47 +546,65 @@ def _collapse_unusual_whitespace(fields: str) -> str:
     return fields.lstrip(" ")
 
 
-def _paper(sections: list[str], record_tag: str, index: int, record_bytes: Callable[[int], bytes]) -> Paper:
-    (pmid, status, title, fallback_title, journal, journal_iso, volume, issue, medline_pages, start_page, end_page,
-     doi, elocation_doi, pmcid, pub_date, article_date, abstract, authors, languages, publication_types, mesh,
-     keywords, history, comments) = sections
+def _paper(fields: _Sections, record_tag: str, index: int, record_bytes: Callable[[int], bytes]) -> Paper:
+    pmid = fields.pmid
     if not pmid:
         raise ParseError(f"a {record_tag} without a PMID (record {index} of the efetch body)")
     if not pmid.isdigit():
         raise ParseError(f"a {record_tag} with a non-numeric PMID {pmid[:40]!r} (record {index} of the efetch body)")
-    pub_date_text, first_day = _pub_date(pub_date)
+    pub_date_text, first_day = _pub_date(fields.pub_date)
     if pub_date_text is None:
-        pub_date_text, first_day = _pub_date(article_date)
+        pub_date_text, first_day = _pub_date(fields.article_date)
     return Paper(
         pmid=int(pmid),
         kind="book" if record_tag == _BOOK else "article",
-        title=title or fallback_title,
+        title=fields.article_title or fields.vernacular_title or fields.book_title,
         abstract_sections=tuple(
             AbstractSection(label or None, category or None, text)
-            for label, category, text in (section.split("\r") for section in abstract.split("\t"))
-        ) if abstract else (),
-        authors=tuple(_author(*author.split("\r")) for author in authors.split("\t")) if authors else (),
-        journal=journal or None,
-        journal_iso=journal_iso or None,
-        volume=volume or None,
-        issue=issue or None,
-        pages=medline_pages or "-".join(page for page in (start_page, end_page) if page) or None,
+            for label, category, text in (section.split("\r") for section in fields.abstract.split("\t"))
+        ) if fields.abstract else (),
+        authors=_authors(fields.authors),
+        journal=fields.journal or None,
+        journal_iso=fields.journal_iso or None,
+        volume=fields.volume or None,
+        issue=fields.issue or None,
+        pages=fields.medline_pages or "-".join(page for page in (fields.start_page, fields.end_page) if page) or None,
         pub_date_text=pub_date_text,
         pub_date=first_day,
-        doi=doi or elocation_doi or None,
-        pmcid=pmcid or None,
-        publication_types=_non_empty(publication_types),
-        mesh_headings=tuple(_mesh_heading(*heading.split("\r")) for heading in mesh.split("\t")) if mesh else (),
-        keywords=_non_empty(keywords),
-        languages=_non_empty(languages),
-        citation_status=status or None,
-        history=_history(history),
+        doi=fields.doi or fields.elocation_doi or None,
+        pmcid=fields.pmcid or None,
+        publication_types=_non_empty(fields.publication_types),
+        mesh_headings=tuple(
+            _mesh_heading(*heading.split("\r")) for heading in fields.mesh.split("\t")
+        ) if fields.mesh else (),
+        keywords=_non_empty(fields.keywords),
+        languages=_non_empty(fields.languages),
+        citation_status=fields.status or None,
+        history=_history(fields.history),
         comments_corrections=tuple(
             CommentCorrection(ref_type, int(ref_pmid) if ref_pmid.isdigit() else None, source or None)
-            for ref_type, ref_pmid, source in (comment.split("\r") for comment in comments.split("\t"))
-        ) if comments else (),
+            for ref_type, ref_pmid, source in (comment.split("\r") for comment in fields.comments.split("\t"))
+        ) if fields.comments else (),
+        databanks=_databanks(fields.databanks),
+        editors=_authors(fields.editors),
+        book_title=fields.book_title or None,
+        publisher=fields.publisher or None,
+        publisher_location=fields.publisher_location or None,
+        edition=fields.edition or None,
+        book_accession=fields.book_accession or None,
+        location_label=fields.location_label or None,
+        chapter=record_tag == _BOOK and bool(fields.article_title or fields.location_label),
         xml=record_bytes(int(pmid)),
     )
+
+
+def _authors(section: str) -> tuple[Author, ...]:
+    return tuple(_author(*author.split("\r")) for author in section.split("\t")) if section else ()
+
+
+def _databanks(section: str) -> tuple[tuple[str, str], ...]:
+    pairs = (item.split("\r") for item in section.split("\t")) if section else ()
+    return tuple((bank, accession) for bank, accession in pairs if accession)
 
 
 def _non_empty(section: str) -> tuple[str, ...]:

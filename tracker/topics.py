@@ -11,12 +11,12 @@ from importlib import resources
 from pathlib import Path
 
 from tracker.errors import ConfigError, TopicFileError
+from tracker.settings import EMAIL_PATTERN, SETTINGS_FILE, render_settings_file
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 DEFAULT_SCHEDULE = "0 6 * * *"
 ALLOWED_KEYS = {"title", "description", "query", "since", "schedule", "recipients", "max_per_digest",
                 "exclusion_reasons", "screening"}
-EMAIL_PATTERN = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 # Why a paper is excluded, when the topic file gives no `exclusion_reasons` (PRISMA's usual headings).
 DEFAULT_EXCLUSION_REASONS = (
     "wrong population", "wrong intervention", "wrong comparator", "wrong outcome", "wrong study design",
@@ -266,7 +266,8 @@ def render_topic_file(topic: Topic) -> str:
 
 
 def create_home(home: Path) -> list[str]:
-    """A tracker home: queries/ with the shipped topics (never replacing a file), db/ (owner only), reports/."""
+    """A tracker home: queries/ with the shipped topics and a commented tracker.toml (never replacing a file),
+    db/ (owner only), reports/."""
     lines = []
     try:
         for name in ("queries", "db", "reports"):
@@ -285,6 +286,13 @@ def create_home(home: Path) -> list[str]:
             with resources.as_file(source) as path:
                 shutil.copyfile(path, target)
             lines.append(f"created {target}")
+        settings = home / SETTINGS_FILE
+        if settings.exists():
+            lines.append(f"kept {settings} (already there)")
+        else:
+            with open(settings, "x", encoding="utf-8") as file:
+                file.write(render_settings_file())
+            lines.append(f"created {settings} (every setting, commented out: set your NCBI e-mail there)")
     except OSError as error:
         raise ConfigError(f"cannot create the tracker home at {home} ({error.strerror}): choose a writable folder") from None
     return lines

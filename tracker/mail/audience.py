@@ -28,7 +28,9 @@ from tracker.settings import Settings
 from tracker.store import Store
 from tracker.store.changes import untold_events
 from tracker.store.deliveries import ensure_recipient, recipient_since, undelivered_papers
-from tracker.topics import EMAIL_PATTERN, Topic
+from tracker.store.decisions import state_from, summaries
+from tracker.settings import EMAIL_PATTERN
+from tracker.topics import Topic
 
 NEW_READER_PERIOD = timedelta(days=7)
 
@@ -93,6 +95,10 @@ def plan_mailing(store: Store, recipient: str, topics: Sequence[Topic], *, now: 
     by_topic: dict[str, list[int]] = {topic.slug: [] for topic in topics}
     for slug, pmid in found:
         by_topic[slug].append(pmid)
+    for topic in topics:  # a paper its topic has already excluded is not news to that topic's readers
+        rows = summaries(store, topic.slug, by_topic[topic.slug])
+        by_topic[topic.slug] = [pmid for pmid in by_topic[topic.slug]
+                                if state_from(rows.get(pmid), topic.screening.reviewers) != "excluded"]
     topic_of: dict[int, str] = {}
     for topic in topics:
         for pmid in by_topic[topic.slug]:

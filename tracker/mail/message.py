@@ -28,6 +28,7 @@ from tracker.digest import PHRASES, TopicDigest, build_topic_digest
 from tracker.mail.audience import Mailing
 from tracker.render import as_utc, plural, render
 from tracker.store import Store
+from tracker.screening import with_included_first
 from tracker.store.changes import list_events
 from tracker.store.database import utcnow
 from tracker.watch import DEFAULT_QUIET_WEEKS
@@ -79,7 +80,8 @@ def build_message(store: Store, mailing: Mailing, *, sender: str, now: datetime 
         for topic in mailing.topics
     ]
     total = len(mailing.pmids)
-    updates = list_events(store, ids=mailing.event_ids) if mailing.event_ids else []
+    updates = (with_included_first(store, mailing.topics, list_events(store, ids=mailing.event_ids))
+               if mailing.event_ids else ())
     subject = make_subject(week, total, sum(1 for d in digests if d.total_new), len(digests), len(updates))
     domain = parseaddr(sender)[1].rpartition("@")[2]
     chart_cache = {} if chart_cache is None else chart_cache

@@ -231,6 +231,27 @@ def paper_briefs(store: Store, pmids: Sequence[int]) -> dict[int, PaperBrief]:
     return found
 
 
+def included_in(store: Store, topics: Sequence[Topic], pmids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+    """The topics (of `topics`) whose screening has included each paper; papers included nowhere are absent."""
+    from tracker.store.decisions import summaries_of
+
+    by_slug = {topic.slug: topic for topic in topics}
+    found: dict[int, list[str]] = {}
+    for (slug, pmid), summary in sorted(summaries_of(store, list(by_slug), pmids).items()):
+        if state_from(summary, by_slug[slug].screening.reviewers) == "included":
+            found.setdefault(pmid, []).append(slug)
+    return {pmid: tuple(slugs) for pmid, slugs in found.items()}
+
+
+def with_included_first(store: Store, topics: Sequence[Topic], events: Sequence) -> tuple:
+    """Status events (EventView) marked with the topics that included their paper, those first (stable)."""
+    from dataclasses import replace as changed
+
+    included = included_in(store, topics, [event.pmid for event in events])
+    marked = [changed(event, included_in=included.get(event.pmid, ())) for event in events]
+    return tuple(sorted(marked, key=lambda event: not event.included_in))
+
+
 def describe_decision(decision: ReviewerDecision) -> str:
     """"ana: exclude (wrong population)", as the export's `reviewers` column and the CLI show it."""
     return describe_decision_record(decision_record(decision))
@@ -272,5 +293,5 @@ __all__ = [
     "default_reviewer", "check_reviewer", "resolve_reasons", "describe_reasons", "decide", "check_resolvable",
     "check_state", "PaperScreening", "view_of", "settled", "describe_decision", "describe_pmids", "PaperBrief",
     "ScreeningRow", "list_screening", "paper_briefs", "screening_record", "decision_record",
-    "describe_decision_record",
+    "describe_decision_record", "included_in", "with_included_first",
 ]

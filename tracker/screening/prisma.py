@@ -211,7 +211,7 @@ def render_svg(counts: PrismaCounts) -> str:
     if counts.reviewers > 1:
         pending += [f"Awaiting the second reviewer (n = {counts.awaiting})", f"In conflict (n = {counts.conflicts})"]
     pending_height = box(_RIGHT, y, pending, bold_first=False)
-    arrow(_LEFT + _BOX, y + 20, _RIGHT, y + 20)
+    arrow(_LEFT + _BOX // 2, y + 20, _RIGHT, y + 20)  # a branch of the line down to the included studies
     y += pending_height + 40
     arrow(_LEFT + _BOX // 2, start + left_height, _LEFT + _BOX // 2, y)
     phases.append(("Screening", start, y - 20))
@@ -222,8 +222,14 @@ def render_svg(counts: PrismaCounts) -> str:
         included.append(f"of which retracted since: {counts.retracted_included}")
     y += box(_LEFT, y, included) + 20
     phases.append(("Included", start, y - 20))
+    y = max(y, (start + y - 20) // 2 + (8 * len("Included") + 24) // 2 + 20)  # room for the phase's label
 
     for label, top, bottom in phases:
+        # The rotated label needs about 8 px a letter: a short phase's bar grows around its middle.
+        needed = 8 * len(label) + 24
+        if bottom - top < needed:
+            middle = (top + bottom) // 2
+            top, bottom = middle - needed // 2, middle + needed // 2
         middle = (top + bottom) // 2
         parts.append(f'<rect x="14" y="{top}" width="34" height="{bottom - top}" fill="#dce6f2" stroke="#8aa4c8"/>')
         parts.append(f'<text x="31" y="{middle}" font-family="{_FONT}" font-size="13" font-weight="bold" '

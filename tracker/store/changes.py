@@ -16,6 +16,12 @@ from sqlalchemy import exists, func, select, update
 from sqlmodel import Session
 
 from tracker.notices import KIND_LABELS, Notice, notice_url
+
+INCLUDED_ALERTS = {
+    "retraction": "was retracted", "concern": "has an expression of concern", "erratum": "has an erratum",
+    "update": "has an updated version", "republication": "was corrected and republished",
+    "deleted": "was removed from PubMed",
+}
 from tracker.pubmed import CommentCorrection, Paper
 from tracker.store.database import Store, chunked, utcnow
 from tracker.store.models import (
@@ -123,10 +129,18 @@ class EventView:
     title: str
     status: str | None
     topics: tuple[str, ...]
+    included_in: tuple[str, ...] = ()  # the topics whose screening included the paper (tracker/screening)
 
     @property
     def label(self) -> str:
         return KIND_LABELS.get(self.kind, self.kind)
+
+    @property
+    def included_alert(self) -> str | None:
+        """"an included paper was retracted" (and the like), for an event on a paper a topic has included."""
+        if not self.included_in:
+            return None
+        return f"an included paper {INCLUDED_ALERTS.get(self.kind, 'changed')} ({', '.join(self.included_in)})"
 
     @property
     def url(self) -> str:
