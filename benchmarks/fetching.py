@@ -104,7 +104,7 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> CliRun:
 
 
 def fetch_env(url: str, home: Path, **extra: str) -> dict[str, str]:
-    return child_env(TRACKER_HOME=str(home), TRACKER_EUTILS_URL=url, NCBI_EMAIL="benchmarks@example.org",
+    return child_env(TRACKER_HOME=str(home), TRACKER_EUTILS_URL=url, NCBI_EMAIL="benchmarks@tracker.test",
                      TRACKER_TIMEOUT="120", **extra)
 
 

@@ -61,7 +61,7 @@ def cli_env(home: Path, server_url: str | None, **extra: str) -> dict[str, str]:
            if not key.startswith(("TRACKER_", "NCBI_"))}
     env.update({
         "TRACKER_HOME": str(home),
-        "NCBI_EMAIL": "library@example.org",
+        "NCBI_EMAIL": "library@tracker.test",
         "TRACKER_RATE_LIMIT": "1000",
         "TRACKER_BACKOFF": "0.01",
         "TRACKER_BACKOFF_MAX": "0.05",

@@ -60,7 +60,7 @@ def test_fetch_then_fetch_again(home, fake_eutils):
     # Papers 50-60 were already stored by 'dosing': 'elderly' fetched only the other 20.
     fetched = [r.params["id"].split(",") for r in fake_eutils.requests if r.endpoint == "efetch"]
     assert sorted(int(p) for p in fetched[1]) == list(range(61, 81))
-    assert all(r.params["tool"] == "tracker" and r.params["email"] == "library@example.org"
+    assert all(r.params["tool"] == "tracker" and r.params["email"] == "library@tracker.test"
                for r in fake_eutils.requests)
 
     add_records(fake_eutils, [90], query="norepinephrine dosing", created=TODAY)
@@ -120,7 +120,7 @@ def test_usage_and_configuration_errors_are_one_line_exit_2(home, fake_eutils):
         result = run_tracker(*args, env=env)
         assert (result.code, result.err.strip()) == (2, message), args
     write_topic(home, "broken", "")
-    result = run_tracker("fetch", env=env)
+    result = run_tracker("fetch", "broken", env=env)  # asked for by name: its error, and nothing runs
     assert (result.code, result.err.strip()) == (
         2, "error: broken.toml: key 'query' is missing or empty; give the PubMed query to track")
     assert not (home / "db" / "tracker.sqlite3").exists()

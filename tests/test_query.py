@@ -47,7 +47,7 @@ def db_path(home):
 
 def invoke(home, server, *args):
     env = {"TRACKER_EUTILS_URL": server.url, "TRACKER_RATE_LIMIT": "100", "TRACKER_BACKOFF": "0.01",
-           "TRACKER_BACKOFF_MAX": "0.05", "TRACKER_TIMEOUT": "5", "NCBI_EMAIL": "library@example.org",
+           "TRACKER_BACKOFF_MAX": "0.05", "TRACKER_TIMEOUT": "5", "NCBI_EMAIL": "library@tracker.test",
            "TRACKER_DB_URL": f"sqlite:///{db_path(home)}"}
     result = CliRunner().invoke(cli, ["--home", str(home), "query", *args], env=env, prog_name="tracker")
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception

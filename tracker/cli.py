@@ -78,10 +78,16 @@ class TrackerGroup(click.Group):
     """Turns the library's typed errors and click's usage errors into one line and an exit code."""
 
     def main(self, args=None, prog_name=None, **extra):
+        state: dict = {}
         try:
-            return super().main(args=args, prog_name=prog_name or "tracker", standalone_mode=False, **extra)
+            result = super().main(args=args, prog_name=prog_name or "tracker", standalone_mode=False, obj=state,
+                                  **extra)
         except click.exceptions.Exit as done:
-            sys.exit(done.exit_code)
+            sys.exit(max(done.exit_code, 2) if state.get("bad_files") else done.exit_code)
+        except SystemExit as done:
+            if state.get("bad_files") and isinstance(done.code, int):
+                sys.exit(max(done.code, 2))  # a skipped topic file is a configuration error, even after the rest ran
+            raise
         except click.UsageError as error:
             hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
             click.echo(f"error: {error.format_message()}{hint}", err=True)
@@ -111,6 +117,9 @@ class TrackerGroup(click.Group):
                        "database server (tracker -v shows more)", err=True)
             log.debug("database error", exc_info=error)
             sys.exit(1)
+        if state.get("bad_files"):
+            sys.exit(2)
+        return result
 
 
 @click.group(cls=TrackerGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -129,15 +138,37 @@ def main() -> None:
 
 
 def load_selected_topics(slugs):
-    from tracker.topics import select_topics
-
-    return select_topics(load_all_topics(), slugs)
+    """The topics named (a bad file named fails with its error), or every good one: then each bad file is said in
+    one line, skipped, and the command exits 2 at the end so that cron notices."""
+    scan = topic_scan()
+    selected = scan.select(slugs)
+    if not slugs:
+        report_bad_files(scan)
+    return selected
 
 
 def load_all_topics():
-    from tracker.topics import load_topics
+    """Every topic whose file loads (for what other topics say about a paper); bad files are not reported here."""
+    return topic_scan().good()
 
-    return load_topics(current_settings().queries_dir)
+
+def topic_scan():
+    from tracker.topics import scan_topics
+
+    state = click.get_current_context().find_root().ensure_object(dict)
+    if "scan" not in state:
+        state["scan"] = scan_topics(current_settings().queries_dir)
+    return state["scan"]
+
+
+def report_bad_files(scan) -> None:
+    state = click.get_current_context().find_root().ensure_object(dict)
+    if not scan.errors or state.get("bad_files"):
+        return
+    state["bad_files"] = list(scan.errors)
+    for error in scan.errors.values():
+        click.echo(f"error: {error} (this topic is skipped until the file is fixed; the others are not affected)",
+                   err=True)
 
 
 # -- init ------------------------------------------------------------------------------------
@@ -187,7 +218,10 @@ def topics(check_slug, check_query):
             _when(run.finished_at or run.started_at) if run else "never",
             run.status if run else "-",
         ])
-    click.echo(format_table(["topic", "title", "papers", "new", "last run (UTC)", "status"], rows))
+    scan = topic_scan()
+    for stem in sorted(scan.errors):
+        rows.append([stem, "(bad file: not loaded)", str(counts.get(stem, 0)), "-", "-", "-"])
+    click.echo(format_table(["topic", "title", "papers", "new", "last run (UTC)", "status"], sorted(rows)))
     health = topic_health(store, [topic.slug for topic in selected], quiet_weeks=current_settings().quiet_weeks)
     if any(health.values()):
         click.echo("")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import shutil
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -191,13 +192,48 @@ def _screening_mode(name: str, value) -> ScreeningMode:
 
 def load_topics(queries_dir: Path) -> list[Topic]:
     """Every topic in `queries_dir`, sorted by slug; the first bad file raises TopicFileError."""
+    scan = scan_topics(queries_dir)
+    if scan.errors:
+        raise TopicFileError(next(iter(scan.errors.values())))
+    return scan.good()
+
+
+@dataclass
+class TopicScan:
+    """Every topic file of a folder loaded on its own: one bad file does not hide the others."""
+
+    topics: dict[str, Topic] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # file stem -> the one-line error
+
+    def good(self) -> list[Topic]:
+        return [self.topics[slug] for slug in sorted(self.topics)]
+
+    def select(self, slugs: tuple[str, ...] | list[str]) -> list[Topic]:
+        """The topics asked for by name (all the good ones when none is named); a bad one asked for raises its error."""
+        if not slugs:
+            return self.good()
+        for slug in slugs:
+            if slug in self.errors:
+                raise TopicFileError(self.errors[slug])
+        return select_topics(self.good(), slugs)
+
+
+def scan_topics(queries_dir: Path) -> TopicScan:
+    """Load each topic file of `queries_dir` on its own (TopicScan); refuses a missing or empty folder."""
     queries_dir = Path(queries_dir)
     if not queries_dir.is_dir():
         raise ConfigError(f"no topics folder at {queries_dir}: run 'tracker init' or pass --home DIR")
-    topics = [load_topic(path) for path in topic_paths(queries_dir)]
-    if not topics:
+    scan = TopicScan()
+    for path in topic_paths(queries_dir):
+        try:
+            topic = load_topic(path)
+        except TopicFileError as error:
+            scan.errors[path.stem] = str(error)
+        else:
+            scan.topics[topic.slug] = topic
+    if not scan.topics and not scan.errors:
         raise ConfigError(f"no topic files in {queries_dir}: add one (see README) or run 'tracker init'")
-    return topics
+    return scan
 
 
 def topic_paths(queries_dir: Path) -> list[Path]:
@@ -212,7 +248,9 @@ def select_topics(topics: list[Topic], slugs: tuple[str, ...] | list[str]) -> li
     by_slug = {topic.slug: topic for topic in topics}
     missing = [slug for slug in slugs if slug not in by_slug]
     if missing:
-        raise ConfigError(f"unknown topic '{missing[0]}'; known topics: {', '.join(sorted(by_slug))}")
+        close = difflib.get_close_matches(missing[0], list(by_slug), n=1)
+        guess = f"did you mean '{close[0]}'? " if close else ""
+        raise ConfigError(f"unknown topic '{missing[0]}'; {guess}known topics: {', '.join(sorted(by_slug))}")
     return [by_slug[slug] for slug in dict.fromkeys(slugs)]
 
 

@@ -22,8 +22,9 @@ class Listing:
 
 def topic_overview(store, settings, *, topic: str | None = None, now: datetime | None = None) -> Listing:
     """Per topic: its schedule, last run (UTC, as `tracker status` shows runs) and next scheduled run."""
-    from tracker.schedule import describe_schedule, format_time, next_fire_time, scan_topics, zone_name
+    from tracker.schedule import describe_schedule, format_time, next_fire_time, zone_name
     from tracker.store.runs import last_runs
+    from tracker.topics import scan_topics
 
     scan = scan_topics(settings.queries_dir)
     runs = last_runs(store)

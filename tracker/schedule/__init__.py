@@ -61,8 +61,9 @@ from tracker.schedule.jobs import (
     resolve_job, run_abandoned_job, run_email_job, run_job, run_topic_job, zone_name,
 )
 from tracker.schedule.process import Signals, lease_heartbeat_every, list_jobs, run_job_now, serve
-from tracker.schedule.runtime import Runtime, TopicScan, scan_topics
+from tracker.schedule.runtime import Runtime
 from tracker.schedule.service import Reconciliation, Service
+from tracker.topics import TopicScan, scan_topics
 
 __all__ = [
     "serve", "run_job_now", "list_jobs", "lease_heartbeat_every", "Signals", "Service", "Reconciliation", "Runtime",

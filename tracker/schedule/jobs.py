@@ -28,10 +28,10 @@ from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
 
 from tracker.errors import ConfigError, LockHeldError, ShutdownRequested, TopicFileError, TrackerError
-from tracker.topics import Topic
+from tracker.topics import Topic, TopicScan
 
 if TYPE_CHECKING:
-    from tracker.schedule.runtime import Runtime, TopicScan
+    from tracker.schedule.runtime import Runtime
 
 log = logging.getLogger("tracker.schedule")
 

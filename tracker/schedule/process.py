@@ -18,8 +18,9 @@ from datetime import datetime
 from tracker.errors import ConfigError
 from tracker.schedule.apscheduler3 import next_fire_time
 from tracker.schedule.jobs import JobOutcome, describe_schedule, format_time, job_specs, resolve_job, run_job, zone_name
-from tracker.schedule.runtime import Runtime, scan_topics
+from tracker.schedule.runtime import Runtime
 from tracker.schedule.service import Service
+from tracker.topics import scan_topics
 from tracker.views import Listing
 
 log = logging.getLogger("tracker.schedule")

@@ -12,36 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
-from tracker.errors import ConfigError, TopicFileError
-from tracker.topics import Topic, load_topic, topic_paths
+from tracker.errors import TopicFileError
+from tracker.topics import Topic, TopicScan, load_topic, scan_topics
 
 log = logging.getLogger("tracker.schedule")
-
-
-@dataclass
-class TopicScan:
-    topics: dict[str, Topic] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)  # file stem -> the one-line error
-
-
-def scan_topics(queries_dir: Path) -> TopicScan:
-    """Every topic file loaded on its own: one bad file does not hide the others."""
-    queries_dir = Path(queries_dir)
-    if not queries_dir.is_dir():
-        raise ConfigError(f"no topics folder at {queries_dir}: run 'tracker init' or pass --home DIR")
-    scan = TopicScan()
-    for path in topic_paths(queries_dir):
-        try:
-            topic = load_topic(path)
-        except TopicFileError as error:
-            scan.errors[path.stem] = str(error)
-        else:
-            scan.topics[topic.slug] = topic
-    return scan
 
 
 class Runtime:
@@ -106,4 +82,4 @@ class Runtime:
             self.scheduler.drop_job(job_id)
 
 
-__all__ = ["Runtime", "TopicScan", "scan_topics"]
+__all__ = ["Runtime"]

@@ -18,7 +18,8 @@ from tracker.schedule.apscheduler3 import (
 from tracker.schedule.jobs import (
     FETCH_PREFIX, fetch_job_id, format_time, job_specs, run_abandoned_job, stored_ref, takeover_job_id,
 )
-from tracker.schedule.runtime import Runtime, scan_topics
+from tracker.schedule.runtime import Runtime
+from tracker.topics import scan_topics
 
 log = logging.getLogger("tracker.schedule")
 
