@@ -194,6 +194,57 @@ def test_a_run_refreshes_its_heartbeat_and_stops_when_its_lock_was_taken_over(tm
         store.close()
 
 
+def test_a_lock_from_another_host_expires_without_heartbeats_and_its_loser_stops(tmp_path):
+    from sqlalchemy import update
+
+    from tracker.store.locks import InstanceLockHandle, LockHeldError, LockLostError
+    from tracker.store.models import InstanceLock
+
+    store = open_store(f"sqlite:///{tmp_path / 'tracker.sqlite3'}")
+    try:
+        remote = InstanceLockHandle(store, "trial", what="trial process", stale_after=60)
+        remote.acquire()
+
+        def pretend(**values):
+            with store.engine.begin() as connection:
+                connection.execute(update(InstanceLock.__table__).values(**values))
+
+        pretend(host="elsewhere", pid=4242, started_at=datetime(2025, 1, 6, 6, 0, tzinfo=timezone.utc),
+                heartbeat_at=datetime.now(timezone.utc))
+        local = InstanceLockHandle(store, "trial", what="trial process", stale_after=60)
+        with pytest.raises(LockHeldError) as held:
+            local.acquire()
+        assert re.fullmatch(r"another trial process \(pid 4242 on host elsewhere, since 2025-01-06 06:00:00 UTC, "
+                            r"last heartbeat \d s ago\) holds the lock on .*tracker.sqlite3: stop it first \(if that "
+                            r"host is down, its lock expires 60 s after its last heartbeat\)", str(held.value))
+
+        pretend(heartbeat_at=datetime.now(timezone.utc) - timedelta(seconds=61))
+        assert local.acquire().pid == 4242  # taken over from the silent host
+        with pytest.raises(LockLostError, match="was taken over by pid"):
+            remote.heartbeat()
+        local.heartbeat()
+        local.release()
+        with store.engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT * FROM instance_lock").fetchall() == []
+    finally:
+        store.close()
+
+
+def test_a_lock_written_before_a_reboot_is_stale_even_if_its_pid_runs_again(tmp_path, monkeypatch):
+    from tracker.store import locks
+
+    store = open_store(f"sqlite:///{tmp_path / 'tracker.sqlite3'}")
+    try:
+        before = locks.InstanceLockHandle(store, "trial", what="trial process")
+        before.acquire()
+        locks._held_here.discard(before.token)  # as if written by an earlier process that had this pid
+        monkeypatch.setattr(locks, "boot_id", lambda: "another-boot")
+        holder = locks.InstanceLockHandle(store, "trial", what="trial process").acquire()
+        assert holder is not None and holder.pid == os.getpid()
+    finally:
+        store.close()
+
+
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 def test_fetch_beside_the_scheduler_corrupts_nothing_and_never_shows_a_locked_database(tmp_path):

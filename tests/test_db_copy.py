@@ -124,7 +124,7 @@ def build_source(store) -> dict:
             {"id": "email", "next_run_time": None, "job_state": bytes(range(256))},
         ])
         connection.execute(InstanceLock.__table__.insert().values(
-            name="schedule", token="t", host="laptop", pid=4242, boot_id=None, started_at=now, heartbeat_at=now))
+            name="run:dosing", token="t", host="laptop", pid=4242, boot_id=None, started_at=now, heartbeat_at=now))
         if "job_lease" in inspect(connection).get_table_names():
             connection.execute(text("INSERT INTO job_lease (job, due_at, status, token, host, pid, attempts, "
                                     "started_at, heartbeat_at) VALUES ('email', :now, 'running', 't', 'laptop', "
@@ -133,7 +133,7 @@ def build_source(store) -> dict:
 
 
 def job_table() -> Table:
-    """APScheduler's job table, as its SQLAlchemyJobStore (tracker/schedule.py) creates it."""
+    """APScheduler's job table, as its SQLAlchemyJobStore (tracker/schedule/apscheduler3.py) creates it."""
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
     return SQLAlchemyJobStore(url="sqlite://", tablename=JOB_TABLE).jobs_t
@@ -225,7 +225,7 @@ def test_round_trip_through_either_back_end_loses_nothing(tmp_path, source, db_u
     assert exports(middle) == exports(source)
     assert searches(middle, ranked=False) == searches(source, ranked=False)
     with middle.session() as session:
-        assert session.get(InstanceLock, "schedule") is None  # a live lock stays with its database
+        assert session.get(InstanceLock, "run:dosing") is None  # a live lock stays with its database
 
     back = tmp_path / "back.sqlite3"
     copy_database(middle, sqlite_url(back))
@@ -485,11 +485,11 @@ def test_a_file_that_is_not_a_database_is_refused_unchanged(tmp_path, source):
                                                  tmp_path / "source.sqlite3-shm"])
 
 
-def test_a_target_a_scheduler_is_running_on_is_refused(source, db_url):
+def test_a_target_a_tracker_process_holds_a_lock_on_is_refused(source, db_url):
     target = open_store(db_url)
     now = datetime.now(timezone.utc)
     with target.session() as session:
-        session.add(InstanceLock(name="schedule", token="t", host="server", pid=77, started_at=now, heartbeat_at=now))
+        session.add(InstanceLock(name="run:dosing", token="t", host="server", pid=77, started_at=now, heartbeat_at=now))
         session.commit()
     target.close()
     with pytest.raises(StoreError, match=r"a tracker process holds a lock on the target .* \(pid 77 on host server\)"):

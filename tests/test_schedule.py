@@ -30,7 +30,7 @@ from tracker.errors import ConfigError
 from tracker.schedule import Service, cron_trigger, crontab_weekdays, run_topic_job
 from tracker.settings import Settings
 from tracker.store import open_store
-from tracker.store.locks import InstanceLockHandle, LockHeldError, TopicRunLock
+from tracker.store.locks import TopicRunLock
 
 API_KEY = "SENTINEL-API-KEY-5f1c"
 SMTP_PASSWORD = "SENTINEL-SMTP-PASSWORD-77aa"
@@ -249,14 +249,10 @@ def test_a_bad_file_runs_its_last_good_version_or_records_why_it_cannot(home, fa
     runtime = schedule.Runtime(store, settings)
     runtime.remember(schedule.scan_topics(settings.queries_dir))
     write_topic(home, "dosing", DOSING_QUERY, since="2999-01-01")  # bad: `since` in the future
-    schedule.activate(runtime)
-    try:
-        outcome = run_topic_job("dosing")
-        assert outcome.ok and outcome.lines[0].startswith("dosing: 3 new")
-        schedule.activate(schedule.Runtime(store, settings))  # a process that never saw the good file
-        outcome = run_topic_job("dosing")
-    finally:
-        schedule.activate(None)
+    outcome = run_topic_job("dosing", runtime=runtime)
+    assert outcome.ok and outcome.lines[0].startswith("dosing: 3 new")
+    never_saw_it = schedule.Runtime(store, settings)  # a process that never saw the good file
+    outcome = run_topic_job("dosing", runtime=never_saw_it)
     assert not outcome.ok
     assert runs(home, "dosing")[-1] == ("dosing", "failed", "topic 'dosing': dosing.toml: key 'since' = 2999-01-01 "
                                         "is in the future; fix the file: nothing is fetched for this topic until then")
@@ -315,6 +311,37 @@ def test_runs_missed_by_more_than_the_grace_are_skipped(home, fake_eutils, servi
              what="the missed run to be passed over")
     time.sleep(0.5)
     assert runs(home) == [] and fake_eutils.count() == 0
+
+
+def test_a_run_another_scheduler_abandoned_is_taken_over_at_its_own_due_time(home, fake_eutils, services, store_for,
+                                                                             caplog):
+    from apscheduler.events import EVENT_JOB_EXECUTED
+
+    from tracker.store.leases import claim_job, lease, release_job
+
+    add_records(fake_eutils, range(1, 4), ELDERLY_QUERY)
+    settings = settings_for(home, fake_eutils.url, TRACKER_TZ="UTC")
+    store = store_for(settings)
+    due = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=10)
+    release_job(store, claim_job(store, "fetch:elderly", due, "a-stopped-scheduler", timeout=60), "a-stopped-scheduler")
+    service = services(store, settings)
+    executed = []
+    service.scheduler.add_listener(executed.append, EVENT_JOB_EXECUTED)
+    service.start(paused=True)
+    service.renew_and_take_over()
+    assert service.runtime.takeovers == {("fetch:elderly", due)}
+    service.resume()
+
+    wait_for(lambda: executed, what="the abandoned run taken over")
+    [event] = executed
+    assert (event.job_id, event.scheduled_run_time) == (f"takeover:fetch:elderly@{due.isoformat()}", due)
+    assert (event.retval.job, event.retval.ok) == ("fetch:elderly", True)
+    held = lease(store, "fetch:elderly", due)
+    assert (held.status, held.outcome, held.attempts, held.token) == ("done", "ok", 2, service.runtime.token)
+    assert runs(home) == [("elderly", "succeeded", None)]
+    assert service.runtime.takeovers == set() and service.scheduler.get_jobs(jobstore="takeover") == []
+    assert (f"fetch:elderly: taking over the run due {due:%Y-%m-%d %H:%M} UTC from pid {os.getpid()} on host "
+            f"{held.host} (it stopped half-way)") in caplog.messages
 
 
 # -- failures ---------------------------------------------------------------------------------
@@ -400,7 +427,7 @@ def test_list_prints_every_job_with_its_next_run_and_zone_and_starts_nothing(hom
     assert re.fullmatch(r"email\s+0 7 \* \* 1\s+\d{4}-\d\d-\d\d 07:00 CES?T", rows["email"])
     for job in ("fetch:dosing", "email"):  # cron's weekday 1 is a Monday
         assert datetime.strptime(rows[job].split()[-3], "%Y-%m-%d").strftime("%A") == "Monday"
-    assert not (home / "db").exists()  # no scheduler, no database, no lock
+    assert not (home / "db").exists()  # starts no scheduler and opens no database
 
     write_topic(home, "broken", "")
     result = run_tracker("schedule", "--list", env=cli_env(home, None))
@@ -457,52 +484,6 @@ def test_status_shows_each_topics_last_and_next_run(home, fake_eutils):
     assert re.fullmatch(r"elderly\s+0 6 \* \* \*\s+never\s+-\s+\d{4}-\d\d-\d\d 06:00 JST", rows["elderly"])
     assert re.fullmatch(r"broken\s+\(bad file\)\s+never\s+-\s+-", rows["broken"])
     assert "warning: broken.toml: key 'query' is missing or empty" in result.err
-
-
-# -- the lock ---------------------------------------------------------------------------------
-
-def test_a_lock_from_another_host_expires_without_heartbeats_and_its_loser_stops(tmp_path, store_for):
-    from sqlalchemy import update
-
-    from tracker.store.locks import LockLostError
-    from tracker.store.models import InstanceLock
-
-    settings = settings_for(tmp_path)
-    store = store_for(settings)
-    remote = InstanceLockHandle(store, stale_after=60)
-    remote.acquire()
-
-    def pretend(**values):
-        with store.engine.begin() as connection:
-            connection.execute(update(InstanceLock.__table__).values(**values))
-
-    pretend(host="elsewhere", pid=4242, started_at=datetime(2025, 1, 6, 6, 0, tzinfo=timezone.utc), heartbeat_at=datetime.now(timezone.utc))
-    local = InstanceLockHandle(store, stale_after=60)
-    with pytest.raises(LockHeldError) as held:
-        local.acquire()
-    assert re.fullmatch(r"another tracker schedule \(pid 4242 on host elsewhere, since 2025-01-06 06:00:00 UTC, "
-                        r"last heartbeat \d s ago\) holds the lock on .*tracker.sqlite3: stop it first \(if that host "
-                        r"is down, its lock expires 60 s after its last heartbeat\)", str(held.value))
-
-    pretend(heartbeat_at=datetime.now(timezone.utc) - timedelta(seconds=61))
-    assert local.acquire().pid == 4242  # taken over from the silent host
-    with pytest.raises(LockLostError, match="was taken over by pid"):
-        remote.heartbeat()
-    local.heartbeat()
-    local.release()
-    assert query(tmp_path, "SELECT * FROM instance_lock") == []
-
-
-def test_a_lock_written_before_a_reboot_is_stale_even_if_its_pid_runs_again(tmp_path, store_for, monkeypatch):
-    from tracker.store import locks
-
-    store = store_for(settings_for(tmp_path))
-    before = InstanceLockHandle(store)
-    before.acquire()
-    locks._held_here.discard(before.token)  # as if written by an earlier process that had this pid
-    monkeypatch.setattr(locks, "boot_id", lambda: "another-boot")
-    holder = InstanceLockHandle(store).acquire()
-    assert holder is not None and holder.pid == os.getpid()
 
 
 # -- the daemon -------------------------------------------------------------------------------

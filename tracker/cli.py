@@ -385,8 +385,8 @@ def import_command(file, topic_slug):
 @common_options
 def status(limit, topic_slug, changes, since):
     """Each topic's last run, next scheduled run and health flags, then recent runs and their errors."""
-    from tracker.schedule import topic_overview
     from tracker.store.runs import recent_runs
+    from tracker.views import topic_overview
     from tracker.watch import topic_health
 
     if since is not None and not changes:

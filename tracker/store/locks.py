@@ -80,8 +80,8 @@ def pid_alive(pid: int) -> bool:
 class InstanceLockHandle:
     """`acquire()` once, `heartbeat()` every HEARTBEAT_EVERY seconds while running, `release()` at the end."""
 
-    def __init__(self, store: Store, name: str = "schedule", *, stale_after: float = STALE_AFTER,
-                 zone: tzinfo = timezone.utc, what: str = "tracker schedule"):
+    def __init__(self, store: Store, name: str, *, what: str, stale_after: float = STALE_AFTER,
+                 zone: tzinfo = timezone.utc):
         self.store, self.name, self.stale_after, self.zone, self.what = store, name, stale_after, zone, what
         self.token = uuid.uuid4().hex
         self.held = False
@@ -136,7 +136,7 @@ class InstanceLockHandle:
             holder = self.holder()
             by = f" by {holder.describe(self.zone)}" if holder else ""
             raise LockLostError(f"the lock on {self.store.describe()} was taken over{by}: this {self.what} stopped; "
-                                "keep one instance per database (check the other host's clock and heartbeat)")
+                                "check the other host's clock and heartbeat")
 
     def release(self) -> None:
         if not self.held:
@@ -208,7 +208,7 @@ class InstanceLockHandle:
 class TopicRunLock(InstanceLockHandle):
     """One run of a topic at a time, whichever process starts it (`tracker fetch`, `run`, the scheduler).
 
-    The row is named `run:<slug>` and follows the instance lock's rules: a holder on this host is alive
+    The row is named `run:<slug>` and follows the rules above: a holder on this host is alive
     while its pid is (a killed run's lock is taken over at once), one on another host while its heartbeat
     is younger than STALE_AFTER. The holder refreshes the heartbeat after saved batches (`beat`).
     """
