@@ -529,9 +529,8 @@ def test_schedule_fetches_every_topic_and_mails_the_digest_unattended(home, fake
                       TRACKER_MAIL_FROM="tracker@example.org", TRACKER_MAIL_TO="team@example.org")
         daemon = daemons(env)
 
-        def mailed(count):
-            subjects = [m.parsed()["Subject"] for m in smtp.messages]
-            return sum(int(s.split(": ")[1].split()[0]) for s in subjects if "no new papers" not in s) >= count
+        def mailed(count):  # a topic's first papers go out as its baseline, later ones as new: both are delivered
+            return bool(smtp.messages) and len(query(home, "SELECT pmid FROM delivery")) >= count
 
         wait_for(lambda: mailed(8), timeout=40, what="8 papers mailed")
         assert {("dosing", "succeeded", None), ("elderly", "succeeded", None)} <= set(runs(home))

@@ -27,8 +27,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from tracker.cron import cron_trigger
 from tracker.schedule.jobs import run_job, zone_name
+from tracker.store.schema import SCHEDULER_JOBS
 
-JOB_TABLE = "scheduler_jobs"
+JOB_TABLE = SCHEDULER_JOBS  # APScheduler's job store, in the tracker's schema registry
 TAKEOVER_STORE = "takeover"  # in memory: runs this scheduler takes over from one that died
 
 
