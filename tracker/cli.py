@@ -199,32 +199,20 @@ def init(directory):
 @common_options
 def topics(check_slug, check_query):
     """List topics: papers stored, new in the last run, last run time and status, then health flags."""
-    from tracker.store.papers import count_topic_papers
-    from tracker.store.runs import last_runs
-    from tracker.watch import topic_health
+    from tracker.views import health_of, topic_summaries
 
     if check_slug is not None or check_query is not None:
         check_topic_query(check_slug, check_query)
         return
-    selected = load_selected_topics(())
-    store = current_store(readonly=True)
-    counts = count_topic_papers(store)
-    runs = last_runs(store)
-    rows = []
-    for topic in selected:
-        run = runs.get(topic.slug)
-        rows.append([
-            topic.slug, topic.title, str(counts.get(topic.slug, 0)),
-            str(run.new_papers) if run and run.status == "succeeded" else "-",
-            _when(run.finished_at or run.started_at) if run else "never",
-            run.status if run else "-",
-        ])
-    scan = topic_scan()
-    for stem in sorted(scan.errors):
-        rows.append([stem, "(bad file: not loaded)", str(counts.get(stem, 0)), "-", "-", "-"])
-    click.echo(format_table(["topic", "title", "papers", "new", "last run (UTC)", "status"], sorted(rows)))
-    health = topic_health(store, [topic.slug for topic in selected], quiet_weeks=current_settings().quiet_weeks)
-    if any(health.values()):
+    report_bad_files(topic_scan())
+    summaries = topic_summaries(current_store(readonly=True), current_settings(), scan=topic_scan())
+    rows = [[summary.slug, summary.title, str(summary.papers),
+             "-" if summary.new_in_last_run is None else str(summary.new_in_last_run),
+             _when(summary.last_run.moment) if summary.last_run else ("never" if summary.topic else "-"),
+             summary.last_run.status if summary.last_run else "-"] for summary in summaries]
+    click.echo(format_table(["topic", "title", "papers", "new", "last run (UTC)", "status"], rows))
+    health = health_of(summaries)
+    if health:
         click.echo("")
         echo_health(health)
 
@@ -385,9 +373,8 @@ def import_command(file, topic_slug):
 @common_options
 def status(limit, topic_slug, changes, since):
     """Each topic's last run, next scheduled run and health flags, then recent runs and their errors."""
-    from tracker.store.runs import recent_runs
-    from tracker.views import topic_overview
-    from tracker.watch import topic_health
+    from tracker.schedule import format_time, zone_name
+    from tracker.views import health_of, status_view
 
     if since is not None and not changes:
         raise click.UsageError("--since goes with --changes: add --changes to list the status changes since then")
@@ -396,34 +383,34 @@ def status(limit, topic_slug, changes, since):
     if changes:
         list_changes(topic_slug, since)
         return
-    if current_settings().queries_dir.is_dir():
-        overview = topic_overview(current_store(readonly=True), current_settings(), topic=topic_slug)
-        click.echo(format_table(overview.headers, overview.rows) + "\n")
-        for error in overview.errors:
+    settings = current_settings()
+    view = status_view(current_store(readonly=True), settings, topic=topic_slug, limit=limit,
+                       scan=topic_scan() if settings.queries_dir.is_dir() else None)
+    if view.topics:
+        zone = settings.zone
+        click.echo(format_table(["topic", "schedule", "last run (UTC)", "result", f"next run ({zone_name(zone)})"], [
+            [summary.slug, summary.schedule or "(bad file)",
+             summary.last_run.moment.strftime("%Y-%m-%d %H:%M") if summary.last_run else "never",
+             summary.last_run.result if summary.last_run else "-",
+             format_time(summary.next_run, zone) if summary.topic else "-"] for summary in view.topics]) + "\n")
+        for error in view.file_errors:
             click.echo(f"warning: {error}; 'tracker schedule' keeps this topic's last good job", err=True)
-        health = topic_health(current_store(readonly=True), [row[0] for row in overview.rows],
-                              quiet_weeks=current_settings().quiet_weeks)
-        if any(health.values()):
+        health = health_of(view.topics)
+        if health:
             echo_health(health)
             click.echo("")
-    runs = recent_runs(current_store(readonly=True), limit=limit, topic=topic_slug)
-    if not runs:
-        click.echo("no runs yet: run 'tracker fetch'")
+    if not view.runs:
+        click.echo("no runs yet: run 'tracker run'")
         return
-    rows = []
-    for run in runs:
-        seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
-        rows.append([
-            str(run.id), run.topic, run.kind, _when(run.started_at),
-            f"{seconds:.1f}s" if seconds is not None else "-", run.status,
-            str(run.new_papers), str(run.matched), str(run.requests),
-            f"{run.window_start or 'start'}..{run.window_end}" if run.window_end else "-",
-        ])
     click.echo(format_table(["run", "topic", "kind", "started (UTC)", "took", "status", "new", "matched",
-                             "requests", "window"], rows))
-    errors = [run for run in runs if run.error]
-    for run in errors:
-        click.echo(f"run {run.id} ({run.topic}): {run.error}")
+                             "requests", "window"], [
+        [str(run.id), run.topic, run.kind, _when(run.started_at),
+         f"{run.seconds:.1f}s" if run.seconds is not None else "-", run.status, str(run.new_papers),
+         str(run.matched), str(run.requests),
+         f"{run.window_start or 'start'}..{run.window_end}" if run.window_end else "-"] for run in view.runs]))
+    for run in view.runs:
+        if run.error:
+            click.echo(f"run {run.id} ({run.topic}): {run.error}")
 
 
 def list_changes(topic_slug: str | None, since: date | None) -> None:
@@ -803,7 +790,8 @@ def schedule_command(list_only, run_now):
     settings = current_settings()
     if list_only:
         listing = schedule.list_jobs(settings)
-        click.echo(format_table(listing.headers, listing.rows))
+        click.echo(format_table(["job", "schedule", f"next run ({schedule.zone_name(settings.zone)})"], [
+            [job.id, job.schedule, schedule.format_time(job.next_run, settings.zone)] for job in listing.jobs]))
         for error in listing.errors:
             click.echo(f"error: {error}", err=True)
         sys.exit(2 if listing.errors else 0)

@@ -128,7 +128,7 @@ def build_message(store: Store, mailing: Mailing, *, sender: str, now: datetime 
         name = csv_filename(week) if fit.attachment == "csv" else zip_filename(week)
         context = dict(
             heading=f"{MAIL_TITLE}, week of {week.isoformat()}", subject=subject,
-            intro=describe_intro(shown, len(new), attached=name if fit.attachment else None),
+            intro=describe_intro(shown, len(new), attached={"csv": "CSV", "zip": "zipped CSV"}.get(fit.attachment)),
             updates=updates, digests=shown, recipient=mailing.recipient,
             attachment=name if new and fit.attachment else None, total=len(new), note=fit.note,
             charts={slug: cid[1:-1] for slug, (cid, _) in charts.items()} if fit.charts else {},
@@ -213,21 +213,23 @@ def describe_bytes(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB" if size >= 100_000 else f"{size / 1000:.0f} kB"
 
 
+def describe_news(digests: Sequence[TopicDigest], total: int, attached: str | None) -> str:
+    with_papers = sum(1 for d in digests if d.total_new)
+    where = (f"the {plural(len(digests), 'topic')} you follow" if with_papers == len(digests)
+             else f"{with_papers} of the {plural(len(digests), 'topic')} you follow")
+    listed = f"; the attached {attached} lists all {total}" if attached else ""
+    return f"{plural(total, 'new paper')} in {where}. The strongest evidence comes first in each topic{listed}."
+
+
 def describe_intro(digests: Sequence[TopicDigest], total: int, *, attached: str | None = "the attached CSV") -> str:
     baselines = [d for d in digests if d.baseline]
     if baselines:
         papers = sum(d.baseline.papers for d in baselines)
         first = (f"First run of {plural(len(baselines), 'topic')}: {papers:,} papers their queries match are now "
                  "stored as the baseline, and each topic shows its strongest; from next week on you get what is new.")
-        if not total:
-            return first
-        return first + " " + describe_intro([d for d in digests if not d.baseline] or digests, total, attached=attached)
+        return first + " " + describe_news(digests, total, attached) if total else first
     if total:
-        with_papers = sum(1 for d in digests if d.total_new)
-        where = (f"the {plural(len(digests), 'topic')} you follow" if with_papers == len(digests)
-                 else f"{with_papers} of the {plural(len(digests), 'topic')} you follow")
-        listed = f"; the attached {attached} lists all {total}" if attached else ""
-        return f"{plural(total, 'new paper')} in {where}. The strongest evidence comes first in each topic{listed}."
+        return describe_news(digests, total, attached)
     troubled = [d for d in digests if d.last_run is None or d.last_run.status != "succeeded"]
     flagged = [d for d in digests if d.health]
     if not troubled and not flagged:

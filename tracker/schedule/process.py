@@ -13,15 +13,15 @@ import logging
 import os
 import signal
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
 from tracker.errors import ConfigError
 from tracker.schedule.apscheduler3 import next_fire_time
-from tracker.schedule.jobs import JobOutcome, describe_schedule, format_time, job_specs, resolve_job, run_job, zone_name
+from tracker.schedule.jobs import JobOutcome, describe_schedule, job_specs, resolve_job, run_job, zone_name
 from tracker.schedule.runtime import Runtime
 from tracker.schedule.service import Service
 from tracker.topics import scan_topics
-from tracker.views import Listing
 
 log = logging.getLogger("tracker.schedule")
 
@@ -133,16 +133,29 @@ def run_job_now(store, settings, name: str) -> JobOutcome:
         signals.restore()
 
 
-def list_jobs(settings, now: datetime | None = None) -> Listing:
+@dataclass(frozen=True)
+class ScheduledJob:
+    id: str
+    schedule: str  # the cron, or "every N s"
+    next_run: datetime | None
+
+
+@dataclass(frozen=True)
+class JobListing:
+    jobs: list[ScheduledJob]
+    errors: list[str]  # the topic files that do not load, each with what the scheduler does about it
+
+
+def list_jobs(settings, now: datetime | None = None) -> JobListing:
     """Every job the scheduler would run and its next run time, from the topic files alone."""
     scan = scan_topics(settings.queries_dir)
     now = now or datetime.now(settings.zone)
-    rows = [[spec.id, describe_schedule(spec.cron, settings),
-             format_time(next_fire_time(spec.cron, settings, now), settings.zone)]
+    jobs = [ScheduledJob(spec.id, describe_schedule(spec.cron, settings), next_fire_time(spec.cron, settings, now))
             for spec in job_specs(list(scan.topics.values()), settings)]
     errors = [f"{error}; 'tracker schedule' keeps this topic's last good job until the file is fixed"
               for error in scan.errors.values()]
-    return Listing(["job", "schedule", f"next run ({zone_name(settings.zone)})"], rows, errors)
+    return JobListing(jobs, errors)
 
 
-__all__ = ["Signals", "serve", "lease_heartbeat_every", "run_job_now", "list_jobs", "TICK", "CLOCK_JUMP"]
+__all__ = ["Signals", "serve", "lease_heartbeat_every", "run_job_now", "list_jobs", "ScheduledJob", "JobListing",
+           "TICK", "CLOCK_JUMP"]
