@@ -204,7 +204,7 @@ def carried(message) -> list[int]:
     tables = [part for part in parsed.walk() if part.get_content_type() == "text/csv"]
     if not tables:
         return []
-    rows = list(csv.reader(io.StringIO(tables[0].get_content())))
+    rows = list(csv.reader(io.StringIO(tables[0].get_content().lstrip("\ufeff"))))
     return [int(row[0]) for row in rows[1:]]
 
 

@@ -223,7 +223,7 @@ def test_output_file_is_written_whole_and_reported_on_stderr(home, tmp_path):
     target.parent.mkdir()
     result = invoke(home, "export", "-o", str(target))
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", f"exported 5 papers to {target}\n")
-    assert target.read_bytes() == invoke(home, "export").stdout_bytes
+    assert target.read_bytes() == b"\xef\xbb\xbf" + invoke(home, "export").stdout_bytes  # a file for Excel: the BOM
     assert [p.name for p in target.parent.iterdir()] == ["papers.csv"]
 
 
@@ -282,3 +282,86 @@ def test_the_export_writes_what_the_row_dicts_say_even_for_hostile_text(home):
         assert b"'=HYPERLINK" in written[0] and b"'+44 trial" in written[0] and b"'@risk" in written[0]
     finally:
         store.close()
+
+
+# -- spreadsheets and notebooks ------------------------------------------------------------------
+
+def test_a_file_for_excel_starts_with_a_bom_and_stdout_does_not(home, tmp_path):
+    target = tmp_path / "papers.csv"
+    assert invoke(home, "export", "-o", str(target)).exit_code == 0
+    plain = invoke(home, "export").stdout_bytes
+    assert target.read_bytes() == b"\xef\xbb\xbf" + plain and plain.startswith(b"pmid,")
+    assert invoke(home, "export", "--bom").stdout_bytes == b"\xef\xbb\xbf" + plain
+    assert invoke(home, "export", "--no-bom", "-o", str(target)).exit_code == 0
+    assert target.read_bytes() == plain
+    # What Excel would show: the bytes read as UTF-8 because of the BOM, accents intact.
+    assert "Kjørsvik Å; Sözeri Ö" in (b"\xef\xbb\xbf" + plain).decode("utf-8-sig")
+    refused = invoke(home, "export", "--format", "ris", "--bom")
+    assert refused.exit_code == 2 and refused.stderr.startswith(
+        "error: --bom and --no-bom go with CSV: leave them out for --format ris or xlsx (see '")
+
+
+def test_the_workbook_has_the_csvs_rows_and_cells_with_links_dates_and_filters(home, tmp_path):
+    import openpyxl
+
+    target = tmp_path / "papers.xlsx"
+    result = invoke(home, "export", "--format", "xlsx", "-o", str(target))
+    assert (result.exit_code, result.stderr) == (0, f"exported 5 papers to {target}\n")
+    book = openpyxl.load_workbook(target)
+    assert book.sheetnames == ["papers", "about"]
+    sheet = book["papers"]
+    cells = [[cell.value for cell in row] for row in sheet.iter_rows()]
+    expected = parse(invoke(home, "export").stdout_bytes)
+    assert cells[0] == expected[0]
+    for got, want in zip(cells[1:], expected[1:], strict=True):
+        as_text = ["" if value is None else value for value in got]
+        as_text[0], as_text[4] = str(as_text[0]), str(as_text[4]) if as_text[4] != "" else ""
+        as_text[12] = got[12].strftime("%Y-%m-%dT%H:%M:%SZ")
+        as_text[13] = "true" if got[13] else "false"
+        # The CSV guards formulas with a leading "'"; the workbook writes every text cell as text instead.
+        assert as_text == [cell[1:] if cell.startswith("'") and index in (1, 2, 10) else cell
+                           for index, cell in enumerate(want)], (got, want)
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == f"A1:{sheet.cell(1, len(HEADER)).column_letter}6"
+    pubmed = sheet.cell(2, HEADER.index("pubmed_url") + 1)
+    assert pubmed.hyperlink.target == "https://pubmed.ncbi.nlm.nih.gov/105/" and pubmed.value == pubmed.hyperlink.target
+    assert sheet.cell(2, HEADER.index("doi") + 1).hyperlink.target == "https://doi.org/10.1000/105"
+    assert isinstance(sheet.cell(2, HEADER.index("first_seen") + 1).value, datetime)
+    assert sheet.column_dimensions["B"].width > 40  # the title column
+    about = {row[0].value: row[1].value for row in book["about"].iter_rows()}
+    assert about["papers"] == "5" and about["topic dosing"] == "Dosing topic: norepinephrine dosing"
+    refused = invoke(home, "export", "--format", "xlsx")
+    assert refused.exit_code == 2 and refused.stderr.startswith(
+        "error: an Excel workbook is a file, not text for a terminal: add -o FILE.xlsx (see '")
+
+
+def test_past_excels_link_limit_links_are_formulas_that_no_record_can_break(tmp_path):
+    import openpyxl
+
+    from tracker.spreadsheet import write_xlsx
+
+    rows = [{"pmid": 1, "doi": '10.1/"),cmd("x', "pubmed_url": "https://pubmed.ncbi.nlm.nih.gov/1/"},
+            {"pmid": 2, "doi": "10.1/2", "pubmed_url": "https://pubmed.ncbi.nlm.nih.gov/2/"}]
+    target = tmp_path / "many.xlsx"
+    with open(target, "wb") as file:
+        assert write_xlsx(["pmid", "doi", "pubmed_url"], rows, file, max_links=3, expected=2) == 2
+    sheet = openpyxl.load_workbook(target)["papers"]
+    assert sheet.cell(2, 2).value == '=HYPERLINK("https://doi.org/10.1/""),cmd(""x","10.1/""),cmd(""x")'
+    assert sheet.cell(3, 3).value == '=HYPERLINK("https://pubmed.ncbi.nlm.nih.gov/2/","https://pubmed.ncbi.nlm.nih.gov/2/")'
+
+
+def test_papers_frame_gives_the_csv_columns_with_proper_dtypes(home, monkeypatch):
+    import pandas
+
+    import tracker
+
+    monkeypatch.setenv("TRACKER_DB_URL", home.url)
+    frame = tracker.papers_frame(["dosing"], home=home.path)
+    assert list(frame.columns) == HEADER
+    assert list(frame["pmid"]) == [105, 102, 101, 103]
+    assert str(frame["pmid"].dtype) == "Int64" and isinstance(frame["first_seen"].dtype, pandas.DatetimeTZDtype)
+    assert str(frame["first_seen"].dt.tz) == "UTC"
+    row = frame.set_index("pmid").loc[101]
+    assert row["authors"] == ["Kjørsvik Å", "Sözeri Ö"] and row["mesh_terms"] == ["Norepinephrine*", "Hypotension"]
+    assert row["first_seen"] == pandas.Timestamp("2024-03-02T08:00:00Z") and not row["late_arrival"]
+    assert frame.set_index("pmid").loc[102, "late_arrival"]
+    assert pandas.isna(frame.set_index("pmid").loc[102, "year"])

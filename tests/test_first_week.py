@@ -169,7 +169,7 @@ def test_a_backfill_mails_a_baseline_that_fits_and_next_week_only_the_new_papers
         news = smtp.messages[1].parsed()
         assert news["Subject"].endswith(": 30 new papers in 1 topic")
         [table] = [part for part in news.walk() if part.get_content_disposition() == "attachment"]
-        rows = list(csv.DictReader(io.StringIO(table.get_content())))
+        rows = list(csv.DictReader(io.StringIO(table.get_content().removeprefix("\ufeff"))))
         assert sorted(int(row["pmid"]) for row in rows) == list(range(9001, 9031))
         assert "Baseline" not in news.get_body(("plain",)).get_content()
 

@@ -110,7 +110,7 @@ def body(message, subtype: str) -> str:
 
 def csv_pmids(message) -> list[int]:
     [attachment] = [part for part in message.walk() if part.get_content_type() == "text/csv"]
-    rows = list(csv.reader(io.StringIO(attachment.get_content())))
+    rows = list(csv.reader(io.StringIO(attachment.get_content().removeprefix("\ufeff"))))
     assert tuple(rows[0]) == CSV_COLUMNS
     return [int(row[0]) for row in rows[1:]]
 

@@ -484,27 +484,36 @@ def check_output_format(output, fmt: str, suffixes: dict[str, str]) -> None:
 @cli.command("export")
 @click.argument("slugs", nargs=-1, metavar="[SLUG]...")
 @click.option("--since", type=DATE, help="Only papers the selected topics first saw on or after this day (UTC).")
-@click.option("--format", "output_format", type=click.Choice(["csv", "ris"]), default="csv", show_default=True,
-              help="CSV (columns documented in tracker/export.py) or RIS for Zotero, EndNote, Rayyan, Covidence.")
+@click.option("--format", "output_format", type=click.Choice(["csv", "ris", "xlsx"]), default="csv", show_default=True,
+              help="CSV (columns documented in tracker/export.py), RIS for Zotero, EndNote, Rayyan, Covidence, or "
+                   "an Excel workbook (needs -o FILE.xlsx).")
 @click.option("--state", type=click.Choice(SCREENING_STATES),
               help="Only papers in this screening state in one of the topics (--state included: the included set).")
+@click.option("--bom/--no-bom", default=None,
+              help="Start the CSV with UTF-8's byte-order mark, which Excel needs to show accents (default: with -o "
+                   "FILE, yes; on stdout, no).")
 @click.option("-o", "--output", default="-", show_default=True, metavar="FILE|-",
               help="Write to FILE (replaced only once complete) instead of stdout.")
 @common_options
-def export_command(slugs, since, output_format, state, output):
+def export_command(slugs, since, output_format, state, bom, output):
     """Export the papers of every topic (or the given ones), newest first seen first."""
     from tracker.export import export_papers
     from tracker.files import OUTPUT_FILE_ADVICE, atomic_output
 
     if output != "-":
-        check_output_format(output, output_format, {".csv": "csv", ".ris": "ris"})
+        check_output_format(output, output_format, {".csv": "csv", ".ris": "ris", ".xlsx": "xlsx"})
+    elif output_format == "xlsx":
+        raise click.UsageError("an Excel workbook is a file, not text for a terminal: add -o FILE.xlsx")
+    if bom is not None and output_format != "csv":
+        raise click.UsageError("--bom and --no-bom go with CSV: leave them out for --format ris or xlsx")
     selected = load_selected_topics(slugs)
     store = current_store(readonly=True)
     if output == "-":
-        export_papers(store, selected, sys.stdout.buffer, since=since, fmt=output_format, state=state)
+        export_papers(store, selected, sys.stdout.buffer, since=since, fmt=output_format, state=state, bom=bool(bom))
         return
     with atomic_output(output, advice=OUTPUT_FILE_ADVICE) as file:
-        count = export_papers(store, selected, file, since=since, fmt=output_format, state=state)
+        count = export_papers(store, selected, file, since=since, fmt=output_format, state=state,
+                              bom=bom is not False)
     click.echo(f"exported {count} papers to {output}", err=True)
 
 

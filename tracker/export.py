@@ -62,7 +62,10 @@ CSV_COLUMNS = (
     "mesh_terms", "keywords", "topics", "first_seen", "late_arrival", "pubmed_url", "status",
     "decision", "reasons", "reviewers", "notes",
 )
-FORMATS = ("csv", "ris")
+FORMATS = ("csv", "ris", "xlsx")
+# UTF-8's byte-order mark: Excel reads a CSV without it in the machine's legacy code page ("Sören" shows as
+# "SÃ¶ren"). Files a person opens (-o FILE, the e-mail's attachment) begin with it; stdout does not.
+UTF8_BOM = b"\xef\xbb\xbf"
 CHUNK = 500
 CSV_BATCH = 5000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -447,18 +450,62 @@ def _page_range(pages: str | None) -> tuple[str | None, str | None]:
 # -- output ----------------------------------------------------------------------------------
 
 def export_papers(store: Store, topics: Sequence[Topic | str], file: BinaryIO, *, since: date | None = None,
-                  fmt: str = "csv", state: str | None = None) -> int:
-    """Write the papers of `topics` (in screening `state` in one of them, when given) to `file` as CSV or RIS;
-    returns how many were written."""
+                  fmt: str = "csv", state: str | None = None, bom: bool = False) -> int:
+    """Write the papers of `topics` (in screening `state` in one of them, when given) to `file` as CSV, RIS or an
+    Excel workbook (tracker/spreadsheet.py); returns how many were written. `bom` starts a CSV with UTF-8's
+    byte-order mark, for Excel."""
     if fmt == "ris":
         return write_ris(ris_records(store, topics, since, state=state), file)
     if fmt == "csv":
+        if bom:
+            file.write(UTF8_BOM)
         return write_table(CSV_COLUMNS, _export_cells(store, as_topics(topics), since, state), file)
+    if fmt == "xlsx":
+        from tracker.spreadsheet import write_xlsx
+
+        chosen = as_topics(topics)
+        about = [(f"topic {topic.slug}", f"{topic.title}: {topic.query}") for topic in chosen]
+        about += [("since", since.isoformat())] if since else []
+        about += [("screening state", state)] if state else []
+        return write_xlsx(CSV_COLUMNS, export_rows(store, chosen, since, state=state), file, about=about,
+                          expected=count_selected(store, chosen, since, state))
     raise ConfigError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
+
+
+def count_selected(store: Store, topics: Sequence[Topic], since: date | None, state: str | None) -> int:
+    statement = _selection(store.dialect, [t.slug for t in topics], since, (_paper.c.pmid,),
+                           state=_state_filter(topics, state)).order_by(None)
+    with store.engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(statement.subquery())).scalar_one()
+
+
+def papers_frame(topics: Sequence[str] | None = None, *, since: date | None = None, state: str | None = None,
+                 home=None):
+    """The papers of `topics` (every topic when None) as a pandas DataFrame with the CSV's columns: lists as
+    lists, `first_seen` as UTC datetimes, `pmid` and `year` as integers. Reads the tracker home the CLI would
+    (`home`, else $TRACKER_HOME, else the current folder) and its settings; changes nothing.
+
+        import tracker
+        papers = tracker.papers_frame(["cesarean"], since=date(2025, 1, 1))
+        papers.groupby("year").size()
+    """
+    from tracker.settings import Settings
+    from tracker.spreadsheet import rows_frame
+    from tracker.store import open_store
+    from tracker.topics import scan_topics
+
+    settings = Settings.from_env(home)
+    chosen = scan_topics(settings.queries_dir).select(list(topics or ()))
+    store = open_store(settings.database_url, readonly=True)
+    try:
+        return rows_frame(export_rows(store, chosen, since, state=state), CSV_COLUMNS)
+    finally:
+        store.close()
 
 
 __all__ = [
     "CSV_COLUMNS", "FORMATS", "pubmed_url", "export_rows", "rows_for_pmids", "write_csv", "write_table", "csv_bytes",
     "screening_cells", "as_topics",
-    "ris_records", "ris_record", "write_ris", "export_papers", "format_utc",
+    "ris_records", "ris_record", "write_ris", "export_papers", "format_utc", "papers_frame", "count_selected",
+    "UTF8_BOM",
 ]

@@ -92,7 +92,7 @@ def build_message(store: Store, mailing: Mailing, *, sender: str, now: datetime 
     fits; the body says what was left out and how to get it. SendFailure when even that is too large.
     """
     from tracker.charts import chart_png  # matplotlib takes a second to import: only when a message is built
-    from tracker.export import csv_bytes
+    from tracker.export import UTF8_BOM, csv_bytes
 
     now = as_utc(now) if now is not None else utcnow()
     week = week_of(now)
@@ -115,7 +115,7 @@ def build_message(store: Store, mailing: Mailing, *, sender: str, now: datetime 
             chart_cache[topic.slug] = chart_png(store, topic.slug, end=now)
     charts = {topic.slug: (make_msgid(idstring=f"chart.{topic.slug}", domain=domain), chart_cache[topic.slug])
               for topic in mailing.topics}
-    table = csv_bytes(store, new, list(mailing.topics)) if new else b""
+    table = UTF8_BOM + csv_bytes(store, new, list(mailing.topics)) if new else b""  # opened in Excel: the BOM
     message_id = make_msgid(domain=domain)
 
     def assemble(fit: Fitted) -> EmailMessage:
