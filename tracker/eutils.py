@@ -6,10 +6,10 @@ Everything NCBI asks of a client lives here: `tool`, `email` and `api_key` on ev
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -32,34 +32,101 @@ EARLIEST_DATE = date(1700, 1, 1)
 _SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
+# Added to the one-second window between a request's start and the start `capacity` requests later. Starts are
+# measured where the request meets the connection, yet what NCBI counts are arrivals, and the time from one to the
+# other varies (thread switches under the GIL while other threads parse and store, the scheduler of a busy machine,
+# the network), so two starts a window apart can arrive closer together by as much as it varies. Measured with three
+# sending threads and a CPU-bound one on this shared 2-core machine against a server in another process
+# (BENCHMARKS.md, rate limit: margin): the spread reached about 100 ms (p99 60-80 ms), and margins of 0 to 0.05 s let
+# 11 or 12 requests into one second while 0.1 s did not; 0.15 s covers the largest spread seen, still allows 8.7
+# requests/s of 10 (Biopython spaces requests 0.37 s apart without a key, 0.11 s in three, for the same reason).
+DEFAULT_MARGIN = 0.15
+
+
 class RateLimiter:
-    """At most `rate` request starts in any sliding one-second window, shared by every thread."""
+    """At most `rate` request starts in any window of one second plus `margin`, shared by every thread.
+
+    A start is the moment the request was handed to the connection, recorded after it happened (`reserve`, then
+    `Slot.started`): a slot is computed from the starts that actually happened, never from the time a thread
+    planned to start, so a sleep that overran or work between the limiter and the send cannot squeeze requests
+    together. A reserved slot that has not started yet holds its place in the window until it does.
+    `acquire` is reserve-and-start-now, for a caller that sends as soon as it returns.
+    """
 
     def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, margin: float = 0.05):
+                 sleep: Callable[[float], None] = time.sleep, margin: float = DEFAULT_MARGIN):
         if rate >= 1:
             self.capacity, self.window = int(rate), 1.0
         else:
             self.capacity, self.window = 1, 1.0 / rate
-        self.window += margin  # arrivals at NCBI jitter; never let two bursts meet inside one second
+        self.window += margin
         self._clock, self._sleep = clock, sleep
-        self._starts: deque[float] = deque()
-        self._lock = threading.Lock()
+        self._starts: list[float] = []  # the starts still inside the window, in time order
+        self._pending = 0  # slots reserved whose request has not started
+        self._changed = threading.Condition()
 
     def acquire(self) -> None:
-        with self._lock:
-            now = self._clock()
-            while self._starts and now - self._starts[0] >= self.window:
-                self._starts.popleft()
-            if len(self._starts) >= self.capacity:
-                start = self._starts[0] + self.window
-                self._starts.popleft()
-            else:
-                start = now
-            self._starts.append(start)
-        delay = start - now
-        if delay > 0:
+        self.reserve().started()
+
+    def reserve(self) -> Slot:
+        """Wait until a start fits in the window, then hold a place for it; the caller must end the slot."""
+        while True:
+            with self._changed:
+                now = self._clock()
+                # A nanosecond's grace: a sleep of exactly the computed delay must free the place it waited for.
+                while self._starts and now - self._starts[0] >= self.window - 1e-9:
+                    self._starts.pop(0)
+                if len(self._starts) + self._pending < self.capacity:
+                    self._pending += 1
+                    return Slot(self)
+                if not self._starts:
+                    # Every place is held by a request about to start: its start says when the next one is free.
+                    self._changed.wait(0.05)
+                    continue
+                delay = self._starts[0] + self.window - now
             self._sleep(delay)
+
+    def _record(self, moment: float) -> None:
+        with self._changed:
+            self._pending -= 1
+            bisect.insort(self._starts, moment)
+            self._changed.notify_all()
+
+
+class Slot:
+    """A place in the rate limit's window, ended by the start of its request (once; later calls change nothing).
+
+    `trace` is an httpcore trace callback: it records the start when the request's headers begin to be written to
+    the connection. `handing_off` notes the moment the request goes to the HTTP client, which counts when no trace
+    event comes (a transport without one, or a connection that failed before writing); a slot ended without
+    either counts as started when it ends.
+    """
+
+    _HEADERS_SENT = ("http11.send_request_headers.started", "http2.send_request_headers.started")
+
+    def __init__(self, limiter: RateLimiter):
+        self._limiter = limiter
+        self._handed: float | None = None
+        self._done = False
+
+    def handing_off(self) -> None:
+        self._handed = self._limiter._clock()
+
+    def trace(self, event: str, _info: dict) -> None:
+        if event in self._HEADERS_SENT:
+            self.started()
+
+    def started(self, moment: float | None = None) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._limiter._record(self._limiter._clock() if moment is None else moment)
+
+    def __enter__(self) -> Slot:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.started(self._handed)
 
 
 @dataclass
@@ -99,6 +166,7 @@ class EutilsClient:
         self.settings = settings
         self.limiter = limiter or RateLimiter(settings.rate_limit)
         self.request_count = 0
+        self._counting = threading.Lock()  # requests are sent from the prefetching threads too
         self._sleep = sleep
         self._http = httpx.Client(
             base_url=settings.eutils_url,
@@ -158,20 +226,23 @@ class EutilsClient:
 
     def _send(self, endpoint: str, params: dict[str, str], *, stream: bool = False) -> httpx.Response:
         """One HTTP request; long id lists always travel in a POST body."""
-        self.limiter.acquire()
-        self.request_count += 1
         data = self._params(params)
         if log.isEnabledFor(logging.DEBUG):
             shown = {k: (v if len(v) < 120 else f"{v[:60]}… ({len(v)} chars)") for k, v in data.items() if k != "api_key"}
             log.debug("POST %s %s", endpoint, shown)
-        started = time.monotonic()
-        request = self._http.build_request("POST", endpoint, data=data)
-        try:
-            response = self._http.send(request, stream=stream)
-        except httpx.TimeoutException:
-            raise TransientEutilsError(f"no answer within {self.settings.timeout:g} s (timeout)") from None
-        except httpx.TransportError as error:
-            raise TransientEutilsError(f"connection failed ({type(error).__name__}: {error or 'no detail'})") from None
+        with self.limiter.reserve() as slot:
+            with self._counting:
+                self.request_count += 1
+            started = time.monotonic()
+            request = self._http.build_request("POST", endpoint, data=data, extensions={"trace": slot.trace})
+            slot.handing_off()
+            try:
+                response = self._http.send(request, stream=stream)
+            except httpx.TimeoutException:
+                raise TransientEutilsError(f"no answer within {self.settings.timeout:g} s (timeout)") from None
+            except httpx.TransportError as error:
+                raise TransientEutilsError(
+                    f"connection failed ({type(error).__name__}: {error or 'no detail'})") from None
         log.debug("%s -> HTTP %d in %.2f s", endpoint, response.status_code, time.monotonic() - started)
         try:
             _check_status(response, stream=stream)
