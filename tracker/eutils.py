@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -20,6 +21,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from tracker import __version__
 from tracker.errors import EutilsError, IncompleteSearchError, ParseError, TransientEutilsError
+from tracker.prefetch import Abandoned, Ticket, prefetched
 from tracker.pubmed import Paper, PaperParser
 from tracker.settings import Settings
 
@@ -92,6 +94,11 @@ class RateLimiter:
             bisect.insort(self._starts, moment)
             self._changed.notify_all()
 
+    def _release(self) -> None:
+        with self._changed:
+            self._pending -= 1
+            self._changed.notify_all()
+
 
 class Slot:
     """A place in the rate limit's window, ended by the start of its request (once; later calls change nothing).
@@ -108,9 +115,14 @@ class Slot:
         self._limiter = limiter
         self._handed: float | None = None
         self._done = False
+        self._then: list[Callable[[], None]] = []
 
     def handing_off(self) -> None:
         self._handed = self._limiter._clock()
+
+    def on_start(self, then: Callable[[], None]) -> None:
+        """Call `then` once the request has started (or the slot ended)."""
+        self._then.append(then)
 
     def trace(self, event: str, _info: dict) -> None:
         if event in self._HEADERS_SENT:
@@ -121,6 +133,15 @@ class Slot:
             return
         self._done = True
         self._limiter._record(self._limiter._clock() if moment is None else moment)
+        for then in self._then:
+            then()
+
+    def release(self) -> None:
+        """Give the place back unused: no request was sent."""
+        if self._done:
+            return
+        self._done = True
+        self._limiter._release()
 
     def __enter__(self) -> Slot:
         return self
@@ -224,13 +245,22 @@ class EutilsClient:
                 f"{endpoint} failed after {self.settings.max_attempts} attempts: {error}"
             ) from None
 
-    def _send(self, endpoint: str, params: dict[str, str], *, stream: bool = False) -> httpx.Response:
-        """One HTTP request; long id lists always travel in a POST body."""
+    def _send(self, endpoint: str, params: dict[str, str], *, stream: bool = False,
+              ticket: Ticket | None = None) -> httpx.Response:
+        """One HTTP request; long id lists always travel in a POST body. A prefetching job's `ticket` orders its
+        request after the previous job's and stops it once the pipeline was abandoned."""
         data = self._params(params)
         if log.isEnabledFor(logging.DEBUG):
             shown = {k: (v if len(v) < 120 else f"{v[:60]}… ({len(v)} chars)") for k, v in data.items() if k != "api_key"}
             log.debug("POST %s %s", endpoint, shown)
+        if ticket is not None:
+            ticket.before_request()
         with self.limiter.reserve() as slot:
+            if ticket is not None:
+                if ticket.abandoned:
+                    slot.release()
+                    raise Abandoned()
+                slot.on_start(ticket.request_left)
             with self._counting:
                 self.request_count += 1
             started = time.monotonic()
@@ -323,24 +353,44 @@ class EutilsClient:
     # -- efetch ----------------------------------------------------------------------------
 
     def fetch_papers(self, pmids: Sequence[int], *, batch: int | None = None) -> Iterator[list[Paper]]:
-        """Yield the records of `pmids`, one list per POSTed efetch batch, each parsed as it streams in."""
-        size = batch or self.settings.efetch_batch
-        for offset in range(0, len(pmids), size):
-            chunk = pmids[offset:offset + size]
-            papers = self._with_retries("efetch", lambda chunk=chunk: self._fetch_batch(chunk))
-            missing = len(chunk) - len(papers)
-            if missing > 0:
-                log.info("efetch returned %d of %d records (the rest were deleted or merged)", len(papers), len(chunk))
-            yield papers
+        """Yield the records of `pmids`, one list per POSTed efetch batch, in order, each parsed completely.
 
-    def _fetch_batch(self, pmids: Sequence[int]) -> list[Paper]:
+        Later batches are requested ahead on threads of their own (tracker/prefetch.py: at most
+        `settings.efetch_in_flight` on their way, fewer after a failure) while the caller stores the one
+        yielded; each is parsed as it streams in. Closing the iterator abandons the batches still on their way.
+        """
+        size = batch or self.settings.efetch_batch
+        chunks = [pmids[offset:offset + size] for offset in range(0, len(pmids), size)]
+        jobs = [lambda ticket, chunk=chunk: self._fetch_batch_with_retries(chunk, ticket) for chunk in chunks]
+        with closing(prefetched(jobs, depth=self.settings.efetch_in_flight)) as ahead:
+            for chunk, papers in zip(chunks, ahead, strict=True):
+                missing = len(chunk) - len(papers)
+                if missing > 0:
+                    log.info("efetch returned %d of %d records (the rest were deleted or merged)", len(papers),
+                             len(chunk))
+                yield papers
+
+    def _fetch_batch_with_retries(self, pmids: Sequence[int], ticket: Ticket) -> list[Paper]:
+        def attempt() -> list[Paper]:
+            try:
+                return self._fetch_batch(pmids, ticket)
+            except TransientEutilsError:
+                ticket.check()  # abandoned (its connection may have been closed under it): no retry
+                ticket.attempt_failed()
+                raise
+
+        return self._with_retries("efetch", attempt)
+
+    def _fetch_batch(self, pmids: Sequence[int], ticket: Ticket | None = None) -> list[Paper]:
         params = {"id": ",".join(str(p) for p in pmids), "retmode": "xml", "rettype": "abstract"}
-        response = self._send("efetch.fcgi", params, stream=True)
+        response = self._send("efetch.fcgi", params, stream=True, ticket=ticket)
         parser = PaperParser()
         papers: list[Paper] = []
         received = 0
         try:
             for chunk in response.iter_bytes():
+                if ticket is not None:
+                    ticket.check()
                 received += len(chunk)
                 papers.extend(parser.feed(chunk))
             papers.extend(parser.close())

@@ -49,6 +49,8 @@ class Settings:
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
     efetch_batch: int = 500
+    # efetch requests on their way while a batch is parsed and stored (tracker/prefetch.py); 1: one at a time.
+    efetch_in_flight: int = 3
     esearch_page: int = 9999
     overlap_days: int = 3
     # A topic with no new paper for longer than this is flagged in `tracker topics`, digests and the e-mail.
@@ -92,6 +94,7 @@ class Settings:
             backoff_initial=_float(env, "TRACKER_BACKOFF", cls.backoff_initial),
             backoff_max=_float(env, "TRACKER_BACKOFF_MAX", cls.backoff_max),
             efetch_batch=_int(env, "TRACKER_EFETCH_BATCH", cls.efetch_batch),
+            efetch_in_flight=_int(env, "TRACKER_EFETCH_IN_FLIGHT", cls.efetch_in_flight),
             esearch_page=_int(env, "TRACKER_ESEARCH_PAGE", cls.esearch_page),
             overlap_days=_int(env, "TRACKER_OVERLAP_DAYS", cls.overlap_days),
             quiet_weeks=_int(env, "TRACKER_QUIET_WEEKS", cls.quiet_weeks),
