@@ -107,6 +107,19 @@ def test_databank_accessions_and_trial_ids_are_stored_with_their_registry_and_ur
     assert stored_trial_ids(row) == trial_ids(paper)
 
 
+def test_xml_is_stored_as_zstandard_and_rows_written_with_zlib_still_read(store):
+    import zlib
+
+    paper = make_paper(103)
+    save_papers(store, [paper, make_paper(104)])
+    with store.engine.begin() as connection:
+        [stored] = connection.execute(text("SELECT xml_gz FROM paper WHERE pmid = 103")).one()
+        connection.execute(text("UPDATE paper SET xml_gz = :old WHERE pmid = 104"),
+                           {"old": zlib.compress(make_paper(104).xml, 3)})  # as trackers before schema 5 wrote it
+    assert bytes(stored)[:4] == b"\x28\xb5\x2f\xfd"  # a Zstandard frame
+    assert [p.xml for p in load_papers(store, [103, 104])] == [paper.xml, make_paper(104).xml]
+
+
 def test_upsert_keeps_one_row_per_pmid_and_its_first_stored_time(store):
     save_papers(store, [make_paper(7)], topic="dosing")
     with store.session() as session:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime
 
 from sqlalchemy import select, text
@@ -14,15 +13,14 @@ from tracker.pubmed import AbstractSection, Author, CommentCorrection, MeshHeadi
 from tracker.registries import TrialId, trial_ids
 from tracker.store.database import Store, chunked, utcnow
 from tracker.store.models import PaperRow, TopicPaper
+from tracker.store.xmlcodec import compress_xml, decompress_xml
 
 
 def paper_to_row(paper: Paper, now: datetime) -> dict:
     return {
         **record_columns(paper),
         "status": paper_status(paper),
-        # Level 3: on the real sample records, 45% less time than zlib's default 6 for 8% more bytes; compression
-        # was a fifth of the ingest profile (BENCHMARKS.md).
-        "xml_gz": zlib.compress(paper.xml, 3),
+        "xml_gz": compress_xml(paper.xml),
         "first_stored_at": now,
         "updated_at": now,
     }
@@ -165,7 +163,7 @@ def row_to_paper(row: PaperRow) -> Paper:
         book_accession=row.book_accession,
         location_label=row.location_label,
         chapter=bool(row.chapter),
-        xml=zlib.decompress(row.xml_gz) if row.xml_gz else b"",
+        xml=decompress_xml(row.xml_gz),
     )
 
 
@@ -223,19 +221,23 @@ def save_search_index(store: Store, session: Session, papers: Sequence[Paper]) -
     write_search_index(store, session, [{"pmid": p.pmid, **search_text(p)} for p in papers])
 
 
-def save_search_index_rows(store: Store, session: Session, rows: Sequence) -> None:
-    """`save_search_index` for stored rows (PaperRow objects or mappings of the paper's columns)."""
+def save_search_index_rows(store: Store, session: Session, rows: Sequence, *,
+                           indexed: Collection[int] | None = None) -> None:
+    """`save_search_index` for stored rows (PaperRow objects or mappings of the paper's columns); `indexed`, when
+    known, are those among them that have an entry already (None: any may have)."""
     write_search_index(store, session, [
         {"pmid": row["pmid"] if isinstance(row, Mapping) else row.pmid, **search_text_from_row(row)} for row in rows
-    ])
+    ], indexed=indexed)
 
 
-def write_search_index(store: Store, session: Session, entries: Sequence[dict]) -> None:
+def write_search_index(store: Store, session: Session, entries: Sequence[dict], *,
+                       indexed: Collection[int] | None = None) -> None:
     """Index (or re-index) papers from their search text: {"pmid": ..., **search_text(paper)} each."""
-    write_search_entries(store.dialect, session, entries)
+    write_search_entries(store.dialect, session, entries, indexed=indexed)
 
 
-def write_search_entries(dialect: str, session, entries: Sequence[dict]) -> None:
+def write_search_entries(dialect: str, session, entries: Sequence[dict], *,
+                         indexed: Collection[int] | None = None) -> None:
     """`write_search_index` through any session or connection of a `dialect` database (a migration's too)."""
     if not entries:
         return
@@ -249,7 +251,10 @@ def write_search_entries(dialect: str, session, entries: Sequence[dict]) -> None
     if dialect != "sqlite":
         return
     for chunk in chunked(list(entries)):
-        session.execute(text(f"DELETE FROM paper_fts WHERE rowid IN ({', '.join(str(int(e['pmid'])) for e in chunk)})"))
+        # FTS5 has no upsert: an entry is replaced by deleting it first (only papers that have one, when known).
+        replaced = [int(e["pmid"]) for e in chunk if indexed is None or e["pmid"] in indexed]
+        if replaced:
+            session.execute(text(f"DELETE FROM paper_fts WHERE rowid IN ({', '.join(map(str, replaced))})"))
         session.execute(
             text("INSERT INTO paper_fts (rowid, title, abstract, mesh, keywords, authors) "
                  "VALUES (:pmid, :title, :abstract, :mesh, :keywords, :authors)"),
@@ -305,7 +310,7 @@ def save_papers(store: Store, papers: Sequence[Paper], *, topic: str | None = No
             before.update(session.execute(select(PaperRow.pmid).where(PaperRow.pmid.in_(chunk))).scalars())
         rows = [paper_to_row(p, now) for p in unique]
         store.upsert(session, PaperRow.__table__, rows, ["pmid"])
-        save_search_index_rows(store, session, rows)  # from the rows: each paper's trial ids are found once
+        save_search_index_rows(store, session, rows, indexed=before)  # from the rows: trial ids are found once
         linked = _link(store, session, topic, [p.pmid for p in unique], run_id, now) if topic else 0
         session.commit()
     return len(unique) - len(before), linked

@@ -184,16 +184,15 @@ def _add_book_and_trial_columns(connection: Connection) -> None:
 
 
 def _refill_batch(connection: Connection, rows: Sequence) -> None:
-    import zlib
-
     from tracker.errors import ParseError
     from tracker.pubmed import AbstractSection, Paper, iter_papers
     from tracker.registries import trial_ids
     from tracker.store.papers import record_columns, search_text_from_row, trial_columns, write_search_entries
+    from tracker.store.xmlcodec import decompress_xml
 
     reread: dict[int, Paper] = {}
     for row in rows:
-        xml = zlib.decompress(row["xml_gz"]) if row["xml_gz"] else b""
+        xml = decompress_xml(row["xml_gz"])
         if row["kind"] == "book" or b"<DataBankList" in xml:
             try:
                 reread.update((paper.pmid, paper) for paper in iter_papers(b"<PubmedArticleSet>" + xml + b"</PubmedArticleSet>"))
