@@ -9,13 +9,13 @@ Status changes
 
     Only what may have changed since it was fetched is fetched again. A record's modification date [mdat] is
     a day, and a paper the tracker fetched (stored or refreshed) during the window is listed for changes its
-    copy already holds. A stored copy is taken to hold every change dated two days or more before the day it
-    was fetched (US Eastern, PubMed's day, which is never later than the UTC day, whichever PubMed uses): the
-    fetch day itself is ambiguous (before or after the fetch?), and a revision dated the day before may reach
-    efetch late. So a listed paper fetched on day F, with F - 1 inside the window, is fetched again only when
-    the search of [F - 1, end] lists it too. That costs one esearch per such day among the listed papers (a
-    weekly run: usually one, the previous run's). A paper fetched earlier keeps the whole overlap: listed is
-    enough, so a change PubMed indexed late is still caught.
+    copy already holds. A stored copy is taken to hold every change dated before the day it was fetched (US
+    Eastern, PubMed's day, which is never later than the UTC day, whichever PubMed uses; efetch answers with
+    the record as it is), not those of that day itself (before or after the fetch? unknown). So a listed paper
+    fetched on day F inside the window is fetched again only when the search of [F, end] lists it too. That
+    costs one esearch per such day among the listed papers (a weekly run: usually one, the previous run's).
+    A paper fetched before the window keeps the whole overlap: listed is enough, so a change PubMed indexed
+    late is still caught.
 
     Each refetched record replaces the stored one (fields, XML, full-text entry, status). The notices it
     carries that the stored record did not (tracker/notices.py: retraction, expression of concern, erratum,
@@ -118,8 +118,8 @@ def watch_topic(store: Store, client: EutilsClient, topic: Topic, *, ledger: Run
 
 def changes_unseen_from(store: Store, pmids: Sequence[int]) -> dict[int, date]:
     """For each stored paper among `pmids`, the first modification date its stored copy may lack: the day (US
-    Eastern) before the one it was last fetched on (see the module docstring). Papers the store lacks are absent."""
-    return {pmid: _pubmed_day(moment) - timedelta(days=1) for pmid, moment in last_fetched(store, pmids).items()}
+    Eastern) it was last fetched on (see the module docstring). Papers the store lacks are absent."""
+    return {pmid: _pubmed_day(moment) for pmid, moment in last_fetched(store, pmids).items()}
 
 
 def changed_since_fetched(client: EutilsClient, query: str, unseen: dict[int, date], start: date,
