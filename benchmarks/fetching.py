@@ -280,7 +280,7 @@ def rate_limit(sizes: Sizes, workdir: Path) -> Outcome:
         "stored (tracker/prefetch.py), yet a 100-record batch still costs more parsing and storing than a tenth of "
         "a second: at 10/s the run with batch 100 can be bound by that work rather than by the limiter (shown "
         "without the rate target), and the 10/s target is measured with batch 20. The limiter's window is one "
-        "second plus its margin (0.15 s), so the most it allows is 10/1.15 = 8.7 requests/s.")
+        "second plus its margin (0.13 s), so the most it allows is 10/1.13 = 8.8 requests/s.")
     from benchmarks.pacing import margin_rows
 
     rows, note = margin_rows(sizes)

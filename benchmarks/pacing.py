@@ -20,7 +20,7 @@ import time
 from benchmarks import PYTHON, REPO, Row, Sizes, child_env
 
 RATE = 10
-MARGINS = (0.0, 0.05, 0.1, 0.15)
+MARGINS = (0.0, 0.05, 0.1, 0.13)
 TRIALS = 2
 
 

@@ -51,10 +51,13 @@ def timeline(sizes: Sizes, seed: int = 14) -> tuple[dict[date, list], dict[int, 
 
 
 def simulate(sizes: Sizes, workdir: Path, *, previous_rule: bool) -> dict:
+    from sqlalchemy import func, select
+
     from tests.fake_eutils import FakeEutils
     from tracker.eutils import EutilsClient
     from tracker.settings import Settings
     from tracker.store import open_store
+    from tracker.store.models import PaperRow
     from tracker.sync import sync_topic
     from tracker.topics import Topic
 
@@ -94,9 +97,6 @@ def simulate(sizes: Sizes, workdir: Path, *, previous_rule: bool) -> dict:
             finally:
                 for patch in patches:
                     patch.stop()
-    from tracker.store.models import PaperRow
-    from sqlalchemy import func, select
-
     with store.session() as session:
         distinct = session.execute(select(func.count()).select_from(PaperRow)).scalar_one()
         marked = set(session.execute(select(PaperRow.pmid).where(PaperRow.status == "retracted")).scalars())

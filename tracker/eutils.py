@@ -39,10 +39,11 @@ _SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=Fa
 # other varies (thread switches under the GIL while other threads parse and store, the scheduler of a busy machine,
 # the network), so two starts a window apart can arrive closer together by as much as it varies. Measured with three
 # sending threads and a CPU-bound one on this shared 2-core machine against a server in another process
-# (BENCHMARKS.md, rate limit: margin): the spread reached about 100 ms (p99 60-80 ms), and margins of 0 to 0.05 s let
-# 11 or 12 requests into one second while 0.1 s did not; 0.15 s covers the largest spread seen, still allows 8.7
-# requests/s of 10 (Biopython spaces requests 0.37 s apart without a key, 0.11 s in three, for the same reason).
-DEFAULT_MARGIN = 0.15
+# (BENCHMARKS.md, rate limit: margin): the spread between the quickest and the slowest reached 40-120 ms (p99
+# 40-95 ms); with no margin every run let 12 or 13 requests into one second of arrivals, with 0.05 s one run in
+# two let 11, with 0.1 s none. 0.13 s covers the largest spread seen and still allows 8.8 requests/s of 10 (Biopython
+# spaces requests 0.37 s apart without a key, 0.11 s more in three, for the same reason).
+DEFAULT_MARGIN = 0.13
 
 
 class RateLimiter:
