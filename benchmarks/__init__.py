@@ -1,8 +1,9 @@
 """Performance benchmarks of the tracker: `python -m benchmarks [--quick] [--only NAME ...] [--output FILE]`.
 
-Five benchmarks, each producing rows of one table (what, size, figure, ratio, target, met?) with the command
+Seven benchmarks, each producing rows of one table (what, size, figure, ratio, target, met?) with the command
 line that reproduces the row: ingest throughput, a backfill through the CLI, rate-limit discipline, the cost
-of a weekly run, and digest/search/export on a large database. The corpus is built from the real records in
+of a weekly run, digest/search/export on a large database, the tracker against a lean sequential pipeline, and
+the records fetched again by eight weekly runs. The corpus is built from the real records in
 ../shared/pubmed-samples/ (see benchmarks/corpus.py), generated into a temporary directory at run time.
 """
 
@@ -39,6 +40,10 @@ class Sizes:
     export_rows: int
     scale_repeats: int
     cli_repeats: int
+    lean_records: int  # the backfill the tracker and the lean pipeline both make (benchmarks/lean.py)
+    refetch_backfill_weeks: int  # benchmarks/refetch.py's timeline
+    refetch_per_day: int
+    margin_requests: int  # requests per trial of the rate limiter's margin measurement
 
     @property
     def flag(self) -> str:
@@ -49,11 +54,13 @@ FULL = Sizes(
     quick=False, ingest_records=50_000, ingest_repeats=3, biopython_repeats=1, backfill_records=(10_000, 50_000),
     rate_runs=((3, 5_000, 100, True), (10, 5_000, 20, True), (10, 5_000, 100, False)), weekly_backfill=5_000,
     weekly_new=(0, 10, 500), scale_papers=1_000_000, export_rows=100_000, scale_repeats=5, cli_repeats=3,
+    lean_records=10_000, refetch_backfill_weeks=16, refetch_per_day=40, margin_requests=150,
 )
 QUICK = Sizes(
     quick=True, ingest_records=1_000, ingest_repeats=1, biopython_repeats=1, backfill_records=(500, 1_500),
     rate_runs=((3, 1_000, 50, True), (10, 400, 20, True)), weekly_backfill=500,
     weekly_new=(0, 10, 500), scale_papers=10_000, export_rows=5_000, scale_repeats=3, cli_repeats=1,
+    lean_records=1_000, refetch_backfill_weeks=4, refetch_per_day=10, margin_requests=60,
 )
 
 

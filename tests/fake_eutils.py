@@ -24,6 +24,9 @@ Reproduced NCBI behaviours (response shapes modelled on PubMed's documented and 
   ``<eFetchResult><ERROR>Unable to obtain query #1</ERROR></eFetchResult>``.
 * NCBI's rate limiter: past ``rate_limit`` requests in the preceding second the answer is
   HTTP 429, ``Retry-After: 1`` and ``{"error":"API rate limit exceeded",...}`` JSON.
+* NCBI's answer times (``latency``, a ``Latency``; ``NCBI_LATENCY`` is about what NCBI takes: 0.3 s per
+  esearch, 0.5 s plus 4 ms per record per efetch): each answer starts that long after its request arrived,
+  requests being answered side by side as NCBI does.
 * Injected faults seen in the wild: 429, 500, 502, 400 for an invalid API key, TCP reset,
   a stalled response, a body cut short, an empty 200, the HTML "Blocked Diagnostic"
   page, in-band "Search Backend failed" errors and an expired WebEnv.
@@ -56,7 +59,7 @@ from typing import Iterable, Iterator
 from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape
 
-__all__ = ["FakeRecord", "FakeEutils", "RequestLog", "FAULTS"]
+__all__ = ["FakeRecord", "FakeEutils", "RequestLog", "FAULTS", "Latency", "NCBI_LATENCY"]
 
 PREFIX = "/entrez/eutils/"
 ENDPOINTS = {"esearch.fcgi": "esearch", "efetch.fcgi": "efetch"}
@@ -110,6 +113,25 @@ DATE_CLAUSE = re.compile(
     r' : "(?P<hi>\d{4}/\d{2}/\d{2})"\[(?P=field)\]\)$',
     re.DOTALL,
 )
+
+
+@dataclass(frozen=True)
+class Latency:
+    """How long an answer takes to start: `esearch` seconds, or `efetch` plus `per_record` for each record asked."""
+
+    esearch: float
+    efetch: float
+    per_record: float
+
+    def of(self, endpoint: str, params: dict[str, str]) -> float:
+        if endpoint == "esearch":
+            return self.esearch
+        ids = params.get("id", "").strip()
+        records = len(ids.split(",")) if ids else _int_param(params, "retmax", 20) if params.get("WebEnv") else 0
+        return self.efetch + self.per_record * records
+
+
+NCBI_LATENCY = Latency(esearch=0.3, efetch=0.5, per_record=0.004)
 
 
 @dataclass
@@ -340,6 +362,11 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 if fake.delay:
                     fake._stopping.wait(fake.delay)
+                if fake.latency is not None:
+                    try:
+                        fake._stopping.wait(fake.latency.of(endpoint, params))
+                    except ValueError:
+                        pass  # a retmax that is not a number: answered at once, with the error
                 response = self._respond(fake, endpoint, params, fault, window)
         except Exception:
             fake.errors.append(traceback.format_exc())
@@ -416,10 +443,12 @@ class FakeEutils:
         delay: float = 0.0,
         phrase_not_found: set[str] | None = None,
         max_webenvs: int = 1000,
+        latency: Latency | None = None,
     ):
         self.rate_limit = rate_limit
         self.max_ids = max_ids
         self.delay = delay
+        self.latency = latency
         self.phrase_not_found = set(phrase_not_found) if phrase_not_found is not None else {"nosuchterm"}
         self.max_webenvs = max_webenvs
         self.errors: list[str] = []  # tracebacks of unexpected server-side exceptions

@@ -112,7 +112,8 @@ def test_two_fetches_of_the_same_topics_at_once_store_everything_once(tmp_path):
 @pytest.mark.slow
 def test_a_run_of_a_topic_in_progress_is_skipped_and_a_killed_runs_lock_is_taken_over(tmp_path):
     home = make_home(tmp_path)
-    with FakeEutils(delay=0.2) as server:
+    # 0.6 s an answer: with three efetch requests on their way at once, the 100 batches take 20 s or more.
+    with FakeEutils(delay=0.6) as server:
         dosing = add(server, range(1, 501), DOSING)
         add(server, range(501, 511), ELDERLY)
         env = cli_env(home, server.url, TRACKER_EFETCH_BATCH="5")

@@ -300,6 +300,71 @@ REVIEWS (1)
 """
 
 
+def books_and_trials_digest(store):
+    succeeded_run(store, new=2)
+    chapter = make_paper(82, kind="book", title="Vasopressors in shock", journal=None, doi=None, pub_date_text="2022",
+                         pub_date=date(2022, 1, 1), publication_types=("Review",), editors=(
+                             Author("Holloway", "Margaret", "M"), Author("Okafor", "C", "C")),
+                         book_title="Critical Care Handbook", publisher="Oxford University Press",
+                         publisher_location="Oxford", edition="2nd edition", book_accession="NBK531234",
+                         location_label="Chapter 4", chapter=True)
+    trial = make_paper(83, publication_types=("Randomized Controlled Trial",),
+                       databanks=(("ClinicalTrials.gov", "NCT02149199"),), abstract_sections=(
+                           AbstractSection("CONCLUSIONS", "CONCLUSIONS", "It works."),
+                           AbstractSection("TRIAL REGISTRATION", None, "EudraCT 2019-001234-56.")))
+    see(store, "dosing", [chapter, trial], at=NOW - timedelta(hours=1))
+    return build_topic_digest(store, DOSING, since=WEEK_AGO, until=NOW)
+
+
+def test_books_and_trial_registrations_in_markdown_and_text(store):
+    digest = books_and_trials_digest(store)
+    markdown = render_markdown(digest)
+    assert """### [Norepinephrine study 83](https://pubmed.ncbi.nlm.nih.gov/83/)
+
+Ngan Kee WD · *Anesthesiology* · 2026 Mar · PMID 83 · [doi:10.1000/83](https://doi.org/10.1000/83)
+
+Trial registration: [NCT02149199](https://clinicaltrials.gov/study/NCT02149199) (ClinicalTrials.gov), \
+[2019-001234-56](https://www.clinicaltrialsregister.eu/ctr-search/search?query=2019-001234-56) (EudraCT)
+""".replace("\\\n", "") in markdown
+    assert """### [Vasopressors in shock](https://pubmed.ncbi.nlm.nih.gov/82/)
+
+Ngan Kee WD · 2022 · PMID 82
+
+Chapter 4 in Critical Care Handbook, 2nd edition, edited by Holloway M, Okafor C; Oxford University Press, Oxford · \
+[NCBI Bookshelf](https://www.ncbi.nlm.nih.gov/books/NBK531234/)
+""".replace("\\\n", "") in markdown
+    text = render_text(digest)
+    assert """  Norepinephrine study 83
+    Ngan Kee WD · Anesthesiology · 2026 Mar
+    PubMed: https://pubmed.ncbi.nlm.nih.gov/83/
+    DOI: https://doi.org/10.1000/83
+    Trial registration: NCT02149199 (ClinicalTrials.gov) https://clinicaltrials.gov/study/NCT02149199
+    Trial registration: 2019-001234-56 (EudraCT) https://www.clinicaltrialsregister.eu/ctr-search/search?query=2019-001234-56
+""" in text
+    assert """  Vasopressors in shock
+    Ngan Kee WD · 2022
+    PubMed: https://pubmed.ncbi.nlm.nih.gov/82/
+    Chapter 4 in Critical Care Handbook, 2nd edition, edited by Holloway M,
+    Okafor C; Oxford University Press, Oxford
+    NCBI Bookshelf: https://www.ncbi.nlm.nih.gov/books/NBK531234/
+""" in text
+
+
+def test_books_and_trial_registrations_in_html(store):
+    page = lxml_html.fromstring(render_html(books_and_trials_digest(store)))
+    [trials] = page.xpath('//article[@data-pmid="83"]//p[@class="trials"]')
+    assert [(link.text, link.get("href")) for link in trials.xpath("a")] == [
+        ("NCT02149199", "https://clinicaltrials.gov/study/NCT02149199"),
+        ("2019-001234-56", "https://www.clinicaltrialsregister.eu/ctr-search/search?query=2019-001234-56")]
+    assert trials.text_content() == "Trial registration: NCT02149199 (ClinicalTrials.gov), 2019-001234-56 (EudraCT)"
+    [book] = page.xpath('//article[@data-pmid="82"]//p[@class="book"]')
+    assert book.text_content() == ("Chapter 4 in Critical Care Handbook, 2nd edition, edited by Holloway M, Okafor C; "
+                                   "Oxford University Press, Oxford")
+    [shelf] = page.xpath('//article[@data-pmid="82"]//a[@class="bookshelf"]')
+    assert shelf.get("href") == "https://www.ncbi.nlm.nih.gov/books/NBK531234/"
+    assert not page.xpath('//article[@data-pmid="83"]//p[@class="book"]')
+
+
 def test_a_failed_last_run_is_flagged_with_its_error(store):
     run = start_run(store, "dosing", kind="fetch", query="q", window_start=None, window_end=NOW.date())
     run = finish_run(store, run.id, RunCounts(), error="esearch failed: HTTP 500")

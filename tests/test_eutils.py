@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import random
 import re
+import threading
+import time
 from datetime import date
 from urllib.parse import parse_qs
 
@@ -213,3 +216,103 @@ def test_429_json_body_from_ncbi_is_understood():
     handler = Recorder(httpx.Response(429, text=body), httpx.Response(200, content=esearch_body([1])))
     client = client_for(handler)
     assert client.search("x").ids == [1]
+
+
+class LateClock(FakeClock):
+    """A busy machine: every sleep overruns by up to `overrun` seconds."""
+
+    def __init__(self, overrun: float, seed: int = 7):
+        super().__init__()
+        self.random = random.Random(seed)
+        self.overrun = overrun
+
+    def sleep(self, seconds):
+        self.now += seconds + self.random.uniform(0, self.overrun)
+
+
+def busiest_window(arrivals: list[float]) -> int:
+    """Most arrivals within any window (t - 1.0, t], as the fake server counts them."""
+    ordered, best, start = sorted(arrivals), 0, 0
+    for end, moment in enumerate(ordered):
+        while moment - ordered[start] >= 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+@pytest.mark.parametrize("rate", [3, 10])
+def test_slots_come_from_actual_starts_when_sleeps_overrun_and_work_comes_between(rate):
+    """Each request starts (is handed to the connection) some time after its slot was granted; the next slots are
+    computed from those starts, so no second of arrivals holds more than the limit."""
+    fake = LateClock(overrun=0.3)
+    limiter = RateLimiter(rate, clock=fake.clock, sleep=fake.sleep, margin=0.0)
+    arrivals = []
+    for index in range(200):
+        with limiter.reserve() as slot:
+            fake.now += fake.random.uniform(0, 0.2) if index % 4 == 0 else 0.0  # work between limiter and send
+            slot.started()
+            arrivals.append(fake.now)
+        fake.now += fake.random.uniform(0, 0.05)
+    assert busiest_window(arrivals) == rate
+
+
+def test_a_reserved_slot_holds_its_place_until_its_request_starts():
+    limiter = RateLimiter(2, margin=0.0)
+    first, second = limiter.reserve(), limiter.reserve()
+    granted = []
+    waiter = threading.Thread(target=lambda: granted.append(limiter.reserve()))
+    waiter.start()
+    waiter.join(0.3)
+    assert granted == []  # two places held by requests that have not started yet
+    first.started()
+    waiter.join(0.3)
+    assert granted == []  # the window now holds one start and one held place
+    second.started()
+    time.sleep(0.2)
+    waiter.join(1.5)
+    assert len(granted) == 1  # free once the first start left the one-second window
+    granted[0].started()
+
+
+@pytest.mark.parametrize("load", ["sleeps", "burns CPU", "another thread burns CPU"])
+def test_no_second_of_arrivals_at_the_server_holds_more_than_the_limit_on_a_busy_machine(load):
+    """Three threads share the client, as the prefetching pipeline does, at 10 requests/s against a server that counts
+    arrivals and answers 429 past the limit; between requests each consumer sleeps or burns CPU."""
+    from tests.fake_eutils import FakeEutils, FakeRecord
+    from tests.pubmed_xml import article_xml
+
+    stop = threading.Event()
+
+    def burn(seconds: float) -> None:
+        until = time.perf_counter() + seconds
+        while time.perf_counter() < until:
+            sum(range(200))
+
+    with FakeEutils(rate_limit=10) as server:
+        server.add(FakeRecord(1, article_xml(1, created=date(2024, 1, 1)), date(2024, 1, 1)))
+        client = EutilsClient(settings(eutils_url=server.url, requests_per_second=10.0, max_attempts=1))
+        rng = random.Random(11)
+        pauses = [rng.uniform(0, 0.15) for _ in range(60)]
+
+        def consume(share: list[float]) -> None:
+            for pause in share:
+                list(client.fetch_papers([1]))
+                if load == "sleeps":
+                    time.sleep(pause)
+                elif load == "burns CPU":
+                    burn(pause)
+
+        hog = threading.Thread(target=lambda: [burn(0.01) for _ in iter(stop.is_set, True)], daemon=True)
+        if load == "another thread burns CPU":
+            hog.start()
+        consumers = [threading.Thread(target=consume, args=(pauses[index::3],)) for index in range(3)]
+        for consumer in consumers:
+            consumer.start()
+        for consumer in consumers:
+            consumer.join()
+        stop.set()
+        client.close()
+        log = server.requests
+    assert len(log) == 60
+    assert [entry.fault for entry in log if entry.fault] == []
+    assert server.max_requests_per_second() <= 10

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import write_topic
-from tests.pubmed_xml import article_set, article_xml
+from tests.pubmed_xml import article_set, article_xml, book_xml
 from tracker.cli import cli
 from tracker.export import CSV_COLUMNS, csv_bytes, export_papers, export_rows, ris_record, write_csv
 from tracker.files import OUTPUT_FILE_ADVICE, atomic_output
@@ -108,7 +108,7 @@ def unscreened(pmid: int, exported: Sequence[str] = ("dosing", "elderly")) -> li
 
 
 def row(pmid: int, exported: Sequence[str] = ("dosing", "elderly")) -> list[str]:
-    return ROWS[pmid] + unscreened(pmid, exported)
+    return ROWS[pmid] + unscreened(pmid, exported) + ["", ""]  # no editors, no trial ids
 
 
 RIS_103 = (
@@ -172,7 +172,8 @@ def test_library_rows_match_the_command_line(home):
         "year": 2024, "publication_date": "2024 Mar 5", "doi": "10.1000/103", "pmcid": None,
         "publication_types": "Journal Article", "mesh_terms": "", "keywords": "", "topics": "dosing; elderly",
         "first_seen": "2024-02-20T12:00:00Z", "late_arrival": "false", "pubmed_url": url(103),
-        "status": "", "decision": "unscreened", "reasons": "", "reviewers": "", "notes": "",
+        "status": "", "decision": "unscreened", "reasons": "", "reviewers": "", "notes": "", "editors": "",
+        "trial_ids": "",
     }
     store.close()
 
@@ -183,14 +184,14 @@ def test_since_keeps_papers_the_selected_topics_first_saw_on_or_after_that_day(h
     # Seen by 'dosing' on March 1 but by 'elderly' in February: new to 'dosing' alone.
     dosing = invoke(home, "export", "dosing", "--since", "2024-03-01")
     assert parse(dosing.stdout_bytes) == [HEADER] + [row(p, ["dosing"]) for p in (105, 102, 101)] + [
-        ROWS[103][:12] + ["2024-03-01T10:00:00Z"] + ROWS[103][13:] + unscreened(103, ["dosing"])]
+        ROWS[103][:12] + ["2024-03-01T10:00:00Z"] + ROWS[103][13:] + unscreened(103, ["dosing"]) + ["", ""]]
     assert parse(invoke(home, "export", "--since", "2024-03-04").stdout_bytes) == [HEADER]
 
 
 def test_csv_bytes_for_mail_follows_the_given_pmids(home):
     store = open_store(home.url)
     assert parse(csv_bytes(store, [104, 101, 999], topics=["elderly"])) == [
-        HEADER, row(104, ["elderly"]), ROWS[101][:12] + [""] + ROWS[101][13:] + ["", "", "", ""]]
+        HEADER, row(104, ["elderly"]), ROWS[101][:12] + [""] + ROWS[101][13:] + ["", "", "", "", "", ""]]
     assert csv_bytes(store, []) == ",".join(HEADER).encode() + b"\r\n"
     store.close()
 
@@ -365,3 +366,68 @@ def test_papers_frame_gives_the_csv_columns_with_proper_dtypes(home, monkeypatch
     assert row["first_seen"] == pandas.Timestamp("2024-03-02T08:00:00Z") and not row["late_arrival"]
     assert frame.set_index("pmid").loc[102, "late_arrival"]
     assert pandas.isna(frame.set_index("pmid").loc[102, "year"])
+
+
+# -- books and trial registrations -------------------------------------------------------------
+
+BOOKS_AND_TRIALS = (
+    book_xml(30000031, created=date(2024, 3, 10), title="Vasopressors in shock", book_title="Critical Care Handbook",
+             authors=["Smith JA"], book_authors=["Whole W"], editors=["=Editor E", "Holloway M"],
+             location_label="Chapter 4", publisher="Oxford University Press", publisher_location="Oxford",
+             edition="2nd edition", volume="2", pages="11-19", pub_date={"Year": "2022"}, accession="NBK531234"),
+    book_xml(30000032, created=date(2024, 3, 10), title=None, book_title="Holland-Frei Cancer Medicine", authors=(),
+             editors=["Kufe DW", "Pollock RE"], edition="6th edition", publisher="BC Decker",
+             publisher_location="Hamilton (ON)", pub_date={"Year": "2003"}, accession="NBK12354", abstract=None),
+    article_xml(30000033, created=date(2024, 3, 10), title="Early norepinephrine in septic shock",
+                abstract="Trial registration: EudraCT 2019-001234-56.", authors=["Ng C"],
+                databanks=[("ClinicalTrials.gov", ["NCT02149199"]), ("GENBANK", ["AB123456"])]),
+)
+
+
+@pytest.fixture
+def library(tmp_path, db_url):
+    path = tmp_path / "library"
+    write_topic(path, "books", "vasopressor books")
+    store = open_store(db_url)
+    save_papers(store, list(iter_papers(article_set(*BOOKS_AND_TRIALS))), topic="books")
+    store.close()
+    return Home(path, db_url)
+
+
+def test_books_and_trial_ids_in_the_csv(library):
+    exported = {cells[0]: dict(zip(HEADER, cells, strict=True)) for cells in parse(invoke(library, "export").stdout_bytes)[1:]}
+    chapter, book, article = exported["30000031"], exported["30000032"], exported["30000033"]
+    assert (chapter["title"], chapter["authors"], chapter["editors"], chapter["journal"], chapter["trial_ids"]) == (
+        "Vasopressors in shock", "Smith JA; Whole W", "'=Editor E; Holloway M", "", "")
+    assert (book["title"], book["authors"], book["editors"]) == ("Holland-Frei Cancer Medicine", "", "Kufe DW; Pollock RE")
+    assert (article["editors"], article["trial_ids"]) == ("", "NCT02149199; 2019-001234-56")
+    assert HEADER[-2:] == ["editors", "trial_ids"] and HEADER[-3] == "notes"
+
+
+def test_books_and_trial_ids_in_ris(library):
+    records = invoke(library, "export", "--format", "ris").stdout_bytes.decode("utf-8").split("ER  - \r\n\r\n")
+    by_pmid = {next(line[6:] for line in record.split("\r\n") if line.startswith("AN  - ")): record
+               for record in records if record}
+    assert by_pmid["30000031"] == (
+        "TY  - CHAP\r\nTI  - Vasopressors in shock\r\nAU  - Smith, JA\r\nAU  - Whole, W\r\nA2  - =Editor, E\r\n"
+        "A2  - Holloway, M\r\nPY  - 2022\r\nT2  - Critical Care Handbook\r\nVL  - 2\r\nSE  - Chapter 4\r\n"
+        "ET  - 2nd edition\r\nPB  - Oxford University Press\r\nCY  - Oxford\r\nSP  - 11\r\nEP  - 19\r\n"
+        "AB  - Vasopressors raise blood pressure by vasoconstriction.\r\nKW  - screening: unscreened\r\n"
+        "AN  - 30000031\r\nUR  - https://pubmed.ncbi.nlm.nih.gov/30000031/\r\n"
+        "UR  - https://www.ncbi.nlm.nih.gov/books/NBK531234/\r\nLA  - eng\r\nN1  - topics: books\r\n"
+        "N1  - screening: unscreened\r\n")
+    assert by_pmid["30000032"] == (
+        "TY  - BOOK\r\nTI  - Holland-Frei Cancer Medicine\r\nA2  - Kufe, DW\r\nA2  - Pollock, RE\r\nPY  - 2003\r\n"
+        "ET  - 6th edition\r\nPB  - BC Decker\r\nCY  - Hamilton (ON)\r\nKW  - screening: unscreened\r\n"
+        "AN  - 30000032\r\nUR  - https://pubmed.ncbi.nlm.nih.gov/30000032/\r\n"
+        "UR  - https://www.ncbi.nlm.nih.gov/books/NBK12354/\r\nLA  - eng\r\nN1  - topics: books\r\n"
+        "N1  - screening: unscreened\r\n")
+    assert by_pmid["30000033"] == (
+        "TY  - JOUR\r\nTI  - Early norepinephrine in septic shock\r\nAU  - Ng, C\r\nPY  - 2024\r\nDA  - 2024/03/05/\r\n"
+        "T2  - Anesthesia and analgesia\r\nJ2  - Anesth Analg\r\nVL  - 130\r\nIS  - 2\r\nSP  - 301\r\nEP  - 309\r\n"
+        "AB  - Trial registration: EudraCT 2019-001234-56.\r\nKW  - screening: unscreened\r\nAN  - 30000033\r\n"
+        "UR  - https://pubmed.ncbi.nlm.nih.gov/30000033/\r\nLA  - eng\r\nN1  - topics: books\r\n"
+        "N1  - trial registration: NCT02149199 (ClinicalTrials.gov) https://clinicaltrials.gov/study/NCT02149199\r\n"
+        "N1  - trial registration: 2019-001234-56 (EudraCT) "
+        "https://www.clinicaltrialsregister.eu/ctr-search/search?query=2019-001234-56\r\n"
+        "N1  - screening: unscreened\r\n")

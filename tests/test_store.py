@@ -11,11 +11,14 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from tracker.errors import StoreError
-from tracker.pubmed import AbstractSection, Author, CommentCorrection, MeshHeading, Paper
+from tests.pubmed_xml import article_set, book_xml, nice_guideline_xml, statpearls_chapter_xml
+from tracker.pubmed import AbstractSection, Author, CommentCorrection, MeshHeading, Paper, iter_papers
+from tracker.registries import trial_ids
 from tracker.store import SCHEMA_VERSION, migrate_store, open_store
 from tracker.store.models import PaperRow, Run, TopicPaper, TopicState
-from tracker.store.papers import link_papers, load_papers, save_papers, stored_pmids, topic_pmids
+from tracker.store.papers import link_papers, load_papers, save_papers, stored_pmids, stored_trial_ids, topic_pmids
 from tracker.store.runs import RunCounts, finish_run, start_run, topic_state
+from tracker.store.schema import BOOK_AND_TRIAL_COLUMNS
 
 
 def make_paper(pmid: int, **changes) -> Paper:
@@ -57,6 +60,64 @@ def test_saved_paper_reads_back_whole_with_its_xml(store):
         row = session.get(PaperRow, 101)
     assert (row.entrez_date, row.create_date, row.late_arrival, row.pub_year) == (
         date(2019, 1, 5), date(2024, 3, 1), True, 2019)
+
+
+@pytest.mark.parametrize("record", [
+    book_xml(30000011, created=date(2024, 3, 10), authors=["Part A"], part_editors=["Parted P"],
+             book_authors=["Whole W"], editors=["Booked E"], location_label="Chapter 4", volume="2", pages="11-19",
+             edition="3rd edition", doi="10.1/chapter"),
+    statpearls_chapter_xml(30000012, created=date(2024, 3, 10)),
+    nice_guideline_xml(30000013, created=date(2024, 3, 10)),
+    book_xml(30000014, created=date(2024, 3, 10), title=None, authors=(), editors=["Kufe DW", "Pollock RE"],
+             book_title="Holland-Frei Cancer Medicine", edition="6th edition", publisher="BC Decker",
+             publisher_location="Hamilton (ON)", accession="NBK12354"),
+], ids=["chapter-with-people-in-both-places", "statpearls-chapter", "whole-nice-guideline", "edited-whole-book"])
+def test_a_book_reads_back_whole_with_its_editors_and_details(store, record):
+    [paper] = iter_papers(article_set(record))
+    save_papers(store, [paper], topic="dosing")
+    [loaded] = load_papers(store, [paper.pmid])
+    assert loaded == paper and loaded.xml == paper.xml
+    with store.session() as session:
+        row = session.get(PaperRow, paper.pmid)
+    assert (row.author_names, row.editor_names, row.book_title, row.publisher, row.publisher_location, row.edition,
+            row.book_accession, row.location_label, row.chapter) == (
+        "; ".join(a.display for a in paper.authors), "; ".join(e.display for e in paper.editors), paper.book_title,
+        paper.publisher, paper.publisher_location, paper.edition, paper.book_accession, paper.location_label,
+        paper.chapter)
+
+
+def test_databank_accessions_and_trial_ids_are_stored_with_their_registry_and_url(store):
+    paper = make_paper(
+        102, databanks=(("ClinicalTrials.gov", "NCT01234567"), ("GENBANK", "AB123456"), ("ISRCTN", "ISRCTN12345678")),
+        abstract_sections=(AbstractSection(None, None, "Registered as NCT01234567 and EudraCT 2019-001234-56."),))
+    save_papers(store, [paper])
+    [loaded] = load_papers(store, [102])
+    assert loaded == paper
+    with store.session() as session:
+        row = session.get(PaperRow, 102)
+    assert row.databanks == [["ClinicalTrials.gov", "NCT01234567"], ["GENBANK", "AB123456"],
+                             ["ISRCTN", "ISRCTN12345678"]]
+    assert row.trial_ids == [
+        ["ClinicalTrials.gov", "NCT01234567", "https://clinicaltrials.gov/study/NCT01234567"],
+        ["ISRCTN", "ISRCTN12345678", "https://www.isrctn.com/ISRCTN12345678"],
+        ["EudraCT", "2019-001234-56",
+         "https://www.clinicaltrialsregister.eu/ctr-search/search?query=2019-001234-56"],
+    ]
+    assert row.trial_ids_text == "NCT01234567; ISRCTN12345678; 2019-001234-56"
+    assert stored_trial_ids(row) == trial_ids(paper)
+
+
+def test_xml_is_stored_as_zstandard_and_rows_written_with_zlib_still_read(store):
+    import zlib
+
+    paper = make_paper(103)
+    save_papers(store, [paper, make_paper(104)])
+    with store.engine.begin() as connection:
+        [stored] = connection.execute(text("SELECT xml_gz FROM paper WHERE pmid = 103")).one()
+        connection.execute(text("UPDATE paper SET xml_gz = :old WHERE pmid = 104"),
+                           {"old": zlib.compress(make_paper(104).xml, 3)})  # as trackers before schema 5 wrote it
+    assert bytes(stored)[:4] == b"\x28\xb5\x2f\xfd"  # a Zstandard frame
+    assert [p.xml for p in load_papers(store, [103, 104])] == [paper.xml, make_paper(104).xml]
 
 
 def test_upsert_keeps_one_row_per_pmid_and_its_first_stored_time(store):
@@ -175,6 +236,8 @@ def test_a_schema_1_database_is_migrated_in_place_keeping_every_row(db_url, stor
     with store.engine.begin() as connection:
         connection.execute(text("DROP TABLE job_lease"))
         for column in ("publication_types_text", "mesh_terms", "keywords_text"):
+            connection.execute(text(f"ALTER TABLE paper DROP COLUMN {column}"))
+        for column, _definition in BOOK_AND_TRIAL_COLUMNS:  # migration 5's
             connection.execute(text(f"ALTER TABLE paper DROP COLUMN {column}"))
         connection.execute(text("UPDATE tracker_schema SET version = 1"))
         connection.execute(text("DROP TABLE tracker_migration"))

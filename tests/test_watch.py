@@ -8,6 +8,7 @@ import email
 import email.policy
 import io
 import json
+import random
 from datetime import date, datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -245,6 +246,104 @@ def test_a_stored_paper_is_refetched_only_when_the_modification_search_lists_it(
     assert refetched == 1
 
 
+class Clock:
+    """The store's wall clock, set to noon UTC of each simulated run's day (saved papers are stamped with it)."""
+
+    def __init__(self, monkeypatch):
+        self.now = datetime(2024, 1, 1, 12, tzinfo=timezone.utc)
+        for module in ("tracker.store.papers", "tracker.store.changes"):
+            monkeypatch.setattr(f"{module}.utcnow", lambda: self.now)
+
+    def on(self, day: date) -> date:
+        self.now = datetime.combine(day, datetime.min.time(), timezone.utc) + timedelta(hours=12)
+        return day
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    return Clock(monkeypatch)
+
+
+def test_a_paper_fetched_inside_the_window_is_fetched_again_only_if_modified_on_or_after_that_day(
+        server, store, client, clock):
+    server.add(record(5, created=date(2024, 5, 19)))
+    sync(store, client, server, clock.on(date(2024, 5, 20)))
+    # The run of June 3 stores 1-4 (created, and last modified, June 1-3). Its check of [May 18, June 4] lists 5,
+    # fetched May 20 and last modified May 19: the search from May 20 on does not list it, so it is not fetched.
+    server.add(record(1, created=date(2024, 6, 1)), record(2, created=date(2024, 6, 2)),
+               record(3, created=date(2024, 6, 3)), record(4, created=date(2024, 6, 2)))
+    second = sync(store, client, server, clock.on(date(2024, 6, 3)))
+    assert (second.new_papers, second.refetched) == (4, 0)
+    assert efetched(server) == [[1, 2, 3, 4]]
+    mdat_searches = [r.params["term"][-40:] for r in server.requests if "[mdat]" in r.params.get("term", "")]
+    assert mdat_searches == ['"2024/05/18"[mdat] : "2024/06/04"[mdat])', '"2024/05/20"[mdat] : "2024/06/04"[mdat])']
+
+    # By June 10: 2 is retracted (June 5), 5 gains an erratum (June 2). 3 was last modified June 3, the day the
+    # tracker fetched it (before or after? unknown: fetched again). 1 and 4 have not changed since June 1 and 2.
+    server.add(record(2, created=date(2024, 6, 2), modified=date(2024, 6, 5),
+                      publication_types=("Journal Article", "Retracted Publication"),
+                      comments_corrections=[("RetractionIn", 900, RETRACTION_SOURCE)]),
+               record(5, created=date(2024, 5, 19), modified=date(2024, 6, 2),
+                      comments_corrections=[("ErratumIn", 901, "Anesth Analg. 2024;138:e2")]))
+    third = sync(store, client, server, clock.on(date(2024, 6, 10)))
+    # The window [June 1, June 11] lists 1-5; 1-4 were fetched June 3, inside it: the search from June 3 on
+    # lists 2 and 3. 5 was fetched before the window: listed is enough.
+    assert efetched(server) == [[2, 3, 5]]
+    assert (third.refetched, third.status_changes, third.requests) == (3, 2, 5)
+    assert events(store) == [(2, "retraction", 900), (5, "erratum", 901)]
+
+    # 1, fetched June 3 and not since, is corrected on June 9: June 17's check of [June 8, June 18] catches it.
+    server.add(record(1, created=date(2024, 6, 1), modified=date(2024, 6, 9), title="A corrected title"))
+    fourth = sync(store, client, server, clock.on(date(2024, 6, 17)))
+    assert (fourth.refetched, efetched(server)) == (1, [[1]])
+
+
+def test_the_refetch_count_over_a_simulated_timeline(server, store, client, clock):
+    """Eight weekly runs over papers created daily, modified again when indexed for MEDLINE (2-9 days later) and,
+    for some, retracted weeks later: each stored paper is fetched again exactly when PubMed modified it on or
+    after the day the tracker last fetched it (within the run's window), and every retraction is caught."""
+    rng = random.Random(14)
+    start = date(2024, 3, 4)
+    timeline: dict[date, list[FakeRecord]] = {}
+    retracted: dict[int, date] = {}
+    for pmid in range(1, 281):
+        created = start - timedelta(days=7) + timedelta(days=pmid % 56)
+        timeline.setdefault(created, []).append(record(pmid, created=created))
+        indexed = created + timedelta(days=rng.randint(2, 9))
+        timeline.setdefault(indexed, []).append(record(pmid, created=created, modified=indexed, mesh=("Humans",)))
+        if pmid % 40 == 0:
+            retraction = indexed + timedelta(days=rng.randint(5, 20))
+            retracted[pmid] = retraction
+            timeline.setdefault(retraction, []).append(record(
+                pmid, created=created, modified=retraction, mesh=("Humans",),
+                publication_types=("Journal Article", "Retracted Publication")))
+    last_fetched: dict[int, date] = {}
+    current: dict[int, date] = {}  # each record's modification date as the server has it
+    day = start - timedelta(days=8)
+    for week in range(9):
+        run_day = start + timedelta(days=7 * week)
+        while day < run_day:
+            day += timedelta(days=1)
+            for changed in timeline.get(day, []):
+                server.add(changed)
+                current[changed.pmid] = changed.modified
+        checked = None if week == 0 else run_day - timedelta(days=7) + timedelta(days=1)
+        window = (checked - timedelta(days=3), run_day + timedelta(days=1)) if checked else None
+        # The copy fetched on day F may lack changes dated F or later (PubMed's day is US Eastern: noon UTC is the
+        # same day there).
+        expected = sorted(pmid for pmid, fetched_on in last_fetched.items()
+                          if window and window[0] <= current[pmid] <= window[1]
+                          and (fetched_on <= window[0] or current[pmid] >= fetched_on))
+        result = sync(store, client, server, clock.on(run_day))
+        refetched = [pmid for batch in efetched(server)[1 if result.new_papers else 0:] for pmid in batch]
+        assert sorted(refetched) == expected, week
+        new = [pmid for pmid in current if pmid not in last_fetched]
+        assert result.new_papers == len(new)
+        last_fetched.update((pmid, run_day) for pmid in [*new, *refetched])
+    assert {pmid for pmid, status in statuses(store).items() if status == "retracted"} == {
+        pmid for pmid, retraction in retracted.items() if retraction <= run_day}
+
+
 def test_a_failed_modification_check_fails_the_run_and_is_repeated(server, store, client):
     server.add(record(50))
     sync(store, client, server, date(2024, 6, 1))
@@ -276,7 +375,8 @@ def test_status_changes_lists_events_and_since_filters_them(tmp_path, server):
     assert invoke(home, server, "fetch").exit_code == 0
     assert invoke(home, server, "status", "--changes").stdout == (
         "no status changes recorded: each run checks the records PubMed modified\n")
-    modified = date.today() - timedelta(days=1)
+    # Modified after the first fetch: dated tomorrow, as this machine's day may be before PubMed's (US Eastern) one.
+    modified = date.today() + timedelta(days=1)
     server.add(record(60, created=date.today() - timedelta(days=30), modified=modified,
                       comments_corrections=[("RetractionIn", 990, RETRACTION_SOURCE)]),
                record(61, created=date.today() - timedelta(days=30), modified=modified,

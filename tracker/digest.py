@@ -39,6 +39,7 @@ from tracker import files
 from tracker.errors import ConfigError
 from tracker.notices import status_mark
 from tracker.pubmed import AbstractSection, Paper
+from tracker.registries import TrialId, trial_ids
 from tracker.render import as_utc, cut_at_word, moment, plain, plural, render
 from tracker.store import Store
 from tracker.screening import with_included_first
@@ -112,6 +113,7 @@ class DigestEntry:
     late_arrival: bool
     authors_short: str
     status: str | None = None  # retracted, concern, deleted (tracker/notices.py)
+    trials: tuple[TrialId, ...] = ()  # its trial registrations, each linked to its registry's record
 
     @property
     def status_mark(self) -> str | None:
@@ -142,6 +144,31 @@ class DigestEntry:
     @property
     def published_year(self) -> int | None:
         return published_year(self.paper)
+
+    @property
+    def book_line(self) -> str | None:
+        """Where a book record sits: "Chapter 4 in Critical Care Handbook, 2nd edition, edited by Holloway M;
+        Oxford University Press, Oxford", or "Book, edited by …" for a whole book; None for an article."""
+        paper = self.paper
+        if paper.kind != "book":
+            return None
+        if paper.chapter:
+            where = f"{paper.location_label} in" if paper.location_label else "In"
+            line = f"{where} {paper.book_title}" if paper.book_title else (paper.location_label or "Part of a book")
+        else:
+            line = "Book"
+        if paper.edition:
+            line += f", {paper.edition}"
+        editors = [name for name in (plain(editor.display) for editor in paper.editors) if name]
+        if editors:
+            line += ", edited by " + (", ".join(editors[:AUTHORS_SHOWN]) + (", et al." if len(editors) > AUTHORS_SHOWN
+                                                                             else ""))
+        published = ", ".join(part for part in (paper.publisher, paper.publisher_location) if part)
+        return f"{line}; {published}" if published else line
+
+    @property
+    def bookshelf_url(self) -> str | None:
+        return self.paper.bookshelf_url
 
     @property
     def late_mark(self) -> str | None:
@@ -307,6 +334,7 @@ def make_entry(paper: Paper, first_seen_at: datetime, other_topics: Sequence[str
         late_arrival=paper.late_arrival,
         authors_short=shorten_authors(paper),
         status=status,
+        trials=trial_ids(paper),
     )
 
 

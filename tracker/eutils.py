@@ -6,11 +6,12 @@ Everything NCBI asks of a client lives here: `tool`, `email` and `api_key` on ev
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -20,6 +21,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from tracker import __version__
 from tracker.errors import EutilsError, IncompleteSearchError, ParseError, TransientEutilsError
+from tracker.prefetch import Abandoned, Ticket, prefetched
 from tracker.pubmed import Paper, PaperParser
 from tracker.settings import Settings
 
@@ -32,34 +34,121 @@ EARLIEST_DATE = date(1700, 1, 1)
 _SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
+# Added to the one-second window between a request's start and the start `capacity` requests later. Starts are
+# measured where the request meets the connection, yet what NCBI counts are arrivals, and the time from one to the
+# other varies (thread switches under the GIL while other threads parse and store, the scheduler of a busy machine,
+# the network), so two starts a window apart can arrive closer together by as much as it varies. Measured with three
+# sending threads and a CPU-bound one on this shared 2-core machine against a server in another process
+# (BENCHMARKS.md, rate limit: margin): the spread between the quickest and the slowest reached 40-120 ms (p99
+# 40-95 ms); with no margin every run let 12 or 13 requests into one second of arrivals, with 0.05 s one run in
+# two let 11, with 0.1 s none. 0.13 s covers the largest spread seen and still allows 8.8 requests/s of 10 (Biopython
+# spaces requests 0.37 s apart without a key, 0.11 s more in three, for the same reason).
+DEFAULT_MARGIN = 0.13
+
+
 class RateLimiter:
-    """At most `rate` request starts in any sliding one-second window, shared by every thread."""
+    """At most `rate` request starts in any window of one second plus `margin`, shared by every thread.
+
+    A start is the moment the request was handed to the connection, recorded after it happened (`reserve`, then
+    `Slot.started`): a slot is computed from the starts that actually happened, never from the time a thread
+    planned to start, so a sleep that overran or work between the limiter and the send cannot squeeze requests
+    together. A reserved slot that has not started yet holds its place in the window until it does.
+    `acquire` is reserve-and-start-now, for a caller that sends as soon as it returns.
+    """
 
     def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, margin: float = 0.05):
+                 sleep: Callable[[float], None] = time.sleep, margin: float = DEFAULT_MARGIN):
         if rate >= 1:
             self.capacity, self.window = int(rate), 1.0
         else:
             self.capacity, self.window = 1, 1.0 / rate
-        self.window += margin  # arrivals at NCBI jitter; never let two bursts meet inside one second
+        self.window += margin
         self._clock, self._sleep = clock, sleep
-        self._starts: deque[float] = deque()
-        self._lock = threading.Lock()
+        self._starts: list[float] = []  # the starts still inside the window, in time order
+        self._pending = 0  # slots reserved whose request has not started
+        self._changed = threading.Condition()
 
     def acquire(self) -> None:
-        with self._lock:
-            now = self._clock()
-            while self._starts and now - self._starts[0] >= self.window:
-                self._starts.popleft()
-            if len(self._starts) >= self.capacity:
-                start = self._starts[0] + self.window
-                self._starts.popleft()
-            else:
-                start = now
-            self._starts.append(start)
-        delay = start - now
-        if delay > 0:
+        self.reserve().started()
+
+    def reserve(self) -> Slot:
+        """Wait until a start fits in the window, then hold a place for it; the caller must end the slot."""
+        while True:
+            with self._changed:
+                now = self._clock()
+                # A nanosecond's grace: a sleep of exactly the computed delay must free the place it waited for.
+                while self._starts and now - self._starts[0] >= self.window - 1e-9:
+                    self._starts.pop(0)
+                if len(self._starts) + self._pending < self.capacity:
+                    self._pending += 1
+                    return Slot(self)
+                if not self._starts:
+                    # Every place is held by a request about to start: its start says when the next one is free.
+                    self._changed.wait(0.05)
+                    continue
+                delay = self._starts[0] + self.window - now
             self._sleep(delay)
+
+    def _record(self, moment: float) -> None:
+        with self._changed:
+            self._pending -= 1
+            bisect.insort(self._starts, moment)
+            self._changed.notify_all()
+
+    def _release(self) -> None:
+        with self._changed:
+            self._pending -= 1
+            self._changed.notify_all()
+
+
+class Slot:
+    """A place in the rate limit's window, ended by the start of its request (once; later calls change nothing).
+
+    `trace` is an httpcore trace callback: it records the start when the request's headers begin to be written to
+    the connection. `handing_off` notes the moment the request goes to the HTTP client, which counts when no trace
+    event comes (a transport without one, or a connection that failed before writing); a slot ended without
+    either counts as started when it ends.
+    """
+
+    _HEADERS_SENT = ("http11.send_request_headers.started", "http2.send_request_headers.started")
+
+    def __init__(self, limiter: RateLimiter):
+        self._limiter = limiter
+        self._handed: float | None = None
+        self._done = False
+        self._then: list[Callable[[], None]] = []
+
+    def handing_off(self) -> None:
+        self._handed = self._limiter._clock()
+
+    def on_start(self, then: Callable[[], None]) -> None:
+        """Call `then` once the request has started (or the slot ended)."""
+        self._then.append(then)
+
+    def trace(self, event: str, _info: dict) -> None:
+        if event in self._HEADERS_SENT:
+            self.started()
+
+    def started(self, moment: float | None = None) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._limiter._record(self._limiter._clock() if moment is None else moment)
+        for then in self._then:
+            then()
+
+    def release(self) -> None:
+        """Give the place back unused: no request was sent."""
+        if self._done:
+            return
+        self._done = True
+        self._limiter._release()
+
+    def __enter__(self) -> Slot:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.started(self._handed)
 
 
 @dataclass
@@ -99,6 +188,7 @@ class EutilsClient:
         self.settings = settings
         self.limiter = limiter or RateLimiter(settings.rate_limit)
         self.request_count = 0
+        self._counting = threading.Lock()  # requests are sent from the prefetching threads too
         self._sleep = sleep
         self._http = httpx.Client(
             base_url=settings.eutils_url,
@@ -156,22 +246,34 @@ class EutilsClient:
                 f"{endpoint} failed after {self.settings.max_attempts} attempts: {error}"
             ) from None
 
-    def _send(self, endpoint: str, params: dict[str, str], *, stream: bool = False) -> httpx.Response:
-        """One HTTP request; long id lists always travel in a POST body."""
-        self.limiter.acquire()
-        self.request_count += 1
+    def _send(self, endpoint: str, params: dict[str, str], *, stream: bool = False,
+              ticket: Ticket | None = None) -> httpx.Response:
+        """One HTTP request; long id lists always travel in a POST body. A prefetching job's `ticket` orders its
+        request after the previous job's and stops it once the pipeline was abandoned."""
         data = self._params(params)
         if log.isEnabledFor(logging.DEBUG):
             shown = {k: (v if len(v) < 120 else f"{v[:60]}… ({len(v)} chars)") for k, v in data.items() if k != "api_key"}
             log.debug("POST %s %s", endpoint, shown)
-        started = time.monotonic()
-        request = self._http.build_request("POST", endpoint, data=data)
-        try:
-            response = self._http.send(request, stream=stream)
-        except httpx.TimeoutException:
-            raise TransientEutilsError(f"no answer within {self.settings.timeout:g} s (timeout)") from None
-        except httpx.TransportError as error:
-            raise TransientEutilsError(f"connection failed ({type(error).__name__}: {error or 'no detail'})") from None
+        if ticket is not None:
+            ticket.before_request()
+        with self.limiter.reserve() as slot:
+            if ticket is not None:
+                if ticket.abandoned:
+                    slot.release()
+                    raise Abandoned()
+                slot.on_start(ticket.request_left)
+            with self._counting:
+                self.request_count += 1
+            started = time.monotonic()
+            request = self._http.build_request("POST", endpoint, data=data, extensions={"trace": slot.trace})
+            slot.handing_off()
+            try:
+                response = self._http.send(request, stream=stream)
+            except httpx.TimeoutException:
+                raise TransientEutilsError(f"no answer within {self.settings.timeout:g} s (timeout)") from None
+            except httpx.TransportError as error:
+                raise TransientEutilsError(
+                    f"connection failed ({type(error).__name__}: {error or 'no detail'})") from None
         log.debug("%s -> HTTP %d in %.2f s", endpoint, response.status_code, time.monotonic() - started)
         try:
             _check_status(response, stream=stream)
@@ -252,24 +354,44 @@ class EutilsClient:
     # -- efetch ----------------------------------------------------------------------------
 
     def fetch_papers(self, pmids: Sequence[int], *, batch: int | None = None) -> Iterator[list[Paper]]:
-        """Yield the records of `pmids`, one list per POSTed efetch batch, each parsed as it streams in."""
-        size = batch or self.settings.efetch_batch
-        for offset in range(0, len(pmids), size):
-            chunk = pmids[offset:offset + size]
-            papers = self._with_retries("efetch", lambda chunk=chunk: self._fetch_batch(chunk))
-            missing = len(chunk) - len(papers)
-            if missing > 0:
-                log.info("efetch returned %d of %d records (the rest were deleted or merged)", len(papers), len(chunk))
-            yield papers
+        """Yield the records of `pmids`, one list per POSTed efetch batch, in order, each parsed completely.
 
-    def _fetch_batch(self, pmids: Sequence[int]) -> list[Paper]:
+        Later batches are requested ahead on threads of their own (tracker/prefetch.py: at most
+        `settings.efetch_in_flight` on their way, fewer after a failure) while the caller stores the one
+        yielded; each is parsed as it streams in. Closing the iterator abandons the batches still on their way.
+        """
+        size = batch or self.settings.efetch_batch
+        chunks = [pmids[offset:offset + size] for offset in range(0, len(pmids), size)]
+        jobs = [lambda ticket, chunk=chunk: self._fetch_batch_with_retries(chunk, ticket) for chunk in chunks]
+        with closing(prefetched(jobs, depth=self.settings.efetch_in_flight)) as ahead:
+            for chunk, papers in zip(chunks, ahead, strict=True):
+                missing = len(chunk) - len(papers)
+                if missing > 0:
+                    log.info("efetch returned %d of %d records (the rest were deleted or merged)", len(papers),
+                             len(chunk))
+                yield papers
+
+    def _fetch_batch_with_retries(self, pmids: Sequence[int], ticket: Ticket) -> list[Paper]:
+        def attempt() -> list[Paper]:
+            try:
+                return self._fetch_batch(pmids, ticket)
+            except TransientEutilsError:
+                ticket.check()  # abandoned (its connection may have been closed under it): no retry
+                ticket.attempt_failed()
+                raise
+
+        return self._with_retries("efetch", attempt)
+
+    def _fetch_batch(self, pmids: Sequence[int], ticket: Ticket | None = None) -> list[Paper]:
         params = {"id": ",".join(str(p) for p in pmids), "retmode": "xml", "rettype": "abstract"}
-        response = self._send("efetch.fcgi", params, stream=True)
+        response = self._send("efetch.fcgi", params, stream=True, ticket=ticket)
         parser = PaperParser()
         papers: list[Paper] = []
         received = 0
         try:
             for chunk in response.iter_bytes():
+                if ticket is not None:
+                    ticket.check()
                 received += len(chunk)
                 papers.extend(parser.feed(chunk))
             papers.extend(parser.close())

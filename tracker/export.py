@@ -25,6 +25,10 @@ CSV columns, in this order (scripts depend on them; add new ones only at the end
   reviewers          each reviewer's current decision: "ana: include; ben: exclude (wrong population)" (with
                      several topics "topic/ana: include"); hidden in blind screening until both have decided
   notes              the reviewers' notes, "ana: check the dose"; hidden as `reviewers` is
+  editors            a book's editors, as `authors` ("Last Initials", "; "-separated); empty for an article
+  trial_ids          trial registration numbers, each once, "; "-separated ("NCT01234567; ISRCTN12345678"): the
+                     record's DataBankList entries for trial registries, then numbers written in the title or
+                     abstract (tracker/registries.py)
 
 The file is UTF-8 without a byte-order mark, rows end in CRLF (RFC 4180), and a cell holding a line
 break, a comma or a double quote is quoted (doubled quotes inside). A text cell that begins with =, +,
@@ -52,15 +56,16 @@ from sqlalchemy.types import LargeBinary
 from tracker.errors import ConfigError
 from tracker.notices import describe_status
 from tracker.pubmed import Author, Paper
+from tracker.registries import TrialId, trial_ids
 from tracker.store.database import Store, chunked
 from tracker.store.models import PaperRow, TopicPaper
-from tracker.store.papers import row_to_paper
+from tracker.store.papers import row_to_paper, stored_trial_ids
 from tracker.topics import Topic
 
 CSV_COLUMNS = (
     "pmid", "title", "authors", "journal", "year", "publication_date", "doi", "pmcid", "publication_types",
     "mesh_terms", "keywords", "topics", "first_seen", "late_arrival", "pubmed_url", "status",
-    "decision", "reasons", "reviewers", "notes",
+    "decision", "reasons", "reviewers", "notes", "editors", "trial_ids",
 )
 FORMATS = ("csv", "ris", "xlsx")
 # UTF-8's byte-order mark: Excel reads a CSV without it in the machine's legacy code page ("Sören" shows as
@@ -70,7 +75,7 @@ CHUNK = 500
 CSV_BATCH = 5000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Indexes in CSV_COLUMNS of the cells that hold record or reviewer text (a spreadsheet could run it as a formula).
-_TEXT_CELLS = (1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 17, 18, 19)
+_TEXT_CELLS = (1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 17, 18, 19, 20, 21)
 SCREENING_COLUMNS = ("decision", "reasons", "reviewers", "notes")
 
 _paper = PaperRow.__table__
@@ -78,7 +83,7 @@ _membership = TopicPaper.__table__
 # Plain text columns only: the JSON beside them would cost a decode per row (BENCHMARKS.md, export profile).
 _CSV_FIELDS = tuple(_paper.c[name] for name in (
     "pmid", "title", "author_names", "journal", "pub_year", "pub_date_text", "doi", "pmcid", "publication_types_text",
-    "mesh_terms", "keywords_text", "late_arrival", "status",
+    "mesh_terms", "keywords_text", "late_arrival", "status", "editor_names", "trial_ids_text",
 ))
 # Everything row_to_paper reads except the compressed XML, which an export never needs.
 _RIS_FIELDS = tuple(column for column in _paper.c if column.name != "xml_gz") + (
@@ -183,14 +188,14 @@ def _export_cells(store: Store, topics: Sequence[Topic], since: date | None, sta
     for batch in _batches(store, statement):
         memberships = [(row[0], _split(row[-1])) for row in batch]
         screening = screening_cells(store, topics, memberships)
-        for (pmid, title, authors, journal, year, date_text, doi, pmcid, types, mesh, keywords, late, status, seen,
-             member), (_, member_of) in zip(batch, memberships, strict=True):
+        for (pmid, title, authors, journal, year, date_text, doi, pmcid, types, mesh, keywords, late, status, editors,
+             trials, seen, member), (_, member_of) in zip(batch, memberships, strict=True):
             marks = screening[pmid]
             cells = [pmid, title, authors, journal, "" if year is None else year, date_text, doi, pmcid, types,
                      mesh, keywords, "; ".join(member_of), format_utc(seen),
                      "true" if late else "false", f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/",
                      describe_status(status) if status else "", marks["decision"], marks["reasons"],
-                     marks["reviewers"], marks["notes"]]
+                     marks["reviewers"], marks["notes"], editors, trials]
             for index in text_cells:
                 value = cells[index]
                 if value is None:
@@ -303,6 +308,8 @@ def _csv_row(row: Row, seen: datetime | None, topics: list[str]) -> dict:
         "late_arrival": "true" if row.late_arrival else "false",
         "pubmed_url": pubmed_url(row.pmid),
         "status": describe_status(row.status),
+        "editors": row.editor_names,
+        "trial_ids": row.trial_ids_text,
     }
 
 
@@ -364,30 +371,41 @@ _PAGE = re.compile(r"^([A-Za-z]*)(\d+)$")
 
 
 def ris_records(store: Store, topics: Sequence[Topic | str], since: date | None = None, *,
-                state: str | None = None) -> Iterator[tuple[Paper, list[str], str | None, dict]]:
-    """(paper without its XML, all its topics, its status, its screening cells) for the same selection and order
-    as `export_rows`."""
+                state: str | None = None) -> Iterator[tuple[Paper, list[str], str | None, dict, tuple[TrialId, ...]]]:
+    """(paper without its XML, all its topics, its status, its screening cells, its stored trial ids) for the same
+    selection and order as `export_rows`."""
     chosen = as_topics(topics)
     statement = _selection(store.dialect, [t.slug for t in chosen], since, _RIS_FIELDS, state=_state_filter(chosen, state))
     for batch in _batches(store, statement):
         screening = screening_cells(store, chosen, [(row.pmid, _split(row.all_topics)) for row in batch])
         for row in batch:
-            yield row_to_paper(row), _split(row.all_topics), row.status, screening[row.pmid]
+            yield row_to_paper(row), _split(row.all_topics), row.status, screening[row.pmid], stored_trial_ids(row)
 
 
 def ris_record(paper: Paper, topics: Sequence[str] = (), status: str | None = None,
-               screening: dict | None = None) -> str:
+               screening: dict | None = None, trials: Sequence[TrialId] | None = None) -> str:
     """One RIS record with CRLF line ends, followed by a blank line; a `status` adds a note ("status: retracted"),
-    `screening` (the CSV's four screening cells) a note of the state and reasons and a KW per topic state."""
-    fields: list[tuple[str, str | None]] = [("TY", "BOOK" if paper.kind == "book" else "JOUR"), ("TI", paper.title)]
+    `screening` (the CSV's four screening cells) a note of the state and reasons and a KW per topic state.
+
+    A book is TY BOOK, a part of one TY CHAP with its book's title as T2; either has its editors as A2, PB and CY
+    for its publisher and place, ET its edition, SE its location label and a second UR for NCBI Bookshelf. Each
+    trial registration (`trials`, default: found in the paper) is a note with its registry and record URL.
+    """
+    kind = ("CHAP" if paper.chapter else "BOOK") if paper.kind == "book" else "JOUR"
+    fields: list[tuple[str, str | None]] = [("TY", kind), ("TI", paper.title)]
     fields += [("AU", _ris_author(author)) for author in paper.authors]
+    fields += [("A2", _ris_author(editor)) for editor in paper.editors]
     fields += [
         ("PY", str(paper.pub_date.year) if paper.pub_date else None),
         ("DA", _ris_date(paper)),
-        ("T2", paper.journal),
+        ("T2", paper.book_title if kind == "CHAP" else paper.journal),
         ("J2", paper.journal_iso),
         ("VL", paper.volume),
         ("IS", paper.issue),
+        ("SE", paper.location_label),
+        ("ET", paper.edition),
+        ("PB", paper.publisher),
+        ("CY", paper.publisher_location),
     ]
     start, end = _page_range(paper.pages)
     fields += [("SP", start), ("EP", end), ("AB", paper.abstract)]
@@ -395,10 +413,13 @@ def ris_record(paper: Paper, topics: Sequence[str] = (), status: str | None = No
     fields += [("KW", term) for term in terms]
     screened = screening.get("decision", "") if screening else ""
     fields += [("KW", f"screening: {state}") for state in screened.split("; ") if state]
-    fields += [("DO", paper.doi), ("AN", str(paper.pmid)), ("UR", pubmed_url(paper.pmid)), ("C2", paper.pmcid)]
+    fields += [("DO", paper.doi), ("AN", str(paper.pmid)), ("UR", pubmed_url(paper.pmid)), ("UR", paper.bookshelf_url),
+               ("C2", paper.pmcid)]
     fields += [("LA", language) for language in paper.languages]
     fields.append(("N1", f"topics: {'; '.join(topics)}" if topics else None))
     fields.append(("N1", f"status: {describe_status(status)} (PubMed)" if status else None))
+    fields += [("N1", f"trial registration: {trial.number} ({trial.registry}) {trial.url}")
+               for trial in (trial_ids(paper) if trials is None else trials)]
     if screened:
         reasons = screening.get("reasons") if screening else ""
         fields.append(("N1", f"screening: {screened}" + (f"; reasons: {reasons}" if reasons else "")))
@@ -407,7 +428,8 @@ def ris_record(paper: Paper, topics: Sequence[str] = (), status: str | None = No
 
 
 def write_ris(records: Iterable[tuple], file: BinaryIO) -> int:
-    """Write (paper, topics) or (paper, topics, status) records as RIS; returns how many were written."""
+    """Write (paper, topics), (paper, topics, status, ...) records as RIS (the rest is `ris_record`'s arguments after
+    topics); returns how many were written."""
     count = 0
     for paper, topics, *status in records:
         file.write(ris_record(paper, topics, *status).encode("utf-8"))

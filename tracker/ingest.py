@@ -2,7 +2,8 @@
 
 `store_pmids` is what a topic run, an ad-hoc query and an import do with the PMIDs they found: the papers the
 store already holds are linked to the topic, the others are fetched in efetch batches and each batch is
-saved (and linked) as soon as its body has parsed completely. The watch pass refetches stored papers through
+saved (and linked) as soon as its body has parsed completely, in order, in the calling thread, while the
+next batches are already on their way (tracker/prefetch.py). The watch pass refetches stored papers through
 the same `fetch_each_batch` with a saver of its own (tracker/watch.py). Either way efetch is asked twice for
 a record it left out (a record being replaced, deleted or merged can be missing for a moment); what is
 still missing is reported to the run's ledger. After each saved batch the run's hooks are called: progress,
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 
 from tracker.eutils import EutilsClient
@@ -38,10 +40,12 @@ def fetch_each_batch(client: EutilsClient, pmids: Sequence[int], save: SaveBatch
     pending, total = list(pmids), len(pmids)
     for _attempt in range(2):
         received: set[int] = set()
-        for papers in client.fetch_papers(pending):
-            save(papers)
-            received.update(paper.pmid for paper in papers)
-            hooks.batch_saved(len(papers), total)
+        # closing(): a stop request or a failure abandons the batches still on their way there and then.
+        with closing(client.fetch_papers(pending)) as batches:
+            for papers in batches:
+                save(papers)
+                received.update(paper.pmid for paper in papers)
+                hooks.batch_saved(len(papers), total)
         # efetch can omit a record esearch just listed (being replaced, deleted or merged); ask once more.
         pending = [pmid for pmid in pending if pmid not in received]
         if not pending:

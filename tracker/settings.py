@@ -70,6 +70,8 @@ OPTIONS: tuple[Option, ...] = (
            "first wait between attempts, seconds (exponential with jitter)", "1"),
     Option("backoff_max", "TRACKER_BACKOFF_MAX", "ncbi", "backoff_max", "number", "longest wait between attempts", "60"),
     Option("efetch_batch", "TRACKER_EFETCH_BATCH", "ncbi", "efetch_batch", "int", "PMIDs per efetch request", "500"),
+    Option("efetch_in_flight", "TRACKER_EFETCH_IN_FLIGHT", "ncbi", "efetch_in_flight", "int",
+           "efetch requests on their way while a batch is parsed and stored; 1 sends one at a time", "3"),
     Option("esearch_page", "TRACKER_ESEARCH_PAGE", "ncbi", "esearch_page", "int",
            "PMIDs per esearch page (at most 9999)", "9999"),
     Option("overlap_days", "TRACKER_OVERLAP_DAYS", "runs", "overlap_days", "int",
@@ -129,6 +131,8 @@ class Settings:
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
     efetch_batch: int = 500
+    # efetch requests on their way while a batch is parsed and stored (tracker/prefetch.py); 1: one at a time.
+    efetch_in_flight: int = 3
     esearch_page: int = 9999
     overlap_days: int = 3
     # A topic with no new paper for longer than this is flagged in `tracker topics`, digests and the e-mail.

@@ -5,7 +5,17 @@ Status changes
     modified [mdat] since the last check (from the day the last check reached, minus the overlap days,
     to tomorrow), with the run's own client and rate limit. Of the PMIDs listed, only papers the store
     already holds are fetched again: new ones are the create-date search's job, and papers this run has
-    just stored are skipped. A paper first stored inside the overlap window may come back once.
+    just stored are skipped.
+
+    Only what may have changed since it was fetched is fetched again. A record's modification date [mdat] is
+    a day, and a paper the tracker fetched (stored or refreshed) during the window is listed for changes its
+    copy already holds. A stored copy is taken to hold every change dated before the day it was fetched (US
+    Eastern, PubMed's day, which is never later than the UTC day, whichever PubMed uses; efetch answers with
+    the record as it is), not those of that day itself (before or after the fetch? unknown). So a listed paper
+    fetched on day F inside the window is fetched again only when the search of [F, end] lists it too. That
+    costs one esearch per such day among the listed papers (a weekly run: usually one, the previous run's).
+    A paper fetched before the window keeps the whole overlap: listed is enough, so a change PubMed indexed
+    late is still caught.
 
     Each refetched record replaces the stored one (fields, XML, full-text entry, status). The notices it
     carries that the stored record did not (tracker/notices.py: retraction, expression of concern, erratum,
@@ -37,7 +47,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tracker.eutils import EutilsClient, SearchResult
 from tracker.ingest import fetch_each_batch
@@ -46,11 +57,10 @@ from tracker.notices import new_notices
 from tracker.pubmed import Paper
 from tracker.store import Store
 from tracker.store.changes import (
-    checked_through, first_success, last_new_paper, mark_deleted, measured_runs, save_checked_through,
+    checked_through, first_success, last_fetched, last_new_paper, mark_deleted, measured_runs, save_checked_through,
     save_refreshed, stored_notice_fields,
 )
 from tracker.store.models import Run, StatusEvent
-from tracker.store.papers import stored_pmids
 from tracker.topics import Topic
 
 log = logging.getLogger("tracker.watch")
@@ -58,6 +68,10 @@ log = logging.getLogger("tracker.watch")
 DEFAULT_QUIET_WEEKS = 8
 # How long a fall of the Count stays flagged: a week, so that the weekly e-mail shows it.
 DROP_MEMORY = timedelta(days=7)
+try:
+    _PUBMED_ZONE: tzinfo = ZoneInfo("America/New_York")  # PubMed's dates are US Eastern
+except ZoneInfoNotFoundError:  # no time zone data: Eastern standard time, a day never later than Eastern's
+    _PUBMED_ZONE = timezone(timedelta(hours=-5))
 # PubMed's ErrorList and WarningList entries that mean part of the query was not understood.
 NOT_FOUND_TAGS = ("PhraseNotFound", "FieldNotFound", "QuotedPhraseNotFound", "PhraseIgnored")
 
@@ -90,15 +104,39 @@ def watch_topic(store: Store, client: EutilsClient, topic: Topic, *, ledger: Run
     start = checked - timedelta(days=client.settings.overlap_days)
     modified = client.fetch_pmids(topic.query, start, end, field_tag="mdat")
     skip = set(fresh)
-    held = stored_pmids(store, [pmid for pmid in modified.pmids if pmid not in skip])
+    unseen = changes_unseen_from(store, [pmid for pmid in modified.pmids if pmid not in skip])
+    changed = changed_since_fetched(client, topic.query, unseen, start, end)
     result.window, result.modified = (start, end), len(modified.pmids)
-    result.refetched, result.events = refresh_papers(store, client, [p for p in modified.pmids if p in held],
+    result.refetched, result.events = refresh_papers(store, client, [p for p in modified.pmids if p in changed],
                                                      run_id=ledger.run_id, hooks=hooks)
     ledger.refetched(result.refetched)
     save_checked_through(store, topic.slug, max(end, checked), ledger.run_id)
     for event in result.events:
         log.info("%s: PMID %d: %s", topic.slug, event.pmid, event.detail)
     return result
+
+
+def changes_unseen_from(store: Store, pmids: Sequence[int]) -> dict[int, date]:
+    """For each stored paper among `pmids`, the first modification date its stored copy may lack: the day (US
+    Eastern) it was last fetched on (see the module docstring). Papers the store lacks are absent."""
+    return {pmid: _pubmed_day(moment) for pmid, moment in last_fetched(store, pmids).items()}
+
+
+def changed_since_fetched(client: EutilsClient, query: str, unseen: dict[int, date], start: date,
+                          end: date) -> set[int]:
+    """Of the stored papers PubMed listed as modified in [start, end] (`unseen`: from `changes_unseen_from`), those
+    it may have modified since their copy: any whose unseen day is not after `start`, and the others when the
+    search of [unseen day, end] lists them too. One unseen after `end` (a clock that disagrees with the run's day)
+    is taken as changed."""
+    changed = {pmid for pmid, day in unseen.items() if not start < day <= end}
+    for day in sorted({day for day in unseen.values() if start < day <= end}):
+        later = set(client.fetch_pmids(query, day, end, field_tag="mdat").pmids)
+        changed.update(pmid for pmid, first in unseen.items() if first == day and pmid in later)
+    return changed
+
+
+def _pubmed_day(moment: datetime) -> date:
+    return _utc(moment).astimezone(_PUBMED_ZONE).date()
 
 
 def measure_query(client: EutilsClient, query: str) -> SearchResult:
@@ -218,6 +256,7 @@ def describe_check(query: str, result: SearchResult) -> list[str]:
 
 
 __all__ = [
-    "DEFAULT_QUIET_WEEKS", "WatchResult", "watch_topic", "measure_query", "refresh_papers", "HealthFlag",
+    "DEFAULT_QUIET_WEEKS", "WatchResult", "watch_topic", "changes_unseen_from", "changed_since_fetched", "measure_query",
+    "refresh_papers", "HealthFlag",
     "topic_health", "assess_health", "unknown_terms", "describe_check",
 ]

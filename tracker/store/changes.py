@@ -46,6 +46,16 @@ def save_checked_through(store: Store, topic: str, day: date, run_id: int | None
 
 # -- refreshing stored papers ----------------------------------------------------------------
 
+def last_fetched(store: Store, pmids: Sequence[int]) -> dict[int, datetime]:
+    """When each stored paper among `pmids` was last written (its row's updated_at): fetched, refreshed, or marked
+    deleted because efetch no longer returned it."""
+    found: dict[int, datetime] = {}
+    with store.session() as session:
+        for chunk in chunked(list(pmids)):
+            found.update(session.execute(select(PaperRow.pmid, PaperRow.updated_at).where(PaperRow.pmid.in_(chunk))).all())
+    return found
+
+
 def stored_notice_fields(store: Store, pmids: Sequence[int]) -> dict[int, Paper]:
     """The stored papers as far as their notices go (publication types, comments and corrections)."""
     found: dict[int, Paper] = {}

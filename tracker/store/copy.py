@@ -51,7 +51,7 @@ from tracker.errors import StoreError
 from tracker.store import schema
 from tracker.store.database import POSTGRES_SCHEMA_LOCK, Store, database_error_detail, describe_url, make_engine, sqlite_pragmas
 from tracker.store.models import InstanceLock, PaperRow, SchemaVersion
-from tracker.store.papers import save_search_index_rows
+from tracker.store.papers import SEARCHED_JSON_COLUMNS, save_search_index_rows
 from tracker.store.schema import SCHEMA_VERSION, SEARCH_INDEX
 
 log = logging.getLogger("tracker.copy")
@@ -498,7 +498,7 @@ def _statements(table: Table, source_dialect: str, target_dialect: str):
 def _search_fields(row: dict) -> dict:
     """What the search text is built from, the JSON columns among them decoded from their text."""
     return {"pmid": row["pmid"], "title": row["title"], "abstract": row["abstract"],
-            **{name: json.loads(row[name]) for name in ("mesh_headings", "keywords", "authors")}}
+            **{name: json.loads(row[name]) for name in SEARCHED_JSON_COLUMNS}}
 
 
 def _read_error(source: Store, table: Table, error: DatabaseError) -> StoreError:

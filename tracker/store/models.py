@@ -44,6 +44,21 @@ class PaperRow(SQLModel, table=True):
     entrez_date: date | None = None
     create_date: date | None = Field(default=None, index=True)
     late_arrival: bool = False
+    # Books (NCBI Bookshelf): editors as `authors` are, their "Last Initials; …" for the CSV, and the book's details.
+    editors: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    editor_names: str = ""
+    book_title: str | None = None
+    publisher: str | None = None
+    publisher_location: str | None = None
+    edition: str | None = None
+    book_accession: str | None = None
+    location_label: str | None = None
+    chapter: bool = False
+    # [DataBankName, AccessionNumber] pairs, and the trial registrations (tracker/registries.py) as
+    # [registry, number, url] with their numbers "; "-joined for the CSV.
+    databanks: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    trial_ids: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    trial_ids_text: str = ""
     # What PubMed now says about the paper (tracker/notices.py): "retracted", "concern", "deleted" or None.
     status: str | None = Field(default=None, index=True)
     xml_gz: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime
 
 from sqlalchemy import select, text
@@ -11,11 +10,24 @@ from sqlmodel import Session
 
 from tracker.notices import paper_status
 from tracker.pubmed import AbstractSection, Author, CommentCorrection, MeshHeading, Paper
+from tracker.registries import TrialId, trial_ids
 from tracker.store.database import Store, chunked, utcnow
 from tracker.store.models import PaperRow, TopicPaper
+from tracker.store.xmlcodec import compress_xml, decompress_xml
 
 
 def paper_to_row(paper: Paper, now: datetime) -> dict:
+    return {
+        **record_columns(paper),
+        "status": paper_status(paper),
+        "xml_gz": compress_xml(paper.xml),
+        "first_stored_at": now,
+        "updated_at": now,
+    }
+
+
+def record_columns(paper: Paper) -> dict:
+    """The columns read from the record itself: everything in a paper's row but its status, XML and times."""
     return {
         "pmid": paper.pmid,
         "kind": paper.kind,
@@ -27,12 +39,7 @@ def paper_to_row(paper: Paper, now: datetime) -> dict:
             {"label": section.label, "category": section.category, "text": section.text}
             for section in paper.abstract_sections
         ],
-        "authors": [
-            {"last_name": author.last_name, "fore_name": author.fore_name, "initials": author.initials,
-             "collective_name": author.collective_name, "orcid": author.orcid,
-             "affiliations": list(author.affiliations)}
-            for author in paper.authors
-        ],
+        "authors": [_author_json(author) for author in paper.authors],
         "author_names": "; ".join(author.display for author in paper.authors),
         **export_text(paper.publication_types, ((m.descriptor, m.major) for m in paper.mesh_headings), paper.keywords),
         "journal": paper.journal,
@@ -61,13 +68,47 @@ def paper_to_row(paper: Paper, now: datetime) -> dict:
         "entrez_date": paper.entrez_date,
         "create_date": paper.create_date,
         "late_arrival": paper.late_arrival,
-        "status": paper_status(paper),
-        # Level 3: on the real sample records, 45% less time than zlib's default 6 for 8% more bytes; compression
-        # was a fifth of the ingest profile (BENCHMARKS.md).
-        "xml_gz": zlib.compress(paper.xml, 3),
-        "first_stored_at": now,
-        "updated_at": now,
+        **book_columns(paper),
+        "databanks": [list(pair) for pair in paper.databanks],
+        **trial_columns(trial_ids(paper)),
     }
+
+
+def _author_json(author: Author) -> dict:
+    return {"last_name": author.last_name, "fore_name": author.fore_name, "initials": author.initials,
+            "collective_name": author.collective_name, "orcid": author.orcid, "affiliations": list(author.affiliations)}
+
+
+def _author(stored: dict) -> Author:
+    return Author(**{**stored, "affiliations": tuple(stored.get("affiliations", ()))})
+
+
+def book_columns(paper: Paper) -> dict:
+    """The columns of a book record's details (empty for an article)."""
+    return {
+        "editors": [_author_json(editor) for editor in paper.editors],
+        "editor_names": "; ".join(editor.display for editor in paper.editors),
+        "book_title": paper.book_title,
+        "publisher": paper.publisher,
+        "publisher_location": paper.publisher_location,
+        "edition": paper.edition,
+        "book_accession": paper.book_accession,
+        "location_label": paper.location_label,
+        "chapter": paper.chapter,
+    }
+
+
+def trial_columns(trials: Iterable[TrialId]) -> dict:
+    """The JSON of a paper's trial registrations ([registry, number, url] each) and their numbers for the CSV."""
+    trials = list(trials)
+    return {"trial_ids": [[trial.registry, trial.number, trial.url] for trial in trials],
+            "trial_ids_text": "; ".join(trial.number for trial in trials)}
+
+
+def stored_trial_ids(row) -> tuple[TrialId, ...]:
+    """The trial registrations of a stored row (a PaperRow or a mapping of its columns)."""
+    found = row["trial_ids"] if isinstance(row, Mapping) else row.trial_ids
+    return tuple(TrialId(*trial) for trial in found or ())
 
 
 def export_text(publication_types: Iterable[str], mesh: Iterable[tuple[str, bool]], keywords: Iterable[str]) -> dict:
@@ -92,7 +133,7 @@ def row_to_paper(row: PaperRow) -> Paper:
         kind=row.kind,
         title=row.title,
         abstract_sections=tuple(AbstractSection(**s) for s in row.abstract_sections),
-        authors=tuple(Author(**{**a, "affiliations": tuple(a.get("affiliations", ()))}) for a in row.authors),
+        authors=tuple(_author(a) for a in row.authors),
         journal=row.journal,
         journal_iso=row.journal_iso,
         volume=row.volume,
@@ -113,7 +154,16 @@ def row_to_paper(row: PaperRow) -> Paper:
         citation_status=row.citation_status,
         history=tuple((h[0], h[1]) for h in row.history),
         comments_corrections=tuple(CommentCorrection(**c) for c in row.comments_corrections),
-        xml=zlib.decompress(row.xml_gz) if row.xml_gz else b"",
+        databanks=tuple((bank, accession) for bank, accession in row.databanks),
+        editors=tuple(_author(a) for a in row.editors),
+        book_title=row.book_title,
+        publisher=row.publisher,
+        publisher_location=row.publisher_location,
+        edition=row.edition,
+        book_accession=row.book_accession,
+        location_label=row.location_label,
+        chapter=bool(row.chapter),
+        xml=decompress_xml(row.xml_gz),
     )
 
 
@@ -122,35 +172,40 @@ def search_text(paper: Paper) -> dict[str, str]:
     return _search_columns(
         paper.title, paper.abstract,
         ((m.descriptor, [q for q, _ in m.qualifiers]) for m in paper.mesh_headings),
-        paper.keywords,
-        ((a.fore_name, a.last_name, a.collective_name) for a in paper.authors),
+        [*paper.keywords, *(trial.number for trial in trial_ids(paper))],
+        ((a.fore_name, a.last_name, a.collective_name) for a in (*paper.authors, *paper.editors)),
     )
 
 
+SEARCHED_JSON_COLUMNS = ("mesh_headings", "keywords", "authors", "editors", "trial_ids")
+
+
 def search_text_from_row(row) -> dict[str, str]:
-    """`search_text` of a stored paper from its row's columns (title, abstract and the JSON of mesh_headings,
-    keywords and authors), without decompressing its XML. `row` is a PaperRow or any mapping or object with
+    """`search_text` of a stored paper from its row's columns (title, abstract and the JSON of
+    SEARCHED_JSON_COLUMNS), without decompressing its XML. `row` is a PaperRow or any mapping or object with
     those attributes; `row_to_paper` then `search_text` gives the same text."""
     get = row.__getitem__ if isinstance(row, Mapping) else lambda name: getattr(row, name)
     return _search_columns(
         get("title"), get("abstract"),
         ((m["descriptor"], [q[0] for q in m.get("qualifiers", ())]) for m in get("mesh_headings")),
-        get("keywords"),
-        ((a.get("fore_name"), a.get("last_name"), a.get("collective_name")) for a in get("authors")),
+        [*get("keywords"), *(number for _registry, number, _url in get("trial_ids"))],
+        ((a.get("fore_name"), a.get("last_name"), a.get("collective_name")) for a in (*get("authors"), *get("editors"))),
     )
 
 
 def _search_columns(title: str, abstract: str, mesh: Iterable[tuple[str, Sequence[str]]], keywords: Iterable[str],
-                    authors: Iterable[tuple[str | None, str | None, str | None]]) -> dict[str, str]:
-    """The one definition of the indexed text: `mesh` is (descriptor, qualifier names) per heading, `authors`
-    (fore name, last name, collective name) per author."""
+                    people: Iterable[tuple[str | None, str | None, str | None]]) -> dict[str, str]:
+    """The one definition of the indexed text: `mesh` is (descriptor, qualifier names) per heading, `keywords`
+    the author keywords then the trial registration numbers (so that `tracker search NCT01234567` finds the
+    paper however PubMed listed the number), `people` (fore name, last name, collective name) per author, then
+    per editor."""
     mesh = list(mesh)
     return {
         "title": title,
         "abstract": abstract,
         "mesh": "; ".join([descriptor for descriptor, _ in mesh] + [q for _, qualifiers in mesh for q in qualifiers]),
         "keywords": "; ".join(keywords),
-        "authors": "; ".join(" ".join(part for part in names if part) for names in authors),
+        "authors": "; ".join(" ".join(part for part in names if part) for names in people),
     }
 
 
@@ -166,28 +221,40 @@ def save_search_index(store: Store, session: Session, papers: Sequence[Paper]) -
     write_search_index(store, session, [{"pmid": p.pmid, **search_text(p)} for p in papers])
 
 
-def save_search_index_rows(store: Store, session: Session, rows: Sequence) -> None:
-    """`save_search_index` for stored rows (PaperRow objects or mappings of the paper's columns)."""
+def save_search_index_rows(store: Store, session: Session, rows: Sequence, *,
+                           indexed: Collection[int] | None = None) -> None:
+    """`save_search_index` for stored rows (PaperRow objects or mappings of the paper's columns); `indexed`, when
+    known, are those among them that have an entry already (None: any may have)."""
     write_search_index(store, session, [
         {"pmid": row["pmid"] if isinstance(row, Mapping) else row.pmid, **search_text_from_row(row)} for row in rows
-    ])
+    ], indexed=indexed)
 
 
-def write_search_index(store: Store, session: Session, entries: Sequence[dict]) -> None:
+def write_search_index(store: Store, session: Session, entries: Sequence[dict], *,
+                       indexed: Collection[int] | None = None) -> None:
     """Index (or re-index) papers from their search text: {"pmid": ..., **search_text(paper)} each."""
+    write_search_entries(store.dialect, session, entries, indexed=indexed)
+
+
+def write_search_entries(dialect: str, session, entries: Sequence[dict], *,
+                         indexed: Collection[int] | None = None) -> None:
+    """`write_search_index` through any session or connection of a `dialect` database (a migration's too)."""
     if not entries:
         return
-    if store.dialect == "postgresql":
+    if dialect == "postgresql":
         session.execute(
             text(f"INSERT INTO paper_fts (pmid, document) VALUES (:pmid, {_POSTGRES_DOCUMENT}) "
                  "ON CONFLICT (pmid) DO UPDATE SET document = excluded.document"),
             list(entries),
         )
         return
-    if store.dialect != "sqlite":
+    if dialect != "sqlite":
         return
     for chunk in chunked(list(entries)):
-        session.execute(text(f"DELETE FROM paper_fts WHERE rowid IN ({', '.join(str(int(e['pmid'])) for e in chunk)})"))
+        # FTS5 has no upsert: an entry is replaced by deleting it first (only papers that have one, when known).
+        replaced = [int(e["pmid"]) for e in chunk if indexed is None or e["pmid"] in indexed]
+        if replaced:
+            session.execute(text(f"DELETE FROM paper_fts WHERE rowid IN ({', '.join(map(str, replaced))})"))
         session.execute(
             text("INSERT INTO paper_fts (rowid, title, abstract, mesh, keywords, authors) "
                  "VALUES (:pmid, :title, :abstract, :mesh, :keywords, :authors)"),
@@ -241,8 +308,9 @@ def save_papers(store: Store, papers: Sequence[Paper], *, topic: str | None = No
         before: set[int] = set()
         for chunk in chunked([p.pmid for p in unique]):
             before.update(session.execute(select(PaperRow.pmid).where(PaperRow.pmid.in_(chunk))).scalars())
-        store.upsert(session, PaperRow.__table__, [paper_to_row(p, now) for p in unique], ["pmid"])
-        save_search_index(store, session, unique)
+        rows = [paper_to_row(p, now) for p in unique]
+        store.upsert(session, PaperRow.__table__, rows, ["pmid"])
+        save_search_index_rows(store, session, rows, indexed=before)  # from the rows: trial ids are found once
         linked = _link(store, session, topic, [p.pmid for p in unique], run_id, now) if topic else 0
         session.commit()
     return len(unique) - len(before), linked
@@ -286,7 +354,8 @@ def count_topic_papers(store: Store) -> dict[str, int]:
 
 
 __all__ = [
-    "paper_to_row", "row_to_paper", "search_text", "search_text_from_row", "save_search_index",
-    "save_search_index_rows", "write_search_index", "stored_pmids", "topic_pmids", "save_papers", "link_papers",
+    "paper_to_row", "record_columns", "row_to_paper", "book_columns", "trial_columns", "stored_trial_ids",
+    "search_text", "search_text_from_row", "SEARCHED_JSON_COLUMNS", "save_search_index", "save_search_index_rows",
+    "write_search_index", "write_search_entries", "stored_pmids", "topic_pmids", "save_papers", "link_papers",
     "load_papers", "count_topic_papers",
 ]
