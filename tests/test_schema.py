@@ -24,9 +24,13 @@ from tracker.store.papers import save_papers
 
 
 def make_schema_1(store) -> None:
-    """Turn a new database into one as tracker 0.1 left it: no lease table, no export text columns."""
+    """Turn a new database into one as tracker 0.1 left it: no lease table, no export text columns, no web app."""
     with store.engine.begin() as connection:
         connection.execute(text("DROP TABLE job_lease"))
+        for table in ("account", "web_session", "login_failure"):
+            connection.execute(text(f"DROP TABLE {table}"))
+        connection.execute(text("DROP INDEX ix_paper_evidence_tier"))
+        connection.execute(text("ALTER TABLE paper DROP COLUMN evidence_tier"))
         connection.execute(text("DROP TABLE tracker_migration"))
         for column in schema.EXPORT_TEXT_COLUMNS:
             connection.execute(text(f"ALTER TABLE paper DROP COLUMN {column}"))
