@@ -34,8 +34,8 @@ from datetime import datetime
 from tracker.errors import ConfigError
 from tracker.store import Store
 from tracker.store.decisions import (
-    DECISIONS, STATES, NewDecision, ReviewerDecision, Saved, current_decisions, list_topic_papers, reasons_from,
-    save_decisions, state_from, summaries,
+    DECISIONS, STATES, WITHDRAWN, NewDecision, ReviewerDecision, Saved, current_decisions, decision_by_id,
+    last_decision_by, list_topic_papers, reasons_from, save_decisions, state_from, summaries,
 )
 from tracker.store.digests import other_topics_for
 from tracker.store.papers import topic_pmids
@@ -107,6 +107,26 @@ def decide(store: Store, topic: Topic, pmids: Sequence[int], decision: str, *, r
         NewDecision(pmid=pmid, reviewer=reviewer, decision=decision, reasons=chosen, note=" ".join(note.split()),
                     resolves=resolve, source=source)
         for pmid in pmids])
+
+
+def undo_last(store: Store, topic: Topic, *, reviewer: str, source: str = "web") -> Saved | None:
+    """Take back `reviewer`'s latest decision from `source` in `topic` that is still their current one.
+
+    The history stays append-only: the decision it replaced comes back as a new decision (source
+    "<source>-undo"), and when it replaced none, a withdrawal (`WITHDRAWN`) leaves the reviewer undecided on
+    the paper. Undoing again walks further back through their decisions from `source`. None: nothing to undo.
+    """
+    last = last_decision_by(store, topic.slug, check_reviewer(reviewer), source=source)
+    if last is None:
+        return None
+    previous = decision_by_id(store, last.replaces) if last.replaces is not None else None
+    if previous is None or previous.decision == WITHDRAWN:
+        restored = NewDecision(pmid=last.pmid, reviewer=last.reviewer, decision=WITHDRAWN, source=f"{source}-undo")
+    else:
+        restored = NewDecision(pmid=last.pmid, reviewer=last.reviewer, decision=previous.decision,
+                               reasons=previous.reasons, note=previous.note, resolves=previous.resolves,
+                               source=f"{source}-undo")
+    return save_decisions(store, topic.slug, [restored])[0]
 
 
 def check_resolvable(store: Store, topic: Topic, pmids: Sequence[int]) -> None:
@@ -290,7 +310,7 @@ def _iso(moment: datetime) -> str:
 
 
 __all__ = [
-    "default_reviewer", "check_reviewer", "resolve_reasons", "describe_reasons", "decide", "check_resolvable",
+    "default_reviewer", "check_reviewer", "resolve_reasons", "undo_last", "describe_reasons", "decide", "check_resolvable",
     "check_state", "PaperScreening", "view_of", "settled", "describe_decision", "describe_pmids", "PaperBrief",
     "ScreeningRow", "list_screening", "paper_briefs", "screening_record", "decision_record",
     "describe_decision_record", "included_in", "with_included_first",

@@ -25,6 +25,9 @@ from tracker.store.database import Store, chunked, utcnow
 from tracker.store.models import CurrentDecision, Decision, Screening
 
 DECISIONS = ("include", "exclude", "maybe")
+# Not a decision but a history entry: the reviewer took back their only decision on the paper (an undo in the
+# web app). It replaces that decision in the history and leaves the reviewer with no current decision.
+WITHDRAWN = "withdraw"
 STATES = ("unscreened", "awaiting", "included", "excluded", "maybe", "conflict")
 STATE_OF = {"include": "included", "exclude": "excluded", "maybe": "maybe"}
 
@@ -117,8 +120,13 @@ def save_decisions(store: Store, topic: str, decisions: Sequence[NewDecision], *
                    "reasons": list(new.reasons), "note": new.note, "resolves": new.resolves,
                    "replaces": previous.id if previous else None, "source": new.source, "decided_at": now}
             decision_id = connection.execute(_decision.insert().values(**row)).inserted_primary_key[0]
-            store.upsert(connection, _current, [{key: row[key] for key in _CURRENT_FIELDS} | {"decision_id": decision_id}],
-                         ["topic", "pmid", "reviewer"])
+            if new.decision == WITHDRAWN:
+                connection.execute(_current.delete().where(_current.c.topic == topic, _current.c.pmid == new.pmid,
+                                                           _current.c.reviewer == new.reviewer))
+            else:
+                store.upsert(connection, _current,
+                             [{key: row[key] for key in _CURRENT_FIELDS} | {"decision_id": decision_id}],
+                             ["topic", "pmid", "reviewer"])
             given = ReviewerDecision(id=decision_id, topic=topic, pmid=new.pmid, reviewer=new.reviewer,
                                      decision=new.decision, reasons=tuple(new.reasons), note=new.note,
                                      resolves=new.resolves, decided_at=now, replaces=row["replaces"], source=new.source)
@@ -241,11 +249,7 @@ def decision_history(store: Store, pmid: int, topics: Sequence[str] | None = Non
     if topics is not None:
         statement = statement.where(_decision.c.topic.in_(list(topics)))
     with store.engine.connect() as connection:
-        return [ReviewerDecision(id=row["id"], topic=row["topic"], pmid=row["pmid"], reviewer=row["reviewer"],
-                                 decision=row["decision"], reasons=tuple(row["reasons"] or ()), note=row["note"] or "",
-                                 resolves=bool(row["resolves"]), decided_at=row["decided_at"], replaces=row["replaces"],
-                                 source=row["source"])
-                for row in connection.execute(statement).mappings()]
+        return [_history_view(row) for row in connection.execute(statement).mappings()]
 
 
 def view_state_column(reviewers: int, blind_reviewer: str | None, mine=None) -> ColumnElement:
@@ -307,7 +311,31 @@ def state_counts(store: Store, topic: str, reviewers: int, member_pmids=None) ->
     return {name: counts.get(name, 0) for name in STATES}
 
 
+def last_decision_by(store: Store, topic: str, reviewer: str, *, source: str) -> ReviewerDecision | None:
+    """`reviewer`'s most recent decision in `topic` given from `source` that is still their current one."""
+    statement = (select(_decision).join(_current, and_(_current.c.decision_id == _decision.c.id))
+                 .where(_decision.c.topic == topic, _decision.c.reviewer == reviewer, _decision.c.source == source)
+                 .order_by(_decision.c.decided_at.desc(), _decision.c.id.desc()).limit(1))
+    with store.engine.connect() as connection:
+        row = connection.execute(statement).mappings().first()
+    return _history_view(row) if row else None
+
+
+def decision_by_id(store: Store, decision_id: int) -> ReviewerDecision | None:
+    with store.engine.connect() as connection:
+        row = connection.execute(select(_decision).where(_decision.c.id == decision_id)).mappings().first()
+    return _history_view(row) if row else None
+
+
+def _history_view(row) -> ReviewerDecision:
+    return ReviewerDecision(id=row["id"], topic=row["topic"], pmid=row["pmid"], reviewer=row["reviewer"],
+                            decision=row["decision"], reasons=tuple(row["reasons"] or ()), note=row["note"] or "",
+                            resolves=bool(row["resolves"]), decided_at=row["decided_at"], replaces=row["replaces"],
+                            source=row["source"])
+
+
 __all__ = [
+    "WITHDRAWN", "last_decision_by", "decision_by_id",
     "DECISIONS", "STATES", "STATE_OF", "NewDecision", "ReviewerDecision", "Saved", "save_decisions", "summarise",
     "state_column", "state_from", "reasons_from", "summaries", "summaries_of", "current_decisions", "decision_history",
     "state_counts",
