@@ -34,8 +34,8 @@ from datetime import datetime
 from tracker.errors import ConfigError
 from tracker.store import Store
 from tracker.store.decisions import (
-    DECISIONS, STATES, WITHDRAWN, NewDecision, ReviewerDecision, Saved, current_decisions, decision_by_id,
-    last_decision_by, list_topic_papers, reasons_from, save_decisions, state_from, summaries,
+    DECISIONS, STATES, WITHDRAWN, NewDecision, ReviewerDecision, Saved, current_decisions, current_from,
+    decision_by_id, list_topic_papers, reasons_from, save_decisions, state_from, summaries,
 )
 from tracker.store.digests import other_topics_for
 from tracker.store.papers import topic_pmids
@@ -110,22 +110,36 @@ def decide(store: Store, topic: Topic, pmids: Sequence[int], decision: str, *, r
 
 
 def undo_last(store: Store, topic: Topic, *, reviewer: str, source: str = "web") -> Saved | None:
-    """Take back `reviewer`'s latest decision from `source` in `topic` that is still their current one.
+    """Take back `reviewer`'s latest decision from `source` in `topic` that still stands.
 
     The history stays append-only: the decision it replaced comes back as a new decision (source
     "<source>-undo"), and when it replaced none, a withdrawal (`WITHDRAWN`) leaves the reviewer undecided on
-    the paper. Undoing again walks further back through their decisions from `source`. None: nothing to undo.
+    the paper. A decision brought back by an undo stands for the one it copies, so undoing again walks
+    further back through the reviewer's decisions from `source`, newest first. None: nothing to undo.
     """
-    last = last_decision_by(store, topic.slug, check_reviewer(reviewer), source=source)
-    if last is None:
+    reviewer = check_reviewer(reviewer)
+    undo_source = f"{source}-undo"
+    best = None
+    for current in current_from(store, topic.slug, reviewer, (source, undo_source)):
+        original: ReviewerDecision | None = current
+        if current.source == undo_source:  # a copy of the decision before the one undone
+            undone = decision_by_id(store, current.replaces) if current.replaces is not None else None
+            original = decision_by_id(store, undone.replaces) if undone and undone.replaces is not None else None
+            if original is None or original.source != source:
+                continue
+        key = (original.decided_at, original.id)
+        if best is None or key > best[0]:
+            best = (key, current, original)
+    if best is None:
         return None
-    previous = decision_by_id(store, last.replaces) if last.replaces is not None else None
+    _, current, original = best
+    previous = decision_by_id(store, original.replaces) if original.replaces is not None else None
     if previous is None or previous.decision == WITHDRAWN:
-        restored = NewDecision(pmid=last.pmid, reviewer=last.reviewer, decision=WITHDRAWN, source=f"{source}-undo")
+        restored = NewDecision(pmid=current.pmid, reviewer=reviewer, decision=WITHDRAWN, source=undo_source)
     else:
-        restored = NewDecision(pmid=last.pmid, reviewer=last.reviewer, decision=previous.decision,
+        restored = NewDecision(pmid=current.pmid, reviewer=reviewer, decision=previous.decision,
                                reasons=previous.reasons, note=previous.note, resolves=previous.resolves,
-                               source=f"{source}-undo")
+                               source=undo_source)
     return save_decisions(store, topic.slug, [restored])[0]
 
 

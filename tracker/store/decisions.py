@@ -311,14 +311,13 @@ def state_counts(store: Store, topic: str, reviewers: int, member_pmids=None) ->
     return {name: counts.get(name, 0) for name in STATES}
 
 
-def last_decision_by(store: Store, topic: str, reviewer: str, *, source: str) -> ReviewerDecision | None:
-    """`reviewer`'s most recent decision in `topic` given from `source` that is still their current one."""
-    statement = (select(_decision).join(_current, and_(_current.c.decision_id == _decision.c.id))
-                 .where(_decision.c.topic == topic, _decision.c.reviewer == reviewer, _decision.c.source == source)
-                 .order_by(_decision.c.decided_at.desc(), _decision.c.id.desc()).limit(1))
+def current_from(store: Store, topic: str, reviewer: str, sources: Sequence[str]) -> list[ReviewerDecision]:
+    """`reviewer`'s current decisions in `topic` that were given from one of `sources`."""
+    statement = (select(_decision).join(_current, _current.c.decision_id == _decision.c.id)
+                 .where(_decision.c.topic == topic, _decision.c.reviewer == reviewer,
+                        _decision.c.source.in_(list(sources))))
     with store.engine.connect() as connection:
-        row = connection.execute(statement).mappings().first()
-    return _history_view(row) if row else None
+        return [_history_view(row) for row in connection.execute(statement).mappings()]
 
 
 def decision_by_id(store: Store, decision_id: int) -> ReviewerDecision | None:
@@ -335,7 +334,7 @@ def _history_view(row) -> ReviewerDecision:
 
 
 __all__ = [
-    "WITHDRAWN", "last_decision_by", "decision_by_id",
+    "WITHDRAWN", "current_from", "decision_by_id",
     "DECISIONS", "STATES", "STATE_OF", "NewDecision", "ReviewerDecision", "Saved", "save_decisions", "summarise",
     "state_column", "state_from", "reasons_from", "summaries", "summaries_of", "current_decisions", "decision_history",
     "state_counts",

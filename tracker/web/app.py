@@ -46,9 +46,9 @@ class Pages:
         self.access = access
         self.env = environment()
 
-    def render(self, request: Request, name: str, status_code: int = 200, **context) -> HTMLResponse:
+    def render(self, request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:
         session = request.state.session
-        html = self.env.get_template(name).render(request=request, session=session, team=self.access.team,
+        html = self.env.get_template(template).render(request=request, session=session, team=self.access.team,
                                                   csrf=session.csrf if session else "", path=request.url.path,
                                                   **context)
         return HTMLResponse(html, status_code=status_code)

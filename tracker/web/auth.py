@@ -7,6 +7,7 @@ starts a new session (a new random cookie); a failure is counted per user name a
 
 from __future__ import annotations
 
+import math
 import secrets
 from urllib.parse import urlsplit
 
@@ -54,7 +55,7 @@ def routes(web) -> list[Route]:
         outcome = await run_in_threadpool(authenticate, web.store, name, password, address=address)
         if outcome.wait > 0:
             return login_page(request, status_code=429, name=name,
-                              error=f"Too many failed logins: wait {outcome.wait:.0f} seconds, then try again.")
+                              error=f"Too many failed logins: wait {math.ceil(outcome.wait)} seconds, then try again.")
         if outcome.account is None:
             return login_page(request, status_code=401, name=name, error="Wrong user name or password.")
         old = request.cookies.get(SESSION_COOKIE)
