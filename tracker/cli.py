@@ -952,7 +952,7 @@ def users_list_command():
     """List the accounts and their roles."""
     from tracker.store.accounts import list_accounts
 
-    accounts = list_accounts(current_store(readonly=True))
+    accounts = list_accounts(current_store())
     if not accounts:
         click.echo("no accounts: tracker serve runs in personal mode (add one with 'tracker users add NAME')")
         return

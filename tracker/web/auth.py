@@ -8,6 +8,7 @@ starts a new session (a new random cookie); a failure is counted per user name a
 from __future__ import annotations
 
 import math
+import re
 import secrets
 from urllib.parse import urlsplit
 
@@ -32,7 +33,10 @@ def safe_next(target: str) -> str:
 
 def routes(web) -> list[Route]:
     def login_page(request: Request, *, status_code: int = 200, error: str = "", name: str = "") -> Response:
-        token = secrets.token_urlsafe(24)
+        # One token per browser, not per form: another tab (or the browser asking for /favicon.ico, which
+        # lands here too) must not invalidate the form already on screen.
+        kept = request.cookies.get(LOGIN_COOKIE, "")
+        token = kept if re.fullmatch(r"[\w-]{32}", kept) else secrets.token_urlsafe(24)
         response = web.render(request, "login.html", status_code=status_code, login_csrf=token, error=error,
                               name=name, next=safe_next(request.query_params.get("next", "/")))
         response.set_cookie(LOGIN_COOKIE, token, max_age=3600, path="/login", httponly=True, samesite="strict",

@@ -14,8 +14,8 @@ Order
        form field `csrf` (or the X-CSRF-Token header), and an `Origin`, when the browser sends one, of a
        served host; the login form has a token of its own, from a cookie set with the form.
     5. Every answer has a Content-Security-Policy without inline scripts or styles, no framing, no
-       referrer (a personal-mode address holds the token) and no caching: the pages hold a team's unpublished
-       judgements.
+       referrer to other sites and no caching: the pages hold a team's unpublished judgements. (Not
+       "no-referrer": with it Chromium sends `Origin: null` on form posts, which step 4 must refuse.)
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ SECURITY_HEADERS = {
     "content-security-policy": CONTENT_SECURITY_POLICY,
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",
     "cache-control": "no-store",
     "cross-origin-opener-policy": "same-origin",
 }
