@@ -17,15 +17,15 @@ from pathlib import Path
 
 from benchmarks import FULL, QUICK, REPO, Outcome, Row, Sizes, corpus
 
-BENCHMARKS = ("ingest", "backfill", "rate-limit", "weekly", "scale")
+BENCHMARKS = ("ingest", "backfill", "rate-limit", "weekly", "scale", "web")
 HEADERS = ("what", "size", "figure", "ratio", "target", "met?")
 
 
 def run_benchmark(name: str, sizes: Sizes, workdir: Path) -> Outcome:
-    from benchmarks import fetching, ingest, scale
+    from benchmarks import fetching, ingest, scale, web
 
     runner = {"ingest": ingest.run, "backfill": fetching.backfill, "rate-limit": fetching.rate_limit,
-              "weekly": fetching.weekly, "scale": scale.run}[name]
+              "weekly": fetching.weekly, "scale": scale.run, "web": web.run}[name]
     folder = workdir / name
     folder.mkdir()
     started = time.perf_counter()

@@ -45,7 +45,7 @@ def papers():
         make_paper(4, history=ON_TIME, pub_date=date(2022, 1, 1),
                    publication_types=("Retracted Publication", "Journal Article")),
         make_paper(5, history=ON_TIME, pub_date=date(2020, 1, 1), title=f"Hostile {HOSTILE} & <b>bold</b>",
-                   journal=f"<svg onload=alert(1)>", publication_types=(HOSTILE,),
+                   journal="<svg onload=alert(1)>", publication_types=(HOSTILE,),
                    authors=(Author("<img src=x onerror=alert(1)>", "A", "A"),),
                    abstract_sections=(AbstractSection(HOSTILE, "METHODS", f"Text {HOSTILE}"),),
                    mesh_headings=(MeshHeading(HOSTILE, "D1", True, ()),), keywords=(HOSTILE,)),

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -24,10 +24,10 @@ from tests.conftest import cli_env, run_tracker, write_topic
 from tests.fake_eutils import FakeRecord
 from tests.pubmed_xml import article_xml
 from tests.test_store import make_paper
-from tests.test_web import ON_TIME
 from tracker.pubmed import AbstractSection
 from tracker.settings import Settings
 from tracker.store import open_store
+from tracker.store.models import Run
 from tracker.store.papers import save_papers
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -64,6 +64,7 @@ def shot(page, name: str) -> None:
     folder = os.environ.get("TRACKER_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
+        page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=False)
 
 
@@ -89,6 +90,12 @@ TYPES = [("Randomized Controlled Trial",), ("Randomized Controlled Trial",), ("C
          ("Meta-Analysis", "Systematic Review"), ("Case Reports",), ("Comparative Study",), ("Practice Guideline",)]
 
 
+def received(days_ago: int) -> tuple[tuple[str, str], ...]:
+    """A PubMed history with its create date [crdt] `days_ago` days back (entrez the same day: no late arrival)."""
+    day = (date.today() - timedelta(days=days_ago)).isoformat()
+    return (("pubmed", f"{day}T06:00"), ("entrez", f"{day}T06:00"))
+
+
 @pytest.fixture
 def library(tmp_path):
     home = tmp_path / "home"
@@ -98,10 +105,20 @@ def library(tmp_path):
     write_topic(home, "dosing", "norepinephrine dosing")
     settings = Settings.from_env(home=home, env={"TRACKER_REVIEWER": "ana"})
     store = open_store(settings.database_url)
-    save_papers(store, [make_paper(31000000 + index, title=title, history=ON_TIME, abstract_sections=ABSTRACT,
-                                   pub_date=date(2019 + index % 6, 1 + index, 1), publication_types=TYPES[index])
+    save_papers(store, [make_paper(31000000 + index, title=title, history=received(index * 50),
+                                   abstract_sections=ABSTRACT, pub_date=date(2019 + index % 6, 1 + index, 1),
+                                   publication_types=TYPES[index])
                         for index, title in enumerate(TITLES)], topic="cesarean")
-    save_papers(store, [make_paper(32000000 + index, history=ON_TIME) for index in range(3)], topic="dosing")
+    # A topic with a few years of papers, so that the Topics page's chart has bars to show.
+    save_papers(store, [make_paper(32000000 + index, history=received((index * 37) % 700)) for index in range(60)],
+                topic="dosing")
+    for slug, found in (("cesarean", 7), ("dosing", 60)):
+        with store.session() as session:
+            started = datetime.now(timezone.utc) - timedelta(minutes=5)
+            session.add(Run(topic=slug, kind="backfill", status="succeeded", started_at=started,
+                            finished_at=started + timedelta(seconds=4), count=found, total_count=found, matched=found,
+                            new_papers=found, fetched=found, requests=3))
+            session.commit()
     yield settings, store
     store.close()
 
