@@ -296,16 +296,29 @@ def list_topic_papers(store: Store, topic: str, reviewers: int, *, blind_reviewe
 
 
 def state_counts(store: Store, topic: str, reviewers: int, member_pmids=None) -> dict[str, int]:
-    """How many of the topic's papers are in each state; `member_pmids` is a select of the papers counted."""
+    """How many of the topic's papers are in each state; `member_pmids` is a select of the papers counted.
+
+    Without `member_pmids` the count reads the topic's decisions, not its papers: the states of the papers
+    with a `screening` row, and every other member unscreened (an index-only count), so a topic of 100,000
+    papers with a few hundred decisions costs what those decisions cost."""
     from tracker.store.models import TopicPaper
 
     membership = TopicPaper.__table__
     state = state_column(reviewers).label("state")
+    if member_pmids is None:
+        decided = (select(state, func.count()).select_from(_screening.join(
+            membership, and_(membership.c.topic == _screening.c.topic, membership.c.pmid == _screening.c.pmid)))
+            .where(_screening.c.topic == topic).group_by(state))
+        members = select(func.count()).select_from(membership).where(membership.c.topic == topic)
+        with store.engine.connect() as connection:
+            counts = dict(connection.execute(decided).all())
+            total = connection.execute(members).scalar_one()
+        counts["unscreened"] = total - sum(count for name, count in counts.items() if name != "unscreened")
+        return {name: counts.get(name, 0) for name in STATES}
     statement = (select(state, func.count()).select_from(membership.outerjoin(
         _screening, and_(_screening.c.topic == membership.c.topic, _screening.c.pmid == membership.c.pmid)))
         .where(membership.c.topic == topic).group_by(state))
-    if member_pmids is not None:
-        statement = statement.where(membership.c.pmid.in_(member_pmids))
+    statement = statement.where(membership.c.pmid.in_(member_pmids))
     with store.engine.connect() as connection:
         counts = dict(connection.execute(statement).all())
     return {name: counts.get(name, 0) for name in STATES}
