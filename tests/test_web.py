@@ -25,7 +25,7 @@ from tracker.store.decisions import decision_history
 from tracker.store.papers import save_papers
 from tracker.topics import load_topic
 from tracker.web import build_app
-from tracker.web.security import CONTENT_SECURITY_POLICY, SESSION_COOKIE
+from tracker.web.security import CONTENT_SECURITY_POLICY, SESSION_COOKIE, new_session
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette suggests httpx2 for its test client; httpx is what is installed
@@ -320,8 +320,12 @@ def test_personal_mode_exchanges_the_token_for_a_session_cookie(library):
     secure = TestClient(app, base_url="https://127.0.0.1:8765").get(f"/?token={access.token}", follow_redirects=False)
     assert "Secure" in secure.headers["set-cookie"]
     again, _ = build_app(settings, store, host="127.0.0.1", port=8765)  # the next start: new token, old sessions end
-    client.app = again
-    assert client.get("/topics/dosing").status_code == 403
+    assert TestClient(again, base_url=BASE, cookies=client.cookies).get("/topics/dosing").status_code == 403
+    add_user(store, "ana", "ana-password-1")
+    team, access = build_app(settings, store, host="127.0.0.1", port=8765)
+    value, _ = new_session(access, account=None, reviewer="ana", role="admin")  # as a personal start left it
+    stale = TestClient(team, base_url=BASE, cookies={SESSION_COOKIE: value})
+    assert stale.get("/topics/dosing", follow_redirects=False).headers["location"] == "/login?next=%2Ftopics%2Fdosing"
 
 
 def test_personal_mode_refuses_a_non_loopback_host(library):
@@ -489,7 +493,7 @@ def test_users_commands(tmp_path, db_url):
     assert tracker("users", "list")[:2] == (0, "no accounts: tracker serve runs in personal mode (add one with "
                                                "'tracker users add NAME')\n")
     assert tracker("users", "add", "ana", "--admin", stdin="ana-password-1\n") == (
-        0, "added admin 'ana': tracker serve now asks everyone to log in\n", "")
+        0, "added admin 'ana': tracker serve asks everyone to log in (restart it if it is running)\n", "")
     assert tracker("users", "add", "ana", stdin="another-password\n") == (
         2, "", "error: user 'ana' exists already: 'tracker users passwd ana' changes the password\n")
     assert tracker("users", "add", "bo", stdin="short\n") == (

@@ -943,7 +943,7 @@ def users_add_command(name, admin):
 
     check_name(name)
     account = add_user(current_store(), name, read_password(), admin=admin)
-    click.echo(f"added {account.role} {account.name!r}: tracker serve now asks everyone to log in")
+    click.echo(f"added {account.role} {account.name!r}: tracker serve asks everyone to log in (restart it if it is running)")
 
 
 @users_group.command("list")

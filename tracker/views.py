@@ -205,27 +205,37 @@ class PaperTopic:
     history: tuple[ReviewerDecision, ...]  # the decisions on the paper in this topic the reader may see, oldest first
 
 
+class PaperLinks:
+    """The links a page shows beside a paper (the digest's, tracker/digest.py)."""
+
+    paper: Paper | None
+
+    @property
+    def pubmed_url(self) -> str | None:
+        return f"https://pubmed.ncbi.nlm.nih.gov/{self.paper.pmid}/" if self.paper else None
+
+    @property
+    def doi_url(self) -> str | None:
+        from urllib.parse import quote
+
+        # Percent-encoded as the digest does it: the URL stays one token in HTML attributes.
+        doi = self.paper.doi if self.paper else None
+        return f"https://doi.org/{quote(doi.strip(), safe='/:;._-')}" if doi else None
+
+    @property
+    def pmc_url(self) -> str | None:
+        pmcid = self.paper.pmcid if self.paper else None
+        return f"https://www.ncbi.nlm.nih.gov/pmc/articles/{pmcid}/" if pmcid else None
+
+
 @dataclass(frozen=True)
-class PaperView:
+class PaperView(PaperLinks):
     paper: Paper
     tier: str
     events: tuple[EventView, ...]
     topics: tuple[PaperTopic, ...]
     trials: tuple[TrialId, ...]
 
-    @property
-    def pubmed_url(self) -> str:
-        return f"https://pubmed.ncbi.nlm.nih.gov/{self.paper.pmid}/"
-
-    @property
-    def doi_url(self) -> str | None:
-        from urllib.parse import quote
-
-        return f"https://doi.org/{quote(self.paper.doi.strip(), safe='/:;._-')}" if self.paper.doi else None
-
-    @property
-    def pmc_url(self) -> str | None:
-        return f"https://www.ncbi.nlm.nih.gov/pmc/articles/{self.paper.pmcid}/" if self.paper.pmcid else None
 
 
 def paper_view(store: Store, settings: Settings, pmid: int, *, reviewer: str | None,
@@ -288,7 +298,7 @@ def paper_trials(paper: Paper) -> tuple[TrialId, ...]:
 
 
 @dataclass(frozen=True)
-class ScreenView:
+class ScreenView(PaperLinks):
     """The screening page: one paper of a topic with the reviewer's progress and where the queue goes next."""
 
     topic: Topic
@@ -301,6 +311,7 @@ class ScreenView:
     older: int | None  # the one after it
     next_in_queue: int | None  # the next paper still waiting for this reviewer, after this one
     events: tuple[EventView, ...] = ()
+    trials: tuple[TrialId, ...] = ()
 
     @property
     def tier(self) -> str:
@@ -336,9 +347,9 @@ def screen_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None =
                         current_decisions(store, [topic.slug], [pmid]).get((topic.slug, pmid), ()), reviewer=reviewer)
     events = tuple(list_events(store, ids=ids)) if (ids := _event_ids(store, pmid)) else ()
     return ScreenView(topic, reviewer, paper, screening, screened, total, newer, older,
-                      following[0].pmid if following else None, events)
+                      following[0].pmid if following else None, events, paper_trials(paper))
 
 
 __all__ = ["RESULT_WORDS", "RunView", "TopicSummary", "StatusView", "run_view", "topic_summaries", "recent_runs",
            "status_view", "health_of", "TopicPage", "topic_page", "PaperTopic", "PaperView", "paper_view",
-           "paper_trials", "ScreenView", "screen_view", "TOPIC_PAGE_SIZE", "SEARCH_WITHIN"]
+           "paper_trials", "PaperLinks", "ScreenView", "screen_view", "TOPIC_PAGE_SIZE", "SEARCH_WITHIN"]

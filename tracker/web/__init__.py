@@ -55,10 +55,10 @@ def build_app(settings: Settings, store: Store, *, host: str = DEFAULT_HOST, por
                           f"{host}, create an account first with 'tracker users add NAME --admin'")
     access = Access(store=store, hosts=served_hosts(host, port, settings.web_hosts), team=team,
                     session_hours=settings.web_session_hours)
+    delete_personal_sessions(store)  # the previous start's token sessions, in either mode
     if not team:
         access.personal_name = default_reviewer(settings.reviewer)
         access.token = token or login_token()
-        delete_personal_sessions(store)
     return create_app(settings, store, access), access
 
 

@@ -143,7 +143,10 @@ class Guard:
         value = request.cookies.get(SESSION_COOKIE)
         if not value or len(value) > 200:
             return None
-        return await to_thread.run_sync(load_session, self.access.store, session_id(value), utcnow())
+        session = await to_thread.run_sync(load_session, self.access.store, session_id(value), utcnow())
+        if session is not None and self.access.team and session.account is None:
+            return None  # a personal-mode session is nobody once accounts exist
+        return session
 
     def _exchange_token(self, request: Request) -> Response:
         given = request.query_params.get("token", "")
