@@ -30,6 +30,7 @@ def make_schema_1(store) -> None:
         for table in ("account", "web_session", "login_failure"):
             connection.execute(text(f"DROP TABLE {table}"))
         connection.execute(text("DROP INDEX ix_paper_evidence_tier"))
+        connection.execute(text("DROP INDEX ix_paper_browse"))
         connection.execute(text("ALTER TABLE paper DROP COLUMN evidence_tier"))
         connection.execute(text("DROP TABLE tracker_migration"))
         for column in schema.EXPORT_TEXT_COLUMNS:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, func, literal, or_, select, tuple_
+from sqlalchemy import and_, case, func, literal, literal_column, or_, select, text, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from tracker.evidence import TIER_RULES
@@ -87,36 +87,49 @@ def tier_rank(tier: str) -> int:
     return next((index for index, rule in enumerate(TIER_RULES) if rule.key == tier), len(TIER_RULES))
 
 
-def _rank_column() -> ColumnElement:
-    return case(*((_paper.c.evidence_tier == rule.key, index) for index, rule in enumerate(TIER_RULES)),
+def _rank_column(facets) -> ColumnElement:
+    return case(*((facets.c.evidence_tier == rule.key, index) for index, rule in enumerate(TIER_RULES)),
                 else_=len(TIER_RULES))
 
 
-def _joined(topic: str, blind_reviewer: str | None):
+FACETS = ("pmid", "evidence_tier", "pub_year", "late_arrival", "status")
+
+
+def _facets(store: Store):
+    """The paper columns the filters read; on SQLite from the covering index `ix_paper_browse` (models.PaperRow),
+    which its planner passes over for the rowid unless told (SQLAlchemy renders no hints for SQLite)."""
+    if store.dialect != "sqlite":
+        return select(*(_paper.c[name] for name in FACETS)).subquery("facets")
+    columns = [literal_column(name, type_=_paper.c[name].type) for name in FACETS]
+    return select(*columns).select_from(text("paper INDEXED BY ix_paper_browse")).subquery("facets")
+
+
+def _joined(store: Store, topic: str, blind_reviewer: str | None):
     mine = _current.alias("mine")
-    joined = (_membership.join(_paper, _paper.c.pmid == _membership.c.pmid)
+    facets = _facets(store)
+    joined = (_membership.join(facets, facets.c.pmid == _membership.c.pmid)
               .outerjoin(_screening, and_(_screening.c.topic == _membership.c.topic,
                                           _screening.c.pmid == _membership.c.pmid)))
     if blind_reviewer is not None:
         joined = joined.outerjoin(mine, and_(mine.c.topic == _membership.c.topic, mine.c.pmid == _membership.c.pmid,
                                              mine.c.reviewer == blind_reviewer))
-    return joined, mine
+    return joined, mine, facets
 
 
-def _conditions(topic: str, filters: PaperFilter, state: ColumnElement) -> list[ColumnElement]:
+def _conditions(topic: str, filters: PaperFilter, state: ColumnElement, facets) -> list[ColumnElement]:
     found: list[ColumnElement] = [_membership.c.topic == topic]
     if filters.state is not None:
         found.append(state == filters.state)
     if filters.tier is not None:
-        found.append(_paper.c.evidence_tier == filters.tier)
+        found.append(facets.c.evidence_tier == filters.tier)
     if filters.year_from is not None:
-        found.append(_paper.c.pub_year >= filters.year_from)
+        found.append(facets.c.pub_year >= filters.year_from)
     if filters.year_to is not None:
-        found.append(_paper.c.pub_year <= filters.year_to)
+        found.append(facets.c.pub_year <= filters.year_to)
     if filters.late:
-        found.append(_paper.c.late_arrival.is_(True))
+        found.append(facets.c.late_arrival.is_(True))
     if filters.retracted:
-        found.append(_paper.c.status == "retracted")
+        found.append(facets.c.status == "retracted")
     if filters.pmids is not None:
         found.append(_membership.c.pmid.in_(list(filters.pmids) or [-1]))
     return found
@@ -125,27 +138,34 @@ def _conditions(topic: str, filters: PaperFilter, state: ColumnElement) -> list[
 def list_topic_page(store: Store, topic: str, reviewers: int, *, filters: PaperFilter = PaperFilter(),
                     sort: str = "newest", blind_reviewer: str | None = None, after: Cursor | None = None,
                     before: Cursor | None = None, limit: int = 50) -> Page:
-    """One page of the topic's papers that pass `filters`, in `sort` order, after `after` (or before `before`)."""
-    joined, mine = _joined(topic, blind_reviewer)
+    """One page of the topic's papers that pass `filters`, in `sort` order, after `after` (or before `before`).
+
+    Two statements: the page's keys, filtered through the covering index `ix_paper_browse` (never a paper's
+    row), then the shown columns of the page's papers only."""
+    joined, mine, facets = _joined(store, topic, blind_reviewer)
     state = view_state_column(reviewers, blind_reviewer, mine).label("state")
     seen, pmid = _membership.c.first_seen_at, _membership.c.pmid
-    rank = _rank_column() if sort == "tier" else literal(0)
+    rank = _rank_column(facets) if sort == "tier" else literal(0)
     # Forward order per sort; a `before` page is read backwards and turned round.
     forward = {"newest": [seen.desc(), pmid.desc()], "oldest": [seen.asc(), pmid.asc()],
                "tier": [rank.asc(), seen.desc(), pmid.desc()]}[sort]
     backward = {"newest": [seen.asc(), pmid.asc()], "oldest": [seen.desc(), pmid.desc()],
                 "tier": [rank.desc(), seen.asc(), pmid.asc()]}[sort]
-    conditions = _conditions(topic, filters, state)
+    conditions = _conditions(topic, filters, state, facets)
     anchor, reverse = (before, True) if before is not None else (after, False)
     if anchor is not None:
         conditions.append(_past(sort, anchor, rank, seen, pmid, backwards=reverse))
-    statement = (select(pmid, seen, state, _paper.c.evidence_tier, _paper.c.title, _paper.c.author_names,
-                        _paper.c.journal, _paper.c.pub_year, _paper.c.status, _paper.c.late_arrival)
-                 .select_from(joined).where(*conditions).order_by(*(backward if reverse else forward)).limit(limit + 1))
+    statement = (select(pmid, seen, state, facets.c.evidence_tier).select_from(joined).where(*conditions)
+                 .order_by(*(backward if reverse else forward)).limit(limit + 1))
     with store.engine.connect() as connection:
-        rows = [ListedRow(*row) for row in connection.execute(statement)]
-    more = len(rows) > limit
-    rows = rows[:limit]
+        keys = connection.execute(statement).all()
+        more = len(keys) > limit
+        keys = keys[:limit]
+        shown = {row.pmid: row for row in connection.execute(
+            select(_paper.c.pmid, _paper.c.title, _paper.c.author_names, _paper.c.journal, _paper.c.pub_year,
+                   _paper.c.status, _paper.c.late_arrival).where(_paper.c.pmid.in_([key.pmid for key in keys])))}
+    rows = [ListedRow(key.pmid, key.first_seen_at, key.state, key.evidence_tier, *tuple(shown[key.pmid])[1:])
+            for key in keys if key.pmid in shown]
     if reverse:
         rows.reverse()
         return Page(rows, more_after=True, more_before=more)
@@ -167,9 +187,9 @@ def _past(sort: str, anchor: Cursor, rank, seen, pmid, *, backwards: bool) -> Co
 
 def count_topic_page(store: Store, topic: str, reviewers: int, *, filters: PaperFilter = PaperFilter(),
                      blind_reviewer: str | None = None) -> int:
-    joined, mine = _joined(topic, blind_reviewer)
+    joined, mine, facets = _joined(store, topic, blind_reviewer)
     state = view_state_column(reviewers, blind_reviewer, mine)
-    statement = select(func.count()).select_from(joined).where(*_conditions(topic, filters, state))
+    statement = select(func.count()).select_from(joined).where(*_conditions(topic, filters, state, facets))
     with store.engine.connect() as connection:
         return connection.execute(statement).scalar_one()
 

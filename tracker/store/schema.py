@@ -152,6 +152,8 @@ def _add_web(connection: Connection) -> None:
             connection.execute(update, changed)
         last = rows[-1].pmid
     connection.exec_driver_sql("CREATE INDEX ix_paper_evidence_tier ON paper (evidence_tier)")
+    connection.exec_driver_sql(
+        "CREATE INDEX ix_paper_browse ON paper (pmid, evidence_tier, pub_year, late_arrival, status)")
     written = MetaData()
     Table("account", written,
           Column("name", String, primary_key=True), Column("password_hash", String, nullable=False),
