@@ -160,23 +160,42 @@ def test_topic_filters_and_orders(library):
         assert response.status_code == 400 and message in html.unescape(response.text), bad
 
 
-def test_keyset_pages_walk_forward_and_back(library):
-    settings, store = library
-    save_papers(store, [make_paper(pmid, history=ON_TIME) for pmid in range(100, 220)], topic="dosing")
-    client = personal(settings, store)
-    seen, url, pages = [], "/topics/dosing?sort=oldest", []
+def walk(client, url: str) -> list[tuple[str, list[int]]]:
+    """Every page from `url` on, following the "next" links: (address, PMIDs listed)."""
+    pages = []
     while url:
         page = client.get(url).text
         pages.append((url, listed(page)))
-        seen += listed(page)
         found = re.search(r'rel="next" href="([^"]+)"', page)
         url = found.group(1).replace("&amp;", "&") if found else None
-    assert [len(rows) for _, rows in pages] == [50, 50, 27]
-    assert seen == [1, 2, 3, 4, 5, 6, 7, *range(100, 220)]
-    last = client.get(pages[-1][0]).text
-    back = re.search(r'rel="prev" href="([^"]+)"', last).group(1).replace("&amp;", "&")
-    assert listed(client.get(back).text) == pages[1][1]
-    assert 'rel="prev"' not in client.get(pages[0][0]).text
+    return pages
+
+
+def test_keyset_pages_walk_forward_and_back(library):
+    settings, store = library
+    kinds = [("Journal Article",), ("Randomized Controlled Trial",), ("Review",), ("Practice Guideline",)]
+    save_papers(store, [make_paper(pmid, history=ON_TIME, publication_types=kinds[pmid % 4])
+                        for pmid in range(100, 220)], topic="dosing")
+    decide(store, load_topic(settings.queries_dir / "dosing.toml"), list(range(100, 160)), "include", reviewer="ana")
+    with store.engine.connect() as connection:
+        stored = connection.execute(text("SELECT t.pmid, t.first_seen_at, p.evidence_tier FROM topic_paper t "
+                                         "JOIN paper p ON p.pmid = t.pmid WHERE t.topic = 'dosing'")).all()
+    from tracker.evidence import TIER_INDEX
+
+    newest = [pmid for pmid, _, _ in sorted(stored, key=lambda row: (row[1], row[0]), reverse=True)]
+    tiers = {pmid: tier for pmid, _, tier in stored}
+    by_tier = sorted(newest, key=lambda pmid: TIER_INDEX[tiers[pmid]])  # stable: newest first within a tier
+    client = personal(settings, store)
+    for query, expected in (("sort=oldest", newest[::-1]), ("sort=tier", by_tier), ("", newest),
+                            ("sort=tier&state=included", [pmid for pmid in by_tier if 100 <= pmid < 160])):
+        pages = walk(client, f"/topics/dosing?{query}")
+        assert [pmid for _, rows in pages for pmid in rows] == expected, query
+        assert all(len(rows) == 50 for _, rows in pages[:-1]), query
+        for (_, earlier), (url, _) in zip(pages, pages[1:], strict=False):
+            back = re.search(r'rel="prev" href="([^"]+)"', client.get(url).text).group(1).replace("&amp;", "&")
+            assert listed(client.get(back).text) == earlier, (query, url)
+        assert 'rel="prev"' not in client.get(pages[0][0]).text
+    assert [len(rows) for _, rows in walk(client, "/topics/dosing")] == [50, 50, 27]
 
 
 def test_exports_follow_the_filter(library):

@@ -92,14 +92,14 @@ def topic_summaries(store: Store, settings: Settings, *, topic: str | None = Non
     """Every topic file (bad ones included), sorted by slug, or only `topic`; `schedules` adds each topic's
     schedule and next run time (as `tracker status` shows them)."""
     from tracker.store.decisions import state_counts
-    from tracker.store.papers import count_topic_papers
+    from tracker.store.papers import member_counts
     from tracker.store.runs import last_runs
 
     scan = scan or scan_topics(settings.queries_dir)
     slugs = sorted(set(scan.topics) | set(scan.errors))
     if topic is not None:
         slugs = [slug for slug in slugs if slug == topic]
-    counts, runs = count_topic_papers(store), last_runs(store)
+    counts, runs = member_counts(store, slugs), last_runs(store)
     health = topic_health(store, slugs, quiet_weeks=settings.quiet_weeks)
     summaries = []
     for slug in slugs:
@@ -113,7 +113,7 @@ def topic_summaries(store: Store, settings: Settings, *, topic: str | None = Non
         summaries.append(TopicSummary(
             slug=slug, topic=found, file_error=scan.errors.get(slug), papers=counts.get(slug, 0),
             last_run=run_view(run) if run else None, health=tuple(health.get(slug, ())),
-            states=state_counts(store, slug, found.screening.reviewers) if found else {},
+            states=state_counts(store, slug, found.screening.reviewers, members=counts.get(slug, 0)) if found else {},
             schedule=schedule, next_run=next_run))
     return summaries
 

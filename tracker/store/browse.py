@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, func, literal, literal_column, or_, select, text, tuple_
+from sqlalchemy import and_, func, literal, literal_column, or_, select, text, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from tracker.evidence import TIER_RULES
@@ -87,11 +87,6 @@ def tier_rank(tier: str) -> int:
     return next((index for index, rule in enumerate(TIER_RULES) if rule.key == tier), len(TIER_RULES))
 
 
-def _rank_column(facets) -> ColumnElement:
-    return case(*((facets.c.evidence_tier == rule.key, index) for index, rule in enumerate(TIER_RULES)),
-                else_=len(TIER_RULES))
-
-
 FACETS = ("pmid", "evidence_tier", "pub_year", "late_arrival", "status")
 
 
@@ -135,54 +130,102 @@ def _conditions(topic: str, filters: PaperFilter, state: ColumnElement, facets) 
     return found
 
 
+RARE = 5000  # a filter matching at most this many papers in the whole store is read from its own index
+
+
 def list_topic_page(store: Store, topic: str, reviewers: int, *, filters: PaperFilter = PaperFilter(),
                     sort: str = "newest", blind_reviewer: str | None = None, after: Cursor | None = None,
                     before: Cursor | None = None, limit: int = 50) -> Page:
     """One page of the topic's papers that pass `filters`, in `sort` order, after `after` (or before `before`).
 
-    Two statements: the page's keys, filtered through the covering index `ix_paper_browse` (never a paper's
-    row), then the shown columns of the page's papers only."""
-    joined, mine, facets = _joined(store, topic, blind_reviewer)
-    state = view_state_column(reviewers, blind_reviewer, mine).label("state")
-    seen, pmid = _membership.c.first_seen_at, _membership.c.pmid
-    rank = _rank_column(facets) if sort == "tier" else literal(0)
-    # Forward order per sort; a `before` page is read backwards and turned round.
-    forward = {"newest": [seen.desc(), pmid.desc()], "oldest": [seen.asc(), pmid.asc()],
-               "tier": [rank.asc(), seen.desc(), pmid.desc()]}[sort]
-    backward = {"newest": [seen.asc(), pmid.asc()], "oldest": [seen.desc(), pmid.desc()],
-                "tier": [rank.desc(), seen.asc(), pmid.asc()]}[sort]
-    conditions = _conditions(topic, filters, state, facets)
-    anchor, reverse = (before, True) if before is not None else (after, False)
-    if anchor is not None:
-        conditions.append(_past(sort, anchor, rank, seen, pmid, backwards=reverse))
-    statement = (select(pmid, seen, state, facets.c.evidence_tier).select_from(joined).where(*conditions)
-                 .order_by(*(backward if reverse else forward)).limit(limit + 1))
+    The page's keys come first, filtered through the covering index `ix_paper_browse` (never a paper's row),
+    then the shown columns of the page's papers only. A filter that few papers in the store pass (a rare
+    tier, the retracted, the decided) narrows the topic to those papers first, through its own index; by
+    tier, each tier is read newest first in turn, so no page sorts the whole topic."""
+    filters = _narrowed(store, topic, filters)
+    anchor, backwards = (before, True) if before is not None else (after, False)
+    if sort == "tier" and filters.tier is None:
+        keys, more = _tier_keys(store, topic, reviewers, filters, blind_reviewer, anchor, backwards, limit)
+    else:
+        order = "oldest" if sort == "oldest" else "newest"
+        keys, more = _keys(store, topic, reviewers, filters, order, blind_reviewer, anchor, backwards, limit)
     with store.engine.connect() as connection:
-        keys = connection.execute(statement).all()
-        more = len(keys) > limit
-        keys = keys[:limit]
         shown = {row.pmid: row for row in connection.execute(
             select(_paper.c.pmid, _paper.c.title, _paper.c.author_names, _paper.c.journal, _paper.c.pub_year,
-                   _paper.c.status, _paper.c.late_arrival).where(_paper.c.pmid.in_([key.pmid for key in keys])))}
-    rows = [ListedRow(key.pmid, key.first_seen_at, key.state, key.evidence_tier, *tuple(shown[key.pmid])[1:])
-            for key in keys if key.pmid in shown]
-    if reverse:
-        rows.reverse()
+                   _paper.c.status, _paper.c.late_arrival).where(_paper.c.pmid.in_([key[0] for key in keys])))}
+    rows = [ListedRow(pmid, seen, state, tier, *tuple(shown[pmid])[1:]) for pmid, seen, state, tier in keys
+            if pmid in shown]
+    if backwards:
         return Page(rows, more_after=True, more_before=more)
     return Page(rows, more_after=more, more_before=anchor is not None)
 
 
-def _past(sort: str, anchor: Cursor, rank, seen, pmid, *, backwards: bool) -> ColumnElement:
-    """Rows after `anchor` in `sort` order (before it, `backwards`)."""
-    descending = sort != "oldest"
+def _narrowed(store: Store, topic: str, filters: PaperFilter) -> PaperFilter:
+    """`filters` with `pmids` set to the papers of the rarest of its filters, when one is rare in the store."""
+    from dataclasses import replace
+
+    probes = []
+    if filters.tier is not None:
+        probes.append(select(_paper.c.pmid).where(_paper.c.evidence_tier == filters.tier))
+    if filters.retracted:
+        probes.append(select(_paper.c.pmid).where(_paper.c.status == "retracted"))
+    if filters.state is not None and filters.state != "unscreened":
+        probes.append(select(_screening.c.pmid).where(_screening.c.topic == topic))  # decided papers only
+    narrowest: set[int] | None = None
+    with store.engine.connect() as connection:
+        for probe in probes:
+            found = set(connection.execute(probe.limit(RARE + 1)).scalars())
+            if len(found) <= RARE and (narrowest is None or len(found) < len(narrowest)):
+                narrowest = found
+    if narrowest is None:
+        return filters
+    if filters.pmids is not None:
+        narrowest &= set(filters.pmids)
+    return replace(filters, pmids=tuple(sorted(narrowest)))
+
+
+def _keys(store: Store, topic: str, reviewers: int, filters: PaperFilter, order: str, blind_reviewer: str | None,
+          anchor: Cursor | None, backwards: bool, limit: int) -> tuple[list[tuple], bool]:
+    """(pmid, first seen, state, tier) of up to `limit` papers in `order` after `anchor` (before it, `backwards`,
+    still returned in `order`), and whether more follow in the direction read."""
+    joined, mine, facets = _joined(store, topic, blind_reviewer)
+    state = view_state_column(reviewers, blind_reviewer, mine).label("state")
+    seen, pmid = _membership.c.first_seen_at, _membership.c.pmid
+    descending = (order == "newest") != backwards
+    conditions = _conditions(topic, filters, state, facets)
+    if anchor is not None:
+        key, at = tuple_(seen, pmid), tuple_(anchor.first_seen_at, anchor.pmid)
+        conditions.append(key < at if descending else key > at)
+    ordering = [seen.desc(), pmid.desc()] if descending else [seen.asc(), pmid.asc()]
+    statement = (select(pmid, seen, state, facets.c.evidence_tier).select_from(joined).where(*conditions)
+                 .order_by(*ordering).limit(limit + 1))
+    with store.engine.connect() as connection:
+        keys = [tuple(row) for row in connection.execute(statement)]
+    more = len(keys) > limit
+    keys = keys[:limit]
+    return (keys[::-1] if backwards else keys), more
+
+
+def _tier_keys(store: Store, topic: str, reviewers: int, filters: PaperFilter, blind_reviewer: str | None,
+               anchor: Cursor | None, backwards: bool, limit: int) -> tuple[list[tuple], bool]:
+    """`_keys` strongest tier first, newest first within a tier: the tiers read one after the other."""
+    from dataclasses import replace
+
+    ranks = list(range(len(TIER_RULES)))
+    if anchor is not None:
+        ranks = [rank for rank in ranks if (rank <= anchor.rank if backwards else rank >= anchor.rank)]
     if backwards:
-        descending = not descending
-    later = (tuple_(seen, pmid) < tuple_(anchor.first_seen_at, anchor.pmid) if descending
-             else tuple_(seen, pmid) > tuple_(anchor.first_seen_at, anchor.pmid))
-    if sort != "tier":
-        return later
-    further = rank < anchor.rank if backwards else rank > anchor.rank
-    return or_(further, and_(rank == anchor.rank, later))
+        ranks.reverse()
+    found: list[tuple] = []
+    for rank in ranks:
+        wanted = limit + 1 - len(found)  # one more than the page: whether another page follows
+        if wanted <= 0:
+            break
+        within = anchor if anchor is not None and rank == anchor.rank else None
+        tier = _narrowed(store, topic, replace(filters, tier=TIER_RULES[rank].key))
+        keys, _ = _keys(store, topic, reviewers, tier, "newest", blind_reviewer, within, backwards, wanted)
+        found = keys + found if backwards else found + keys
+    return (found[-limit:] if backwards else found[:limit]), len(found) > limit
 
 
 def count_topic_page(store: Store, topic: str, reviewers: int, *, filters: PaperFilter = PaperFilter(),
@@ -195,9 +238,9 @@ def count_topic_page(store: Store, topic: str, reviewers: int, *, filters: Paper
 
 
 def count_members(store: Store, topic: str) -> int:
-    with store.engine.connect() as connection:
-        return connection.execute(select(func.count()).select_from(_membership)
-                                  .where(_membership.c.topic == topic)).scalar_one()
+    from tracker.store.papers import member_counts
+
+    return member_counts(store, [topic])[topic]
 
 
 # -- the screening queue -----------------------------------------------------------------------

@@ -295,12 +295,13 @@ def list_topic_papers(store: Store, topic: str, reviewers: int, *, blind_reviewe
         return [ListedPaper(pmid, seen, listed) for pmid, seen, listed in connection.execute(statement)]
 
 
-def state_counts(store: Store, topic: str, reviewers: int, member_pmids=None) -> dict[str, int]:
+def state_counts(store: Store, topic: str, reviewers: int, member_pmids=None, *,
+                 members: int | None = None) -> dict[str, int]:
     """How many of the topic's papers are in each state; `member_pmids` is a select of the papers counted.
 
     Without `member_pmids` the count reads the topic's decisions, not its papers: the states of the papers
-    with a `screening` row, and every other member unscreened (an index-only count), so a topic of 100,000
-    papers with a few hundred decisions costs what those decisions cost."""
+    with a `screening` row, and every other member unscreened (`members`, the topic's paper count, when the
+    caller has it; else an index-only count), so a topic of 100,000 papers costs what its decisions cost."""
     from tracker.store.models import TopicPaper
 
     membership = TopicPaper.__table__
@@ -309,10 +310,10 @@ def state_counts(store: Store, topic: str, reviewers: int, member_pmids=None) ->
         decided = (select(state, func.count()).select_from(_screening.join(
             membership, and_(membership.c.topic == _screening.c.topic, membership.c.pmid == _screening.c.pmid)))
             .where(_screening.c.topic == topic).group_by(state))
-        members = select(func.count()).select_from(membership).where(membership.c.topic == topic)
+        counted = select(func.count()).select_from(membership).where(membership.c.topic == topic)
         with store.engine.connect() as connection:
             counts = dict(connection.execute(decided).all())
-            total = connection.execute(members).scalar_one()
+            total = members if members is not None else connection.execute(counted).scalar_one()
         counts["unscreened"] = total - sum(count for name, count in counts.items() if name != "unscreened")
         return {name: counts.get(name, 0) for name in STATES}
     statement = (select(state, func.count()).select_from(membership.outerjoin(
