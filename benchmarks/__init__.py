@@ -1,10 +1,11 @@
 """Performance benchmarks of the tracker: `python -m benchmarks [--quick] [--only NAME ...] [--output FILE]`.
 
-Seven benchmarks, each producing rows of one table (what, size, figure, ratio, target, met?) with the command
+Eight benchmarks, each producing rows of one table (what, size, figure, ratio, target, met?) with the command
 line that reproduces the row: ingest throughput, a backfill through the CLI, rate-limit discipline, the cost
-of a weekly run, digest/search/export on a large database, the tracker against a lean sequential pipeline, and
-the records fetched again by eight weekly runs. The corpus is built from the real records in
-../shared/pubmed-samples/ (see benchmarks/corpus.py), generated into a temporary directory at run time.
+of a weekly run, digest/search/export on a large database, the tracker against a lean sequential pipeline,
+the records fetched again by eight weekly runs, and the web app's pages on the large database. The corpus is
+built from the real records in ../shared/pubmed-samples/ (see benchmarks/corpus.py), generated into a
+temporary directory at run time.
 """
 
 from __future__ import annotations

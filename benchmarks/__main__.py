@@ -17,15 +17,16 @@ from pathlib import Path
 
 from benchmarks import FULL, QUICK, REPO, Outcome, Row, Sizes, corpus
 
-BENCHMARKS = ("ingest", "backfill", "rate-limit", "weekly", "scale", "versus-lean", "refetch")
+BENCHMARKS = ("ingest", "backfill", "rate-limit", "weekly", "scale", "versus-lean", "refetch", "web")
 HEADERS = ("what", "size", "figure", "ratio", "target", "met?")
 
 
 def run_benchmark(name: str, sizes: Sizes, workdir: Path) -> Outcome:
-    from benchmarks import fetching, ingest, lean, refetch, scale
+    from benchmarks import fetching, ingest, lean, refetch, scale, web
 
     runner = {"ingest": ingest.run, "backfill": fetching.backfill, "rate-limit": fetching.rate_limit,
-              "weekly": fetching.weekly, "scale": scale.run, "versus-lean": lean.run, "refetch": refetch.run}[name]
+              "weekly": fetching.weekly, "scale": scale.run, "versus-lean": lean.run, "refetch": refetch.run,
+              "web": web.run}[name]
     folder = workdir / name
     folder.mkdir()
     started = time.perf_counter()

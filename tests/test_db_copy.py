@@ -34,7 +34,7 @@ from tracker.store.search import search_papers
 TOPICS = ["dosing", "elderly"]
 SEARCHES = ["norepinephrine", "vasopressor", "Ngan Kee", "bolus OR elderly"]
 JOB_TABLE = "scheduler_jobs"
-NOT_COPIED = {"instance_lock", "tracker_schema", "tracker_migration"}
+NOT_COPIED = {"instance_lock", "tracker_schema", "tracker_migration", "web_session", "login_failure"}
 
 
 # -- a realistic source ----------------------------------------------------------------------
@@ -92,6 +92,13 @@ def build_source(store) -> dict:
                                      NewDecision(2, "ana", "exclude", ("wrong population",)),
                                      NewDecision(2, "ben", "exclude", ("wrong outcome", "other"))])
     save_decisions(store, "dosing", [NewDecision(1, "ana", "exclude", ("wrong study design",))])  # replaces the first
+    from tracker.accounts import add_user, authenticate
+    from tracker.web.security import Access, new_session
+
+    add_user(store, "ana", "ana-password-1", admin=True)  # the web app's accounts travel; sessions and failures not
+    add_user(store, "ben", "ben-password-2")
+    new_session(Access(store=store, hosts=frozenset(), team=True), account="ana", reviewer="ana", role="admin")
+    authenticate(store, "ben", "not-his-password", address="10.0.0.7")
     save_checked_through(store, "dosing", date(2024, 3, 1), first.id)
     retracted = dataclasses.replace(varied_paper(12), publication_types=("Retracted Publication", "Journal Article"))
     events = save_refreshed(store, [(retracted, [Notice("retraction", 70012, "Retraction in: J 2024;1:2")]),
@@ -210,13 +217,14 @@ def test_round_trip_through_either_back_end_loses_nothing(tmp_path, source, db_u
     before = dump(source)
     assert all(before[name] for name in ("status_event", "event_delivery", "paper_revision", "delivery", "recipient",
                                          "topic_state", "change_check", "digest", JOB_TABLE, "decision",
-                                         "current_decision", "screening"))
+                                         "current_decision", "screening", "account"))
     assert len(before["decision"]) == 4 and before["decision"][3]["replaces"] == before["decision"][0]["id"]
     calls = []
     there = copy_database(source, db_url, batch_rows=7, progress=lambda *call: calls.append(call))
     assert dict(there.tables) == {name: len(rows) for name, rows in before.items()}
     assert there.indexed == len(before["paper"]) == 63
     assert there.skipped[0] == "instance_lock (live locks)" and "paper_fts (rebuilt)" in there.skipped
+    assert {"web_session (web sessions)", "login_failure (failed logins)"} <= set(there.skipped)
     assert [call for call in calls if call[0] == "paper"] == [("paper", 0, 63)] + [
         ("paper", min(done, 63), 63) for done in range(7, 70, 7)]
 

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlmodel import SQLModel
 
 from tests.conftest import cli_env, run_tracker, write_topic
-from tests.test_store import make_paper
+from tests.test_store import drop_web_app, make_paper
 from tracker.errors import StoreError
 from tracker.store import SCHEMA_VERSION, Store, migrate_store, open_store
 from tracker.store import schema
@@ -26,9 +26,10 @@ from tracker.store.papers import save_papers
 
 def make_schema_1(store) -> None:
     """Turn a new database into one as tracker 0.1 left it: no lease table, no export text columns, no book or trial
-    columns."""
+    columns, no web app."""
     with store.engine.begin() as connection:
         connection.execute(text("DROP TABLE job_lease"))
+        drop_web_app(connection)
         connection.execute(text("DROP TABLE tracker_migration"))
         for column in schema.EXPORT_TEXT_COLUMNS:
             connection.execute(text(f"ALTER TABLE paper DROP COLUMN {column}"))
@@ -128,6 +129,7 @@ def make_schema_4(store) -> None:
 
     with store.engine.begin() as connection:
         rows = connection.execute(text("SELECT pmid, title, abstract FROM paper")).all()
+        drop_web_app(connection)
         for column, _definition in schema.BOOK_AND_TRIAL_COLUMNS:
             connection.execute(text(f"ALTER TABLE paper DROP COLUMN {column}"))
         connection.execute(text("UPDATE paper SET authors = '[]', author_names = '', volume = NULL, pages = NULL "
@@ -171,7 +173,7 @@ def test_migration_5_fills_books_databanks_and_trial_ids_from_the_stored_xml(db_
     migrated, applied = migrate_store(db_url)
     try:
         assert [(step.migration.version, step.migration.name) for step in applied] == [
-            (5, "book-details-and-trial-ids")]
+            (5, "book-details-and-trial-ids"), (6, "web-app")]
         with migrated.engine.connect() as connection:
             refilled = {row.pmid: dict(row._mapping) for row in connection.execute(text(
                 "SELECT * FROM paper ORDER BY pmid")).all()}

@@ -216,3 +216,87 @@ def test_the_command_line_refuses_an_untrusted_server_in_one_line(tmp_path, cert
     assert result.err.splitlines()[-1].startswith(
         "error: sending to a@example.org failed (the TLS certificate of 127.0.0.1 is not trusted (")
     assert "Traceback" not in result.err and PASSWORD not in result.out + result.err
+
+
+def test_the_web_app_never_shows_a_secret(tmp_path):
+    """Every page of `tracker serve`, as an admin, and what the server prints: no API key, SMTP password, account
+    password or its hash, and no session cookie; the personal-mode token only on the one line printed at start."""
+    import re
+    import socket
+    import warnings
+
+    import httpx
+
+    from tests.pubmed_xml import article_set
+    from tracker.accounts import add_user
+    from tracker.pubmed import iter_papers
+    from tracker.store.papers import save_papers
+    from tracker.web import build_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    home = tmp_path / "home"
+    write_topic(home, "dosing", "norepinephrine dosing")
+    account_password = "SENTINEL-ACCOUNT-5ecret99"
+    pages: list[str] = []
+    with FakeEutils() as server:
+        server.add(*[FakeRecord(pmid=p, xml=article_xml(p, created=CREATED), created=CREATED) for p in range(1, 4)])
+        env = cli_env(home, server.url, NCBI_API_KEY=API_KEY, TRACKER_SMTP_PASSWORD=PASSWORD, TRACKER_SMTP_USER=USER)
+        settings = Settings.from_env(home=home, env=env)
+        store = open_store(settings.database_url)
+        save_papers(store, list(iter_papers(article_set(*[article_xml(p, created=CREATED) for p in (1, 2)]))),
+                    topic="dosing")
+        app, access = build_app(settings, store, host="127.0.0.1", port=8765)  # personal mode first
+        client = TestClient(app, base_url="http://127.0.0.1:8765")
+        client.get(f"/?token={access.token}")
+        for url in ("/", "/topics/dosing", "/papers/1", "/search?q=norepinephrine", "/runs", "/query",
+                    "/topics/dosing/screen", "/topics/dosing/prisma"):
+            pages.append(client.get(url).text)
+        assert all(access.token not in page for page in pages)
+        pages.append(client.post("/query", data={"csrf": re.search(r'name="csrf" value="([^"]+)"', pages[-2]).group(1),
+                                                 "q": "norepinephrine"}).text)
+        assert "<dt>Count</dt>" in pages[-1]
+        cookies = [client.cookies["tracker_session"]]
+        add_user(store, "chief", account_password, admin=True)
+        app, _ = build_app(settings, store, host="127.0.0.1", port=8765)
+        admin = TestClient(app, base_url="http://127.0.0.1:8765")
+        login = admin.get("/login").text
+        admin.post("/login", data={"csrf": re.search(r'name="csrf" value="([^"]+)"', login).group(1), "user": "chief",
+                                   "password": account_password})
+        cookies.append(admin.cookies["tracker_session"])
+        for url in ("/", "/users", "/topics/dosing", "/papers/2", "/runs", "/query"):
+            pages.append(admin.get(url).text)
+        with store.engine.connect() as connection:
+            [stored_hash] = connection.exec_driver_sql("SELECT password_hash FROM account").scalars()
+        store.close()
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        served = subprocess.Popen([sys.executable, "-m", "tracker", "--verbose", "serve", "--port", str(port)], env=env,
+                                  cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            first = served.stdout.readline()
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                try:
+                    answer = httpx.get(f"http://127.0.0.1:{port}/login")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            pages.append(answer.text)
+            httpx.post(f"http://127.0.0.1:{port}/login", data={"user": "chief", "password": account_password})
+        finally:
+            served.terminate()
+            out, err = served.communicate(timeout=20)
+        assert first == f"http://127.0.0.1:{port}/ (team mode: log in)\n"
+    secrets = [API_KEY, PASSWORD, account_password, stored_hash, *cookies]
+    for text in [*pages, first, out, err]:
+        for secret in secrets:
+            assert secret not in text, secret
+    database = home / "db" / "tracker.sqlite3"
+    stored = b"".join(path.read_bytes() for path in (database, database.with_name(database.name + "-wal"))
+                      if path.exists())
+    assert account_password.encode() not in stored and all(cookie.encode() not in stored for cookie in cookies)

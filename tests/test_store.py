@@ -228,6 +228,15 @@ def test_a_bad_database_url_is_one_line_without_its_password(url, message):
     assert "\n" not in str(caught.value)
 
 
+def drop_web_app(connection) -> None:
+    """Undo migration 6 (web-app): its tables, the evidence tier column and its indexes."""
+    for table in ("account", "web_session", "login_failure"):
+        connection.execute(text(f"DROP TABLE {table}"))
+    connection.execute(text("DROP INDEX ix_paper_evidence_tier"))
+    connection.execute(text("DROP INDEX ix_paper_browse"))
+    connection.execute(text("ALTER TABLE paper DROP COLUMN evidence_tier"))
+
+
 def test_a_schema_1_database_is_migrated_in_place_keeping_every_row(db_url, store):
     """A database as tracker 0.1 wrote it (schema 1) is refused until migrated, then has the lease table and the
     export's text columns, every row kept, and a record of each migration it had."""
@@ -239,6 +248,7 @@ def test_a_schema_1_database_is_migrated_in_place_keeping_every_row(db_url, stor
             connection.execute(text(f"ALTER TABLE paper DROP COLUMN {column}"))
         for column, _definition in BOOK_AND_TRIAL_COLUMNS:  # migration 5's
             connection.execute(text(f"ALTER TABLE paper DROP COLUMN {column}"))
+        drop_web_app(connection)  # migration 6's
         connection.execute(text("UPDATE tracker_schema SET version = 1"))
         connection.execute(text("DROP TABLE tracker_migration"))
     where = store.describe()

@@ -37,6 +37,7 @@ from urllib.parse import quote
 
 from tracker import files
 from tracker.errors import ConfigError
+from tracker.evidence import TIER_INDEX, TIER_RULES, classify
 from tracker.notices import status_mark
 from tracker.pubmed import AbstractSection, Paper
 from tracker.registries import TrialId, trial_ids
@@ -60,39 +61,6 @@ EXCERPT_LIMIT = 400
 AUTHORS_SHOWN = 3
 FORMATS = ("md", "html", "text")
 _SUFFIX_FORMATS = {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".txt": "text", ".text": "text"}
-
-
-class TierRule(NamedTuple):
-    key: str
-    label: str
-    publication_types: frozenset[str]
-
-
-# Strongest first; a paper goes into the first tier any of its publication types names. Phase I-IV trials
-# sit with other clinical studies: NLM adds "Randomized Controlled Trial" to those that are randomized,
-# which lifts them into the RCT tier.
-TIER_RULES: tuple[TierRule, ...] = (
-    TierRule("guideline", "Practice guidelines", frozenset({
-        "Practice Guideline", "Guideline", "Consensus Development Conference",
-        "Consensus Development Conference, NIH"})),
-    TierRule("meta-analysis", "Meta-analyses and systematic reviews", frozenset({
-        "Meta-Analysis", "Systematic Review", "Network Meta-Analysis"})),
-    TierRule("rct", "Randomized controlled trials", frozenset({
-        "Randomized Controlled Trial", "Randomized Controlled Trial, Veterinary", "Equivalence Trial",
-        "Pragmatic Clinical Trial", "Adaptive Clinical Trial"})),
-    TierRule("clinical", "Other clinical studies", frozenset({
-        "Clinical Trial", "Clinical Trial, Phase I", "Clinical Trial, Phase II", "Clinical Trial, Phase III",
-        "Clinical Trial, Phase IV", "Clinical Trial, Veterinary", "Controlled Clinical Trial", "Clinical Study",
-        "Observational Study", "Observational Study, Veterinary", "Comparative Study", "Multicenter Study",
-        "Evaluation Study", "Validation Study", "Twin Study"})),
-    TierRule("review", "Reviews", frozenset({"Review", "Scoping Review", "Systematic Review"})),
-    TierRule("case-report", "Case reports", frozenset({"Case Reports"})),
-    TierRule("other", "Other", frozenset()),
-)
-_TIER_INDEX = {rule.key: index for index, rule in enumerate(TIER_RULES)}
-_TIER_BY_TYPE = {}
-for _rule in reversed(TIER_RULES):
-    _TIER_BY_TYPE.update({name.casefold(): _rule.key for name in _rule.publication_types})
 
 
 @dataclass(frozen=True)
@@ -338,16 +306,10 @@ def make_entry(paper: Paper, first_seen_at: datetime, other_topics: Sequence[str
     )
 
 
-def classify(publication_types: Sequence[str]) -> str:
-    """The key of the strongest evidence tier the publication types name ("other" if none)."""
-    tiers = [_TIER_BY_TYPE.get(name.strip().casefold()) for name in publication_types]
-    return min((tier for tier in tiers if tier), key=_TIER_INDEX.__getitem__, default="other")
-
-
 def entry_order(entry: DigestEntry) -> tuple:
     """Strongest tier first; within a tier the newest publication date, then the lower PMID."""
     published = entry.paper.pub_date
-    return (_TIER_INDEX[entry.tier], published is None, -(published.toordinal() if published else 0),
+    return (TIER_INDEX[entry.tier], published is None, -(published.toordinal() if published else 0),
             entry.paper.pmid)
 
 

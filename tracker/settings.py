@@ -46,7 +46,7 @@ class Option:
     env: str
     section: str
     key: str
-    kind: str  # text, url, int, number, addresses, choice, path
+    kind: str  # text, url, int, number, addresses, names, choice, path
     help: str
     example: str = ""  # written, commented out, in the tracker.toml `tracker init` creates
     choices: tuple[str, ...] = ()
@@ -109,6 +109,14 @@ OPTIONS: tuple[Option, ...] = (
            "run every scheduled job this often, in seconds, instead of its cron (trials and tests only)", ""),
     Option("reviewer", "TRACKER_REVIEWER", "screening", "reviewer", "text",
            "who decides when screening from this shell (default: the login name)", '"ana"'),
+    Option("web_session_hours", "TRACKER_WEB_SESSION_HOURS", "web", "session_hours", "number",
+           "hours a web app login lasts before the next one is asked for", "12"),
+    Option("web_hosts", "TRACKER_WEB_HOSTS", "web", "hosts", "names",
+           "host names `tracker serve` answers to besides the address it listens on: behind a reverse proxy, "
+           "its public name", '["tracker.hospital.org"]'),
+    Option("web_trusted_proxy", "TRACKER_WEB_TRUSTED_PROXY", "web", "trusted_proxy", "text",
+           "the address of the reverse proxy whose X-Forwarded-For and -Proto the web app believes (HTTPS there "
+           "makes the session cookie Secure)", '"127.0.0.1"'),
 )
 OPTION_BY_ENV = {option.env: option for option in OPTIONS}
 # Read from the environment or from a file the settings name, never from tracker.toml itself.
@@ -156,6 +164,10 @@ class Settings:
     lease_timeout: float = 300.0
     # Who decides when screening from this shell (tracker/screening); None: the login name.
     reviewer: str | None = None
+    # `tracker serve` (tracker/web).
+    web_session_hours: float = 12.0
+    web_hosts: tuple[str, ...] = ()
+    web_trusted_proxy: str | None = None
     api_key_file: Path | None = None
     smtp_password_file: Path | None = None
     settings_file: Path | None = None  # the tracker.toml that was read, if any
@@ -284,10 +296,12 @@ def convert(option: Option, value: Any, where: str, *, from_env: bool) -> Any:
                 raise ConfigError(f"{where} must be a whole number")
             return int(number)
         return float(number)
-    if kind == "addresses":
+    if kind in ("addresses", "names"):
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-            raise ConfigError(f"{where} must be a list of e-mail addresses such as [\"a@example.org\"]")
+            example = '[\"a@example.org\"]' if kind == "addresses" else '[\"tracker.hospital.org\"]'
+            raise ConfigError(f"{where} must be a list of {'e-mail addresses' if kind == 'addresses' else 'names'} "
+                              f"such as {example}")
         return tuple(item.strip() for item in items if item.strip())
     if not isinstance(value, str):
         raise ConfigError(f"{where} must be a string in quotes")

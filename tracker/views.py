@@ -11,8 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from tracker.errors import ConfigError
+from tracker.pubmed import Paper
+from tracker.registries import TrialId
+from tracker.screening import PaperScreening
 from tracker.settings import Settings
 from tracker.store import Store
+from tracker.store.browse import SORTS, Cursor, Page, PaperFilter
+from tracker.store.changes import EventView
+from tracker.store.decisions import ReviewerDecision
 from tracker.topics import Topic, TopicScan, scan_topics
 from tracker.watch import HealthFlag, topic_health
 
@@ -85,14 +92,14 @@ def topic_summaries(store: Store, settings: Settings, *, topic: str | None = Non
     """Every topic file (bad ones included), sorted by slug, or only `topic`; `schedules` adds each topic's
     schedule and next run time (as `tracker status` shows them)."""
     from tracker.store.decisions import state_counts
-    from tracker.store.papers import count_topic_papers
+    from tracker.store.papers import member_counts
     from tracker.store.runs import last_runs
 
     scan = scan or scan_topics(settings.queries_dir)
     slugs = sorted(set(scan.topics) | set(scan.errors))
     if topic is not None:
         slugs = [slug for slug in slugs if slug == topic]
-    counts, runs = count_topic_papers(store), last_runs(store)
+    counts, runs = member_counts(store, slugs), last_runs(store)
     health = topic_health(store, slugs, quiet_weeks=settings.quiet_weeks)
     summaries = []
     for slug in slugs:
@@ -106,7 +113,7 @@ def topic_summaries(store: Store, settings: Settings, *, topic: str | None = Non
         summaries.append(TopicSummary(
             slug=slug, topic=found, file_error=scan.errors.get(slug), papers=counts.get(slug, 0),
             last_run=run_view(run) if run else None, health=tuple(health.get(slug, ())),
-            states=state_counts(store, slug, found.screening.reviewers) if found else {},
+            states=state_counts(store, slug, found.screening.reviewers, members=counts.get(slug, 0)) if found else {},
             schedule=schedule, next_run=next_run))
     return summaries
 
@@ -139,5 +146,210 @@ def health_of(summaries: Sequence[TopicSummary]) -> dict[str, tuple[HealthFlag, 
     return {summary.slug: summary.health for summary in summaries if summary.health}
 
 
+
+
+# -- the web app's pages (tracker/web): a topic's papers, one paper, the screening queue ------------------
+
+TOPIC_PAGE_SIZE = 50
+SEARCH_WITHIN = 500  # a search within a topic lists its best matches, at most this many, in the page's order
+
+
+@dataclass(frozen=True)
+class TopicPage:
+    summary: TopicSummary
+    page: Page
+    sort: str
+    filters: PaperFilter
+    search: str
+    matches: int | None  # with a search: how many of the topic's papers it found (at most SEARCH_WITHIN)
+    # Filtered views cost a count over the topic; the page says "papers in this view" only when asked for.
+    total: int
+
+
+def topic_page(store: Store, settings: Settings, slug: str, *, reviewer: str | None, filters: PaperFilter,
+               sort: str = "newest", search: str = "", after: Cursor | None = None, before: Cursor | None = None,
+               limit: int = TOPIC_PAGE_SIZE, scan: TopicScan | None = None) -> TopicPage:
+    """One page of a topic's papers, filtered and sorted, with screening states as `reviewer` may see them."""
+    from dataclasses import replace
+
+    from tracker.store.browse import count_members, list_topic_page
+    from tracker.store.search import search_papers
+
+    [summary] = topic_summaries(store, settings, topic=slug, scan=scan) or [None]
+    if summary is None or summary.topic is None:
+        raise ConfigError(f"no topic '{slug}': 'tracker topics' lists them")
+    topic = summary.topic
+    if sort not in SORTS:
+        raise ConfigError(f"unknown order {sort!r}: use one of {', '.join(SORTS)}")
+    matches = None
+    search = " ".join(search.split())
+    if search:
+        hits = search_papers(store, search, topic=slug, limit=SEARCH_WITHIN)
+        filters = replace(filters, pmids=tuple(hit.pmid for hit in hits))
+        matches = len(hits)
+    blind = reviewer if topic.screening.blind else None
+    page = list_topic_page(store, slug, topic.screening.reviewers, filters=filters, sort=sort, blind_reviewer=blind,
+                           after=after, before=before, limit=limit)
+    return TopicPage(summary=summary, page=page, sort=sort, filters=filters, search=search, matches=matches,
+                     total=count_members(store, slug))
+
+
+@dataclass(frozen=True)
+class PaperTopic:
+    """One topic a paper belongs to, with its screening there as the reader may see it."""
+
+    slug: str
+    title: str
+    first_seen_at: datetime
+    screening: PaperScreening | None  # None: the topic's file does not load
+    history: tuple[ReviewerDecision, ...]  # the decisions on the paper in this topic the reader may see, oldest first
+
+
+class PaperLinks:
+    """The links a page shows beside a paper (the digest's, tracker/digest.py)."""
+
+    paper: Paper | None
+
+    @property
+    def pubmed_url(self) -> str | None:
+        return f"https://pubmed.ncbi.nlm.nih.gov/{self.paper.pmid}/" if self.paper else None
+
+    @property
+    def doi_url(self) -> str | None:
+        from urllib.parse import quote
+
+        # Percent-encoded as the digest does it: the URL stays one token in HTML attributes.
+        doi = self.paper.doi if self.paper else None
+        return f"https://doi.org/{quote(doi.strip(), safe='/:;._-')}" if doi else None
+
+    @property
+    def pmc_url(self) -> str | None:
+        pmcid = self.paper.pmcid if self.paper else None
+        return f"https://www.ncbi.nlm.nih.gov/pmc/articles/{pmcid}/" if pmcid else None
+
+
+@dataclass(frozen=True)
+class PaperView(PaperLinks):
+    paper: Paper
+    tier: str
+    events: tuple[EventView, ...]
+    topics: tuple[PaperTopic, ...]
+    trials: tuple[TrialId, ...]
+
+
+
+def paper_view(store: Store, settings: Settings, pmid: int, *, reviewer: str | None,
+               scan: TopicScan | None = None) -> PaperView | None:
+    """Everything the store knows of a paper, its screening in each topic as `reviewer` may see it (blind rules:
+    tracker.screening.view_of); None when the store lacks it."""
+    from tracker.evidence import classify
+    from tracker.screening import view_of
+    from tracker.store.browse import topics_of
+    from tracker.store.changes import list_events
+    from tracker.store.decisions import current_decisions, decision_history, summaries
+    from tracker.store.papers import load_papers
+
+    found = load_papers(store, [pmid])
+    if not found:
+        return None
+    paper = found[0]
+    scan = scan or scan_topics(settings.queries_dir)
+    memberships = topics_of(store, pmid)
+    slugs = [slug for slug, _ in memberships]
+    current = current_decisions(store, slugs, [pmid])
+    history = decision_history(store, pmid, slugs)
+    topics = []
+    for slug, seen in memberships:
+        topic = scan.topics.get(slug)
+        if topic is None:
+            topics.append(PaperTopic(slug, slug, seen, None, ()))
+            continue
+        screening = view_of(topic, pmid, summaries(store, slug, [pmid]).get(pmid), current.get((slug, pmid), ()),
+                            reviewer=reviewer)
+        shown = tuple(entry for entry in history if entry.topic == slug
+                      and (not screening.hidden or entry.reviewer == reviewer))
+        topics.append(PaperTopic(slug, topic.title, seen, screening, shown))
+    events = tuple(list_events(store, ids=ids)) if (ids := _event_ids(store, pmid)) else ()
+    return PaperView(paper=paper, tier=classify(paper.publication_types), events=events, topics=tuple(topics),
+                     trials=paper_trials(paper))
+
+
+def _event_ids(store: Store, pmid: int) -> list[int]:
+    from sqlalchemy import select
+
+    from tracker.store.models import StatusEvent
+
+    with store.engine.connect() as connection:
+        return list(connection.execute(select(StatusEvent.id).where(StatusEvent.pmid == pmid)).scalars())
+
+
+def paper_trials(paper: Paper) -> tuple[TrialId, ...]:
+    """The paper's trial registrations; a stored paper's DataBank accessions are read from its stored record."""
+    from dataclasses import replace
+
+    from tracker.pubmed import iter_papers
+    from tracker.registries import trial_ids
+
+    if not paper.databanks and paper.xml and b"<DataBankList" in paper.xml:
+        parsed = next(iter_papers(b"<PubmedArticleSet>" + paper.xml + b"</PubmedArticleSet>"), None)
+        if parsed is not None:
+            paper = replace(paper, databanks=parsed.databanks)
+    return trial_ids(paper)
+
+
+@dataclass(frozen=True)
+class ScreenView(PaperLinks):
+    """The screening page: one paper of a topic with the reviewer's progress and where the queue goes next."""
+
+    topic: Topic
+    reviewer: str
+    paper: Paper | None  # None: the queue is empty
+    screening: PaperScreening | None
+    screened: int
+    total: int
+    newer: int | None  # the paper before this one in the topic's newest-first order (any state)
+    older: int | None  # the one after it
+    next_in_queue: int | None  # the next paper still waiting for this reviewer, after this one
+    events: tuple[EventView, ...] = ()
+    trials: tuple[TrialId, ...] = ()
+
+    @property
+    def tier(self) -> str:
+        from tracker.evidence import classify
+
+        return classify(self.paper.publication_types) if self.paper else "other"
+
+
+def screen_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None = None) -> ScreenView:
+    """The paper `pmid` of `topic` (or the first of `reviewer`'s queue) as the screening page shows it."""
+    from tracker.screening import view_of
+    from tracker.store.browse import count_members, membership_of, neighbours, queue_pmids, screened_count
+    from tracker.store.changes import list_events
+    from tracker.store.decisions import current_decisions, summaries
+    from tracker.store.papers import load_papers
+
+    mode = topic.screening
+    total = count_members(store, topic.slug)
+    screened = screened_count(store, topic.slug, mode.reviewers, reviewer)
+    seen = membership_of(store, topic.slug, pmid) if pmid is not None else None
+    if seen is None:
+        first = queue_pmids(store, topic.slug, mode.reviewers, reviewer, limit=1)
+        if not first:
+            return ScreenView(topic, reviewer, None, None, screened, total, None, None, None)
+        pmid, seen = first[0].pmid, first[0].first_seen_at
+    at = Cursor(seen, pmid)
+    newer, older = neighbours(store, topic.slug, at)
+    following = queue_pmids(store, topic.slug, mode.reviewers, reviewer, after=at, limit=1)
+    if not following:  # wrap round to the newest paper still waiting, if it is not this one
+        following = [row for row in queue_pmids(store, topic.slug, mode.reviewers, reviewer, limit=2) if row.pmid != pmid]
+    [paper] = load_papers(store, [pmid])
+    screening = view_of(topic, pmid, summaries(store, topic.slug, [pmid]).get(pmid),
+                        current_decisions(store, [topic.slug], [pmid]).get((topic.slug, pmid), ()), reviewer=reviewer)
+    events = tuple(list_events(store, ids=ids)) if (ids := _event_ids(store, pmid)) else ()
+    return ScreenView(topic, reviewer, paper, screening, screened, total, newer, older,
+                      following[0].pmid if following else None, events, paper_trials(paper))
+
+
 __all__ = ["RESULT_WORDS", "RunView", "TopicSummary", "StatusView", "run_view", "topic_summaries", "recent_runs",
-           "status_view", "health_of"]
+           "status_view", "health_of", "TopicPage", "topic_page", "PaperTopic", "PaperView", "paper_view",
+           "paper_trials", "PaperLinks", "ScreenView", "screen_view", "TOPIC_PAGE_SIZE", "SEARCH_WITHIN"]

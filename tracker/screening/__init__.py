@@ -34,8 +34,8 @@ from datetime import datetime
 from tracker.errors import ConfigError
 from tracker.store import Store
 from tracker.store.decisions import (
-    DECISIONS, STATES, NewDecision, ReviewerDecision, Saved, current_decisions, list_topic_papers, reasons_from,
-    save_decisions, state_from, summaries,
+    DECISIONS, STATES, WITHDRAWN, NewDecision, ReviewerDecision, Saved, current_decisions, current_from,
+    decision_by_id, list_topic_papers, reasons_from, save_decisions, state_from, summaries,
 )
 from tracker.store.digests import other_topics_for
 from tracker.store.papers import topic_pmids
@@ -107,6 +107,40 @@ def decide(store: Store, topic: Topic, pmids: Sequence[int], decision: str, *, r
         NewDecision(pmid=pmid, reviewer=reviewer, decision=decision, reasons=chosen, note=" ".join(note.split()),
                     resolves=resolve, source=source)
         for pmid in pmids])
+
+
+def undo_last(store: Store, topic: Topic, *, reviewer: str, source: str = "web") -> Saved | None:
+    """Take back `reviewer`'s latest decision from `source` in `topic` that still stands.
+
+    The history stays append-only: the decision it replaced comes back as a new decision (source
+    "<source>-undo"), and when it replaced none, a withdrawal (`WITHDRAWN`) leaves the reviewer undecided on
+    the paper. A decision brought back by an undo stands for the one it copies, so undoing again walks
+    further back through the reviewer's decisions from `source`, newest first. None: nothing to undo.
+    """
+    reviewer = check_reviewer(reviewer)
+    undo_source = f"{source}-undo"
+    best = None
+    for current in current_from(store, topic.slug, reviewer, (source, undo_source)):
+        original: ReviewerDecision | None = current
+        if current.source == undo_source:  # a copy of the decision before the one undone
+            undone = decision_by_id(store, current.replaces) if current.replaces is not None else None
+            original = decision_by_id(store, undone.replaces) if undone and undone.replaces is not None else None
+            if original is None or original.source != source:
+                continue
+        key = (original.decided_at, original.id)
+        if best is None or key > best[0]:
+            best = (key, current, original)
+    if best is None:
+        return None
+    _, current, original = best
+    previous = decision_by_id(store, original.replaces) if original.replaces is not None else None
+    if previous is None or previous.decision == WITHDRAWN:
+        restored = NewDecision(pmid=current.pmid, reviewer=reviewer, decision=WITHDRAWN, source=undo_source)
+    else:
+        restored = NewDecision(pmid=current.pmid, reviewer=reviewer, decision=previous.decision,
+                               reasons=previous.reasons, note=previous.note, resolves=previous.resolves,
+                               source=undo_source)
+    return save_decisions(store, topic.slug, [restored])[0]
 
 
 def check_resolvable(store: Store, topic: Topic, pmids: Sequence[int]) -> None:
@@ -290,7 +324,7 @@ def _iso(moment: datetime) -> str:
 
 
 __all__ = [
-    "default_reviewer", "check_reviewer", "resolve_reasons", "describe_reasons", "decide", "check_resolvable",
+    "default_reviewer", "check_reviewer", "resolve_reasons", "undo_last", "describe_reasons", "decide", "check_resolvable",
     "check_state", "PaperScreening", "view_of", "settled", "describe_decision", "describe_pmids", "PaperBrief",
     "ScreeningRow", "list_screening", "paper_briefs", "screening_record", "decision_record",
     "describe_decision_record", "included_in", "with_included_first",

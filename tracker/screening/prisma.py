@@ -81,27 +81,41 @@ def prisma_counts(store: Store, topic: Topic, *, since: date | None = None) -> P
         runs_query = runs_query.where(Run.started_at >= start)
         members = members.where(TopicPaper.first_seen_at >= start)
     other = TopicPaper.__table__.alias("other")
-    with store.session() as session:
-        runs = list(session.execute(runs_query).scalars())
-        pmids = list(session.execute(members).scalars())
-        from_other = session.execute(select(func.count(func.distinct(other.c.pmid)))
-                                     .where(other.c.topic != topic.slug, other.c.pmid.in_(members))).scalar_one()
-    rows = summaries(store, topic.slug, pmids)
     reviewers = topic.screening.reviewers
-    state = {pmid: state_from(rows.get(pmid), reviewers) for pmid in pmids}
-    states = Counter(state.values())
+    if start is None:
+        # The whole topic: read its decisions, not its papers (every paper without a screening row is
+        # unscreened), and the membership figures the store keeps (tracker/store/papers.py).
+        from tracker.store.papers import member_counts, shared_count
+
+        with store.session() as session:
+            runs = list(session.execute(runs_query).scalars())
+        records, from_other = member_counts(store, [topic.slug])[topic.slug], shared_count(store, topic.slug)
+        rows = summaries(store, topic.slug)
+        state = {pmid: state_from(row, reviewers) for pmid, row in rows.items()}
+        states = Counter(state.values())
+        states["unscreened"] = records - sum(count for name, count in states.items() if name != "unscreened")
+    else:
+        with store.session() as session:
+            runs = list(session.execute(runs_query).scalars())
+            pmids = list(session.execute(members).scalars())
+            from_other = session.execute(select(func.count(func.distinct(other.c.pmid)))
+                                         .where(other.c.topic != topic.slug, other.c.pmid.in_(members))).scalar_one()
+        rows = summaries(store, topic.slug, pmids)
+        state = {pmid: state_from(rows.get(pmid), reviewers) for pmid in pmids}
+        states = Counter(state.values())
+        records = len(pmids)
     reasons: Counter[str] = Counter()
-    for pmid in pmids:
-        if state[pmid] == "excluded":
+    for pmid, found in state.items():
+        if found == "excluded":
             reasons.update(reasons_from(rows.get(pmid), reviewers) or (NO_REASON,))
     ordered_reasons = {reason: reasons[reason] for reason in (*topic.exclusion_reasons, NO_REASON) if reasons[reason]}
     ordered_reasons.update({reason: count for reason, count in sorted(reasons.items()) if reason not in ordered_reasons})
-    included = [pmid for pmid in pmids if state[pmid] == "included"]
+    included = [pmid for pmid, found in state.items() if found == "included"]
     return PrismaCounts(
         topic=topic.slug, title=topic.title, since=since.isoformat() if since else None,
         identified=sum(run.matched for run in runs), duplicates=sum(max(0, run.matched - run.new_papers) for run in runs),
-        records=len(pmids), from_other_topics=from_other,
-        screened=len(pmids) - states["unscreened"], unscreened=states["unscreened"], awaiting=states["awaiting"],
+        records=records, from_other_topics=from_other,
+        screened=records - states["unscreened"], unscreened=states["unscreened"], awaiting=states["awaiting"],
         included=states["included"], excluded=states["excluded"], excluded_by_reason=ordered_reasons,
         maybe=states["maybe"], conflicts=states["conflict"],
         retracted_included=sum(1 for status in paper_statuses(store, included).values() if status == "retracted"),

@@ -336,12 +336,14 @@ def _plan(reader: Connection) -> tuple[list[Table], list[str]]:
     plan: list[Table] = []
     skipped: list[str] = []
     why = {schema.LIVE: "live locks", schema.DERIVED: "rebuilt"}
+    live = {"web_session": "web sessions", "login_failure": "failed logins"}  # the web app's (tracker/web)
     for table in SQLModel.metadata.sorted_tables:
         role = schema.TABLES[table.name]
         if table.name not in present or role == schema.BOOKKEEPING:
             continue
         if role == schema.LIVE:
-            skipped.append(f"{table.name} ({'job leases' if table.name.startswith(LIVE_PREFIXES) else why[role]})")
+            label = "job leases" if table.name.startswith(LIVE_PREFIXES) else live.get(table.name, why[role])
+            skipped.append(f"{table.name} ({label})")
             continue
         plan.append(table)
     for name in schema.tables_with_role(schema.EXTERNAL):

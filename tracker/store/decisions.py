@@ -25,6 +25,9 @@ from tracker.store.database import Store, chunked, utcnow
 from tracker.store.models import CurrentDecision, Decision, Screening
 
 DECISIONS = ("include", "exclude", "maybe")
+# Not a decision but a history entry: the reviewer took back their only decision on the paper (an undo in the
+# web app). It replaces that decision in the history and leaves the reviewer with no current decision.
+WITHDRAWN = "withdraw"
 STATES = ("unscreened", "awaiting", "included", "excluded", "maybe", "conflict")
 STATE_OF = {"include": "included", "exclude": "excluded", "maybe": "maybe"}
 
@@ -117,8 +120,13 @@ def save_decisions(store: Store, topic: str, decisions: Sequence[NewDecision], *
                    "reasons": list(new.reasons), "note": new.note, "resolves": new.resolves,
                    "replaces": previous.id if previous else None, "source": new.source, "decided_at": now}
             decision_id = connection.execute(_decision.insert().values(**row)).inserted_primary_key[0]
-            store.upsert(connection, _current, [{key: row[key] for key in _CURRENT_FIELDS} | {"decision_id": decision_id}],
-                         ["topic", "pmid", "reviewer"])
+            if new.decision == WITHDRAWN:
+                connection.execute(_current.delete().where(_current.c.topic == topic, _current.c.pmid == new.pmid,
+                                                           _current.c.reviewer == new.reviewer))
+            else:
+                store.upsert(connection, _current,
+                             [{key: row[key] for key in _CURRENT_FIELDS} | {"decision_id": decision_id}],
+                             ["topic", "pmid", "reviewer"])
             given = ReviewerDecision(id=decision_id, topic=topic, pmid=new.pmid, reviewer=new.reviewer,
                                      decision=new.decision, reasons=tuple(new.reasons), note=new.note,
                                      resolves=new.resolves, decided_at=now, replaces=row["replaces"], source=new.source)
@@ -241,11 +249,7 @@ def decision_history(store: Store, pmid: int, topics: Sequence[str] | None = Non
     if topics is not None:
         statement = statement.where(_decision.c.topic.in_(list(topics)))
     with store.engine.connect() as connection:
-        return [ReviewerDecision(id=row["id"], topic=row["topic"], pmid=row["pmid"], reviewer=row["reviewer"],
-                                 decision=row["decision"], reasons=tuple(row["reasons"] or ()), note=row["note"] or "",
-                                 resolves=bool(row["resolves"]), decided_at=row["decided_at"], replaces=row["replaces"],
-                                 source=row["source"])
-                for row in connection.execute(statement).mappings()]
+        return [_history_view(row) for row in connection.execute(statement).mappings()]
 
 
 def view_state_column(reviewers: int, blind_reviewer: str | None, mine=None) -> ColumnElement:
@@ -291,23 +295,60 @@ def list_topic_papers(store: Store, topic: str, reviewers: int, *, blind_reviewe
         return [ListedPaper(pmid, seen, listed) for pmid, seen, listed in connection.execute(statement)]
 
 
-def state_counts(store: Store, topic: str, reviewers: int, member_pmids=None) -> dict[str, int]:
-    """How many of the topic's papers are in each state; `member_pmids` is a select of the papers counted."""
+def state_counts(store: Store, topic: str, reviewers: int, member_pmids=None, *,
+                 members: int | None = None) -> dict[str, int]:
+    """How many of the topic's papers are in each state; `member_pmids` is a select of the papers counted.
+
+    Without `member_pmids` the count reads the topic's decisions, not its papers: the states of the papers
+    with a `screening` row, and every other member unscreened (`members`, the topic's paper count, when the
+    caller has it; else an index-only count), so a topic of 100,000 papers costs what its decisions cost."""
     from tracker.store.models import TopicPaper
 
     membership = TopicPaper.__table__
     state = state_column(reviewers).label("state")
+    if member_pmids is None:
+        decided = (select(state, func.count()).select_from(_screening.join(
+            membership, and_(membership.c.topic == _screening.c.topic, membership.c.pmid == _screening.c.pmid)))
+            .where(_screening.c.topic == topic).group_by(state))
+        counted = select(func.count()).select_from(membership).where(membership.c.topic == topic)
+        with store.engine.connect() as connection:
+            counts = dict(connection.execute(decided).all())
+            total = members if members is not None else connection.execute(counted).scalar_one()
+        counts["unscreened"] = total - sum(count for name, count in counts.items() if name != "unscreened")
+        return {name: counts.get(name, 0) for name in STATES}
     statement = (select(state, func.count()).select_from(membership.outerjoin(
         _screening, and_(_screening.c.topic == membership.c.topic, _screening.c.pmid == membership.c.pmid)))
         .where(membership.c.topic == topic).group_by(state))
-    if member_pmids is not None:
-        statement = statement.where(membership.c.pmid.in_(member_pmids))
+    statement = statement.where(membership.c.pmid.in_(member_pmids))
     with store.engine.connect() as connection:
         counts = dict(connection.execute(statement).all())
     return {name: counts.get(name, 0) for name in STATES}
 
 
+def current_from(store: Store, topic: str, reviewer: str, sources: Sequence[str]) -> list[ReviewerDecision]:
+    """`reviewer`'s current decisions in `topic` that were given from one of `sources`."""
+    statement = (select(_decision).join(_current, _current.c.decision_id == _decision.c.id)
+                 .where(_decision.c.topic == topic, _decision.c.reviewer == reviewer,
+                        _decision.c.source.in_(list(sources))))
+    with store.engine.connect() as connection:
+        return [_history_view(row) for row in connection.execute(statement).mappings()]
+
+
+def decision_by_id(store: Store, decision_id: int) -> ReviewerDecision | None:
+    with store.engine.connect() as connection:
+        row = connection.execute(select(_decision).where(_decision.c.id == decision_id)).mappings().first()
+    return _history_view(row) if row else None
+
+
+def _history_view(row) -> ReviewerDecision:
+    return ReviewerDecision(id=row["id"], topic=row["topic"], pmid=row["pmid"], reviewer=row["reviewer"],
+                            decision=row["decision"], reasons=tuple(row["reasons"] or ()), note=row["note"] or "",
+                            resolves=bool(row["resolves"]), decided_at=row["decided_at"], replaces=row["replaces"],
+                            source=row["source"])
+
+
 __all__ = [
+    "WITHDRAWN", "current_from", "decision_by_id",
     "DECISIONS", "STATES", "STATE_OF", "NewDecision", "ReviewerDecision", "Saved", "save_decisions", "summarise",
     "state_column", "state_from", "reasons_from", "summaries", "summaries_of", "current_decisions", "decision_history",
     "state_counts",

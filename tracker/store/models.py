@@ -10,6 +10,10 @@ from sqlmodel import Field, SQLModel
 
 class PaperRow(SQLModel, table=True):
     __tablename__ = "paper"
+    # The web app's topic page filters a topic's papers on these columns (tracker/store/browse.py). Covered by an
+    # index, SQLite reads them without the row: a paper's row spans several overflow pages (abstract, authors
+    # JSON, the XML), and reading a column near its end walks them, for each of 100,000 papers.
+    __table_args__ = (Index("ix_paper_browse", "pmid", "evidence_tier", "pub_year", "late_arrival", "status"),)
 
     pmid: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     kind: str = "article"
@@ -61,6 +65,9 @@ class PaperRow(SQLModel, table=True):
     trial_ids_text: str = ""
     # What PubMed now says about the paper (tracker/notices.py): "retracted", "concern", "deleted" or None.
     status: str | None = Field(default=None, index=True)
+    # The strongest evidence tier its publication types name (tracker.evidence.classify): the web app's topic
+    # page filters and sorts 100,000 papers by it, which a JSON column could not do through an index.
+    evidence_tier: str = Field(default="other", index=True)
     xml_gz: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
     first_stored_at: datetime
     updated_at: datetime
@@ -332,3 +339,41 @@ class JobLease(SQLModel, table=True):
     started_at: datetime
     heartbeat_at: datetime
     finished_at: datetime | None = None
+
+
+class Account(SQLModel, table=True):
+    """A person who may use the web app in team mode (tracker/web): a reviewer, or an admin."""
+
+    __tablename__ = "account"
+
+    name: str = Field(primary_key=True)  # also the reviewer name their decisions carry
+    password_hash: str  # Argon2id, in its own encoded form (tracker/web/accounts.py)
+    role: str = "reviewer"  # reviewer, admin
+    created_at: datetime
+    password_changed_at: datetime
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser (tracker/web): the row exists while the session lasts; logging out deletes it."""
+
+    __tablename__ = "web_session"
+
+    # The SHA-256 of the cookie's random value: the cookie itself is never stored.
+    id: str = Field(primary_key=True)
+    account: str | None = Field(default=None, index=True)  # None: personal mode, no accounts
+    reviewer: str
+    role: str  # reviewer, admin
+    csrf: str  # the form token every state-changing request of this session must carry
+    created_at: datetime
+    expires_at: datetime = Field(index=True)
+    last_seen_at: datetime
+
+
+class LoginFailure(SQLModel, table=True):
+    """Failed logins counted per user name and per address, so that the delay after them survives a restart."""
+
+    __tablename__ = "login_failure"
+
+    key: str = Field(primary_key=True)  # "user:NAME" or "address:IP"
+    failures: int = 0  # since the last successful login (or the last quiet spell)
+    last_failed_at: datetime

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime
 
 from sqlalchemy import select, text
 from sqlmodel import Session
 
+from tracker.evidence import classify
 from tracker.notices import paper_status
 from tracker.pubmed import AbstractSection, Author, CommentCorrection, MeshHeading, Paper
 from tracker.registries import TrialId, trial_ids
@@ -71,6 +74,7 @@ def record_columns(paper: Paper) -> dict:
         **book_columns(paper),
         "databanks": [list(pair) for pair in paper.databanks],
         **trial_columns(trial_ids(paper)),
+        "evidence_tier": classify(paper.publication_types),
     }
 
 
@@ -353,9 +357,66 @@ def count_topic_papers(store: Store) -> dict[str, int]:
         return dict(session.execute(select(TopicPaper.topic, func.count()).group_by(TopicPaper.topic)).all())
 
 
+# -- membership figures, kept while the memberships stay the same ---------------------------------
+# Counting a topic's 100,000 memberships costs tens of milliseconds on SQLite, and every page of the web app
+# shows counts. Memberships are only ever added, and SQLite gives each new row of topic_paper a rowid above
+# every other, so max(rowid), one probe, says whether any figure can have changed. Kept per Store (one per
+# process and database). PostgreSQL counts each time: its counts are index-only scans and it has no rowid.
+
+_figures: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_figures_lock = threading.Lock()
+
+
+def _kept(store: Store, key: tuple, compute) -> int:
+    if store.dialect != "sqlite":
+        return compute()
+    with store.engine.connect() as connection:
+        version = connection.exec_driver_sql("SELECT max(rowid) FROM topic_paper").scalar_one()
+    with _figures_lock:
+        kept = _figures.setdefault(store, {})
+        if kept.get("version") != version:
+            kept.clear()
+            kept["version"] = version
+        if key in kept:
+            return kept[key]
+    value = compute()
+    with _figures_lock:
+        if _figures[store].get("version") == version:
+            _figures[store][key] = value
+    return value
+
+
+def member_counts(store: Store, slugs: Sequence[str]) -> dict[str, int]:
+    """Papers in each of `slugs` (`count_topic_papers` for these topics), recounted only after new memberships."""
+    from sqlalchemy import func
+
+    def count(slug: str) -> int:
+        with store.engine.connect() as connection:
+            return connection.execute(select(func.count()).select_from(TopicPaper)
+                                      .where(TopicPaper.topic == slug)).scalar_one()
+
+    return {slug: _kept(store, ("members", slug), lambda slug=slug: count(slug)) for slug in slugs}
+
+
+def shared_count(store: Store, slug: str) -> int:
+    """Papers of `slug` that another topic holds too (PRISMA's "from other topics")."""
+    from sqlalchemy import func
+
+    other = TopicPaper.__table__.alias("other")
+    members = select(TopicPaper.pmid).where(TopicPaper.topic == slug)
+
+    def count() -> int:
+        with store.engine.connect() as connection:
+            return connection.execute(select(func.count(func.distinct(other.c.pmid)))
+                                      .where(other.c.topic != slug, other.c.pmid.in_(members))).scalar_one()
+
+    return _kept(store, ("shared", slug), count)
+
+
 __all__ = [
     "paper_to_row", "record_columns", "row_to_paper", "book_columns", "trial_columns", "stored_trial_ids",
     "search_text", "search_text_from_row", "SEARCHED_JSON_COLUMNS", "save_search_index", "save_search_index_rows",
     "write_search_index", "write_search_entries", "stored_pmids", "topic_pmids", "save_papers", "link_papers",
+    "member_counts", "shared_count",
     "load_papers", "count_topic_papers",
 ]

@@ -59,7 +59,10 @@ TABLES: dict[str, str] = {
     "decision": DATA,
     "current_decision": DATA,
     "screening": DATA,
+    "account": DATA,  # the web app's team accounts: a copied database keeps its people
     "instance_lock": LIVE,
+    "web_session": LIVE,  # signed-in browsers: a copy starts with nobody signed in
+    "login_failure": LIVE,
     "job_lease": LIVE,
     SchemaVersion.__tablename__: BOOKKEEPING,
     MigrationRecord.__tablename__: BOOKKEEPING,
@@ -231,6 +234,45 @@ def _refill_batch(connection: Connection, rows: Sequence) -> None:
             for entry in reindex])
 
 
+def _add_web(connection: Connection) -> None:
+    """The stored evidence tier (filled for every stored paper, in batches) and the web app's tables."""
+    from sqlalchemy import Column, DateTime, Index, Integer, MetaData, String, Table
+
+    from tracker.evidence import classify
+
+    paper = models.PaperRow.__table__
+    connection.exec_driver_sql("ALTER TABLE paper ADD COLUMN evidence_tier VARCHAR NOT NULL DEFAULT 'other'")
+    update = paper.update().where(paper.c.pmid == bindparam("key")).values(evidence_tier=bindparam("tier"))
+    last = -1
+    while True:
+        rows = connection.execute(select(paper.c.pmid, paper.c.publication_types).where(paper.c.pmid > last)
+                                  .order_by(paper.c.pmid).limit(5000)).all()
+        if not rows:
+            break
+        changed = [{"key": row.pmid, "tier": tier} for row in rows if (tier := classify(row.publication_types)) != "other"]
+        if changed:
+            connection.execute(update, changed)
+        last = rows[-1].pmid
+    connection.exec_driver_sql("CREATE INDEX ix_paper_evidence_tier ON paper (evidence_tier)")
+    connection.exec_driver_sql(
+        "CREATE INDEX ix_paper_browse ON paper (pmid, evidence_tier, pub_year, late_arrival, status)")
+    written = MetaData()
+    Table("account", written,
+          Column("name", String, primary_key=True), Column("password_hash", String, nullable=False),
+          Column("role", String, nullable=False), Column("created_at", DateTime, nullable=False),
+          Column("password_changed_at", DateTime, nullable=False))
+    Table("web_session", written,
+          Column("id", String, primary_key=True), Column("account", String, nullable=True),
+          Column("reviewer", String, nullable=False), Column("role", String, nullable=False),
+          Column("csrf", String, nullable=False), Column("created_at", DateTime, nullable=False),
+          Column("expires_at", DateTime, nullable=False), Column("last_seen_at", DateTime, nullable=False),
+          Index("ix_web_session_account", "account"), Index("ix_web_session_expires_at", "expires_at"))
+    Table("login_failure", written,
+          Column("key", String, primary_key=True), Column("failures", Integer, nullable=False),
+          Column("last_failed_at", DateTime, nullable=False))
+    written.create_all(connection)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -249,6 +291,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     # Books' authors, editors and details, DataBank accessions and trial registration numbers: 0.37 ms a paper on
     # 10,000 replicas of the sample records (6 minutes for a million), most of it decompressing each XML.
     Migration(5, "book-details-and-trial-ids", _add_book_and_trial_columns, seconds_per_paper=0.0004),
+    # The web app (tracker/web): the stored evidence tier, accounts, sessions and failed logins.
+    Migration(6, "web-app", _add_web, seconds_per_paper=0.00002),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -1,0 +1,164 @@
+"""The web app's accounts, sessions and failed-login counts in the store (tracker/accounts.py has the rules)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from tracker.store.database import Store
+from tracker.store.models import Account, LoginFailure, WebSession
+
+_account = Account.__table__
+_session = WebSession.__table__
+_failure = LoginFailure.__table__
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """An account as the app and `tracker users list` see it: never its password hash."""
+
+    name: str
+    role: str
+    created_at: datetime
+    password_changed_at: datetime
+
+    @property
+    def admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class SessionView:
+    id: str
+    account: str | None
+    reviewer: str
+    role: str
+    csrf: str
+    created_at: datetime
+    expires_at: datetime
+
+    @property
+    def admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+def _view(row) -> AccountView:
+    return AccountView(row.name, row.role, _utc(row.created_at), _utc(row.password_changed_at))
+
+
+def save_account(store: Store, name: str, password_hash: str, role: str, now: datetime) -> bool:
+    """Add an account; False when the name is taken (nothing changed)."""
+    try:
+        with store.engine.begin() as connection:
+            connection.execute(_account.insert().values(name=name, password_hash=password_hash, role=role,
+                                                        created_at=now, password_changed_at=now))
+    except IntegrityError:
+        return False
+    return True
+
+
+def save_password(store: Store, name: str, password_hash: str, now: datetime) -> bool:
+    """Replace an account's password and end its sessions; False when there is no such account."""
+    with store.engine.begin() as connection:
+        changed = connection.execute(update(_account).where(_account.c.name == name)
+                                     .values(password_hash=password_hash, password_changed_at=now)).rowcount
+        connection.execute(delete(_session).where(_session.c.account == name))
+    return bool(changed)
+
+
+def delete_account(store: Store, name: str) -> bool:
+    """Remove an account and end its sessions (its decisions stay: they are the history)."""
+    with store.engine.begin() as connection:
+        connection.execute(delete(_session).where(_session.c.account == name))
+        return bool(connection.execute(delete(_account).where(_account.c.name == name)).rowcount)
+
+
+def list_accounts(store: Store) -> list[AccountView]:
+    with store.engine.connect() as connection:
+        return [_view(row) for row in connection.execute(select(_account).order_by(_account.c.name))]
+
+
+def count_accounts(store: Store) -> int:
+    with store.engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(_account)).scalar_one()
+
+
+def account_with_hash(store: Store, name: str) -> tuple[AccountView, str] | None:
+    with store.engine.connect() as connection:
+        row = connection.execute(select(_account).where(_account.c.name == name)).first()
+    return (_view(row), row.password_hash) if row else None
+
+
+# -- sessions --------------------------------------------------------------------------------
+
+def save_session(store: Store, session: SessionView, now: datetime) -> None:
+    with store.engine.begin() as connection:
+        connection.execute(delete(_session).where(_session.c.expires_at <= now))
+        connection.execute(_session.insert().values(
+            id=session.id, account=session.account, reviewer=session.reviewer, role=session.role, csrf=session.csrf,
+            created_at=session.created_at, expires_at=session.expires_at, last_seen_at=now))
+
+
+def load_session(store: Store, session_id: str, now: datetime) -> SessionView | None:
+    """The session, unless it has expired (or its account was removed)."""
+    statement = (select(_session).outerjoin(_account, _account.c.name == _session.c.account)
+                 .where(_session.c.id == session_id, _session.c.expires_at > now,
+                        (_session.c.account.is_(None)) | (_account.c.name.is_not(None))))
+    with store.engine.connect() as connection:
+        row = connection.execute(statement).first()
+    if row is None:
+        return None
+    return SessionView(row.id, row.account, row.reviewer, row.role, row.csrf, _utc(row.created_at),
+                       _utc(row.expires_at))
+
+
+def delete_session(store: Store, session_id: str) -> None:
+    with store.engine.begin() as connection:
+        connection.execute(delete(_session).where(_session.c.id == session_id))
+
+
+def delete_personal_sessions(store: Store) -> None:
+    """Personal mode's sessions: a new start's token must not leave the previous start's browsers signed in."""
+    with store.engine.begin() as connection:
+        connection.execute(delete(_session).where(_session.c.account.is_(None)))
+
+
+# -- failed logins ---------------------------------------------------------------------------
+
+def failures_of(store: Store, keys: Sequence[str]) -> dict[str, tuple[int, datetime]]:
+    with store.engine.connect() as connection:
+        return {row.key: (row.failures, _utc(row.last_failed_at))
+                for row in connection.execute(select(_failure).where(_failure.c.key.in_(list(keys))))}
+
+
+def save_failure(store: Store, keys: Sequence[str], now: datetime, *, forget_before: datetime) -> None:
+    """Count one more failure under each key; a count whose last failure is older than `forget_before` restarts."""
+    with store.engine.begin() as connection:
+        if store.dialect == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        for key in keys:
+            row = connection.execute(select(_failure).where(_failure.c.key == key)).first()
+            if row is None:
+                connection.execute(_failure.insert().values(key=key, failures=1, last_failed_at=now))
+            else:
+                failures = 1 if _utc(row.last_failed_at) < forget_before else row.failures + 1
+                connection.execute(update(_failure).where(_failure.c.key == key)
+                                   .values(failures=failures, last_failed_at=now))
+
+
+def clear_failures(store: Store, keys: Sequence[str]) -> None:
+    with store.engine.begin() as connection:
+        connection.execute(delete(_failure).where(_failure.c.key.in_(list(keys))))
+
+
+__all__ = ["AccountView", "SessionView", "save_account", "save_password", "delete_account", "list_accounts",
+           "count_accounts", "account_with_hash", "save_session", "load_session", "delete_session",
+           "delete_personal_sessions", "failures_of", "save_failure", "clear_failures"]

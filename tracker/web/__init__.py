@@ -1,0 +1,94 @@
+"""`tracker serve`: the web app for reading, searching and screening tracked papers, a thin face over the same
+library functions and views (tracker/views.py) the CLI uses, on SQLite or PostgreSQL.
+
+Modes
+    Personal (no account in the database): the app listens on loopback only and prints, on one line, an
+    address with a random token made at this start; opening it exchanges the token for a session cookie (as
+    Jupyter does). The one person screens under TRACKER_REVIEWER (or their login name) and may do
+    everything. Asking for another address is refused: serving a team needs accounts.
+    Team (`tracker users add`): everyone logs in; reviewers screen, search and read, admins also save
+    topics from the Query page and manage accounts. A decision carries its account's name.
+
+Pieces
+    security.py: the Host, session, token, CSRF checks and the security headers, as one middleware;
+    app.py: the app factory and the templates' environment; pages.py, screen.py, query.py, auth.py: the
+    routes, grouped by page; templates/ and static/ (the vendored htmx, pinned, with its licence, and the
+    keyboard shortcuts). No page needs JavaScript for its basic actions.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+import threading
+from collections.abc import Callable
+
+from tracker.errors import ConfigError
+from tracker.settings import Settings
+from tracker.store import Store
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def build_app(settings: Settings, store: Store, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+              token: str | None = None):
+    """The app for `store`, in team mode when it holds accounts, else personal mode with `token` (made here when
+    None); returns (app, access)."""
+    from tracker.screening import default_reviewer
+    from tracker.store.accounts import count_accounts, delete_personal_sessions
+    from tracker.web.app import create_app
+    from tracker.web.security import Access, login_token, served_hosts
+
+    team = count_accounts(store) > 0
+    if not team and not is_loopback(host):
+        raise ConfigError(f"no accounts yet, so tracker serve runs for you alone on 127.0.0.1: to serve a team on "
+                          f"{host}, create an account first with 'tracker users add NAME --admin'")
+    access = Access(store=store, hosts=served_hosts(host, port, settings.web_hosts), team=team,
+                    session_hours=settings.web_session_hours)
+    delete_personal_sessions(store)  # the previous start's token sessions, in either mode
+    if not team:
+        access.personal_name = default_reviewer(settings.reviewer)
+        access.token = token or login_token()
+    return create_app(settings, store, access), access
+
+
+def serve(settings: Settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, open_browser: bool = False,
+          say: Callable[[str], None] = print) -> None:
+    """Serve until interrupted; says, on one line, where (with the token, in personal mode)."""
+    import uvicorn
+
+    from tracker.store import open_store
+
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port {port} is not a port: use 1-65535, for example {DEFAULT_PORT}")
+    store = open_store(settings.database_url)
+    app, access = build_app(settings, store, host=host, port=port)
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/" + (f"?token={access.token}" if not access.team else "")
+    say(url if not access.team else f"{url} (team mode: log in)")
+    if hasattr(sys.stdout, "flush"):
+        sys.stdout.flush()
+    if open_browser:
+        import webbrowser
+
+        threading.Timer(1.0, webbrowser.open, args=(url,)).start()
+    trusted = settings.web_trusted_proxy
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, server_header=False,
+                            proxy_headers=bool(trusted), forwarded_allow_ips=trusted or "", lifespan="off")
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        store.close()
+
+
+__all__ = ["serve", "build_app", "is_loopback", "DEFAULT_HOST", "DEFAULT_PORT"]
