@@ -17,15 +17,16 @@ from pathlib import Path
 
 from benchmarks import FULL, QUICK, REPO, Outcome, Row, Sizes, corpus
 
-BENCHMARKS = ("ingest", "backfill", "rate-limit", "weekly", "scale")
+BENCHMARKS = ("ingest", "backfill", "rate-limit", "weekly", "scale", "ranking")
+NEEDS_SAMPLES = ("ingest", "backfill", "rate-limit", "weekly", "scale")  # the ranking reads screening-datasets
 HEADERS = ("what", "size", "figure", "ratio", "target", "met?")
 
 
 def run_benchmark(name: str, sizes: Sizes, workdir: Path) -> Outcome:
-    from benchmarks import fetching, ingest, scale
+    from benchmarks import fetching, ingest, ranking, scale
 
     runner = {"ingest": ingest.run, "backfill": fetching.backfill, "rate-limit": fetching.rate_limit,
-              "weekly": fetching.weekly, "scale": scale.run}[name]
+              "weekly": fetching.weekly, "scale": scale.run, "ranking": ranking.run}[name]
     folder = workdir / name
     folder.mkdir()
     started = time.perf_counter()
@@ -124,8 +125,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="write the Markdown report here (default: BENCHMARKS.md for a full run of everything)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    corpus.require_samples()
     names = [name for name in BENCHMARKS if not args.only or name in args.only]
+    if any(name in NEEDS_SAMPLES for name in names):
+        corpus.require_samples()
     output = args.output
     if output is None and not args.quick and not args.only:
         output = REPO / "BENCHMARKS.md"
