@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import REPO
 
-EXPECTED_ROWS = {"ingest": 5, "backfill": 6, "rate-limit": 2, "weekly": 3, "scale": 4}
+EXPECTED_ROWS = {"ingest": 5, "backfill": 6, "rate-limit": 2, "weekly": 3, "scale": 4, "ranking": 18}
 NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 
 
