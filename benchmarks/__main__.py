@@ -17,16 +17,17 @@ from pathlib import Path
 
 from benchmarks import FULL, QUICK, REPO, Outcome, Row, Sizes, corpus
 
-BENCHMARKS = ("ingest", "backfill", "rate-limit", "weekly", "scale", "versus-lean", "refetch", "web")
+BENCHMARKS = ("ingest", "backfill", "rate-limit", "weekly", "scale", "versus-lean", "refetch", "web", "ranking")
+NEEDS_SAMPLES = tuple(name for name in BENCHMARKS if name != "ranking")  # the ranking reads screening-datasets
 HEADERS = ("what", "size", "figure", "ratio", "target", "met?")
 
 
 def run_benchmark(name: str, sizes: Sizes, workdir: Path) -> Outcome:
-    from benchmarks import fetching, ingest, lean, refetch, scale, web
+    from benchmarks import fetching, ingest, lean, ranking, refetch, scale, web
 
     runner = {"ingest": ingest.run, "backfill": fetching.backfill, "rate-limit": fetching.rate_limit,
               "weekly": fetching.weekly, "scale": scale.run, "versus-lean": lean.run, "refetch": refetch.run,
-              "web": web.run}[name]
+              "web": web.run, "ranking": ranking.run}[name]
     folder = workdir / name
     folder.mkdir()
     started = time.perf_counter()
@@ -125,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="write the Markdown report here (default: BENCHMARKS.md for a full run of everything)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    corpus.require_samples()
     names = [name for name in BENCHMARKS if not args.only or name in args.only]
+    if any(name in NEEDS_SAMPLES for name in names):
+        corpus.require_samples()
     output = args.output
     if output is None and not args.quick and not args.only:
         output = REPO / "BENCHMARKS.md"

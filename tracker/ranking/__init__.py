@@ -1,0 +1,56 @@
+"""Relevance ranking: a model per topic, learned from that topic's own screening decisions.
+
+The parts, each small and swappable (as ASReview's are):
+
+    records.py     Record: what the model reads about a paper, from plain values
+    features.py    count_tokens(records) -> TokenCounts; FeatureSpace: TF-IDF blocks for title + abstract,
+                   title, and terms (MeSH, keywords, publication types, journal)
+    classifier.py  the linear SVM, ASReview's balanced sample weights, the squash of margins into (0, 1)
+    model.py       fit(records, decisions) -> RelevanceModel; score(model, records) -> scores; cold start
+    queue.py       screening_order(scores, seed=...): most relevant first, a few lower-scored mixed in
+
+Use: when `decisions_needed(included, excluded)` is 0, `fit` the topic's decided records and `score` the rest
+(or all of them); otherwise "ranking starts after N more decisions". Both take records or, to tokenise a
+topic's papers once and retrain often, their `count_tokens(records)` (rows picked with `.take(rows)`). A
+model is retrained from scratch each time and held only in memory: store the scores, never the model.
+Scores order papers; they never decide which papers a list holds.
+
+Measured on the Cohen 2006 drug-review datasets against a reimplementation of ASReview's default model
+(`python -m benchmarks --only ranking`; figures in BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+from tracker.ranking.features import TokenCounts, count_tokens
+from tracker.ranking.model import (
+    DECISIONS,
+    EXCLUDE,
+    INCLUDE,
+    MAYBE,
+    MIN_EXCLUDED,
+    MIN_INCLUDED,
+    RelevanceModel,
+    decisions_needed,
+    fit,
+    score,
+)
+from tracker.ranking.queue import EXPLORE, screening_order
+from tracker.ranking.records import Record
+
+__all__ = [
+    "DECISIONS",
+    "EXCLUDE",
+    "EXPLORE",
+    "INCLUDE",
+    "MAYBE",
+    "MIN_EXCLUDED",
+    "MIN_INCLUDED",
+    "Record",
+    "RelevanceModel",
+    "TokenCounts",
+    "count_tokens",
+    "decisions_needed",
+    "fit",
+    "score",
+    "screening_order",
+]
