@@ -235,6 +235,61 @@ def test_a_decision_in_the_browser_is_the_one_the_cli_sees(library):
                                                                               "web")
 
 
+def test_a_ranked_topic_screens_the_most_relevant_paper_first_and_sorts_by_relevance(tmp_path, db_url):
+    from tests.test_relevance import FIRST, LATER, SEPSIS
+    from tracker.relevance import refresh_relevance
+    from tracker.store.relevance import scores_of
+
+    home = tmp_path / "home"
+    write_topic(home, "sepsis", "norepinephrine sepsis")
+    settings = Settings.from_env(home=home, env={"TRACKER_REVIEWER": "ana", "TRACKER_DB_URL": db_url})
+    store = open_store(db_url)
+    try:
+        save_papers(store, FIRST + LATER, topic="sepsis")
+        client = personal(settings, store)
+        assert said(client.get("/topics/sepsis/screen").text, "order") == (
+            "Order: newest first: ranking starts after 2 more decisions")
+        decide(store, SEPSIS, [1, 2, 3], "include", reviewer="ana")
+        decide(store, SEPSIS, [11, 12, 13], "exclude", reviewer="ana", reasons=["wrong population"])
+        refresh_relevance(store, SEPSIS)
+        scores = scores_of(store, ["sepsis"], [21, 22, 23, 24])
+        best = max(scores, key=scores.get)
+        page = client.get("/topics/sepsis/screen").text
+        assert f'name="pmid" value="{best}"' in page and best in (21, 23)
+        assert said(page, "order").startswith("Order: most relevant first: ordered by 6 earlier decisions in this topic")
+        by_relevance = listed(client.get("/topics/sepsis?sort=relevance").text)
+        everything = scores_of(store, ["sepsis"], by_relevance)
+        assert by_relevance == sorted(by_relevance, key=lambda pmid: (-everything[pmid], -pmid)) and len(by_relevance) == 10
+        # Keyset pages in relevance order resume exactly where the last one ended.
+        from tracker.store.browse import list_topic_page
+
+        first = list_topic_page(store, "sepsis", 1, sort="relevance", limit=4)
+        second = list_topic_page(store, "sepsis", 1, sort="relevance", limit=4, after=first.rows[-1].cursor("relevance"))
+        back = list_topic_page(store, "sepsis", 1, sort="relevance", limit=4, before=second.rows[0].cursor("relevance"))
+        assert [row.pmid for row in first.rows + second.rows] == by_relevance[:8]
+        assert [row.pmid for row in back.rows] == by_relevance[:4]
+        # A decision in the browser retrains in the background: the scores learn from it.
+        trained = store_state(store)
+        client.post("/topics/sepsis/screen", data={"csrf": csrf_of(page), "pmid": str(best), "decision": "include"})
+        app_refresher = client.app.state.pages.refresher
+        deadline = datetime.now() + timedelta(seconds=30)
+        while store_state(store) == trained and datetime.now() < deadline:
+            import time
+
+            time.sleep(0.1)
+        assert store_state(store) == (4, 3)
+        app_refresher.close()
+    finally:
+        store.close()
+
+
+def store_state(store):
+    from tracker.store.relevance import ranking_state
+
+    state = ranking_state(store, "sepsis")
+    return (state.included, state.excluded) if state else None
+
+
 def test_undo_restores_the_previous_decision_and_withdraws_a_first_one(library):
     settings, store = library
     client = personal(settings, store)

@@ -35,6 +35,7 @@ class DateType(click.ParamType):
 
 DATE = DateType()
 SCREENING_STATES = ("unscreened", "awaiting", "included", "excluded", "maybe", "conflict")
+SORT_ORDERS = ("newest", "relevance")  # tracker.screening.SORTS, without importing it for --help
 
 
 def common_options(command):
@@ -492,10 +493,12 @@ def check_output_format(output, fmt: str, suffixes: dict[str, str]) -> None:
 @click.option("--bom/--no-bom", default=None,
               help="Start the CSV with UTF-8's byte-order mark, which Excel needs to show accents (default: with -o "
                    "FILE, yes; on stdout, no).")
+@click.option("--sort", type=click.Choice(SORT_ORDERS), default="newest", show_default=True,
+              help="newest first seen first, or most relevant first (learned from the topics' decisions).")
 @click.option("-o", "--output", default="-", show_default=True, metavar="FILE|-",
               help="Write to FILE (replaced only once complete) instead of stdout.")
 @common_options
-def export_command(slugs, since, output_format, state, bom, output):
+def export_command(slugs, since, output_format, state, bom, sort, output):
     """Export the papers of every topic (or the given ones), newest first seen first."""
     from tracker.export import export_papers
     from tracker.files import OUTPUT_FILE_ADVICE, atomic_output
@@ -509,11 +512,12 @@ def export_command(slugs, since, output_format, state, bom, output):
     selected = load_selected_topics(slugs)
     store = current_store(readonly=True)
     if output == "-":
-        export_papers(store, selected, sys.stdout.buffer, since=since, fmt=output_format, state=state, bom=bool(bom))
+        export_papers(store, selected, sys.stdout.buffer, since=since, fmt=output_format, state=state, bom=bool(bom),
+                      sort=sort)
         return
     with atomic_output(output, advice=OUTPUT_FILE_ADVICE) as file:
         count = export_papers(store, selected, file, since=since, fmt=output_format, state=state,
-                              bom=bom is not False)
+                              bom=bom is not False, sort=sort)
     click.echo(f"exported {count} papers to {output}", err=True)
 
 
@@ -609,7 +613,7 @@ def current_reviewer(given: str | None) -> str:
 
 
 SCREEN_CSV_COLUMNS = ("pmid", "title", "year", "journal", "first_seen", "state", "reasons", "reviewers", "notes",
-                      "other_topics", "pubmed_url")
+                      "other_topics", "pubmed_url", "relevance")
 
 
 def flat_screening(record: dict) -> dict:
@@ -636,17 +640,26 @@ def screen_group():
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many papers (newest first seen first).")
 @click.option("--reviewer", metavar="NAME", help="Whose view, in blind screening (default: $TRACKER_REVIEWER or the "
                                                  "login name).")
+@click.option("--sort", type=click.Choice(SORT_ORDERS), default="newest", show_default=True,
+              help="newest first seen first, or most relevant first (learned from the topic's decisions).")
 @common_options
-def screen_list_command(slug, state, output_format, limit, reviewer):
-    """A topic's papers with their screening state, reasons and each reviewer's decision, newest first."""
+def screen_list_command(slug, state, output_format, limit, reviewer, sort):
+    """A topic's papers with their screening state, reasons, each reviewer's decision and relevance, newest first."""
     import json
 
     from tracker.screening import list_screening, screening_record
 
     topics = load_all_topics()
     [topic] = load_selected_topics((slug,))
-    rows = list_screening(current_store(readonly=True), topic, reviewer=current_reviewer(reviewer), state=state,
-                          limit=limit, topics=topics)
+    store = current_store(readonly=True)
+    rows = list_screening(store, topic, reviewer=current_reviewer(reviewer), state=state, limit=limit, topics=topics,
+                          sort=sort)
+    if sort == "relevance" and output_format == "table":
+        from tracker.relevance import ranking_status
+
+        status = ranking_status(store, topic)
+        click.echo(f"{topic.slug}: {status.sentence}" + ("" if status.ranked else "; newest first meanwhile"),
+                   err=True)
     records = [screening_record(row) for row in rows]
     if output_format == "json":
         click.echo(json.dumps(records, indent=2, ensure_ascii=False))
@@ -660,8 +673,9 @@ def screen_list_command(slug, state, output_format, limit, reviewer):
     else:
         from tracker.store.search import cut_title
 
-        click.echo(format_table(["pmid", "state", "first seen", "year", "decisions", "title"], [
+        click.echo(format_table(["pmid", "state", "first seen", "year", "relevance", "decisions", "title"], [
             [str(record["pmid"]), record["state"], record["first_seen"][:10], str(record["year"] or ""),
+             "" if record["relevance"] is None else f"{record['relevance']:.3f}",
              flat_screening(record)["reviewers"] or "-", cut_title(record["title"], 60)] for record in records]))
 
 
@@ -679,6 +693,7 @@ def screen_list_command(slug, state, output_format, limit, reviewer):
 @common_options
 def screen_set_command(slug, pmids, decision, reasons, note, reviewer, resolve):
     """Record a decision on papers of a topic: all of them, or none if one is not in the topic."""
+    from tracker.relevance import refresh_quietly
     from tracker.screening import decide
     from tracker.store.decisions import state_from, summaries
 
@@ -688,6 +703,7 @@ def screen_set_command(slug, pmids, decision, reasons, note, reviewer, resolve):
     store = current_store()
     saved = decide(store, topic, pmids, decision, reviewer=current_reviewer(reviewer), reasons=reasons, note=note,
                    resolve=resolve)
+    refresh_quietly(store, topic)  # once for all the papers of the command
     rows = summaries(store, topic.slug, [item.decision.pmid for item in saved])
     for item in saved:
         given, before = item.decision, item.replaced
@@ -712,6 +728,7 @@ def screen_set_command(slug, pmids, decision, reasons, note, reviewer, resolve):
 def screen_import_command(file, topic_slug, reviewer, add_missing):
     """Import decisions from a CSV (pmid, decision, reason, note, reviewer) or ASReview's export: all or nothing."""
     from tracker.eutils import EutilsClient
+    from tracker.relevance import refresh_quietly
     from tracker.screening.importing import import_decisions
     from tracker.sync import import_pmids
 
@@ -724,6 +741,7 @@ def screen_import_command(file, topic_slug, reviewer, add_missing):
 
     result = import_decisions(store, topic, file, reviewer=current_reviewer(reviewer),
                               add_missing=fetch_missing if add_missing else None)
+    refresh_quietly(store, topic)  # one retraining for the whole file
     line = (f"{topic.slug}: {result.imported} decisions imported from {file.name} "
             f"({'ASReview export' if result.kind == 'asreview' else 'CSV'}; by {', '.join(result.reviewers) or '-'})")
     if result.added:

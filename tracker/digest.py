@@ -41,12 +41,15 @@ from tracker.evidence import TIER_INDEX, TIER_RULES, classify
 from tracker.notices import status_mark
 from tracker.pubmed import AbstractSection, Paper
 from tracker.registries import TrialId, trial_ids
+from tracker.relevance import ranking_status
 from tracker.render import as_utc, cut_at_word, moment, plain, plural, render
 from tracker.store import Store
 from tracker.screening import with_included_first
 from tracker.store.changes import EventView, list_events, paper_statuses
 from tracker.store.decisions import state_counts, state_from, summaries
 from tracker.store.database import utcnow
+from tracker.store.relevance import ranking_state as stored_ranking_state
+from tracker.store.relevance import scores_of
 from tracker.store.digests import (
     baseline_pmids, last_digest, latest_run, load_digest_papers, other_topics_for, save_digest_record,
     topic_papers_since,
@@ -82,6 +85,8 @@ class DigestEntry:
     authors_short: str
     status: str | None = None  # retracted, concern, deleted (tracker/notices.py)
     trials: tuple[TrialId, ...] = ()  # its trial registrations, each linked to its registry's record
+    relevance: float | None = None  # the topic's relevance score (tracker/relevance.py); None before ranking
+    likely_relevant: bool = False  # in the top fifth of the topic's scores
 
     @property
     def status_mark(self) -> str | None:
@@ -188,6 +193,9 @@ class TopicDigest:
     screening: ScreeningLine | None = None
     baseline: Baseline | None = None  # the papers of the period that a backfill stored, summed up
     new_pmids: tuple[int, ...] = ()  # all `total_new` papers, shown or not, in tier order
+    # How the order was made, once the topic has screening decisions: "ordered by 48 earlier decisions in this
+    # topic" or "ranking starts after 2 more decisions" (tracker/relevance.py).
+    ranking: str | None = None
 
     @property
     def shown(self) -> int:
@@ -236,8 +244,12 @@ def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | N
     papers = load_digest_papers(store, [pmid for pmid, _ in seen])
     others = other_topics_for(store, list(papers), exclude=topic.slug)
     statuses = paper_statuses(store, list(papers))
+    ranked = ranking_status(store, topic)
+    scores = scores_of(store, [topic.slug], list(papers)) if ranked.ranked else {}
+    likely_from = stored_ranking_state(store, topic.slug).likely_from if scores else None
     entries = sorted(
-        (make_entry(papers[pmid], first_seen, others.get(pmid, ()), statuses.get(pmid))
+        (make_entry(papers[pmid], first_seen, others.get(pmid, ()), statuses.get(pmid), relevance=scores.get(pmid),
+                    likely_from=likely_from)
          for pmid, first_seen in seen if pmid in papers),
         key=entry_order,
     )
@@ -269,6 +281,7 @@ def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | N
         screening=screening,
         baseline=summed_up,
         new_pmids=tuple(entry.paper.pmid for entry in entries),
+        ranking=ranked.sentence if ranked.ranked or ranked.decisions else None,
     )
 
 
@@ -292,7 +305,8 @@ def default_since(store: Store, slug: str, until: datetime) -> datetime:
 
 
 def make_entry(paper: Paper, first_seen_at: datetime, other_topics: Sequence[str] = (),
-               status: str | None = None) -> DigestEntry:
+               status: str | None = None, *, relevance: float | None = None,
+               likely_from: float | None = None) -> DigestEntry:
     return DigestEntry(
         paper=paper,
         tier=classify(paper.publication_types),
@@ -303,14 +317,17 @@ def make_entry(paper: Paper, first_seen_at: datetime, other_topics: Sequence[str
         authors_short=shorten_authors(paper),
         status=status,
         trials=trial_ids(paper),
+        relevance=relevance,
+        likely_relevant=relevance is not None and likely_from is not None and relevance >= likely_from,
     )
 
 
 def entry_order(entry: DigestEntry) -> tuple:
-    """Strongest tier first; within a tier the newest publication date, then the lower PMID."""
+    """Strongest tier first; within a tier the most relevant (once the topic ranks; unscored papers after the
+    scored ones), then the newest publication date, then the lower PMID."""
     published = entry.paper.pub_date
-    return (TIER_INDEX[entry.tier], published is None, -(published.toordinal() if published else 0),
-            entry.paper.pmid)
+    return (TIER_INDEX[entry.tier], entry.relevance is None, -(entry.relevance or 0.0), published is None,
+            -(published.toordinal() if published else 0), entry.paper.pmid)
 
 
 def group_by_tier(entries: Sequence[DigestEntry]) -> tuple[Tier, ...]:

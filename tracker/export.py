@@ -29,6 +29,9 @@ CSV columns, in this order (scripts depend on them; add new ones only at the end
   trial_ids          trial registration numbers, each once, "; "-separated ("NCT01234567; ISRCTN12345678"): the
                      record's DataBankList entries for trial registries, then numbers written in the title or
                      abstract (tracker/registries.py)
+  relevance          the paper's relevance in the exported topic (with several, the highest): a score in 0-1 learned
+                     from the topic's own decisions (tracker/relevance.py), higher is more likely included; empty
+                     before the topic has enough decisions to rank
 
 The file is UTF-8 without a byte-order mark, rows end in CRLF (RFC 4180), and a cell holding a line
 break, a comma or a double quote is quoted (doubled quotes inside). A text cell that begins with =, +,
@@ -60,13 +63,15 @@ from tracker.registries import TrialId, trial_ids
 from tracker.store.database import Store, chunked
 from tracker.store.models import PaperRow, TopicPaper
 from tracker.store.papers import row_to_paper, stored_trial_ids
+from tracker.store.relevance import score_column, scores_of
 from tracker.topics import Topic
 
 CSV_COLUMNS = (
     "pmid", "title", "authors", "journal", "year", "publication_date", "doi", "pmcid", "publication_types",
     "mesh_terms", "keywords", "topics", "first_seen", "late_arrival", "pubmed_url", "status",
-    "decision", "reasons", "reviewers", "notes", "editors", "trial_ids",
+    "decision", "reasons", "reviewers", "notes", "editors", "trial_ids", "relevance",
 )
+SORTS = ("newest", "relevance")
 FORMATS = ("csv", "ris", "xlsx")
 # UTF-8's byte-order mark: Excel reads a CSV without it in the machine's legacy code page ("Sören" shows as
 # "SÃ¶ren"). Files a person opens (-o FILE, the e-mail's attachment) begin with it; stdout does not.
@@ -107,9 +112,13 @@ def _memberships(connection: Connection, pmids: Sequence[int]) -> dict[int, dict
     return found
 
 
-def _selection(dialect: str, topics: Sequence[str], since: date | None, fields: Sequence, *, state=None):
-    """The statement behind `_selected`: `fields`, then first_seen, then all_topics (space-separated); `state` is a
-    condition on the paper (`_state_filter`)."""
+def _selection(dialect: str, topics: Sequence[str], since: date | None, fields: Sequence, *, state=None,
+               sort: str = "newest"):
+    """The statement behind `_selected`: `fields`, then first_seen, all_topics (space-separated) and relevance (the
+    highest score among `topics`); `state` is a condition on the paper (`_state_filter`); `sort` "relevance" puts
+    the most relevant first (unscored papers last), else first seen newest first."""
+    if sort not in SORTS:
+        raise ConfigError(f"unknown order {sort!r}: use one of {', '.join(SORTS)}")
     topics = list(topics)
     # A plain DateTime: the column's own type would make every row's time zone-aware just to format it.
     first_seen = type_coerce(func.min(_membership.c.first_seen_at), DateTime()).label("first_seen")
@@ -135,16 +144,18 @@ def _selection(dialect: str, topics: Sequence[str], since: date | None, fields: 
     member_of = _membership.alias("member_of")
     all_topics = (select(func.aggregate_strings(member_of.c.topic, " ")).where(member_of.c.pmid == _paper.c.pmid)
                   .scalar_subquery().label("all_topics"))
-    statement = (select(*fields, chosen.c.first_seen, all_topics)
+    relevance = score_column(topics, _paper.c.pmid).label("relevance")
+    newest = (chosen.c.first_seen.desc(), _paper.c.pmid.desc())
+    statement = (select(*fields, chosen.c.first_seen, all_topics, relevance)
                  .join_from(_paper, chosen, _paper.c.pmid == chosen.c.pmid)
-                 .order_by(chosen.c.first_seen.desc(), _paper.c.pmid.desc()))
+                 .order_by(*((relevance.desc().nulls_last(), *newest) if sort == "relevance" else newest)))
     return statement if state is None else statement.where(state)
 
 
 def _selected(store: Store, topics: Sequence[str], since: date | None, fields: Sequence, *,
-              state=None) -> Iterator[tuple[Row, datetime, list[str]]]:
-    """(paper columns, first seen by the selected topics, all its topics), first seen newest first."""
-    statement = _selection(store.dialect, topics, since, fields, state=state)
+              state=None, sort: str = "newest") -> Iterator[tuple[Row, datetime, list[str]]]:
+    """(paper columns, first seen by the selected topics, all its topics), in `_selection`'s order."""
+    statement = _selection(store.dialect, topics, since, fields, state=state, sort=sort)
     with store.engine.connect() as reading:
         result = reading.execution_options(yield_per=CHUNK).execute(statement)
         for row in result:
@@ -170,32 +181,36 @@ def _listed(store: Store, pmids: Sequence[int], topics: Sequence[str] | None,
 # -- CSV -------------------------------------------------------------------------------------
 
 def export_rows(store: Store, topics: Sequence[Topic | str], since: date | None = None, *,
-                state: str | None = None) -> Iterator[dict]:
+                state: str | None = None, sort: str = "newest") -> Iterator[dict]:
     """One dict per paper linked to any of `topics` (first seen on or after `since`, in `state` in one of them),
     keyed by CSV_COLUMNS."""
     chosen = as_topics(topics)
-    statement = _selection(store.dialect, [t.slug for t in chosen], since, _CSV_FIELDS, state=_state_filter(chosen, state))
+    statement = _selection(store.dialect, [t.slug for t in chosen], since, _CSV_FIELDS, state=_state_filter(chosen, state),
+                           sort=sort)
     for batch in _batches(store, statement):
         screening = screening_cells(store, chosen, [(row.pmid, _split(row.all_topics)) for row in batch])
         for row in batch:
-            yield _csv_row(row, row.first_seen, _split(row.all_topics)) | screening[row.pmid]
+            yield _csv_row(row, row.first_seen, _split(row.all_topics), row.relevance) | screening[row.pmid]
 
 
-def _export_cells(store: Store, topics: Sequence[Topic], since: date | None, state: str | None) -> Iterator[list]:
+def _export_cells(store: Store, topics: Sequence[Topic], since: date | None, state: str | None,
+                  sort: str = "newest") -> Iterator[list]:
     """`export_rows` as CSV_COLUMNS-ordered, neutralised cells, without a dict per row (BENCHMARKS.md)."""
     formula, text_cells = _FORMULA_START, _TEXT_CELLS
-    statement = _selection(store.dialect, [t.slug for t in topics], since, _CSV_FIELDS, state=_state_filter(topics, state))
+    statement = _selection(store.dialect, [t.slug for t in topics], since, _CSV_FIELDS, state=_state_filter(topics, state),
+                           sort=sort)
     for batch in _batches(store, statement):
-        memberships = [(row[0], _split(row[-1])) for row in batch]
+        memberships = [(row[0], _split(row[-2])) for row in batch]
         screening = screening_cells(store, topics, memberships)
         for (pmid, title, authors, journal, year, date_text, doi, pmcid, types, mesh, keywords, late, status, editors,
-             trials, seen, member), (_, member_of) in zip(batch, memberships, strict=True):
+             trials, seen, member, relevance), (_, member_of) in zip(batch, memberships, strict=True):
             marks = screening[pmid]
             cells = [pmid, title, authors, journal, "" if year is None else year, date_text, doi, pmcid, types,
                      mesh, keywords, "; ".join(member_of), format_utc(seen),
                      "true" if late else "false", f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/",
                      describe_status(status) if status else "", marks["decision"], marks["reasons"],
-                     marks["reviewers"], marks["notes"], editors, trials]
+                     marks["reviewers"], marks["notes"], editors, trials,
+                     "" if relevance is None else round(relevance, 3)]
             for index in text_cells:
                 value = cells[index]
                 if value is None:
@@ -231,8 +246,11 @@ def rows_for_pmids(store: Store, pmids: Sequence[int], topics: Sequence[Topic | 
 
 def _annotated(store: Store, topics: Sequence[Topic] | None, batch) -> Iterator[dict]:
     screening = screening_cells(store, topics or (), [(row.pmid, member) for row, _seen, member in batch])
+    # Relevance in the screened topics; with none named, in any topic of the paper.
+    slugs = [topic.slug for topic in topics] if topics else sorted({slug for _row, _seen, member in batch for slug in member})
+    scores = scores_of(store, slugs, [row.pmid for row, _seen, _member in batch]) if slugs and batch else {}
     for row, seen, member in batch:
-        yield _csv_row(row, seen, member) | screening[row.pmid]
+        yield _csv_row(row, seen, member, scores.get(row.pmid)) | screening[row.pmid]
 
 
 def as_topics(topics: Sequence[Topic | str]) -> list[Topic]:
@@ -290,7 +308,7 @@ def screening_cells(store: Store, topics: Sequence[Topic], papers: Sequence[tupl
     return cells
 
 
-def _csv_row(row: Row, seen: datetime | None, topics: list[str]) -> dict:
+def _csv_row(row: Row, seen: datetime | None, topics: list[str], relevance: float | None = None) -> dict:
     return {
         "pmid": row.pmid,
         "title": row.title,
@@ -310,6 +328,7 @@ def _csv_row(row: Row, seen: datetime | None, topics: list[str]) -> dict:
         "status": describe_status(row.status),
         "editors": row.editor_names,
         "trial_ids": row.trial_ids_text,
+        "relevance": None if relevance is None else round(relevance, 3),
     }
 
 
@@ -371,11 +390,12 @@ _PAGE = re.compile(r"^([A-Za-z]*)(\d+)$")
 
 
 def ris_records(store: Store, topics: Sequence[Topic | str], since: date | None = None, *,
-                state: str | None = None) -> Iterator[tuple[Paper, list[str], str | None, dict, tuple[TrialId, ...]]]:
+                state: str | None = None, sort: str = "newest") -> Iterator[tuple[Paper, list[str], str | None, dict, tuple[TrialId, ...]]]:
     """(paper without its XML, all its topics, its status, its screening cells, its stored trial ids) for the same
     selection and order as `export_rows`."""
     chosen = as_topics(topics)
-    statement = _selection(store.dialect, [t.slug for t in chosen], since, _RIS_FIELDS, state=_state_filter(chosen, state))
+    statement = _selection(store.dialect, [t.slug for t in chosen], since, _RIS_FIELDS, state=_state_filter(chosen, state),
+                           sort=sort)
     for batch in _batches(store, statement):
         screening = screening_cells(store, chosen, [(row.pmid, _split(row.all_topics)) for row in batch])
         for row in batch:
@@ -472,16 +492,16 @@ def _page_range(pages: str | None) -> tuple[str | None, str | None]:
 # -- output ----------------------------------------------------------------------------------
 
 def export_papers(store: Store, topics: Sequence[Topic | str], file: BinaryIO, *, since: date | None = None,
-                  fmt: str = "csv", state: str | None = None, bom: bool = False) -> int:
+                  fmt: str = "csv", state: str | None = None, bom: bool = False, sort: str = "newest") -> int:
     """Write the papers of `topics` (in screening `state` in one of them, when given) to `file` as CSV, RIS or an
-    Excel workbook (tracker/spreadsheet.py); returns how many were written. `bom` starts a CSV with UTF-8's
-    byte-order mark, for Excel."""
+    Excel workbook (tracker/spreadsheet.py), in `sort` order; returns how many were written. `bom` starts a CSV
+    with UTF-8's byte-order mark, for Excel."""
     if fmt == "ris":
-        return write_ris(ris_records(store, topics, since, state=state), file)
+        return write_ris(ris_records(store, topics, since, state=state, sort=sort), file)
     if fmt == "csv":
         if bom:
             file.write(UTF8_BOM)
-        return write_table(CSV_COLUMNS, _export_cells(store, as_topics(topics), since, state), file)
+        return write_table(CSV_COLUMNS, _export_cells(store, as_topics(topics), since, state, sort), file)
     if fmt == "xlsx":
         from tracker.spreadsheet import write_xlsx
 
@@ -489,7 +509,8 @@ def export_papers(store: Store, topics: Sequence[Topic | str], file: BinaryIO, *
         about = [(f"topic {topic.slug}", f"{topic.title}: {topic.query}") for topic in chosen]
         about += [("since", since.isoformat())] if since else []
         about += [("screening state", state)] if state else []
-        return write_xlsx(CSV_COLUMNS, export_rows(store, chosen, since, state=state), file, about=about,
+        about += [("order", "most relevant first")] if sort == "relevance" else []
+        return write_xlsx(CSV_COLUMNS, export_rows(store, chosen, since, state=state, sort=sort), file, about=about,
                           expected=count_selected(store, chosen, since, state))
     raise ConfigError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
 

@@ -20,6 +20,7 @@ from tracker.errors import LockHeldError, TrackerError, with_context
 from tracker.eutils import EutilsClient
 from tracker.ingest import store_pmids
 from tracker.ledger import NO_HOOKS, RunHooks, RunLedger
+from tracker.relevance import refresh_quietly
 from tracker.store import Store
 from tracker.store.locks import TopicRunLock
 from tracker.store.models import TopicState
@@ -111,8 +112,11 @@ def sync_topic(store: Store, client: EutilsClient, topic: Topic, *, today: date 
         return TopicRunResult(topic=topic.slug, run_id=None, kind="skipped", window=None, succeeded=True,
                               skipped=str(busy))
     try:
-        return _sync_topic(store, client, topic, today=today or date.today(), since=since, full=full,
-                           hooks=hooks.beating(lock.beat))
+        result = _sync_topic(store, client, topic, today=today or date.today(), since=since, full=full,
+                             hooks=hooks.beating(lock.beat))
+        if result.succeeded:
+            refresh_quietly(store, topic)  # the new papers scored before the digest and the e-mail
+        return result
     finally:
         lock.release()
 
@@ -242,6 +246,7 @@ def import_pmids(store: Store, client: EutilsClient, topic: Topic, pmids: Sequen
         raise with_context(error, f"import into '{topic.slug}' failed: {error}; nothing already saved is lost: "
                                   "run the import again") from None
     ledger.succeed()
+    refresh_quietly(store, topic)
     counts = ledger.counts
     return ImportResult(run_id=ledger.run_id, pmids=len(pmids), new_papers=counts.new_papers, fetched=counts.fetched,
                         missing=counts.missing, requests=counts.requests)

@@ -312,6 +312,10 @@ class ScreenView(PaperLinks):
     next_in_queue: int | None  # the next paper still waiting for this reviewer, after this one
     events: tuple[EventView, ...] = ()
     trials: tuple[TrialId, ...] = ()
+    # "most relevant first: ordered by 12 earlier decisions in this topic", or "newest first: ranking starts
+    # after 2 more decisions" (tracker/relevance.py)
+    order: str = ""
+    relevance: float | None = None
 
     @property
     def tier(self) -> str:
@@ -328,26 +332,64 @@ def screen_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None =
     from tracker.store.decisions import current_decisions, summaries
     from tracker.store.papers import load_papers
 
+    from tracker.relevance import ranking_status
+    from tracker.store.relevance import decision_mark, ranking_state, scores_of
+
     mode = topic.screening
     total = count_members(store, topic.slug)
     screened = screened_count(store, topic.slug, mode.reviewers, reviewer)
+    trained = ranking_state(store, topic.slug)
+    ranked = trained is not None
+    if trained is not None:
+        decided = trained.included + trained.excluded
+        order = f"most relevant first: ordered by {decided} earlier decision{'' if decided == 1 else 's'} in this topic"
+    else:
+        order = f"newest first: {ranking_status(store, topic).sentence}"
+    mark = decision_mark(store, topic.slug) if ranked else 0
     seen = membership_of(store, topic.slug, pmid) if pmid is not None else None
     if seen is None:
-        first = queue_pmids(store, topic.slug, mode.reviewers, reviewer, limit=1)
+        first = ([row] if (row := _relevance_next(store, topic, reviewer, total - screened, None, mark)) else []) \
+            if ranked else queue_pmids(store, topic.slug, mode.reviewers, reviewer, limit=1)
         if not first:
-            return ScreenView(topic, reviewer, None, None, screened, total, None, None, None)
+            return ScreenView(topic, reviewer, None, None, screened, total, None, None, None, order=order)
         pmid, seen = first[0].pmid, first[0].first_seen_at
     at = Cursor(seen, pmid)
     newer, older = neighbours(store, topic.slug, at)
-    following = queue_pmids(store, topic.slug, mode.reviewers, reviewer, after=at, limit=1)
-    if not following:  # wrap round to the newest paper still waiting, if it is not this one
-        following = [row for row in queue_pmids(store, topic.slug, mode.reviewers, reviewer, limit=2) if row.pmid != pmid]
+    if ranked:
+        following = [row] if (row := _relevance_next(store, topic, reviewer, total - screened, pmid, mark)) else []
+    else:
+        following = queue_pmids(store, topic.slug, mode.reviewers, reviewer, after=at, limit=1)
+        if not following:  # wrap round to the newest paper still waiting, if it is not this one
+            following = [row for row in queue_pmids(store, topic.slug, mode.reviewers, reviewer, limit=2)
+                         if row.pmid != pmid]
     [paper] = load_papers(store, [pmid])
     screening = view_of(topic, pmid, summaries(store, topic.slug, [pmid]).get(pmid),
                         current_decisions(store, [topic.slug], [pmid]).get((topic.slug, pmid), ()), reviewer=reviewer)
     events = tuple(list_events(store, ids=ids)) if (ids := _event_ids(store, pmid)) else ()
+    relevance = scores_of(store, [topic.slug], [pmid]).get(pmid) if ranked else None
     return ScreenView(topic, reviewer, paper, screening, screened, total, newer, older,
-                      following[0].pmid if following else None, events, paper_trials(paper))
+                      following[0].pmid if following else None, events, paper_trials(paper), order=order,
+                      relevance=relevance)
+
+
+def _relevance_next(store: Store, topic: Topic, reviewer: str, waiting: int, skip: int | None, mark: int):
+    """The next paper of a ranked topic's queue: the most relevant one still waiting, or, one time in twenty
+    (tracker.ranking.EXPLORE), one drawn from the lower-scored half, so that the model also learns from papers
+    unlike those it already likes. The draw is seeded by the topic, the reviewer, the topic's newest decision and
+    the paper on screen: reloading a page shows the same paper, and each decision moves the queue on."""
+    import random
+
+    from tracker.ranking import EXPLORE
+    from tracker.store.browse import queue_by_relevance
+
+    draw = random.Random(f"{topic.slug}/{reviewer}/{mark}/{skip}")
+    offset = 0
+    if waiting > 3 and draw.random() < EXPLORE:
+        offset = draw.randrange(waiting // 2, waiting - 1)
+    found = queue_by_relevance(store, topic.slug, topic.screening.reviewers, reviewer, skip=skip, offset=offset)
+    if found is None and offset:
+        found = queue_by_relevance(store, topic.slug, topic.screening.reviewers, reviewer, skip=skip)
+    return found
 
 
 __all__ = ["RESULT_WORDS", "RunView", "TopicSummary", "StatusView", "run_view", "topic_summaries", "recent_runs",

@@ -41,6 +41,7 @@ from tracker.store.digests import other_topics_for
 from tracker.store.papers import topic_pmids
 from tracker.topics import ScreeningMode, Topic
 
+SORTS = ("newest", "relevance")  # the orders of `tracker screen list --sort` and `tracker export --sort`
 REVIEWER_PATTERN = re.compile(r"^[\w.@+-][\w .@+-]{0,63}$")
 
 
@@ -217,16 +218,20 @@ class ScreeningRow:
     first_seen_at: datetime
     screening: PaperScreening
     other_topics: tuple[tuple[str, str], ...]  # (slug, state) in the paper's other topics, as a digest shows them
+    relevance: float | None = None  # the topic's relevance score in (0, 1) (tracker/relevance.py); None before ranking
 
 
 def list_screening(store: Store, topic: Topic, *, reviewer: str | None, state: str | None = None,
-                   limit: int | None = None, offset: int = 0, topics: Sequence[Topic] = ()) -> list[ScreeningRow]:
-    """The topic's papers newest first seen first with their screening as `reviewer` may see it; `topics` (all the
-    known ones) give the states in the paper's other topics."""
+                   limit: int | None = None, offset: int = 0, topics: Sequence[Topic] = (),
+                   sort: str = "newest") -> list[ScreeningRow]:
+    """The topic's papers newest first seen first (`sort="relevance"`: most relevant first) with their screening as
+    `reviewer` may see it; `topics` (all the known ones) give the states in the paper's other topics."""
     check_state(state)
+    if sort not in SORTS:
+        raise ConfigError(f"unknown order {sort!r}: use one of {', '.join(SORTS)}")
     mode = topic.screening
     listed = list_topic_papers(store, topic.slug, mode.reviewers, state=state, limit=limit, offset=offset,
-                               blind_reviewer=reviewer if mode.blind else None)
+                               blind_reviewer=reviewer if mode.blind else None, sort=sort)
     pmids = [item.pmid for item in listed]
     briefs = paper_briefs(store, pmids)
     others = {other.slug: other for other in topics if other.slug != topic.slug}
@@ -244,7 +249,7 @@ def list_screening(store: Store, topic: Topic, *, reviewer: str | None, state: s
             (slug, view_of(others[slug], item.pmid, rows_by_topic[slug].get(item.pmid),
                            current.get((slug, item.pmid), ()), reviewer=None).state)
             for slug in memberships.get(item.pmid, ()) if slug in others)
-        found.append(ScreeningRow(briefs[item.pmid], item.first_seen_at, screening, other_states))
+        found.append(ScreeningRow(briefs[item.pmid], item.first_seen_at, screening, other_states, item.relevance))
     return found
 
 
@@ -314,7 +319,13 @@ def screening_record(row: ScreeningRow) -> dict:
         "topic": screening.topic, "state": screening.state, "reasons": list(screening.reasons),
         "decisions": [decision_record(d) for d in screening.decisions], "hidden_decisions": screening.hidden,
         "other_topics": dict(row.other_topics), "pubmed_url": f"https://pubmed.ncbi.nlm.nih.gov/{paper.pmid}/",
+        "relevance": format_relevance(row.relevance),
     }
+
+
+def format_relevance(score: float | None) -> float | None:
+    """A score as exports and listings show it: three decimals (None before the topic ranks)."""
+    return None if score is None else round(score, 3)
 
 
 def _iso(moment: datetime) -> str:
@@ -327,5 +338,5 @@ __all__ = [
     "default_reviewer", "check_reviewer", "resolve_reasons", "undo_last", "describe_reasons", "decide", "check_resolvable",
     "check_state", "PaperScreening", "view_of", "settled", "describe_decision", "describe_pmids", "PaperBrief",
     "ScreeningRow", "list_screening", "paper_briefs", "screening_record", "decision_record",
-    "describe_decision_record", "included_in", "with_included_first",
+    "describe_decision_record", "included_in", "with_included_first", "SORTS", "format_relevance",
 ]

@@ -17,14 +17,15 @@ from sqlalchemy.sql.elements import ColumnElement
 from tracker.evidence import TIER_RULES
 from tracker.store.database import Store
 from tracker.store.decisions import state_column, view_state_column
-from tracker.store.models import CurrentDecision, PaperRow, Screening, TopicPaper
+from tracker.store.models import CurrentDecision, PaperRow, RelevanceScore, Screening, TopicPaper
 
-SORTS = ("newest", "oldest", "tier")
+SORTS = ("newest", "oldest", "tier", "relevance")
 
 _membership = TopicPaper.__table__
 _paper = PaperRow.__table__
 _screening = Screening.__table__
 _current = CurrentDecision.__table__
+_score = RelevanceScore.__table__
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,27 @@ class ListedRow:
     year: int | None
     status: str | None
     late_arrival: bool
+    relevance: float | None = None  # the topic's relevance score, read for the relevance order only
 
-    def cursor(self) -> Cursor:
+    def cursor(self, sort: str = "newest") -> Cursor:
+        if sort == "relevance":
+            return Cursor(self.first_seen_at, self.pmid, score_rank(self.relevance))
         return Cursor(self.first_seen_at, self.pmid, tier_rank(self.tier))
+
+
+def score_rank(score: float | None) -> int:
+    """A score as an exact integer key, unscored papers (-1) below every score: the bits of a positive double order
+    as the doubles do, so a keyset page resumes exactly where the last one ended."""
+    import struct
+
+    return -1 if score is None else struct.unpack(">q", struct.pack(">d", score))[0]
+
+
+def rank_score(rank: int) -> float:
+    """`score_rank` undone: the score itself, or -1.0 for the unscored papers."""
+    import struct
+
+    return -1.0 if rank < 0 else struct.unpack(">d", struct.pack(">q", rank))[0]
 
 
 @dataclass(frozen=True)
@@ -144,8 +163,11 @@ def list_topic_page(store: Store, topic: str, reviewers: int, *, filters: PaperF
     tier, each tier is read newest first in turn, so no page sorts the whole topic."""
     filters = _narrowed(store, topic, filters)
     anchor, backwards = (before, True) if before is not None else (after, False)
+    scores: dict[int, float | None] = {}
     if sort == "tier" and filters.tier is None:
         keys, more = _tier_keys(store, topic, reviewers, filters, blind_reviewer, anchor, backwards, limit)
+    elif sort == "relevance":
+        keys, more, scores = _relevance_keys(store, topic, reviewers, filters, blind_reviewer, anchor, backwards, limit)
     else:
         order = "oldest" if sort == "oldest" else "newest"
         keys, more = _keys(store, topic, reviewers, filters, order, blind_reviewer, anchor, backwards, limit)
@@ -153,8 +175,8 @@ def list_topic_page(store: Store, topic: str, reviewers: int, *, filters: PaperF
         shown = {row.pmid: row for row in connection.execute(
             select(_paper.c.pmid, _paper.c.title, _paper.c.author_names, _paper.c.journal, _paper.c.pub_year,
                    _paper.c.status, _paper.c.late_arrival).where(_paper.c.pmid.in_([key[0] for key in keys])))}
-    rows = [ListedRow(pmid, seen, state, tier, *tuple(shown[pmid])[1:]) for pmid, seen, state, tier in keys
-            if pmid in shown]
+    rows = [ListedRow(pmid, seen, state, tier, *tuple(shown[pmid])[1:], relevance=scores.get(pmid))
+            for pmid, seen, state, tier in keys if pmid in shown]
     if backwards:
         return Page(rows, more_after=True, more_before=more)
     return Page(rows, more_after=more, more_before=anchor is not None)
@@ -204,6 +226,32 @@ def _keys(store: Store, topic: str, reviewers: int, filters: PaperFilter, order:
     more = len(keys) > limit
     keys = keys[:limit]
     return (keys[::-1] if backwards else keys), more
+
+
+def _relevance_keys(store: Store, topic: str, reviewers: int, filters: PaperFilter, blind_reviewer: str | None,
+                    anchor: Cursor | None, backwards: bool, limit: int) -> tuple[list[tuple], bool, dict]:
+    """`_keys` most relevant first (unscored papers last, newest first among them), with each key's score."""
+    joined, mine, facets = _joined(store, topic, blind_reviewer)
+    joined = joined.outerjoin(_score, and_(_score.c.topic == _membership.c.topic, _score.c.pmid == _membership.c.pmid))
+    state = view_state_column(reviewers, blind_reviewer, mine).label("state")
+    key_score = func.coalesce(_score.c.score, -1.0)
+    seen, pmid = _membership.c.first_seen_at, _membership.c.pmid
+    conditions = _conditions(topic, filters, state, facets)
+    if anchor is not None:
+        at = rank_score(anchor.rank)
+        after = or_(key_score < at, and_(key_score == at, tuple_(seen, pmid) < tuple_(anchor.first_seen_at, anchor.pmid)))
+        before = or_(key_score > at, and_(key_score == at, tuple_(seen, pmid) > tuple_(anchor.first_seen_at, anchor.pmid)))
+        conditions.append(before if backwards else after)
+    ordering = ([key_score.asc(), seen.asc(), pmid.asc()] if backwards else [key_score.desc(), seen.desc(), pmid.desc()])
+    statement = (select(pmid, seen, state, facets.c.evidence_tier, _score.c.score).select_from(joined)
+                 .where(*conditions).order_by(*ordering).limit(limit + 1))
+    with store.engine.connect() as connection:
+        found = [tuple(row) for row in connection.execute(statement)]
+    more = len(found) > limit
+    found = found[:limit]
+    if backwards:
+        found.reverse()
+    return [row[:4] for row in found], more, {row[0]: row[4] for row in found}
 
 
 def _tier_keys(store: Store, topic: str, reviewers: int, filters: PaperFilter, blind_reviewer: str | None,
@@ -272,6 +320,32 @@ def queue_pmids(store: Store, topic: str, reviewers: int, reviewer: str, *, afte
                  .select_from(joined).where(*conditions).order_by(seen.desc(), pmid.desc()).limit(limit))
     with store.engine.connect() as connection:
         return [ListedRow(*row) for row in connection.execute(statement)]
+
+
+def queue_by_relevance(store: Store, topic: str, reviewers: int, reviewer: str, *, skip: int | None = None,
+                       offset: int = 0) -> ListedRow | None:
+    """The paper at `offset` in `reviewer`'s queue most relevant first (unscored last, then newest), `skip` left out;
+    None when the queue is shorter."""
+    mine = _current.alias("mine")
+    joined = (_membership.join(_paper, _paper.c.pmid == _membership.c.pmid)
+              .outerjoin(_screening, and_(_screening.c.topic == _membership.c.topic,
+                                          _screening.c.pmid == _membership.c.pmid))
+              .outerjoin(mine, and_(mine.c.topic == _membership.c.topic, mine.c.pmid == _membership.c.pmid,
+                                    mine.c.reviewer == reviewer))
+              .outerjoin(_score, and_(_score.c.topic == _membership.c.topic, _score.c.pmid == _membership.c.pmid)))
+    seen, pmid = _membership.c.first_seen_at, _membership.c.pmid
+    conditions = [_membership.c.topic == topic, _queue_condition(reviewers, reviewer, mine)]
+    if skip is not None:
+        conditions.append(pmid != skip)
+    statement = (select(pmid, seen, literal("unscreened"), _paper.c.evidence_tier, _paper.c.title,
+                        _paper.c.author_names, _paper.c.journal, _paper.c.pub_year, _paper.c.status,
+                        _paper.c.late_arrival, _score.c.score)
+                 .select_from(joined).where(*conditions)
+                 .order_by(func.coalesce(_score.c.score, -1.0).desc(), seen.desc(), pmid.desc())
+                 .offset(offset).limit(1))
+    with store.engine.connect() as connection:
+        row = connection.execute(statement).first()
+    return ListedRow(*row[:10], relevance=row[10]) if row else None
 
 
 def screened_count(store: Store, topic: str, reviewers: int, reviewer: str) -> int:

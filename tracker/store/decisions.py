@@ -268,31 +268,37 @@ class ListedPaper:
     pmid: int
     first_seen_at: datetime
     state: str
+    relevance: float | None = None  # the topic's relevance score (tracker/relevance.py); None before ranking
 
 
 def list_topic_papers(store: Store, topic: str, reviewers: int, *, blind_reviewer: str | None = None,
-                      state: str | None = None, limit: int | None = None, offset: int = 0) -> list[ListedPaper]:
-    """The topic's papers newest first seen first, each with its state (as `blind_reviewer` sees it, in blind
-    screening), only those in `state` when given; a page of `limit` from `offset`."""
-    from tracker.store.models import TopicPaper
+                      state: str | None = None, limit: int | None = None, offset: int = 0,
+                      sort: str = "newest") -> list[ListedPaper]:
+    """The topic's papers newest first seen first (`sort="relevance"`: highest relevance first, unscored papers
+    last, then newest), each with its state (as `blind_reviewer` sees it, in blind screening) and relevance,
+    only those in `state` when given; a page of `limit` from `offset`."""
+    from tracker.store.models import RelevanceScore, TopicPaper
 
     membership = TopicPaper.__table__
+    scores = RelevanceScore.__table__
     mine = _current.alias("mine")
     joined = membership.outerjoin(_screening, and_(_screening.c.topic == membership.c.topic,
                                                    _screening.c.pmid == membership.c.pmid))
+    joined = joined.outerjoin(scores, and_(scores.c.topic == membership.c.topic, scores.c.pmid == membership.c.pmid))
     if blind_reviewer is not None:
         joined = joined.outerjoin(mine, and_(mine.c.topic == membership.c.topic, mine.c.pmid == membership.c.pmid,
                                              mine.c.reviewer == blind_reviewer))
     view = view_state_column(reviewers, blind_reviewer, mine).label("state")
-    statement = (select(membership.c.pmid, membership.c.first_seen_at, view).select_from(joined)
-                 .where(membership.c.topic == topic)
-                 .order_by(membership.c.first_seen_at.desc(), membership.c.pmid.desc()))
+    newest = (membership.c.first_seen_at.desc(), membership.c.pmid.desc())
+    order = (scores.c.score.desc().nulls_last(), *newest) if sort == "relevance" else newest
+    statement = (select(membership.c.pmid, membership.c.first_seen_at, view, scores.c.score).select_from(joined)
+                 .where(membership.c.topic == topic).order_by(*order))
     if state is not None:
         statement = statement.where(view == state)
     if limit is not None:
         statement = statement.limit(limit).offset(offset)
     with store.engine.connect() as connection:
-        return [ListedPaper(pmid, seen, listed) for pmid, seen, listed in connection.execute(statement)]
+        return [ListedPaper(pmid, seen, listed, score) for pmid, seen, listed, score in connection.execute(statement)]
 
 
 def state_counts(store: Store, topic: str, reviewers: int, member_pmids=None, *,

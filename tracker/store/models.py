@@ -377,3 +377,35 @@ class LoginFailure(SQLModel, table=True):
     key: str = Field(primary_key=True)  # "user:NAME" or "address:IP"
     failures: int = 0  # since the last successful login (or the last quiet spell)
     last_failed_at: datetime
+
+
+class RelevanceScore(SQLModel, table=True):
+    """A paper's relevance in a topic: the topic's model's score in (0, 1), higher is more likely included.
+
+    Only numbers are stored, never a model: a model is retrained from the topic's decisions when the scores
+    are refreshed (tracker/relevance.py), so nothing read back from the database can run code.
+    """
+
+    __tablename__ = "relevance_score"
+    __table_args__ = (Index("ix_relevance_score_topic_score", "topic", "score"),)
+
+    topic: str = Field(primary_key=True)
+    pmid: int = Field(primary_key=True, foreign_key="paper.pmid")
+    score: float
+
+
+class RankingState(SQLModel, table=True):
+    """How a topic's relevance scores were made: the decisions they learned from and when."""
+
+    __tablename__ = "ranking_state"
+
+    topic: str = Field(primary_key=True)
+    included: int = 0  # the inclusions and exclusions the model was trained on (maybe left out)
+    excluded: int = 0
+    decision_mark: int = 0  # the topic's newest decision id when trained: a newer one makes the scores stale
+    papers: int = 0  # papers scored
+    # The lowest score in the top fifth of the topic's undecided papers: papers at or above it are marked "likely
+    # relevant" (the fifth is the share the ranking benchmark measures recall in).
+    likely_from: float = 1.0
+    trained_at: datetime
+    seconds: float = 0.0  # how long reading, training and scoring took

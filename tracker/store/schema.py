@@ -59,7 +59,11 @@ TABLES: dict[str, str] = {
     "decision": DATA,
     "current_decision": DATA,
     "screening": DATA,
-    "account": DATA,  # the web app's team accounts: a copied database keeps its people
+    "account": DATA,
+    # Scores from the topic's own decisions: copied, so that a copy orders papers as its source did until the
+    # next refresh recomputes them.
+    "relevance_score": DATA,
+    "ranking_state": DATA,  # the web app's team accounts: a copied database keeps its people
     "instance_lock": LIVE,
     "web_session": LIVE,  # signed-in browsers: a copy starts with nobody signed in
     "login_failure": LIVE,
@@ -273,6 +277,24 @@ def _add_web(connection: Connection) -> None:
     written.create_all(connection)
 
 
+def _add_relevance(connection: Connection) -> None:
+    from sqlalchemy import Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table
+
+    written = MetaData()
+    Table("paper", written, Column("pmid", Integer, primary_key=True))
+    Table("relevance_score", written,
+          Column("topic", String, primary_key=True), Column("pmid", Integer, ForeignKey("paper.pmid"), primary_key=True),
+          Column("score", Float, nullable=False), Index("ix_relevance_score_topic_score", "topic", "score"))
+    Table("ranking_state", written,
+          Column("topic", String, primary_key=True), Column("included", Integer, nullable=False),
+          Column("excluded", Integer, nullable=False), Column("decision_mark", Integer, nullable=False),
+          Column("papers", Integer, nullable=False), Column("likely_from", Float, nullable=False),
+          Column("trained_at", DateTime, nullable=False),
+          Column("seconds", Float, nullable=False))
+    for name in ("relevance_score", "ranking_state"):
+        written.tables[name].create(connection)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -293,6 +315,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "book-details-and-trial-ids", _add_book_and_trial_columns, seconds_per_paper=0.0004),
     # The web app (tracker/web): the stored evidence tier, accounts, sessions and failed logins.
     Migration(6, "web-app", _add_web, seconds_per_paper=0.00002),
+    # Relevance ranking (tracker/relevance.py): new tables, filled by the first refresh, nothing rewritten.
+    Migration(7, "relevance-scores", _add_relevance),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

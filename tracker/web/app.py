@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -60,7 +62,15 @@ class Pages:
 def create_app(settings: Settings, store: Store, access: Access) -> Starlette:
     from tracker.web import auth, pages, query, screen
 
+    from tracker.relevance import RelevanceRefresher
+
     web = Pages(settings, store, access)
+    web.refresher = RelevanceRefresher(store, lambda slug: web.scans.scan().topics.get(slug))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        await run_in_threadpool(web.refresher.close)  # a refresh under way finishes; the rest wait for the next run
 
     async def config_error(request: Request, error: Exception) -> HTMLResponse:
         return web.error(request, 400, str(error))
@@ -75,7 +85,7 @@ def create_app(settings: Settings, store: Store, access: Access) -> Starlette:
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(Guard, access=access)],
-                    exception_handlers={ConfigError: config_error, 404: not_found})
+                    exception_handlers={ConfigError: config_error, 404: not_found}, lifespan=lifespan)
     app.state.pages = web
     return app
 

@@ -40,12 +40,14 @@ def routes(web) -> list[Route]:
             reasons = []
         await run_in_threadpool(decide, web.store, topic, [pmid], chosen, reviewer=request.state.session.reviewer,
                                 reasons=reasons, note=str(form.get("note", "")), source="web")
+        web.refresher.request(topic.slug)  # retrained in the background once the reviewer pauses
         following = _pmid(str(form.get("next", "")))
         return _to(topic.slug, following, chosen, pmid)
 
     async def undo(request: Request) -> Response:
         topic = web.scans.topic(request.path_params["slug"])
         saved = await run_in_threadpool(undo_last, web.store, topic, reviewer=request.state.session.reviewer)
+        web.refresher.request(topic.slug)
         if saved is None:
             return _to(topic.slug, None, "none", None)
         return _to(topic.slug, saved.decision.pmid, "undone", saved.decision.pmid)

@@ -1,0 +1,203 @@
+"""A topic's relevance scores, kept current from the topic's own screening decisions.
+
+When
+    After every topic run (tracker/sync.py: the week's new papers are scored before the digest and the e-mail),
+    after `tracker screen set` and `tracker screen import` (once per command, however many papers it decided),
+    and in the web app a few seconds after a reviewer's last decision (`RelevanceRefresher`: one background
+    thread, so a page never waits for training and a screening session retrains once per pause, not per
+    click). A refresh retrains from scratch on the topic's current states and rewrites all its scores; it is
+    skipped when nothing changed since the last one (no newer decision, no unscored paper).
+
+What
+    The model (tracker/ranking) learns include against exclude from the topic's settled states (a paper in
+    `conflict` or `awaiting` teaches nothing yet; `maybe` is left out, as measured there). Below
+    tracker.ranking's minimum of inclusions and exclusions there are no scores and the faces say "ranking
+    starts after N more decisions". Only scores are stored (table `relevance_score`), never a model.
+
+Scores order papers; they never decide which papers a list, a digest or an export holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from tracker import ranking
+from tracker.store import Store
+from tracker.store.database import utcnow
+from tracker.store.relevance import (
+    clear_scores, decision_mark, now_state, ranking_state, ranking_states, save_scores, topic_states, topic_texts,
+    unscored_count,
+)
+from tracker.topics import Topic
+
+log = logging.getLogger(__name__)
+
+# Papers in the top fifth of their topic's undecided papers' scores are marked "likely relevant" (with
+# `likely_from` kept from the last refresh, a paper decided since keeps its mark): the share in which the ranking
+# benchmark measures recall (BENCHMARKS.md, ranking). A fixed score would not do: the scores are a squashed SVM
+# margin whose boundary the class weights move on purpose (tracker/ranking/classifier.py).
+LIKELY_SHARE = 0.2
+LABELS = {"included": ranking.INCLUDE, "excluded": ranking.EXCLUDE, "maybe": ranking.MAYBE}
+
+
+@dataclass(frozen=True)
+class RankingStatus:
+    """Whether a topic's papers are ordered by relevance, and from how many decisions."""
+
+    topic: str
+    ranked: bool  # the topic has scores
+    decisions: int  # the inclusions and exclusions its scores learned from (ranked), or it holds so far
+    needed: int  # decisions still missing before ranking starts (0 when it can rank)
+    stale: bool = False  # decisions or papers newer than the scores (a refresh is due)
+
+    @property
+    def sentence(self) -> str:
+        """"ordered by 48 earlier decisions in this topic" or "ranking starts after 2 more decisions"."""
+        if self.ranked:
+            return f"ordered by {self.decisions} earlier decision{'' if self.decisions == 1 else 's'} in this topic"
+        return f"ranking starts after {self.needed} more decision{'' if self.needed == 1 else 's'}"
+
+
+def _counts(states: dict[int, str]) -> tuple[int, int]:
+    values = list(states.values())
+    return values.count("included"), values.count("excluded")
+
+
+def ranking_status(store: Store, topic: Topic) -> RankingStatus:
+    """The topic's status as stored (reads only; nothing is trained)."""
+    state = ranking_state(store, topic.slug)
+    if state is not None:
+        stale = decision_mark(store, topic.slug) > state.decision_mark or unscored_count(store, topic.slug) > 0
+        return RankingStatus(topic.slug, True, state.included + state.excluded, 0, stale)
+    included, excluded = _counts(topic_states(store, topic.slug, topic.screening.reviewers))
+    needed = ranking.decisions_needed(included, excluded)
+    return RankingStatus(topic.slug, False, included + excluded, needed, stale=needed == 0)
+
+
+def ranking_statuses(store: Store, topics: Sequence[Topic]) -> dict[str, RankingStatus]:
+    stored = ranking_states(store, [topic.slug for topic in topics])
+    return {topic.slug: (RankingStatus(topic.slug, True, stored[topic.slug].included + stored[topic.slug].excluded, 0)
+                         if topic.slug in stored else ranking_status(store, topic)) for topic in topics}
+
+
+def refresh_relevance(store: Store, topic: Topic, *, force: bool = False) -> RankingStatus:
+    """Retrain the topic's model from its decisions and rescore all its papers (when anything changed, or `force`)."""
+    started = time.perf_counter()
+    # The mark is read before the states: a decision saved in between makes the scores stale, never lost.
+    mark = decision_mark(store, topic.slug)
+    stored = ranking_state(store, topic.slug)
+    if not force and stored is not None and stored.decision_mark == mark and unscored_count(store, topic.slug) == 0:
+        return RankingStatus(topic.slug, True, stored.included + stored.excluded, 0)
+    states = topic_states(store, topic.slug, topic.screening.reviewers)
+    included, excluded = _counts(states)
+    needed = ranking.decisions_needed(included, excluded)
+    if needed:
+        if stored is not None:
+            clear_scores(store, topic.slug)  # decisions were taken back below the minimum: no stale order stays
+        return RankingStatus(topic.slug, False, included + excluded, needed)
+    texts = list(topic_texts(store, topic.slug))
+    counted = ranking.count_tokens([ranking.Record(
+        pmid=text.pmid, title=text.title, abstract=text.abstract, mesh_headings=text.mesh_headings,
+        keywords=text.keywords, publication_types=text.publication_types, journal=text.journal) for text in texts])
+    decided = [row for row, text in enumerate(texts) if states.get(text.pmid) in LABELS]
+    model = ranking.fit(counted.take(decided), [LABELS[states[texts[row].pmid]] for row in decided])
+    scores = ranking.score(model, counted)
+    undecided = sorted((value for text, value in zip(texts, scores, strict=True) if states.get(text.pmid) not in LABELS),
+                       reverse=True)
+    likely_from = undecided[max(0, math.ceil(len(undecided) * LIKELY_SHARE) - 1)] if undecided else 1.0
+    seconds = time.perf_counter() - started
+    save_scores(store, now_state(topic.slug, included=model.included, excluded=model.excluded, mark=mark,
+                                 papers=len(texts), likely_from=likely_from, trained_at=utcnow(), seconds=round(seconds, 3)),
+                {text.pmid: value for text, value in zip(texts, scores, strict=True)})
+    log.info("relevance of topic '%s': trained on %d decisions, scored %d papers in %.1f s",
+             topic.slug, model.included + model.excluded, len(texts), seconds)
+    return RankingStatus(topic.slug, True, model.included + model.excluded, 0)
+
+
+def refresh_quietly(store: Store, topic: Topic) -> RankingStatus | None:
+    """`refresh_relevance` for the steps after a run or a decision: a failure is logged, never raised, because
+    the run or the decision it follows has succeeded and is kept whatever the ranking does."""
+    try:
+        return refresh_relevance(store, topic)
+    except Exception:
+        log.exception("relevance of topic '%s' not refreshed; the papers keep their previous order", topic.slug)
+        return None
+
+
+class RelevanceRefresher:
+    """Refreshes topics in one background thread, `delay` seconds after the last request for them.
+
+    Requests made while a refresh runs are served by one more refresh after it, so a reviewer's session
+    retrains once per pause; `longest` bounds the wait while decisions keep coming (a long session still sees
+    its queue reordered). Closing finishes the refresh under way and drops the rest.
+    """
+
+    def __init__(self, store: Store, topic_for: Callable[[str], Topic | None], *, delay: float = 2.0,
+                 longest: float = 20.0) -> None:
+        self._store = store
+        self._topic_for = topic_for
+        self._delay = delay
+        self._longest = longest
+        self._pending: dict[str, tuple[float, float]] = {}  # slug: (first request, last request)
+        self._condition = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None  # started by the first request
+
+    def request(self, slug: str) -> None:
+        now = time.monotonic()
+        with self._condition:
+            if self._closed:
+                return
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="relevance", daemon=True)
+                self._thread.start()
+            first, _ = self._pending.get(slug, (now, now))
+            self._pending[slug] = (first, now)
+            self._condition.notify()
+
+    def close(self, timeout: float = 30.0) -> None:
+        with self._condition:
+            self._closed = True
+            self._pending.clear()
+            self._condition.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _due(self, now: float) -> tuple[list[str], float | None]:
+        due, wait = [], None
+        for slug, (first, last) in self._pending.items():
+            at = min(last + self._delay, first + self._longest)
+            if at <= now:
+                due.append(slug)
+            else:
+                wait = at - now if wait is None else min(wait, at - now)
+        return due, wait
+
+    def _work(self) -> None:
+        while True:
+            with self._condition:
+                while True:
+                    if self._closed:
+                        return
+                    due, wait = self._due(time.monotonic())
+                    if due:
+                        for slug in due:
+                            del self._pending[slug]
+                        break
+                    self._condition.wait(wait)
+            for slug in due:
+                topic = self._topic_for(slug)
+                if topic is not None:
+                    refresh_quietly(self._store, topic)
+
+
+__all__ = [
+    "LIKELY_SHARE", "RankingStatus", "ranking_status", "ranking_statuses", "refresh_relevance", "refresh_quietly",
+    "RelevanceRefresher",
+]

@@ -1,0 +1,134 @@
+"""Reading what the relevance model learns from, and keeping its scores (tracker/relevance.py decides when)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, insert, select
+
+from tracker.store.database import Store, chunked
+from tracker.store.decisions import state_column
+from tracker.store.models import Decision, PaperRow, RankingState, RelevanceScore, Screening, TopicPaper
+
+_paper = PaperRow.__table__
+_membership = TopicPaper.__table__
+_score = RelevanceScore.__table__
+_state = RankingState.__table__
+_decision = Decision.__table__
+_screening = Screening.__table__
+READ_BATCH = 2000
+WRITE_BATCH = 5000
+
+
+@dataclass(frozen=True)
+class PaperText:
+    """What the model reads about a stored paper, from the plain text columns (no JSON decoded)."""
+
+    pmid: int
+    title: str
+    abstract: str
+    mesh_headings: tuple[str, ...]
+    keywords: tuple[str, ...]
+    publication_types: tuple[str, ...]
+    journal: str | None
+
+
+def _listed(text: str | None, *, marks: bool = False) -> tuple[str, ...]:
+    items = [item.strip() for item in (text or "").split("; ")]
+    return tuple(item.rstrip("*") if marks else item for item in items if item)
+
+
+def topic_texts(store: Store, topic: str) -> Iterator[PaperText]:
+    """Every paper of `topic`, in PMID order."""
+    members = select(_membership.c.pmid).where(_membership.c.topic == topic)
+    statement = (select(_paper.c.pmid, _paper.c.title, _paper.c.abstract, _paper.c.mesh_terms, _paper.c.keywords_text,
+                        _paper.c.publication_types_text, _paper.c.journal)
+                 .where(_paper.c.pmid.in_(members)).order_by(_paper.c.pmid))
+    with store.engine.connect() as connection:
+        for row in connection.execution_options(yield_per=READ_BATCH).execute(statement):
+            yield PaperText(row.pmid, row.title or "", row.abstract or "", _listed(row.mesh_terms, marks=True),
+                            _listed(row.keywords_text), _listed(row.publication_types_text), row.journal)
+
+
+def topic_states(store: Store, topic: str, reviewers: int) -> dict[int, str]:
+    """The screening state of every paper of `topic` that has a decision (the states of tracker/screening)."""
+    statement = select(_screening.c.pmid, state_column(reviewers)).where(_screening.c.topic == topic)
+    with store.engine.connect() as connection:
+        return {pmid: state for pmid, state in connection.execute(statement)}
+
+
+def decision_mark(store: Store, topic: str) -> int:
+    """The id of the topic's newest decision (0 before any): each decision, undo included, raises it."""
+    with store.engine.connect() as connection:
+        return connection.execute(select(func.coalesce(func.max(_decision.c.id), 0))
+                                  .where(_decision.c.topic == topic)).scalar_one()
+
+
+def unscored_count(store: Store, topic: str) -> int:
+    """Papers of `topic` without a score (new since the last refresh)."""
+    scored = select(_score.c.pmid).where(_score.c.topic == topic)
+    with store.engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(_membership).where(
+            _membership.c.topic == topic, _membership.c.pmid.not_in(scored))).scalar_one()
+
+
+def ranking_state(store: Store, topic: str) -> RankingState | None:
+    with store.engine.connect() as connection:
+        row = connection.execute(select(_state).where(_state.c.topic == topic)).mappings().first()
+    return RankingState(**row) if row else None
+
+
+def ranking_states(store: Store, topics: Sequence[str]) -> dict[str, RankingState]:
+    with store.engine.connect() as connection:
+        rows = connection.execute(select(_state).where(_state.c.topic.in_(list(topics)))).mappings().all()
+    return {row["topic"]: RankingState(**row) for row in rows}
+
+
+def save_scores(store: Store, state: RankingState, scores: Mapping[int, float]) -> None:
+    """Replace the topic's scores and its ranking state in one transaction (no scores: the topic has no model)."""
+    values = [{"topic": state.topic, "pmid": pmid, "score": score} for pmid, score in scores.items()]
+    with store.engine.begin() as connection:
+        connection.execute(delete(_score).where(_score.c.topic == state.topic))
+        for batch in chunked(values, WRITE_BATCH):
+            connection.execute(insert(_score), batch)
+        connection.execute(delete(_state).where(_state.c.topic == state.topic))
+        connection.execute(insert(_state).values(topic=state.topic, included=state.included, excluded=state.excluded,
+                                                 decision_mark=state.decision_mark, papers=state.papers,
+                                                 likely_from=state.likely_from, trained_at=state.trained_at, seconds=state.seconds))
+
+
+def clear_scores(store: Store, topic: str) -> None:
+    with store.engine.begin() as connection:
+        connection.execute(delete(_score).where(_score.c.topic == topic))
+        connection.execute(delete(_state).where(_state.c.topic == topic))
+
+
+def scores_of(store: Store, topics: Sequence[str], pmids: Sequence[int]) -> dict[int, float]:
+    """Each paper's highest score among `topics` (papers no topic scored are absent)."""
+    found: dict[int, float] = {}
+    with store.engine.connect() as connection:
+        for chunk in chunked(list(dict.fromkeys(pmids)), 500):
+            statement = (select(_score.c.pmid, func.max(_score.c.score))
+                         .where(_score.c.topic.in_(list(topics)), _score.c.pmid.in_(chunk)).group_by(_score.c.pmid))
+            found.update({pmid: score for pmid, score in connection.execute(statement)})
+    return found
+
+
+def score_column(topics: Sequence[str], pmid_column):
+    """The paper's highest score among `topics` as a scalar subquery (NULL when none scored it)."""
+    return (select(func.max(_score.c.score)).where(_score.c.topic.in_(list(topics)), _score.c.pmid == pmid_column)
+            .scalar_subquery())
+
+
+def now_state(topic: str, *, included: int, excluded: int, mark: int, papers: int, likely_from: float,
+              trained_at: datetime, seconds: float) -> RankingState:
+    return RankingState(topic=topic, included=included, excluded=excluded, decision_mark=mark, papers=papers,
+                        likely_from=likely_from, trained_at=trained_at, seconds=seconds)
+
+
+__all__ = [
+    "PaperText", "topic_texts", "topic_states", "decision_mark", "unscored_count", "ranking_state", "ranking_states",
+    "save_scores", "clear_scores", "scores_of", "score_column", "now_state",
+]
