@@ -13,6 +13,8 @@ import sqlite3
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import cli_env, run_tracker
 from tests.fake_eutils import FakeRecord
 from tests.pubmed_xml import article_xml
@@ -36,10 +38,11 @@ def default_home(tmp_path: Path) -> Path:
     return home
 
 
-def refused_url() -> str:
+@pytest.fixture
+def refused_url():
     with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused (the port stays unused)
-        return f"http://127.0.0.1:{closed.getsockname()[1]}/entrez/eutils/"
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused, and no one else gets it
+        yield f"http://127.0.0.1:{closed.getsockname()[1]}/entrez/eutils/"
 
 
 def test_an_unresolvable_host_is_said_once_and_the_other_topics_are_not_tried(tmp_path):
@@ -63,9 +66,8 @@ def test_an_unresolvable_host_is_said_once_and_the_other_topics_are_not_tried(tm
     assert sql(home, "SELECT * FROM topic_state") == []
 
 
-def test_a_refused_connection_says_connection_refused(home):
-    url = refused_url()
-    result = run_tracker("fetch", env=cli_env(home, url, **DEFAULT_RETRIES))
+def test_a_refused_connection_says_connection_refused(home, refused_url):
+    result = run_tracker("fetch", env=cli_env(home, refused_url, **DEFAULT_RETRIES))
     assert result.code == 1
     assert result.err == f"error: cannot reach 127.0.0.1 (connection refused): {ADVICE}\n"
     dosing, elderly = result.out.splitlines()
