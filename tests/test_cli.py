@@ -99,10 +99,20 @@ def test_retries_are_reported_and_succeed(home, fake_eutils):
     add_records(fake_eutils, range(1, 6))
     fake_eutils.inject("429", endpoint="efetch")
     fake_eutils.inject("truncated", endpoint="efetch")
-    result = run_tracker("fetch", "dosing", env=cli_env(home, fake_eutils.url))
+    result = run_tracker("fetch", "dosing", "--verbose", env=cli_env(home, fake_eutils.url))
     assert result.code == 0, result.err
     assert "attempt 1 failed (rate limited by NCBI (HTTP 429)); retrying" in result.err
     assert stored(home) == {"dosing": {1, 2, 3, 4, 5}}
+
+
+def test_attempt_lines_are_shown_only_with_verbose(home, fake_eutils):
+    add_records(fake_eutils, range(1, 6))
+    fake_eutils.inject("429", endpoint="efetch")
+    fake_eutils.inject("500", endpoint="esearch")
+    result = run_tracker("fetch", "dosing", env=cli_env(home, fake_eutils.url))
+    assert (result.code, result.err) == (0, "")
+    assert result.out.startswith("dosing: 5 new, 5 matched, 5 requests, ")  # both retries happened, unsaid
+    assert [r.fault for r in fake_eutils.requests if r.fault] == ["500", "429"]
 
 
 def test_usage_and_configuration_errors_are_one_line_exit_2(home, fake_eutils):

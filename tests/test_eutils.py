@@ -316,3 +316,89 @@ def test_no_second_of_arrivals_at_the_server_holds_more_than_the_limit_on_a_busy
     assert len(log) == 60
     assert [entry.fault for entry in log if entry.fault] == []
     assert server.max_requests_per_second() <= 10
+
+
+def connect_error(cause: BaseException) -> httpx.ConnectError:
+    """httpx's ConnectError as a real connection raises it: the socket's OSError is its cause."""
+    error = httpx.ConnectError(str(cause))
+    error.__cause__ = cause
+    return error
+
+
+def test_why_a_connection_never_reached_its_host_comes_from_the_error_under_httpx():
+    import socket
+    import ssl
+
+    from tracker.eutils import reach_failure
+
+    expired = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    expired.verify_message = "certificate has expired"
+    eof = ssl.SSLEOFError(8, "EOF occurred in violation of protocol")
+    eof.reason = "UNEXPECTED_EOF_WHILE_READING"
+    assert [reach_failure(error) for error in (
+        connect_error(socket.gaierror(-2, "Name or service not known")),
+        connect_error(ConnectionRefusedError(111, "Connection refused")),
+        connect_error(expired),
+        connect_error(eof),
+        connect_error(OSError(101, "Network is unreachable")),
+        httpx.ConnectTimeout("timed out"),
+        httpx.ConnectError("no cause given"),
+        connect_error(ConnectionResetError(104, "Connection reset by peer")),
+        httpx.ReadError("reset"),
+        httpx.ReadTimeout("timed out"),
+    )] == ["name resolution failed", "connection refused", "TLS failed: certificate has expired",
+           "TLS failed: unexpected eof while reading", "network is unreachable", "connection timed out", None, None,
+           None, None]
+
+
+def test_a_first_request_that_cannot_connect_gives_up_after_two_attempts_and_names_the_host():
+    import socket
+
+    from tracker.errors import UnreachableError
+
+    handler = Recorder(connect_error(socket.gaierror(-2, "Name or service not known")))
+    client = client_for(handler, max_attempts=6)
+    with pytest.raises(UnreachableError) as caught:
+        client.search("x")
+    assert str(caught.value) == ("cannot reach eutils.test (name resolution failed): check the network, a proxy "
+                                 "(HTTPS_PROXY) or TRACKER_EUTILS_URL")
+    assert caught.value.detail == ("esearch failed after 2 attempts: connection failed (ConnectError: [Errno -2] Name "
+                                   "or service not known)")
+    assert (caught.value.host, caught.value.cause) == ("eutils.test", "name resolution failed")
+    assert client.request_count == 2 and len(client.sleeps) == 1
+
+
+def test_connection_failures_after_an_answer_get_the_full_budget_and_no_unreachable_error():
+    refused = connect_error(ConnectionRefusedError(111, "Connection refused"))
+    handler = Recorder(httpx.Response(200, content=esearch_body([5])), refused, refused, refused,
+                       httpx.Response(200, content=esearch_body([6])))
+    client = client_for(handler, max_attempts=4)
+    assert client.search("x").ids == [5]
+    assert client.search("y").ids == [6]  # three refusals, then an answer on the fourth attempt
+    assert client.request_count == 5 and len(client.sleeps) == 3
+    handler.answers = [refused]
+    with pytest.raises(EutilsError) as caught:
+        client.search("z")
+    assert type(caught.value) is EutilsError
+    assert str(caught.value) == ("esearch failed after 4 attempts: connection failed (ConnectError: [Errno 111] "
+                                 "Connection refused)")
+
+
+def test_a_first_answer_that_is_a_server_error_keeps_the_full_budget():
+    handler = Recorder(httpx.Response(502, text="Bad Gateway"))
+    client = client_for(handler, max_attempts=5)
+    with pytest.raises(EutilsError, match="^esearch failed after 5 attempts: HTTP 502 Bad Gateway$"):
+        client.search("x")
+    assert client.request_count == 5
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 405])
+def test_an_answer_that_means_a_wrong_eutils_url_names_the_setting_and_is_not_retried(status):
+    response = httpx.Response(status, text="<html><body>Not here</body></html>")
+    client = client_for(Recorder(response), eutils_url="http://wrong.test/entrez/")
+    with pytest.raises(EutilsError) as caught:
+        client.search("x")
+    assert str(caught.value) == (
+        f"HTTP {status} {response.reason_phrase}: check TRACKER_EUTILS_URL (now http://wrong.test/entrez/): it should "
+        "be the E-utilities base URL ending in /eutils/, by default https://eutils.ncbi.nlm.nih.gov/entrez/eutils/")
+    assert client.request_count == 1

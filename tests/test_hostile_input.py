@@ -251,17 +251,22 @@ def test_bad_options_are_a_one_line_usage_error(args, message, populated, server
 
 # -- the environment -------------------------------------------------------------------------------------
 
-def test_an_unreachable_eutils_url_fails_each_topic_and_changes_no_data(populated):
+def test_an_unreachable_eutils_url_fails_the_first_topic_tries_no_other_and_changes_no_data(populated):
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]  # bound, never listening: connections are refused
         before = snapshot(populated, runs=False)
         result = invoke(cli_env(populated, f"http://127.0.0.1:{port}/entrez/eutils/"), "fetch")
-    reason = r"esearch failed after 3 attempts: connection failed \(ConnectError: .*\)"
-    assert_fetch_failed(result, {"dosing": reason, "elderly": reason})
+    assert result.code == 1 and "Traceback" not in result.out + result.err
+    dosing, elderly = result.out.splitlines()
+    # Never reached on the run's first request: given up after 2 attempts, not 3, and the next topic is not tried.
+    assert re.fullmatch(r"dosing: FAILED after 2 requests, [\d.]+ s: topic 'dosing': esearch failed after 2 "
+                        r"attempts: connection failed \(ConnectError: .*\)", dosing), dosing
+    assert elderly == "elderly: not tried: E-utilities unreachable"
+    assert result.err.splitlines() == ["error: cannot reach 127.0.0.1 (connection refused): check the network, a "
+                                       "proxy (HTTPS_PROXY) or TRACKER_EUTILS_URL"]
     assert snapshot(populated, runs=False) == before
-    assert sql(populated, "SELECT topic, status FROM run WHERE id > 2 ORDER BY id") == [
-        ("dosing", "failed"), ("elderly", "failed")]
+    assert sql(populated, "SELECT topic, status FROM run WHERE id > 2 ORDER BY id") == [("dosing", "failed")]
 
 
 def test_an_invalid_api_key_is_not_retried_and_never_shown(populated, server):

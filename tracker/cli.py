@@ -306,6 +306,14 @@ def run_fetch(slugs=(), since=None, full=False) -> list:
         return sync_topics(store, client, selected, since=since, full=full, hooks_for=hooks_for, on_result=report)
 
 
+def exit_if_unreachable(results) -> None:
+    """When E-utilities could not be reached, say so in one line and exit 1 (the topics after it were not tried)."""
+    for result in results:
+        if result.unreachable:
+            click.echo(f"error: {result.unreachable}", err=True)
+            sys.exit(1)
+
+
 @cli.command()
 @click.argument("slugs", nargs=-1, metavar="[SLUG]...")
 @click.option("--since", type=DATE, help="Search from this create date instead of the watermark.")
@@ -314,6 +322,7 @@ def run_fetch(slugs=(), since=None, full=False) -> list:
 def fetch(slugs, since, full):
     """Fetch what is new for every topic (or the given ones)."""
     results = run_fetch(slugs, since=since, full=full)
+    exit_if_unreachable(results)
     failed = [r for r in results if not r.succeeded]
     if failed:
         click.echo(f"error: {len(failed)} of {len(results)} topics failed ({', '.join(r.topic for r in failed)}); "
@@ -329,12 +338,15 @@ def run_command(slugs):
     from tracker.digest import write_topic_digests
 
     results = run_fetch(slugs)
-    selected = load_selected_topics(slugs)
+    not_tried = {r.topic for r in results if r.not_tried}
+    # A topic not tried ran nothing: a digest now would only repeat its last one and close its period early.
+    selected = [topic for topic in load_selected_topics(slugs) if topic.slug not in not_tried]
     paths = write_topic_digests(current_store(), selected, current_settings().reports_dir,
                                 quiet_weeks=current_settings().quiet_weeks)
     click.echo(f"digests written to {current_settings().reports_dir}:")
     for path in paths:
         click.echo(f"  {path}")
+    exit_if_unreachable(results)
     failed = [r for r in results if not r.succeeded]
     if failed:
         click.echo(f"error: {len(failed)} of {len(results)} topics failed ({', '.join(r.topic for r in failed)}); "

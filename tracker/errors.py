@@ -10,6 +10,7 @@
     ├── LockLostError (1)             another process took this one's lock over: it stops at once
     ├── EutilsError (1)               E-utilities failed after every retry, or answered with a permanent error
     │   ├── TransientEutilsError      worth retrying: rate limit, 5xx, timeout, truncated or in-band error
+    │   ├── UnreachableError          the first request of a run never reached E-utilities (DNS, refused, TLS)
     │   └── IncompleteSearchError     PubMed returned fewer PMIDs than its Count
     └── ParseError (1)                a PubMed XML body could not be parsed
     BaseException
@@ -81,6 +82,19 @@ class TransientEutilsError(EutilsError):
     """A failure worth retrying: rate limit, 5xx, timeout, truncated or in-band error."""
 
     retry_after: float = 0.0  # seconds the server asked us to wait (HTTP 429 Retry-After)
+    unreachable: str | None = None  # the connection never reached the host: why ("name resolution failed", ...)
+
+
+class UnreachableError(EutilsError):
+    """The first request of a run never reached E-utilities: the other topics would fail the same way.
+
+    The message is the one line for the user (host, cause, what to check); `detail` is the last attempt's
+    failure as the retries saw it.
+    """
+
+    def __init__(self, message: str, *, host: str = "", cause: str = "", detail: str = ""):
+        super().__init__(message)
+        self.host, self.cause, self.detail = host, cause, detail or message
 
 
 class IncompleteSearchError(EutilsError):
@@ -122,6 +136,7 @@ def with_context(error: Error, message: str) -> Error:
 
 __all__ = [
     "TrackerError", "ConfigError", "TopicFileError", "SearchSyntaxError", "OutputError", "StoreError",
-    "LockHeldError", "LockLostError", "EutilsError", "TransientEutilsError", "IncompleteSearchError", "ParseError",
+    "LockHeldError", "LockLostError", "EutilsError", "TransientEutilsError", "UnreachableError",
+    "IncompleteSearchError", "ParseError",
     "ShutdownRequested", "SendFailure", "StartTLSUnavailable", "with_context",
 ]

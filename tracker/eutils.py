@@ -8,22 +8,25 @@ from __future__ import annotations
 
 import bisect
 import logging
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from urllib.parse import urlsplit
 
 import httpx
 from lxml import etree
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from tracker import __version__
-from tracker.errors import EutilsError, IncompleteSearchError, ParseError, TransientEutilsError
+from tracker.errors import EutilsError, IncompleteSearchError, ParseError, TransientEutilsError, UnreachableError
 from tracker.prefetch import Abandoned, Ticket, prefetched
 from tracker.pubmed import Paper, PaperParser
-from tracker.settings import Settings
+from tracker.settings import DEFAULT_EUTILS_URL, Settings
 
 log = logging.getLogger("tracker.eutils")
 
@@ -32,6 +35,13 @@ MAX_RETRIEVABLE = 9999
 # No PubMed record was created before this; the open-ended first backfill starts here.
 EARLIEST_DATE = date(1700, 1, 1)
 _SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+# Until a request of this client has had an answer, a connection that never reached the host is given up after
+# this many attempts, not max_attempts: a name that does not resolve or a port that refuses is almost always the
+# network or the setting, and every topic after it would wait as long (6 attempts are about 35 s of backoff). A
+# second attempt still rides out a resolver's or a server's hiccup. Once an answer came, failures get the full budget.
+FIRST_CONTACT_ATTEMPTS = 2
+# Answers that mean the URL is not E-utilities (a wrong path, another server) rather than a passing failure.
+CONFIGURATION_STATUSES = frozenset({400, 403, 404, 405})
 
 
 # Added to the one-second window between a request's start and the start `capacity` requests later. Starts are
@@ -177,6 +187,41 @@ def date_clause(query: str, start: date, end: date, field_tag: str = "crdt") -> 
     return f'({query}) AND ("{start:%Y/%m/%d}"[{field_tag}] : "{end:%Y/%m/%d}"[{field_tag}])'
 
 
+def reach_failure(error: BaseException) -> str | None:
+    """Why a connection never reached its host, from httpx's exception and the OSError under it; None when it did
+    reach it (or the exception does not say)."""
+    if isinstance(error, httpx.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(error, httpx.ProxyError):
+        return f"the proxy failed: {error}"
+    if not isinstance(error, httpx.ConnectError):
+        return None
+    seen: BaseException | None = error
+    for _depth in range(8):  # httpx's error, httpcore's, then the socket's
+        if seen is None:
+            break
+        if isinstance(seen, socket.gaierror):
+            return "name resolution failed"
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return f"TLS failed: {seen.verify_message or seen.reason or 'certificate not verified'}"
+        if isinstance(seen, ssl.SSLError):
+            return f"TLS failed: {(seen.reason or str(seen)).lower().replace('_', ' ')}"
+        if isinstance(seen, OSError) and not isinstance(seen, ConnectionResetError) and seen.strerror:
+            return seen.strerror.lower()
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def shown_url(url: str) -> str:
+    """`url` without a user name or password, for a message."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+
+
 def _retry_after(state: RetryCallState) -> float:
     error = state.outcome.exception() if state.outcome else None
     return getattr(error, "retry_after", 0.0) or 0.0
@@ -188,6 +233,7 @@ class EutilsClient:
         self.settings = settings
         self.limiter = limiter or RateLimiter(settings.rate_limit)
         self.request_count = 0
+        self.reached = False  # a request has had an answer (any HTTP status): E-utilities can be reached
         self._counting = threading.Lock()  # requests are sent from the prefetching threads too
         self._sleep = sleep
         self._http = httpx.Client(
@@ -224,11 +270,19 @@ class EutilsClient:
             return max(backoff(state), _retry_after(state))
 
         def before_sleep(state: RetryCallState) -> None:
-            log.warning("attempt %d failed (%s); retrying in %.1f s", state.attempt_number,
-                        state.outcome.exception(), state.upcoming_sleep)
+            # INFO: shown with --verbose and in the scheduler's log; the failure itself is said once, at the end.
+            log.info("attempt %d failed (%s); retrying in %.1f s", state.attempt_number,
+                     state.outcome.exception(), state.upcoming_sleep)
+
+        full_budget = stop_after_attempt(self.settings.max_attempts)
+
+        def stop(state: RetryCallState) -> bool:
+            error = state.outcome.exception() if state.outcome else None
+            first_contact = not self.reached and getattr(error, "unreachable", None) is not None
+            return full_budget(state) or (first_contact and state.attempt_number >= FIRST_CONTACT_ATTEMPTS)
 
         return Retrying(
-            stop=stop_after_attempt(self.settings.max_attempts),
+            stop=stop,
             wait=wait,
             retry=retry_if_exception_type(TransientEutilsError),
             sleep=self._sleep,
@@ -237,14 +291,20 @@ class EutilsClient:
         )
 
     def _with_retries(self, endpoint: str, call: Callable[[], object]):
+        attempts = 0
         try:
             for attempt in self._retrying():
                 with attempt:
+                    attempts = attempt.retry_state.attempt_number
                     return call()
         except TransientEutilsError as error:
-            raise EutilsError(
-                f"{endpoint} failed after {self.settings.max_attempts} attempts: {error}"
-            ) from None
+            detail = f"{endpoint} failed after {attempts} attempts: {error}"
+            if error.unreachable is not None and not self.reached:
+                host = urlsplit(self.settings.eutils_url).hostname or self.settings.eutils_url
+                raise UnreachableError(
+                    f"cannot reach {host} ({error.unreachable}): check the network, a proxy (HTTPS_PROXY) or "
+                    "TRACKER_EUTILS_URL", host=host, cause=error.unreachable, detail=detail) from None
+            raise EutilsError(detail) from None
 
     def _send(self, endpoint: str, params: dict[str, str], *, stream: bool = False,
               ticket: Ticket | None = None) -> httpx.Response:
@@ -269,14 +329,17 @@ class EutilsClient:
             slot.handing_off()
             try:
                 response = self._http.send(request, stream=stream)
-            except httpx.TimeoutException:
-                raise TransientEutilsError(f"no answer within {self.settings.timeout:g} s (timeout)") from None
             except httpx.TransportError as error:
-                raise TransientEutilsError(
-                    f"connection failed ({type(error).__name__}: {error or 'no detail'})") from None
+                if isinstance(error, httpx.TimeoutException):
+                    failure = TransientEutilsError(f"no answer within {self.settings.timeout:g} s (timeout)")
+                else:
+                    failure = TransientEutilsError(f"connection failed ({type(error).__name__}: {error or 'no detail'})")
+                failure.unreachable = reach_failure(error)
+                raise failure from None
+        self.reached = True
         log.debug("%s -> HTTP %d in %.2f s", endpoint, response.status_code, time.monotonic() - started)
         try:
-            _check_status(response, stream=stream)
+            _check_status(response, stream=stream, eutils_url=self.settings.eutils_url)
         except BaseException:
             response.close()
             raise
@@ -414,7 +477,7 @@ def _explain_body(message: str, size: int) -> str:
     return message
 
 
-def _check_status(response: httpx.Response, *, stream: bool) -> None:
+def _check_status(response: httpx.Response, *, stream: bool, eutils_url: str = DEFAULT_EUTILS_URL) -> None:
     status = response.status_code
     if status == 200:
         content_type = response.headers.get("content-type", "")
@@ -444,6 +507,10 @@ def _check_status(response: httpx.Response, *, stream: bool) -> None:
         raise TransientEutilsError(f"HTTP {status} {response.reason_phrase}")
     if status == 400 and "api key" in body.lower():
         raise EutilsError("NCBI rejected the API key (HTTP 400): check NCBI_API_KEY, or unset it to run at 3 requests/s")
+    if status in CONFIGURATION_STATUSES:
+        raise EutilsError(
+            f"HTTP {status} {response.reason_phrase}: check TRACKER_EUTILS_URL (now {shown_url(eutils_url)}): it "
+            f"should be the E-utilities base URL ending in /eutils/, by default {DEFAULT_EUTILS_URL}")
     raise EutilsError(f"HTTP {status} {response.reason_phrase}: {summary}")
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from tracker.errors import LockHeldError, TrackerError, with_context
+from tracker.errors import LockHeldError, TrackerError, UnreachableError, with_context
 from tracker.eutils import EutilsClient
 from tracker.ingest import store_pmids
 from tracker.ledger import NO_HOOKS, RunHooks, RunLedger
@@ -31,7 +31,7 @@ from tracker.watch import watch_topic
 
 log = logging.getLogger("tracker.sync")
 
-
+UNREACHABLE = "E-utilities unreachable"
 
 @dataclass(frozen=True)
 class Window:
@@ -45,8 +45,8 @@ class Window:
 @dataclass
 class TopicRunResult:
     topic: str
-    run_id: int | None  # None: skipped
-    kind: str  # backfill, fetch, or skipped
+    run_id: int | None  # None: skipped or not tried
+    kind: str  # backfill, fetch, skipped, or "not tried"
     window: Window | None
     succeeded: bool
     new_papers: int = 0
@@ -60,10 +60,14 @@ class TopicRunResult:
     error: str | None = None
     warnings: tuple[str, ...] = ()
     skipped: str | None = None  # why nothing ran: another process is running this topic
+    not_tried: str | None = None  # why nothing was tried: E-utilities could not be reached for an earlier topic
+    unreachable: str | None = None  # the one line saying E-utilities cannot be reached (this run's first request)
 
     def summary(self) -> str:
         if self.skipped:
             return f"{self.topic}: skipped: {self.skipped}"
+        if self.not_tried:
+            return f"{self.topic}: not tried: {self.not_tried}"
         if not self.succeeded:
             return f"{self.topic}: FAILED after {self.requests} requests, {self.seconds:.1f} s: {self.error}"
         line = (f"{self.topic}: {self.new_papers} new, {self.matched} matched, {self.requests} requests, "
@@ -142,6 +146,11 @@ def _sync_topic(store: Store, client: EutilsClient, topic: Topic, *, today: date
             watched = watch_topic(store, client, topic, ledger=ledger, today=today, fresh=ingested.fresh,
                                   hooks=hooks)
             result.status_changes = len(watched.events)
+    except UnreachableError as error:
+        # The run's row keeps the line that says what to check; the caller says it once, for every topic.
+        result.error, result.unreachable = f"topic '{topic.slug}': {error.detail}", str(error)
+        _fill(result, ledger, started)
+        return result
     except TrackerError as error:
         result.error = f"topic '{topic.slug}': {error}"
         _fill(result, ledger, started)
@@ -170,11 +179,19 @@ def sync_topics(store: Store, client: EutilsClient, topics: list[Topic], *, toda
                 since: date | None = None, full: bool = False,
                 hooks_for: Callable[[Topic], RunHooks] | None = None,
                 on_result: Callable[[TopicRunResult], None] | None = None) -> list[TopicRunResult]:
-    """Run every topic in turn; one topic's failure does not stop the others."""
+    """Run every topic in turn; one topic's failure does not stop the others, except that when the run's first
+    request cannot reach E-utilities (tracker/eutils.py, UnreachableError) the rest are not tried: they would
+    fail the same way, each after its own retries. Nothing is recorded for a topic not tried."""
     results = []
+    unreachable = False
     for topic in topics:
-        result = sync_topic(store, client, topic, today=today, since=since, full=full,
-                            hooks=hooks_for(topic) if hooks_for else NO_HOOKS)
+        if unreachable:
+            result = TopicRunResult(topic=topic.slug, run_id=None, kind="not tried", window=None, succeeded=False,
+                                    not_tried=UNREACHABLE)
+        else:
+            result = sync_topic(store, client, topic, today=today, since=since, full=full,
+                                hooks=hooks_for(topic) if hooks_for else NO_HOOKS)
+            unreachable = result.unreachable is not None
         results.append(result)
         if on_result:
             on_result(result)

@@ -214,7 +214,10 @@ def _fetch(runtime: Runtime, slug: str) -> JobOutcome:
         log.info("%s%s", result.summary(), _next_run(runtime, job))
     else:
         log.error("%s; its watermark did not move%s", result.summary(), _next_run(runtime, job))
-    return JobOutcome(job, result.succeeded, (result.summary(),), skipped=result.kind == "skipped")
+    lines = (result.summary(),) if result.unreachable is None else (result.summary(), f"error: {result.unreachable}")
+    if result.unreachable is not None:
+        log.error("%s", result.unreachable)
+    return JobOutcome(job, result.succeeded, lines, skipped=result.kind == "skipped")
 
 
 def _email_job(runtime: Runtime) -> JobOutcome:
