@@ -14,8 +14,8 @@ import tempfile
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from tracker.digest import build_topic_digest, render_html
 from tracker.charts import chart_png
+from tracker.digest import build_topic_digest, render_html
 from tracker.pubmed import AbstractSection, Author, Paper
 from tracker.store import open_store
 from tracker.store.papers import save_papers

@@ -16,9 +16,18 @@ from sqlalchemy import func, select, text, update
 from tracker.charts import chart_png, render_chart_png
 from tracker.cli import cli
 from tracker.digest import (
+    DigestEntry,
+    RunInfo,
     ScreeningLine,
-    DigestEntry, RunInfo, Tier, TopicDigest, abstract_excerpt, build_topic_digest, classify, render_html,
-    render_markdown, render_text, write_topic_digests,
+    Tier,
+    TopicDigest,
+    abstract_excerpt,
+    build_topic_digest,
+    classify,
+    render_html,
+    render_markdown,
+    render_text,
+    write_topic_digests,
 )
 from tracker.pubmed import AbstractSection, Author, Paper
 from tracker.render import escape_markdown

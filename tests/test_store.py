@@ -10,8 +10,8 @@ from datetime import date
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from tracker.errors import StoreError
 from tests.pubmed_xml import article_set, book_xml, nice_guideline_xml, statpearls_chapter_xml
+from tracker.errors import StoreError
 from tracker.pubmed import AbstractSection, Author, CommentCorrection, MeshHeading, Paper, iter_papers
 from tracker.registries import trial_ids
 from tracker.store import SCHEMA_VERSION, migrate_store, open_store

@@ -42,13 +42,18 @@ from tracker.notices import status_mark
 from tracker.pubmed import AbstractSection, Paper
 from tracker.registries import TrialId, trial_ids
 from tracker.render import as_utc, cut_at_word, moment, plain, plural, render
-from tracker.store import Store
 from tracker.screening import with_included_first
+from tracker.store import Store
 from tracker.store.changes import EventView, list_events, paper_statuses
-from tracker.store.decisions import state_counts, state_from, summaries
 from tracker.store.database import utcnow
+from tracker.store.decisions import state_counts, state_from, summaries
 from tracker.store.digests import (
-    baseline_pmids, last_digest, latest_run, load_digest_papers, other_topics_for, save_digest_record,
+    baseline_pmids,
+    last_digest,
+    latest_run,
+    load_digest_papers,
+    other_topics_for,
+    save_digest_record,
     topic_papers_since,
 )
 from tracker.topics import Topic

@@ -200,7 +200,7 @@ class EutilsClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "EutilsClient":
+    def __enter__(self) -> EutilsClient:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -57,8 +57,15 @@ from tracker.notices import new_notices
 from tracker.pubmed import Paper
 from tracker.store import Store
 from tracker.store.changes import (
-    checked_through, first_success, last_fetched, last_new_paper, mark_deleted, measured_runs, save_checked_through,
-    save_refreshed, stored_notice_fields,
+    checked_through,
+    first_success,
+    last_fetched,
+    last_new_paper,
+    mark_deleted,
+    measured_runs,
+    save_checked_through,
+    save_refreshed,
+    stored_notice_fields,
 )
 from tracker.store.models import Run, StatusEvent
 from tracker.topics import Topic

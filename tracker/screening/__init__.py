@@ -34,8 +34,20 @@ from datetime import datetime
 from tracker.errors import ConfigError
 from tracker.store import Store
 from tracker.store.decisions import (
-    DECISIONS, STATES, WITHDRAWN, NewDecision, ReviewerDecision, Saved, current_decisions, current_from,
-    decision_by_id, list_topic_papers, reasons_from, save_decisions, state_from, summaries,
+    DECISIONS,
+    STATES,
+    WITHDRAWN,
+    NewDecision,
+    ReviewerDecision,
+    Saved,
+    current_decisions,
+    current_from,
+    decision_by_id,
+    list_topic_papers,
+    reasons_from,
+    save_decisions,
+    state_from,
+    summaries,
 )
 from tracker.store.digests import other_topics_for
 from tracker.store.papers import topic_pmids

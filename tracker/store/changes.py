@@ -25,10 +25,15 @@ INCLUDED_ALERTS = {
 from tracker.pubmed import CommentCorrection, Paper
 from tracker.store.database import Store, chunked, utcnow
 from tracker.store.models import (
-    ChangeCheck, EventDelivery, PaperRevision, PaperRow, Run, StatusEvent, TopicPaper,
+    ChangeCheck,
+    EventDelivery,
+    PaperRevision,
+    PaperRow,
+    Run,
+    StatusEvent,
+    TopicPaper,
 )
 from tracker.store.papers import paper_to_row, save_search_index
-
 
 # -- the modified-records watermark ----------------------------------------------------------
 

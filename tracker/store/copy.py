@@ -40,8 +40,25 @@ from datetime import timezone
 from pathlib import Path
 
 from sqlalchemy import (
-    JSON, Column, DateTime, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text, TypeDecorator, bindparam,
-    cast, func, inspect, select, text, type_coerce,
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    bindparam,
+    cast,
+    func,
+    inspect,
+    select,
+    text,
+    type_coerce,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAlchemyError

@@ -22,6 +22,7 @@ from sqlmodel import Session, create_engine
 from tracker.errors import StoreError
 from tracker.store import models, schema  # noqa: F401  (models registers the tables on SQLModel.metadata)
 
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 

@@ -197,7 +197,7 @@ class InstanceLockHandle:
                 if remote else "stop it first")
         return f"another {self.what} ({holder.describe(self.zone)}{seen}) holds the lock on {self.store.describe()}: {hint}"
 
-    def __enter__(self) -> "InstanceLockHandle":
+    def __enter__(self) -> InstanceLockHandle:
         self.acquire()
         return self
 

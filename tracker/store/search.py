@@ -28,8 +28,8 @@ from tracker.errors import ConfigError, SearchSyntaxError
 from tracker.notices import describe_status, status_mark
 from tracker.pubmed import Author
 from tracker.store.database import Store
-from tracker.store.schema import FTS_COLUMNS
 from tracker.store.models import PaperRow, TopicPaper
+from tracker.store.schema import FTS_COLUMNS
 
 # bm25 weights in FTS_COLUMNS order (title, abstract, mesh, keywords, authors): a title hit counts most.
 WEIGHTS = {"title": 10.0, "abstract": 1.0, "mesh": 3.0, "keywords": 3.0, "authors": 1.0}
