@@ -16,12 +16,6 @@ from sqlalchemy import exists, func, select, update
 from sqlmodel import Session
 
 from tracker.notices import KIND_LABELS, Notice, notice_url
-
-INCLUDED_ALERTS = {
-    "retraction": "was retracted", "concern": "has an expression of concern", "erratum": "has an erratum",
-    "update": "has an updated version", "republication": "was corrected and republished",
-    "deleted": "was removed from PubMed",
-}
 from tracker.pubmed import CommentCorrection, Paper
 from tracker.store.database import Store, chunked, utcnow
 from tracker.store.models import (
@@ -34,6 +28,12 @@ from tracker.store.models import (
     TopicPaper,
 )
 from tracker.store.papers import paper_to_row, save_search_index
+
+INCLUDED_ALERTS = {
+    "retraction": "was retracted", "concern": "has an expression of concern", "erratum": "has an erratum",
+    "update": "has an updated version", "republication": "was corrected and republished",
+    "deleted": "was removed from PubMed",
+}
 
 # -- the modified-records watermark ----------------------------------------------------------
 
