@@ -189,7 +189,7 @@ def _export_cells(store: Store, topics: Sequence[Topic], since: date | None, sta
         memberships = [(row[0], _split(row[-1])) for row in batch]
         screening = screening_cells(store, topics, memberships)
         for (pmid, title, authors, journal, year, date_text, doi, pmcid, types, mesh, keywords, late, status, editors,
-             trials, seen, member), (_, member_of) in zip(batch, memberships, strict=True):
+             trials, seen, _member), (_, member_of) in zip(batch, memberships, strict=True):
             marks = screening[pmid]
             cells = [pmid, title, authors, journal, "" if year is None else year, date_text, doi, pmcid, types,
                      mesh, keywords, "; ".join(member_of), format_utc(seen),
