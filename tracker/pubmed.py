@@ -472,7 +472,7 @@ class PaperParser:
                 f"efetch XML has records nested where PubMed never puts them (after record {self._records_seen})"
             ))
         papers = []
-        for offset, element in zip(range(0, len(sections) - 1, len(_FIELDS)), records):
+        for offset, element in zip(range(0, len(sections) - 1, len(_FIELDS)), records, strict=True):
             self._records_seen += 1
             try:
                 papers.append(_paper(
@@ -636,7 +636,7 @@ def _mesh_heading(descriptor: str, descriptor_ui: str, major: str, *qualifiers: 
         descriptor,
         descriptor_ui or None,
         major == "Y",
-        tuple(zip(qualifiers[::2], [flag == "Y" for flag in qualifiers[1::2]])),
+        tuple(zip(qualifiers[::2], [flag == "Y" for flag in qualifiers[1::2]], strict=True)),
     )
 
 

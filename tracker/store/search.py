@@ -378,12 +378,12 @@ def _rank_postgres(store: Store, query: str, topic: str | None, limit: int) -> l
     # ("the*") is then looked up unstemmed, to find words such as theory.
     lookups = [(index, config) for index, term in enumerate(terms) if f"p{index}" in params
                for config in (("english", "simple") if term.prefix else ("english",))]
-    chosen = {id(term): _NOTHING if isinstance(value, str) else value for term, value in zip(terms, values)}
+    chosen = {id(term): _NOTHING if isinstance(value, str) else value for term, value in zip(terms, values, strict=True)}
     with store.engine.connect() as connection:
         if lookups:
             counts = connection.execute(text("SELECT ARRAY[" + ", ".join(
                 f"numnode(to_tsquery('{config}', :p{index}))" for index, config in lookups) + "]"), params).scalar_one()
-            for (index, config), count in zip(lookups, counts):
+            for (index, config), count in zip(lookups, counts, strict=True):
                 if count and chosen[id(terms[index])] is _NOTHING:
                     chosen[id(terms[index])] = f"to_tsquery('{config}', :p{index})"
         expression = _compose(tree, chosen)
