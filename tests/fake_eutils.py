@@ -390,7 +390,8 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "429" or (kind is None and fake.rate_limit is not None and window > fake.rate_limit):
             limit = fake.rate_limit if fake.rate_limit is not None else (10 if api_key else 3)
             count = window if kind is None else max(window, int(limit) + 1)
-            body = _json({"error": "API rate limit exceeded", "api-key": api_key or self.client_address[0], "count": str(count), "limit": f"{limit:g}"})
+            body = _json({"error": "API rate limit exceeded", "api-key": api_key or self.client_address[0],
+                          "count": str(count), "limit": f"{limit:g}"})
             return _Response.of(429, JSON_TYPE, body, [("Retry-After", "1")])
         if kind == "500":
             return _Response.of(500, HTML_TYPE, HTML_500)
@@ -481,7 +482,8 @@ class FakeEutils:
         server = _Server(("127.0.0.1", 0), _Handler)
         server.fake = self
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-eutils", daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-eutils",
+                                        daemon=True)
         self._thread.start()
         return self
 

@@ -82,7 +82,8 @@ def load_topic(path: Path) -> Topic:
     try:
         slug = validate_slug(path.stem)
     except ConfigError:
-        raise TopicFileError(f"{name}: file name must be a topic slug (lower-case letters, digits, dashes) followed by .toml") from None
+        raise TopicFileError(
+            f"{name}: file name must be a topic slug (lower-case letters, digits, dashes) followed by .toml") from None
     try:
         text = path.read_text(encoding="utf-8")
         data = tomllib.loads(text)
@@ -140,7 +141,8 @@ def load_topic(path: Path) -> Topic:
             raise TopicFileError(f"{name}: key 'recipients': {recipient!r} is not an e-mail address")
 
     max_per_digest = data.get("max_per_digest")
-    if max_per_digest is not None and (isinstance(max_per_digest, bool) or not isinstance(max_per_digest, int) or max_per_digest < 1):
+    if max_per_digest is not None and (
+            isinstance(max_per_digest, bool) or not isinstance(max_per_digest, int) or max_per_digest < 1):
         raise TopicFileError(f"{name}: key 'max_per_digest' must be a whole number of at least 1")
 
     reasons = data.get("exclusion_reasons", list(DEFAULT_EXCLUSION_REASONS))

@@ -224,7 +224,8 @@ def describe_smtp_error(error: BaseException, settings: Settings) -> str:
     elif isinstance(error, smtplib.SMTPResponseException):
         reason = f"SMTP {error.smtp_code} {_decode(error.smtp_error)}"
     elif isinstance(error, smtplib.SMTPNotSupportedError) and "AUTH" in str(error):
-        reason = (f"the SMTP server at {where} does not offer a login (AUTH){' before STARTTLS' if settings.smtp_security == 'none' else ''}: "
+        before = " before STARTTLS" if settings.smtp_security == "none" else ""
+        reason = (f"the SMTP server at {where} does not offer a login (AUTH){before}: "
                   "unset TRACKER_SMTP_USER or check TRACKER_SMTP_SECURITY")
     elif isinstance(error, smtplib.SMTPServerDisconnected):
         reason = f"the SMTP server at {where} closed the connection ({error or 'no reason given'})"

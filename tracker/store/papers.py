@@ -346,7 +346,8 @@ def load_papers(store: Store, pmids: Sequence[int]) -> list[Paper]:
     papers: list[Paper] = []
     with store.session() as session:
         for chunk in chunked(list(pmids)):
-            papers.extend(row_to_paper(row) for row in session.execute(select(PaperRow).where(PaperRow.pmid.in_(chunk))).scalars())
+            rows = session.execute(select(PaperRow).where(PaperRow.pmid.in_(chunk))).scalars()
+            papers.extend(row_to_paper(row) for row in rows)
     return sorted(papers, key=lambda p: order[p.pmid])
 
 
