@@ -276,11 +276,12 @@ def paper_view(store: Store, settings: Settings, pmid: int, *, reviewer: str | N
 
 def _event_ids(store: Store, pmid: int) -> list[int]:
     from sqlalchemy import select
+    from sqlmodel import col
 
     from tracker.store.models import StatusEvent
 
     with store.engine.connect() as connection:
-        return list(connection.execute(select(StatusEvent.id).where(StatusEvent.pmid == pmid)).scalars())
+        return list(connection.execute(select(col(StatusEvent.id)).where(col(StatusEvent.pmid) == pmid)).scalars())
 
 
 def paper_trials(paper: Paper) -> tuple[TrialId, ...]:

@@ -262,6 +262,7 @@ def list_screening(store: Store, topic: Topic, *, reviewer: str | None, state: s
 
 def paper_briefs(store: Store, pmids: Sequence[int]) -> dict[int, PaperBrief]:
     from sqlalchemy import select
+    from sqlmodel import col
 
     from tracker.store.database import chunked
     from tracker.store.models import PaperRow
@@ -271,7 +272,7 @@ def paper_briefs(store: Store, pmids: Sequence[int]) -> dict[int, PaperBrief]:
                PaperRow.status)
     with store.engine.connect() as connection:
         for chunk in chunked(sorted(set(pmids))):
-            for row in connection.execute(select(*columns).where(PaperRow.pmid.in_(chunk))):
+            for row in connection.execute(select(*columns).where(col(PaperRow.pmid).in_(chunk))):
                 found[row.pmid] = PaperBrief(row.pmid, row.title, row.author_names, row.journal, row.pub_year,
                                              row.status)
     return found

@@ -62,7 +62,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAlchemyError
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from tracker.errors import StoreError
 from tracker.store import schema
@@ -258,7 +258,7 @@ def _begin_snapshot(source: Store, reader: Connection) -> None:
             # pysqlite starts no transaction for a SELECT: without an explicit one, each table would be read
             # from a different snapshot of a database a scheduler may be writing to.
             reader.exec_driver_sql("BEGIN")
-        reader.execute(select(SchemaVersion.version)).scalar_one_or_none()
+        reader.execute(select(col(SchemaVersion.version))).scalar_one_or_none()
     except DatabaseError as error:
         raise StoreError(f"cannot read the source {source.describe()} ({database_error_detail(error)})") from None
 
@@ -413,13 +413,13 @@ def _check_target(target: _Target, writer: Connection, plan: Sequence[Table]) ->
             raise StoreError(f"the target {target.described} holds tables that are not a tracker's ({shown}): "
                              "copy into an empty database")
     if SchemaVersion.__tablename__ in tables:
-        version = writer.execute(select(SchemaVersion.version)).scalar_one_or_none() or 0
+        version = writer.execute(select(col(SchemaVersion.version))).scalar_one_or_none() or 0
         if version > SCHEMA_VERSION:
             raise StoreError(f"the target {target.described} was written by a newer tracker (schema {version}, this "
                              f"one knows {SCHEMA_VERSION}): upgrade tracker with 'pip install -U tracker', or copy "
                              "into an empty database")
     if InstanceLock.__tablename__ in tables:
-        holder = writer.execute(select(InstanceLock.host, InstanceLock.pid).limit(1)).first()
+        holder = writer.execute(select(col(InstanceLock.host), col(InstanceLock.pid)).limit(1)).first()
         if holder is not None:
             raise StoreError(f"a tracker process holds a lock on the target {target.described} (pid {holder.pid} on "
                              f"host {holder.host}): stop it, then copy into an empty database")

@@ -20,6 +20,7 @@ from datetime import datetime
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
 
 from tracker.store.database import Store, chunked, utcnow
 from tracker.store.models import CurrentDecision, Decision, Screening
@@ -213,11 +214,11 @@ def summaries(store: Store, topic: str, pmids: Iterable[int] | None = None) -> d
     with store.session() as session:
         if pmids is None:
             found.update((row.pmid, row) for row in session.execute(
-                select(Screening).where(Screening.topic == topic)).scalars())
+                select(Screening).where(col(Screening.topic) == topic)).scalars())
         else:
             for chunk in chunked(sorted(set(pmids))):
                 found.update((row.pmid, row) for row in session.execute(
-                    select(Screening).where(Screening.topic == topic, Screening.pmid.in_(chunk))).scalars())
+                    select(Screening).where(col(Screening.topic) == topic, col(Screening.pmid).in_(chunk))).scalars())
     return found
 
 
@@ -227,7 +228,7 @@ def summaries_of(store: Store, topics: Sequence[str], pmids: Iterable[int]) -> d
     with store.session() as session:
         for chunk in chunked(sorted(set(pmids))):
             found.update(((row.topic, row.pmid), row) for row in session.execute(
-                select(Screening).where(Screening.topic.in_(list(topics)), Screening.pmid.in_(chunk))).scalars())
+                select(Screening).where(col(Screening.topic).in_(list(topics)), col(Screening.pmid).in_(chunk))).scalars())
     return found
 
 

@@ -8,7 +8,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime
 
 from sqlalchemy import select, text
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from tracker.evidence import classify
 from tracker.notices import paper_status
@@ -270,18 +270,18 @@ def stored_pmids(store: Store, pmids: Sequence[int]) -> set[int]:
     found: set[int] = set()
     with store.session() as session:
         for chunk in chunked(list(pmids)):
-            found.update(session.execute(select(PaperRow.pmid).where(PaperRow.pmid.in_(chunk))).scalars())
+            found.update(session.execute(select(col(PaperRow.pmid)).where(col(PaperRow.pmid).in_(chunk))).scalars())
     return found
 
 
 def topic_pmids(store: Store, topic: str, pmids: Sequence[int] | None = None) -> set[int]:
     with store.session() as session:
         if pmids is None:
-            return set(session.execute(select(TopicPaper.pmid).where(TopicPaper.topic == topic)).scalars())
+            return set(session.execute(select(col(TopicPaper.pmid)).where(col(TopicPaper.topic) == topic)).scalars())
         found: set[int] = set()
         for chunk in chunked(list(pmids)):
             found.update(session.execute(
-                select(TopicPaper.pmid).where(TopicPaper.topic == topic, TopicPaper.pmid.in_(chunk))
+                select(col(TopicPaper.pmid)).where(col(TopicPaper.topic) == topic, col(TopicPaper.pmid).in_(chunk))
             ).scalars())
         return found
 
@@ -294,7 +294,7 @@ def _link(store: Store, session: Session, topic: str, pmids: Iterable[int], run_
     existing: set[int] = set()
     for chunk in chunked(pmids):
         existing.update(session.execute(
-            select(TopicPaper.pmid).where(TopicPaper.topic == topic, TopicPaper.pmid.in_(chunk))
+            select(col(TopicPaper.pmid)).where(col(TopicPaper.topic) == topic, col(TopicPaper.pmid).in_(chunk))
         ).scalars())
     rows = [{"topic": topic, "pmid": p, "first_seen_at": now, "run_id": run_id} for p in pmids if p not in existing]
     store.upsert(session, TopicPaper.__table__, rows, ["topic", "pmid"], update=False)
@@ -311,7 +311,7 @@ def save_papers(store: Store, papers: Sequence[Paper], *, topic: str | None = No
     with store.session() as session:
         before: set[int] = set()
         for chunk in chunked([p.pmid for p in unique]):
-            before.update(session.execute(select(PaperRow.pmid).where(PaperRow.pmid.in_(chunk))).scalars())
+            before.update(session.execute(select(col(PaperRow.pmid)).where(col(PaperRow.pmid).in_(chunk))).scalars())
         rows = [paper_to_row(p, now) for p in unique]
         store.upsert(session, PaperRow.__table__, rows, ["pmid"])
         save_search_index_rows(store, session, rows, indexed=before)  # from the rows: trial ids are found once
@@ -334,8 +334,8 @@ def newest_pmids(store: Store, pmids: Sequence[int], limit: int) -> list[int]:
     with store.session() as session:
         for chunk in chunked(list(pmids)):
             newest += session.execute(
-                select(PaperRow.create_date, PaperRow.pmid).where(PaperRow.pmid.in_(chunk))
-                .order_by(PaperRow.create_date.desc().nulls_last(), PaperRow.pmid.desc()).limit(limit)
+                select(col(PaperRow.create_date), col(PaperRow.pmid)).where(col(PaperRow.pmid).in_(chunk))
+                .order_by(col(PaperRow.create_date).desc().nulls_last(), col(PaperRow.pmid).desc()).limit(limit)
             ).all()
     newest.sort(key=lambda row: (row.create_date or date.min, row.pmid), reverse=True)
     return [row.pmid for row in newest[:limit]]
@@ -346,7 +346,7 @@ def load_papers(store: Store, pmids: Sequence[int]) -> list[Paper]:
     papers: list[Paper] = []
     with store.session() as session:
         for chunk in chunked(list(pmids)):
-            rows = session.execute(select(PaperRow).where(PaperRow.pmid.in_(chunk))).scalars()
+            rows = session.execute(select(PaperRow).where(col(PaperRow.pmid).in_(chunk))).scalars()
             papers.extend(row_to_paper(row) for row in rows)
     return sorted(papers, key=lambda p: order[p.pmid])
 
@@ -355,7 +355,7 @@ def count_topic_papers(store: Store) -> dict[str, int]:
     from sqlalchemy import func
 
     with store.session() as session:
-        return dict(session.execute(select(TopicPaper.topic, func.count()).group_by(TopicPaper.topic)).all())
+        return dict(session.execute(select(col(TopicPaper.topic), func.count()).group_by(col(TopicPaper.topic))).all())
 
 
 # -- membership figures, kept while the memberships stay the same ---------------------------------
@@ -394,7 +394,7 @@ def member_counts(store: Store, slugs: Sequence[str]) -> dict[str, int]:
     def count(slug: str) -> int:
         with store.engine.connect() as connection:
             return connection.execute(select(func.count()).select_from(TopicPaper)
-                                      .where(TopicPaper.topic == slug)).scalar_one()
+                                      .where(col(TopicPaper.topic) == slug)).scalar_one()
 
     return {slug: _kept(store, ("members", slug), lambda slug=slug: count(slug)) for slug in slugs}
 
@@ -404,7 +404,7 @@ def shared_count(store: Store, slug: str) -> int:
     from sqlalchemy import func
 
     other = TopicPaper.__table__.alias("other")
-    members = select(TopicPaper.pmid).where(TopicPaper.topic == slug)
+    members = select(col(TopicPaper.pmid)).where(col(TopicPaper.topic) == slug)
 
     def count() -> int:
         with store.engine.connect() as connection:
