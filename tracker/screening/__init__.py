@@ -131,14 +131,15 @@ def undo_last(store: Store, topic: Topic, *, reviewer: str, source: str = "web")
     """
     reviewer = check_reviewer(reviewer)
     undo_source = f"{source}-undo"
-    best = None
+    best: tuple[tuple[datetime, int], ReviewerDecision, ReviewerDecision] | None = None
     for current in current_from(store, topic.slug, reviewer, (source, undo_source)):
-        original: ReviewerDecision | None = current
+        original = current
         if current.source == undo_source:  # a copy of the decision before the one undone
             undone = decision_by_id(store, current.replaces) if current.replaces is not None else None
-            original = decision_by_id(store, undone.replaces) if undone and undone.replaces is not None else None
-            if original is None or original.source != source:
+            before = decision_by_id(store, undone.replaces) if undone and undone.replaces is not None else None
+            if before is None or before.source != source:
                 continue
+            original = before
         key = (original.decided_at, original.id)
         if best is None or key > best[0]:
             best = (key, current, original)
@@ -268,8 +269,8 @@ def paper_briefs(store: Store, pmids: Sequence[int]) -> dict[int, PaperBrief]:
     from tracker.store.models import PaperRow
 
     found: dict[int, PaperBrief] = {}
-    columns = (PaperRow.pmid, PaperRow.title, PaperRow.author_names, PaperRow.journal, PaperRow.pub_year,
-               PaperRow.status)
+    columns = (col(PaperRow.pmid), col(PaperRow.title), col(PaperRow.author_names), col(PaperRow.journal),
+               col(PaperRow.pub_year), col(PaperRow.status))
     with store.engine.connect() as connection:
         for chunk in chunked(sorted(set(pmids))):
             for row in connection.execute(select(*columns).where(col(PaperRow.pmid).in_(chunk))):

@@ -66,7 +66,8 @@ def last_fetched(store: Store, pmids: Sequence[int]) -> dict[int, datetime]:
 def stored_notice_fields(store: Store, pmids: Sequence[int]) -> dict[int, Paper]:
     """The stored papers as far as their notices go (publication types, comments and corrections)."""
     found: dict[int, Paper] = {}
-    columns = (PaperRow.pmid, PaperRow.kind, PaperRow.title, PaperRow.publication_types, PaperRow.comments_corrections)
+    columns = (col(PaperRow.pmid), col(PaperRow.kind), col(PaperRow.title), col(PaperRow.publication_types),
+               col(PaperRow.comments_corrections))
     with store.session() as session:
         for chunk in chunked(list(pmids)):
             for pmid, kind, title, types, corrections in session.execute(

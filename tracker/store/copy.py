@@ -326,7 +326,10 @@ def _begin_target(target: _Target, writer: Connection) -> None:
 def _sqlite_journal(writer: Connection, mode: str) -> None:
     """Best effort, after the commit: another connection opened meanwhile keeps the mode as it is."""
     try:
-        writer.connection.driver_connection.execute(f"PRAGMA journal_mode = {mode}").fetchone()
+        driver = writer.connection.driver_connection
+        if driver is None:
+            raise RuntimeError("the connection to the target is closed")
+        driver.execute(f"PRAGMA journal_mode = {mode}").fetchone()
     except Exception as error:  # noqa: BLE001  (the copy is committed; the store sets WAL when it opens)
         log.warning("could not switch %s to %s mode (%s)", writer.engine.url.database, mode, error)
 
@@ -532,7 +535,8 @@ def _utc_normaliser(table: Table) -> Callable[[dict], None] | None:
     return aware UTC values and refuse naive ones; plain DateTime columns (older sqlmodel releases, reflected
     tables) hold naive ones. Either kind of source value is turned into what the column's type takes.
     """
-    aware, naive = [], []
+    aware: list[str] = []
+    naive: list[str] = []
     for column in table.columns:
         kind = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
         if isinstance(kind, DateTime):

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime
 from types import SimpleNamespace
+from typing import cast
 
 from sqlalchemy import func, select
 from sqlmodel import col
@@ -29,11 +30,11 @@ def topic_papers_since(store: Store, slug: str, since: datetime | None, until: d
 
     Either bound may be None (open). With `pmids`, only those papers are considered.
     """
-    conditions = [TopicPaper.topic == slug]
+    conditions = [col(TopicPaper.topic) == slug]
     if since is not None:
-        conditions.append(TopicPaper.first_seen_at >= since)
+        conditions.append(col(TopicPaper.first_seen_at) >= since)
     if until is not None:
-        conditions.append(TopicPaper.first_seen_at < until)
+        conditions.append(col(TopicPaper.first_seen_at) < until)
     statement = select(col(TopicPaper.pmid), col(TopicPaper.first_seen_at))
     found: list[tuple[int, datetime]] = []
     with store.session() as session:
@@ -65,7 +66,7 @@ def load_digest_papers(store: Store, pmids: Sequence[int]) -> dict[int, Paper]:
         for chunk in chunked(sorted(set(pmids))):
             for row in session.execute(select(*_PAPER_COLUMNS).where(col(PaperRow.pmid).in_(chunk))).mappings():
                 # row_to_paper only reads attributes, so a namespace of the selected columns stands in for the row.
-                papers[row["pmid"]] = row_to_paper(SimpleNamespace(**row, abstract="", xml_gz=b""))
+                papers[row["pmid"]] = row_to_paper(cast(PaperRow, SimpleNamespace(**row, abstract="", xml_gz=b"")))
     return papers
 
 

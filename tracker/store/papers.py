@@ -6,8 +6,10 @@ import threading
 import weakref
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime
+from typing import Protocol
 
-from sqlalchemy import select, text
+from sqlalchemy import Row, select, text
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col
 
 from tracker.evidence import classify
@@ -221,11 +223,17 @@ _POSTGRES_DOCUMENT = (
 )
 
 
+class HasDialect(Protocol):
+    """All the search index needs of a store: which database it is (a copy's target is one before it is a Store)."""
+
+    dialect: str
+
+
 def save_search_index(store: Store, session: Session, papers: Sequence[Paper]) -> None:
     write_search_index(store, session, [{"pmid": p.pmid, **search_text(p)} for p in papers])
 
 
-def save_search_index_rows(store: Store, session: Session, rows: Sequence, *,
+def save_search_index_rows(store: HasDialect, session: Session | Connection, rows: Sequence, *,
                            indexed: Collection[int] | None = None) -> None:
     """`save_search_index` for stored rows (PaperRow objects or mappings of the paper's columns); `indexed`, when
     known, are those among them that have an entry already (None: any may have)."""
@@ -234,7 +242,7 @@ def save_search_index_rows(store: Store, session: Session, rows: Sequence, *,
     ], indexed=indexed)
 
 
-def write_search_index(store: Store, session: Session, entries: Sequence[dict], *,
+def write_search_index(store: HasDialect, session: Session | Connection, entries: Sequence[dict], *,
                        indexed: Collection[int] | None = None) -> None:
     """Index (or re-index) papers from their search text: {"pmid": ..., **search_text(paper)} each."""
     write_search_entries(store.dialect, session, entries, indexed=indexed)
@@ -330,7 +338,7 @@ def link_papers(store: Store, topic: str, pmids: Sequence[int], run_id: int | No
 
 def newest_pmids(store: Store, pmids: Sequence[int], limit: int) -> list[int]:
     """The `limit` PMIDs among `pmids` that entered PubMed last (create date, then PMID, descending)."""
-    newest = []
+    newest: list[Row] = []
     with store.session() as session:
         for chunk in chunked(list(pmids)):
             newest += session.execute(

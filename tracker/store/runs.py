@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import date
+from typing import cast
 
 from sqlalchemy import func, select, update
 from sqlmodel import col
 
+from tracker.errors import StoreError
 from tracker.store.database import Store, utcnow
 from tracker.store.models import Run, TopicState
 
@@ -48,7 +50,7 @@ def close_interrupted_runs(store: Store, topic: str) -> list[int]:
                       "nothing it saved was lost, and the watermark did not move, so the next fetch covers its "
                       "window again",
             ))
-    return [run_id for run_id, _pid in found]
+    return [cast(int, run_id) for run_id, _pid in found]  # a stored run always has its id
 
 
 @dataclass
@@ -71,6 +73,8 @@ def finish_run(store: Store, run_id: int, counts: RunCounts, *, error: str | Non
     """Close a run; when it succeeded and `watermark` is given, save the new sync state in the same transaction."""
     with store.session() as session:
         run = session.get(Run, run_id)
+        if run is None:
+            raise StoreError(f"run {run_id} is not in {store.describe()}: only a run started there can be finished")
         run.status = "failed" if error else "succeeded"
         run.finished_at = utcnow()
         run.error = error

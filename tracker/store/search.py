@@ -218,7 +218,7 @@ def _token_items(token: str) -> list:
 def _column_filter(spec: str, rest: str) -> list:
     match = _COLUMN_SPEC.fullmatch(spec)
     names = ([match[2]] if match[2] else match[3].split()) if match else []
-    if not names or any(name.lower() not in COLUMN_WEIGHTS for name in names):
+    if match is None or not names or any(name.lower() not in COLUMN_WEIGHTS for name in names):
         raise SearchSyntaxError(SYNTAX_HINT)  # FTS5: no such column
     weights = frozenset(COLUMN_WEIGHTS[name.lower()] for name in names)
     if match[1]:
