@@ -47,9 +47,9 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, time, timezone
 from itertools import islice
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
-from sqlalchemy import DateTime, and_, exists, func, literal, or_, select, type_coerce
+from sqlalchemy import ColumnElement, DateTime, and_, exists, func, literal, or_, select, type_coerce
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.types import LargeBinary
 
@@ -113,7 +113,7 @@ def _selection(dialect: str, topics: Sequence[str], since: date | None, fields: 
     topics = list(topics)
     # A plain DateTime: the column's own type would make every row's time zone-aware just to format it.
     first_seen = type_coerce(func.min(_membership.c.first_seen_at), DateTime()).label("first_seen")
-    chosen = select(_membership.c.pmid, first_seen).where(_membership.c.topic.in_(topics)).group_by(_membership.c.pmid)
+    chosen_rows = select(_membership.c.pmid, first_seen).where(_membership.c.topic.in_(topics)).group_by(_membership.c.pmid)
     if since is not None:
         # Memberships from `since` on, through the (topic, first_seen_at) index, less the papers a selected
         # topic saw before: the statement reads the period, not every membership of the topics.
@@ -123,13 +123,13 @@ def _selection(dialect: str, topics: Sequence[str], since: date | None, fields: 
         sqlite = dialect == "sqlite"
         start = datetime.combine(since, time.min, tzinfo=timezone.utc)
         earlier = _membership.alias("earlier")
-        chosen = (select(_membership.c.pmid, first_seen)
+        chosen_rows = (select(_membership.c.pmid, first_seen)
                   .where(_membership.c.topic.in_(topics), _membership.c.first_seen_at >= start,
                          ~exists().where(earlier.c.pmid == _membership.c.pmid,
                                          (earlier.c.topic + "" if sqlite else earlier.c.topic).in_(topics),
                                          earlier.c.first_seen_at < start))
                   .group_by(_membership.c.pmid + 0 if sqlite else _membership.c.pmid))
-    chosen = chosen.subquery()
+    chosen = chosen_rows.subquery()
     # Every topic of the paper (selected or not), space-separated (slugs have no spaces): one index probe per
     # row inside the statement instead of a second query per chunk.
     member_of = _membership.alias("member_of")
@@ -205,7 +205,7 @@ def _export_cells(store: Store, topics: Sequence[Topic], since: date | None, sta
             yield cells
 
 
-def _batches(store: Store, statement) -> Iterator[list[Row]]:
+def _batches(store: Store, statement) -> Iterator[Sequence[Row]]:
     with store.engine.connect() as reading:
         yield from reading.execution_options(yield_per=CHUNK).execute(statement).partitions()
 
@@ -247,7 +247,7 @@ def _state_filter(topics: Sequence[Topic], state: str | None):
     from tracker.store.decisions import state_column
     from tracker.store.models import Screening
 
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     for topic in topics:
         member = _membership.alias(f"m_{len(conditions)}")
         summary = Screening.__table__.alias(f"s_{len(conditions)}")
@@ -379,7 +379,9 @@ def ris_records(store: Store, topics: Sequence[Topic | str], since: date | None 
     for batch in _batches(store, statement):
         screening = screening_cells(store, chosen, [(row.pmid, _split(row.all_topics)) for row in batch])
         for row in batch:
-            yield row_to_paper(row), _split(row.all_topics), row.status, screening[row.pmid], stored_trial_ids(row)
+            # row_to_paper only reads attributes, which the selected row has under the columns' names.
+            paper = row_to_paper(cast(PaperRow, row))
+            yield paper, _split(row.all_topics), row.status, screening[row.pmid], stored_trial_ids(row)
 
 
 def ris_record(paper: Paper, topics: Sequence[str] = (), status: str | None = None,

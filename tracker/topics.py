@@ -85,10 +85,10 @@ def load_topic(path: Path) -> Topic:
         raise TopicFileError(
             f"{name}: file name must be a topic slug (lower-case letters, digits, dashes) followed by .toml") from None
     try:
-        text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text)
+        source = path.read_text(encoding="utf-8")
+        data = tomllib.loads(source)
     except tomllib.TOMLDecodeError as error:
-        raise TopicFileError(_describe_toml_error(name, text, error)) from None
+        raise TopicFileError(_describe_toml_error(name, source, error)) from None
     except UnicodeDecodeError:
         raise TopicFileError(f"{name}: not UTF-8 text; save the file as UTF-8") from None
     except OSError as error:

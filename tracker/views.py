@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import cast
 
 from tracker.errors import ConfigError
 from tracker.pubmed import Paper
@@ -175,7 +176,8 @@ def topic_page(store: Store, settings: Settings, slug: str, *, reviewer: str | N
     from tracker.store.browse import count_members, list_topic_page
     from tracker.store.search import search_papers
 
-    [summary] = topic_summaries(store, settings, topic=slug, scan=scan) or [None]
+    found: list[TopicSummary | None] = [*topic_summaries(store, settings, topic=slug, scan=scan)] or [None]
+    [summary] = found
     if summary is None or summary.topic is None:
         raise ConfigError(f"no topic '{slug}': 'tracker topics' lists them")
     topic = summary.topic
@@ -281,7 +283,8 @@ def _event_ids(store: Store, pmid: int) -> list[int]:
     from tracker.store.models import StatusEvent
 
     with store.engine.connect() as connection:
-        return list(connection.execute(select(col(StatusEvent.id)).where(col(StatusEvent.pmid) == pmid)).scalars())
+        ids = connection.execute(select(col(StatusEvent.id)).where(col(StatusEvent.pmid) == pmid)).scalars()
+        return [cast(int, event_id) for event_id in ids]  # a stored event always has its id
 
 
 def paper_trials(paper: Paper) -> tuple[TrialId, ...]:
@@ -333,7 +336,7 @@ def screen_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None =
     total = count_members(store, topic.slug)
     screened = screened_count(store, topic.slug, mode.reviewers, reviewer)
     seen = membership_of(store, topic.slug, pmid) if pmid is not None else None
-    if seen is None:
+    if pmid is None or seen is None:
         first = queue_pmids(store, topic.slug, mode.reviewers, reviewer, limit=1)
         if not first:
             return ScreenView(topic, reviewer, None, None, screened, total, None, None, None)

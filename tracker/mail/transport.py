@@ -184,6 +184,9 @@ def connect_smtp(settings: Settings, *, context: ssl.SSLContext | None = None) -
     host, port, security = settings.smtp_host, smtp_port(settings), settings.smtp_security
     context = context or ssl.create_default_context()
     log.debug("connecting to %s:%d (%s)", host, port, security)
+    if not host:
+        raise ConfigError("no SMTP server configured: set TRACKER_SMTP_HOST (or use --dry-run)")
+    smtp: smtplib.SMTP
     if security == "ssl":
         smtp = smtplib.SMTP_SSL(host, port, timeout=settings.timeout, context=context)
     else:

@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
+from typing import Self
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -198,7 +199,7 @@ class InstanceLockHandle:
                 if remote else "stop it first")
         return f"another {self.what} ({holder.describe(self.zone)}{seen}) holds the lock on {self.store.describe()}: {hint}"
 
-    def __enter__(self) -> InstanceLockHandle:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 
