@@ -91,7 +91,7 @@ def _load_bases() -> None:
 
     bases = corpus.load_base_records(corpus.require_samples())
     body = corpus.EFETCH_HEAD + b"\n".join(base.xml for base in bases) + b"\n" + corpus.EFETCH_TAIL
-    _bases[:] = list(zip(bases, iter_papers(body)))
+    _bases[:] = list(zip(bases, iter_papers(body), strict=True))
     # Each column type's own bind processor (JSON, Date, DateTime, Boolean) turns values into what SQLAlchemy
     # would hand SQLite, so the writer can use the driver's executemany without SQLAlchemy in the loop.
     dialect = pysqlite.dialect()
@@ -167,7 +167,7 @@ def build_database(path: Path, papers: int) -> float:
 
 def _write(connection: sqlite3.Connection, statements: tuple[str, str, str], batch: tuple) -> None:
     connection.execute("BEGIN")
-    for statement, rows in zip(statements, batch):
+    for statement, rows in zip(statements, batch, strict=True):
         connection.executemany(statement, rows)
     connection.execute("COMMIT")
 

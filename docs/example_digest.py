@@ -14,8 +14,8 @@ import tempfile
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from tracker.digest import build_topic_digest, render_html
 from tracker.charts import chart_png
+from tracker.digest import build_topic_digest, render_html
 from tracker.pubmed import AbstractSection, Author, Paper
 from tracker.store import open_store
 from tracker.store.papers import save_papers
@@ -53,7 +53,8 @@ def build(output: Path) -> Path:
             authors=(Author("Example", "Anna", "A"), Author("Sample", "Bo", "B"), Author("Muster", "Max", "M"),
                      Author("Placeholder", "Li", "L")),
             journal="Example Journal of Obstetric Anesthesia",
-            pub_date_text="2026 Nov" if index != 2 else "2019 May", pub_date=date(2026, 11, 1) if index != 2 else date(2019, 5, 1),
+            pub_date_text="2026 Nov" if index != 2 else "2019 May",
+            pub_date=date(2026, 11, 1) if index != 2 else date(2019, 5, 1),
             doi=f"10.0000/example.{index}", pmcid=pmcid, publication_types=("Journal Article", *types),
             history=(("pubmed", created.isoformat()), ("entrez", (created if index != 2 else date(2019, 6, 1)).isoformat())),
         ))

@@ -93,7 +93,6 @@ def postgres_unavailable() -> str | None:
     if not _postgres_problem:
         try:
             import psycopg
-
             from sqlalchemy.engine import make_url
 
             url = make_url(POSTGRES_URL).set(drivername="postgresql")
@@ -113,7 +112,6 @@ def postgres_unavailable() -> str | None:
 def postgres_schema():
     """A URL whose connections see only a fresh schema of their own; the schema is dropped afterwards."""
     import psycopg
-
     from sqlalchemy.engine import make_url
 
     problem = postgres_unavailable()

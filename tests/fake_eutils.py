@@ -52,10 +52,10 @@ import traceback
 import uuid
 from bisect import bisect_left
 from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterable, Iterator
 from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape
 
@@ -254,7 +254,7 @@ class _Response:
     headers: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, status: int, content_type: str, body: str | bytes, headers=()) -> "_Response":
+    def of(cls, status: int, content_type: str, body: str | bytes, headers=()) -> _Response:
         data = body.encode("utf-8") if isinstance(body, str) else body
         return cls(status, content_type, [data], len(data), list(headers))
 
@@ -287,7 +287,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
-    fake: "FakeEutils"
+    fake: FakeEutils
 
     def handle_error(self, request, client_address) -> None:
         # Clients that hang up (timeouts, resets) are expected; anything else is kept for tests to inspect.
@@ -380,7 +380,7 @@ class _Handler(BaseHTTPRequestHandler):
         entry.status = response.status
         self._send(response, truncate=fault is not None and fault.kind == "truncated")
 
-    def _respond(self, fake: "FakeEutils", endpoint: str, params: dict[str, str], fault: _Fault | None, window: int):
+    def _respond(self, fake: FakeEutils, endpoint: str, params: dict[str, str], fault: _Fault | None, window: int):
         kind = fault.kind if fault else None
         api_key = params.get("api_key", "")
         if kind == "reset":
@@ -390,7 +390,8 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "429" or (kind is None and fake.rate_limit is not None and window > fake.rate_limit):
             limit = fake.rate_limit if fake.rate_limit is not None else (10 if api_key else 3)
             count = window if kind is None else max(window, int(limit) + 1)
-            body = _json({"error": "API rate limit exceeded", "api-key": api_key or self.client_address[0], "count": str(count), "limit": f"{limit:g}"})
+            body = _json({"error": "API rate limit exceeded", "api-key": api_key or self.client_address[0],
+                          "count": str(count), "limit": f"{limit:g}"})
             return _Response.of(429, JSON_TYPE, body, [("Retry-After", "1")])
         if kind == "500":
             return _Response.of(500, HTML_TYPE, HTML_500)
@@ -474,14 +475,15 @@ class FakeEutils:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}{PREFIX}"
 
-    def start(self) -> "FakeEutils":
+    def start(self) -> FakeEutils:
         if self._server is not None:
             raise RuntimeError("FakeEutils is already started")
         self._stopping.clear()
         server = _Server(("127.0.0.1", 0), _Handler)
         server.fake = self
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-eutils", daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-eutils",
+                                        daemon=True)
         self._thread.start()
         return self
 
@@ -504,7 +506,7 @@ class FakeEutils:
             thread.join()
         self._server = self._thread = None
 
-    def __enter__(self) -> "FakeEutils":
+    def __enter__(self) -> FakeEutils:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -213,7 +213,7 @@ def article_set(*records: str, deleted: Iterable[int] = ()) -> bytes:
     body = "".join(f"{record}\n" for record in records)
     return (
         f'<?xml version="1.0" ?>\n{DOCTYPE}\n<PubmedArticleSet>\n{body}{delete_citation}</PubmedArticleSet>\n'
-    ).encode("utf-8")
+    ).encode()
 
 
 def _element(tag: str, text: str | None) -> str:

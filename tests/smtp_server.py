@@ -160,7 +160,7 @@ class LoopbackSMTP:
     def refuse_all(self, reply: str | None) -> None:
         self.handler.refuse_all = reply
 
-    def __enter__(self) -> "LoopbackSMTP":
+    def __enter__(self) -> LoopbackSMTP:
         self.controller.start()
         return self
 

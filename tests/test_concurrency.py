@@ -66,7 +66,7 @@ def assert_runs_never_overlapped(home: Path) -> None:
     """No two runs of one topic were in progress at the same time (the per-topic run lock)."""
     for (topic,) in sql(home, "SELECT DISTINCT topic FROM run"):
         spans = sql(home, "SELECT started_at, finished_at, pid FROM run WHERE topic = ? ORDER BY started_at", topic)
-        for (_, end, pid), (start, _, other) in zip(spans, spans[1:]):
+        for (_, end, pid), (start, _, other) in zip(spans, spans[1:], strict=False):
             assert end is not None and end <= start, (topic, pid, other, spans)
 
 
@@ -76,7 +76,7 @@ def check_fetch_output(out: str, err: str, other_pid: int) -> set[str]:
     skipped = set()
     lines = out.splitlines()
     assert len(lines) == 2, out
-    for slug, line in zip(("dosing", "elderly"), lines):
+    for slug, line in zip(("dosing", "elderly"), lines, strict=True):
         if skipped_line(slug, other_pid).fullmatch(line):
             skipped.add(slug)
         else:

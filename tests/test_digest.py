@@ -16,9 +16,18 @@ from sqlalchemy import func, select, text, update
 from tracker.charts import chart_png, render_chart_png
 from tracker.cli import cli
 from tracker.digest import (
+    DigestEntry,
+    RunInfo,
     ScreeningLine,
-    DigestEntry, RunInfo, Tier, TopicDigest, abstract_excerpt, build_topic_digest, classify, render_html,
-    render_markdown, render_text, write_topic_digests,
+    Tier,
+    TopicDigest,
+    abstract_excerpt,
+    build_topic_digest,
+    classify,
+    render_html,
+    render_markdown,
+    render_text,
+    write_topic_digests,
 )
 from tracker.pubmed import AbstractSection, Author, Paper
 from tracker.render import escape_markdown
@@ -278,10 +287,11 @@ def test_text_digest_whole(store):
     run = finish_run(store, run.id, RunCounts(), error="esearch failed: HTTP 500")
     digest = one_paper_digest(store, publication_types=("Review",))
     period = f"{WEEK_AGO.date().isoformat()} – {NOW.date().isoformat()}"
+    failed = f"!! FAILED at {at_minute(run.finished_at)}: esearch failed: HTTP 500"
     assert render_text(digest) == f"""Norepinephrine dosing
 =====================
 Query: "Norepinephrine"[Mesh] AND dose*[tiab]
-Last run: !! FAILED at {at_minute(run.finished_at)}: esearch failed: HTTP 500 (this digest may be incomplete: run 'tracker run dosing' to retry)
+Last run: {failed} (this digest may be incomplete: run 'tracker run dosing' to retry)
 1 new, 1 shown; 1 late arrival (older papers newly indexed in PubMed)
 Papers first seen {period}
 Screening: 1 new to screen; 0 included so far
@@ -379,7 +389,8 @@ def test_a_failed_last_run_is_flagged_with_its_error(store):
 
 def test_record_text_cannot_inject_html_or_markdown(store):
     digest = one_paper_digest(store, title=HOSTILE_TITLE, journal="J <b>Bold</b>",
-                              abstract_sections=(AbstractSection("CONCLUSIONS", "CONCLUSIONS", "<img src=x onerror=alert(1)> *wow*"),),
+                              abstract_sections=(
+                                  AbstractSection("CONCLUSIONS", "CONCLUSIONS", "<img src=x onerror=alert(1)> *wow*"),),
                               authors=(Author("O'Brien <svg onload=alert(1)>", None, "C"),))
     page = lxml_html.fromstring(render_html([digest]))
     assert page.xpath("//script | //svg | //b | //i[not(ancestor::span[@class='journal'])] | //article//img") == []

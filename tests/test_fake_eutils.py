@@ -202,7 +202,8 @@ def test_efetch_posted_ids_keep_order_and_skip_unknown(fake, client):
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/xml")
     assert int(r.headers["content-length"]) == len(r.content)
-    assert r.text.startswith('<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, 1st January 2025//EN"')
+    assert r.text.startswith('<?xml version="1.0" ?>\n'
+                             '<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, 1st January 2025//EN"')
     assert parse(r).tag == "PubmedArticleSet"
     assert fetched(r) == [30, 10, 20]
 
@@ -321,7 +322,8 @@ def test_max_requests_per_second_uses_a_sliding_window(fake):
 
 @pytest.mark.parametrize(
     ("kind", "status", "ctype"),
-    [("429", 429, "application/json"), ("500", 500, "text/html"), ("502", 502, "text/html"), ("400-api-key", 400, "application/json")],
+    [("429", 429, "application/json"), ("500", 500, "text/html"), ("502", 502, "text/html"),
+     ("400-api-key", 400, "application/json")],
 )
 def test_http_error_faults(fake, client, kind, status, ctype):
     fake.inject(kind)

@@ -362,7 +362,8 @@ def test_a_failing_job_is_recorded_and_does_not_stop_the_others(home, fake_eutil
     done = wait_for(retried, what="a failed run, the other topic's run and the retry")
     failed_topic, status, error = done[0]
     other = "elderly" if failed_topic == "dosing" else "dosing"
-    assert status == "failed" and error == f"topic '{failed_topic}': esearch failed after 3 attempts: HTTP 500 Internal Server Error"
+    assert status == "failed"
+    assert error == f"topic '{failed_topic}': esearch failed after 3 attempts: HTTP 500 Internal Server Error"
     assert (other, "succeeded", None) in done
     assert (failed_topic, "succeeded", None) in done[2:]  # the next run retried it
     assert service.scheduler.running

@@ -19,8 +19,7 @@ from sqlmodel import SQLModel
 from tests.conftest import cli_env, run_tracker, write_topic
 from tests.test_store import drop_web_app, make_paper
 from tracker.errors import StoreError
-from tracker.store import SCHEMA_VERSION, Store, migrate_store, open_store
-from tracker.store import schema
+from tracker.store import SCHEMA_VERSION, Store, migrate_store, open_store, schema
 from tracker.store.papers import save_papers
 
 

@@ -24,7 +24,8 @@ def write_settings(home: Path, text: str) -> Path:
 
 def test_the_file_is_read_and_the_environment_overrides_it(tmp_path):
     write_settings(tmp_path, '[ncbi]\nemail = "library@hospital.org"\nrate_limit = 2\n'
-                             '[mail]\nsmtp_host = "smtp.hospital.org"\nsmtp_port = 2525\nto = ["a@hospital.org", "b@hospital.org"]\n'
+                             '[mail]\nsmtp_host = "smtp.hospital.org"\nsmtp_port = 2525\n'
+                             'to = ["a@hospital.org", "b@hospital.org"]\n'
                              '[schedule]\ntimezone = "Europe/Berlin"\n[screening]\nreviewer = "ana"\n')
     settings = Settings.from_env(tmp_path, env={})
     assert (settings.email, settings.requests_per_second, settings.smtp_host, settings.smtp_port, settings.mail_to,

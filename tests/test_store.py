@@ -10,8 +10,8 @@ from datetime import date
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from tracker.errors import StoreError
 from tests.pubmed_xml import article_set, book_xml, nice_guideline_xml, statpearls_chapter_xml
+from tracker.errors import StoreError
 from tracker.pubmed import AbstractSection, Author, CommentCorrection, MeshHeading, Paper, iter_papers
 from tracker.registries import trial_ids
 from tracker.store import SCHEMA_VERSION, migrate_store, open_store
@@ -205,7 +205,8 @@ def test_unwritable_db_folder(tmp_path):
 
 def test_db_folder_that_is_a_file(tmp_path):
     (tmp_path / "db").write_text("not a folder")
-    with pytest.raises(StoreError, match=r"cannot create the database at .*db/tracker.sqlite3 \(.*\): make .* writable or set TRACKER_DB_URL"):
+    with pytest.raises(StoreError, match=r"cannot create the database at .*db/tracker.sqlite3 \(.*\): "
+                                         r"make .* writable or set TRACKER_DB_URL"):
         open_store(f"sqlite:///{tmp_path / 'db' / 'tracker.sqlite3'}")
 
 

@@ -74,7 +74,7 @@ def test_simulated_weeks_store_every_record_exactly_once_including_back_dated_on
     rng = random.Random(7)
     day, pmid, expected = date(2024, 1, 1), 1000, set()
     sync_topic(store, client, DOSING, today=day)
-    for week in range(10):
+    for _week in range(10):
         for offset in range(7):
             today = day + timedelta(days=offset)
             for _ in range(rng.randint(0, 4)):

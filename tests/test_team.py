@@ -111,7 +111,7 @@ def test_schedulers_starting_together_on_a_new_database_create_the_job_table_onc
         except Exception as error:  # collected: an exception in a thread would not fail the test
             errors.append(error)
 
-    threads = [threading.Thread(target=start, args=pair) for pair in zip(stores, tables)]
+    threads = [threading.Thread(target=start, args=pair) for pair in zip(stores, tables, strict=True)]
     try:
         for thread in threads:
             thread.start()

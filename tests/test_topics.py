@@ -62,7 +62,8 @@ def test_screening_settings_and_reasons_are_read_from_the_topic_file(tmp_path):
                                         'exclusion_reasons = ["wrong   dose", "animal study"]')
     topic = load_topic(path)
     assert (topic.screening, topic.exclusion_reasons) == (ScreeningMode(2, True), ("wrong dose", "animal study"))
-    plain = load_topic(write(tmp_path, "plain.toml", 'title = "Plain"\nquery = "a"\nscreening = { reviewers = 2, blind = false }'))
+    plain = load_topic(write(tmp_path, "plain.toml",
+                             'title = "Plain"\nquery = "a"\nscreening = { reviewers = 2, blind = false }'))
     assert (plain.screening, plain.exclusion_reasons) == (ScreeningMode(2, False), DEFAULT_EXCLUSION_REASONS)
 
 
@@ -73,11 +74,15 @@ def test_screening_settings_and_reasons_are_read_from_the_topic_file(tmp_path):
     ("bad.toml", 'title = "x"\nquery = "   \\n  "', "bad.toml: key 'query' is missing or empty"),
     ("bad.toml", 'title = "x"', "bad.toml: key 'query' is missing or empty"),
     ("bad.toml", 'query = "a"', "bad.toml: key 'title' is missing or empty"),
-    ("bad.toml", 'title = "x"\nquery = "a"\nschedule = "every monday"', "bad.toml: key 'schedule': invalid cron expression 'every monday'"),
-    ("bad.toml", 'title = "x"\nquery = "a"\nsince = "last year"', "bad.toml: key 'since' = 'last year' is not a date; use YYYY-MM-DD"),
+    ("bad.toml", 'title = "x"\nquery = "a"\nschedule = "every monday"',
+     "bad.toml: key 'schedule': invalid cron expression 'every monday'"),
+    ("bad.toml", 'title = "x"\nquery = "a"\nsince = "last year"',
+     "bad.toml: key 'since' = 'last year' is not a date; use YYYY-MM-DD"),
     ("bad.toml", 'title = "x"\nquery = "a"\nsince = 2999-01-01', "bad.toml: key 'since' = 2999-01-01 is in the future"),
-    ("bad.toml", 'title = "x"\nquery = "a"\nrecipients = ["not-an-address"]', "bad.toml: key 'recipients': 'not-an-address' is not an e-mail address"),
-    ("bad.toml", 'title = "x"\nquery = "a"\nmax_per_digest = 0', "bad.toml: key 'max_per_digest' must be a whole number of at least 1"),
+    ("bad.toml", 'title = "x"\nquery = "a"\nrecipients = ["not-an-address"]',
+     "bad.toml: key 'recipients': 'not-an-address' is not an e-mail address"),
+    ("bad.toml", 'title = "x"\nquery = "a"\nmax_per_digest = 0',
+     "bad.toml: key 'max_per_digest' must be a whole number of at least 1"),
     ("Bad Name.toml", 'title = "x"\nquery = "a"', "Bad Name.toml: file name must be a topic slug"),
     ("bad.toml", 'title = "x"\nquery = "a"\nsince = 2015-13-01\n',
      "bad.toml: key 'since' = 2015-13-01 is not a date (line 3): write it as YYYY-MM-DD, for example 2015-01-31"),

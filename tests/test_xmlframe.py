@@ -69,7 +69,7 @@ def splits(data: bytes, seed: int) -> list[list[bytes]]:
     chooser = random.Random(seed)
     for _ in range(60):
         cuts = sorted(chooser.sample(range(1, len(data)), min(len(data) - 1, chooser.randint(2, 11))))
-        ways.append([data[start:end] for start, end in zip([0, *cuts], [*cuts, len(data)])])
+        ways.append([data[start:end] for start, end in zip([0, *cuts], [*cuts, len(data)], strict=True)])
     return ways
 
 

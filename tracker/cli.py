@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from datetime import date, datetime, timezone
 from functools import wraps
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,6 +16,9 @@ from tracker import __version__
 from tracker.errors import ConfigError, TrackerError
 from tracker.logs import log_commands
 from tracker.settings import Settings
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar as ClickProgressBar
 
 log = logging.getLogger("tracker")
 
@@ -82,11 +87,13 @@ INTERRUPTED = ("interrupted: every batch saved so far is kept, and the interrupt
 class TrackerGroup(click.Group):
     """Turns the library's typed errors and click's usage errors into one line and an exit code."""
 
-    def main(self, args=None, prog_name=None, **extra):
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
+        # standalone_mode is not passed on: this group reports errors and exits itself, whatever the caller asks.
         state: dict = {}
         try:
-            result = super().main(args=args, prog_name=prog_name or "tracker", standalone_mode=False, obj=state,
-                                  **extra)
+            result = super().main(args=args, prog_name=prog_name or "tracker", complete_var=complete_var,
+                                  standalone_mode=False, windows_expand_args=windows_expand_args, obj=state, **extra)
         except click.exceptions.Exit as done:
             sys.exit(max(done.exit_code, 2) if state.get("bad_files") else done.exit_code)
         except SystemExit as done:
@@ -228,6 +235,8 @@ def check_topic_query(slug: str | None, query: str | None) -> None:
     if slug is not None:
         [topic] = load_selected_topics((slug,))
         query = topic.query
+    if query is None:
+        raise click.UsageError("give --check TOPIC or --check-query QUERY")
     if not " ".join(query.split()):
         raise ConfigError("the query is empty: give a PubMed query, for example 'norepinephrine AND bolus'")
     with EutilsClient(current_settings()) as client:
@@ -249,8 +258,8 @@ def _when(moment: datetime | None) -> str:
 
 
 def format_table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
              for row in [headers, ["-" * w for w in widths], *rows]]
     return "\n".join(lines)
 
@@ -261,7 +270,8 @@ class ProgressBar:
     """A progress bar on stderr for long backfills, only when stderr is a terminal."""
 
     def __init__(self, label: str, threshold: int = 1000):
-        self.label, self.threshold, self.bar = label, threshold, None
+        self.label, self.threshold = label, threshold
+        self.bar: ClickProgressBar[int] | None = None
 
     def __call__(self, advance: int, total: int) -> None:
         if self.bar is None:

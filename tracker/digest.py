@@ -43,17 +43,22 @@ from tracker.pubmed import AbstractSection, Paper
 from tracker.registries import TrialId, trial_ids
 from tracker.relevance import ranking_status
 from tracker.render import as_utc, cut_at_word, moment, plain, plural, render
-from tracker.store import Store
 from tracker.screening import with_included_first
+from tracker.store import Store
 from tracker.store.changes import EventView, list_events, paper_statuses
-from tracker.store.decisions import state_counts, state_from, summaries
 from tracker.store.database import utcnow
-from tracker.store.relevance import ranking_state as stored_ranking_state
-from tracker.store.relevance import scores_of
+from tracker.store.decisions import state_counts, state_from, summaries
 from tracker.store.digests import (
-    baseline_pmids, last_digest, latest_run, load_digest_papers, other_topics_for, save_digest_record,
+    baseline_pmids,
+    last_digest,
+    latest_run,
+    load_digest_papers,
+    other_topics_for,
+    save_digest_record,
     topic_papers_since,
 )
+from tracker.store.relevance import ranking_state as stored_ranking_state
+from tracker.store.relevance import scores_of
 from tracker.topics import Topic
 from tracker.watch import DEFAULT_QUIET_WEEKS, HealthFlag, topic_health
 
@@ -246,7 +251,8 @@ def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | N
     statuses = paper_statuses(store, list(papers))
     ranked = ranking_status(store, topic)
     scores = scores_of(store, [topic.slug], list(papers)) if ranked.ranked else {}
-    likely_from = stored_ranking_state(store, topic.slug).likely_from if scores else None
+    trained = stored_ranking_state(store, topic.slug) if scores else None
+    likely_from = trained.likely_from if trained is not None else None
     entries = sorted(
         (make_entry(papers[pmid], first_seen, others.get(pmid, ()), statuses.get(pmid), relevance=scores.get(pmid),
                     likely_from=likely_from)

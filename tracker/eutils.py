@@ -12,7 +12,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -246,7 +246,7 @@ class EutilsClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "EutilsClient":
+    def __enter__(self) -> EutilsClient:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -272,7 +272,7 @@ class EutilsClient:
         def before_sleep(state: RetryCallState) -> None:
             # INFO: shown with --verbose and in the scheduler's log; the failure itself is said once, at the end.
             log.info("attempt %d failed (%s); retrying in %.1f s", state.attempt_number,
-                     state.outcome.exception(), state.upcoming_sleep)
+                     state.outcome.exception() if state.outcome else None, state.upcoming_sleep)
 
         full_budget = stop_after_attempt(self.settings.max_attempts)
 
@@ -416,7 +416,7 @@ class EutilsClient:
 
     # -- efetch ----------------------------------------------------------------------------
 
-    def fetch_papers(self, pmids: Sequence[int], *, batch: int | None = None) -> Iterator[list[Paper]]:
+    def fetch_papers(self, pmids: Sequence[int], *, batch: int | None = None) -> Generator[list[Paper], None, None]:
         """Yield the records of `pmids`, one list per POSTed efetch batch, in order, each parsed completely.
 
         Later batches are requested ahead on threads of their own (tracker/prefetch.py: at most
@@ -529,9 +529,9 @@ def parse_search(body: bytes) -> SearchResult:
     if internal is not None and any(True for _ in internal.iterentities()):
         # NCBI never declares entities; left unexpanded they would blank out a Count or an Id.
         raise TransientEutilsError("esearch XML declares its own entities (<!ENTITY>): refused")
-    error = root.findtext("ERROR")
-    if error is not None:
-        message = " ".join(error.split())
+    reported = root.findtext("ERROR")
+    if reported is not None:
+        message = " ".join(reported.split())
         if "cannot be larger than" in message:
             raise IncompleteSearchError(f"PubMed refused to page past 9,999 records ({message[:120]})")
         raise TransientEutilsError(f"PubMed reported an error inside HTTP 200: {message[:200]}")

@@ -50,9 +50,9 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, time, timezone
 from itertools import islice
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
-from sqlalchemy import DateTime, and_, exists, func, literal, or_, select, type_coerce
+from sqlalchemy import ColumnElement, DateTime, and_, exists, func, literal, or_, select, type_coerce
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.types import LargeBinary
 
@@ -122,7 +122,7 @@ def _selection(dialect: str, topics: Sequence[str], since: date | None, fields: 
     topics = list(topics)
     # A plain DateTime: the column's own type would make every row's time zone-aware just to format it.
     first_seen = type_coerce(func.min(_membership.c.first_seen_at), DateTime()).label("first_seen")
-    chosen = select(_membership.c.pmid, first_seen).where(_membership.c.topic.in_(topics)).group_by(_membership.c.pmid)
+    chosen_rows = select(_membership.c.pmid, first_seen).where(_membership.c.topic.in_(topics)).group_by(_membership.c.pmid)
     if since is not None:
         # Memberships from `since` on, through the (topic, first_seen_at) index, less the papers a selected
         # topic saw before: the statement reads the period, not every membership of the topics.
@@ -132,13 +132,13 @@ def _selection(dialect: str, topics: Sequence[str], since: date | None, fields: 
         sqlite = dialect == "sqlite"
         start = datetime.combine(since, time.min, tzinfo=timezone.utc)
         earlier = _membership.alias("earlier")
-        chosen = (select(_membership.c.pmid, first_seen)
+        chosen_rows = (select(_membership.c.pmid, first_seen)
                   .where(_membership.c.topic.in_(topics), _membership.c.first_seen_at >= start,
                          ~exists().where(earlier.c.pmid == _membership.c.pmid,
                                          (earlier.c.topic + "" if sqlite else earlier.c.topic).in_(topics),
                                          earlier.c.first_seen_at < start))
                   .group_by(_membership.c.pmid + 0 if sqlite else _membership.c.pmid))
-    chosen = chosen.subquery()
+    chosen = chosen_rows.subquery()
     # Every topic of the paper (selected or not), space-separated (slugs have no spaces): one index probe per
     # row inside the statement instead of a second query per chunk.
     member_of = _membership.alias("member_of")
@@ -203,7 +203,7 @@ def _export_cells(store: Store, topics: Sequence[Topic], since: date | None, sta
         memberships = [(row[0], _split(row[-2])) for row in batch]
         screening = screening_cells(store, topics, memberships)
         for (pmid, title, authors, journal, year, date_text, doi, pmcid, types, mesh, keywords, late, status, editors,
-             trials, seen, member, relevance), (_, member_of) in zip(batch, memberships, strict=True):
+             trials, seen, _member, relevance), (_, member_of) in zip(batch, memberships, strict=True):
             marks = screening[pmid]
             cells = [pmid, title, authors, journal, "" if year is None else year, date_text, doi, pmcid, types,
                      mesh, keywords, "; ".join(member_of), format_utc(seen),
@@ -220,7 +220,7 @@ def _export_cells(store: Store, topics: Sequence[Topic], since: date | None, sta
             yield cells
 
 
-def _batches(store: Store, statement) -> Iterator[list[Row]]:
+def _batches(store: Store, statement) -> Iterator[Sequence[Row]]:
     with store.engine.connect() as reading:
         yield from reading.execution_options(yield_per=CHUNK).execute(statement).partitions()
 
@@ -265,7 +265,7 @@ def _state_filter(topics: Sequence[Topic], state: str | None):
     from tracker.store.decisions import state_column
     from tracker.store.models import Screening
 
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     for topic in topics:
         member = _membership.alias(f"m_{len(conditions)}")
         summary = Screening.__table__.alias(f"s_{len(conditions)}")
@@ -390,7 +390,8 @@ _PAGE = re.compile(r"^([A-Za-z]*)(\d+)$")
 
 
 def ris_records(store: Store, topics: Sequence[Topic | str], since: date | None = None, *,
-                state: str | None = None, sort: str = "newest") -> Iterator[tuple[Paper, list[str], str | None, dict, tuple[TrialId, ...]]]:
+                state: str | None = None,
+                sort: str = "newest") -> Iterator[tuple[Paper, list[str], str | None, dict, tuple[TrialId, ...]]]:
     """(paper without its XML, all its topics, its status, its screening cells, its stored trial ids) for the same
     selection and order as `export_rows`."""
     chosen = as_topics(topics)
@@ -399,7 +400,9 @@ def ris_records(store: Store, topics: Sequence[Topic | str], since: date | None 
     for batch in _batches(store, statement):
         screening = screening_cells(store, chosen, [(row.pmid, _split(row.all_topics)) for row in batch])
         for row in batch:
-            yield row_to_paper(row), _split(row.all_topics), row.status, screening[row.pmid], stored_trial_ids(row)
+            # row_to_paper only reads attributes, which the selected row has under the columns' names.
+            paper = row_to_paper(cast(PaperRow, row))
+            yield paper, _split(row.all_topics), row.status, screening[row.pmid], stored_trial_ids(row)
 
 
 def ris_record(paper: Paper, topics: Sequence[str] = (), status: str | None = None,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -148,7 +148,7 @@ class _Pipeline(Generic[T]):
             self._changed.notify_all()
 
 
-def prefetched(works: Sequence[Callable[[Ticket], T]], *, depth: int) -> Iterator[T]:
+def prefetched(works: Sequence[Callable[[Ticket], T]], *, depth: int) -> Generator[T, None, None]:
     """The results of `works`, in order, fetched up to `depth` ahead (see the module docstring)."""
     pipeline: _Pipeline[T] = _Pipeline(works, depth)
     try:

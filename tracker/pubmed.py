@@ -15,14 +15,13 @@ AuthorList of Type="editors" gives editors, any other gives authors, the part's 
 from __future__ import annotations
 
 import re
-from collections import namedtuple
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
 from itertools import groupby
 from os import PathLike
-from typing import BinaryIO, NoReturn
+from typing import BinaryIO, NamedTuple, NoReturn
 
 from lxml import etree
 
@@ -221,7 +220,47 @@ _FIELDS = (
            "$document/CommentsCorrectionsList/CommentsCorrections[@RefType != 'Cites']", _LIST, "comment"),
     _Field("databanks", "$article/DataBankList/DataBank/AccessionNumberList/AccessionNumber", "", _LIST, "databank"),
 )
-_Sections = namedtuple("_Sections", [f.name for f in _FIELDS])
+
+
+class _Sections(NamedTuple):
+    """One record's sections of the stylesheet's output, in _FIELDS order."""
+
+    pmid: str
+    status: str
+    article_title: str
+    vernacular_title: str
+    book_title: str
+    location_label: str
+    journal: str
+    journal_iso: str
+    volume: str
+    issue: str
+    medline_pages: str
+    start_page: str
+    end_page: str
+    doi: str
+    elocation_doi: str
+    pmcid: str
+    book_accession: str
+    publisher: str
+    publisher_location: str
+    edition: str
+    pub_date: str
+    article_date: str
+    abstract: str
+    authors: str
+    editors: str
+    languages: str
+    publication_types: str
+    mesh: str
+    keywords: str
+    history: str
+    comments: str
+    databanks: str
+
+
+if _Sections._fields != tuple(f.name for f in _FIELDS):
+    raise RuntimeError("_Sections must name the sections of _FIELDS, in the same order")
 
 # Each writes one item of a list; the generated template puts "\t" before every item but the first.
 _ITEM_TEMPLATES = {
@@ -285,8 +324,8 @@ def _record_template(record_tag: str) -> str:
     lines = [f'<xsl:template match="{record_tag}">']
     lines += [f'<xsl:variable name="{name}" select="{_attribute(path)}"/>'
               for name, path in _RECORD_VARIABLES[record_tag]]
-    for is_instruction, group in groupby(parts, key=lambda part: part.startswith("<")):
-        group = list(group)
+    for is_instruction, run in groupby(parts, key=lambda part: part.startswith("<")):
+        group = list(run)
         if is_instruction:
             lines += group
             continue
@@ -421,6 +460,8 @@ class PaperParser:
         if len(self._head) < 200:
             self._head += chunk[: 200 - len(self._head)]
         sniffer = self._root_sniffer
+        if sniffer is None:
+            return
         syntax_error = None
         try:
             sniffer.feed(chunk)
@@ -472,7 +513,7 @@ class PaperParser:
                 f"efetch XML has records nested where PubMed never puts them (after record {self._records_seen})"
             ))
         papers = []
-        for offset, element in zip(range(0, len(sections) - 1, len(_FIELDS)), records):
+        for offset, element in zip(range(0, len(sections) - 1, len(_FIELDS)), records, strict=True):
             self._records_seen += 1
             try:
                 papers.append(_paper(
@@ -636,7 +677,7 @@ def _mesh_heading(descriptor: str, descriptor_ui: str, major: str, *qualifiers: 
         descriptor,
         descriptor_ui or None,
         major == "Y",
-        tuple(zip(qualifiers[::2], [flag == "Y" for flag in qualifiers[1::2]])),
+        tuple(zip(qualifiers[::2], [flag == "Y" for flag in qualifiers[1::2]], strict=True)),
     )
 
 

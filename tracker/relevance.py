@@ -30,7 +30,14 @@ from tracker import ranking
 from tracker.store import Store
 from tracker.store.database import utcnow
 from tracker.store.relevance import (
-    clear_scores, decision_mark, now_state, ranking_state, ranking_states, save_scores, topic_states, topic_texts,
+    clear_scores,
+    decision_mark,
+    now_state,
+    ranking_state,
+    ranking_states,
+    save_scores,
+    topic_states,
+    topic_texts,
     unscored_count,
 )
 from tracker.topics import Topic

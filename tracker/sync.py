@@ -72,7 +72,7 @@ class TopicRunResult:
             return f"{self.topic}: FAILED after {self.requests} requests, {self.seconds:.1f} s: {self.error}"
         line = (f"{self.topic}: {self.new_papers} new, {self.matched} matched, {self.requests} requests, "
                 f"{self.seconds:.1f} s")
-        if self.kind == "backfill":
+        if self.kind == "backfill" and self.window is not None:
             line += f" (backfill from {self.window.start or 'the beginning'})"
         if self.missing:
             line += f"; {self.missing} listed by esearch but not returned by efetch"
@@ -90,7 +90,7 @@ def plan_window(topic: Topic, state: TopicState | None, *, today: date, overlap_
         or state.query != topic.query
         or (topic.since is not None and state.since is not None and topic.since < state.since)
     )
-    if full or needs_backfill:
+    if full or needs_backfill or state is None:
         start = since or topic.since
         return Window(start=start, end=end, kind="backfill", moves_watermark=True, state_since=start)
     if since is not None:

@@ -82,12 +82,13 @@ def load_topic(path: Path) -> Topic:
     try:
         slug = validate_slug(path.stem)
     except ConfigError:
-        raise TopicFileError(f"{name}: file name must be a topic slug (lower-case letters, digits, dashes) followed by .toml") from None
+        raise TopicFileError(
+            f"{name}: file name must be a topic slug (lower-case letters, digits, dashes) followed by .toml") from None
     try:
-        text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text)
+        source = path.read_text(encoding="utf-8")
+        data = tomllib.loads(source)
     except tomllib.TOMLDecodeError as error:
-        raise TopicFileError(_describe_toml_error(name, text, error)) from None
+        raise TopicFileError(_describe_toml_error(name, source, error)) from None
     except UnicodeDecodeError:
         raise TopicFileError(f"{name}: not UTF-8 text; save the file as UTF-8") from None
     except OSError as error:
@@ -140,7 +141,8 @@ def load_topic(path: Path) -> Topic:
             raise TopicFileError(f"{name}: key 'recipients': {recipient!r} is not an e-mail address")
 
     max_per_digest = data.get("max_per_digest")
-    if max_per_digest is not None and (isinstance(max_per_digest, bool) or not isinstance(max_per_digest, int) or max_per_digest < 1):
+    if max_per_digest is not None and (
+            isinstance(max_per_digest, bool) or not isinstance(max_per_digest, int) or max_per_digest < 1):
         raise TopicFileError(f"{name}: key 'max_per_digest' must be a whole number of at least 1")
 
     reasons = data.get("exclusion_reasons", list(DEFAULT_EXCLUSION_REASONS))

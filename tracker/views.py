@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import cast
 
 from tracker.errors import ConfigError
 from tracker.pubmed import Paper
@@ -175,7 +176,8 @@ def topic_page(store: Store, settings: Settings, slug: str, *, reviewer: str | N
     from tracker.store.browse import count_members, list_topic_page
     from tracker.store.search import search_papers
 
-    [summary] = topic_summaries(store, settings, topic=slug, scan=scan) or [None]
+    found: list[TopicSummary | None] = [*topic_summaries(store, settings, topic=slug, scan=scan)] or [None]
+    [summary] = found
     if summary is None or summary.topic is None:
         raise ConfigError(f"no topic '{slug}': 'tracker topics' lists them")
     topic = summary.topic
@@ -276,11 +278,13 @@ def paper_view(store: Store, settings: Settings, pmid: int, *, reviewer: str | N
 
 def _event_ids(store: Store, pmid: int) -> list[int]:
     from sqlalchemy import select
+    from sqlmodel import col
 
     from tracker.store.models import StatusEvent
 
     with store.engine.connect() as connection:
-        return list(connection.execute(select(StatusEvent.id).where(StatusEvent.pmid == pmid)).scalars())
+        ids = connection.execute(select(col(StatusEvent.id)).where(col(StatusEvent.pmid) == pmid)).scalars()
+        return [cast(int, event_id) for event_id in ids]  # a stored event always has its id
 
 
 def paper_trials(paper: Paper) -> tuple[TrialId, ...]:
@@ -326,13 +330,12 @@ class ScreenView(PaperLinks):
 
 def screen_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None = None) -> ScreenView:
     """The paper `pmid` of `topic` (or the first of `reviewer`'s queue) as the screening page shows it."""
+    from tracker.relevance import ranking_status
     from tracker.screening import view_of
     from tracker.store.browse import count_members, membership_of, neighbours, queue_pmids, screened_count
     from tracker.store.changes import list_events
     from tracker.store.decisions import current_decisions, summaries
     from tracker.store.papers import load_papers
-
-    from tracker.relevance import ranking_status
     from tracker.store.relevance import decision_mark, ranking_state, scores_of
 
     mode = topic.screening
@@ -347,7 +350,7 @@ def screen_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None =
         order = f"newest first: {ranking_status(store, topic).sentence}"
     mark = decision_mark(store, topic.slug) if ranked else 0
     seen = membership_of(store, topic.slug, pmid) if pmid is not None else None
-    if seen is None:
+    if pmid is None or seen is None:
         first = ([row] if (row := _relevance_next(store, topic, reviewer, total - screened, None, mark)) else []) \
             if ranked else queue_pmids(store, topic.slug, mode.reviewers, reviewer, limit=1)
         if not first:

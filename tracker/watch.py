@@ -57,8 +57,15 @@ from tracker.notices import new_notices
 from tracker.pubmed import Paper
 from tracker.store import Store
 from tracker.store.changes import (
-    checked_through, first_success, last_fetched, last_new_paper, mark_deleted, measured_runs, save_checked_through,
-    save_refreshed, stored_notice_fields,
+    checked_through,
+    first_success,
+    last_fetched,
+    last_new_paper,
+    mark_deleted,
+    measured_runs,
+    save_checked_through,
+    save_refreshed,
+    stored_notice_fields,
 )
 from tracker.store.models import Run, StatusEvent
 from tracker.topics import Topic
@@ -210,7 +217,7 @@ def assess_health(slug: str, runs: Sequence[Run], *, last_new: datetime | None, 
         elif len(runs) > 1:
             recent = [run for run in runs[1:] if _utc(run.started_at) >= _utc(latest.started_at) - DROP_MEMORY]
             peak = max(recent or runs[1:2], key=lambda run: run.total_count or 0)
-            if peak.total_count and 2 * latest.total_count < peak.total_count:
+            if peak.total_count and latest.total_count is not None and 2 * latest.total_count < peak.total_count:
                 flags.append(HealthFlag("count-drop", f"PubMed's Count fell by more than half, from {peak.total_count} "
                                                       f"on {_utc(peak.started_at):%Y-%m-%d} to {latest.total_count}: "
                                                       f"{check}"))

@@ -32,9 +32,9 @@ from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 
+from tracker.errors import SendFailure
 from tracker.mail.audience import Mailing, plan_mailing, select_audience
 from tracker.mail.message import build_message
-from tracker.errors import SendFailure
 from tracker.mail.transport import DryRunTransport, SmtpFactory, SmtpTransport, Transport
 from tracker.render import as_utc, plural
 from tracker.settings import Settings

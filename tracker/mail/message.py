@@ -31,8 +31,8 @@ from tracker.digest import BASELINE_SHOWN, PHRASES, TopicDigest, build_topic_dig
 from tracker.errors import SendFailure
 from tracker.mail.audience import Mailing
 from tracker.render import as_utc, plural, render
-from tracker.store import Store
 from tracker.screening import with_included_first
+from tracker.store import Store
 from tracker.store.changes import list_events
 from tracker.store.database import utcnow
 from tracker.watch import DEFAULT_QUIET_WEEKS
@@ -107,7 +107,7 @@ def build_message(store: Store, mailing: Mailing, *, sender: str, now: datetime 
                if mailing.event_ids else ())
     baselines = [digest for digest in digests if digest.baseline]
     subject = make_subject(week, len(new), sum(1 for d in digests if d.total_new), len(digests), len(updates),
-                           baseline=sum(d.baseline.papers for d in baselines))
+                           baseline=sum(d.baseline.papers for d in baselines if d.baseline))
     domain = parseaddr(sender)[1].rpartition("@")[2]
     chart_cache = {} if chart_cache is None else chart_cache
     for topic in mailing.topics:
@@ -128,7 +128,7 @@ def build_message(store: Store, mailing: Mailing, *, sender: str, now: datetime 
         name = csv_filename(week) if fit.attachment == "csv" else zip_filename(week)
         context = dict(
             heading=f"{MAIL_TITLE}, week of {week.isoformat()}", subject=subject,
-            intro=describe_intro(shown, len(new), attached={"csv": "CSV", "zip": "zipped CSV"}.get(fit.attachment)),
+            intro=describe_intro(shown, len(new), attached={"csv": "CSV", "zip": "zipped CSV"}.get(fit.attachment or "")),
             updates=updates, digests=shown, recipient=mailing.recipient,
             attachment=name if new and fit.attachment else None, total=len(new), note=fit.note,
             charts={slug: cid[1:-1] for slug, (cid, _) in charts.items()} if fit.charts else {},
@@ -156,16 +156,18 @@ def build_message(store: Store, mailing: Mailing, *, sender: str, now: datetime 
         # Outlook's out-of-office and read-receipt replies are not wanted by an unattended sender.
         message["X-Auto-Response-Suppress"] = "All"
         message.make_mixed()
-        message.attach(related)
+        # typeshed lets an EmailMessage attach only EmailMessages; the parts are plain MIME parts.
+        mixed: MIMEPart = message
+        mixed.attach(related)
         if new and fit.attachment == "csv":
             part = MIMEPart(policy=SMTP_POLICY)
             part.set_content(table, "text", "csv", disposition="attachment", filename=name, params={"charset": "utf-8"})
-            message.attach(part)
+            mixed.attach(part)
         elif new and fit.attachment == "zip":
             part = MIMEPart(policy=SMTP_POLICY)
             part.set_content(zipped(table, csv_filename(week)), "application", "zip", disposition="attachment",
                              filename=name)
-            message.attach(part)
+            mixed.attach(part)
         return message
 
     for fit in fitting_steps(len(new), len(table), max_bytes, week):
@@ -224,7 +226,7 @@ def describe_news(digests: Sequence[TopicDigest], total: int, attached: str | No
 def describe_intro(digests: Sequence[TopicDigest], total: int, *, attached: str | None = "the attached CSV") -> str:
     baselines = [d for d in digests if d.baseline]
     if baselines:
-        papers = sum(d.baseline.papers for d in baselines)
+        papers = sum(d.baseline.papers for d in baselines if d.baseline)
         first = (f"First run of {plural(len(baselines), 'topic')}: {papers:,} papers their queries match are now "
                  "stored as the baseline, and each topic shows its strongest; from next week on you get what is new.")
         return first + " " + describe_news(digests, total, attached) if total else first

@@ -184,6 +184,9 @@ def connect_smtp(settings: Settings, *, context: ssl.SSLContext | None = None) -
     host, port, security = settings.smtp_host, smtp_port(settings), settings.smtp_security
     context = context or ssl.create_default_context()
     log.debug("connecting to %s:%d (%s)", host, port, security)
+    if not host:
+        raise ConfigError("no SMTP server configured: set TRACKER_SMTP_HOST (or use --dry-run)")
+    smtp: smtplib.SMTP
     if security == "ssl":
         smtp = smtplib.SMTP_SSL(host, port, timeout=settings.timeout, context=context)
     else:
@@ -224,7 +227,8 @@ def describe_smtp_error(error: BaseException, settings: Settings) -> str:
     elif isinstance(error, smtplib.SMTPResponseException):
         reason = f"SMTP {error.smtp_code} {_decode(error.smtp_error)}"
     elif isinstance(error, smtplib.SMTPNotSupportedError) and "AUTH" in str(error):
-        reason = (f"the SMTP server at {where} does not offer a login (AUTH){' before STARTTLS' if settings.smtp_security == 'none' else ''}: "
+        before = " before STARTTLS" if settings.smtp_security == "none" else ""
+        reason = (f"the SMTP server at {where} does not offer a login (AUTH){before}: "
                   "unset TRACKER_SMTP_USER or check TRACKER_SMTP_SECURITY")
     elif isinstance(error, smtplib.SMTPServerDisconnected):
         reason = f"the SMTP server at {where} closed the connection ({error or 'no reason given'})"

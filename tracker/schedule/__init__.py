@@ -54,11 +54,25 @@ from __future__ import annotations
 from tracker.cron import cron_trigger, crontab_weekdays
 from tracker.errors import ShutdownRequested
 from tracker.schedule.apscheduler3 import JOB_TABLE, TAKEOVER_STORE, make_trigger, next_fire_time
+
 # Stored jobs name their function tracker.schedule:run_topic_job (run_email_job, run_abandoned_job):
 # these re-exports are what the job store resolves, so they stay.
 from tracker.schedule.jobs import (
-    EMAIL_JOB, EMAIL_NAMES, FETCH_PREFIX, JobOutcome, JobSpec, describe_schedule, fetch_job_id, format_time, job_specs,
-    resolve_job, run_abandoned_job, run_email_job, run_job, run_topic_job, zone_name,
+    EMAIL_JOB,
+    EMAIL_NAMES,
+    FETCH_PREFIX,
+    JobOutcome,
+    JobSpec,
+    describe_schedule,
+    fetch_job_id,
+    format_time,
+    job_specs,
+    resolve_job,
+    run_abandoned_job,
+    run_email_job,
+    run_job,
+    run_topic_job,
+    zone_name,
 )
 from tracker.schedule.process import Signals, lease_heartbeat_every, list_jobs, run_job_now, serve
 from tracker.schedule.runtime import Runtime

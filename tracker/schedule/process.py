@@ -13,8 +13,11 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from types import FrameType
+from typing import Any
 
 from tracker.errors import ConfigError
 from tracker.schedule.apscheduler3 import next_fire_time
@@ -36,7 +39,7 @@ class Signals:
         self.runtime = runtime
         self.stop = False
         self.reload = False
-        self.previous: dict[int, object] = {}
+        self.previous: dict[int, Callable[[int, FrameType | None], Any] | int | signal.Handlers | None] = {}
 
     def install(self) -> None:
         for number, handler in ((signal.SIGTERM, self._on_stop), (signal.SIGINT, self._on_stop),

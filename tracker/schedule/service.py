@@ -13,10 +13,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tracker.schedule.apscheduler3 import (
-    TAKEOVER_STORE, TrackerScheduler, job_options, make_trigger, takeover_trigger, trigger_key,
+    TAKEOVER_STORE,
+    TrackerScheduler,
+    job_options,
+    make_trigger,
+    takeover_trigger,
+    trigger_key,
 )
 from tracker.schedule.jobs import (
-    FETCH_PREFIX, fetch_job_id, format_time, job_specs, run_abandoned_job, stored_ref, takeover_job_id,
+    FETCH_PREFIX,
+    fetch_job_id,
+    format_time,
+    job_specs,
+    run_abandoned_job,
+    stored_ref,
+    takeover_job_id,
 )
 from tracker.schedule.runtime import Runtime
 from tracker.topics import scan_topics

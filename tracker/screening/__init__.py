@@ -34,8 +34,20 @@ from datetime import datetime
 from tracker.errors import ConfigError
 from tracker.store import Store
 from tracker.store.decisions import (
-    DECISIONS, STATES, WITHDRAWN, NewDecision, ReviewerDecision, Saved, current_decisions, current_from,
-    decision_by_id, list_topic_papers, reasons_from, save_decisions, state_from, summaries,
+    DECISIONS,
+    STATES,
+    WITHDRAWN,
+    NewDecision,
+    ReviewerDecision,
+    Saved,
+    current_decisions,
+    current_from,
+    decision_by_id,
+    list_topic_papers,
+    reasons_from,
+    save_decisions,
+    state_from,
+    summaries,
 )
 from tracker.store.digests import other_topics_for
 from tracker.store.papers import topic_pmids
@@ -120,14 +132,15 @@ def undo_last(store: Store, topic: Topic, *, reviewer: str, source: str = "web")
     """
     reviewer = check_reviewer(reviewer)
     undo_source = f"{source}-undo"
-    best = None
+    best: tuple[tuple[datetime, int], ReviewerDecision, ReviewerDecision] | None = None
     for current in current_from(store, topic.slug, reviewer, (source, undo_source)):
-        original: ReviewerDecision | None = current
+        original = current
         if current.source == undo_source:  # a copy of the decision before the one undone
             undone = decision_by_id(store, current.replaces) if current.replaces is not None else None
-            original = decision_by_id(store, undone.replaces) if undone and undone.replaces is not None else None
-            if original is None or original.source != source:
+            before = decision_by_id(store, undone.replaces) if undone and undone.replaces is not None else None
+            if before is None or before.source != source:
                 continue
+            original = before
         key = (original.decided_at, original.id)
         if best is None or key > best[0]:
             best = (key, current, original)
@@ -255,16 +268,17 @@ def list_screening(store: Store, topic: Topic, *, reviewer: str | None, state: s
 
 def paper_briefs(store: Store, pmids: Sequence[int]) -> dict[int, PaperBrief]:
     from sqlalchemy import select
+    from sqlmodel import col
 
     from tracker.store.database import chunked
     from tracker.store.models import PaperRow
 
     found: dict[int, PaperBrief] = {}
-    columns = (PaperRow.pmid, PaperRow.title, PaperRow.author_names, PaperRow.journal, PaperRow.pub_year,
-               PaperRow.status)
+    columns = (col(PaperRow.pmid), col(PaperRow.title), col(PaperRow.author_names), col(PaperRow.journal),
+               col(PaperRow.pub_year), col(PaperRow.status))
     with store.engine.connect() as connection:
         for chunk in chunked(sorted(set(pmids))):
-            for row in connection.execute(select(*columns).where(PaperRow.pmid.in_(chunk))):
+            for row in connection.execute(select(*columns).where(col(PaperRow.pmid).in_(chunk))):
                 found[row.pmid] = PaperBrief(row.pmid, row.title, row.author_names, row.journal, row.pub_year,
                                              row.status)
     return found

@@ -104,7 +104,7 @@ def read_decisions_file(path: Path, topic: Topic, *, reviewer: str) -> Decisions
             text_pmid = cell(row, pmid_column)
             if not text_pmid.isdigit() or int(text_pmid) == 0:
                 raise ConfigError(f"{where}: {pmid_column} {text_pmid!r} is not a PMID: nothing was imported")
-            if kind == "asreview":
+            if kind == "asreview" and label is not None:
                 value = cell(row, label)
                 if not value:
                     unlabelled += 1

@@ -25,6 +25,7 @@ from datetime import date, datetime, time, timezone
 from xml.sax.saxutils import escape
 
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from tracker.store import Store
 from tracker.store.changes import paper_statuses
@@ -74,12 +75,12 @@ class PrismaCounts:
 
 def prisma_counts(store: Store, topic: Topic, *, since: date | None = None) -> PrismaCounts:
     start = datetime.combine(since, time.min, timezone.utc) if since else None
-    runs_query = (select(Run).where(Run.topic == topic.slug, Run.status == "succeeded", Run.kind.in_(COUNTED_RUNS))
-                  .order_by(Run.id))
-    members = select(TopicPaper.pmid).where(TopicPaper.topic == topic.slug)
+    runs_query = (select(Run).where(col(Run.topic) == topic.slug, col(Run.status) == "succeeded", col(Run.kind).in_(COUNTED_RUNS))
+                  .order_by(col(Run.id)))
+    members = select(col(TopicPaper.pmid)).where(col(TopicPaper.topic) == topic.slug)
     if start is not None:
-        runs_query = runs_query.where(Run.started_at >= start)
-        members = members.where(TopicPaper.first_seen_at >= start)
+        runs_query = runs_query.where(col(Run.started_at) >= start)
+        members = members.where(col(TopicPaper.first_seen_at) >= start)
     other = TopicPaper.__table__.alias("other")
     reviewers = topic.screening.reviewers
     if start is None:

@@ -175,8 +175,9 @@ def list_topic_page(store: Store, topic: str, reviewers: int, *, filters: PaperF
         shown = {row.pmid: row for row in connection.execute(
             select(_paper.c.pmid, _paper.c.title, _paper.c.author_names, _paper.c.journal, _paper.c.pub_year,
                    _paper.c.status, _paper.c.late_arrival).where(_paper.c.pmid.in_([key[0] for key in keys])))}
-    rows = [ListedRow(pmid, seen, state, tier, *tuple(shown[pmid])[1:], relevance=scores.get(pmid))
-            for pmid, seen, state, tier in keys if pmid in shown]
+    rows = [ListedRow(pmid, seen, state, tier, title, authors, journal, year, status, late, scores.get(pmid))
+            for pmid, seen, state, tier in keys if pmid in shown
+            for _, title, authors, journal, year, status, late in [tuple(shown[pmid])]]
     if backwards:
         return Page(rows, more_after=True, more_before=more)
     return Page(rows, more_after=more, more_before=anchor is not None)
@@ -345,7 +346,10 @@ def queue_by_relevance(store: Store, topic: str, reviewers: int, reviewer: str, 
                  .offset(offset).limit(1))
     with store.engine.connect() as connection:
         row = connection.execute(statement).first()
-    return ListedRow(*row[:10], relevance=row[10]) if row else None
+    if row is None:
+        return None
+    pmid_, seen_, state, tier, title, authors, journal, year, status, late, score = tuple(row)
+    return ListedRow(pmid_, seen_, state, tier, title, authors, journal, year, status, late, score)
 
 
 def screened_count(store: Store, topic: str, reviewers: int, reviewer: str) -> int:

@@ -13,29 +13,35 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import exists, func, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from tracker.notices import KIND_LABELS, Notice, notice_url
+from tracker.pubmed import CommentCorrection, Paper
+from tracker.store.database import Store, chunked, utcnow
+from tracker.store.models import (
+    ChangeCheck,
+    EventDelivery,
+    PaperRevision,
+    PaperRow,
+    Run,
+    StatusEvent,
+    TopicPaper,
+)
+from tracker.store.papers import paper_to_row, save_search_index
 
 INCLUDED_ALERTS = {
     "retraction": "was retracted", "concern": "has an expression of concern", "erratum": "has an erratum",
     "update": "has an updated version", "republication": "was corrected and republished",
     "deleted": "was removed from PubMed",
 }
-from tracker.pubmed import CommentCorrection, Paper
-from tracker.store.database import Store, chunked, utcnow
-from tracker.store.models import (
-    ChangeCheck, EventDelivery, PaperRevision, PaperRow, Run, StatusEvent, TopicPaper,
-)
-from tracker.store.papers import paper_to_row, save_search_index
-
 
 # -- the modified-records watermark ----------------------------------------------------------
 
 def checked_through(store: Store, topic: str) -> date | None:
     """The day up to which the topic's modified records were checked (None: never)."""
     with store.session() as session:
-        return session.execute(select(ChangeCheck.checked_through).where(ChangeCheck.topic == topic)).scalar_one_or_none()
+        statement = select(col(ChangeCheck.checked_through)).where(col(ChangeCheck.topic) == topic)
+        return session.execute(statement).scalar_one_or_none()
 
 
 def save_checked_through(store: Store, topic: str, day: date, run_id: int | None) -> None:
@@ -52,18 +58,20 @@ def last_fetched(store: Store, pmids: Sequence[int]) -> dict[int, datetime]:
     found: dict[int, datetime] = {}
     with store.session() as session:
         for chunk in chunked(list(pmids)):
-            found.update(session.execute(select(PaperRow.pmid, PaperRow.updated_at).where(PaperRow.pmid.in_(chunk))).all())
+            found.update(session.execute(
+                select(col(PaperRow.pmid), col(PaperRow.updated_at)).where(col(PaperRow.pmid).in_(chunk))).all())
     return found
 
 
 def stored_notice_fields(store: Store, pmids: Sequence[int]) -> dict[int, Paper]:
     """The stored papers as far as their notices go (publication types, comments and corrections)."""
     found: dict[int, Paper] = {}
-    columns = (PaperRow.pmid, PaperRow.kind, PaperRow.title, PaperRow.publication_types, PaperRow.comments_corrections)
+    columns = (col(PaperRow.pmid), col(PaperRow.kind), col(PaperRow.title), col(PaperRow.publication_types),
+               col(PaperRow.comments_corrections))
     with store.session() as session:
         for chunk in chunked(list(pmids)):
             for pmid, kind, title, types, corrections in session.execute(
-                    select(*columns).where(PaperRow.pmid.in_(chunk))):
+                    select(*columns).where(col(PaperRow.pmid).in_(chunk))):
                 found[pmid] = Paper(pmid=pmid, kind=kind, title=title, publication_types=tuple(types),
                                     comments_corrections=tuple(CommentCorrection(**c) for c in corrections))
     return found
@@ -85,7 +93,7 @@ def save_refreshed(store: Store, refreshed: Sequence[tuple[Paper, Sequence[Notic
         previous: dict[int, bytes] = {}
         for chunk in chunked(changed):
             previous.update(session.execute(
-                select(PaperRow.pmid, PaperRow.xml_gz).where(PaperRow.pmid.in_(chunk))).all())
+                select(col(PaperRow.pmid), col(PaperRow.xml_gz)).where(col(PaperRow.pmid).in_(chunk))).all())
         store.upsert(session, PaperRow.__table__, [paper_to_row(paper, now) for paper in papers], ["pmid"])
         save_search_index(store, session, papers)
         for pmid in changed:
@@ -103,7 +111,7 @@ def mark_deleted(store: Store, removals: dict[int, tuple[int | None, str]], *, r
     now = utcnow()
     with store.session() as session:
         for chunk in chunked(list(removals)):
-            session.execute(update(PaperRow).where(PaperRow.pmid.in_(chunk)).values(status="deleted", updated_at=now))
+            session.execute(update(PaperRow).where(col(PaperRow.pmid).in_(chunk)).values(status="deleted", updated_at=now))
         events = [_record_event(session, pmid, "deleted", replacement, detail, now, run_id)
                   for pmid, (replacement, detail) in removals.items()]
         session.commit()
@@ -113,8 +121,8 @@ def mark_deleted(store: Store, removals: dict[int, tuple[int | None, str]], *, r
 def _record_event(session: Session, pmid: int, kind: str, notice_pmid: int | None, detail: str, now: datetime,
                   run_id: int | None) -> StatusEvent | None:
     # SQLite's UNIQUE treats NULLs as distinct, so a notice without a PMID is deduplicated here.
-    same_notice = StatusEvent.notice_pmid.is_(None) if notice_pmid is None else StatusEvent.notice_pmid == notice_pmid
-    known = session.execute(select(StatusEvent.id).where(StatusEvent.pmid == pmid, StatusEvent.kind == kind,
+    same_notice = col(StatusEvent.notice_pmid).is_(None) if notice_pmid is None else col(StatusEvent.notice_pmid) == notice_pmid
+    known = session.execute(select(col(StatusEvent.id)).where(col(StatusEvent.pmid) == pmid, col(StatusEvent.kind) == kind,
                                                          same_notice)).first()
     if known is not None:
         return None
@@ -164,22 +172,23 @@ class EventView:
 def list_events(store: Store, *, since: datetime | None = None, until: datetime | None = None,
                 topics: Sequence[str] | None = None, ids: Sequence[int] | None = None) -> list[EventView]:
     """Events detected in [since, until) on papers of `topics` (any paper when None), oldest first."""
-    statement = select(StatusEvent, PaperRow.title, PaperRow.status).join(PaperRow, PaperRow.pmid == StatusEvent.pmid)
+    statement = select(StatusEvent, col(PaperRow.title), col(PaperRow.status)).join(
+        PaperRow, col(PaperRow.pmid) == col(StatusEvent.pmid))
     if since is not None:
-        statement = statement.where(StatusEvent.detected_at >= since)
+        statement = statement.where(col(StatusEvent.detected_at) >= since)
     if until is not None:
-        statement = statement.where(StatusEvent.detected_at < until)
+        statement = statement.where(col(StatusEvent.detected_at) < until)
     if topics is not None:
-        statement = statement.where(exists().where(TopicPaper.pmid == StatusEvent.pmid,
-                                                   TopicPaper.topic.in_(list(topics))))
+        statement = statement.where(exists().where(col(TopicPaper.pmid) == col(StatusEvent.pmid),
+                                                   col(TopicPaper.topic).in_(list(topics))))
     if ids is not None:
-        statement = statement.where(StatusEvent.id.in_(list(ids)))
+        statement = statement.where(col(StatusEvent.id).in_(list(ids)))
     with store.session() as session:
-        rows = session.execute(statement.order_by(StatusEvent.detected_at, StatusEvent.id)).all()
+        rows = session.execute(statement.order_by(col(StatusEvent.detected_at), col(StatusEvent.id))).all()
         memberships: dict[int, list[str]] = defaultdict(list)
         for chunk in chunked(sorted({event.pmid for event, _, _ in rows})):
-            for pmid, topic in session.execute(select(TopicPaper.pmid, TopicPaper.topic)
-                                               .where(TopicPaper.pmid.in_(chunk)).order_by(TopicPaper.topic)):
+            for pmid, topic in session.execute(select(col(TopicPaper.pmid), col(TopicPaper.topic))
+                                               .where(col(TopicPaper.pmid).in_(chunk)).order_by(col(TopicPaper.topic))):
                 memberships[pmid].append(topic)
     return [EventView(id=event.id, pmid=event.pmid, kind=event.kind, notice_pmid=event.notice_pmid,
                       detail=event.detail, detected_at=event.detected_at, title=title, status=status,
@@ -191,17 +200,18 @@ def untold_events(store: Store, recipient: str, topics: Sequence[str], *, since:
     """Ids of events detected from `since` on, on papers of `topics`, that `recipient` has not been told."""
     if not topics:
         return []
-    told = exists().where(EventDelivery.recipient == recipient, EventDelivery.event_id == StatusEvent.id)
-    member = exists().where(TopicPaper.pmid == StatusEvent.pmid, TopicPaper.topic.in_(list(topics)))
-    statement = (select(StatusEvent.id).where(StatusEvent.detected_at >= since, member, ~told)
-                 .order_by(StatusEvent.detected_at, StatusEvent.id))
+    told = exists().where(col(EventDelivery.recipient) == recipient, col(EventDelivery.event_id) == col(StatusEvent.id))
+    member = exists().where(col(TopicPaper.pmid) == col(StatusEvent.pmid), col(TopicPaper.topic).in_(list(topics)))
+    statement = (select(col(StatusEvent.id)).where(col(StatusEvent.detected_at) >= since, member, ~told)
+                 .order_by(col(StatusEvent.detected_at), col(StatusEvent.id)))
     with store.session() as session:
         return list(session.execute(statement).scalars())
 
 
 def told_events(store: Store, recipient: str) -> set[int]:
     with store.session() as session:
-        return set(session.execute(select(EventDelivery.event_id).where(EventDelivery.recipient == recipient)).scalars())
+        statement = select(col(EventDelivery.event_id)).where(col(EventDelivery.recipient) == recipient)
+        return set(session.execute(statement).scalars())
 
 
 def paper_statuses(store: Store, pmids: Sequence[int]) -> dict[int, str]:
@@ -209,8 +219,8 @@ def paper_statuses(store: Store, pmids: Sequence[int]) -> dict[int, str]:
     found: dict[int, str] = {}
     with store.session() as session:
         for chunk in chunked(sorted(set(pmids))):
-            found.update(session.execute(select(PaperRow.pmid, PaperRow.status).where(
-                PaperRow.pmid.in_(chunk), PaperRow.status.is_not(None))).all())
+            found.update(session.execute(select(col(PaperRow.pmid), col(PaperRow.status)).where(
+                col(PaperRow.pmid).in_(chunk), col(PaperRow.status).is_not(None))).all())
     return found
 
 
@@ -222,8 +232,8 @@ def measured_runs(store: Store, topics: Sequence[str], *, per_topic: int = 30) -
     with store.session() as session:
         for topic in topics:
             found[topic] = list(session.execute(
-                select(Run).where(Run.topic == topic, Run.status == "succeeded", Run.total_count.is_not(None))
-                .order_by(Run.id.desc()).limit(per_topic)).scalars())
+                select(Run).where(col(Run.topic) == topic, col(Run.status) == "succeeded", col(Run.total_count).is_not(None))
+                .order_by(col(Run.id).desc()).limit(per_topic)).scalars())
     return found
 
 
@@ -235,7 +245,7 @@ def last_new_paper(store: Store, topics: Sequence[str]) -> dict[str, datetime]:
     with store.session() as session:
         for topic in dict.fromkeys(topics):
             latest = session.execute(select(func.max(TopicPaper.first_seen_at))
-                                     .where(TopicPaper.topic == topic)).scalar()
+                                     .where(col(TopicPaper.topic) == topic)).scalar()
             if latest is not None:
                 found[topic] = latest
     return found
@@ -244,8 +254,8 @@ def last_new_paper(store: Store, topics: Sequence[str]) -> dict[str, datetime]:
 def first_success(store: Store, topics: Sequence[str]) -> dict[str, datetime]:
     """When each topic's first succeeded run started: a topic that never found a paper is quiet since then."""
     with store.session() as session:
-        return dict(session.execute(select(Run.topic, func.min(Run.started_at))
-                                    .where(Run.topic.in_(list(topics)), Run.status == "succeeded")
+        return dict(session.execute(select(col(Run.topic), func.min(col(Run.started_at)))
+                                    .where(col(Run.topic).in_(list(topics)), col(Run.status) == "succeeded")
                                     .group_by(Run.topic)).all())
 
 

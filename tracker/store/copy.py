@@ -40,12 +40,29 @@ from datetime import timezone
 from pathlib import Path
 
 from sqlalchemy import (
-    JSON, Column, DateTime, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text, TypeDecorator, bindparam,
-    cast, func, inspect, select, text, type_coerce,
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    bindparam,
+    cast,
+    func,
+    inspect,
+    select,
+    text,
+    type_coerce,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAlchemyError
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from tracker.errors import StoreError
 from tracker.store import schema
@@ -241,7 +258,7 @@ def _begin_snapshot(source: Store, reader: Connection) -> None:
             # pysqlite starts no transaction for a SELECT: without an explicit one, each table would be read
             # from a different snapshot of a database a scheduler may be writing to.
             reader.exec_driver_sql("BEGIN")
-        reader.execute(select(SchemaVersion.version)).scalar_one_or_none()
+        reader.execute(select(col(SchemaVersion.version))).scalar_one_or_none()
     except DatabaseError as error:
         raise StoreError(f"cannot read the source {source.describe()} ({database_error_detail(error)})") from None
 
@@ -309,7 +326,10 @@ def _begin_target(target: _Target, writer: Connection) -> None:
 def _sqlite_journal(writer: Connection, mode: str) -> None:
     """Best effort, after the commit: another connection opened meanwhile keeps the mode as it is."""
     try:
-        writer.connection.driver_connection.execute(f"PRAGMA journal_mode = {mode}").fetchone()
+        driver = writer.connection.driver_connection
+        if driver is None:
+            raise RuntimeError("the connection to the target is closed")
+        driver.execute(f"PRAGMA journal_mode = {mode}").fetchone()
     except Exception as error:  # noqa: BLE001  (the copy is committed; the store sets WAL when it opens)
         log.warning("could not switch %s to %s mode (%s)", writer.engine.url.database, mode, error)
 
@@ -396,13 +416,13 @@ def _check_target(target: _Target, writer: Connection, plan: Sequence[Table]) ->
             raise StoreError(f"the target {target.described} holds tables that are not a tracker's ({shown}): "
                              "copy into an empty database")
     if SchemaVersion.__tablename__ in tables:
-        version = writer.execute(select(SchemaVersion.version)).scalar_one_or_none() or 0
+        version = writer.execute(select(col(SchemaVersion.version))).scalar_one_or_none() or 0
         if version > SCHEMA_VERSION:
             raise StoreError(f"the target {target.described} was written by a newer tracker (schema {version}, this "
                              f"one knows {SCHEMA_VERSION}): upgrade tracker with 'pip install -U tracker', or copy "
                              "into an empty database")
     if InstanceLock.__tablename__ in tables:
-        holder = writer.execute(select(InstanceLock.host, InstanceLock.pid).limit(1)).first()
+        holder = writer.execute(select(col(InstanceLock.host), col(InstanceLock.pid)).limit(1)).first()
         if holder is not None:
             raise StoreError(f"a tracker process holds a lock on the target {target.described} (pid {holder.pid} on "
                              f"host {holder.host}): stop it, then copy into an empty database")
@@ -515,7 +535,8 @@ def _utc_normaliser(table: Table) -> Callable[[dict], None] | None:
     return aware UTC values and refuse naive ones; plain DateTime columns (older sqlmodel releases, reflected
     tables) hold naive ones. Either kind of source value is turned into what the column's type takes.
     """
-    aware, naive = [], []
+    aware: list[str] = []
+    naive: list[str] = []
     for column in table.columns:
         kind = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
         if isinstance(kind, DateTime):

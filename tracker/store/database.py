@@ -22,6 +22,7 @@ from sqlmodel import Session, create_engine
 from tracker.errors import StoreError
 from tracker.store import models, schema  # noqa: F401  (models registers the tables on SQLModel.metadata)
 
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -55,8 +56,9 @@ class Store:
         if readonly and self.path is not None:
             parsed = _read_only_sqlite_url(parsed, self.path, immutable=False)
         elif readonly and self.dialect == "postgresql":
-            options = " ".join(part for part in ("-c default_transaction_read_only=on", parsed.query.get("options"))
-                               if part)
+            given = parsed.query.get("options") or ()
+            options = " ".join(part for part in ("-c default_transaction_read_only=on",
+                                                 *((given,) if isinstance(given, str) else given)) if part)
             parsed = parsed.update_query_dict({"options": options})
         self.engine: Engine = make_engine(parsed, failure=f"cannot open database {describe_url(url)}")
         if self.dialect == "sqlite":
@@ -77,7 +79,8 @@ class Store:
         except DatabaseError as error:
             detail = database_error_detail(error)
             wal = Path(f"{self.path}-wal")
-            if ("readonly" in detail or "unable to open" in detail) and self.path.exists() and not wal.exists():
+            if ("readonly" in detail or "unable to open" in detail) and self.path is not None and self.path.exists() \
+                    and not wal.exists():
                 return False
             raise StoreError(_describe_database_error(self, error)) from None
 
@@ -189,19 +192,19 @@ class Store:
     def describe(self) -> str:
         return str(self.path) if self.path is not None else describe_url(self.url)
 
-    def upsert(self, session: Session, table, rows: Sequence[dict], keys: Sequence[str], *, update: bool = True) -> None:
+    def upsert(self, session: Session | Connection, table, rows: Sequence[dict], keys: Sequence[str], *,
+               update: bool = True) -> None:
         if not rows:
             return
         columns = [column.name for column in table.columns]
         update_columns = [c for c in columns if c not in keys and c != "first_stored_at"]
         if self.dialect in ("sqlite", "postgresql"):
-            if self.dialect == "sqlite":
-                from sqlalchemy.dialects.sqlite import insert
-            else:
-                from sqlalchemy.dialects.postgresql import insert
+            from sqlalchemy.dialects import postgresql, sqlite
+
             # One statement, compiled once and run as executemany: rendering a multi-row VALUES clause cost
             # SQLAlchemy more per row than SQLite takes to store it (BENCHMARKS.md, ingest profile).
-            statement = insert(table)
+            statement: sqlite.Insert | postgresql.Insert = (
+                sqlite.insert(table) if self.dialect == "sqlite" else postgresql.insert(table))
             if update and update_columns:
                 statement = statement.on_conflict_do_update(
                     index_elements=list(keys), set_={c: statement.excluded[c] for c in update_columns}

@@ -20,7 +20,9 @@ from datetime import datetime
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
 
+from tracker.errors import StoreError
 from tracker.store.database import Store, chunked, utcnow
 from tracker.store.models import CurrentDecision, Decision, Screening
 
@@ -116,10 +118,14 @@ def save_decisions(store: Store, topic: str, decisions: Sequence[NewDecision], *
             _lock_papers(store, connection, topic, touched, now)
         for new in decisions:
             previous = _current_of(connection, topic, new.pmid, new.reviewer)
+            replaces = previous.id if previous else None
             row = {"topic": topic, "pmid": new.pmid, "reviewer": new.reviewer, "decision": new.decision,
                    "reasons": list(new.reasons), "note": new.note, "resolves": new.resolves,
-                   "replaces": previous.id if previous else None, "source": new.source, "decided_at": now}
-            decision_id = connection.execute(_decision.insert().values(**row)).inserted_primary_key[0]
+                   "replaces": replaces, "source": new.source, "decided_at": now}
+            inserted = connection.execute(_decision.insert().values(**row)).inserted_primary_key
+            if inserted is None:
+                raise StoreError("the database reported no id for a new screening decision: nothing was saved")
+            decision_id = inserted[0]
             if new.decision == WITHDRAWN:
                 connection.execute(_current.delete().where(_current.c.topic == topic, _current.c.pmid == new.pmid,
                                                            _current.c.reviewer == new.reviewer))
@@ -129,7 +135,7 @@ def save_decisions(store: Store, topic: str, decisions: Sequence[NewDecision], *
                              ["topic", "pmid", "reviewer"])
             given = ReviewerDecision(id=decision_id, topic=topic, pmid=new.pmid, reviewer=new.reviewer,
                                      decision=new.decision, reasons=tuple(new.reasons), note=new.note,
-                                     resolves=new.resolves, decided_at=now, replaces=row["replaces"], source=new.source)
+                                     resolves=new.resolves, decided_at=now, replaces=replaces, source=new.source)
             saved.append(Saved(given, previous))
         for pmid in touched:
             _save_summary(store, connection, topic, pmid, now)
@@ -213,11 +219,11 @@ def summaries(store: Store, topic: str, pmids: Iterable[int] | None = None) -> d
     with store.session() as session:
         if pmids is None:
             found.update((row.pmid, row) for row in session.execute(
-                select(Screening).where(Screening.topic == topic)).scalars())
+                select(Screening).where(col(Screening.topic) == topic)).scalars())
         else:
             for chunk in chunked(sorted(set(pmids))):
                 found.update((row.pmid, row) for row in session.execute(
-                    select(Screening).where(Screening.topic == topic, Screening.pmid.in_(chunk))).scalars())
+                    select(Screening).where(col(Screening.topic) == topic, col(Screening.pmid).in_(chunk))).scalars())
     return found
 
 
@@ -227,7 +233,7 @@ def summaries_of(store: Store, topics: Sequence[str], pmids: Iterable[int]) -> d
     with store.session() as session:
         for chunk in chunked(sorted(set(pmids))):
             found.update(((row.topic, row.pmid), row) for row in session.execute(
-                select(Screening).where(Screening.topic.in_(list(topics)), Screening.pmid.in_(chunk))).scalars())
+                select(Screening).where(col(Screening.topic).in_(list(topics)), col(Screening.pmid).in_(chunk))).scalars())
     return found
 
 
@@ -318,7 +324,7 @@ def state_counts(store: Store, topic: str, reviewers: int, member_pmids=None, *,
             .where(_screening.c.topic == topic).group_by(state))
         counted = select(func.count()).select_from(membership).where(membership.c.topic == topic)
         with store.engine.connect() as connection:
-            counts = dict(connection.execute(decided).all())
+            counts: dict[str, int] = dict(connection.execute(decided).all())
             total = members if members is not None else connection.execute(counted).scalar_one()
         counts["unscreened"] = total - sum(count for name, count in counts.items() if name != "unscreened")
         return {name: counts.get(name, 0) for name in STATES}

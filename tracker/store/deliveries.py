@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import exists, select, update
+from sqlmodel import col
 
 from tracker.store.database import Store
 from tracker.store.models import Delivery, EventDelivery, OutboxMessage, Recipient, TopicPaper
@@ -19,7 +20,7 @@ from tracker.store.models import Delivery, EventDelivery, OutboxMessage, Recipie
 def recipient_since(store: Store, address: str) -> datetime | None:
     """Where the recipient's papers start (None for a reader who has never been mailed)."""
     with store.session() as session:
-        return session.execute(select(Recipient.since).where(Recipient.address == address)).scalar_one_or_none()
+        return session.execute(select(col(Recipient.since)).where(col(Recipient.address) == address)).scalar_one_or_none()
 
 
 def ensure_recipient(store: Store, address: str, *, since: datetime, now: datetime) -> datetime:
@@ -28,7 +29,7 @@ def ensure_recipient(store: Store, address: str, *, since: datetime, now: dateti
         store.upsert(session, Recipient.__table__, [{"address": address, "since": since, "created_at": now}],
                      ["address"], update=False)
         session.commit()
-        return session.execute(select(Recipient.since).where(Recipient.address == address)).scalar_one()
+        return session.execute(select(col(Recipient.since)).where(col(Recipient.address) == address)).scalar_one()
 
 
 def undelivered_papers(store: Store, address: str, topics: Sequence[str], *, since: datetime,
@@ -39,12 +40,12 @@ def undelivered_papers(store: Store, address: str, topics: Sequence[str], *, sin
     """
     if not topics:
         return []
-    delivered = exists().where(Delivery.recipient == address, Delivery.pmid == TopicPaper.pmid)
+    delivered = exists().where(col(Delivery.recipient) == address, col(Delivery.pmid) == col(TopicPaper.pmid))
     statement = (
-        select(TopicPaper.topic, TopicPaper.pmid)
-        .where(TopicPaper.topic.in_(list(topics)), TopicPaper.first_seen_at >= since,
-               TopicPaper.first_seen_at < until, ~delivered)
-        .order_by(TopicPaper.topic, TopicPaper.first_seen_at, TopicPaper.pmid)
+        select(col(TopicPaper.topic), col(TopicPaper.pmid))
+        .where(col(TopicPaper.topic).in_(list(topics)), col(TopicPaper.first_seen_at) >= since,
+               col(TopicPaper.first_seen_at) < until, ~delivered)
+        .order_by(col(TopicPaper.topic), col(TopicPaper.first_seen_at), col(TopicPaper.pmid))
     )
     with store.session() as session:
         return [(topic, pmid) for topic, pmid in session.execute(statement)]
@@ -52,7 +53,7 @@ def undelivered_papers(store: Store, address: str, topics: Sequence[str], *, sin
 
 def delivered_pmids(store: Store, address: str) -> set[int]:
     with store.session() as session:
-        return set(session.execute(select(Delivery.pmid).where(Delivery.recipient == address)).scalars())
+        return set(session.execute(select(col(Delivery.pmid)).where(col(Delivery.recipient) == address)).scalars())
 
 
 def save_pending(store: Store, *, message_id: str, recipient: str, subject: str, pmids: Sequence[int],
@@ -73,7 +74,7 @@ def mark_sent(store: Store, message_id: str, *, recipient: str, topic_of: dict[i
     told = [{"recipient": recipient, "event_id": event_id, "message_id": message_id, "delivered_at": now}
             for event_id in dict.fromkeys(event_ids)]
     with store.session() as session:
-        session.execute(update(OutboxMessage).where(OutboxMessage.message_id == message_id)
+        session.execute(update(OutboxMessage).where(col(OutboxMessage.message_id) == message_id)
                         .values(status="sent", sent_at=now, error=None))
         # A paper already in the ledger (an overlapping run) is kept as it was: this write must not fail
         # after the server has accepted the message.
@@ -84,7 +85,7 @@ def mark_sent(store: Store, message_id: str, *, recipient: str, topic_of: dict[i
 
 def mark_failed(store: Store, message_id: str, error: str) -> None:
     with store.session() as session:
-        session.execute(update(OutboxMessage).where(OutboxMessage.message_id == message_id)
+        session.execute(update(OutboxMessage).where(col(OutboxMessage.message_id) == message_id)
                         .values(status="failed", error=error))
         session.commit()
 
@@ -92,19 +93,19 @@ def mark_failed(store: Store, message_id: str, error: str) -> None:
 def pending_messages(store: Store, *, recipients: Sequence[str] | None = None,
                      before: datetime | None = None) -> list[OutboxMessage]:
     """Outbox rows still `pending` (a run stopped between SMTP and the ledger), oldest first."""
-    statement = select(OutboxMessage).where(OutboxMessage.status == "pending")
+    statement = select(OutboxMessage).where(col(OutboxMessage.status) == "pending")
     if recipients is not None:
-        statement = statement.where(OutboxMessage.recipient.in_(list(recipients)))
+        statement = statement.where(col(OutboxMessage.recipient).in_(list(recipients)))
     if before is not None:
-        statement = statement.where(OutboxMessage.created_at < before)
+        statement = statement.where(col(OutboxMessage.created_at) < before)
     with store.session() as session:
-        return list(session.execute(statement.order_by(OutboxMessage.created_at, OutboxMessage.message_id)).scalars())
+        return list(session.execute(statement.order_by(col(OutboxMessage.created_at), col(OutboxMessage.message_id))).scalars())
 
 
 def outbox_messages(store: Store, recipient: str | None = None) -> list[OutboxMessage]:
-    statement = select(OutboxMessage).order_by(OutboxMessage.created_at, OutboxMessage.message_id)
+    statement = select(OutboxMessage).order_by(col(OutboxMessage.created_at), col(OutboxMessage.message_id))
     if recipient is not None:
-        statement = statement.where(OutboxMessage.recipient == recipient)
+        statement = statement.where(col(OutboxMessage.recipient) == recipient)
     with store.session() as session:
         return list(session.execute(statement).scalars())
 

@@ -10,8 +10,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime
 from types import SimpleNamespace
+from typing import cast
 
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from tracker.pubmed import Paper
 from tracker.store.database import Store, chunked, utcnow
@@ -28,19 +30,19 @@ def topic_papers_since(store: Store, slug: str, since: datetime | None, until: d
 
     Either bound may be None (open). With `pmids`, only those papers are considered.
     """
-    conditions = [TopicPaper.topic == slug]
+    conditions = [col(TopicPaper.topic) == slug]
     if since is not None:
-        conditions.append(TopicPaper.first_seen_at >= since)
+        conditions.append(col(TopicPaper.first_seen_at) >= since)
     if until is not None:
-        conditions.append(TopicPaper.first_seen_at < until)
-    statement = select(TopicPaper.pmid, TopicPaper.first_seen_at)
+        conditions.append(col(TopicPaper.first_seen_at) < until)
+    statement = select(col(TopicPaper.pmid), col(TopicPaper.first_seen_at))
     found: list[tuple[int, datetime]] = []
     with store.session() as session:
         if pmids is None:
             found.extend((pmid, seen) for pmid, seen in session.execute(statement.where(*conditions)))
         else:
             for chunk in chunked(sorted(set(pmids))):
-                rows = session.execute(statement.where(*conditions, TopicPaper.pmid.in_(chunk)))
+                rows = session.execute(statement.where(*conditions, col(TopicPaper.pmid).in_(chunk)))
                 found.extend((pmid, seen) for pmid, seen in rows)
     return sorted(found, key=lambda item: (item[1], item[0]))
 
@@ -52,8 +54,8 @@ def baseline_pmids(store: Store, slug: str, pmids: Sequence[int]) -> set[int]:
     with store.session() as session:
         for chunk in chunked(sorted(set(pmids))):
             found.update(session.execute(
-                select(TopicPaper.pmid).join(Run, Run.id == TopicPaper.run_id)
-                .where(TopicPaper.topic == slug, Run.kind == "backfill", TopicPaper.pmid.in_(chunk))).scalars())
+                select(col(TopicPaper.pmid)).join(Run, col(Run.id) == col(TopicPaper.run_id))
+                .where(col(TopicPaper.topic) == slug, col(Run.kind) == "backfill", col(TopicPaper.pmid).in_(chunk))).scalars())
     return found
 
 
@@ -62,9 +64,9 @@ def load_digest_papers(store: Store, pmids: Sequence[int]) -> dict[int, Paper]:
     papers: dict[int, Paper] = {}
     with store.session() as session:
         for chunk in chunked(sorted(set(pmids))):
-            for row in session.execute(select(*_PAPER_COLUMNS).where(PaperRow.pmid.in_(chunk))).mappings():
+            for row in session.execute(select(*_PAPER_COLUMNS).where(col(PaperRow.pmid).in_(chunk))).mappings():
                 # row_to_paper only reads attributes, so a namespace of the selected columns stands in for the row.
-                papers[row["pmid"]] = row_to_paper(SimpleNamespace(**row, abstract="", xml_gz=b""))
+                papers[row["pmid"]] = row_to_paper(cast(PaperRow, SimpleNamespace(**row, abstract="", xml_gz=b"")))
     return papers
 
 
@@ -74,7 +76,8 @@ def other_topics_for(store: Store, pmids: Sequence[int], *, exclude: str | None 
     with store.session() as session:
         for chunk in chunked(sorted(set(pmids))):
             rows = session.execute(
-                select(TopicPaper.pmid, TopicPaper.topic).where(TopicPaper.pmid.in_(chunk)).order_by(TopicPaper.topic)
+                select(col(TopicPaper.pmid), col(TopicPaper.topic)).where(col(TopicPaper.pmid).in_(chunk))
+                .order_by(col(TopicPaper.topic))
             )
             for pmid, topic in rows:
                 if topic != exclude:
@@ -86,18 +89,18 @@ def latest_run(store: Store, slug: str) -> Run | None:
     """The topic's most recent run, whatever its status (a running one included)."""
     with store.session() as session:
         return session.execute(
-            select(Run).where(Run.topic == slug).order_by(Run.started_at.desc(), Run.id.desc()).limit(1)
+            select(Run).where(col(Run.topic) == slug).order_by(col(Run.started_at).desc(), col(Run.id).desc()).limit(1)
         ).scalars().first()
 
 
 def last_digest(store: Store, slug: str, *, ended_by: datetime | None = None) -> DigestRecord | None:
     """The topic's digest that ended last, optionally only among those that ended at or before `ended_by`."""
-    statement = select(DigestRecord).where(DigestRecord.topic == slug)
+    statement = select(DigestRecord).where(col(DigestRecord.topic) == slug)
     if ended_by is not None:
-        statement = statement.where(DigestRecord.period_end <= ended_by)
+        statement = statement.where(col(DigestRecord.period_end) <= ended_by)
     with store.session() as session:
         return session.execute(
-            statement.order_by(DigestRecord.period_end.desc(), DigestRecord.id.desc()).limit(1)
+            statement.order_by(col(DigestRecord.period_end).desc(), col(DigestRecord.id).desc()).limit(1)
         ).scalars().first()
 
 
@@ -108,8 +111,8 @@ def save_digest_record(store: Store, slug: str, *, period_start: datetime | None
         record = None
         if path is not None:
             record = session.execute(
-                select(DigestRecord).where(DigestRecord.topic == slug, DigestRecord.path == path)
-                .order_by(DigestRecord.id.desc()).limit(1)
+                select(DigestRecord).where(col(DigestRecord.topic) == slug, col(DigestRecord.path) == path)
+                .order_by(col(DigestRecord.id).desc()).limit(1)
             ).scalars().first()
         if record is None:
             record = DigestRecord(topic=slug, period_end=period_end, created_at=utcnow())
@@ -142,7 +145,7 @@ def monthly_counts(store: Store, slug: str, start: datetime, end: datetime) -> l
         for month, low, high in bounds:
             counts.append((month, session.execute(
                 select(func.count()).select_from(TopicPaper).where(
-                    TopicPaper.topic == slug, TopicPaper.first_seen_at >= low, TopicPaper.first_seen_at < high)
+                    col(TopicPaper.topic) == slug, col(TopicPaper.first_seen_at) >= low, col(TopicPaper.first_seen_at) < high)
             ).scalar_one()))
     return counts
 
@@ -150,10 +153,10 @@ def monthly_counts(store: Store, slug: str, start: datetime, end: datetime) -> l
 def monthly_received_counts(store: Store, slug: str, start: date, end: date) -> list[tuple[date, int]]:
     """(first day of the month, papers of `slug` PubMed received that month) for each month from `start`'s to
     `end`'s, by the paper's create date [crdt]: what the literature did, whenever the tracker first saw it."""
-    year, month = func.extract("year", PaperRow.create_date), func.extract("month", PaperRow.create_date)
+    year, month = func.extract("year", col(PaperRow.create_date)), func.extract("month", col(PaperRow.create_date))
     statement = (select(year, month, func.count())
-                 .join(TopicPaper, TopicPaper.pmid == PaperRow.pmid)
-                 .where(TopicPaper.topic == slug, PaperRow.create_date >= start, PaperRow.create_date < end)
+                 .join(TopicPaper, col(TopicPaper.pmid) == col(PaperRow.pmid))
+                 .where(col(TopicPaper.topic) == slug, col(PaperRow.create_date) >= start, col(PaperRow.create_date) < end)
                  .group_by(year, month))
     with store.session() as session:
         found = {(int(y), int(m)): count for y, m, count in session.execute(statement)}

@@ -21,9 +21,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
+from typing import Self
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlmodel import col
 
 from tracker.errors import LockHeldError, LockLostError
 from tracker.store.database import Store, utcnow
@@ -108,7 +110,7 @@ class InstanceLockHandle:
             with self.store.engine.begin() as connection:
                 taken = connection.execute(
                     update(InstanceLock.__table__)
-                    .where(InstanceLock.name == self.name, InstanceLock.token == holder.token)
+                    .where(col(InstanceLock.name) == self.name, col(InstanceLock.token) == holder.token)
                     .values(**self._mine(now))
                 ).rowcount
             if taken == 1:
@@ -125,7 +127,7 @@ class InstanceLockHandle:
             with self.store.engine.begin() as connection:
                 updated = connection.execute(
                     update(InstanceLock.__table__)
-                    .where(InstanceLock.name == self.name, InstanceLock.token == self.token)
+                    .where(col(InstanceLock.name) == self.name, col(InstanceLock.token) == self.token)
                     .values(heartbeat_at=utcnow())
                 ).rowcount
         except SQLAlchemyError as error:
@@ -145,13 +147,13 @@ class InstanceLockHandle:
         try:
             with self.store.engine.begin() as connection:
                 connection.execute(delete(InstanceLock.__table__)
-                                   .where(InstanceLock.name == self.name, InstanceLock.token == self.token))
+                                   .where(col(InstanceLock.name) == self.name, col(InstanceLock.token) == self.token))
         except SQLAlchemyError as error:
             log.warning("could not release the lock on %s (%s); the next start takes it over", self.store.describe(), error)
 
     def holder(self) -> Holder | None:
         with self.store.engine.begin() as connection:
-            row = connection.execute(select(InstanceLock.__table__).where(InstanceLock.name == self.name)).first()
+            row = connection.execute(select(InstanceLock.__table__).where(col(InstanceLock.name) == self.name)).first()
         if row is None:
             return None
         return Holder(host=row.host, pid=row.pid, boot_id=row.boot_id, started_at=_aware(row.started_at),
@@ -197,7 +199,7 @@ class InstanceLockHandle:
                 if remote else "stop it first")
         return f"another {self.what} ({holder.describe(self.zone)}{seen}) holds the lock on {self.store.describe()}: {hint}"
 
-    def __enter__(self) -> "InstanceLockHandle":
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 

@@ -1,15 +1,21 @@
-"""The tables. Papers are stored once, keyed by PMID; everything else points at them."""
+"""The tables. Papers are stored once, keyed by PMID; everything else points at them.
+
+Each table declares `__table__: ClassVar[Table]` for type checkers: SQLAlchemy's declarative mapping sets it
+at class creation, but SQLModel does not declare it, so `PaperRow.__table__` would not type-check otherwise.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import ClassVar
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
 class PaperRow(SQLModel, table=True):
     __tablename__ = "paper"
+    __table__: ClassVar[Table]
     # The web app's topic page filters a topic's papers on these columns (tracker/store/browse.py). Covered by an
     # index, SQLite reads them without the row: a paper's row spans several overflow pages (abstract, authors
     # JSON, the XML), and reading a column near its end walks them, for each of 100,000 papers.
@@ -77,6 +83,7 @@ class TopicPaper(SQLModel, table=True):
     """A paper's membership in a topic: when the topic first saw it and which run found it."""
 
     __tablename__ = "topic_paper"
+    __table__: ClassVar[Table]
     __table_args__ = (Index("ix_topic_paper_topic_seen", "topic", "first_seen_at"),)
 
     topic: str = Field(primary_key=True)
@@ -87,6 +94,7 @@ class TopicPaper(SQLModel, table=True):
 
 class Run(SQLModel, table=True):
     __tablename__ = "run"
+    __table__: ClassVar[Table]
     __table_args__ = (Index("ix_run_topic_started", "topic", "started_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
@@ -119,6 +127,7 @@ class TopicState(SQLModel, table=True):
     """Where a topic's next incremental run starts. Written only by a run that succeeded."""
 
     __tablename__ = "topic_state"
+    __table__: ClassVar[Table]
 
     topic: str = Field(primary_key=True)
     query: str
@@ -130,6 +139,7 @@ class TopicState(SQLModel, table=True):
 
 class SchemaVersion(SQLModel, table=True):
     __tablename__ = "tracker_schema"
+    __table__: ClassVar[Table]
 
     id: int = Field(default=1, primary_key=True)
     version: int
@@ -143,6 +153,7 @@ class Decision(SQLModel, table=True):
     """
 
     __tablename__ = "decision"
+    __table__: ClassVar[Table]
     __table_args__ = (Index("ix_decision_topic_pmid", "topic", "pmid"),)
 
     id: int | None = Field(default=None, primary_key=True)
@@ -162,6 +173,7 @@ class CurrentDecision(SQLModel, table=True):
     """Each reviewer's latest decision on a paper of a topic: the decision rows that nothing replaced yet."""
 
     __tablename__ = "current_decision"
+    __table__: ClassVar[Table]
 
     topic: str = Field(primary_key=True)
     pmid: int = Field(primary_key=True, foreign_key="paper.pmid")
@@ -183,6 +195,7 @@ class Screening(SQLModel, table=True):
     """
 
     __tablename__ = "screening"
+    __table__: ClassVar[Table]
     __table_args__ = (Index("ix_screening_topic_latest", "topic", "latest"),)
 
     topic: str = Field(primary_key=True)
@@ -201,6 +214,7 @@ class MigrationRecord(SQLModel, table=True):
     """A migration this database has had (tracker/store/schema.py): which, when, and how long it took."""
 
     __tablename__ = "tracker_migration"
+    __table__: ClassVar[Table]
 
     version: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     name: str
@@ -212,6 +226,7 @@ class DigestRecord(SQLModel, table=True):
     """A digest written for a topic: the next default period starts where this one ended."""
 
     __tablename__ = "digest"
+    __table__: ClassVar[Table]
     __table_args__ = (Index("ix_digest_topic_created", "topic", "created_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
@@ -227,6 +242,7 @@ class OutboxMessage(SQLModel, table=True):
     """A message about to be sent, written with its Message-ID before SMTP sees it."""
 
     __tablename__ = "outbox"
+    __table__: ClassVar[Table]
 
     message_id: str = Field(primary_key=True)
     recipient: str = Field(index=True)
@@ -242,6 +258,7 @@ class Delivery(SQLModel, table=True):
     """The delivery ledger: a paper goes to a recipient once."""
 
     __tablename__ = "delivery"
+    __table__: ClassVar[Table]
 
     recipient: str = Field(primary_key=True)
     pmid: int = Field(primary_key=True, foreign_key="paper.pmid")
@@ -254,6 +271,7 @@ class Recipient(SQLModel, table=True):
     """A mail reader: their first mail covers papers first seen from `since` on; the ledger does the rest."""
 
     __tablename__ = "recipient"
+    __table__: ClassVar[Table]
 
     address: str = Field(primary_key=True)
     since: datetime
@@ -264,6 +282,7 @@ class InstanceLock(SQLModel, table=True):
     """A process lock (tracker/store/locks.py): a topic's run or the e-mail; the row exists while it is held."""
 
     __tablename__ = "instance_lock"
+    __table__: ClassVar[Table]
 
     name: str = Field(primary_key=True)
     token: str  # this holder's random id: a takeover or release must match it
@@ -278,6 +297,7 @@ class ChangeCheck(SQLModel, table=True):
     """How far a topic's search of modified records [mdat] has looked (tracker/watch.py)."""
 
     __tablename__ = "change_check"
+    __table__: ClassVar[Table]
 
     topic: str = Field(primary_key=True)
     checked_through: date
@@ -289,6 +309,7 @@ class StatusEvent(SQLModel, table=True):
     """A change PubMed made to a stored paper: retraction, expression of concern, erratum, update, deletion."""
 
     __tablename__ = "status_event"
+    __table__: ClassVar[Table]
     __table_args__ = (UniqueConstraint("pmid", "kind", "notice_pmid"),)
 
     id: int | None = Field(default=None, primary_key=True)
@@ -304,6 +325,7 @@ class PaperRevision(SQLModel, table=True):
     """A paper's previous record, kept when a refetched version brought status events."""
 
     __tablename__ = "paper_revision"
+    __table__: ClassVar[Table]
 
     id: int | None = Field(default=None, primary_key=True)
     pmid: int = Field(foreign_key="paper.pmid", index=True)
@@ -316,6 +338,7 @@ class EventDelivery(SQLModel, table=True):
     """The ledger of status events told to a recipient: each goes to each recipient once."""
 
     __tablename__ = "event_delivery"
+    __table__: ClassVar[Table]
 
     recipient: str = Field(primary_key=True)
     event_id: int = Field(primary_key=True, foreign_key="status_event.id")
@@ -327,6 +350,7 @@ class JobLease(SQLModel, table=True):
     """Which scheduler runs a job's run due at `due_at` (tracker/store/leases.py): one row per job and due time."""
 
     __tablename__ = "job_lease"
+    __table__: ClassVar[Table]
 
     job: str = Field(primary_key=True)
     due_at: datetime = Field(primary_key=True)  # the run's scheduled time, UTC
@@ -345,6 +369,7 @@ class Account(SQLModel, table=True):
     """A person who may use the web app in team mode (tracker/web): a reviewer, or an admin."""
 
     __tablename__ = "account"
+    __table__: ClassVar[Table]
 
     name: str = Field(primary_key=True)  # also the reviewer name their decisions carry
     password_hash: str  # Argon2id, in its own encoded form (tracker/web/accounts.py)
@@ -357,6 +382,7 @@ class WebSession(SQLModel, table=True):
     """A signed-in browser (tracker/web): the row exists while the session lasts; logging out deletes it."""
 
     __tablename__ = "web_session"
+    __table__: ClassVar[Table]
 
     # The SHA-256 of the cookie's random value: the cookie itself is never stored.
     id: str = Field(primary_key=True)
@@ -373,6 +399,7 @@ class LoginFailure(SQLModel, table=True):
     """Failed logins counted per user name and per address, so that the delay after them survives a restart."""
 
     __tablename__ = "login_failure"
+    __table__: ClassVar[Table]
 
     key: str = Field(primary_key=True)  # "user:NAME" or "address:IP"
     failures: int = 0  # since the last successful login (or the last quiet spell)
@@ -386,6 +413,7 @@ class RelevanceScore(SQLModel, table=True):
     are refreshed (tracker/relevance.py), so nothing read back from the database can run code.
     """
 
+    __table__: ClassVar[Table]
     __tablename__ = "relevance_score"
     __table_args__ = (Index("ix_relevance_score_topic_score", "topic", "score"),)
 
@@ -397,6 +425,7 @@ class RelevanceScore(SQLModel, table=True):
 class RankingState(SQLModel, table=True):
     """How a topic's relevance scores were made: the decisions they learned from and when."""
 
+    __table__: ClassVar[Table]
     __tablename__ = "ranking_state"
 
     topic: str = Field(primary_key=True)

@@ -6,9 +6,11 @@ import threading
 import weakref
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime
+from typing import Protocol
 
-from sqlalchemy import select, text
-from sqlmodel import Session
+from sqlalchemy import Row, select, text
+from sqlalchemy.engine import Connection
+from sqlmodel import Session, col
 
 from tracker.evidence import classify
 from tracker.notices import paper_status
@@ -221,11 +223,17 @@ _POSTGRES_DOCUMENT = (
 )
 
 
+class HasDialect(Protocol):
+    """All the search index needs of a store: which database it is (a copy's target is one before it is a Store)."""
+
+    dialect: str
+
+
 def save_search_index(store: Store, session: Session, papers: Sequence[Paper]) -> None:
     write_search_index(store, session, [{"pmid": p.pmid, **search_text(p)} for p in papers])
 
 
-def save_search_index_rows(store: Store, session: Session, rows: Sequence, *,
+def save_search_index_rows(store: HasDialect, session: Session | Connection, rows: Sequence, *,
                            indexed: Collection[int] | None = None) -> None:
     """`save_search_index` for stored rows (PaperRow objects or mappings of the paper's columns); `indexed`, when
     known, are those among them that have an entry already (None: any may have)."""
@@ -234,7 +242,7 @@ def save_search_index_rows(store: Store, session: Session, rows: Sequence, *,
     ], indexed=indexed)
 
 
-def write_search_index(store: Store, session: Session, entries: Sequence[dict], *,
+def write_search_index(store: HasDialect, session: Session | Connection, entries: Sequence[dict], *,
                        indexed: Collection[int] | None = None) -> None:
     """Index (or re-index) papers from their search text: {"pmid": ..., **search_text(paper)} each."""
     write_search_entries(store.dialect, session, entries, indexed=indexed)
@@ -270,18 +278,18 @@ def stored_pmids(store: Store, pmids: Sequence[int]) -> set[int]:
     found: set[int] = set()
     with store.session() as session:
         for chunk in chunked(list(pmids)):
-            found.update(session.execute(select(PaperRow.pmid).where(PaperRow.pmid.in_(chunk))).scalars())
+            found.update(session.execute(select(col(PaperRow.pmid)).where(col(PaperRow.pmid).in_(chunk))).scalars())
     return found
 
 
 def topic_pmids(store: Store, topic: str, pmids: Sequence[int] | None = None) -> set[int]:
     with store.session() as session:
         if pmids is None:
-            return set(session.execute(select(TopicPaper.pmid).where(TopicPaper.topic == topic)).scalars())
+            return set(session.execute(select(col(TopicPaper.pmid)).where(col(TopicPaper.topic) == topic)).scalars())
         found: set[int] = set()
         for chunk in chunked(list(pmids)):
             found.update(session.execute(
-                select(TopicPaper.pmid).where(TopicPaper.topic == topic, TopicPaper.pmid.in_(chunk))
+                select(col(TopicPaper.pmid)).where(col(TopicPaper.topic) == topic, col(TopicPaper.pmid).in_(chunk))
             ).scalars())
         return found
 
@@ -294,7 +302,7 @@ def _link(store: Store, session: Session, topic: str, pmids: Iterable[int], run_
     existing: set[int] = set()
     for chunk in chunked(pmids):
         existing.update(session.execute(
-            select(TopicPaper.pmid).where(TopicPaper.topic == topic, TopicPaper.pmid.in_(chunk))
+            select(col(TopicPaper.pmid)).where(col(TopicPaper.topic) == topic, col(TopicPaper.pmid).in_(chunk))
         ).scalars())
     rows = [{"topic": topic, "pmid": p, "first_seen_at": now, "run_id": run_id} for p in pmids if p not in existing]
     store.upsert(session, TopicPaper.__table__, rows, ["topic", "pmid"], update=False)
@@ -311,7 +319,7 @@ def save_papers(store: Store, papers: Sequence[Paper], *, topic: str | None = No
     with store.session() as session:
         before: set[int] = set()
         for chunk in chunked([p.pmid for p in unique]):
-            before.update(session.execute(select(PaperRow.pmid).where(PaperRow.pmid.in_(chunk))).scalars())
+            before.update(session.execute(select(col(PaperRow.pmid)).where(col(PaperRow.pmid).in_(chunk))).scalars())
         rows = [paper_to_row(p, now) for p in unique]
         store.upsert(session, PaperRow.__table__, rows, ["pmid"])
         save_search_index_rows(store, session, rows, indexed=before)  # from the rows: trial ids are found once
@@ -330,12 +338,12 @@ def link_papers(store: Store, topic: str, pmids: Sequence[int], run_id: int | No
 
 def newest_pmids(store: Store, pmids: Sequence[int], limit: int) -> list[int]:
     """The `limit` PMIDs among `pmids` that entered PubMed last (create date, then PMID, descending)."""
-    newest = []
+    newest: list[Row] = []
     with store.session() as session:
         for chunk in chunked(list(pmids)):
             newest += session.execute(
-                select(PaperRow.create_date, PaperRow.pmid).where(PaperRow.pmid.in_(chunk))
-                .order_by(PaperRow.create_date.desc().nulls_last(), PaperRow.pmid.desc()).limit(limit)
+                select(col(PaperRow.create_date), col(PaperRow.pmid)).where(col(PaperRow.pmid).in_(chunk))
+                .order_by(col(PaperRow.create_date).desc().nulls_last(), col(PaperRow.pmid).desc()).limit(limit)
             ).all()
     newest.sort(key=lambda row: (row.create_date or date.min, row.pmid), reverse=True)
     return [row.pmid for row in newest[:limit]]
@@ -346,7 +354,8 @@ def load_papers(store: Store, pmids: Sequence[int]) -> list[Paper]:
     papers: list[Paper] = []
     with store.session() as session:
         for chunk in chunked(list(pmids)):
-            papers.extend(row_to_paper(row) for row in session.execute(select(PaperRow).where(PaperRow.pmid.in_(chunk))).scalars())
+            rows = session.execute(select(PaperRow).where(col(PaperRow.pmid).in_(chunk))).scalars()
+            papers.extend(row_to_paper(row) for row in rows)
     return sorted(papers, key=lambda p: order[p.pmid])
 
 
@@ -354,7 +363,7 @@ def count_topic_papers(store: Store) -> dict[str, int]:
     from sqlalchemy import func
 
     with store.session() as session:
-        return dict(session.execute(select(TopicPaper.topic, func.count()).group_by(TopicPaper.topic)).all())
+        return dict(session.execute(select(col(TopicPaper.topic), func.count()).group_by(col(TopicPaper.topic))).all())
 
 
 # -- membership figures, kept while the memberships stay the same ---------------------------------
@@ -393,7 +402,7 @@ def member_counts(store: Store, slugs: Sequence[str]) -> dict[str, int]:
     def count(slug: str) -> int:
         with store.engine.connect() as connection:
             return connection.execute(select(func.count()).select_from(TopicPaper)
-                                      .where(TopicPaper.topic == slug)).scalar_one()
+                                      .where(col(TopicPaper.topic) == slug)).scalar_one()
 
     return {slug: _kept(store, ("members", slug), lambda slug=slug: count(slug)) for slug in slugs}
 
@@ -403,7 +412,7 @@ def shared_count(store: Store, slug: str) -> int:
     from sqlalchemy import func
 
     other = TopicPaper.__table__.alias("other")
-    members = select(TopicPaper.pmid).where(TopicPaper.topic == slug)
+    members = select(col(TopicPaper.pmid)).where(col(TopicPaper.topic) == slug)
 
     def count() -> int:
         with store.engine.connect() as connection:

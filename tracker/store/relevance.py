@@ -96,7 +96,8 @@ def save_scores(store: Store, state: RankingState, scores: Mapping[int, float]) 
         connection.execute(delete(_state).where(_state.c.topic == state.topic))
         connection.execute(insert(_state).values(topic=state.topic, included=state.included, excluded=state.excluded,
                                                  decision_mark=state.decision_mark, papers=state.papers,
-                                                 likely_from=state.likely_from, trained_at=state.trained_at, seconds=state.seconds))
+                                                 likely_from=state.likely_from, trained_at=state.trained_at,
+                                                 seconds=state.seconds))
 
 
 def clear_scores(store: Store, topic: str) -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import date
+from typing import cast
 
 from sqlalchemy import func, select, update
+from sqlmodel import col
 
+from tracker.errors import StoreError
 from tracker.store.database import Store, utcnow
 from tracker.store.models import Run, TopicState
 
@@ -35,18 +38,19 @@ def close_interrupted_runs(store: Store, topic: str) -> list[int]:
     """
     with store.engine.begin() as connection:
         found = connection.execute(
-            select(Run.id, Run.pid).where(Run.topic == topic, Run.status == "running", Run.kind.in_(LOCKED_RUN_KINDS))
-            .order_by(Run.id)
+            select(col(Run.id), col(Run.pid))
+            .where(col(Run.topic) == topic, col(Run.status) == "running", col(Run.kind).in_(LOCKED_RUN_KINDS))
+            .order_by(col(Run.id))
         ).all()
         for run_id, pid in found:
             who = f"its process (pid {pid})" if pid is not None else "its process"
-            connection.execute(update(Run).where(Run.id == run_id, Run.status == "running").values(
+            connection.execute(update(Run).where(col(Run.id) == run_id, col(Run.status) == "running").values(
                 status="failed",
                 error=f"interrupted: {who} stopped before the run finished (killed, or its machine went down); "
                       "nothing it saved was lost, and the watermark did not move, so the next fetch covers its "
                       "window again",
             ))
-    return [run_id for run_id, _pid in found]
+    return [cast(int, run_id) for run_id, _pid in found]  # a stored run always has its id
 
 
 @dataclass
@@ -69,6 +73,8 @@ def finish_run(store: Store, run_id: int, counts: RunCounts, *, error: str | Non
     """Close a run; when it succeeded and `watermark` is given, save the new sync state in the same transaction."""
     with store.session() as session:
         run = session.get(Run, run_id)
+        if run is None:
+            raise StoreError(f"run {run_id} is not in {store.describe()}: only a run started there can be finished")
         run.status = "failed" if error else "succeeded"
         run.finished_at = utcnow()
         run.error = error
@@ -94,15 +100,15 @@ def topic_state(store: Store, topic: str) -> TopicState | None:
 
 def recent_runs(store: Store, *, limit: int = 20, topic: str | None = None) -> list[Run]:
     with store.session() as session:
-        statement = select(Run).order_by(Run.started_at.desc(), Run.id.desc()).limit(limit)
+        statement = select(Run).order_by(col(Run.started_at).desc(), col(Run.id).desc()).limit(limit)
         if topic:
-            statement = statement.where(Run.topic == topic)
+            statement = statement.where(col(Run.topic) == topic)
         return list(session.execute(statement).scalars())
 
 
 def last_runs(store: Store) -> dict[str, Run]:
     """The latest run of every topic (including one still running)."""
     with store.session() as session:
-        latest = select(Run.topic, func.max(Run.id).label("id")).group_by(Run.topic).subquery()
-        runs = session.execute(select(Run).join(latest, Run.id == latest.c.id)).scalars()
+        latest = select(col(Run.topic), func.max(col(Run.id)).label("id")).group_by(col(Run.topic)).subquery()
+        runs = session.execute(select(Run).join(latest, col(Run.id) == latest.c.id)).scalars()
         return {run.topic: run for run in runs}

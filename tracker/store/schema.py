@@ -26,7 +26,7 @@ from sqlalchemy import JSON, LargeBinary, bindparam, inspect, select
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
 from sqlalchemy.engine import Connection
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from tracker.store import models
 from tracker.store.models import MigrationRecord, SchemaVersion
@@ -349,7 +349,7 @@ def read_state(connection: Connection) -> SchemaState:
             return SchemaState(FOREIGN, foreign_tables=tuple(sorted(tables)))
         # No tables, or a creation that never committed its version (create_all adds only what is missing).
         return SchemaState(EMPTY)
-    version = connection.execute(select(SchemaVersion.version)).scalar_one_or_none() or 0
+    version = connection.execute(select(col(SchemaVersion.version))).scalar_one_or_none() or 0
     if version > SCHEMA_VERSION:
         return SchemaState(NEWER, version)
     if version < SCHEMA_VERSION:

@@ -28,8 +28,8 @@ from tracker.errors import ConfigError, SearchSyntaxError
 from tracker.notices import describe_status, status_mark
 from tracker.pubmed import Author
 from tracker.store.database import Store
-from tracker.store.schema import FTS_COLUMNS
 from tracker.store.models import PaperRow, TopicPaper
+from tracker.store.schema import FTS_COLUMNS
 
 # bm25 weights in FTS_COLUMNS order (title, abstract, mesh, keywords, authors): a title hit counts most.
 WEIGHTS = {"title": 10.0, "abstract": 1.0, "mesh": 3.0, "keywords": 3.0, "authors": 1.0}
@@ -218,7 +218,7 @@ def _token_items(token: str) -> list:
 def _column_filter(spec: str, rest: str) -> list:
     match = _COLUMN_SPEC.fullmatch(spec)
     names = ([match[2]] if match[2] else match[3].split()) if match else []
-    if not names or any(name.lower() not in COLUMN_WEIGHTS for name in names):
+    if match is None or not names or any(name.lower() not in COLUMN_WEIGHTS for name in names):
         raise SearchSyntaxError(SYNTAX_HINT)  # FTS5: no such column
     weights = frozenset(COLUMN_WEIGHTS[name.lower()] for name in names)
     if match[1]:
@@ -378,12 +378,12 @@ def _rank_postgres(store: Store, query: str, topic: str | None, limit: int) -> l
     # ("the*") is then looked up unstemmed, to find words such as theory.
     lookups = [(index, config) for index, term in enumerate(terms) if f"p{index}" in params
                for config in (("english", "simple") if term.prefix else ("english",))]
-    chosen = {id(term): _NOTHING if isinstance(value, str) else value for term, value in zip(terms, values)}
+    chosen = {id(term): _NOTHING if isinstance(value, str) else value for term, value in zip(terms, values, strict=True)}
     with store.engine.connect() as connection:
         if lookups:
             counts = connection.execute(text("SELECT ARRAY[" + ", ".join(
                 f"numnode(to_tsquery('{config}', :p{index}))" for index, config in lookups) + "]"), params).scalar_one()
-            for (index, config), count in zip(lookups, counts):
+            for (index, config), count in zip(lookups, counts, strict=True):
                 if count and chosen[id(terms[index])] is _NOTHING:
                     chosen[id(terms[index])] = f"to_tsquery('{config}', :p{index})"
         expression = _compose(tree, chosen)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
@@ -18,11 +19,16 @@ from tracker import __version__
 from tracker.errors import ConfigError
 from tracker.evidence import TIER_RULES, tier_label
 from tracker.notices import describe_status
+from tracker.relevance import RelevanceRefresher
 from tracker.render import moment
 from tracker.settings import Settings
 from tracker.store import Store
 from tracker.store.decisions import STATES
+from tracker.topics import Topic
 from tracker.web.security import CSRF_FIELD, Access, Guard
+
+if TYPE_CHECKING:
+    from tracker.web.pages import ScanCache
 
 HERE = Path(__file__).parent
 SCRIPT = "htmx-2.0.11.min.js"  # vendored, pinned: tracker/web/static/htmx-LICENSE.txt
@@ -47,6 +53,12 @@ class Pages:
         self.store = store
         self.access = access
         self.env = environment()
+        self.scans: ScanCache  # the topic files, read again when they change: set by tracker.web.pages.routes
+        # Decisions made here retrain their topic's relevance model in the background (tracker/relevance.py).
+        self.refresher = RelevanceRefresher(store, self._topic_for)
+
+    def _topic_for(self, slug: str) -> Topic | None:
+        return self.scans.scan().topics.get(slug)
 
     def render(self, request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:
         session = request.state.session
@@ -60,9 +72,8 @@ class Pages:
 
 
 def create_app(settings: Settings, store: Store, access: Access) -> Starlette:
-    from tracker.web import auth, pages, query, screen
-
     from tracker.relevance import RelevanceRefresher
+    from tracker.web import auth, pages, query, screen
 
     web = Pages(settings, store, access)
     web.refresher = RelevanceRefresher(store, lambda slug: web.scans.scan().topics.get(slug))

@@ -60,13 +60,14 @@ def routes(web) -> list[Route]:
         if outcome.wait > 0:
             return login_page(request, status_code=429, name=name,
                               error=f"Too many failed logins: wait {math.ceil(outcome.wait)} seconds, then try again.")
-        if outcome.account is None:
+        account = outcome.account
+        if account is None:
             return login_page(request, status_code=401, name=name, error="Wrong user name or password.")
         old = request.cookies.get(SESSION_COOKIE)
         if old:
             await run_in_threadpool(delete_session, web.store, session_id(old))
-        value, _ = await run_in_threadpool(lambda: new_session(web.access, account=outcome.account.name,
-                                                               reviewer=outcome.account.name, role=outcome.account.role))
+        value, _ = await run_in_threadpool(lambda: new_session(web.access, account=account.name,
+                                                               reviewer=account.name, role=account.role))
         response = RedirectResponse(safe_next(str(form.get("next", "/"))), status_code=303)
         set_session_cookie(response, request, web.access, value)
         response.delete_cookie(LOGIN_COOKIE, path="/login")
