@@ -249,6 +249,8 @@ def test_a_ranked_topic_screens_the_most_relevant_paper_first_and_sorts_by_relev
         client = personal(settings, store)
         assert said(client.get("/topics/sepsis/screen").text, "order") == (
             "Order: newest first: ranking starts after 2 more decisions")
+        assert said(client.get("/topics/sepsis?sort=relevance").text, "meta ranking") == (
+            "Order: ranking starts after 2 more decisions.")
         decide(store, SEPSIS, [1, 2, 3], "include", reviewer="ana")
         decide(store, SEPSIS, [11, 12, 13], "exclude", reviewer="ana", reasons=["wrong population"])
         refresh_relevance(store, SEPSIS)
@@ -257,7 +259,9 @@ def test_a_ranked_topic_screens_the_most_relevant_paper_first_and_sorts_by_relev
         page = client.get("/topics/sepsis/screen").text
         assert f'name="pmid" value="{best}"' in page and best in (21, 23)
         assert said(page, "order").startswith("Order: most relevant first: ordered by 6 earlier decisions in this topic")
-        by_relevance = listed(client.get("/topics/sepsis?sort=relevance").text)
+        ranked_page = client.get("/topics/sepsis?sort=relevance").text
+        assert said(ranked_page, "meta ranking") == "Order: ordered by 6 earlier decisions in this topic."
+        by_relevance = listed(ranked_page)
         everything = scores_of(store, ["sepsis"], by_relevance)
         assert by_relevance == sorted(by_relevance, key=lambda pmid: (-everything[pmid], -pmid)) and len(by_relevance) == 10
         # Keyset pages in relevance order resume exactly where the last one ended.

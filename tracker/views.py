@@ -165,6 +165,7 @@ class TopicPage:
     matches: int | None  # with a search: how many of the topic's papers it found (at most SEARCH_WITHIN)
     # Filtered views cost a count over the topic; the page says "papers in this view" only when asked for.
     total: int
+    ranking: str = ""  # "ordered by 48 earlier decisions in this topic" or "ranking starts after 2 more decisions"
 
 
 def topic_page(store: Store, settings: Settings, slug: str, *, reviewer: str | None, filters: PaperFilter,
@@ -192,8 +193,13 @@ def topic_page(store: Store, settings: Settings, slug: str, *, reviewer: str | N
     blind = reviewer if topic.screening.blind else None
     page = list_topic_page(store, slug, topic.screening.reviewers, filters=filters, sort=sort, blind_reviewer=blind,
                            after=after, before=before, limit=limit)
+    ranking = ""
+    if sort == "relevance":
+        from tracker.relevance import ranking_status
+
+        ranking = ranking_status(store, topic).sentence
     return TopicPage(summary=summary, page=page, sort=sort, filters=filters, search=search, matches=matches,
-                     total=count_members(store, slug))
+                     total=count_members(store, slug), ranking=ranking)
 
 
 @dataclass(frozen=True)
