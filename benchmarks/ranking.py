@@ -6,7 +6,8 @@ record with its title/abstract decision (label1: I included, anything else exclu
 Three rankers, side by side on the same records and seeds:
 
 - tracker: `tracker.ranking.fit` on the decided records, `tracker.ranking.score` on the rest, exactly as the
-  store will call them (a fresh model each time, features fitted on the decided records only).
+  store calls them (a fresh model each time, its features' vocabulary and document frequencies from every
+  record the project holds at that moment, as ASReview's TF-IDF).
 - ASReview's default (ASReview 2, `elas_u4` in asreview/models/models.py), reimplemented with scikit-learn:
   TF-IDF of title + abstract (asreview/models/feature_extractors.py, `Tfidf`: the columns joined with " ",
   word 1-2 grams, sublinear tf, min_df 1, max_df 0.95), a linear SVM (asreview/models/classifiers.py, `SVM`
@@ -131,7 +132,8 @@ class Ranker:
 def tracker_scores(dataset: Dataset, train: np.ndarray, labels: np.ndarray, pool: np.ndarray,
                    project: np.ndarray, seed: int) -> np.ndarray:
     decisions = [ranking.INCLUDE if label else ranking.EXCLUDE for label in labels]
-    model = ranking.fit(dataset.counts.take(train), decisions)
+    # As tracker/relevance.py calls it: the features know every paper of the topic, decided or not.
+    model = ranking.fit(dataset.counts.take(train), decisions, vocabulary=dataset.counts.take(project))
     return np.array(ranking.score(model, dataset.counts.take(pool)))
 
 

@@ -19,8 +19,9 @@ from tests.test_store import make_paper
 from tracker.digest import build_topic_digest, render_text
 from tracker.export import CSV_COLUMNS, export_papers
 from tracker.pubmed import AbstractSection
-from tracker.relevance import RelevanceRefresher, ranking_status, refresh_relevance
+from tracker.relevance import RelevanceRefresher, ranking_status, refresh_relevance, scores_stale
 from tracker.screening import decide, list_screening
+from tracker.store import open_store
 from tracker.store.papers import save_papers
 from tracker.store.relevance import ranking_state, scores_of
 from tracker.topics import Topic
@@ -77,7 +78,7 @@ def test_scores_order_the_topics_papers_and_only_numbers_are_stored(screened):
     status = refresh_relevance(screened, SEPSIS)
     assert (status.ranked, status.decisions, status.sentence) == (True, 6, "ordered by 6 earlier decisions in this topic")
     save_papers(screened, LATER, topic="sepsis")
-    assert ranking_status(screened, SEPSIS).stale  # new papers without a score
+    assert scores_stale(screened, SEPSIS)  # new papers without a score
     refresh_relevance(screened, SEPSIS)
     scores = scores_of(screened, ["sepsis"], [21, 22, 23, 24])
     assert set(scores) == {21, 22, 23, 24} and all(0 < value < 1 for value in scores.values())
@@ -94,10 +95,11 @@ def test_scores_order_the_topics_papers_and_only_numbers_are_stored(screened):
 def test_a_refresh_with_nothing_new_changes_nothing_and_a_new_decision_retrains(screened):
     refresh_relevance(screened, SEPSIS)
     trained = ranking_state(screened, "sepsis").trained_at
+    assert not scores_stale(screened, SEPSIS)
     refresh_relevance(screened, SEPSIS)
     assert ranking_state(screened, "sepsis").trained_at == trained
     decide(screened, SEPSIS, [1], "exclude", reviewer="ana", reasons=["wrong population"])
-    assert ranking_status(screened, SEPSIS).stale
+    assert scores_stale(screened, SEPSIS)
     status = refresh_relevance(screened, SEPSIS)
     assert ranking_state(screened, "sepsis").included == 2 and status.decisions == 6
 
@@ -236,3 +238,23 @@ def test_fetch_scores_the_new_papers_and_screen_commands_retrain(home, fake_euti
     assert table.err == "dosing: ordered by 3 earlier decisions in this topic\n"
     assert table.out.splitlines()[0].split() == ["pmid", "state", "first", "seen", "year", "relevance", "decisions",
                                                  "title"]
+
+
+def test_an_import_of_decisions_retrains_once(home, fake_eutils, tmp_path):
+    env = cli_env(home, fake_eutils.url)
+    add_records(fake_eutils, range(101, 109), date(2024, 3, 1))
+    assert run_tracker("fetch", "dosing", env=env).code == 0
+    decisions = tmp_path / "decisions.csv"
+    decisions.write_text("pmid,decision,reason\n101,include,\n103,include,\n102,exclude,1\n104,exclude,1\n",
+                         encoding="utf-8")
+    imported = run_tracker("screen", "import", str(decisions), "--topic", "dosing", env=env)
+    assert imported.code == 0, imported.err
+    listed = json.loads(run_tracker("screen", "list", "dosing", "--format", "json", "--sort", "relevance",
+                                    "--state", "unscreened", env=env).out)
+    assert [record["pmid"] for record in listed][:2] in ([105, 107], [107, 105])
+    store = open_store(f"sqlite:///{home}/db/tracker.sqlite3", readonly=True)
+    try:
+        state = ranking_state(store, "dosing")
+        assert (state.included, state.excluded, state.papers) == (2, 2, 8)
+    finally:
+        store.close()

@@ -57,7 +57,6 @@ from tracker.store.digests import (
     save_digest_record,
     topic_papers_since,
 )
-from tracker.store.relevance import ranking_state as stored_ranking_state
 from tracker.store.relevance import scores_of
 from tracker.topics import Topic
 from tracker.watch import DEFAULT_QUIET_WEEKS, HealthFlag, topic_health
@@ -251,11 +250,9 @@ def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | N
     statuses = paper_statuses(store, list(papers))
     ranked = ranking_status(store, topic)
     scores = scores_of(store, [topic.slug], list(papers)) if ranked.ranked else {}
-    trained = stored_ranking_state(store, topic.slug) if scores else None
-    likely_from = trained.likely_from if trained is not None else None
     entries = sorted(
         (make_entry(papers[pmid], first_seen, others.get(pmid, ()), statuses.get(pmid), relevance=scores.get(pmid),
-                    likely_from=likely_from)
+                    likely_from=ranked.likely_from)
          for pmid, first_seen in seen if pmid in papers),
         key=entry_order,
     )

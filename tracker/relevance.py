@@ -23,18 +23,17 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tracker import ranking
 from tracker.store import Store
 from tracker.store.database import utcnow
+from tracker.store.models import RankingState
 from tracker.store.relevance import (
     clear_scores,
     decision_mark,
-    now_state,
     ranking_state,
-    ranking_states,
     save_scores,
     topic_states,
     topic_texts,
@@ -60,7 +59,7 @@ class RankingStatus:
     ranked: bool  # the topic has scores
     decisions: int  # the inclusions and exclusions its scores learned from (ranked), or it holds so far
     needed: int  # decisions still missing before ranking starts (0 when it can rank)
-    stale: bool = False  # decisions or papers newer than the scores (a refresh is due)
+    likely_from: float | None = None  # the lowest score marked "likely relevant" (ranked topics)
 
     @property
     def sentence(self) -> str:
@@ -79,17 +78,17 @@ def ranking_status(store: Store, topic: Topic) -> RankingStatus:
     """The topic's status as stored (reads only; nothing is trained)."""
     state = ranking_state(store, topic.slug)
     if state is not None:
-        stale = decision_mark(store, topic.slug) > state.decision_mark or unscored_count(store, topic.slug) > 0
-        return RankingStatus(topic.slug, True, state.included + state.excluded, 0, stale)
+        return RankingStatus(topic.slug, True, state.included + state.excluded, 0, state.likely_from)
     included, excluded = _counts(topic_states(store, topic.slug, topic.screening.reviewers))
-    needed = ranking.decisions_needed(included, excluded)
-    return RankingStatus(topic.slug, False, included + excluded, needed, stale=needed == 0)
+    return RankingStatus(topic.slug, False, included + excluded, ranking.decisions_needed(included, excluded))
 
 
-def ranking_statuses(store: Store, topics: Sequence[Topic]) -> dict[str, RankingStatus]:
-    stored = ranking_states(store, [topic.slug for topic in topics])
-    return {topic.slug: (RankingStatus(topic.slug, True, stored[topic.slug].included + stored[topic.slug].excluded, 0)
-                         if topic.slug in stored else ranking_status(store, topic)) for topic in topics}
+def scores_stale(store: Store, topic: Topic, state: RankingState | None = None) -> bool:
+    """Whether a refresh would change anything: a decision newer than the scores, or a paper without one."""
+    state = state if state is not None else ranking_state(store, topic.slug)
+    if state is None:
+        return True
+    return decision_mark(store, topic.slug) > state.decision_mark or unscored_count(store, topic.slug) > 0
 
 
 def refresh_relevance(store: Store, topic: Topic, *, force: bool = False) -> RankingStatus:
@@ -99,7 +98,7 @@ def refresh_relevance(store: Store, topic: Topic, *, force: bool = False) -> Ran
     mark = decision_mark(store, topic.slug)
     stored = ranking_state(store, topic.slug)
     if not force and stored is not None and stored.decision_mark == mark and unscored_count(store, topic.slug) == 0:
-        return RankingStatus(topic.slug, True, stored.included + stored.excluded, 0)
+        return RankingStatus(topic.slug, True, stored.included + stored.excluded, 0, stored.likely_from)
     states = topic_states(store, topic.slug, topic.screening.reviewers)
     included, excluded = _counts(states)
     needed = ranking.decisions_needed(included, excluded)
@@ -112,18 +111,22 @@ def refresh_relevance(store: Store, topic: Topic, *, force: bool = False) -> Ran
         pmid=text.pmid, title=text.title, abstract=text.abstract, mesh_headings=text.mesh_headings,
         keywords=text.keywords, publication_types=text.publication_types, journal=text.journal) for text in texts])
     decided = [row for row, text in enumerate(texts) if states.get(text.pmid) in LABELS]
-    model = ranking.fit(counted.take(decided), [LABELS[states[texts[row].pmid]] for row in decided])
+    # The vocabulary of every paper of the topic, decided or not (ASReview fits its TF-IDF so too): on the Cohen
+    # 2006 simulation it raised summed WSS@95 by 0.03 and recall at 10 % by 0.02 over the decided papers' alone.
+    model = ranking.fit(counted.take(decided), [LABELS[states[texts[row].pmid]] for row in decided],
+                        vocabulary=counted)
     scores = ranking.score(model, counted)
     undecided = sorted((value for text, value in zip(texts, scores, strict=True) if states.get(text.pmid) not in LABELS),
                        reverse=True)
     likely_from = undecided[max(0, math.ceil(len(undecided) * LIKELY_SHARE) - 1)] if undecided else 1.0
     seconds = time.perf_counter() - started
-    save_scores(store, now_state(topic.slug, included=model.included, excluded=model.excluded, mark=mark,
-                                 papers=len(texts), likely_from=likely_from, trained_at=utcnow(), seconds=round(seconds, 3)),
+    save_scores(store, RankingState(topic=topic.slug, included=model.included, excluded=model.excluded,
+                                    decision_mark=mark, papers=len(texts), likely_from=likely_from,
+                                    trained_at=utcnow(), seconds=round(seconds, 3)),
                 {text.pmid: value for text, value in zip(texts, scores, strict=True)})
     log.info("relevance of topic '%s': trained on %d decisions, scored %d papers in %.1f s",
              topic.slug, model.included + model.excluded, len(texts), seconds)
-    return RankingStatus(topic.slug, True, model.included + model.excluded, 0)
+    return RankingStatus(topic.slug, True, model.included + model.excluded, 0, likely_from)
 
 
 def refresh_quietly(store: Store, topic: Topic) -> RankingStatus | None:
@@ -205,6 +208,6 @@ class RelevanceRefresher:
 
 
 __all__ = [
-    "LIKELY_SHARE", "RankingStatus", "ranking_status", "ranking_statuses", "refresh_relevance", "refresh_quietly",
+    "LIKELY_SHARE", "RankingStatus", "ranking_status", "scores_stale", "refresh_relevance", "refresh_quietly",
     "RelevanceRefresher",
 ]

@@ -342,18 +342,14 @@ def screen_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None =
     from tracker.store.changes import list_events
     from tracker.store.decisions import current_decisions, summaries
     from tracker.store.papers import load_papers
-    from tracker.store.relevance import decision_mark, ranking_state, scores_of
+    from tracker.store.relevance import decision_mark, scores_of
 
     mode = topic.screening
     total = count_members(store, topic.slug)
     screened = screened_count(store, topic.slug, mode.reviewers, reviewer)
-    trained = ranking_state(store, topic.slug)
-    ranked = trained is not None
-    if trained is not None:
-        decided = trained.included + trained.excluded
-        order = f"most relevant first: ordered by {decided} earlier decision{'' if decided == 1 else 's'} in this topic"
-    else:
-        order = f"newest first: {ranking_status(store, topic).sentence}"
+    status = ranking_status(store, topic)
+    ranked = status.ranked
+    order = f"{'most relevant' if ranked else 'newest'} first: {status.sentence}"
     mark = decision_mark(store, topic.slug) if ranked else 0
     seen = membership_of(store, topic.slug, pmid) if pmid is not None else None
     if pmid is None or seen is None:

@@ -52,8 +52,10 @@ def decisions_needed(included: int, excluded: int) -> int:
     return max(0, MIN_INCLUDED - included) + max(0, MIN_EXCLUDED - excluded)
 
 
-def fit(papers: Papers, decisions: Sequence[str]) -> RelevanceModel:
-    """Train on the papers' decisions (maybe left out); needs MIN_INCLUDED inclusions and MIN_EXCLUDED exclusions."""
+def fit(papers: Papers, decisions: Sequence[str], *, vocabulary: Papers | None = None) -> RelevanceModel:
+    """Train on the papers' decisions (maybe left out); needs MIN_INCLUDED inclusions and MIN_EXCLUDED exclusions.
+    `vocabulary`: the papers whose words the features know and whose document frequencies weigh them (default:
+    the decided papers), such as every paper of the topic, decided or not."""
     if len(papers) != len(decisions):
         raise ValueError(f"fit got {len(papers)} papers and {len(decisions)} decisions: pass one decision per paper")
     unknown = sorted({decision for decision in decisions if decision not in DECISIONS})
@@ -67,7 +69,8 @@ def fit(papers: Papers, decisions: Sequence[str]) -> RelevanceModel:
         raise ValueError(f"ranking needs at least {MIN_INCLUDED} included and {MIN_EXCLUDED} excluded paper "
                          f"(these decisions have {included} and {excluded}): check decisions_needed() before fit")
     features = FeatureSpace()
-    matrix = features.fit_transform(_counted(papers).take(kept))
+    matrix = features.fit_transform(_counted(papers).take(kept),
+                                    _counted(vocabulary) if vocabulary is not None else None)
     return RelevanceModel(features, train_classifier(matrix, labels), included, excluded)
 
 

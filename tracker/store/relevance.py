@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import delete, func, insert, select
 
@@ -80,12 +79,6 @@ def ranking_state(store: Store, topic: str) -> RankingState | None:
     return RankingState(**row) if row else None
 
 
-def ranking_states(store: Store, topics: Sequence[str]) -> dict[str, RankingState]:
-    with store.engine.connect() as connection:
-        rows = connection.execute(select(_state).where(_state.c.topic.in_(list(topics)))).mappings().all()
-    return {row["topic"]: RankingState(**row) for row in rows}
-
-
 def save_scores(store: Store, state: RankingState, scores: Mapping[int, float]) -> None:
     """Replace the topic's scores and its ranking state in one transaction (no scores: the topic has no model)."""
     values = [{"topic": state.topic, "pmid": pmid, "score": score} for pmid, score in scores.items()]
@@ -123,13 +116,7 @@ def score_column(topics: Sequence[str], pmid_column):
             .scalar_subquery())
 
 
-def now_state(topic: str, *, included: int, excluded: int, mark: int, papers: int, likely_from: float,
-              trained_at: datetime, seconds: float) -> RankingState:
-    return RankingState(topic=topic, included=included, excluded=excluded, decision_mark=mark, papers=papers,
-                        likely_from=likely_from, trained_at=trained_at, seconds=seconds)
-
-
 __all__ = [
-    "PaperText", "topic_texts", "topic_states", "decision_mark", "unscored_count", "ranking_state", "ranking_states",
-    "save_scores", "clear_scores", "scores_of", "score_column", "now_state",
+    "PaperText", "topic_texts", "topic_states", "decision_mark", "unscored_count", "ranking_state",
+    "save_scores", "clear_scores", "scores_of", "score_column"
 ]

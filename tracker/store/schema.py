@@ -59,11 +59,11 @@ TABLES: dict[str, str] = {
     "decision": DATA,
     "current_decision": DATA,
     "screening": DATA,
-    "account": DATA,
+    "account": DATA,  # the web app's team accounts: a copied database keeps its people
     # Scores from the topic's own decisions: copied, so that a copy orders papers as its source did until the
     # next refresh recomputes them.
     "relevance_score": DATA,
-    "ranking_state": DATA,  # the web app's team accounts: a copied database keeps its people
+    "ranking_state": DATA,
     "instance_lock": LIVE,
     "web_session": LIVE,  # signed-in browsers: a copy starts with nobody signed in
     "login_failure": LIVE,
