@@ -83,12 +83,14 @@ def ranking_status(store: Store, topic: Topic) -> RankingStatus:
     return RankingStatus(topic.slug, False, included + excluded, ranking.decisions_needed(included, excluded))
 
 
-def scores_stale(store: Store, topic: Topic, state: RankingState | None = None) -> bool:
-    """Whether a refresh would change anything: a decision newer than the scores, or a paper without one."""
+def scores_stale(store: Store, topic: Topic, state: RankingState | None = None, mark: int | None = None) -> bool:
+    """Whether a refresh would change anything: no scores yet, a decision newer than the scores (`mark`: the
+    topic's newest decision id, read by the caller), or a paper without a score."""
     state = state if state is not None else ranking_state(store, topic.slug)
     if state is None:
         return True
-    return decision_mark(store, topic.slug) > state.decision_mark or unscored_count(store, topic.slug) > 0
+    mark = mark if mark is not None else decision_mark(store, topic.slug)
+    return mark > state.decision_mark or unscored_count(store, topic.slug) > 0
 
 
 def refresh_relevance(store: Store, topic: Topic, *, force: bool = False) -> RankingStatus:
@@ -97,7 +99,7 @@ def refresh_relevance(store: Store, topic: Topic, *, force: bool = False) -> Ran
     # The mark is read before the states: a decision saved in between makes the scores stale, never lost.
     mark = decision_mark(store, topic.slug)
     stored = ranking_state(store, topic.slug)
-    if not force and stored is not None and stored.decision_mark == mark and unscored_count(store, topic.slug) == 0:
+    if not force and stored is not None and not scores_stale(store, topic, stored, mark):
         return RankingStatus(topic.slug, True, stored.included + stored.excluded, 0, stored.likely_from)
     states = topic_states(store, topic.slug, topic.screening.reviewers)
     included, excluded = _counts(states)
