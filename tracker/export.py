@@ -210,7 +210,7 @@ def _export_cells(store: Store, topics: Sequence[Topic], since: date | None, sta
                      "true" if late else "false", f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/",
                      describe_status(status) if status else "", marks["decision"], marks["reasons"],
                      marks["reviewers"], marks["notes"], editors, trials,
-                     "" if relevance is None else round(relevance, 3)]
+                     "" if relevance is None else format_relevance(relevance)]
             for index in text_cells:
                 value = cells[index]
                 if value is None:
@@ -328,8 +328,13 @@ def _csv_row(row: Row, seen: datetime | None, topics: list[str], relevance: floa
         "status": describe_status(row.status),
         "editors": row.editor_names,
         "trial_ids": row.trial_ids_text,
-        "relevance": None if relevance is None else round(relevance, 3),
+        "relevance": format_relevance(relevance),
     }
+
+
+def format_relevance(score: float | None) -> float | None:
+    """A relevance score as exports and listings show it: three decimals (None before the topic ranks)."""
+    return None if score is None else round(score, 3)
 
 
 def format_utc(moment: datetime | None) -> str:
@@ -552,6 +557,6 @@ def papers_frame(topics: Sequence[str] | None = None, *, since: date | None = No
 __all__ = [
     "CSV_COLUMNS", "FORMATS", "pubmed_url", "export_rows", "rows_for_pmids", "write_csv", "write_table", "csv_bytes",
     "screening_cells", "as_topics",
-    "ris_records", "ris_record", "write_ris", "export_papers", "format_utc", "papers_frame", "count_selected",
+    "ris_records", "ris_record", "write_ris", "export_papers", "format_utc", "format_relevance", "papers_frame", "count_selected",
     "UTF8_BOM",
 ]

@@ -6,7 +6,8 @@ The parts, each small and swappable (as ASReview's are):
     features.py    count_tokens(records) -> TokenCounts; FeatureSpace: TF-IDF blocks for title + abstract,
                    title, and terms (MeSH, keywords, publication types, journal)
     classifier.py  the linear SVM, ASReview's balanced sample weights, the squash of margins into (0, 1)
-    model.py       fit(records, decisions) -> RelevanceModel; score(model, records) -> scores; cold start
+    coldstart.py   the decisions and the cold-start rule (no scikit-learn: faces import it cheaply)
+    model.py       fit(records, decisions) -> RelevanceModel; score(model, records) -> scores
     queue.py       screening_order(scores, seed=...): most relevant first, a few lower-scored mixed in
 
 Use: when `decisions_needed(included, excluded)` is 0, `fit` the topic's decided records and `score` the rest
@@ -21,21 +22,29 @@ Measured on the Cohen 2006 drug-review datasets against a reimplementation of AS
 
 from __future__ import annotations
 
-from tracker.ranking.features import TokenCounts, count_tokens
-from tracker.ranking.model import (
-    DECISIONS,
-    EXCLUDE,
-    INCLUDE,
-    MAYBE,
-    MIN_EXCLUDED,
-    MIN_INCLUDED,
-    RelevanceModel,
-    decisions_needed,
-    fit,
-    score,
-)
+from typing import TYPE_CHECKING, Any
+
+from tracker.ranking.coldstart import DECISIONS, EXCLUDE, INCLUDE, MAYBE, MIN_EXCLUDED, MIN_INCLUDED, decisions_needed
 from tracker.ranking.queue import EXPLORE, screening_order
 from tracker.ranking.records import Record
+
+if TYPE_CHECKING:
+    from tracker.ranking.features import TokenCounts, count_tokens
+    from tracker.ranking.model import RelevanceModel, fit, score
+
+# Importing scikit-learn took 2.4 s of a cold `tracker digest` start here: the names that need it load on first
+# use, so the digest, the e-mail and the pages (which only ask how many decisions are missing) never pay for it.
+_LAZY = {"TokenCounts": "features", "count_tokens": "features", "RelevanceModel": "model", "fit": "model",
+         "score": "model"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tracker.ranking' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"tracker.ranking.{_LAZY[name]}"), name)
+
 
 __all__ = [
     "DECISIONS",

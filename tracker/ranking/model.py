@@ -5,11 +5,7 @@ with a quarter of the training exclusions nearest the boundary relabelled maybe,
 exclusions (0.1, 0.3) or weighted inclusions helps only when the guess matches the truth, and costs up to
 0.09 summed AUC when it does not; leaving them out never pushes the model the wrong way (benchmarks/ranking.py).
 
-Cold start: a model needs MIN_INCLUDED inclusions and MIN_EXCLUDED exclusions. Both are 1, by measurement:
-a model trained on 1 inclusion and 1 exclusion already orders later papers with an AUC of 0.65-0.92 on
-average over the four datasets (below 0.5 in at most 7 % of draws), and every further inclusion required
-before ranking cost the screening simulation 0.02-0.09 of recall after 10 % screened (ADHD 0.55 at 1, 0.50 at
-2, 0.44 at 3, 0.32 at 5): waiting for a surer model loses more than an early, rougher one does.
+Cold start: tracker/ranking/coldstart.py.
 
 Nothing is stored but scores: the model lives in memory between fit and score, and nothing here pickles.
 """
@@ -23,19 +19,11 @@ import numpy as np
 from sklearn.svm import LinearSVC
 
 from tracker.ranking.classifier import squash, train_classifier
+from tracker.ranking.coldstart import DECISIONS, INCLUDE, MAYBE, MIN_EXCLUDED, MIN_INCLUDED, decisions_needed
 from tracker.ranking.features import FeatureSpace, TokenCounts, count_tokens
 from tracker.ranking.records import Record
 
 Papers = Sequence[Record] | TokenCounts  # records, or their counts from count_tokens (counted once, fitted often)
-
-INCLUDE = "include"
-EXCLUDE = "exclude"
-MAYBE = "maybe"
-DECISIONS = (INCLUDE, EXCLUDE, MAYBE)
-
-MIN_INCLUDED = 1
-MIN_EXCLUDED = 1
-
 
 @dataclass(frozen=True)
 class RelevanceModel:
@@ -45,11 +33,6 @@ class RelevanceModel:
     classifier: LinearSVC
     included: int  # how many inclusions and exclusions it was trained on
     excluded: int
-
-
-def decisions_needed(included: int, excluded: int) -> int:
-    """How many more decisions before ranking starts: the inclusions and exclusions still missing (0: it ranks)."""
-    return max(0, MIN_INCLUDED - included) + max(0, MIN_EXCLUDED - excluded)
 
 
 def fit(papers: Papers, decisions: Sequence[str], *, vocabulary: Papers | None = None) -> RelevanceModel:

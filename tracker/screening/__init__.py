@@ -333,13 +333,14 @@ def screening_record(row: ScreeningRow) -> dict:
         "topic": screening.topic, "state": screening.state, "reasons": list(screening.reasons),
         "decisions": [decision_record(d) for d in screening.decisions], "hidden_decisions": screening.hidden,
         "other_topics": dict(row.other_topics), "pubmed_url": f"https://pubmed.ncbi.nlm.nih.gov/{paper.pmid}/",
-        "relevance": format_relevance(row.relevance),
+        "relevance": _relevance(row.relevance),
     }
 
 
-def format_relevance(score: float | None) -> float | None:
-    """A score as exports and listings show it: three decimals (None before the topic ranks)."""
-    return None if score is None else round(score, 3)
+def _relevance(score: float | None) -> float | None:
+    from tracker.export import format_relevance
+
+    return format_relevance(score)
 
 
 def _iso(moment: datetime) -> str:
@@ -352,5 +353,5 @@ __all__ = [
     "default_reviewer", "check_reviewer", "resolve_reasons", "undo_last", "describe_reasons", "decide", "check_resolvable",
     "check_state", "PaperScreening", "view_of", "settled", "describe_decision", "describe_pmids", "PaperBrief",
     "ScreeningRow", "list_screening", "paper_briefs", "screening_record", "decision_record",
-    "describe_decision_record", "included_in", "with_included_first", "SORTS", "format_relevance",
+    "describe_decision_record", "included_in", "with_included_first", "SORTS",
 ]

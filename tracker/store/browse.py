@@ -302,23 +302,34 @@ def _queue_condition(reviewers: int, reviewer: str, mine) -> ColumnElement:
     return and_(mine.c.decision.is_(None), state_column(reviewers).in_(("unscreened", "awaiting")))
 
 
-def queue_pmids(store: Store, topic: str, reviewers: int, reviewer: str, *, after: Cursor | None = None,
-                limit: int = 1) -> list[ListedRow]:
-    """The next papers of `reviewer`'s queue, newest first seen first, after `after`."""
+def _queue_statement(topic: str, reviewers: int, reviewer: str, *, scored: bool = False):
+    """The columns of a ListedRow (and the score, when `scored`) over `reviewer`'s waiting papers, and the
+    conditions that make them waiting, for the caller to extend."""
     mine = _current.alias("mine")
     joined = (_membership.join(_paper, _paper.c.pmid == _membership.c.pmid)
               .outerjoin(_screening, and_(_screening.c.topic == _membership.c.topic,
                                           _screening.c.pmid == _membership.c.pmid))
               .outerjoin(mine, and_(mine.c.topic == _membership.c.topic, mine.c.pmid == _membership.c.pmid,
                                     mine.c.reviewer == reviewer)))
-    seen, pmid = _membership.c.first_seen_at, _membership.c.pmid
+    columns = [_membership.c.pmid, _membership.c.first_seen_at, literal("unscreened"), _paper.c.evidence_tier,
+               _paper.c.title, _paper.c.author_names, _paper.c.journal, _paper.c.pub_year, _paper.c.status,
+               _paper.c.late_arrival]
+    if scored:
+        joined = joined.outerjoin(_score, and_(_score.c.topic == _membership.c.topic,
+                                               _score.c.pmid == _membership.c.pmid))
+        columns.append(_score.c.score)
     conditions = [_membership.c.topic == topic, _queue_condition(reviewers, reviewer, mine)]
+    return select(*columns).select_from(joined), conditions
+
+
+def queue_pmids(store: Store, topic: str, reviewers: int, reviewer: str, *, after: Cursor | None = None,
+                limit: int = 1) -> list[ListedRow]:
+    """The next papers of `reviewer`'s queue, newest first seen first, after `after`."""
+    statement, conditions = _queue_statement(topic, reviewers, reviewer)
+    seen, pmid = _membership.c.first_seen_at, _membership.c.pmid
     if after is not None:
         conditions.append(tuple_(seen, pmid) < tuple_(after.first_seen_at, after.pmid))
-    statement = (select(pmid, seen, literal("unscreened"), _paper.c.evidence_tier, _paper.c.title,
-                        _paper.c.author_names, _paper.c.journal, _paper.c.pub_year, _paper.c.status,
-                        _paper.c.late_arrival)
-                 .select_from(joined).where(*conditions).order_by(seen.desc(), pmid.desc()).limit(limit))
+    statement = statement.where(*conditions).order_by(seen.desc(), pmid.desc()).limit(limit)
     with store.engine.connect() as connection:
         return [ListedRow(*row) for row in connection.execute(statement)]
 
@@ -327,21 +338,11 @@ def queue_by_relevance(store: Store, topic: str, reviewers: int, reviewer: str, 
                        offset: int = 0) -> ListedRow | None:
     """The paper at `offset` in `reviewer`'s queue most relevant first (unscored last, then newest), `skip` left out;
     None when the queue is shorter."""
-    mine = _current.alias("mine")
-    joined = (_membership.join(_paper, _paper.c.pmid == _membership.c.pmid)
-              .outerjoin(_screening, and_(_screening.c.topic == _membership.c.topic,
-                                          _screening.c.pmid == _membership.c.pmid))
-              .outerjoin(mine, and_(mine.c.topic == _membership.c.topic, mine.c.pmid == _membership.c.pmid,
-                                    mine.c.reviewer == reviewer))
-              .outerjoin(_score, and_(_score.c.topic == _membership.c.topic, _score.c.pmid == _membership.c.pmid)))
+    statement, conditions = _queue_statement(topic, reviewers, reviewer, scored=True)
     seen, pmid = _membership.c.first_seen_at, _membership.c.pmid
-    conditions = [_membership.c.topic == topic, _queue_condition(reviewers, reviewer, mine)]
     if skip is not None:
         conditions.append(pmid != skip)
-    statement = (select(pmid, seen, literal("unscreened"), _paper.c.evidence_tier, _paper.c.title,
-                        _paper.c.author_names, _paper.c.journal, _paper.c.pub_year, _paper.c.status,
-                        _paper.c.late_arrival, _score.c.score)
-                 .select_from(joined).where(*conditions)
+    statement = (statement.where(*conditions)
                  .order_by(func.coalesce(_score.c.score, -1.0).desc(), seen.desc(), pmid.desc())
                  .offset(offset).limit(1))
     with store.engine.connect() as connection:
