@@ -277,7 +277,7 @@ def rate_limit(sizes: Sizes, workdir: Path) -> Outcome:
         "Rate limit: the CLI runs with NCBI's own limits (no TRACKER_RATE_LIMIT); the fake server counts arrivals "
         "in a sliding one-second window and answers 429 past the limit. The achieved rate is (requests - 1) / "
         "(last arrival - first arrival). Up to three efetch requests are on their way while a batch is parsed and "
-        "stored (tracker/prefetch.py), yet a 100-record batch still costs more parsing and storing than a tenth of "
+        "stored (tracker/ncbi/prefetch.py), yet a 100-record batch still costs more parsing and storing than a tenth of "
         "a second: at 10/s the run with batch 100 can be bound by that work rather than by the limiter (shown "
         "without the rate target), and the 10/s target is measured with batch 20. The limiter's window is one "
         "second plus its margin (0.13 s), so the most it allows is 10/1.13 = 8.8 requests/s.")

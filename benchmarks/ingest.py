@@ -5,7 +5,7 @@ resident memory is its own: a warm-up pass over a small body, then the timed run
 
   tracker      PaperParser fed 64 KiB chunks -> save_papers() every 500 papers into a fresh SQLite database
   tracker-pipelined  the tracker's backfill path without the network: the same records as 500-record efetch
-               bodies, each parsed on a prefetch thread (tracker/prefetch.py, three ahead) and saved in order by
+               bodies, each parsed on a prefetch thread (tracker/ncbi/prefetch.py, three ahead) and saved in order by
                save_papers() in the calling thread (the bodies are cut from the file before the clock starts)
   tracker-parse  the same parser alone (no store), to show what storing costs
   lxml         the parse-only ceiling: lxml.iterparse + find() reading the same fields (lxml_ceiling.py)
@@ -38,7 +38,7 @@ _RECORD_END = re.compile(rb"</(?:PubmedArticle|PubmedBookArticle)>\n")
 
 
 def ingest_with_tracker(path: Path, database: Path) -> int:
-    from tracker.pubmed import CHUNK_SIZE, PaperParser
+    from tracker.ncbi.pubmed import CHUNK_SIZE, PaperParser
     from tracker.store import open_store
     from tracker.store.papers import save_papers
 
@@ -73,8 +73,8 @@ def split_bodies(path: Path) -> list[Path]:
 
 
 def ingest_pipelined(bodies: list[Path], database: Path) -> int:
-    from tracker.prefetch import prefetched
-    from tracker.pubmed import iter_papers
+    from tracker.ncbi.prefetch import prefetched
+    from tracker.ncbi.pubmed import iter_papers
     from tracker.store import open_store
     from tracker.store.papers import save_papers
 
@@ -91,7 +91,7 @@ def ingest_pipelined(bodies: list[Path], database: Path) -> int:
 
 
 def parse_with_tracker(path: Path) -> int:
-    from tracker.pubmed import iter_papers
+    from tracker.ncbi.pubmed import iter_papers
 
     return sum(1 for _paper in iter_papers(path))
 

@@ -167,7 +167,7 @@ def run(sizes: Sizes, workdir: Path) -> Outcome:
         f"{corpus.FIRST_CREATED}..{corpus.LAST_CREATED}, so both split the window where it holds more than 9,999 "
         "records. The lean side is benchmarks/lean.py (history server, pages of 500, lxml, plain sqlite3, one "
         "request at a time). At NCBI-like latency (0.3 s an esearch, 0.5 s + 4 ms a record an efetch) the tracker "
-        "keeps up to three efetch requests on their way while it parses and stores (tracker/prefetch.py); with no "
+        "keeps up to three efetch requests on their way while it parses and stores (tracker/ncbi/prefetch.py); with no "
         "latency the ratio is the cost of its parsing and storing (the full record, the search index, trial ids) "
         "against the lean side's. Parse + store: each side in its own process over the same generated file "
         "(benchmarks/ingest.py), one timed run after a warm-up. Parsing holds the GIL (two threads parsing take "

@@ -32,7 +32,7 @@ def burn(seconds: float) -> None:
 
 def client(url: str, margin: float, requests: int) -> dict[str, float]:
     from tracker.errors import EutilsError
-    from tracker.eutils import EutilsClient, RateLimiter
+    from tracker.ncbi.eutils import EutilsClient, RateLimiter
     from tracker.settings import Settings
 
     local = threading.local()
@@ -91,7 +91,7 @@ def measure(margin: float, requests: int) -> dict:
 
 
 def margin_rows(sizes: Sizes) -> tuple[list[Row], str]:
-    from tracker.eutils import DEFAULT_MARGIN
+    from tracker.ncbi.eutils import DEFAULT_MARGIN
 
     rows = []
     for margin in MARGINS:
@@ -109,7 +109,7 @@ def margin_rows(sizes: Sizes) -> tuple[list[Row], str]:
             command=f"python -m benchmarks{sizes.flag} --only rate-limit"))
     note = ("Rate limiter margin: " + " ".join((__doc__ or "").split("\n\n", 1)[1].split()) + " The spread (largest "
             "minus smallest start-to-arrival time) is how much closer two arrivals can come than their starts: the "
-            "margin has to cover it. The default margin is tracker/eutils.py's DEFAULT_MARGIN.")
+            "margin has to cover it. The default margin is tracker/ncbi/eutils.py's DEFAULT_MARGIN.")
     return rows, note
 
 

@@ -54,7 +54,7 @@ def simulate(sizes: Sizes, workdir: Path, *, previous_rule: bool) -> dict:
     from sqlalchemy import func, select
 
     from tests.fake_eutils import FakeEutils
-    from tracker.eutils import EutilsClient
+    from tracker.ncbi.eutils import EutilsClient
     from tracker.settings import Settings
     from tracker.store import open_store
     from tracker.store.models import PaperRow

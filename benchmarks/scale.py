@@ -86,7 +86,7 @@ def topics_of(index: int) -> list[str]:
 def _load_bases() -> None:
     from sqlalchemy.dialects.sqlite import pysqlite
 
-    from tracker.pubmed import iter_papers
+    from tracker.ncbi.pubmed import iter_papers
     from tracker.store.models import PaperRow, TopicPaper
 
     bases = corpus.load_base_records(corpus.require_samples())

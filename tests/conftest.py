@@ -167,7 +167,7 @@ def store(db_url):
 @pytest.fixture
 def client(fake_eutils, tmp_path):
     """The real E-utilities client pointed at the fake server, with the rate limit lifted and short backoffs."""
-    from tracker.eutils import EutilsClient
+    from tracker.ncbi.eutils import EutilsClient
     from tracker.settings import Settings
 
     settings = Settings(home=tmp_path, eutils_url=fake_eutils.url, email="t@example.org", requests_per_second=1000.0,

@@ -53,7 +53,7 @@ def test_without_the_samples_the_benchmark_says_where_it_looked(tmp_path):
 
 def test_replicas_get_fresh_pmids_and_marked_titles(samples_dir):
     from benchmarks import corpus
-    from tracker.pubmed import iter_papers
+    from tracker.ncbi.pubmed import iter_papers
 
     bases = corpus.load_base_records(samples_dir)
     assert len(bases) >= 170

@@ -29,7 +29,7 @@ from tracker.digest import (
     render_text,
     write_topic_digests,
 )
-from tracker.pubmed import AbstractSection, Author, Paper
+from tracker.ncbi.pubmed import AbstractSection, Author, Paper
 from tracker.render import escape_markdown
 from tracker.store import open_store
 from tracker.store.database import utcnow

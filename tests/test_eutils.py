@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tracker.errors import EutilsError, IncompleteSearchError
-from tracker.eutils import EutilsClient, RateLimiter, date_clause, parse_search
+from tracker.ncbi.eutils import EutilsClient, RateLimiter, date_clause, parse_search
 from tracker.settings import Settings
 
 
@@ -152,7 +152,7 @@ class SlicingPubMed:
 
 
 def test_results_past_the_cap_are_split_by_date_until_every_slice_fits(monkeypatch):
-    monkeypatch.setattr("tracker.eutils.MAX_RETRIEVABLE", 40)
+    monkeypatch.setattr("tracker.ncbi.eutils.MAX_RETRIEVABLE", 40)
     records = {pmid: date(2020, 1, 1 + pmid % 28) for pmid in range(1, 301)}
     handler = SlicingPubMed(records, cap=40)
     client = client_for(Recorder(handler), esearch_page=40)
@@ -162,7 +162,7 @@ def test_results_past_the_cap_are_split_by_date_until_every_slice_fits(monkeypat
 
 
 def test_a_single_day_past_the_cap_is_an_error(monkeypatch):
-    monkeypatch.setattr("tracker.eutils.MAX_RETRIEVABLE", 10)
+    monkeypatch.setattr("tracker.ncbi.eutils.MAX_RETRIEVABLE", 10)
     handler = SlicingPubMed({pmid: date(2020, 1, 1) for pmid in range(1, 30)}, cap=10)
     client = client_for(Recorder(handler), esearch_page=10)
     with pytest.raises(IncompleteSearchError, match="29 records on 2020-01-01 alone exceed PubMed's 9,999 limit"):
@@ -329,7 +329,7 @@ def test_why_a_connection_never_reached_its_host_comes_from_the_error_under_http
     import socket
     import ssl
 
-    from tracker.eutils import reach_failure
+    from tracker.ncbi.eutils import reach_failure
 
     expired = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
     expired.verify_message = "certificate has expired"

@@ -17,7 +17,7 @@ from tests.pubmed_xml import article_set, article_xml, book_xml
 from tracker.cli import cli
 from tracker.export import CSV_COLUMNS, csv_bytes, export_papers, export_rows, ris_record, write_csv
 from tracker.files import OUTPUT_FILE_ADVICE, atomic_output
-from tracker.pubmed import AbstractSection, Author, MeshHeading, Paper, iter_papers
+from tracker.ncbi.pubmed import AbstractSection, Author, MeshHeading, Paper, iter_papers
 from tracker.store import open_store
 from tracker.store.models import TopicPaper
 from tracker.store.papers import save_papers

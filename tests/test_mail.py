@@ -26,7 +26,7 @@ from tracker.cli import cli
 from tracker.errors import ConfigError
 from tracker.export import CSV_COLUMNS
 from tracker.mail import build_message, connect_smtp, describe_failures, plan_mailing, send_weekly_email, week_of
-from tracker.pubmed import Author
+from tracker.ncbi.pubmed import Author
 from tracker.render import as_utc
 from tracker.settings import Settings
 from tracker.store import open_store

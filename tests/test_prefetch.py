@@ -1,4 +1,4 @@
-"""Fetching ahead (tracker/prefetch.py): order, trust after failures, memory, abandoning; then the efetch pipeline
+"""Fetching ahead (tracker/ncbi/prefetch.py): order, trust after failures, memory, abandoning; then the efetch pipeline
 against the fake server: concurrency, byte-identical results, a failed batch, and a stop request."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import pytest
 from tests.fake_eutils import FakeEutils, FakeRecord
 from tests.pubmed_xml import article_xml
 from tracker.errors import EutilsError, ShutdownRequested
-from tracker.eutils import EutilsClient
 from tracker.ingest import fetch_each_batch
 from tracker.ledger import RunHooks
-from tracker.prefetch import Abandoned, prefetched
+from tracker.ncbi.eutils import EutilsClient
+from tracker.ncbi.prefetch import Abandoned, prefetched
 from tracker.settings import Settings
 
 

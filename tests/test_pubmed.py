@@ -1,4 +1,4 @@
-"""tracker.pubmed: efetch XML to Paper values, on hand-built records and on real efetch bodies read in place."""
+"""tracker.ncbi.pubmed: efetch XML to Paper values, on hand-built records and on real efetch bodies read in place."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from lxml import etree
 
 from tests.pubmed_xml import article_set, article_xml, book_xml, nice_guideline_xml, statpearls_chapter_xml
 from tracker.errors import ParseError
-from tracker.pubmed import (
+from tracker.ncbi.pubmed import (
     AbstractSection,
     Author,
     CommentCorrection,

@@ -12,7 +12,7 @@ from tests.conftest import cli_env, run_tracker, write_topic
 from tests.fake_eutils import FakeRecord
 from tests.pubmed_xml import article_set, article_xml
 from tracker.cli import cli
-from tracker.pubmed import iter_papers
+from tracker.ncbi.pubmed import iter_papers
 from tracker.store import open_store
 from tracker.store.papers import save_papers
 from tracker.topics import Topic, load_topic

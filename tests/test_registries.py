@@ -1,4 +1,4 @@
-"""tracker.registries: trial registration numbers from DataBankList and from titles and abstracts."""
+"""tracker.ncbi.registries: trial registration numbers from DataBankList and from titles and abstracts."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 
 from tests.pubmed_xml import article_set, article_xml
 from tests.test_pubmed import sample_papers
-from tracker.pubmed import Paper, iter_papers
-from tracker.registries import TrialId, accession_trial_id, find_trial_ids, trial_ids
+from tracker.ncbi.pubmed import Paper, iter_papers
+from tracker.ncbi.registries import TrialId, accession_trial_id, find_trial_ids, trial_ids
 
 ICTRP = "https://trialsearch.who.int/Trial2.aspx?TrialID="
 

@@ -18,7 +18,7 @@ from tests.pubmed_xml import article_xml
 from tests.test_store import make_paper
 from tracker.digest import build_topic_digest, render_text
 from tracker.export import CSV_COLUMNS, export_papers
-from tracker.pubmed import AbstractSection
+from tracker.ncbi.pubmed import AbstractSection
 from tracker.relevance import RelevanceRefresher, ranking_status, refresh_relevance, scores_stale
 from tracker.screening import decide, list_screening
 from tracker.store import open_store

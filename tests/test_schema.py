@@ -144,7 +144,7 @@ def make_schema_4(store) -> None:
 
 def test_migration_5_fills_books_databanks_and_trial_ids_from_the_stored_xml(db_url, samples_dir):
     from tests.pubmed_xml import article_set, article_xml, book_xml, nice_guideline_xml
-    from tracker.pubmed import iter_papers
+    from tracker.ncbi.pubmed import iter_papers
     from tracker.store.papers import load_papers
     from tracker.store.search import search_papers
 

@@ -21,7 +21,7 @@ from tests.conftest import REPO, cli_env, run_tracker, write_topic
 from tests.test_store import make_paper
 from tracker.errors import ConfigError
 from tracker.export import export_papers
-from tracker.pubmed import AbstractSection, Author, MeshHeading, Paper
+from tracker.ncbi.pubmed import AbstractSection, Author, MeshHeading, Paper
 from tracker.screening import decide, list_screening, screening_record
 from tracker.screening.importing import import_decisions
 from tracker.screening.prisma import prisma_counts, render_svg

@@ -12,8 +12,8 @@ from sqlalchemy import create_engine, func, select, text
 
 from tests.pubmed_xml import article_set, book_xml, nice_guideline_xml, statpearls_chapter_xml
 from tracker.errors import StoreError
-from tracker.pubmed import AbstractSection, Author, CommentCorrection, MeshHeading, Paper, iter_papers
-from tracker.registries import trial_ids
+from tracker.ncbi.pubmed import AbstractSection, Author, CommentCorrection, MeshHeading, Paper, iter_papers
+from tracker.ncbi.registries import trial_ids
 from tracker.store import SCHEMA_VERSION, migrate_store, open_store
 from tracker.store.models import PaperRow, Run, TopicPaper, TopicState
 from tracker.store.papers import link_papers, load_papers, save_papers, stored_pmids, stored_trial_ids, topic_pmids

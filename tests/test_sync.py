@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from tests.fake_eutils import FakeEutils, FakeRecord
 from tests.pubmed_xml import article_xml
-from tracker.eutils import EutilsClient
+from tracker.ncbi.eutils import EutilsClient
 from tracker.settings import Settings
 from tracker.store.models import PaperRow, Run, TopicPaper
 from tracker.store.papers import topic_pmids
@@ -102,7 +102,7 @@ def test_simulated_weeks_store_every_record_exactly_once_including_back_dated_on
 
 
 def test_a_topic_past_the_9999_cap_is_fetched_completely(tmp_path, store, monkeypatch):
-    monkeypatch.setattr("tracker.eutils.MAX_RETRIEVABLE", 40)
+    monkeypatch.setattr("tracker.ncbi.eutils.MAX_RETRIEVABLE", 40)
     with FakeEutils(max_ids=40) as server:
         server.add(*[record(p, date(2023, 1, 1) + timedelta(days=p % 200)) for p in range(1, 401)])
         settings = Settings(home=tmp_path, eutils_url=server.url, requests_per_second=1000.0, esearch_page=40,

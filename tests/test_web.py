@@ -17,7 +17,7 @@ from tests.fake_eutils import FakeRecord
 from tests.pubmed_xml import article_xml
 from tests.test_store import make_paper
 from tracker.accounts import add_user
-from tracker.pubmed import AbstractSection, Author, MeshHeading
+from tracker.ncbi.pubmed import AbstractSection, Author, MeshHeading
 from tracker.screening import decide
 from tracker.settings import Settings
 from tracker.store import open_store
@@ -180,7 +180,7 @@ def test_keyset_pages_walk_forward_and_back(library):
     with store.engine.connect() as connection:
         stored = connection.execute(text("SELECT t.pmid, t.first_seen_at, p.evidence_tier FROM topic_paper t "
                                          "JOIN paper p ON p.pmid = t.pmid WHERE t.topic = 'dosing'")).all()
-    from tracker.evidence import TIER_INDEX
+    from tracker.ncbi.evidence import TIER_INDEX
 
     newest = [pmid for pmid, _, _ in sorted(stored, key=lambda row: (row[1], row[0]), reverse=True)]
     tiers = {pmid: tier for pmid, _, tier in stored}

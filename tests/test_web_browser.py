@@ -24,7 +24,7 @@ from tests.conftest import cli_env, run_tracker, write_topic
 from tests.fake_eutils import FakeRecord
 from tests.pubmed_xml import article_xml
 from tests.test_store import make_paper
-from tracker.pubmed import AbstractSection
+from tracker.ncbi.pubmed import AbstractSection
 from tracker.settings import Settings
 from tracker.store import open_store
 from tracker.store.models import Run

@@ -1,4 +1,4 @@
-"""tracker.xmlframe: the record framer and the reference-list cutter, on bodies cut at every split point.
+"""tracker.ncbi.xmlframe: the record framer and the reference-list cutter, on bodies cut at every split point.
 
 Each framing case states what the framer must make of its body, whatever the pieces it arrives in: the records
 next_record() hands over (their bytes as received), everything feed() and close() give the parser, joined,
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tracker.xmlframe import RecordFramer, has_markup_declaration, without_reference_lists
+from tracker.ncbi.xmlframe import RecordFramer, has_markup_declaration, without_reference_lists
 
 DECLARATION = b'<?xml version="1.0" ?>\n'
 DOCTYPE = (b'<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, 1st January 2025//EN" '

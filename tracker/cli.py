@@ -227,7 +227,7 @@ def topics(check_slug, check_query):
 
 def check_topic_query(slug: str | None, query: str | None) -> None:
     """`tracker topics --check`: how PubMed reads a query, from one esearch without a date clause."""
-    from tracker.eutils import EutilsClient
+    from tracker.ncbi.eutils import EutilsClient
     from tracker.watch import describe_check, measure_query
 
     if slug is not None and query is not None:
@@ -289,8 +289,8 @@ class ProgressBar:
 
 def run_fetch(slugs=(), since=None, full=False) -> list:
     """Fetch the selected topics, printing one summary line per topic; shared by `fetch` and `run`."""
-    from tracker.eutils import EutilsClient
     from tracker.ledger import RunHooks
+    from tracker.ncbi.eutils import EutilsClient
     from tracker.sync import sync_topics
 
     settings = current_settings()
@@ -370,8 +370,8 @@ def run_command(slugs):
 @common_options
 def import_command(file, topic_slug):
     """Add the papers of a PubMed MEDLINE export (.nbib, "Save > Format: PubMed") to a topic."""
-    from tracker.eutils import EutilsClient
-    from tracker.medline import read_medline_pmids
+    from tracker.ncbi.eutils import EutilsClient
+    from tracker.ncbi.medline import read_medline_pmids
     from tracker.sync import import_pmids
 
     [topic] = load_selected_topics((topic_slug,))
@@ -583,7 +583,7 @@ def search_command(text, topic_slug, limit, output_format):
 @common_options
 def query_command(pubmed_query, since, limit, save_as, title):
     """Run a one-off PubMed query: store the matches (in no topic) and show the newest."""
-    from tracker.eutils import EutilsClient
+    from tracker.ncbi.eutils import EutilsClient
     from tracker.store.search import cut_title
     from tracker.sync import run_query
     from tracker.topics import new_topic_path, save_topic_file, topic_from_query
@@ -749,7 +749,7 @@ def screen_set_command(slug, pmids, decision, reasons, note, reviewer, resolve):
 @common_options
 def screen_import_command(file, topic_slug, reviewer, add_missing):
     """Import decisions from a CSV (pmid, decision, reason, note, reviewer) or ASReview's export: all or nothing."""
-    from tracker.eutils import EutilsClient
+    from tracker.ncbi.eutils import EutilsClient
     from tracker.relevance import refresh_quietly
     from tracker.screening.importing import import_decisions
     from tracker.sync import import_pmids

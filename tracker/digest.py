@@ -37,10 +37,10 @@ from urllib.parse import quote
 
 from tracker import files
 from tracker.errors import ConfigError
-from tracker.evidence import TIER_INDEX, TIER_RULES, classify
-from tracker.notices import status_mark
-from tracker.pubmed import AbstractSection, Paper
-from tracker.registries import TrialId, trial_ids
+from tracker.ncbi.evidence import TIER_INDEX, TIER_RULES, classify
+from tracker.ncbi.notices import status_mark
+from tracker.ncbi.pubmed import AbstractSection, Paper
+from tracker.ncbi.registries import TrialId, trial_ids
 from tracker.relevance import ranking_status
 from tracker.render import as_utc, cut_at_word, moment, plain, plural, render
 from tracker.screening import with_included_first
@@ -87,7 +87,7 @@ class DigestEntry:
     excerpt: str
     late_arrival: bool
     authors_short: str
-    status: str | None = None  # retracted, concern, deleted (tracker/notices.py)
+    status: str | None = None  # retracted, concern, deleted (tracker/ncbi/notices.py)
     trials: tuple[TrialId, ...] = ()  # its trial registrations, each linked to its registry's record
     relevance: float | None = None  # the topic's relevance score (tracker/relevance.py); None before ranking
     likely_relevant: bool = False  # in the top fifth of the topic's scores

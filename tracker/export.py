@@ -28,7 +28,7 @@ CSV columns, in this order (scripts depend on them; add new ones only at the end
   editors            a book's editors, as `authors` ("Last Initials", "; "-separated); empty for an article
   trial_ids          trial registration numbers, each once, "; "-separated ("NCT01234567; ISRCTN12345678"): the
                      record's DataBankList entries for trial registries, then numbers written in the title or
-                     abstract (tracker/registries.py)
+                     abstract (tracker/ncbi/registries.py)
   relevance          the paper's relevance in the exported topic (with several, the highest): a score in 0-1 learned
                      from the topic's own decisions (tracker/relevance.py), higher is more likely included; empty
                      before the topic has enough decisions to rank
@@ -57,9 +57,9 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.types import LargeBinary
 
 from tracker.errors import ConfigError
-from tracker.notices import describe_status
-from tracker.pubmed import Author, Paper
-from tracker.registries import TrialId, trial_ids
+from tracker.ncbi.notices import describe_status
+from tracker.ncbi.pubmed import Author, Paper
+from tracker.ncbi.registries import TrialId, trial_ids
 from tracker.store.database import Store, chunked
 from tracker.store.models import PaperRow, TopicPaper
 from tracker.store.papers import row_to_paper, stored_trial_ids

@@ -139,7 +139,7 @@ class Settings:
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
     efetch_batch: int = 500
-    # efetch requests on their way while a batch is parsed and stored (tracker/prefetch.py); 1: one at a time.
+    # efetch requests on their way while a batch is parsed and stored (tracker/ncbi/prefetch.py); 1: one at a time.
     efetch_in_flight: int = 3
     esearch_page: int = 9999
     overlap_days: int = 3

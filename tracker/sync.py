@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from tracker.errors import LockHeldError, TrackerError, UnreachableError, with_context
-from tracker.eutils import EutilsClient
 from tracker.ingest import store_pmids
 from tracker.ledger import NO_HOOKS, RunHooks, RunLedger
+from tracker.ncbi.eutils import EutilsClient
 from tracker.relevance import refresh_quietly
 from tracker.store import Store
 from tracker.store.locks import TopicRunLock
@@ -180,7 +180,7 @@ def sync_topics(store: Store, client: EutilsClient, topics: list[Topic], *, toda
                 hooks_for: Callable[[Topic], RunHooks] | None = None,
                 on_result: Callable[[TopicRunResult], None] | None = None) -> list[TopicRunResult]:
     """Run every topic in turn; one topic's failure does not stop the others, except that when the run's first
-    request cannot reach E-utilities (tracker/eutils.py, UnreachableError) the rest are not tried: they would
+    request cannot reach E-utilities (tracker/ncbi/eutils.py, UnreachableError) the rest are not tried: they would
     fail the same way, each after its own retries. Nothing is recorded for a topic not tried."""
     results = []
     unreachable = False

@@ -13,8 +13,8 @@ from datetime import date, datetime
 from typing import cast
 
 from tracker.errors import ConfigError
-from tracker.pubmed import Paper
-from tracker.registries import TrialId
+from tracker.ncbi.pubmed import Paper
+from tracker.ncbi.registries import TrialId
 from tracker.screening import PaperScreening
 from tracker.settings import Settings
 from tracker.store import Store
@@ -250,7 +250,7 @@ def paper_view(store: Store, settings: Settings, pmid: int, *, reviewer: str | N
                scan: TopicScan | None = None) -> PaperView | None:
     """Everything the store knows of a paper, its screening in each topic as `reviewer` may see it (blind rules:
     tracker.screening.view_of); None when the store lacks it."""
-    from tracker.evidence import classify
+    from tracker.ncbi.evidence import classify
     from tracker.screening import view_of
     from tracker.store.browse import topics_of
     from tracker.store.changes import list_events
@@ -297,8 +297,8 @@ def paper_trials(paper: Paper) -> tuple[TrialId, ...]:
     """The paper's trial registrations; a stored paper's DataBank accessions are read from its stored record."""
     from dataclasses import replace
 
-    from tracker.pubmed import iter_papers
-    from tracker.registries import trial_ids
+    from tracker.ncbi.pubmed import iter_papers
+    from tracker.ncbi.registries import trial_ids
 
     if not paper.databanks and paper.xml and b"<DataBankList" in paper.xml:
         parsed = next(iter_papers(b"<PubmedArticleSet>" + paper.xml + b"</PubmedArticleSet>"), None)
@@ -329,7 +329,7 @@ class ScreenView(PaperLinks):
 
     @property
     def tier(self) -> str:
-        from tracker.evidence import classify
+        from tracker.ncbi.evidence import classify
 
         return classify(self.paper.publication_types) if self.paper else "other"
 

@@ -18,7 +18,7 @@ Status changes
     late is still caught.
 
     Each refetched record replaces the stored one (fields, XML, full-text entry, status). The notices it
-    carries that the stored record did not (tracker/notices.py: retraction, expression of concern, erratum,
+    carries that the stored record did not (tracker/ncbi/notices.py: retraction, expression of concern, erratum,
     update, republication) become status events, dated when they were detected; the stored record they
     replaced is kept in `paper_revision`. A listed PMID that efetch does not return, even when asked twice,
     is marked deleted (an event "deleted"; when efetch returned exactly one other PMID in its place, that
@@ -50,11 +50,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tracker.eutils import EutilsClient, SearchResult
 from tracker.ingest import fetch_each_batch
 from tracker.ledger import NO_HOOKS, RunHooks, RunLedger
-from tracker.notices import new_notices
-from tracker.pubmed import Paper
+from tracker.ncbi.eutils import EutilsClient, SearchResult
+from tracker.ncbi.notices import new_notices
+from tracker.ncbi.pubmed import Paper
 from tracker.store import Store
 from tracker.store.changes import (
     checked_through,

@@ -186,8 +186,8 @@ def _topic_job(runtime: Runtime, slug: str) -> JobOutcome:
 
 
 def _fetch(runtime: Runtime, slug: str) -> JobOutcome:
-    from tracker.eutils import EutilsClient
     from tracker.ledger import RunHooks
+    from tracker.ncbi.eutils import EutilsClient
     from tracker.sync import sync_topic
 
     job = fetch_job_id(slug)

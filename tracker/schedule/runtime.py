@@ -24,7 +24,7 @@ class Runtime:
     """What the jobs need, held by the process, never stored with the jobs."""
 
     def __init__(self, store, settings):
-        from tracker.eutils import RateLimiter
+        from tracker.ncbi.eutils import RateLimiter
 
         self.store, self.settings = store, settings
         self.limiter = RateLimiter(settings.rate_limit)  # one NCBI budget for every job of the process

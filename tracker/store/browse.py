@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import and_, func, literal, literal_column, or_, select, text, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
-from tracker.evidence import TIER_RULES
+from tracker.ncbi.evidence import TIER_RULES
 from tracker.store.database import Store
 from tracker.store.decisions import state_column, view_state_column
 from tracker.store.models import CurrentDecision, PaperRow, RelevanceScore, Screening, TopicPaper
@@ -31,7 +31,7 @@ _score = RelevanceScore.__table__
 @dataclass(frozen=True)
 class PaperFilter:
     state: str | None = None  # a screening state (as the reviewer sees it)
-    tier: str | None = None  # an evidence tier key (tracker/evidence.py)
+    tier: str | None = None  # an evidence tier key (tracker/ncbi/evidence.py)
     year_from: int | None = None
     year_to: int | None = None
     late: bool = False  # only late arrivals (PubMed listed them long after their create date)

@@ -15,8 +15,8 @@ from datetime import date, datetime
 from sqlalchemy import exists, func, select, update
 from sqlmodel import Session, col
 
-from tracker.notices import KIND_LABELS, Notice, notice_url
-from tracker.pubmed import CommentCorrection, Paper
+from tracker.ncbi.notices import KIND_LABELS, Notice, notice_url
+from tracker.ncbi.pubmed import CommentCorrection, Paper
 from tracker.store.database import Store, chunked, utcnow
 from tracker.store.models import (
     ChangeCheck,

@@ -15,7 +15,7 @@ from typing import cast
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from tracker.pubmed import Paper
+from tracker.ncbi.pubmed import Paper
 from tracker.store.database import Store, chunked, utcnow
 from tracker.store.models import DigestRecord, PaperRow, Run, TopicPaper
 from tracker.store.papers import row_to_paper

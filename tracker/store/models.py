@@ -64,14 +64,14 @@ class PaperRow(SQLModel, table=True):
     book_accession: str | None = None
     location_label: str | None = None
     chapter: bool = False
-    # [DataBankName, AccessionNumber] pairs, and the trial registrations (tracker/registries.py) as
+    # [DataBankName, AccessionNumber] pairs, and the trial registrations (tracker/ncbi/registries.py) as
     # [registry, number, url] with their numbers "; "-joined for the CSV.
     databanks: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     trial_ids: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     trial_ids_text: str = ""
-    # What PubMed now says about the paper (tracker/notices.py): "retracted", "concern", "deleted" or None.
+    # What PubMed now says about the paper (tracker/ncbi/notices.py): "retracted", "concern", "deleted" or None.
     status: str | None = Field(default=None, index=True)
-    # The strongest evidence tier its publication types name (tracker.evidence.classify): the web app's topic
+    # The strongest evidence tier its publication types name (tracker.ncbi.evidence.classify): the web app's topic
     # page filters and sorts 100,000 papers by it, which a JSON column could not do through an index.
     evidence_tier: str = Field(default="other", index=True)
     xml_gz: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))

@@ -12,10 +12,10 @@ from sqlalchemy import Row, select, text
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col
 
-from tracker.evidence import classify
-from tracker.notices import paper_status
-from tracker.pubmed import AbstractSection, Author, CommentCorrection, MeshHeading, Paper
-from tracker.registries import TrialId, trial_ids
+from tracker.ncbi.evidence import classify
+from tracker.ncbi.notices import paper_status
+from tracker.ncbi.pubmed import AbstractSection, Author, CommentCorrection, MeshHeading, Paper
+from tracker.ncbi.registries import TrialId, trial_ids
 from tracker.store.database import Store, chunked, utcnow
 from tracker.store.models import PaperRow, TopicPaper
 from tracker.store.xmlcodec import compress_xml, decompress_xml

@@ -192,8 +192,8 @@ def _add_book_and_trial_columns(connection: Connection) -> None:
 
 def _refill_batch(connection: Connection, rows: Sequence) -> None:
     from tracker.errors import ParseError
-    from tracker.pubmed import AbstractSection, Paper, iter_papers
-    from tracker.registries import trial_ids
+    from tracker.ncbi.pubmed import AbstractSection, Paper, iter_papers
+    from tracker.ncbi.registries import trial_ids
     from tracker.store.papers import record_columns, search_text_from_row, trial_columns, write_search_entries
     from tracker.store.xmlcodec import decompress_xml
 
@@ -242,7 +242,7 @@ def _add_web(connection: Connection) -> None:
     """The stored evidence tier (filled for every stored paper, in batches) and the web app's tables."""
     from sqlalchemy import Column, DateTime, Index, Integer, MetaData, String, Table
 
-    from tracker.evidence import classify
+    from tracker.ncbi.evidence import classify
 
     paper = models.PaperRow.__table__
     connection.exec_driver_sql("ALTER TABLE paper ADD COLUMN evidence_tier VARCHAR NOT NULL DEFAULT 'other'")

@@ -25,8 +25,8 @@ from sqlalchemy import and_, or_, select, text
 from sqlalchemy.exc import OperationalError
 
 from tracker.errors import ConfigError, SearchSyntaxError
-from tracker.notices import describe_status, status_mark
-from tracker.pubmed import Author
+from tracker.ncbi.notices import describe_status, status_mark
+from tracker.ncbi.pubmed import Author
 from tracker.store.database import Store
 from tracker.store.models import PaperRow, TopicPaper
 from tracker.store.schema import FTS_COLUMNS
@@ -67,7 +67,7 @@ class SearchHit:
     year: int | None
     doi: str | None
     topics: tuple[str, ...]
-    status: str | None = None  # retracted, concern, deleted (tracker/notices.py)
+    status: str | None = None  # retracted, concern, deleted (tracker/ncbi/notices.py)
 
     @property
     def pubmed_url(self) -> str:

@@ -17,8 +17,8 @@ from starlette.staticfiles import StaticFiles
 
 from tracker import __version__
 from tracker.errors import ConfigError
-from tracker.evidence import TIER_RULES, tier_label
-from tracker.notices import describe_status
+from tracker.ncbi.evidence import TIER_RULES, tier_label
+from tracker.ncbi.notices import describe_status
 from tracker.relevance import RelevanceRefresher
 from tracker.render import moment
 from tracker.settings import Settings

@@ -17,7 +17,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from tracker.errors import ConfigError, SearchSyntaxError
-from tracker.evidence import TIER_INDEX
+from tracker.ncbi.evidence import TIER_INDEX
 from tracker.screening import check_state
 from tracker.store.browse import Cursor, PaperFilter
 from tracker.topics import TopicScan, scan_topics

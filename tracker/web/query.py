@@ -21,7 +21,7 @@ SHOWN = 20
 
 def run_ad_hoc(settings, store, query: str):
     """(PubMed's reading of `query`, the run's result or None when PubMed reported errors)."""
-    from tracker.eutils import EutilsClient
+    from tracker.ncbi.eutils import EutilsClient
     from tracker.sync import run_query
     from tracker.watch import measure_query, unknown_terms
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from tracker.pubmed import Paper
+from tracker.ncbi.pubmed import Paper
 
 _ICTRP = "https://trialsearch.who.int/Trial2.aspx?TrialID={}"
 

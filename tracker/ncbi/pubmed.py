@@ -26,7 +26,7 @@ from typing import BinaryIO, NamedTuple, NoReturn
 from lxml import etree
 
 from tracker.errors import ParseError
-from tracker.xmlframe import RecordFramer
+from tracker.ncbi.xmlframe import RecordFramer
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from tracker import __version__
 from tracker.errors import EutilsError, IncompleteSearchError, ParseError, TransientEutilsError, UnreachableError
-from tracker.prefetch import Abandoned, Ticket, prefetched
-from tracker.pubmed import Paper, PaperParser
+from tracker.ncbi.prefetch import Abandoned, Ticket, prefetched
+from tracker.ncbi.pubmed import Paper, PaperParser
 from tracker.settings import DEFAULT_EUTILS_URL, Settings
 
 log = logging.getLogger("tracker.eutils")
@@ -419,7 +419,7 @@ class EutilsClient:
     def fetch_papers(self, pmids: Sequence[int], *, batch: int | None = None) -> Generator[list[Paper], None, None]:
         """Yield the records of `pmids`, one list per POSTed efetch batch, in order, each parsed completely.
 
-        Later batches are requested ahead on threads of their own (tracker/prefetch.py: at most
+        Later batches are requested ahead on threads of their own (tracker/ncbi/prefetch.py: at most
         `settings.efetch_in_flight` on their way, fewer after a failure) while the caller stores the one
         yielded; each is parsed as it streams in. Closing the iterator abandons the batches still on their way.
         """

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tracker.pubmed import Paper
+from tracker.ncbi.pubmed import Paper
 
 # RefType on the affected record -> the kind of change it announces.
 NOTICE_KINDS = {
