@@ -1,11 +1,11 @@
-"""Benchmark 6: the relevance ranking (tracker/ranking) against ASReview's default model and random order.
+"""Benchmark 6: the relevance ranking (tracker/review/ranking) against ASReview's default model and random order.
 
 Data: the Cohen 2006 drug-review datasets in ../shared/screening-datasets/cohen-2006/ (read in place), each
 record with its title/abstract decision (label1: I included, anything else excluded), in PMID order.
 
 Three rankers, side by side on the same records and seeds:
 
-- tracker: `tracker.ranking.fit` on the decided records, `tracker.ranking.score` on the rest, exactly as the
+- tracker: `tracker.review.ranking.fit` on the decided records, `tracker.review.ranking.score` on the rest, exactly as the
   store calls them (a fresh model each time, its features' vocabulary and document frequencies from every
   record the project holds at that moment, as ASReview's TF-IDF).
 - ASReview's default (ASReview 2, `elas_u4` in asreview/models/models.py), reimplemented with scikit-learn:
@@ -33,7 +33,7 @@ same order for all three rankers of a run); then the ranker is retrained after e
 next 10 records are its 10 best-scored unscreened ones. WSS@95 = (N - screened when 95 % of the inclusions
 are found) / N - 0.05; recall@10 % and @25 % = the share of inclusions found after 10 % and 25 % of N
 screened. Means over the runs (seeds 0, 1, ...). The tracker's screening queue, which mixes in lower-scored
-papers (tracker/ranking/queue.py), is simulated too and reported in its own row.
+papers (tracker/review/ranking/queue.py), is simulated too and reported in its own row.
 
 Target: the tracker at least matches the ASReview reimplementation on each dataset's five figures and beats
 it on their totals. Timing: `fit` on 10,000 decided records (the Cohen records, replicated with the words of
@@ -57,9 +57,9 @@ from sklearn.metrics import roc_auc_score
 from sklearn.svm import LinearSVC
 
 from benchmarks import REPO, Outcome, Row, Sizes, median_seconds
-from tracker import ranking
-from tracker.ranking import Record
-from tracker.ranking.classifier import balanced_weights
+from tracker.review import ranking
+from tracker.review.ranking import Record
+from tracker.review.ranking.classifier import balanced_weights
 
 COMMAND = "python -m benchmarks --only ranking"
 DATASETS = ("ADHD", "Antihistamines", "NSAIDS", "UrinaryIncontinence")
@@ -132,7 +132,7 @@ class Ranker:
 def tracker_scores(dataset: Dataset, train: np.ndarray, labels: np.ndarray, pool: np.ndarray,
                    project: np.ndarray, seed: int) -> np.ndarray:
     decisions = [ranking.INCLUDE if label else ranking.EXCLUDE for label in labels]
-    # As tracker/relevance.py calls it: the features know every paper of the topic, decided or not.
+    # As tracker/review/relevance.py calls it: the features know every paper of the topic, decided or not.
     model = ranking.fit(dataset.counts.take(train), decisions, vocabulary=dataset.counts.take(project))
     return np.array(ranking.score(model, dataset.counts.take(pool)))
 
@@ -327,7 +327,7 @@ def timing_rows(datasets: Sequence[Dataset], repeats: int) -> list[Row]:
     order_time, _ = median_seconds(lambda: ranking.screening_order(scores, seed=0), repeats, warmups=warmups)
     size = f"{TIMING_RECORDS:,} decided ({decisions.count(ranking.INCLUDE):,} included), {TIMING_RECORDS:,} scored"
     runs = f"median of {repeats}"
-    return [Row("ranking: fit from records (tracker.ranking.fit: count tokens, TF-IDF, SVM)", size,
+    return [Row("ranking: fit from records (tracker.review.ranking.fit: count tokens, TF-IDF, SVM)", size,
                 f"{fit_time:.1f} s {runs}; of which count_tokens {count_time:.1f} s, fit from counts "
                 f"{refit_time:.1f} s", f"{fit_time / FIT_TARGET:.2f} of target", f"< {FIT_TARGET:.0f} s",
                 fit_time < FIT_TARGET, COMMAND),

@@ -1,6 +1,6 @@
-"""python -m benchmarks.ranking_design [--runs N]: the measurements behind tracker/ranking's design choices.
+"""python -m benchmarks.ranking_design [--runs N]: the measurements behind tracker/review/ranking's design choices.
 
-Not part of the benchmark table; each section prints the figures a choice in tracker/ranking was made on,
+Not part of the benchmark table; each section prints the figures a choice in tracker/review/ranking was made on,
 on the Cohen 2006 datasets (../shared/screening-datasets/cohen-2006/, read in place):
 
 1. Cold start, how good a first model is: for each (inclusions, exclusions) pair, 60 training sets drawn from
@@ -29,9 +29,9 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
 from benchmarks import ranking as benchmark
-from tracker import ranking
-from tracker.ranking.classifier import C, balanced_weights
-from tracker.ranking.features import FeatureSpace
+from tracker.review import ranking
+from tracker.review.ranking.classifier import C, balanced_weights
+from tracker.review.ranking.features import FeatureSpace
 
 COLD_PAIRS = ((1, 1), (1, 5), (2, 2), (2, 10), (3, 3), (3, 10), (5, 5), (5, 20), (10, 40))
 COLD_DRAWS = 60

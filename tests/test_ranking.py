@@ -1,12 +1,12 @@
-"""The relevance model (tracker/ranking) on small built topics, and the benchmark's protocol on real data."""
+"""The relevance model (tracker/review/ranking) on small built topics, and the benchmark's protocol on real data."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.conftest import REPO
-from tracker import ranking
-from tracker.ranking import EXCLUDE, INCLUDE, MAYBE, Record
+from tracker.review import ranking
+from tracker.review.ranking import EXCLUDE, INCLUDE, MAYBE, Record
 
 SCREENING_DATASETS = REPO.parent / "shared" / "screening-datasets"
 

@@ -1,4 +1,4 @@
-"""Relevance scores kept in the store (tracker/relevance.py): trained from a topic's decisions, refreshed after runs
+"""Relevance scores kept in the store (tracker/review/relevance.py): trained from a topic's decisions, refreshed after runs
 and decisions, shown in exports, `tracker screen list`, digests and the e-mail; on both back ends."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from tests.test_store import make_paper
 from tracker.digest import build_topic_digest, render_text
 from tracker.export import CSV_COLUMNS, export_papers
 from tracker.ncbi.pubmed import AbstractSection
-from tracker.relevance import RelevanceRefresher, ranking_status, refresh_relevance, scores_stale
-from tracker.screening import decide, list_screening
+from tracker.review.relevance import RelevanceRefresher, ranking_status, refresh_relevance, scores_stale
+from tracker.review.screening import decide, list_screening
 from tracker.store import open_store
 from tracker.store.papers import save_papers
 from tracker.store.relevance import ranking_state, scores_of
@@ -201,8 +201,8 @@ def test_nothing_in_the_ranking_can_load_code_from_the_database():
 
     import tracker
 
-    sources = [Path(tracker.__file__).parent / "relevance.py", Path(tracker.__file__).parent / "store" / "relevance.py",
-               *(Path(tracker.__file__).parent / "ranking").glob("*.py")]
+    sources = [Path(tracker.__file__).parent / "review" / "relevance.py", Path(tracker.__file__).parent / "store" / "relevance.py",
+               *(Path(tracker.__file__).parent / "review" / "ranking").glob("*.py")]
     for source in sources:
         code = source.read_text()
         assert not any(word in code for word in ("import pickle", "joblib", "cloudpickle", "pickle.load")), source

@@ -22,9 +22,9 @@ from tests.test_store import make_paper
 from tracker.errors import ConfigError
 from tracker.export import export_papers
 from tracker.ncbi.pubmed import AbstractSection, Author, MeshHeading, Paper
-from tracker.screening import decide, list_screening, screening_record
-from tracker.screening.importing import import_decisions
-from tracker.screening.prisma import prisma_counts, render_svg
+from tracker.review.importing import import_decisions
+from tracker.review.prisma import prisma_counts, render_svg
+from tracker.review.screening import decide, list_screening, screening_record
 from tracker.store import open_store
 from tracker.store.decisions import decision_history, state_counts
 from tracker.store.papers import save_papers

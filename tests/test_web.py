@@ -18,7 +18,7 @@ from tests.pubmed_xml import article_xml
 from tests.test_store import make_paper
 from tracker.accounts import add_user
 from tracker.ncbi.pubmed import AbstractSection, Author, MeshHeading
-from tracker.screening import decide
+from tracker.review.screening import decide
 from tracker.settings import Settings
 from tracker.store import open_store
 from tracker.store.decisions import decision_history
@@ -237,7 +237,7 @@ def test_a_decision_in_the_browser_is_the_one_the_cli_sees(library):
 
 def test_a_ranked_topic_screens_the_most_relevant_paper_first_and_sorts_by_relevance(tmp_path, db_url):
     from tests.test_relevance import FIRST, LATER, SEPSIS
-    from tracker.relevance import refresh_relevance
+    from tracker.review.relevance import refresh_relevance
     from tracker.store.relevance import scores_of
 
     home = tmp_path / "home"

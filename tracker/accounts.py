@@ -3,7 +3,7 @@ guessing a password is made.
 
 Accounts
     A name (also the reviewer name the account's screening decisions carry, so it follows the reviewer
-    name rules of tracker/screening) and a role: a reviewer screens, searches and reads; an admin also saves
+    name rules of tracker/review/screening.py) and a role: a reviewer screens, searches and reads; an admin also saves
     topics from the Query page and manages accounts. Passwords are hashed with Argon2id (argon2-cffi's
     defaults, RFC 9106's second recommended profile). With no account in the database the app runs in personal mode (tracker/web).
 
@@ -23,7 +23,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from tracker.errors import ConfigError
-from tracker.screening import check_reviewer
+from tracker.review.screening import check_reviewer
 from tracker.store import Store
 from tracker.store.accounts import (
     AccountView,

@@ -40,7 +40,7 @@ class DateType(click.ParamType):
 
 DATE = DateType()
 SCREENING_STATES = ("unscreened", "awaiting", "included", "excluded", "maybe", "conflict")
-SORT_ORDERS = ("newest", "relevance")  # tracker.screening.SORTS, without importing it for --help
+SORT_ORDERS = ("newest", "relevance")  # tracker.review.screening.SORTS, without importing it for --help
 
 
 def common_options(command):
@@ -438,7 +438,7 @@ def status(limit, topic_slug, changes, since):
 
 def list_changes(topic_slug: str | None, since: date | None) -> None:
     """`tracker status --changes`: every status event, those on included papers first, then oldest first."""
-    from tracker.screening import with_included_first
+    from tracker.review.screening import with_included_first
     from tracker.store.changes import list_events
     from tracker.store.search import cut_title
 
@@ -629,7 +629,7 @@ class PmidType(click.ParamType):
 
 
 def current_reviewer(given: str | None) -> str:
-    from tracker.screening import check_reviewer, default_reviewer
+    from tracker.review.screening import check_reviewer, default_reviewer
 
     return check_reviewer(given) if given else default_reviewer(current_settings().reviewer)
 
@@ -640,7 +640,7 @@ SCREEN_CSV_COLUMNS = ("pmid", "title", "year", "journal", "first_seen", "state",
 
 def flat_screening(record: dict) -> dict:
     """A `screening_record` with its lists joined as the export joins them ("; "-separated)."""
-    from tracker.screening import describe_decision_record
+    from tracker.review.screening import describe_decision_record
 
     return {**record, "reasons": "; ".join(record["reasons"]),
             "reviewers": "; ".join(describe_decision_record(d) for d in record["decisions"]),
@@ -669,7 +669,7 @@ def screen_list_command(slug, state, output_format, limit, reviewer, sort):
     """A topic's papers with their screening state, reasons, each reviewer's decision and relevance, newest first."""
     import json
 
-    from tracker.screening import list_screening, screening_record
+    from tracker.review.screening import list_screening, screening_record
 
     topics = load_all_topics()
     [topic] = load_selected_topics((slug,))
@@ -677,7 +677,7 @@ def screen_list_command(slug, state, output_format, limit, reviewer, sort):
     rows = list_screening(store, topic, reviewer=current_reviewer(reviewer), state=state, limit=limit, topics=topics,
                           sort=sort)
     if sort == "relevance" and output_format == "table":
-        from tracker.relevance import ranking_status
+        from tracker.review.relevance import ranking_status
 
         status = ranking_status(store, topic)
         click.echo(f"{topic.slug}: {status.sentence}" + ("" if status.ranked else "; newest first meanwhile"),
@@ -715,8 +715,8 @@ def screen_list_command(slug, state, output_format, limit, reviewer, sort):
 @common_options
 def screen_set_command(slug, pmids, decision, reasons, note, reviewer, resolve):
     """Record a decision on papers of a topic: all of them, or none if one is not in the topic."""
-    from tracker.relevance import refresh_quietly
-    from tracker.screening import decide
+    from tracker.review.relevance import refresh_quietly
+    from tracker.review.screening import decide
     from tracker.store.decisions import state_from, summaries
 
     if decision is None:
@@ -750,8 +750,8 @@ def screen_set_command(slug, pmids, decision, reasons, note, reviewer, resolve):
 def screen_import_command(file, topic_slug, reviewer, add_missing):
     """Import decisions from a CSV (pmid, decision, reason, note, reviewer) or ASReview's export: all or nothing."""
     from tracker.ncbi.eutils import EutilsClient
-    from tracker.relevance import refresh_quietly
-    from tracker.screening.importing import import_decisions
+    from tracker.review.importing import import_decisions
+    from tracker.review.relevance import refresh_quietly
     from tracker.sync import import_pmids
 
     [topic] = load_selected_topics((topic_slug,))
@@ -772,7 +772,7 @@ def screen_import_command(file, topic_slug, reviewer, add_missing):
         line += f"; {result.unlabelled} unlabelled rows skipped"
     click.echo(line)
     if result.skipped:
-        from tracker.screening import describe_pmids
+        from tracker.review.screening import describe_pmids
 
         click.echo(f"warning: {describe_pmids(list(result.skipped))} not in topic '{topic.slug}' and were skipped: "
                    "import again with --add-missing to fetch and add them", err=True)
@@ -788,7 +788,7 @@ def screen_import_command(file, topic_slug, reviewer, add_missing):
 def prisma_command(slug, since, output_format, output):
     """PRISMA counts of a topic's screening: identified, duplicates, screened, excluded per reason, included."""
     from tracker.files import OUTPUT_FILE_ADVICE, write_output
-    from tracker.screening.prisma import prisma_counts, render
+    from tracker.review.prisma import prisma_counts, render
 
     [topic] = load_selected_topics((slug,))
     text = render(prisma_counts(current_store(readonly=True), topic, since=since), output_format)

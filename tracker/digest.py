@@ -41,9 +41,9 @@ from tracker.ncbi.evidence import TIER_INDEX, TIER_RULES, classify
 from tracker.ncbi.notices import status_mark
 from tracker.ncbi.pubmed import AbstractSection, Paper
 from tracker.ncbi.registries import TrialId, trial_ids
-from tracker.relevance import ranking_status
 from tracker.render import as_utc, cut_at_word, moment, plain, plural, render
-from tracker.screening import with_included_first
+from tracker.review.relevance import ranking_status
+from tracker.review.screening import with_included_first
 from tracker.store import Store
 from tracker.store.changes import EventView, list_events, paper_statuses
 from tracker.store.database import utcnow
@@ -89,7 +89,7 @@ class DigestEntry:
     authors_short: str
     status: str | None = None  # retracted, concern, deleted (tracker/ncbi/notices.py)
     trials: tuple[TrialId, ...] = ()  # its trial registrations, each linked to its registry's record
-    relevance: float | None = None  # the topic's relevance score (tracker/relevance.py); None before ranking
+    relevance: float | None = None  # the topic's relevance score (tracker/review/relevance.py); None before ranking
     likely_relevant: bool = False  # in the top fifth of the topic's scores
 
     @property
@@ -167,7 +167,7 @@ class Baseline:
 
 @dataclass(frozen=True)
 class ScreeningLine:
-    """Where the topic's screening stands, for the digest's header (tracker/screening)."""
+    """Where the topic's screening stands, for the digest's header (tracker/review/screening.py)."""
 
     to_screen: int  # the period's new papers nobody has decided yet (dual screening: not both reviewers yet)
     included: int  # the topic's papers included so far, all periods
@@ -198,7 +198,7 @@ class TopicDigest:
     baseline: Baseline | None = None  # the papers of the period that a backfill stored, summed up
     new_pmids: tuple[int, ...] = ()  # all `total_new` papers, shown or not, in tier order
     # How the order was made, once the topic has screening decisions: "ordered by 48 earlier decisions in this
-    # topic" or "ranking starts after 2 more decisions" (tracker/relevance.py).
+    # topic" or "ranking starts after 2 more decisions" (tracker/review/relevance.py).
     ranking: str | None = None
 
     @property

@@ -20,7 +20,7 @@ CSV columns, in this order (scripts depend on them; add new ones only at the end
   status             what PubMed now says about the paper (tracker/watch.py): "retracted", "expression of
                      concern", "deleted" (no longer in PubMed), or empty
   decision           the screening state in the exported topic (unscreened, awaiting, included, excluded, maybe,
-                     conflict; tracker/screening); with several topics, "topic: state" for each of them
+                     conflict; tracker/review/screening.py); with several topics, "topic: state" for each of them
   reasons            the exclusion reasons behind an "excluded" state, "; "-separated ("topic: reason" with several)
   reviewers          each reviewer's current decision: "ana: include; ben: exclude (wrong population)" (with
                      several topics "topic/ana: include"); hidden in blind screening until both have decided
@@ -30,7 +30,7 @@ CSV columns, in this order (scripts depend on them; add new ones only at the end
                      record's DataBankList entries for trial registries, then numbers written in the title or
                      abstract (tracker/ncbi/registries.py)
   relevance          the paper's relevance in the exported topic (with several, the highest): a score in 0-1 learned
-                     from the topic's own decisions (tracker/relevance.py), higher is more likely included; empty
+                     from the topic's own decisions (tracker/review/relevance.py), higher is more likely included; empty
                      before the topic has enough decisions to rank
 
 The file is UTF-8 without a byte-order mark, rows end in CRLF (RFC 4180), and a cell holding a line
@@ -278,7 +278,7 @@ def _state_filter(topics: Sequence[Topic], state: str | None):
 
 def screening_cells(store: Store, topics: Sequence[Topic], papers: Sequence[tuple[int, Sequence[str]]]) -> dict[int, dict]:
     """The four screening cells of each paper (pmid with all its topics) in the `topics` it belongs to."""
-    from tracker.screening import describe_decision, view_of
+    from tracker.review.screening import describe_decision, view_of
     from tracker.store.decisions import current_decisions, summaries_of
 
     empty = dict.fromkeys(SCREENING_COLUMNS, "")

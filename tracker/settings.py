@@ -162,7 +162,7 @@ class Settings:
     schedule_every: float | None = None  # seconds; replaces every cron, for trials and tests only
     # Seconds a scheduler's job lease survives without a heartbeat before another scheduler takes the job over.
     lease_timeout: float = 300.0
-    # Who decides when screening from this shell (tracker/screening); None: the login name.
+    # Who decides when screening from this shell (tracker/review/screening.py); None: the login name.
     reviewer: str | None = None
     # `tracker serve` (tracker/web).
     web_session_hours: float = 12.0

@@ -20,7 +20,7 @@ from tracker.errors import LockHeldError, TrackerError, UnreachableError, with_c
 from tracker.ingest import store_pmids
 from tracker.ledger import NO_HOOKS, RunHooks, RunLedger
 from tracker.ncbi.eutils import EutilsClient
-from tracker.relevance import refresh_quietly
+from tracker.review.relevance import refresh_quietly
 from tracker.store import Store
 from tracker.store.locks import TopicRunLock
 from tracker.store.models import TopicState

@@ -15,7 +15,7 @@ from typing import cast
 from tracker.errors import ConfigError
 from tracker.ncbi.pubmed import Paper
 from tracker.ncbi.registries import TrialId
-from tracker.screening import PaperScreening
+from tracker.review.screening import PaperScreening
 from tracker.settings import Settings
 from tracker.store import Store
 from tracker.store.browse import SORTS, Cursor, Page, PaperFilter
@@ -65,7 +65,7 @@ class TopicSummary:
     papers: int
     last_run: RunView | None
     health: tuple[HealthFlag, ...]
-    states: dict[str, int]  # screening state -> papers (tracker/screening)
+    states: dict[str, int]  # screening state -> papers (tracker/review/screening.py)
     schedule: str | None = None  # as `tracker schedule` runs it ("0 6 * * *", or "every 5 s")
     next_run: datetime | None = None
 
@@ -195,7 +195,7 @@ def topic_page(store: Store, settings: Settings, slug: str, *, reviewer: str | N
                            after=after, before=before, limit=limit)
     ranking = ""
     if sort == "relevance":
-        from tracker.relevance import ranking_status
+        from tracker.review.relevance import ranking_status
 
         ranking = ranking_status(store, topic).sentence
     return TopicPage(summary=summary, page=page, sort=sort, filters=filters, search=search, matches=matches,
@@ -249,9 +249,9 @@ class PaperView(PaperLinks):
 def paper_view(store: Store, settings: Settings, pmid: int, *, reviewer: str | None,
                scan: TopicScan | None = None) -> PaperView | None:
     """Everything the store knows of a paper, its screening in each topic as `reviewer` may see it (blind rules:
-    tracker.screening.view_of); None when the store lacks it."""
+    tracker.review.screening.view_of); None when the store lacks it."""
     from tracker.ncbi.evidence import classify
-    from tracker.screening import view_of
+    from tracker.review.screening import view_of
     from tracker.store.browse import topics_of
     from tracker.store.changes import list_events
     from tracker.store.decisions import current_decisions, decision_history, summaries
@@ -323,7 +323,7 @@ class ScreenView(PaperLinks):
     events: tuple[EventView, ...] = ()
     trials: tuple[TrialId, ...] = ()
     # "most relevant first: ordered by 12 earlier decisions in this topic", or "newest first: ranking starts
-    # after 2 more decisions" (tracker/relevance.py)
+    # after 2 more decisions" (tracker/review/relevance.py)
     order: str = ""
     relevance: float | None = None
 
@@ -336,8 +336,8 @@ class ScreenView(PaperLinks):
 
 def screen_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None = None) -> ScreenView:
     """The paper `pmid` of `topic` (or the first of `reviewer`'s queue) as the screening page shows it."""
-    from tracker.relevance import ranking_status
-    from tracker.screening import view_of
+    from tracker.review.relevance import ranking_status
+    from tracker.review.screening import view_of
     from tracker.store.browse import count_members, membership_of, neighbours, queue_pmids, screened_count
     from tracker.store.changes import list_events
     from tracker.store.decisions import current_decisions, summaries
@@ -379,12 +379,12 @@ def screen_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None =
 
 def _relevance_next(store: Store, topic: Topic, reviewer: str, waiting: int, skip: int | None, mark: int):
     """The next paper of a ranked topic's queue: the most relevant one still waiting, or, one time in twenty
-    (tracker.ranking.EXPLORE), one drawn from the lower-scored half, so that the model also learns from papers
+    (tracker.review.ranking.EXPLORE), one drawn from the lower-scored half, so that the model also learns from papers
     unlike those it already likes. The draw is seeded by the topic, the reviewer, the topic's newest decision and
     the paper on screen: reloading a page shows the same paper, and each decision moves the queue on."""
     import random
 
-    from tracker.ranking import EXPLORE
+    from tracker.review.ranking import EXPLORE
     from tracker.store.browse import queue_by_relevance
 
     draw = random.Random(f"{topic.slug}/{reviewer}/{mark}/{skip}")

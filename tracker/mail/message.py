@@ -31,7 +31,7 @@ from tracker.digest import BASELINE_SHOWN, PHRASES, TopicDigest, build_topic_dig
 from tracker.errors import SendFailure
 from tracker.mail.audience import Mailing
 from tracker.render import as_utc, plural, render
-from tracker.screening import with_included_first
+from tracker.review.screening import with_included_first
 from tracker.store import Store
 from tracker.store.changes import list_events
 from tracker.store.database import utcnow

@@ -147,7 +147,7 @@ class EventView:
     title: str
     status: str | None
     topics: tuple[str, ...]
-    included_in: tuple[str, ...] = ()  # the topics whose screening included the paper (tracker/screening)
+    included_in: tuple[str, ...] = ()  # the topics whose screening included the paper (tracker/review/screening.py)
 
     @property
     def label(self) -> str:

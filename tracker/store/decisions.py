@@ -1,5 +1,5 @@
 """Screening decisions in the store: the append-only history, each reviewer's current decision, and what they
-add up to per topic and paper (tracker/screening.py has the rules; this module writes and reads the rows).
+add up to per topic and paper (tracker/review/screening.py has the rules; this module writes and reads the rows).
 
 A batch of decisions is written in one transaction, so an import stores all its rows or none. Deciding
 serialises per paper: SQLite takes its write lock at the start (BEGIN IMMEDIATE), PostgreSQL locks the
@@ -274,7 +274,7 @@ class ListedPaper:
     pmid: int
     first_seen_at: datetime
     state: str
-    relevance: float | None = None  # the topic's relevance score (tracker/relevance.py); None before ranking
+    relevance: float | None = None  # the topic's relevance score (tracker/review/relevance.py); None before ranking
 
 
 def list_topic_papers(store: Store, topic: str, reviewers: int, *, blind_reviewer: str | None = None,

@@ -149,7 +149,7 @@ class SchemaVersion(SQLModel, table=True):
 class Decision(SQLModel, table=True):
     """One screening decision, as given: the history is append-only, a row is never changed or deleted.
 
-    `replaces` is the reviewer's previous decision on the same paper in the same topic (tracker/screening.py).
+    `replaces` is the reviewer's previous decision on the same paper in the same topic (tracker/review/screening.py).
     """
 
     __tablename__ = "decision"
@@ -410,7 +410,7 @@ class RelevanceScore(SQLModel, table=True):
     """A paper's relevance in a topic: the topic's model's score in (0, 1), higher is more likely included.
 
     Only numbers are stored, never a model: a model is retrained from the topic's decisions when the scores
-    are refreshed (tracker/relevance.py), so nothing read back from the database can run code.
+    are refreshed (tracker/review/relevance.py), so nothing read back from the database can run code.
     """
 
     __table__: ClassVar[Table]

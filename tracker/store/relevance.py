@@ -1,4 +1,4 @@
-"""Reading what the relevance model learns from, and keeping its scores (tracker/relevance.py decides when)."""
+"""Reading what the relevance model learns from, and keeping its scores (tracker/review/relevance.py decides when)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def topic_texts(store: Store, topic: str) -> Iterator[PaperText]:
 
 
 def topic_states(store: Store, topic: str, reviewers: int) -> dict[int, str]:
-    """The screening state of every paper of `topic` that has a decision (the states of tracker/screening)."""
+    """The screening state of every paper of `topic` that has a decision (the states of tracker/review/screening.py)."""
     statement = select(_screening.c.pmid, state_column(reviewers)).where(_screening.c.topic == topic)
     with store.engine.connect() as connection:
         return {pmid: state for pmid, state in connection.execute(statement)}

@@ -309,13 +309,13 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "job-leases", _add_job_leases),  # several schedulers on one database (tracker/store/leases.py)
     # The CSV export without decoding JSON (BENCHMARKS.md): 12 minutes for a million papers on this machine.
     Migration(3, "export-text-columns", _add_export_text, seconds_per_paper=0.00072),
-    Migration(4, "screening-decisions", _add_screening),  # tracker/screening.py: new tables, nothing rewritten
+    Migration(4, "screening-decisions", _add_screening),  # tracker/review/screening.py: new tables, nothing rewritten
     # Books' authors, editors and details, DataBank accessions and trial registration numbers: 0.37 ms a paper on
     # 10,000 replicas of the sample records (6 minutes for a million), most of it decompressing each XML.
     Migration(5, "book-details-and-trial-ids", _add_book_and_trial_columns, seconds_per_paper=0.0004),
     # The web app (tracker/web): the stored evidence tier, accounts, sessions and failed logins.
     Migration(6, "web-app", _add_web, seconds_per_paper=0.00002),
-    # Relevance ranking (tracker/relevance.py): new tables, filled by the first refresh, nothing rewritten.
+    # Relevance ranking (tracker/review/relevance.py): new tables, filled by the first refresh, nothing rewritten.
     Migration(7, "relevance-scores", _add_relevance),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -44,7 +44,7 @@ def build_app(settings: Settings, store: Store, *, host: str = DEFAULT_HOST, por
               token: str | None = None):
     """The app for `store`, in team mode when it holds accounts, else personal mode with `token` (made here when
     None); returns (app, access)."""
-    from tracker.screening import default_reviewer
+    from tracker.review.screening import default_reviewer
     from tracker.store.accounts import count_accounts, delete_personal_sessions
     from tracker.web.app import create_app
     from tracker.web.security import Access, login_token, served_hosts

@@ -19,8 +19,8 @@ from tracker import __version__
 from tracker.errors import ConfigError
 from tracker.ncbi.evidence import TIER_RULES, tier_label
 from tracker.ncbi.notices import describe_status
-from tracker.relevance import RelevanceRefresher
 from tracker.render import moment
+from tracker.review.relevance import RelevanceRefresher
 from tracker.settings import Settings
 from tracker.store import Store
 from tracker.store.decisions import STATES
@@ -54,7 +54,7 @@ class Pages:
         self.access = access
         self.env = environment()
         self.scans: ScanCache  # the topic files, read again when they change: set by tracker.web.pages.routes
-        # Decisions made here retrain their topic's relevance model in the background (tracker/relevance.py).
+        # Decisions made here retrain their topic's relevance model in the background (tracker/review/relevance.py).
         self.refresher = RelevanceRefresher(store, self._topic_for)
 
     def _topic_for(self, slug: str) -> Topic | None:
@@ -72,7 +72,7 @@ class Pages:
 
 
 def create_app(settings: Settings, store: Store, access: Access) -> Starlette:
-    from tracker.relevance import RelevanceRefresher
+    from tracker.review.relevance import RelevanceRefresher
     from tracker.web import auth, pages, query, screen
 
     web = Pages(settings, store, access)

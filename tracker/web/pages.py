@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from tracker.errors import ConfigError, SearchSyntaxError
 from tracker.ncbi.evidence import TIER_INDEX
-from tracker.screening import check_state
+from tracker.review.screening import check_state
 from tracker.store.browse import Cursor, PaperFilter
 from tracker.topics import TopicScan, scan_topics
 from tracker.views import SEARCH_WITHIN, TopicSummary, paper_view, status_view, topic_page, topic_summaries
@@ -133,14 +133,14 @@ def routes(web) -> list[Route]:
         return web.render(request, "runs.html", view=view, zone=web.settings.zone)
 
     async def prisma(request: Request) -> Response:
-        from tracker.screening.prisma import prisma_counts
+        from tracker.review.prisma import prisma_counts
 
         topic = scans.topic(request.path_params["slug"])
         counts = await run_in_threadpool(prisma_counts, web.store, topic)
         return web.render(request, "prisma.html", topic=topic, counts=counts)
 
     async def prisma_svg(request: Request) -> Response:
-        from tracker.screening.prisma import prisma_counts, render_svg
+        from tracker.review.prisma import prisma_counts, render_svg
 
         topic = scans.topic(request.path_params["slug"])
         counts = await run_in_threadpool(prisma_counts, web.store, topic)

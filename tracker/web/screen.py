@@ -1,7 +1,7 @@
 """The screening page: one paper of a topic's queue at a time, a decision per button (or key), undo.
 
-A decision is `tracker.screening.decide` with source "web" and the session's reviewer name, so the CLI sees
-it at once; undo is `tracker.screening.undo_last`. Without JavaScript every button is a plain form post that
+A decision is `tracker.review.screening.decide` with source "web" and the session's reviewer name, so the CLI sees
+it at once; undo is `tracker.review.screening.undo_last`. Without JavaScript every button is a plain form post that
 redirects to the next paper; with it (static/tracker.js) the keys press the same buttons.
 """
 
@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from tracker.errors import ConfigError
-from tracker.screening import decide, undo_last
+from tracker.review.screening import decide, undo_last
 from tracker.views import screen_view
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracker.errors import ConfigError
-from tracker.screening import check_reviewer, resolve_reasons
+from tracker.review.screening import check_reviewer, resolve_reasons
 from tracker.store import Store
 from tracker.store.decisions import DECISIONS, NewDecision, save_decisions
 from tracker.store.papers import topic_pmids

@@ -5,7 +5,7 @@ with a quarter of the training exclusions nearest the boundary relabelled maybe,
 exclusions (0.1, 0.3) or weighted inclusions helps only when the guess matches the truth, and costs up to
 0.09 summed AUC when it does not; leaving them out never pushes the model the wrong way (benchmarks/ranking.py).
 
-Cold start: tracker/ranking/coldstart.py.
+Cold start: tracker/review/ranking/coldstart.py.
 
 Nothing is stored but scores: the model lives in memory between fit and score, and nothing here pickles.
 """
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.svm import LinearSVC
 
-from tracker.ranking.classifier import squash, train_classifier
-from tracker.ranking.coldstart import DECISIONS, INCLUDE, MAYBE, MIN_EXCLUDED, MIN_INCLUDED, decisions_needed
-from tracker.ranking.features import FeatureSpace, TokenCounts, count_tokens
-from tracker.ranking.records import Record
+from tracker.review.ranking.classifier import squash, train_classifier
+from tracker.review.ranking.coldstart import DECISIONS, INCLUDE, MAYBE, MIN_EXCLUDED, MIN_INCLUDED, decisions_needed
+from tracker.review.ranking.features import FeatureSpace, TokenCounts, count_tokens
+from tracker.review.ranking.records import Record
 
 Papers = Sequence[Record] | TokenCounts  # records, or their counts from count_tokens (counted once, fitted often)
 

@@ -24,7 +24,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from tracker.ranking.records import Record
+from tracker.review.ranking.records import Record
 
 WORD_PATTERN = r"(?u)\b\w\w+\b"  # scikit-learn's default, as ASReview's
 TEXT_BUCKETS = 2**22

@@ -231,7 +231,7 @@ class ScreeningRow:
     first_seen_at: datetime
     screening: PaperScreening
     other_topics: tuple[tuple[str, str], ...]  # (slug, state) in the paper's other topics, as a digest shows them
-    relevance: float | None = None  # the topic's relevance score in (0, 1) (tracker/relevance.py); None before ranking
+    relevance: float | None = None  # the topic's relevance score in (0, 1) (tracker/review/relevance.py); None before ranking
 
 
 def list_screening(store: Store, topic: Topic, *, reviewer: str | None, state: str | None = None,

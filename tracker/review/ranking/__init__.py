@@ -24,13 +24,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tracker.ranking.coldstart import DECISIONS, EXCLUDE, INCLUDE, MAYBE, MIN_EXCLUDED, MIN_INCLUDED, decisions_needed
-from tracker.ranking.queue import EXPLORE, screening_order
-from tracker.ranking.records import Record
+from tracker.review.ranking.coldstart import DECISIONS, EXCLUDE, INCLUDE, MAYBE, MIN_EXCLUDED, MIN_INCLUDED, decisions_needed
+from tracker.review.ranking.queue import EXPLORE, screening_order
+from tracker.review.ranking.records import Record
 
 if TYPE_CHECKING:
-    from tracker.ranking.features import TokenCounts, count_tokens
-    from tracker.ranking.model import RelevanceModel, fit, score
+    from tracker.review.ranking.features import TokenCounts, count_tokens
+    from tracker.review.ranking.model import RelevanceModel, fit, score
 
 # Importing scikit-learn took 2.4 s of a cold `tracker digest` start here: the names that need it load on first
 # use, so the digest, the e-mail and the pages (which only ask how many decisions are missing) never pay for it.
@@ -40,10 +40,10 @@ _LAZY = {"TokenCounts": "features", "count_tokens": "features", "RelevanceModel"
 
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
-        raise AttributeError(f"module 'tracker.ranking' has no attribute {name!r}")
+        raise AttributeError(f"module 'tracker.review.ranking' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(f"tracker.ranking.{_LAZY[name]}"), name)
+    return getattr(importlib.import_module(f"tracker.review.ranking.{_LAZY[name]}"), name)
 
 
 __all__ = [

@@ -9,9 +9,9 @@ When
     skipped when nothing changed since the last one (no newer decision, no unscored paper).
 
 What
-    The model (tracker/ranking) learns include against exclude from the topic's settled states (a paper in
+    The model (tracker/review/ranking) learns include against exclude from the topic's settled states (a paper in
     `conflict` or `awaiting` teaches nothing yet; `maybe` is left out, as measured there). Below
-    tracker.ranking's minimum of inclusions and exclusions there are no scores and the faces say "ranking
+    tracker.review.ranking's minimum of inclusions and exclusions there are no scores and the faces say "ranking
     starts after N more decisions". Only scores are stored (table `relevance_score`), never a model.
 
 Scores order papers; they never decide which papers a list, a digest or an export holds.
@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tracker import ranking
+from tracker.review import ranking
 from tracker.store import Store
 from tracker.store.database import utcnow
 from tracker.store.models import RankingState
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 # Papers in the top fifth of their topic's undecided papers' scores are marked "likely relevant" (with
 # `likely_from` kept from the last refresh, a paper decided since keeps its mark): the share in which the ranking
 # benchmark measures recall (BENCHMARKS.md, ranking). A fixed score would not do: the scores are a squashed SVM
-# margin whose boundary the class weights move on purpose (tracker/ranking/classifier.py).
+# margin whose boundary the class weights move on purpose (tracker/review/ranking/classifier.py).
 LIKELY_SHARE = 0.2
 LABELS = {"included": ranking.INCLUDE, "excluded": ranking.EXCLUDE, "maybe": ranking.MAYBE}
 
