@@ -232,7 +232,7 @@ def backfill(sizes: Sizes, workdir: Path) -> Outcome:
         "by the benchmark process, serving the replicas with create dates spread evenly over 2015-01-01.."
         f"{corpus.LAST_CREATED}; the window therefore splits by date until every slice holds at most 9,999 "
         "records, and the target counts the esearch calls that slicing needs (computed from the same dates), "
-        "plus the one esearch for the query's total Count that every run makes since tracker/watch.py. "
+        "plus the one esearch for the query's total Count that every run makes since tracker/runs/watch.py. "
         "Peak RSS is the highest sum of VmRSS over the CLI process and its descendants, sampled every 50 ms; "
         "ru_maxrss from wait4() of the CLI process is shown beside it but is not the CLI's own peak: it also counts "
         "the benchmark process's pages (the fake server holds the whole corpus in memory) that the child shared "
@@ -346,7 +346,7 @@ def weekly(sizes: Sizes, workdir: Path) -> Outcome:
     outcome.notes.append(
         f"Weekly run: after a backfill of {number(sizes.weekly_backfill)} records, whose last {OVERLAP_STORED} were "
         "created yesterday (inside the run's 3-day overlap, so the create-date search lists them again), each run "
-        "adds 0, 10 or 500 records created today. Since tracker/watch.py, every run also asks for the query's "
+        "adds 0, 10 or 500 records created today. Since tracker/runs/watch.py, every run also asks for the query's "
         "total Count (one esearch without dates) and, after the first run, for the records modified [mdat] since "
         "the last check, and refetches the stored ones among them (a fake record's modification date is its "
         "create date, so the three runs, all on one day, list yesterday's and the earlier runs' papers again). "

@@ -1,11 +1,11 @@
 """Benchmark 7: records fetched per distinct paper over eight weekly runs of four topics, with every retraction caught.
 
 A simulated timeline against tests/fake_eutils.py, in this process (the store's clock is set to each run's day,
-noon UTC, as tracker/watch.py compares it with PubMed's modification dates): every day `refetch_per_day` records
+noon UTC, as tracker/runs/watch.py compares it with PubMed's modification dates): every day `refetch_per_day` records
 are created, a fifth of them in two of the four topics; a record's modification date is its create date (the
 fake server's default, as in the other benchmarks) except for one in fifty, retracted 2 to 5 weeks after it was
 created. First a backfill of `refetch_backfill_weeks` weeks of records, then eight weekly runs of the four topics
-(`tracker.sync.sync_topic` with the real client, the default 3-day overlap). The same timeline runs twice: with
+(`tracker.runs.sync.sync_topic` with the real client, the default 3-day overlap). The same timeline runs twice: with
 the tracker's rule (a paper fetched inside the modified-records window is fetched again only if listed by the
 search from the day before its fetch on) and with the previous rule (every listed stored paper fetched again).
 """
@@ -55,10 +55,10 @@ def simulate(sizes: Sizes, workdir: Path, *, previous_rule: bool) -> dict:
 
     from tests.fake_eutils import FakeEutils
     from tracker.ncbi.eutils import EutilsClient
+    from tracker.runs.sync import sync_topic
     from tracker.settings import Settings
     from tracker.store import open_store
     from tracker.store.models import PaperRow
-    from tracker.sync import sync_topic
     from tracker.topics import Topic
 
     days, retracted = timeline(sizes)
@@ -69,7 +69,8 @@ def simulate(sizes: Sizes, workdir: Path, *, previous_rule: bool) -> dict:
     clock = [datetime(2000, 1, 1, tzinfo=timezone.utc)]
     patches = [mock.patch(f"{module}.utcnow", lambda: clock[0]) for module in ("tracker.store.papers", "tracker.store.changes")]
     if previous_rule:
-        patches.append(mock.patch("tracker.watch.changed_since_fetched", lambda client, query, unseen, start, end: set(unseen)))
+        patches.append(mock.patch("tracker.runs.watch.changed_since_fetched",
+                                  lambda client, query, unseen, start, end: set(unseen)))
     fetched = esearches = 0
     first_day = min(days)
     with FakeEutils() as server:

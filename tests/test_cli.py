@@ -52,7 +52,7 @@ def test_fetch_then_fetch_again(home, fake_eutils):
     first = run_tracker("fetch", env=env)
     assert first.code == 0, first.err
     lines = first.out.splitlines()
-    # esearch, efetch, and the esearch of the query's total Count (tracker/watch.py).
+    # esearch, efetch, and the esearch of the query's total Count (tracker/runs/watch.py).
     assert lines[0].startswith("dosing: 60 new, 60 matched, 3 requests, ")
     assert lines[0].endswith(" s (backfill from 2020-01-01)")
     assert lines[1].startswith("elderly: 31 new, 31 matched, 3 requests, ")

@@ -12,10 +12,10 @@ import pytest
 from tests.fake_eutils import FakeEutils, FakeRecord
 from tests.pubmed_xml import article_xml
 from tracker.errors import EutilsError, ShutdownRequested
-from tracker.ingest import fetch_each_batch
-from tracker.ledger import RunHooks
 from tracker.ncbi.eutils import EutilsClient
 from tracker.ncbi.prefetch import Abandoned, prefetched
+from tracker.runs.ingest import fetch_each_batch
+from tracker.runs.ledger import RunHooks
 from tracker.settings import Settings
 
 

@@ -201,8 +201,9 @@ def test_nothing_in_the_ranking_can_load_code_from_the_database():
 
     import tracker
 
-    sources = [Path(tracker.__file__).parent / "review" / "relevance.py", Path(tracker.__file__).parent / "store" / "relevance.py",
-               *(Path(tracker.__file__).parent / "review" / "ranking").glob("*.py")]
+    package = Path(tracker.__file__).parent
+    sources = [package / "review" / "relevance.py", package / "store" / "relevance.py",
+               *(package / "review" / "ranking").glob("*.py")]
     for source in sources:
         code = source.read_text()
         assert not any(word in code for word in ("import pickle", "joblib", "cloudpickle", "pickle.load")), source

@@ -171,7 +171,7 @@ def test_refetching_a_paper_keeps_every_decision(topic_store, client, fake_eutil
 def test_the_modified_records_check_keeps_every_decision(store, client, fake_eutils):
     from tests.test_watch import DOSING as WATCHED
     from tests.test_watch import RETRACTION_SOURCE, record
-    from tracker.sync import sync_topic
+    from tracker.runs.sync import sync_topic
 
     fake_eutils.add(*[record(pmid) for pmid in (1, 2)])
     assert sync_topic(store, client, WATCHED, today=date(2024, 6, 1)).succeeded
@@ -403,8 +403,8 @@ def test_a_retracted_included_paper_is_called_out_first_in_digest_mail_and_statu
     from tests.test_watch import RETRACTION_SOURCE, record, text_of
     from tracker.digest import build_topic_digest, render_markdown
     from tracker.mail import send_weekly_email
+    from tracker.runs.sync import sync_topic
     from tracker.settings import Settings
-    from tracker.sync import sync_topic
 
     monkeypatch.setattr("tracker.charts.chart_png", lambda store, slug, *, end: b"\x89PNG\r\n\x1a\n")
     fake_eutils.add(*[record(pmid) for pmid in (1, 2)])

@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 from tests.fake_eutils import FakeEutils, FakeRecord
 from tests.pubmed_xml import article_xml
 from tracker.ncbi.eutils import EutilsClient
+from tracker.runs.sync import plan_window, sync_topic
 from tracker.settings import Settings
 from tracker.store.models import PaperRow, Run, TopicPaper
 from tracker.store.papers import topic_pmids
 from tracker.store.runs import topic_state
-from tracker.sync import plan_window, sync_topic
 from tracker.topics import Topic
 
 DOSING = Topic(slug="dosing", title="Dosing", query="norepinephrine dosing", since=date(2020, 1, 1))
@@ -45,7 +45,7 @@ def test_first_run_backfills_from_since_and_the_next_fetches_only_what_is_new(se
     first = sync_topic(store, client, DOSING, today=date(2024, 6, 1))
     assert first.succeeded and first.kind == "backfill"
     assert (first.new_papers, first.matched, first.fetched) == (120, 120, 120)
-    # One esearch, ceil(120 / 50) efetch batches, and the query's total Count (tracker/watch.py); a topic's
+    # One esearch, ceil(120 / 50) efetch batches, and the query's total Count (tracker/runs/watch.py); a topic's
     # first run only sets where the modification-date check starts.
     assert first.requests == 1 + 3 + 1
     assert topic_pmids(store, "dosing") == set(range(10, 130))

@@ -24,14 +24,14 @@ from tracker.cli import cli
 from tracker.digest import build_topic_digest, render_html, render_markdown, render_text
 from tracker.export import csv_bytes, export_papers
 from tracker.mail import send_weekly_email
+from tracker.runs.sync import sync_topic
+from tracker.runs.watch import assess_health, topic_health
 from tracker.settings import Settings
 from tracker.store import open_store
 from tracker.store.changes import list_events, told_events
 from tracker.store.models import PaperRevision, PaperRow, Run, StatusEvent, TopicPaper
 from tracker.store.search import hits_json, hits_table, search_papers
-from tracker.sync import sync_topic
 from tracker.topics import Topic
-from tracker.watch import assess_health, topic_health
 
 READER = "reader@example.org"
 DOSING = Topic(slug="dosing", title="Norepinephrine dosing", query="norepinephrine dosing", since=date(2020, 1, 1),

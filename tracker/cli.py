@@ -228,7 +228,7 @@ def topics(check_slug, check_query):
 def check_topic_query(slug: str | None, query: str | None) -> None:
     """`tracker topics --check`: how PubMed reads a query, from one esearch without a date clause."""
     from tracker.ncbi.eutils import EutilsClient
-    from tracker.watch import describe_check, measure_query
+    from tracker.runs.watch import describe_check, measure_query
 
     if slug is not None and query is not None:
         raise click.UsageError("--check and --check-query cannot be combined: give one of them")
@@ -289,9 +289,9 @@ class ProgressBar:
 
 def run_fetch(slugs=(), since=None, full=False) -> list:
     """Fetch the selected topics, printing one summary line per topic; shared by `fetch` and `run`."""
-    from tracker.ledger import RunHooks
     from tracker.ncbi.eutils import EutilsClient
-    from tracker.sync import sync_topics
+    from tracker.runs.ledger import RunHooks
+    from tracker.runs.sync import sync_topics
 
     settings = current_settings()
     selected = load_selected_topics(slugs)
@@ -372,7 +372,7 @@ def import_command(file, topic_slug):
     """Add the papers of a PubMed MEDLINE export (.nbib, "Save > Format: PubMed") to a topic."""
     from tracker.ncbi.eutils import EutilsClient
     from tracker.ncbi.medline import read_medline_pmids
-    from tracker.sync import import_pmids
+    from tracker.runs.sync import import_pmids
 
     [topic] = load_selected_topics((topic_slug,))
     pmids = read_medline_pmids(file)
@@ -584,8 +584,8 @@ def search_command(text, topic_slug, limit, output_format):
 def query_command(pubmed_query, since, limit, save_as, title):
     """Run a one-off PubMed query: store the matches (in no topic) and show the newest."""
     from tracker.ncbi.eutils import EutilsClient
+    from tracker.runs.sync import run_query
     from tracker.store.search import cut_title
-    from tracker.sync import run_query
     from tracker.topics import new_topic_path, save_topic_file, topic_from_query
 
     query = " ".join(pubmed_query.split())
@@ -752,7 +752,7 @@ def screen_import_command(file, topic_slug, reviewer, add_missing):
     from tracker.ncbi.eutils import EutilsClient
     from tracker.review.importing import import_decisions
     from tracker.review.relevance import refresh_quietly
-    from tracker.sync import import_pmids
+    from tracker.runs.sync import import_pmids
 
     [topic] = load_selected_topics((topic_slug,))
     store = current_store()

@@ -15,7 +15,7 @@ topic's baseline ("Baseline: 5,175 papers matched since 2010 are now stored; fro
 new") with its strongest papers by evidence tier (up to `max_per_digest`, else 25); the full list is the
 export's. A digest of an explicit period (`tracker digest --since DATE`) lists every paper instead.
 
-What changed since (tracker/watch.py). A digest of a period opens with "Updates to papers you already
+What changed since (tracker/runs/watch.py). A digest of a period opens with "Updates to papers you already
 received": the status events (retraction, expression of concern, erratum, update, removal) detected in the
 period on any paper of the topic, each with its notice's PubMed link. A paper PubMed has retracted is marked
 RETRACTED wherever it is listed, and the header names the query's health flags.
@@ -44,6 +44,7 @@ from tracker.ncbi.registries import TrialId, trial_ids
 from tracker.render import as_utc, cut_at_word, moment, plain, plural, render
 from tracker.review.relevance import ranking_status
 from tracker.review.screening import with_included_first
+from tracker.runs.watch import DEFAULT_QUIET_WEEKS, HealthFlag, topic_health
 from tracker.store import Store
 from tracker.store.changes import EventView, list_events, paper_statuses
 from tracker.store.database import utcnow
@@ -59,7 +60,6 @@ from tracker.store.digests import (
 )
 from tracker.store.relevance import scores_of
 from tracker.topics import Topic
-from tracker.watch import DEFAULT_QUIET_WEEKS, HealthFlag, topic_health
 
 DEFAULT_PERIOD = timedelta(days=7)
 BASELINE_SHOWN = 25  # the strongest papers a baseline shows when the topic sets no max_per_digest

@@ -17,7 +17,7 @@ CSV columns, in this order (scripts depend on them; add new ones only at the end
   first_seen         when the selected topics first saw the paper, ISO 8601 in UTC: "2024-03-01T06:00:00Z"
   late_arrival       "true" when PubMed created the record more than a day after its entry date, else "false"
   pubmed_url         https://pubmed.ncbi.nlm.nih.gov/<pmid>/
-  status             what PubMed now says about the paper (tracker/watch.py): "retracted", "expression of
+  status             what PubMed now says about the paper (tracker/runs/watch.py): "retracted", "expression of
                      concern", "deleted" (no longer in PubMed), or empty
   decision           the screening state in the exported topic (unscreened, awaiting, included, excluded, maybe,
                      conflict; tracker/review/screening.py); with several topics, "topic: state" for each of them

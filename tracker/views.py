@@ -16,13 +16,13 @@ from tracker.errors import ConfigError
 from tracker.ncbi.pubmed import Paper
 from tracker.ncbi.registries import TrialId
 from tracker.review.screening import PaperScreening
+from tracker.runs.watch import HealthFlag, topic_health
 from tracker.settings import Settings
 from tracker.store import Store
 from tracker.store.browse import SORTS, Cursor, Page, PaperFilter
 from tracker.store.changes import EventView
 from tracker.store.decisions import ReviewerDecision
 from tracker.topics import Topic, TopicScan, scan_topics
-from tracker.watch import HealthFlag, topic_health
 
 RESULT_WORDS = {"succeeded": "ok", "failed": "failed", "running": "running"}
 

@@ -11,7 +11,7 @@ the recipient's `since`. `since` is set once, on the first real send to the addr
 before it: a new reader gets last week, not the whole backlog. A paper in two of their topics is shown
 under each but counted, attached and recorded once (under the first topic).
 
-The status events (tracker/watch.py) on papers of the reader's topics, detected from the reader's
+The status events (tracker/runs/watch.py) on papers of the reader's topics, detected from the reader's
 `since` on, that the event ledger (table `event_delivery`, recipient + event) does not hold for them,
 open the mail as "Updates to papers you already received".
 """

@@ -12,7 +12,7 @@ A topic showing more than its `max_per_digest` papers shows the strongest ones f
 M shown"; all N are in the attached CSV. When nothing is new the mail still goes out (a heartbeat),
 listing each topic with its last run, so a silent week can be told from a broken tracker. A topic whose
 last run failed is shown in red (#b00020) with its error, in the HTML and (marked "!!") in the plain
-text, and so are the query's health flags (tracker/watch.py). The mail opens with "Updates to papers
+text, and so are the query's health flags (tracker/runs/watch.py). The mail opens with "Updates to papers
 you already received"; a retracted paper is marked RETRACTED.
 """
 
@@ -32,10 +32,10 @@ from tracker.errors import SendFailure
 from tracker.mail.audience import Mailing
 from tracker.render import as_utc, plural, render
 from tracker.review.screening import with_included_first
+from tracker.runs.watch import DEFAULT_QUIET_WEEKS
 from tracker.store import Store
 from tracker.store.changes import list_events
 from tracker.store.database import utcnow
-from tracker.watch import DEFAULT_QUIET_WEEKS
 
 MAIL_TITLE = "Norepinephrine literature"
 # Papers a topic shows in the e-mail's body when its file sets no max_per_digest; all of them are in the CSV.

@@ -29,7 +29,7 @@ NOTICE_KINDS = {
 }
 RETRACTED_TYPES = frozenset({"retracted publication"})
 
-# Every kind of status event, as a reader reads it. "deleted" is found by tracker/watch.py, not in a record.
+# Every kind of status event, as a reader reads it. "deleted" is found by tracker/runs/watch.py, not in a record.
 KIND_LABELS = {
     "retraction": "Retracted",
     "concern": "Expression of concern",

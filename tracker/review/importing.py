@@ -137,7 +137,7 @@ def read_decisions_file(path: Path, topic: Topic, *, reviewer: str) -> Decisions
 def import_decisions(store: Store, topic: Topic, path: Path, *, reviewer: str,
                      add_missing: Callable[[Sequence[int]], None] | None = None) -> ImportResult:
     """Record the file's decisions in `topic` in one transaction. `add_missing(pmids)`, when given, fetches and
-    links the papers the topic lacks first (tracker.sync.import_pmids); otherwise they are skipped."""
+    links the papers the topic lacks first (tracker.runs.sync.import_pmids); otherwise they are skipped."""
     found = read_decisions_file(path, topic, reviewer=check_reviewer(reviewer))
     pmids = list(dict.fromkeys(item.decision.pmid for item in found.decisions))
     held = topic_pmids(store, topic.slug, pmids)

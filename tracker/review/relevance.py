@@ -1,7 +1,7 @@
 """A topic's relevance scores, kept current from the topic's own screening decisions.
 
 When
-    After every topic run (tracker/sync.py: the week's new papers are scored before the digest and the e-mail),
+    After every topic run (tracker/runs/sync.py: the week's new papers are scored before the digest and the e-mail),
     after `tracker screen set` and `tracker screen import` (once per command, however many papers it decided),
     and in the web app a few seconds after a reviewer's last decision (`RelevanceRefresher`: one background
     thread, so a page never waits for training and a screening session retrains once per pause, not per

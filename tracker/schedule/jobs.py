@@ -186,9 +186,9 @@ def _topic_job(runtime: Runtime, slug: str) -> JobOutcome:
 
 
 def _fetch(runtime: Runtime, slug: str) -> JobOutcome:
-    from tracker.ledger import RunHooks
     from tracker.ncbi.eutils import EutilsClient
-    from tracker.sync import sync_topic
+    from tracker.runs.ledger import RunHooks
+    from tracker.runs.sync import sync_topic
 
     job = fetch_job_id(slug)
     try:
@@ -247,7 +247,7 @@ def _email_job(runtime: Runtime) -> JobOutcome:
 
 
 def record_failed_run(store, slug: str, error: str) -> None:
-    from tracker.ledger import RunLedger
+    from tracker.runs.ledger import RunLedger
 
     RunLedger(store, slug, kind="fetch", query=None).fail(error)
 

@@ -1,4 +1,4 @@
-"""What tracker/watch.py reads and writes: the modified-records watermark, refreshed papers, status events,
+"""What tracker/runs/watch.py reads and writes: the modified-records watermark, refreshed papers, status events,
 the events a recipient has not been told, and the runs that query health is judged on.
 
 A refreshed paper, its previous record (when the refresh brought events) and its events commit together,

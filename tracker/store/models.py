@@ -294,7 +294,7 @@ class InstanceLock(SQLModel, table=True):
 
 
 class ChangeCheck(SQLModel, table=True):
-    """How far a topic's search of modified records [mdat] has looked (tracker/watch.py)."""
+    """How far a topic's search of modified records [mdat] has looked (tracker/runs/watch.py)."""
 
     __tablename__ = "change_check"
     __table__: ClassVar[Table]

@@ -26,7 +26,7 @@ def start_run(store: Store, topic: str, *, kind: str, query: str | None, window_
     return run
 
 
-# The runs a topic's run lock covers (tracker/sync.py): imports and ad-hoc queries take no lock.
+# The runs a topic's run lock covers (tracker/runs/sync.py): imports and ad-hoc queries take no lock.
 LOCKED_RUN_KINDS = ("fetch", "backfill")
 
 

@@ -1,7 +1,7 @@
 """The Query page: an ad-hoc PubMed query as `tracker query` runs it, and "Save as topic" (admins only).
 
 PubMed's own reading of the query comes first (one esearch: translation, Count, errors and warnings, as
-`tracker topics --check-query` shows them); a query PubMed can run is then `tracker.sync.run_query`: the
+`tracker topics --check-query` shows them); a query PubMed can run is then `tracker.runs.sync.run_query`: the
 newest matches are stored (in no topic) and listed. Running a query is a POST with the CSRF token: it spends
 requests to NCBI and writes to the store.
 """
@@ -22,8 +22,8 @@ SHOWN = 20
 def run_ad_hoc(settings, store, query: str):
     """(PubMed's reading of `query`, the run's result or None when PubMed reported errors)."""
     from tracker.ncbi.eutils import EutilsClient
-    from tracker.sync import run_query
-    from tracker.watch import measure_query, unknown_terms
+    from tracker.runs.sync import run_query
+    from tracker.runs.watch import measure_query, unknown_terms
 
     with EutilsClient(settings) as client:
         measured = measure_query(client, query)
@@ -38,7 +38,7 @@ def routes(web) -> list[Route]:
                           saved=request.query_params.get("saved", ""))
 
     async def run(request: Request) -> Response:
-        from tracker.watch import unknown_terms
+        from tracker.runs.watch import unknown_terms
 
         form = await request.form()
         query = " ".join(str(form.get("q", "")).split())

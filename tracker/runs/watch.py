@@ -50,11 +50,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tracker.ingest import fetch_each_batch
-from tracker.ledger import NO_HOOKS, RunHooks, RunLedger
 from tracker.ncbi.eutils import EutilsClient, SearchResult
 from tracker.ncbi.notices import new_notices
 from tracker.ncbi.pubmed import Paper
+from tracker.runs.ingest import fetch_each_batch
+from tracker.runs.ledger import NO_HOOKS, RunHooks, RunLedger
 from tracker.store import Store
 from tracker.store.changes import (
     checked_through,

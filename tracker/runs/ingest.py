@@ -4,7 +4,7 @@
 store already holds are linked to the topic, the others are fetched in efetch batches and each batch is
 saved (and linked) as soon as its body has parsed completely, in order, in the calling thread, while the
 next batches are already on their way (tracker/ncbi/prefetch.py). The watch pass refetches stored papers through
-the same `fetch_each_batch` with a saver of its own (tracker/watch.py). Either way efetch is asked twice for
+the same `fetch_each_batch` with a saver of its own (tracker/runs/watch.py). Either way efetch is asked twice for
 a record it left out (a record being replaced, deleted or merged can be missing for a moment); what is
 still missing is reported to the run's ledger. After each saved batch the run's hooks are called: progress,
 heartbeat, and the stop check.
@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 
-from tracker.ledger import NO_HOOKS, RunHooks, RunLedger
 from tracker.ncbi.eutils import EutilsClient
 from tracker.ncbi.pubmed import Paper
+from tracker.runs.ledger import NO_HOOKS, RunHooks, RunLedger
 from tracker.store import Store
 from tracker.store.papers import link_papers, save_papers, stored_pmids
 

@@ -5,7 +5,7 @@ changes, unlike the entry date [edat], which is back-dated for records added lon
 Each later run searches [crdt] from the last successful window's end minus `overlap_days` up to
 tomorrow, so a record is found on the run after it appears, whatever its publication date.
 Each run then measures the query's total Count and refreshes the stored papers PubMed has modified
-(tracker/watch.py), with the same client and rate limit.
+(tracker/runs/watch.py), with the same client and rate limit.
 """
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from tracker.errors import LockHeldError, TrackerError, UnreachableError, with_context
-from tracker.ingest import store_pmids
-from tracker.ledger import NO_HOOKS, RunHooks, RunLedger
 from tracker.ncbi.eutils import EutilsClient
 from tracker.review.relevance import refresh_quietly
+from tracker.runs.ingest import store_pmids
+from tracker.runs.ledger import NO_HOOKS, RunHooks, RunLedger
+from tracker.runs.watch import watch_topic
 from tracker.store import Store
 from tracker.store.locks import TopicRunLock
 from tracker.store.models import TopicState
 from tracker.store.papers import load_papers, newest_pmids
 from tracker.store.runs import close_interrupted_runs, topic_state
 from tracker.topics import Topic
-from tracker.watch import watch_topic
 
 log = logging.getLogger("tracker.sync")
 

@@ -1,8 +1,8 @@
 """A run's ledger: the one writer of a run's row (its counts, PubMed's messages, the tracker's own warnings,
 how it ended) and the hooks that travel with a run (progress, heartbeat, stop requests).
 
-Every kind of run records itself through a `RunLedger`: a topic's fetch or backfill (tracker/sync.py), its
-watch pass (tracker/watch.py), an ad-hoc query and an import. The parts of a run report what they learnt
+Every kind of run records itself through a `RunLedger`: a topic's fetch or backfill (tracker/runs/sync.py), its
+watch pass (tracker/runs/watch.py), an ad-hoc query and an import. The parts of a run report what they learnt
 (`searched`, `measured`, `saved`, `linked`, `refetched`, `missing`, `warn`) and the ledger keeps the sums;
 only `succeed` and `fail` write them, once, with the watermark in the same transaction when the run moves it.
 
