@@ -209,8 +209,8 @@ def cli_median(args: list[str], env: dict[str, str], home: Path, repeats: int) -
 
 
 def run(sizes: Sizes, workdir: Path) -> Outcome:
-    from tracker.digest import render_topic_digests
-    from tracker.export import export_papers
+    from tracker.outputs.digest import render_topic_digests
+    from tracker.outputs.export import export_papers
     from tracker.store import open_store
     from tracker.store.search import search_papers
     from tracker.topics import load_topics

@@ -14,9 +14,9 @@ import tempfile
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from tracker.charts import chart_png
-from tracker.digest import build_topic_digest, render_html
 from tracker.ncbi.pubmed import AbstractSection, Author, Paper
+from tracker.outputs.charts import chart_png
+from tracker.outputs.digest import build_topic_digest, render_html
 from tracker.store import open_store
 from tracker.store.papers import save_papers
 from tracker.store.runs import RunCounts, finish_run, start_run

@@ -5,7 +5,7 @@ in the test id and in every failure message), so a failing trial can be replayed
 `PRAGMA integrity_check` is ok, no paper, membership or full-text entry is stored twice, no watermark
 claims papers that are not stored; the next run completes exactly the PMIDs of a clean run, and no reader
 gets a paper twice, except the papers of a message the SMTP server accepted right before the kill, whose
-outbox row is still `pending` (the window tracker/mail/delivery.py documents): those arrive exactly twice.
+outbox row is still `pending` (the window tracker/outputs/mail/delivery.py documents): those arrive exactly twice.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ from sqlmodel import SQLModel
 from tests.conftest import cli_env, postgres_schema, run_tracker
 from tests.test_store import make_paper
 from tracker.errors import StoreError
-from tracker.export import export_papers
 from tracker.ncbi.notices import Notice
 from tracker.ncbi.pubmed import Author, MeshHeading
+from tracker.outputs.export import export_papers
 from tracker.store import SCHEMA_VERSION, open_store
 from tracker.store import copy as copy_module
 from tracker.store.changes import mark_deleted, save_checked_through, save_refreshed

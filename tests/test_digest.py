@@ -13,9 +13,10 @@ from click.testing import CliRunner
 from lxml import html as lxml_html
 from sqlalchemy import func, select, text, update
 
-from tracker.charts import chart_png, render_chart_png
 from tracker.cli import cli
-from tracker.digest import (
+from tracker.ncbi.pubmed import AbstractSection, Author, Paper
+from tracker.outputs.charts import chart_png, render_chart_png
+from tracker.outputs.digest import (
     DigestEntry,
     RunInfo,
     ScreeningLine,
@@ -29,8 +30,7 @@ from tracker.digest import (
     render_text,
     write_topic_digests,
 )
-from tracker.ncbi.pubmed import AbstractSection, Author, Paper
-from tracker.render import escape_markdown
+from tracker.outputs.render import escape_markdown
 from tracker.store import open_store
 from tracker.store.database import utcnow
 from tracker.store.digests import monthly_counts, save_digest_record

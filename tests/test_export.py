@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from tests.conftest import write_topic
 from tests.pubmed_xml import article_set, article_xml, book_xml
 from tracker.cli import cli
-from tracker.export import CSV_COLUMNS, csv_bytes, export_papers, export_rows, ris_record, write_csv
 from tracker.files import OUTPUT_FILE_ADVICE, atomic_output
 from tracker.ncbi.pubmed import AbstractSection, Author, MeshHeading, Paper, iter_papers
+from tracker.outputs.export import CSV_COLUMNS, csv_bytes, export_papers, export_rows, ris_record, write_csv
 from tracker.store import open_store
 from tracker.store.models import TopicPaper
 from tracker.store.papers import save_papers
@@ -338,7 +338,7 @@ def test_the_workbook_has_the_csvs_rows_and_cells_with_links_dates_and_filters(h
 def test_past_excels_link_limit_links_are_formulas_that_no_record_can_break(tmp_path):
     import openpyxl
 
-    from tracker.spreadsheet import write_xlsx
+    from tracker.outputs.spreadsheet import write_xlsx
 
     rows = [{"pmid": 1, "doi": '10.1/"),cmd("x', "pubmed_url": "https://pubmed.ncbi.nlm.nih.gov/1/"},
             {"pmid": 2, "doi": "10.1/2", "pubmed_url": "https://pubmed.ncbi.nlm.nih.gov/2/"}]

@@ -64,7 +64,7 @@ def test_an_unknown_topic_suggests_the_closest_one(tmp_path):
 
 def test_the_chart_of_a_fresh_backfill_shows_the_literature_month_by_month(tmp_path, fake_eutils):
     """Papers stored in one first run, received by PubMed over several months: one bar each month."""
-    from tracker.charts import chart_png
+    from tracker.outputs.charts import chart_png
     from tracker.store import open_store
     from tracker.store.digests import monthly_received_counts
 
@@ -176,13 +176,13 @@ def test_a_backfill_mails_a_baseline_that_fits_and_next_week_only_the_new_papers
 
 def test_a_message_too_large_for_the_limit_zips_then_leaves_out_its_csv(store, tmp_path, monkeypatch):
     from tests.test_store import make_paper
-    from tracker.mail.audience import plan_mailing
-    from tracker.mail.message import build_message
+    from tracker.outputs.mail.audience import plan_mailing
+    from tracker.outputs.mail.message import build_message
     from tracker.store.database import utcnow
     from tracker.store.papers import save_papers
     from tracker.topics import Topic
 
-    monkeypatch.setattr("tracker.charts.chart_png", lambda store, slug, *, end: b"\x89PNG\r\n\x1a\n" + b"\0" * 30_000)
+    monkeypatch.setattr("tracker.outputs.charts.chart_png", lambda store, slug, *, end: b"\x89PNG\r\n\x1a\n" + b"\0" * 30_000)
     topic = Topic(slug="dosing", title="Dosing", query="q")
     save_papers(store, [make_paper(pmid, abstract_sections=()) for pmid in range(1, 1201)], topic="dosing")
     mailing = plan_mailing(store, "a@hospital.test", [topic], now=utcnow(), record=False)
@@ -209,12 +209,12 @@ def test_a_server_that_refuses_a_size_it_never_announced_gets_a_smaller_message_
 
     from tests.smtp_server import LoopbackSMTP
     from tests.test_store import make_paper
-    from tracker.mail import send_weekly_email
+    from tracker.outputs.mail import send_weekly_email
     from tracker.settings import Settings
     from tracker.store.papers import save_papers
     from tracker.topics import Topic
 
-    monkeypatch.setattr("tracker.charts.chart_png", lambda store, slug, *, end: b"\x89PNG\r\n\x1a\n")
+    monkeypatch.setattr("tracker.outputs.charts.chart_png", lambda store, slug, *, end: b"\x89PNG\r\n\x1a\n")
     topic = Topic(slug="dosing", title="Dosing", query="q", recipients=("a@hospital.test",))
     save_papers(store, [make_paper(pmid) for pmid in range(1, 801)], topic="dosing")
     with LoopbackSMTP() as smtp:

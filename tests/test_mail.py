@@ -24,10 +24,10 @@ from tests.smtp_server import LoopbackSMTP, free_port, make_certificate
 from tests.test_digest import make_paper
 from tracker.cli import cli
 from tracker.errors import ConfigError
-from tracker.export import CSV_COLUMNS
-from tracker.mail import build_message, connect_smtp, describe_failures, plan_mailing, send_weekly_email, week_of
 from tracker.ncbi.pubmed import Author
-from tracker.render import as_utc
+from tracker.outputs.export import CSV_COLUMNS
+from tracker.outputs.mail import build_message, connect_smtp, describe_failures, plan_mailing, send_weekly_email, week_of
+from tracker.outputs.render import as_utc
 from tracker.settings import Settings
 from tracker.store import open_store
 from tracker.store.database import utcnow
@@ -69,7 +69,7 @@ def mail_settings(tmp_path, server=None, **overrides) -> Settings:
 
 @pytest.fixture(scope="module")
 def one_chart() -> bytes:
-    from tracker.charts import render_chart_png
+    from tracker.outputs.charts import render_chart_png
 
     return render_chart_png([])
 
@@ -78,7 +78,7 @@ def one_chart() -> bytes:
 def quick_charts(request, monkeypatch, one_chart):
     """Draws no chart (a third of a second each) except in tests that ask for `real_charts`."""
     if "real_charts" not in request.fixturenames:
-        monkeypatch.setattr("tracker.charts.chart_png", lambda store, slug, *, end: one_chart)
+        monkeypatch.setattr("tracker.outputs.charts.chart_png", lambda store, slug, *, end: one_chart)
 
 
 @pytest.fixture
@@ -367,11 +367,11 @@ def test_crash_after_acceptance_is_reported_as_possibly_sent_and_resent(seeded, 
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append
-    logging.getLogger("tracker.mail").addHandler(handler)
+    logging.getLogger("tracker.outputs.mail").addHandler(handler)
     try:
         [result] = send_weekly_email(seeded, settings, TOPICS, only=B)
     finally:
-        logging.getLogger("tracker.mail").removeHandler(handler)
+        logging.getLogger("tracker.outputs.mail").removeHandler(handler)
     assert [r.getMessage() for r in records] == [
         f"possibly sent: the message {pending.message_id} to b@example.org (2 papers, "
         f"{pending.created_at:%Y-%m-%d %H:%M} UTC) was handed to SMTP by a run that stopped before recording it; "

@@ -16,9 +16,9 @@ from tests.conftest import cli_env, run_tracker
 from tests.fake_eutils import FakeRecord
 from tests.pubmed_xml import article_xml
 from tests.test_store import make_paper
-from tracker.digest import build_topic_digest, render_text
-from tracker.export import CSV_COLUMNS, export_papers
 from tracker.ncbi.pubmed import AbstractSection
+from tracker.outputs.digest import build_topic_digest, render_text
+from tracker.outputs.export import CSV_COLUMNS, export_papers
 from tracker.review.relevance import RelevanceRefresher, ranking_status, refresh_relevance, scores_stale
 from tracker.review.screening import decide, list_screening
 from tracker.store import open_store

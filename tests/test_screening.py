@@ -20,8 +20,8 @@ from sqlalchemy import text
 from tests.conftest import REPO, cli_env, run_tracker, write_topic
 from tests.test_store import make_paper
 from tracker.errors import ConfigError
-from tracker.export import export_papers
 from tracker.ncbi.pubmed import AbstractSection, Author, MeshHeading, Paper
+from tracker.outputs.export import export_papers
 from tracker.review.importing import import_decisions
 from tracker.review.prisma import prisma_counts, render_svg
 from tracker.review.screening import decide, list_screening, screening_record
@@ -385,7 +385,7 @@ def test_imported_cohen_labels_give_the_prisma_counts_and_export_column_the_file
 # -- digests, the e-mail and status changes ----------------------------------------------------
 
 def test_digests_say_what_is_left_to_screen_and_leave_excluded_papers_out(topic_store):
-    from tracker.digest import build_topic_digest, render_text
+    from tracker.outputs.digest import build_topic_digest, render_text
 
     decide(topic_store, DOSING, [1], "include", reviewer="ana")
     decide(topic_store, DOSING, [2, 3], "exclude", reviewer="ana", reasons=["other"])
@@ -401,12 +401,12 @@ def test_a_retracted_included_paper_is_called_out_first_in_digest_mail_and_statu
     from tests.smtp_server import LoopbackSMTP
     from tests.test_watch import DOSING as WATCHED
     from tests.test_watch import RETRACTION_SOURCE, record, text_of
-    from tracker.digest import build_topic_digest, render_markdown
-    from tracker.mail import send_weekly_email
+    from tracker.outputs.digest import build_topic_digest, render_markdown
+    from tracker.outputs.mail import send_weekly_email
     from tracker.runs.sync import sync_topic
     from tracker.settings import Settings
 
-    monkeypatch.setattr("tracker.charts.chart_png", lambda store, slug, *, end: b"\x89PNG\r\n\x1a\n")
+    monkeypatch.setattr("tracker.outputs.charts.chart_png", lambda store, slug, *, end: b"\x89PNG\r\n\x1a\n")
     fake_eutils.add(*[record(pmid) for pmid in (1, 2)])
     assert sync_topic(store, client, WATCHED, today=date(2024, 6, 1)).succeeded
     settings = Settings(home=tmp_path / "home", smtp_host="127.0.0.1", smtp_security="none",

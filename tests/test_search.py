@@ -19,8 +19,8 @@ from sqlalchemy import event, func, select, text
 
 from tests.conftest import postgres_schema, write_topic
 from tracker.cli import cli
-from tracker.export import CSV_COLUMNS
 from tracker.ncbi.pubmed import AbstractSection, Author, MeshHeading, Paper
+from tracker.outputs.export import CSV_COLUMNS
 from tracker.store import open_store
 from tracker.store.models import PaperRow
 from tracker.store.papers import save_papers

@@ -25,7 +25,7 @@ from tests.fake_eutils import FakeEutils, FakeRecord
 from tests.pubmed_xml import article_xml
 from tests.smtp_server import LoopbackSMTP, make_certificate
 from tests.test_faults import invoke, sql
-from tracker.mail import connect_smtp, send_weekly_email
+from tracker.outputs.mail import connect_smtp, send_weekly_email
 from tracker.settings import Settings
 from tracker.store import open_store
 from tracker.topics import Topic

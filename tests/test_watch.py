@@ -21,9 +21,9 @@ from tests.fake_eutils import FakeRecord
 from tests.pubmed_xml import article_xml
 from tests.smtp_server import LoopbackSMTP
 from tracker.cli import cli
-from tracker.digest import build_topic_digest, render_html, render_markdown, render_text
-from tracker.export import csv_bytes, export_papers
-from tracker.mail import send_weekly_email
+from tracker.outputs.digest import build_topic_digest, render_html, render_markdown, render_text
+from tracker.outputs.export import csv_bytes, export_papers
+from tracker.outputs.mail import send_weekly_email
 from tracker.runs.sync import sync_topic
 from tracker.runs.watch import assess_health, topic_health
 from tracker.settings import Settings
@@ -56,7 +56,7 @@ def server(fake_eutils):
 @pytest.fixture(autouse=True)
 def no_charts(monkeypatch):
     """The e-mail's charts are not under test here; drawing them costs a second of matplotlib each."""
-    monkeypatch.setattr("tracker.charts.chart_png", lambda store, slug, *, end: b"\x89PNG\r\n\x1a\n")
+    monkeypatch.setattr("tracker.outputs.charts.chart_png", lambda store, slug, *, end: b"\x89PNG\r\n\x1a\n")
 
 
 def sync(store, client, server, today: date, topic: Topic = DOSING):

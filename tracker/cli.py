@@ -345,7 +345,7 @@ def fetch(slugs, since, full):
 @common_options
 def run_command(slugs):
     """The main job: fetch every topic, then write each topic's digest to reports/<slug>/<date>.md and .html."""
-    from tracker.digest import write_topic_digests
+    from tracker.outputs.digest import write_topic_digests
 
     results = run_fetch(slugs)
     not_tried = {r.topic for r in results if r.not_tried}
@@ -472,7 +472,7 @@ def list_changes(topic_slug: str | None, since: date | None) -> None:
 @common_options
 def digest_command(slugs, since, output_format, output):
     """Write each topic's digest to reports/<slug>/<date>.md and .html, print it (--format) or write one file (-o)."""
-    from tracker.digest import _SUFFIX_FORMATS, render_topic_digests, write_digest_file, write_topic_digests
+    from tracker.outputs.digest import _SUFFIX_FORMATS, render_topic_digests, write_digest_file, write_topic_digests
 
     if output is not None and str(output) == "-":  # stdout, as `tracker export -o -`
         output, output_format = None, output_format or "md"
@@ -508,7 +508,7 @@ def check_output_format(output, fmt: str, suffixes: dict[str, str]) -> None:
 @click.argument("slugs", nargs=-1, metavar="[SLUG]...")
 @click.option("--since", type=DATE, help="Only papers the selected topics first saw on or after this day (UTC).")
 @click.option("--format", "output_format", type=click.Choice(["csv", "ris", "xlsx"]), default="csv", show_default=True,
-              help="CSV (columns documented in tracker/export.py), RIS for Zotero, EndNote, Rayyan, Covidence, or "
+              help="CSV (columns documented in tracker/outputs/export.py), RIS for Zotero, EndNote, Rayyan, Covidence, or "
                    "an Excel workbook (needs -o FILE.xlsx).")
 @click.option("--state", type=click.Choice(SCREENING_STATES),
               help="Only papers in this screening state in one of the topics (--state included: the included set).")
@@ -522,8 +522,8 @@ def check_output_format(output, fmt: str, suffixes: dict[str, str]) -> None:
 @common_options
 def export_command(slugs, since, output_format, state, bom, sort, output):
     """Export the papers of every topic (or the given ones), newest first seen first."""
-    from tracker.export import export_papers
     from tracker.files import OUTPUT_FILE_ADVICE, atomic_output
+    from tracker.outputs.export import export_papers
 
     if output != "-":
         check_output_format(output, output_format, {".csv": "csv", ".ris": "ris", ".xlsx": "xlsx"})
@@ -554,7 +554,7 @@ def export_command(slugs, since, output_format, state, bom, sort, output):
 @common_options
 def search_command(text, topic_slug, limit, output_format):
     """Full-text search of stored papers, best match first."""
-    from tracker.export import rows_for_pmids, write_csv
+    from tracker.outputs.export import rows_for_pmids, write_csv
     from tracker.store.search import hits_json, hits_table, search_papers
 
     if topic_slug:
@@ -686,7 +686,7 @@ def screen_list_command(slug, state, output_format, limit, reviewer, sort):
     if output_format == "json":
         click.echo(json.dumps(records, indent=2, ensure_ascii=False))
     elif output_format == "csv":
-        from tracker.export import write_table
+        from tracker.outputs.export import write_table
 
         write_table(SCREEN_CSV_COLUMNS, ([record[name] for name in SCREEN_CSV_COLUMNS] for record in
                                          (flat_screening(record) for record in records)), sys.stdout.buffer)
@@ -809,7 +809,7 @@ def prisma_command(slug, since, output_format, output):
 @common_options
 def email_command(dry_run, only):
     """Mail each recipient the papers of their topics they have not been sent yet (a heartbeat when none)."""
-    from tracker.mail import describe_failures, send_weekly_email
+    from tracker.outputs.mail import describe_failures, send_weekly_email
 
     results = send_weekly_email(current_store(), current_settings(), load_selected_topics(()), dry_run=dry_run,
                                 only=only)

@@ -214,7 +214,7 @@ class PaperTopic:
 
 
 class PaperLinks:
-    """The links a page shows beside a paper (the digest's, tracker/digest.py)."""
+    """The links a page shows beside a paper (the digest's, tracker/outputs/digest.py)."""
 
     paper: Paper | None
 

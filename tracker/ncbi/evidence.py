@@ -1,6 +1,6 @@
 """Evidence tiers: the strongest kind of study a paper's publication types name, strongest first.
 
-Digests group new papers by tier (tracker/digest.py); the store keeps each paper's tier in an indexed column
+Digests group new papers by tier (tracker/outputs/digest.py); the store keeps each paper's tier in an indexed column
 (`paper.evidence_tier`, written with the paper) so that the web app filters and sorts a topic's papers by it.
 """
 

@@ -338,13 +338,13 @@ def screening_record(row: ScreeningRow) -> dict:
 
 
 def _relevance(score: float | None) -> float | None:
-    from tracker.export import format_relevance
+    from tracker.outputs.export import format_relevance
 
     return format_relevance(score)
 
 
 def _iso(moment: datetime) -> str:
-    from tracker.export import format_utc
+    from tracker.outputs.export import format_utc
 
     return format_utc(moment)
 

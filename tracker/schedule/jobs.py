@@ -221,7 +221,7 @@ def _fetch(runtime: Runtime, slug: str) -> JobOutcome:
 
 
 def _email_job(runtime: Runtime) -> JobOutcome:
-    from tracker.mail import describe_failures, send_weekly_email
+    from tracker.outputs.mail import describe_failures, send_weekly_email
 
     if runtime.stopping:
         return JobOutcome(EMAIL_JOB, False, ("email: not started, tracker schedule is stopping",), interrupted=True)

@@ -1,4 +1,4 @@
-"""The e-mail's bookkeeping: recipients, the outbox and the delivery ledger (tracker/mail/delivery.py: the design).
+"""The e-mail's bookkeeping: recipients, the outbox and the delivery ledger (tracker/outputs/mail/delivery.py: the design).
 
 Each write is its own short transaction, because the order of commits is what makes delivery exactly-once:
 the outbox row commits before SMTP sees the message, and the ledger rows commit together with the row's

@@ -49,7 +49,7 @@ def topic_papers_since(store: Store, slug: str, since: datetime | None, until: d
 
 def baseline_pmids(store: Store, slug: str, pmids: Sequence[int]) -> set[int]:
     """The papers among `pmids` that `slug` first saw in a backfill (its first run, or one after its query changed):
-    the baseline of what the query matched, not news (tracker/digest.py)."""
+    the baseline of what the query matched, not news (tracker/outputs/digest.py)."""
     found: set[int] = set()
     with store.session() as session:
         for chunk in chunked(sorted(set(pmids))):

@@ -19,7 +19,7 @@ from tracker import __version__
 from tracker.errors import ConfigError
 from tracker.ncbi.evidence import TIER_RULES, tier_label
 from tracker.ncbi.notices import describe_status
-from tracker.render import moment
+from tracker.outputs.render import moment
 from tracker.review.relevance import RelevanceRefresher
 from tracker.settings import Settings
 from tracker.store import Store

@@ -39,7 +39,7 @@ class Bar:
 
 
 class Charts:
-    """Papers per month by PubMed's create date (the digest chart's counts, tracker/charts.py), per topic,
+    """Papers per month by PubMed's create date (the digest chart's counts, tracker/outputs/charts.py), per topic,
     kept until the topic's last run or paper count changes: they cost a join over the topic's papers."""
 
     def __init__(self):
@@ -47,7 +47,7 @@ class Charts:
         self._lock = threading.Lock()
 
     def bars(self, store, summary: TopicSummary, today: date) -> list[Bar]:
-        from tracker.charts import chart_months
+        from tracker.outputs.charts import chart_months
         from tracker.store.digests import monthly_received_counts
 
         key = (summary.slug, summary.last_run.id if summary.last_run else None, summary.papers, today)
@@ -211,7 +211,7 @@ def read_filters(request: Request) -> tuple[PaperFilter, str, str]:
 def export_bytes(web, topic, fmt: str, filters: PaperFilter, search: str, reviewer: str) -> bytes:
     """The export of the topic page's current filter: the export module's own selection when the filter is the
     screening state alone (every format); otherwise the filter's papers, in the page's order (CSV and RIS)."""
-    from tracker.export import export_papers, rows_for_pmids, write_csv
+    from tracker.outputs.export import export_papers, rows_for_pmids, write_csv
 
     buffer = io.BytesIO()
     if filters == PaperFilter(state=filters.state) and not search:
@@ -251,7 +251,7 @@ def filtered_pmids(web, topic, filters: PaperFilter, search: str, reviewer: str)
 
 def write_ris_for(store, topic, pmids: list[int], file) -> int:
     """RIS records of `pmids`, as `tracker export --format ris` writes each one."""
-    from tracker.export import screening_cells, write_ris
+    from tracker.outputs.export import screening_cells, write_ris
     from tracker.store.browse import topics_of
     from tracker.store.changes import paper_statuses
     from tracker.store.papers import load_papers

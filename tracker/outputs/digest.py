@@ -20,7 +20,7 @@ received": the status events (retraction, expression of concern, erratum, update
 period on any paper of the topic, each with its notice's PubMed link. A paper PubMed has retracted is marked
 RETRACTED wherever it is listed, and the header names the query's health flags.
 
-Rendering. tracker/render.py renders the templates (tracker/templates/digest.*.j2) and escapes every
+Rendering. tracker/outputs/render.py renders the templates (tracker/outputs/templates/digest.*.j2) and escapes every
 record text for its format; this module gives them, and the mail's templates, their phrases (PHRASES).
 """
 
@@ -41,7 +41,7 @@ from tracker.ncbi.evidence import TIER_INDEX, TIER_RULES, classify
 from tracker.ncbi.notices import status_mark
 from tracker.ncbi.pubmed import AbstractSection, Paper
 from tracker.ncbi.registries import TrialId, trial_ids
-from tracker.render import as_utc, cut_at_word, moment, plain, plural, render
+from tracker.outputs.render import as_utc, cut_at_word, moment, plain, plural, render
 from tracker.review.relevance import ranking_status
 from tracker.review.screening import with_included_first
 from tracker.runs.watch import DEFAULT_QUIET_WEEKS, HealthFlag, topic_health
@@ -521,7 +521,7 @@ def render_digests(store: Store, digests: Sequence[TopicDigest], fmt: str) -> st
     if fmt == "text":
         return render_text(digests)
     if fmt == "html":
-        from tracker.charts import chart_png  # matplotlib takes a second to import: only when a chart is drawn
+        from tracker.outputs.charts import chart_png  # matplotlib takes a second to import: only when a chart is drawn
 
         return render_html(digests, chart_pngs={d.topic.slug: chart_png(store, d.topic.slug, end=d.period_end)
                                                 for d in digests})
@@ -549,7 +549,7 @@ def write_topic_digests(store: Store, topics: Sequence[Topic], reports_dir: Path
     `today` (UTC) names the files and ends the period; `since` overrides the default start.
     Returns the paths written, two per topic. A same-day re-run overwrites that day's files.
     """
-    from tracker.charts import chart_png
+    from tracker.outputs.charts import chart_png
 
     today, until = report_day_end(today)
     written: list[Path] = []

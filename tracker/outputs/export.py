@@ -502,7 +502,7 @@ def _page_range(pages: str | None) -> tuple[str | None, str | None]:
 def export_papers(store: Store, topics: Sequence[Topic | str], file: BinaryIO, *, since: date | None = None,
                   fmt: str = "csv", state: str | None = None, bom: bool = False, sort: str = "newest") -> int:
     """Write the papers of `topics` (in screening `state` in one of them, when given) to `file` as CSV, RIS or an
-    Excel workbook (tracker/spreadsheet.py), in `sort` order; returns how many were written. `bom` starts a CSV
+    Excel workbook (tracker/outputs/spreadsheet.py), in `sort` order; returns how many were written. `bom` starts a CSV
     with UTF-8's byte-order mark, for Excel."""
     if fmt == "ris":
         return write_ris(ris_records(store, topics, since, state=state, sort=sort), file)
@@ -511,7 +511,7 @@ def export_papers(store: Store, topics: Sequence[Topic | str], file: BinaryIO, *
             file.write(UTF8_BOM)
         return write_table(CSV_COLUMNS, _export_cells(store, as_topics(topics), since, state, sort), file)
     if fmt == "xlsx":
-        from tracker.spreadsheet import write_xlsx
+        from tracker.outputs.spreadsheet import write_xlsx
 
         chosen = as_topics(topics)
         about = [(f"topic {topic.slug}", f"{topic.title}: {topic.query}") for topic in chosen]
@@ -540,8 +540,8 @@ def papers_frame(topics: Sequence[str] | None = None, *, since: date | None = No
         papers = tracker.papers_frame(["cesarean"], since=date(2025, 1, 1))
         papers.groupby("year").size()
     """
+    from tracker.outputs.spreadsheet import rows_frame
     from tracker.settings import Settings
-    from tracker.spreadsheet import rows_frame
     from tracker.store import open_store
     from tracker.topics import scan_topics
 

@@ -1,6 +1,6 @@
 """Where a run's messages go: to the SMTP server, or, in a dry run, into files.
 
-Both are a `Transport`, chosen once per run (tracker/mail/delivery.py): it names the sender, says whether
+Both are a `Transport`, chosen once per run (tracker/outputs/mail/delivery.py): it names the sender, says whether
 the run records its deliveries, and delivers one message at a time.
 
 Sending
@@ -34,7 +34,7 @@ from typing import Protocol
 
 from tracker import files
 from tracker.errors import ConfigError, SendFailure, StartTLSUnavailable
-from tracker.render import as_utc
+from tracker.outputs.render import as_utc
 from tracker.settings import Settings
 
 log = logging.getLogger("tracker.mail")

@@ -8,7 +8,7 @@ in the output format (a fenced block, a wrapped paragraph, a URL), which Markdow
 unchanged; HTML's counterpart is markupsafe's `Markup`.
 
 Every template gets the filters `wrap`, `code_block` and `literal` and the global `moment`; the caller
-passes the rest of its context (the digest's phrases are in tracker/digest.py).
+passes the rest of its context (the digest's phrases are in tracker/outputs/digest.py).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def moment(value: datetime | None) -> str:
 # -- templates --------------------------------------------------------------------------------
 
 def render(template: str, **context) -> str:
-    """The template (tracker/templates/`template`) rendered in the environment its name ends in."""
+    """The template (tracker/outputs/templates/`template`) rendered in the environment its name ends in."""
     kind = next((kind for suffix, kind in _KINDS.items() if template.endswith(suffix)), None)
     if kind is None:
         raise ValueError(f"{template!r} does not end in {', '.join(_KINDS)}")
@@ -109,7 +109,7 @@ def _finalize_text(value):
 @functools.cache
 def _environment(kind: str) -> Environment:
     environment = Environment(
-        loader=PackageLoader("tracker", "templates"),
+        loader=PackageLoader("tracker.outputs", "templates"),
         autoescape=kind == "html",
         finalize={"html": _finalize_html, "md": _finalize_markdown, "text": _finalize_text}[kind],
         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,

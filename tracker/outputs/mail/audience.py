@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tracker.errors import ConfigError
-from tracker.render import as_utc
+from tracker.outputs.render import as_utc
 from tracker.settings import EMAIL_PATTERN, Settings
 from tracker.store import Store
 from tracker.store.changes import untold_events

@@ -3,7 +3,7 @@
 multipart/mixed [ multipart/related [ multipart/alternative [ text/plain, text/html ], image/png (one
 chart per topic, referenced from the HTML as cid:) ], text/csv ]. The HTML is tables with inline styles
 only (role="presentation", 640 px wide), which Outlook and Gmail both render; every record text is
-escaped. The CSV (tracker/export.py columns) is named norepinephrine-papers-<Monday>.csv and is left out
+escaped. The CSV (tracker/outputs/export.py columns) is named norepinephrine-papers-<Monday>.csv and is left out
 when there is no paper to list. Subject: "Norepinephrine literature, week of <Monday>: 14 new papers in
 4 topics", counting the topics that have new papers, or "…: no new papers in 4 topics", counting every
 topic the mail covers; "; 2 updates to papers sent before" is added when it tells status events.
@@ -27,10 +27,10 @@ from email.message import EmailMessage, MIMEPart
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, make_msgid, parseaddr
 
-from tracker.digest import BASELINE_SHOWN, PHRASES, TopicDigest, build_topic_digest
 from tracker.errors import SendFailure
-from tracker.mail.audience import Mailing
-from tracker.render import as_utc, plural, render
+from tracker.outputs.digest import BASELINE_SHOWN, PHRASES, TopicDigest, build_topic_digest
+from tracker.outputs.mail.audience import Mailing
+from tracker.outputs.render import as_utc, plural, render
 from tracker.review.screening import with_included_first
 from tracker.runs.watch import DEFAULT_QUIET_WEEKS
 from tracker.store import Store
@@ -91,8 +91,8 @@ def build_message(store: Store, mailing: Mailing, *, sender: str, now: datetime 
     the run may send: the CSV is zipped, then left out, then the charts, then fewer papers are shown, until it
     fits; the body says what was left out and how to get it. SendFailure when even that is too large.
     """
-    from tracker.charts import chart_png  # matplotlib takes a second to import: only when a message is built
-    from tracker.export import UTF8_BOM, csv_bytes
+    from tracker.outputs.charts import chart_png  # matplotlib takes a second to import: only when a message is built
+    from tracker.outputs.export import UTF8_BOM, csv_bytes
 
     now = as_utc(now) if now is not None else utcnow()
     week = week_of(now)

@@ -19,7 +19,7 @@ its papers again. A second run while one is sending (`tracker email`, the schedu
 take the first one's rows for such leftovers: the e-mail run lock (tracker/store/locks.py) stops it
 before it sends anything.
 
-A dry run takes none of these steps: it writes the messages (tracker/mail/transport.py), records
+A dry run takes none of these steps: it writes the messages (tracker/outputs/mail/transport.py), records
 nothing, needs no lock, and only reports the rows a stopped run left `pending`.
 """
 
@@ -33,10 +33,10 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from tracker.errors import SendFailure
-from tracker.mail.audience import Mailing, plan_mailing, select_audience
-from tracker.mail.message import build_message
-from tracker.mail.transport import DryRunTransport, SmtpFactory, SmtpTransport, Transport
-from tracker.render import as_utc, plural
+from tracker.outputs.mail.audience import Mailing, plan_mailing, select_audience
+from tracker.outputs.mail.message import build_message
+from tracker.outputs.mail.transport import DryRunTransport, SmtpFactory, SmtpTransport, Transport
+from tracker.outputs.render import as_utc, plural
 from tracker.settings import Settings
 from tracker.store import Store
 from tracker.store.database import utcnow

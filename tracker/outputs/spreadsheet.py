@@ -1,6 +1,6 @@
 """Exports for spreadsheets and notebooks: an Excel workbook (`tracker export --format xlsx`) and a pandas DataFrame.
 
-The workbook has one sheet, "papers", with the CSV's columns in the CSV's order (tracker/export.py), and a
+The workbook has one sheet, "papers", with the CSV's columns in the CSV's order (tracker/outputs/export.py), and a
 second sheet, "about", saying what was exported, when, and the topics' queries. One sheet, not one per topic:
 a paper in two topics is one row either way (its `topics` cell names both), the header's filters pick a
 topic, and a sheet per topic would copy each shared paper and its screening into several places. The header
@@ -35,7 +35,7 @@ WIDTHS = {
 
 def write_xlsx(columns: Sequence[str], rows: Iterable[dict], file: BinaryIO, *, about: Sequence[tuple[str, str]] = (),
                max_links: int = MAX_LINKS, expected: int | None = None) -> int:
-    """Write `rows` (dicts keyed by `columns`, as tracker.export.export_rows gives them) as a workbook to `file`.
+    """Write `rows` (dicts keyed by `columns`, as tracker.outputs.export.export_rows gives them) as a workbook to `file`.
 
     `about` are (label, value) lines for the "about" sheet. `expected` (the number of rows, when known before
     writing) decides between native links and HYPERLINK formulas; unknown, native links are used until
