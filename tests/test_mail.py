@@ -367,11 +367,11 @@ def test_crash_after_acceptance_is_reported_as_possibly_sent_and_resent(seeded, 
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append
-    logging.getLogger("tracker.outputs.mail").addHandler(handler)
+    logging.getLogger("tracker.mail").addHandler(handler)
     try:
         [result] = send_weekly_email(seeded, settings, TOPICS, only=B)
     finally:
-        logging.getLogger("tracker.outputs.mail").removeHandler(handler)
+        logging.getLogger("tracker.mail").removeHandler(handler)
     assert [r.getMessage() for r in records] == [
         f"possibly sent: the message {pending.message_id} to b@example.org (2 papers, "
         f"{pending.created_at:%Y-%m-%d %H:%M} UTC) was handed to SMTP by a run that stopped before recording it; "
