@@ -92,7 +92,7 @@ def build_source(store) -> dict:
                                      NewDecision(2, "ana", "exclude", ("wrong population",)),
                                      NewDecision(2, "ben", "exclude", ("wrong outcome", "other"))])
     save_decisions(store, "dosing", [NewDecision(1, "ana", "exclude", ("wrong study design",))])  # replaces the first
-    from tracker.accounts import add_user, authenticate
+    from tracker.web.accounts import add_user, authenticate
     from tracker.web.security import Access, new_session
 
     add_user(store, "ana", "ana-password-1", admin=True)  # the web app's accounts travel; sessions and failures not

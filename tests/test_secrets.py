@@ -228,10 +228,10 @@ def test_the_web_app_never_shows_a_secret(tmp_path):
     import httpx
 
     from tests.pubmed_xml import article_set
-    from tracker.accounts import add_user
     from tracker.ncbi.pubmed import iter_papers
     from tracker.store.papers import save_papers
     from tracker.web import build_app
+    from tracker.web.accounts import add_user
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

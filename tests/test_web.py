@@ -16,7 +16,6 @@ from tests.conftest import cli_env, run_tracker, write_topic
 from tests.fake_eutils import FakeRecord
 from tests.pubmed_xml import article_xml
 from tests.test_store import make_paper
-from tracker.accounts import add_user
 from tracker.ncbi.pubmed import AbstractSection, Author, MeshHeading
 from tracker.review.screening import decide
 from tracker.settings import Settings
@@ -25,6 +24,7 @@ from tracker.store.decisions import decision_history
 from tracker.store.papers import save_papers
 from tracker.topics import load_topic
 from tracker.web import build_app
+from tracker.web.accounts import add_user
 from tracker.web.security import CONTENT_SECURITY_POLICY, SESSION_COOKIE, new_session
 
 with warnings.catch_warnings():
@@ -590,7 +590,7 @@ def test_users_commands(tmp_path, db_url):
     assert tracker("users", "remove", "bo")[:2] == (0, "removed 'bo'\n")
     assert tracker("users", "remove", "bo")[0] == 2
     store = open_store(db_url)
-    from tracker.accounts import authenticate
+    from tracker.web.accounts import authenticate
 
     assert authenticate(store, "ana", "ana-password-1", address="127.0.0.1").account.admin
     with store.engine.connect() as connection:

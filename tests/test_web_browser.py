@@ -156,7 +156,7 @@ def log_in(page, url: str, name: str, password: str) -> None:
 
 
 def test_a_reviewer_screens_five_papers_with_the_keyboard(library, browser):
-    from tracker.accounts import add_user
+    from tracker.web.accounts import add_user
 
     settings, store = library
     add_user(store, "bo", "bo-password-22")
@@ -203,8 +203,8 @@ def test_a_reviewer_screens_five_papers_with_the_keyboard(library, browser):
 def test_the_query_page_against_the_fake_server_and_save_as_topic(library, browser, fake_eutils):
     from dataclasses import replace
 
-    from tracker.accounts import add_user
     from tracker.topics import load_topic
+    from tracker.web.accounts import add_user
 
     settings, store = library
     created = date.today() - timedelta(days=2)

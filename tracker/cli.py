@@ -988,7 +988,7 @@ def read_password(confirm: bool = True) -> str:
 @common_options
 def users_add_command(name, admin):
     """Add an account (the password from a prompt, or from standard input)."""
-    from tracker.accounts import add_user, check_name
+    from tracker.web.accounts import add_user, check_name
 
     check_name(name)
     account = add_user(current_store(), name, read_password(), admin=admin)
@@ -1015,7 +1015,7 @@ def users_list_command():
 @common_options
 def users_remove_command(name):
     """Remove an account and end its sessions (its decisions stay in the history)."""
-    from tracker.accounts import remove_user
+    from tracker.web.accounts import remove_user
 
     remove_user(current_store(), name)
     click.echo(f"removed {name!r}")
@@ -1026,8 +1026,8 @@ def users_remove_command(name):
 @common_options
 def users_passwd_command(name):
     """Change an account's password (from a prompt, or standard input); its sessions end."""
-    from tracker.accounts import change_password
     from tracker.store.accounts import list_accounts
+    from tracker.web.accounts import change_password
 
     store = current_store()
     if name not in {account.name for account in list_accounts(store)}:

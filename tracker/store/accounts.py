@@ -1,4 +1,4 @@
-"""The web app's accounts, sessions and failed-login counts in the store (tracker/accounts.py has the rules)."""
+"""The web app's accounts, sessions and failed-login counts in the store (tracker/web/accounts.py has the rules)."""
 
 from __future__ import annotations
 

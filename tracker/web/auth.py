@@ -2,7 +2,7 @@
 
 The login form has its own CSRF token, from a cookie set with the form (double submit); a successful login
 starts a new session (a new random cookie); a failure is counted per user name and address
-(tracker/accounts.py) and answered after the same Argon2 work whether the name exists or not.
+(tracker/web/accounts.py) and answered after the same Argon2 work whether the name exists or not.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from tracker.accounts import add_user, authenticate, remove_user
 from tracker.errors import ConfigError
 from tracker.store.accounts import delete_session, list_accounts
+from tracker.web.accounts import add_user, authenticate, remove_user
 from tracker.web.security import LOGIN_COOKIE, SESSION_COOKIE, new_session, session_id, set_session_cookie
 
 
