@@ -27,7 +27,6 @@ from tracker.errors import ConfigError
 from tracker.ncbi.pubmed import Author
 from tracker.outputs.export import CSV_COLUMNS
 from tracker.outputs.mail import build_message, connect_smtp, describe_failures, plan_mailing, send_weekly_email, week_of
-from tracker.outputs.render import as_utc
 from tracker.settings import Settings
 from tracker.store import open_store
 from tracker.store.database import utcnow
@@ -35,6 +34,7 @@ from tracker.store.deliveries import delivered_pmids, outbox_messages
 from tracker.store.models import Delivery, OutboxMessage, Recipient, TopicPaper
 from tracker.store.papers import save_papers
 from tracker.store.runs import RunCounts, finish_run, start_run
+from tracker.text import as_utc
 from tracker.topics import Topic
 
 A, B, C = "a@example.org", "b@example.org", "c@example.org"

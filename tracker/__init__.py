@@ -4,7 +4,7 @@ The command line (`tracker ...`) is the main door. For notebooks, `tracker.paper
 papers as a pandas DataFrame with the CSV export's columns (tracker/outputs/export.py).
 """
 
-__version__ = "0.1.0"
+from tracker._version import __version__
 
 
 def papers_frame(*args, **kwargs):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from tracker import __version__
+from tracker._version import __version__
 from tracker.errors import ConfigError, TrackerError
 from tracker.logs import log_commands
 from tracker.settings import Settings
@@ -440,7 +440,7 @@ def list_changes(topic_slug: str | None, since: date | None) -> None:
     """`tracker status --changes`: every status event, those on included papers first, then oldest first."""
     from tracker.review.screening import with_included_first
     from tracker.store.changes import list_events
-    from tracker.store.search import cut_title
+    from tracker.text import cut
 
     start = datetime.combine(since, datetime.min.time(), timezone.utc) if since else None
     store = current_store(readonly=True)
@@ -452,10 +452,10 @@ def list_changes(topic_slug: str | None, since: date | None) -> None:
         return
     for event in events:
         if event.included_alert:
-            click.echo(f"!! {event.included_alert}: PMID {event.pmid} {cut_title(event.title or '(no title)', 60)}")
+            click.echo(f"!! {event.included_alert}: PMID {event.pmid} {cut(event.title or '(no title)', 60)}")
     click.echo(format_table(["detected (UTC)", "pmid", "change", "notice", "topics", "title"], [
         [_when(event.detected_at), str(event.pmid), event.label, str(event.notice_pmid or "-"),
-         ", ".join(event.topics) or "-", cut_title(event.title or "(no title)", 60)]
+         ", ".join(event.topics) or "-", cut(event.title or "(no title)", 60)]
         for event in events]))
 
 
@@ -585,7 +585,7 @@ def query_command(pubmed_query, since, limit, save_as, title):
     """Run a one-off PubMed query: store the matches (in no topic) and show the newest."""
     from tracker.ncbi.eutils import EutilsClient
     from tracker.runs.sync import run_query
-    from tracker.store.search import cut_title
+    from tracker.text import cut
     from tracker.topics import new_topic_path, save_topic_file, topic_from_query
 
     query = " ".join(pubmed_query.split())
@@ -605,7 +605,7 @@ def query_command(pubmed_query, since, limit, save_as, title):
     if result.papers:
         click.echo(format_table(["pmid", "created", "year", "first author", "title"], [
             [str(paper.pmid), str(paper.create_date or ""), str(paper.pub_date.year if paper.pub_date else ""),
-             paper.authors[0].display if paper.authors else "", cut_title(paper.title)]
+             paper.authors[0].display if paper.authors else "", cut(paper.title, 70)]
             for paper in result.papers]))
     click.echo(f"showing {len(result.papers)} of {result.count} matches; {result.new_papers} new papers stored, "
                f"{result.requests} requests")
@@ -693,12 +693,12 @@ def screen_list_command(slug, state, output_format, limit, reviewer, sort):
     elif not rows:
         click.echo(f"no papers of topic '{topic.slug}'" + (f" are {state}" if state else " yet: run 'tracker fetch'"))
     else:
-        from tracker.store.search import cut_title
+        from tracker.text import cut
 
         click.echo(format_table(["pmid", "state", "first seen", "year", "relevance", "decisions", "title"], [
             [str(record["pmid"]), record["state"], record["first_seen"][:10], str(record["year"] or ""),
              "" if record["relevance"] is None else f"{record['relevance']:.3f}",
-             flat_screening(record)["reviewers"] or "-", cut_title(record["title"], 60)] for record in records]))
+             flat_screening(record)["reviewers"] or "-", cut(record["title"], 60)] for record in records]))
 
 
 @screen_group.command("set")

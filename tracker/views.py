@@ -22,6 +22,7 @@ from tracker.store import Store
 from tracker.store.browse import SORTS, Cursor, Page, PaperFilter
 from tracker.store.changes import EventView
 from tracker.store.decisions import ReviewerDecision
+from tracker.text import doi_url, pmc_url, pubmed_url
 from tracker.topics import Topic, TopicScan, scan_topics
 
 RESULT_WORDS = {"succeeded": "ok", "failed": "failed", "running": "running"}
@@ -220,20 +221,15 @@ class PaperLinks:
 
     @property
     def pubmed_url(self) -> str | None:
-        return f"https://pubmed.ncbi.nlm.nih.gov/{self.paper.pmid}/" if self.paper else None
+        return pubmed_url(self.paper.pmid) if self.paper else None
 
     @property
     def doi_url(self) -> str | None:
-        from urllib.parse import quote
-
-        # Percent-encoded as the digest does it: the URL stays one token in HTML attributes.
-        doi = self.paper.doi if self.paper else None
-        return f"https://doi.org/{quote(doi.strip(), safe='/:;._-')}" if doi else None
+        return doi_url(self.paper.doi) if self.paper else None
 
     @property
     def pmc_url(self) -> str | None:
-        pmcid = self.paper.pmcid if self.paper else None
-        return f"https://www.ncbi.nlm.nih.gov/pmc/articles/{pmcid}/" if pmcid else None
+        return pmc_url(self.paper.pmcid) if self.paper else None
 
 
 @dataclass(frozen=True)

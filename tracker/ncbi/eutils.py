@@ -22,7 +22,7 @@ import httpx
 from lxml import etree
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from tracker import __version__
+from tracker._version import __version__
 from tracker.errors import EutilsError, IncompleteSearchError, ParseError, TransientEutilsError, UnreachableError
 from tracker.ncbi.prefetch import Abandoned, Ticket, prefetched
 from tracker.ncbi.pubmed import Paper, PaperParser

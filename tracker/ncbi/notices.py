@@ -101,11 +101,7 @@ def status_mark(status: str | None) -> str | None:
     return STATUS_MARKS.get(status or "")
 
 
-def notice_url(pmid: int) -> str:
-    return f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
-
-
 __all__ = [
     "NOTICE_KINDS", "KIND_LABELS", "STATUS_LABELS", "Notice", "read_notices", "paper_status", "new_notices",
-    "describe_status", "status_mark", "notice_url",
+    "describe_status", "status_mark",
 ]

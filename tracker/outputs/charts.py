@@ -11,6 +11,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from tracker.store import Store
 from tracker.store.digests import monthly_received_counts
+from tracker.text import as_utc
 
 CHART_MONTHS = 24
 WIDTH_PX, HEIGHT_PX, DPI = 700, 220, 100
@@ -31,7 +32,7 @@ def chart_png(store: Store, topic_slug: str, *, end: datetime | date) -> bytes:
     if not isinstance(end, datetime):
         end = datetime.combine(end + timedelta(days=1), time.min, timezone.utc)
     else:
-        end = end.replace(tzinfo=timezone.utc) if end.tzinfo is None else end.astimezone(timezone.utc)
+        end = as_utc(end)
     start, end = chart_months(end)
     return render_chart_png(monthly_received_counts(store, topic_slug, start.date(), end.date() + timedelta(days=1)))
 

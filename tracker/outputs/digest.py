@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import NamedTuple
-from urllib.parse import quote
 
 from tracker import files
 from tracker.errors import ConfigError
@@ -41,7 +40,7 @@ from tracker.ncbi.evidence import TIER_INDEX, TIER_RULES, classify
 from tracker.ncbi.notices import status_mark
 from tracker.ncbi.pubmed import AbstractSection, Paper
 from tracker.ncbi.registries import TrialId, trial_ids
-from tracker.outputs.render import as_utc, cut_at_word, moment, plain, plural, render
+from tracker.outputs.render import moment, plain, render
 from tracker.review.relevance import ranking_status
 from tracker.review.screening import with_included_first
 from tracker.runs.watch import DEFAULT_QUIET_WEEKS, HealthFlag, topic_health
@@ -59,6 +58,7 @@ from tracker.store.digests import (
     topic_papers_since,
 )
 from tracker.store.relevance import scores_of
+from tracker.text import as_utc, cut_at_word, doi_url, normal_pmcid, plural, pmc_url, pubmed_url
 from tracker.topics import Topic
 
 DEFAULT_PERIOD = timedelta(days=7)
@@ -99,24 +99,19 @@ class DigestEntry:
 
     @property
     def url(self) -> str:
-        return f"https://pubmed.ncbi.nlm.nih.gov/{self.paper.pmid}/"
+        return pubmed_url(self.paper.pmid)
 
     @property
     def doi_url(self) -> str | None:
-        # Percent-encoding everything but the DOI's ordinary characters keeps the URL one token in
-        # Markdown (no parentheses) and in HTML attributes.
-        return f"https://doi.org/{quote(self.paper.doi.strip(), safe='/:;._-')}" if self.paper.doi else None
+        return doi_url(self.paper.doi)
 
     @property
     def pmcid(self) -> str | None:
-        value = (self.paper.pmcid or "").strip().upper()
-        if value.isdigit():
-            value = "PMC" + value
-        return value if re.fullmatch(r"PMC\d+", value) else None
+        return normal_pmcid(self.paper.pmcid)
 
     @property
     def pmc_url(self) -> str | None:
-        return f"https://www.ncbi.nlm.nih.gov/pmc/articles/{self.pmcid}/" if self.pmcid else None
+        return pmc_url(self.paper.pmcid)
 
     @property
     def published_year(self) -> int | None:

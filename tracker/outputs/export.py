@@ -64,6 +64,7 @@ from tracker.store.database import Store, chunked
 from tracker.store.models import PaperRow, TopicPaper
 from tracker.store.papers import row_to_paper, stored_trial_ids
 from tracker.store.relevance import score_column, scores_of
+from tracker.text import format_relevance, format_utc, pubmed_url
 from tracker.topics import Topic
 
 CSV_COLUMNS = (
@@ -94,10 +95,6 @@ _CSV_FIELDS = tuple(_paper.c[name] for name in (
 _RIS_FIELDS = tuple(column for column in _paper.c if column.name != "xml_gz") + (
     literal(b"", LargeBinary).label("xml_gz"),
 )
-
-
-def pubmed_url(pmid: int) -> str:
-    return f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
 
 
 # -- selecting -------------------------------------------------------------------------------
@@ -207,7 +204,7 @@ def _export_cells(store: Store, topics: Sequence[Topic], since: date | None, sta
             marks = screening[pmid]
             cells = [pmid, title, authors, journal, "" if year is None else year, date_text, doi, pmcid, types,
                      mesh, keywords, "; ".join(member_of), format_utc(seen),
-                     "true" if late else "false", f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/",
+                     "true" if late else "false", pubmed_url(pmid),
                      describe_status(status) if status else "", marks["decision"], marks["reasons"],
                      marks["reviewers"], marks["notes"], editors, trials,
                      "" if relevance is None else format_relevance(relevance)]
@@ -330,20 +327,6 @@ def _csv_row(row: Row, seen: datetime | None, topics: list[str], relevance: floa
         "trial_ids": row.trial_ids_text,
         "relevance": format_relevance(relevance),
     }
-
-
-def format_relevance(score: float | None) -> float | None:
-    """A relevance score as exports and listings show it: three decimals (None before the topic ranks)."""
-    return None if score is None else round(score, 3)
-
-
-def format_utc(moment: datetime | None) -> str:
-    """ISO 8601 in UTC with a "Z", to the second; a naive time is taken as UTC already."""
-    if moment is None:
-        return ""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
-    return moment.isoformat(timespec="seconds") + "Z"  # strftime took 9 us a row
 
 
 def _cells(row: dict) -> list:
@@ -555,8 +538,8 @@ def papers_frame(topics: Sequence[str] | None = None, *, since: date | None = No
 
 
 __all__ = [
-    "CSV_COLUMNS", "FORMATS", "pubmed_url", "export_rows", "rows_for_pmids", "write_csv", "write_table", "csv_bytes",
+    "CSV_COLUMNS", "FORMATS", "export_rows", "rows_for_pmids", "write_csv", "write_table", "csv_bytes",
     "screening_cells", "as_topics",
-    "ris_records", "ris_record", "write_ris", "export_papers", "format_utc", "format_relevance", "papers_frame", "count_selected",
+    "ris_records", "ris_record", "write_ris", "export_papers", "papers_frame", "count_selected",
     "UTF8_BOM",
 ]

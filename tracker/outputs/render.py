@@ -16,10 +16,12 @@ from __future__ import annotations
 import functools
 import re
 import textwrap
-from datetime import date, datetime, time, timezone
+from datetime import datetime
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
+
+from tracker.text import as_utc
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\](){}<>&~|!#@])")
@@ -35,20 +37,6 @@ class Literal(str):
 def plain(text) -> str:
     """Record text made safe to show: control and bidi-override characters dropped, whitespace collapsed."""
     return " ".join(_CONTROL.sub(" ", str(text)).split())
-
-
-def cut_at_word(text: str, limit: int) -> str:
-    """`text` in at most `limit` characters and "…", cut at a word boundary when one is in its second half."""
-    if len(text) <= limit:
-        return text
-    cut = text[:limit]
-    if not text[limit].isspace() and " " in cut[limit // 2:]:
-        cut = cut[:cut.rindex(" ")]
-    return cut.rstrip(" ,;:-–") + "…"
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def wrap(text, width: int = 76, indent: int = 4) -> Literal:
@@ -69,15 +57,6 @@ def markdown_code_block(text) -> Literal:
     runs = [len(run) for run in re.findall(r"`+", str(text))]
     fence = "`" * max(3, max(runs, default=0) + 1)
     return Literal(f"{fence}text\n{plain(text)}\n{fence}")
-
-
-def as_utc(moment: datetime | date) -> datetime:
-    """An aware UTC datetime; a date is midnight UTC, a naive datetime is taken as UTC."""
-    if not isinstance(moment, datetime):
-        return datetime.combine(moment, time.min, timezone.utc)
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 def moment(value: datetime | None) -> str:
@@ -120,6 +99,6 @@ def _environment(kind: str) -> Environment:
 
 
 __all__ = [
-    "Literal", "plain", "cut_at_word", "plural", "wrap", "escape_markdown", "markdown_code_block", "as_utc", "moment",
+    "Literal", "plain", "wrap", "escape_markdown", "markdown_code_block", "moment",
     "render",
 ]

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import BinaryIO
 
-from tracker import __version__
+from tracker._version import __version__
 
 # Excel's own limit on hyperlinks in one worksheet.
 MAX_LINKS = 65_530

@@ -31,6 +31,7 @@ from tracker.store import Store
 from tracker.store.changes import paper_statuses
 from tracker.store.decisions import reasons_from, state_from, summaries
 from tracker.store.models import Run, TopicPaper
+from tracker.text import format_utc
 from tracker.topics import Topic
 
 NO_REASON = "(no reason given)"
@@ -121,14 +122,9 @@ def prisma_counts(store: Store, topic: Topic, *, since: date | None = None) -> P
         maybe=states["maybe"], conflicts=states["conflict"],
         retracted_included=sum(1 for status in paper_statuses(store, included).values() if status == "retracted"),
         reviewers=reviewers,
-        runs=tuple(RunFigures(run=run.id, started_at=_iso(run.started_at), kind=run.kind, count=run.count,
+        runs=tuple(RunFigures(run=run.id, started_at=format_utc(run.started_at), kind=run.kind, count=run.count,
                               listed=run.matched, new=run.new_papers) for run in runs),
     )
-
-
-def _iso(moment: datetime) -> str:
-    moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- text, JSON, CSV -------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from tracker.store.decisions import (
 )
 from tracker.store.digests import other_topics_for
 from tracker.store.papers import topic_pmids
+from tracker.text import format_relevance, format_utc, pubmed_url
 from tracker.topics import ScreeningMode, Topic
 
 SORTS = ("newest", "relevance")  # the orders of `tracker screen list --sort` and `tracker export --sort`
@@ -321,7 +322,7 @@ def describe_decision_record(record: dict) -> str:
 
 def decision_record(decision: ReviewerDecision) -> dict:
     return {"reviewer": decision.reviewer, "decision": decision.decision, "reasons": list(decision.reasons),
-            "note": decision.note, "resolves": decision.resolves, "decided_at": _iso(decision.decided_at)}
+            "note": decision.note, "resolves": decision.resolves, "decided_at": format_utc(decision.decided_at)}
 
 
 def screening_record(row: ScreeningRow) -> dict:
@@ -329,24 +330,12 @@ def screening_record(row: ScreeningRow) -> dict:
     paper, screening = row.paper, row.screening
     return {
         "pmid": paper.pmid, "title": paper.title, "authors": paper.authors, "journal": paper.journal,
-        "year": paper.year, "status": paper.status or "", "first_seen": _iso(row.first_seen_at),
+        "year": paper.year, "status": paper.status or "", "first_seen": format_utc(row.first_seen_at),
         "topic": screening.topic, "state": screening.state, "reasons": list(screening.reasons),
         "decisions": [decision_record(d) for d in screening.decisions], "hidden_decisions": screening.hidden,
-        "other_topics": dict(row.other_topics), "pubmed_url": f"https://pubmed.ncbi.nlm.nih.gov/{paper.pmid}/",
-        "relevance": _relevance(row.relevance),
+        "other_topics": dict(row.other_topics), "pubmed_url": pubmed_url(paper.pmid),
+        "relevance": format_relevance(row.relevance),
     }
-
-
-def _relevance(score: float | None) -> float | None:
-    from tracker.outputs.export import format_relevance
-
-    return format_relevance(score)
-
-
-def _iso(moment: datetime) -> str:
-    from tracker.outputs.export import format_utc
-
-    return format_utc(moment)
 
 
 __all__ = [

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tracker.store.database import Store
 from tracker.store.models import Account, LoginFailure, WebSession
+from tracker.text import as_utc
 
 _account = Account.__table__
 _session = WebSession.__table__
@@ -46,12 +47,8 @@ class SessionView:
         return self.role == "admin"
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
-
-
 def _view(row) -> AccountView:
-    return AccountView(row.name, row.role, _utc(row.created_at), _utc(row.password_changed_at))
+    return AccountView(row.name, row.role, as_utc(row.created_at), as_utc(row.password_changed_at))
 
 
 def save_account(store: Store, name: str, password_hash: str, role: str, now: datetime) -> bool:
@@ -116,8 +113,8 @@ def load_session(store: Store, session_id: str, now: datetime) -> SessionView | 
         row = connection.execute(statement).first()
     if row is None:
         return None
-    return SessionView(row.id, row.account, row.reviewer, row.role, row.csrf, _utc(row.created_at),
-                       _utc(row.expires_at))
+    return SessionView(row.id, row.account, row.reviewer, row.role, row.csrf, as_utc(row.created_at),
+                       as_utc(row.expires_at))
 
 
 def delete_session(store: Store, session_id: str) -> None:
@@ -135,7 +132,7 @@ def delete_personal_sessions(store: Store) -> None:
 
 def failures_of(store: Store, keys: Sequence[str]) -> dict[str, tuple[int, datetime]]:
     with store.engine.connect() as connection:
-        return {row.key: (row.failures, _utc(row.last_failed_at))
+        return {row.key: (row.failures, as_utc(row.last_failed_at))
                 for row in connection.execute(select(_failure).where(_failure.c.key.in_(list(keys))))}
 
 
@@ -149,7 +146,7 @@ def save_failure(store: Store, keys: Sequence[str], now: datetime, *, forget_bef
             if row is None:
                 connection.execute(_failure.insert().values(key=key, failures=1, last_failed_at=now))
             else:
-                failures = 1 if _utc(row.last_failed_at) < forget_before else row.failures + 1
+                failures = 1 if as_utc(row.last_failed_at) < forget_before else row.failures + 1
                 connection.execute(update(_failure).where(_failure.c.key == key)
                                    .values(failures=failures, last_failed_at=now))
 

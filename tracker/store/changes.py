@@ -15,7 +15,7 @@ from datetime import date, datetime
 from sqlalchemy import exists, func, select, update
 from sqlmodel import Session, col
 
-from tracker.ncbi.notices import KIND_LABELS, Notice, notice_url
+from tracker.ncbi.notices import KIND_LABELS, Notice
 from tracker.ncbi.pubmed import CommentCorrection, Paper
 from tracker.store.database import Store, chunked, utcnow
 from tracker.store.models import (
@@ -28,6 +28,7 @@ from tracker.store.models import (
     TopicPaper,
 )
 from tracker.store.papers import paper_to_row, save_search_index
+from tracker.text import pubmed_url
 
 INCLUDED_ALERTS = {
     "retraction": "was retracted", "concern": "has an expression of concern", "erratum": "has an erratum",
@@ -162,11 +163,11 @@ class EventView:
 
     @property
     def url(self) -> str:
-        return notice_url(self.pmid)
+        return pubmed_url(self.pmid)
 
     @property
     def notice_url(self) -> str | None:
-        return notice_url(self.notice_pmid) if self.notice_pmid else None
+        return pubmed_url(self.notice_pmid) if self.notice_pmid else None
 
 
 def list_events(store: Store, *, since: datetime | None = None, until: datetime | None = None,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from tracker.store.database import Store, utcnow
 from tracker.store.locks import this_host
 from tracker.store.models import JobLease
+from tracker.text import as_utc
 
 _lease = JobLease.__table__
 
@@ -54,8 +55,7 @@ class Claim:
 
 def due_key(moment: datetime) -> datetime:
     """A due time as the lease table keys it: UTC, whole seconds (the same on every back end)."""
-    moment = moment.astimezone(timezone.utc) if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
-    return moment.replace(microsecond=0)
+    return as_utc(moment).replace(microsecond=0)
 
 
 def claim_job(store: Store, job: str, due_at: datetime, token: str, *, timeout: float,
@@ -137,14 +137,10 @@ def _free(held: Lease, now: datetime, timeout: float) -> bool:
 
 
 def _as_lease(row) -> Lease:
-    return Lease(job=row.job, due_at=_aware(row.due_at), status=row.status, outcome=row.outcome, host=row.host,
-                 pid=row.pid, attempts=row.attempts, started_at=_aware(row.started_at),
-                 heartbeat_at=_aware(row.heartbeat_at),
-                 finished_at=_aware(row.finished_at) if row.finished_at else None, token=row.token)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return Lease(job=row.job, due_at=as_utc(row.due_at), status=row.status, outcome=row.outcome, host=row.host,
+                 pid=row.pid, attempts=row.attempts, started_at=as_utc(row.started_at),
+                 heartbeat_at=as_utc(row.heartbeat_at),
+                 finished_at=as_utc(row.finished_at) if row.finished_at else None, token=row.token)
 
 
 __all__ = ["Lease", "Claim", "claim_job", "renew_leases", "finish_job", "release_job", "abandoned_leases", "lease", "due_key"]

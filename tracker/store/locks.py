@@ -30,6 +30,7 @@ from sqlmodel import col
 from tracker.errors import LockHeldError, LockLostError
 from tracker.store.database import Store, utcnow
 from tracker.store.models import InstanceLock
+from tracker.text import as_utc
 
 log = logging.getLogger("tracker.lock")
 
@@ -156,8 +157,8 @@ class InstanceLockHandle:
             row = connection.execute(select(InstanceLock.__table__).where(col(InstanceLock.name) == self.name)).first()
         if row is None:
             return None
-        return Holder(host=row.host, pid=row.pid, boot_id=row.boot_id, started_at=_aware(row.started_at),
-                      heartbeat_at=_aware(row.heartbeat_at), token=row.token)
+        return Holder(host=row.host, pid=row.pid, boot_id=row.boot_id, started_at=as_utc(row.started_at),
+                      heartbeat_at=as_utc(row.heartbeat_at), token=row.token)
 
     def dead_because(self, holder: Holder, now: datetime) -> str | None:
         """Why `holder` no longer runs, or None when it may still."""
@@ -257,10 +258,6 @@ class EmailRunLock(TopicRunLock):
         where = "" if holder.host == this_host() else f" on host {holder.host}"
         return (f"another e-mail run (pid {holder.pid}{where}, started {holder.started_at:%Y-%m-%d %H:%M:%S} UTC) "
                 "is in progress: nothing was sent; try again when it has finished")
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 __all__ = ["InstanceLockHandle", "TopicRunLock", "EmailRunLock", "Holder", "LockHeldError", "LockLostError", "HEARTBEAT_EVERY",

@@ -30,6 +30,7 @@ from tracker.ncbi.pubmed import Author
 from tracker.store.database import Store
 from tracker.store.models import PaperRow, TopicPaper
 from tracker.store.schema import FTS_COLUMNS
+from tracker.text import cut, pubmed_url
 
 # bm25 weights in FTS_COLUMNS order (title, abstract, mesh, keywords, authors): a title hit counts most.
 WEIGHTS = {"title": 10.0, "abstract": 1.0, "mesh": 3.0, "keywords": 3.0, "authors": 1.0}
@@ -71,7 +72,7 @@ class SearchHit:
 
     @property
     def pubmed_url(self) -> str:
-        return f"https://pubmed.ncbi.nlm.nih.gov/{self.pmid}/"
+        return pubmed_url(self.pmid)
 
 
 def search_papers(store: Store, query: str, *, topic: str | None = None, limit: int = 20) -> list[SearchHit]:
@@ -480,12 +481,7 @@ def hits_json(hits: Sequence[SearchHit]) -> str:
 
 def _marked_title(hit: SearchHit) -> str:
     mark = status_mark(hit.status)
-    return cut_title(f"[{mark}] {hit.title}" if mark else hit.title)
+    return cut(f"[{mark}] {hit.title}" if mark else hit.title, TITLE_WIDTH)
 
 
-def cut_title(title: str, width: int = TITLE_WIDTH) -> str:
-    """`title` in a table cell `width` wide: cut anywhere, "…" last (prose is cut at a word: render.cut_at_word)."""
-    return title if len(title) <= width else title[:width - 1].rstrip() + "…"
-
-
-__all__ = ["SearchHit", "SearchSyntaxError", "search_papers", "fts_query", "hits_table", "hits_json", "cut_title"]
+__all__ = ["SearchHit", "SearchSyntaxError", "search_papers", "fts_query", "hits_table", "hits_json"]

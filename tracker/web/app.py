@@ -15,7 +15,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from tracker import __version__
+from tracker._version import __version__
 from tracker.errors import ConfigError
 from tracker.ncbi.evidence import TIER_RULES, tier_label
 from tracker.ncbi.notices import describe_status

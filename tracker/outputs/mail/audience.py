@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tracker.errors import ConfigError
-from tracker.outputs.render import as_utc
 from tracker.settings import EMAIL_PATTERN, Settings
 from tracker.store import Store
 from tracker.store.changes import untold_events
 from tracker.store.decisions import state_from, summaries
 from tracker.store.deliveries import ensure_recipient, recipient_since, undelivered_papers
+from tracker.text import as_utc
 from tracker.topics import Topic
 
 NEW_READER_PERIOD = timedelta(days=7)

@@ -36,12 +36,12 @@ from tracker.errors import SendFailure
 from tracker.outputs.mail.audience import Mailing, plan_mailing, select_audience
 from tracker.outputs.mail.message import build_message
 from tracker.outputs.mail.transport import DryRunTransport, SmtpFactory, SmtpTransport, Transport
-from tracker.outputs.render import as_utc, plural
 from tracker.settings import Settings
 from tracker.store import Store
 from tracker.store.database import utcnow
 from tracker.store.deliveries import mark_failed, mark_sent, pending_messages, save_pending
 from tracker.store.locks import EmailRunLock
+from tracker.text import as_utc, plural
 from tracker.topics import Topic
 
 log = logging.getLogger("tracker.mail")

@@ -30,12 +30,13 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from tracker.errors import SendFailure
 from tracker.outputs.digest import BASELINE_SHOWN, PHRASES, TopicDigest, build_topic_digest
 from tracker.outputs.mail.audience import Mailing
-from tracker.outputs.render import as_utc, plural, render
+from tracker.outputs.render import render
 from tracker.review.screening import with_included_first
 from tracker.runs.watch import DEFAULT_QUIET_WEEKS
 from tracker.store import Store
 from tracker.store.changes import list_events
 from tracker.store.database import utcnow
+from tracker.text import as_utc, plural
 
 MAIL_TITLE = "Norepinephrine literature"
 # Papers a topic shows in the e-mail's body when its file sets no max_per_digest; all of them are in the CSV.

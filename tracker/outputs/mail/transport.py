@@ -34,8 +34,8 @@ from typing import Protocol
 
 from tracker import files
 from tracker.errors import ConfigError, SendFailure, StartTLSUnavailable
-from tracker.outputs.render import as_utc
 from tracker.settings import Settings
+from tracker.text import as_utc
 
 log = logging.getLogger("tracker.mail")
 
