@@ -67,7 +67,8 @@ def simulate(sizes: Sizes, workdir: Path, *, previous_rule: bool) -> dict:
     topics = [Topic(slug=f"topic{index}", title=f"Topic {index}", query=f"topic{index}", since=date(2000, 1, 1))
               for index in range(TOPICS)]
     clock = [datetime(2000, 1, 1, tzinfo=timezone.utc)]
-    patches = [mock.patch(f"{module}.utcnow", lambda: clock[0]) for module in ("tracker.store.papers", "tracker.store.changes")]
+    patches = [mock.patch(f"{module}.utcnow", lambda: clock[0])
+               for module in ("tracker.store.papers", "tracker.store.membership", "tracker.store.changes")]
     if previous_rule:
         patches.append(mock.patch("tracker.runs.watch.changed_since_fetched",
                                   lambda client, query, unseen, start, end: set(unseen)))

@@ -106,7 +106,7 @@ def _values(table: str, row: dict) -> tuple:
 
 def _rows(job: tuple[int, int, int, datetime]) -> tuple[list[tuple], list[tuple], list[tuple]]:
     """Driver-ready paper rows, full-text rows and memberships of replicas [start, stop)."""
-    from tracker.store.papers import paper_to_row, search_text
+    from tracker.store.rows import paper_to_row, search_text
 
     start, stop, papers, now = job
     rows, texts, members = [], [], []

@@ -27,7 +27,8 @@ from tracker.store.copy import copy_database
 from tracker.store.deliveries import ensure_recipient, mark_failed, mark_sent, save_pending
 from tracker.store.digests import save_digest_record
 from tracker.store.models import InstanceLock, PaperRow, Run, StatusEvent, TopicState
-from tracker.store.papers import row_to_paper, save_papers, search_text, search_text_from_row
+from tracker.store.papers import save_papers
+from tracker.store.rows import row_to_paper, search_text, search_text_from_row
 from tracker.store.runs import RunCounts, finish_run, start_run
 from tracker.store.search import search_papers
 

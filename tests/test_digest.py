@@ -32,11 +32,11 @@ from tracker.outputs.digest import (
 )
 from tracker.outputs.render import escape_markdown
 from tracker.store import open_store
-from tracker.store.database import utcnow
 from tracker.store.digests import monthly_counts, save_digest_record
 from tracker.store.models import DigestRecord, TopicPaper
 from tracker.store.papers import save_papers
 from tracker.store.runs import RunCounts, finish_run, start_run
+from tracker.text import utcnow
 from tracker.topics import Topic
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

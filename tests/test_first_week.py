@@ -178,8 +178,8 @@ def test_a_message_too_large_for_the_limit_zips_then_leaves_out_its_csv(store, t
     from tests.test_store import make_paper
     from tracker.outputs.mail.audience import plan_mailing
     from tracker.outputs.mail.message import build_message
-    from tracker.store.database import utcnow
     from tracker.store.papers import save_papers
+    from tracker.text import utcnow
     from tracker.topics import Topic
 
     monkeypatch.setattr("tracker.outputs.charts.chart_png", lambda store, slug, *, end: b"\x89PNG\r\n\x1a\n" + b"\0" * 30_000)

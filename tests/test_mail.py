@@ -29,12 +29,11 @@ from tracker.outputs.export import CSV_COLUMNS
 from tracker.outputs.mail import build_message, connect_smtp, describe_failures, plan_mailing, send_weekly_email, week_of
 from tracker.settings import Settings
 from tracker.store import open_store
-from tracker.store.database import utcnow
 from tracker.store.deliveries import delivered_pmids, outbox_messages
 from tracker.store.models import Delivery, OutboxMessage, Recipient, TopicPaper
 from tracker.store.papers import save_papers
 from tracker.store.runs import RunCounts, finish_run, start_run
-from tracker.text import as_utc
+from tracker.text import as_utc, utcnow
 from tracker.topics import Topic
 
 A, B, C = "a@example.org", "b@example.org", "c@example.org"

@@ -124,7 +124,7 @@ def test_cost_is_said_from_the_measured_cost_per_paper():
 def make_schema_4(store) -> None:
     """Turn a new database into one as schema 4 left it: no book or trial columns, and books as the parser before it
     read them (no people from the book's own AuthorList, no volume or pages), indexed without editors or trial ids."""
-    from tracker.store.papers import write_search_entries
+    from tracker.store.rows import write_search_entries
 
     with store.engine.begin() as connection:
         rows = connection.execute(text("SELECT pmid, title, abstract FROM paper")).all()

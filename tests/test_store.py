@@ -15,8 +15,10 @@ from tracker.errors import StoreError
 from tracker.ncbi.pubmed import AbstractSection, Author, CommentCorrection, MeshHeading, Paper, iter_papers
 from tracker.ncbi.registries import trial_ids
 from tracker.store import SCHEMA_VERSION, migrate_store, open_store
+from tracker.store.membership import link_papers, topic_pmids
 from tracker.store.models import PaperRow, Run, TopicPaper, TopicState
-from tracker.store.papers import link_papers, load_papers, save_papers, stored_pmids, stored_trial_ids, topic_pmids
+from tracker.store.papers import load_papers, save_papers, stored_pmids
+from tracker.store.rows import stored_trial_ids
 from tracker.store.runs import RunCounts, finish_run, start_run, topic_state
 from tracker.store.schema import BOOK_AND_TRIAL_COLUMNS
 

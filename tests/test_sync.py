@@ -13,8 +13,8 @@ from tests.pubmed_xml import article_xml
 from tracker.ncbi.eutils import EutilsClient
 from tracker.runs.sync import plan_window, sync_topic
 from tracker.settings import Settings
+from tracker.store.membership import topic_pmids
 from tracker.store.models import PaperRow, Run, TopicPaper
-from tracker.store.papers import topic_pmids
 from tracker.store.runs import topic_state
 from tracker.topics import Topic
 

@@ -251,7 +251,7 @@ class Clock:
 
     def __init__(self, monkeypatch):
         self.now = datetime(2024, 1, 1, 12, tzinfo=timezone.utc)
-        for module in ("tracker.store.papers", "tracker.store.changes"):
+        for module in ("tracker.store.papers", "tracker.store.membership", "tracker.store.changes"):
             monkeypatch.setattr(f"{module}.utcnow", lambda: self.now)
 
     def on(self, day: date) -> date:

@@ -39,6 +39,10 @@ def pmc_url(pmcid: str | None) -> str | None:
 
 # -- time --------------------------------------------------------------------------------------
 
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def as_utc(moment: datetime | date) -> datetime:
     """An aware UTC datetime; a date is midnight UTC, a naive datetime is taken as UTC (as the store keeps them)."""
     if not isinstance(moment, datetime):
@@ -85,5 +89,5 @@ def format_relevance(score: float | None) -> float | None:
     return None if score is None else round(score, 3)
 
 
-__all__ = ["PUBMED", "pubmed_url", "doi_url", "normal_pmcid", "pmc_url", "as_utc", "format_utc", "plural", "cut", "cut_at_word",
-           "format_relevance"]
+__all__ = ["PUBMED", "pubmed_url", "doi_url", "normal_pmcid", "pmc_url", "utcnow", "as_utc", "format_utc", "plural",
+           "cut", "cut_at_word", "format_relevance"]

@@ -94,7 +94,7 @@ def topic_summaries(store: Store, settings: Settings, *, topic: str | None = Non
     """Every topic file (bad ones included), sorted by slug, or only `topic`; `schedules` adds each topic's
     schedule and next run time (as `tracker status` shows them)."""
     from tracker.store.decisions import state_counts
-    from tracker.store.papers import member_counts
+    from tracker.store.membership import member_counts
     from tracker.store.runs import last_runs
 
     scan = scan or scan_topics(settings.queries_dir)
@@ -248,9 +248,9 @@ def paper_view(store: Store, settings: Settings, pmid: int, *, reviewer: str | N
     tracker.review.screening.view_of); None when the store lacks it."""
     from tracker.ncbi.evidence import classify
     from tracker.review.screening import view_of
-    from tracker.store.browse import topics_of
     from tracker.store.changes import list_events
     from tracker.store.decisions import current_decisions, decision_history, summaries
+    from tracker.store.membership import memberships
     from tracker.store.papers import load_papers
 
     found = load_papers(store, [pmid])
@@ -258,12 +258,12 @@ def paper_view(store: Store, settings: Settings, pmid: int, *, reviewer: str | N
         return None
     paper = found[0]
     scan = scan or scan_topics(settings.queries_dir)
-    memberships = topics_of(store, pmid)
-    slugs = [slug for slug, _ in memberships]
+    topics_seen = list(memberships(store, [pmid]).get(pmid, {}).items())
+    slugs = [slug for slug, _ in topics_seen]
     current = current_decisions(store, slugs, [pmid])
     history = decision_history(store, pmid, slugs)
     topics = []
-    for slug, seen in memberships:
+    for slug, seen in topics_seen:
         topic = scan.topics.get(slug)
         if topic is None:
             topics.append(PaperTopic(slug, slug, seen, None, ()))
@@ -334,9 +334,10 @@ def screen_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None =
     """The paper `pmid` of `topic` (or the first of `reviewer`'s queue) as the screening page shows it."""
     from tracker.review.relevance import ranking_status
     from tracker.review.screening import view_of
-    from tracker.store.browse import count_members, membership_of, neighbours, queue_pmids, screened_count
+    from tracker.store.browse import count_members, neighbours, queue_pmids, screened_count
     from tracker.store.changes import list_events
     from tracker.store.decisions import current_decisions, summaries
+    from tracker.store.membership import first_seen
     from tracker.store.papers import load_papers
     from tracker.store.relevance import decision_mark, scores_of
 
@@ -347,7 +348,7 @@ def screen_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None =
     ranked = status.ranked
     order = f"{'most relevant' if ranked else 'newest'} first: {status.sentence}"
     mark = decision_mark(store, topic.slug) if ranked else 0
-    seen = membership_of(store, topic.slug, pmid) if pmid is not None else None
+    seen = first_seen(store, topic.slug, pmid) if pmid is not None else None
     if pmid is None or seen is None:
         first = ([row] if (row := _relevance_next(store, topic, reviewer, total - screened, None, mark)) else []) \
             if ranked else queue_pmids(store, topic.slug, mode.reviewers, reviewer, limit=1)

@@ -46,19 +46,18 @@ from tracker.review.screening import with_included_first
 from tracker.runs.watch import DEFAULT_QUIET_WEEKS, HealthFlag, topic_health
 from tracker.store import Store
 from tracker.store.changes import EventView, list_events, paper_statuses
-from tracker.store.database import utcnow
 from tracker.store.decisions import state_counts, state_from, summaries
 from tracker.store.digests import (
     baseline_pmids,
     last_digest,
     latest_run,
     load_digest_papers,
-    other_topics_for,
     save_digest_record,
     topic_papers_since,
 )
+from tracker.store.membership import other_topics_for
 from tracker.store.relevance import scores_of
-from tracker.text import as_utc, cut_at_word, doi_url, normal_pmcid, plural, pmc_url, pubmed_url
+from tracker.text import as_utc, cut_at_word, doi_url, normal_pmcid, plural, pmc_url, pubmed_url, utcnow
 from tracker.topics import Topic
 
 DEFAULT_PERIOD = timedelta(days=7)

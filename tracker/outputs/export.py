@@ -53,17 +53,18 @@ from itertools import islice
 from typing import BinaryIO, cast
 
 from sqlalchemy import ColumnElement, DateTime, and_, exists, func, literal, or_, select, type_coerce
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Row
 from sqlalchemy.types import LargeBinary
 
 from tracker.errors import ConfigError
 from tracker.ncbi.notices import describe_status
 from tracker.ncbi.pubmed import Author, Paper
 from tracker.ncbi.registries import TrialId, trial_ids
-from tracker.store.database import Store, chunked
+from tracker.store.database import Store
+from tracker.store.membership import memberships
 from tracker.store.models import PaperRow, TopicPaper
-from tracker.store.papers import row_to_paper, stored_trial_ids
 from tracker.store.relevance import score_column, scores_of
+from tracker.store.rows import chunked, row_to_paper, stored_trial_ids
 from tracker.text import format_relevance, format_utc, pubmed_url
 from tracker.topics import Topic
 
@@ -98,16 +99,6 @@ _RIS_FIELDS = tuple(column for column in _paper.c if column.name != "xml_gz") + 
 
 
 # -- selecting -------------------------------------------------------------------------------
-
-def _memberships(connection: Connection, pmids: Sequence[int]) -> dict[int, dict[str, datetime]]:
-    """Every topic each paper belongs to, with the time the topic first saw it."""
-    found: dict[int, dict[str, datetime]] = {}
-    statement = select(_membership.c.pmid, _membership.c.topic, _membership.c.first_seen_at).where(
-        _membership.c.pmid.in_(list(pmids)))
-    for pmid, topic, seen in connection.execute(statement):
-        found.setdefault(pmid, {})[topic] = seen
-    return found
-
 
 def _selection(dialect: str, topics: Sequence[str], since: date | None, fields: Sequence, *, state=None,
                sort: str = "newest"):
@@ -166,11 +157,11 @@ def _listed(store: Store, pmids: Sequence[int], topics: Sequence[str] | None,
     with store.engine.connect() as connection:
         for chunk in chunked(list(dict.fromkeys(pmids)), CHUNK):
             rows = {row.pmid: row for row in connection.execute(select(*fields).where(_paper.c.pmid.in_(chunk)))}
-            memberships = _memberships(connection, chunk)
+            found = memberships(store, chunk)
             for pmid in chunk:
                 if pmid not in rows:
                     continue
-                member = memberships.get(pmid, {})
+                member = found.get(pmid, {})
                 times = [moment for topic, moment in member.items() if wanted is None or topic in wanted]
                 yield rows[pmid], min(times, default=None), sorted(member)
 

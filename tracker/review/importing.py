@@ -24,7 +24,7 @@ from tracker.errors import ConfigError
 from tracker.review.screening import check_reviewer, resolve_reasons
 from tracker.store import Store
 from tracker.store.decisions import DECISIONS, NewDecision, save_decisions
-from tracker.store.papers import topic_pmids
+from tracker.store.membership import topic_pmids
 from tracker.topics import Topic
 
 PMID_COLUMNS = ("pmid", "pubmedid", "pubmed_id")

@@ -87,7 +87,7 @@ def prisma_counts(store: Store, topic: Topic, *, since: date | None = None) -> P
     if start is None:
         # The whole topic: read its decisions, not its papers (every paper without a screening row is
         # unscreened), and the membership figures the store keeps (tracker/store/papers.py).
-        from tracker.store.papers import member_counts, shared_count
+        from tracker.store.membership import member_counts, shared_count
 
         with store.session() as session:
             runs = list(session.execute(runs_query).scalars())

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 from tracker.review import ranking
 from tracker.store import Store
-from tracker.store.database import utcnow
 from tracker.store.models import RankingState
 from tracker.store.relevance import (
     clear_scores,
@@ -39,6 +38,7 @@ from tracker.store.relevance import (
     topic_texts,
     unscored_count,
 )
+from tracker.text import utcnow
 from tracker.topics import Topic
 
 log = logging.getLogger(__name__)

@@ -49,8 +49,7 @@ from tracker.store.decisions import (
     state_from,
     summaries,
 )
-from tracker.store.digests import other_topics_for
-from tracker.store.papers import topic_pmids
+from tracker.store.membership import other_topics_for, topic_pmids
 from tracker.text import format_relevance, format_utc, pubmed_url
 from tracker.topics import ScreeningMode, Topic
 
@@ -271,8 +270,8 @@ def paper_briefs(store: Store, pmids: Sequence[int]) -> dict[int, PaperBrief]:
     from sqlalchemy import select
     from sqlmodel import col
 
-    from tracker.store.database import chunked
     from tracker.store.models import PaperRow
+    from tracker.store.rows import chunked
 
     found: dict[int, PaperBrief] = {}
     columns = (col(PaperRow.pmid), col(PaperRow.title), col(PaperRow.author_names), col(PaperRow.journal),

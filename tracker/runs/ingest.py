@@ -21,7 +21,8 @@ from tracker.ncbi.eutils import EutilsClient
 from tracker.ncbi.pubmed import Paper
 from tracker.runs.ledger import NO_HOOKS, RunHooks, RunLedger
 from tracker.store import Store
-from tracker.store.papers import link_papers, save_papers, stored_pmids
+from tracker.store.membership import link_papers
+from tracker.store.papers import save_papers, stored_pmids
 
 log = logging.getLogger("tracker.ingest")
 

@@ -137,8 +137,8 @@ def _work(runtime: Runtime, job_id: str) -> Callable[[], JobOutcome]:
 
 def run_leased(runtime: Runtime, job_id: str, work: Callable[[], JobOutcome], due_at: datetime | None) -> JobOutcome:
     """Run `work` if this scheduler wins the run of `job_id` due at `due_at`; without a due time, at once."""
-    from tracker.store.database import utcnow
     from tracker.store.leases import claim_job, finish_job, release_job
+    from tracker.text import utcnow
 
     if due_at is None:
         return work()

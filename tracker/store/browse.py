@@ -287,7 +287,7 @@ def count_topic_page(store: Store, topic: str, reviewers: int, *, filters: Paper
 
 
 def count_members(store: Store, topic: str) -> int:
-    from tracker.store.papers import member_counts
+    from tracker.store.membership import member_counts
 
     return member_counts(store, [topic])[topic]
 
@@ -380,25 +380,11 @@ def neighbours(store: Store, topic: str, at: Cursor) -> tuple[int | None, int | 
         return connection.execute(newer).scalar_one_or_none(), connection.execute(older).scalar_one_or_none()
 
 
-def membership_of(store: Store, topic: str, pmid: int) -> datetime | None:
-    with store.engine.connect() as connection:
-        return connection.execute(select(_membership.c.first_seen_at).where(
-            _membership.c.topic == topic, _membership.c.pmid == pmid)).scalar_one_or_none()
-
-
-def topics_of(store: Store, pmid: int) -> list[tuple[str, datetime]]:
-    """The topics `pmid` belongs to, with when each first saw it."""
-    with store.engine.connect() as connection:
-        return [tuple(row) for row in connection.execute(
-            select(_membership.c.topic, _membership.c.first_seen_at).where(_membership.c.pmid == pmid)
-            .order_by(_membership.c.topic))]
-
-
 def stored_pmid(store: Store, pmid: int) -> bool:
     with store.engine.connect() as connection:
         return connection.execute(select(_paper.c.pmid).where(_paper.c.pmid == pmid)).first() is not None
 
 
 __all__ = ["SORTS", "PaperFilter", "Cursor", "ListedRow", "Page", "tier_rank", "list_topic_page", "count_topic_page",
-           "count_members", "queue_pmids", "screened_count", "neighbours", "membership_of", "topics_of",
+           "count_members", "queue_pmids", "screened_count", "neighbours",
            "stored_pmid"]

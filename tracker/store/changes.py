@@ -17,7 +17,7 @@ from sqlmodel import Session, col
 
 from tracker.ncbi.notices import KIND_LABELS, Notice
 from tracker.ncbi.pubmed import CommentCorrection, Paper
-from tracker.store.database import Store, chunked, utcnow
+from tracker.store.database import Store
 from tracker.store.models import (
     ChangeCheck,
     EventDelivery,
@@ -27,8 +27,9 @@ from tracker.store.models import (
     StatusEvent,
     TopicPaper,
 )
-from tracker.store.papers import paper_to_row, save_search_index
-from tracker.text import pubmed_url
+from tracker.store.papers import save_search_index
+from tracker.store.rows import chunked, paper_to_row
+from tracker.text import pubmed_url, utcnow
 
 INCLUDED_ALERTS = {
     "retraction": "was retracted", "concern": "has an expression of concern", "erratum": "has an erratum",

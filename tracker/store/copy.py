@@ -68,7 +68,7 @@ from tracker.errors import StoreError
 from tracker.store import schema
 from tracker.store.database import POSTGRES_SCHEMA_LOCK, Store, database_error_detail, describe_url, make_engine, sqlite_pragmas
 from tracker.store.models import InstanceLock, PaperRow, SchemaVersion
-from tracker.store.papers import SEARCHED_JSON_COLUMNS, save_search_index_rows
+from tracker.store.rows import SEARCHED_JSON_COLUMNS, save_search_index_rows
 from tracker.store.schema import SCHEMA_VERSION, SEARCH_INDEX
 
 log = logging.getLogger("tracker.copy")

@@ -9,9 +9,8 @@ serialising schema creation, the full-text index (FTS5 table or tsvector column)
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import Table, event, inspect, select
@@ -21,11 +20,6 @@ from sqlmodel import Session, create_engine
 
 from tracker.errors import StoreError
 from tracker.store import models, schema  # noqa: F401  (models registers the tables on SQLModel.metadata)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
 
 # Any fixed number: every tracker process serialises its PostgreSQL schema checks on this advisory lock.
 POSTGRES_SCHEMA_LOCK = 7_276_115_001
@@ -241,11 +235,6 @@ def _execute_many(session: Session | Connection, statement, table: Table, rows: 
     ])
 
 
-def chunked(items: Sequence, size: int = 500) -> Iterable[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
 def engine_options(url) -> dict:
     dialect = url.get_backend_name()
     if dialect == "sqlite":
@@ -384,4 +373,4 @@ def _exists(url: str) -> bool:
         return False  # missing or out of sight: opening it for writing says which
 
 
-__all__ = ["Store", "open_store", "migrate_store", "utcnow", "chunked"]
+__all__ = ["Store", "open_store", "migrate_store"]

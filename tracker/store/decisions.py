@@ -23,8 +23,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
 from tracker.errors import StoreError
-from tracker.store.database import Store, chunked, utcnow
+from tracker.store.database import Store
 from tracker.store.models import CurrentDecision, Decision, Screening
+from tracker.store.rows import chunked
+from tracker.text import utcnow
 
 DECISIONS = ("include", "exclude", "maybe")
 # Not a decision but a history entry: the reviewer took back their only decision on the paper (an undo in the

@@ -6,7 +6,6 @@ whatever the size of the store, and no query touches `paper.xml_gz`.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime
 from types import SimpleNamespace
@@ -16,9 +15,10 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from tracker.ncbi.pubmed import Paper
-from tracker.store.database import Store, chunked, utcnow
+from tracker.store.database import Store
 from tracker.store.models import DigestRecord, PaperRow, Run, TopicPaper
-from tracker.store.papers import row_to_paper
+from tracker.store.rows import chunked, row_to_paper
+from tracker.text import utcnow
 
 # Everything row_to_paper reads: not the compressed XML, nor the flat abstract (Paper rebuilds it from sections).
 _PAPER_COLUMNS = tuple(column for column in PaperRow.__table__.columns if column.name not in ("xml_gz", "abstract"))
@@ -68,21 +68,6 @@ def load_digest_papers(store: Store, pmids: Sequence[int]) -> dict[int, Paper]:
                 # row_to_paper only reads attributes, so a namespace of the selected columns stands in for the row.
                 papers[row["pmid"]] = row_to_paper(cast(PaperRow, SimpleNamespace(**row, abstract="", xml_gz=b"")))
     return papers
-
-
-def other_topics_for(store: Store, pmids: Sequence[int], *, exclude: str | None = None) -> dict[int, list[str]]:
-    """Each paper's topics (sorted), leaving out `exclude`; papers in no other topic are absent."""
-    topics: dict[int, list[str]] = defaultdict(list)
-    with store.session() as session:
-        for chunk in chunked(sorted(set(pmids))):
-            rows = session.execute(
-                select(col(TopicPaper.pmid), col(TopicPaper.topic)).where(col(TopicPaper.pmid).in_(chunk))
-                .order_by(col(TopicPaper.topic))
-            )
-            for pmid, topic in rows:
-                if topic != exclude:
-                    topics[pmid].append(topic)
-    return dict(topics)
 
 
 def latest_run(store: Store, slug: str) -> Run | None:
@@ -170,6 +155,6 @@ def monthly_received_counts(store: Store, slug: str, start: date, end: date) -> 
 
 __all__ = [
     "monthly_received_counts", "baseline_pmids",
-    "topic_papers_since", "load_digest_papers", "other_topics_for", "latest_run", "last_digest",
+    "topic_papers_since", "load_digest_papers", "latest_run", "last_digest",
     "save_digest_record", "monthly_counts",
 ]

@@ -21,10 +21,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from tracker.store.database import Store, utcnow
+from tracker.store.database import Store
 from tracker.store.locks import this_host
 from tracker.store.models import JobLease
-from tracker.text import as_utc
+from tracker.text import as_utc, utcnow
 
 _lease = JobLease.__table__
 

@@ -28,9 +28,9 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import col
 
 from tracker.errors import LockHeldError, LockLostError
-from tracker.store.database import Store, utcnow
+from tracker.store.database import Store
 from tracker.store.models import InstanceLock
-from tracker.text import as_utc
+from tracker.text import as_utc, utcnow
 
 log = logging.getLogger("tracker.lock")
 

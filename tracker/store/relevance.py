@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, func, insert, select
 
-from tracker.store.database import Store, chunked
+from tracker.store.database import Store
 from tracker.store.decisions import state_column
 from tracker.store.models import Decision, PaperRow, RankingState, RelevanceScore, Screening, TopicPaper
+from tracker.store.rows import chunked
 
 _paper = PaperRow.__table__
 _membership = TopicPaper.__table__

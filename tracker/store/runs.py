@@ -11,8 +11,9 @@ from sqlalchemy import func, select, update
 from sqlmodel import col
 
 from tracker.errors import StoreError
-from tracker.store.database import Store, utcnow
+from tracker.store.database import Store
 from tracker.store.models import Run, TopicState
+from tracker.text import utcnow
 
 
 def start_run(store: Store, topic: str, *, kind: str, query: str | None, window_start: date | None,

@@ -113,7 +113,7 @@ EXPORT_TEXT_COLUMNS = ("publication_types_text", "mesh_terms", "keywords_text")
 
 def _add_export_text(connection: Connection) -> None:
     """The CSV's joined text beside the JSON it comes from, filled in for every stored paper, in batches."""
-    from tracker.store.papers import export_text_from_row
+    from tracker.store.rows import export_text_from_row
 
     paper = models.PaperRow.__table__
     for column in EXPORT_TEXT_COLUMNS:
@@ -194,7 +194,7 @@ def _refill_batch(connection: Connection, rows: Sequence) -> None:
     from tracker.errors import ParseError
     from tracker.ncbi.pubmed import AbstractSection, Paper, iter_papers
     from tracker.ncbi.registries import trial_ids
-    from tracker.store.papers import record_columns, search_text_from_row, trial_columns, write_search_entries
+    from tracker.store.rows import record_columns, search_text_from_row, trial_columns, write_search_entries
     from tracker.store.xmlcodec import decompress_xml
 
     reread: dict[int, Paper] = {}

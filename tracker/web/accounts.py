@@ -36,7 +36,7 @@ from tracker.store.accounts import (
     save_failure,
     save_password,
 )
-from tracker.store.database import utcnow
+from tracker.text import utcnow
 
 ROLES = ("reviewer", "admin")
 MIN_PASSWORD = 10

@@ -252,12 +252,13 @@ def filtered_pmids(web, topic, filters: PaperFilter, search: str, reviewer: str)
 def write_ris_for(store, topic, pmids: list[int], file) -> int:
     """RIS records of `pmids`, as `tracker export --format ris` writes each one."""
     from tracker.outputs.export import screening_cells, write_ris
-    from tracker.store.browse import topics_of
     from tracker.store.changes import paper_statuses
+    from tracker.store.membership import memberships
     from tracker.store.papers import load_papers
 
     papers = load_papers(store, pmids)
-    members = {paper.pmid: [slug for slug, _ in topics_of(store, paper.pmid)] for paper in papers}
+    found = memberships(store, pmids)
+    members = {paper.pmid: list(found.get(paper.pmid, {})) for paper in papers}
     cells = screening_cells(store, [topic], [(pmid, members[pmid]) for pmid in members])
     statuses = paper_statuses(store, pmids)
     return write_ris(((paper, members[paper.pmid], statuses.get(paper.pmid), cells[paper.pmid]) for paper in papers),

@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracker.store import Store
 from tracker.store.accounts import SessionView, load_session, save_session
-from tracker.store.database import utcnow
+from tracker.text import utcnow
 
 SESSION_COOKIE = "tracker_session"
 LOGIN_COOKIE = "tracker_login"

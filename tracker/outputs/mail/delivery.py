@@ -38,10 +38,9 @@ from tracker.outputs.mail.message import build_message
 from tracker.outputs.mail.transport import DryRunTransport, SmtpFactory, SmtpTransport, Transport
 from tracker.settings import Settings
 from tracker.store import Store
-from tracker.store.database import utcnow
 from tracker.store.deliveries import mark_failed, mark_sent, pending_messages, save_pending
 from tracker.store.locks import EmailRunLock
-from tracker.text import as_utc, plural
+from tracker.text import as_utc, plural, utcnow
 from tracker.topics import Topic
 
 log = logging.getLogger("tracker.mail")

@@ -35,8 +35,7 @@ from tracker.review.screening import with_included_first
 from tracker.runs.watch import DEFAULT_QUIET_WEEKS
 from tracker.store import Store
 from tracker.store.changes import list_events
-from tracker.store.database import utcnow
-from tracker.text import as_utc, plural
+from tracker.text import as_utc, plural, utcnow
 
 MAIL_TITLE = "Norepinephrine literature"
 # Papers a topic shows in the e-mail's body when its file sets no max_per_digest; all of them are in the CSV.

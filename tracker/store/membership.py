@@ -1,0 +1,143 @@
+"""Topic membership: which topics hold which papers, linking papers to a topic, and the counts every page shows.
+
+A paper joins a topic once (`topic_paper`, keyed by topic and PMID, with when the topic first saw it and the run
+that brought it); memberships are only ever added.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlmodel import Session, col
+
+from tracker.store.database import Store
+from tracker.store.models import TopicPaper
+from tracker.store.rows import chunked
+from tracker.text import utcnow
+
+_membership = TopicPaper.__table__
+
+
+def memberships(store: Store, pmids: Iterable[int]) -> dict[int, dict[str, datetime]]:
+    """Every topic each of `pmids` belongs to (in slug order), with when that topic first saw it; papers in no
+    topic are absent."""
+    found: dict[int, dict[str, datetime]] = {}
+    with store.engine.connect() as connection:
+        for chunk in chunked(sorted(set(pmids))):
+            rows = connection.execute(select(_membership.c.pmid, _membership.c.topic, _membership.c.first_seen_at)
+                                      .where(_membership.c.pmid.in_(chunk)).order_by(_membership.c.topic))
+            for pmid, topic, seen in rows:
+                found.setdefault(pmid, {})[topic] = seen
+    return found
+
+
+def other_topics_for(store: Store, pmids: Sequence[int], *, exclude: str | None = None) -> dict[int, list[str]]:
+    """Each paper's topics (sorted), leaving out `exclude`; papers in no other topic are absent."""
+    return {pmid: others for pmid, topics in memberships(store, pmids).items()
+            if (others := [topic for topic in topics if topic != exclude])}
+
+
+def first_seen(store: Store, topic: str, pmid: int) -> datetime | None:
+    """When `topic` first saw `pmid`; None when the paper is not in the topic."""
+    with store.engine.connect() as connection:
+        return connection.execute(select(_membership.c.first_seen_at).where(
+            _membership.c.topic == topic, _membership.c.pmid == pmid)).scalar_one_or_none()
+
+
+def topic_pmids(store: Store, topic: str, pmids: Sequence[int] | None = None) -> set[int]:
+    with store.session() as session:
+        if pmids is None:
+            return set(session.execute(select(col(TopicPaper.pmid)).where(col(TopicPaper.topic) == topic)).scalars())
+        found: set[int] = set()
+        for chunk in chunked(list(pmids)):
+            found.update(session.execute(
+                select(col(TopicPaper.pmid)).where(col(TopicPaper.topic) == topic, col(TopicPaper.pmid).in_(chunk))
+            ).scalars())
+        return found
+
+
+def link_members(store: Store, session: Session, topic: str, pmids: Iterable[int], run_id: int | None, now: datetime) -> int:
+    """Add topic membership for `pmids`; returns how many were new to the topic."""
+    pmids = list(dict.fromkeys(pmids))
+    if not pmids:
+        return 0
+    existing: set[int] = set()
+    for chunk in chunked(pmids):
+        existing.update(session.execute(
+            select(col(TopicPaper.pmid)).where(col(TopicPaper.topic) == topic, col(TopicPaper.pmid).in_(chunk))
+        ).scalars())
+    rows = [{"topic": topic, "pmid": p, "first_seen_at": now, "run_id": run_id} for p in pmids if p not in existing]
+    store.upsert(session, TopicPaper.__table__, rows, ["topic", "pmid"], update=False)
+    return len(rows)
+
+
+def link_papers(store: Store, topic: str, pmids: Sequence[int], run_id: int | None = None) -> int:
+    """Link papers the store already holds to `topic`; returns how many were new to the topic."""
+    with store.session() as session:
+        linked = link_members(store, session, topic, pmids, run_id, utcnow())
+        session.commit()
+    return linked
+
+
+def count_topic_papers(store: Store) -> dict[str, int]:
+
+    with store.session() as session:
+        return dict(session.execute(select(col(TopicPaper.topic), func.count()).group_by(col(TopicPaper.topic))).all())
+
+
+_figures: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+_figures_lock = threading.Lock()
+
+
+def _kept(store: Store, key: tuple, compute) -> int:
+    if store.dialect != "sqlite":
+        return compute()
+    with store.engine.connect() as connection:
+        version = connection.exec_driver_sql("SELECT max(rowid) FROM topic_paper").scalar_one()
+    with _figures_lock:
+        kept = _figures.setdefault(store, {})
+        if kept.get("version") != version:
+            kept.clear()
+            kept["version"] = version
+        if key in kept:
+            return kept[key]
+    value = compute()
+    with _figures_lock:
+        if _figures[store].get("version") == version:
+            _figures[store][key] = value
+    return value
+
+
+def member_counts(store: Store, slugs: Sequence[str]) -> dict[str, int]:
+    """Papers in each of `slugs` (`count_topic_papers` for these topics), recounted only after new memberships."""
+
+    def count(slug: str) -> int:
+        with store.engine.connect() as connection:
+            return connection.execute(select(func.count()).select_from(TopicPaper)
+                                      .where(col(TopicPaper.topic) == slug)).scalar_one()
+
+    return {slug: _kept(store, ("members", slug), lambda slug=slug: count(slug)) for slug in slugs}
+
+
+def shared_count(store: Store, slug: str) -> int:
+    """Papers of `slug` that another topic holds too (PRISMA's "from other topics")."""
+
+    other = TopicPaper.__table__.alias("other")
+    members = select(col(TopicPaper.pmid)).where(col(TopicPaper.topic) == slug)
+
+    def count() -> int:
+        with store.engine.connect() as connection:
+            return connection.execute(select(func.count(func.distinct(other.c.pmid)))
+                                      .where(other.c.topic != slug, other.c.pmid.in_(members))).scalar_one()
+
+    return _kept(store, ("shared", slug), count)
+
+
+__all__ = ["memberships", "other_topics_for", "first_seen", "topic_pmids", "link_papers", "count_topic_papers",
+           "member_counts", "shared_count"]
