@@ -88,9 +88,11 @@ def run(sizes: Sizes, workdir: Path) -> Outcome:
     settings = Settings.from_env(home=home, env={"TRACKER_DB_URL": url, "TRACKER_REVIEWER": "benchmark"})
     store = open_store(url)
     repeats = QUICK_REQUESTS if sizes.quick else WEB_REQUESTS
+    client = None
     try:
         app, access = build_app(settings, store, host="127.0.0.1", port=8765)
         client = TestClient(app, base_url="http://127.0.0.1:8765")
+        client.__enter__()  # the app's lifespan, as uvicorn runs it
         client.get(f"/?token={access.token}")
         topic = f"/topics/{DIGEST_TOPIC}"
         pmids = [int(pmid) for pmid in re.findall(r'href="/papers/(\d+)"', client.get(topic).text)][:repeats]
@@ -152,6 +154,8 @@ def run(sizes: Sizes, workdir: Path) -> Outcome:
                                                 NEXT_STEPS.get(name, "see the statements the view runs (EXPLAIN "
                                                                            "QUERY PLAN) for this request")))
     finally:
+        if client is not None:
+            client.__exit__(None, None, None)
         delete_personal_sessions(store)
         store.close()
     outcome.notes.append(

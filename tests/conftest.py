@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +14,25 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO.parent / "shared" / "pubmed-samples"
+
+
+_OPEN: list[ExitStack] = []
+
+
+@pytest.fixture(autouse=True)
+def _started_clients():
+    """Closes at the end of each test what `started` opened."""
+    with ExitStack() as stack:
+        _OPEN.append(stack)
+        try:
+            yield
+        finally:
+            _OPEN.pop()
+
+
+def started(client):
+    """A Starlette test client with its app's lifespan started (as uvicorn starts it), shut down when the test ends."""
+    return _OPEN[-1].enter_context(client)
 
 
 @pytest.fixture

@@ -24,9 +24,9 @@ from tracker.ncbi.pubmed import AbstractSection, Author, MeshHeading, Paper
 from tracker.outputs.export import export_papers
 from tracker.review.importing import import_decisions
 from tracker.review.prisma import prisma_counts, render_svg
-from tracker.review.screening import decide, list_screening, screening_record
+from tracker.review.screening import count_states, decide, list_screening, screening_record
 from tracker.store import open_store
-from tracker.store.decisions import decision_history, state_counts
+from tracker.store.decisions import decision_history
 from tracker.store.papers import save_papers
 from tracker.topics import ScreeningMode, Topic, load_topic
 
@@ -65,7 +65,7 @@ def test_one_reviewer_the_state_is_their_latest_decision_and_history_is_kept(top
     [row] = [r for r in list_screening(store, DOSING, reviewer="ben") if r.paper.pmid == 3]
     assert row.screening.reasons == ("wrong population", "wrong intervention")
     assert row.screening.decisions[0].note == "adults only"
-    assert state_counts(store, "dosing", 1) == {"unscreened": 2, "awaiting": 0, "included": 1, "excluded": 2,
+    assert count_states(store, DOSING) == {"unscreened": 2, "awaiting": 0, "included": 1, "excluded": 2,
                                                 "maybe": 1, "conflict": 0}
 
 

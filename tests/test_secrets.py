@@ -20,7 +20,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from tests.conftest import Result, cli_env, write_topic
+from tests.conftest import Result, cli_env, started, write_topic
 from tests.fake_eutils import FakeEutils, FakeRecord
 from tests.pubmed_xml import article_xml
 from tests.smtp_server import LoopbackSMTP, make_certificate
@@ -249,7 +249,7 @@ def test_the_web_app_never_shows_a_secret(tmp_path):
         save_papers(store, list(iter_papers(article_set(*[article_xml(p, created=CREATED) for p in (1, 2)]))),
                     topic="dosing")
         app, access = build_app(settings, store, host="127.0.0.1", port=8765)  # personal mode first
-        client = TestClient(app, base_url="http://127.0.0.1:8765")
+        client = started(TestClient(app, base_url="http://127.0.0.1:8765"))
         client.get(f"/?token={access.token}")
         for url in ("/", "/topics/dosing", "/papers/1", "/search?q=norepinephrine", "/runs", "/query",
                     "/topics/dosing/screen", "/topics/dosing/prisma"):
@@ -261,7 +261,7 @@ def test_the_web_app_never_shows_a_secret(tmp_path):
         cookies = [client.cookies["tracker_session"]]
         add_user(store, "chief", account_password, admin=True)
         app, _ = build_app(settings, store, host="127.0.0.1", port=8765)
-        admin = TestClient(app, base_url="http://127.0.0.1:8765")
+        admin = started(TestClient(app, base_url="http://127.0.0.1:8765"))
         login = admin.get("/login").text
         admin.post("/login", data={"csrf": re.search(r'name="csrf" value="([^"]+)"', login).group(1), "user": "chief",
                                    "password": account_password})

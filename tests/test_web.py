@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import cli_env, run_tracker, write_topic
+from tests.conftest import cli_env, run_tracker, started, write_topic
 from tests.fake_eutils import FakeRecord
 from tests.pubmed_xml import article_xml
 from tests.test_store import make_paper
@@ -69,7 +69,7 @@ def library(tmp_path, db_url):
 
 def personal(settings, store, base_url: str = BASE) -> TestClient:
     app, access = build_app(settings, store, host="127.0.0.1", port=8765)
-    client = TestClient(app, base_url=base_url)
+    client = started(TestClient(app, base_url=base_url))
     assert client.get(f"/?token={access.token}", follow_redirects=False).status_code == 303
     return client
 
@@ -83,7 +83,7 @@ def team_app(settings, store):
 
 
 def logged_in(app, name: str, password: str) -> TestClient:
-    client = TestClient(app, base_url=BASE)
+    client = started(TestClient(app, base_url=BASE))
     form = client.get("/login")
     response = client.post("/login", data={"csrf": csrf_of(form.text), "user": name, "password": password,
                                            "next": "/"}, follow_redirects=False)
@@ -129,7 +129,9 @@ def test_every_page_answers_with_its_content(library):
     svg = client.get("/topics/dosing/prisma.svg")
     assert (svg.status_code, svg.headers["content-type"]) == (200, "image/svg+xml")
     assert client.get("/papers/999").status_code == 404
-    assert client.get("/topics/nosuch").status_code == 400
+    unknown = client.get("/topics/nosuch")
+    assert unknown.status_code == 404
+    assert html.unescape(said(unknown.text, "error")) == "There is no topic 'nosuch': the Topics page lists them."
 
 
 def test_topic_filters_and_orders(library):
@@ -212,6 +214,35 @@ def test_exports_follow_the_filter(library):
     assert "attachment" in included.headers["content-disposition"]
 
 
+def test_exports_are_in_the_pages_order_in_every_format(library):
+    import io
+
+    from openpyxl import load_workbook
+
+    settings, store = library
+    client = personal(settings, store)
+    for sort in ("newest", "oldest", "tier"):
+        page = listed(client.get(f"/topics/dosing?sort={sort}&from=2020").text)
+        csv_rows = client.get(f"/topics/dosing/export.csv?sort={sort}&from=2020").text.splitlines()[1:]
+        assert [int(line.split(",")[0]) for line in csv_rows] == page, sort
+        ris = client.get(f"/topics/dosing/export.ris?sort={sort}&from=2020").text
+        assert [int(pmid) for pmid in re.findall(r"AN  - (\d+)", ris)] == page, sort
+        workbook = load_workbook(io.BytesIO(client.get(f"/topics/dosing/export.xlsx?sort={sort}&from=2020").content))
+        sheet = workbook.worksheets[0]
+        assert [row[0] for row in sheet.iter_rows(min_row=2, values_only=True) if row[0]] == page, sort
+    assert listed(client.get("/topics/dosing?sort=oldest&from=2020").text) == [2, 3, 4, 5, 6, 7]
+
+
+def test_shutting_the_app_down_stops_its_relevance_refresher(library):
+    settings, store = library
+    app, access = build_app(settings, store, host="127.0.0.1", port=8765)
+    with TestClient(app, base_url=BASE) as client:
+        refresher = client.app_state["web"].refresher
+        assert client.get(f"/?token={access.token}", follow_redirects=False).status_code == 303
+        assert not refresher.closed
+    assert refresher.closed
+
+
 # -- screening -------------------------------------------------------------------------------
 
 def test_a_decision_in_the_browser_is_the_one_the_cli_sees(library):
@@ -265,17 +296,19 @@ def test_a_ranked_topic_screens_the_most_relevant_paper_first_and_sorts_by_relev
         everything = scores_of(store, ["sepsis"], by_relevance)
         assert by_relevance == sorted(by_relevance, key=lambda pmid: (-everything[pmid], -pmid)) and len(by_relevance) == 10
         # Keyset pages in relevance order resume exactly where the last one ended.
-        from tracker.store.browse import list_topic_page
+        from tracker.review.states import ScreeningRule
+        from tracker.store.listing import list_topic_page
 
-        first = list_topic_page(store, "sepsis", 1, sort="relevance", limit=4)
-        second = list_topic_page(store, "sepsis", 1, sort="relevance", limit=4, after=first.rows[-1].cursor("relevance"))
-        back = list_topic_page(store, "sepsis", 1, sort="relevance", limit=4, before=second.rows[0].cursor("relevance"))
+        rule = ScreeningRule()
+        first = list_topic_page(store, "sepsis", rule, sort="relevance", limit=4)
+        second = list_topic_page(store, "sepsis", rule, sort="relevance", limit=4, after=first.rows[-1].cursor("relevance"))
+        back = list_topic_page(store, "sepsis", rule, sort="relevance", limit=4, before=second.rows[0].cursor("relevance"))
         assert [row.pmid for row in first.rows + second.rows] == by_relevance[:8]
         assert [row.pmid for row in back.rows] == by_relevance[:4]
         # A decision in the browser retrains in the background: the scores learn from it.
         trained = store_state(store)
         client.post("/topics/sepsis/screen", data={"csrf": csrf_of(page), "pmid": str(best), "decision": "include"})
-        app_refresher = client.app.state.pages.refresher
+        app_refresher = client.app_state["web"].refresher
         deadline = datetime.now() + timedelta(seconds=30)
         while store_state(store) == trained and datetime.now() < deadline:
             import time
@@ -383,7 +416,7 @@ def test_the_query_page_reads_pubmed_and_an_admin_saves_a_topic(library, fake_eu
 def test_personal_mode_exchanges_the_token_for_a_session_cookie(library):
     settings, store = library
     app, access = build_app(settings, store, host="127.0.0.1", port=8765)
-    client = TestClient(app, base_url=BASE)
+    client = started(TestClient(app, base_url=BASE))
     assert client.get("/").status_code == 403
     assert client.get("/?token=wrong").status_code == 403
     assert client.get("/login").status_code == 404
@@ -395,14 +428,14 @@ def test_personal_mode_exchanges_the_token_for_a_session_cookie(library):
     page = client.get("/topics/dosing")
     assert page.status_code == 200 and access.token not in page.text
     assert client.cookies[SESSION_COOKIE] not in page.text
-    secure = TestClient(app, base_url="https://127.0.0.1:8765").get(f"/?token={access.token}", follow_redirects=False)
+    secure = started(TestClient(app, base_url="https://127.0.0.1:8765")).get(f"/?token={access.token}", follow_redirects=False)
     assert "Secure" in secure.headers["set-cookie"]
     again, _ = build_app(settings, store, host="127.0.0.1", port=8765)  # the next start: new token, old sessions end
-    assert TestClient(again, base_url=BASE, cookies=client.cookies).get("/topics/dosing").status_code == 403
+    assert started(TestClient(again, base_url=BASE, cookies=client.cookies)).get("/topics/dosing").status_code == 403
     add_user(store, "ana", "ana-password-1")
     team, access = build_app(settings, store, host="127.0.0.1", port=8765)
     value, _ = new_session(access, account=None, reviewer="ana", role="admin")  # as a personal start left it
-    stale = TestClient(team, base_url=BASE, cookies={SESSION_COOKIE: value})
+    stale = started(TestClient(team, base_url=BASE, cookies={SESSION_COOKIE: value}))
     assert stale.get("/topics/dosing", follow_redirects=False).headers["location"] == "/login?next=%2Ftopics%2Fdosing"
 
 
@@ -417,7 +450,7 @@ def test_personal_mode_refuses_a_non_loopback_host(library):
 def test_team_logins_sessions_and_logout(library):
     settings, store = library
     app = team_app(settings, store)
-    client = TestClient(app, base_url=BASE)
+    client = started(TestClient(app, base_url=BASE))
     response = client.get("/topics/dosing?state=maybe", follow_redirects=False)
     assert (response.status_code, response.headers["location"]) == (
         303, "/login?next=%2Ftopics%2Fdosing%3Fstate%3Dmaybe")
@@ -442,20 +475,20 @@ def test_team_logins_sessions_and_logout(library):
     cookie = client.cookies[SESSION_COOKIE]
     out = client.post("/logout", data={"csrf": csrf_of(client.get("/").text)}, follow_redirects=False)
     assert (out.status_code, out.headers["location"]) == (303, "/login")
-    stale = TestClient(app, base_url=BASE, cookies={SESSION_COOKIE: cookie})
+    stale = started(TestClient(app, base_url=BASE, cookies={SESSION_COOKIE: cookie}))
     assert stale.get("/", follow_redirects=False).status_code == 303
 
 
 def test_repeated_failed_logins_are_delayed(library):
     settings, store = library
     app = team_app(settings, store)
-    client = TestClient(app, base_url=BASE)
+    client = started(TestClient(app, base_url=BASE))
     page = client.get("/login").text
     for _ in range(5):
         page = client.post("/login", data={"csrf": csrf_of(page), "user": "ana", "password": "guess-guess"}).text
     delayed = client.post("/login", data={"csrf": csrf_of(page), "user": "ana", "password": "ana-password-1"})
     assert delayed.status_code == 429 and "Too many failed logins: wait 1 seconds" in delayed.text
-    restarted = TestClient(build_app(settings, store, host="127.0.0.1", port=8765)[0], base_url=BASE)
+    restarted = started(TestClient(build_app(settings, store, host="127.0.0.1", port=8765)[0], base_url=BASE))
     again = restarted.post("/login", data={"csrf": csrf_of(restarted.get("/login").text), "user": "ana",
                                            "password": "ana-password-1"})
     assert again.status_code == 429  # counted in the database: a restart does not reset it
@@ -474,7 +507,7 @@ def test_state_changing_requests_need_the_csrf_token_and_our_origin(library):
         ana.post("/topics/dosing/screen", data={**decision, "csrf": mine}, headers={"origin": "http://evil.example"}),
         ana.post("/topics/dosing/screen/undo", data={}),
         ana.post("/logout", data={}),
-        TestClient(app, base_url=BASE).post("/login", data={"csrf": "x", "user": "ana", "password": "ana-password-1"}),
+        started(TestClient(app, base_url=BASE)).post("/login", data={"csrf": "x", "user": "ana", "password": "ana-password-1"}),
     ]
     assert [response.status_code for response in refusals] == [403] * len(refusals)
     assert "This form has expired or did not come from this app" in refusals[0].text

@@ -39,7 +39,7 @@ class DateType(click.ParamType):
 
 
 DATE = DateType()
-SCREENING_STATES = ("unscreened", "awaiting", "included", "excluded", "maybe", "conflict")
+SCREENING_STATES = ("unscreened", "awaiting", "included", "excluded", "maybe", "conflict")  # states.STATES, for --help
 SORT_ORDERS = ("newest", "relevance")  # tracker.review.screening.SORTS, without importing it for --help
 
 
@@ -207,7 +207,7 @@ def init(directory):
 @common_options
 def topics(check_slug, check_query):
     """List topics: papers stored, new in the last run, last run time and status, then health flags."""
-    from tracker.views import health_of, topic_summaries
+    from tracker.views.status import health_of, topic_summaries
 
     if check_slug is not None or check_query is not None:
         check_topic_query(check_slug, check_query)
@@ -397,7 +397,7 @@ def import_command(file, topic_slug):
 def status(limit, topic_slug, changes, since):
     """Each topic's last run, next scheduled run and health flags, then recent runs and their errors."""
     from tracker.schedule import format_time, zone_name
-    from tracker.views import health_of, status_view
+    from tracker.views.status import health_of, status_view
 
     if since is not None and not changes:
         raise click.UsageError("--since goes with --changes: add --changes to list the status changes since then")
@@ -717,7 +717,8 @@ def screen_set_command(slug, pmids, decision, reasons, note, reviewer, resolve):
     """Record a decision on papers of a topic: all of them, or none if one is not in the topic."""
     from tracker.review.relevance import refresh_quietly
     from tracker.review.screening import decide
-    from tracker.store.decisions import state_from, summaries
+    from tracker.review.states import OPEN, ScreeningRule
+    from tracker.store.decisions import summaries
 
     if decision is None:
         raise click.UsageError("give the decision: --include, --exclude or --maybe")
@@ -734,10 +735,9 @@ def screen_set_command(slug, pmids, decision, reasons, note, reviewer, resolve):
             line += f" ({', '.join(given.reasons)})"
         if before is not None:
             line += f", replacing {before.decision} of {_when(before.decided_at)} UTC"
-        state = state_from(rows.get(given.pmid), topic.screening.reviewers)
-        if topic.screening.blind and state in ("unscreened", "awaiting"):
-            state = "awaiting the other reviewer"
-        click.echo(f"{line}; now {state}")
+        state = ScreeningRule.of(topic).state(rows.get(given.pmid))
+        shown = "awaiting the other reviewer" if topic.screening.blind and state in OPEN else state
+        click.echo(f"{line}; now {shown}")
 
 
 @screen_group.command("import")

@@ -46,6 +46,14 @@ class TopicFileError(ConfigError):
     """A topic file that does not load; the message names the file and the key."""
 
 
+class UnknownTopicError(ConfigError):
+    """A topic asked for by name that no file in queries/ defines (faces word the advice their own way: `slug`)."""
+
+    def __init__(self, message: str, *, slug: str):
+        super().__init__(message)
+        self.slug = slug
+
+
 class SearchSyntaxError(ConfigError):
     """The search text is not a query: unbalanced parentheses or quotes, a stray operator, no words."""
 
@@ -135,7 +143,7 @@ def with_context(error: Error, message: str) -> Error:
 
 
 __all__ = [
-    "TrackerError", "ConfigError", "TopicFileError", "SearchSyntaxError", "OutputError", "StoreError",
+    "TrackerError", "ConfigError", "TopicFileError", "UnknownTopicError", "SearchSyntaxError", "OutputError", "StoreError",
     "LockHeldError", "LockLostError", "EutilsError", "TransientEutilsError", "UnreachableError",
     "IncompleteSearchError", "ParseError",
     "ShutdownRequested", "SendFailure", "StartTLSUnavailable", "with_context",

@@ -11,7 +11,7 @@ from datetime import date
 from importlib import resources
 from pathlib import Path
 
-from tracker.errors import ConfigError, TopicFileError
+from tracker.errors import ConfigError, TopicFileError, UnknownTopicError
 from tracker.settings import EMAIL_PATTERN, SETTINGS_FILE, render_settings_file
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -253,7 +253,8 @@ def select_topics(topics: list[Topic], slugs: tuple[str, ...] | list[str]) -> li
     if missing:
         close = difflib.get_close_matches(missing[0], list(by_slug), n=1)
         guess = f"did you mean '{close[0]}'? " if close else ""
-        raise ConfigError(f"unknown topic '{missing[0]}'; {guess}known topics: {', '.join(sorted(by_slug))}")
+        raise UnknownTopicError(f"unknown topic '{missing[0]}'; {guess}known topics: {', '.join(sorted(by_slug))}",
+                                slug=missing[0])
     return [by_slug[slug] for slug in dict.fromkeys(slugs)]
 
 

@@ -42,11 +42,12 @@ from tracker.ncbi.pubmed import AbstractSection, Paper
 from tracker.ncbi.registries import TrialId, trial_ids
 from tracker.outputs.render import moment, plain, render
 from tracker.review.relevance import ranking_status
-from tracker.review.screening import with_included_first
+from tracker.review.screening import count_states, with_included_first
+from tracker.review.states import OPEN, ScreeningRule, State
 from tracker.runs.watch import DEFAULT_QUIET_WEEKS, HealthFlag, topic_health
 from tracker.store import Store
 from tracker.store.changes import EventView, list_events, paper_statuses
-from tracker.store.decisions import state_counts, state_from, summaries
+from tracker.store.decisions import summaries
 from tracker.store.digests import (
     baseline_pmids,
     last_digest,
@@ -284,12 +285,12 @@ def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | N
 
 def screening_line(store: Store, topic: Topic, pmids: Sequence[int]) -> tuple[ScreeningLine, set[int]]:
     """The header's screening figures for the period's papers `pmids`, and those of them already excluded."""
-    rows = summaries(store, topic.slug, pmids)
-    states = {pmid: state_from(rows.get(pmid), topic.screening.reviewers) for pmid in pmids}
-    excluded = {pmid for pmid, state in states.items() if state == "excluded"}
+    rows, rule = summaries(store, topic.slug, pmids), ScreeningRule.of(topic)
+    states = {pmid: rule.state(rows.get(pmid)) for pmid in pmids}
+    excluded = {pmid for pmid, state in states.items() if state == State.EXCLUDED}
     return ScreeningLine(
-        to_screen=sum(state in ("unscreened", "awaiting") for state in states.values()),
-        included=state_counts(store, topic.slug, topic.screening.reviewers)["included"],
+        to_screen=sum(state in OPEN for state in states.values()),
+        included=count_states(store, topic)[State.INCLUDED],
         left_out=len(excluded),
     ), excluded
 

@@ -48,23 +48,23 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import date, datetime, time, timezone
+from dataclasses import replace
+from datetime import date, datetime
 from itertools import islice
 from typing import BinaryIO, cast
 
-from sqlalchemy import ColumnElement, DateTime, and_, exists, func, literal, or_, select, type_coerce
 from sqlalchemy.engine import Row
-from sqlalchemy.types import LargeBinary
 
 from tracker.errors import ConfigError
 from tracker.ncbi.notices import describe_status
 from tracker.ncbi.pubmed import Author, Paper
 from tracker.ncbi.registries import TrialId, trial_ids
+from tracker.review.states import ScreeningRule, check_state
 from tracker.store.database import Store
-from tracker.store.membership import memberships
-from tracker.store.models import PaperRow, TopicPaper
-from tracker.store.relevance import score_column, scores_of
-from tracker.store.rows import chunked, row_to_paper, stored_trial_ids
+from tracker.store.listing import NO_XML, PaperFilter, Selection, count_selection, rows_of_pmids, select_batches
+from tracker.store.models import PaperRow
+from tracker.store.relevance import scores_of
+from tracker.store.rows import row_to_paper, stored_trial_ids
 from tracker.text import format_relevance, format_utc, pubmed_url
 from tracker.topics import Topic
 
@@ -73,7 +73,6 @@ CSV_COLUMNS = (
     "mesh_terms", "keywords", "topics", "first_seen", "late_arrival", "pubmed_url", "status",
     "decision", "reasons", "reviewers", "notes", "editors", "trial_ids", "relevance",
 )
-SORTS = ("newest", "relevance")
 FORMATS = ("csv", "ris", "xlsx")
 # UTF-8's byte-order mark: Excel reads a CSV without it in the machine's legacy code page ("Sören" shows as
 # "SÃ¶ren"). Files a person opens (-o FILE, the e-mail's attachment) begin with it; stdout does not.
@@ -85,109 +84,45 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _TEXT_CELLS = (1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 17, 18, 19, 20, 21)
 SCREENING_COLUMNS = ("decision", "reasons", "reviewers", "notes")
 
-_paper = PaperRow.__table__
-_membership = TopicPaper.__table__
 # Plain text columns only: the JSON beside them would cost a decode per row (BENCHMARKS.md, export profile).
-_CSV_FIELDS = tuple(_paper.c[name] for name in (
-    "pmid", "title", "author_names", "journal", "pub_year", "pub_date_text", "doi", "pmcid", "publication_types_text",
-    "mesh_terms", "keywords_text", "late_arrival", "status", "editor_names", "trial_ids_text",
-))
-# Everything row_to_paper reads except the compressed XML, which an export never needs.
-_RIS_FIELDS = tuple(column for column in _paper.c if column.name != "xml_gz") + (
-    literal(b"", LargeBinary).label("xml_gz"),
-)
+_CSV_FIELDS = ("pmid", "title", "author_names", "journal", "pub_year", "pub_date_text", "doi", "pmcid",
+               "publication_types_text", "mesh_terms", "keywords_text", "late_arrival", "status", "editor_names",
+               "trial_ids_text")
 
 
 # -- selecting -------------------------------------------------------------------------------
 
-def _selection(dialect: str, topics: Sequence[str], since: date | None, fields: Sequence, *, state=None,
-               sort: str = "newest"):
-    """The statement behind `_selected`: `fields`, then first_seen, all_topics (space-separated) and relevance (the
-    highest score among `topics`); `state` is a condition on the paper (`_state_filter`); `sort` "relevance" puts
-    the most relevant first (unscored papers last), else first seen newest first."""
-    if sort not in SORTS:
-        raise ConfigError(f"unknown order {sort!r}: use one of {', '.join(SORTS)}")
-    topics = list(topics)
-    # A plain DateTime: the column's own type would make every row's time zone-aware just to format it.
-    first_seen = type_coerce(func.min(_membership.c.first_seen_at), DateTime()).label("first_seen")
-    chosen_rows = select(_membership.c.pmid, first_seen).where(_membership.c.topic.in_(topics)).group_by(_membership.c.pmid)
-    if since is not None:
-        # Memberships from `since` on, through the (topic, first_seen_at) index, less the papers a selected
-        # topic saw before: the statement reads the period, not every membership of the topics.
-        # On SQLite, `pmid + 0` and `topic || ''` keep the planner off two indexes that cost more here: the
-        # pmid index for the GROUP BY (a scan of every membership) and the (topic, pmid) key for NOT EXISTS
-        # (one probe per selected topic instead of one per paper). Measured on a million papers: 5.8 s to 3.0 s.
-        sqlite = dialect == "sqlite"
-        start = datetime.combine(since, time.min, tzinfo=timezone.utc)
-        earlier = _membership.alias("earlier")
-        chosen_rows = (select(_membership.c.pmid, first_seen)
-                  .where(_membership.c.topic.in_(topics), _membership.c.first_seen_at >= start,
-                         ~exists().where(earlier.c.pmid == _membership.c.pmid,
-                                         (earlier.c.topic + "" if sqlite else earlier.c.topic).in_(topics),
-                                         earlier.c.first_seen_at < start))
-                  .group_by(_membership.c.pmid + 0 if sqlite else _membership.c.pmid))
-    chosen = chosen_rows.subquery()
-    # Every topic of the paper (selected or not), space-separated (slugs have no spaces): one index probe per
-    # row inside the statement instead of a second query per chunk.
-    member_of = _membership.alias("member_of")
-    all_topics = (select(func.aggregate_strings(member_of.c.topic, " ")).where(member_of.c.pmid == _paper.c.pmid)
-                  .scalar_subquery().label("all_topics"))
-    relevance = score_column(topics, _paper.c.pmid).label("relevance")
-    newest = (chosen.c.first_seen.desc(), _paper.c.pmid.desc())
-    statement = (select(*fields, chosen.c.first_seen, all_topics, relevance)
-                 .join_from(_paper, chosen, _paper.c.pmid == chosen.c.pmid)
-                 .order_by(*((relevance.desc().nulls_last(), *newest) if sort == "relevance" else newest)))
-    return statement if state is None else statement.where(state)
-
-
-def _selected(store: Store, topics: Sequence[str], since: date | None, fields: Sequence, *,
-              state=None, sort: str = "newest") -> Iterator[tuple[Row, datetime, list[str]]]:
-    """(paper columns, first seen by the selected topics, all its topics), in `_selection`'s order."""
-    statement = _selection(store.dialect, topics, since, fields, state=state, sort=sort)
-    with store.engine.connect() as reading:
-        result = reading.execution_options(yield_per=CHUNK).execute(statement)
-        for row in result:
-            yield row, row.first_seen, sorted(row.all_topics.split(" ")) if row.all_topics else []
-
-
-def _listed(store: Store, pmids: Sequence[int], topics: Sequence[str] | None,
-            fields: Sequence) -> Iterator[tuple[Row, datetime | None, list[str]]]:
-    """The same triples for an explicit list of PMIDs, in its order; PMIDs the store lacks are skipped."""
-    wanted = set(topics) if topics is not None else None
-    with store.engine.connect() as connection:
-        for chunk in chunked(list(dict.fromkeys(pmids)), CHUNK):
-            rows = {row.pmid: row for row in connection.execute(select(*fields).where(_paper.c.pmid.in_(chunk)))}
-            found = memberships(store, chunk)
-            for pmid in chunk:
-                if pmid not in rows:
-                    continue
-                member = found.get(pmid, {})
-                times = [moment for topic, moment in member.items() if wanted is None or topic in wanted]
-                yield rows[pmid], min(times, default=None), sorted(member)
+def selection_of(topics: Sequence[Topic | str], *, since: date | None = None, state: str | None = None,
+                 sort: str = "newest", filters: PaperFilter | None = None, reviewer: str | None = None) -> Selection:
+    """The papers of `topics` an export writes (tracker/store/listing.py): `filters` (the topic page's), with
+    `since` and `state` added when given; in blind screening the state is `reviewer`'s view of it."""
+    chosen = as_topics(topics)
+    filters = filters or PaperFilter()
+    filters = replace(filters, since=since if since is not None else filters.since,
+                      state=check_state(state) if state is not None else filters.state)
+    return Selection(topics=tuple(topic.slug for topic in chosen),
+                     rules={topic.slug: ScreeningRule.of(topic) for topic in chosen}, filters=filters, sort=sort,
+                     reviewer=reviewer if any(topic.screening.blind for topic in chosen) else None)
 
 
 # -- CSV -------------------------------------------------------------------------------------
 
 def export_rows(store: Store, topics: Sequence[Topic | str], since: date | None = None, *,
-                state: str | None = None, sort: str = "newest") -> Iterator[dict]:
-    """One dict per paper linked to any of `topics` (first seen on or after `since`, in `state` in one of them),
-    keyed by CSV_COLUMNS."""
+                state: str | None = None, sort: str = "newest", selection: Selection | None = None) -> Iterator[dict]:
+    """One dict per paper linked to any of `topics` (first seen on or after `since`, in `state` in one of them; or
+    the papers of `selection`), keyed by CSV_COLUMNS."""
     chosen = as_topics(topics)
-    statement = _selection(store.dialect, [t.slug for t in chosen], since, _CSV_FIELDS, state=_state_filter(chosen, state),
-                           sort=sort)
-    for batch in _batches(store, statement):
+    selection = selection or selection_of(chosen, since=since, state=state, sort=sort)
+    for batch in select_batches(store, selection, _CSV_FIELDS):
         screening = screening_cells(store, chosen, [(row.pmid, _split(row.all_topics)) for row in batch])
         for row in batch:
             yield _csv_row(row, row.first_seen, _split(row.all_topics), row.relevance) | screening[row.pmid]
 
 
-def _export_cells(store: Store, topics: Sequence[Topic], since: date | None, state: str | None,
-                  sort: str = "newest") -> Iterator[list]:
+def _export_cells(store: Store, topics: Sequence[Topic], selection: Selection) -> Iterator[list]:
     """`export_rows` as CSV_COLUMNS-ordered, neutralised cells, without a dict per row (BENCHMARKS.md)."""
     formula, text_cells = _FORMULA_START, _TEXT_CELLS
-    statement = _selection(store.dialect, [t.slug for t in topics], since, _CSV_FIELDS, state=_state_filter(topics, state),
-                           sort=sort)
-    for batch in _batches(store, statement):
+    for batch in select_batches(store, selection, _CSV_FIELDS):
         memberships = [(row[0], _split(row[-2])) for row in batch]
         screening = screening_cells(store, topics, memberships)
         for (pmid, title, authors, journal, year, date_text, doi, pmcid, types, mesh, keywords, late, status, editors,
@@ -208,11 +143,6 @@ def _export_cells(store: Store, topics: Sequence[Topic], since: date | None, sta
             yield cells
 
 
-def _batches(store: Store, statement) -> Iterator[Sequence[Row]]:
-    with store.engine.connect() as reading:
-        yield from reading.execution_options(yield_per=CHUNK).execute(statement).partitions()
-
-
 def _split(all_topics: str | None) -> list[str]:
     return sorted(all_topics.split(" ")) if all_topics else []
 
@@ -224,7 +154,7 @@ def rows_for_pmids(store: Store, pmids: Sequence[int], topics: Sequence[Topic | 
     chosen = as_topics(topics) if topics is not None else None
     shown = as_topics(screened) if screened is not None else chosen
     batch: list[tuple[Row, datetime | None, list[str]]] = []
-    for item in _listed(store, pmids, [t.slug for t in chosen] if chosen is not None else None, _CSV_FIELDS):
+    for item in rows_of_pmids(store, pmids, [t.slug for t in chosen] if chosen is not None else None, _CSV_FIELDS):
         batch.append(item)
         if len(batch) == CHUNK:
             yield from _annotated(store, shown, batch)
@@ -244,24 +174,6 @@ def _annotated(store: Store, topics: Sequence[Topic] | None, batch) -> Iterator[
 def as_topics(topics: Sequence[Topic | str]) -> list[Topic]:
     """Topic values for `topics`; a bare slug screens as a topic file without `screening` would (one reviewer)."""
     return [topic if isinstance(topic, Topic) else Topic(slug=topic, title=topic, query="") for topic in topics]
-
-
-def _state_filter(topics: Sequence[Topic], state: str | None):
-    """Papers in `state` in at least one of `topics` (None: every paper)."""
-    if state is None:
-        return None
-    from tracker.store.decisions import state_column
-    from tracker.store.models import Screening
-
-    conditions: list[ColumnElement[bool]] = []
-    for topic in topics:
-        member = _membership.alias(f"m_{len(conditions)}")
-        summary = Screening.__table__.alias(f"s_{len(conditions)}")
-        conditions.append(exists(select(member.c.pmid).select_from(member.outerjoin(
-            summary, and_(summary.c.topic == member.c.topic, summary.c.pmid == member.c.pmid)))
-            .where(member.c.topic == topic.slug, member.c.pmid == _paper.c.pmid,
-                   state_column(topic.screening.reviewers, summary) == state)))
-    return or_(*conditions)
 
 
 def screening_cells(store: Store, topics: Sequence[Topic], papers: Sequence[tuple[int, Sequence[str]]]) -> dict[int, dict]:
@@ -369,14 +281,13 @@ _PAGE = re.compile(r"^([A-Za-z]*)(\d+)$")
 
 
 def ris_records(store: Store, topics: Sequence[Topic | str], since: date | None = None, *,
-                state: str | None = None,
-                sort: str = "newest") -> Iterator[tuple[Paper, list[str], str | None, dict, tuple[TrialId, ...]]]:
+                state: str | None = None, sort: str = "newest",
+                selection: Selection | None = None) -> Iterator[tuple[Paper, list[str], str | None, dict, tuple[TrialId, ...]]]:
     """(paper without its XML, all its topics, its status, its screening cells, its stored trial ids) for the same
     selection and order as `export_rows`."""
     chosen = as_topics(topics)
-    statement = _selection(store.dialect, [t.slug for t in chosen], since, _RIS_FIELDS, state=_state_filter(chosen, state),
-                           sort=sort)
-    for batch in _batches(store, statement):
+    selection = selection or selection_of(chosen, since=since, state=state, sort=sort)
+    for batch in select_batches(store, selection, NO_XML):
         screening = screening_cells(store, chosen, [(row.pmid, _split(row.all_topics)) for row in batch])
         for row in batch:
             # row_to_paper only reads attributes, which the selected row has under the columns' names.
@@ -474,34 +385,34 @@ def _page_range(pages: str | None) -> tuple[str | None, str | None]:
 # -- output ----------------------------------------------------------------------------------
 
 def export_papers(store: Store, topics: Sequence[Topic | str], file: BinaryIO, *, since: date | None = None,
-                  fmt: str = "csv", state: str | None = None, bom: bool = False, sort: str = "newest") -> int:
-    """Write the papers of `topics` (in screening `state` in one of them, when given) to `file` as CSV, RIS or an
-    Excel workbook (tracker/outputs/spreadsheet.py), in `sort` order; returns how many were written. `bom` starts a CSV
-    with UTF-8's byte-order mark, for Excel."""
+                  fmt: str = "csv", state: str | None = None, bom: bool = False, sort: str = "newest",
+                  filters: PaperFilter | None = None, reviewer: str | None = None) -> int:
+    """Write the papers of `topics` (in screening `state` in one of them, when given; passing `filters`, those of a
+    topic page) to `file` as CSV, RIS or an Excel workbook (tracker/outputs/spreadsheet.py), in `sort` order;
+    returns how many were written. In blind screening states are as `reviewer` sees them. `bom` starts a CSV with
+    UTF-8's byte-order mark, for Excel."""
+    chosen = as_topics(topics)
+    selection = selection_of(chosen, since=since, state=state, sort=sort, filters=filters, reviewer=reviewer)
     if fmt == "ris":
-        return write_ris(ris_records(store, topics, since, state=state, sort=sort), file)
+        return write_ris(ris_records(store, chosen, selection=selection), file)
     if fmt == "csv":
         if bom:
             file.write(UTF8_BOM)
-        return write_table(CSV_COLUMNS, _export_cells(store, as_topics(topics), since, state, sort), file)
+        return write_table(CSV_COLUMNS, _export_cells(store, chosen, selection), file)
     if fmt == "xlsx":
         from tracker.outputs.spreadsheet import write_xlsx
 
-        chosen = as_topics(topics)
         about = [(f"topic {topic.slug}", f"{topic.title}: {topic.query}") for topic in chosen]
-        about += [("since", since.isoformat())] if since else []
-        about += [("screening state", state)] if state else []
-        about += [("order", "most relevant first")] if sort == "relevance" else []
-        return write_xlsx(CSV_COLUMNS, export_rows(store, chosen, since, state=state, sort=sort), file, about=about,
-                          expected=count_selected(store, chosen, since, state))
+        about += [("since", selection.filters.since.isoformat())] if selection.filters.since else []
+        about += [("screening state", selection.filters.state)] if selection.filters.state else []
+        about += [("order", SORT_WORDS[sort])] if sort != "newest" else []
+        return write_xlsx(CSV_COLUMNS, export_rows(store, chosen, selection=selection), file, about=about,
+                          expected=count_selection(store, selection))
     raise ConfigError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
-def count_selected(store: Store, topics: Sequence[Topic], since: date | None, state: str | None) -> int:
-    statement = _selection(store.dialect, [t.slug for t in topics], since, (_paper.c.pmid,),
-                           state=_state_filter(topics, state)).order_by(None)
-    with store.engine.connect() as connection:
-        return connection.execute(select(func.count()).select_from(statement.subquery())).scalar_one()
+SORT_WORDS = {"newest": "newest first", "oldest": "oldest first", "tier": "strongest evidence first",
+              "relevance": "most relevant first"}
 
 
 def papers_frame(topics: Sequence[str] | None = None, *, since: date | None = None, state: str | None = None,
@@ -531,6 +442,6 @@ def papers_frame(topics: Sequence[str] | None = None, *, since: date | None = No
 __all__ = [
     "CSV_COLUMNS", "FORMATS", "export_rows", "rows_for_pmids", "write_csv", "write_table", "csv_bytes",
     "screening_cells", "as_topics",
-    "ris_records", "ris_record", "write_ris", "export_papers", "papers_frame", "count_selected",
+    "ris_records", "ris_record", "write_ris", "export_papers", "papers_frame", "selection_of",
     "UTF8_BOM",
 ]

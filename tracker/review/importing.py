@@ -22,8 +22,9 @@ from pathlib import Path
 
 from tracker.errors import ConfigError
 from tracker.review.screening import check_reviewer, resolve_reasons
+from tracker.review.states import DECISIONS
 from tracker.store import Store
-from tracker.store.decisions import DECISIONS, NewDecision, save_decisions
+from tracker.store.decisions import NewDecision, save_decisions
 from tracker.store.membership import topic_pmids
 from tracker.topics import Topic
 

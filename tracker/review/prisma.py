@@ -27,9 +27,10 @@ from xml.sax.saxutils import escape
 from sqlalchemy import func, select
 from sqlmodel import col
 
+from tracker.review.states import ScreeningRule, State
 from tracker.store import Store
 from tracker.store.changes import paper_statuses
-from tracker.store.decisions import reasons_from, state_from, summaries
+from tracker.store.decisions import summaries
 from tracker.store.models import Run, TopicPaper
 from tracker.text import format_utc
 from tracker.topics import Topic
@@ -83,7 +84,7 @@ def prisma_counts(store: Store, topic: Topic, *, since: date | None = None) -> P
         runs_query = runs_query.where(col(Run.started_at) >= start)
         members = members.where(col(TopicPaper.first_seen_at) >= start)
     other = TopicPaper.__table__.alias("other")
-    reviewers = topic.screening.reviewers
+    reviewers, rule = topic.screening.reviewers, ScreeningRule.of(topic)
     if start is None:
         # The whole topic: read its decisions, not its papers (every paper without a screening row is
         # unscreened), and the membership figures the store keeps (tracker/store/papers.py).
@@ -93,9 +94,9 @@ def prisma_counts(store: Store, topic: Topic, *, since: date | None = None) -> P
             runs = list(session.execute(runs_query).scalars())
         records, from_other = member_counts(store, [topic.slug])[topic.slug], shared_count(store, topic.slug)
         rows = summaries(store, topic.slug)
-        state = {pmid: state_from(row, reviewers) for pmid, row in rows.items()}
+        state = {pmid: rule.state(row) for pmid, row in rows.items()}
         states = Counter(state.values())
-        states["unscreened"] = records - sum(count for name, count in states.items() if name != "unscreened")
+        states[State.UNSCREENED] = records - sum(count for name, count in states.items() if name != State.UNSCREENED)
     else:
         with store.session() as session:
             runs = list(session.execute(runs_query).scalars())
@@ -103,23 +104,23 @@ def prisma_counts(store: Store, topic: Topic, *, since: date | None = None) -> P
             from_other = session.execute(select(func.count(func.distinct(other.c.pmid)))
                                          .where(other.c.topic != topic.slug, other.c.pmid.in_(members))).scalar_one()
         rows = summaries(store, topic.slug, pmids)
-        state = {pmid: state_from(rows.get(pmid), reviewers) for pmid in pmids}
+        state = {pmid: rule.state(rows.get(pmid)) for pmid in pmids}
         states = Counter(state.values())
         records = len(pmids)
     reasons: Counter[str] = Counter()
     for pmid, found in state.items():
-        if found == "excluded":
-            reasons.update(reasons_from(rows.get(pmid), reviewers) or (NO_REASON,))
+        if found == State.EXCLUDED:
+            reasons.update(rule.reasons(rows.get(pmid)) or (NO_REASON,))
     ordered_reasons = {reason: reasons[reason] for reason in (*topic.exclusion_reasons, NO_REASON) if reasons[reason]}
     ordered_reasons.update({reason: count for reason, count in sorted(reasons.items()) if reason not in ordered_reasons})
-    included = [pmid for pmid, found in state.items() if found == "included"]
+    included = [pmid for pmid, found in state.items() if found == State.INCLUDED]
     return PrismaCounts(
         topic=topic.slug, title=topic.title, since=since.isoformat() if since else None,
         identified=sum(run.matched for run in runs), duplicates=sum(max(0, run.matched - run.new_papers) for run in runs),
         records=records, from_other_topics=from_other,
-        screened=records - states["unscreened"], unscreened=states["unscreened"], awaiting=states["awaiting"],
-        included=states["included"], excluded=states["excluded"], excluded_by_reason=ordered_reasons,
-        maybe=states["maybe"], conflicts=states["conflict"],
+        screened=records - states[State.UNSCREENED], unscreened=states[State.UNSCREENED], awaiting=states[State.AWAITING],
+        included=states[State.INCLUDED], excluded=states[State.EXCLUDED], excluded_by_reason=ordered_reasons,
+        maybe=states[State.MAYBE], conflicts=states[State.CONFLICT],
         retracted_included=sum(1 for status in paper_statuses(store, included).values() if status == "retracted"),
         reviewers=reviewers,
         runs=tuple(RunFigures(run=run.id, started_at=format_utc(run.started_at), kind=run.kind, count=run.count,

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tracker.review import ranking
+from tracker.review.states import ScreeningRule
 from tracker.store import Store
 from tracker.store.models import RankingState
 from tracker.store.relevance import (
@@ -79,7 +80,7 @@ def ranking_status(store: Store, topic: Topic) -> RankingStatus:
     state = ranking_state(store, topic.slug)
     if state is not None:
         return RankingStatus(topic.slug, True, state.included + state.excluded, 0, state.likely_from)
-    included, excluded = _counts(topic_states(store, topic.slug, topic.screening.reviewers))
+    included, excluded = _counts(topic_states(store, topic.slug, ScreeningRule.of(topic)))
     return RankingStatus(topic.slug, False, included + excluded, ranking.decisions_needed(included, excluded))
 
 
@@ -101,7 +102,7 @@ def refresh_relevance(store: Store, topic: Topic, *, force: bool = False) -> Ran
     stored = ranking_state(store, topic.slug)
     if not force and stored is not None and not scores_stale(store, topic, stored, mark):
         return RankingStatus(topic.slug, True, stored.included + stored.excluded, 0, stored.likely_from)
-    states = topic_states(store, topic.slug, topic.screening.reviewers)
+    states = topic_states(store, topic.slug, ScreeningRule.of(topic))
     included, excluded = _counts(states)
     needed = ranking.decisions_needed(included, excluded)
     if needed:
@@ -171,6 +172,11 @@ class RelevanceRefresher:
             first, _ = self._pending.get(slug, (now, now))
             self._pending[slug] = (first, now)
             self._condition.notify()
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` was called (and its thread, if any, has finished or was given up on)."""
+        return self._closed
 
     def close(self, timeout: float = 30.0) -> None:
         with self._condition:

@@ -32,28 +32,26 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tracker.errors import ConfigError
+from tracker.review.ranking.queue import ScreeningQueue
+from tracker.review.states import DECISIONS, STATES, WITHDRAWN, ScreeningRule, State, check_state
 from tracker.store import Store
 from tracker.store.decisions import (
-    DECISIONS,
-    STATES,
-    WITHDRAWN,
     NewDecision,
     ReviewerDecision,
     Saved,
     current_decisions,
     current_from,
     decision_by_id,
-    list_topic_papers,
-    reasons_from,
     save_decisions,
-    state_from,
+    state_counts,
     summaries,
 )
+from tracker.store.listing import Cursor, ListedRow, PaperFilter, queue_by_relevance, queue_pmids, screened_count, walk_topic
 from tracker.store.membership import other_topics_for, topic_pmids
+from tracker.store.relevance import decision_mark, scores_of
 from tracker.text import format_relevance, format_utc, pubmed_url
-from tracker.topics import ScreeningMode, Topic
+from tracker.topics import Topic
 
-SORTS = ("newest", "relevance")  # the orders of `tracker screen list --sort` and `tracker export --sort`
 REVIEWER_PATTERN = re.compile(r"^[\w.@+-][\w .@+-]{0,63}$")
 
 
@@ -161,10 +159,10 @@ def check_resolvable(store: Store, topic: Topic, pmids: Sequence[int]) -> None:
     if not topic.screening.dual:
         raise ConfigError(f"--resolve settles a conflict between two reviewers, and topic '{topic.slug}' has one: "
                           "leave it out, or set screening = { reviewers = 2 } in its file")
-    rows = summaries(store, topic.slug, pmids)
-    settled = [pmid for pmid in pmids if state_from(rows.get(pmid), topic.screening.reviewers) != "conflict"]
+    rows, rule = summaries(store, topic.slug, pmids), ScreeningRule.of(topic)
+    settled = [pmid for pmid in pmids if rule.state(rows.get(pmid)) != State.CONFLICT]
     if settled:
-        states = ", ".join(f"{pmid} {state_from(rows.get(pmid), topic.screening.reviewers)}" for pmid in settled[:5])
+        states = ", ".join(f"{pmid} {rule.state(rows.get(pmid))}" for pmid in settled[:5])
         raise ConfigError(f"--resolve settles conflicts, and {describe_pmids(settled)} not in conflict ({states}): "
                           "nothing was recorded")
 
@@ -174,10 +172,11 @@ def describe_pmids(pmids: Sequence[int]) -> str:
     return f"PMID {shown} is" if len(pmids) == 1 else f"PMIDs {shown} are"
 
 
-def check_state(state: str | None) -> str | None:
-    if state is not None and state not in STATES:
-        raise ConfigError(f"unknown screening state {state!r}: use one of {', '.join(STATES)}")
-    return state
+def count_states(store: Store, topic: Topic, *, members: int | None = None) -> dict[str, int]:
+    """How many of the topic's papers are in each state, every state named (in STATES order); `members`, the
+    topic's paper count, when the caller has it."""
+    counts = state_counts(store, topic.slug, ScreeningRule.of(topic), members=members)
+    return {state: counts.get(state, 0) for state in STATES}
 
 
 # -- what a reviewer may see -------------------------------------------------------------------
@@ -194,40 +193,25 @@ class PaperScreening:
     hidden: int = 0  # decisions of other reviewers blind screening hides for now
 
 
-def settled(summary, mode: ScreeningMode) -> bool:
-    """Whether every reviewer the topic asks for has decided the paper (or a resolution settled it)."""
-    return state_from(summary, mode.reviewers) not in ("unscreened", "awaiting")
-
-
 def view_of(topic: Topic, pmid: int, summary, current: Sequence[ReviewerDecision], *,
             reviewer: str | None) -> PaperScreening:
     """The paper's screening as `reviewer` may see it (None: an overall view, such as an export or a digest)."""
-    mode = topic.screening
-    state = state_from(summary, mode.reviewers)
+    rule = ScreeningRule.of(topic)
+    state = rule.state(summary)
     shown = tuple(current)
     hidden = 0
-    if mode.blind and not settled(summary, mode):
+    if rule.blind and not rule.settled(summary):
         shown = tuple(d for d in current if reviewer is not None and d.reviewer == reviewer)
         hidden = len(current) - len(shown)
         if reviewer is not None:
-            state = "awaiting" if shown else "unscreened"
-    return PaperScreening(topic=topic.slug, pmid=pmid, state=state, reasons=reasons_from(summary, mode.reviewers),
+            state = rule.view(summary, mine=bool(shown))
+    return PaperScreening(topic=topic.slug, pmid=pmid, state=state, reasons=rule.reasons(summary),
                           decisions=shown, hidden=hidden)
 
 
 @dataclass(frozen=True)
-class PaperBrief:
-    pmid: int
-    title: str
-    authors: str
-    journal: str | None
-    year: int | None
-    status: str | None  # retracted, concern, deleted
-
-
-@dataclass(frozen=True)
 class ScreeningRow:
-    paper: PaperBrief
+    paper: ListedRow
     first_seen_at: datetime
     screening: PaperScreening
     other_topics: tuple[tuple[str, str], ...]  # (slug, state) in the paper's other topics, as a digest shows them
@@ -235,18 +219,14 @@ class ScreeningRow:
 
 
 def list_screening(store: Store, topic: Topic, *, reviewer: str | None, state: str | None = None,
-                   limit: int | None = None, offset: int = 0, topics: Sequence[Topic] = (),
-                   sort: str = "newest") -> list[ScreeningRow]:
-    """The topic's papers newest first seen first (`sort="relevance"`: most relevant first) with their screening as
+                   limit: int | None = None, topics: Sequence[Topic] = (), sort: str = "newest") -> list[ScreeningRow]:
+    """The topic's papers in `sort` order (newest first seen first by default; SORTS) with their screening as
     `reviewer` may see it; `topics` (all the known ones) give the states in the paper's other topics."""
-    check_state(state)
-    if sort not in SORTS:
-        raise ConfigError(f"unknown order {sort!r}: use one of {', '.join(SORTS)}")
-    mode = topic.screening
-    listed = list_topic_papers(store, topic.slug, mode.reviewers, state=state, limit=limit, offset=offset,
-                               blind_reviewer=reviewer if mode.blind else None, sort=sort)
+    rule = ScreeningRule.of(topic)
+    listed = list(walk_topic(store, topic.slug, rule, filters=PaperFilter(state=check_state(state)), sort=sort,
+                             blind_reviewer=reviewer if rule.blind else None, limit=limit))
     pmids = [item.pmid for item in listed]
-    briefs = paper_briefs(store, pmids)
+    scores = scores_of(store, [topic.slug], pmids)
     others = {other.slug: other for other in topics if other.slug != topic.slug}
     memberships = other_topics_for(store, pmids, exclude=topic.slug)
     wanted = [slug for slug in {slug for found in memberships.values() for slug in found} if slug in others]
@@ -254,34 +234,52 @@ def list_screening(store: Store, topic: Topic, *, reviewer: str | None, state: s
     rows_by_topic = {slug: summaries(store, slug, pmids) for slug in [topic.slug, *wanted]}
     found = []
     for item in listed:
-        if item.pmid not in briefs:
-            continue
         screening = view_of(topic, item.pmid, rows_by_topic[topic.slug].get(item.pmid),
                             current.get((topic.slug, item.pmid), ()), reviewer=reviewer)
         other_states = tuple(
             (slug, view_of(others[slug], item.pmid, rows_by_topic[slug].get(item.pmid),
                            current.get((slug, item.pmid), ()), reviewer=None).state)
             for slug in memberships.get(item.pmid, ()) if slug in others)
-        found.append(ScreeningRow(briefs[item.pmid], item.first_seen_at, screening, other_states, item.relevance))
+        found.append(ScreeningRow(item, item.first_seen_at, screening, other_states, scores.get(item.pmid)))
     return found
 
 
-def paper_briefs(store: Store, pmids: Sequence[int]) -> dict[int, PaperBrief]:
-    from sqlalchemy import select
-    from sqlmodel import col
+# -- the queue ---------------------------------------------------------------------------------
 
-    from tracker.store.models import PaperRow
-    from tracker.store.rows import chunked
+QUEUE = ScreeningQueue()
 
-    found: dict[int, PaperBrief] = {}
-    columns = (col(PaperRow.pmid), col(PaperRow.title), col(PaperRow.author_names), col(PaperRow.journal),
-               col(PaperRow.pub_year), col(PaperRow.status))
-    with store.engine.connect() as connection:
-        for chunk in chunked(sorted(set(pmids))):
-            for row in connection.execute(select(*columns).where(col(PaperRow.pmid).in_(chunk))):
-                found[row.pmid] = PaperBrief(row.pmid, row.title, row.author_names, row.journal, row.pub_year,
-                                             row.status)
-    return found
+
+def next_to_screen(store: Store, topic: Topic, reviewer: str, *, ranked: bool, waiting: int,
+                   current: ListedRow | None = None) -> ListedRow | None:
+    """The paper `reviewer` screens next (after `current`, the one on screen, when given).
+
+    A ranked topic follows the queue's policy (tracker/review/ranking/queue.py, the one the benchmark measures):
+    the most relevant waiting paper, or now and then one from the lower-scored half, drawn with a seed of the topic,
+    the reviewer, the topic's newest decision and the paper on screen, so that reloading a page shows the same paper
+    and each decision moves the queue on. Otherwise the newest first seen after `current`, wrapping round to the
+    newest still waiting. `waiting`: how many papers wait for the reviewer (the page has counted them)."""
+    import random
+
+    rule = ScreeningRule.of(topic)
+    skip = current.pmid if current is not None else None
+    if ranked:
+        draw = random.Random(f"{topic.slug}/{reviewer}/{decision_mark(store, topic.slug)}/{skip}")
+        left = waiting - (1 if skip is not None and waiting > 0 else 0)
+        position = QUEUE.next_position(left, draw)
+        found = queue_by_relevance(store, topic.slug, rule, reviewer, skip=skip, offset=position)
+        if found is None and position:
+            found = queue_by_relevance(store, topic.slug, rule, reviewer, skip=skip)
+        return found
+    after = Cursor(current.first_seen_at, current.pmid) if current is not None else None
+    following = queue_pmids(store, topic.slug, rule, reviewer, after=after, limit=1)
+    if not following and current is not None:  # wrap round to the newest paper still waiting, if it is not this one
+        following = [row for row in queue_pmids(store, topic.slug, rule, reviewer, limit=2) if row.pmid != current.pmid]
+    return following[0] if following else None
+
+
+def screened_by(store: Store, topic: Topic, reviewer: str) -> int:
+    """How many of the topic's papers are out of `reviewer`'s queue."""
+    return screened_count(store, topic.slug, ScreeningRule.of(topic), reviewer)
 
 
 def included_in(store: Store, topics: Sequence[Topic], pmids: Sequence[int]) -> dict[int, tuple[str, ...]]:
@@ -291,7 +289,7 @@ def included_in(store: Store, topics: Sequence[Topic], pmids: Sequence[int]) -> 
     by_slug = {topic.slug: topic for topic in topics}
     found: dict[int, list[str]] = {}
     for (slug, pmid), summary in sorted(summaries_of(store, list(by_slug), pmids).items()):
-        if state_from(summary, by_slug[slug].screening.reviewers) == "included":
+        if ScreeningRule.of(by_slug[slug]).state(summary) == State.INCLUDED:
             found.setdefault(pmid, []).append(slug)
     return {pmid: tuple(slugs) for pmid, slugs in found.items()}
 
@@ -339,7 +337,7 @@ def screening_record(row: ScreeningRow) -> dict:
 
 __all__ = [
     "default_reviewer", "check_reviewer", "resolve_reasons", "undo_last", "describe_reasons", "decide", "check_resolvable",
-    "check_state", "PaperScreening", "view_of", "settled", "describe_decision", "describe_pmids", "PaperBrief",
-    "ScreeningRow", "list_screening", "paper_briefs", "screening_record", "decision_record",
-    "describe_decision_record", "included_in", "with_included_first", "SORTS",
+    "check_state", "count_states", "PaperScreening", "view_of", "describe_decision", "describe_pmids",
+    "ScreeningRow", "list_screening", "screening_record", "decision_record",
+    "describe_decision_record", "included_in", "with_included_first", "next_to_screen", "screened_by", "QUEUE",
 ]

@@ -7,7 +7,6 @@ so an event is never recorded for a record the store does not hold, nor lost for
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -18,6 +17,7 @@ from sqlmodel import Session, col
 from tracker.ncbi.notices import KIND_LABELS, Notice
 from tracker.ncbi.pubmed import CommentCorrection, Paper
 from tracker.store.database import Store
+from tracker.store.membership import memberships
 from tracker.store.models import (
     ChangeCheck,
     EventDelivery,
@@ -172,8 +172,10 @@ class EventView:
 
 
 def list_events(store: Store, *, since: datetime | None = None, until: datetime | None = None,
-                topics: Sequence[str] | None = None, ids: Sequence[int] | None = None) -> list[EventView]:
-    """Events detected in [since, until) on papers of `topics` (any paper when None), oldest first."""
+                topics: Sequence[str] | None = None, ids: Sequence[int] | None = None,
+                pmids: Sequence[int] | None = None) -> list[EventView]:
+    """Events detected in [since, until) on papers of `topics` (any paper when None; only `pmids` when given),
+    oldest first."""
     statement = select(StatusEvent, col(PaperRow.title), col(PaperRow.status)).join(
         PaperRow, col(PaperRow.pmid) == col(StatusEvent.pmid))
     if since is not None:
@@ -185,16 +187,14 @@ def list_events(store: Store, *, since: datetime | None = None, until: datetime 
                                                    col(TopicPaper.topic).in_(list(topics))))
     if ids is not None:
         statement = statement.where(col(StatusEvent.id).in_(list(ids)))
+    if pmids is not None:
+        statement = statement.where(col(StatusEvent.pmid).in_(list(pmids)))
     with store.session() as session:
         rows = session.execute(statement.order_by(col(StatusEvent.detected_at), col(StatusEvent.id))).all()
-        memberships: dict[int, list[str]] = defaultdict(list)
-        for chunk in chunked(sorted({event.pmid for event, _, _ in rows})):
-            for pmid, topic in session.execute(select(col(TopicPaper.pmid), col(TopicPaper.topic))
-                                               .where(col(TopicPaper.pmid).in_(chunk)).order_by(col(TopicPaper.topic))):
-                memberships[pmid].append(topic)
+    topics_of = memberships(store, {event.pmid for event, _, _ in rows})
     return [EventView(id=event.id, pmid=event.pmid, kind=event.kind, notice_pmid=event.notice_pmid,
                       detail=event.detail, detected_at=event.detected_at, title=title, status=status,
-                      topics=tuple(memberships.get(event.pmid, ())))
+                      topics=tuple(topics_of.get(event.pmid, ())))
             for event, title, status in rows]
 
 

@@ -16,8 +16,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
@@ -28,17 +29,27 @@ from tracker.store.models import CurrentDecision, Decision, Screening
 from tracker.store.rows import chunked
 from tracker.text import utcnow
 
-DECISIONS = ("include", "exclude", "maybe")
 # Not a decision but a history entry: the reviewer took back their only decision on the paper (an undo in the
 # web app). It replaces that decision in the history and leaves the reviewer with no current decision.
 WITHDRAWN = "withdraw"
-STATES = ("unscreened", "awaiting", "included", "excluded", "maybe", "conflict")
-STATE_OF = {"include": "included", "exclude": "excluded", "maybe": "maybe"}
 
 _decision = Decision.__table__
 _current = CurrentDecision.__table__
 _screening = Screening.__table__
 _CURRENT_FIELDS = ("topic", "pmid", "reviewer", "decision", "reasons", "note", "resolves", "decided_at")
+
+
+class StateRule(Protocol):
+    """The SQL side of a topic's screening rules (tracker/review/states.py ScreeningRule): the store's listings and
+    counts take one, so that no state is spelled out here."""
+
+    def state(self, summary: None) -> str: ...  # a paper with no decision
+
+    def state_sql(self, screening) -> ColumnElement: ...
+
+    def view_sql(self, screening, mine) -> ColumnElement: ...
+
+    def waiting_sql(self, screening, mine) -> ColumnElement: ...
 
 
 @dataclass(frozen=True)
@@ -175,46 +186,6 @@ def _current_view(row) -> ReviewerDecision:
 
 # -- reading ---------------------------------------------------------------------------------
 
-def _state_of(column) -> ColumnElement:
-    return case((column == "include", "included"), (column == "exclude", "excluded"), (column == "maybe", "maybe"),
-                else_=None)
-
-
-def state_column(reviewers: int, table=_screening) -> ColumnElement:
-    """The topic-level state as SQL over a `screening` row (outer-joined: no row is 'unscreened')."""
-    if reviewers <= 1:
-        return func.coalesce(_state_of(table.c.latest), "unscreened")
-    return case(
-        (table.c.resolution.is_not(None), _state_of(table.c.resolution)),
-        (table.c.votes >= reviewers, func.coalesce(_state_of(table.c.agreed), "conflict")),
-        (table.c.votes >= 1, "awaiting"),
-        else_="unscreened",
-    )
-
-
-def state_from(summary, reviewers: int) -> str:
-    """`state_column` in Python, for a Screening row (or None: no decision yet)."""
-    if summary is None:
-        return "unscreened"
-    if reviewers <= 1:
-        return STATE_OF.get(summary.latest, "unscreened") if summary.latest else "unscreened"
-    if summary.resolution is not None:
-        return STATE_OF[summary.resolution]
-    if summary.votes >= reviewers:
-        return STATE_OF[summary.agreed] if summary.agreed else "conflict"
-    return "awaiting" if summary.votes >= 1 else "unscreened"
-
-
-def reasons_from(summary, reviewers: int) -> tuple[str, ...]:
-    """The exclusion reasons behind the topic-level state (empty unless it is 'excluded')."""
-    state = state_from(summary, reviewers)
-    if state != "excluded":
-        return ()
-    if reviewers <= 1:
-        return tuple(summary.latest_reasons or ())
-    return tuple((summary.resolution_reasons if summary.resolution is not None else summary.agreed_reasons) or ())
-
-
 def summaries(store: Store, topic: str, pmids: Iterable[int] | None = None) -> dict[int, Screening]:
     """The `screening` rows of `topic` (of `pmids`, or all), by PMID."""
     found: dict[int, Screening] = {}
@@ -260,66 +231,19 @@ def decision_history(store: Store, pmid: int, topics: Sequence[str] | None = Non
         return [_history_view(row) for row in connection.execute(statement).mappings()]
 
 
-def view_state_column(reviewers: int, blind_reviewer: str | None, mine=None) -> ColumnElement:
-    """`state_column`, or in blind screening `blind_reviewer`'s view of it: a paper they have not decided is
-    unscreened to them, one they have decided and the other has not is awaiting (`mine` is their
-    current_decision row, outer-joined)."""
-    state = state_column(reviewers)
-    if blind_reviewer is None:
-        return state
-    return case((state.in_(("unscreened", "awaiting")),
-                 case((mine.c.decision.is_(None), "unscreened"), else_="awaiting")), else_=state)
-
-
-@dataclass(frozen=True)
-class ListedPaper:
-    pmid: int
-    first_seen_at: datetime
-    state: str
-    relevance: float | None = None  # the topic's relevance score (tracker/review/relevance.py); None before ranking
-
-
-def list_topic_papers(store: Store, topic: str, reviewers: int, *, blind_reviewer: str | None = None,
-                      state: str | None = None, limit: int | None = None, offset: int = 0,
-                      sort: str = "newest") -> list[ListedPaper]:
-    """The topic's papers newest first seen first (`sort="relevance"`: highest relevance first, unscored papers
-    last, then newest), each with its state (as `blind_reviewer` sees it, in blind screening) and relevance,
-    only those in `state` when given; a page of `limit` from `offset`."""
-    from tracker.store.models import RelevanceScore, TopicPaper
-
-    membership = TopicPaper.__table__
-    scores = RelevanceScore.__table__
-    mine = _current.alias("mine")
-    joined = membership.outerjoin(_screening, and_(_screening.c.topic == membership.c.topic,
-                                                   _screening.c.pmid == membership.c.pmid))
-    joined = joined.outerjoin(scores, and_(scores.c.topic == membership.c.topic, scores.c.pmid == membership.c.pmid))
-    if blind_reviewer is not None:
-        joined = joined.outerjoin(mine, and_(mine.c.topic == membership.c.topic, mine.c.pmid == membership.c.pmid,
-                                             mine.c.reviewer == blind_reviewer))
-    view = view_state_column(reviewers, blind_reviewer, mine).label("state")
-    newest = (membership.c.first_seen_at.desc(), membership.c.pmid.desc())
-    order = (scores.c.score.desc().nulls_last(), *newest) if sort == "relevance" else newest
-    statement = (select(membership.c.pmid, membership.c.first_seen_at, view, scores.c.score).select_from(joined)
-                 .where(membership.c.topic == topic).order_by(*order))
-    if state is not None:
-        statement = statement.where(view == state)
-    if limit is not None:
-        statement = statement.limit(limit).offset(offset)
-    with store.engine.connect() as connection:
-        return [ListedPaper(pmid, seen, listed, score) for pmid, seen, listed, score in connection.execute(statement)]
-
-
-def state_counts(store: Store, topic: str, reviewers: int, member_pmids=None, *,
+def state_counts(store: Store, topic: str, rule: StateRule, member_pmids=None, *,
                  members: int | None = None) -> dict[str, int]:
-    """How many of the topic's papers are in each state; `member_pmids` is a select of the papers counted.
+    """How many of the topic's papers are in each state that has any (`rule.state(None)` counts the papers no one
+    has decided); `member_pmids` is a select of the papers counted.
 
     Without `member_pmids` the count reads the topic's decisions, not its papers: the states of the papers
-    with a `screening` row, and every other member unscreened (`members`, the topic's paper count, when the
+    with a `screening` row, and every other member undecided (`members`, the topic's paper count, when the
     caller has it; else an index-only count), so a topic of 100,000 papers costs what its decisions cost."""
     from tracker.store.models import TopicPaper
 
     membership = TopicPaper.__table__
-    state = state_column(reviewers).label("state")
+    state = rule.state_sql(_screening).label("state")
+    undecided = str(rule.state(None))
     if member_pmids is None:
         decided = (select(state, func.count()).select_from(_screening.join(
             membership, and_(membership.c.topic == _screening.c.topic, membership.c.pmid == _screening.c.pmid)))
@@ -328,15 +252,13 @@ def state_counts(store: Store, topic: str, reviewers: int, member_pmids=None, *,
         with store.engine.connect() as connection:
             counts: dict[str, int] = dict(connection.execute(decided).all())
             total = members if members is not None else connection.execute(counted).scalar_one()
-        counts["unscreened"] = total - sum(count for name, count in counts.items() if name != "unscreened")
-        return {name: counts.get(name, 0) for name in STATES}
+        counts[undecided] = total - sum(count for name, count in counts.items() if name != undecided)
+        return {name: count for name, count in counts.items() if count}
     statement = (select(state, func.count()).select_from(membership.outerjoin(
         _screening, and_(_screening.c.topic == membership.c.topic, _screening.c.pmid == membership.c.pmid)))
-        .where(membership.c.topic == topic).group_by(state))
-    statement = statement.where(membership.c.pmid.in_(member_pmids))
+        .where(membership.c.topic == topic, membership.c.pmid.in_(member_pmids)).group_by(state))
     with store.engine.connect() as connection:
-        counts = dict(connection.execute(statement).all())
-    return {name: counts.get(name, 0) for name in STATES}
+        return {name: count for name, count in connection.execute(statement).all() if count}
 
 
 def current_from(store: Store, topic: str, reviewer: str, sources: Sequence[str]) -> list[ReviewerDecision]:
@@ -362,8 +284,7 @@ def _history_view(row) -> ReviewerDecision:
 
 
 __all__ = [
-    "WITHDRAWN", "current_from", "decision_by_id",
-    "DECISIONS", "STATES", "STATE_OF", "NewDecision", "ReviewerDecision", "Saved", "save_decisions", "summarise",
-    "state_column", "state_from", "reasons_from", "summaries", "summaries_of", "current_decisions", "decision_history",
-    "state_counts",
+    "WITHDRAWN", "StateRule", "NewDecision", "ReviewerDecision", "Saved", "save_decisions", "summarise", "summaries",
+    "summaries_of", "current_decisions", "decision_history", "state_counts",
+    "current_from", "decision_by_id",
 ]

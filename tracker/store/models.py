@@ -16,7 +16,7 @@ from sqlmodel import Field, SQLModel
 class PaperRow(SQLModel, table=True):
     __tablename__ = "paper"
     __table__: ClassVar[Table]
-    # The web app's topic page filters a topic's papers on these columns (tracker/store/browse.py). Covered by an
+    # The web app's topic page filters a topic's papers on these columns (tracker/store/listing.py). Covered by an
     # index, SQLite reads them without the row: a paper's row spans several overflow pages (abstract, authors
     # JSON, the XML), and reading a column near its end walks them, for each of 100,000 papers.
     __table_args__ = (Index("ix_paper_browse", "pmid", "evidence_tier", "pub_year", "late_arrival", "status"),)

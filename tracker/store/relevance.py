@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, insert, select
 
 from tracker.store.database import Store
-from tracker.store.decisions import state_column
+from tracker.store.decisions import StateRule
 from tracker.store.models import Decision, PaperRow, RankingState, RelevanceScore, Screening, TopicPaper
 from tracker.store.rows import chunked
 
@@ -52,9 +52,9 @@ def topic_texts(store: Store, topic: str) -> Iterator[PaperText]:
                             _listed(row.keywords_text), _listed(row.publication_types_text), row.journal)
 
 
-def topic_states(store: Store, topic: str, reviewers: int) -> dict[int, str]:
+def topic_states(store: Store, topic: str, rule: StateRule) -> dict[int, str]:
     """The screening state of every paper of `topic` that has a decision (the states of tracker/review/screening.py)."""
-    statement = select(_screening.c.pmid, state_column(reviewers)).where(_screening.c.topic == topic)
+    statement = select(_screening.c.pmid, rule.state_sql(_screening)).where(_screening.c.topic == topic)
     with store.engine.connect() as connection:
         return {pmid: state for pmid, state in connection.execute(statement)}
 

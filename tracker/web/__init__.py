@@ -84,7 +84,7 @@ def serve(settings: Settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_P
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     trusted = settings.web_trusted_proxy
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, server_header=False,
-                            proxy_headers=bool(trusted), forwarded_allow_ips=trusted or "", lifespan="off")
+                            proxy_headers=bool(trusted), forwarded_allow_ips=trusted or "", lifespan="on")
     try:
         uvicorn.Server(config).run()
     finally:

@@ -1,104 +1,81 @@
-"""The app factory: one Starlette app over one store and the topic files, with the guard in front of it."""
+"""The app factory: one Starlette app over one store and the topic files, its routes in one table, the guard in front.
+
+Everything a handler needs is one typed `WebApp` (tracker/web/state.py), made here and handed to every request
+through Starlette's lifespan state (`web_of(request)`); nothing is set on the app as a side effect. The lifespan
+also closes what the app started: on shutdown the background relevance refresher finishes the refresh under way.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator
+from typing import cast
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
-from starlette.routing import Mount, Route
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from tracker._version import __version__
-from tracker.errors import ConfigError
-from tracker.ncbi.evidence import TIER_RULES, tier_label
-from tracker.ncbi.notices import describe_status
-from tracker.outputs.render import moment
-from tracker.review.relevance import RelevanceRefresher
+from tracker.errors import ConfigError, UnknownTopicError
 from tracker.settings import Settings
 from tracker.store import Store
-from tracker.store.decisions import STATES
-from tracker.topics import Topic
-from tracker.web.security import CSRF_FIELD, Access, Guard
-
-if TYPE_CHECKING:
-    from tracker.web.pages import ScanCache
-
-HERE = Path(__file__).parent
-SCRIPT = "htmx-2.0.11.min.js"  # vendored, pinned: tracker/web/static/htmx-LICENSE.txt
+from tracker.web.security import Access, Guard
+from tracker.web.state import HERE, WebApp
 
 
-def environment() -> Environment:
-    """Jinja2 with autoescaping on for every template: every field of every record is text, never markup."""
-    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
-                      trim_blocks=True, lstrip_blocks=True)
-    env.globals.update(tiers=TIER_RULES, states=STATES, tier_label=tier_label, script=SCRIPT, version=__version__,
-                       csrf_field=CSRF_FIELD, describe_status=describe_status)
-    env.filters["when"] = lambda value: moment(value) if value else ""
-    env.filters["number"] = lambda value: f"{value:,}" if isinstance(value, int) else ("" if value is None else value)
-    return env
+def route_table() -> list[BaseRoute]:
+    """Every page and action of the app, in one table."""
+    from tracker.web import auth, pages, query, screen
 
-
-class Pages:
-    """Renders templates with what every page needs: the session (its user, role and CSRF token)."""
-
-    def __init__(self, settings: Settings, store: Store, access: Access):
-        self.settings = settings
-        self.store = store
-        self.access = access
-        self.env = environment()
-        self.scans: ScanCache  # the topic files, read again when they change: set by tracker.web.pages.routes
-        # Decisions made here retrain their topic's relevance model in the background (tracker/review/relevance.py).
-        self.refresher = RelevanceRefresher(store, self._topic_for)
-
-    def _topic_for(self, slug: str) -> Topic | None:
-        return self.scans.scan().topics.get(slug)
-
-    def render(self, request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:
-        session = request.state.session
-        html = self.env.get_template(template).render(request=request, session=session, team=self.access.team,
-                                                  csrf=session.csrf if session else "", path=request.url.path,
-                                                  **context)
-        return HTMLResponse(html, status_code=status_code)
-
-    def error(self, request: Request, status_code: int, message: str) -> HTMLResponse:
-        return self.render(request, "error.html", status_code=status_code, message=message)
+    return [
+        Route("/", pages.topics, name="topics"),
+        Route("/topics/{slug}", pages.topic, name="topic"),
+        Route("/topics/{slug}/export.{fmt}", pages.export, name="export"),
+        Route("/topics/{slug}/prisma", pages.prisma, name="prisma"),
+        Route("/topics/{slug}/prisma.svg", pages.prisma_svg, name="prisma_svg"),
+        Route("/topics/{slug}/screen", screen.page, name="screen"),
+        Route("/topics/{slug}/screen", screen.decision, methods=["POST"], name="decide"),
+        Route("/topics/{slug}/screen/undo", screen.undo, methods=["POST"], name="undo"),
+        Route("/papers/{pmid:int}", pages.paper, name="paper"),
+        Route("/search", pages.search, name="search"),
+        Route("/runs", pages.runs, name="runs"),
+        Route("/query", query.form, name="query"),
+        Route("/query", query.run, methods=["POST"], name="run_query"),
+        Route("/query/save", query.save, methods=["POST"], name="save_topic"),
+        Route("/login", auth.login, name="login"),
+        Route("/login", auth.login_post, methods=["POST"], name="login_post"),
+        Route("/logout", auth.logout, methods=["POST"], name="logout"),
+        Route("/users", auth.users, name="users"),
+        Route("/users", auth.users_post, methods=["POST"], name="users_post"),
+        Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+    ]
 
 
 def create_app(settings: Settings, store: Store, access: Access) -> Starlette:
-    from tracker.review.relevance import RelevanceRefresher
-    from tracker.web import auth, pages, query, screen
-
-    web = Pages(settings, store, access)
-    web.refresher = RelevanceRefresher(store, lambda slug: web.scans.scan().topics.get(slug))
+    web = WebApp(settings, store, access)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app):
-        yield
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, WebApp]]:
+        yield {"web": web}
         await run_in_threadpool(web.refresher.close)  # a refresh under way finishes; the rest wait for the next run
 
-    async def config_error(request: Request, error: Exception) -> HTMLResponse:
+    async def config_error(request: Request, error: Exception) -> Response:
         return web.error(request, 400, str(error))
 
-    async def not_found(request: Request, error: Exception) -> HTMLResponse:
+    async def unknown_topic(request: Request, error: Exception) -> Response:
+        slug = cast(UnknownTopicError, error).slug
+        return web.error(request, 404, f"There is no topic '{slug}': the Topics page lists them.")
+
+    async def not_found(request: Request, error: Exception) -> Response:
         if getattr(request.state, "session", None) is None:
             return HTMLResponse("Not found.", status_code=404)
         return web.error(request, 404, "There is no such page: go back to the topics.")
 
-    routes = [
-        *pages.routes(web), *screen.routes(web), *query.routes(web), *auth.routes(web),
-        Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
-    ]
-    app = Starlette(routes=routes, middleware=[Middleware(Guard, access=access)],
-                    exception_handlers={ConfigError: config_error, 404: not_found}, lifespan=lifespan)
-    app.state.pages = web
-    return app
+    return Starlette(routes=route_table(), middleware=[Middleware(Guard, access=access)], lifespan=lifespan,
+                     exception_handlers={UnknownTopicError: unknown_topic, ConfigError: config_error, 404: not_found})
 
 
-__all__ = ["create_app", "environment", "Pages", "Route"]
+__all__ = ["create_app", "route_table"]

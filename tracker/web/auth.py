@@ -15,12 +15,12 @@ from urllib.parse import urlsplit
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
 
 from tracker.errors import ConfigError
 from tracker.store.accounts import delete_session, list_accounts
 from tracker.web.accounts import add_user, authenticate, remove_user
 from tracker.web.security import LOGIN_COOKIE, SESSION_COOKIE, new_session, session_id, set_session_cookie
+from tracker.web.state import web_of
 
 
 def safe_next(target: str) -> str:
@@ -31,87 +31,88 @@ def safe_next(target: str) -> str:
     return target
 
 
-def routes(web) -> list[Route]:
-    def login_page(request: Request, *, status_code: int = 200, error: str = "", name: str = "") -> Response:
-        # One token per browser, not per form: another tab (or the browser asking for /favicon.ico, which
-        # lands here too) must not invalidate the form already on screen.
-        kept = request.cookies.get(LOGIN_COOKIE, "")
-        token = kept if re.fullmatch(r"[\w-]{32}", kept) else secrets.token_urlsafe(24)
-        response = web.render(request, "login.html", status_code=status_code, login_csrf=token, error=error,
-                              name=name, next=safe_next(request.query_params.get("next", "/")))
-        response.set_cookie(LOGIN_COOKIE, token, max_age=3600, path="/login", httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
-        return response
-
-    async def login(request: Request) -> Response:
-        if not web.access.team:
-            return web.error(request, 404, "This app runs in personal mode: there is nothing to log in to.")
-        if request.state.session is not None and request.method == "GET":
-            return RedirectResponse("/", status_code=303)
-        return login_page(request)
-
-    async def login_post(request: Request) -> Response:
-        if not web.access.team:
-            return web.error(request, 404, "This app runs in personal mode: there is nothing to log in to.")
-        form = await request.form()
-        name, password = str(form.get("user", "")), str(form.get("password", ""))
-        address = request.client.host if request.client else "unknown"
-        outcome = await run_in_threadpool(authenticate, web.store, name, password, address=address)
-        if outcome.wait > 0:
-            return login_page(request, status_code=429, name=name,
-                              error=f"Too many failed logins: wait {math.ceil(outcome.wait)} seconds, then try again.")
-        account = outcome.account
-        if account is None:
-            return login_page(request, status_code=401, name=name, error="Wrong user name or password.")
-        old = request.cookies.get(SESSION_COOKIE)
-        if old:
-            await run_in_threadpool(delete_session, web.store, session_id(old))
-        value, _ = await run_in_threadpool(lambda: new_session(web.access, account=account.name,
-                                                               reviewer=account.name, role=account.role))
-        response = RedirectResponse(safe_next(str(form.get("next", "/"))), status_code=303)
-        set_session_cookie(response, request, web.access, value)
-        response.delete_cookie(LOGIN_COOKIE, path="/login")
-        return response
-
-    async def logout(request: Request) -> Response:
-        value = request.cookies.get(SESSION_COOKIE)
-        if value:
-            await run_in_threadpool(delete_session, web.store, session_id(value))
-        response = RedirectResponse("/login" if web.access.team else "/", status_code=303)
-        response.delete_cookie(SESSION_COOKIE, path="/")
-        return response
-
-    async def users(request: Request, *, error: str = "", status_code: int = 200) -> Response:
-        if not request.state.session.admin or not web.access.team:
-            return web.error(request, 403, "Only an admin of a team manages accounts.")
-        accounts = await run_in_threadpool(list_accounts, web.store)
-        return web.render(request, "users.html", accounts=accounts, error=error, status_code=status_code)
-
-    async def users_post(request: Request) -> Response:
-        if not request.state.session.admin or not web.access.team:
-            return web.error(request, 403, "Only an admin of a team manages accounts.")
-        form = await request.form()
-        try:
-            if form.get("remove"):
-                name = str(form.get("remove"))
-                if name == request.state.session.account:
-                    raise ConfigError("you cannot remove your own account here: ask another admin, or use "
-                                      "'tracker users remove'")
-                await run_in_threadpool(remove_user, web.store, name)
-            else:
-                await run_in_threadpool(lambda: add_user(web.store, str(form.get("user", "")),
-                                                         str(form.get("password", "")), admin=form.get("admin") == "1"))
-        except ConfigError as error:
-            return await users(request, error=str(error), status_code=400)
-        return RedirectResponse("/users", status_code=303)
-
-    return [
-        Route("/login", login, name="login"),
-        Route("/login", login_post, methods=["POST"], name="login_post"),
-        Route("/logout", logout, methods=["POST"], name="logout"),
-        Route("/users", users, name="users"),
-        Route("/users", users_post, methods=["POST"], name="users_post"),
-    ]
+def login_page(request: Request, *, status_code: int = 200, error: str = "", name: str = "") -> Response:
+    # One token per browser, not per form: another tab (or the browser asking for /favicon.ico, which
+    # lands here too) must not invalidate the form already on screen.
+    kept = request.cookies.get(LOGIN_COOKIE, "")
+    token = kept if re.fullmatch(r"[\w-]{32}", kept) else secrets.token_urlsafe(24)
+    response = web_of(request).render(request, "login.html", status_code=status_code, login_csrf=token, error=error,
+                                         name=name, next=safe_next(request.query_params.get("next", "/")))
+    response.set_cookie(LOGIN_COOKIE, token, max_age=3600, path="/login", httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https")
+    return response
 
 
-__all__ = ["routes", "safe_next"]
+async def login(request: Request) -> Response:
+    web = web_of(request)
+    if not web.access.team:
+        return web.error(request, 404, "This app runs in personal mode: there is nothing to log in to.")
+    if request.state.session is not None and request.method == "GET":
+        return RedirectResponse("/", status_code=303)
+    return login_page(request)
+
+
+async def login_post(request: Request) -> Response:
+    web = web_of(request)
+    if not web.access.team:
+        return web.error(request, 404, "This app runs in personal mode: there is nothing to log in to.")
+    form = await request.form()
+    name, password = str(form.get("user", "")), str(form.get("password", ""))
+    address = request.client.host if request.client else "unknown"
+    outcome = await run_in_threadpool(authenticate, web.store, name, password, address=address)
+    if outcome.wait > 0:
+        return login_page(request, status_code=429, name=name,
+                          error=f"Too many failed logins: wait {math.ceil(outcome.wait)} seconds, then try again.")
+    account = outcome.account
+    if account is None:
+        return login_page(request, status_code=401, name=name, error="Wrong user name or password.")
+    old = request.cookies.get(SESSION_COOKIE)
+    if old:
+        await run_in_threadpool(delete_session, web.store, session_id(old))
+    value, _ = await run_in_threadpool(lambda: new_session(web.access, account=account.name,
+                                                           reviewer=account.name, role=account.role))
+    response = RedirectResponse(safe_next(str(form.get("next", "/"))), status_code=303)
+    set_session_cookie(response, request, web.access, value)
+    response.delete_cookie(LOGIN_COOKIE, path="/login")
+    return response
+
+
+async def logout(request: Request) -> Response:
+    web = web_of(request)
+    value = request.cookies.get(SESSION_COOKIE)
+    if value:
+        await run_in_threadpool(delete_session, web.store, session_id(value))
+    response = RedirectResponse("/login" if web.access.team else "/", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+async def users(request: Request, *, error: str = "", status_code: int = 200) -> Response:
+    web = web_of(request)
+    if not request.state.session.admin or not web.access.team:
+        return web.error(request, 403, "Only an admin of a team manages accounts.")
+    accounts = await run_in_threadpool(list_accounts, web.store)
+    return web.render(request, "users.html", accounts=accounts, error=error, status_code=status_code)
+
+
+async def users_post(request: Request) -> Response:
+    web = web_of(request)
+    if not request.state.session.admin or not web.access.team:
+        return web.error(request, 403, "Only an admin of a team manages accounts.")
+    form = await request.form()
+    try:
+        if form.get("remove"):
+            name = str(form.get("remove"))
+            if name == request.state.session.account:
+                raise ConfigError("you cannot remove your own account here: ask another admin, or use "
+                                  "'tracker users remove'")
+            await run_in_threadpool(remove_user, web.store, name)
+        else:
+            await run_in_threadpool(lambda: add_user(web.store, str(form.get("user", "")),
+                                                     str(form.get("password", "")), admin=form.get("admin") == "1"))
+    except ConfigError as error:
+        return await users(request, error=str(error), status_code=400)
+    return RedirectResponse("/users", status_code=303)
+
+
+__all__ = ["login", "login_post", "logout", "users", "users_post", "safe_next"]

@@ -11,10 +11,10 @@ from __future__ import annotations
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
 
 from tracker.errors import ConfigError, TrackerError
 from tracker.topics import new_topic_path, save_topic_file, topic_from_query
+from tracker.web.state import web_of
 
 SHOWN = 20
 
@@ -32,51 +32,49 @@ def run_ad_hoc(settings, store, query: str):
         return measured, run_query(store, client, query, limit=SHOWN)
 
 
-def routes(web) -> list[Route]:
-    async def form(request: Request) -> Response:
-        return web.render(request, "query.html", query="", measured=None, result=None, error=None,
-                          saved=request.query_params.get("saved", ""))
-
-    async def run(request: Request) -> Response:
-        from tracker.runs.watch import unknown_terms
-
-        form = await request.form()
-        query = " ".join(str(form.get("q", "")).split())
-        if not query:
-            return web.render(request, "query.html", status_code=400, query="", measured=None, result=None,
-                              error="The query is empty: give a PubMed query, for example 'norepinephrine AND bolus'.",
-                              saved="")
-        try:
-            measured, result = await run_in_threadpool(run_ad_hoc, web.settings, web.store, query)
-        except TrackerError as error:
-            return web.render(request, "query.html", status_code=502, query=query, measured=None, result=None,
-                              error=str(error), saved="")
-        return web.render(request, "query.html", query=query, measured=measured, result=result, error=None,
-                          missing=unknown_terms([*measured.errors, *measured.warnings]), saved="")
-
-    async def save(request: Request) -> Response:
-        if not request.state.session.admin:
-            return web.error(request, 403, "Only an admin saves topics: ask one to save this query.")
-        form = await request.form()
-        query = " ".join(str(form.get("q", "")).split())
-        slug = str(form.get("slug", "")).strip()
-        title = str(form.get("title", ""))
-        try:
-            new_topic_path(web.settings.queries_dir, slug)
-            if not " ".join(title.split()):
-                raise ConfigError("give the topic a title, for example 'Norepinephrine in preeclampsia'")
-            topic = topic_from_query(slug, query, title=title)
-            await run_in_threadpool(save_topic_file, web.settings.queries_dir, topic)
-        except ConfigError as error:
-            return web.render(request, "query.html", status_code=400, query=query, measured=None, result=None,
-                              error=str(error), saved="", slug=slug, title=title)
-        return RedirectResponse(f"/query?saved={topic.slug}", status_code=303)
-
-    return [
-        Route("/query", form, name="query"),
-        Route("/query", run, methods=["POST"], name="run_query"),
-        Route("/query/save", save, methods=["POST"], name="save_topic"),
-    ]
+async def form(request: Request) -> Response:
+    web = web_of(request)
+    return web.render(request, "query.html", query="", measured=None, result=None, error=None,
+                      saved=request.query_params.get("saved", ""))
 
 
-__all__ = ["routes", "run_ad_hoc"]
+async def run(request: Request) -> Response:
+    web = web_of(request)
+    from tracker.runs.watch import unknown_terms
+
+    form = await request.form()
+    query = " ".join(str(form.get("q", "")).split())
+    if not query:
+        return web.render(request, "query.html", status_code=400, query="", measured=None, result=None,
+                          error="The query is empty: give a PubMed query, for example 'norepinephrine AND bolus'.",
+                          saved="")
+    try:
+        measured, result = await run_in_threadpool(run_ad_hoc, web.settings, web.store, query)
+    except TrackerError as error:
+        return web.render(request, "query.html", status_code=502, query=query, measured=None, result=None,
+                          error=str(error), saved="")
+    return web.render(request, "query.html", query=query, measured=measured, result=result, error=None,
+                      missing=unknown_terms([*measured.errors, *measured.warnings]), saved="")
+
+
+async def save(request: Request) -> Response:
+    web = web_of(request)
+    if not request.state.session.admin:
+        return web.error(request, 403, "Only an admin saves topics: ask one to save this query.")
+    form = await request.form()
+    query = " ".join(str(form.get("q", "")).split())
+    slug = str(form.get("slug", "")).strip()
+    title = str(form.get("title", ""))
+    try:
+        new_topic_path(web.settings.queries_dir, slug)
+        if not " ".join(title.split()):
+            raise ConfigError("give the topic a title, for example 'Norepinephrine in preeclampsia'")
+        topic = topic_from_query(slug, query, title=title)
+        await run_in_threadpool(save_topic_file, web.settings.queries_dir, topic)
+    except ConfigError as error:
+        return web.render(request, "query.html", status_code=400, query=query, measured=None, result=None,
+                          error=str(error), saved="", slug=slug, title=title)
+    return RedirectResponse(f"/query?saved={topic.slug}", status_code=303)
+
+
+__all__ = ["form", "run", "save", "run_ad_hoc"]

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tracker.errors import ConfigError
+from tracker.review.states import ScreeningRule, State
 from tracker.settings import EMAIL_PATTERN, Settings
 from tracker.store import Store
 from tracker.store.changes import untold_events
-from tracker.store.decisions import state_from, summaries
+from tracker.store.decisions import summaries
 from tracker.store.deliveries import ensure_recipient, recipient_since, undelivered_papers
 from tracker.text import as_utc
 from tracker.topics import Topic
@@ -97,7 +98,7 @@ def plan_mailing(store: Store, recipient: str, topics: Sequence[Topic], *, now: 
     for topic in topics:  # a paper its topic has already excluded is not news to that topic's readers
         rows = summaries(store, topic.slug, by_topic[topic.slug])
         by_topic[topic.slug] = [pmid for pmid in by_topic[topic.slug]
-                                if state_from(rows.get(pmid), topic.screening.reviewers) != "excluded"]
+                                if ScreeningRule.of(topic).state(rows.get(pmid)) != State.EXCLUDED]
     topic_of: dict[int, str] = {}
     for topic in topics:
         for pmid in by_topic[topic.slug]:

@@ -8,7 +8,8 @@ The parts, each small and swappable (as ASReview's are):
     classifier.py  the linear SVM, ASReview's balanced sample weights, the squash of margins into (0, 1)
     coldstart.py   the decisions and the cold-start rule (no scikit-learn: faces import it cheaply)
     model.py       fit(records, decisions) -> RelevanceModel; score(model, records) -> scores
-    queue.py       screening_order(scores, seed=...): most relevant first, a few lower-scored mixed in
+    queue.py       ScreeningQueue: most relevant first, a few lower-scored mixed in; the web app's screening
+                   page and the benchmark's simulation both take their next paper from it
 
 Use: when `decisions_needed(included, excluded)` is 0, `fit` the topic's decided records and `score` the rest
 (or all of them); otherwise "ranking starts after N more decisions". Both take records or, to tokenise a
@@ -25,7 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tracker.review.ranking.coldstart import DECISIONS, EXCLUDE, INCLUDE, MAYBE, MIN_EXCLUDED, MIN_INCLUDED, decisions_needed
-from tracker.review.ranking.queue import EXPLORE, screening_order
+from tracker.review.ranking.queue import EXPLORE, ScreeningQueue, screening_order
 from tracker.review.ranking.records import Record
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ __all__ = [
     "MIN_EXCLUDED",
     "MIN_INCLUDED",
     "Record",
+    "ScreeningQueue",
     "RelevanceModel",
     "TokenCounts",
     "count_tokens",

@@ -3,21 +3,29 @@
 Pages are keyset pages, not offsets: a page starts after (or ends before) the last row the reader saw, by
 the sort's own key, so page 50 of a 100,000-paper topic costs what page 1 does. Newest first walks the
 (topic, first_seen_at) index; the evidence-tier order and filter use the stored, indexed `paper.evidence_tier`.
-The screening state of each row is computed in SQL (`view_state_column`), as a blind reviewer may see it.
+The screening state of each row is computed in SQL by the topic's rule (tracker/review/states.py), as a blind
+reviewer may see it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timezone
 
-from sqlalchemy import and_, func, literal, literal_column, or_, select, text, tuple_
+from sqlalchemy import DateTime, and_, case, exists, func, literal, literal_column, or_, select, text, tuple_, type_coerce
+from sqlalchemy.engine import Row
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import LargeBinary
 
+from tracker.errors import ConfigError
 from tracker.ncbi.evidence import TIER_RULES
 from tracker.store.database import Store
-from tracker.store.decisions import state_column, view_state_column
+from tracker.store.decisions import StateRule
+from tracker.store.membership import memberships
 from tracker.store.models import CurrentDecision, PaperRow, RelevanceScore, Screening, TopicPaper
+from tracker.store.relevance import score_column
+from tracker.store.rows import chunked
 
 SORTS = ("newest", "oldest", "tier", "relevance")
 
@@ -30,32 +38,39 @@ _score = RelevanceScore.__table__
 
 @dataclass(frozen=True)
 class PaperFilter:
-    state: str | None = None  # a screening state (as the reviewer sees it)
+    state: str | None = None  # a screening state (as the reviewer sees it; with several topics: in any of them)
     tier: str | None = None  # an evidence tier key (tracker/ncbi/evidence.py)
     year_from: int | None = None
     year_to: int | None = None
     late: bool = False  # only late arrivals (PubMed listed them long after their create date)
     retracted: bool = False  # only papers PubMed now marks retracted
     pmids: tuple[int, ...] | None = None  # only these (the matches of a search within the topic)
+    since: date | None = None  # only papers the topics first saw on or after this day (UTC)
 
 
 @dataclass(frozen=True)
 class Cursor:
-    """Where a page starts or ends: the sort key of a row (its tier rank, first seen, PMID)."""
+    """Where a page starts or ends: the sort key of a row. Every order ends in (first seen, PMID); the tier order
+    starts with the tier's rank, the relevance order with the score (-1.0 for an unscored paper)."""
 
     first_seen_at: datetime
     pmid: int
-    rank: int = 0
+    tier: int = 0
+    score: float | None = None
 
     def encode(self) -> str:
-        return f"{self.rank}.{self.first_seen_at.strftime('%Y%m%dT%H%M%S.%f')}.{self.pmid}"
+        key = f"{self.tier}.{self.first_seen_at.strftime('%Y%m%dT%H%M%S.%f')}.{self.pmid}"
+        # float.hex is exact, so a page in relevance order resumes exactly where the last one ended.
+        return key if self.score is None else f"{key}~{self.score.hex()}"
 
     @classmethod
     def decode(cls, text: str) -> Cursor | None:
         """The cursor `encode` wrote, or None for anything else (a hand-edited URL starts from the top)."""
         try:
-            rank, day, clock, pmid = text.split(".")
-            return cls(datetime.strptime(f"{day}.{clock}", "%Y%m%dT%H%M%S.%f"), int(pmid), int(rank))
+            key, _, score = text.partition("~")
+            tier, day, clock, pmid = key.split(".")
+            return cls(datetime.strptime(f"{day}.{clock}", "%Y%m%dT%H%M%S.%f"), int(pmid), int(tier),
+                       float.fromhex(score) if score else None)
         except ValueError:
             return None
 
@@ -76,23 +91,11 @@ class ListedRow:
 
     def cursor(self, sort: str = "newest") -> Cursor:
         if sort == "relevance":
-            return Cursor(self.first_seen_at, self.pmid, score_rank(self.relevance))
-        return Cursor(self.first_seen_at, self.pmid, tier_rank(self.tier))
+            return Cursor(self.first_seen_at, self.pmid, score=UNSCORED if self.relevance is None else self.relevance)
+        return Cursor(self.first_seen_at, self.pmid, tier=tier_rank(self.tier))
 
 
-def score_rank(score: float | None) -> int:
-    """A score as an exact integer key, unscored papers (-1) below every score: the bits of a positive double order
-    as the doubles do, so a keyset page resumes exactly where the last one ended."""
-    import struct
-
-    return -1 if score is None else struct.unpack(">q", struct.pack(">d", score))[0]
-
-
-def rank_score(rank: int) -> float:
-    """`score_rank` undone: the score itself, or -1.0 for the unscored papers."""
-    import struct
-
-    return -1.0 if rank < 0 else struct.unpack(">d", struct.pack(">q", rank))[0]
+UNSCORED = -1.0  # below every score: unscored papers come last in the relevance order
 
 
 @dataclass(frozen=True)
@@ -146,13 +149,15 @@ def _conditions(topic: str, filters: PaperFilter, state: ColumnElement, facets) 
         found.append(facets.c.status == "retracted")
     if filters.pmids is not None:
         found.append(_membership.c.pmid.in_(list(filters.pmids) or [-1]))
+    if filters.since is not None:
+        found.append(_membership.c.first_seen_at >= datetime.combine(filters.since, time.min, tzinfo=timezone.utc))
     return found
 
 
 RARE = 5000  # a filter matching at most this many papers in the whole store is read from its own index
 
 
-def list_topic_page(store: Store, topic: str, reviewers: int, *, filters: PaperFilter = PaperFilter(),
+def list_topic_page(store: Store, topic: str, rule: StateRule, *, filters: PaperFilter = PaperFilter(),
                     sort: str = "newest", blind_reviewer: str | None = None, after: Cursor | None = None,
                     before: Cursor | None = None, limit: int = 50) -> Page:
     """One page of the topic's papers that pass `filters`, in `sort` order, after `after` (or before `before`).
@@ -161,16 +166,18 @@ def list_topic_page(store: Store, topic: str, reviewers: int, *, filters: PaperF
     then the shown columns of the page's papers only. A filter that few papers in the store pass (a rare
     tier, the retracted, the decided) narrows the topic to those papers first, through its own index; by
     tier, each tier is read newest first in turn, so no page sorts the whole topic."""
+    if sort not in SORTS:
+        raise ConfigError(f"unknown order {sort!r}: use one of {', '.join(SORTS)}")
     filters = _narrowed(store, topic, filters)
     anchor, backwards = (before, True) if before is not None else (after, False)
     scores: dict[int, float | None] = {}
     if sort == "tier" and filters.tier is None:
-        keys, more = _tier_keys(store, topic, reviewers, filters, blind_reviewer, anchor, backwards, limit)
+        keys, more = _tier_keys(store, topic, rule, filters, blind_reviewer, anchor, backwards, limit)
     elif sort == "relevance":
-        keys, more, scores = _relevance_keys(store, topic, reviewers, filters, blind_reviewer, anchor, backwards, limit)
+        keys, more, scores = _relevance_keys(store, topic, rule, filters, blind_reviewer, anchor, backwards, limit)
     else:
         order = "oldest" if sort == "oldest" else "newest"
-        keys, more = _keys(store, topic, reviewers, filters, order, blind_reviewer, anchor, backwards, limit)
+        keys, more = _keys(store, topic, rule, filters, order, blind_reviewer, anchor, backwards, limit)
     with store.engine.connect() as connection:
         shown = {row.pmid: row for row in connection.execute(
             select(_paper.c.pmid, _paper.c.title, _paper.c.author_names, _paper.c.journal, _paper.c.pub_year,
@@ -181,6 +188,22 @@ def list_topic_page(store: Store, topic: str, reviewers: int, *, filters: PaperF
     if backwards:
         return Page(rows, more_after=True, more_before=more)
     return Page(rows, more_after=more, more_before=anchor is not None)
+
+
+def walk_topic(store: Store, topic: str, rule: StateRule, *, filters: PaperFilter = PaperFilter(), sort: str = "newest",
+               blind_reviewer: str | None = None, limit: int | None = None, page: int = 5000) -> Iterator[ListedRow]:
+    """Every paper of the topic that passes `filters` (at most `limit`), in `sort` order: `list_topic_page`'s pages
+    one after the other."""
+    after: Cursor | None = None
+    left = limit
+    while left is None or left > 0:
+        found = list_topic_page(store, topic, rule, filters=filters, sort=sort, blind_reviewer=blind_reviewer,
+                                after=after, limit=page if left is None else min(page, left))
+        yield from found.rows
+        if not found.more_after or not found.rows:
+            return
+        after = found.rows[-1].cursor(sort)
+        left = None if left is None else left - len(found.rows)
 
 
 def _narrowed(store: Store, topic: str, filters: PaperFilter) -> PaperFilter:
@@ -207,12 +230,12 @@ def _narrowed(store: Store, topic: str, filters: PaperFilter) -> PaperFilter:
     return replace(filters, pmids=tuple(sorted(narrowest)))
 
 
-def _keys(store: Store, topic: str, reviewers: int, filters: PaperFilter, order: str, blind_reviewer: str | None,
+def _keys(store: Store, topic: str, rule: StateRule, filters: PaperFilter, order: str, blind_reviewer: str | None,
           anchor: Cursor | None, backwards: bool, limit: int) -> tuple[list[tuple], bool]:
     """(pmid, first seen, state, tier) of up to `limit` papers in `order` after `anchor` (before it, `backwards`,
     still returned in `order`), and whether more follow in the direction read."""
     joined, mine, facets = _joined(store, topic, blind_reviewer)
-    state = view_state_column(reviewers, blind_reviewer, mine).label("state")
+    state = rule.view_sql(_screening, mine if blind_reviewer is not None else None).label("state")
     seen, pmid = _membership.c.first_seen_at, _membership.c.pmid
     descending = (order == "newest") != backwards
     conditions = _conditions(topic, filters, state, facets)
@@ -229,17 +252,17 @@ def _keys(store: Store, topic: str, reviewers: int, filters: PaperFilter, order:
     return (keys[::-1] if backwards else keys), more
 
 
-def _relevance_keys(store: Store, topic: str, reviewers: int, filters: PaperFilter, blind_reviewer: str | None,
+def _relevance_keys(store: Store, topic: str, rule: StateRule, filters: PaperFilter, blind_reviewer: str | None,
                     anchor: Cursor | None, backwards: bool, limit: int) -> tuple[list[tuple], bool, dict]:
     """`_keys` most relevant first (unscored papers last, newest first among them), with each key's score."""
     joined, mine, facets = _joined(store, topic, blind_reviewer)
     joined = joined.outerjoin(_score, and_(_score.c.topic == _membership.c.topic, _score.c.pmid == _membership.c.pmid))
-    state = view_state_column(reviewers, blind_reviewer, mine).label("state")
-    key_score = func.coalesce(_score.c.score, -1.0)
+    state = rule.view_sql(_screening, mine if blind_reviewer is not None else None).label("state")
+    key_score = func.coalesce(_score.c.score, UNSCORED)
     seen, pmid = _membership.c.first_seen_at, _membership.c.pmid
     conditions = _conditions(topic, filters, state, facets)
     if anchor is not None:
-        at = rank_score(anchor.rank)
+        at = UNSCORED if anchor.score is None else anchor.score
         after = or_(key_score < at, and_(key_score == at, tuple_(seen, pmid) < tuple_(anchor.first_seen_at, anchor.pmid)))
         before = or_(key_score > at, and_(key_score == at, tuple_(seen, pmid) > tuple_(anchor.first_seen_at, anchor.pmid)))
         conditions.append(before if backwards else after)
@@ -255,14 +278,14 @@ def _relevance_keys(store: Store, topic: str, reviewers: int, filters: PaperFilt
     return [row[:4] for row in found], more, {row[0]: row[4] for row in found}
 
 
-def _tier_keys(store: Store, topic: str, reviewers: int, filters: PaperFilter, blind_reviewer: str | None,
+def _tier_keys(store: Store, topic: str, rule: StateRule, filters: PaperFilter, blind_reviewer: str | None,
                anchor: Cursor | None, backwards: bool, limit: int) -> tuple[list[tuple], bool]:
     """`_keys` strongest tier first, newest first within a tier: the tiers read one after the other."""
     from dataclasses import replace
 
     ranks = list(range(len(TIER_RULES)))
     if anchor is not None:
-        ranks = [rank for rank in ranks if (rank <= anchor.rank if backwards else rank >= anchor.rank)]
+        ranks = [rank for rank in ranks if (rank <= anchor.tier if backwards else rank >= anchor.tier)]
     if backwards:
         ranks.reverse()
     found: list[tuple] = []
@@ -270,17 +293,17 @@ def _tier_keys(store: Store, topic: str, reviewers: int, filters: PaperFilter, b
         wanted = limit + 1 - len(found)  # one more than the page: whether another page follows
         if wanted <= 0:
             break
-        within = anchor if anchor is not None and rank == anchor.rank else None
+        within = anchor if anchor is not None and rank == anchor.tier else None
         tier = _narrowed(store, topic, replace(filters, tier=TIER_RULES[rank].key))
-        keys, _ = _keys(store, topic, reviewers, tier, "newest", blind_reviewer, within, backwards, wanted)
+        keys, _ = _keys(store, topic, rule, tier, "newest", blind_reviewer, within, backwards, wanted)
         found = keys + found if backwards else found + keys
     return (found[-limit:] if backwards else found[:limit]), len(found) > limit
 
 
-def count_topic_page(store: Store, topic: str, reviewers: int, *, filters: PaperFilter = PaperFilter(),
+def count_topic_page(store: Store, topic: str, rule: StateRule, *, filters: PaperFilter = PaperFilter(),
                      blind_reviewer: str | None = None) -> int:
     joined, mine, facets = _joined(store, topic, blind_reviewer)
-    state = view_state_column(reviewers, blind_reviewer, mine)
+    state = rule.view_sql(_screening, mine if blind_reviewer is not None else None)
     statement = select(func.count()).select_from(joined).where(*_conditions(topic, filters, state, facets))
     with store.engine.connect() as connection:
         return connection.execute(statement).scalar_one()
@@ -294,15 +317,7 @@ def count_members(store: Store, topic: str) -> int:
 
 # -- the screening queue -----------------------------------------------------------------------
 
-def _queue_condition(reviewers: int, reviewer: str, mine) -> ColumnElement:
-    """Papers waiting for `reviewer`: with one reviewer, undecided by anyone; with two, undecided by them and
-    not settled by a resolution."""
-    if reviewers <= 1:
-        return _screening.c.latest.is_(None)
-    return and_(mine.c.decision.is_(None), state_column(reviewers).in_(("unscreened", "awaiting")))
-
-
-def _queue_statement(topic: str, reviewers: int, reviewer: str, *, scored: bool = False):
+def _queue_statement(topic: str, rule: StateRule, reviewer: str, *, scored: bool = False):
     """The columns of a ListedRow (and the score, when `scored`) over `reviewer`'s waiting papers, and the
     conditions that make them waiting, for the caller to extend."""
     mine = _current.alias("mine")
@@ -318,14 +333,14 @@ def _queue_statement(topic: str, reviewers: int, reviewer: str, *, scored: bool 
         joined = joined.outerjoin(_score, and_(_score.c.topic == _membership.c.topic,
                                                _score.c.pmid == _membership.c.pmid))
         columns.append(_score.c.score)
-    conditions = [_membership.c.topic == topic, _queue_condition(reviewers, reviewer, mine)]
+    conditions = [_membership.c.topic == topic, rule.waiting_sql(_screening, mine)]
     return select(*columns).select_from(joined), conditions
 
 
-def queue_pmids(store: Store, topic: str, reviewers: int, reviewer: str, *, after: Cursor | None = None,
+def queue_pmids(store: Store, topic: str, rule: StateRule, reviewer: str, *, after: Cursor | None = None,
                 limit: int = 1) -> list[ListedRow]:
     """The next papers of `reviewer`'s queue, newest first seen first, after `after`."""
-    statement, conditions = _queue_statement(topic, reviewers, reviewer)
+    statement, conditions = _queue_statement(topic, rule, reviewer)
     seen, pmid = _membership.c.first_seen_at, _membership.c.pmid
     if after is not None:
         conditions.append(tuple_(seen, pmid) < tuple_(after.first_seen_at, after.pmid))
@@ -334,16 +349,16 @@ def queue_pmids(store: Store, topic: str, reviewers: int, reviewer: str, *, afte
         return [ListedRow(*row) for row in connection.execute(statement)]
 
 
-def queue_by_relevance(store: Store, topic: str, reviewers: int, reviewer: str, *, skip: int | None = None,
+def queue_by_relevance(store: Store, topic: str, rule: StateRule, reviewer: str, *, skip: int | None = None,
                        offset: int = 0) -> ListedRow | None:
     """The paper at `offset` in `reviewer`'s queue most relevant first (unscored last, then newest), `skip` left out;
     None when the queue is shorter."""
-    statement, conditions = _queue_statement(topic, reviewers, reviewer, scored=True)
+    statement, conditions = _queue_statement(topic, rule, reviewer, scored=True)
     seen, pmid = _membership.c.first_seen_at, _membership.c.pmid
     if skip is not None:
         conditions.append(pmid != skip)
     statement = (statement.where(*conditions)
-                 .order_by(func.coalesce(_score.c.score, -1.0).desc(), seen.desc(), pmid.desc())
+                 .order_by(func.coalesce(_score.c.score, UNSCORED).desc(), seen.desc(), pmid.desc())
                  .offset(offset).limit(1))
     with store.engine.connect() as connection:
         row = connection.execute(statement).first()
@@ -353,19 +368,27 @@ def queue_by_relevance(store: Store, topic: str, reviewers: int, reviewer: str, 
     return ListedRow(pmid_, seen_, state, tier, title, authors, journal, year, status, late, score)
 
 
-def screened_count(store: Store, topic: str, reviewers: int, reviewer: str) -> int:
+def screened_count(store: Store, topic: str, rule: StateRule, reviewer: str) -> int:
     """How many of the topic's papers are out of `reviewer`'s queue: read from the decisions, not the papers."""
-    if reviewers <= 1:
-        statement = (select(func.count()).select_from(_screening)
-                     .where(_screening.c.topic == topic, _screening.c.latest.is_not(None)))
-    else:
-        mine = _current.alias("mine")
-        statement = (select(func.count()).select_from(_screening.outerjoin(mine, and_(
-            mine.c.topic == _screening.c.topic, mine.c.pmid == _screening.c.pmid, mine.c.reviewer == reviewer)))
-            .where(_screening.c.topic == topic, or_(mine.c.decision.is_not(None),
-                                                    state_column(reviewers).not_in(("unscreened", "awaiting")))))
+    mine = _current.alias("mine")
+    statement = (select(func.count()).select_from(_screening.outerjoin(mine, and_(
+        mine.c.topic == _screening.c.topic, mine.c.pmid == _screening.c.pmid, mine.c.reviewer == reviewer)))
+        .where(_screening.c.topic == topic, ~rule.waiting_sql(_screening, mine)))
     with store.engine.connect() as connection:
         return connection.execute(statement).scalar_one()
+
+
+def topic_row(store: Store, topic: str, pmid: int) -> ListedRow | None:
+    """The paper `pmid` of `topic` as a listing shows it (its state left to the caller: unscreened); None when the
+    topic does not hold it."""
+    statement = (select(_membership.c.pmid, _membership.c.first_seen_at, literal("unscreened"), _paper.c.evidence_tier,
+                        _paper.c.title, _paper.c.author_names, _paper.c.journal, _paper.c.pub_year, _paper.c.status,
+                        _paper.c.late_arrival)
+                 .join(_paper, _paper.c.pmid == _membership.c.pmid)
+                 .where(_membership.c.topic == topic, _membership.c.pmid == pmid))
+    with store.engine.connect() as connection:
+        row = connection.execute(statement).first()
+    return ListedRow(*row) if row is not None else None
 
 
 def neighbours(store: Store, topic: str, at: Cursor) -> tuple[int | None, int | None]:
@@ -385,6 +408,146 @@ def stored_pmid(store: Store, pmid: int) -> bool:
         return connection.execute(select(_paper.c.pmid).where(_paper.c.pmid == pmid)).first() is not None
 
 
+# -- the papers of several topics, whole (exports) -----------------------------------------------
+
+@dataclass(frozen=True)
+class Selection:
+    """The papers of one or more topics that an export writes: `filters` (a state in any of the topics, as
+    `reviewer` may see it in blind screening; every other filter on the paper), in `sort` order. Each topic's
+    state rule is in `rules`, by slug."""
+
+    topics: tuple[str, ...]
+    rules: Mapping[str, StateRule]
+    filters: PaperFilter = PaperFilter()
+    sort: str = "newest"
+    reviewer: str | None = None
+
+
+EXPORT_CHUNK = 500
+NO_XML = "*"  # `fields` of every paper column but the compressed XML, which no export needs
+
+
+def _fields(fields: Sequence[str] | str) -> list:
+    if fields == NO_XML:
+        return [column for column in _paper.c if column.name != "xml_gz"] + [literal(b"", LargeBinary).label("xml_gz")]
+    return [_paper.c[name] for name in fields]
+
+
+def _selection(dialect: str, selection: Selection, fields: Sequence[str] | str):
+    """`fields` of the selected papers, then first_seen (the earliest among the selected topics), all_topics (every
+    topic of the paper, space-separated) and relevance (its highest score among the selected topics)."""
+    if selection.sort not in SORTS:
+        raise ConfigError(f"unknown order {selection.sort!r}: use one of {', '.join(SORTS)}")
+    topics, filters = list(selection.topics), selection.filters
+    # A plain DateTime: the column's own type would make every row's time zone-aware just to format it.
+    first_seen = type_coerce(func.min(_membership.c.first_seen_at), DateTime()).label("first_seen")
+    chosen_rows = select(_membership.c.pmid, first_seen).where(_membership.c.topic.in_(topics)).group_by(_membership.c.pmid)
+    if filters.since is not None:
+        # Memberships from `since` on, through the (topic, first_seen_at) index, less the papers a selected
+        # topic saw before: the statement reads the period, not every membership of the topics.
+        # On SQLite, `pmid + 0` and `topic || ''` keep the planner off two indexes that cost more here: the
+        # pmid index for the GROUP BY (a scan of every membership) and the (topic, pmid) key for NOT EXISTS
+        # (one probe per selected topic instead of one per paper). Measured on a million papers: 5.8 s to 3.0 s.
+        sqlite = dialect == "sqlite"
+        start = datetime.combine(filters.since, time.min, tzinfo=timezone.utc)
+        earlier = _membership.alias("earlier")
+        chosen_rows = (select(_membership.c.pmid, first_seen)
+                       .where(_membership.c.topic.in_(topics), _membership.c.first_seen_at >= start,
+                              ~exists().where(earlier.c.pmid == _membership.c.pmid,
+                                              (earlier.c.topic + "" if sqlite else earlier.c.topic).in_(topics),
+                                              earlier.c.first_seen_at < start))
+                       .group_by(_membership.c.pmid + 0 if sqlite else _membership.c.pmid))
+    chosen = chosen_rows.subquery()
+    # Every topic of the paper (selected or not), space-separated (slugs have no spaces): one index probe per
+    # row inside the statement instead of a second query per chunk.
+    member_of = _membership.alias("member_of")
+    all_topics = (select(func.aggregate_strings(member_of.c.topic, " ")).where(member_of.c.pmid == _paper.c.pmid)
+                  .scalar_subquery().label("all_topics"))
+    relevance = score_column(topics, _paper.c.pmid).label("relevance")
+    newest = (chosen.c.first_seen.desc(), _paper.c.pmid.desc())
+    orders = {
+        "newest": newest,
+        "oldest": (chosen.c.first_seen.asc(), _paper.c.pmid.asc()),
+        "tier": (case(*((_paper.c.evidence_tier == rule.key, index) for index, rule in enumerate(TIER_RULES)),
+                      else_=len(TIER_RULES)), *newest),
+        "relevance": (relevance.desc().nulls_last(), *newest),
+    }
+    statement = (select(*_fields(fields), chosen.c.first_seen, all_topics, relevance)
+                 .join_from(_paper, chosen, _paper.c.pmid == chosen.c.pmid).order_by(*orders[selection.sort]))
+    conditions = _paper_conditions(filters)
+    if filters.state is not None:
+        conditions.append(_state_in_any(selection))
+    return statement.where(*conditions) if conditions else statement
+
+
+def _paper_conditions(filters: PaperFilter) -> list[ColumnElement]:
+    found: list[ColumnElement] = []
+    if filters.tier is not None:
+        found.append(_paper.c.evidence_tier == filters.tier)
+    if filters.year_from is not None:
+        found.append(_paper.c.pub_year >= filters.year_from)
+    if filters.year_to is not None:
+        found.append(_paper.c.pub_year <= filters.year_to)
+    if filters.late:
+        found.append(_paper.c.late_arrival.is_(True))
+    if filters.retracted:
+        found.append(_paper.c.status == "retracted")
+    if filters.pmids is not None:
+        found.append(_paper.c.pmid.in_(list(filters.pmids) or [-1]))
+    return found
+
+
+def _state_in_any(selection: Selection) -> ColumnElement:
+    """The paper is in the filter's state in at least one of the selected topics (as the reviewer sees it there)."""
+    conditions: list[ColumnElement] = []
+    for index, slug in enumerate(selection.topics):
+        rule = selection.rules[slug]
+        member = _membership.alias(f"m_{index}")
+        summary = _screening.alias(f"s_{index}")
+        joined = member.outerjoin(summary, and_(summary.c.topic == member.c.topic, summary.c.pmid == member.c.pmid))
+        mine = None
+        if selection.reviewer is not None:
+            mine = _current.alias(f"c_{index}")
+            joined = joined.outerjoin(mine, and_(mine.c.topic == member.c.topic, mine.c.pmid == member.c.pmid,
+                                                 mine.c.reviewer == selection.reviewer))
+        conditions.append(exists(select(member.c.pmid).select_from(joined).where(
+            member.c.topic == slug, member.c.pmid == _paper.c.pmid,
+            rule.view_sql(summary, mine) == selection.filters.state)))
+    return or_(*conditions)
+
+
+def select_batches(store: Store, selection: Selection, fields: Sequence[str] | str) -> Iterator[Sequence[Row]]:
+    """The selected papers' rows (`fields`, then first_seen, all_topics, relevance) in batches, streamed."""
+    statement = _selection(store.dialect, selection, fields)
+    with store.engine.connect() as reading:
+        yield from reading.execution_options(yield_per=EXPORT_CHUNK).execute(statement).partitions()
+
+
+def count_selection(store: Store, selection: Selection) -> int:
+    statement = _selection(store.dialect, selection, ("pmid",)).order_by(None)
+    with store.engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(statement.subquery())).scalar_one()
+
+
+def rows_of_pmids(store: Store, pmids: Sequence[int], topics: Sequence[str] | None,
+                  fields: Sequence[str] | str) -> Iterator[tuple[Row, datetime | None, list[str]]]:
+    """(`fields` of the paper, when `topics` (any, when None) first saw it, all its topics) for an explicit list of
+    PMIDs, in its order; PMIDs the store lacks are skipped."""
+    wanted = set(topics) if topics is not None else None
+    columns = _fields(fields)
+    with store.engine.connect() as connection:
+        for chunk in chunked(list(dict.fromkeys(pmids)), EXPORT_CHUNK):
+            rows = {row.pmid: row for row in connection.execute(select(*columns).where(_paper.c.pmid.in_(chunk)))}
+            found = memberships(store, chunk)
+            for pmid in chunk:
+                if pmid not in rows:
+                    continue
+                member = found.get(pmid, {})
+                times = [moment for topic, moment in member.items() if wanted is None or topic in wanted]
+                yield rows[pmid], min(times, default=None), sorted(member)
+
+
 __all__ = ["SORTS", "PaperFilter", "Cursor", "ListedRow", "Page", "tier_rank", "list_topic_page", "count_topic_page",
+           "Selection", "NO_XML", "select_batches", "count_selection", "rows_of_pmids", "walk_topic", "topic_row",
            "count_members", "queue_pmids", "screened_count", "neighbours",
            "stored_pmid"]

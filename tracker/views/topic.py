@@ -1,0 +1,63 @@
+"""A topic's papers a page at a time, as the web app's topic page shows them: filtered, sorted, searched within,
+with screening states as the reader may see them (tracker/store/listing.py reads them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from tracker.errors import UnknownTopicError
+from tracker.review.states import ScreeningRule
+from tracker.settings import Settings
+from tracker.store import Store
+from tracker.store.listing import Cursor, Page, PaperFilter
+from tracker.topics import TopicScan
+from tracker.views.status import TopicSummary, topic_summaries
+
+TOPIC_PAGE_SIZE = 50
+SEARCH_WITHIN = 500  # a search within a topic lists its best matches, at most this many, in the page's order
+
+
+@dataclass(frozen=True)
+class TopicPage:
+    summary: TopicSummary
+    page: Page
+    sort: str
+    filters: PaperFilter
+    search: str
+    matches: int | None  # with a search: how many of the topic's papers it found (at most SEARCH_WITHIN)
+    # Filtered views cost a count over the topic; the page says "papers in this view" only when asked for.
+    total: int
+    ranking: str = ""  # "ordered by 48 earlier decisions in this topic" or "ranking starts after 2 more decisions"
+
+
+def topic_page(store: Store, settings: Settings, slug: str, *, reviewer: str | None, filters: PaperFilter,
+               sort: str = "newest", search: str = "", after: Cursor | None = None, before: Cursor | None = None,
+               limit: int = TOPIC_PAGE_SIZE, scan: TopicScan | None = None) -> TopicPage:
+    """One page of a topic's papers, filtered and sorted, with screening states as `reviewer` may see them."""
+    from tracker.store.listing import count_members, list_topic_page
+    from tracker.store.search import search_papers
+
+    found: list[TopicSummary | None] = [*topic_summaries(store, settings, topic=slug, scan=scan)] or [None]
+    [summary] = found
+    if summary is None or summary.topic is None:
+        raise UnknownTopicError(f"no topic '{slug}': 'tracker topics' lists them", slug=slug)
+    topic = summary.topic
+    matches = None
+    search = " ".join(search.split())
+    if search:
+        hits = search_papers(store, search, topic=slug, limit=SEARCH_WITHIN)
+        filters = replace(filters, pmids=tuple(hit.pmid for hit in hits))
+        matches = len(hits)
+    rule = ScreeningRule.of(topic)
+    page = list_topic_page(store, slug, rule, filters=filters, sort=sort, blind_reviewer=reviewer if rule.blind else None,
+                           after=after, before=before, limit=limit)
+    ranking = ""
+    if sort == "relevance":
+        from tracker.review.relevance import ranking_status
+
+        ranking = ranking_status(store, topic).sentence
+    return TopicPage(summary=summary, page=page, sort=sort, filters=filters, search=search, matches=matches,
+                     total=count_members(store, slug), ranking=ranking)
+
+
+__all__ = ["TOPIC_PAGE_SIZE", "SEARCH_WITHIN", "TopicPage", "topic_page"]

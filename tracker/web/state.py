@@ -1,0 +1,148 @@
+"""What every request of one running web app shares, typed: `WebApp` (the settings, the store, who may come in,
+the templates, the topic files, the charts kept between requests, the background relevance refresher), made once by
+tracker/web/app.py `create_app` and handed to each request through Starlette's lifespan state (`web_of`)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import cast
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from tracker._version import __version__
+from tracker.errors import ConfigError, UnknownTopicError
+from tracker.ncbi.evidence import TIER_RULES, tier_label
+from tracker.ncbi.notices import describe_status
+from tracker.outputs.render import moment
+from tracker.review.relevance import RelevanceRefresher
+from tracker.review.states import STATES
+from tracker.settings import Settings
+from tracker.store import Store
+from tracker.topics import Topic, TopicScan, scan_topics
+from tracker.views.status import TopicSummary
+from tracker.web.security import CSRF_FIELD, Access
+
+HERE = Path(__file__).parent
+SCRIPT = "htmx-2.0.11.min.js"  # vendored, pinned: tracker/web/static/htmx-LICENSE.txt
+
+
+def environment() -> Environment:
+    """Jinja2 with autoescaping on for every template: every field of every record is text, never markup."""
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.globals.update(tiers=TIER_RULES, states=STATES, tier_label=tier_label, script=SCRIPT, version=__version__,
+                       csrf_field=CSRF_FIELD, describe_status=describe_status)
+    env.filters["when"] = lambda value: moment(value) if value else ""
+    env.filters["number"] = lambda value: f"{value:,}" if isinstance(value, int) else ("" if value is None else value)
+    return env
+
+
+class ScanCache:
+    """The topic files, read again when the folder or a file in it changed (a stat per request, not a parse)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._key: tuple | None = None
+        self._scan: TopicScan | None = None
+        self._lock = threading.Lock()
+
+    def scan(self) -> TopicScan:
+        folder = self.settings.queries_dir
+        try:
+            key = tuple(sorted((path.name, path.stat().st_mtime_ns, path.stat().st_size)
+                               for path in folder.glob("*.toml")))
+        except OSError:
+            key = ()
+        with self._lock:
+            if self._scan is None or key != self._key:
+                self._scan, self._key = scan_topics(folder), key
+            return self._scan
+
+    def topic(self, slug: str) -> Topic:
+        """The topic `slug`; a bad file is its one-line error, an unknown slug a 404 page (UnknownTopicError)."""
+        scan = self.scan()
+        if slug in scan.errors:
+            raise ConfigError(scan.errors[slug])
+        if slug not in scan.topics:
+            raise UnknownTopicError(f"no topic '{slug}': the Topics page lists them", slug=slug)
+        return scan.topics[slug]
+
+
+@dataclass
+class WebApp:
+    """What every page of one running app shares: the settings, the store, who may come in, the templates, the
+    topic files, the charts kept between requests, and the background relevance refresher."""
+
+    settings: Settings
+    store: Store
+    access: Access
+    env: Environment = field(default_factory=environment)
+    scans: ScanCache = field(init=False)
+    charts: Charts = field(init=False)
+    # Decisions made here retrain their topic's relevance model in the background (tracker/review/relevance.py).
+    refresher: RelevanceRefresher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scans = ScanCache(self.settings)
+        self.charts = Charts()
+        self.refresher = RelevanceRefresher(self.store, lambda slug: self.scans.scan().topics.get(slug))
+
+    def render(self, request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:
+        session = getattr(request.state, "session", None)
+        html = self.env.get_template(template).render(request=request, session=session, team=self.access.team,
+                                                      csrf=session.csrf if session else "", path=request.url.path,
+                                                      **context)
+        return HTMLResponse(html, status_code=status_code)
+
+    def error(self, request: Request, status_code: int, message: str) -> HTMLResponse:
+        return self.render(request, "error.html", status_code=status_code, message=message)
+
+
+def web_of(request: Request) -> WebApp:
+    """The app's shared state, as the lifespan handed it to this request."""
+    return cast(WebApp, request.state.web)
+
+
+@dataclass(frozen=True)
+class Bar:
+    month: date
+    count: int
+    x: int
+    y: int
+    height: int
+
+
+class Charts:
+    """Papers per month by PubMed's create date (the digest chart's counts, tracker/outputs/charts.py), per topic,
+    kept until the topic's last run or paper count changes: they cost a join over the topic's papers."""
+
+    def __init__(self):
+        self._kept: dict[tuple, list[Bar]] = {}
+        self._lock = threading.Lock()
+
+    def bars(self, store, summary: TopicSummary, today: date) -> list[Bar]:
+        from tracker.outputs.charts import chart_months
+        from tracker.store.digests import monthly_received_counts
+
+        key = (summary.slug, summary.last_run.id if summary.last_run else None, summary.papers, today)
+        with self._lock:
+            if key in self._kept:
+                return self._kept[key]
+        end = datetime.combine(today, datetime.min.time(), timezone.utc)
+        start, _ = chart_months(end)
+        counts = monthly_received_counts(store, summary.slug, start.date(), today + timedelta(days=1))
+        top = max((count for _, count in counts), default=0) or 1
+        bars = [Bar(month, count, index * 5, 30 - round(28 * count / top), round(28 * count / top))
+                for index, (month, count) in enumerate(counts)]
+        with self._lock:
+            self._kept = {k: v for k, v in self._kept.items() if k[0] != summary.slug} | {key: bars}
+        return bars
+
+
+
+__all__ = ["WebApp", "web_of", "ScanCache", "Charts", "Bar", "environment", "HERE", "SCRIPT"]
