@@ -74,3 +74,28 @@ def test_every_relative_link_in_the_docs_resolves():
             if not (page.parent / target).exists():
                 broken.append(f"{page.name}: {target}")
     assert broken == []
+
+
+def test_the_layout_table_lists_every_package_in_its_layer_order():
+    """docs/operations.md's Layout names each package and top-level module of tracker/, in the order of the layers
+    tests/test_layers.py enforces, and every path it names exists."""
+    from tests.test_layers import LAYERS
+
+    text = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    table = text[text.index("## Layout"):].split("\n\n")[1]
+    first_cells = [line.split("|")[1] for line in table.splitlines()[2:]]
+    named = [re.findall(r"`([^`]+)`", cell) for cell in first_cells]
+    package = REPO / "tracker"
+    documented: list[str] = []
+    for names in named:
+        for name in names:
+            path = name if "/" in name else f"tracker/{name}"
+            assert (REPO / path.rstrip("/")).exists(), f"docs/operations.md names {name}, which does not exist"
+            if path.startswith("tracker/"):
+                documented.append(path.removeprefix("tracker/").rstrip("/").removesuffix(".py"))
+    existing = sorted({path.stem for path in package.glob("*.py") if path.stem not in ("__init__", "__main__")}
+                      | {path.name for path in package.iterdir() if (path / "__init__.py").exists()})
+    assert sorted(set(existing) - set(documented)) == []
+    layer = {name: index for index, (_, names) in enumerate(LAYERS) for name in names}
+    order = [layer[name] for name in documented if name in layer]
+    assert order == sorted(order)

@@ -7,7 +7,6 @@ import csv
 import email
 import email.policy
 import io
-import json
 import random
 from datetime import date, datetime, timedelta, timezone
 from types import SimpleNamespace
@@ -21,6 +20,7 @@ from tests.fake_eutils import FakeRecord
 from tests.pubmed_xml import article_xml
 from tests.smtp_server import LoopbackSMTP
 from tracker.cli import cli
+from tracker.cli.output import hits_json, hits_table
 from tracker.outputs.digest import build_topic_digest, render_html, render_markdown, render_text
 from tracker.outputs.export import csv_bytes, export_papers
 from tracker.outputs.mail import send_weekly_email
@@ -30,7 +30,7 @@ from tracker.settings import Settings
 from tracker.store import open_store
 from tracker.store.changes import list_events, told_events
 from tracker.store.models import PaperRevision, PaperRow, Run, StatusEvent, TopicPaper
-from tracker.store.search import hits_json, hits_table, search_papers
+from tracker.store.search import search_papers
 from tracker.topics import Topic
 
 READER = "reader@example.org"
@@ -167,7 +167,7 @@ def test_a_delivered_paper_retracted_later_is_told_once_and_marked_everywhere(se
 
     [hit] = [hit for hit in search_papers(store, "phenylephrine") if hit.pmid == 2]
     assert hits_table([hit])[1][0][3].startswith("[RETRACTED] ")
-    assert json.loads(hits_json([hit]))[0]["status"] == "retracted"
+    assert hits_json([hit])[0]["status"] == "retracted"
 
 
 def test_an_update_that_smtp_refused_is_told_on_the_next_mail(server, store, client, tmp_path):

@@ -233,7 +233,12 @@ def _csv_row(row: Row, seen: datetime | None, topics: list[str], relevance: floa
 
 
 def _cells(row: dict) -> list:
-    cells = [row[column] for column in CSV_COLUMNS]
+    return guarded([row[column] for column in CSV_COLUMNS])
+
+
+def guarded(cells: list) -> list:
+    """`cells` (changed in place) as a spreadsheet may open them: None empty, and a text cell a spreadsheet would run as
+    a formula with a leading "'" (OWASP's CSV injection advice)."""
     for index, value in enumerate(cells):
         if value is None:
             cells[index] = ""
@@ -440,7 +445,7 @@ def papers_frame(topics: Sequence[str] | None = None, *, since: date | None = No
 
 
 __all__ = [
-    "CSV_COLUMNS", "FORMATS", "export_rows", "rows_for_pmids", "write_csv", "write_table", "csv_bytes",
+    "CSV_COLUMNS", "FORMATS", "export_rows", "guarded", "rows_for_pmids", "write_csv", "write_table", "csv_bytes",
     "screening_cells", "as_topics",
     "ris_records", "ris_record", "write_ris", "export_papers", "papers_frame", "selection_of",
     "UTF8_BOM",

@@ -16,7 +16,6 @@ group may stand next to a term (FTS5 wants an explicit AND there).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -25,17 +24,15 @@ from sqlalchemy import and_, or_, select, text
 from sqlalchemy.exc import OperationalError
 
 from tracker.errors import ConfigError, SearchSyntaxError
-from tracker.ncbi.notices import describe_status, status_mark
 from tracker.ncbi.pubmed import Author
 from tracker.store.database import Store
 from tracker.store.models import PaperRow, TopicPaper
 from tracker.store.schema import FTS_COLUMNS
-from tracker.text import cut, pubmed_url
+from tracker.text import pubmed_url
 
 # bm25 weights in FTS_COLUMNS order (title, abstract, mesh, keywords, authors): a title hit counts most.
 WEIGHTS = {"title": 10.0, "abstract": 1.0, "mesh": 3.0, "keywords": 3.0, "authors": 1.0}
 SYNTAX_HINT = 'use plain words, "quoted phrases", AND/OR/NOT, and prefix* terms'
-TITLE_WIDTH = 70
 
 _paper = PaperRow.__table__
 _membership = TopicPaper.__table__
@@ -463,25 +460,4 @@ def _display(author: dict) -> str:
                   collective_name=author.get("collective_name")).display
 
 
-def hits_table(hits: Sequence[SearchHit]) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows for a terminal table: pmid, year, first author, title cut to TITLE_WIDTH, topics."""
-    rows = [[str(hit.pmid), str(hit.year or ""), hit.authors[0] if hit.authors else "", _marked_title(hit),
-             ", ".join(hit.topics) or "-"] for hit in hits]
-    return ["pmid", "year", "first author", "title", "topics"], rows
-
-
-def hits_json(hits: Sequence[SearchHit]) -> str:
-    return json.dumps([
-        {"pmid": hit.pmid, "title": hit.title, "authors": list(hit.authors), "journal": hit.journal,
-         "year": hit.year, "doi": hit.doi, "topics": list(hit.topics), "score": hit.score,
-         "pubmed_url": hit.pubmed_url, "status": describe_status(hit.status) or None}
-        for hit in hits
-    ], ensure_ascii=False, indent=2)
-
-
-def _marked_title(hit: SearchHit) -> str:
-    mark = status_mark(hit.status)
-    return cut(f"[{mark}] {hit.title}" if mark else hit.title, TITLE_WIDTH)
-
-
-__all__ = ["SearchHit", "SearchSyntaxError", "search_papers", "fts_query", "hits_table", "hits_json"]
+__all__ = ["SearchHit", "SearchSyntaxError", "search_papers", "fts_query"]

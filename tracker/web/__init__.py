@@ -1,5 +1,5 @@
 """`tracker serve`: the web app for reading, searching and screening tracked papers, a thin face over the same
-library functions and views (tracker/views.py) the CLI uses, on SQLite or PostgreSQL.
+library functions and views (tracker/views/) the CLI uses, on SQLite or PostgreSQL.
 
 Modes
     Personal (no account in the database): the app listens on loopback only and prints, on one line, an
