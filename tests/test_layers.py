@@ -103,3 +103,20 @@ def test_no_import_cycle_between_modules():
         if module not in state and module not in DOORS:
             visit(module)
     assert cycles == []
+
+
+# The rules' SQL expressions sit beside their Python twins (tracker/review/states.py); every statement is the store's.
+SQL_OUTSIDE_THE_STORE = {"tracker.review.states"}
+
+
+def test_no_sql_outside_the_store():
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = module_name(path)
+        if module.startswith("tracker.store") or module in SQL_OUTSIDE_THE_STORE:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{module} imports {name}" for name in names if name.split(".")[0] in ("sqlalchemy", "sqlmodel")]
+    assert found == []

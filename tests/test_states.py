@@ -109,3 +109,10 @@ def test_an_unknown_state_is_refused_with_the_names_there_are():
         check_state("accepted")
     assert str(refused.value) == ("unknown screening state 'accepted': use one of unscreened, awaiting, included, "
                                   "excluded, maybe, conflict")
+
+
+def test_the_command_lines_choices_are_the_libraries_states_and_orders():
+    from tracker.cli.base import SCREENING_STATES, SORT_ORDERS
+    from tracker.store.listing import SORTS
+
+    assert (SCREENING_STATES, SORT_ORDERS) == (STATES, SORTS)

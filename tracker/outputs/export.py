@@ -53,15 +53,13 @@ from datetime import date, datetime
 from itertools import islice
 from typing import BinaryIO, cast
 
-from sqlalchemy.engine import Row
-
 from tracker.errors import ConfigError
 from tracker.ncbi.notices import describe_status
 from tracker.ncbi.pubmed import Author, Paper
 from tracker.ncbi.registries import TrialId, trial_ids
 from tracker.review.states import ScreeningRule, check_state
 from tracker.store.database import Store
-from tracker.store.listing import NO_XML, PaperFilter, Selection, count_selection, rows_of_pmids, select_batches
+from tracker.store.listing import NO_XML, ListedPaperRow, PaperFilter, Selection, count_selection, rows_of_pmids, select_batches
 from tracker.store.models import PaperRow
 from tracker.store.relevance import scores_of
 from tracker.store.rows import row_to_paper, stored_trial_ids
@@ -153,7 +151,7 @@ def rows_for_pmids(store: Store, pmids: Sequence[int], topics: Sequence[Topic | 
     screening columns are those of `screened` (default `topics`; none when both are None)."""
     chosen = as_topics(topics) if topics is not None else None
     shown = as_topics(screened) if screened is not None else chosen
-    batch: list[tuple[Row, datetime | None, list[str]]] = []
+    batch: list[tuple[ListedPaperRow, datetime | None, list[str]]] = []
     for item in rows_of_pmids(store, pmids, [t.slug for t in chosen] if chosen is not None else None, _CSV_FIELDS):
         batch.append(item)
         if len(batch) == CHUNK:
@@ -208,7 +206,7 @@ def screening_cells(store: Store, topics: Sequence[Topic], papers: Sequence[tupl
     return cells
 
 
-def _csv_row(row: Row, seen: datetime | None, topics: list[str], relevance: float | None = None) -> dict:
+def _csv_row(row: ListedPaperRow, seen: datetime | None, topics: list[str], relevance: float | None = None) -> dict:
     return {
         "pmid": row.pmid,
         "title": row.title,

@@ -22,16 +22,15 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timezone
+from typing import cast
 from xml.sax.saxutils import escape
-
-from sqlalchemy import func, select
-from sqlmodel import col
 
 from tracker.review.states import ScreeningRule, State
 from tracker.store import Store
 from tracker.store.changes import paper_statuses
 from tracker.store.decisions import summaries
-from tracker.store.models import Run, TopicPaper
+from tracker.store.membership import member_counts, shared_count, shared_since, topic_members
+from tracker.store.runs import succeeded_runs
 from tracker.text import format_utc
 from tracker.topics import Topic
 
@@ -77,32 +76,19 @@ class PrismaCounts:
 
 def prisma_counts(store: Store, topic: Topic, *, since: date | None = None) -> PrismaCounts:
     start = datetime.combine(since, time.min, timezone.utc) if since else None
-    runs_query = (select(Run).where(col(Run.topic) == topic.slug, col(Run.status) == "succeeded", col(Run.kind).in_(COUNTED_RUNS))
-                  .order_by(col(Run.id)))
-    members = select(col(TopicPaper.pmid)).where(col(TopicPaper.topic) == topic.slug)
-    if start is not None:
-        runs_query = runs_query.where(col(Run.started_at) >= start)
-        members = members.where(col(TopicPaper.first_seen_at) >= start)
-    other = TopicPaper.__table__.alias("other")
     reviewers, rule = topic.screening.reviewers, ScreeningRule.of(topic)
+    runs = succeeded_runs(store, topic.slug, COUNTED_RUNS, since=start)
     if start is None:
         # The whole topic: read its decisions, not its papers (every paper without a screening row is
-        # unscreened), and the membership figures the store keeps (tracker/store/papers.py).
-        from tracker.store.membership import member_counts, shared_count
-
-        with store.session() as session:
-            runs = list(session.execute(runs_query).scalars())
+        # unscreened), and the membership figures the store keeps (tracker/store/membership.py).
         records, from_other = member_counts(store, [topic.slug])[topic.slug], shared_count(store, topic.slug)
         rows = summaries(store, topic.slug)
         state = {pmid: rule.state(row) for pmid, row in rows.items()}
         states = Counter(state.values())
         states[State.UNSCREENED] = records - sum(count for name, count in states.items() if name != State.UNSCREENED)
     else:
-        with store.session() as session:
-            runs = list(session.execute(runs_query).scalars())
-            pmids = list(session.execute(members).scalars())
-            from_other = session.execute(select(func.count(func.distinct(other.c.pmid)))
-                                         .where(other.c.topic != topic.slug, other.c.pmid.in_(members))).scalar_one()
+        pmids = topic_members(store, topic.slug, since=start)
+        from_other = shared_since(store, topic.slug, start)
         rows = summaries(store, topic.slug, pmids)
         state = {pmid: rule.state(rows.get(pmid)) for pmid in pmids}
         states = Counter(state.values())
@@ -123,7 +109,7 @@ def prisma_counts(store: Store, topic: Topic, *, since: date | None = None) -> P
         maybe=states[State.MAYBE], conflicts=states[State.CONFLICT],
         retracted_included=sum(1 for status in paper_statuses(store, included).values() if status == "retracted"),
         reviewers=reviewers,
-        runs=tuple(RunFigures(run=run.id, started_at=format_utc(run.started_at), kind=run.kind, count=run.count,
+        runs=tuple(RunFigures(run=cast(int, run.id), started_at=format_utc(run.started_at), kind=run.kind, count=run.count,
                               listed=run.matched, new=run.new_papers) for run in runs),
     )
 

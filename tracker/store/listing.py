@@ -403,11 +403,6 @@ def neighbours(store: Store, topic: str, at: Cursor) -> tuple[int | None, int | 
         return connection.execute(newer).scalar_one_or_none(), connection.execute(older).scalar_one_or_none()
 
 
-def stored_pmid(store: Store, pmid: int) -> bool:
-    with store.engine.connect() as connection:
-        return connection.execute(select(_paper.c.pmid).where(_paper.c.pmid == pmid)).first() is not None
-
-
 # -- the papers of several topics, whole (exports) -----------------------------------------------
 
 @dataclass(frozen=True)
@@ -424,6 +419,7 @@ class Selection:
 
 
 EXPORT_CHUNK = 500
+ListedPaperRow = Row  # a selected paper's row: its columns by name (`row.pmid`, `row.title`, ...)
 NO_XML = "*"  # `fields` of every paper column but the compressed XML, which no export needs
 
 
@@ -547,7 +543,7 @@ def rows_of_pmids(store: Store, pmids: Sequence[int], topics: Sequence[str] | No
                 yield rows[pmid], min(times, default=None), sorted(member)
 
 
-__all__ = ["SORTS", "PaperFilter", "Cursor", "ListedRow", "Page", "tier_rank", "list_topic_page", "count_topic_page",
-           "Selection", "NO_XML", "select_batches", "count_selection", "rows_of_pmids", "walk_topic", "topic_row",
-           "count_members", "queue_pmids", "screened_count", "neighbours",
-           "stored_pmid"]
+__all__ = ["SORTS", "UNSCORED", "PaperFilter", "Cursor", "ListedRow", "Page", "tier_rank", "list_topic_page",
+           "count_topic_page", "walk_topic", "topic_row", "Selection", "ListedPaperRow", "NO_XML", "select_batches",
+           "count_selection", "rows_of_pmids", "count_members", "queue_pmids", "queue_by_relevance", "screened_count",
+           "neighbours"]

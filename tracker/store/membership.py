@@ -41,6 +41,24 @@ def other_topics_for(store: Store, pmids: Sequence[int], *, exclude: str | None 
             if (others := [topic for topic in topics if topic != exclude])}
 
 
+def topic_members(store: Store, topic: str, *, since: datetime | None = None) -> list[int]:
+    """The PMIDs of `topic` (those it first saw at `since` or later)."""
+    statement = select(_membership.c.pmid).where(_membership.c.topic == topic)
+    if since is not None:
+        statement = statement.where(_membership.c.first_seen_at >= since)
+    with store.engine.connect() as connection:
+        return list(connection.execute(statement).scalars())
+
+
+def shared_since(store: Store, topic: str, since: datetime) -> int:
+    """Papers `topic` first saw at `since` or later that another topic holds too."""
+    other = _membership.alias("other")
+    members = select(_membership.c.pmid).where(_membership.c.topic == topic, _membership.c.first_seen_at >= since)
+    with store.engine.connect() as connection:
+        return connection.execute(select(func.count(func.distinct(other.c.pmid)))
+                                  .where(other.c.topic != topic, other.c.pmid.in_(members))).scalar_one()
+
+
 def first_seen(store: Store, topic: str, pmid: int) -> datetime | None:
     """When `topic` first saw `pmid`; None when the paper is not in the topic."""
     with store.engine.connect() as connection:
@@ -139,5 +157,5 @@ def shared_count(store: Store, slug: str) -> int:
     return _kept(store, ("shared", slug), count)
 
 
-__all__ = ["memberships", "other_topics_for", "first_seen", "topic_pmids", "link_papers", "count_topic_papers",
-           "member_counts", "shared_count"]
+__all__ = ["memberships", "topic_members", "shared_since", "other_topics_for", "first_seen", "topic_pmids",
+           "link_papers", "link_members", "count_topic_papers", "member_counts", "shared_count"]

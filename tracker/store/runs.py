@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import cast
 
 from sqlalchemy import func, select, update
@@ -104,6 +105,16 @@ def recent_runs(store: Store, *, limit: int = 20, topic: str | None = None) -> l
         statement = select(Run).order_by(col(Run.started_at).desc(), col(Run.id).desc()).limit(limit)
         if topic:
             statement = statement.where(col(Run.topic) == topic)
+        return list(session.execute(statement).scalars())
+
+
+def succeeded_runs(store: Store, topic: str, kinds: Sequence[str], *, since: datetime | None = None) -> list[Run]:
+    """The topic's succeeded runs of `kinds` (started at `since` or later), oldest first."""
+    statement = (select(Run).where(col(Run.topic) == topic, col(Run.status) == "succeeded", col(Run.kind).in_(list(kinds)))
+                 .order_by(col(Run.id)))
+    if since is not None:
+        statement = statement.where(col(Run.started_at) >= since)
+    with store.session() as session:
         return list(session.execute(statement).scalars())
 
 
