@@ -781,7 +781,7 @@ def _batched(head: bytes, bodies: list[bytes], tail: bytes) -> Iterator[bytes]:
 # Shapes as NCBI answers (Biopython's Tests/Entrez/elink*.xml, metapub's recordings in ../shared/pubmed-samples):
 # LinkSetDbs in link-name order, each omitted when it has no link; a PMID that PubMed does not know gives a
 # LinkSet with its IdList only; a seed is the first of its own similar articles, with score 2147483647;
-# citing and cited PMIDs newest (highest) first; pubmed_pubmed_five is the first five similar articles.
+# citing and cited PMIDs newest (highest) first; pubmed_pubmed_five is the seed and its first five similar articles.
 # Choices of this fake, not NCBI's: similar articles are the records' TF-IDF cosine of title and abstract
 # text (at least SIMILAR_FLOOR, at most SIMILAR_LIMIT of them, scores cosine x 10^8), filtered by date
 # before they are cut to SIMILAR_LIMIT; the records are all of PubMed, so a reference to a PMID the fake
@@ -912,7 +912,7 @@ class _LinkTable:
             scored = [(other, score) for other, score in scored
                       if other in self.records and low <= self.records[other].dates[field_index] <= high]
         if linkname in SIMILAR_LINKS:
-            scored = scored[:SIMILAR_LIMIT + 1 if linkname == "pubmed_pubmed" else 5]
+            scored = scored[:SIMILAR_LIMIT + 1 if linkname == "pubmed_pubmed" else 6]
             if len(scored) == 1 and scored[0][0] == pmid:
                 return []  # a seed alone is no similar article
         return scored

@@ -182,3 +182,14 @@ def test_faults_are_injected_into_elink_as_into_the_other_endpoints(fake, client
     assert [entry.fault for entry in fake.requests] == ["502", "backend-error", "429", None]
     with pytest.raises(ValueError, match="expected 'any', 'esearch', 'efetch' or 'elink'"):
         fake.inject("500", endpoint="espell")
+
+
+def test_similar_articles_are_cut_to_the_limit_and_five_is_the_seed_and_the_first_five(fake, client, monkeypatch):
+    monkeypatch.setattr("tests.fake_eutils.SIMILAR_LIMIT", 6)
+    fake.add(*(FakeRecord(pmid=pmid, created=date(2024, 5, 1), xml=article_xml(
+        pmid, created=date(2024, 5, 1), title=f"Norepinephrine infusion for spinal hypotension, trial {pmid}",
+        abstract="Norepinephrine infusion prevented spinal hypotension at caesarean delivery.")) for pmid in range(201, 211)))
+    [(_, links)] = link_sets(elink(client, ["201"], cmd="neighbor_score"))
+    similar = [link.split(":")[0] for link in links["pubmed_pubmed"]]
+    assert len(similar) == 7 and similar[0] == "201"
+    assert links["pubmed_pubmed_five"] == links["pubmed_pubmed"][:6]
