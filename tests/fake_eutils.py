@@ -1,4 +1,4 @@
-"""A fake NCBI E-utilities server (esearch + efetch for PubMed) on a loopback socket.
+"""A fake NCBI E-utilities server (esearch, efetch and elink for PubMed) on a loopback socket.
 
 It is a real HTTP/1.1 server (``http.server.ThreadingHTTPServer`` on 127.0.0.1, an
 ephemeral port) running in a background thread, so the tracker can be exercised end to
@@ -22,6 +22,12 @@ Reproduced NCBI behaviours (response shapes modelled on PubMed's documented and 
   capped at 10,000, so a client must page explicitly); the ``<PubmedArticleSet>`` body is
   streamed with a Content-Length. An unknown or expired WebEnv answers HTTP 200 with
   ``<eFetchResult><ERROR>Unable to obtain query #1</ERROR></eFetchResult>``.
+* ``elink.fcgi`` for ``dbfrom=pubmed`` and ``db=pubmed`` (GET or POST; see the elink section at the
+  end of this module): ``cmd=neighbor`` (the default) and ``cmd=neighbor_score``, ``<eLinkResult>`` XML
+  or ``retmode=json``; similar articles from a TF-IDF cosine of the records' titles and abstracts, citing
+  and cited records from the PMIDs in the records' ``<ReferenceList>``; one LinkSet per ``id=``
+  parameter, a comma list in one ``id=`` merged into one LinkSet; the date window
+  (``datetype``/``mindate``/``maxdate``/``reldate``) applied only with ``cmd=neighbor``.
 * NCBI's rate limiter: past ``rate_limit`` requests in the preceding second the answer is
   HTTP 429, ``Retry-After: 1`` and ``{"error":"API rate limit exceeded",...}`` JSON.
 * NCBI's answer times (``latency``, a ``Latency``; ``NCBI_LATENCY`` is about what NCBI takes: 0.3 s per
@@ -33,15 +39,18 @@ Reproduced NCBI behaviours (response shapes modelled on PubMed's documented and 
 
 Not simulated: PubMed query syntax (a term's query part is matched only by exact text
 against ``FakeRecord.queries``), automatic term mapping (``QueryTranslation`` echoes
-the term), other databases and E-utilities (einfo, epost, elink, esummary), JSON,
-MEDLINE or other ``rettype``/``retmode`` output, per-IP or per-key rate accounting
-(one global limiter), history-server expiry by time (stored searches are evicted only
-past ``max_webenvs``), ``TranslationSet`` contents, and chunked request bodies.
+the term), other databases and E-utilities (einfo, epost, esummary), JSON other than
+elink's, MEDLINE or other ``rettype``/``retmode`` output, elink commands other than the two
+above, per-IP or per-key rate accounting (one global limiter), history-server expiry by time
+(stored searches are evicted only past ``max_webenvs``), ``TranslationSet`` contents, and
+chunked request bodies.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import math
 import re
 import socket
 import struct
@@ -51,7 +60,7 @@ import time
 import traceback
 import uuid
 from bisect import bisect_left
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -62,7 +71,7 @@ from xml.sax.saxutils import escape
 __all__ = ["FakeRecord", "FakeEutils", "RequestLog", "FAULTS", "Latency", "NCBI_LATENCY"]
 
 PREFIX = "/entrez/eutils/"
-ENDPOINTS = {"esearch.fcgi": "esearch", "efetch.fcgi": "efetch"}
+ENDPOINTS = {"esearch.fcgi": "esearch", "efetch.fcgi": "efetch", "elink.fcgi": "elink"}
 FAULTS = frozenset(
     {"429", "500", "502", "400-api-key", "reset", "timeout", "truncated", "empty", "blocked", "backend-error", "expired-webenv"}
 )
@@ -162,6 +171,7 @@ class RequestLog:
     time: float  # time.monotonic() at arrival
     status: int | None = None  # None until answered; stays None for a "reset" fault
     fault: str | None = None  # the injected fault or "rate-limit" that shaped the answer
+    id_params: tuple[str, ...] = ()  # each `id=` as sent: `params["id"]` joins them with commas
 
 
 class _Stored:
@@ -342,6 +352,7 @@ class _Handler(BaseHTTPRequestHandler):
             ctype = (self.headers.get("Content-Type") or "application/x-www-form-urlencoded").lower()
             if "x-www-form-urlencoded" in ctype:
                 pairs += parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        self._id_params = tuple(value for key, value in pairs if key == "id")
         params: dict[str, str] = {}
         for key, value in pairs:
             if key == "id" and params.get("id"):
@@ -356,6 +367,7 @@ class _Handler(BaseHTTPRequestHandler):
         params = self._read_params(method)
         endpoint = ENDPOINTS.get(path[len(PREFIX) :]) if path.startswith(PREFIX) else None
         entry, fault, window = fake._admit(endpoint or path, method, params, known=endpoint is not None)
+        entry.id_params = self._id_params
         try:
             if endpoint is None:
                 response = _Response.of(404, HTML_TYPE, "<html><body><h1>404 Not Found</h1></body></html>\n")
@@ -405,9 +417,13 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "blocked":
             return _Response.of(200, HTML_TYPE, HTML_BLOCKED)
         if kind == "backend-error":
+            if endpoint == "elink":
+                return _elink_error(BACKEND_ERROR, json_mode=params.get("retmode") == "json")
             return _esearch_error(BACKEND_ERROR) if endpoint == "esearch" else _efetch_error(BACKEND_ERROR)
         if endpoint == "esearch":
             return fake._esearch(params)
+        if endpoint == "elink":
+            return _elink(fake, params, self._id_params)
         return fake._efetch(params, expired=kind == "expired-webenv")
 
     def _send(self, response: _Response, truncate: bool) -> None:
@@ -555,8 +571,8 @@ class FakeEutils:
     def inject(self, fault: str, *, endpoint: str = "any", at: int | None = None, times: int = 1, **options) -> None:
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; expected one of {sorted(FAULTS)}")
-        if endpoint not in ("any", "esearch", "efetch"):
-            raise ValueError(f"unknown endpoint {endpoint!r}; expected 'any', 'esearch' or 'efetch'")
+        if endpoint not in ("any", "esearch", "efetch", "elink"):
+            raise ValueError(f"unknown endpoint {endpoint!r}; expected 'any', 'esearch', 'efetch' or 'elink'")
         if times < 1 or (at is not None and at < 1):
             raise ValueError("times and at count from 1")
         with self._lock:
@@ -758,3 +774,223 @@ def _batched(head: bytes, bodies: list[bytes], tail: bytes) -> Iterator[bytes]:
             buf, size = [], 0
     buf.append(tail)
     yield b"".join(buf)
+
+
+# elink
+#
+# Shapes as NCBI answers (Biopython's Tests/Entrez/elink*.xml, metapub's recordings in ../shared/pubmed-samples):
+# LinkSetDbs in link-name order, each omitted when it has no link; a PMID that PubMed does not know gives a
+# LinkSet with its IdList only; a seed is the first of its own similar articles, with score 2147483647;
+# citing and cited PMIDs newest (highest) first; pubmed_pubmed_five is the seed and its first five similar articles.
+# Choices of this fake, not NCBI's: similar articles are the records' TF-IDF cosine of title and abstract
+# text (at least SIMILAR_FLOOR, at most SIMILAR_LIMIT of them, scores cosine x 10^8), filtered by date
+# before they are cut to SIMILAR_LIMIT; the records are all of PubMed, so a reference to a PMID the fake
+# does not hold is no link; neighbor_score gives scores to similar articles only; a merged LinkSet lists
+# its links newest first, each with its best score; mindate or maxdate alone is open at the other end; a
+# date limit without datetype uses edat; a linkname other than these four gives no LinkSetDb.
+
+ELINK_HEAD = (
+    '<?xml version="1.0" encoding="UTF-8" ?>\n'
+    '<!DOCTYPE eLinkResult PUBLIC "-//NLM//DTD elink 20101123//EN" '
+    '"https://eutils.ncbi.nlm.nih.gov/eutils/dtd/20101123/elink.dtd">\n'
+)
+ELINK_JSON_HEADER = {"type": "elink", "version": "0.3"}
+SIMILAR_LINKS = ("pubmed_pubmed", "pubmed_pubmed_five")
+LINKNAMES = ("pubmed_pubmed", "pubmed_pubmed_citedin", "pubmed_pubmed_five", "pubmed_pubmed_refs")
+SELF_SCORE = 2147483647
+SIMILAR_FLOOR = 0.1
+SIMILAR_LIMIT = 100
+SCORE_SCALE = 10**8
+STOPWORDS = frozenset(
+    "a an and are as at be been but by for from had has have in into is it its of on or that the their these this "
+    "those to was were which with we our not no than then there after before between during over under".split()
+)
+TITLE_AND_ABSTRACT = re.compile(r"<(ArticleTitle|BookTitle|AbstractText)\b[^>]*>(.*?)</\1>", re.DOTALL)
+TAG = re.compile(r"<[^>]+>")
+WORD = re.compile(r"[a-z][a-z0-9]+")
+REFERENCE_LIST = re.compile(r"<ReferenceList\b.*</ReferenceList>", re.DOTALL)
+PUBMED_ID = re.compile(r'<ArticleId IdType="pubmed">\s*(\d+)\s*</ArticleId>')
+
+
+def _elink_error(message: str, *, json_mode: bool) -> _Response:
+    if json_mode:
+        return _Response.of(200, JSON_TYPE, _json({"header": ELINK_JSON_HEADER, "linksets": [], "ERROR": message}))
+    return _Response.of(200, XML_TYPE, f"{ELINK_HEAD}<eLinkResult>\n<ERROR>{escape(message)}</ERROR>\n</eLinkResult>\n")
+
+
+def _record_terms(xml: bytes) -> Counter[str]:
+    text = " ".join(match[2] for match in TITLE_AND_ABSTRACT.finditer(xml.decode("utf-8", "replace")))
+    words = WORD.findall(html.unescape(TAG.sub(" ", text)).lower())
+    return Counter(word for word in words if word not in STOPWORDS and len(word) > 2)
+
+
+def _record_references(xml: bytes) -> list[int]:
+    found = REFERENCE_LIST.search(xml.decode("utf-8", "replace"))
+    return [int(pmid) for pmid in PUBMED_ID.findall(found[0])] if found else []
+
+
+def _limit_date(text: str, *, end: bool) -> int:
+    """YYYY, YYYY/MM or YYYY/MM/DD as a day's ordinal: a year's or a month's last day when `end`, else its first."""
+    parts = [int(part) for part in text.strip().split("/")]
+    if len(parts) == 3:
+        return date(*parts).toordinal()
+    if len(parts) == 2:
+        year, month = parts
+        if not end:
+            return date(year, month, 1).toordinal()
+        return date(year + month // 12, month % 12 + 1, 1).toordinal() - 1
+    if len(parts) == 1:
+        return date(parts[0], 12, 31).toordinal() if end else date(parts[0], 1, 1).toordinal()
+    raise ValueError(text)
+
+
+def _elink_window(params: dict[str, str]) -> tuple[int, int, int] | None:
+    """(date field index, first day, last day) of the request's date limit; None without one."""
+    mindate, maxdate, reldate = (params.get(name, "").strip() for name in ("mindate", "maxdate", "reldate"))
+    if not (mindate or maxdate or reldate):
+        return None
+    datetype = params.get("datetype", "").strip().lower() or "edat"
+    if datetype not in DATE_FIELDS:
+        raise ValueError(f"datetype {datetype} is not simulated (only {', '.join(DATE_FIELDS)})")
+    if reldate:
+        today = date.today().toordinal()
+        return DATE_FIELDS.index(datetype), today - int(reldate), today
+    low = _limit_date(mindate, end=False) if mindate else 0
+    high = _limit_date(maxdate, end=True) if maxdate else date.max.toordinal()
+    return DATE_FIELDS.index(datetype), low, high
+
+
+class _LinkTable:
+    """Every link of the fake's records, computed once per request from the records as they are."""
+
+    def __init__(self, records: dict[int, _Stored]):
+        self.records = records
+        terms = {pmid: _record_terms(record.xml) for pmid, record in records.items()}
+        frequency = Counter(term for counts in terms.values() for term in counts)
+        total = len(terms)
+        weights = {term: math.log((1 + total) / (1 + count)) + 1 for term, count in frequency.items()}
+        self.vectors: dict[int, dict[str, float]] = {}
+        for pmid, counts in terms.items():
+            vector = {term: count * weights[term] for term, count in counts.items()}
+            norm = math.sqrt(sum(value * value for value in vector.values()))
+            self.vectors[pmid] = {term: value / norm for term, value in vector.items()} if norm else {}
+        self.references = {pmid: _record_references(record.xml) for pmid, record in records.items()}
+        self.cited_by: dict[int, set[int]] = {}
+        for pmid, cited in self.references.items():
+            for target in cited:
+                if target != pmid:
+                    self.cited_by.setdefault(target, set()).add(pmid)
+
+    def similar(self, pmid: int) -> list[tuple[int, int]]:
+        """(PMID, score) of the records like `pmid`, the best first, `pmid` itself ahead of them."""
+        mine = self.vectors.get(pmid, {})
+        found = []
+        for other, vector in self.vectors.items():
+            if other == pmid or not mine:
+                continue
+            cosine = sum(weight * vector.get(term, 0.0) for term, weight in mine.items())
+            if cosine >= SIMILAR_FLOOR:
+                found.append((other, int(cosine * SCORE_SCALE)))
+        found.sort(key=lambda pair: (-pair[1], -pair[0]))
+        return [(pmid, SELF_SCORE), *found] if found else []
+
+    def links(self, pmid: int, linkname: str, window: tuple[int, int, int] | None) -> list[tuple[int, int | None]]:
+        if pmid not in self.records:
+            return []
+        if linkname in SIMILAR_LINKS:
+            scored: list[tuple[int, int | None]] = list(self.similar(pmid))
+        elif linkname == "pubmed_pubmed_citedin":
+            scored = [(other, None) for other in sorted(self.cited_by.get(pmid, ()), reverse=True)]
+        elif linkname == "pubmed_pubmed_refs":
+            # PubMed is the fake's records: a reference to a PMID it does not hold is no link.
+            cited = set(self.references[pmid]) & self.records.keys()
+            scored = [(other, None) for other in sorted(cited - {pmid}, reverse=True)]
+        else:
+            return []
+        if window is not None:
+            field_index, low, high = window
+            scored = [(other, score) for other, score in scored
+                      if other in self.records and low <= self.records[other].dates[field_index] <= high]
+        if linkname in SIMILAR_LINKS:
+            scored = scored[:SIMILAR_LIMIT + 1 if linkname == "pubmed_pubmed" else 6]
+            if len(scored) == 1 and scored[0][0] == pmid:
+                return []  # a seed alone is no similar article
+        return scored
+
+
+def _elink(fake: FakeEutils, params: dict[str, str], id_params: tuple[str, ...]) -> _Response:
+    json_mode = params.get("retmode", "xml").strip().lower() == "json"
+    for name in ("db", "dbfrom"):
+        db = params.get(name, "pubmed").strip() or "pubmed"
+        if db != "pubmed":
+            return _elink_error(f"Invalid db name specified: {db}", json_mode=json_mode)
+    groups = [[part.strip() for part in value.split(",") if part.strip()] for value in id_params]
+    groups = [group for group in groups if group]
+    if not groups:
+        return _elink_error("Empty id list - nothing todo", json_mode=json_mode)
+    cmd = params.get("cmd", "neighbor").strip() or "neighbor"
+    if cmd not in ("neighbor", "neighbor_score"):
+        return _elink_error(f"cmd={cmd} is not simulated by the fake", json_mode=json_mode)
+    try:
+        # NCBI applies the date limit to neighbors only: neighbor_score ignores it.
+        window = _elink_window(params) if cmd == "neighbor" else None
+    except ValueError as error:
+        return _elink_error(f"Invalid date limit: {error}", json_mode=json_mode)
+    asked = params.get("linkname", "").strip()
+    linknames = (asked,) if asked else LINKNAMES
+    with fake._lock:
+        records = dict(fake._records)
+    table = _LinkTable(records)
+    link_sets = []
+    for group in groups:
+        by_name: list[tuple[str, list[tuple[int, int | None]]]] = []
+        for linkname in linknames:
+            best: dict[int, int | None] = {}
+            for raw in group:
+                for other, score in (table.links(int(raw), linkname, window) if raw.isdigit() else []):
+                    if other not in best or (score or 0) > (best[other] or 0):
+                        best[other] = score
+            if not best:
+                continue
+            if len(group) == 1:
+                ordered = list(best.items())
+            else:
+                ordered = sorted(best.items(), key=lambda pair: -pair[0])
+            by_name.append((linkname, ordered))
+        link_sets.append((group, by_name))
+    scores = cmd == "neighbor_score"
+    if json_mode:
+        return _Response.of(200, JSON_TYPE, _json(_elink_json(link_sets, scores)))
+    return _Response.of(200, XML_TYPE, _elink_xml(link_sets, scores))
+
+
+def _elink_xml(link_sets, scores: bool) -> str:
+    parts = [ELINK_HEAD, "<eLinkResult>\n\n"]
+    for group, by_name in link_sets:
+        parts.append("  <LinkSet>\n    <DbFrom>pubmed</DbFrom>\n    <IdList>\n")
+        parts.extend(f"      <Id>{escape(raw)}</Id>\n" for raw in group)
+        parts.append("    </IdList>\n")
+        for linkname, links in by_name:
+            parts.append(f"    <LinkSetDb>\n      <DbTo>pubmed</DbTo>\n      <LinkName>{linkname}</LinkName>\n      \n")
+            for pmid, score in links:
+                shown = f"\n\t\t\t\t<Score>{score}</Score>" if scores and score is not None else ""
+                parts.append(f"        <Link>\n\t\t\t\t<Id>{pmid}</Id>{shown}\n\t\t\t</Link>\n")
+            parts.append("      \n    </LinkSetDb>\n")
+        parts.append("    \n  </LinkSet>\n")
+    parts.append("</eLinkResult>\n")
+    return "".join(parts)
+
+
+def _elink_json(link_sets, scores: bool) -> dict:
+    out = []
+    for group, by_name in link_sets:
+        link_set: dict = {"dbfrom": "pubmed", "ids": list(group)}
+        if by_name:
+            link_set["linksetdbs"] = [
+                {"dbto": "pubmed", "linkname": linkname,
+                 "links": [{"id": str(pmid), "score": score} if scores and score is not None else str(pmid)
+                           for pmid, score in links]}
+                for linkname, links in by_name
+            ]
+        out.append(link_set)
+    return {"header": ELINK_JSON_HEADER, "linksets": out}
