@@ -13,7 +13,7 @@ import pytest
 from tests.fake_eutils import FakeEutils
 from tests.link_records import WEEK, linked_records
 from tracker.errors import EutilsError
-from tracker.eutils import CITED_IN, REFERENCES, SIMILAR, EutilsClient, Link, fetch_links, parse_links
+from tracker.ncbi.eutils import CITED_IN, REFERENCES, SIMILAR, EutilsClient, Link, fetch_links, parse_links
 from tracker.settings import Settings
 
 ETIQUETTE = {"db": ["pubmed"], "tool": ["tracker"], "email": ["lib@example.org"], "api_key": ["SECRET-KEY-123"]}
