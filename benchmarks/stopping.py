@@ -134,10 +134,14 @@ def summarise_rule(runs: Sequence[RunFigures], rule: Rule) -> RuleSummary:
 
 def rule_text(summary: RuleSummary) -> str:
     if not summary.stopped:
-        return f"never said stop before every record was screened ({summary.runs} runs)"
+        return f"never said stop before every record was screened ({summary.runs} {plural(summary.runs, 'run')})"
     return (f"recall at stop {summary.recall_mean:.3f} mean, {summary.recall_min:.3f} lowest; work saved "
             f"{summary.saved_mean:.3f} mean ({summary.saved_min:.3f}-{summary.saved_max:.3f}); stopped early in "
             f"{summary.stopped}/{summary.runs} runs, the earliest after {summary.earliest:,} screened")
+
+
+def plural(count: int, noun: str) -> str:
+    return noun if count == 1 else f"{noun}s"
 
 
 def percent(share: float) -> str:
@@ -169,8 +173,7 @@ def run(sizes: Sizes, workdir: Path) -> Outcome:
         outcome.rows += rule_rows(f"stopping {dataset.name}", dataset.size, runs, the_rules)
         outcome.rows.append(Row(f"stopping {dataset.name}: what is left", dataset.size, estimate_text(runs),
                                 command=COMMAND))
-    size = (f"{len(names)} {'dataset' if len(names) == 1 else 'datasets'}, {sizes.stopping_runs} "
-            f"{'run' if sizes.stopping_runs == 1 else 'runs'} each")
+    size = f"{len(names)} {plural(len(names), 'dataset')}, {sizes.stopping_runs} {plural(sizes.stopping_runs, 'run')} each"
     outcome.rows += rule_rows("stopping, all datasets", size, every, the_rules)
     outcome.rows.append(Row("stopping, all datasets: what is left", size, estimate_text(every), command=COMMAND))
     outcome.notes.append(NOTE.format(runs=sizes.stopping_runs, last=sizes.stopping_runs - 1,

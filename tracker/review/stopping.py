@@ -18,7 +18,10 @@ probability of seeing no more than the k_w relevant records the run holds is the
 P(X <= k_w; N - n + n_w, K_w, n_w). The p-value is the smallest over every run length n_w = 1 .. n, and H0 is
 rejected (safe to stop) when it is below 1 - confidence. Relevance order makes the last records screened richer
 in relevant ones than the unscreened, so a run read as a random sample overstates what is left: the test errs
-towards screening on.
+towards screening on. That reading needs the recent decisions to have been taken in relevance order (or at
+random, as before ranking starts); a run screened in an order that puts relevant records last, such as newest
+first in a topic whose relevant papers are older, would understate what is left, so the estimate belongs on
+pages that screen in relevance order.
 
 One thing differs from buscarpy's arithmetic, not its result: only the longest run holding each count of
 relevant records is computed (the one that starts just after a relevant record), because a longer run with the
