@@ -264,10 +264,9 @@ class _Runs:
             return 0.0  # the unscreened cannot hold enough relevant records for recall to be below target
         return self.smallest_cdf(least_under_h0)
 
-    def largest_not_rejected(self, level: float, *, at_least: int | None = None) -> int:
-        """The largest total of relevant records whose statistic is at least `level` (it falls as the total
-        grows), searched up from `at_least` (a total known not to be rejected; default: found)."""
-        low = self.found if at_least is None else at_least
+    def largest_not_rejected(self, level: float) -> int:
+        """The largest total of relevant records whose statistic is at least `level` (it falls as the total grows)."""
+        low = self.found
         ceiling = self.found + self.unscreened
         step = 1
         while True:  # gallop up: bounds are usually small beside the unscreened
