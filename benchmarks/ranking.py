@@ -47,7 +47,7 @@ import math
 import random
 import statistics
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -219,17 +219,16 @@ class Screening:
 Order = Callable[[np.ndarray, int], Sequence[int]]
 
 
-def screening_simulation(dataset: Dataset, ranker: Ranker, seed: int, order: Order | None = None) -> Screening:
-    """Protocol (b): screen in the ranker's order, retraining every 10 decisions, until 95 % recall and 25 % seen."""
+def screened_in_order(dataset: Dataset, ranker: Ranker, seed: int, order: Order | None = None) -> Iterator[int]:
+    """Protocol (b)'s order: every record of the dataset once, as the screening simulation screens them (a seeded
+    random order until the ranker's cold start is met, then the ranker's 10 best unscreened records after each
+    retraining). The caller stops reading when it has seen enough; records not read are never scored."""
     truth = dataset.included
     total = len(truth)
     start = np.random.default_rng(seed).permutation(total)
-    needed = math.ceil(RECALL_TARGET * truth.sum())
-    quarter = math.ceil(0.25 * total)
     seen = np.zeros(total, dtype=bool)
     screened: list[int] = []
-    found = 0
-    while len(screened) < total and (found < needed or len(screened) < quarter):
+    while len(screened) < total:
         labels = truth[screened]
         included = int(labels.sum())
         if included < ranker.min_included or len(screened) - included < ranker.min_excluded:
@@ -243,7 +242,22 @@ def screening_simulation(dataset: Dataset, ranker: Ranker, seed: int, order: Ord
         for pick in picks:
             seen[pick] = True
             screened.append(pick)
-            found += int(truth[pick])
+            yield pick
+
+
+def screening_simulation(dataset: Dataset, ranker: Ranker, seed: int, order: Order | None = None) -> Screening:
+    """Protocol (b): screen in the ranker's order, retraining every 10 decisions, until 95 % recall and 25 % seen."""
+    truth = dataset.included
+    total = len(truth)
+    needed = math.ceil(RECALL_TARGET * truth.sum())
+    quarter = math.ceil(0.25 * total)
+    screened: list[int] = []
+    found = 0
+    for pick in screened_in_order(dataset, ranker, seed, order):
+        screened.append(pick)
+        found += int(truth[pick])
+        if found >= needed and len(screened) >= quarter:
+            break
     cumulative = np.cumsum(truth[screened])
     at_95 = int(np.argmax(cumulative >= needed)) + 1
     return Screening(wss95=(total - at_95) / total - (1 - RECALL_TARGET),
