@@ -620,3 +620,13 @@ def test_a_read_only_store_uses_the_lists_it_finds_and_writes_none(ranked, db_ur
         assert scored(reader, "bolus", limit=3) == exhaustive(ranked, "bolus")
     finally:
         reader.close()
+
+
+def test_a_hit_lists_each_author_once_even_with_a_semicolon_in_a_name(store):
+    save_papers(store, [
+        make_paper(40, "Semicolon investigators", "Text.", authors=(
+            Author(collective_name="ARDS Network; NHLBI"), Author("Smith", "John", "J"))),
+        make_paper(41, "Anonymous semicolon report", "Text.", authors=()),
+    ])
+    assert [(hit.pmid, hit.authors) for hit in search_papers(store, "semicolon")] == [
+        (41, ()), (40, ("ARDS Network; NHLBI", "Smith J"))]

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from sqlalchemy import and_, bindparam, or_, select, text
+from sqlalchemy import and_, bindparam, func, or_, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from tracker.errors import ConfigError, SearchSyntaxError
@@ -106,12 +106,14 @@ def fts_query(query: str) -> str:
     return " ".join(parts)
 
 
-def _rank_fts(store: Store, query: str, topic: str | None, limit: int) -> list[tuple[int, float | None]]:
+def _rank_fts(store: Store, query: str, topic: str | None, limit: int, *,
+              champions: bool = True) -> list[tuple[int, float | None]]:
+    """The best `limit` matches by bm25, from champion lists where they can answer (`champions`, see below)."""
     match = fts_query(query)
     if not match:
         raise _syntax_error(query)
     try:
-        leaves = _conjunction(match)
+        leaves = _conjunction(match) if champions else None
         if leaves:
             found = _rank_by_lists(store, _SqliteLists(topic), leaves, limit)
             if found is not None:
@@ -520,7 +522,8 @@ def _term_query(term: _Term) -> str | object:
         else alternatives[0]
 
 
-def _rank_postgres(store: Store, query: str, topic: str | None, limit: int) -> list[tuple[int, float | None]]:
+def _rank_postgres(store: Store, query: str, topic: str | None, limit: int, *,
+                   champions: bool = True) -> list[tuple[int, float | None]]:
     tree = parse_postgres_query(query)
     terms = list(_terms(tree))
     values = [_term_query(term) for term in terms]
@@ -540,7 +543,7 @@ def _rank_postgres(store: Store, query: str, topic: str | None, limit: int) -> l
     expression = _compose(tree, chosen)
     if expression is _NOTHING or expression is _NEVER:
         return []
-    leaves = _postgres_conjunction(tree, chosen, params)
+    leaves = _postgres_conjunction(tree, chosen, params) if champions else None
     if leaves:
         found = _rank_by_lists(store, _PostgresLists(topic, str(expression), params), leaves, limit)
         if found is not None:
@@ -659,17 +662,23 @@ def _hits(store: Store, ranked: Sequence[tuple[int, float | None]]) -> list[Sear
     if not ranked:
         return []
     pmids = [pmid for pmid, _score in ranked]
-    columns = (_paper.c.pmid, _paper.c.title, _paper.c.authors, _paper.c.journal, _paper.c.pub_year, _paper.c.doi,
-               _paper.c.status)
+    # The authors' display names are author_names split at "; " where that gives one name per author; decoding
+    # the authors' JSON (affiliations and all) took most of a 500-paper search within a topic.
+    columns = (_paper.c.pmid, _paper.c.title, _paper.c.author_names, func.json_array_length(_paper.c.authors),
+               _paper.c.journal, _paper.c.pub_year, _paper.c.doi, _paper.c.status)
     with store.engine.connect() as connection:
         rows = {row.pmid: row for row in connection.execute(select(*columns).where(_paper.c.pmid.in_(pmids)))}
+        authors = {pmid: tuple(row.author_names.split("; ")) for pmid, row in rows.items()}
+        unclear = [pmid for pmid, names in authors.items() if len(names) != rows[pmid][3]]
+        if unclear:  # no authors, or a name with "; " in it
+            for pmid, listed in connection.execute(select(_paper.c.pmid, _paper.c.authors).where(_paper.c.pmid.in_(unclear))):
+                authors[pmid] = tuple(_display(author) for author in listed)
         topics: dict[int, list[str]] = {}
         memberships = select(_membership.c.pmid, _membership.c.topic).where(_membership.c.pmid.in_(pmids))
         for pmid, slug in connection.execute(memberships.order_by(_membership.c.topic)):
             topics.setdefault(pmid, []).append(slug)
     return [
-        SearchHit(pmid=pmid, score=score, title=rows[pmid].title,
-                  authors=tuple(_display(author) for author in rows[pmid].authors), journal=rows[pmid].journal,
+        SearchHit(pmid=pmid, score=score, title=rows[pmid].title, authors=authors[pmid], journal=rows[pmid].journal,
                   year=rows[pmid].pub_year, doi=rows[pmid].doi, topics=tuple(topics.get(pmid, ())),
                   status=rows[pmid].status)
         for pmid, score in ranked if pmid in rows
