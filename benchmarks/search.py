@@ -139,6 +139,8 @@ def run(sizes: Sizes, workdir: Path) -> Outcome:
             url, made = ensure_postgres(database, sizes.scale_papers)
         figures = measure(url, repeats=repeats if backend == "sqlite" else 1)
         outcome.rows.extend(rows_for(backend, papers, figures, sizes))
+        if backend == "postgresql":  # SQLite's pages are the web benchmark's
+            outcome.rows.extend(web_rows(url, sizes, workdir))
         notes.append(f"{backend}: " + (f"built in {seconds(made)} by this run" if made is not None else "reused")
                      + f"; lists kept {number(figures.lists_bytes / 1e3)} kB after the 50 queries")
     outcome.notes.append(
@@ -148,8 +150,64 @@ def run(sizes: Sizes, workdir: Path) -> Outcome:
         "PMID first, and the same papers' rows read as search_papers reads them. 'First ask' clears the champion "
         "lists, then asks each query once in the set's order (a term's list is ranked the first time any query asks "
         "it); 'lists kept' is each query again, the median of the timed runs. Overlap@20: the share of the "
-        "exhaustive top 20 that search_papers returns, averaged over the queries (the lowest in brackets).")
+        "exhaustive top 20 that search_papers returns, averaged over the queries (the lowest in brackets). "
+        "Web on PostgreSQL: the web benchmark's two search pages (its addresses, its count of requests, the lists "
+        "cleared first) against the app on the PostgreSQL copy.")
     return outcome
+
+
+def web_rows(url: str, sizes: Sizes, workdir: Path) -> list[Row]:
+    """The web benchmark's search pages (benchmarks/web.py) served from the PostgreSQL copy."""
+    import warnings
+
+    from benchmarks.scale import DIGEST_TOPIC, SEARCH_TEXT, make_home
+    from benchmarks.web import QUICK_REQUESTS, TARGET, WEB_REQUESTS, clear_search_lists, p95
+    from tracker.settings import Settings
+    from tracker.store import open_store
+    from tracker.store.accounts import delete_personal_sessions
+    from tracker.web import build_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    clear_search_lists(url)
+    home = make_home(workdir / "web-home")
+    settings = Settings.from_env(home=home, env={"TRACKER_DB_URL": url, "TRACKER_REVIEWER": "benchmark"})
+    store = open_store(url)
+    repeats = QUICK_REQUESTS if sizes.quick else WEB_REQUESTS
+    search = "+".join(SEARCH_TEXT.split())
+    topic = f"/topics/{DIGEST_TOPIC}"
+    pages = {"topic page, searched": [f"{topic}?q=vasopressin", f"{topic}?q={search}&sort=tier"],
+             "search": [f"/search?q={search}", "/search?q=septic+shock", f"/search?q={search}&topic={DIGEST_TOPIC}"]}
+    rows = []
+    try:
+        app, access = build_app(settings, store, host="127.0.0.1", port=8765)
+        client = TestClient(app, base_url="http://127.0.0.1:8765")
+        client.get(f"/?token={access.token}")
+        for name, urls in pages.items():
+            first = 0.0
+            for address in urls:
+                started = time.perf_counter()
+                answer = client.get(address)
+                first = max(first, time.perf_counter() - started)
+                if answer.status_code != 200:
+                    raise RuntimeError(f"GET {address} answered {answer.status_code}: {answer.text[:500]}")
+            timings = []
+            for index in range(repeats):
+                started = time.perf_counter()
+                client.get(urls[index % len(urls)])
+                timings.append(time.perf_counter() - started)
+            high = p95(timings)
+            rows.append(Row(f"web on PostgreSQL: {name} (GET {len(urls)} requests such as {urls[0]})",
+                            f"{number(sizes.scale_papers)} papers; topic {DIGEST_TOPIC}",
+                            f"p95 {seconds(high)} of {len(timings)} (median {seconds(statistics.median(timings))}; "
+                            f"first request {seconds(first)})", f"{high / TARGET:.2f} of target",
+                            f"< {seconds(TARGET)}", high < TARGET, f"python -m benchmarks{sizes.flag} --only search"))
+    finally:
+        delete_personal_sessions(store)
+        store.close()
+    return rows
 
 
 class Figures:
