@@ -139,8 +139,9 @@ def run(sizes: Sizes, workdir: Path) -> Outcome:
             url, made = ensure_postgres(database, sizes.scale_papers)
         figures = measure(url, repeats=repeats if backend == "sqlite" else 1)
         outcome.rows.extend(rows_for(backend, papers, figures, sizes))
-        if backend == "postgresql":  # SQLite's pages are the web benchmark's
+        if backend == "postgresql":  # SQLite's pages are the web benchmark's; its write path did not change
             outcome.rows.extend(web_rows(url, sizes, workdir))
+            outcome.rows.append(ingest_row(sizes))
         notes.append(f"{backend}: " + (f"built in {seconds(made)} by this run" if made is not None else "reused")
                      + f"; lists kept {number(figures.lists_bytes / 1e3)} kB after the 50 queries")
     outcome.notes.append(
@@ -151,7 +152,9 @@ def run(sizes: Sizes, workdir: Path) -> Outcome:
         "lists, then asks each query once in the set's order (a term's list is ranked the first time any query asks "
         "it); 'lists kept' is each query again, the median of the timed runs. Overlap@20: the share of the "
         "exhaustive top 20 that search_papers returns, averaged over the queries (the lowest in brackets). "
-        "Web on PostgreSQL: the web benchmark's two search pages (its addresses, its count of requests, the lists "
+        "Ingest on PostgreSQL: the same parsed replicas saved by save_papers in batches of 500 into a fresh schema, "
+        "alternately with the change log's statement triggers and without them (the peer), each side's median of "
+        "three runs. Web on PostgreSQL: the web benchmark's two search pages (its addresses, its count of requests, the lists "
         "cleared first) against the app on the PostgreSQL copy.")
     return outcome
 
@@ -297,3 +300,53 @@ def rows_for(backend: str, papers: str, figures: Figures, sizes: Sizes) -> list[
             f"{len(figures.overlaps)} queries identical sets)", "-", f">= {TARGET_OVERLAP}",
             overlap >= TARGET_OVERLAP, command),
     ]
+
+
+INGEST_PAPERS = {True: 1_000, False: 5_000}  # quick, full
+INGEST_RUNS = 3
+
+
+def ingest_row(sizes: Sizes) -> Row:
+    """save_papers on PostgreSQL with the triggers that feed paper_fts_change, against the same without them."""
+    import dataclasses
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from tracker.pubmed import iter_papers
+    from tracker.store import open_store
+    from tracker.store.papers import save_papers
+
+    count = INGEST_PAPERS[sizes.quick]
+    bases = corpus.load_base_records(corpus.require_samples())
+    body = corpus.EFETCH_HEAD + b"\n".join(base.xml for base in bases) + b"\n" + corpus.EFETCH_TAIL
+    parsed = list(iter_papers(body))
+    papers = [dataclasses.replace(parsed[index % len(parsed)], pmid=corpus.FIRST_PMID + index) for index in range(count)]
+    timings: dict[bool, list[float]] = {True: [], False: []}
+    name = "benchmark_search_ingest"
+    for run in range(INGEST_RUNS):
+        for triggers in (True, False) if run % 2 == 0 else (False, True):
+            with psycopg.connect(_plain(POSTGRES_URL), autocommit=True) as connection:
+                connection.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+                connection.execute(f"CREATE SCHEMA {name}")
+            url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={name}"}).render_as_string(
+                hide_password=False)
+            store = open_store(url)
+            if not triggers:
+                with store.engine.begin() as connection:
+                    for table in ("paper_fts", "topic_paper"):
+                        connection.exec_driver_sql(f"DROP TRIGGER {table}_changed ON {table}")
+            started = time.perf_counter()
+            for start in range(0, count, 500):
+                save_papers(store, papers[start:start + 500], topic="ingest")
+            timings[triggers].append(time.perf_counter() - started)
+            store.close()
+    with psycopg.connect(_plain(POSTGRES_URL), autocommit=True) as connection:
+        connection.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+    with_log, without = statistics.median(timings[True]), statistics.median(timings[False])
+    return Row("ingest on PostgreSQL: save_papers with the change log's triggers vs without (peer)",
+               f"{number(count)} papers, batches of 500",
+               f"{number(count / with_log)} papers/s with, {number(count / without)} without "
+               f"({seconds(with_log)} and {seconds(without)}, medians of {INGEST_RUNS})",
+               f"{with_log / without:.2f}", "not slower (within this machine's noise)", None,
+               f"python -m benchmarks{sizes.flag} --only search")

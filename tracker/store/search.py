@@ -177,12 +177,27 @@ class _SqliteLists:
         return _bm25(store, leaf, self.topic, depth, connection)
 
     def combine(self, store: Store, leaves: list[str], lists: list[_List], common: set[int],
-                limit: int) -> list[tuple[int, float]]:
-        # bm25 of several phrases is the sum of each one's (the same IDF, document length and weights), added in
-        # the query's order as FTS5 adds them: the very score the exhaustive ranking gives.
+                limit: int) -> list[tuple[int, float]] | None:
+        """The best `limit` of `common` by bm25, or None unless they are the best of every match.
+
+        bm25 of several phrases is the sum of each one's (the same IDF, document length and weights), added in the
+        query's order as FTS5 adds them: the very score the exhaustive ranking gives. A paper missing from one
+        term's list scores there at most that list's last score, and at most each other list's first elsewhere
+        (Fagin's threshold algorithm); the answer stands if its last paper scores above every such bound, or ties
+        the highest bound with a newer PMID than each list's last paper (lists are cut newest PMID first among ties,
+        so a paper below a list that ties its last score is older).
+        """
         scores = [dict(found.entries) for found in lists]
         summed = [(pmid, sum(score[pmid] for score in scores)) for pmid in common]
-        return sorted(summed, key=lambda hit: (-hit[1], -hit[0]))[:limit]
+        best = sorted(summed, key=lambda hit: (-hit[1], -hit[0]))[:limit]
+        firsts = [found.entries[0][1] for found in lists]
+        bound = max(found.entries[-1][1] + sum(firsts) - firsts[index] for index, found in enumerate(lists))
+        last_pmid, last = best[-1]
+        margin = 1e-9 * max(1.0, abs(bound))  # the bound adds the same numbers in another order
+        if last > bound + margin or (last >= bound - margin
+                                     and last_pmid > max(found.entries[-1][0] for found in lists)):
+            return best
+        return None
 
 
 # -- many matches: each term's best papers ------------------------------------------------------------------
@@ -193,16 +208,22 @@ class _SqliteLists:
 # Introduction to Information Retrieval, 7.1.3): its best papers by the ranking of that term alone, kept in
 # paper_fts_best for the generation of the index (and of the topic's memberships) it was ranked in.
 #   * One term: its list is the exhaustive ranking's top, the same papers with the same scores.
-#   * Several: the papers in every term's list. FTS5's bm25 of several phrases is the sum of each one's, so their
-#     scores are exact; PostgreSQL ranks them again with ts_rank_cd of the whole query. A paper below one term's
-#     list is not considered: that is where the two rankings can differ (BENCHMARKS.md, search: overlap@20).
-#   * Fewer than `limit` papers in every list, a term whose list holds all its matches (so the query has few),
-#     or any other shape (OR, NOT, NEAR, groups): the exhaustive ranking.
+#   * Several: the papers in every term's list. On SQLite, bm25 of several phrases is the sum of each one's, so
+#     their scores are exact, and the lists' first and last scores bound what any other paper can score: the
+#     answer is given only where that proves it the exhaustive ranking's (_SqliteLists.combine). PostgreSQL ranks
+#     them again with ts_rank_cd of the whole query, which is no sum and has no such bound: a paper below one
+#     term's list is not considered there (BENCHMARKS.md, search: overlap@20 with the exhaustive ranking).
+#   * Fewer than `limit` papers in every list, or no proof: the lists are ranked again 4 times deeper, up to
+#     16,000 papers, once (they are kept).
+#   * Still neither, a term whose list holds all its matches (so the query has few), or any other shape (OR,
+#     NOT, NEAR, groups): the exhaustive ranking.
 # A list is ranked the first time its term is asked in a generation, as the exhaustive ranking of that term costs,
 # by a store that may write; a read-only store (`tracker search`) uses the lists it finds or ranks exhaustively.
 
-LIST_DEPTH = 1000  # a term's list holds its best max(LIST_DEPTH, LIST_FACTOR * limit) papers
+LIST_DEPTH = 1000  # a term's list holds its best max(LIST_DEPTH, LIST_FACTOR * limit) papers,
 LIST_FACTOR = 4
+LIST_DEEPER = 4  # and LIST_DEEPER times more, up to LIST_DEPTH_MOST, when too few papers are in every list
+LIST_DEPTH_MOST = 16_000
 _LIST_WRITE_WAIT_MS = 200  # a list is a cache: a search does not queue behind a writer to keep one
 
 
@@ -218,25 +239,29 @@ def _rank_by_lists(store: Store, lists, leaves: list, limit: int) -> list[tuple[
     depth = max(LIST_DEPTH, LIST_FACTOR * limit)
     keys = list(dict.fromkeys(lists.key(leaf) for leaf in leaves))
     topic = lists.topic or ""
-    with lists.reading(store) as connection:
-        generation = lists.generation(connection)
-        found = _read_lists(connection, keys, topic, generation, depth)
-        missing = [leaf for leaf in dict.fromkeys(leaves) if lists.key(leaf) not in found]
-        if missing and store.readonly:
+    while True:
+        with lists.reading(store) as connection:
+            generation = lists.generation(connection)
+            found = _read_lists(connection, keys, topic, generation, depth)
+            missing = [leaf for leaf in dict.fromkeys(leaves) if lists.key(leaf) not in found]
+            if missing and store.readonly:
+                return None
+            built = {lists.key(leaf): lists.build(store, connection, leaf, depth) for leaf in missing}
+        if built:
+            _save_lists(store, built, topic, generation, depth)
+            found.update({key: _List(entries, len(entries) < depth) for key, entries in built.items()})
+        if len(keys) == 1:
+            return found[keys[0]].entries[:limit]
+        if any(found[key].complete for key in keys):
+            return None  # a term with few matches: the query has no more, and the exhaustive ranking is cheap
+        common = set.intersection(*({pmid for pmid, _score in found[key].entries} for key in keys))
+        if len(common) >= limit:
+            ranked = lists.combine(store, leaves, [found[lists.key(leaf)] for leaf in leaves], common, limit)
+            if ranked is not None:
+                return ranked
+        if depth >= LIST_DEPTH_MOST or store.readonly:
             return None
-        built = {lists.key(leaf): lists.build(store, connection, leaf, depth) for leaf in missing}
-    if built:
-        _save_lists(store, built, topic, generation, depth)
-        found.update({key: _List(entries, len(entries) < depth) for key, entries in built.items()})
-    if len(keys) == 1:
-        return found[keys[0]].entries[:limit]
-    chosen = [found[lists.key(leaf)] for leaf in leaves]
-    if any(found[key].complete for key in keys):
-        return None  # a term with few matches: the query has no more, and the exhaustive ranking is cheap
-    common = set.intersection(*({pmid for pmid, _score in found[key].entries} for key in keys))
-    if len(common) < limit:
-        return None
-    return lists.combine(store, leaves, chosen, common, limit)
+        depth = min(LIST_DEPTH_MOST, depth * LIST_DEEPER)  # rank deeper lists once, kept for the next searches
 
 
 def _read_lists(connection, keys: list[str], topic: str, generation: str, depth: int) -> dict[str, _List]:
