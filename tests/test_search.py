@@ -608,6 +608,34 @@ def test_other_shapes_and_terms_with_few_matches_rank_exhaustively(ranked):
     assert scored(ranked, "ephedrine zebra", limit=3) == exhaustive(ranked, "ephedrine zebra")
 
 
+def statement_kinds(store, call) -> dict[str, int]:
+    """How many statements `call` runs that read champion lists, and that match or rank the index itself."""
+    kinds = {"lists": 0, "index": 0}
+
+    def count(_connection, _cursor, statement, *_):
+        if statement.startswith("SELECT leaf, depth, entries"):
+            kinds["lists"] += 1
+        elif "@@" in statement or "MATCH" in statement:
+            kinds["index"] += 1
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        call()
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    return kinds
+
+
+def test_terms_the_lists_cannot_answer_go_straight_to_the_exhaustive_ranking_until_a_change(ranked):
+    query = "ephedrine prophylaxis outcomes"  # no paper is in all three lists of 20; ephedrine's 30 fit in 80
+    assert scored(ranked, query, limit=3) == exhaustive(ranked, query)
+    assert statement_kinds(ranked, lambda: scored(ranked, query, limit=3)) == {"lists": 1, "index": 1}
+    assert scored(ranked, query, limit=3) == exhaustive(ranked, query)
+    save_papers(ranked, [make_paper(500, "Ephedrine prophylaxis", "Outcomes.")])
+    assert statement_kinds(ranked, lambda: scored(ranked, query, limit=3))["lists"] > 1
+    assert found(ranked, query, limit=1) == [500]
+
+
 def test_a_change_to_the_index_or_to_memberships_is_seen_by_the_next_search(ranked):
     assert 201 not in found(ranked, "norepinephrine")
     save_papers(ranked, [make_paper(201, "Norepinephrine", "Norepinephrine norepinephrine.")])

@@ -157,6 +157,8 @@ def _conjunction(match: str) -> list[str] | None:
 class _SqliteLists:
     """Champion lists on SQLite: a term's list is its exhaustive bm25 ranking, cut at the list's depth."""
 
+    deepens = True  # deeper lists can prove more (combine)
+
     def __init__(self, topic: str | None):
         self.topic = topic
 
@@ -213,16 +215,16 @@ class _SqliteLists:
 #     answer is given only where that proves it the exhaustive ranking's (_SqliteLists.combine). PostgreSQL ranks
 #     them again with ts_rank_cd of the whole query, which is no sum and has no such bound: a paper below one
 #     term's list is not considered there (BENCHMARKS.md, search: overlap@20 with the exhaustive ranking).
-#   * Fewer than `limit` papers in every list, or no proof: the lists are ranked again 4 times deeper, up to
-#     16,000 papers, once (they are kept).
+#   * On SQLite, fewer than `limit` papers in every list or no proof: the lists are ranked again 4 and then 16
+#     times deeper (at most 16,000 papers), once: they are kept.
 #   * Still neither, a term whose list holds all its matches (so the query has few), or any other shape (OR,
-#     NOT, NEAR, groups): the exhaustive ranking.
+#     NOT, NEAR, groups): the exhaustive ranking, and for a conjunction a row that says so until the next change.
 # A list is ranked the first time its term is asked in a generation, as the exhaustive ranking of that term costs,
 # by a store that may write; a read-only store (`tracker search`) uses the lists it finds or ranks exhaustively.
 
 LIST_DEPTH = 1000  # a term's list holds its best max(LIST_DEPTH, LIST_FACTOR * limit) papers,
 LIST_FACTOR = 4
-LIST_DEEPER = 4  # and LIST_DEEPER times more, up to LIST_DEPTH_MOST, when too few papers are in every list
+LIST_DEEPER = 4  # and on SQLite up to twice LIST_DEEPER times more (at most LIST_DEPTH_MOST) where they prove nothing
 LIST_DEPTH_MOST = 16_000
 _LIST_WRITE_WAIT_MS = 200  # a list is a cache: a search does not queue behind a writer to keep one
 
@@ -237,11 +239,17 @@ def _rank_by_lists(store: Store, lists, leaves: list, limit: int) -> list[tuple[
     """The best `limit` matches of the conjunction of `leaves` from their champion lists, or None where the
     exhaustive ranking must answer. `lists` is the back end's _SqliteLists or _PostgresLists."""
     depth = max(LIST_DEPTH, LIST_FACTOR * limit)
+    deepest = min(LIST_DEPTH_MOST, depth * LIST_DEEPER ** 2) if lists.deepens else depth
     keys = list(dict.fromkeys(lists.key(leaf) for leaf in leaves))
+    # Where the lists could not answer, a row under this key says so for the generation: the next search of the
+    # same terms and limit ranks every match at once, without reading (or deepening) the lists again.
+    unanswered = "\x1e".join(["", *sorted(keys), str(limit)]) if len(keys) > 1 else None
     topic = lists.topic or ""
     while True:
         with lists.reading(store) as connection:
             generation = lists.generation(connection)
+            if unanswered is not None and _read_lists(connection, [unanswered], topic, generation, 0):
+                return None
             found = _read_lists(connection, keys, topic, generation, depth)
             missing = [leaf for leaf in dict.fromkeys(leaves) if lists.key(leaf) not in found]
             if missing and store.readonly:
@@ -252,16 +260,18 @@ def _rank_by_lists(store: Store, lists, leaves: list, limit: int) -> list[tuple[
             found.update({key: _List(entries, len(entries) < depth) for key, entries in built.items()})
         if len(keys) == 1:
             return found[keys[0]].entries[:limit]
-        if any(found[key].complete for key in keys):
-            return None  # a term with few matches: the query has no more, and the exhaustive ranking is cheap
-        common = set.intersection(*({pmid for pmid, _score in found[key].entries} for key in keys))
-        if len(common) >= limit:
-            ranked = lists.combine(store, leaves, [found[lists.key(leaf)] for leaf in leaves], common, limit)
-            if ranked is not None:
-                return ranked
-        if depth >= LIST_DEPTH_MOST or store.readonly:
-            return None
-        depth = min(LIST_DEPTH_MOST, depth * LIST_DEEPER)  # rank deeper lists once, kept for the next searches
+        if not any(found[key].complete for key in keys):  # else a term has few matches: so has the query
+            common = set.intersection(*({pmid for pmid, _score in found[key].entries} for key in keys))
+            if len(common) >= limit:
+                ranked = lists.combine(store, leaves, [found[lists.key(leaf)] for leaf in leaves], common, limit)
+                if ranked is not None:
+                    return ranked
+            if depth < deepest and not store.readonly:
+                depth = min(deepest, depth * LIST_DEEPER)  # rank deeper lists once, kept for the next searches
+                continue
+        if unanswered is not None and not store.readonly:
+            _save_lists(store, {unanswered: []}, topic, generation, 0)
+        return None
 
 
 def _read_lists(connection, keys: list[str], topic: str, generation: str, depth: int) -> dict[str, _List]:
@@ -616,6 +626,9 @@ class _PostgresLists:
     the papers in every list are ranked again with ts_rank_cd of the whole query (it is no sum of the terms')."""
 
     RERANK_FACTOR = 4  # of those, the best by the sum of the terms' scores, `limit` times this many, are ranked
+    # No deeper lists: without a bound to prove an answer, papers deep in every list are no better a guess
+    # (measured: "systematic review" got none of the exhaustive top 20 from lists of 16,000).
+    deepens = False
 
     def __init__(self, topic: str | None, expression: str, params: dict):
         self.topic = topic
