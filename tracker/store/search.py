@@ -1,5 +1,6 @@
 """Full-text search of stored papers: SQLite FTS5 ranked by bm25, PostgreSQL tsvector ranked by ts_rank_cd,
-a plain LIKE match on other back ends.
+a plain LIKE match on other back ends. A query of joined terms is ranked from each term's best papers, kept per
+generation of the index, rather than by scoring every match ("many matches" below).
 
 One query language on both: plain words (all must match; stemming lets "doses" find "dose"),
 "quoted phrases", AND/OR/NOT (NOT binds tighter than AND, AND tighter than OR, adjacent terms
@@ -142,66 +143,6 @@ def _bm25(store: Store, match: str, topic: str | None, limit: int, connection=No
         return [(pmid, -rank) for pmid, rank in connection.execute(statement, values)]
 
 
-_LEAF = re.compile(r'(?:\w+:)?(?:\w+\*?|"[^"]*"\*?)')
-
-
-def _conjunction(match: str) -> list[str] | None:
-    """The terms of an FTS5 query that only joins them (words, "phrases", prefix*, column:filtered), each as FTS5
-    reads it alone, or None for any other shape (AND, OR, NOT, NEAR, groups, {column sets}, ^anchors)."""
-    tokens = _TOKEN.findall(match)
-    if not tokens or not all(_LEAF.fullmatch(token) and token not in _OPERATORS for token in tokens):
-        return None
-    return [token.lower() for token in tokens]
-
-
-class _SqliteLists:
-    """Champion lists on SQLite: a term's list is its exhaustive bm25 ranking, cut at the list's depth."""
-
-    deepens = True  # deeper lists can prove more (combine)
-
-    def __init__(self, topic: str | None):
-        self.topic = topic
-
-    def key(self, leaf: str) -> str:
-        return leaf
-
-    def reading(self, store: Store):
-        return store.engine.connect()
-
-    def generation(self, connection) -> str:
-        # FTS5 rewrites its structure record (rowid 10) and averages (rowid 1) on every committed change to the
-        # index; memberships are only ever added, so the highest rowid of topic_paper says when one was.
-        blocks = connection.execute(text("SELECT block FROM paper_fts_data WHERE id IN (1, 10) ORDER BY id")).scalars()
-        newest = connection.execute(text("SELECT ifnull(max(rowid), 0) FROM topic_paper")).scalar_one()
-        return hashlib.sha256(b"".join(blocks) + str(newest).encode()).hexdigest()[:32]
-
-    def build(self, store: Store, connection, leaf: str, depth: int) -> list[tuple[int, float]]:
-        return _bm25(store, leaf, self.topic, depth, connection)
-
-    def combine(self, store: Store, leaves: list[str], lists: list[_List], common: set[int],
-                limit: int) -> list[tuple[int, float]] | None:
-        """The best `limit` of `common` by bm25, or None unless they are the best of every match.
-
-        bm25 of several phrases is the sum of each one's (the same IDF, document length and weights), added in the
-        query's order as FTS5 adds them: the very score the exhaustive ranking gives. A paper missing from one
-        term's list scores there at most that list's last score, and at most each other list's first elsewhere
-        (Fagin's threshold algorithm); the answer stands if its last paper scores above every such bound, or ties
-        the highest bound with a newer PMID than each list's last paper (lists are cut newest PMID first among ties,
-        so a paper below a list that ties its last score is older).
-        """
-        scores = [dict(found.entries) for found in lists]
-        summed = [(pmid, sum(score[pmid] for score in scores)) for pmid in common]
-        best = sorted(summed, key=lambda hit: (-hit[1], -hit[0]))[:limit]
-        firsts = [found.entries[0][1] for found in lists]
-        bound = max(found.entries[-1][1] + sum(firsts) - firsts[index] for index, found in enumerate(lists))
-        last_pmid, last = best[-1]
-        margin = 1e-9 * max(1.0, abs(bound))  # the bound adds the same numbers in another order
-        if last > bound + margin or (last >= bound - margin
-                                     and last_pmid > max(found.entries[-1][0] for found in lists)):
-            return best
-        return None
-
-
 # -- many matches: each term's best papers ------------------------------------------------------------------
 # Ranking every match is what costs: FTS5's bm25 reads each match's token counts (3-20 us a match on a million
 # papers) and PostgreSQL's ts_rank_cd each match's TOASTed document (more), so a word in a seventh of a million
@@ -312,6 +253,66 @@ def _save_lists(store: Store, built: dict[str, list[tuple[int, float]]], topic: 
                     connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited)}")
     except DBAPIError:
         pass
+
+
+_LEAF = re.compile(r'(?:\w+:)?(?:\w+\*?|"[^"]*"\*?)')
+
+
+def _conjunction(match: str) -> list[str] | None:
+    """The terms of an FTS5 query that only joins them (words, "phrases", prefix*, column:filtered), each as FTS5
+    reads it alone, or None for any other shape (AND, OR, NOT, NEAR, groups, {column sets}, ^anchors)."""
+    tokens = _TOKEN.findall(match)
+    if not tokens or not all(_LEAF.fullmatch(token) and token not in _OPERATORS for token in tokens):
+        return None
+    return [token.lower() for token in tokens]
+
+
+class _SqliteLists:
+    """Champion lists on SQLite: a term's list is its exhaustive bm25 ranking, cut at the list's depth."""
+
+    deepens = True  # deeper lists can prove more (combine)
+
+    def __init__(self, topic: str | None):
+        self.topic = topic
+
+    def key(self, leaf: str) -> str:
+        return leaf
+
+    def reading(self, store: Store):
+        return store.engine.connect()
+
+    def generation(self, connection) -> str:
+        # FTS5 rewrites its structure record (rowid 10) and averages (rowid 1) on every committed change to the
+        # index; memberships are only ever added, so the highest rowid of topic_paper says when one was.
+        blocks = connection.execute(text("SELECT block FROM paper_fts_data WHERE id IN (1, 10) ORDER BY id")).scalars()
+        newest = connection.execute(text("SELECT ifnull(max(rowid), 0) FROM topic_paper")).scalar_one()
+        return hashlib.sha256(b"".join(blocks) + str(newest).encode()).hexdigest()[:32]
+
+    def build(self, store: Store, connection, leaf: str, depth: int) -> list[tuple[int, float]]:
+        return _bm25(store, leaf, self.topic, depth, connection)
+
+    def combine(self, store: Store, leaves: list[str], lists: list[_List], common: set[int],
+                limit: int) -> list[tuple[int, float]] | None:
+        """The best `limit` of `common` by bm25, or None unless they are the best of every match.
+
+        bm25 of several phrases is the sum of each one's (the same IDF, document length and weights), added in the
+        query's order as FTS5 adds them: the very score the exhaustive ranking gives. A paper missing from one
+        term's list scores there at most that list's last score, and at most each other list's first elsewhere
+        (Fagin's threshold algorithm); the answer stands if its last paper scores above every such bound, or ties
+        the highest bound with a newer PMID than each list's last paper (lists are cut newest PMID first among ties,
+        so a paper below a list that ties its last score is older).
+        """
+        scores = [dict(found.entries) for found in lists]
+        summed = [(pmid, sum(score[pmid] for score in scores)) for pmid in common]
+        best = sorted(summed, key=lambda hit: (-hit[1], -hit[0]))[:limit]
+        firsts = [found.entries[0][1] for found in lists]
+        bound = max(found.entries[-1][1] + sum(firsts) - firsts[index] for index, found in enumerate(lists))
+        last_pmid, last = best[-1]
+        margin = 1e-9 * max(1.0, abs(bound))  # the bound adds the same numbers in another order
+        if last > bound + margin or (last >= bound - margin
+                                     and last_pmid > max(found.entries[-1][0] for found in lists)):
+            return best
+        return None
 
 
 def _syntax_error(query: str) -> SearchSyntaxError:
