@@ -320,7 +320,7 @@ def slowest_statements(store, call, top: int = 3) -> str:
         event.remove(store.engine, "before_cursor_execute", before)
         event.remove(store.engine, "after_cursor_execute", after)
     total = sum(spent for spent, _ in timings)
-    lines = [f"{len(timings)} statements, {seconds(total)} in SQLite"]
+    lines = [f"{len(timings)} statements, {seconds(total)} in the database"]
     for spent, statement in sorted(timings, reverse=True)[:top]:
         lines.append(f"{seconds(spent):>9}  {statement[:300]}{'...' if len(statement) > 300 else ''}")
     return "\n".join(lines)
