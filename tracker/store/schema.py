@@ -43,7 +43,7 @@ SEARCH_INDEX = "paper_fts"
 # The FTS5 table's shadow tables on SQLite; on PostgreSQL paper_fts is a plain table of tsvectors.
 SEARCH_SHADOWS = tuple(f"{SEARCH_INDEX}_{suffix}" for suffix in ("data", "idx", "content", "docsize", "config"))
 # Each searched term's best papers for one generation of the index (tracker/store/search.py), and on PostgreSQL
-# the log of changes to the index and to memberships whose length is that generation.
+# the log of transactions that changed the index or memberships, whose length is that generation.
 SEARCH_LISTS = "paper_fts_best"
 SEARCH_CHANGES = "paper_fts_change"
 
@@ -305,17 +305,17 @@ def _add_relevance(connection: Connection) -> None:
 
 def _add_search_lists(connection: Connection) -> None:
     """Champion lists for ranked search (tracker/store/search.py): a cache, empty until terms are searched; on
-    PostgreSQL also the change log whose row count is the index's generation, one row per statement that changes
-    the index or the memberships (a sequence would count changes not yet committed)."""
+    PostgreSQL also the change log whose row count is the index's generation: one row per transaction that changes
+    the index or the memberships, so a reader counts only those committed (a sequence would count others too)."""
     connection.exec_driver_sql(
         "CREATE TABLE IF NOT EXISTS paper_fts_best (leaf VARCHAR NOT NULL, topic VARCHAR NOT NULL, "
         "generation VARCHAR NOT NULL, depth INTEGER NOT NULL, entries TEXT NOT NULL, PRIMARY KEY (leaf, topic))")
     if connection.dialect.name != "postgresql":
         return
-    connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS paper_fts_change (id BIGSERIAL PRIMARY KEY)")
+    connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS paper_fts_change (xid BIGINT PRIMARY KEY)")
     connection.exec_driver_sql(
         "CREATE OR REPLACE FUNCTION paper_fts_changed() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN INSERT INTO paper_fts_change DEFAULT VALUES; RETURN NULL; END $$")
+        "$$ BEGIN INSERT INTO paper_fts_change VALUES (txid_current()) ON CONFLICT DO NOTHING; RETURN NULL; END $$")
     for table in ("paper_fts", "topic_paper"):
         connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_changed ON {table}")
         connection.exec_driver_sql(

@@ -149,7 +149,7 @@ def _bm25(store: Store, match: str, topic: str | None, limit: int, connection=No
 # papers took half a second to seconds. A query that only joins terms (words, phrases, prefixes, column filters:
 # the usual shape) is answered instead from each term's "champion list" (Manning, Raghavan and Schuetze,
 # Introduction to Information Retrieval, 7.1.3): its best papers by the ranking of that term alone, kept in
-# paper_fts_best for the generation of the index (and of the topic's memberships) it was ranked in.
+# paper_fts_best for the generation of the index (and of the memberships) it was ranked in.
 #   * One term: its list is the exhaustive ranking's top, the same papers with the same scores.
 #   * Several: the papers in every term's list. On SQLite, bm25 of several phrases is the sum of each one's, so
 #     their scores are exact, and the lists' first and last scores bound what any other paper can score: the
