@@ -345,7 +345,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "web-app", _add_web, seconds_per_paper=0.00002),
     # Relevance ranking (tracker/relevance.py): new tables, filled by the first refresh, nothing rewritten.
     Migration(7, "relevance-scores", _add_relevance),
-    # Ranked search from each term's best papers (tracker/store/search.py): a new cache table, filled by searches.
+    # Ranked search from each term's best papers (tracker/store/search.py): a new cache table, filled by searches;
+    # on PostgreSQL also the change log and its statement triggers. Nothing is rewritten.
     Migration(8, "search-champion-lists", _add_search_lists),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
