@@ -281,7 +281,8 @@ def run(sizes: Sizes, workdir: Path) -> Outcome:
         f"Scale: database {database} ({number(size_mb)} MB), "
         + (f"built in {seconds(built)} by this run" if built is not None else "reused from the cache")
         + f". Search: FTS5 finds the {number(matches)} matches of \"{SEARCH_TEXT}\" in {seconds(match_only)} "
-        "(count(*) of the MATCH, median); the rest of the search time is ranking them. "
+        "(count(*) of the MATCH, median); search_papers ranks them from its two terms' champion lists, ranked by "
+        "the untimed first call (benchmarks/search.py times first asks and 50 queries). "
         "Digest, search and export targets are the library calls (median of the timed runs after one "
         "untimed warm-up); the CLI figure is the whole `python -m tracker ...` process, start-up included.")
     return outcome
@@ -319,7 +320,7 @@ def slowest_statements(store, call, top: int = 3) -> str:
         event.remove(store.engine, "before_cursor_execute", before)
         event.remove(store.engine, "after_cursor_execute", after)
     total = sum(spent for spent, _ in timings)
-    lines = [f"{len(timings)} statements, {seconds(total)} in SQLite"]
+    lines = [f"{len(timings)} statements, {seconds(total)} in the database"]
     for spent, statement in sorted(timings, reverse=True)[:top]:
         lines.append(f"{seconds(spent):>9}  {statement[:300]}{'...' if len(statement) > 300 else ''}")
     return "\n".join(lines)
@@ -331,11 +332,9 @@ NEXT_STEPS = {
               "SQLite answers max()/min() from an index only without GROUP BY, so a per-topic "
               "`SELECT max(first_seen_at) FROM topic_paper WHERE topic = ?` is O(log n) where "
               "`... WHERE topic IN (...) GROUP BY topic` walks every membership of the topic.",
-    "search": "FTS5 finds the matches quickly (see the match-only time in the notes) but bm25 scores every "
-              "match before LIMIT applies, ~10 us each; a query whose words are in a large share of the store "
-              "(in a norepinephrine tracker, \"norepinephrine\" is) pays for all of them. Options: rank only "
-              "title matches first and fall back to the rest, or bound the scored set (e.g. the newest N matches) "
-              "and say so; both change which papers can come first, so they need a product decision.",
+    "search": "search_papers answers a query of joined terms from each term's champion list "
+              "(tracker/store/search.py); a query they cannot answer ranks every match with bm25, ~3-20 us each. "
+              "benchmarks/search.py measures 50 queries; see which path this one took.",
     "export": "what is left is per-row work in three roughly equal parts: SQLite (reading each paper row, "
               "the topics subquery), Python building and neutralising the cells, and the CSV writer. Done "
               "already: joined text columns instead of JSON, --since through the (topic, first_seen_at) index, "

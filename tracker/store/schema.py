@@ -42,6 +42,10 @@ SCHEDULER_JOBS = "scheduler_jobs"  # APScheduler's SQLAlchemyJobStore (tracker/s
 SEARCH_INDEX = "paper_fts"
 # The FTS5 table's shadow tables on SQLite; on PostgreSQL paper_fts is a plain table of tsvectors.
 SEARCH_SHADOWS = tuple(f"{SEARCH_INDEX}_{suffix}" for suffix in ("data", "idx", "content", "docsize", "config"))
+# Each searched term's best papers for one generation of the index (tracker/store/search.py), and on PostgreSQL
+# the log of transactions that changed the index or memberships, whose length is that generation.
+SEARCH_LISTS = "paper_fts_best"
+SEARCH_CHANGES = "paper_fts_change"
 
 TABLES: dict[str, str] = {
     "paper": DATA,
@@ -72,6 +76,8 @@ TABLES: dict[str, str] = {
     MigrationRecord.__tablename__: BOOKKEEPING,
     SEARCH_INDEX: DERIVED,
     **{name: DERIVED for name in SEARCH_SHADOWS},
+    SEARCH_LISTS: DERIVED,
+    SEARCH_CHANGES: DERIVED,
     SCHEDULER_JOBS: EXTERNAL,
 }
 
@@ -83,7 +89,7 @@ def tables_with_role(*roles: str) -> list[str]:
 
 
 def create_extras(connection: Connection) -> None:
-    """Objects outside the ORM models (the full-text index); idempotent."""
+    """Objects outside the ORM models (the full-text index and its champion lists); idempotent."""
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql(
             f"CREATE VIRTUAL TABLE IF NOT EXISTS {SEARCH_INDEX} USING fts5("
@@ -98,6 +104,8 @@ def create_extras(connection: Connection) -> None:
         )
         connection.exec_driver_sql(
             f"CREATE INDEX IF NOT EXISTS ix_paper_fts_document ON {SEARCH_INDEX} USING GIN (document)")
+    if connection.dialect.name in ("sqlite", "postgresql"):
+        _add_search_lists(connection)
 
 
 # -- migrations ------------------------------------------------------------------------------
@@ -295,6 +303,26 @@ def _add_relevance(connection: Connection) -> None:
         written.tables[name].create(connection)
 
 
+def _add_search_lists(connection: Connection) -> None:
+    """Champion lists for ranked search (tracker/store/search.py): a cache, empty until terms are searched; on
+    PostgreSQL also the change log whose row count is the index's generation: one row per transaction that changes
+    the index or the memberships, so a reader counts only those committed (a sequence would count others too)."""
+    connection.exec_driver_sql(
+        "CREATE TABLE IF NOT EXISTS paper_fts_best (leaf VARCHAR NOT NULL, topic VARCHAR NOT NULL, "
+        "generation VARCHAR NOT NULL, depth INTEGER NOT NULL, entries TEXT NOT NULL, PRIMARY KEY (leaf, topic))")
+    if connection.dialect.name != "postgresql":
+        return
+    connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS paper_fts_change (xid BIGINT PRIMARY KEY)")
+    connection.exec_driver_sql(
+        "CREATE OR REPLACE FUNCTION paper_fts_changed() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN INSERT INTO paper_fts_change VALUES (txid_current()) ON CONFLICT DO NOTHING; RETURN NULL; END $$")
+    for table in ("paper_fts", "topic_paper"):
+        connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_changed ON {table}")
+        connection.exec_driver_sql(
+            f"CREATE TRIGGER {table}_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION paper_fts_changed()")
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -317,6 +345,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "web-app", _add_web, seconds_per_paper=0.00002),
     # Relevance ranking (tracker/review/relevance.py): new tables, filled by the first refresh, nothing rewritten.
     Migration(7, "relevance-scores", _add_relevance),
+    # Ranked search from each term's best papers (tracker/store/search.py): a new cache table, filled by searches;
+    # on PostgreSQL also the change log and its statement triggers. Nothing is rewritten.
+    Migration(8, "search-champion-lists", _add_search_lists),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -432,6 +463,7 @@ def _now() -> datetime:
 
 __all__ = [
     "TABLES", "DATA", "LIVE", "DERIVED", "BOOKKEEPING", "EXTERNAL", "SCHEDULER_JOBS", "SEARCH_INDEX", "SEARCH_SHADOWS",
+    "SEARCH_LISTS", "SEARCH_CHANGES",
     "FTS_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "Migration", "SchemaState", "read_state", "create_schema",
     "upgrade_schema", "create_or_upgrade", "pending_after", "applied_migrations", "create_extras", "tables_with_role",
 ]
