@@ -108,7 +108,8 @@ def unscreened(pmid: int, exported: Sequence[str] = ("dosing", "elderly")) -> li
 
 
 def row(pmid: int, exported: Sequence[str] = ("dosing", "elderly")) -> list[str]:
-    return ROWS[pmid] + unscreened(pmid, exported) + ["", "", ""]  # no editors, no trial ids, no relevance yet
+    # no editors, no trial ids, no relevance yet, not at full text
+    return ROWS[pmid] + unscreened(pmid, exported) + ["", "", "", "", ""]
 
 
 RIS_103 = (
@@ -173,7 +174,7 @@ def test_library_rows_match_the_command_line(home):
         "publication_types": "Journal Article", "mesh_terms": "", "keywords": "", "topics": "dosing; elderly",
         "first_seen": "2024-02-20T12:00:00Z", "late_arrival": "false", "pubmed_url": url(103),
         "status": "", "decision": "unscreened", "reasons": "", "reviewers": "", "notes": "", "editors": "",
-        "trial_ids": "", "relevance": None,
+        "trial_ids": "", "relevance": None, "full_text": "", "full_text_reasons": "",
     }
     store.close()
 
@@ -184,14 +185,14 @@ def test_since_keeps_papers_the_selected_topics_first_saw_on_or_after_that_day(h
     # Seen by 'dosing' on March 1 but by 'elderly' in February: new to 'dosing' alone.
     dosing = invoke(home, "export", "dosing", "--since", "2024-03-01")
     assert parse(dosing.stdout_bytes) == [HEADER] + [row(p, ["dosing"]) for p in (105, 102, 101)] + [
-        ROWS[103][:12] + ["2024-03-01T10:00:00Z"] + ROWS[103][13:] + unscreened(103, ["dosing"]) + ["", "", ""]]
+        ROWS[103][:12] + ["2024-03-01T10:00:00Z"] + ROWS[103][13:] + unscreened(103, ["dosing"]) + ["", "", "", "", ""]]
     assert parse(invoke(home, "export", "--since", "2024-03-04").stdout_bytes) == [HEADER]
 
 
 def test_csv_bytes_for_mail_follows_the_given_pmids(home):
     store = open_store(home.url)
     assert parse(csv_bytes(store, [104, 101, 999], topics=["elderly"])) == [
-        HEADER, row(104, ["elderly"]), ROWS[101][:12] + [""] + ROWS[101][13:] + ["", "", "", "", "", "", ""]]
+        HEADER, row(104, ["elderly"]), ROWS[101][:12] + [""] + ROWS[101][13:] + ["", "", "", "", "", "", "", "", ""]]
     assert csv_bytes(store, []) == ",".join(HEADER).encode() + b"\r\n"
     store.close()
 
@@ -401,7 +402,7 @@ def test_books_and_trial_ids_in_the_csv(library):
         "Vasopressors in shock", "Smith JA; Whole W", "'=Editor E; Holloway M", "", "")
     assert (book["title"], book["authors"], book["editors"]) == ("Holland-Frei Cancer Medicine", "", "Kufe DW; Pollock RE")
     assert (article["editors"], article["trial_ids"]) == ("", "NCT02149199; 2019-001234-56")
-    assert HEADER[-3:] == ["editors", "trial_ids", "relevance"] and HEADER[-4] == "notes"
+    assert HEADER[-5:] == ["editors", "trial_ids", "relevance", "full_text", "full_text_reasons"] and HEADER[-6] == "notes"
 
 
 def test_books_and_trial_ids_in_ris(library):

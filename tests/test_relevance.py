@@ -133,7 +133,7 @@ def test_export_has_a_relevance_column_and_sorts_by_it(screened):
     out = io.BytesIO()
     export_papers(screened, [SEPSIS], out, sort="relevance")
     rows = list(csv.DictReader(io.StringIO(out.getvalue().decode("utf-8"))))
-    assert list(rows[0]) == list(CSV_COLUMNS) and CSV_COLUMNS[-1] == "relevance"
+    assert list(rows[0]) == list(CSV_COLUMNS) and CSV_COLUMNS[CSV_COLUMNS.index("trial_ids") + 1] == "relevance"
     relevance = [float(row["relevance"]) for row in rows]
     assert relevance == sorted(relevance, reverse=True) and len(rows) == 10
     assert {row["pmid"] for row in rows[:5]} == {"1", "2", "3", "21", "23"}
@@ -236,7 +236,8 @@ def test_fetch_scores_the_new_papers_and_screen_commands_retrain(home, fake_euti
     assert len(exported) == 15 and all(row["relevance"] for row in exported)
     assert exported[0]["pmid"] in {"101", "103", "105", "107", "109", "111", "113", "115"}
     table = run_tracker("screen", "list", "dosing", "--sort", "relevance", "--limit", "3", env=env)
-    assert table.err == "dosing: ordered by 3 earlier decisions in this topic\n"
+    assert table.err == ("dosing: ordered by 3 earlier decisions in this topic\n"
+                         "dosing: too few decisions in relevance order to estimate what is left: 12 more\n")
     assert table.out.splitlines()[0].split() == ["pmid", "state", "first", "seen", "year", "relevance", "decisions",
                                                  "title"]
 

@@ -106,8 +106,9 @@ def test_a_refused_decision_records_nothing(topic_store, call, message):
 def test_blind_dual_screening_hides_the_other_until_both_decided_then_a_conflict_is_resolved(topic_store):
     store = topic_store
     decide(store, DUAL, [1, 2], "include", reviewer="ana")
+    # A reader who decides nothing (an export, a digest) is not told either that one reviewer has decided.
     assert (states(store, DUAL, "ana")[1], states(store, DUAL, "ben")[1], states(store, DUAL)[1]) == (
-        "awaiting", "unscreened", "awaiting")
+        "awaiting", "unscreened", "unscreened")
     [ben_view] = [r for r in list_screening(store, DUAL, reviewer="ben") if r.paper.pmid == 1]
     assert ben_view.screening.decisions == () and ben_view.screening.hidden == 1
     assert [r.paper.pmid for r in list_screening(store, DUAL, reviewer="ben", state="unscreened")] == [6, 5, 4, 3, 2, 1]
@@ -195,7 +196,7 @@ def write_csv_file(path: Path, rows: list[list]) -> Path:
 
 
 def test_an_import_with_a_bad_row_at_line_40_stores_nothing(topic_store, tmp_path):
-    rows = [["pmid", "decision", "reason"]] + [[str(1 + i % 6), "include", ""] for i in range(38)]
+    rows = [["pmid", "decision", "reason"]] + [[str(1000 + i), "include", ""] for i in range(38)]
     rows.append(["3", "exclude", "not a reason"])
     path = write_csv_file(tmp_path / "decisions.csv", rows)
     with pytest.raises(ConfigError) as caught:
@@ -206,13 +207,17 @@ def test_an_import_with_a_bad_row_at_line_40_stores_nothing(topic_store, tmp_pat
     assert all(decision_history(topic_store, pmid) == [] for pmid in range(1, 7))
 
 
-def test_an_import_of_the_trackers_csv_keeps_reviewers_notes_and_skips_what_the_topic_lacks(topic_store, tmp_path):
-    path = write_csv_file(tmp_path / "d.csv", [
-        ["PMID", "Decision", "Reason", "Note", "Reviewer"],
-        ["1", "include", "", "", ""], ["2", "exclude", "wrong population; 5", "kids", "ben"],
-        ["3", "maybe", "", "", ""], ["77", "include", "", "", ""], ["", "", "", "", ""]])
-    result = import_decisions(topic_store, DOSING, path, reviewer="ana")
-    assert (result.kind, result.imported, result.reviewers, result.skipped) == ("tracker", 3, ("ana", "ben"), (77,))
+def test_an_import_of_the_trackers_csv_keeps_reviewers_notes_and_refuses_what_the_topic_lacks(topic_store, tmp_path):
+    rows = [["PMID", "Decision", "Reason", "Note", "Reviewer"],
+            ["1", "include", "", "", ""], ["2", "exclude", "wrong population; 5", "kids", "ben"],
+            ["3", "maybe", "", "", ""], ["77", "include", "", "", ""], ["", "", "", "", ""]]
+    with pytest.raises(ConfigError) as caught:
+        import_decisions(topic_store, DOSING, write_csv_file(tmp_path / "d.csv", rows), reviewer="ana")
+    assert str(caught.value) == ("d.csv line 5: PMID 77 is not in topic 'dosing': import again with --add-missing to "
+                                 "fetch and add the missing papers first; nothing was imported")
+    assert all(decision_history(topic_store, pmid) == [] for pmid in (1, 2, 3))
+    result = import_decisions(topic_store, DOSING, write_csv_file(tmp_path / "d.csv", rows[:4]), reviewer="ana")
+    assert (result.kind, result.imported, result.reviewers, result.unchanged) == ("tracker", 3, ("ana", "ben"), 0)
     [two] = decision_history(topic_store, 2)
     assert (two.reviewer, two.reasons, two.note, two.source) == ("ben", ("wrong population", "wrong study design"),
                                                                  "kids", "import")
@@ -292,7 +297,9 @@ def test_prisma_counts_runs_duplicates_and_reasons(store):
     counts = prisma_counts(store, DOSING)
     assert (counts.identified, counts.duplicates, counts.records, counts.from_other_topics) == (12, 2, 10, 1)
     assert (counts.screened, counts.unscreened, counts.included, counts.excluded, counts.maybe) == (7, 3, 2, 4, 1)
-    assert counts.excluded_by_reason == {"wrong population": 3, "wrong outcome": 2, "(no reason given)": 1}
+    # Each excluded record once, under its first reason; the further ones apart (PRISMA 2020).
+    assert counts.excluded_by_reason == {"wrong population": 3, "(no reason given)": 1}
+    assert counts.excluded_also_given == {"wrong outcome": 2}
     assert [(run.kind, run.count, run.listed, run.new) for run in counts.runs] == [("backfill", 8, 8, 8),
                                                                                   ("fetch", 4, 4, 2)]
 
@@ -312,7 +319,8 @@ def test_the_prisma_diagram_renders_in_a_real_browser(store, tmp_path):
     root = etree.fromstring(svg.encode())  # well-formed XML, whatever the title holds
     texts = [node.text for node in root.iter("{http://www.w3.org/2000/svg}text")]
     assert 'PRISMA 2020 flow diagram: Norepinephrine <dosing> & "bolus"' in texts
-    assert "Records screened (n = 3)" in texts and "Records excluded (n = 1)" in texts
+    assert "Records screened (n = 5)" in texts and "Records excluded (n = 1)" in texts
+    assert "Awaiting a decision (n = 3)" in texts
     assert "Studies included (n = 1)" in texts and "Awaiting the second reviewer (n = 1)" in texts
     assert "wrong population: 1" in texts and "wrong outcome: 1" in texts
     assert root.findall(".//{http://www.w3.org/2000/svg}script") == []
@@ -363,7 +371,7 @@ def test_imported_cohen_labels_give_the_prisma_counts_and_export_column_the_file
     for pmid, label in labels.items():
         rows.append([str(pmid), "include" if label == "I" else "exclude", label if label.isdigit() else ""])
     result = import_decisions(store, topic, write_csv_file(tmp_path / "labels.csv", rows), reviewer="cohen")
-    assert result.imported == len(labels) and result.skipped == ()
+    assert result.imported == len(labels) and result.unchanged == 0
 
     expected_reasons = Counter(COHEN_REASONS[int(label) - 1] if label.isdigit() else "(no reason given)"
                                for label in labels.values() if label != "I")

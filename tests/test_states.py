@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import and_, select
 
 from tests.test_store import make_paper
-from tracker.review.states import DECISIONS, OPEN, STATES, WITHDRAWN, ScreeningRule, State, check_state
+from tracker.review.states import DECISIONS_AT, OPEN, STAGES, WITHDRAWN, ScreeningRule, Stage, State, check_state
 from tracker.store.decisions import NewDecision, save_decisions, state_counts, summaries
 from tracker.store.models import CurrentDecision, Screening, TopicPaper
 from tracker.store.papers import save_papers
 
 REVIEWERS = ("ana", "ben", "cy")
 RULES = (ScreeningRule(1, False), ScreeningRule(1, True), ScreeningRule(2, False), ScreeningRule(2, True),
-         ScreeningRule(3, True))
+         ScreeningRule(3, True), ScreeningRule(2, True, names=("ana", "ben")), ScreeningRule(2, False, names=("ben", "cy")),
+         ScreeningRule(2, True, names=("ana",)))  # the last: one of two reviewers assigned so far (reviewers = 2)
 PAPERS = 80
 SEEDS = (0, 1, 2)
 
@@ -30,10 +32,11 @@ def decide_at_random(store, topic: str, seed: int) -> None:
         batch = []
         for pmid in range(1, PAPERS + 1):
             for reviewer in draw.sample(REVIEWERS, draw.randint(0, 2)):
-                decision = draw.choice((*DECISIONS, WITHDRAWN)) if draw.random() < 0.9 else WITHDRAWN
+                stage = draw.choice(STAGES)
+                decision = draw.choice((*DECISIONS_AT[stage], WITHDRAWN)) if draw.random() < 0.9 else WITHDRAWN
                 reasons = ("wrong population",) if decision == "exclude" and draw.random() < 0.5 else ()
                 batch.append(NewDecision(pmid=pmid, reviewer=reviewer, decision=decision, reasons=reasons,
-                                         resolves=decision != WITHDRAWN and draw.random() < 0.1))
+                                         resolves=decision != WITHDRAWN and draw.random() < 0.1, stage=stage))
         save_decisions(store, topic, batch)
 
 
@@ -41,9 +44,10 @@ def in_sql(store, topic: str, rule: ScreeningRule, viewer: str | None) -> dict[i
     membership, screening, current = TopicPaper.__table__, Screening.__table__, CurrentDecision.__table__
     mine = current.alias("mine")
     joined = (membership.outerjoin(screening, and_(screening.c.topic == membership.c.topic,
-                                                   screening.c.pmid == membership.c.pmid))
+                                                   screening.c.pmid == membership.c.pmid,
+                                                   screening.c.stage == rule.stage))
               .outerjoin(mine, and_(mine.c.topic == membership.c.topic, mine.c.pmid == membership.c.pmid,
-                                    mine.c.reviewer == (viewer or ""))))
+                                    mine.c.stage == rule.stage, mine.c.reviewer == (viewer or ""))))
     statement = (select(membership.c.pmid, rule.state_sql(screening), rule.view_sql(screening, mine),
                         rule.waiting_sql(screening, mine))
                  .select_from(joined).where(membership.c.topic == topic))
@@ -52,11 +56,11 @@ def in_sql(store, topic: str, rule: ScreeningRule, viewer: str | None) -> dict[i
 
 
 def in_python(store, topic: str, rule: ScreeningRule, viewer: str | None) -> dict[int, tuple[str, str, bool]]:
-    rows = summaries(store, topic)
+    rows = summaries(store, topic, stage=rule.stage)
     current = CurrentDecision.__table__
     with store.engine.connect() as connection:
-        decided = set(connection.execute(select(current.c.pmid).where(current.c.topic == topic,
-                                                                      current.c.reviewer == (viewer or ""))).scalars())
+        decided = set(connection.execute(select(current.c.pmid).where(
+            current.c.topic == topic, current.c.stage == rule.stage, current.c.reviewer == (viewer or ""))).scalars())
     return {pmid: (rule.state(rows.get(pmid)), rule.view(rows.get(pmid), mine=pmid in decided),
                    rule.waiting(rows.get(pmid), mine=pmid in decided))
             for pmid in range(1, PAPERS + 1)}
@@ -73,25 +77,30 @@ def decided(store):
 def test_every_rule_says_the_same_in_python_and_in_sql(decided):
     seen: Counter[str] = Counter()
     for seed in SEEDS:
-        for rule in RULES:
+        for rule in (*RULES, *(replace(rule, stage=Stage.FULL_TEXT) for rule in RULES)):
             for viewer in (None, "ana", "ben"):
                 expected = in_python(decided, f"t{seed}", rule, viewer)
                 assert in_sql(decided, f"t{seed}", rule, viewer) == expected, (seed, rule, viewer)
                 seen.update(state for state, _, _ in expected.values())
-    assert set(seen) == set(STATES)  # the generated decisions reach every state
+    assert set(seen) == set(State)  # the generated decisions reach every state of both stages
 
 
 def test_state_counts_add_up_the_rule_over_the_topic(decided):
     for seed in SEEDS:
-        for rule in RULES:
-            expected = Counter(state for state, _, _ in in_python(decided, f"t{seed}", rule, None).values())
+        for rule in (*RULES, *(replace(rule, stage=Stage.FULL_TEXT) for rule in RULES)):
+            # A reader who decides nothing sees a blind topic's open papers unscreened (the view with no decision).
+            expected = Counter(view for _, view, _ in in_python(decided, f"t{seed}", rule, None).values())
             assert state_counts(decided, f"t{seed}", rule) == dict(expected)
+            for viewer in ("ana", "cy"):
+                seen = Counter(view for _, view, _ in in_python(decided, f"t{seed}", rule, viewer).values())
+                assert state_counts(decided, f"t{seed}", rule, viewer=viewer) == dict(seen)
 
 
 def test_a_blind_reviewer_sees_an_open_paper_by_their_own_decision_alone():
     class Summary:
         latest, latest_reasons, resolution, resolution_reasons = "include", [], None, []
         votes, agreed, agreed_reasons = 1, "include", []
+        votes_by, vote_reasons = {"ana": "include"}, {"ana": []}
 
     rule = ScreeningRule(2, blind=True)
     assert rule.state(Summary()) == State.AWAITING and rule.state(Summary()) in OPEN
@@ -113,6 +122,8 @@ def test_an_unknown_state_is_refused_with_the_names_there_are():
 
 def test_the_command_lines_choices_are_the_libraries_states_and_orders():
     from tracker.cli.base import SCREENING_STATES, SORT_ORDERS
+    from tracker.cli.base import STAGES as CLI_STAGES
+    from tracker.review.states import STAGES
     from tracker.store.listing import SORTS
 
-    assert (SCREENING_STATES, SORT_ORDERS) == (STATES, SORTS)
+    assert (SCREENING_STATES, SORT_ORDERS, CLI_STAGES) == (tuple(State), SORTS, STAGES)

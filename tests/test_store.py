@@ -231,8 +231,36 @@ def test_a_bad_database_url_is_one_line_without_its_password(url, message):
     assert "\n" not in str(caught.value)
 
 
+def undo_screening_stages(connection) -> None:
+    """Undo migration 9 (screening-stages): the screening tables as schema 4 made them, their title-and-abstract rows
+    kept (a full-text decision did not exist before)."""
+    from sqlalchemy import MetaData, Table
+
+    from tracker.store import schema
+
+    fields = {"decision": ("id", "topic", "pmid", "reviewer", "decision", "reasons", "note", "resolves", "replaces",
+                           "source", "decided_at"),
+              "current_decision": ("topic", "pmid", "reviewer", "decision_id", "decision", "reasons", "note", "resolves",
+                                   "decided_at"),
+              "screening": ("topic", "pmid", "latest", "latest_reasons", "resolution", "resolution_reasons", "votes",
+                            "agreed", "agreed_reasons", "updated_at")}
+    kept = {}
+    for name, columns in fields.items():
+        table = Table(name, MetaData(), autoload_with=connection)
+        rows = connection.execute(table.select().where(table.c.stage == "title-abstract")).mappings().all()
+        kept[name] = [{column: row[column] for column in columns} for row in rows]
+    for name in ("screening", "current_decision", "decision"):
+        connection.execute(text(f"DROP TABLE {name}"))
+    schema._add_screening(connection)
+    for name in ("decision", "current_decision", "screening"):
+        if kept[name]:
+            connection.execute(Table(name, MetaData(), autoload_with=connection).insert(), kept[name])
+
+
 def drop_web_app(connection) -> None:
-    """Undo migrations 7 (relevance-scores) and 6 (web-app): their tables, the evidence tier column and its indexes."""
+    """Undo migrations 9 (screening-stages), 7 (relevance-scores) and 6 (web-app): their tables, the evidence tier
+    column and its indexes."""
+    undo_screening_stages(connection)
     for table in ("relevance_score", "ranking_state"):
         connection.execute(text(f"DROP TABLE {table}"))
     for table in ("account", "web_session", "login_failure"):

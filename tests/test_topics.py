@@ -101,7 +101,7 @@ def test_screening_settings_and_reasons_are_read_from_the_topic_file(tmp_path):
     ("bad.toml", 'title = "x"\nquery = "a"\nscreening = { reviewer = 2 }',
      "bad.toml: key 'screening' has an unknown key 'reviewer'; it takes reviewers and blind"),
     ("bad.toml", 'title = "x"\nquery = "a"\nscreening = "dual"',
-     "bad.toml: key 'screening' must be a table such as { reviewers = 2, blind = true }"),
+     "bad.toml: key 'screening' must be a table such as { reviewers = [\"ana\", \"ben\"], blind = true }"),
 ])
 def test_broken_topic_files_name_the_file_and_key(tmp_path, name, text, message):
     with pytest.raises(TopicFileError) as caught:

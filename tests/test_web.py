@@ -117,7 +117,7 @@ def test_every_page_answers_with_its_content(library):
         "/search?q=norepinephrine": ["Norepinephrine trial 1", "best matches"],
         "/query": ["PubMed query", "Run query"],
         "/runs": ["No runs yet"],
-        "/topics/dosing/prisma": ["Records in the topic", "prisma.svg"],
+        "/topics/dosing/prisma": ["Records screened (title and abstract)", "prisma.svg"],
         "/topics/dosing/screen": ["0 of 7 screened", ">Include</button>", ">Exclude</button>", ">Maybe</button>"],
     }
     for url, parts in expected.items():

@@ -259,3 +259,66 @@ def test_personal_mode_prints_a_token_url_that_signs_the_browser_in(library, bro
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_keys_walk_back_and_forth_a_conflict_is_settled_and_prisma_shows_the_agreement(library, browser):
+    """k walks back through the papers decided in this session and j forward again to the queue; two blind reviewers
+    disagree, the admin settles it on the Conflicts page, and the PRISMA page shows their agreement."""
+    from tracker.review.screening import decide
+    from tracker.topics import load_topic
+    from tracker.web.accounts import add_user
+
+    settings, store = library
+    (settings.queries_dir / "cesarean.toml").write_text(
+        'title = "Norepinephrine at caesarean delivery"\nquery = "norepinephrine AND cesarean"\n'
+        'screening = { reviewers = ["bo", "cy"], blind = true }\n'
+        'highlight = { include = ["randomised"], exclude = ["case report"] }\n', encoding="utf-8")
+    topic = load_topic(settings.queries_dir / "cesarean.toml")
+    add_user(store, "bo", "bo-password-22")
+    add_user(store, "cy", "cy-password-33")
+    add_user(store, "chief", "chief-password-3", admin=True)
+    decide(store, topic, [31000006, 31000005, 31000004], "include", reviewer="cy")
+    errors: list[str] = []
+    with served(settings, store) as (url, _):
+        page = browser.new_page(viewport={"width": 1366, "height": 860})
+        page.on("console", lambda message: errors.append(f"{message.text} {message.location}")
+                if message.type == "error" else None)
+        log_in(page, url, "bo", "bo-password-22")
+        page.goto(url + "/topics/cesarean/screen")
+        progress = page.locator(".progress")
+        expect(page.locator("input[name=pmid]")).to_have_value("31000006")
+        expect(page.locator("article mark.for").first).to_have_text("norepinephrine", ignore_case=True)
+        page.keyboard.press("i")
+        expect(progress).to_have_text("1 of 7 screened")
+        page.keyboard.press("e")
+        expect(progress).to_have_text("2 of 7 screened")
+        page.keyboard.press("i")
+        expect(progress).to_have_text("3 of 7 screened")
+        expect(page.locator("input[name=pmid]")).to_have_value("31000003")
+        page.keyboard.press("k")
+        expect(page.locator("input[name=pmid]")).to_have_value("31000004")
+        page.keyboard.press("k")
+        expect(page.locator("input[name=pmid]")).to_have_value("31000005")
+        expect(page.locator(".decide strong").first).to_have_text("exclude")
+        page.keyboard.press("j")
+        expect(page.locator("input[name=pmid]")).to_have_value("31000004")
+        page.keyboard.press("j")
+        expect(page.locator("input[name=pmid]")).to_have_value("31000003")
+        page.keyboard.press("h")
+        expect(page.get_by_role("button", name="Highlighting off")).to_have_attribute("aria-pressed", "false")
+        page.keyboard.press("u")  # cy decided 31000004 too, but bo's last decision is on ...04: refused, kept blind
+        expect(page.locator(".said")).to_contain_text("stays: the other reviewer has decided it too")
+        admin = browser.new_context(viewport={"width": 1366, "height": 860}).new_page()
+        log_in(admin, url, "chief", "chief-password-3")
+        admin.goto(url + "/topics/cesarean/conflicts")
+        conflict = admin.get_by_role("region", name=re.compile("Phenylephrine, norepinephrine and fetal"))
+        expect(conflict).to_contain_text("bo: exclude")
+        expect(conflict).to_contain_text("cy: include")
+        conflict.get_by_role("button", name="Include").click()
+        expect(admin.locator(".said")).to_have_text("PMID 31000005 settled.")
+        expect(admin.get_by_text("No conflict to settle by title and abstract.")).to_be_visible()
+        admin.goto(url + "/topics/cesarean/prisma")
+        expect(admin.locator(".kappa")).to_have_text(
+            "Agreement 66.7 % over 3 papers both decided; Cohen's kappa 0.00; 1 conflict settled.")
+        shot(admin, "conflicts")
+    assert errors == []

@@ -17,26 +17,43 @@ from tracker.settings import EMAIL_PATTERN, SETTINGS_FILE, render_settings_file
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 DEFAULT_SCHEDULE = "0 6 * * *"
 ALLOWED_KEYS = {"title", "description", "query", "since", "schedule", "recipients", "max_per_digest",
-                "exclusion_reasons", "screening"}
+                "exclusion_reasons", "full_text_reasons", "screening", "highlight"}
 # Why a paper is excluded, when the topic file gives no `exclusion_reasons` (PRISMA's usual headings).
 DEFAULT_EXCLUSION_REASONS = (
     "wrong population", "wrong intervention", "wrong comparator", "wrong outcome", "wrong study design",
     "wrong publication type", "not about norepinephrine as a drug", "duplicate report", "other",
+)
+# Why a report is excluded after reading its full text, when the topic file gives no `full_text_reasons`: PRISMA
+# 2020's usual headings for reports (a report that could not be had is "not retrieved", a decision of its own).
+DEFAULT_FULL_TEXT_REASONS = (
+    "wrong population", "wrong intervention", "wrong comparator", "wrong outcome", "wrong study design",
+    "wrong setting", "conference abstract only", "duplicate report", "language", "other",
 )
 MAX_REVIEWERS = 2
 
 
 @dataclass(frozen=True)
 class ScreeningMode:
-    """`screening = { reviewers = 2, blind = true }`: how many reviewers decide each paper, and whether a
-    reviewer sees the other's decision before giving their own (dual screening is blind unless it says not)."""
+    """`screening = { reviewers = ["ana", "ben"], blind = true }`: who decides each paper (or how many:
+    `reviewers = 2` takes the first two who decide), and whether a reviewer sees the other's decision before giving
+    their own (dual screening is blind unless it says not)."""
 
     reviewers: int = 1
     blind: bool = False
+    names: tuple[str, ...] = ()  # the named reviewers, when the file names them
 
     @property
     def dual(self) -> bool:
         return self.reviewers > 1
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """`highlight = { include = ["randomised", "spinal"], exclude = ["rat", "review"] }`: words the screening page
+    marks in titles and abstracts, green for the ones that speak for inclusion and red for the others."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,8 @@ class Topic:
     exclusion_reasons: tuple[str, ...] = DEFAULT_EXCLUSION_REASONS
     screening: ScreeningMode = ScreeningMode()
     path: Path | None = None
+    full_text_reasons: tuple[str, ...] = DEFAULT_FULL_TEXT_REASONS
+    highlight: Highlight = Highlight()
 
 
 def validate_slug(slug: str) -> str:
@@ -145,19 +164,8 @@ def load_topic(path: Path) -> Topic:
             isinstance(max_per_digest, bool) or not isinstance(max_per_digest, int) or max_per_digest < 1):
         raise TopicFileError(f"{name}: key 'max_per_digest' must be a whole number of at least 1")
 
-    reasons = data.get("exclusion_reasons", list(DEFAULT_EXCLUSION_REASONS))
-    if (not isinstance(reasons, list) or not reasons
-            or not all(isinstance(reason, str) and reason.strip() for reason in reasons)):
-        raise TopicFileError(f"{name}: key 'exclusion_reasons' must be a list of reasons such as "
-                             "[\"wrong population\", \"wrong study design\"]")
-    reasons = [" ".join(reason.split()) for reason in reasons]
-    folded = [reason.casefold() for reason in reasons]
-    if len(set(folded)) != len(folded):
-        twice = next(reason for index, reason in enumerate(reasons) if reason.casefold() in folded[:index])
-        raise TopicFileError(f"{name}: key 'exclusion_reasons' names {twice!r} twice")
-    if any(reason.isdigit() or ";" in reason for reason in reasons):
-        raise TopicFileError(f"{name}: key 'exclusion_reasons': a reason cannot be a number or contain ';' "
-                             "(numbers choose reasons by position, ';' separates them in exports)")
+    reasons = _reasons(name, data, "exclusion_reasons", DEFAULT_EXCLUSION_REASONS)
+    full_text_reasons = _reasons(name, data, "full_text_reasons", DEFAULT_FULL_TEXT_REASONS)
 
     return Topic(
         slug=slug,
@@ -171,26 +179,79 @@ def load_topic(path: Path) -> Topic:
         exclusion_reasons=tuple(reasons),
         screening=_screening_mode(name, data.get("screening")),
         path=path,
+        full_text_reasons=tuple(full_text_reasons),
+        highlight=_highlight(name, data.get("highlight")),
     )
+
+
+def _reasons(name: str, data: dict, key: str, default: tuple[str, ...]) -> list[str]:
+    reasons = data.get(key, list(default))
+    if (not isinstance(reasons, list) or not reasons
+            or not all(isinstance(reason, str) and reason.strip() for reason in reasons)):
+        raise TopicFileError(f"{name}: key '{key}' must be a list of reasons such as "
+                             "[\"wrong population\", \"wrong study design\"]")
+    reasons = [" ".join(reason.split()) for reason in reasons]
+    folded = [reason.casefold() for reason in reasons]
+    if len(set(folded)) != len(folded):
+        twice = next(reason for index, reason in enumerate(reasons) if reason.casefold() in folded[:index])
+        raise TopicFileError(f"{name}: key '{key}' names {twice!r} twice")
+    if any(reason.isdigit() or ";" in reason for reason in reasons):
+        raise TopicFileError(f"{name}: key '{key}': a reason cannot be a number or contain ';' "
+                             "(numbers choose reasons by position, ';' separates them in exports)")
+    return reasons
+
+
+def _highlight(name: str, value) -> Highlight:
+    if value is None:
+        return Highlight()
+    example = '{ include = ["randomised"], exclude = ["rat"] }'
+    if not isinstance(value, dict):
+        raise TopicFileError(f"{name}: key 'highlight' must be a table such as {example}")
+    unknown = sorted(set(value) - {"include", "exclude"})
+    if unknown:
+        raise TopicFileError(f"{name}: key 'highlight' has an unknown key '{unknown[0]}'; it takes include and exclude")
+    lists = {}
+    for key in ("include", "exclude"):
+        words = value.get(key, [])
+        if not isinstance(words, list) or not all(isinstance(word, str) and word.strip() for word in words):
+            raise TopicFileError(f"{name}: key 'highlight': {key} must be a list of words such as {example}")
+        lists[key] = tuple(dict.fromkeys(" ".join(word.split()) for word in words))
+    return Highlight(include=lists["include"], exclude=lists["exclude"])
 
 
 def _screening_mode(name: str, value) -> ScreeningMode:
     if value is None:
         return ScreeningMode()
+    example = '{ reviewers = ["ana", "ben"], blind = true }'
     if not isinstance(value, dict):
-        raise TopicFileError(f"{name}: key 'screening' must be a table such as {{ reviewers = 2, blind = true }}")
+        raise TopicFileError(f"{name}: key 'screening' must be a table such as {example}")
     unknown = sorted(set(value) - {"reviewers", "blind"})
     if unknown:
         raise TopicFileError(f"{name}: key 'screening' has an unknown key '{unknown[0]}'; it takes reviewers and blind")
-    reviewers = value.get("reviewers", 1)
-    if isinstance(reviewers, bool) or not isinstance(reviewers, int) or not 1 <= reviewers <= MAX_REVIEWERS:
+    given = value.get("reviewers", 1)
+    names: tuple[str, ...] = ()
+    if isinstance(given, list):
+        if not all(isinstance(who, str) and who.strip() for who in given):
+            raise TopicFileError(f"{name}: key 'screening': reviewers must be names such as {example}, or a number")
+        names = tuple(" ".join(who.split()) for who in given)
+        twice = [who for index, who in enumerate(names) if who in names[:index]]
+        if twice:
+            raise TopicFileError(f"{name}: key 'screening': reviewers names {twice[0]!r} twice")
+        if not 1 <= len(names) <= MAX_REVIEWERS:
+            raise TopicFileError(f"{name}: key 'screening': reviewers must name one or two people, such as {example}")
+        reviewers = len(names)
+    elif isinstance(given, bool) or not isinstance(given, int):
+        raise TopicFileError(f"{name}: key 'screening': reviewers must be names such as {example}, or a number")
+    else:
+        reviewers = given
+    if not 1 <= reviewers <= MAX_REVIEWERS:
         raise TopicFileError(f"{name}: key 'screening': reviewers must be 1 or 2 (two for dual screening)")
     blind = value.get("blind", reviewers > 1)
     if not isinstance(blind, bool):
         raise TopicFileError(f"{name}: key 'screening': blind must be true or false")
     if blind and reviewers == 1:
         raise TopicFileError(f"{name}: key 'screening': blind screening needs reviewers = 2")
-    return ScreeningMode(reviewers=reviewers, blind=blind)
+    return ScreeningMode(reviewers=reviewers, blind=blind, names=names)
 
 
 def load_topics(queries_dir: Path) -> list[Topic]:

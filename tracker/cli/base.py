@@ -39,7 +39,8 @@ class DateType(click.ParamType):
 DATE = DateType()
 
 
-SCREENING_STATES = ("unscreened", "awaiting", "included", "excluded", "maybe", "conflict")  # states.STATES, for --help
+SCREENING_STATES = ("unscreened", "awaiting", "included", "excluded", "maybe", "conflict", "not-retrieved")  # tuple(State)
+STAGES = ("title-abstract", "full-text")  # tracker.review.states.STAGES, without importing it for --help
 
 
 SORT_ORDERS = ("newest", "oldest", "tier", "relevance")  # tracker.store.listing.SORTS, without importing it for --help
@@ -180,3 +181,10 @@ def report_bad_files(scan) -> None:
     for error in scan.errors.values():
         click.echo(f"error: {error} (this topic is skipped until the file is fixed; the others are not affected)",
                    err=True)
+
+
+def current_reviewer(given: str | None) -> str:
+    """Who screens from this shell: --reviewer, else TRACKER_REVIEWER, else the login name."""
+    from tracker.review.screening import check_reviewer, default_reviewer
+
+    return check_reviewer(given) if given else default_reviewer(current_settings().reviewer)

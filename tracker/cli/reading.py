@@ -12,8 +12,10 @@ from tracker.cli.base import (
     DATE,
     SCREENING_STATES,
     SORT_ORDERS,
+    STAGES,
     cli,
     common_options,
+    current_reviewer,
     current_settings,
     current_store,
     load_all_topics,
@@ -134,7 +136,13 @@ def digest_command(slugs, since, output_format, output):
               help="CSV (columns documented in tracker/outputs/export.py), RIS for Zotero, EndNote, Rayyan, Covidence, or "
                    "an Excel workbook (needs -o FILE.xlsx).")
 @click.option("--state", type=click.Choice(SCREENING_STATES),
-              help="Only papers in this screening state in one of the topics (--state included: the included set).")
+              help="Only papers in this screening state in one of the topics (--state included: the included set; "
+                   "with --stage full-text, the studies included).")
+@click.option("--stage", type=click.Choice(STAGES), default="title-abstract", show_default=True,
+              help="The screening stage --state is at: title and abstract, or full text (not-retrieved is a full-text "
+                   "state).")
+@click.option("--reviewer", metavar="NAME", help="Whose view of blind screening (default: $TRACKER_REVIEWER or the login "
+                                                 "name): the other reviewer's decisions stay hidden until both decided.")
 @click.option("--bom/--no-bom", default=None,
               help="Start the CSV with UTF-8's byte-order mark, which Excel needs to show accents (default: with -o "
                    "FILE, yes; on stdout, no).")
@@ -144,10 +152,14 @@ def digest_command(slugs, since, output_format, output):
 @click.option("-o", "--output", default="-", show_default=True, metavar="FILE|-",
               help="Write to FILE (replaced only once complete) instead of stdout.")
 @common_options
-def export_command(slugs, since, output_format, state, bom, sort, output):
+def export_command(slugs, since, output_format, state, stage, reviewer, bom, sort, output):
     """Export the papers of every topic (or the given ones), newest first seen first."""
     from tracker.files import OUTPUT_FILE_ADVICE, atomic_output
     from tracker.outputs.export import export_papers
+    from tracker.review.states import Stage
+
+    if state == "not-retrieved":
+        stage = "full-text"
 
     if output != "-":
         check_output_format(output, output_format, {".csv": "csv", ".ris": "ris", ".xlsx": "xlsx"})
@@ -157,13 +169,14 @@ def export_command(slugs, since, output_format, state, bom, sort, output):
         raise click.UsageError("--bom and --no-bom go with CSV: leave them out for --format ris or xlsx")
     selected = load_selected_topics(slugs)
     store = current_store(readonly=True)
+    viewer = current_reviewer(reviewer) if any(topic.screening.blind for topic in selected) else None
+    options = {"since": since, "fmt": output_format, "state": state, "sort": sort, "stage": Stage(stage),
+               "reviewer": viewer}
     if output == "-":
-        export_papers(store, selected, sys.stdout.buffer, since=since, fmt=output_format, state=state, bom=bool(bom),
-                      sort=sort)
+        export_papers(store, selected, sys.stdout.buffer, bom=bool(bom), **options)
         return
     with atomic_output(output, advice=OUTPUT_FILE_ADVICE) as file:
-        count = export_papers(store, selected, file, since=since, fmt=output_format, state=state,
-                              bom=bom is not False, sort=sort)
+        count = export_papers(store, selected, file, bom=bom is not False, **options)
     click.echo(f"exported {count} papers to {output}", err=True)
 
 

@@ -10,8 +10,10 @@ from tracker.cli.base import (
     DATE,
     SCREENING_STATES,
     SORT_ORDERS,
+    STAGES,
     cli,
     common_options,
+    current_reviewer,
     current_settings,
     current_store,
     load_all_topics,
@@ -28,12 +30,6 @@ class PmidType(click.ParamType):
         if not text.isdigit() or int(text) == 0:
             self.fail(f"{value!r} is not a PMID (a positive whole number such as 31415926)", param, ctx)
         return int(text)
-
-
-def current_reviewer(given: str | None) -> str:
-    from tracker.review.screening import check_reviewer, default_reviewer
-
-    return check_reviewer(given) if given else default_reviewer(current_settings().reviewer)
 
 
 SCREEN_CSV_COLUMNS = ("pmid", "title", "year", "journal", "first_seen", "state", "reasons", "reviewers", "notes",
@@ -55,6 +51,11 @@ def screen_group():
     """Screen a topic's papers: include, exclude (with reasons) or maybe, alone or as two blind reviewers."""
 
 
+STAGE_OPTION = click.option("--stage", type=click.Choice(STAGES), default="title-abstract", show_default=True,
+                            help="The screening stage: title and abstract, or the full text of the papers included "
+                                 "there.")
+
+
 @screen_group.command("list")
 @click.argument("slug")
 @click.option("--state", type=click.Choice(SCREENING_STATES),
@@ -67,22 +68,27 @@ def screen_group():
 @click.option("--sort", type=click.Choice(SORT_ORDERS), default="newest", show_default=True,
               help="newest or oldest first seen first, strongest evidence first, or most relevant first (learned from "
                    "the topic's decisions).")
+@STAGE_OPTION
 @common_options
-def screen_list_command(slug, state, output_format, limit, reviewer, sort):
+def screen_list_command(slug, state, output_format, limit, reviewer, sort, stage):
     """A topic's papers with their screening state, reasons, each reviewer's decision and relevance, newest first."""
-    from tracker.review.screening import list_screening, screening_record
+    from tracker.review.screening import list_screening, screening_record, what_is_left
+    from tracker.review.states import Stage
 
     topics = load_all_topics()
     [topic] = load_selected_topics((slug,))
     store = current_store(readonly=True)
     rows = list_screening(store, topic, reviewer=current_reviewer(reviewer), state=state, limit=limit, topics=topics,
-                          sort=sort)
-    if sort == "relevance" and output_format == "table":
+                          sort=sort, stage=Stage(stage))
+    if output_format == "table":
         from tracker.review.relevance import ranking_status
 
         status = ranking_status(store, topic)
-        click.echo(f"{topic.slug}: {status.sentence}" + ("" if status.ranked else "; newest first meanwhile"),
-                   err=True)
+        if sort == "relevance":
+            click.echo(f"{topic.slug}: {status.sentence}" + ("" if status.ranked else "; newest first meanwhile"),
+                       err=True)
+        if status.ranked and stage == Stage.TITLE_ABSTRACT:
+            click.echo(f"{topic.slug}: {what_is_left(store, topic)}", err=True)
     records = [screening_record(row) for row in rows]
     if output_format == "json":
         echo_json(records)
@@ -90,7 +96,10 @@ def screen_list_command(slug, state, output_format, limit, reviewer, sort):
         echo_csv(SCREEN_CSV_COLUMNS, ([record[name] for name in SCREEN_CSV_COLUMNS] for record in
                                       (flat_screening(record) for record in records)))
     elif not rows:
-        click.echo(f"no papers of topic '{topic.slug}'" + (f" are {state}" if state else " yet: run 'tracker fetch'"))
+        at = " at full text" if stage == Stage.FULL_TEXT else ""
+        click.echo(f"no papers of topic '{topic.slug}'{at}" + (f" are {state}" if state else
+                                                              " yet: include papers by title and abstract first"
+                                                              if stage == Stage.FULL_TEXT else " yet: run 'tracker fetch'"))
     else:
         from tracker.text import cut
 
@@ -100,42 +109,60 @@ def screen_list_command(slug, state, output_format, limit, reviewer, sort):
              flat_screening(record)["reviewers"] or "-", cut(record["title"], 60)] for record in records]))
 
 
+DECISION_FLAGS = (("include", "--include"), ("exclude", "--exclude"), ("maybe", "--maybe"),
+                  ("not_retrieved", "--not-retrieved"))
+
+
 @screen_group.command("set")
 @click.argument("slug")
 @click.argument("pmids", nargs=-1, required=True, type=PmidType(), metavar="PMID...")
-@click.option("--include", "decision", flag_value="include", help="Include the papers.")
-@click.option("--exclude", "decision", flag_value="exclude", help="Exclude the papers (give --reason).")
-@click.option("--maybe", "decision", flag_value="maybe", help="Not sure yet: look again later.")
+@click.option("--include", is_flag=True, help="Include the papers.")
+@click.option("--exclude", is_flag=True, help="Exclude the papers (give --reason; required at full text).")
+@click.option("--maybe", is_flag=True, help="Not sure yet: look again later (title and abstract).")
+@click.option("--not-retrieved", "not_retrieved", is_flag=True,
+              help="With --stage full-text: the full text could not be had.")
 @click.option("--reason", "reasons", multiple=True, metavar="TEXT",
               help="With --exclude: a reason of the topic, by name or number (repeat for several).")
 @click.option("--note", default="", metavar="TEXT", help="A free note kept with the decision.")
 @click.option("--reviewer", metavar="NAME", help="Who decides (default: $TRACKER_REVIEWER or the login name).")
 @click.option("--resolve", is_flag=True, help="Settle a conflict between two reviewers with this decision.")
+@STAGE_OPTION
 @common_options
-def screen_set_command(slug, pmids, decision, reasons, note, reviewer, resolve):
+def screen_set_command(slug, pmids, include, exclude, maybe, not_retrieved, reasons, note, reviewer, resolve, stage):
     """Record a decision on papers of a topic: all of them, or none if one is not in the topic."""
     from tracker.review.relevance import refresh_quietly
-    from tracker.review.screening import decide
-    from tracker.review.states import OPEN, ScreeningRule
+    from tracker.review.screening import decide, rule_for
+    from tracker.review.states import OPEN, Stage
     from tracker.store.decisions import summaries
 
-    if decision is None:
-        raise click.UsageError("give the decision: --include, --exclude or --maybe")
+    given = {"include": include, "exclude": exclude, "maybe": maybe, "not_retrieved": not_retrieved}
+    chosen = [flag for name, flag in DECISION_FLAGS if given[name]]
+    if len(chosen) > 1:
+        raise click.UsageError(f"{' and '.join(chosen)} were both given: choose one decision; nothing was recorded"
+                               if len(chosen) == 2 else
+                               f"{', '.join(chosen)} were all given: choose one decision; nothing was recorded")
+    if not chosen:
+        raise click.UsageError("give the decision: --include, --exclude or --maybe (at full text: --include, "
+                               "--exclude or --not-retrieved)")
+    decision = chosen[0].removeprefix("--")
     [topic] = load_selected_topics((slug,))
     store = current_store()
+    at = Stage(stage)
     saved = decide(store, topic, pmids, decision, reviewer=current_reviewer(reviewer), reasons=reasons, note=note,
-                   resolve=resolve)
+                   resolve=resolve, stage=at)
     refresh_quietly(store, topic)  # once for all the papers of the command
-    rows = summaries(store, topic.slug, [item.decision.pmid for item in saved])
+    rows = summaries(store, topic.slug, [item.decision.pmid for item in saved], stage=at)
+    rule = rule_for(store, topic, at)
     for item in saved:
-        given, before = item.decision, item.replaced
-        line = f"{topic.slug} {given.pmid}: {given.decision} by {given.reviewer}"
-        if given.reasons:
-            line += f" ({', '.join(given.reasons)})"
+        made, before = item.decision, item.replaced
+        where = " at full text" if at == Stage.FULL_TEXT else ""
+        line = f"{topic.slug} {made.pmid}: {made.decision}{where} by {made.reviewer}"
+        if made.reasons:
+            line += f" ({', '.join(made.reasons)})"
         if before is not None:
             line += f", replacing {before.decision} of {when(before.decided_at)} UTC"
-        state = ScreeningRule.of(topic).state(rows.get(given.pmid))
-        shown = "awaiting the other reviewer" if topic.screening.blind and state in OPEN else state
+        state = rule.state(rows.get(made.pmid))
+        shown = "awaiting the other reviewer" if rule.blind and state in OPEN else state
         click.echo(f"{line}; now {shown}")
 
 
@@ -144,10 +171,12 @@ def screen_set_command(slug, pmids, decision, reasons, note, reviewer, resolve):
 @click.option("--topic", "topic_slug", required=True, metavar="SLUG", help="The topic the decisions belong to.")
 @click.option("--reviewer", metavar="NAME", help="Who decided, for rows without a reviewer column (default: "
                                                  "$TRACKER_REVIEWER or the login name).")
-@click.option("--add-missing", is_flag=True, help="Fetch and link the papers the topic lacks, instead of skipping them.")
+@click.option("--add-missing", is_flag=True, help="Fetch and link the papers the topic lacks first (without it such a row "
+                                                  "is an error).")
 @common_options
 def screen_import_command(file, topic_slug, reviewer, add_missing):
-    """Import decisions from a CSV (pmid, decision, reason, note, reviewer) or ASReview's export: all or nothing."""
+    """Import decisions from a CSV or Excel file (pmid, decision, reason, note, reviewer; the tracker's own exports as
+    they come out) or ASReview's export: all or nothing."""
     from tracker.ncbi.eutils import EutilsClient
     from tracker.review.importing import import_decisions
     from tracker.review.relevance import refresh_quietly
@@ -163,18 +192,15 @@ def screen_import_command(file, topic_slug, reviewer, add_missing):
     result = import_decisions(store, topic, file, reviewer=current_reviewer(reviewer),
                               add_missing=fetch_missing if add_missing else None)
     refresh_quietly(store, topic)  # one retraining for the whole file
-    line = (f"{topic.slug}: {result.imported} decisions imported from {file.name} "
-            f"({'ASReview export' if result.kind == 'asreview' else 'CSV'}; by {', '.join(result.reviewers) or '-'})")
+    line = (f"{topic.slug}: {result.imported} decision{'' if result.imported == 1 else 's'} imported from {file.name} "
+            f"({result.source}; by {', '.join(result.reviewers) or '-'})")
     if result.added:
-        line += f"; {result.added} papers fetched and added to the topic first"
+        line += f"; {result.added} paper{'' if result.added == 1 else 's'} fetched and added to the topic first"
+    if result.unchanged:
+        line += f"; {result.unchanged} already so, left as they were"
     if result.unlabelled:
-        line += f"; {result.unlabelled} unlabelled rows skipped"
+        line += f"; {result.unlabelled} row{'' if result.unlabelled == 1 else 's'} without a decision skipped"
     click.echo(line)
-    if result.skipped:
-        from tracker.review.screening import describe_pmids
-
-        click.echo(f"warning: {describe_pmids(list(result.skipped))} not in topic '{topic.slug}' and were skipped: "
-                   "import again with --add-missing to fetch and add them", err=True)
 
 
 @cli.command("prisma")

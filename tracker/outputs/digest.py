@@ -42,8 +42,8 @@ from tracker.ncbi.pubmed import AbstractSection, Paper
 from tracker.ncbi.registries import TrialId, trial_ids
 from tracker.outputs.render import moment, plain, render
 from tracker.review.relevance import ranking_status
-from tracker.review.screening import count_states, with_included_first
-from tracker.review.states import OPEN, ScreeningRule, State
+from tracker.review.screening import count_states, rule_for, with_included_first
+from tracker.review.states import OPEN, State
 from tracker.runs.watch import DEFAULT_QUIET_WEEKS, HealthFlag, topic_health
 from tracker.store import Store
 from tracker.store.changes import EventView, list_events, paper_statuses
@@ -285,7 +285,7 @@ def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | N
 
 def screening_line(store: Store, topic: Topic, pmids: Sequence[int]) -> tuple[ScreeningLine, set[int]]:
     """The header's screening figures for the period's papers `pmids`, and those of them already excluded."""
-    rows, rule = summaries(store, topic.slug, pmids), ScreeningRule.of(topic)
+    rows, rule = summaries(store, topic.slug, pmids), rule_for(store, topic)
     states = {pmid: rule.state(rows.get(pmid)) for pmid in pmids}
     excluded = {pmid for pmid, state in states.items() if state == State.EXCLUDED}
     return ScreeningLine(

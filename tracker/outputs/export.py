@@ -57,7 +57,7 @@ from tracker.errors import ConfigError
 from tracker.ncbi.notices import describe_status
 from tracker.ncbi.pubmed import Author, Paper
 from tracker.ncbi.registries import TrialId, trial_ids
-from tracker.review.states import ScreeningRule, check_state
+from tracker.review.states import Stage, check_state
 from tracker.store.database import Store
 from tracker.store.listing import NO_XML, ListedPaperRow, PaperFilter, Selection, count_selection, rows_of_pmids, select_batches
 from tracker.store.models import PaperRow
@@ -69,7 +69,7 @@ from tracker.topics import Topic
 CSV_COLUMNS = (
     "pmid", "title", "authors", "journal", "year", "publication_date", "doi", "pmcid", "publication_types",
     "mesh_terms", "keywords", "topics", "first_seen", "late_arrival", "pubmed_url", "status",
-    "decision", "reasons", "reviewers", "notes", "editors", "trial_ids", "relevance",
+    "decision", "reasons", "reviewers", "notes", "editors", "trial_ids", "relevance", "full_text", "full_text_reasons",
 )
 FORMATS = ("csv", "ris", "xlsx")
 # UTF-8's byte-order mark: Excel reads a CSV without it in the machine's legacy code page ("Sören" shows as
@@ -79,8 +79,8 @@ CHUNK = 500
 CSV_BATCH = 5000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Indexes in CSV_COLUMNS of the cells that hold record or reviewer text (a spreadsheet could run it as a formula).
-_TEXT_CELLS = (1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 17, 18, 19, 20, 21)
-SCREENING_COLUMNS = ("decision", "reasons", "reviewers", "notes")
+_TEXT_CELLS = (1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 17, 18, 19, 20, 21, 24)
+SCREENING_COLUMNS = ("decision", "reasons", "reviewers", "notes", "full_text", "full_text_reasons")
 
 # Plain text columns only: the JSON beside them would cost a decode per row (BENCHMARKS.md, export profile).
 _CSV_FIELDS = ("pmid", "title", "author_names", "journal", "pub_year", "pub_date_text", "doi", "pmcid",
@@ -90,16 +90,19 @@ _CSV_FIELDS = ("pmid", "title", "author_names", "journal", "pub_year", "pub_date
 
 # -- selecting -------------------------------------------------------------------------------
 
-def selection_of(topics: Sequence[Topic | str], *, since: date | None = None, state: str | None = None,
-                 sort: str = "newest", filters: PaperFilter | None = None, reviewer: str | None = None) -> Selection:
+def selection_of(store: Store, topics: Sequence[Topic | str], *, since: date | None = None, state: str | None = None,
+                 sort: str = "newest", filters: PaperFilter | None = None, reviewer: str | None = None,
+                 stage: Stage = Stage.TITLE_ABSTRACT) -> Selection:
     """The papers of `topics` an export writes (tracker/store/listing.py): `filters` (the topic page's), with
-    `since` and `state` added when given; in blind screening the state is `reviewer`'s view of it."""
+    `since` and `state` (a state at `stage`) added when given; in blind screening the state is `reviewer`'s view."""
+    from tracker.review.screening import rule_for
+
     chosen = as_topics(topics)
     filters = filters or PaperFilter()
     filters = replace(filters, since=since if since is not None else filters.since,
-                      state=check_state(state) if state is not None else filters.state)
+                      state=check_state(state, stage) if state is not None else filters.state)
     return Selection(topics=tuple(topic.slug for topic in chosen),
-                     rules={topic.slug: ScreeningRule.of(topic) for topic in chosen}, filters=filters, sort=sort,
+                     rules={topic.slug: rule_for(store, topic, stage) for topic in chosen}, filters=filters, sort=sort,
                      reviewer=reviewer if any(topic.screening.blind for topic in chosen) else None)
 
 
@@ -110,9 +113,10 @@ def export_rows(store: Store, topics: Sequence[Topic | str], since: date | None 
     """One dict per paper linked to any of `topics` (first seen on or after `since`, in `state` in one of them; or
     the papers of `selection`), keyed by CSV_COLUMNS."""
     chosen = as_topics(topics)
-    selection = selection or selection_of(chosen, since=since, state=state, sort=sort)
+    selection = selection or selection_of(store, chosen, since=since, state=state, sort=sort)
     for batch in select_batches(store, selection, _CSV_FIELDS):
-        screening = screening_cells(store, chosen, [(row.pmid, _split(row.all_topics)) for row in batch])
+        screening = screening_cells(store, chosen, [(row.pmid, _split(row.all_topics)) for row in batch],
+                                    reviewer=selection.reviewer)
         for row in batch:
             yield _csv_row(row, row.first_seen, _split(row.all_topics), row.relevance) | screening[row.pmid]
 
@@ -122,7 +126,7 @@ def _export_cells(store: Store, topics: Sequence[Topic], selection: Selection) -
     formula, text_cells = _FORMULA_START, _TEXT_CELLS
     for batch in select_batches(store, selection, _CSV_FIELDS):
         memberships = [(row[0], _split(row[-2])) for row in batch]
-        screening = screening_cells(store, topics, memberships)
+        screening = screening_cells(store, topics, memberships, reviewer=selection.reviewer)
         for (pmid, title, authors, journal, year, date_text, doi, pmcid, types, mesh, keywords, late, status, editors,
              trials, seen, _member, relevance), (_, member_of) in zip(batch, memberships, strict=True):
             marks = screening[pmid]
@@ -131,7 +135,8 @@ def _export_cells(store: Store, topics: Sequence[Topic], selection: Selection) -
                      "true" if late else "false", pubmed_url(pmid),
                      describe_status(status) if status else "", marks["decision"], marks["reasons"],
                      marks["reviewers"], marks["notes"], editors, trials,
-                     "" if relevance is None else format_relevance(relevance)]
+                     "" if relevance is None else format_relevance(relevance), marks["full_text"],
+                     marks["full_text_reasons"]]
             for index in text_cells:
                 value = cells[index]
                 if value is None:
@@ -174,35 +179,50 @@ def as_topics(topics: Sequence[Topic | str]) -> list[Topic]:
     return [topic if isinstance(topic, Topic) else Topic(slug=topic, title=topic, query="") for topic in topics]
 
 
-def screening_cells(store: Store, topics: Sequence[Topic], papers: Sequence[tuple[int, Sequence[str]]]) -> dict[int, dict]:
-    """The four screening cells of each paper (pmid with all its topics) in the `topics` it belongs to."""
-    from tracker.review.screening import describe_decision, view_of
-    from tracker.store.decisions import current_decisions, summaries_of
+def screening_cells(store: Store, topics: Sequence[Topic], papers: Sequence[tuple[int, Sequence[str]]], *,
+                    reviewer: str | None = None) -> dict[int, dict]:
+    """The screening cells of each paper (pmid with all its topics) in the `topics` it belongs to, as `reviewer` may
+    see them (blind screening hides the other reviewer's decisions, and whether they gave one, until a paper is
+    settled): the state, its reasons, each reviewer's decision and note, then the same at full text."""
+    from tracker.review.screening import describe_decision, screening_of
+    from tracker.review.states import Stage, State
 
     empty = dict.fromkeys(SCREENING_COLUMNS, "")
     if not topics or not papers:
         return {pmid: dict(empty) for pmid, _ in papers}
     by_slug = {topic.slug: topic for topic in topics}
     several = len(topics) > 1
-    pmids = [pmid for pmid, _ in papers]
-    rows = summaries_of(store, list(by_slug), pmids)
-    current = current_decisions(store, list(by_slug), pmids)
+    held: dict[str, list[int]] = {}
+    for pmid, member in papers:
+        for slug in member:
+            if slug in by_slug:
+                held.setdefault(slug, []).append(pmid)
+    first = {slug: screening_of(store, by_slug[slug], pmids, reviewer=reviewer) for slug, pmids in held.items()}
+    reached = {slug: [pmid for pmid in pmids if first[slug][pmid].state == State.INCLUDED] for slug, pmids in held.items()}
+    later = {slug: screening_of(store, by_slug[slug], pmids, reviewer=reviewer, stage=Stage.FULL_TEXT)
+             for slug, pmids in reached.items() if pmids}
     cells: dict[int, dict] = {}
     for pmid, member in papers:
-        states, reasons, reviewers, notes = [], [], [], []
+        states, reasons, reviewers, notes, full_text, full_text_reasons = [], [], [], [], [], []
         for slug in member:
-            topic = by_slug.get(slug)
-            if topic is None:
+            if slug not in by_slug:
                 continue
-            seen = view_of(topic, pmid, rows.get((slug, pmid)), current.get((slug, pmid), ()), reviewer=None)
             prefix = f"{slug}: " if several else ""
-            states.append(prefix + seen.state)
-            reasons += [prefix + reason for reason in seen.reasons]
             who = f"{slug}/" if several else ""
-            reviewers += [who + describe_decision(decision) for decision in seen.decisions]
-            notes += [f"{who}{decision.reviewer}: {decision.note}" for decision in seen.decisions if decision.note]
-        cells[pmid] = {"decision": "; ".join(states), "reasons": "; ".join(reasons),
-                       "reviewers": "; ".join(reviewers), "notes": "; ".join(notes)}
+            for seen in (first[slug][pmid], later.get(slug, {}).get(pmid)):
+                if seen is None:
+                    continue
+                if seen.stage == Stage.FULL_TEXT:
+                    full_text.append(prefix + seen.state)
+                    full_text_reasons += [prefix + reason for reason in seen.reasons]
+                else:
+                    states.append(prefix + seen.state)
+                    reasons += [prefix + reason for reason in seen.reasons]
+                reviewers += [who + describe_decision(decision) for decision in seen.decisions]
+                notes += [f"{who}{decision.reviewer}: {decision.note}" for decision in seen.decisions if decision.note]
+        cells[pmid] = {"decision": "; ".join(states), "reasons": "; ".join(reasons), "reviewers": "; ".join(reviewers),
+                       "notes": "; ".join(notes), "full_text": "; ".join(full_text),
+                       "full_text_reasons": "; ".join(full_text_reasons)}
     return cells
 
 
@@ -289,9 +309,10 @@ def ris_records(store: Store, topics: Sequence[Topic | str], since: date | None 
     """(paper without its XML, all its topics, its status, its screening cells, its stored trial ids) for the same
     selection and order as `export_rows`."""
     chosen = as_topics(topics)
-    selection = selection or selection_of(chosen, since=since, state=state, sort=sort)
+    selection = selection or selection_of(store, chosen, since=since, state=state, sort=sort)
     for batch in select_batches(store, selection, NO_XML):
-        screening = screening_cells(store, chosen, [(row.pmid, _split(row.all_topics)) for row in batch])
+        screening = screening_cells(store, chosen, [(row.pmid, _split(row.all_topics)) for row in batch],
+                                    reviewer=selection.reviewer)
         for row in batch:
             # row_to_paper only reads attributes, which the selected row has under the columns' names.
             paper = row_to_paper(cast(PaperRow, row))
@@ -389,13 +410,15 @@ def _page_range(pages: str | None) -> tuple[str | None, str | None]:
 
 def export_papers(store: Store, topics: Sequence[Topic | str], file: BinaryIO, *, since: date | None = None,
                   fmt: str = "csv", state: str | None = None, bom: bool = False, sort: str = "newest",
-                  filters: PaperFilter | None = None, reviewer: str | None = None) -> int:
+                  filters: PaperFilter | None = None, reviewer: str | None = None,
+                  stage: Stage = Stage.TITLE_ABSTRACT) -> int:
     """Write the papers of `topics` (in screening `state` in one of them, when given; passing `filters`, those of a
     topic page) to `file` as CSV, RIS or an Excel workbook (tracker/outputs/spreadsheet.py), in `sort` order;
     returns how many were written. In blind screening states are as `reviewer` sees them. `bom` starts a CSV with
     UTF-8's byte-order mark, for Excel."""
     chosen = as_topics(topics)
-    selection = selection_of(chosen, since=since, state=state, sort=sort, filters=filters, reviewer=reviewer)
+    selection = selection_of(store, chosen, since=since, state=state, sort=sort, filters=filters, reviewer=reviewer,
+                             stage=stage)
     if fmt == "ris":
         return write_ris(ris_records(store, chosen, selection=selection), file)
     if fmt == "csv":

@@ -1,17 +1,26 @@
-"""PRISMA 2020 counts of a topic's screening, and its flow diagram (`tracker prisma`).
+"""PRISMA 2020 counts of a topic's screening, both stages, with the reviewers' agreement, and its flow diagram
+(`tracker prisma`).
 
 What is counted (for the papers the topic first saw from `since` on, and its runs started since then):
 - identified: the records PubMed listed in each of the topic's fetch, backfill and import runs (`matched`),
   with each run's own figures (its window's Count and what was new to the topic);
 - duplicates: records a run listed that the topic already held from an earlier run (the windows overlap by
   a few days, and a backfill repeats what came before), removed before screening;
-- records: the topic's distinct papers; of them `from_other_topics` were already stored by another topic
-  (fetched once, linked here);
-- screened (at least one decision) and unscreened; the topic-level states: included, excluded (in all and
-  per reason; a paper excluded for two reasons counts under both, one with none under "(no reason given)"),
-  maybe, awaiting (dual screening: one of two has decided) and conflicts; retracted among the included.
+- records: the topic's distinct papers, all of them to screen by title and abstract; of them `from_other_topics`
+  were already stored by another topic (fetched once, linked here);
+- by title and abstract: excluded (each record once, under the first reason it was excluded for, or "(no reason
+  given)"; further reasons are kept and counted apart as `excluded_also_given`), the reports sought (the records
+  included), and those awaiting a decision (unscreened, awaiting a second reviewer, maybe, in conflict);
+- at full text, for the reports sought: not retrieved, awaiting retrieval (no full-text decision yet), assessed
+  (excluded, each once under its first reason; studies included; awaiting a full-text decision);
+- studies included: at full text when the topic uses that stage, else by title and abstract (as before the
+  stage existed); retracted among them;
+- agreement at each stage: each reviewer's count of decisions, their agreement (percentage and Cohen's kappa, over
+  the papers both decided, include against anything else) and the conflicts settled by a resolution.
 
-Screening here is at title and abstract; the diagram says so and leaves PRISMA's full-text boxes out.
+The counts add up: records = excluded + reports sought + awaiting a title/abstract decision; reports sought =
+not retrieved + assessed + awaiting retrieval; reports assessed = reports excluded + studies included (at full
+text) + awaiting a full-text decision; each stage's reasons add up to its excluded count (tests/test_prisma.py).
 """
 
 from __future__ import annotations
@@ -20,12 +29,14 @@ import csv
 import io
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timezone
 from typing import cast
 from xml.sax.saxutils import escape
 
-from tracker.review.states import ScreeningRule, State
+from tracker.review.screening import rule_for
+from tracker.review.states import ScreeningRule, Stage, State
 from tracker.store import Store
 from tracker.store.changes import paper_statuses
 from tracker.store.decisions import summaries
@@ -50,6 +61,21 @@ class RunFigures:
 
 
 @dataclass(frozen=True)
+class Agreement:
+    """How two reviewers' decisions at one stage compare: what a review's methods section reports."""
+
+    percent: float | None  # of the papers both decided, the share where both included or both did not (0-100)
+    kappa: float | None  # Cohen's kappa over the same papers, include against anything else
+    per_reviewer: dict[str, int]  # papers each reviewer decided (their current decisions)
+    settled: int  # conflicts settled by a resolution
+    both: int = 0  # papers both reviewers decided: what percent and kappa are over
+
+    def as_json(self) -> dict:
+        return {"percent": self.percent, "kappa": self.kappa, "per_reviewer": self.per_reviewer,
+                "settled": self.settled, "both": self.both}
+
+
+@dataclass(frozen=True)
 class PrismaCounts:
     topic: str
     title: str
@@ -58,60 +84,137 @@ class PrismaCounts:
     duplicates: int
     records: int
     from_other_topics: int
-    screened: int
+    screened: int  # records with a decision by title and abstract
     unscreened: int
     awaiting: int
-    included: int
-    excluded: int
-    excluded_by_reason: dict[str, int]
+    included: int  # studies included: at full text when the topic uses it, else by title and abstract
+    excluded: int  # records excluded by title and abstract
+    excluded_by_reason: dict[str, int]  # each excluded record under its first reason
     maybe: int
     conflicts: int
     retracted_included: int
     reviewers: int
     runs: tuple[RunFigures, ...]
+    excluded_also_given: dict[str, int] = field(default_factory=dict)  # further reasons of the excluded records
+    awaiting_title_abstract: int = 0  # records without a settled decision: unscreened, awaiting, maybe, conflict
+    reports_sought: int = 0  # records included by title and abstract: their full text is sought
+    reports_not_retrieved: int = 0
+    awaiting_retrieval: int = 0  # reports sought without a full-text decision yet
+    reports_assessed: int = 0
+    reports_excluded: int = 0
+    reports_excluded_by_reason: dict[str, int] = field(default_factory=dict)
+    reports_also_given: dict[str, int] = field(default_factory=dict)
+    awaiting_full_text: int = 0  # reports assessed without a settled full-text decision
+    full_text: bool = False  # the topic screens full texts (it has a full-text decision)
+    agreement: dict[str, Agreement] = field(default_factory=dict)  # by stage: "title_abstract", "full_text"
+    left: str = ""  # what is likely left to find, while the topic is screened in relevance order
 
     def as_json(self) -> dict:
-        return asdict(self)
+        found = asdict(self)
+        found["agreement"] = {stage: agreement.as_json() for stage, agreement in self.agreement.items()}
+        return found
+
+
+@dataclass(frozen=True)
+class _Stage:
+    states: dict[int, State]
+    excluded_by_reason: dict[str, int]
+    also_given: dict[str, int]
+    agreement: Agreement
 
 
 def prisma_counts(store: Store, topic: Topic, *, since: date | None = None) -> PrismaCounts:
     start = datetime.combine(since, time.min, timezone.utc) if since else None
-    reviewers, rule = topic.screening.reviewers, ScreeningRule.of(topic)
     runs = succeeded_runs(store, topic.slug, COUNTED_RUNS, since=start)
     if start is None:
         # The whole topic: read its decisions, not its papers (every paper without a screening row is
         # unscreened), and the membership figures the store keeps (tracker/store/membership.py).
         records, from_other = member_counts(store, [topic.slug])[topic.slug], shared_count(store, topic.slug)
-        rows = summaries(store, topic.slug)
-        state = {pmid: rule.state(row) for pmid, row in rows.items()}
-        states = Counter(state.values())
-        states[State.UNSCREENED] = records - sum(count for name, count in states.items() if name != State.UNSCREENED)
+        pmids = None
     else:
         pmids = topic_members(store, topic.slug, since=start)
-        from_other = shared_since(store, topic.slug, start)
-        rows = summaries(store, topic.slug, pmids)
-        state = {pmid: rule.state(rows.get(pmid)) for pmid in pmids}
-        states = Counter(state.values())
-        records = len(pmids)
-    reasons: Counter[str] = Counter()
-    for pmid, found in state.items():
-        if found == State.EXCLUDED:
-            reasons.update(rule.reasons(rows.get(pmid)) or (NO_REASON,))
-    ordered_reasons = {reason: reasons[reason] for reason in (*topic.exclusion_reasons, NO_REASON) if reasons[reason]}
-    ordered_reasons.update({reason: count for reason, count in sorted(reasons.items()) if reason not in ordered_reasons})
-    included = [pmid for pmid, found in state.items() if found == State.INCLUDED]
+        records, from_other = len(pmids), shared_since(store, topic.slug, start)
+    first = _stage(store, topic, rule_for(store, topic), pmids)
+    states = Counter(first.states.values())
+    states[State.UNSCREENED] = records - sum(count for name, count in states.items() if name != State.UNSCREENED)
+    sought = sorted(pmid for pmid, state in first.states.items() if state == State.INCLUDED)
+    later = _stage(store, topic, rule_for(store, topic, Stage.FULL_TEXT), sought)
+    full_text = any(state != State.UNSCREENED for state in later.states.values())
+    at_full_text = Counter(later.states.values())
+    not_retrieved = at_full_text[State.NOT_RETRIEVED]
+    waiting_retrieval = at_full_text[State.UNSCREENED]
+    assessed = len(sought) - not_retrieved - waiting_retrieval
+    waiting_full_text = sum(at_full_text[state] for state in (State.AWAITING, State.MAYBE, State.CONFLICT))
+    included = ([pmid for pmid, state in later.states.items() if state == State.INCLUDED] if full_text else sought)
+    from tracker.review.relevance import ranking_status
+    from tracker.review.screening import what_is_left
+
     return PrismaCounts(
         topic=topic.slug, title=topic.title, since=since.isoformat() if since else None,
         identified=sum(run.matched for run in runs), duplicates=sum(max(0, run.matched - run.new_papers) for run in runs),
         records=records, from_other_topics=from_other,
         screened=records - states[State.UNSCREENED], unscreened=states[State.UNSCREENED], awaiting=states[State.AWAITING],
-        included=states[State.INCLUDED], excluded=states[State.EXCLUDED], excluded_by_reason=ordered_reasons,
+        included=len(included), excluded=states[State.EXCLUDED], excluded_by_reason=first.excluded_by_reason,
         maybe=states[State.MAYBE], conflicts=states[State.CONFLICT],
         retracted_included=sum(1 for status in paper_statuses(store, included).values() if status == "retracted"),
-        reviewers=reviewers,
-        runs=tuple(RunFigures(run=cast(int, run.id), started_at=format_utc(run.started_at), kind=run.kind, count=run.count,
-                              listed=run.matched, new=run.new_papers) for run in runs),
+        reviewers=topic.screening.reviewers,
+        runs=tuple(RunFigures(run=cast(int, run.id), started_at=format_utc(run.started_at), kind=run.kind,
+                              count=run.count, listed=run.matched, new=run.new_papers) for run in runs),
+        excluded_also_given=first.also_given,
+        awaiting_title_abstract=records - states[State.EXCLUDED] - len(sought),
+        reports_sought=len(sought), reports_not_retrieved=not_retrieved, awaiting_retrieval=waiting_retrieval,
+        reports_assessed=assessed, reports_excluded=at_full_text[State.EXCLUDED],
+        reports_excluded_by_reason=later.excluded_by_reason, reports_also_given=later.also_given,
+        awaiting_full_text=waiting_full_text, full_text=full_text,
+        agreement={"title_abstract": first.agreement, "full_text": later.agreement},
+        left=what_is_left(store, topic) if since is None and ranking_status(store, topic).ranked else "",
     )
+
+
+def _stage(store: Store, topic: Topic, rule: ScreeningRule, pmids: Sequence[int] | None) -> _Stage:
+    """The states at one stage of `pmids` (every paper with a decision there when None; the rest are unscreened),
+    each excluded paper's first reason and the others, and the reviewers' agreement."""
+    rows = summaries(store, topic.slug, pmids, stage=rule.stage)
+    states = {pmid: rule.state(rows.get(pmid)) for pmid in (rows if pmids is None else pmids)}
+    first: Counter[str] = Counter()
+    also: Counter[str] = Counter()
+    for pmid, state in states.items():
+        if state == State.EXCLUDED:
+            reasons = rule.reasons(rows.get(pmid)) or (NO_REASON,)
+            first[reasons[0]] += 1
+            also.update(reasons[1:])
+    listed = topic.full_text_reasons if rule.stage == Stage.FULL_TEXT else topic.exclusion_reasons
+    return _Stage(states, _ordered(first, listed), _ordered(also, listed), agreement(rule, list(rows.values())))
+
+
+def _ordered(counts: Counter[str], listed: Sequence[str]) -> dict[str, int]:
+    """Reasons in the topic's order, then "(no reason given)", then any other (a reason since removed from the file)."""
+    ordered = {reason: counts[reason] for reason in (*listed, NO_REASON) if counts[reason]}
+    ordered.update({reason: count for reason, count in sorted(counts.items()) if reason not in ordered})
+    return ordered
+
+
+def agreement(rule: ScreeningRule, rows: Sequence) -> Agreement:
+    """The reviewers' agreement over the summaries of one stage (see Agreement)."""
+    per_reviewer: Counter[str] = Counter()
+    pairs: list[tuple[bool, bool]] = []
+    settled = 0
+    for row in rows:
+        votes = rule.votes(row)
+        per_reviewer.update(votes.keys())
+        if rule.dual and len(votes) >= 2:
+            first, second = (votes[name] for name in (rule.names or sorted(votes))[:2] if name in votes)
+            pairs.append((first == "include", second == "include"))
+            if row.resolution is not None and first != second:
+                settled += 1
+    if not pairs:
+        return Agreement(None, None, dict(sorted(per_reviewer.items())), settled)
+    agree = sum(a == b for a, b in pairs) / len(pairs)
+    share_first = sum(a for a, _ in pairs) / len(pairs)
+    share_second = sum(b for _, b in pairs) / len(pairs)
+    chance = share_first * share_second + (1 - share_first) * (1 - share_second)
+    kappa = None if chance == 1 else round((agree - chance) / (1 - chance), 3)
+    return Agreement(round(100 * agree, 1), kappa, dict(sorted(per_reviewer.items())), settled, len(pairs))
 
 
 # -- text, JSON, CSV -------------------------------------------------------------------------
@@ -126,16 +229,49 @@ def render_text(counts: PrismaCounts) -> str:
         f"screened: {counts.screened}; not yet screened: {counts.unscreened}",
         f"  excluded: {counts.excluded}",
         *[f"    {reason}: {number}" for reason, number in counts.excluded_by_reason.items()],
+        *_also_given(counts.excluded_also_given),
         f"  maybe: {counts.maybe}",
     ]
     if counts.reviewers > 1:
         lines += [f"  awaiting the second reviewer: {counts.awaiting}", f"  in conflict: {counts.conflicts}"]
+    if counts.full_text:
+        lines += [
+            f"reports sought for retrieval (included by title and abstract): {counts.reports_sought}",
+            f"  not retrieved: {counts.reports_not_retrieved}",
+            f"  awaiting retrieval: {counts.awaiting_retrieval}",
+            f"reports assessed for eligibility: {counts.reports_assessed}",
+            f"  excluded: {counts.reports_excluded}",
+            *[f"    {reason}: {number}" for reason, number in counts.reports_excluded_by_reason.items()],
+            *_also_given(counts.reports_also_given),
+            f"  awaiting a full-text decision: {counts.awaiting_full_text}",
+        ]
     lines.append(f"included: {counts.included}" + (f" ({counts.retracted_included} since retracted)"
                                                    if counts.retracted_included else ""))
+    for stage, words in (("title_abstract", "title and abstract"), ("full_text", "full text")):
+        found = counts.agreement.get(stage)
+        if found is None or not found.per_reviewer or (stage == "full_text" and not counts.full_text):
+            continue
+        decided = ", ".join(f"{name} {number}" for name, number in found.per_reviewer.items())
+        line = f"reviewers at {words}: {decided}"
+        if found.percent is not None:
+            kappa = "-" if found.kappa is None else f"{found.kappa:.2f}"
+            line += (f"; agreement {found.percent:.1f} % (Cohen's kappa {kappa}) over {found.both} papers both "
+                     f"decided; {found.settled} conflict{'' if found.settled == 1 else 's'} settled")
+        lines.append(line)
+    if counts.left:
+        lines.append(f"what is left: {counts.left}")
     lines.append("runs:")
     lines += [f"  run {run.run} {run.started_at} {run.kind}: Count {run.count if run.count is not None else '-'}, "
               f"{run.listed} listed, {run.new} new" for run in counts.runs]
     return "\n".join(lines) + "\n"
+
+
+def _also_given(also: dict[str, int]) -> list[str]:
+    """The further reasons of the excluded records, apart (each record counts once above, under its first)."""
+    if not also:
+        return []
+    return ["    also given (a record excluded for several reasons counts once above, under its first):",
+            *[f"      {reason}: {number}" for reason, number in also.items()]]
 
 
 def render_json(counts: PrismaCounts) -> str:
@@ -148,10 +284,15 @@ def render_csv(counts: PrismaCounts) -> str:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(["measure", "count"])
     for name in ("identified", "duplicates", "records", "from_other_topics", "screened", "unscreened", "excluded",
-                 "maybe", "awaiting", "conflicts", "included", "retracted_included"):
+                 "maybe", "awaiting", "conflicts", "awaiting_title_abstract", "reports_sought", "reports_not_retrieved",
+                 "awaiting_retrieval", "reports_assessed", "reports_excluded", "awaiting_full_text", "included",
+                 "retracted_included"):
         writer.writerow([name, getattr(counts, name)])
-    for reason, number in counts.excluded_by_reason.items():
-        writer.writerow([f"excluded: {reason}", number])
+    for prefix, reasons in (("excluded", counts.excluded_by_reason), ("also given", counts.excluded_also_given),
+                            ("reports excluded", counts.reports_excluded_by_reason),
+                            ("reports also given", counts.reports_also_given)):
+        for reason, number in reasons.items():
+            writer.writerow([f"{prefix}: {reason}", number])
     return buffer.getvalue()
 
 
@@ -197,21 +338,40 @@ def render_svg(counts: PrismaCounts) -> str:
     phases.append(("Identification", start, y - 20))
 
     start = y
-    screened = [f"Records screened (n = {counts.screened})", "title and abstract"]
-    if counts.unscreened:
-        screened.append(f"not yet screened: {counts.unscreened}")
+    screened = [f"Records screened (n = {counts.records})", "by title and abstract"]
     excluded = [f"Records excluded (n = {counts.excluded})"] + [
-        f"{reason}: {number}" for reason, number in counts.excluded_by_reason.items()]
+        f"{reason}: {number}" for reason, number in counts.excluded_by_reason.items()] + _also_lines(
+        counts.excluded_also_given)
     left_height, right_height = box(_LEFT, y, screened), box(_RIGHT, y, excluded)
     arrow(_LEFT + _BOX, y + 20, _RIGHT, y + 20)
     y += max(left_height, right_height) + 20
-    pending = [f"Maybe (n = {counts.maybe})"]
+    pending = [f"Awaiting a decision (n = {counts.awaiting_title_abstract})",
+               f"not yet screened: {counts.unscreened}", f"maybe: {counts.maybe}"]
     if counts.reviewers > 1:
         pending += [f"Awaiting the second reviewer (n = {counts.awaiting})", f"In conflict (n = {counts.conflicts})"]
     pending_height = box(_RIGHT, y, pending, bold_first=False)
-    arrow(_LEFT + _BOX // 2, y + 20, _RIGHT, y + 20)  # a branch of the line down to the included studies
+    arrow(_LEFT + _BOX // 2, y + 20, _RIGHT, y + 20)  # a branch of the line down to the next box
     y += pending_height + 40
     arrow(_LEFT + _BOX // 2, start + left_height, _LEFT + _BOX // 2, y)
+    if counts.full_text:
+        top = y
+        sought = [f"Reports sought for retrieval (n = {counts.reports_sought})"]
+        missing = [f"Reports not retrieved (n = {counts.reports_not_retrieved})",
+                   f"awaiting retrieval: {counts.awaiting_retrieval}"]
+        left_height, right_height = box(_LEFT, y, sought), box(_RIGHT, y, missing)
+        arrow(_LEFT + _BOX, y + 20, _RIGHT, y + 20)
+        y += max(left_height, right_height) + 40
+        arrow(_LEFT + _BOX // 2, top + left_height, _LEFT + _BOX // 2, y)
+        top = y
+        assessed = [f"Reports assessed for eligibility (n = {counts.reports_assessed})",
+                    f"awaiting a full-text decision: {counts.awaiting_full_text}"]
+        reports_excluded = [f"Reports excluded (n = {counts.reports_excluded})"] + [
+            f"{reason}: {number}" for reason, number in counts.reports_excluded_by_reason.items()] + _also_lines(
+            counts.reports_also_given)
+        left_height, right_height = box(_LEFT, y, assessed), box(_RIGHT, y, reports_excluded)
+        arrow(_LEFT + _BOX, y + 20, _RIGHT, y + 20)
+        y += max(left_height, right_height) + 40
+        arrow(_LEFT + _BOX // 2, top + left_height, _LEFT + _BOX // 2, y)
     phases.append(("Screening", start, y - 20))
 
     start = y
@@ -236,7 +396,7 @@ def render_svg(counts: PrismaCounts) -> str:
     header = (f'<text x="{_LEFT}" y="34" font-family="{_FONT}" font-size="16" font-weight="bold" fill="#111111">'
               f'{escape(f"PRISMA 2020 flow diagram: {counts.title}{since}")}</text>')
     note = (f'<text x="{_LEFT}" y="{y + 10}" font-family="{_FONT}" font-size="11" fill="#555555">'
-            f'{escape(f"Screening of titles and abstracts in tracker, topic {counts.topic}; full-text assessment not recorded.")}'
+            f'{escape(_note(counts))}'
             "</text>")
     height = y + 30
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -247,6 +407,18 @@ def render_svg(counts: PrismaCounts) -> str:
             '<path d="M0,0 L10,5 L0,10 z" fill="#333333"/></marker></defs>\n'
             f'<rect x="0" y="0" width="{_WIDTH}" height="{height}" fill="#ffffff"/>\n'
             + header + "\n" + "\n".join(parts) + "\n" + note + "\n</svg>\n")
+
+
+def _also_lines(also: dict[str, int]) -> list[str]:
+    if not also:
+        return []
+    return ["also given (counted above under a first reason):", *[f"{reason}: {number}" for reason, number in also.items()]]
+
+
+def _note(counts: PrismaCounts) -> str:
+    if counts.full_text:
+        return f"Screening in tracker, topic {counts.topic}: titles and abstracts, then full texts."
+    return f"Screening of titles and abstracts in tracker, topic {counts.topic}; full-text assessment not recorded."
 
 
 def render(counts: PrismaCounts, fmt: str) -> str:

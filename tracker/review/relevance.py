@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tracker.review import ranking
-from tracker.review.states import ScreeningRule
+from tracker.review.screening import rule_for
 from tracker.store import Store
 from tracker.store.models import RankingState
 from tracker.store.relevance import (
@@ -67,6 +67,8 @@ class RankingStatus:
         """"ordered by 48 earlier decisions in this topic" or "ranking starts after 2 more decisions"."""
         if self.ranked:
             return f"ordered by {self.decisions} earlier decision{'' if self.decisions == 1 else 's'} in this topic"
+        if not self.needed:  # enough decisions, and the first scores are on their way
+            return f"the scores are being updated from {self.decisions} decisions"
         return f"ranking starts after {self.needed} more decision{'' if self.needed == 1 else 's'}"
 
 
@@ -80,7 +82,7 @@ def ranking_status(store: Store, topic: Topic) -> RankingStatus:
     state = ranking_state(store, topic.slug)
     if state is not None:
         return RankingStatus(topic.slug, True, state.included + state.excluded, 0, state.likely_from)
-    included, excluded = _counts(topic_states(store, topic.slug, ScreeningRule.of(topic)))
+    included, excluded = _counts(topic_states(store, topic.slug, rule_for(store, topic)))
     return RankingStatus(topic.slug, False, included + excluded, ranking.decisions_needed(included, excluded))
 
 
@@ -102,7 +104,7 @@ def refresh_relevance(store: Store, topic: Topic, *, force: bool = False) -> Ran
     stored = ranking_state(store, topic.slug)
     if not force and stored is not None and not scores_stale(store, topic, stored, mark):
         return RankingStatus(topic.slug, True, stored.included + stored.excluded, 0, stored.likely_from)
-    states = topic_states(store, topic.slug, ScreeningRule.of(topic))
+    states = topic_states(store, topic.slug, rule_for(store, topic))
     included, excluded = _counts(states)
     needed = ranking.decisions_needed(included, excluded)
     if needed:

@@ -13,7 +13,7 @@ migration or `tracker db copy` leave every decision and its history as they were
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -36,12 +36,19 @@ WITHDRAWN = "withdraw"
 _decision = Decision.__table__
 _current = CurrentDecision.__table__
 _screening = Screening.__table__
-_CURRENT_FIELDS = ("topic", "pmid", "reviewer", "decision", "reasons", "note", "resolves", "decided_at")
+_CURRENT_FIELDS = ("topic", "pmid", "stage", "reviewer", "decision", "reasons", "note", "resolves", "decided_at")
+FIRST_STAGE = "title-abstract"  # the stage a decision is at when none is named (tracker/review/states.py Stage)
 
 
 class StateRule(Protocol):
     """The SQL side of a topic's screening rules (tracker/review/states.py ScreeningRule): the store's listings and
     counts take one, so that no state is spelled out here."""
+
+    @property
+    def stage(self) -> str: ...
+
+    @property
+    def previous(self) -> StateRule | None: ...  # the stage before, whose included papers this stage screens
 
     def state(self, summary: None) -> str: ...  # a paper with no decision
 
@@ -61,6 +68,7 @@ class NewDecision:
     note: str = ""
     resolves: bool = False
     source: str = "cli"
+    stage: str = FIRST_STAGE
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,7 @@ class ReviewerDecision:
     decided_at: datetime
     replaces: int | None = None
     source: str = ""
+    stage: str = FIRST_STAGE
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,8 @@ class _Summary:
     votes: int = 0
     agreed: str | None = None
     agreed_reasons: list[str] = field(default_factory=list)
+    votes_by: dict[str, str] = field(default_factory=dict)
+    vote_reasons: dict[str, list[str]] = field(default_factory=dict)
 
 
 def summarise(current: Sequence[ReviewerDecision]) -> _Summary:
@@ -109,6 +120,8 @@ def summarise(current: Sequence[ReviewerDecision]) -> _Summary:
         summary.resolution, summary.resolution_reasons = resolutions[-1].decision, list(resolutions[-1].reasons)
     votes = [d for d in ordered if not d.resolves]
     summary.votes = len(votes)
+    summary.votes_by = {d.reviewer: d.decision for d in votes}
+    summary.vote_reasons = {d.reviewer: list(d.reasons) for d in votes}
     kinds = {d.decision for d in votes}
     if len(kinds) == 1:
         summary.agreed = kinds.pop()
@@ -117,8 +130,10 @@ def summarise(current: Sequence[ReviewerDecision]) -> _Summary:
 
 
 def save_decisions(store: Store, topic: str, decisions: Sequence[NewDecision], *,
-                   now: datetime | None = None) -> list[Saved]:
-    """Record `decisions` for `topic` in one transaction (all or none); returns each with what it replaced."""
+                   now: datetime | None = None, check: Callable[[Connection], None] | None = None) -> list[Saved]:
+    """Record `decisions` for `topic` in one transaction (all or none); returns each with what it replaced.
+    `check(connection)`, when given, runs first inside the transaction, after the papers are locked, and may raise
+    to record nothing (a rule that depends on what is stored, such as blind review's undo)."""
     if not decisions:
         return []
     now = now or utcnow()
@@ -126,14 +141,16 @@ def save_decisions(store: Store, topic: str, decisions: Sequence[NewDecision], *
     with store.engine.begin() as connection:
         if store.dialect == "sqlite":
             connection.exec_driver_sql("BEGIN IMMEDIATE")
-        touched = sorted({d.pmid for d in decisions})
+        touched = sorted({(d.pmid, d.stage) for d in decisions})
         if store.dialect == "postgresql":
             _lock_papers(store, connection, topic, touched, now)
+        if check is not None:
+            check(connection)
         for new in decisions:
-            previous = _current_of(connection, topic, new.pmid, new.reviewer)
+            previous = _current_of(connection, topic, new.pmid, new.stage, new.reviewer)
             replaces = previous.id if previous else None
-            row = {"topic": topic, "pmid": new.pmid, "reviewer": new.reviewer, "decision": new.decision,
-                   "reasons": list(new.reasons), "note": new.note, "resolves": new.resolves,
+            row = {"topic": topic, "pmid": new.pmid, "stage": new.stage, "reviewer": new.reviewer,
+                   "decision": new.decision, "reasons": list(new.reasons), "note": new.note, "resolves": new.resolves,
                    "replaces": replaces, "source": new.source, "decided_at": now}
             inserted = connection.execute(_decision.insert().values(**row)).inserted_primary_key
             if inserted is None:
@@ -141,81 +158,144 @@ def save_decisions(store: Store, topic: str, decisions: Sequence[NewDecision], *
             decision_id = inserted[0]
             if new.decision == WITHDRAWN:
                 connection.execute(_current.delete().where(_current.c.topic == topic, _current.c.pmid == new.pmid,
+                                                           _current.c.stage == new.stage,
                                                            _current.c.reviewer == new.reviewer))
             else:
                 store.upsert(connection, _current,
                              [{key: row[key] for key in _CURRENT_FIELDS} | {"decision_id": decision_id}],
-                             ["topic", "pmid", "reviewer"])
+                             ["topic", "pmid", "stage", "reviewer"])
             given = ReviewerDecision(id=decision_id, topic=topic, pmid=new.pmid, reviewer=new.reviewer,
                                      decision=new.decision, reasons=tuple(new.reasons), note=new.note,
-                                     resolves=new.resolves, decided_at=now, replaces=replaces, source=new.source)
+                                     resolves=new.resolves, decided_at=now, replaces=replaces, source=new.source,
+                                     stage=new.stage)
             saved.append(Saved(given, previous))
-        for pmid in touched:
-            _save_summary(store, connection, topic, pmid, now)
+        for pmid, stage in touched:
+            _save_summary(store, connection, topic, pmid, stage, now)
     return saved
 
 
-def _lock_papers(store: Store, connection: Connection, topic: str, pmids: Sequence[int], now: datetime) -> None:
-    """PostgreSQL: hold each paper's screening row (made if missing) until commit, in PMID order (no deadlock)."""
-    store.upsert(connection, _screening, [{"topic": topic, "pmid": pmid, "latest_reasons": [], "resolution_reasons": [],
-                                          "agreed_reasons": [], "votes": 0, "updated_at": now} for pmid in pmids],
-                 ["topic", "pmid"], update=False)
-    for chunk in chunked(list(pmids)):
-        connection.execute(select(_screening.c.pmid).where(_screening.c.topic == topic, _screening.c.pmid.in_(chunk))
-                           .order_by(_screening.c.pmid).with_for_update())
+def _lock_papers(store: Store, connection: Connection, topic: str, keys: Sequence[tuple[int, str]],
+                 now: datetime) -> None:
+    """PostgreSQL: hold each paper's screening row at each stage (made if missing) until commit, in key order (no
+    deadlock)."""
+    store.upsert(connection, _screening, [{"topic": topic, "pmid": pmid, "stage": stage, "latest_reasons": [],
+                                          "resolution_reasons": [], "agreed_reasons": [], "votes": 0, "votes_by": {},
+                                          "vote_reasons": {}, "updated_at": now} for pmid, stage in keys],
+                 ["topic", "pmid", "stage"], update=False)
+    for stage in sorted({stage for _, stage in keys}):
+        for chunk in chunked(sorted(pmid for pmid, at in keys if at == stage)):
+            connection.execute(select(_screening.c.pmid).where(_screening.c.topic == topic, _screening.c.stage == stage,
+                                                               _screening.c.pmid.in_(chunk))
+                               .order_by(_screening.c.pmid).with_for_update())
 
 
-def _current_of(connection: Connection, topic: str, pmid: int, reviewer: str) -> ReviewerDecision | None:
+def _current_of(connection: Connection, topic: str, pmid: int, stage: str, reviewer: str) -> ReviewerDecision | None:
     row = connection.execute(select(_current).where(_current.c.topic == topic, _current.c.pmid == pmid,
-                                                    _current.c.reviewer == reviewer)).mappings().first()
+                                                    _current.c.stage == stage, _current.c.reviewer == reviewer)
+                             ).mappings().first()
     return _current_view(row) if row else None
 
 
-def _save_summary(store: Store, connection: Connection, topic: str, pmid: int, now: datetime) -> None:
-    rows = connection.execute(select(_current).where(_current.c.topic == topic, _current.c.pmid == pmid)).mappings()
+def _save_summary(store: Store, connection: Connection, topic: str, pmid: int, stage: str, now: datetime) -> None:
+    rows = connection.execute(select(_current).where(_current.c.topic == topic, _current.c.pmid == pmid,
+                                                     _current.c.stage == stage)).mappings()
     summary = summarise([_current_view(row) for row in rows])
-    store.upsert(connection, _screening, [{"topic": topic, "pmid": pmid, **vars(summary), "updated_at": now}],
-                 ["topic", "pmid"])
+    store.upsert(connection, _screening, [{"topic": topic, "pmid": pmid, "stage": stage, **vars(summary),
+                                           "updated_at": now}], ["topic", "pmid", "stage"])
+
+
+def current_decision_id(connection: Connection, topic: str, pmid: int, stage: str, reviewer: str) -> int | None:
+    """The id of `reviewer`'s current decision on the paper at `stage`, read inside the caller's transaction."""
+    return connection.execute(select(_current.c.decision_id).where(
+        _current.c.topic == topic, _current.c.pmid == pmid, _current.c.stage == stage,
+        _current.c.reviewer == reviewer)).scalar_one_or_none()
+
+
+def summary_in(connection: Connection, topic: str, pmid: int, stage: str) -> Screening | None:
+    """The paper's `screening` row at `stage`, read inside the caller's transaction."""
+    row = connection.execute(select(_screening).where(_screening.c.topic == topic, _screening.c.pmid == pmid,
+                                                      _screening.c.stage == stage)).mappings().first()
+    return Screening(**row) if row else None
+
+
+def decided_since(store: Store, topic: str, reviewer: str, since: datetime, *, stage: str = FIRST_STAGE) -> list[int]:
+    """The papers `reviewer` has decided in `topic` at `stage` from `since` on (undos and withdrawals left out), each
+    once, in the order of their latest such decision."""
+    latest = func.max(_decision.c.id).label("latest")
+    statement = (select(_decision.c.pmid, latest)
+                 .where(_decision.c.topic == topic, _decision.c.reviewer == reviewer, _decision.c.stage == stage,
+                        _decision.c.decided_at >= since, _decision.c.decision != WITHDRAWN,
+                        _decision.c.source.not_like("%-undo"))
+                 .group_by(_decision.c.pmid).order_by(latest))
+    with store.engine.connect() as connection:
+        return [pmid for pmid, _ in connection.execute(statement)]
+
+
+def decision_order(store: Store, topic: str, *, stage: str = FIRST_STAGE) -> list[int]:
+    """The topic's papers that have a decision at `stage`, in the order they were first decided."""
+    first = func.min(_decision.c.id).label("first")
+    statement = (select(_decision.c.pmid, first).where(_decision.c.topic == topic, _decision.c.stage == stage,
+                                                       _decision.c.decision != WITHDRAWN)
+                 .group_by(_decision.c.pmid).order_by(first))
+    with store.engine.connect() as connection:
+        return [pmid for pmid, _ in connection.execute(statement)]
+
+
+def first_reviewers(store: Store, topic: str, count: int, *, stage: str = FIRST_STAGE) -> tuple[str, ...]:
+    """The first `count` people to have voted on a paper of `topic` at `stage` (a resolution is not a vote), in the
+    order of their first vote."""
+    first = func.min(_decision.c.id).label("first")
+    statement = (select(_decision.c.reviewer, first)
+                 .where(_decision.c.topic == topic, _decision.c.stage == stage, _decision.c.resolves.is_(False),
+                        _decision.c.decision != WITHDRAWN)
+                 .group_by(_decision.c.reviewer).order_by(first).limit(count))
+    with store.engine.connect() as connection:
+        return tuple(reviewer for reviewer, _ in connection.execute(statement))
 
 
 def _current_view(row) -> ReviewerDecision:
     return ReviewerDecision(id=row["decision_id"], topic=row["topic"], pmid=row["pmid"], reviewer=row["reviewer"],
                             decision=row["decision"], reasons=tuple(row["reasons"] or ()), note=row["note"] or "",
-                            resolves=bool(row["resolves"]), decided_at=row["decided_at"])
+                            resolves=bool(row["resolves"]), decided_at=row["decided_at"], stage=row["stage"])
 
 
 # -- reading ---------------------------------------------------------------------------------
 
-def summaries(store: Store, topic: str, pmids: Iterable[int] | None = None) -> dict[int, Screening]:
-    """The `screening` rows of `topic` (of `pmids`, or all), by PMID."""
+def summaries(store: Store, topic: str, pmids: Iterable[int] | None = None, *,
+              stage: str = FIRST_STAGE) -> dict[int, Screening]:
+    """The `screening` rows of `topic` at `stage` (of `pmids`, or all), by PMID."""
     found: dict[int, Screening] = {}
+    at = (col(Screening.topic) == topic, col(Screening.stage) == stage)
     with store.session() as session:
         if pmids is None:
-            found.update((row.pmid, row) for row in session.execute(
-                select(Screening).where(col(Screening.topic) == topic)).scalars())
+            found.update((row.pmid, row) for row in session.execute(select(Screening).where(*at)).scalars())
         else:
             for chunk in chunked(sorted(set(pmids))):
                 found.update((row.pmid, row) for row in session.execute(
-                    select(Screening).where(col(Screening.topic) == topic, col(Screening.pmid).in_(chunk))).scalars())
+                    select(Screening).where(*at, col(Screening.pmid).in_(chunk))).scalars())
     return found
 
 
-def summaries_of(store: Store, topics: Sequence[str], pmids: Iterable[int]) -> dict[tuple[str, int], Screening]:
-    """The `screening` rows of `pmids` in `topics`, by (topic, pmid)."""
+def summaries_of(store: Store, topics: Sequence[str], pmids: Iterable[int], *,
+                 stage: str = FIRST_STAGE) -> dict[tuple[str, int], Screening]:
+    """The `screening` rows of `pmids` in `topics` at `stage`, by (topic, pmid)."""
     found: dict[tuple[str, int], Screening] = {}
     with store.session() as session:
         for chunk in chunked(sorted(set(pmids))):
             found.update(((row.topic, row.pmid), row) for row in session.execute(
-                select(Screening).where(col(Screening.topic).in_(list(topics)), col(Screening.pmid).in_(chunk))).scalars())
+                select(Screening).where(col(Screening.topic).in_(list(topics)), col(Screening.stage) == stage,
+                                        col(Screening.pmid).in_(chunk))).scalars())
     return found
 
 
-def current_decisions(store: Store, topics: Sequence[str], pmids: Iterable[int]) -> dict[tuple[str, int], list[ReviewerDecision]]:
-    """Every reviewer's current decision on `pmids` in `topics`, by (topic, pmid), oldest first."""
+def current_decisions(store: Store, topics: Sequence[str], pmids: Iterable[int], *,
+                      stage: str = FIRST_STAGE) -> dict[tuple[str, int], list[ReviewerDecision]]:
+    """Every reviewer's current decision on `pmids` in `topics` at `stage`, by (topic, pmid), oldest first."""
     found: dict[tuple[str, int], list[ReviewerDecision]] = defaultdict(list)
     with store.engine.connect() as connection:
         for chunk in chunked(sorted(set(pmids))):
-            rows = connection.execute(select(_current).where(_current.c.topic.in_(list(topics)), _current.c.pmid.in_(chunk))
+            rows = connection.execute(select(_current).where(_current.c.topic.in_(list(topics)), _current.c.stage == stage,
+                                                             _current.c.pmid.in_(chunk))
                                       .order_by(_current.c.decided_at, _current.c.decision_id)).mappings()
             for row in rows:
                 found[(row["topic"], row["pmid"])].append(_current_view(row))
@@ -232,9 +312,10 @@ def decision_history(store: Store, pmid: int, topics: Sequence[str] | None = Non
 
 
 def state_counts(store: Store, topic: str, rule: StateRule, member_pmids=None, *,
-                 members: int | None = None) -> dict[str, int]:
-    """How many of the topic's papers are in each state that has any (`rule.state(None)` counts the papers no one
-    has decided); `member_pmids` is a select of the papers counted.
+                 members: int | None = None, viewer: str | None = None) -> dict[str, int]:
+    """How many of the topic's papers are in each state at the rule's stage that has any (`rule.state(None)` counts
+    the papers no one has decided), as `viewer` may see them (blind screening); `member_pmids` is a select of the
+    papers counted.
 
     Without `member_pmids` the count reads the topic's decisions, not its papers: the states of the papers
     with a `screening` row, and every other member undecided (`members`, the topic's paper count, when the
@@ -242,29 +323,40 @@ def state_counts(store: Store, topic: str, rule: StateRule, member_pmids=None, *
     from tracker.store.models import TopicPaper
 
     membership = TopicPaper.__table__
-    state = rule.state_sql(_screening).label("state")
+    mine = _current.alias("mine") if viewer is not None else None
+
+    def with_mine(joined, on_topic, on_pmid):
+        if mine is None:
+            return joined
+        return joined.outerjoin(mine, and_(mine.c.topic == on_topic, mine.c.pmid == on_pmid,
+                                           mine.c.stage == rule.stage, mine.c.reviewer == viewer))
+
+    state = rule.view_sql(_screening, mine).label("state")
     undecided = str(rule.state(None))
     if member_pmids is None:
-        decided = (select(state, func.count()).select_from(_screening.join(
-            membership, and_(membership.c.topic == _screening.c.topic, membership.c.pmid == _screening.c.pmid)))
-            .where(_screening.c.topic == topic).group_by(state))
+        decided = (select(state, func.count()).select_from(with_mine(_screening.join(
+            membership, and_(membership.c.topic == _screening.c.topic, membership.c.pmid == _screening.c.pmid)),
+            _screening.c.topic, _screening.c.pmid))
+            .where(_screening.c.topic == topic, _screening.c.stage == rule.stage).group_by(state))
         counted = select(func.count()).select_from(membership).where(membership.c.topic == topic)
         with store.engine.connect() as connection:
             counts: dict[str, int] = dict(connection.execute(decided).all())
             total = members if members is not None else connection.execute(counted).scalar_one()
         counts[undecided] = total - sum(count for name, count in counts.items() if name != undecided)
         return {name: count for name, count in counts.items() if count}
-    statement = (select(state, func.count()).select_from(membership.outerjoin(
-        _screening, and_(_screening.c.topic == membership.c.topic, _screening.c.pmid == membership.c.pmid)))
+    statement = (select(state, func.count()).select_from(with_mine(membership.outerjoin(
+        _screening, and_(_screening.c.topic == membership.c.topic, _screening.c.pmid == membership.c.pmid,
+                         _screening.c.stage == rule.stage)), membership.c.topic, membership.c.pmid))
         .where(membership.c.topic == topic, membership.c.pmid.in_(member_pmids)).group_by(state))
     with store.engine.connect() as connection:
         return {name: count for name, count in connection.execute(statement).all() if count}
 
 
-def current_from(store: Store, topic: str, reviewer: str, sources: Sequence[str]) -> list[ReviewerDecision]:
-    """`reviewer`'s current decisions in `topic` that were given from one of `sources`."""
+def current_from(store: Store, topic: str, reviewer: str, sources: Sequence[str], *,
+                 stage: str = FIRST_STAGE) -> list[ReviewerDecision]:
+    """`reviewer`'s current decisions in `topic` at `stage` that were given from one of `sources`."""
     statement = (select(_decision).join(_current, _current.c.decision_id == _decision.c.id)
-                 .where(_decision.c.topic == topic, _decision.c.reviewer == reviewer,
+                 .where(_decision.c.topic == topic, _decision.c.reviewer == reviewer, _decision.c.stage == stage,
                         _decision.c.source.in_(list(sources))))
     with store.engine.connect() as connection:
         return [_history_view(row) for row in connection.execute(statement).mappings()]
@@ -280,11 +372,11 @@ def _history_view(row) -> ReviewerDecision:
     return ReviewerDecision(id=row["id"], topic=row["topic"], pmid=row["pmid"], reviewer=row["reviewer"],
                             decision=row["decision"], reasons=tuple(row["reasons"] or ()), note=row["note"] or "",
                             resolves=bool(row["resolves"]), decided_at=row["decided_at"], replaces=row["replaces"],
-                            source=row["source"])
+                            source=row["source"], stage=row["stage"])
 
 
 __all__ = [
-    "WITHDRAWN", "StateRule", "NewDecision", "ReviewerDecision", "Saved", "save_decisions", "summarise", "summaries",
-    "summaries_of", "current_decisions", "decision_history", "state_counts",
-    "current_from", "decision_by_id",
+    "WITHDRAWN", "FIRST_STAGE", "StateRule", "NewDecision", "ReviewerDecision", "Saved", "save_decisions", "summarise",
+    "summaries", "summaries_of", "current_decisions", "decision_history", "state_counts", "current_from",
+    "decision_by_id", "decided_since", "decision_order", "current_decision_id", "summary_in", "first_reviewers",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
+from typing import Any
 
 from sqlalchemy import DateTime, and_, case, exists, func, literal, literal_column, or_, select, text, tuple_, type_coerce
 from sqlalchemy.engine import Row
@@ -121,20 +122,62 @@ def _facets(store: Store):
     return select(*columns).select_from(text("paper INDEXED BY ix_paper_browse")).subquery("facets")
 
 
-def _joined(store: Store, topic: str, blind_reviewer: str | None):
-    mine = _current.alias("mine")
+@dataclass(frozen=True)
+class Screened:
+    """A listing's join to what the screening says of each paper at the rule's stage: its `summary` row there,
+    `mine` (the viewer's current decision there; None without a viewer), and `eligible`, the condition that the
+    paper reached this stage (included at the stage before; None at the first stage)."""
+
+    joined: Any
+    summary: Any
+    mine: Any
+    eligible: ColumnElement | None
+
+
+def screened(joined, membership, rule: StateRule, viewer: str | None, suffix: str = "") -> Screened:
+    """`joined` (which holds `membership`, a topic_paper table or alias) outer-joined to the rule's stage."""
+    summary = _screening.alias(f"summary{suffix}")
+    joined = joined.outerjoin(summary, and_(summary.c.topic == membership.c.topic, summary.c.pmid == membership.c.pmid,
+                                            summary.c.stage == rule.stage))
+    mine = None
+    if viewer is not None:
+        mine = _current.alias(f"mine{suffix}")
+        joined = joined.outerjoin(mine, and_(mine.c.topic == membership.c.topic, mine.c.pmid == membership.c.pmid,
+                                             mine.c.stage == rule.stage, mine.c.reviewer == viewer))
+    eligible = None
+    if rule.previous is not None:
+        before = _screening.alias(f"before{suffix}")
+        joined = joined.outerjoin(before, and_(before.c.topic == membership.c.topic, before.c.pmid == membership.c.pmid,
+                                               before.c.stage == rule.previous.stage))
+        eligible = rule.previous.state_sql(before) == "included"
+    return Screened(joined, summary, mine, eligible)
+
+
+def reached(store: Store, topic: str, rule: StateRule):
+    """A select of the topic's papers that reached the rule's stage (all of them at the first stage)."""
+    if rule.previous is None:
+        return select(_membership.c.pmid).where(_membership.c.topic == topic)
+    found = screened(_membership, _membership, rule, None)
+    assert found.eligible is not None  # a later stage has the condition of the one before
+    return select(_membership.c.pmid).select_from(found.joined).where(_membership.c.topic == topic, found.eligible)
+
+
+def count_reached(store: Store, topic: str, rule: StateRule) -> int:
+    with store.engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(reached(store, topic, rule).subquery())).scalar_one()
+
+
+def _joined(store: Store, topic: str, rule: StateRule, blind_reviewer: str | None):
     facets = _facets(store)
-    joined = (_membership.join(facets, facets.c.pmid == _membership.c.pmid)
-              .outerjoin(_screening, and_(_screening.c.topic == _membership.c.topic,
-                                          _screening.c.pmid == _membership.c.pmid)))
-    if blind_reviewer is not None:
-        joined = joined.outerjoin(mine, and_(mine.c.topic == _membership.c.topic, mine.c.pmid == _membership.c.pmid,
-                                             mine.c.reviewer == blind_reviewer))
-    return joined, mine, facets
+    found = screened(_membership.join(facets, facets.c.pmid == _membership.c.pmid), _membership, rule, blind_reviewer)
+    return found, facets
 
 
-def _conditions(topic: str, filters: PaperFilter, state: ColumnElement, facets) -> list[ColumnElement]:
+def _conditions(topic: str, filters: PaperFilter, state: ColumnElement, facets,
+                screening: Screened) -> list[ColumnElement]:
     found: list[ColumnElement] = [_membership.c.topic == topic]
+    if screening.eligible is not None:
+        found.append(screening.eligible)
     if filters.state is not None:
         found.append(state == filters.state)
     if filters.tier is not None:
@@ -216,7 +259,7 @@ def _narrowed(store: Store, topic: str, filters: PaperFilter) -> PaperFilter:
     if filters.retracted:
         probes.append(select(_paper.c.pmid).where(_paper.c.status == "retracted"))
     if filters.state is not None and filters.state != "unscreened":
-        probes.append(select(_screening.c.pmid).where(_screening.c.topic == topic))  # decided papers only
+        probes.append(select(_screening.c.pmid).where(_screening.c.topic == topic))  # decided papers (any stage) only
     narrowest: set[int] | None = None
     with store.engine.connect() as connection:
         for probe in probes:
@@ -234,11 +277,12 @@ def _keys(store: Store, topic: str, rule: StateRule, filters: PaperFilter, order
           anchor: Cursor | None, backwards: bool, limit: int) -> tuple[list[tuple], bool]:
     """(pmid, first seen, state, tier) of up to `limit` papers in `order` after `anchor` (before it, `backwards`,
     still returned in `order`), and whether more follow in the direction read."""
-    joined, mine, facets = _joined(store, topic, blind_reviewer)
-    state = rule.view_sql(_screening, mine if blind_reviewer is not None else None).label("state")
+    found, facets = _joined(store, topic, rule, blind_reviewer)
+    joined = found.joined
+    state = rule.view_sql(found.summary, found.mine).label("state")
     seen, pmid = _membership.c.first_seen_at, _membership.c.pmid
     descending = (order == "newest") != backwards
-    conditions = _conditions(topic, filters, state, facets)
+    conditions = _conditions(topic, filters, state, facets, found)
     if anchor is not None:
         key, at = tuple_(seen, pmid), tuple_(anchor.first_seen_at, anchor.pmid)
         conditions.append(key < at if descending else key > at)
@@ -255,12 +299,13 @@ def _keys(store: Store, topic: str, rule: StateRule, filters: PaperFilter, order
 def _relevance_keys(store: Store, topic: str, rule: StateRule, filters: PaperFilter, blind_reviewer: str | None,
                     anchor: Cursor | None, backwards: bool, limit: int) -> tuple[list[tuple], bool, dict]:
     """`_keys` most relevant first (unscored papers last, newest first among them), with each key's score."""
-    joined, mine, facets = _joined(store, topic, blind_reviewer)
-    joined = joined.outerjoin(_score, and_(_score.c.topic == _membership.c.topic, _score.c.pmid == _membership.c.pmid))
-    state = rule.view_sql(_screening, mine if blind_reviewer is not None else None).label("state")
+    found, facets = _joined(store, topic, rule, blind_reviewer)
+    joined = found.joined.outerjoin(_score, and_(_score.c.topic == _membership.c.topic,
+                                                 _score.c.pmid == _membership.c.pmid))
+    state = rule.view_sql(found.summary, found.mine).label("state")
     key_score = func.coalesce(_score.c.score, UNSCORED)
     seen, pmid = _membership.c.first_seen_at, _membership.c.pmid
-    conditions = _conditions(topic, filters, state, facets)
+    conditions = _conditions(topic, filters, state, facets, found)
     if anchor is not None:
         at = UNSCORED if anchor.score is None else anchor.score
         after = or_(key_score < at, and_(key_score == at, tuple_(seen, pmid) < tuple_(anchor.first_seen_at, anchor.pmid)))
@@ -302,9 +347,9 @@ def _tier_keys(store: Store, topic: str, rule: StateRule, filters: PaperFilter, 
 
 def count_topic_page(store: Store, topic: str, rule: StateRule, *, filters: PaperFilter = PaperFilter(),
                      blind_reviewer: str | None = None) -> int:
-    joined, mine, facets = _joined(store, topic, blind_reviewer)
-    state = rule.view_sql(_screening, mine if blind_reviewer is not None else None)
-    statement = select(func.count()).select_from(joined).where(*_conditions(topic, filters, state, facets))
+    found, facets = _joined(store, topic, rule, blind_reviewer)
+    state = rule.view_sql(found.summary, found.mine)
+    statement = select(func.count()).select_from(found.joined).where(*_conditions(topic, filters, state, facets, found))
     with store.engine.connect() as connection:
         return connection.execute(statement).scalar_one()
 
@@ -320,12 +365,8 @@ def count_members(store: Store, topic: str) -> int:
 def _queue_statement(topic: str, rule: StateRule, reviewer: str, *, scored: bool = False):
     """The columns of a ListedRow (and the score, when `scored`) over `reviewer`'s waiting papers, and the
     conditions that make them waiting, for the caller to extend."""
-    mine = _current.alias("mine")
-    joined = (_membership.join(_paper, _paper.c.pmid == _membership.c.pmid)
-              .outerjoin(_screening, and_(_screening.c.topic == _membership.c.topic,
-                                          _screening.c.pmid == _membership.c.pmid))
-              .outerjoin(mine, and_(mine.c.topic == _membership.c.topic, mine.c.pmid == _membership.c.pmid,
-                                    mine.c.reviewer == reviewer)))
+    found = screened(_membership.join(_paper, _paper.c.pmid == _membership.c.pmid), _membership, rule, reviewer)
+    joined = found.joined
     columns = [_membership.c.pmid, _membership.c.first_seen_at, literal("unscreened"), _paper.c.evidence_tier,
                _paper.c.title, _paper.c.author_names, _paper.c.journal, _paper.c.pub_year, _paper.c.status,
                _paper.c.late_arrival]
@@ -333,7 +374,9 @@ def _queue_statement(topic: str, rule: StateRule, reviewer: str, *, scored: bool
         joined = joined.outerjoin(_score, and_(_score.c.topic == _membership.c.topic,
                                                _score.c.pmid == _membership.c.pmid))
         columns.append(_score.c.score)
-    conditions = [_membership.c.topic == topic, rule.waiting_sql(_screening, mine)]
+    conditions = [_membership.c.topic == topic, rule.waiting_sql(found.summary, found.mine)]
+    if found.eligible is not None:
+        conditions.append(found.eligible)
     return select(*columns).select_from(joined), conditions
 
 
@@ -369,11 +412,14 @@ def queue_by_relevance(store: Store, topic: str, rule: StateRule, reviewer: str,
 
 
 def screened_count(store: Store, topic: str, rule: StateRule, reviewer: str) -> int:
-    """How many of the topic's papers are out of `reviewer`'s queue: read from the decisions, not the papers."""
+    """How many of the topic's papers at the rule's stage are out of `reviewer`'s queue: read from the decisions, not
+    the papers (a paper without a summary at the stage waits)."""
     mine = _current.alias("mine")
-    statement = (select(func.count()).select_from(_screening.outerjoin(mine, and_(
-        mine.c.topic == _screening.c.topic, mine.c.pmid == _screening.c.pmid, mine.c.reviewer == reviewer)))
-        .where(_screening.c.topic == topic, ~rule.waiting_sql(_screening, mine)))
+    joined = _screening.outerjoin(mine, and_(mine.c.topic == _screening.c.topic, mine.c.pmid == _screening.c.pmid,
+                                             mine.c.stage == _screening.c.stage, mine.c.reviewer == reviewer))
+    statement = (select(func.count()).select_from(joined)
+                 .where(_screening.c.topic == topic, _screening.c.stage == rule.stage,
+                        ~rule.waiting_sql(_screening, mine)))
     with store.engine.connect() as connection:
         return connection.execute(statement).scalar_one()
 
@@ -499,16 +545,12 @@ def _state_in_any(selection: Selection) -> ColumnElement:
     for index, slug in enumerate(selection.topics):
         rule = selection.rules[slug]
         member = _membership.alias(f"m_{index}")
-        summary = _screening.alias(f"s_{index}")
-        joined = member.outerjoin(summary, and_(summary.c.topic == member.c.topic, summary.c.pmid == member.c.pmid))
-        mine = None
-        if selection.reviewer is not None:
-            mine = _current.alias(f"c_{index}")
-            joined = joined.outerjoin(mine, and_(mine.c.topic == member.c.topic, mine.c.pmid == member.c.pmid,
-                                                 mine.c.reviewer == selection.reviewer))
-        conditions.append(exists(select(member.c.pmid).select_from(joined).where(
-            member.c.topic == slug, member.c.pmid == _paper.c.pmid,
-            rule.view_sql(summary, mine) == selection.filters.state)))
+        found = screened(member, member, rule, selection.reviewer, f"_{index}")
+        where = [member.c.topic == slug, member.c.pmid == _paper.c.pmid,
+                 rule.view_sql(found.summary, found.mine) == selection.filters.state]
+        if found.eligible is not None:
+            where.append(found.eligible)
+        conditions.append(exists(select(member.c.pmid).select_from(found.joined).where(*where)))
     return or_(*conditions)
 
 
@@ -543,7 +585,7 @@ def rows_of_pmids(store: Store, pmids: Sequence[int], topics: Sequence[str] | No
                 yield rows[pmid], min(times, default=None), sorted(member)
 
 
-__all__ = ["SORTS", "UNSCORED", "PaperFilter", "Cursor", "ListedRow", "Page", "tier_rank", "list_topic_page",
-           "count_topic_page", "walk_topic", "topic_row", "Selection", "ListedPaperRow", "NO_XML", "select_batches",
-           "count_selection", "rows_of_pmids", "count_members", "queue_pmids", "queue_by_relevance", "screened_count",
-           "neighbours"]
+__all__ = ["Screened", "screened", "reached", "count_reached", "SORTS", "UNSCORED", "PaperFilter", "Cursor",
+    "ListedRow", "Page", "tier_rank", "list_topic_page", "count_topic_page", "walk_topic", "topic_row", "Selection",
+    "ListedPaperRow", "NO_XML", "select_batches", "count_selection", "rows_of_pmids", "count_members", "queue_pmids",
+    "queue_by_relevance", "screened_count", "neighbours"]

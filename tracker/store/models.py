@@ -160,13 +160,14 @@ class Decision(SQLModel, table=True):
     topic: str
     pmid: int = Field(foreign_key="paper.pmid")
     reviewer: str
-    decision: str  # include, exclude, maybe
+    decision: str  # include, exclude, maybe; at full text also not-retrieved; withdraw (an undone first decision)
     reasons: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     note: str = ""
     resolves: bool = False  # given with --resolve: settles a conflict between reviewers
     replaces: int | None = Field(default=None, foreign_key="decision.id")
     source: str = "cli"  # cli, import, web
     decided_at: datetime
+    stage: str = "title-abstract"  # or full-text (tracker/review/states.py Stage)
 
 
 class CurrentDecision(SQLModel, table=True):
@@ -177,6 +178,7 @@ class CurrentDecision(SQLModel, table=True):
 
     topic: str = Field(primary_key=True)
     pmid: int = Field(primary_key=True, foreign_key="paper.pmid")
+    stage: str = Field(primary_key=True, default="title-abstract")
     reviewer: str = Field(primary_key=True)
     decision_id: int = Field(foreign_key="decision.id")
     decision: str
@@ -189,17 +191,19 @@ class CurrentDecision(SQLModel, table=True):
 class Screening(SQLModel, table=True):
     """What a topic's current decisions on a paper add up to, whatever the topic's screening mode.
 
-    The topic-level state (unscreened, awaiting, included, excluded, maybe, conflict) follows from these
-    columns and the topic file's `screening` setting (tracker/store/decisions.py), so changing a topic from
-    one reviewer to two needs no rewrite. A paper without a row has no decision in the topic.
+    One row per stage (title and abstract, then full text). The state (unscreened, awaiting, included, excluded,
+    maybe, conflict; at full text also not-retrieved) follows from these columns and the topic file's `screening`
+    setting (tracker/review/states.py), so changing a topic from one reviewer to two, or naming its reviewers,
+    needs no rewrite. A paper without a row has no decision at that stage.
     """
 
     __tablename__ = "screening"
     __table__: ClassVar[Table]
-    __table_args__ = (Index("ix_screening_topic_latest", "topic", "latest"),)
+    __table_args__ = (Index("ix_screening_topic_latest", "topic", "stage", "latest"),)
 
     topic: str = Field(primary_key=True)
     pmid: int = Field(primary_key=True, foreign_key="paper.pmid")
+    stage: str = Field(primary_key=True, default="title-abstract")
     latest: str | None = None  # the most recent current decision, of any reviewer (a single reviewer's state)
     latest_reasons: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     resolution: str | None = None  # the most recent current decision given with --resolve
@@ -207,6 +211,10 @@ class Screening(SQLModel, table=True):
     votes: int = 0  # reviewers whose current decision is not a resolution
     agreed: str | None = None  # their common decision when they all agree
     agreed_reasons: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # all of theirs
+    # Each reviewer's current decision that is not a resolution, and its reasons: a topic that names its reviewers
+    # counts theirs alone (tracker/review/states.py).
+    votes_by: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    vote_reasons: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     updated_at: datetime
 
 

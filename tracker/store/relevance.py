@@ -54,7 +54,8 @@ def topic_texts(store: Store, topic: str) -> Iterator[PaperText]:
 
 def topic_states(store: Store, topic: str, rule: StateRule) -> dict[int, str]:
     """The screening state of every paper of `topic` that has a decision (the states of tracker/review/screening.py)."""
-    statement = select(_screening.c.pmid, rule.state_sql(_screening)).where(_screening.c.topic == topic)
+    statement = select(_screening.c.pmid, rule.state_sql(_screening)).where(_screening.c.topic == topic,
+                                                                            _screening.c.stage == rule.stage)
     with store.engine.connect() as connection:
         return {pmid: state for pmid, state in connection.execute(statement)}
 

@@ -141,9 +141,33 @@ def _add_export_text(connection: Connection) -> None:
 
 
 def _add_screening(connection: Connection) -> None:
-    # New tables only, created from their models: a later change to them needs its own migration, written out.
-    for model in (models.Decision, models.CurrentDecision, models.Screening):
-        model.__table__.create(connection, checkfirst=True)
+    """New tables only, written out as they were at schema 4 (migration 9 gives them their stages)."""
+    from sqlalchemy import JSON, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table
+
+    written = MetaData()
+    Table("paper", written, Column("pmid", Integer, primary_key=True))
+    Table("decision", written,
+          Column("id", Integer, primary_key=True), Column("topic", String, nullable=False),
+          Column("pmid", Integer, ForeignKey("paper.pmid"), nullable=False), Column("reviewer", String, nullable=False),
+          Column("decision", String, nullable=False), Column("reasons", JSON, nullable=False),
+          Column("note", String, nullable=False), Column("resolves", Boolean, nullable=False),
+          Column("replaces", Integer, ForeignKey("decision.id")), Column("source", String, nullable=False),
+          Column("decided_at", DateTime, nullable=False), Index("ix_decision_topic_pmid", "topic", "pmid"))
+    Table("current_decision", written,
+          Column("topic", String, primary_key=True), Column("pmid", Integer, ForeignKey("paper.pmid"), primary_key=True),
+          Column("reviewer", String, primary_key=True),
+          Column("decision_id", Integer, ForeignKey("decision.id"), nullable=False),
+          Column("decision", String, nullable=False), Column("reasons", JSON, nullable=False),
+          Column("note", String, nullable=False), Column("resolves", Boolean, nullable=False),
+          Column("decided_at", DateTime, nullable=False))
+    Table("screening", written,
+          Column("topic", String, primary_key=True), Column("pmid", Integer, ForeignKey("paper.pmid"), primary_key=True),
+          Column("latest", String), Column("latest_reasons", JSON, nullable=False), Column("resolution", String),
+          Column("resolution_reasons", JSON, nullable=False), Column("votes", Integer, nullable=False),
+          Column("agreed", String), Column("agreed_reasons", JSON, nullable=False),
+          Column("updated_at", DateTime, nullable=False), Index("ix_screening_topic_latest", "topic", "latest"))
+    for name in ("decision", "current_decision", "screening"):
+        written.tables[name].create(connection, checkfirst=True)
 
 
 # Migration 5's columns as it adds them: the NOT NULL ones need a default for the rows already there.
@@ -323,6 +347,86 @@ def _add_search_lists(connection: Connection) -> None:
             "FOR EACH STATEMENT EXECUTE FUNCTION paper_fts_changed()")
 
 
+def _add_screening_stages(connection: Connection) -> None:
+    """Screening in two stages and by named reviewers: every decision gets its stage (title and abstract, as all
+    of them were), a reviewer's current decision and a paper's summary are kept per stage (their keys gain the
+    stage: the two tables are rebuilt, their rows copied), and each summary records the votes by reviewer."""
+    from sqlalchemy import (
+        JSON,
+        Boolean,
+        Column,
+        DateTime,
+        ForeignKey,
+        Integer,
+        MetaData,
+        String,
+        Table,
+    )
+
+    first = "title-abstract"
+    connection.exec_driver_sql(f"ALTER TABLE decision ADD COLUMN stage VARCHAR NOT NULL DEFAULT '{first}'")
+    written = MetaData()
+    Table("paper", written, Column("pmid", Integer, primary_key=True))
+    Table("decision", written, Column("id", Integer, primary_key=True))
+    current = Table(
+        "current_decision_staged", written,
+        Column("topic", String, primary_key=True), Column("pmid", Integer, ForeignKey("paper.pmid"), primary_key=True),
+        Column("stage", String, primary_key=True), Column("reviewer", String, primary_key=True),
+        Column("decision_id", Integer, ForeignKey("decision.id"), nullable=False),
+        Column("decision", String, nullable=False), Column("reasons", JSON, nullable=False),
+        Column("note", String, nullable=False), Column("resolves", Boolean, nullable=False),
+        Column("decided_at", DateTime, nullable=False))
+    summary = Table(
+        "screening_staged", written,
+        Column("topic", String, primary_key=True), Column("pmid", Integer, ForeignKey("paper.pmid"), primary_key=True),
+        Column("stage", String, primary_key=True), Column("latest", String), Column("latest_reasons", JSON, nullable=False),
+        Column("resolution", String), Column("resolution_reasons", JSON, nullable=False),
+        Column("votes", Integer, nullable=False), Column("agreed", String),
+        Column("agreed_reasons", JSON, nullable=False), Column("votes_by", JSON, nullable=False),
+        Column("vote_reasons", JSON, nullable=False), Column("updated_at", DateTime, nullable=False))
+    current.create(connection)
+    summary.create(connection)
+    types = {"reasons": JSON, "latest_reasons": JSON, "resolution_reasons": JSON, "agreed_reasons": JSON,
+             "resolves": Boolean, "decided_at": DateTime, "updated_at": DateTime}
+    old_current = sql_table("current_decision", *(sql_column(name, types.get(name)) for name in (
+        "topic", "pmid", "reviewer", "decision_id", "decision", "reasons", "note", "resolves", "decided_at")))
+    old_summary = sql_table("screening", *(sql_column(name, types.get(name)) for name in (
+        "topic", "pmid", "latest", "latest_reasons", "resolution", "resolution_reasons", "votes", "agreed",
+        "agreed_reasons", "updated_at")))
+    votes: dict[tuple[str, int], tuple[dict, dict]] = {}
+    rows = connection.execute(select(old_current)).mappings().all()
+    for row in rows:
+        if not row["resolves"]:
+            decided, reasons = votes.setdefault((row["topic"], row["pmid"]), ({}, {}))
+            decided[row["reviewer"]] = row["decision"]
+            reasons[row["reviewer"]] = _json_list(row["reasons"])
+    for start in range(0, len(rows), 500):
+        connection.execute(current.insert(), [dict(row) | {"stage": first, "reasons": _json_list(row["reasons"])}
+                                              for row in rows[start:start + 500]])
+    summaries = connection.execute(select(old_summary)).mappings().all()
+    for start in range(0, len(summaries), 500):
+        connection.execute(summary.insert(), [
+            dict(row) | {"stage": first, "votes_by": votes.get((row["topic"], row["pmid"]), ({}, {}))[0],
+                         "vote_reasons": votes.get((row["topic"], row["pmid"]), ({}, {}))[1],
+                         **{name: _json_list(row[name]) for name in ("latest_reasons", "resolution_reasons",
+                                                                     "agreed_reasons")}}
+            for row in summaries[start:start + 500]])
+    connection.exec_driver_sql("DROP TABLE current_decision")
+    connection.exec_driver_sql("DROP TABLE screening")
+    connection.exec_driver_sql("ALTER TABLE current_decision_staged RENAME TO current_decision")
+    connection.exec_driver_sql("ALTER TABLE screening_staged RENAME TO screening")
+    connection.exec_driver_sql("CREATE INDEX ix_screening_topic_latest ON screening (topic, stage, latest)")
+
+
+def _json_list(value) -> list:
+    """A JSON list column's value as read by a written-out table (text on SQLite, a list on PostgreSQL)."""
+    import json
+
+    if value is None:
+        return []
+    return json.loads(value) if isinstance(value, str) else list(value)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -348,6 +452,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     # Ranked search from each term's best papers (tracker/store/search.py): a new cache table, filled by searches;
     # on PostgreSQL also the change log and its statement triggers. Nothing is rewritten.
     Migration(8, "search-champion-lists", _add_search_lists),
+    # A full-text stage and named reviewers (tracker/review/states.py): the screening tables' keys gain the stage.
+    Migration(9, "screening-stages", _add_screening_stages, seconds_per_paper=0.00001),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

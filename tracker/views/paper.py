@@ -26,6 +26,7 @@ class PaperTopic:
     first_seen_at: datetime
     screening: PaperScreening | None  # None: the topic's file does not load
     history: tuple[ReviewerDecision, ...]  # the decisions on the paper in this topic the reader may see, oldest first
+    full_text: PaperScreening | None = None  # its screening at full text, once included by title and abstract
 
 
 class PaperLinks:
@@ -61,9 +62,8 @@ def paper_view(store: Store, settings: Settings, pmid: int, *, reviewer: str | N
     """Everything the store knows of a paper, its screening in each topic as `reviewer` may see it (blind rules:
     tracker.review.screening.view_of); None when the store lacks it."""
     from tracker.ncbi.evidence import classify
-    from tracker.review.screening import view_of
+    from tracker.review.screening import paper_stages
     from tracker.store.changes import list_events
-    from tracker.store.decisions import current_decisions, decision_history, summaries
     from tracker.store.membership import memberships
     from tracker.store.papers import load_papers
 
@@ -72,21 +72,14 @@ def paper_view(store: Store, settings: Settings, pmid: int, *, reviewer: str | N
         return None
     paper = found[0]
     scan = scan or scan_topics(settings.queries_dir)
-    topics_seen = list(memberships(store, [pmid]).get(pmid, {}).items())
-    slugs = [slug for slug, _ in topics_seen]
-    current = current_decisions(store, slugs, [pmid])
-    history = decision_history(store, pmid, slugs)
     topics = []
-    for slug, seen in topics_seen:
+    for slug, seen in memberships(store, [pmid]).get(pmid, {}).items():
         topic = scan.topics.get(slug)
         if topic is None:
             topics.append(PaperTopic(slug, slug, seen, None, ()))
             continue
-        screening = view_of(topic, pmid, summaries(store, slug, [pmid]).get(pmid), current.get((slug, pmid), ()),
-                            reviewer=reviewer)
-        shown = tuple(entry for entry in history if entry.topic == slug
-                      and (not screening.hidden or entry.reviewer == reviewer))
-        topics.append(PaperTopic(slug, topic.title, seen, screening, shown))
+        first, later, shown = paper_stages(store, topic, pmid, reviewer=reviewer)
+        topics.append(PaperTopic(slug, topic.title, seen, first, shown, later))
     events = tuple(list_events(store, pmids=[pmid]))
     return PaperView(paper=paper, tier=classify(paper.publication_types), events=events, topics=tuple(topics),
                      trials=paper_trials(paper))

@@ -1,14 +1,17 @@
-"""The screening page: one paper of a topic's queue with the reviewer's progress, the paper's neighbours and the
-next paper of the queue (tracker/review/screening.py `next_to_screen`)."""
+"""The screening page: one paper of a topic's queue at a stage, with the reviewer's progress, where `k` goes back
+(the papers they decided in this session) and where `j` goes next (the queue: tracker/review/screening.py
+`next_to_screen`), and, while the topic is screened in relevance order, what is likely left to find."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from tracker.ncbi.evidence import classify
 from tracker.ncbi.pubmed import Paper
 from tracker.ncbi.registries import TrialId
-from tracker.review.screening import PaperScreening, next_to_screen, screened_by, view_of
+from tracker.review.screening import PaperScreening, next_to_screen, screened_by, screening_of
+from tracker.review.states import Stage
 from tracker.store import Store
 from tracker.store.changes import EventView
 from tracker.topics import Topic
@@ -17,7 +20,7 @@ from tracker.views.paper import PaperLinks, paper_trials
 
 @dataclass(frozen=True)
 class ScreenView(PaperLinks):
-    """The screening page: one paper of a topic with the reviewer's progress and where the queue goes next."""
+    """The screening page: one paper of a topic with the reviewer's progress and where the keys go."""
 
     topic: Topic
     reviewer: str
@@ -25,51 +28,63 @@ class ScreenView(PaperLinks):
     screening: PaperScreening | None
     screened: int
     total: int
-    newer: int | None  # the paper before this one in the topic's newest-first order (any state)
-    older: int | None  # the one after it
-    next_in_queue: int | None  # the next paper still waiting for this reviewer, after this one
+    back: int | None  # `k`: the paper decided before this one in this session
+    forward: int | None  # `j`: the paper decided after it in this session, else the next one of the queue
+    next_in_queue: int | None  # where a decision on this paper goes next
     events: tuple[EventView, ...] = ()
     trials: tuple[TrialId, ...] = ()
     # "most relevant first: ordered by 12 earlier decisions in this topic", or "newest first: ranking starts
     # after 2 more decisions" (tracker/review/relevance.py)
     order: str = ""
     relevance: float | None = None
+    stage: Stage = Stage.TITLE_ABSTRACT
+    left: str = ""  # what is likely left to find (tracker/review/stopping.py), while screening in relevance order
 
     @property
     def tier(self) -> str:
         return classify(self.paper.publication_types) if self.paper else "other"
 
 
-def screen_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None = None) -> ScreenView:
-    """The paper `pmid` of `topic` (or the first of `reviewer`'s queue) as the screening page shows it."""
+def screen_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None = None,
+                stage: Stage = Stage.TITLE_ABSTRACT, session_started: datetime | None = None) -> ScreenView:
+    """The paper `pmid` of `topic` at `stage` (or the first of `reviewer`'s queue) as the screening page shows it;
+    `session_started`: since when `k` walks back through the reviewer's decisions."""
     from tracker.review.relevance import ranking_status
+    from tracker.review.screening import reached_total, what_is_left
     from tracker.store.changes import list_events
-    from tracker.store.decisions import current_decisions, summaries
-    from tracker.store.listing import Cursor, count_members, neighbours, topic_row
+    from tracker.store.decisions import decided_since
+    from tracker.store.listing import topic_row
     from tracker.store.papers import load_papers
     from tracker.store.relevance import scores_of
 
-    total = count_members(store, topic.slug)
-    screened = screened_by(store, topic, reviewer)
+    total = reached_total(store, topic, stage)
+    screened = screened_by(store, topic, reviewer, stage)
     status = ranking_status(store, topic)
-    ranked = status.ranked
+    ranked = status.ranked and stage == Stage.TITLE_ABSTRACT
     order = f"{'most relevant' if ranked else 'newest'} first: {status.sentence}"
+    left = what_is_left(store, topic) if ranked else ""
+    decided = decided_since(store, topic.slug, reviewer, session_started, stage=stage) if session_started else []
     shown = topic_row(store, topic.slug, pmid) if pmid is not None else None
     if shown is None:
-        shown = next_to_screen(store, topic, reviewer, ranked=ranked, waiting=total - screened)
+        shown = next_to_screen(store, topic, reviewer, ranked=ranked, waiting=total - screened, stage=stage)
         if shown is None:
-            return ScreenView(topic, reviewer, None, None, screened, total, None, None, None, order=order)
-    newer, older = neighbours(store, topic.slug, Cursor(shown.first_seen_at, shown.pmid))
-    following = next_to_screen(store, topic, reviewer, ranked=ranked, waiting=total - screened, current=shown)
+            return ScreenView(topic, reviewer, None, None, screened, total, decided[-1] if decided else None, None,
+                              None, order=order, stage=stage, left=left)
+    following = next_to_screen(store, topic, reviewer, ranked=ranked, waiting=total - screened, current=shown,
+                               stage=stage)
+    next_in_queue = following.pmid if following else None
+    if shown.pmid in decided:
+        at = decided.index(shown.pmid)
+        back = decided[at - 1] if at else None
+        forward = decided[at + 1] if at + 1 < len(decided) else next_in_queue
+    else:
+        back, forward = (decided[-1] if decided else None), next_in_queue
     [paper] = load_papers(store, [shown.pmid])
-    screening = view_of(topic, paper.pmid, summaries(store, topic.slug, [paper.pmid]).get(paper.pmid),
-                        current_decisions(store, [topic.slug], [paper.pmid]).get((topic.slug, paper.pmid), ()),
-                        reviewer=reviewer)
+    screening = screening_of(store, topic, [paper.pmid], reviewer=reviewer, stage=stage)[paper.pmid]
     events = tuple(list_events(store, pmids=[paper.pmid]))
     relevance = scores_of(store, [topic.slug], [paper.pmid]).get(paper.pmid) if ranked else None
-    return ScreenView(topic, reviewer, paper, screening, screened, total, newer, older,
-                      following.pmid if following else None, events, paper_trials(paper), order=order,
-                      relevance=relevance)
+    return ScreenView(topic, reviewer, paper, screening, screened, total, back, forward, next_in_queue, events,
+                      paper_trials(paper), order=order, relevance=relevance, stage=stage, left=left)
 
 
 __all__ = ["ScreenView", "screen_view"]

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from tracker.errors import UnknownTopicError
-from tracker.review.states import ScreeningRule
+from tracker.review.screening import rule_for
+from tracker.review.states import Stage
 from tracker.settings import Settings
 from tracker.store import Store
 from tracker.store.listing import Cursor, Page, PaperFilter
@@ -28,12 +29,15 @@ class TopicPage:
     # Filtered views cost a count over the topic; the page says "papers in this view" only when asked for.
     total: int
     ranking: str = ""  # "ordered by 48 earlier decisions in this topic" or "ranking starts after 2 more decisions"
+    stage: Stage = Stage.TITLE_ABSTRACT  # the screening stage whose states the page shows
 
 
 def topic_page(store: Store, settings: Settings, slug: str, *, reviewer: str | None, filters: PaperFilter,
                sort: str = "newest", search: str = "", after: Cursor | None = None, before: Cursor | None = None,
-               limit: int = TOPIC_PAGE_SIZE, scan: TopicScan | None = None) -> TopicPage:
-    """One page of a topic's papers, filtered and sorted, with screening states as `reviewer` may see them."""
+               limit: int = TOPIC_PAGE_SIZE, scan: TopicScan | None = None,
+               stage: Stage = Stage.TITLE_ABSTRACT) -> TopicPage:
+    """One page of a topic's papers, filtered and sorted, with screening states at `stage` as `reviewer` may see them
+    (at full text, the papers included by title and abstract)."""
     from tracker.store.listing import count_members, list_topic_page
     from tracker.store.search import search_papers
 
@@ -48,7 +52,7 @@ def topic_page(store: Store, settings: Settings, slug: str, *, reviewer: str | N
         hits = search_papers(store, search, topic=slug, limit=SEARCH_WITHIN)
         filters = replace(filters, pmids=tuple(hit.pmid for hit in hits))
         matches = len(hits)
-    rule = ScreeningRule.of(topic)
+    rule = rule_for(store, topic, stage)
     page = list_topic_page(store, slug, rule, filters=filters, sort=sort, blind_reviewer=reviewer if rule.blind else None,
                            after=after, before=before, limit=limit)
     ranking = ""
@@ -57,7 +61,7 @@ def topic_page(store: Store, settings: Settings, slug: str, *, reviewer: str | N
 
         ranking = ranking_status(store, topic).sentence
     return TopicPage(summary=summary, page=page, sort=sort, filters=filters, search=search, matches=matches,
-                     total=count_members(store, slug), ranking=ranking)
+                     total=count_members(store, slug), ranking=ranking, stage=stage)
 
 
 __all__ = ["TOPIC_PAGE_SIZE", "SEARCH_WITHIN", "TopicPage", "topic_page"]

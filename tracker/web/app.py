@@ -39,6 +39,8 @@ def route_table() -> list[BaseRoute]:
         Route("/topics/{slug}/screen", screen.page, name="screen"),
         Route("/topics/{slug}/screen", screen.decision, methods=["POST"], name="decide"),
         Route("/topics/{slug}/screen/undo", screen.undo, methods=["POST"], name="undo"),
+        Route("/topics/{slug}/conflicts", screen.conflicts, name="conflicts"),
+        Route("/topics/{slug}/conflicts", screen.settle, methods=["POST"], name="settle"),
         Route("/papers/{pmid:int}", pages.paper, name="paper"),
         Route("/search", pages.search, name="search"),
         Route("/runs", pages.runs, name="runs"),

@@ -16,18 +16,19 @@ from starlette.responses import Response, StreamingResponse
 
 from tracker.errors import ConfigError, SearchSyntaxError
 from tracker.ncbi.evidence import TIER_INDEX
-from tracker.review.states import check_state
+from tracker.review.states import Stage, check_state
 from tracker.store import Store
 from tracker.store.listing import Cursor, PaperFilter
 from tracker.topics import Topic
 from tracker.views.paper import paper_view
 from tracker.views.status import status_view, topic_summaries
 from tracker.views.topic import SEARCH_WITHIN, topic_page
+from tracker.web.screen import stage_of
 from tracker.web.state import web_of
 
 EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "ris": "application/x-research-info-systems",
                 "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
-FILTER_KEYS = ("state", "tier", "from", "to", "late", "retracted", "q", "sort")
+FILTER_KEYS = ("stage", "state", "tier", "from", "to", "late", "retracted", "q", "sort")
 
 
 async def topics(request: Request) -> Response:
@@ -47,18 +48,18 @@ async def topic(request: Request) -> Response:
     slug = request.path_params["slug"]
     session = request.state.session
     filters, sort, search = read_filters(request)
+    stage = stage_of(request.query_params.get("stage"))
     after = Cursor.decode(request.query_params.get("after", ""))
     before = Cursor.decode(request.query_params.get("before", ""))
     try:
         view = await run_in_threadpool(topic_page, web.store, web.settings, slug, reviewer=session.reviewer,
                                        filters=filters, sort=sort, search=search, after=after, before=before,
-                                       scan=web.scans.scan())
+                                       scan=web.scans.scan(), stage=stage)
     except SearchSyntaxError as error:
         return web.error(request, 400, str(error))
     shown = {key: value for key, value in request.query_params.items() if key in FILTER_KEYS and value}
     return web.render(request, "topic.html", view=view, topic=view.summary.topic, shown=shown,
-                      query_string=_query(shown), search_within=SEARCH_WITHIN,
-                      state_only=set(shown) <= {"state", "sort"})
+                      query_string=_query(shown), search_within=SEARCH_WITHIN)
 
 
 async def export(request: Request) -> Response:
@@ -70,7 +71,7 @@ async def export(request: Request) -> Response:
     filters, sort, search = read_filters(request)
     chosen = web.scans.topic(slug)
     data = await run_in_threadpool(export_bytes, web.store, chosen, fmt, filters, sort, search,
-                                   request.state.session.reviewer)
+                                   request.state.session.reviewer, stage_of(request.query_params.get("stage")))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
     return StreamingResponse(iter([data]), media_type=EXPORT_TYPES[fmt], headers={
         "content-disposition": f'attachment; filename="{slug}-{stamp}.{fmt}"'})
@@ -130,7 +131,7 @@ async def prisma_svg(request: Request) -> Response:
 def read_filters(request: Request) -> tuple[PaperFilter, str, str]:
     """The topic page's filters from its query string; a value that is not one is refused in one line."""
     params = request.query_params
-    state = check_state(params.get("state") or None)
+    state = check_state(params.get("state") or None, stage_of(params.get("stage")))
     tier = params.get("tier") or None
     if tier is not None and tier not in TIER_INDEX:
         raise ConfigError(f"unknown evidence tier {tier!r}: use one of {', '.join(TIER_INDEX)}")
@@ -147,7 +148,7 @@ def read_filters(request: Request) -> tuple[PaperFilter, str, str]:
 
 
 def export_bytes(store: Store, chosen: Topic, fmt: str, filters: PaperFilter, sort: str, search: str,
-                 reviewer: str) -> bytes:
+                 reviewer: str, stage: Stage = Stage.TITLE_ABSTRACT) -> bytes:
     """The export of the topic page as it stands: its filters, its search and its order, in any format."""
     from tracker.outputs.export import export_papers
     from tracker.store.search import search_papers
@@ -156,7 +157,7 @@ def export_bytes(store: Store, chosen: Topic, fmt: str, filters: PaperFilter, so
         filters = replace(filters, pmids=tuple(hit.pmid for hit in search_papers(store, search, topic=chosen.slug,
                                                                                   limit=SEARCH_WITHIN)))
     buffer = io.BytesIO()
-    export_papers(store, [chosen], buffer, fmt=fmt, filters=filters, sort=sort, reviewer=reviewer)
+    export_papers(store, [chosen], buffer, fmt=fmt, filters=filters, sort=sort, reviewer=reviewer, stage=stage)
     return buffer.getvalue()
 
 

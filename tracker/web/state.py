@@ -4,13 +4,16 @@ tracker/web/app.py `create_app` and handed to each request through Starlette's l
 
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import cast
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -20,7 +23,7 @@ from tracker.ncbi.evidence import TIER_RULES, tier_label
 from tracker.ncbi.notices import describe_status
 from tracker.outputs.render import moment
 from tracker.review.relevance import RelevanceRefresher
-from tracker.review.states import STATES
+from tracker.review.states import STATES, STATES_AT, Stage
 from tracker.settings import Settings
 from tracker.store import Store
 from tracker.topics import Topic, TopicScan, scan_topics
@@ -35,11 +38,31 @@ def environment() -> Environment:
     """Jinja2 with autoescaping on for every template: every field of every record is text, never markup."""
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
                       trim_blocks=True, lstrip_blocks=True)
-    env.globals.update(tiers=TIER_RULES, states=STATES, tier_label=tier_label, script=SCRIPT, version=__version__,
+    env.globals.update(tiers=TIER_RULES, states=STATES, full_text_states=STATES_AT[Stage.FULL_TEXT],
+                       tier_label=tier_label, script=SCRIPT, version=__version__,
                        csrf_field=CSRF_FIELD, describe_status=describe_status)
     env.filters["when"] = lambda value: moment(value) if value else ""
+    env.filters["marked"] = marked
     env.filters["number"] = lambda value: f"{value:,}" if isinstance(value, int) else ("" if value is None else value)
     return env
+
+
+def marked(text, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Markup:
+    """`text`, escaped, with the words that begin with one of `include` in <mark class="for"> and those of `exclude`
+    in <mark class="against"> (the screening page's highlighting; a word in both lists is marked against)."""
+    escaped = str(escape(text))
+    kinds = {term.casefold(): "for" for term in include if term.strip()}
+    kinds.update({term.casefold(): "against" for term in exclude if term.strip()})
+    if not kinds:
+        return Markup(escaped)
+    # Not inside an entity the escaping wrote (&amp;, &#39;).
+    pattern = re.compile(r"(?<![&#])\b(" + "|".join(re.escape(str(escape(term))) for term in sorted(kinds, key=len, reverse=True))
+                         + r")[\w-]*", re.IGNORECASE)
+
+    def mark(found: re.Match) -> str:
+        return f'<mark class="{kinds[found.group(1).casefold()]}">{found.group(0)}</mark>'
+
+    return Markup(pattern.sub(mark, escaped))
 
 
 class ScanCache:
@@ -145,4 +168,4 @@ class Charts:
 
 
 
-__all__ = ["WebApp", "web_of", "ScanCache", "Charts", "Bar", "environment", "HERE", "SCRIPT"]
+__all__ = ["WebApp", "web_of", "ScanCache", "Charts", "Bar", "environment", "marked", "HERE", "SCRIPT"]

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tracker.errors import ConfigError
-from tracker.review.states import ScreeningRule, State
+from tracker.review.screening import rule_for
+from tracker.review.states import State
 from tracker.settings import EMAIL_PATTERN, Settings
 from tracker.store import Store
 from tracker.store.changes import untold_events
@@ -98,7 +99,7 @@ def plan_mailing(store: Store, recipient: str, topics: Sequence[Topic], *, now: 
     for topic in topics:  # a paper its topic has already excluded is not news to that topic's readers
         rows = summaries(store, topic.slug, by_topic[topic.slug])
         by_topic[topic.slug] = [pmid for pmid in by_topic[topic.slug]
-                                if ScreeningRule.of(topic).state(rows.get(pmid)) != State.EXCLUDED]
+                                if rule_for(store, topic).state(rows.get(pmid)) != State.EXCLUDED]
     topic_of: dict[int, str] = {}
     for topic in topics:
         for pmid in by_topic[topic.slug]:
