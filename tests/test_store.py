@@ -232,7 +232,9 @@ def test_a_bad_database_url_is_one_line_without_its_password(url, message):
 
 
 def drop_web_app(connection) -> None:
-    """Undo migrations 7 (relevance-scores) and 6 (web-app): their tables, the evidence tier column and its indexes."""
+    """Undo migrations 8 (feed-tokens), 7 (relevance-scores) and 6 (web-app): their tables, the evidence tier column
+    and its indexes."""
+    connection.execute(text("DROP TABLE feed_token"))
     for table in ("relevance_score", "ranking_state"):
         connection.execute(text(f"DROP TABLE {table}"))
     for table in ("account", "web_session", "login_failure"):

@@ -67,11 +67,11 @@ def serve(settings: Settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_P
     """Serve until interrupted; says, on one line, where (with the token, in personal mode)."""
     import uvicorn
 
-    from tracker.store import open_store
+    from tracker.store.upgrade import open_current_store
 
     if not 1 <= port <= 65535:
         raise ConfigError(f"--port {port} is not a port: use 1-65535, for example {DEFAULT_PORT}")
-    store = open_store(settings.database_url)
+    store = open_current_store(settings.database_url, auto_migrate=settings.auto_migrate, say=say)
     app, access = build_app(settings, store, host=host, port=port)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={access.token}" if not access.team else "")
