@@ -106,8 +106,8 @@ def test_ctrl_c_says_what_was_kept_and_that_the_next_run_resumes(tmp_path):
         out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     assert err.splitlines()[-1] == ("error: interrupted: every batch saved so far is kept, and the interrupted run is "
-                                    "recorded as failed without moving its watermark: the next run resumes where "
-                                    "this one stopped")
+                                    "recorded as failed: the next run searches the same dates again and fetches only "
+                                    "what this one did not save")
     from tracker.store import open_store
 
     store = open_store(f"sqlite:///{home / 'db' / 'tracker.sqlite3'}", readonly=True)

@@ -450,7 +450,7 @@ def test_a_term_pubmed_cannot_find_is_flagged_in_topics_status_and_digests(tmp_p
                                                 "query with 'tracker topics --check typo'"]
     assert expected in invoke(home, server, "status").stdout.splitlines()
     markdown = invoke(home, server, "digest", "typo", "--format", "md").stdout
-    assert '- **⚠ Query health:** PubMed could not find "nosuchterm" \\(PhraseNotFound\\)' in markdown
+    assert '- **⚠ Query health:** PubMed could not find "nosuchterm" (PhraseNotFound)' in markdown
     dry = invoke(home, server, "email", "--dry-run", "--to", READER)
     [eml] = (home / "reports" / "outbox").glob("*.eml")
     assert dry.exit_code == 0 and dry.stdout == f"{eml}\n"

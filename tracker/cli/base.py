@@ -85,8 +85,8 @@ def current_store(*, readonly: bool = False):
     return state["store"]
 
 
-INTERRUPTED = ("interrupted: every batch saved so far is kept, and the interrupted run is recorded as failed without "
-               "moving its watermark: the next run resumes where this one stopped")
+INTERRUPTED = ("interrupted: every batch saved so far is kept, and the interrupted run is recorded as failed: the next "
+               "run searches the same dates again and fetches only what this one did not save")
 
 
 class TrackerGroup(click.Group):

@@ -80,7 +80,7 @@ def db_migrate_command(check, no_backup):
 def db_copy_command(target_url):
     """Copy this tracker's database (TRACKER_DB_URL, else db/tracker.sqlite3) into an empty database.
 
-    Papers, runs, watermarks, change checks, digests, the e-mail ledgers, status events, paper revisions and
+    Papers, runs, how far each topic was searched, change checks, digests, the e-mail ledgers, status events, paper revisions and
     scheduled jobs keep their ids; the search index is rebuilt on the target. The target is written in one
     transaction: on any failure it is left as it was. Point TRACKER_DB_URL at the copy to use it.
     """

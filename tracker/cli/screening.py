@@ -18,6 +18,7 @@ from tracker.cli.base import (
     load_selected_topics,
 )
 from tracker.cli.output import echo_csv, echo_json, format_table, when
+from tracker.text import plural
 
 
 class PmidType(click.ParamType):
@@ -163,12 +164,12 @@ def screen_import_command(file, topic_slug, reviewer, add_missing):
     result = import_decisions(store, topic, file, reviewer=current_reviewer(reviewer),
                               add_missing=fetch_missing if add_missing else None)
     refresh_quietly(store, topic)  # one retraining for the whole file
-    line = (f"{topic.slug}: {result.imported} decisions imported from {file.name} "
+    line = (f"{topic.slug}: {plural(result.imported, 'decision')} imported from {file.name} "
             f"({'ASReview export' if result.kind == 'asreview' else 'CSV'}; by {', '.join(result.reviewers) or '-'})")
     if result.added:
-        line += f"; {result.added} papers fetched and added to the topic first"
+        line += f"; {plural(result.added, 'paper')} fetched and added to the topic first"
     if result.unlabelled:
-        line += f"; {result.unlabelled} unlabelled rows skipped"
+        line += f"; {plural(result.unlabelled, 'unlabelled row')} skipped"
     click.echo(line)
     if result.skipped:
         from tracker.review.screening import describe_pmids

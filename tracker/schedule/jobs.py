@@ -206,14 +206,14 @@ def _fetch(runtime: Runtime, slug: str) -> JobOutcome:
         with EutilsClient(runtime.settings, limiter=runtime.limiter) as client:
             result = sync_topic(runtime.store, client, topic, hooks=RunHooks(should_stop=lambda: runtime.stopping))
     except ShutdownRequested:
-        message = (f"{slug}: stopped between two saved batches; recorded as interrupted, its watermark did not "
-                   "move and the next run searches the same window")
+        message = (f"{slug}: stopped between two saved batches; recorded as interrupted: the next run searches the "
+                   "same dates again")
         log.warning("%s", message)
         return JobOutcome(job, False, (message,), interrupted=True)
     if result.succeeded:
         log.info("%s%s", result.summary(), _next_run(runtime, job))
     else:
-        log.error("%s; its watermark did not move%s", result.summary(), _next_run(runtime, job))
+        log.error("%s; the next run searches the same dates again%s", result.summary(), _next_run(runtime, job))
     lines = (result.summary(),) if result.unreachable is None else (result.summary(), f"error: {result.unreachable}")
     if result.unreachable is not None:
         log.error("%s", result.unreachable)
