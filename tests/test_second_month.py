@@ -107,3 +107,42 @@ def test_search_titles_are_never_cut():
     assert " ".join(row[3] for row in rows) == title  # a terminal gets it wrapped in its column
     assert all(len("  ".join(row).rstrip()) <= 100 for row in rows) and len(rows) > 1
     assert [row[0] for row in rows] == ["1"] + [""] * (len(rows) - 1)
+
+
+# -- tracker serve ---------------------------------------------------------------------------------------------------
+
+def test_serve_on_a_busy_port_says_so_and_prints_no_address(tmp_path):
+    import socket
+
+    home = tmp_path / "home"
+    write_topic(home, "dosing", "norepinephrine dosing")
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        result = run_tracker("serve", "--port", str(port), env=cli_env(home, None))
+    assert (result.code, result.out) == (2, "")
+    assert result.err == f"error: port {port} is in use: choose another with --port\n"
+
+
+def test_serve_prints_its_address_only_once_it_listens(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    write_topic(home, "dosing", "norepinephrine dosing")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "tracker", "serve", "--port", str(port)], env=cli_env(home, None),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=home)
+    try:
+        line = server.stdout.readline().strip()
+        assert re.fullmatch(rf"http://127\.0\.0\.1:{port}/\?token=[\w-]{{32}}", line), line
+        # No waiting: the address leads here as soon as it is printed (the connection waits in the listen queue).
+        answer = httpx.get(line, timeout=30, follow_redirects=False)
+        assert (answer.status_code, answer.headers["location"]) == (303, "/")
+    finally:
+        server.terminate()
+        server.wait(10)

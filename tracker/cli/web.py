@@ -26,7 +26,8 @@ def serve_command(host, port, open_browser):
     """Serve the web app: topics, papers, search, PubMed queries, runs, PRISMA and screening."""
     from tracker.web import serve
 
-    serve(current_settings(), host=host, port=port, open_browser=open_browser, say=click.echo)
+    serve(current_settings(), host=host, port=port, open_browser=open_browser, say=click.echo,
+          warn=lambda line: click.echo(line, err=True))
 
 
 @cli.group("users")
