@@ -169,7 +169,8 @@ def test_run_fetches_every_topic_and_writes_each_digest(home, fake_eutils):
     result = run_tracker("run", env=cli_env(home, fake_eutils.url))
     assert result.code == 0, result.err
     day = datetime.now(timezone.utc).date().isoformat()  # digests are named by their UTC day
-    expected = [home / "reports" / slug / f"{day}.{ext}" for slug in ("dosing", "elderly") for ext in ("md", "html")]
+    expected = [home / "reports" / slug / name for slug in ("dosing", "elderly")
+                for name in (f"{day}.md", f"{day}.html", "feed.xml")]
     for path in expected:
         assert f"  {path}" in result.out.splitlines()
         assert path.is_file()

@@ -58,7 +58,7 @@ def test_an_unresolvable_host_is_said_once_and_the_other_topics_are_not_tried(tm
                         r"attempts: connection failed \(ConnectError: .+\)", lines[0]), lines[0]
     assert lines[1:] == [f"{slug}: not tried: E-utilities unreachable" for slug in others] + [
         f"digests written to {home / 'reports'}:",
-        *(f"  {home / 'reports' / first / f'{day}.{ext}'}" for ext in ("md", "html"))]
+        *(f"  {home / 'reports' / first / name}" for name in (f"{day}.md", f"{day}.html", "feed.xml"))]
     assert sorted(p.name for p in (home / "reports").iterdir()) == [first]
     assert sql(home, "SELECT topic, status, requests, error FROM run") == [
         (first, "failed", 2, f"topic '{first}': cannot reach eutils.invalid (name resolution failed): {ADVICE}")]

@@ -84,15 +84,15 @@ def describe_failed(failed, results) -> str:
 @click.argument("slugs", nargs=-1, metavar="[SLUG]...")
 @common_options
 def run_command(slugs):
-    """The main job: fetch every topic, then write each topic's digest to reports/<slug>/<date>.md and .html."""
-    from tracker.outputs.digest import write_topic_digests
+    """The main job: fetch every topic, then write each topic's digest to reports/<slug>/<date>.md and .html, and its
+    Atom feed to reports/<slug>/feed.xml."""
+    from tracker.outputs.reports import write_reports
 
     results = run_fetch(slugs)
     not_tried = {r.topic for r in results if r.not_tried}
     # A topic not tried ran nothing: a digest now would only repeat its last one and close its period early.
     selected = [topic for topic in load_selected_topics(slugs) if topic.slug not in not_tried]
-    paths = write_topic_digests(current_store(), selected, current_settings().reports_dir,
-                                quiet_weeks=current_settings().quiet_weeks)
+    paths = write_reports(current_store(), selected, current_settings())
     click.echo(f"digests written to {current_settings().reports_dir}:")
     for path in paths:
         click.echo(f"  {path}")

@@ -106,8 +106,10 @@ def list_changes(topic_slug: str | None, since: date | None) -> None:
               help="Write every selected topic's digest into this one file ('-': stdout).")
 @common_options
 def digest_command(slugs, since, output_format, output):
-    """Write each topic's digest to reports/<slug>/<date>.md and .html, print it (--format) or write one file (-o)."""
-    from tracker.outputs.digest import _SUFFIX_FORMATS, render_topic_digests, write_digest_file, write_topic_digests
+    """Write each topic's digest to reports/<slug>/<date>.md and .html (and its feed.xml), print it (--format) or write
+    one file (-o)."""
+    from tracker.outputs.digest import _SUFFIX_FORMATS, render_topic_digests, write_digest_file
+    from tracker.outputs.reports import write_reports
 
     if output is not None and str(output) == "-":  # stdout, as `tracker export -o -`
         output, output_format = None, output_format or "md"
@@ -123,8 +125,7 @@ def digest_command(slugs, since, output_format, output):
         click.echo(render_topic_digests(store, selected, output_format, since=since,
                                         quiet_weeks=current_settings().quiet_weeks), nl=False)
     else:
-        for path in write_topic_digests(store, selected, current_settings().reports_dir, since=since,
-                                        quiet_weeks=current_settings().quiet_weeks):
+        for path in write_reports(store, selected, current_settings(), since=since):
             click.echo(path)
 
 

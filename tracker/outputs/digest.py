@@ -539,7 +539,8 @@ def report_day_end(today: date | None) -> tuple[date, datetime]:
 def write_topic_digests(store: Store, topics: Sequence[Topic], reports_dir: Path, *,
                         today: date | None = None, since: datetime | date | None = None,
                         quiet_weeks: int = DEFAULT_QUIET_WEEKS) -> list[Path]:
-    """Write reports/<slug>/<YYYY-MM-DD>.md and .html for each topic and record each digest.
+    """Write reports/<slug>/<YYYY-MM-DD>.md and .html for each topic and record each digest (tracker/outputs/reports.py
+    adds the topic's feed beside them).
 
     `today` (UTC) names the files and ends the period; `since` overrides the default start.
     Returns the paths written, two per topic. A same-day re-run overwrites that day's files.
