@@ -539,7 +539,8 @@ def test_cli_writes_reports_and_one_file_with_o(home, tmp_path):
     result = runner.invoke(cli, ["--home", str(home), "digest"], env={"TRACKER_DB_URL": url})
     day = utcnow().date().isoformat()
     assert (result.exit_code, result.stdout) == (
-        0, f"{home / 'reports' / 'dosing' / day}.md\n{home / 'reports' / 'dosing' / day}.html\n")
+        0, f"{home / 'reports' / 'dosing' / day}.md\n{home / 'reports' / 'dosing' / day}.html\n"
+           f"{home / 'reports' / 'dosing' / 'feed.xml'}\n")
     out = tmp_path / "out.txt"
     result = runner.invoke(cli, ["--home", str(home), "digest", "-o", str(out), "--since", "2020-01-01"],
                            env={"TRACKER_DB_URL": url})

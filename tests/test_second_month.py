@@ -146,3 +146,94 @@ def test_serve_prints_its_address_only_once_it_listens(tmp_path):
     finally:
         server.terminate()
         server.wait(10)
+
+
+# -- the e-mail: a reader set up late, counts that agree, a body for colleagues ----------------------------------------
+
+def mail_env(home, server_url, smtp, **extra):
+    return cli_env(home, server_url, TRACKER_SMTP_HOST=smtp.host, TRACKER_SMTP_PORT=str(smtp.port),
+                   TRACKER_SMTP_SECURITY="none", TRACKER_MAIL_FROM="tracker@hospital.test", **extra)
+
+
+def bodies(message) -> str:
+    return " ".join((message.get_body(("plain",)).get_content() + message.get_body(("html",)).get_content()).split())
+
+
+def attached_pmids(message) -> list[int]:
+    import csv
+    import io
+
+    [table] = [part for part in message.walk() if part.get_content_disposition() == "attachment"]
+    return sorted(int(row["pmid"]) for row in csv.DictReader(io.StringIO(table.get_content().removeprefix("\ufeff"))))
+
+
+CLI_TEXT = re.compile(r"'tracker |TRACKER_|tracker\.toml|--\w|max_bytes|\[mail\]|\[web\]")
+
+
+def test_a_reader_added_a_week_after_the_baseline_gets_it_summed_up_and_every_paper_since(tmp_path, fake_eutils):
+    from tests.smtp_server import LoopbackSMTP
+
+    pytest.importorskip("aiosmtpd")
+    home = tmp_path / "home"
+    first_reader, late_reader = "ana@hospital.test", "bo@hospital.test"
+    topic = write_topic(home, "dosing", "norepinephrine dosing", since="2010-01-01", max_per_digest="5",
+                        recipients=f'["{first_reader}"]')
+    add(fake_eutils, range(1, 41), "norepinephrine dosing", created=date(2015, 3, 1))
+    with LoopbackSMTP() as smtp:
+        env = mail_env(home, fake_eutils.url, smtp, TRACKER_WEB_PUBLIC_URL="https://tracker.hospital.org")
+        assert run_tracker("run", env=env).code == 0
+        assert run_tracker("email", env=env).code == 0  # the first reader's baseline message
+
+        add(fake_eutils, range(101, 113), "norepinephrine dosing", created=TODAY)
+        assert run_tracker("run", env=env).code == 0  # a week's news: 12 papers
+        topic.write_text(topic.read_text().replace(f'["{first_reader}"]', f'["{first_reader}", "{late_reader}"]'))
+        sent = run_tracker("email", env=env)
+        assert sent.code == 0, sent.err
+        by_reader = {message.rcpt_tos[0]: message.parsed() for message in smtp.messages[1:]}
+    late = by_reader[late_reader]
+    # Counts that agree: the console, the subject and the body give the same numbers.
+    lines = dict(line.split(": ", 1) for line in sent.out.splitlines())
+    assert lines[f"sent to {late_reader}"].startswith("12 new papers and a baseline of 40, Message-ID <")
+    assert lines[f"sent to {first_reader}"].startswith("12 new papers, Message-ID <")
+    assert late["Subject"].endswith(": 12 new papers in 1 topic and a baseline of 40")
+    assert by_reader[first_reader]["Subject"].endswith(": 12 new papers in 1 topic")
+    text = bodies(late)
+    assert "12 new papers in the 1 topic you follow." in text
+    assert ("Baseline: 40 papers matched since 2010 when this topic started (not listed; what the topic found since "
+            "follows)") in text
+    assert "12 new, 5 shown (strongest evidence first; all 12 are in the attached norepinephrine-papers-" in text
+    assert text.count("PubMed: https://pubmed.ncbi.nlm.nih.gov/") == 5  # max_per_digest in the body, no baseline list
+    assert attached_pmids(late) == list(range(101, 113))  # all of it in the attachment
+    # Linked to the web app at [web] public_url, and no command or setting for colleagues who run none.
+    assert "In the web app: https://tracker.hospital.org/topics/dosing" in text
+    assert "In the web app: https://tracker.hospital.org/papers/101" in text
+    assert 'href="https://tracker.hospital.org/papers/101"' in text
+    for message in smtp.messages:
+        assert not CLI_TEXT.search(bodies(message.parsed())), CLI_TEXT.search(bodies(message.parsed()))
+    from tests.test_faults import sql
+
+    assert sql(home, "SELECT count(*) FROM delivery WHERE recipient = ?", late_reader) == [(52,)]
+
+
+def test_the_sender_gets_on_the_console_what_readers_are_only_told(tmp_path, fake_eutils):
+    from tests.smtp_server import LoopbackSMTP
+
+    pytest.importorskip("aiosmtpd")
+    home = tmp_path / "home"
+    write_topic(home, "dosing", "norepinephrine dosing", since="2020-01-01", recipients='["ana@hospital.test"]')
+    write_topic(home, "sepsis", "norepinephrine sepsis", since="2020-01-01", recipients='["ana@hospital.test"]')
+    add(fake_eutils, range(1, 4), "norepinephrine dosing")
+    with LoopbackSMTP() as smtp:
+        env = mail_env(home, fake_eutils.url, smtp)
+        assert run_tracker("run", "dosing", env=env).code == 0
+        fake_eutils.inject("500", endpoint="esearch", times=100)
+        assert run_tracker("run", "sepsis", env=env).code == 1
+        sent = run_tracker("email", env=env)
+        [message] = [received.parsed() for received in smtp.messages]
+    assert sent.code == 0, sent.err
+    assert sent.err == ("note: sepsis: its last run failed (esearch failed after 3 attempts: HTTP 500 Internal Server "
+                        "Error); its readers are told their list may be incomplete: run 'tracker run sepsis' to retry\n")
+    text = bodies(message)
+    assert "!! Last run: the search of PubMed failed at " in text
+    assert "papers it would have found come in a later message, once a search succeeds" in text
+    assert not CLI_TEXT.search(text) and "HTTP 500" not in text

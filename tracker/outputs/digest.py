@@ -158,6 +158,7 @@ class Baseline:
     since: date | None  # the topic's `since` (None: from the first record PubMed has)
     entries: tuple  # the strongest of them (DigestEntry), strongest tier first, at most `max_per_digest`
     tiers: tuple
+    pmids: tuple[int, ...] = ()  # all `papers` of them
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,7 @@ def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | N
             strongest = tuple(entry for entry in entries if entry.paper.pmid in backfilled)[:max_items or BASELINE_SHOWN]
             summed_up = Baseline(papers=len(backfilled), since=topic.since, entries=strongest,
                                  tiers=tuple(tier._replace(key=f"baseline-{tier.key}")
-                                             for tier in group_by_tier(strongest)))
+                                             for tier in group_by_tier(strongest)), pmids=tuple(sorted(backfilled)))
             entries = [entry for entry in entries if entry.paper.pmid not in backfilled]
     shown = tuple(entries[:max_items] if max_items else entries)
     run = latest_run(store, topic.slug)

@@ -7,7 +7,7 @@ bidi-override characters and has its whitespace collapsed (`plain`). `Literal` m
 in the output format (a fenced block, a wrapped paragraph, a URL), which Markdown and plain text print
 unchanged; HTML's counterpart is markupsafe's `Markup`.
 
-Every template gets the filters `wrap`, `code_block` and `literal` and the global `moment`; the caller
+Every template gets the filters `wrap`, `code_block` and `literal` and the globals `moment` and `plural`; the caller
 passes the rest of its context (the digest's phrases are in tracker/outputs/digest.py).
 """
 
@@ -21,7 +21,7 @@ from datetime import datetime
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from tracker.text import as_utc
+from tracker.text import as_utc, plural
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 # Each character that can start Markdown syntax (CommonMark and GitHub's extensions) wherever it stands; the others
@@ -115,7 +115,7 @@ def _environment(kind: str) -> Environment:
         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
     environment.filters.update(wrap=wrap, code_block=markdown_code_block, literal=Literal)
-    environment.globals.update(moment=moment)
+    environment.globals.update(moment=moment, plural=plural)
     return environment
 
 

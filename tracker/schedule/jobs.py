@@ -258,6 +258,8 @@ def _email_job(runtime: Runtime) -> JobOutcome:
         return JobOutcome(EMAIL_JOB, False, (f"email: failed unexpectedly: {error}",))
     for result in results:
         (log.error if result.error else log.info)("email: %s", result.summary())
+    for note in dict.fromkeys(note for result in results for note in result.sender_notes):
+        log.warning("email: %s", note)
     failure = describe_failures(results)
     if failure:
         log.error("email: %s%s", failure, _next_run(runtime, EMAIL_JOB))
