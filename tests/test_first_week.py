@@ -157,6 +157,9 @@ def test_a_backfill_mails_a_baseline_that_fits_and_next_week_only_the_new_papers
         plain = " ".join(message.get_body(("plain",)).get_content().split())
         assert "Baseline: 5,000 papers matched since 2010 are now stored; from now on you get what is new" in plain
         assert "The strongest 25 by evidence tier." in plain and "'tracker " not in plain
+        assert not re.search(r"(?<![\d,])0 new", plain)  # the baseline is not "0 new" papers: the counts agree with the subject
+        assert first.out.startswith("sent to team@hospital.test: a baseline of 5,000, Message-ID <")
+        assert "Screening: 5,000 new to screen; 0 included so far" in plain
         assert plain.count("PubMed: https://pubmed.ncbi.nlm.nih.gov/") == 25
         assert [part for part in message.walk() if part.get_content_disposition() == "attachment"] == []
 

@@ -455,9 +455,9 @@ def describe_screening(digest: TopicDigest) -> str:
     line = digest.screening
     if line is None:
         return ""
-    text = f"{line.to_screen} new to screen; {line.included} included so far"
+    text = f"{line.to_screen:,} new to screen; {line.included:,} included so far"
     if line.left_out:
-        text += f"; {line.left_out} already excluded {'is' if line.left_out == 1 else 'are'} left out"
+        text += f"; {line.left_out:,} already excluded {'is' if line.left_out == 1 else 'are'} left out"
     return text
 
 
