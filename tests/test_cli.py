@@ -85,10 +85,12 @@ def test_one_failing_topic_exits_1_and_the_others_still_run(home, fake_eutils):
     result = run_tracker("fetch", env=cli_env(home, fake_eutils.url))
     assert result.code == 1
     assert "dosing: FAILED after 3 requests" in result.out
-    assert "topic 'dosing': esearch failed after 3 attempts: HTTP 500" in result.out
+    assert "dosing: FAILED after 3 requests, " in result.out and "s: esearch failed after 3 attempts: HTTP 500" in result.out
     assert result.out.splitlines()[1].startswith("elderly: 10 new")
     assert result.err.strip().splitlines()[-1] == (
-        "error: 1 of 2 topics failed (dosing); their watermarks did not move: run 'tracker fetch' again later")
+        "error: 1 of 2 topics failed (dosing); what they stored is kept, and their next run searches the same dates "
+        "again: run 'tracker fetch' again later")
+    assert len(result.err.strip().splitlines()) == 1  # the failure is said once, on its topic's line
     assert "Traceback" not in result.err
     retry = run_tracker("fetch", "dosing", env=cli_env(home, fake_eutils.url))
     assert retry.code == 0 and retry.out.startswith("dosing: 10 new")
@@ -142,7 +144,7 @@ def test_unreachable_eutils_fails_the_topic_with_a_reason(home):
     env = cli_env(home, "http://127.0.0.1:9/entrez/eutils/", TRACKER_MAX_ATTEMPTS="2")
     result = run_tracker("fetch", "dosing", env=env)
     assert result.code == 1
-    assert "topic 'dosing': esearch failed after 2 attempts: connection failed (ConnectError" in result.out
+    assert "s: esearch failed after 2 attempts: connection failed (ConnectError" in result.out
     assert "Traceback" not in result.err
 
 
@@ -167,7 +169,8 @@ def test_run_fetches_every_topic_and_writes_each_digest(home, fake_eutils):
     result = run_tracker("run", env=cli_env(home, fake_eutils.url))
     assert result.code == 0, result.err
     day = datetime.now(timezone.utc).date().isoformat()  # digests are named by their UTC day
-    expected = [home / "reports" / slug / f"{day}.{ext}" for slug in ("dosing", "elderly") for ext in ("md", "html")]
+    expected = [home / "reports" / slug / name for slug in ("dosing", "elderly")
+                for name in (f"{day}.md", f"{day}.html", "feed.xml")]
     for path in expected:
         assert f"  {path}" in result.out.splitlines()
         assert path.is_file()

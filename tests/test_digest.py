@@ -181,7 +181,7 @@ def test_max_items_caps_the_list_strongest_first_and_says_where_the_rest_are(sto
     digest = build_topic_digest(store, DOSING, until=NOW, max_items=3, full_report="reports/dosing/2026-11-27.html")
     assert (digest.total_new, digest.shown, [e.paper.pmid for e in digest.entries]) == (11, 3, [1, 2, 3])
     assert ("- **11 new, 3 shown** (strongest evidence first; all 11 are in reports/dosing/2026-11-27.html); "
-            "0 late arrivals \\(older papers newly indexed in PubMed\\)\n") in render_markdown(digest)
+            "0 late arrivals (older papers newly indexed in PubMed)\n") in render_markdown(digest)
     uncapped = build_topic_digest(store, DOSING, until=NOW)
     assert "<strong>11 new, 11 shown</strong>; 0 late arrivals" in render_html([uncapped])
 
@@ -266,7 +266,7 @@ def test_markdown_digest_whole(store):
 ```
 
 - **Last run:** succeeded, finished {at_minute(run.finished_at)}
-- **1 new, 1 shown**; 1 late arrival \\(older papers newly indexed in PubMed\\)
+- **1 new, 1 shown**; 1 late arrival (older papers newly indexed in PubMed)
 - Papers first seen {period}
 - **Screening:** 1 new to screen; 0 included so far
 
@@ -399,17 +399,45 @@ def test_record_text_cannot_inject_html_or_markdown(store):
     assert page.xpath('//article//blockquote')[0].text_content() == "<img src=x onerror=alert(1)> *wow*"
 
     markdown = render_markdown(digest)
-    assert ("### [Effect of \\<script\\>alert\\(1\\)\\</script\\> on \\<i\\>MAP\\</i\\> \\[see\\]\\(javascript:x\\) "
-            "=HYPERLINK\\(\"http\\://evil.example\"\\)](https://pubmed.ncbi.nlm.nih.gov/81/)\n") in markdown
-    assert "> \\<img src=x onerror=alert\\(1\\)\\> \\*wow\\*\n" in markdown
-    assert "O'Brien \\<svg onload=alert\\(1\\)\\> C · *J \\<b\\>Bold\\</b\\>*" in markdown
+    assert ("### [Effect of \\<script\\>alert(1)\\</script\\> on \\<i\\>MAP\\</i\\> \\[see\\](javascript:x) "
+            "=HYPERLINK(\"http\\://evil.example\")](https://pubmed.ncbi.nlm.nih.gov/81/)\n") in markdown
+    assert "> \\<img src=x onerror=alert(1)\\> \\*wow\\*\n" in markdown
+    assert "O'Brien \\<svg onload=alert(1)\\> C · *J \\<b\\>Bold\\</b\\>*" in markdown
     assert HOSTILE_TITLE in " ".join(render_text(digest).split())  # the text format wraps long titles
 
 
-def test_markdown_escaping_leaves_no_live_syntax():
-    assert escape_markdown("a_b *c* `d` [e](f) <g> &amp; ~~h~~ | #1 !x @y www.x.org https://z.org\n\tnext") == (
-        "a\\_b \\*c\\* \\`d\\` \\[e\\]\\(f\\) \\<g\\> \\&amp; \\~\\~h\\~\\~ \\| \\#1 \\!x \\@y www\\.x.org "
-        "https\\://z.org next")
+HOSTILE_TEXTS = (
+    "a_b *c* `d` [e](f) <g> &amp; ~~h~~ | #1 !x www.x.org https://z.org", "![img](x.png) [ref]: /u \\*not\\*",
+    "# Heading", "- item", "+ item", "1. first", "3) third", "---", "===", "> quoted", "<https://x.org>",
+    "_under_ __bold__ snake_case_name", "&#60;b&#62; &copy;", "[^1] footnote", "`` code ``", "x\\", "| a | b |",
+    "TRACKER_MAIL_MAX_BYTES (10 MB) and 'tracker run dosing'", "HTTP 500 (Internal Server Error): retry later",
+)
+MARKDOWN_PLACES = ("{}", "### [{}](https://pubmed.ncbi.nlm.nih.gov/1/)", "- **Last run:** {}", "> {}", "*{}* · ",
+                   "Before\n{}\nafter", "{} · PMID 1")
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXTS)
+def test_escaped_markdown_renders_as_its_text_and_nothing_else(text):
+    """Rendered by GitHub's own cmark-gfm, an escaped value anywhere a template puts it is exactly its text: no
+    emphasis, code, link, image, heading, list, rule, quote, table, strikethrough or HTML forms from it."""
+    cmarkgfm = pytest.importorskip("cmarkgfm")
+    from html import escape
+
+    def rendered(markdown: str) -> str:
+        return cmarkgfm.github_flavored_markdown_to_html(markdown)
+
+    for place in MARKDOWN_PLACES:
+        expected = rendered(place.format("PLACEHOLDER")).replace("PLACEHOLDER", escape(text, quote=True)
+                                                                 .replace("&#x27;", "'"))
+        assert rendered(place.format(escape_markdown(text))) == expected, place
+
+
+def test_markdown_escapes_only_what_could_form_syntax():
+    """A digest read as a text file: plain sentences, DOIs, settings names and parentheses keep no backslashes."""
+    for sentence in ("FAILED at 2026-01-05 06:00 UTC: esearch failed after 3 attempts: HTTP 500 Internal Server Error "
+                     "(this digest may be incomplete)", "10.1000/182", "TRACKER_MAIL_MAX_BYTES", "O'Brien (2019)!",
+                     "2026 Mar", "a@b.org", "#1 tag"):
+        assert escape_markdown(sentence) == sentence
 
 
 def test_control_characters_never_reach_a_terminal(store):
@@ -511,7 +539,8 @@ def test_cli_writes_reports_and_one_file_with_o(home, tmp_path):
     result = runner.invoke(cli, ["--home", str(home), "digest"], env={"TRACKER_DB_URL": url})
     day = utcnow().date().isoformat()
     assert (result.exit_code, result.stdout) == (
-        0, f"{home / 'reports' / 'dosing' / day}.md\n{home / 'reports' / 'dosing' / day}.html\n")
+        0, f"{home / 'reports' / 'dosing' / day}.md\n{home / 'reports' / 'dosing' / day}.html\n"
+           f"{home / 'reports' / 'dosing' / 'feed.xml'}\n")
     out = tmp_path / "out.txt"
     result = runner.invoke(cli, ["--home", str(home), "digest", "-o", str(out), "--since", "2020-01-01"],
                            env={"TRACKER_DB_URL": url})

@@ -172,8 +172,8 @@ def test_an_error_inside_http_200_is_retried_wherever_ncbi_puts_it_then_reported
     httpx.Response(429, json={"error": "API rate limit exceeded", "count": "11"}, headers={"Retry-After": "0"}),
     httpx.Response(500, text="<html>oops</html>"),
     httpx.Response(502, text="Bad Gateway"),
-    httpx.Response(200, text="<html><head><title>Blocked Diagnostic</title></head></html>",
-                   headers={"content-type": "text/html"}),
+    httpx.Response(200, text="<html><head><title>Down for maintenance</title></head></html>",
+                   headers={"content-type": "text/html"}),  # NCBI's Blocked Diagnostic page is not retried
     httpx.Response(200, content=b""),
     httpx.Response(200, content=elink_body(("101", {SIMILAR: ["103"]}))[:-40]),
     httpx.Response(200, content=elink_body(("101", {SIMILAR: ["10x3"]}))),

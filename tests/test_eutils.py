@@ -80,7 +80,7 @@ def test_date_clause_uses_create_date():
     httpx.Response(429, json={"error": "API rate limit exceeded", "count": "11"}, headers={"Retry-After": "0"}),
     httpx.Response(500, text="<html>oops</html>"),
     httpx.Response(502, text="Bad Gateway"),
-    httpx.Response(200, text="<html><head><title>Blocked Diagnostic</title></head></html>",
+    httpx.Response(200, text="<html><head><title>Down for maintenance</title></head></html>",
                    headers={"content-type": "text/html"}),
     httpx.Response(200, content=b""),
     httpx.Response(200, content=b"<eSearchResult><Count>3</Count><IdList><Id>1"),

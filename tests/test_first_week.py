@@ -106,8 +106,8 @@ def test_ctrl_c_says_what_was_kept_and_that_the_next_run_resumes(tmp_path):
         out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     assert err.splitlines()[-1] == ("error: interrupted: every batch saved so far is kept, and the interrupted run is "
-                                    "recorded as failed without moving its watermark: the next run resumes where "
-                                    "this one stopped")
+                                    "recorded as failed: the next run searches the same dates again and fetches only "
+                                    "what this one did not save")
     from tracker.store import open_store
 
     store = open_store(f"sqlite:///{home / 'db' / 'tracker.sqlite3'}", readonly=True)
@@ -156,7 +156,10 @@ def test_a_backfill_mails_a_baseline_that_fits_and_next_week_only_the_new_papers
         assert len(baseline.data) < 10 * 1024 * 1024 / 20  # far under the limit
         plain = " ".join(message.get_body(("plain",)).get_content().split())
         assert "Baseline: 5,000 papers matched since 2010 are now stored; from now on you get what is new" in plain
-        assert "The strongest 25 by evidence tier; all 5,000 in 'tracker export dosing'." in plain
+        assert "The strongest 25 by evidence tier." in plain and "'tracker " not in plain
+        assert not re.search(r"(?<![\d,])0 new", plain)  # the baseline is not "0 new" papers: the counts agree with the subject
+        assert first.out.startswith("sent to team@hospital.test: a baseline of 5,000, Message-ID <")
+        assert "Screening: 5,000 new to screen; 0 included so far" in plain
         assert plain.count("PubMed: https://pubmed.ncbi.nlm.nih.gov/") == 25
         assert [part for part in message.walk() if part.get_content_disposition() == "attachment"] == []
 
@@ -177,7 +180,7 @@ def test_a_backfill_mails_a_baseline_that_fits_and_next_week_only_the_new_papers
 def test_a_message_too_large_for_the_limit_zips_then_leaves_out_its_csv(store, tmp_path, monkeypatch):
     from tests.test_store import make_paper
     from tracker.outputs.mail.audience import plan_mailing
-    from tracker.outputs.mail.message import build_message
+    from tracker.outputs.mail.message import build_message, describe_bytes
     from tracker.store.papers import save_papers
     from tracker.text import utcnow
     from tracker.topics import Topic
@@ -191,16 +194,22 @@ def test_a_message_too_large_for_the_limit_zips_then_leaves_out_its_csv(store, t
         return [(part.get_content_type(), part.get_filename()) for part in message.walk()
                 if part.get_content_disposition() == "attachment"]
 
-    whole = build_message(store, mailing, sender="t@hospital.test")
+    whole = build_message(store, mailing, sender="t@hospital.test").message
     size = len(bytes(whole))
     assert attachments(whole)[0][0] == "text/csv"
-    zipped = build_message(store, mailing, sender="t@hospital.test", max_bytes=size - 200)
+    zipped = build_message(store, mailing, sender="t@hospital.test", max_bytes=size - 200).message
     assert attachments(zipped)[0][0] == "application/zip" and len(bytes(zipped)) < size
     assert "The CSV is zipped" in zipped.get_body(("plain",)).get_content()
     lean = build_message(store, mailing, sender="t@hospital.test", max_bytes=len(bytes(zipped)) - 200)
-    assert attachments(lean) == []
-    note = " ".join(lean.get_body(("plain",)).get_content().split())
-    assert "The CSV of all 1200 papers" in note and "is left out" in note and "TRACKER_MAIL_MAX_BYTES" in note
+    assert attachments(lean.message) == []
+    note = " ".join(lean.message.get_body(("plain",)).get_content().split())
+    assert ("The CSV of all 1,200 papers" in note and "is left out" in note
+            and "whoever sends these e-mails can send you the list" in note)
+    assert "TRACKER_" not in note and "'tracker " not in note  # the readers run no command
+    assert lean.sender_notes[-1:] == (f"the message to a@hospital.test leaves out its CSV to stay under "
+                                 f"{describe_bytes(len(bytes(zipped)) - 200)}: raise TRACKER_MAIL_MAX_BYTES ([mail] "
+                                 "max_bytes), or ask the mail server's administrator for a larger limit, to attach the "
+                                 "whole CSV",)
 
 
 def test_a_server_that_refuses_a_size_it_never_announced_gets_a_smaller_message_in_the_same_run(store, tmp_path,

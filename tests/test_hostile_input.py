@@ -31,8 +31,8 @@ from tests.test_faults import assert_consistent, invoke, sql
 
 TODAY = date.today()
 DOSING, ELDERLY = "norepinephrine dosing", "norepinephrine elderly"
-ONE_LINE_FETCH_FAILURE = re.compile(r"error: \d of \d topics failed \(.*\); their watermarks did not move: run "
-                                    r"'tracker fetch' again later")
+ONE_LINE_FETCH_FAILURE = re.compile(r"error: (\d of \d topics failed \(.*\)|\w+ failed); what they stored is kept, "
+                                    r"and their next run searches the same dates again: run 'tracker fetch' again later")
 
 
 class HostileEutils(FakeEutils):
@@ -115,10 +115,10 @@ def assert_fetch_failed(result: Result, reasons: dict[str, str]) -> None:
     assert "Traceback" not in result.out + result.err
     lines = dict(line.split(": ", 1) for line in result.out.splitlines())
     for slug, reason in reasons.items():
-        assert re.fullmatch(rf"FAILED after \d+ requests, [\d.]+ s: topic '{slug}': {reason}", lines[slug]), lines[slug]
+        assert re.fullmatch(rf"FAILED after \d+ requests?, [\d.]+ s: {reason}", lines[slug]), lines[slug]
     errors = result.err.splitlines()
     assert ONE_LINE_FETCH_FAILURE.fullmatch(errors[-1]), result.err
-    assert all(e.startswith(("attempt ", "topic '")) for e in errors[:-1]), result.err
+    assert all(e.startswith("attempt ") for e in errors[:-1]), result.err
 
 
 # -- topic files -----------------------------------------------------------------------------------------
@@ -261,7 +261,7 @@ def test_an_unreachable_eutils_url_fails_the_first_topic_tries_no_other_and_chan
     assert result.code == 1 and "Traceback" not in result.out + result.err
     dosing, elderly = result.out.splitlines()
     # Never reached on the run's first request: given up after 2 attempts, not 3, and the next topic is not tried.
-    assert re.fullmatch(r"dosing: FAILED after 2 requests, [\d.]+ s: topic 'dosing': esearch failed after 2 "
+    assert re.fullmatch(r"dosing: FAILED after 2 requests, [\d.]+ s: esearch failed after 2 "
                         r"attempts: connection failed \(ConnectError: .*\)", dosing), dosing
     assert elderly == "elderly: not tried: E-utilities unreachable"
     assert result.err.splitlines() == ["error: cannot reach 127.0.0.1 (connection refused): check the network, a "

@@ -35,7 +35,7 @@ def test_import_fetches_missing_papers_and_links_all_to_the_topic(home, fake_eut
     env = cli_env(home, fake_eutils.url)
     first = run_tracker("import", str(export), "--topic", "dosing", env=env)
     assert first.code == 0, first.err
-    assert first.out == "dosing: 2 PMIDs in export.nbib, 2 new to the topic, 2 fetched, 1 requests\n"
+    assert first.out == "dosing: 2 PMIDs in export.nbib, 2 new to the topic, 2 fetched, 1 request\n"
     second = run_tracker("import", str(export), "--topic", "elderly", env=env)
     assert second.out == "elderly: 2 PMIDs in export.nbib, 2 new to the topic, 0 fetched, 0 requests\n"
     with sqlite3.connect(home / "db" / "tracker.sqlite3") as connection:

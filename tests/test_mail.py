@@ -182,13 +182,19 @@ def test_message_structure_headers_body_and_attachment(seeded, server, tmp_path,
     assert row.sent_at is not None
 
 
-def test_singular_subject_and_a_heartbeat_once_everything_was_sent(seeded, server, tmp_path):
+def test_singular_subject_and_a_heartbeat_once_a_week_once_everything_was_sent(seeded, server, tmp_path):
     settings = mail_settings(tmp_path, server)
-    send_weekly_email(seeded, settings, TOPICS, only=B)
-    [again] = send_weekly_email(seeded, settings, TOPICS, only=B)
-    assert again.sent and again.papers == ()
+    [first] = send_weekly_email(seeded, settings, TOPICS, only=B)
+    [again] = send_weekly_email(seeded, settings, TOPICS, only=B)  # the same week, nothing new: nothing sent
+    assert (again.sent, again.error, len(server.messages)) == (False, None, 1)
+    [row] = outbox_messages(seeded, B)
+    assert again.summary() == (f"nothing sent to {B}: nothing new since the message of {as_utc(row.sent_at):%Y-%m-%d %H:%M} "
+                               "UTC (with nothing new, a reader hears so once a week)")
+    next_week = utcnow() + timedelta(days=7)
+    [beat] = send_weekly_email(seeded, settings, TOPICS, only=B, now=next_week)
+    assert beat.sent and beat.papers == () and beat.summary().startswith(f"sent to {B}: no new papers (heartbeat), ")
     heartbeat = server.messages[-1].parsed()
-    assert heartbeat["Subject"] == f"{subject_head()}: no new papers in 1 topic"
+    assert heartbeat["Subject"] == f"Norepinephrine literature, week of {week_of(next_week)}: no new papers in 1 topic"
     assert parts(heartbeat) == ["multipart/mixed", "multipart/related", "multipart/alternative", "text/plain",
                                 "text/html", "image/png"]
     text = body(heartbeat, "plain")
@@ -197,9 +203,9 @@ def test_singular_subject_and_a_heartbeat_once_everything_was_sent(seeded, serve
     assert "No new papers in this period: the query ran at " in text
 
     seed(seeded, "elderly", [9])
-    [third] = send_weekly_email(seeded, settings, TOPICS, only=B)
-    assert third.papers == (9,)
-    assert server.messages[-1].parsed()["Subject"] == f"{subject_head()}: 1 new paper in 1 topic"
+    [third] = send_weekly_email(seeded, settings, TOPICS, only=B, now=next_week + timedelta(hours=2))
+    assert third.papers == (9,)  # news goes out whatever was sent this week
+    assert server.messages[-1].parsed()["Subject"].endswith(": 1 new paper in 1 topic")
     assert ledger(seeded, B) == {5: "elderly", 6: "elderly", 9: "elderly"}
 
 
@@ -218,19 +224,24 @@ def test_a_second_e_mail_run_while_one_is_sending_sends_nothing_and_says_why(see
 
 def test_topic_whose_last_run_failed_is_flagged_red_in_both_parts(store, tmp_path):
     seed(store, "dosing", [])
-    seed(store, "elderly", [], error="HTTP 500 from esearch <b>bold</b>")
+    seed(store, "elderly", [], error="HTTP 500 from esearch <b>bold</b>: check TRACKER_EUTILS_URL")
     mailing = plan_mailing(store, A, TOPICS, now=utcnow(), record=False)
-    message = build_message(store, mailing, sender=SENDER)
+    built = build_message(store, mailing, sender=SENDER)
+    message = built.message
     assert message["Subject"] == f"{subject_head()}: no new papers in 2 topics"
     html = body(message, "html")
     flagged = re.search(r'<p style="[^"]*color:#b00020;[^"]*">([^<]*)</p>', html)
-    assert flagged and "Last run: FAILED at " in flagged.group(1)
-    assert "HTTP 500 from esearch &lt;b&gt;bold&lt;/b&gt;" in flagged.group(1)
+    assert flagged and "Last run: the search of PubMed failed at " in flagged.group(1)
     assert html.count("#b00020") == 1
     text = body(message, "plain")
     assert "No new papers this week, but 1 topic did not run cleanly (marked below)" in text
-    assert "!! Last run: FAILED at " in text and "HTTP 500 from esearch <b>bold</b>" in text
+    assert "!! Last run: the search of PubMed failed at " in text
     assert "Last run: succeeded, finished " in text
+    # The error is the sender's to act on: the readers are told what it means for them, the console what to do.
+    assert "HTTP 500" not in text + html and "TRACKER_" not in text + html
+    [note] = built.sender_notes
+    assert note == ("elderly: its last run failed (HTTP 500 from esearch <b>bold</b>: check TRACKER_EUTILS_URL); its "
+                    "readers are told their list may be incomplete: run 'tracker run elderly' to retry")
 
 
 def test_trial_registrations_and_book_details_are_links_in_both_parts(store):
@@ -238,7 +249,7 @@ def test_trial_registrations_and_book_details_are_links_in_both_parts(store):
     seed(store, "elderly", [12], kind="book", title="Vasopressors in shock", journal=None, editors=(
         Author("Holloway", "Margaret", "M"),), book_title="Critical Care Handbook", publisher="Oxford University Press",
         publisher_location="Oxford", book_accession="NBK531234", location_label="Chapter 4", chapter=True)
-    message = build_message(store, plan_mailing(store, A, TOPICS, now=utcnow(), record=False), sender=SENDER)
+    message = build_message(store, plan_mailing(store, A, TOPICS, now=utcnow(), record=False), sender=SENDER).message
     html = body(message, "html")
     assert re.search(r'Trial registration: <a href="https://clinicaltrials.gov/study/NCT02149199" style="[^"]*">'
                      r"NCT02149199</a> \(ClinicalTrials.gov\)</p>", html)
@@ -254,21 +265,21 @@ def test_trial_registrations_and_book_details_are_links_in_both_parts(store):
 
 # -- who gets what ----------------------------------------------------------------------------
 
-def test_each_recipient_gets_their_topics_and_a_new_reader_no_backlog(store, server, tmp_path):
+def test_each_recipient_gets_their_topics_and_a_new_reader_everything_not_yet_sent(store, server, tmp_path):
     seed(store, "dosing", [1, 2])
     seed(store, "elderly", [3, 4])
     seed(store, "sepsis", [5])
-    with store.engine.begin() as connection:  # paper 2 was first seen a month ago: backlog
+    with store.engine.begin() as connection:  # paper 2 was first seen a month ago: a new reader gets it too
         connection.execute(update(TopicPaper).where(TopicPaper.pmid == 2).values(first_seen_at=utcnow() - timedelta(days=30)))
     sepsis = Topic(slug="sepsis", title="Sepsis", query="q3")
     settings = mail_settings(tmp_path, server, mail_to=(C,))
     results = send_weekly_email(store, settings, [DOSING, ELDERLY, sepsis])
-    assert {r.recipient: r.papers for r in results} == {A: (1, 3, 4), B: (3, 4), C: (1, 3, 4, 5)}
+    assert {r.recipient: r.papers for r in results} == {A: (2, 1, 3, 4), B: (3, 4), C: (2, 1, 3, 4, 5)}
     assert {m.rcpt_tos[0]: m.parsed()["Subject"].split(": ", 1)[1] for m in server.messages} == {
-        A: "3 new papers in 2 topics", B: "2 new papers in 1 topic", C: "4 new papers in 3 topics"}
+        A: "4 new papers in 2 topics", B: "2 new papers in 1 topic", C: "5 new papers in 3 topics"}
     with store.session() as session:
-        since = session.get(Recipient, A).since
-    assert timedelta(days=6, hours=23) < utcnow() - as_utc(since) <= timedelta(days=7, minutes=1)
+        reader = session.get(Recipient, A)
+    assert as_utc(reader.since).year == 1970 and utcnow() - as_utc(reader.created_at) < timedelta(minutes=1)
 
 
 def test_to_limits_the_run_and_must_be_known(store, server, tmp_path):
@@ -461,6 +472,13 @@ def mail_env(home, server, **extra) -> dict[str, str | None]:
     return env
 
 
+def sent_at(home, recipient: str) -> str:
+    with sqlite3.connect(home / "db" / "tracker.sqlite3") as connection:
+        [(sent,)] = connection.execute("SELECT max(sent_at) FROM outbox WHERE recipient = ? AND status = 'sent'",
+                                       (recipient,)).fetchall()
+    return sent[:16]
+
+
 def test_cli_sends_fails_one_line_and_never_shows_the_password(tmp_path):
     home = cli_home(tmp_path)
     store = open_store(f"sqlite:///{home / 'db' / 'tracker.sqlite3'}")
@@ -486,6 +504,14 @@ def test_cli_sends_fails_one_line_and_never_shows_the_password(tmp_path):
         assert second.exit_code == 0, second.stderr
         assert second.stdout.startswith("sent to b@example.org: 2 new papers, Message-ID <")
 
+        told = runner.invoke(cli, ["email"], env=mail_env(home, server))
+        assert told.exit_code == 0 and told.stdout.splitlines() == [
+            f"nothing sent to {reader}: nothing new since the message of {sent} UTC (with nothing new, a reader hears "
+            "so once a week)" for reader, sent in ((A, sent_at(home, A)), (B, sent_at(home, B)))]
+
+        store = open_store(f"sqlite:///{home / 'db' / 'tracker.sqlite3'}")
+        seed(store, "elderly", [5])
+        store.close()
         dry = runner.invoke(cli, ["email", "--dry-run"], env=mail_env(home, server, TRACKER_SMTP_HOST=None))
         outputs += [dry.stdout, dry.stderr]
         day = utcnow().date().isoformat()
@@ -505,7 +531,7 @@ def test_cli_sends_fails_one_line_and_never_shows_the_password(tmp_path):
 
     with sqlite3.connect(home / "db" / "tracker.sqlite3") as connection:
         assert connection.execute("SELECT recipient, COUNT(*) FROM delivery GROUP BY recipient").fetchall() == [
-            (A, 4), (B, 2)]
+            (A, 4), (B, 2)]  # paper 5 went only into the dry run's files and the refused login's message
     secrets = [SECRET, SECRET[::-1]]
     forms = [form for s in secrets for form in (s, base64.b64encode(s.encode()).decode(),
                                                  base64.b64encode(f"\0mailer\0{s}".encode()).decode())]

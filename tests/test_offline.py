@@ -54,11 +54,11 @@ def test_an_unresolvable_host_is_said_once_and_the_other_topics_are_not_tried(tm
     assert result.code == 1
     assert result.err == f"error: cannot reach eutils.invalid (name resolution failed): {ADVICE}\n"
     lines = result.out.splitlines()
-    assert re.fullmatch(rf"{first}: FAILED after 2 requests, [\d.]+ s: topic '{first}': esearch failed after 2 "
+    assert re.fullmatch(rf"{first}: FAILED after 2 requests, [\d.]+ s: esearch failed after 2 "
                         r"attempts: connection failed \(ConnectError: .+\)", lines[0]), lines[0]
     assert lines[1:] == [f"{slug}: not tried: E-utilities unreachable" for slug in others] + [
         f"digests written to {home / 'reports'}:",
-        *(f"  {home / 'reports' / first / f'{day}.{ext}'}" for ext in ("md", "html"))]
+        *(f"  {home / 'reports' / first / name}" for name in (f"{day}.md", f"{day}.html", "feed.xml"))]
     assert sorted(p.name for p in (home / "reports").iterdir()) == [first]
     assert sql(home, "SELECT topic, status, requests, error FROM run") == [
         (first, "failed", 2, f"topic '{first}': cannot reach eutils.invalid (name resolution failed): {ADVICE}")]
@@ -72,7 +72,7 @@ def test_a_refused_connection_says_connection_refused(home, refused_url):
     assert result.err == f"error: cannot reach 127.0.0.1 (connection refused): {ADVICE}\n"
     dosing, elderly = result.out.splitlines()
     assert dosing.startswith("dosing: FAILED after 2 requests, ")
-    assert dosing.endswith("s: topic 'dosing': esearch failed after 2 attempts: connection failed "
+    assert dosing.endswith("s: esearch failed after 2 attempts: connection failed "
                            "(ConnectError: [Errno 111] Connection refused)")
     assert elderly == "elderly: not tried: E-utilities unreachable"
     assert sql(home, "SELECT topic, status FROM run") == [("dosing", "failed")]
@@ -82,12 +82,12 @@ def test_a_wrong_path_names_tracker_eutils_url_and_is_not_retried(home, fake_eut
     url = fake_eutils.url.replace("/entrez/eutils/", "/entrez/")
     result = run_tracker("fetch", "dosing", env=cli_env(home, url, **DEFAULT_RETRIES))
     assert result.code == 1
-    reason = (f"topic 'dosing': HTTP 404 Not Found: check TRACKER_EUTILS_URL (now {url}): it should be the "
+    reason = (f"HTTP 404 Not Found: check TRACKER_EUTILS_URL (now {url}): it should be the "
               "E-utilities base URL ending in /eutils/, by default https://eutils.ncbi.nlm.nih.gov/entrez/eutils/")
     [line] = result.out.splitlines()
-    assert line.startswith("dosing: FAILED after 1 requests, ") and line.endswith(f" s: {reason}")
-    assert result.err.splitlines() == [reason, "error: 1 of 1 topics failed (dosing); their watermarks did not move: "
-                                               "run 'tracker fetch' again later"]
+    assert line.startswith("dosing: FAILED after 1 request, ") and line.endswith(f" s: {reason}")
+    assert result.err.splitlines() == ["error: dosing failed; what they stored is kept, and their next run searches "
+                                       "the same dates again: run 'tracker fetch' again later"]
     assert [r.endpoint for r in fake_eutils.requests] == ["/entrez/esearch.fcgi"]
 
 

@@ -41,4 +41,4 @@ def test_installed_wheel_inits_a_home_fetches_and_writes_digests(tmp_path, fake_
     result = tracker("run", "cesarean")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("cesarean: 2 new, 2 matched, ")
-    assert sorted(p.suffix for p in (home / "reports" / "cesarean").iterdir()) == [".html", ".md"]
+    assert sorted(p.suffix for p in (home / "reports" / "cesarean").iterdir()) == [".html", ".md", ".xml"]

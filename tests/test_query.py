@@ -82,14 +82,14 @@ def test_query_stores_only_new_matches_in_no_topic_and_shows_the_newest(home, se
         ("(query)", "query", "succeeded", QUERY, 3, 3, 2, 2, None, str(TODAY + timedelta(days=1)))]
 
     again = invoke(home, server, QUERY)
-    assert again.stdout.splitlines()[-1] == "showing 3 of 3 matches; 0 new papers stored, 1 requests"
+    assert again.stdout.splitlines()[-1] == "showing 3 of 3 matches; 0 new papers stored, 1 request"
     assert [line.split()[0] for line in again.stdout.splitlines()[2:-1]] == ["13", "12", "11"]
 
 
 def test_since_limits_the_create_date_window(home, server):
     since = TODAY - timedelta(days=2)
     result = invoke(home, server, QUERY, "--since", str(since))
-    assert result.stdout.splitlines()[-1] == "showing 1 of 1 matches; 1 new papers stored, 2 requests"
+    assert result.stdout.splitlines()[-1] == "showing 1 of 1 match; 1 new paper stored, 2 requests"
     [search] = [r for r in server.requests if r.endpoint == "esearch"]
     assert search.params["term"] == (
         f'({QUERY}) AND ("{since:%Y/%m/%d}"[crdt] : "{TODAY + timedelta(days=1):%Y/%m/%d}"[crdt])')
@@ -130,7 +130,7 @@ def test_without_a_title_the_slug_names_the_topic_not_the_raw_query(home, server
 
 def test_phrase_not_found_prints_pubmeds_warnings(home, server):
     result = invoke(home, server, "nosuchterm")
-    assert (result.exit_code, result.stdout) == (0, "showing 0 of 0 matches; 0 new papers stored, 1 requests\n")
+    assert (result.exit_code, result.stdout) == (0, "showing 0 of 0 matches; 0 new papers stored, 1 request\n")
     assert result.stderr == ("warning: PubMed: PhraseNotFound: nosuchterm\n"
                              "warning: PubMed: OutputMessage: No items found.\n")
 

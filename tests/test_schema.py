@@ -37,6 +37,19 @@ def make_schema_1(store) -> None:
         connection.execute(text("UPDATE tracker_schema SET version = 1"))
 
 
+def make_schema_3(store) -> None:
+    """Turn a new database into one as schema 3 left it (tracker 0.3): the export's text columns, but no screening
+    tables, no book or trial columns, no web app."""
+    with store.engine.begin() as connection:
+        drop_web_app(connection)
+        for column, _definition in schema.BOOK_AND_TRIAL_COLUMNS:
+            connection.execute(text(f"ALTER TABLE paper DROP COLUMN {column}"))
+        for table in ("screening", "current_decision", "decision"):
+            connection.execute(text(f"DROP TABLE {table}"))
+        connection.execute(text("UPDATE tracker_schema SET version = 3"))
+        connection.execute(text("DELETE FROM tracker_migration"))
+
+
 def columns(url: str) -> dict[str, list[tuple[str, str, bool]]]:
     engine = create_engine(url)
     try:
@@ -173,7 +186,7 @@ def test_migration_5_fills_books_databanks_and_trial_ids_from_the_stored_xml(db_
     try:
         assert [(step.migration.version, step.migration.name) for step in applied] == [
             (5, "book-details-and-trial-ids"), (6, "web-app"), (7, "relevance-scores"), (8, "search-champion-lists"),
-            (9, "screening-stages")]
+            (9, "screening-stages"), (10, "feed-tokens")]
         with migrated.engine.connect() as connection:
             refilled = {row.pmid: dict(row._mapping) for row in connection.execute(text(
                 "SELECT * FROM paper ORDER BY pmid")).all()}
@@ -199,10 +212,11 @@ def old_home(tmp_path, db_url):
     make_schema_1(store)
     where = store.describe()
     store.close()
-    return home, cli_env(home, None, TRACKER_DB_URL=db_url), where
+    # With auto_migrate off, SQLite is refused as PostgreSQL always is (test_upgrades.py: what auto_migrate does).
+    return home, cli_env(home, None, TRACKER_DB_URL=db_url, TRACKER_AUTO_MIGRATE="0"), where
 
 
-def test_db_migrate_upgrades_after_every_command_said_to(old_home):
+def test_db_migrate_upgrades_after_every_command_said_to(old_home, db_url):
     home, env, where = old_home
     for args in (["fetch"], ["search", "norepinephrine"], ["export"], ["topics"]):
         result = run_tracker(*args, env=env)
@@ -216,7 +230,9 @@ def test_db_migrate_upgrades_after_every_command_said_to(old_home):
     done = run_tracker("db", "migrate", env=env)
     assert done.code == 0, done.err
     lines = done.out.splitlines()
+    backup = [f"the database as it was is kept in {Path(where).parent / 'backups'}/tracker-schema-1-{date.today()}.sqlite3"]
     assert lines[:-1] == [f"upgrading {where} from schema 1 to {SCHEMA_VERSION} ({pending}): 2 papers, a few seconds",
+                          *(backup if db_url.startswith("sqlite") else []),
                           *(f"  {m.version} {m.name} ..." for m in schema.MIGRATIONS[1:])]
     assert re.fullmatch(rf"{re.escape(where)} is at schema {SCHEMA_VERSION} \(\d+\.\d s\)", lines[-1])
 

@@ -434,7 +434,7 @@ def test_a_retracted_included_paper_is_called_out_first_in_digest_mail_and_statu
     assert updates.index("!! AN INCLUDED PAPER") < updates.index("/2/") < updates.index("/1/")
     digest = build_topic_digest(store, WATCHED, since=date(2024, 1, 1))
     assert [update.pmid for update in digest.updates] == [2, 1]
-    assert "**⚠ an included paper was retracted \\(dosing\\).** **Retracted:**" in render_markdown(digest)
+    assert "**⚠ an included paper was retracted (dosing).** **Retracted:**" in render_markdown(digest)
 
     home = tmp_path / "cli"
     write_topic(home, "dosing", "norepinephrine dosing")

@@ -97,12 +97,13 @@ def found(store, text: str, **options) -> list[int]:
 def test_a_title_hit_ranks_above_an_abstract_hit(invoke):
     result = invoke("norepinephrine")
     assert (result.exit_code, result.stderr) == (0, "")
+    width = len(LONG_TITLE)  # not a terminal: every title whole, never cut
     assert result.stdout == (
-        "pmid  year  first author          title                                                                   topics\n"
-        "----  ----  --------------------  ----------------------------------------------------------------------  -------\n"
-        "1     2024  Ngan Kee WD           Norepinephrine bolus for spinal hypotension                             dosing\n"
-        "3           VANISH Investigators  Vasopressin versus norepinephrine infusion in patients with septic sh…  elderly\n"
-        "2     2024  Ngan Kee WD           Phenylephrine infusion in caesarean delivery                            elderly\n"
+        f"pmid  year  first author          {'title'.ljust(width)}  topics\n"
+        f"----  ----  --------------------  {'-' * width}  -------\n"
+        f"1     2024  Ngan Kee WD           {'Norepinephrine bolus for spinal hypotension'.ljust(width)}  dosing\n"
+        f"3           VANISH Investigators  {LONG_TITLE}  elderly\n"
+        f"2     2024  Ngan Kee WD           {'Phenylephrine infusion in caesarean delivery'.ljust(width)}  elderly\n"
     )
     assert invoke("crohn").stdout.splitlines()[2].endswith("Crohn's disease and vasopressors  -")
 

@@ -68,7 +68,7 @@ def test_no_command_at_any_verbosity_writes_a_secret_anywhere(tmp_path):
                       TRACKER_SCHEDULE_EVERY="1", TRACKER_TZ="UTC")
         commands = [
             ["init", str(tmp_path / "other")], ["fetch"], ["topics"], ["run"], ["status"], ["digest"],
-            ["digest", "--format", "html"], ["email"], ["email", "--dry-run"],
+            ["digest", "--format", "html"], ["email", "--dry-run"], ["email"],
             ["export", "-o", str(tmp_path / "papers.csv")],
             ["export", "--format", "ris", "-o", str(tmp_path / "p.ris")],
             ["export", "--format", "ris"], ["search", "norepinephrine"],
@@ -89,6 +89,9 @@ def test_no_command_at_any_verbosity_writes_a_secret_anywhere(tmp_path):
             assert result.code == 0, (args, result.err)
             outputs += [result.out, result.err]
 
+        # Something new to send (with nothing new a reader hears so once a week, and this week they did).
+        server.add(*[FakeRecord(pmid=p, xml=article_xml(p, created=CREATED), created=CREATED) for p in (9, 10)])
+        assert invoke(env, "fetch", "--full").code == 0
         # Failures that name what went wrong: a refused login, and a key NCBI rejects (its answer echoes the key).
         for verbose in ([], ["--verbose"]):
             refused = invoke({**env, "TRACKER_SMTP_PASSWORD": WRONG_PASSWORD}, *verbose, "email")

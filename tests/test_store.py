@@ -258,8 +258,9 @@ def undo_screening_stages(connection) -> None:
 
 
 def drop_web_app(connection) -> None:
-    """Undo migrations 9 (screening-stages), 7 (relevance-scores) and 6 (web-app): their tables, the evidence tier
-    column and its indexes."""
+    """Undo migrations 10 (feed-tokens), 9 (screening-stages), 7 (relevance-scores) and 6 (web-app): their tables,
+    the evidence tier column and its indexes."""
+    connection.execute(text("DROP TABLE feed_token"))
     undo_screening_stages(connection)
     for table in ("relevance_score", "ranking_state"):
         connection.execute(text(f"DROP TABLE {table}"))

@@ -147,7 +147,7 @@ def test_a_run_killed_half_way_is_marked_failed_by_the_next_run_of_its_topic(ser
     assert (runs[killed.id].status, runs[killed.id].finished_at) == ("failed", None)
     assert runs[killed.id].error == (
         f"interrupted: its process (pid {killed.pid}) stopped before the run finished (killed, or its machine went "
-        "down); nothing it saved was lost, and the watermark did not move, so the next fetch covers its window again")
+        "down); nothing it saved was lost, and the next fetch searches the same dates again")
     # Another topic's run may be alive (it holds another lock); imports take no lock.
     assert runs[other_topic.id].status == runs[importing.id].status == "running"
     assert runs[result.run_id].status == "succeeded"

@@ -487,7 +487,7 @@ def test_repeated_failed_logins_are_delayed(library):
     for _ in range(5):
         page = client.post("/login", data={"csrf": csrf_of(page), "user": "ana", "password": "guess-guess"}).text
     delayed = client.post("/login", data={"csrf": csrf_of(page), "user": "ana", "password": "ana-password-1"})
-    assert delayed.status_code == 429 and "Too many failed logins: wait 1 seconds" in delayed.text
+    assert delayed.status_code == 429 and "Too many failed logins: wait 1 second, then try again." in delayed.text
     restarted = started(TestClient(build_app(settings, store, host="127.0.0.1", port=8765)[0], base_url=BASE))
     again = restarted.post("/login", data={"csrf": csrf_of(restarted.get("/login").text), "user": "ana",
                                            "password": "ana-password-1"})

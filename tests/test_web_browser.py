@@ -163,6 +163,10 @@ def test_a_reviewer_screens_five_papers_with_the_keyboard(library, browser):
     add_user(store, "chief", "chief-password-3", admin=True)
     with served(settings, store) as (url, _):
         page = browser.new_page(viewport={"width": 1280, "height": 860})
+        console = []  # every console error or warning of the whole flow: a CSP violation is one
+        page.on("console", lambda message: console.append(f"{message.type}: {message.text}")
+                if message.type in ("error", "warning") else None)
+        page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
         log_in(page, url, "bo", "bo-password-22")
         shot(page, "topics")
         page.get_by_role("link", name="Norepinephrine at caesarean delivery").click()
@@ -191,6 +195,7 @@ def test_a_reviewer_screens_five_papers_with_the_keyboard(library, browser):
         shot(page, "paper")
         page.goto(url + "/topics/cesarean/prisma")
         shot(page, "prisma")
+        assert console == []
     env = cli_env(settings.home, None, TRACKER_DB_URL=settings.database_url)
     result = run_tracker("export", "cesarean", "--state", "included", env=env)
     assert result.code == 0, result.err
@@ -322,3 +327,24 @@ def test_keys_walk_back_and_forth_a_conflict_is_settled_and_prisma_shows_the_agr
             "Agreement 66.7 % over 3 papers both decided; Cohen's kappa 0.00; 1 conflict settled.")
         shot(admin, "conflicts")
     assert errors == []
+
+
+def test_the_layout_holds_on_a_1366_pixel_laptop_screen(library, browser):
+    """The screening buttons stay on one row and the topic page's dates on one line, at the most common laptop width."""
+    from tracker.web.accounts import add_user
+
+    settings, store = library
+    add_user(store, "bo", "bo-password-22")
+    with served(settings, store) as (url, _):
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        log_in(page, url, "bo", "bo-password-22")
+        page.goto(url + "/topics/cesarean/screen")
+        boxes = [page.get_by_role("button", name=name, exact=True).bounding_box()
+                 for name in ("Include", "Exclude", "Maybe")]
+        assert len({round(box["y"]) for box in boxes}) == 1, boxes  # one row: Maybe does not wrap below
+        assert len({round(box["height"]) for box in boxes}) == 1, boxes  # and no label wraps inside its button
+        page.goto(url + "/topics/cesarean")
+        lines = page.evaluate("""Array.from(document.querySelectorAll('table.papers tbody td:last-child'))
+            .map(cell => { const range = document.createRange(); range.selectNodeContents(cell);
+                           return range.getClientRects().length; })""")
+        assert lines == [1] * 7, lines  # each First seen date is one line of text

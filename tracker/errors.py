@@ -11,6 +11,7 @@
     ├── EutilsError (1)               E-utilities failed after every retry, or answered with a permanent error
     │   ├── TransientEutilsError      worth retrying: rate limit, 5xx, timeout, truncated or in-band error
     │   ├── UnreachableError          the first request of a run never reached E-utilities (DNS, refused, TLS)
+    │   │   └── BlockedError          NCBI answered with its Blocked Diagnostic page: no request is worth retrying
     │   └── IncompleteSearchError     PubMed returned fewer PMIDs than its Count
     └── ParseError (1)                a PubMed XML body could not be parsed
     BaseException
@@ -100,9 +101,18 @@ class UnreachableError(EutilsError):
     failure as the retries saw it.
     """
 
+    reason = "E-utilities unreachable"  # why the topics after it are not tried
+
     def __init__(self, message: str, *, host: str = "", cause: str = "", detail: str = ""):
         super().__init__(message)
         self.host, self.cause, self.detail = host, cause, detail or message
+
+
+class BlockedError(UnreachableError):
+    """NCBI answered with its "Blocked Diagnostic" page: every further request would be blocked too, so the run
+    stops at once (no retries) and the topics after it are not tried. The message says what to check."""
+
+    reason = "NCBI blocked this machine's requests"
 
 
 class IncompleteSearchError(EutilsError):
@@ -144,7 +154,7 @@ def with_context(error: Error, message: str) -> Error:
 
 __all__ = [
     "TrackerError", "ConfigError", "TopicFileError", "UnknownTopicError", "SearchSyntaxError", "OutputError", "StoreError",
-    "LockHeldError", "LockLostError", "EutilsError", "TransientEutilsError", "UnreachableError",
+    "LockHeldError", "LockLostError", "EutilsError", "TransientEutilsError", "UnreachableError", "BlockedError",
     "IncompleteSearchError", "ParseError",
     "ShutdownRequested", "SendFailure", "StartTLSUnavailable", "with_context",
 ]

@@ -46,7 +46,7 @@ class Option:
     env: str
     section: str
     key: str
-    kind: str  # text, url, int, number, addresses, names, choice, path
+    kind: str  # text, url, int, number, addresses, names, choice, path, flag
     help: str
     example: str = ""  # written, commented out, in the tracker.toml `tracker init` creates
     choices: tuple[str, ...] = ()
@@ -81,6 +81,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("db_url", "TRACKER_DB_URL", "database", "url", "text",
            "SQLAlchemy URL of the database (default db/tracker.sqlite3); leave the password to PGPASSWORD or ~/.pgpass",
            '"postgresql+psycopg://tracker@db.hospital.org/tracker"'),
+    Option("auto_migrate", "TRACKER_AUTO_MIGRATE", "database", "auto_migrate", "flag",
+           "upgrade a SQLite database to a newer tracker's schema on its own, after a backup in db/backups/, when the "
+           "upgrade should take under a minute (else, and on PostgreSQL, 'tracker db migrate' does it)", "true"),
     Option("smtp_host", "TRACKER_SMTP_HOST", "mail", "smtp_host", "text", "the mail server", '"smtp.hospital.org"'),
     Option("smtp_port", "TRACKER_SMTP_PORT", "mail", "smtp_port", "int",
            "its port (default 587 for starttls, 465 for ssl, 25 for none)", "587"),
@@ -117,6 +120,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("web_trusted_proxy", "TRACKER_WEB_TRUSTED_PROXY", "web", "trusted_proxy", "text",
            "the address of the reverse proxy whose X-Forwarded-For and -Proto the web app believes (HTTPS there "
            "makes the session cookie Secure)", '"127.0.0.1"'),
+    Option("web_public_url", "TRACKER_WEB_PUBLIC_URL", "web", "public_url", "url",
+           "the address colleagues open the web app at: the e-mail links each topic and paper there, and feed "
+           "addresses start with it", '"https://tracker.hospital.org/"'),
 )
 OPTION_BY_ENV = {option.env: option for option in OPTIONS}
 # Read from the environment or from a file the settings name, never from tracker.toml itself.
@@ -168,6 +174,9 @@ class Settings:
     web_session_hours: float = 12.0
     web_hosts: tuple[str, ...] = ()
     web_trusted_proxy: str | None = None
+    web_public_url: str | None = None  # with a trailing slash
+    # Upgrade an older SQLite database on its own when that is quick (tracker/store/upgrade.py).
+    auto_migrate: bool = True
     api_key_file: Path | None = None
     smtp_password_file: Path | None = None
     settings_file: Path | None = None  # the tracker.toml that was read, if any
@@ -296,6 +305,8 @@ def convert(option: Option, value: Any, where: str, *, from_env: bool) -> Any:
                 raise ConfigError(f"{where} must be a whole number")
             return int(number)
         return float(number)
+    if kind == "flag":
+        return _flag(value, where, from_env)
     if kind in ("addresses", "names"):
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
@@ -314,7 +325,8 @@ def convert(option: Option, value: Any, where: str, *, from_env: bool) -> Any:
             raise ConfigError(f"{where} is not one of {', '.join(option.choices)}")
     if kind == "url":
         if not text.startswith(("http://", "https://")):
-            raise ConfigError(f"{where} is not an http(s) URL: set it to the E-utilities base URL")
+            what = "the E-utilities base URL" if option.field == "eutils_url" else "an address such as https://tracker.hospital.org/"
+            raise ConfigError(f"{where} is not an http(s) URL: set it to {what}")
         return text if text.endswith("/") else text + "/"
     if option.field == "digest_cron":
         return " ".join(text.split())
@@ -331,6 +343,18 @@ def _number(value: Any, where: str, from_env: bool) -> float:
     except ValueError:
         hint = ": set it to a number" if from_env else ": write a number without quotes"
         raise ConfigError(f"{where} is not a number{hint}") from None
+
+
+FLAG_WORDS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
+
+def _flag(value: Any, where: str, from_env: bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    if from_env and isinstance(value, str) and value.strip().lower() in FLAG_WORDS:
+        return FLAG_WORDS[value.strip().lower()]
+    hint = "set it to true or false (or 1 or 0)" if from_env else "write true or false, without quotes"
+    raise ConfigError(f"{where} is not true or false: {hint}")
 
 
 def read_secret_file(path: Path, setting: str) -> str:

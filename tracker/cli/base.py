@@ -74,17 +74,20 @@ def current_settings() -> Settings:
 
 
 def current_store(*, readonly: bool = False):
-    """The database, opened once per command: read-only for the commands that only read it."""
-    from tracker.store import open_store
+    """The database, opened once per command: read-only for the commands that only read it. An older SQLite database
+    is upgraded first when that is quick (tracker/store/upgrade.py), said in one line on stderr."""
+    from tracker.store.upgrade import open_current_store
 
     state = click.get_current_context().find_root().ensure_object(dict)
     if "store" not in state:
-        state["store"] = open_store(current_settings().database_url, readonly=readonly)
+        settings = current_settings()
+        state["store"] = open_current_store(settings.database_url, readonly=readonly, auto_migrate=settings.auto_migrate,
+                                            say=lambda line: click.echo(line, err=True))
     return state["store"]
 
 
-INTERRUPTED = ("interrupted: every batch saved so far is kept, and the interrupted run is recorded as failed without "
-               "moving its watermark: the next run resumes where this one stopped")
+INTERRUPTED = ("interrupted: every batch saved so far is kept, and the interrupted run is recorded as failed: the next "
+               "run searches the same dates again and fetches only what this one did not save")
 
 
 class TrackerGroup(click.Group):

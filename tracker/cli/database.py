@@ -24,11 +24,18 @@ def db_group():
 @db_group.command("migrate")
 @click.option("--check", is_flag=True,
               help="Only say which migrations would run, changing nothing; exit 1 when some are pending.")
+@click.option("--no-backup", is_flag=True,
+              help="Upgrade a SQLite database without first copying it to db/backups/ (the last three copies are kept).")
 @common_options
-def db_migrate_command(check):
-    """Upgrade the database (TRACKER_DB_URL, else db/tracker.sqlite3) to this tracker's schema, in one transaction."""
+def db_migrate_command(check, no_backup):
+    """Upgrade the database (TRACKER_DB_URL, else db/tracker.sqlite3) to this tracker's schema, in one transaction.
+
+    A SQLite database is first copied, as it was, to backups/ beside it (SQLite's online backup, named with its old
+    schema and the date); the last three copies are kept. A PostgreSQL database's backups are its team's.
+    """
     from tracker.store import Store
     from tracker.store.schema import describe_cost, describe_migrations
+    from tracker.store.upgrade import upgrade_store
 
     store = Store(current_settings().database_url)
     try:
@@ -54,9 +61,13 @@ def db_migrate_command(check):
             return
         click.echo(f"upgrading {where} from schema {state.version} to {pending[-1].version} "
                    f"({describe_migrations(pending)}): {describe_cost(pending, store.count_papers())}")
-        applied = store.migrate(lambda migration: click.echo(f"  {migration.version} {migration.name} ..."))
-        took = sum(step.seconds for step in applied)
-        click.echo(f"{where} is at schema {applied[-1].migration.version} ({took:.1f} s)")
+        upgrade = upgrade_store(store, backup=not no_backup,
+                                on_backup=lambda path: click.echo(f"the database as it was is kept in {path}"),
+                                on_step=lambda migration: click.echo(f"  {migration.version} {migration.name} ..."))
+        if upgrade is None:  # another process upgraded it meanwhile
+            click.echo(f"{where} is at schema {store.schema_state().version}, this tracker's: nothing to do")
+            return
+        click.echo(f"{where} is at schema {upgrade.new_version} ({upgrade.seconds:.1f} s)")
     finally:
         store.close()
 
@@ -69,7 +80,7 @@ def db_migrate_command(check):
 def db_copy_command(target_url):
     """Copy this tracker's database (TRACKER_DB_URL, else db/tracker.sqlite3) into an empty database.
 
-    Papers, runs, watermarks, change checks, digests, the e-mail ledgers, status events, paper revisions and
+    Papers, runs, how far each topic was searched, change checks, digests, the e-mail ledgers, status events, paper revisions and
     scheduled jobs keep their ids; the search index is rebuilt on the target. The target is written in one
     transaction: on any failure it is left as it was. Point TRACKER_DB_URL at the copy to use it.
     """

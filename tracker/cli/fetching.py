@@ -16,6 +16,7 @@ from tracker.cli.base import (
     load_selected_topics,
 )
 from tracker.cli.output import ProgressBar
+from tracker.text import plural
 
 
 def run_fetch(slugs=(), since=None, full=False) -> list:
@@ -57,8 +58,8 @@ def exit_if_unreachable(results) -> None:
 
 @cli.command()
 @click.argument("slugs", nargs=-1, metavar="[SLUG]...")
-@click.option("--since", type=DATE, help="Search from this create date instead of the watermark.")
-@click.option("--full", is_flag=True, help="Repeat the backfill from the topic's 'since', whatever the watermark.")
+@click.option("--since", type=DATE, help="Search from this create date instead of where the last run reached.")
+@click.option("--full", is_flag=True, help="Repeat the backfill from the topic's 'since', whatever was searched before.")
 @common_options
 def fetch(slugs, since, full):
     """Fetch what is new for every topic (or the given ones)."""
@@ -66,32 +67,40 @@ def fetch(slugs, since, full):
     exit_if_unreachable(results)
     failed = [r for r in results if not r.succeeded]
     if failed:
-        click.echo(f"error: {len(failed)} of {len(results)} topics failed ({', '.join(r.topic for r in failed)}); "
-                   "their watermarks did not move: run 'tracker fetch' again later", err=True)
+        click.echo(f"error: {describe_failed(failed, results)}; what they stored is kept, and their next run searches "
+                   "the same dates again: run 'tracker fetch' again later", err=True)
         sys.exit(1)
+
+
+def describe_failed(failed, results) -> str:
+    """"dosing failed", or "2 of 9 topics failed (dosing, sepsis)"."""
+    names = ", ".join(result.topic for result in failed)
+    if len(results) == 1:
+        return f"{names} failed"
+    return f"{len(failed)} of {len(results)} topics failed ({names})"
 
 
 @cli.command("run")
 @click.argument("slugs", nargs=-1, metavar="[SLUG]...")
 @common_options
 def run_command(slugs):
-    """The main job: fetch every topic, then write each topic's digest to reports/<slug>/<date>.md and .html."""
-    from tracker.outputs.digest import write_topic_digests
+    """The main job: fetch every topic, then write each topic's digest to reports/<slug>/<date>.md and .html, and its
+    Atom feed to reports/<slug>/feed.xml."""
+    from tracker.outputs.reports import write_reports
 
     results = run_fetch(slugs)
     not_tried = {r.topic for r in results if r.not_tried}
     # A topic not tried ran nothing: a digest now would only repeat its last one and close its period early.
     selected = [topic for topic in load_selected_topics(slugs) if topic.slug not in not_tried]
-    paths = write_topic_digests(current_store(), selected, current_settings().reports_dir,
-                                quiet_weeks=current_settings().quiet_weeks)
+    paths = write_reports(current_store(), selected, current_settings())
     click.echo(f"digests written to {current_settings().reports_dir}:")
     for path in paths:
         click.echo(f"  {path}")
     exit_if_unreachable(results)
     failed = [r for r in results if not r.succeeded]
     if failed:
-        click.echo(f"error: {len(failed)} of {len(results)} topics failed ({', '.join(r.topic for r in failed)}); "
-                   f"their digests say so: run 'tracker run {' '.join(r.topic for r in failed)}' again later", err=True)
+        click.echo(f"error: {describe_failed(failed, results)}; their digests say so: run "
+                   f"'tracker run {' '.join(r.topic for r in failed)}' again later", err=True)
         sys.exit(1)
 
 
@@ -109,8 +118,8 @@ def import_command(file, topic_slug):
     pmids = read_medline_pmids(file)
     with EutilsClient(current_settings()) as client:
         result = import_pmids(current_store(), client, topic, pmids)
-    line = (f"{topic.slug}: {result.pmids} PMIDs in {file.name}, {result.new_papers} new to the topic, "
-            f"{result.fetched} fetched, {result.requests} requests")
+    line = (f"{topic.slug}: {plural(result.pmids, 'PMID')} in {file.name}, {result.new_papers} new to the topic, "
+            f"{result.fetched} fetched, {plural(result.requests, 'request')}")
     if result.missing:
         line += f"; {result.missing} not found in PubMed"
     click.echo(line)

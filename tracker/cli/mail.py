@@ -21,7 +21,7 @@ from tracker.errors import TrackerError
               help="Only this recipient (with no recipients configured: ADDR gets every topic).")
 @common_options
 def email_command(dry_run, only):
-    """Mail each recipient the papers of their topics they have not been sent yet (a heartbeat when none)."""
+    """Mail each recipient the papers of their topics they have not been sent yet (with none: a heartbeat, once a week)."""
     from tracker.outputs.mail import describe_failures, send_weekly_email
 
     results = send_weekly_email(current_store(), current_settings(), load_selected_topics(()), dry_run=dry_run,
@@ -29,6 +29,9 @@ def email_command(dry_run, only):
     for result in results:
         if not result.error:
             click.echo(result.summary())
+    # What the readers are only told (a failed run, a query to check, a CSV left out), with what to do: said once.
+    for note in dict.fromkeys(note for result in results for note in result.sender_notes):
+        click.echo(f"note: {note}", err=True)
     failure = describe_failures(results)
     if failure:
         raise TrackerError(failure)

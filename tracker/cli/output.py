@@ -4,7 +4,9 @@ check that an output file's name matches its format."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import textwrap
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +16,6 @@ import click
 
 from tracker.ncbi.notices import describe_status, status_mark
 from tracker.store.search import SearchHit
-from tracker.text import cut
 
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar as ClickProgressBar
@@ -83,14 +84,33 @@ def echo_csv(header: Sequence[str], rows: Iterable[Sequence]) -> None:
 
 # -- search hits ------------------------------------------------------------------------------
 
-TITLE_WIDTH = 70
+NARROWEST_TITLE = 30
 
 
-def hits_table(hits: Sequence[SearchHit]) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows for a terminal table: pmid, year, first author, title cut to TITLE_WIDTH characters, topics."""
-    rows = [[str(hit.pmid), str(hit.year or ""), hit.authors[0] if hit.authors else "", _marked_title(hit),
-             ", ".join(hit.topics) or "-"] for hit in hits]
-    return ["pmid", "year", "first author", "title", "topics"], rows
+def terminal_width() -> int | None:
+    """The terminal's width when stdout is one; None when it is a pipe or a file (nothing is wrapped then)."""
+    if not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size().columns
+
+
+def hits_table(hits: Sequence[SearchHit], width: int | None = None) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows for a terminal table: pmid, year, first author, title, topics. With `width` (a terminal's),
+    a title longer than its column's share wraps onto the rows below it; a title is never cut."""
+    headers = ["pmid", "year", "first author", "title", "topics"]
+    cells = [[str(hit.pmid), str(hit.year or ""), hit.authors[0] if hit.authors else "", _marked_title(hit),
+              ", ".join(hit.topics) or "-"] for hit in hits]
+    if width is None:
+        return headers, cells
+    others = sum(max(len(header), *(len(row[index]) for row in cells)) + 2
+                 for index, header in enumerate(headers) if index != 3)
+    room = max(width - others - 1, NARROWEST_TITLE)
+    rows: list[list[str]] = []
+    for row in cells:
+        lines = textwrap.wrap(row[3], room, break_on_hyphens=False) or [""]
+        rows.append([*row[:3], lines[0], row[4]])
+        rows.extend(["", "", "", line, ""] for line in lines[1:])
+    return headers, rows
 
 
 def hits_json(hits: Sequence[SearchHit]) -> list[dict]:
@@ -104,4 +124,4 @@ def hits_json(hits: Sequence[SearchHit]) -> list[dict]:
 
 def _marked_title(hit: SearchHit) -> str:
     mark = status_mark(hit.status)
-    return cut(f"[{mark}] {hit.title}" if mark else hit.title, TITLE_WIDTH)
+    return f"[{mark}] {hit.title}" if mark else hit.title

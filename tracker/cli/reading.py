@@ -22,7 +22,8 @@ from tracker.cli.base import (
     load_selected_topics,
     topic_scan,
 )
-from tracker.cli.output import check_output_format, echo_health, format_table, when
+from tracker.cli.output import check_output_format, echo_health, format_table, terminal_width, when
+from tracker.text import plural
 
 
 @cli.command()
@@ -107,8 +108,10 @@ def list_changes(topic_slug: str | None, since: date | None) -> None:
               help="Write every selected topic's digest into this one file ('-': stdout).")
 @common_options
 def digest_command(slugs, since, output_format, output):
-    """Write each topic's digest to reports/<slug>/<date>.md and .html, print it (--format) or write one file (-o)."""
-    from tracker.outputs.digest import _SUFFIX_FORMATS, render_topic_digests, write_digest_file, write_topic_digests
+    """Write each topic's digest to reports/<slug>/<date>.md and .html (and its feed.xml), print it (--format) or write
+    one file (-o)."""
+    from tracker.outputs.digest import _SUFFIX_FORMATS, render_topic_digests, write_digest_file
+    from tracker.outputs.reports import write_reports
 
     if output is not None and str(output) == "-":  # stdout, as `tracker export -o -`
         output, output_format = None, output_format or "md"
@@ -124,8 +127,7 @@ def digest_command(slugs, since, output_format, output):
         click.echo(render_topic_digests(store, selected, output_format, since=since,
                                         quiet_weeks=current_settings().quiet_weeks), nl=False)
     else:
-        for path in write_topic_digests(store, selected, current_settings().reports_dir, since=since,
-                                        quiet_weeks=current_settings().quiet_weeks):
+        for path in write_reports(store, selected, current_settings(), since=since):
             click.echo(path)
 
 
@@ -177,22 +179,23 @@ def export_command(slugs, since, output_format, state, stage, reviewer, bom, sor
         return
     with atomic_output(output, advice=OUTPUT_FILE_ADVICE) as file:
         count = export_papers(store, selected, file, bom=bom is not False, **options)
-    click.echo(f"exported {count} papers to {output}", err=True)
+    click.echo(f"exported {plural(count, 'paper')} to {output}", err=True)
 
 
 @cli.command("search")
-@click.argument("text")
+@click.argument("words", nargs=-1, required=True, metavar="TEXT...")
 @click.option("--topic", "topic_slug", metavar="SLUG", help="Only this topic's papers.")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many papers to show.")
 @click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True, help="csv has the export's columns; json adds the score.")
 @common_options
-def search_command(text, topic_slug, limit, output_format):
-    """Full-text search of stored papers, best match first."""
+def search_command(words, topic_slug, limit, output_format):
+    """Full-text search of stored papers, best match first: several words are one query (septic shock: both words)."""
     from tracker.cli.output import echo_json, hits_json, hits_table
     from tracker.outputs.export import rows_for_pmids, write_csv
     from tracker.store.search import search_papers
 
+    text = " ".join(words)
     if topic_slug:
         load_selected_topics((topic_slug,))
     store = current_store(readonly=True)
@@ -204,4 +207,4 @@ def search_command(text, topic_slug, limit, output_format):
     elif output_format == "json":
         echo_json(hits_json(hits))
     elif hits:
-        click.echo(format_table(*hits_table(hits)))
+        click.echo(format_table(*hits_table(hits, width=terminal_width())))

@@ -20,6 +20,7 @@ from tracker.cli.base import (
     load_selected_topics,
 )
 from tracker.cli.output import echo_csv, echo_json, format_table, when
+from tracker.text import plural
 
 
 class PmidType(click.ParamType):
@@ -192,14 +193,14 @@ def screen_import_command(file, topic_slug, reviewer, add_missing):
     result = import_decisions(store, topic, file, reviewer=current_reviewer(reviewer),
                               add_missing=fetch_missing if add_missing else None)
     refresh_quietly(store, topic)  # one retraining for the whole file
-    line = (f"{topic.slug}: {result.imported} decision{'' if result.imported == 1 else 's'} imported from {file.name} "
+    line = (f"{topic.slug}: {plural(result.imported, 'decision')} imported from {file.name} "
             f"({result.source}; by {', '.join(result.reviewers) or '-'})")
     if result.added:
-        line += f"; {result.added} paper{'' if result.added == 1 else 's'} fetched and added to the topic first"
+        line += f"; {plural(result.added, 'paper')} fetched and added to the topic first"
     if result.unchanged:
         line += f"; {result.unchanged} already so, left as they were"
     if result.unlabelled:
-        line += f"; {result.unlabelled} row{'' if result.unlabelled == 1 else 's'} without a decision skipped"
+        line += f"; {plural(result.unlabelled, 'row')} without a decision skipped"
     click.echo(line)
 
 

@@ -18,6 +18,7 @@ from tracker.cli.base import (
 )
 from tracker.cli.output import echo_health, format_table, when
 from tracker.errors import ConfigError
+from tracker.text import plural
 
 
 @cli.command()
@@ -115,8 +116,8 @@ def query_command(pubmed_query, since, limit, save_as, title):
             [str(paper.pmid), str(paper.create_date or ""), str(paper.pub_date.year if paper.pub_date else ""),
              paper.authors[0].display if paper.authors else "", cut(paper.title, 70)]
             for paper in result.papers]))
-    click.echo(f"showing {len(result.papers)} of {result.count} matches; {result.new_papers} new papers stored, "
-               f"{result.requests} requests")
+    click.echo(f"showing {len(result.papers)} of {plural(result.count, 'match', 'matches')}; "
+               f"{plural(result.new_papers, 'new paper')} stored, {plural(result.requests, 'request')}")
     if save_as is not None:
         topic = topic_from_query(save_as, query, since=since, title=title)
         save_topic_file(settings.queries_dir, topic)

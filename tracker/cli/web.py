@@ -11,6 +11,7 @@ from tracker.cli.base import (
     common_options,
     current_settings,
     current_store,
+    load_all_topics,
 )
 from tracker.cli.output import format_table, when
 from tracker.errors import ConfigError
@@ -26,7 +27,8 @@ def serve_command(host, port, open_browser):
     """Serve the web app: topics, papers, search, PubMed queries, runs, PRISMA and screening."""
     from tracker.web import serve
 
-    serve(current_settings(), host=host, port=port, open_browser=open_browser, say=click.echo)
+    serve(current_settings(), host=host, port=port, open_browser=open_browser, say=click.echo,
+          warn=lambda line: click.echo(line, err=True))
 
 
 @cli.group("users")
@@ -96,3 +98,39 @@ def users_passwd_command(name):
         raise ConfigError(f"no user {name!r}: 'tracker users list' lists them")
     change_password(store, name, read_password())
     click.echo(f"changed the password of {name!r}; their sessions have ended")
+
+
+@users_group.command("feed-token")
+@click.argument("name", required=False)
+@click.option("--revoke", is_flag=True, help="Revoke the token: its feed addresses stop working.")
+@common_options
+def users_feed_token_command(name, revoke):
+    """Make (or with --revoke, end) the token in NAME's topic feed addresses; without NAME, yours in personal mode.
+
+    Feed readers (Zotero, Outlook, Thunderbird, Feedly) cannot log in, so each address carries the token: it reads
+    the topic feeds and nothing else. A new token replaces the old one. The addresses start with [web] public_url.
+    """
+    from tracker.outputs.feeds import feed_url
+    from tracker.web import DEFAULT_HOST, DEFAULT_PORT
+    from tracker.web.accounts import issue_feed_token, revoke_feed_token
+
+    store = current_store()
+    whose = f"{name}'s" if name else "your"
+    if revoke:
+        if not revoke_feed_token(store, name):
+            raise ConfigError(f"{'user ' + repr(name) if name else 'personal mode'} has no feed token: nothing to revoke")
+        click.echo(f"revoked {whose} feed token: its feed addresses no longer work")
+        return
+    token = issue_feed_token(store, name)
+    settings = current_settings()
+    base = settings.web_public_url or f"http://{DEFAULT_HOST}:{DEFAULT_PORT}/"
+    topics = load_all_topics()
+    click.echo(f"{whose} topic feeds (the token replaces any earlier one; keep the addresses private, they need no "
+               "login):")
+    for topic in topics:
+        click.echo(f"  {topic.slug}: {feed_url(base, topic.slug)}?token={token}")
+    if not topics:
+        click.echo(f"  (no topics yet) {feed_url(base, 'SLUG')}?token={token}")
+    if settings.web_public_url is None:
+        click.echo(f"note: these addresses are tracker serve's on this machine ({base}); for colleagues, set [web] "
+                   "public_url in tracker.toml to the address they open the web app at, and run this again", err=True)

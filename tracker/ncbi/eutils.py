@@ -23,7 +23,7 @@ from lxml import etree
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from tracker._version import __version__
-from tracker.errors import EutilsError, IncompleteSearchError, ParseError, TransientEutilsError, UnreachableError
+from tracker.errors import BlockedError, EutilsError, IncompleteSearchError, ParseError, TransientEutilsError, UnreachableError
 from tracker.ncbi.prefetch import Abandoned, Ticket, prefetched
 from tracker.ncbi.pubmed import Paper, PaperParser
 from tracker.settings import DEFAULT_EUTILS_URL, Settings
@@ -297,6 +297,9 @@ class EutilsClient:
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
                     return call()
+        except BlockedError:
+            raise BlockedError(self._blocked_advice(), detail=f"{endpoint} was answered with NCBI's Blocked Diagnostic "
+                                                             "page") from None
         except TransientEutilsError as error:
             detail = f"{endpoint} failed after {attempts} attempts: {error}"
             if error.unreachable is not None and not self.reached:
@@ -305,6 +308,16 @@ class EutilsClient:
                     f"cannot reach {host} ({error.unreachable}): check the network, a proxy (HTTPS_PROXY) or "
                     "TRACKER_EUTILS_URL", host=host, cause=error.unreachable, detail=detail) from None
             raise EutilsError(detail) from None
+
+    def _blocked_advice(self) -> str:
+        """What to check when NCBI blocks this machine: the address, the key and the rate it was sent with."""
+        settings = self.settings
+        key = "one is set" if settings.api_key else "none is set"
+        return (f"NCBI blocked this machine's requests (its Blocked Diagnostic page), so nothing more was asked: check "
+                f"that NCBI_EMAIL is a real address NCBI can write to (now {settings.email or 'none'}), that "
+                f"NCBI_API_KEY is yours and valid ({key}), and that TRACKER_RATE_LIMIT stays within NCBI's limit of 3 "
+                f"requests/s, 10 with a key (now {settings.rate_limit:g}); then try again later, or ask "
+                "info@ncbi.nlm.nih.gov to lift the block")
 
     def _send(self, endpoint: str, params: Mapping[str, str | list[str]], *, stream: bool = False,
               ticket: Ticket | None = None) -> httpx.Response:
@@ -477,16 +490,22 @@ def _explain_body(message: str, size: int) -> str:
     return message
 
 
+def is_blocked_page(body: bytes) -> bool:
+    """NCBI's "Blocked Diagnostic" page (a 200 text/html answer to an abusing or misconfigured client)."""
+    head = body[:20_000].lower()
+    return b"blocked diagnostic" in head or b"has been temporarily blocked" in head
+
+
 def _check_status(response: httpx.Response, *, stream: bool, eutils_url: str = DEFAULT_EUTILS_URL) -> None:
     status = response.status_code
     if status == 200:
         content_type = response.headers.get("content-type", "")
         if "html" in content_type:
-            title = ""
-            if not stream:
-                text = response.text
-                start, end = text.find("<title>"), text.find("</title>")
-                title = text[start + 7:end].strip() if 0 <= start < end else ""
+            text = (response.text if not stream else response.read().decode("utf-8", "replace"))[:20_000]
+            start, end = text.find("<title>"), text.find("</title>")
+            title = text[start + 7:end].strip() if 0 <= start < end else ""
+            if is_blocked_page(text.encode()):
+                raise BlockedError(f"NCBI answered with an HTML page ({title or 'Blocked Diagnostic'})")
             raise TransientEutilsError(
                 f"NCBI answered with an HTML page{f' ({title})' if title else ''} instead of XML (blocked or down)"
             )
@@ -521,6 +540,8 @@ def parse_search(body: bytes) -> SearchResult:
         root = etree.fromstring(body, _SAFE_XML)
     except etree.XMLSyntaxError as error:
         if body.lstrip()[:1] == b"<" and b"<html" in body[:500].lower():
+            if is_blocked_page(body):
+                raise BlockedError("NCBI answered with its Blocked Diagnostic page") from None
             raise TransientEutilsError("NCBI answered with an HTML page instead of XML (blocked or down)") from None
         raise TransientEutilsError(f"esearch body is not valid XML ({error})") from None
     if root.tag != "eSearchResult":
@@ -647,6 +668,8 @@ def parse_links(body: bytes, linknames: Collection[str] = LINKNAMES) -> list[Lin
         root = etree.fromstring(body, _SAFE_XML)
     except etree.XMLSyntaxError as error:
         if body.lstrip()[:1] == b"<" and b"<html" in body[:500].lower():
+            if is_blocked_page(body):
+                raise BlockedError("NCBI answered with its Blocked Diagnostic page") from None
             raise TransientEutilsError("NCBI answered with an HTML page instead of XML (blocked or down)") from None
         raise TransientEutilsError(f"elink body is not valid XML ({error})") from None
     if root.tag != "eLinkResult":

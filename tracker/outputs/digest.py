@@ -158,6 +158,7 @@ class Baseline:
     since: date | None  # the topic's `since` (None: from the first record PubMed has)
     entries: tuple  # the strongest of them (DigestEntry), strongest tier first, at most `max_per_digest`
     tiers: tuple
+    pmids: tuple[int, ...] = ()  # all `papers` of them
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,7 @@ def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | N
             strongest = tuple(entry for entry in entries if entry.paper.pmid in backfilled)[:max_items or BASELINE_SHOWN]
             summed_up = Baseline(papers=len(backfilled), since=topic.since, entries=strongest,
                                  tiers=tuple(tier._replace(key=f"baseline-{tier.key}")
-                                             for tier in group_by_tier(strongest)))
+                                             for tier in group_by_tier(strongest)), pmids=tuple(sorted(backfilled)))
             entries = [entry for entry in entries if entry.paper.pmid not in backfilled]
     shown = tuple(entries[:max_items] if max_items else entries)
     run = latest_run(store, topic.slug)
@@ -454,9 +455,9 @@ def describe_screening(digest: TopicDigest) -> str:
     line = digest.screening
     if line is None:
         return ""
-    text = f"{line.to_screen} new to screen; {line.included} included so far"
+    text = f"{line.to_screen:,} new to screen; {line.included:,} included so far"
     if line.left_out:
-        text += f"; {line.left_out} already excluded {'is' if line.left_out == 1 else 'are'} left out"
+        text += f"; {line.left_out:,} already excluded {'is' if line.left_out == 1 else 'are'} left out"
     return text
 
 
@@ -539,7 +540,8 @@ def report_day_end(today: date | None) -> tuple[date, datetime]:
 def write_topic_digests(store: Store, topics: Sequence[Topic], reports_dir: Path, *,
                         today: date | None = None, since: datetime | date | None = None,
                         quiet_weeks: int = DEFAULT_QUIET_WEEKS) -> list[Path]:
-    """Write reports/<slug>/<YYYY-MM-DD>.md and .html for each topic and record each digest.
+    """Write reports/<slug>/<YYYY-MM-DD>.md and .html for each topic and record each digest (tracker/outputs/reports.py
+    adds the topic's feed beside them).
 
     `today` (UTC) names the files and ends the period; `since` overrides the default start.
     Returns the paths written, two per topic. A same-day re-run overwrites that day's files.

@@ -7,7 +7,7 @@ bidi-override characters and has its whitespace collapsed (`plain`). `Literal` m
 in the output format (a fenced block, a wrapped paragraph, a URL), which Markdown and plain text print
 unchanged; HTML's counterpart is markupsafe's `Markup`.
 
-Every template gets the filters `wrap`, `code_block` and `literal` and the global `moment`; the caller
+Every template gets the filters `wrap`, `code_block` and `literal` and the globals `moment` and `plural`; the caller
 passes the rest of its context (the digest's phrases are in tracker/outputs/digest.py).
 """
 
@@ -21,10 +21,16 @@ from datetime import datetime
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from tracker.text import as_utc
+from tracker.text import as_utc, plural
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\](){}<>&~|!#@])")
+# Each character that can start Markdown syntax (CommonMark and GitHub's extensions) wherever it stands; the others
+# are escaped only where they can (see escape_markdown), so that a digest file read as text has few backslashes.
+_MARKDOWN_ALWAYS = re.compile(r"([\\`*\[\]<>~|])")
+_EDGE_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+_ENTITY = re.compile(r"&(?=#[0-9]+;|#[xX][0-9a-fA-F]+;|[A-Za-z][A-Za-z0-9]*;)")
+# What makes a line a list item, a heading or a rule when a value starts it (its first character is escaped).
+_LINE_START = re.compile(r"^(?:[-+]|#{1,6}|[0-9]{1,9}[.)])(?=\s|$)|^[-=]+\s*$")
 _KINDS = {".html.j2": "html", ".md.j2": "md", ".txt.j2": "text"}
 
 
@@ -45,11 +51,26 @@ def wrap(text, width: int = 76, indent: int = 4) -> Literal:
 
 
 def escape_markdown(text) -> str:
-    """`text` as literal Markdown: no emphasis, links, autolinks, HTML or entities can form from it."""
-    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", plain(text))
-    # GFM turns bare "http://…" and "www.…" into links; an escaped ":" or "." keeps them text.
+    """`text` as literal Markdown: no emphasis, code, links, autolinks, HTML, entities, headings or lists can form
+    from it, wherever the template puts it (a line's start included).
+
+    Only what can start syntax is escaped: backslashes, backticks, `*`, `[`, `]`, `<`, `>`, `~`, `|` everywhere;
+    `_` unless inside a word (CommonMark never makes emphasis there); `&` before what reads as an entity; the
+    "://" and "www." GitHub links; and at the start, what would make the line a list item ("- ", "+ ", "1. "), a
+    heading ("# ") or a rule ("---"). Parentheses need nothing: only after a `]`, which is escaped, do they make a
+    link. GitHub links an e-mail address whatever is escaped in it (cmark-gfm
+    finds them after unescaping), so `@` is left alone: such a link shows the address it goes to.
+    """
+    escaped = _MARKDOWN_ALWAYS.sub(r"\\\1", plain(text))
+    escaped = _EDGE_UNDERSCORE.sub(r"\\_", escaped)
+    escaped = _ENTITY.sub(r"\\&", escaped)
     escaped = re.sub(r":(?=//)", r"\\:", escaped)
-    return re.sub(r"(?i)\b(www)\.", r"\1\\.", escaped)
+    escaped = re.sub(r"(?i)\b(www)\.", r"\1\\.", escaped)
+    start = _LINE_START.match(escaped)
+    if start:  # "1." is escaped at its punctuation, the others at their first character
+        at = start.end() - 1 if escaped[:1].isdigit() else 0
+        return escaped[:at] + "\\" + escaped[at:]
+    return escaped
 
 
 def markdown_code_block(text) -> Literal:
@@ -94,7 +115,7 @@ def _environment(kind: str) -> Environment:
         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
     environment.filters.update(wrap=wrap, code_block=markdown_code_block, literal=Literal)
-    environment.globals.update(moment=moment)
+    environment.globals.update(moment=moment, plural=plural)
     return environment
 
 

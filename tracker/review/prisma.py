@@ -42,7 +42,7 @@ from tracker.store.changes import paper_statuses
 from tracker.store.decisions import summaries
 from tracker.store.membership import member_counts, shared_count, shared_since, topic_members
 from tracker.store.runs import succeeded_runs
-from tracker.text import format_utc
+from tracker.text import format_utc, plural
 from tracker.topics import Topic
 
 NO_REASON = "(no reason given)"
@@ -223,7 +223,7 @@ def render_text(counts: PrismaCounts) -> str:
     period = f" since {counts.since}" if counts.since else ""
     lines = [
         f"PRISMA flow for topic '{counts.topic}' ({counts.title}){period}",
-        f"identified in PubMed: {counts.identified} records in {len(counts.runs)} runs of the saved query",
+        f"identified in PubMed: {counts.identified} records in {plural(len(counts.runs), 'run')} of the saved query",
         f"  already held from an earlier run (removed before screening): {counts.duplicates}",
         f"records: {counts.records} ({counts.from_other_topics} also in another topic)",
         f"screened: {counts.screened}; not yet screened: {counts.unscreened}",
@@ -328,7 +328,7 @@ def render_svg(counts: PrismaCounts) -> str:
 
     start = y
     left = [f"Records identified from PubMed (n = {counts.identified})",
-            f"{len(counts.runs)} runs of the saved query"]
+            f"{plural(len(counts.runs), 'run')} of the saved query"]
     right = ["Records removed before screening:", f"Duplicate records (n = {counts.duplicates})",
              "(already held from an earlier run)"]
     left_height, right_height = box(_LEFT, y, left), box(_RIGHT, y, right)

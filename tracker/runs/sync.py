@@ -27,11 +27,11 @@ from tracker.store.locks import TopicRunLock
 from tracker.store.models import TopicState
 from tracker.store.papers import load_papers, newest_pmids
 from tracker.store.runs import close_interrupted_runs, topic_state
+from tracker.text import plural
 from tracker.topics import Topic
 
 log = logging.getLogger("tracker.sync")
 
-UNREACHABLE = "E-utilities unreachable"
 
 @dataclass(frozen=True)
 class Window:
@@ -61,7 +61,10 @@ class TopicRunResult:
     warnings: tuple[str, ...] = ()
     skipped: str | None = None  # why nothing ran: another process is running this topic
     not_tried: str | None = None  # why nothing was tried: E-utilities could not be reached for an earlier topic
-    unreachable: str | None = None  # the one line saying E-utilities cannot be reached (this run's first request)
+    # The one line saying E-utilities cannot be used (unreachable at this run's first request, or blocking it), and
+    # why the topics after it are not tried.
+    unreachable: str | None = None
+    stop_reason: str | None = None
 
     def summary(self) -> str:
         if self.skipped:
@@ -69,16 +72,16 @@ class TopicRunResult:
         if self.not_tried:
             return f"{self.topic}: not tried: {self.not_tried}"
         if not self.succeeded:
-            return f"{self.topic}: FAILED after {self.requests} requests, {self.seconds:.1f} s: {self.error}"
-        line = (f"{self.topic}: {self.new_papers} new, {self.matched} matched, {self.requests} requests, "
+            error = (self.error or "").removeprefix(f"topic '{self.topic}': ")
+            return f"{self.topic}: FAILED after {plural(self.requests, 'request')}, {self.seconds:.1f} s: {error}"
+        line = (f"{self.topic}: {self.new_papers} new, {self.matched} matched, {plural(self.requests, 'request')}, "
                 f"{self.seconds:.1f} s")
         if self.kind == "backfill" and self.window is not None:
             line += f" (backfill from {self.window.start or 'the beginning'})"
         if self.missing:
             line += f"; {self.missing} listed by esearch but not returned by efetch"
         if self.status_changes:
-            line += (f"; {self.status_changes} status change{'' if self.status_changes == 1 else 's'} "
-                     "(see 'tracker status --changes')")
+            line += f"; {plural(self.status_changes, 'status change')} (see 'tracker status --changes')"
         return line
 
 
@@ -146,15 +149,15 @@ def _sync_topic(store: Store, client: EutilsClient, topic: Topic, *, today: date
             watched = watch_topic(store, client, topic, ledger=ledger, today=today, fresh=ingested.fresh,
                                   hooks=hooks)
             result.status_changes = len(watched.events)
-    except UnreachableError as error:
+    except UnreachableError as error:  # BlockedError too
         # The run's row keeps the line that says what to check; the caller says it once, for every topic.
-        result.error, result.unreachable = f"topic '{topic.slug}': {error.detail}", str(error)
+        result.error, result.unreachable, result.stop_reason = f"topic '{topic.slug}': {error.detail}", str(error), error.reason
         _fill(result, ledger, started)
         return result
     except TrackerError as error:
         result.error = f"topic '{topic.slug}': {error}"
         _fill(result, ledger, started)
-        log.error("%s", result.error)
+        log.info("%s", result.error)  # the caller says it, once: the command on stdout, the scheduler in its log
         return result
     new_state = None
     if window.moves_watermark:
@@ -183,15 +186,15 @@ def sync_topics(store: Store, client: EutilsClient, topics: list[Topic], *, toda
     request cannot reach E-utilities (tracker/ncbi/eutils.py, UnreachableError) the rest are not tried: they would
     fail the same way, each after its own retries. Nothing is recorded for a topic not tried."""
     results = []
-    unreachable = False
+    stopped: str | None = None
     for topic in topics:
-        if unreachable:
+        if stopped:
             result = TopicRunResult(topic=topic.slug, run_id=None, kind="not tried", window=None, succeeded=False,
-                                    not_tried=UNREACHABLE)
+                                    not_tried=stopped)
         else:
             result = sync_topic(store, client, topic, today=today, since=since, full=full,
                                 hooks=hooks_for(topic) if hooks_for else NO_HOOKS)
-            unreachable = result.unreachable is not None
+            stopped = result.stop_reason if result.unreachable is not None else None
         results.append(result)
         if on_result:
             on_result(result)

@@ -186,10 +186,15 @@ def describe_removal(pmid: int, replacement: int | None) -> str:
 @dataclass(frozen=True)
 class HealthFlag:
     kind: str  # not-found, no-match, count-drop, quiet
-    message: str
+    message: str  # for whoever runs the tracker: what was found and the command or setting to look at
+    reader: str = ""  # the same finding for readers of the e-mail, who run no command
 
     def __str__(self) -> str:
         return self.message
+
+    @property
+    def for_readers(self) -> str:
+        return self.reader or self.message
 
 
 def topic_health(store: Store, slugs: Sequence[str], *, now: datetime | None = None,
@@ -210,24 +215,28 @@ def assess_health(slug: str, runs: Sequence[Run], *, last_new: datetime | None, 
     if runs:
         latest = runs[0]
         missing = unknown_terms([*latest.errors, *latest.warnings])
+        look = "the query may need a look"
         if missing:
-            flags.append(HealthFlag("not-found", f"PubMed could not find {', '.join(missing)}: {check}"))
+            found = f"PubMed could not find {', '.join(missing)}"
+            flags.append(HealthFlag("not-found", f"{found}: {check}", f"{found}: {look}"))
         if latest.total_count == 0:
-            flags.append(HealthFlag("no-match", f"the query matches no PubMed record (Count 0): {check}"))
+            found = "the query matches no PubMed record (Count 0)"
+            flags.append(HealthFlag("no-match", f"{found}: {check}", f"{found}: {look}"))
         elif len(runs) > 1:
             recent = [run for run in runs[1:] if _utc(run.started_at) >= _utc(latest.started_at) - DROP_MEMORY]
             peak = max(recent or runs[1:2], key=lambda run: run.total_count or 0)
             if peak.total_count and latest.total_count is not None and 2 * latest.total_count < peak.total_count:
-                flags.append(HealthFlag("count-drop", f"PubMed's Count fell by more than half, from {peak.total_count} "
-                                                      f"on {_utc(peak.started_at):%Y-%m-%d} to {latest.total_count}: "
-                                                      f"{check}"))
+                found = (f"PubMed's Count fell by more than half, from {peak.total_count} on "
+                         f"{_utc(peak.started_at):%Y-%m-%d} to {latest.total_count}")
+                flags.append(HealthFlag("count-drop", f"{found}: {check}", f"{found}: {look}"))
     quiet_since = last_new or first_success
     if quiet_since is not None:
         quiet_since = _utc(quiet_since)
         if now - quiet_since > timedelta(weeks=quiet_weeks):
             weeks = (now - quiet_since).days // 7
             flags.append(HealthFlag("quiet", f"no new paper for {weeks} weeks (last {quiet_since:%Y-%m-%d}; "
-                                             f"TRACKER_QUIET_WEEKS is {quiet_weeks})"))
+                                             f"TRACKER_QUIET_WEEKS is {quiet_weeks})",
+                                    f"no new paper for {weeks} weeks (the last on {quiet_since:%Y-%m-%d})"))
     return flags
 
 

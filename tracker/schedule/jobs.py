@@ -1,9 +1,10 @@
 """The scheduler's jobs, named by id, and `run_job`, the one way any of them runs.
 
 Jobs
-    `fetch:<slug>` fetches one topic as `tracker fetch SLUG` does; `email` sends the weekly e-mail
-    as `tracker email` does; `takeover:<job>@<due time>` runs once more a run of one of those that
-    another scheduler claimed and abandoned (it died, or stopped half-way).
+    `fetch:<slug>` runs one topic as `tracker run SLUG` does (fetch, then its digest and feed in
+    reports/<slug>/); `email` sends the weekly e-mail as `tracker email` does; `takeover:<job>@<due
+    time>` runs once more a run of one of those that another scheduler claimed and abandoned (it
+    died, or stopped half-way).
 
 Running one
     `run_job(runtime, job_id, due_at)` runs a job for the runtime it is given (tracker/schedule/
@@ -206,18 +207,35 @@ def _fetch(runtime: Runtime, slug: str) -> JobOutcome:
         with EutilsClient(runtime.settings, limiter=runtime.limiter) as client:
             result = sync_topic(runtime.store, client, topic, hooks=RunHooks(should_stop=lambda: runtime.stopping))
     except ShutdownRequested:
-        message = (f"{slug}: stopped between two saved batches; recorded as interrupted, its watermark did not "
-                   "move and the next run searches the same window")
+        message = (f"{slug}: stopped between two saved batches; recorded as interrupted: the next run searches the "
+                   "same dates again")
         log.warning("%s", message)
         return JobOutcome(job, False, (message,), interrupted=True)
     if result.succeeded:
         log.info("%s%s", result.summary(), _next_run(runtime, job))
     else:
-        log.error("%s; its watermark did not move%s", result.summary(), _next_run(runtime, job))
+        log.error("%s; the next run searches the same dates again%s", result.summary(), _next_run(runtime, job))
     lines = (result.summary(),) if result.unreachable is None else (result.summary(), f"error: {result.unreachable}")
     if result.unreachable is not None:
         log.error("%s", result.unreachable)
-    return JobOutcome(job, result.succeeded, lines, skipped=result.kind == "skipped")
+    if result.kind == "skipped":  # the process running the topic now stores its papers: its digest will hold them
+        return JobOutcome(job, True, lines, skipped=True)
+    written = _write_reports(runtime, topic)
+    return JobOutcome(job, result.succeeded and written is not None, lines + (written or ()))
+
+
+def _write_reports(runtime: Runtime, topic: Topic) -> tuple[str, ...] | None:
+    """The topic's digest and feed, as `tracker run` writes them after its fetch (a failed run's digest says so), so
+    that reports/ is the same whichever way the tracker runs; None (logged) when they cannot be written."""
+    from tracker.outputs.reports import write_reports
+
+    try:
+        paths = write_reports(runtime.store, [topic], runtime.settings)
+    except TrackerError as error:
+        log.error("%s: the digest was not written: %s", topic.slug, error)
+        return None
+    log.info("%s: digest and feed written to %s", topic.slug, paths[0].parent)
+    return (f"digest and feed written to {runtime.settings.reports_dir}:", *(f"  {path}" for path in paths))
 
 
 def _email_job(runtime: Runtime) -> JobOutcome:
@@ -240,6 +258,8 @@ def _email_job(runtime: Runtime) -> JobOutcome:
         return JobOutcome(EMAIL_JOB, False, (f"email: failed unexpectedly: {error}",))
     for result in results:
         (log.error if result.error else log.info)("email: %s", result.summary())
+    for note in dict.fromkeys(note for result in results for note in result.sender_notes):
+        log.warning("email: %s", note)
     failure = describe_failures(results)
     if failure:
         log.error("email: %s%s", failure, _next_run(runtime, EMAIL_JOB))
@@ -257,7 +277,8 @@ def record_failed_run(store, slug: str, error: str) -> None:
 # runtime: so `runtime` has a default here, and a call without one is refused.
 
 def run_topic_job(slug: str, *, runtime: Runtime | None = None, due_at: datetime | None = None) -> JobOutcome:
-    """Fetch one topic, as `tracker fetch SLUG` does; failures are logged and recorded, never raised."""
+    """Fetch one topic and write its digest and feed, as `tracker run SLUG` does; failures are logged and recorded,
+    never raised."""
     return run_job(_given(runtime), fetch_job_id(slug), due_at)
 
 

@@ -53,8 +53,8 @@ class Signals:
 
     def _on_stop(self, number, _frame) -> None:
         if self.stop:
-            os.write(2, b"error: second stop signal: exiting at once; the interrupted run did not move its watermark "
-                        b"and the topic's next run marks it failed\n")
+            os.write(2, b"error: second stop signal: exiting at once; the topic's next run marks the interrupted one "
+                        b"failed and searches the same dates again\n")
             os._exit(1)
         self.stop = True
         self.runtime.stopping = True  # the running fetch stops after its current batch

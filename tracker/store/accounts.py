@@ -10,12 +10,13 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tracker.store.database import Store
-from tracker.store.models import Account, LoginFailure, WebSession
+from tracker.store.models import Account, FeedToken, LoginFailure, WebSession
 from tracker.text import as_utc
 
 _account = Account.__table__
 _session = WebSession.__table__
 _failure = LoginFailure.__table__
+_feed_token = FeedToken.__table__
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,10 @@ def save_password(store: Store, name: str, password_hash: str, now: datetime) ->
 
 
 def delete_account(store: Store, name: str) -> bool:
-    """Remove an account and end its sessions (its decisions stay: they are the history)."""
+    """Remove an account, end its sessions and revoke its feed token (its decisions stay: they are the history)."""
     with store.engine.begin() as connection:
         connection.execute(delete(_session).where(_session.c.account == name))
+        connection.execute(delete(_feed_token).where(_feed_token.c.account == name))
         return bool(connection.execute(delete(_account).where(_account.c.name == name)).rowcount)
 
 
@@ -128,6 +130,33 @@ def delete_personal_sessions(store: Store) -> None:
         connection.execute(delete(_session).where(_session.c.account.is_(None)))
 
 
+# -- feed tokens -----------------------------------------------------------------------------
+
+def save_feed_token(store: Store, token_id: str, account: str | None, now: datetime) -> None:
+    """The feed token (by its SHA-256) of `account` (None: personal mode's), replacing the one it had."""
+    with store.engine.begin() as connection:
+        connection.execute(delete(_feed_token).where(_feed_token.c.account.is_(None) if account is None
+                                                     else _feed_token.c.account == account))
+        connection.execute(_feed_token.insert().values(id=token_id, account=account, created_at=now))
+
+
+def delete_feed_token(store: Store, account: str | None) -> bool:
+    """Revoke `account`'s feed token (None: personal mode's); False when it had none."""
+    with store.engine.begin() as connection:
+        return bool(connection.execute(delete(_feed_token).where(
+            _feed_token.c.account.is_(None) if account is None else _feed_token.c.account == account)).rowcount)
+
+
+def feed_token_account(store: Store, token_id: str) -> tuple[bool, str | None]:
+    """(found, account) for the feed token whose SHA-256 is `token_id`; a removed account's is not found."""
+    statement = (select(_feed_token.c.account).outerjoin(_account, _account.c.name == _feed_token.c.account)
+                 .where(_feed_token.c.id == token_id,
+                        _feed_token.c.account.is_(None) | _account.c.name.is_not(None)))
+    with store.engine.connect() as connection:
+        row = connection.execute(statement).first()
+    return (True, row.account) if row is not None else (False, None)
+
+
 # -- failed logins ---------------------------------------------------------------------------
 
 def failures_of(store: Store, keys: Sequence[str]) -> dict[str, tuple[int, datetime]]:
@@ -158,4 +187,5 @@ def clear_failures(store: Store, keys: Sequence[str]) -> None:
 
 __all__ = ["AccountView", "SessionView", "save_account", "save_password", "delete_account", "list_accounts",
            "count_accounts", "account_with_hash", "save_session", "load_session", "delete_session",
-           "delete_personal_sessions", "failures_of", "save_failure", "clear_failures"]
+           "delete_personal_sessions", "failures_of", "save_failure", "clear_failures", "save_feed_token",
+           "delete_feed_token", "feed_token_account"]

@@ -83,7 +83,7 @@ LABELS = {
     "paper": ("paper", "papers"),
     "run": ("run", "runs"),
     "topic_paper": ("topic membership", "topic memberships"),
-    "topic_state": ("topic watermark", "topic watermarks"),
+    "topic_state": ("record of how far a topic was searched", "records of how far topics were searched"),
     "change_check": ("change check", "change checks"),
     "digest": ("digest", "digests"),
     "outbox": ("outbox message", "outbox messages"),

@@ -141,8 +141,13 @@ class Store:
         except DatabaseError as error:
             raise StoreError(_describe_database_error(self, error)) from None
 
-    def migrate(self, on_step: Callable[[schema.Migration], None] | None = None) -> list[schema.Applied]:
-        """Bring the database to the latest schema in one transaction (creating it when empty)."""
+    def migrate(self, on_step: Callable[[schema.Migration], None] | None = None, *,
+                before: Callable[[schema.SchemaState], None] | None = None) -> list[schema.Applied]:
+        """Bring the database to the latest schema in one transaction (creating it when empty).
+
+        `before(state)` runs inside that transaction, once no other process can write, just before the migrations
+        of an older database (tracker/store/upgrade.py takes its backup there); an exception from it changes nothing.
+        """
         try:
             with self._schema_transaction() as connection:
                 state = schema.read_state(connection)
@@ -150,6 +155,8 @@ class Store:
                     schema.create_schema(connection)
                     return []
                 if state.kind == schema.OLDER:
+                    if before is not None:
+                        before(state)
                     return schema.upgrade_schema(connection, state, on_step=on_step)
                 self._refuse(state)
                 return []
@@ -337,7 +344,7 @@ def open_store(url: str, *, readonly: bool = False) -> Store:
     `readonly` is for commands that only read: on a database that does not exist yet, the store is opened for
     writing once to create it, as any first command does.
     """
-    if readonly and not _exists(url):
+    if readonly and not holds_database(url):
         readonly = False
     store = Store(url, readonly=readonly)
     try:
@@ -359,7 +366,7 @@ def migrate_store(url: str, on_step: Callable[[schema.Migration], None] | None =
         raise
 
 
-def _exists(url: str) -> bool:
+def holds_database(url: str) -> bool:
     """False only for a SQLite file that is missing or empty; a server database is asked when opened."""
     try:
         parsed = make_url(url)
@@ -373,4 +380,4 @@ def _exists(url: str) -> bool:
         return False  # missing or out of sight: opening it for writing says which
 
 
-__all__ = ["Store", "open_store", "migrate_store"]
+__all__ = ["Store", "open_store", "migrate_store", "holds_database"]

@@ -10,26 +10,38 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, func, select, update
 from sqlmodel import col
 
 from tracker.store.database import Store
 from tracker.store.models import Delivery, EventDelivery, OutboxMessage, Recipient, TopicPaper
 
 
-def recipient_since(store: Store, address: str) -> datetime | None:
-    """Where the recipient's papers start (None for a reader who has never been mailed)."""
+def recipient_dates(store: Store, address: str) -> tuple[datetime, datetime] | None:
+    """(since, created_at) of a recipient: where their papers start and when they were first mailed (None for a reader
+    who has never been mailed)."""
     with store.session() as session:
-        return session.execute(select(col(Recipient.since)).where(col(Recipient.address) == address)).scalar_one_or_none()
+        row = session.execute(select(col(Recipient.since), col(Recipient.created_at))
+                              .where(col(Recipient.address) == address)).first()
+    return (row[0], row[1]) if row is not None else None
 
 
-def ensure_recipient(store: Store, address: str, *, since: datetime, now: datetime) -> datetime:
-    """Record the recipient with `since` unless already known; returns their stored `since`."""
+def ensure_recipient(store: Store, address: str, *, since: datetime, now: datetime) -> tuple[datetime, datetime]:
+    """Record the recipient with `since` unless already known; returns their stored (since, created_at)."""
     with store.session() as session:
         store.upsert(session, Recipient.__table__, [{"address": address, "since": since, "created_at": now}],
                      ["address"], update=False)
         session.commit()
-        return session.execute(select(col(Recipient.since)).where(col(Recipient.address) == address)).scalar_one()
+    found = recipient_dates(store, address)
+    assert found is not None  # just written, and recipients are never deleted
+    return found
+
+
+def last_sent_at(store: Store, address: str) -> datetime | None:
+    """When the server last accepted a message to `address` (None: never)."""
+    with store.session() as session:
+        return session.execute(select(func.max(col(OutboxMessage.sent_at))).where(
+            col(OutboxMessage.recipient) == address, col(OutboxMessage.status) == "sent")).scalar_one_or_none()
 
 
 def undelivered_papers(store: Store, address: str, topics: Sequence[str], *, since: datetime,
@@ -111,6 +123,6 @@ def outbox_messages(store: Store, recipient: str | None = None) -> list[OutboxMe
 
 
 __all__ = [
-    "recipient_since", "ensure_recipient", "undelivered_papers", "delivered_pmids", "save_pending", "mark_sent",
+    "recipient_dates", "ensure_recipient", "last_sent_at", "undelivered_papers", "delivered_pmids", "save_pending", "mark_sent",
     "mark_failed", "pending_messages", "outbox_messages",
 ]

@@ -11,9 +11,10 @@ from datetime import date, datetime
 from types import SimpleNamespace
 from typing import cast
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlmodel import col
 
+from tracker.ncbi.evidence import TIER_RULES
 from tracker.ncbi.pubmed import Paper
 from tracker.store.database import Store
 from tracker.store.models import DigestRecord, PaperRow, Run, TopicPaper
@@ -57,6 +58,31 @@ def baseline_pmids(store: Store, slug: str, pmids: Sequence[int]) -> set[int]:
                 select(col(TopicPaper.pmid)).join(Run, col(Run.id) == col(TopicPaper.run_id))
                 .where(col(TopicPaper.topic) == slug, col(Run.kind) == "backfill", col(TopicPaper.pmid).in_(chunk))).scalars())
     return found
+
+
+def latest_news(store: Store, slug: str, limit: int) -> list[tuple[int, datetime]]:
+    """(pmid, first_seen_at) of the `limit` papers `slug` saw last, newest first, leaving out its baseline (the
+    papers a backfill stored): what a topic's feed carries. One range scan of (topic, first_seen_at) backwards."""
+    backfill = select(col(Run.id)).where(col(Run.kind) == "backfill").scalar_subquery()
+    statement = (select(col(TopicPaper.pmid), col(TopicPaper.first_seen_at))
+                 .where(col(TopicPaper.topic) == slug,
+                        col(TopicPaper.run_id).is_(None) | col(TopicPaper.run_id).not_in(backfill))
+                 .order_by(col(TopicPaper.first_seen_at).desc(), col(TopicPaper.pmid).desc()).limit(limit))
+    with store.session() as session:
+        return [(pmid, seen) for pmid, seen in session.execute(statement)]
+
+
+def strongest_baseline(store: Store, slug: str, limit: int) -> list[int]:
+    """The `limit` papers of `slug`'s baseline (first seen in a backfill) of the strongest evidence tier, newest
+    publication first: the few a feed shows for the thousands a first run stores."""
+    order = case({rule.key: index for index, rule in enumerate(TIER_RULES)}, value=col(PaperRow.evidence_tier),
+                 else_=len(TIER_RULES))
+    statement = (select(col(TopicPaper.pmid)).join(Run, col(Run.id) == col(TopicPaper.run_id))
+                 .join(PaperRow, col(PaperRow.pmid) == col(TopicPaper.pmid))
+                 .where(col(TopicPaper.topic) == slug, col(Run.kind) == "backfill")
+                 .order_by(order, col(PaperRow.pub_date).desc().nulls_last(), col(TopicPaper.pmid)).limit(limit))
+    with store.session() as session:
+        return list(session.execute(statement).scalars())
 
 
 def load_digest_papers(store: Store, pmids: Sequence[int]) -> dict[int, Paper]:
@@ -154,7 +180,7 @@ def monthly_received_counts(store: Store, slug: str, start: date, end: date) -> 
 
 
 __all__ = [
-    "monthly_received_counts", "baseline_pmids",
+    "monthly_received_counts", "baseline_pmids", "latest_news", "strongest_baseline",
     "topic_papers_since", "load_digest_papers", "latest_run", "last_digest",
     "save_digest_record", "monthly_counts",
 ]

@@ -403,6 +403,18 @@ class WebSession(SQLModel, table=True):
     last_seen_at: datetime
 
 
+class FeedToken(SQLModel, table=True):
+    """The key in a person's feed addresses (tracker/web/feeds.py): feed readers cannot log in, so the address carries
+    it. It reads topic feeds and nothing else; revoking it deletes the row, and a new one replaces the old."""
+
+    __tablename__ = "feed_token"
+    __table__: ClassVar[Table]
+
+    id: str = Field(primary_key=True)  # the SHA-256 of the token: the token itself is never stored
+    account: str | None = Field(default=None, index=True)  # None: personal mode's, while there are no accounts
+    created_at: datetime
+
+
 class LoginFailure(SQLModel, table=True):
     """Failed logins counted per user name and per address, so that the delay after them survives a restart."""
 

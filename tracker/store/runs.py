@@ -49,8 +49,7 @@ def close_interrupted_runs(store: Store, topic: str) -> list[int]:
             connection.execute(update(Run).where(col(Run.id) == run_id, col(Run.status) == "running").values(
                 status="failed",
                 error=f"interrupted: {who} stopped before the run finished (killed, or its machine went down); "
-                      "nothing it saved was lost, and the watermark did not move, so the next fetch covers its "
-                      "window again",
+                      "nothing it saved was lost, and the next fetch searches the same dates again",
             ))
     return [cast(int, run_id) for run_id, _pid in found]  # a stored run always has its id
 

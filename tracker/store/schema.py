@@ -7,8 +7,9 @@ Versions
     which the models cannot express); an older one is brought up by running the migrations after its
     version, in order, in one transaction, each recorded in `tracker_migration` with when it ran and how
     long it took. Opening a database never migrates it: `tracker db migrate` does (`pending` says what it
-    would run, and each migration says what it may cost), and a command given an older database stops with
-    "run 'tracker db migrate' (schema N → M)". A database written by a newer tracker is refused unchanged.
+    would run, and each migration says what it may cost), and so does a command given an older SQLite database
+    when that is quick (tracker/store/upgrade.py, after a backup); otherwise the command stops with "run 'tracker
+    db migrate' (schema N → M)". A database written by a newer tracker is refused unchanged.
 
 Tables
     `TABLES` names every table a tracker database may hold and what it is to the tracker, so that the store,
@@ -64,6 +65,7 @@ TABLES: dict[str, str] = {
     "current_decision": DATA,
     "screening": DATA,
     "account": DATA,  # the web app's team accounts: a copied database keeps its people
+    "feed_token": DATA,  # and their feed addresses keep working
     # Scores from the topic's own decisions: copied, so that a copy orders papers as its source did until the
     # next refresh recomputes them.
     "relevance_score": DATA,
@@ -427,6 +429,16 @@ def _json_list(value) -> list:
     return json.loads(value) if isinstance(value, str) else list(value)
 
 
+def _add_feed_tokens(connection: Connection) -> None:
+    from sqlalchemy import Column, DateTime, Index, MetaData, String, Table
+
+    written = MetaData()
+    Table("feed_token", written,
+          Column("id", String, primary_key=True), Column("account", String, nullable=True),
+          Column("created_at", DateTime, nullable=False), Index("ix_feed_token_account", "account"))
+    written.tables["feed_token"].create(connection)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -454,6 +466,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "search-champion-lists", _add_search_lists),
     # A full-text stage and named reviewers (tracker/review/states.py): the screening tables' keys gain the stage.
     Migration(9, "screening-stages", _add_screening_stages, seconds_per_paper=0.00001),
+    # Topic feeds (tracker/outputs/feeds.py) read by feed readers with a per-person token: a new table, nothing rewritten.
+    Migration(10, "feed-tokens", _add_feed_tokens),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -551,9 +565,14 @@ def describe_migrations(migrations: Sequence[Migration]) -> str:
     return ", ".join(f"{migration.version} {migration.name}" for migration in migrations)
 
 
-def describe_cost(migrations: Sequence[Migration], papers: int) -> str:
+def estimate_seconds(migrations: Sequence[Migration], papers: int) -> float:
     """How long the migrations may take on a database of `papers` papers, from what each was measured to cost."""
-    seconds = papers * sum(migration.seconds_per_paper for migration in migrations)
+    return papers * sum(migration.seconds_per_paper for migration in migrations)
+
+
+def describe_cost(migrations: Sequence[Migration], papers: int) -> str:
+    """`estimate_seconds` in words, for `tracker db migrate` and the refusal of an upgrade too long to run on its own."""
+    seconds = estimate_seconds(migrations, papers)
     held = f"{papers:,} paper{'' if papers == 1 else 's'}"
     if seconds < 10:
         return f"{held}, a few seconds"
@@ -571,5 +590,6 @@ __all__ = [
     "TABLES", "DATA", "LIVE", "DERIVED", "BOOKKEEPING", "EXTERNAL", "SCHEDULER_JOBS", "SEARCH_INDEX", "SEARCH_SHADOWS",
     "SEARCH_LISTS", "SEARCH_CHANGES",
     "FTS_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "Migration", "SchemaState", "read_state", "create_schema",
-    "upgrade_schema", "create_or_upgrade", "pending_after", "applied_migrations", "create_extras", "tables_with_role",
+    "upgrade_schema", "create_or_upgrade", "pending_after", "estimate_seconds", "describe_cost", "applied_migrations",
+    "create_extras", "tables_with_role",
 ]

@@ -16,6 +16,8 @@ Failed logins
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,11 +31,15 @@ from tracker.store.accounts import (
     AccountView,
     account_with_hash,
     clear_failures,
+    count_accounts,
     delete_account,
+    delete_feed_token,
     failures_of,
+    feed_token_account,
     list_accounts,
     save_account,
     save_failure,
+    save_feed_token,
     save_password,
 )
 from tracker.text import utcnow
@@ -82,6 +88,49 @@ def change_password(store: Store, name: str, password: str) -> None:
     check_password(password)
     if not save_password(store, name, _hasher.hash(password), utcnow()):
         raise ConfigError(f"no user {name!r}: 'tracker users list' lists them")
+
+
+# -- feed tokens -----------------------------------------------------------------------------
+# Feed readers cannot log in, so a person's feed addresses carry a token of their own: it reads topic feeds and nothing
+# else (tracker/web/security.py admits it only there), one per account (or one in personal mode), stored as its SHA-256.
+
+def feed_token_id(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _feed_owner(store: Store, name: str | None) -> str | None:
+    """The account a feed token is for: `name`, which must exist; None (personal mode) only while there are none."""
+    if name is None:
+        if count_accounts(store):
+            raise ConfigError("tracker serve asks everyone to log in, so feed tokens belong to accounts: give the "
+                              "account's name ('tracker users list' lists them)")
+        return None
+    if name not in {account.name for account in list_accounts(store)}:
+        known = "'tracker users list' lists them" if count_accounts(store) else (
+            "there are no accounts: leave the name out for your own feed token")
+        raise ConfigError(f"no user {name!r}: {known}")
+    return name
+
+
+def issue_feed_token(store: Store, name: str | None) -> str:
+    """A new feed token for `name` (None: personal mode), replacing the one it had; returned once, stored hashed."""
+    owner = _feed_owner(store, name)
+    token = secrets.token_urlsafe(24)
+    save_feed_token(store, feed_token_id(token), owner, utcnow())
+    return token
+
+
+def revoke_feed_token(store: Store, name: str | None) -> bool:
+    """Revoke `name`'s feed token (None: personal mode's); False when there was none."""
+    return delete_feed_token(store, _feed_owner(store, name))
+
+
+def feed_token_valid(store: Store, token: str, *, team: bool) -> bool:
+    """Whether `token` opens the topic feeds: an account's, or in personal mode (no accounts) the personal one."""
+    if not token or len(token) > 200:
+        return False
+    found, account = feed_token_account(store, feed_token_id(token))
+    return found and (account is not None) == team
 
 
 @dataclass(frozen=True)
@@ -133,4 +182,4 @@ def authenticate(store: Store, name: str, password: str, *, address: str) -> Log
 
 __all__ = ["ROLES", "MIN_PASSWORD", "FREE_FAILURES", "MAX_DELAY", "FORGET_AFTER", "check_name", "check_password",
            "add_user", "remove_user", "change_password", "LoginOutcome", "login_delay", "authenticate",
-           "failure_keys", "list_accounts"]
+           "failure_keys", "list_accounts", "feed_token_id", "issue_feed_token", "revoke_feed_token", "feed_token_valid"]

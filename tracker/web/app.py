@@ -28,13 +28,14 @@ from tracker.web.state import HERE, WebApp
 
 def route_table() -> list[BaseRoute]:
     """Every page and action of the app, in one table."""
-    from tracker.web import auth, pages, query, screen
+    from tracker.web import auth, feeds, pages, query, screen
 
     return [
         Route("/", pages.topics, name="topics"),
         Route("/topics/{slug}", pages.topic, name="topic"),
         Route("/topics/{slug}/export.{fmt}", pages.export, name="export"),
         Route("/topics/{slug}/prisma", pages.prisma, name="prisma"),
+        Route("/topics/{slug}/feed.xml", feeds.feed, name="feed"),
         Route("/topics/{slug}/prisma.svg", pages.prisma_svg, name="prisma_svg"),
         Route("/topics/{slug}/screen", screen.page, name="screen"),
         Route("/topics/{slug}/screen", screen.decision, methods=["POST"], name="decide"),

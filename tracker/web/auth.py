@@ -18,6 +18,7 @@ from starlette.responses import RedirectResponse, Response
 
 from tracker.errors import ConfigError
 from tracker.store.accounts import delete_session, list_accounts
+from tracker.text import plural
 from tracker.web.accounts import add_user, authenticate, remove_user
 from tracker.web.security import LOGIN_COOKIE, SESSION_COOKIE, new_session, session_id, set_session_cookie
 from tracker.web.state import web_of
@@ -62,7 +63,7 @@ async def login_post(request: Request) -> Response:
     outcome = await run_in_threadpool(authenticate, web.store, name, password, address=address)
     if outcome.wait > 0:
         return login_page(request, status_code=429, name=name,
-                          error=f"Too many failed logins: wait {math.ceil(outcome.wait)} seconds, then try again.")
+                          error=f"Too many failed logins: wait {plural(math.ceil(outcome.wait), 'second')}, then try again.")
     account = outcome.account
     if account is None:
         return login_page(request, status_code=401, name=name, error="Wrong user name or password.")

@@ -13,6 +13,10 @@ Order
     4. A state-changing request (any method but GET and HEAD) must carry the session's CSRF token as the
        form field `csrf` (or the X-CSRF-Token header), and an `Origin`, when the browser sends one, of a
        served host; the login form has a token of its own, from a cookie set with the form.
+    Feeds. Feed readers cannot log in: `/topics/<slug>/feed.xml` (GET or HEAD only) is let through with a valid feed
+       token in the address (`?token=`, tracker/web/accounts.py; a removed account's or a revoked one is not valid)
+       or a session, and is checked before step 2, so that no feed token is ever taken for personal mode's token.
+       Nothing else accepts a feed token.
     5. Every answer has a Content-Security-Policy without inline scripts or styles, no framing, no
        referrer to other sites and no caching: the pages hold a team's unpublished judgements. (Not
        "no-referrer": with it Chromium sends `Origin: null` on form posts, which step 4 must refuse.)
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -36,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tracker.store import Store
 from tracker.store.accounts import SessionView, load_session, save_session
 from tracker.text import utcnow
+from tracker.web.accounts import feed_token_valid
 
 SESSION_COOKIE = "tracker_session"
 LOGIN_COOKIE = "tracker_login"
@@ -45,6 +51,9 @@ SAFE_METHODS = ("GET", "HEAD")
 MAX_FORM_BYTES = 1_000_000
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
                            "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+FEED_PATH = re.compile(r"/topics/[^/]+/feed\.xml")
+FEED_REFUSED = ("This feed address's token is not valid (revoked, replaced by a newer one, or mistyped): ask for a new "
+                "address with 'tracker users feed-token'.")
 SECURITY_HEADERS = {
     "content-security-policy": CONTENT_SECURITY_POLICY,
     "x-content-type-options": "nosniff",
@@ -117,6 +126,9 @@ class Guard:
             return
         request = Request(scope)
         path = scope["path"]
+        if FEED_PATH.fullmatch(path):
+            await self._feed(request, scope, receive, send)
+            return
         if not self.access.team and "token" in request.query_params:
             await self._exchange_token(request)(scope, receive, send)
             return
@@ -137,6 +149,19 @@ class Guard:
                                         "page and send it again.", status_code=403)(scope, receive, send)
                 return
             receive = _replay(body)
+        await self.app(scope, receive, send)
+
+    async def _feed(self, request: Request, scope: Scope, receive: Receive, send: Send) -> None:
+        """A topic feed, for a valid feed token or a session; refused otherwise, and for any method but GET and HEAD."""
+        token = request.query_params.get("token", "")
+        allowed = scope["method"] in SAFE_METHODS and bool(
+            token and await to_thread.run_sync(lambda: feed_token_valid(self.access.store, token, team=self.access.team))
+            or await self._session(request))
+        if not allowed:
+            await PlainTextResponse(FEED_REFUSED, status_code=403)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["session"] = None
+        scope["state"]["access"] = self.access
         await self.app(scope, receive, send)
 
     async def _session(self, request: Request) -> SessionView | None:

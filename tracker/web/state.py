@@ -26,6 +26,7 @@ from tracker.review.relevance import RelevanceRefresher
 from tracker.review.states import STATES, STATES_AT, Stage
 from tracker.settings import Settings
 from tracker.store import Store
+from tracker.text import plural
 from tracker.topics import Topic, TopicScan, scan_topics
 from tracker.views.status import TopicSummary
 from tracker.web.security import CSRF_FIELD, Access
@@ -40,7 +41,7 @@ def environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.globals.update(tiers=TIER_RULES, states=STATES, full_text_states=STATES_AT[Stage.FULL_TEXT],
                        tier_label=tier_label, script=SCRIPT, version=__version__,
-                       csrf_field=CSRF_FIELD, describe_status=describe_status)
+                       csrf_field=CSRF_FIELD, describe_status=describe_status, plural=plural)
     env.filters["when"] = lambda value: moment(value) if value else ""
     env.filters["marked"] = marked
     env.filters["number"] = lambda value: f"{value:,}" if isinstance(value, int) else ("" if value is None else value)

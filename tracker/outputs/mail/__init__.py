@@ -3,14 +3,15 @@
 Who gets what (tracker/outputs/mail/audience.py)
     A recipient follows the topics whose file lists them in `recipients = [...]`, and every topic when
     TRACKER_MAIL_TO lists them. Their mail covers every paper of those topics that the delivery ledger
-    does not hold for them and that the topic first saw at or after their `since` (a new reader gets
-    last week, not the whole backlog), and the status events on those papers not yet told to them.
+    does not hold for them (a new reader: everything their topics stored, a baseline summed up in one
+    line), and the status events on those papers not yet told to them.
 
 The message (tracker/outputs/mail/message.py)
     A plain-text and an HTML part (inline-styled tables), one chart per topic as an inline image, and
     the papers as an attached CSV. A topic over its `max_per_digest` shows its strongest papers and says
-    "N new, M shown"; a week with nothing new still sends a heartbeat; a failed run or an unhealthy
-    query is shown in red. Subject: "Norepinephrine literature, week of <Monday>: 14 new papers in 4 topics".
+    "N new, M shown"; a week with nothing new sends one heartbeat (not one per send); the body names no
+    command or setting (the sender's console gets those) and links to `[web] public_url`; a failed run or
+    an unhealthy query is shown in red. Subject: "Norepinephrine literature, week of <Monday>: 14 new papers in 4 topics".
 
 Exactly once (tracker/outputs/mail/delivery.py)
     An outbox row is committed before SMTP sees the message, and the `sent` mark and the ledger rows are

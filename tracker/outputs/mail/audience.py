@@ -7,20 +7,27 @@ anywhere, ADDR is taken as following every topic, so a first test mail needs no 
 
 A recipient's mail covers every paper linked to one of their topics that the delivery ledger (table
 `delivery`, keyed by recipient + PMID) does not hold for them, and that the topic first saw at or after
-the recipient's `since`. `since` is set once, on the first real send to the address, to seven days
-before it: a new reader gets last week, not the whole backlog. A paper in two of their topics is shown
-under each but counted, attached and recorded once (under the first topic).
+the recipient's `since`. A new reader's `since` is the beginning: their first message covers everything
+their topics stored that they have not been sent, a reader added a month after a topic's baseline included
+(the message sums the baseline up in one line, shows each topic's strongest new papers and attaches them
+all: tracker/outputs/mail/message.py). Readers recorded by earlier versions keep the `since` they had. A
+paper in two of their topics is shown under each but counted, attached and recorded once (under the first
+topic).
 
-The status events (tracker/runs/watch.py) on papers of the reader's topics, detected from the reader's
-`since` on, that the event ledger (table `event_delivery`, recipient + event) does not hold for them,
-open the mail as "Updates to papers you already received".
+The status events (tracker/runs/watch.py) on papers of the reader's topics that the event ledger (table
+`event_delivery`, recipient + event) does not hold for them open the mail as "Updates to papers you already
+received": those detected from a week before the reader's first message on (an update to a paper they were
+never sent is no news to them).
+
+Once a week (`already_told`): a reader with nothing new and no update is sent nothing when a message reached
+them earlier the same week (Monday to Sunday, UTC): the week's one message says so, not every send.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta, timezone
 
 from tracker.errors import ConfigError
 from tracker.review.screening import rule_for
@@ -29,11 +36,12 @@ from tracker.settings import EMAIL_PATTERN, Settings
 from tracker.store import Store
 from tracker.store.changes import untold_events
 from tracker.store.decisions import summaries
-from tracker.store.deliveries import ensure_recipient, recipient_since, undelivered_papers
+from tracker.store.deliveries import ensure_recipient, last_sent_at, recipient_dates, undelivered_papers
 from tracker.text import as_utc
 from tracker.topics import Topic
 
-NEW_READER_PERIOD = timedelta(days=7)
+NEW_READER_PERIOD = timedelta(days=7)  # the status events a new reader is told: those of the week before
+BEGINNING = datetime(1970, 1, 1, tzinfo=timezone.utc)  # a new reader's papers start here: everything not yet sent
 
 
 @dataclass(frozen=True)
@@ -85,13 +93,13 @@ def select_audience(settings: Settings, topics: Sequence[Topic], only: str | Non
 
 def plan_mailing(store: Store, recipient: str, topics: Sequence[Topic], *, now: datetime,
                  record: bool) -> Mailing:
-    """The papers and status events `recipient` has not been sent. `record` stores a first-time reader's `since`."""
-    since = recipient_since(store, recipient)
-    if since is None:
-        since = now - NEW_READER_PERIOD
+    """The papers and status events `recipient` has not been sent. `record` stores a first-time reader."""
+    dates = recipient_dates(store, recipient)
+    if dates is None:
+        dates = (BEGINNING, now)
         if record:
-            since = ensure_recipient(store, recipient, since=since, now=now)
-    since = as_utc(since)
+            dates = ensure_recipient(store, recipient, since=BEGINNING, now=now)
+    since, first_mailed = as_utc(dates[0]), as_utc(dates[1])
     found = undelivered_papers(store, recipient, [topic.slug for topic in topics], since=since, until=now)
     by_topic: dict[str, list[int]] = {topic.slug: [] for topic in topics}
     for slug, pmid in found:
@@ -104,10 +112,24 @@ def plan_mailing(store: Store, recipient: str, topics: Sequence[Topic], *, now: 
     for topic in topics:
         for pmid in by_topic[topic.slug]:
             topic_of.setdefault(pmid, topic.slug)
-    events = untold_events(store, recipient, [topic.slug for topic in topics], since=since)
+    events = untold_events(store, recipient, [topic.slug for topic in topics],
+                           since=max(since, first_mailed - NEW_READER_PERIOD))
     return Mailing(recipient=recipient, topics=tuple(topics), since=since, until=now,
                    pmids_by_topic={slug: tuple(pmids) for slug, pmids in by_topic.items()}, topic_of=topic_of,
                    event_ids=tuple(events))
 
 
-__all__ = ["Mailing", "NEW_READER_PERIOD", "followers", "select_audience", "plan_mailing"]
+def already_told(store: Store, mailing: Mailing, *, now: datetime) -> datetime | None:
+    """When a message reached this reader earlier in `now`'s week, if the mailing has nothing new for them: then
+    nothing is sent (see the module docstring). None: send."""
+    if mailing.pmids or mailing.event_ids:
+        return None
+    sent = last_sent_at(store, mailing.recipient)
+    if sent is None:
+        return None
+    day = as_utc(now).date()
+    monday = datetime.combine(day - timedelta(days=day.weekday()), time.min, timezone.utc)
+    return as_utc(sent) if as_utc(sent) >= monday else None
+
+
+__all__ = ["Mailing", "NEW_READER_PERIOD", "BEGINNING", "followers", "select_audience", "plan_mailing", "already_told"]

@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from email.message import EmailMessage
 from pathlib import Path
 
 from tracker.errors import SendFailure
-from tracker.outputs.mail.audience import Mailing, plan_mailing, select_audience
-from tracker.outputs.mail.message import build_message
+from tracker.outputs.mail.audience import Mailing, already_told, plan_mailing, select_audience
+from tracker.outputs.mail.message import BuiltMessage, build_message
 from tracker.outputs.mail.transport import DryRunTransport, SmtpFactory, SmtpTransport, Transport
 from tracker.settings import Settings
 from tracker.store import Store
@@ -51,22 +50,36 @@ class MailResult:
     recipient: str
     message_id: str
     subject: str
-    papers: tuple[int, ...]
+    papers: tuple[int, ...]  # every paper the message carried (and the ledger records), its baseline's included
     path: Path | None = None
     sent: bool = False
     error: str | None = None
     events: tuple[int, ...] = ()  # the status events the message told
     size_refused: bool = False  # the server refused the message for its size
+    new_papers: int = 0  # as the subject and the body count them
+    baseline_papers: int = 0
+    sender_notes: tuple[str, ...] = ()  # for the sender's console, never the body
+    told_at: datetime | None = None  # nothing new, and a message reached the reader then, earlier this week
 
     def summary(self) -> str:
         if self.path is not None:
             return str(self.path)
         if self.error:
             return f"not sent to {self.recipient}: {self.error}"
-        what = plural(len(self.papers), "new paper") if self.papers else "no new papers (heartbeat)"
-        if self.events:
-            what += f" and {plural(len(self.events), 'update')} to papers sent before"
-        return f"sent to {self.recipient}: {what}, Message-ID {self.message_id}"
+        if self.told_at is not None:
+            return (f"nothing sent to {self.recipient}: nothing new since the message of "
+                    f"{self.told_at:%Y-%m-%d %H:%M} UTC (with nothing new, a reader hears so once a week)")
+        return f"sent to {self.recipient}: {describe_carried(self)}, Message-ID {self.message_id}"
+
+
+def describe_carried(result: MailResult) -> str:
+    """"14 new papers and a baseline of 19,658", the subject's numbers; "no new papers (heartbeat)"."""
+    parts = [plural(result.new_papers, "new paper")] if result.new_papers else []
+    if result.baseline_papers:
+        parts.append(f"a baseline of {result.baseline_papers:,}")
+    if result.events:
+        parts.append(f"{plural(len(result.events), 'update')} to papers sent before")
+    return " and ".join(parts) if parts else "no new papers (heartbeat)"
 
 
 def send_weekly_email(store: Store, settings: Settings, topics: Sequence[Topic], *, dry_run: bool = False,
@@ -99,6 +112,10 @@ def mail_audience(store: Store, settings: Settings, audience: dict[str, tuple[To
         for recipient, followed in audience.items():
             heartbeat()
             mailing = plan_mailing(store, recipient, followed, now=now, record=transport.records)
+            told = already_told(store, mailing, now=now)
+            if told is not None:
+                results.append(MailResult(recipient, "", "", (), told_at=told))
+                continue
             results.append(mail_one(store, transport, mailing, settings, now=now, charts=charts, limit=limit))
     finally:
         transport.close()
@@ -115,12 +132,12 @@ def mail_one(store: Store, transport: Transport, mailing: Mailing, settings: Set
     failing the same way every week."""
     while True:
         try:
-            message = build_message(store, mailing, sender=transport.sender, now=now, chart_cache=charts,
-                                    quiet_weeks=settings.quiet_weeks, max_bytes=limit)
+            built = build_message(store, mailing, sender=transport.sender, now=now, chart_cache=charts,
+                                  quiet_weeks=settings.quiet_weeks, max_bytes=limit, public_url=settings.web_public_url)
         except SendFailure as failure:
             return MailResult(mailing.recipient, "", "", mailing.pmids, error=failure.reason)
-        result = deliver_once(store, transport, mailing, message)
-        size = len(bytes(message))
+        result = deliver_once(store, transport, mailing, built)
+        size = len(bytes(built.message))
         if not result.size_refused or size // 2 < SMALLEST_TRY:
             return result
         log.warning("the server refused %d bytes for %s; sending again within %d bytes", size, mailing.recipient,
@@ -128,15 +145,18 @@ def mail_one(store: Store, transport: Transport, mailing: Mailing, settings: Set
         limit = size // 2
 
 
-def deliver_once(store: Store, transport: Transport, mailing: Mailing, message: EmailMessage) -> MailResult:
+def deliver_once(store: Store, transport: Transport, mailing: Mailing, built: BuiltMessage) -> MailResult:
     """Outbox row, delivery, then the `sent` mark and the ledger in one transaction (see the module docstring).
 
     Through a transport that records nothing (a dry run) the message is only delivered.
     """
+    message = built.message
     message_id, subject, recipient = message["Message-ID"], message["Subject"], mailing.recipient
+    counted = replace(MailResult(recipient, message_id, subject, mailing.pmids, events=mailing.event_ids),
+                      new_papers=built.new_papers, baseline_papers=built.baseline_papers,
+                      sender_notes=built.sender_notes)
     if not transport.records:
-        path = transport.deliver(message, recipient)
-        return MailResult(recipient, message_id, subject, mailing.pmids, path=path, events=mailing.event_ids)
+        return replace(counted, path=transport.deliver(message, recipient))
     save_pending(store, message_id=message_id, recipient=recipient, subject=subject, pmids=mailing.pmids, now=utcnow())
     try:
         transport.deliver(message, recipient)
@@ -147,7 +167,7 @@ def deliver_once(store: Store, transport: Transport, mailing: Mailing, message: 
                           size_refused=failure.size_refused)
     mark_sent(store, message_id, recipient=recipient, topic_of=mailing.topic_of, now=utcnow(),
               event_ids=mailing.event_ids)
-    return MailResult(recipient, message_id, subject, mailing.pmids, sent=True, events=mailing.event_ids)
+    return replace(counted, sent=True)
 
 
 def report_possibly_sent(store: Store, recipients: Sequence[str], *, before: datetime, mark: bool) -> None:
@@ -177,5 +197,5 @@ def describe_failures(results: Sequence[MailResult]) -> str | None:
     return f"{head}: {tail}; run 'tracker email' again"
 
 
-__all__ = ["MailResult", "send_weekly_email", "mail_audience", "deliver_once", "report_possibly_sent",
+__all__ = ["MailResult", "describe_carried", "send_weekly_email", "mail_audience", "deliver_once", "report_possibly_sent",
            "describe_failures"]
