@@ -187,9 +187,11 @@ def web_rows(url: str, sizes: Sizes, workdir: Path) -> tuple[list[Row], list[Pro
     pages = {"topic page, searched": [f"{topic}?q=vasopressin", f"{topic}?q={search}&sort=tier"],
              "search": [f"/search?q={search}", "/search?q=septic+shock", f"/search?q={search}&topic={DIGEST_TOPIC}"]}
     rows, profiles = [], []
+    client = None
     try:
         app, access = build_app(settings, store, host="127.0.0.1", port=8765)
         client = TestClient(app, base_url="http://127.0.0.1:8765")
+        client.__enter__()  # the app's lifespan, as uvicorn runs it
         client.get(f"/?token={access.token}")
         for name, urls in pages.items():
             first = 0.0
@@ -223,6 +225,8 @@ def web_rows(url: str, sizes: Sizes, workdir: Path) -> tuple[list[Row], list[Pro
                             f"first request {seconds(first)})", f"{high / TARGET:.2f} of target",
                             f"< {seconds(TARGET)}", high < TARGET, f"python -m benchmarks{sizes.flag} --only search"))
     finally:
+        if client is not None:
+            client.__exit__(None, None, None)
         delete_personal_sessions(store)
         store.close()
     return rows, profiles
