@@ -231,8 +231,17 @@ def test_a_bad_database_url_is_one_line_without_its_password(url, message):
     assert "\n" not in str(caught.value)
 
 
+def drop_suggestions(connection) -> None:
+    """Undo migration 8 (suggestions): its tables and the membership's source."""
+    for table in ("suggestion", "suggestion_state", "suggestion_seed"):
+        connection.execute(text(f"DROP TABLE {table}"))
+    connection.execute(text("ALTER TABLE topic_paper DROP COLUMN source"))
+
+
 def drop_web_app(connection) -> None:
-    """Undo migrations 7 (relevance-scores) and 6 (web-app): their tables, the evidence tier column and its indexes."""
+    """Undo migrations 8 (drop_suggestions), 7 (relevance-scores) and 6 (web-app): their tables, the evidence tier
+    column and its indexes."""
+    drop_suggestions(connection)
     for table in ("relevance_score", "ranking_state"):
         connection.execute(text(f"DROP TABLE {table}"))
     for table in ("account", "web_session", "login_failure"):

@@ -17,13 +17,17 @@ from tracker.settings import EMAIL_PATTERN, SETTINGS_FILE, render_settings_file
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 DEFAULT_SCHEDULE = "0 6 * * *"
 ALLOWED_KEYS = {"title", "description", "query", "since", "schedule", "recipients", "max_per_digest",
-                "exclusion_reasons", "screening"}
+                "exclusion_reasons", "screening", "seeds"}
 # Why a paper is excluded, when the topic file gives no `exclusion_reasons` (PRISMA's usual headings).
 DEFAULT_EXCLUSION_REASONS = (
     "wrong population", "wrong intervention", "wrong comparator", "wrong outcome", "wrong study design",
     "wrong publication type", "not about norepinephrine as a drug", "duplicate report", "other",
 )
 MAX_REVIEWERS = 2
+# PubMed's PMIDs are below 2^31 (SQLite's and PostgreSQL's INTEGER); a larger number is a typing slip.
+MAX_PMID = 2**31 - 1
+# Seeds a topic file may list: a starting set for the suggestions, not a library (import those with `tracker import`).
+MAX_SEEDS = 500
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class Topic:
     max_per_digest: int | None = None
     exclusion_reasons: tuple[str, ...] = DEFAULT_EXCLUSION_REASONS
     screening: ScreeningMode = ScreeningMode()
+    # Papers the suggestions start from before the topic has inclusions (tracker/runs/suggest.py), in file order.
+    seeds: tuple[int, ...] = ()
     path: Path | None = None
 
 
@@ -170,8 +176,29 @@ def load_topic(path: Path) -> Topic:
         max_per_digest=max_per_digest,
         exclusion_reasons=tuple(reasons),
         screening=_screening_mode(name, data.get("screening")),
+        seeds=_seeds(name, data.get("seeds")),
         path=path,
     )
+
+
+def _seeds(name: str, value) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    example = "[31415926, 27182818]"
+    if not isinstance(value, list):
+        raise TopicFileError(f"{name}: key 'seeds' must be a list of PMIDs such as {example}")
+    seeds: list[int] = []
+    for pmid in value:
+        if isinstance(pmid, bool) or not isinstance(pmid, int) or not 0 < pmid <= MAX_PMID:
+            raise TopicFileError(f"{name}: key 'seeds': {pmid!r} is not a PMID (a whole number such as 31415926, "
+                                 "without quotes)")
+        if pmid in seeds:
+            raise TopicFileError(f"{name}: key 'seeds' lists {pmid} twice")
+        seeds.append(pmid)
+    if len(seeds) > MAX_SEEDS:
+        raise TopicFileError(f"{name}: key 'seeds' lists {len(seeds)} PMIDs, more than {MAX_SEEDS}: keep the few "
+                             "papers the topic is about, and add a library with 'tracker import'")
+    return tuple(seeds)
 
 
 def _screening_mode(name: str, value) -> ScreeningMode:
@@ -336,6 +363,8 @@ def render_topic_file(topic: Topic) -> str:
         lines.append("recipients = [" + ", ".join(quoted(r) for r in topic.recipients) + "]")
     if topic.max_per_digest:
         lines.append(f"max_per_digest = {topic.max_per_digest}")
+    if topic.seeds:
+        lines.append("seeds = [" + ", ".join(str(pmid) for pmid in topic.seeds) + "]")
     return "\n".join(lines) + "\n"
 
 
