@@ -38,7 +38,8 @@ def init(directory):
 @cli.command()
 @click.option("--check", "check_slug", metavar="SLUG",
               help="Only ask PubMed how it reads this topic's query: translation, errors, warnings, Count "
-                   "(one esearch; nothing is stored).")
+                   "(one esearch; nothing is stored), then which words and MeSH terms the papers added from outside "
+                   "the query share that it does not name.")
 @click.option("--check-query", "check_query", metavar="QUERY", help="The same for a query that is not a topic yet.")
 @common_options
 def topics(check_slug, check_query):
@@ -79,6 +80,11 @@ def check_topic_query(slug: str | None, query: str | None) -> None:
         result = measure_query(client, query)
     for line in describe_check(query, result):
         click.echo(line)
+    if slug is not None:
+        from tracker.review.gaps import query_gaps
+
+        for line in query_gaps(current_store(readonly=True), topic, translation=result.query_translation).lines():
+            click.echo(f"outside:     {line}")
 
 
 @cli.command("query")

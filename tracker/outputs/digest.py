@@ -20,6 +20,10 @@ received": the status events (retraction, expression of concern, erratum, update
 period on any paper of the topic, each with its notice's PubMed link. A paper PubMed has retracted is marked
 RETRACTED wherever it is listed, and the header names the query's health flags.
 
+Outside your query (tracker/runs/suggest.py). Each topic ends with its pending suggestions beyond the query, "Outside
+your query: 7 suggestions", and the most relevant few with why each is suggested ("similar to 3 of your included
+papers", "cites Smith 2019"); the rest are in `tracker suggest <slug>` and the web app's Suggestions page.
+
 Rendering. tracker/outputs/render.py renders the templates (tracker/outputs/templates/digest.*.j2) and escapes every
 record text for its format; this module gives them, and the mail's templates, their phrases (PHRASES).
 """
@@ -44,6 +48,7 @@ from tracker.outputs.render import moment, plain, render
 from tracker.review.relevance import ranking_status
 from tracker.review.screening import count_states, with_included_first
 from tracker.review.states import OPEN, ScreeningRule, State
+from tracker.runs.suggest import TOP_SHOWN, SuggestionView, list_suggestions
 from tracker.runs.watch import DEFAULT_QUIET_WEEKS, HealthFlag, topic_health
 from tracker.store import Store
 from tracker.store.changes import EventView, list_events, paper_statuses
@@ -169,6 +174,14 @@ class ScreeningLine:
     left_out: int  # the period's new papers already excluded, which the digest leaves out
 
 
+@dataclass(frozen=True)
+class OutsideQuery:
+    """The topic's pending suggestions beyond its query: how many, and the most relevant few."""
+
+    total: int
+    shown: tuple[SuggestionView, ...]
+
+
 class Tier(NamedTuple):
     key: str
     label: str
@@ -195,6 +208,7 @@ class TopicDigest:
     # How the order was made, once the topic has screening decisions: "ordered by 48 earlier decisions in this
     # topic" or "ranking starts after 2 more decisions" (tracker/review/relevance.py).
     ranking: str | None = None
+    outside: OutsideQuery | None = None  # pending suggestions beyond the query (none: no section)
 
     @property
     def shown(self) -> int:
@@ -280,7 +294,14 @@ def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | N
         baseline=summed_up,
         new_pmids=tuple(entry.paper.pmid for entry in entries),
         ranking=ranked.sentence if ranked.ranked or ranked.decisions else None,
+        outside=outside_query(store, topic),
     )
+
+
+def outside_query(store: Store, topic: Topic, *, shown: int = TOP_SHOWN) -> OutsideQuery | None:
+    """The topic's pending suggestions for the digest's last section; None when it has none."""
+    found = list_suggestions(store, topic, limit=shown)
+    return OutsideQuery(found.total, found.items) if found.total else None
 
 
 def screening_line(store: Store, topic: Topic, pmids: Sequence[int]) -> tuple[ScreeningLine, set[int]]:
@@ -479,10 +500,33 @@ def describe_baseline_shown(digest: TopicDigest) -> str:
             if len(base.entries) < base.papers else f"{every.capitalize()} in 'tracker export {digest.topic.slug}' too")
 
 
+def describe_outside(digest: TopicDigest) -> str:
+    """"Outside your query: 7 suggestions"."""
+    return f"Outside your query: {plural(digest.outside.total, 'suggestion')}" if digest.outside else ""
+
+
+def describe_outside_rest(digest: TopicDigest) -> str:
+    """Where every suggestion is, and what they are."""
+    if digest.outside is None:
+        return ""
+    slug = digest.topic.slug
+    every = "it" if digest.outside.total == 1 else f"all {digest.outside.total:,}"
+    lead = ("Papers PubMed links to your included papers that the query does not find, most relevant first. "
+            if len(digest.outside.shown) < digest.outside.total else
+            "Papers PubMed links to your included papers that the query does not find. ")
+    return f"{lead}Add or dismiss {every} with 'tracker suggest {slug}' or on the web app's Suggestions page"
+
+
+def describe_suggestion(view: SuggestionView) -> str:
+    """"Smith JA · 2019 · similar to 3 of your included papers; cites Jones 2018"."""
+    return " · ".join(str(part) for part in (view.first_author, view.year, view.reason) if part)
+
+
 PHRASES = dict(describe_baseline=describe_baseline, describe_baseline_shown=describe_baseline_shown,
                describe_run=describe_run, describe_shown=describe_shown, describe_hidden=describe_hidden,
                describe_late=describe_late, describe_period=describe_period, describe_empty=describe_empty,
-               describe_screening=describe_screening)
+               describe_screening=describe_screening, describe_outside=describe_outside,
+               describe_outside_rest=describe_outside_rest, describe_suggestion=describe_suggestion)
 
 
 # -- rendering --------------------------------------------------------------------------------
@@ -596,7 +640,8 @@ def format_for_path(path: Path) -> str:
 
 
 __all__ = [
-    "TIER_RULES", "RunInfo", "DigestEntry", "Tier", "TopicDigest", "build_topic_digest", "default_since",
+    "TIER_RULES", "RunInfo", "DigestEntry", "Tier", "TopicDigest", "OutsideQuery", "outside_query", "build_topic_digest",
+    "default_since",
     "classify", "abstract_excerpt", "PHRASES", "render_markdown", "render_html", "render_text", "render_digests",
     "write_topic_digests", "render_topic_digests", "write_digest_file",
 ]

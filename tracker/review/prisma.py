@@ -11,6 +11,12 @@ What is counted (for the papers the topic first saw from `since` on, and its run
   per reason; a paper excluded for two reasons counts under both, one with none under "(no reason given)"),
   maybe, awaiting (dual screening: one of two has decided) and conflicts; retracted among the included.
 
+- other methods: the papers that joined the topic from its suggestions beyond the query (tracker/runs/suggest.py),
+  by PRISMA 2020's names: "similar articles" (PubMed's similar articles of an included paper or seed, whether or
+  not a citation found it too) and "citation searching" (papers citing or cited by one); they are screened with
+  the rest, so the records, screened and included figures count them too. The diagram draws them in PRISMA's
+  second column, "Identification of studies via other methods" (`draw_other_methods`).
+
 Screening here is at title and abstract; the diagram says so and leaves PRISMA's full-text boxes out.
 """
 
@@ -20,7 +26,7 @@ import csv
 import io
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timezone
 from typing import cast
 from xml.sax.saxutils import escape
@@ -31,6 +37,7 @@ from tracker.store.changes import paper_statuses
 from tracker.store.decisions import summaries
 from tracker.store.membership import member_counts, shared_count, shared_since, topic_members
 from tracker.store.runs import succeeded_runs
+from tracker.store.suggestions import CITATION_SEARCHING, SIMILAR_ARTICLES, added_by_method
 from tracker.text import format_utc
 from tracker.topics import Topic
 
@@ -69,6 +76,8 @@ class PrismaCounts:
     retracted_included: int
     reviewers: int
     runs: tuple[RunFigures, ...]
+    # Papers identified via other methods, by method: {"similar articles": n, "citation searching": m}.
+    other_methods: dict[str, int] = field(default_factory=lambda: {SIMILAR_ARTICLES: 0, CITATION_SEARCHING: 0})
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -111,7 +120,13 @@ def prisma_counts(store: Store, topic: Topic, *, since: date | None = None) -> P
         reviewers=reviewers,
         runs=tuple(RunFigures(run=cast(int, run.id), started_at=format_utc(run.started_at), kind=run.kind, count=run.count,
                               listed=run.matched, new=run.new_papers) for run in runs),
+        other_methods=other_methods(store, topic, since=start),
     )
+
+
+def other_methods(store: Store, topic: Topic, *, since: datetime | None = None) -> dict[str, int]:
+    """The papers that joined the topic from its suggestions (at `since` or later), by PRISMA's other method."""
+    return added_by_method(store, topic.slug, since=since)
 
 
 # -- text, JSON, CSV -------------------------------------------------------------------------
@@ -132,6 +147,10 @@ def render_text(counts: PrismaCounts) -> str:
         lines += [f"  awaiting the second reviewer: {counts.awaiting}", f"  in conflict: {counts.conflicts}"]
     lines.append(f"included: {counts.included}" + (f" ({counts.retracted_included} since retracted)"
                                                    if counts.retracted_included else ""))
+    other = sum(counts.other_methods.values())
+    if other:
+        lines.insert(3, f"identified via other methods: {other} records added from the suggestions ("
+                        + ", ".join(f"{method}: {number}" for method, number in counts.other_methods.items()) + ")")
     lines.append("runs:")
     lines += [f"  run {run.run} {run.started_at} {run.kind}: Count {run.count if run.count is not None else '-'}, "
               f"{run.listed} listed, {run.new} new" for run in counts.runs]
@@ -152,6 +171,8 @@ def render_csv(counts: PrismaCounts) -> str:
         writer.writerow([name, getattr(counts, name)])
     for reason, number in counts.excluded_by_reason.items():
         writer.writerow([f"excluded: {reason}", number])
+    for method, number in counts.other_methods.items():
+        writer.writerow([f"other methods: {method}", number])
     return buffer.getvalue()
 
 
@@ -160,6 +181,8 @@ def render_csv(counts: PrismaCounts) -> str:
 _WIDTH = 820
 _BOX = 340
 _LEFT, _RIGHT = 70, 450
+_OTHER = 830  # PRISMA's second column, "Identification of studies via other methods", drawn when it found any
+_WIDE = 1200
 _LINE = 18
 _FONT = "Arial, Helvetica, sans-serif"
 
@@ -192,8 +215,15 @@ def render_svg(counts: PrismaCounts) -> str:
              "(already held from an earlier run)"]
     left_height, right_height = box(_LEFT, y, left), box(_RIGHT, y, right)
     arrow(_LEFT + _BOX, y + left_height // 2, _RIGHT, y + left_height // 2)
-    y += max(left_height, right_height) + 40
+    other_height = draw_other_methods(parts, counts, y) if sum(counts.other_methods.values()) else 0
+    y += max(left_height, right_height, other_height) + 40
     arrow(_LEFT + _BOX // 2, y - 40, _LEFT + _BOX // 2, y)
+    if other_height:
+        # Into the screening the other records share, through the gap above it (no box stands in the way there).
+        join = _LEFT + _BOX * 3 // 4
+        parts.append(f'<polyline points="{_OTHER + _BOX // 2},{start + other_height} {_OTHER + _BOX // 2},{y - 20} '
+                     f'{join},{y - 20} {join},{y}" fill="none" stroke="#333333" stroke-width="1.5" '
+                     'marker-end="url(#arrow)"/>')
     phases.append(("Identification", start, y - 20))
 
     start = y
@@ -239,19 +269,38 @@ def render_svg(counts: PrismaCounts) -> str:
             f'{escape(f"Screening of titles and abstracts in tracker, topic {counts.topic}; full-text assessment not recorded.")}'
             "</text>")
     height = y + 30
+    width = _WIDE if sum(counts.other_methods.values()) else _WIDTH
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{_WIDTH}" height="{height}" '
-            f'viewBox="0 0 {_WIDTH} {height}">\n'
+            f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}">\n'
             f'<title>{escape(f"PRISMA flow diagram: {counts.title}")}</title>\n'
             '<defs><marker id="arrow" markerWidth="10" markerHeight="10" refX="9" refY="5" orient="auto">'
             '<path d="M0,0 L10,5 L0,10 z" fill="#333333"/></marker></defs>\n'
-            f'<rect x="0" y="0" width="{_WIDTH}" height="{height}" fill="#ffffff"/>\n'
+            f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>\n'
             + header + "\n" + "\n".join(parts) + "\n" + note + "\n</svg>\n")
+
+
+def draw_other_methods(parts: list[str], counts: PrismaCounts, top: int) -> int:
+    """PRISMA 2020's second column beside the identification row: its heading and the records the topic's
+    suggestions brought, by method; appends the SVG to `parts` and returns the box's height."""
+    parts.append(f'<text x="{_OTHER}" y="{top - 10}" font-family="{_FONT}" font-size="13" font-weight="bold" '
+                 f'fill="#1f3b63">Identification of studies via other methods</text>')
+    lines = ["Records identified from:", *(f"{method.capitalize()} (n = {number})"
+                                           for method, number in counts.other_methods.items()),
+             "(PubMed's links to included papers)"]
+    height = 16 + _LINE * len(lines)
+    parts.append(f'<rect x="{_OTHER}" y="{top}" width="{_BOX}" height="{height}" fill="#ffffff" stroke="#333333" '
+                 'stroke-width="1.5"/>')
+    for index, text in enumerate(lines):
+        weight = ' font-weight="bold"' if index == 0 else ""
+        parts.append(f'<text x="{_OTHER + 12}" y="{top + 22 + _LINE * index}" font-family="{_FONT}" font-size="13"'
+                     f'{weight} fill="#111111">{escape(text)}</text>')
+    return height
 
 
 def render(counts: PrismaCounts, fmt: str) -> str:
     return {"text": render_text, "json": render_json, "csv": render_csv, "svg": render_svg}[fmt](counts)
 
 
-__all__ = ["PrismaCounts", "RunFigures", "prisma_counts", "render", "render_text", "render_json", "render_csv",
-           "render_svg", "FORMATS", "NO_REASON"]
+__all__ = ["PrismaCounts", "RunFigures", "prisma_counts", "other_methods", "render", "render_text", "render_json",
+           "render_csv", "render_svg", "draw_other_methods", "FORMATS", "NO_REASON"]

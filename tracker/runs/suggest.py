@@ -44,27 +44,35 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from tracker.errors import TrackerError
+from tracker.errors import ConfigError, TrackerError, with_context
 from tracker.ncbi.eutils import CITED_IN, LINK_BATCH, REFERENCES, SIMILAR, EutilsClient, Link, fetch_links
 from tracker.ncbi.pubmed import Paper
+from tracker.review.relevance import refresh_quietly
 from tracker.review.states import ScreeningRule, State
-from tracker.runs.ingest import fetch_each_batch
-from tracker.runs.ledger import NO_HOOKS, RunHooks
+from tracker.runs.ingest import fetch_each_batch, store_pmids
+from tracker.runs.ledger import NO_HOOKS, RunHooks, RunLedger
 from tracker.store import Store
-from tracker.store.membership import topic_pmids
+from tracker.store.membership import MANUAL, topic_pmids
 from tracker.store.papers import load_papers, save_papers, stored_pmids
 from tracker.store.relevance import topic_states
 from tracker.store.suggestions import (
+    ADDED,
     CITED_BY,
     CITES,
+    DISMISSED,
     PENDING,
+    STATUSES,
     WAYS,
     Found,
     StoredSuggestion,
+    add_by_hand,
     asked_seeds,
+    decide_suggestions,
     drop_joined,
+    last_dismissed,
     load_suggestions,
     mark_seeds_asked,
+    restore_suggestions,
     save_found,
     save_suggestion_state,
     suggestion_state,
@@ -82,6 +90,8 @@ SIMILAR_PER_SEED = 20  # a new seed's most similar articles kept
 CITATIONS_PER_SEED = 50  # a new seed's citing papers, and its references, kept (newest first)
 FIRST_WINDOW_DAYS = 7  # a topic's first pass looks this far back for its seeds' new links
 TOP_SHOWN = 3  # suggestions the digest and the e-mail show under "Outside your query"
+
+REFRESH_KIND = "suggest"  # the run a refresh records
 
 LINK_WAY = {SIMILAR: SIMILAR_WAY, CITED_IN: CITES, REFERENCES: CITED_BY}
 
@@ -271,6 +281,22 @@ def _strength(item: Found) -> tuple:
     return (-len({pmid for found in item.seeds.values() for pmid in found}), -(item.similarity or 0), -item.pmid)
 
 
+def refresh_suggestions(store: Store, client: EutilsClient, topic: Topic, *, today: date | None = None) -> SuggestPass:
+    """Ask for every seed's links now, without a date limit or a request budget (`tracker suggest --refresh`), as a
+    run of kind "suggest", then score the suggestions; a failure is recorded on that run and raised."""
+    ledger = RunLedger(store, topic.slug, kind=REFRESH_KIND, query=topic.query)
+    try:
+        with ledger.recording(client, label=f"suggestions of '{topic.slug}'"):
+            found = find_suggestions(store, client, topic, today=today or date.today(), run_id=ledger.run_id,
+                                     refresh=True, budget=None)
+    except TrackerError as error:
+        raise with_context(error, f"suggestions of '{topic.slug}' not refreshed: {error}; the suggestions kept so "
+                                  "far are unchanged: try again later") from None
+    ledger.succeed()
+    refresh_quietly(store, topic)
+    return found
+
+
 # -- after a run ----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -295,6 +321,90 @@ def suggest_after_run(store: Store, client: EutilsClient, topic: Topic, *, today
         log.warning("%s: %s", topic.slug, warning, exc_info=not isinstance(error, TrackerError))
         return AfterRun(None, client.request_count - before, (warning,))
     return AfterRun(outcome, outcome.requests, tuple(outcome.warnings))
+
+
+# -- the reader's choices ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Added:
+    suggested: tuple[int, ...]  # suggestions that joined the topic (source "suggestion")
+    by_hand: tuple[int, ...] = ()  # papers that were never suggested, added by PMID (source "manual")
+    missing: tuple[int, ...] = ()  # PMIDs PubMed did not return
+    requests: int = 0
+
+
+def _check_suggested(store: Store, topic: Topic, pmids: Sequence[int], allowed: Sequence[str], verb: str) -> None:
+    statuses = {item.pmid: item.status for item in load_suggestions(store, topic.slug, statuses=STATUSES, pmids=pmids)}
+    held = topic_pmids(store, topic.slug, list(pmids))
+    for pmid in pmids:
+        status = statuses.get(pmid)
+        if status in allowed:
+            continue
+        if status == ADDED or (status is None and pmid in held):
+            raise ConfigError(f"PMID {pmid} is already in topic '{topic.slug}': nothing to {verb}")
+        if status == DISMISSED:
+            raise ConfigError(f"PMID {pmid} was already dismissed from topic '{topic.slug}'s suggestions")
+        raise ConfigError(f"PMID {pmid} is not a suggestion of topic '{topic.slug}': 'tracker suggest {topic.slug}' "
+                          "lists them")
+
+
+def add_suggestions(store: Store, topic: Topic, pmids: Sequence[int], *, reviewer: str) -> None:
+    """Add the topic's suggestions `pmids` (pending or dismissed) to the topic, all or none: each joins with source
+    "suggestion" and is screened like the rest."""
+    pmids = list(dict.fromkeys(pmids))
+    _check_suggested(store, topic, pmids, (PENDING, DISMISSED), "add")
+    decide_suggestions(store, topic.slug, pmids, ADDED, reviewer=reviewer)
+
+
+def dismiss_suggestions(store: Store, topic: Topic, pmids: Sequence[int], *, reviewer: str) -> None:
+    """Dismiss pending suggestions `pmids`, all or none: they are never suggested to the topic again."""
+    pmids = list(dict.fromkeys(pmids))
+    _check_suggested(store, topic, pmids, (PENDING,), "dismiss")
+    decide_suggestions(store, topic.slug, pmids, DISMISSED, reviewer=reviewer)
+
+
+def undo_dismissal(store: Store, topic: Topic, *, reviewer: str) -> int | None:
+    """Make `reviewer`'s last dismissed suggestion of the topic pending again; its PMID, or None when there is none."""
+    pmid = last_dismissed(store, topic.slug, reviewer)
+    if pmid is not None:
+        restore_suggestions(store, topic.slug, [pmid])
+    return pmid
+
+
+def add_by_pmid(store: Store, client: EutilsClient | None, topic: Topic, pmids: Sequence[int], *,
+                reviewer: str) -> Added:
+    """Add papers to the topic by PMID: its suggestions as suggestions, any other paper by hand (source "manual").
+    Papers the store lacks are fetched first (with `client`, recorded as a run of kind "manual"); then all are
+    added together. A PMID the topic holds already is refused and nothing is added."""
+    pmids = list(dict.fromkeys(pmids))
+    suggested = {item.pmid for item in load_suggestions(store, topic.slug, statuses=(PENDING, DISMISSED), pmids=pmids)}
+    held = topic_pmids(store, topic.slug, pmids)
+    for pmid in pmids:
+        if pmid in held:
+            raise ConfigError(f"PMID {pmid} is already in topic '{topic.slug}': nothing to add")
+    by_hand = [pmid for pmid in pmids if pmid not in suggested]
+    stored = stored_pmids(store, by_hand)
+    lacking = [pmid for pmid in by_hand if pmid not in stored]
+    missing: tuple[int, ...] = ()
+    requests = 0
+    if lacking:
+        if client is None:
+            raise ConfigError(f"PMID {lacking[0]} is not stored: it must be fetched from PubMed to be added")
+        ledger = RunLedger(store, topic.slug, kind=MANUAL, query=None)
+        ledger.searched(len(lacking), len(lacking), translation=None)
+        try:
+            with ledger.recording(client, label=f"adding papers to '{topic.slug}'"):
+                missing = store_pmids(store, client, lacking, topic=None, ledger=ledger).missing
+        except TrackerError as error:
+            raise with_context(error, f"adding papers to '{topic.slug}' failed: {error}; nothing was added: "
+                                      "try again later") from None
+        ledger.succeed()
+        requests = ledger.counts.requests
+    if suggested:
+        decide_suggestions(store, topic.slug, [pmid for pmid in pmids if pmid in suggested], ADDED, reviewer=reviewer)
+    by_hand = [pmid for pmid in by_hand if pmid not in missing]
+    add_by_hand(store, topic.slug, by_hand)
+    return Added(tuple(pmid for pmid in pmids if pmid in suggested), tuple(by_hand), missing, requests)
 
 
 # -- reading them, for every face --------------------------------------------------------------------
@@ -364,6 +474,28 @@ def list_suggestions(store: Store, topic: Topic, *, limit: int | None = None, st
     return SuggestionList(topic, len(stored), items)
 
 
+# The CSV's columns, in order (`tracker suggest --format csv`); JSON has the same keys, lists as lists.
+SUGGESTION_COLUMNS = ("pmid", "title", "year", "relevance", "found_by", "seeds", "why", "first_author", "journal",
+                      "status", "first_found", "pubmed_url")
+
+
+def suggestion_record(view: SuggestionView) -> dict:
+    """A suggestion as plain values keyed by SUGGESTION_COLUMNS (`found_by` and `seeds` as lists)."""
+    item = view.suggestion
+    return {"pmid": view.pmid, "title": view.paper.title, "year": view.year,
+            "relevance": None if item.relevance is None else round(item.relevance, 4), "found_by": list(item.ways),
+            "seeds": list(item.seed_pmids), "why": list(view.why), "first_author": view.first_author or None,
+            "journal": view.paper.journal, "status": item.status,
+            "first_found": item.first_found_at.strftime("%Y-%m-%dT%H:%M:%SZ") if item.first_found_at else None,
+            "pubmed_url": view.url}
+
+
+def flat_record(record: dict) -> list:
+    """A `suggestion_record` as CSV cells: lists "; "-joined, as the export joins them."""
+    return ["; ".join(str(value) for value in record[name]) if isinstance(record[name], list) else record[name]
+            for name in SUGGESTION_COLUMNS]
+
+
 def seed_label(pmid: int, papers: dict[int, Paper]) -> str:
     """"Smith 2019" (the first author's last name and the publication year), else "PMID 123"."""
     paper = papers.get(pmid)
@@ -397,7 +529,8 @@ def describe_why(item: StoredSuggestion, papers: dict[int, Paper],
 
 __all__ = [
     "REQUEST_BUDGET", "SEEDS_PER_RUN", "NEW_SEEDS_PER_RUN", "SIMILAR_PER_SEED", "CITATIONS_PER_SEED", "TOP_SHOWN",
-    "SuggestPass", "AfterRun", "SuggestionView", "SuggestionList", "stated_participants", "order_seeds",
-    "included_pmids", "choose_seeds", "find_suggestions", "suggest_after_run", "ranked", "list_suggestions",
-    "seed_label", "describe_why",
+    "REFRESH_KIND", "SuggestPass", "AfterRun", "SuggestionView", "SuggestionList", "Added", "SUGGESTION_COLUMNS",
+    "stated_participants", "order_seeds", "included_pmids", "choose_seeds", "find_suggestions", "refresh_suggestions",
+    "suggest_after_run", "ranked", "list_suggestions", "suggestion_record", "flat_record", "seed_label", "describe_why",
+    "add_suggestions", "dismiss_suggestions", "undo_dismissal", "add_by_pmid",
 ]

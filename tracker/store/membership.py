@@ -115,8 +115,8 @@ def member_sources(store: Store, topic: str, pmids: Sequence[int]) -> dict[int, 
     found: dict[int, str] = {}
     with store.engine.connect() as connection:
         for chunk in chunked(list(dict.fromkeys(pmids))):
-            found.update(connection.execute(select(_membership.c.pmid, _membership.c.source).where(
-                _membership.c.topic == topic, _membership.c.pmid.in_(chunk))).tuples())
+            found.update((pmid, source) for pmid, source in connection.execute(select(
+                _membership.c.pmid, _membership.c.source).where(_membership.c.topic == topic, _membership.c.pmid.in_(chunk))))
     return found
 
 

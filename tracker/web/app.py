@@ -28,7 +28,7 @@ from tracker.web.state import HERE, WebApp
 
 def route_table() -> list[BaseRoute]:
     """Every page and action of the app, in one table."""
-    from tracker.web import auth, pages, query, screen
+    from tracker.web import auth, pages, query, screen, suggest
 
     return [
         Route("/", pages.topics, name="topics"),
@@ -39,6 +39,9 @@ def route_table() -> list[BaseRoute]:
         Route("/topics/{slug}/screen", screen.page, name="screen"),
         Route("/topics/{slug}/screen", screen.decision, methods=["POST"], name="decide"),
         Route("/topics/{slug}/screen/undo", screen.undo, methods=["POST"], name="undo"),
+        Route("/topics/{slug}/suggestions", suggest.page, name="suggestions"),
+        Route("/topics/{slug}/suggestions", suggest.decision, methods=["POST"], name="suggestion_decision"),
+        Route("/topics/{slug}/suggestions/undo", suggest.undo, methods=["POST"], name="suggestion_undo"),
         Route("/papers/{pmid:int}", pages.paper, name="paper"),
         Route("/search", pages.search, name="search"),
         Route("/runs", pages.runs, name="runs"),
