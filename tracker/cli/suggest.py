@@ -58,7 +58,7 @@ def suggest_command(slug, pmids, action, refresh, status, limit, output_format, 
         check_output_format(output, output_format, {".csv": "csv", ".json": "json", ".txt": "table"})
     if refresh:
         refresh_topic(topic)
-    listing(topic, status, limit, output_format, output)
+    listing(topic, status, limit, output_format, output, refreshed=refresh)
 
 
 def refresh_topic(topic) -> None:
@@ -98,7 +98,7 @@ def decide(topic, pmids: list[int], action: str, reviewer: str) -> None:
                    "nothing was added for them", err=True)
 
 
-def listing(topic, status: str, limit: int | None, output_format: str, output: str) -> None:
+def listing(topic, status: str, limit: int | None, output_format: str, output: str, *, refreshed: bool = False) -> None:
     from tracker.runs.suggest import SUGGESTION_COLUMNS, flat_record, list_suggestions, suggestion_record
     from tracker.text import cut
 
@@ -113,9 +113,9 @@ def listing(topic, status: str, limit: int | None, output_format: str, output: s
         write_table(SUGGESTION_COLUMNS, (guarded(flat_record(record)) for record in records), buffer)
         data = (UTF8_BOM if output != "-" else b"") + buffer.getvalue()  # a file opened in Excel needs the BOM
     elif not records:
-        data = (f"no {status} suggestions for topic '{topic.slug}'"
-                + (": they come after each run once it has included papers or seeds; 'tracker suggest "
-                   f"{topic.slug} --refresh' asks now" if status == "pending" else "") + "\n").encode("utf-8")
+        hint = (f": they come after each run once it has included papers or seeds; 'tracker suggest {topic.slug} "
+                "--refresh' asks now") if status == "pending" and not refreshed else ""
+        data = f"no {status} suggestions for topic '{topic.slug}'{hint}\n".encode()
     else:
         rows = [[str(record["pmid"]), "" if record["relevance"] is None else f"{record['relevance']:.3f}",
                  str(record["year"] or ""), cut(record["first_author"] or "", 20), "; ".join(record["found_by"]),
