@@ -66,6 +66,7 @@ class TopicRunResult:
     unreachable: str | None = None  # the one line saying E-utilities cannot be reached (this run's first request)
     suggestions: int | None = None  # new suggestions beyond the query (tracker/runs/suggest.py); None: none asked
     suggestion_warnings: tuple[str, ...] = ()  # why the suggestion pass did not finish, or what it left out
+    suggestion_requests: int = 0  # of `requests`, those the suggestion pass spent (ELink, efetch)
 
     def summary(self) -> str:
         if self.skipped:
@@ -177,7 +178,7 @@ def _sync_topic(store: Store, client: EutilsClient, topic: Topic, *, today: date
                               hooks=RunHooks(heartbeat=hooks.heartbeat))
     ledger.amend(requests=after.requests, warnings=after.warnings)
     result.suggestions = after.outcome.new if after.outcome is not None else None
-    result.suggestion_warnings = after.warnings
+    result.suggestion_warnings, result.suggestion_requests = after.warnings, after.requests
     _fill(result, ledger, started)
     return result
 
