@@ -32,6 +32,7 @@ from tracker.store.papers import load_papers
 from tracker.store.runs import recent_runs, topic_state
 from tracker.store.suggestions import StoredSuggestion, load_suggestions, suggestion_state
 from tracker.topics import Topic
+from tracker.views.status import run_view
 
 QUERY = "caesarean vasopressors"
 TOPIC = Topic(slug="cesarean", title="Vasopressors at caesarean delivery", query=QUERY)
@@ -220,6 +221,7 @@ def test_a_failing_elink_is_a_warning_and_leaves_the_runs_papers_and_watermark(i
     assert result.summary().endswith(f"; warning: {warning}")
     run = recent_runs(store, topic=TOPIC.slug, limit=1)[0]
     assert (run.status, run.error, run.warnings) == ("succeeded", None, [warning])
+    assert run_view(run).notes == (warning,)  # `tracker status` and the Runs page show it under the run
     assert run.requests == 3 + 1 + 3  # the run's esearches, its efetch of 107, and three ELink attempts
     assert suggestion_state(store, TOPIC.slug).checked_through == BEFORE + timedelta(days=1)  # not moved
     assert pending(store) == [(103, ("similar", "cites"), {"similar": (101,), "cites": (101,)})]

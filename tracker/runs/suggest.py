@@ -92,6 +92,7 @@ FIRST_WINDOW_DAYS = 7  # a topic's first pass looks this far back for its seeds'
 TOP_SHOWN = 3  # suggestions the digest and the e-mail show under "Outside your query"
 
 REFRESH_KIND = "suggest"  # the run a refresh records
+WARNING_PREFIX = "suggestions"  # every warning a pass leaves on its run starts so (tracker status shows them)
 
 LINK_WAY = {SIMILAR: SIMILAR_WAY, CITED_IN: CITES, REFERENCES: CITED_BY}
 
@@ -529,7 +530,8 @@ def describe_why(item: StoredSuggestion, papers: dict[int, Paper],
 
 __all__ = [
     "REQUEST_BUDGET", "SEEDS_PER_RUN", "NEW_SEEDS_PER_RUN", "SIMILAR_PER_SEED", "CITATIONS_PER_SEED", "TOP_SHOWN",
-    "REFRESH_KIND", "SuggestPass", "AfterRun", "SuggestionView", "SuggestionList", "Added", "SUGGESTION_COLUMNS",
+    "REFRESH_KIND", "WARNING_PREFIX", "SuggestPass", "AfterRun", "SuggestionView", "SuggestionList", "Added",
+    "SUGGESTION_COLUMNS",
     "stated_participants", "order_seeds", "included_pmids", "choose_seeds", "find_suggestions", "refresh_suggestions",
     "suggest_after_run", "ranked", "list_suggestions", "suggestion_record", "flat_record", "seed_label", "describe_why",
     "add_suggestions", "dismiss_suggestions", "undo_dismissal", "add_by_pmid",
