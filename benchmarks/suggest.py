@@ -336,11 +336,22 @@ def run(sizes: Sizes, folder: Path) -> Outcome:
                     + (f" (the week's missed inclusions: {sum(t.week_missed for t in every)})" if index == 0 else "")),
             target=f"<= {REQUEST_BUDGET} per topic per weekly run", met=max(spent) <= REQUEST_BUDGET, command=COMMAND))
     outcome.notes.append(
-        "suggest: each Cohen 2006 dataset served by tests/fake_eutils.py (its ELink similarity: TF-IDF cosine of title "
-        "and abstract; no citations, the CSVs list no references), a query matching a random 60 % of it whose "
-        "decisions are known; the tracker's suggestions after `tracker suggest --refresh` (every included paper a seed, "
-        f"its {SIMILAR_PER_SEED} most similar articles) in relevance order, against PubMed's order (the same seeds' "
-        "whole similar lists by summed score) and random order; then two weekly runs (see benchmarks/suggest.py)")
+        "Suggest: each Cohen 2006 dataset (ADHD, Antihistamines, NSAIDS, UrinaryIncontinence) served by "
+        "tests/fake_eutils.py as PubMed (title, abstract and MeSH of every record; its ELink similarity is "
+        "the TF-IDF cosine of title and abstract, its top 100 per seed above 0.1; no citations: the CSVs list "
+        "no references), create dates in PMID order, the newest 2 % held back as the week's records; a query "
+        "matching a random 60 % of each dataset (5 splits, seeds 0-4) whose label1 decisions are recorded, "
+        "the included records it misses being the missed inclusions. (a) Through the tracker's own path: the "
+        "backfill run, the decisions, `refresh_suggestions` (every included paper a seed, asked without a "
+        "date limit: its 20 best-scored similar articles), the relevance refresh and `list_suggestions` (most "
+        "relevant first); PubMed's order ranks every similar article of the same seeds (their whole lists, "
+        "cmd=neighbor_score) that the topic lacks by its summed score; random order is the expectation over "
+        "the tracker's suggestions (k x missed among them / suggestions). (b) The design, simulated from the "
+        "same scored lists and the same model (fit on the topic's decided papers with their vocabulary): the "
+        "seeds, the similar articles kept per seed and the order. (c) Two weekly runs through `sync_topic`: "
+        "the week's records arrive (every seed is asked for the window's new links), then the week's matched "
+        "records are decided and the next run asks the new inclusions without a date limit; the requests are "
+        "the pass's own (ELink and the efetch of the suggestions), apart from the run's esearch and efetch.")
     return outcome
 
 

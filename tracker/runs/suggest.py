@@ -23,6 +23,12 @@ What a pass asks (`find_suggestions`)
     candidates past what the budget can fetch are left out (the fewest seeds, the least similar first) and the
     run says so. `tracker suggest SLUG --refresh` asks every seed without a date limit and without a budget.
 
+Chosen by measurement (BENCHMARKS.md, suggest: the Cohen 2006 data, a query matching 60 % of each dataset)
+    Every included paper as a seed (not only the 3 newest and 3 largest: those found half the missed inclusions
+    in the first 50 suggestions), 20 similar articles a seed (as many missed inclusions as 100, from a third fewer
+    suggestions), ordered by the topic's relevance model (ahead of PubMed's summed similarity, of the number of
+    seeds linking and of a fusion of model and score). The per-run bounds only bite past 50 new or 300 seeds.
+
 What is kept
     Papers the topic holds, seeds, and suggestions the reader added or dismissed are left out; the rest are
     fetched (stored like any other paper), kept as pending suggestions with the way each was found (similar to,
