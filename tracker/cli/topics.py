@@ -80,7 +80,9 @@ def check_topic_query(slug: str | None, query: str | None) -> None:
         result = measure_query(client, query)
     for line in describe_check(query, result):
         click.echo(line)
-    if slug is not None:
+    from tracker.store.database import database_exists
+
+    if slug is not None and database_exists(current_settings().database_url):  # a check creates no database
         from tracker.review.gaps import query_gaps
 
         for line in query_gaps(current_store(readonly=True), topic, translation=result.query_translation).lines():

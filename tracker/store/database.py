@@ -359,6 +359,12 @@ def migrate_store(url: str, on_step: Callable[[schema.Migration], None] | None =
         raise
 
 
+def database_exists(url: str) -> bool:
+    """Whether `url` may hold tracker data: a SQLite file that is missing or empty does not (a reader can skip it
+    instead of creating it)."""
+    return _exists(url)
+
+
 def _exists(url: str) -> bool:
     """False only for a SQLite file that is missing or empty; a server database is asked when opened."""
     try:
@@ -373,4 +379,4 @@ def _exists(url: str) -> bool:
         return False  # missing or out of sight: opening it for writing says which
 
 
-__all__ = ["Store", "open_store", "migrate_store"]
+__all__ = ["Store", "open_store", "migrate_store", "database_exists"]

@@ -10,7 +10,7 @@ from tracker.ncbi.evidence import classify
 from tracker.ncbi.pubmed import Paper
 from tracker.ncbi.registries import TrialId
 from tracker.review.gaps import GapReport, query_gaps
-from tracker.runs.suggest import SuggestionView, list_suggestions, seed_label
+from tracker.runs.suggest import SuggestionView, list_suggestions, ranked, seed_label
 from tracker.store import Store
 from tracker.store.changes import EventView
 from tracker.store.suggestions import WAYS
@@ -53,17 +53,18 @@ class SuggestView(PaperLinks):
 def suggest_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None = None) -> SuggestView:
     """The topic's pending suggestion `pmid` (or its most relevant one) as the Suggestions page shows it."""
     from tracker.store.papers import load_papers
-    from tracker.store.suggestions import suggestion_counts
+    from tracker.store.suggestions import load_suggestions, suggestion_counts
 
-    pending = list_suggestions(store, topic)
+    # The order from the suggestions alone; only the papers the page shows are read.
+    order = [item.pmid for item in ranked(load_suggestions(store, topic.slug))]
     counts = suggestion_counts(store, [topic.slug])[topic.slug]
     gaps = query_gaps(store, topic)
-    order = [item.pmid for item in pending.items]
-    index = order.index(pmid) if pmid in order else 0
     if not order:
         return SuggestView(topic, reviewer, None, None, 0, 0, None, None, (), (), counts["added"], counts["dismissed"],
                            gaps)
-    current = pending.items[index]
+    index = order.index(pmid) if pmid in order else 0
+    shown = list_suggestions(store, topic, pmids=order[index:index + 1 + UPCOMING]).items
+    current, upcoming = shown[0], shown[1:]
     seeds_by_way = current.suggestion.seeds
     seed_papers = {paper.pmid: paper for paper in load_papers(store, list(current.suggestion.seed_pmids))}
     seeds = tuple((way, tuple(Seed(seed, seed_label(seed, seed_papers),
@@ -72,8 +73,7 @@ def suggest_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None 
     return SuggestView(
         topic, reviewer, current.paper, current, index + 1, len(order),
         order[index - 1] if index > 0 else None, order[index + 1] if index + 1 < len(order) else None,
-        pending.items[index + 1:index + 1 + UPCOMING], seeds, counts["added"], counts["dismissed"], gaps,
-        paper_trials(current.paper))
+        tuple(upcoming), seeds, counts["added"], counts["dismissed"], gaps, paper_trials(current.paper))
 
 
 __all__ = ["SuggestView", "Seed", "suggest_view", "UPCOMING"]
