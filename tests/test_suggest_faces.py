@@ -10,9 +10,10 @@ import io
 import json
 import re
 import warnings
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import text
 
 from tests.conftest import cli_env, run_tracker, started, write_topic
 from tests.fake_eutils import FakeRecord
@@ -68,28 +69,39 @@ def seed_library(store, topic: Topic = TOPIC) -> None:
 
 def test_the_digest_ends_each_topic_with_what_lies_outside_its_query(store):
     seed_library(store)
+    with store.engine.begin() as connection:  # 11 was suggested before this digest's period
+        connection.execute(text("UPDATE suggestion SET first_found_at = :then WHERE pmid = 11"),
+                           {"then": datetime(2020, 1, 1)})
     digest = build_topic_digest(store, TOPIC)
     views = list_suggestions(store, TOPIC, limit=3).items
-    assert digest.outside is not None and digest.outside.total == 3
-    assert [view.pmid for view in digest.outside.shown] == [view.pmid for view in views]
     reasons = {view.pmid: view.reason for view in views}
     assert reasons == {11: "similar to Ngan Kee 2019", 12: "cites Ngan Kee 2019",
                        13: "similar to Ngan Kee 2019; cited by Ngan Kee 2019"}
+    assert digest.outside is not None and (digest.outside.total, digest.outside.new) == (3, 2)
+    new_first = [view.pmid for view in views if view.pmid != 11] + [11]  # each part most relevant first
+    assert [view.pmid for view in digest.outside.shown] == new_first
+    first = digest.outside.shown[0]
     markdown = render_markdown(digest)
-    assert "\n## Outside your query: 3 suggestions\n\nPapers PubMed links to your included papers that the query " \
-           "does not find. Add or dismiss all 3 with 'tracker suggest dosing' or on the web app's Suggestions " \
-           "page.\n" in markdown
-    first = views[0]
+    assert "\n## Outside your query: 3 suggestions, 2 of them new\n\nPapers PubMed links to your included papers that " \
+           "the query does not find. Add or dismiss all 3 with 'tracker suggest dosing' or on the web app's " \
+           "Suggestions page.\n" in markdown
     assert (f"\n- [{first.paper.title}](https://pubmed.ncbi.nlm.nih.gov/{first.pmid}/) · PMID {first.pmid} · "
-            f"relevance {first.relevance:.2f}\n\n  {first.first_author} · {first.year} · {first.reason}\n") in markdown
-    text = render_text(digest)
-    assert "\nOUTSIDE YOUR QUERY: 3 SUGGESTIONS\n---------------------------------\n" in text
-    assert (f"\n  {first.paper.title}\n    {first.first_author} · {first.year} · {first.reason}\n"
-            f"    PubMed: https://pubmed.ncbi.nlm.nih.gov/{first.pmid}/\n") in text
+            f"relevance {first.relevance:.2f}\n\n  new · {first.first_author} · {first.year} · {first.reason}\n"
+            ) in markdown
+    old = next(view for view in digest.outside.shown if view.pmid == 11)
+    assert f"\n  {old.first_author} · {old.year} · similar to Ngan Kee 2019\n" in markdown
+    text_digest = render_text(digest)
+    assert "\nOUTSIDE YOUR QUERY: 3 SUGGESTIONS, 2 OF THEM NEW\n" + "-" * 48 + "\n" in text_digest
+    assert (f"\n  {first.paper.title}\n    new · {first.first_author} · {first.year} · {first.reason}\n"
+            f"    PubMed: https://pubmed.ncbi.nlm.nih.gov/{first.pmid}/\n") in text_digest
     html = render_html(digest)
-    assert '<section class="outside" id="outside">\n<h2>Outside your query: 3 suggestions</h2>' in html
+    assert '<section class="outside" id="outside">\n<h2>Outside your query: 3 suggestions, 2 of them new</h2>' in html
     assert f'<article class="paper suggestion" data-pmid="{first.pmid}">' in html
     assert "\n## " not in markdown[markdown.index("## Outside your query") + 3:]  # the topic's last section
+    later = build_topic_digest(store, TOPIC, suggested_since=datetime.now(timezone.utc) + timedelta(days=1))
+    assert later.outside is not None and later.outside.new == 0
+    assert "\n## Outside your query: 3 suggestions\n\n" in render_markdown(later)
+    assert [view.pmid for view in later.outside.shown] == [view.pmid for view in views]  # most relevant first
 
 
 def test_a_topic_without_suggestions_has_no_such_section(store):
@@ -110,14 +122,15 @@ def test_the_email_ends_each_topic_with_the_same_section(store, monkeypatch):
                             sender="tracker@lab.example.org")
     views = list_suggestions(store, TOPIC, limit=3).items
     text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
-    assert ("\n  OUTSIDE YOUR QUERY: 3 SUGGESTIONS\n  Papers PubMed links to your included papers that the query does not "
-            "find.\n  Add or dismiss all 3 with 'tracker suggest dosing' or on the web app's\n  Suggestions page.\n"
-            ) in text
+    # Every suggestion was found after the reader's last e-mail: all three are new.
+    assert ("\n  OUTSIDE YOUR QUERY: 3 SUGGESTIONS, 3 OF THEM NEW\n  Papers PubMed links to your included papers that "
+            "the query does not find.\n  Add or dismiss all 3 with 'tracker suggest dosing' or on the web app's\n"
+            "  Suggestions page.\n") in text
     for view in views:
-        assert f"    {view.first_author} · {view.year} · {view.reason}\n    PubMed: {view.url}\n" in text
+        assert f"    new · {view.first_author} · {view.year} · {view.reason}\n    PubMed: {view.url}\n" in text
     html = message.get_body(("html",)).get_content()
-    assert re.search(r'<td style="[^"]*" data-part="outside">\n<h3 style="[^"]*">Outside your query: 3 suggestions</h3>',
-                     html)
+    assert re.search(r'<td style="[^"]*" data-part="outside">\n<h3 style="[^"]*">Outside your query: 3 suggestions, 3 of '
+                     r'them new</h3>', html)
     assert html.index('id="topic-dosing"') < html.index('data-part="outside"') < html.index("Sent by tracker")
 
 
@@ -356,3 +369,24 @@ def test_the_page_says_what_to_do_when_nothing_is_pending(web):
     assert '<p class="progress" role="status">No suggestions waiting · 0 added · 3 dismissed</p>' in page
     assert "<code>tracker suggest dosing --refresh</code> asks PubMed now." in page
     assert client.get("/topics/nosuch/suggestions").status_code == 404
+
+
+def test_the_suggestions_page_and_its_actions_need_a_session(tmp_path):
+    from tracker.web import build_app
+
+    home = tmp_path / "home"
+    write_topic(home, "dosing", "norepinephrine dosing")
+    settings = Settings.from_env(home=home, env={"TRACKER_REVIEWER": "ana"})
+    store = open_store(settings.database_url)
+    try:
+        seed_library(store, load_topic(home / "queries" / "dosing.toml"))
+        app, _access = build_app(settings, store, host="127.0.0.1", port=8765)
+        stranger = started(TestClient(app, base_url="http://127.0.0.1:8765"))
+        page = stranger.get("/topics/dosing/suggestions")
+        assert page.status_code == 403 and "Vasopressor boluses" not in page.text
+        for path, data in (("/topics/dosing/suggestions", {"pmid": "11", "action": "add"}),
+                           ("/topics/dosing/suggestions/undo", {})):
+            assert stranger.post(path, data=data).status_code == 403
+        assert sorted(item.pmid for item in load_suggestions(store, "dosing")) == [11, 12, 13]
+    finally:
+        store.close()

@@ -21,8 +21,10 @@ period on any paper of the topic, each with its notice's PubMed link. A paper Pu
 RETRACTED wherever it is listed, and the header names the query's health flags.
 
 Outside your query (tracker/runs/suggest.py). Each topic ends with its pending suggestions beyond the query, "Outside
-your query: 7 suggestions", and the most relevant few with why each is suggested ("similar to 3 of your included
-papers", "cites Smith 2019"); the rest are in `tracker suggest <slug>` and the web app's Suggestions page.
+your query: 7 suggestions, 2 of them new" (first found in the period, or, in the e-mail, since the reader's last one),
+and three of them, the new ones first and the most relevant first within each, with why each is suggested ("similar
+to 3 of your included papers", "cites Smith 2019"); the rest are in `tracker suggest <slug>` and the web app's
+Suggestions page.
 
 Rendering. tracker/outputs/render.py renders the templates (tracker/outputs/templates/digest.*.j2) and escapes every
 record text for its format; this module gives them, and the mail's templates, their phrases (PHRASES).
@@ -176,10 +178,13 @@ class ScreeningLine:
 
 @dataclass(frozen=True)
 class OutsideQuery:
-    """The topic's pending suggestions beyond its query: how many, and the most relevant few."""
+    """The topic's pending suggestions beyond its query: how many, how many of them are new in the period, and the
+    most relevant few (the new ones first)."""
 
     total: int
     shown: tuple[SuggestionView, ...]
+    new: int = 0
+    new_pmids: frozenset[int] = frozenset()
 
 
 class Tier(NamedTuple):
@@ -233,7 +238,8 @@ class TopicDigest:
 def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | None = None,
                        until: datetime | date | None = None, pmids: Sequence[int] | None = None,
                        max_items: int | None = None, full_report: str | None = None,
-                       quiet_weeks: int = DEFAULT_QUIET_WEEKS, baseline: bool | None = None) -> TopicDigest:
+                       quiet_weeks: int = DEFAULT_QUIET_WEEKS, baseline: bool | None = None,
+                       suggested_since: datetime | date | None = None) -> TopicDigest:
     """The digest of `topic` for papers first seen in [since, until).
 
     `until` defaults to now. `since` defaults to the end of the last digest (see the module docstring),
@@ -242,6 +248,7 @@ def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | N
     A date means midnight UTC at its start. With `baseline` (the default when `since` is not given), the papers
     a backfill brought are summed up as the topic's baseline, not listed as new (see the module docstring);
     without it, as for a period asked for with `tracker digest --since`, every paper is listed.
+    `suggested_since` (default: the period's start) is when a suggestion beyond the query counts as new.
     """
     if baseline is None:
         baseline = since is None
@@ -294,14 +301,21 @@ def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | N
         baseline=summed_up,
         new_pmids=tuple(entry.paper.pmid for entry in entries),
         ranking=ranked.sentence if ranked.ranked or ranked.decisions else None,
-        outside=outside_query(store, topic),
+        outside=outside_query(store, topic, since=as_utc(suggested_since) if suggested_since is not None else since),
     )
 
 
-def outside_query(store: Store, topic: Topic, *, shown: int = TOP_SHOWN) -> OutsideQuery | None:
-    """The topic's pending suggestions for the digest's last section; None when it has none."""
-    found = list_suggestions(store, topic, limit=shown)
-    return OutsideQuery(found.total, found.items) if found.total else None
+def outside_query(store: Store, topic: Topic, *, since: datetime | None = None,
+                  shown: int = TOP_SHOWN) -> OutsideQuery | None:
+    """The topic's pending suggestions for the digest's last section, those first found at `since` or later (new)
+    first; None when it has none."""
+    found = list_suggestions(store, topic)
+    if not found.total:
+        return None
+    new = frozenset(view.pmid for view in found.items if since is not None and view.suggestion.first_found_at is not None
+                    and as_utc(view.suggestion.first_found_at) >= since)
+    first = sorted(found.items, key=lambda view: view.pmid not in new)[:shown]  # stable: most relevant within each
+    return OutsideQuery(found.total, tuple(first), len(new), new)
 
 
 def screening_line(store: Store, topic: Topic, pmids: Sequence[int]) -> tuple[ScreeningLine, set[int]]:
@@ -502,7 +516,10 @@ def describe_baseline_shown(digest: TopicDigest) -> str:
 
 def describe_outside(digest: TopicDigest) -> str:
     """"Outside your query: 7 suggestions"."""
-    return f"Outside your query: {plural(digest.outside.total, 'suggestion')}" if digest.outside else ""
+    if digest.outside is None:
+        return ""
+    new = f", {digest.outside.new:,} of them new" if digest.outside.new else ""
+    return f"Outside your query: {plural(digest.outside.total, 'suggestion')}{new}"
 
 
 def describe_outside_rest(digest: TopicDigest) -> str:
@@ -511,15 +528,16 @@ def describe_outside_rest(digest: TopicDigest) -> str:
         return ""
     slug = digest.topic.slug
     every = "it" if digest.outside.total == 1 else f"all {digest.outside.total:,}"
-    lead = ("Papers PubMed links to your included papers that the query does not find, most relevant first. "
-            if len(digest.outside.shown) < digest.outside.total else
-            "Papers PubMed links to your included papers that the query does not find. ")
+    order = ("" if len(digest.outside.shown) == digest.outside.total else
+             ", the new ones first" if digest.outside.new else ", most relevant first")
+    lead = f"Papers PubMed links to your included papers that the query does not find{order}. "
     return f"{lead}Add or dismiss {every} with 'tracker suggest {slug}' or on the web app's Suggestions page"
 
 
-def describe_suggestion(view: SuggestionView) -> str:
-    """"Smith JA · 2019 · similar to 3 of your included papers; cites Jones 2018"."""
-    return " · ".join(str(part) for part in (view.first_author, view.year, view.reason) if part)
+def describe_suggestion(view: SuggestionView, outside: OutsideQuery | None = None) -> str:
+    """"new · Smith JA · 2019 · similar to 3 of your included papers; cites Jones 2018"."""
+    new = "new" if outside is not None and view.pmid in outside.new_pmids else ""
+    return " · ".join(str(part) for part in (new, view.first_author, view.year, view.reason) if part)
 
 
 PHRASES = dict(describe_baseline=describe_baseline, describe_baseline_shown=describe_baseline_shown,

@@ -99,7 +99,8 @@ def build_message(store: Store, mailing: Mailing, *, sender: str, now: datetime 
     digests = [
         build_topic_digest(store, topic, pmids=mailing.pmids_by_topic.get(topic.slug, ()), until=mailing.until,
                            max_items=topic.max_per_digest or DEFAULT_MAX_PER_DIGEST,
-                           full_report=f"the attached {csv_filename(week)}", quiet_weeks=quiet_weeks)
+                           full_report=f"the attached {csv_filename(week)}", quiet_weeks=quiet_weeks,
+                           suggested_since=mailing.since)
         for topic in mailing.topics
     ]
     new = list(dict.fromkeys(pmid for digest in digests for pmid in digest.new_pmids))
@@ -123,7 +124,8 @@ def build_message(store: Store, mailing: Mailing, *, sender: str, now: datetime 
             build_topic_digest(store, topic, pmids=mailing.pmids_by_topic.get(topic.slug, ()), until=mailing.until,
                                max_items=min(fit.max_items, topic.max_per_digest or DEFAULT_MAX_PER_DIGEST),
                                full_report=f"the attached {csv_filename(week)}" if fit.attachment else
-                               "'tracker export' (see the note above)", quiet_weeks=quiet_weeks)
+                               "'tracker export' (see the note above)", quiet_weeks=quiet_weeks,
+                               suggested_since=mailing.since)
             for topic in mailing.topics]
         name = csv_filename(week) if fit.attachment == "csv" else zip_filename(week)
         context = dict(
