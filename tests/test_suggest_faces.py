@@ -318,6 +318,7 @@ def test_the_suggestions_page_shows_the_most_relevant_with_why_and_the_next_ones
     assert '<p class="progress" role="status">1 of 3 suggestions · 0 added · 0 dismissed</p>' in text
     assert f'<input type="hidden" name="pmid" value="{records[0]}">' in text
     assert f'<input type="hidden" name="next" value="{records[1]}">' in text
+    assert '<a href="/papers/1" title="Norepinephrine trial 1">Ngan Kee 2019</a>' in text  # the seed that led to it
     assert '<button type="submit" name="action" value="add" class="include" id="add">Add to topic</button> <kbd>a</kbd>' \
         in text
     assert '<button type="submit" name="action" value="dismiss" class="exclude" id="dismiss">Dismiss</button> ' \

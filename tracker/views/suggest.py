@@ -14,6 +14,7 @@ from tracker.runs.suggest import SuggestionView, list_suggestions, ranked, seed_
 from tracker.store import Store
 from tracker.store.changes import EventView
 from tracker.store.suggestions import WAYS
+from tracker.text import pubmed_url
 from tracker.topics import Topic
 from tracker.views.paper import PaperLinks, paper_trials
 
@@ -24,7 +25,11 @@ UPCOMING = 8  # the next suggestions listed under the current one
 class Seed:
     pmid: int
     label: str  # "Smith 2019"
-    title: str
+    title: str  # empty when the store does not hold the seed (a topic file's seed): the page links to PubMed
+
+    @property
+    def url(self) -> str:
+        return f"/papers/{self.pmid}" if self.title else pubmed_url(self.pmid)
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ def suggest_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None 
     seeds_by_way = current.suggestion.seeds
     seed_papers = {paper.pmid: paper for paper in load_papers(store, list(current.suggestion.seed_pmids))}
     seeds = tuple((way, tuple(Seed(seed, seed_label(seed, seed_papers),
-                                   seed_papers[seed].title if seed in seed_papers else "")
+                                   seed_papers[seed].title or "(no title)" if seed in seed_papers else "")
                               for seed in seeds_by_way[way])) for way in WAYS if seeds_by_way.get(way))
     return SuggestView(
         topic, reviewer, current.paper, current, index + 1, len(order),
