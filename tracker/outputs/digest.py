@@ -50,7 +50,7 @@ from tracker.outputs.render import moment, plain, render
 from tracker.review.relevance import ranking_status
 from tracker.review.screening import count_states, with_included_first
 from tracker.review.states import OPEN, ScreeningRule, State
-from tracker.runs.suggest import TOP_SHOWN, SuggestionView, list_suggestions
+from tracker.runs.suggest import TOP_SHOWN, SuggestionView, list_suggestions, ranked
 from tracker.runs.watch import DEFAULT_QUIET_WEEKS, HealthFlag, topic_health
 from tracker.store import Store
 from tracker.store.changes import EventView, list_events, paper_statuses
@@ -65,6 +65,7 @@ from tracker.store.digests import (
 )
 from tracker.store.membership import other_topics_for
 from tracker.store.relevance import scores_of
+from tracker.store.suggestions import load_suggestions
 from tracker.text import as_utc, cut_at_word, doi_url, normal_pmcid, plural, pmc_url, pubmed_url, utcnow
 from tracker.topics import Topic
 
@@ -308,14 +309,15 @@ def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | N
 def outside_query(store: Store, topic: Topic, *, since: datetime | None = None,
                   shown: int = TOP_SHOWN) -> OutsideQuery | None:
     """The topic's pending suggestions for the digest's last section, those first found at `since` or later (new)
-    first; None when it has none."""
-    found = list_suggestions(store, topic)
-    if not found.total:
+    first; None when it has none. Only the papers shown are read."""
+    pending = ranked(load_suggestions(store, topic.slug))
+    if not pending:
         return None
-    new = frozenset(view.pmid for view in found.items if since is not None and view.suggestion.first_found_at is not None
-                    and as_utc(view.suggestion.first_found_at) >= since)
-    first = sorted(found.items, key=lambda view: view.pmid not in new)[:shown]  # stable: most relevant within each
-    return OutsideQuery(found.total, tuple(first), len(new), new)
+    new = frozenset(item.pmid for item in pending if since is not None and item.first_found_at is not None
+                    and as_utc(item.first_found_at) >= since)
+    first = [item.pmid for item in sorted(pending, key=lambda item: item.pmid not in new)[:shown]]  # stable
+    views = {view.pmid: view for view in list_suggestions(store, topic, pmids=first).items}
+    return OutsideQuery(len(pending), tuple(views[pmid] for pmid in first if pmid in views), len(new), new)
 
 
 def screening_line(store: Store, topic: Topic, pmids: Sequence[int]) -> tuple[ScreeningLine, set[int]]:
