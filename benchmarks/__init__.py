@@ -4,10 +4,10 @@ Eleven benchmarks, each producing rows of one table (what, size, figure, ratio, 
 line that reproduces the row: ingest throughput, a backfill through the CLI, rate-limit discipline, the cost
 of a weekly run, digest/search/export on a large database, the tracker against a lean sequential pipeline,
 the records fetched again by eight weekly runs, the web app's pages on the large database, the relevance
-ranking, when to stop screening in relevance order, and ranked search of 50 queries on the large database,
-SQLite's and a PostgreSQL copy of it. The corpus is built from the real records in ../shared/pubmed-samples/ (see
-benchmarks/corpus.py), generated into a temporary directory at run time; the ranking and stopping benchmarks read
-the labelled datasets in ../shared/screening-datasets/ in place.
+ranking, when to stop screening in relevance order, ranked search of 50 queries on the large database,
+SQLite's and a PostgreSQL copy of it, and the suggestions beyond a topic's query. The corpus is built from the real
+records in ../shared/pubmed-samples/ (see benchmarks/corpus.py), generated into a temporary directory at run time;
+the ranking, stopping and suggest benchmarks read the labelled datasets in ../shared/screening-datasets/ in place.
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ class Sizes:
     ranking_repeats: int
     stopping_runs: int  # whole-dataset screening simulations per dataset (benchmarks/stopping.py)
     stopping_datasets: int  # how many of the Cohen 2006 datasets, in benchmarks.ranking.DATASETS order
+    suggest_runs: int  # random 60 % query splits per dataset (benchmarks/suggest.py)
+    suggest_datasets: int  # how many of the Cohen 2006 datasets, in benchmarks.ranking.DATASETS order
 
     @property
     def flag(self) -> str:
@@ -64,6 +66,7 @@ FULL = Sizes(
     weekly_new=(0, 10, 500), scale_papers=1_000_000, export_rows=100_000, scale_repeats=5, cli_repeats=3,
     lean_records=10_000, refetch_backfill_weeks=16, refetch_per_day=40, margin_requests=150,
     ranking_runs=20, ranking_datasets=4, ranking_repeats=3, stopping_runs=50, stopping_datasets=4,
+    suggest_runs=5, suggest_datasets=4,
 )
 QUICK = Sizes(
     quick=True, ingest_records=1_000, ingest_repeats=1, biopython_repeats=1, backfill_records=(500, 1_500),
@@ -71,6 +74,7 @@ QUICK = Sizes(
     weekly_new=(0, 10, 500), scale_papers=10_000, export_rows=5_000, scale_repeats=3, cli_repeats=1,
     lean_records=1_000, refetch_backfill_weeks=4, refetch_per_day=10, margin_requests=60,
     ranking_runs=2, ranking_datasets=4, ranking_repeats=1, stopping_runs=1, stopping_datasets=1,
+    suggest_runs=1, suggest_datasets=1,
 )
 
 

@@ -101,6 +101,21 @@ def build_source(store) -> dict:
     new_session(Access(store=store, hosts=frozenset(), team=True), account="ana", reviewer="ana", role="admin")
     authenticate(store, "ben", "not-his-password", address="10.0.0.7")
     save_checked_through(store, "dosing", date(2024, 3, 1), first.id)
+    from tracker.store.suggestions import (
+        Found,
+        decide_suggestions,
+        mark_seeds_asked,
+        save_found,
+        save_suggestion_state,
+    )
+
+    # Suggestions beyond the query: papers 61-63 are in no topic; 62 joins 'dosing' from them, 63 is dismissed.
+    save_found(store, "dosing", [Found(61, {"similar": (1, 3)}, 4200), Found(62, {"cites": (1,)}),
+                                 Found(63, {"similar": (1,), "cited by": (3,)}, 17)], run_id=first.id)
+    decide_suggestions(store, "dosing", [62], "added", reviewer="ana")
+    decide_suggestions(store, "dosing", [63], "dismissed", reviewer="ben")
+    save_suggestion_state(store, "dosing", checked_through=date(2024, 3, 2))
+    mark_seeds_asked(store, "dosing", [1, 3, 31415926])
     retracted = dataclasses.replace(varied_paper(12), publication_types=("Retracted Publication", "Journal Article"))
     events = save_refreshed(store, [(retracted, [Notice("retraction", 70012, "Retraction in: J 2024;1:2")]),
                                     (varied_paper(13), [Notice("erratum", None, "Erratum in: J 2024;1:3")])],
@@ -218,7 +233,8 @@ def test_round_trip_through_either_back_end_loses_nothing(tmp_path, source, db_u
     before = dump(source)
     assert all(before[name] for name in ("status_event", "event_delivery", "paper_revision", "delivery", "recipient",
                                          "topic_state", "change_check", "digest", JOB_TABLE, "decision",
-                                         "current_decision", "screening", "account"))
+                                         "current_decision", "screening", "account", "suggestion", "suggestion_state",
+                                         "suggestion_seed"))
     assert len(before["decision"]) == 4 and before["decision"][3]["replaces"] == before["decision"][0]["id"]
     calls = []
     there = copy_database(source, db_url, batch_rows=7, progress=lambda *call: calls.append(call))
@@ -608,7 +624,7 @@ def test_cli_copies_and_prints_rows_per_table(tmp_path, home, source):
     assert lines[0].startswith(f"copied {source.path} to {target} in ") and lines[0].endswith(f"s: {total} rows")
     assert lines[1].split() == ["table", "rows"]
     counts = dict(line.split() for line in lines[3:] if len(line.split()) == 2)
-    assert (counts["paper"], counts["topic_paper"], counts["delivery"], counts[JOB_TABLE]) == ("63", "71", "3", "2")
+    assert (counts["paper"], counts["topic_paper"], counts["delivery"], counts[JOB_TABLE]) == ("63", "72", "3", "2")
     assert "search index rebuilt for 63 papers; not copied: instance_lock (live locks)" in done.out
     assert lines[-1] == f"to use the copy, set TRACKER_DB_URL={sqlite_url(target)}"
     assert done.err == ""

@@ -186,7 +186,7 @@ def test_migration_5_fills_books_databanks_and_trial_ids_from_the_stored_xml(db_
     try:
         assert [(step.migration.version, step.migration.name) for step in applied] == [
             (5, "book-details-and-trial-ids"), (6, "web-app"), (7, "relevance-scores"), (8, "search-champion-lists"),
-            (9, "screening-stages"), (10, "feed-tokens")]
+            (9, "screening-stages"), (10, "feed-tokens"), (11, "suggestions")]
         with migrated.engine.connect() as connection:
             refilled = {row.pmid: dict(row._mapping) for row in connection.execute(text(
                 "SELECT * FROM paper ORDER BY pmid")).all()}
@@ -352,3 +352,33 @@ def test_reading_commands_work_for_a_user_who_cannot_write_the_database(stored_h
             assert connection.execute("SELECT count(*) FROM paper").fetchone() == (2,)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_migration_11_gives_each_membership_its_source_from_its_run(db_url):
+    """A schema 10 database: the papers an import brought keep 'import' as their source, the rest 'query'; the
+    suggestion tables start empty."""
+    from tests.test_store import drop_suggestions
+    from tracker.store.runs import RunCounts, finish_run, start_run
+
+    store = open_store(db_url)
+    fetched = start_run(store, "dosing", kind="fetch", query="q", window_start=None, window_end=None)
+    save_papers(store, [make_paper(7), make_paper(8)], topic="dosing", run_id=fetched.id)
+    imported = start_run(store, "dosing", kind="import", query="q", window_start=None, window_end=None)
+    save_papers(store, [make_paper(9)], topic="dosing", run_id=imported.id)
+    save_papers(store, [make_paper(9)], topic="elderly")  # no run: a paper linked by an older tracker
+    finish_run(store, imported.id, RunCounts())
+    with store.engine.begin() as connection:
+        drop_suggestions(connection)
+        connection.execute(text("UPDATE tracker_schema SET version = 10"))
+        connection.execute(text("DELETE FROM tracker_migration WHERE version >= 11"))
+    store.close()
+    migrated, applied = migrate_store(db_url)
+    try:
+        assert [(step.migration.version, step.migration.name) for step in applied] == [(11, "suggestions")]
+        with migrated.engine.connect() as connection:
+            assert connection.execute(text("SELECT topic, pmid, source FROM topic_paper ORDER BY topic, pmid")).all() == [
+                ("dosing", 7, "query"), ("dosing", 8, "query"), ("dosing", 9, "import"), ("elderly", 9, "query")]
+            for table in ("suggestion", "suggestion_state", "suggestion_seed"):
+                assert connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
+    finally:
+        migrated.close()

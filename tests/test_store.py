@@ -257,9 +257,17 @@ def undo_screening_stages(connection) -> None:
             connection.execute(Table(name, MetaData(), autoload_with=connection).insert(), kept[name])
 
 
+def drop_suggestions(connection) -> None:
+    """Undo migration 11 (suggestions): its tables and the membership's source."""
+    for table in ("suggestion", "suggestion_state", "suggestion_seed"):
+        connection.execute(text(f"DROP TABLE {table}"))
+    connection.execute(text("ALTER TABLE topic_paper DROP COLUMN source"))
+
+
 def drop_web_app(connection) -> None:
-    """Undo migrations 10 (feed-tokens), 9 (screening-stages), 7 (relevance-scores) and 6 (web-app): their tables,
-    the evidence tier column and its indexes."""
+    """Undo migrations 11 (suggestions), 10 (feed-tokens), 9 (screening-stages), 7 (relevance-scores) and 6
+    (web-app): their tables, the evidence tier column and its indexes."""
+    drop_suggestions(connection)
     connection.execute(text("DROP TABLE feed_token"))
     undo_screening_stages(connection)
     for table in ("relevance_score", "ranking_state"):

@@ -135,3 +135,32 @@ def test_rendered_topic_file_loads_back(tmp_path):
 def test_weekday_7_is_sunday_as_in_cron(tmp_path):
     path = write(tmp_path, "weekly.toml", 'title = "x"\nquery = "a"\nschedule = "0 7 * * 7"')
     assert load_topic(path).schedule == "0 7 * * 7"
+
+
+def test_seeds_are_pmids_listed_once(tmp_path):
+    path = write(tmp_path, "bolus.toml", 'title = "Bolus"\nquery = "bolus"\nseeds = [31415926, 27182818]\n')
+    topic = load_topic(path)
+    assert topic.seeds == (31415926, 27182818)
+    assert "seeds = [31415926, 27182818]\n" in render_topic_file(topic)
+    assert load_topic(write(tmp_path, "plain.toml", 'title = "Plain"\nquery = "plain"\n')).seeds == ()
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ('"31415926"', "bolus.toml: key 'seeds' must be a list of PMIDs such as [31415926, 27182818]"),
+    ('["31415926"]', "bolus.toml: key 'seeds': '31415926' is not a PMID (a whole number such as 31415926, without "
+                     "quotes)"),
+    ("[0]", "bolus.toml: key 'seeds': 0 is not a PMID (a whole number such as 31415926, without quotes)"),
+    ("[3.5]", "bolus.toml: key 'seeds': 3.5 is not a PMID (a whole number such as 31415926, without quotes)"),
+    ("[true]", "bolus.toml: key 'seeds': True is not a PMID (a whole number such as 31415926, without quotes)"),
+    ("[4294967296]", "bolus.toml: key 'seeds': 4294967296 is not a PMID (a whole number such as 31415926, without "
+                     "quotes)"),
+    ("[12, 13, 12]", "bolus.toml: key 'seeds' lists 12 twice"),
+    ("[" + ", ".join(str(n) for n in range(1, 502)) + "]",
+     "bolus.toml: key 'seeds' lists 501 PMIDs, more than 500: keep the few papers the topic is about, and add a "
+     "library with 'tracker import'"),
+])
+def test_bad_seeds_are_one_line_naming_the_file_and_key(tmp_path, value, message):
+    path = write(tmp_path, "bolus.toml", f'title = "Bolus"\nquery = "bolus"\nseeds = {value}\n')
+    with pytest.raises(TopicFileError) as refused:
+        load_topic(path)
+    assert str(refused.value) == message

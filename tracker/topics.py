@@ -17,7 +17,7 @@ from tracker.settings import EMAIL_PATTERN, SETTINGS_FILE, render_settings_file
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 DEFAULT_SCHEDULE = "0 6 * * *"
 ALLOWED_KEYS = {"title", "description", "query", "since", "schedule", "recipients", "max_per_digest",
-                "exclusion_reasons", "full_text_reasons", "screening", "highlight"}
+                "exclusion_reasons", "full_text_reasons", "screening", "highlight", "seeds"}
 # Why a paper is excluded, when the topic file gives no `exclusion_reasons` (PRISMA's usual headings).
 DEFAULT_EXCLUSION_REASONS = (
     "wrong population", "wrong intervention", "wrong comparator", "wrong outcome", "wrong study design",
@@ -30,6 +30,10 @@ DEFAULT_FULL_TEXT_REASONS = (
     "wrong setting", "conference abstract only", "duplicate report", "language", "other",
 )
 MAX_REVIEWERS = 2
+# PubMed's PMIDs are below 2^31 (SQLite's and PostgreSQL's INTEGER); a larger number is a typing slip.
+MAX_PMID = 2**31 - 1
+# Seeds a topic file may list: a starting set for the suggestions, not a library (import those with `tracker import`).
+MAX_SEEDS = 500
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ class Topic:
     max_per_digest: int | None = None
     exclusion_reasons: tuple[str, ...] = DEFAULT_EXCLUSION_REASONS
     screening: ScreeningMode = ScreeningMode()
+    # Papers the suggestions start from before the topic has inclusions (tracker/runs/suggest.py), in file order.
+    seeds: tuple[int, ...] = ()
     path: Path | None = None
     full_text_reasons: tuple[str, ...] = DEFAULT_FULL_TEXT_REASONS
     highlight: Highlight = Highlight()
@@ -178,6 +184,7 @@ def load_topic(path: Path) -> Topic:
         max_per_digest=max_per_digest,
         exclusion_reasons=tuple(reasons),
         screening=_screening_mode(name, data.get("screening")),
+        seeds=_seeds(name, data.get("seeds")),
         path=path,
         full_text_reasons=tuple(full_text_reasons),
         highlight=_highlight(name, data.get("highlight")),
@@ -217,6 +224,26 @@ def _highlight(name: str, value) -> Highlight:
             raise TopicFileError(f"{name}: key 'highlight': {key} must be a list of words such as {example}")
         lists[key] = tuple(dict.fromkeys(" ".join(word.split()) for word in words))
     return Highlight(include=lists["include"], exclude=lists["exclude"])
+
+
+def _seeds(name: str, value) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    example = "[31415926, 27182818]"
+    if not isinstance(value, list):
+        raise TopicFileError(f"{name}: key 'seeds' must be a list of PMIDs such as {example}")
+    seeds: list[int] = []
+    for pmid in value:
+        if isinstance(pmid, bool) or not isinstance(pmid, int) or not 0 < pmid <= MAX_PMID:
+            raise TopicFileError(f"{name}: key 'seeds': {pmid!r} is not a PMID (a whole number such as 31415926, "
+                                 "without quotes)")
+        if pmid in seeds:
+            raise TopicFileError(f"{name}: key 'seeds' lists {pmid} twice")
+        seeds.append(pmid)
+    if len(seeds) > MAX_SEEDS:
+        raise TopicFileError(f"{name}: key 'seeds' lists {len(seeds)} PMIDs, more than {MAX_SEEDS}: keep the few "
+                             "papers the topic is about, and add a library with 'tracker import'")
+    return tuple(seeds)
 
 
 def _screening_mode(name: str, value) -> ScreeningMode:
@@ -397,6 +424,8 @@ def render_topic_file(topic: Topic) -> str:
         lines.append("recipients = [" + ", ".join(quoted(r) for r in topic.recipients) + "]")
     if topic.max_per_digest:
         lines.append(f"max_per_digest = {topic.max_per_digest}")
+    if topic.seeds:
+        lines.append("seeds = [" + ", ".join(str(pmid) for pmid in topic.seeds) + "]")
     return "\n".join(lines) + "\n"
 
 

@@ -73,6 +73,8 @@ def status(limit, topic_slug, changes, since):
     for run in view.runs:
         if run.error:
             click.echo(f"run {run.id} ({run.topic}): {run.error}")
+        for note in run.notes:
+            click.echo(f"run {run.id} ({run.topic}): warning: {note}")
 
 
 def list_changes(topic_slug: str | None, since: date | None) -> None:

@@ -39,7 +39,8 @@ def init(directory):
 @cli.command()
 @click.option("--check", "check_slug", metavar="SLUG",
               help="Only ask PubMed how it reads this topic's query: translation, errors, warnings, Count "
-                   "(one esearch; nothing is stored).")
+                   "(one esearch; nothing is stored), then which words and MeSH terms the papers added from outside "
+                   "the query share that it does not name.")
 @click.option("--check-query", "check_query", metavar="QUERY", help="The same for a query that is not a topic yet.")
 @common_options
 def topics(check_slug, check_query):
@@ -80,6 +81,13 @@ def check_topic_query(slug: str | None, query: str | None) -> None:
         result = measure_query(client, query)
     for line in describe_check(query, result):
         click.echo(line)
+    from tracker.store.database import holds_database
+
+    if slug is not None and holds_database(current_settings().database_url):  # a check creates no database
+        from tracker.review.gaps import query_gaps
+
+        for line in query_gaps(current_store(readonly=True), topic, translation=result.query_translation).lines():
+            click.echo(f"outside:     {line}")
 
 
 @cli.command("query")

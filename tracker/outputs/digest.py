@@ -20,6 +20,12 @@ received": the status events (retraction, expression of concern, erratum, update
 period on any paper of the topic, each with its notice's PubMed link. A paper PubMed has retracted is marked
 RETRACTED wherever it is listed, and the header names the query's health flags.
 
+Outside your query (tracker/runs/suggest.py). Each topic ends with its pending suggestions beyond the query, "Outside
+your query: 7 suggestions, 2 of them new" (first found in the period, or, in the e-mail, since the reader's last one),
+and three of them, the new ones first and the most relevant first within each, with why each is suggested ("similar
+to 3 of your included papers", "cites Smith 2019"); the rest are in `tracker suggest <slug>` and the web app's
+Suggestions page.
+
 Rendering. tracker/outputs/render.py renders the templates (tracker/outputs/templates/digest.*.j2) and escapes every
 record text for its format; this module gives them, and the mail's templates, their phrases (PHRASES).
 """
@@ -44,6 +50,7 @@ from tracker.outputs.render import moment, plain, render
 from tracker.review.relevance import ranking_status
 from tracker.review.screening import count_states, rule_for, with_included_first
 from tracker.review.states import OPEN, State
+from tracker.runs.suggest import TOP_SHOWN, SuggestionView, list_suggestions, ranked
 from tracker.runs.watch import DEFAULT_QUIET_WEEKS, HealthFlag, topic_health
 from tracker.store import Store
 from tracker.store.changes import EventView, list_events, paper_statuses
@@ -58,6 +65,7 @@ from tracker.store.digests import (
 )
 from tracker.store.membership import other_topics_for
 from tracker.store.relevance import scores_of
+from tracker.store.suggestions import load_suggestions
 from tracker.text import as_utc, cut_at_word, doi_url, normal_pmcid, plural, pmc_url, pubmed_url, utcnow
 from tracker.topics import Topic
 
@@ -170,6 +178,17 @@ class ScreeningLine:
     left_out: int  # the period's new papers already excluded, which the digest leaves out
 
 
+@dataclass(frozen=True)
+class OutsideQuery:
+    """The topic's pending suggestions beyond its query: how many, how many of them are new in the period, and the
+    most relevant few (the new ones first)."""
+
+    total: int
+    shown: tuple[SuggestionView, ...]
+    new: int = 0
+    new_pmids: frozenset[int] = frozenset()
+
+
 class Tier(NamedTuple):
     key: str
     label: str
@@ -196,6 +215,7 @@ class TopicDigest:
     # How the order was made, once the topic has screening decisions: "ordered by 48 earlier decisions in this
     # topic" or "ranking starts after 2 more decisions" (tracker/review/relevance.py).
     ranking: str | None = None
+    outside: OutsideQuery | None = None  # pending suggestions beyond the query (none: no section)
 
     @property
     def shown(self) -> int:
@@ -220,7 +240,8 @@ class TopicDigest:
 def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | None = None,
                        until: datetime | date | None = None, pmids: Sequence[int] | None = None,
                        max_items: int | None = None, full_report: str | None = None,
-                       quiet_weeks: int = DEFAULT_QUIET_WEEKS, baseline: bool | None = None) -> TopicDigest:
+                       quiet_weeks: int = DEFAULT_QUIET_WEEKS, baseline: bool | None = None,
+                       suggested_since: datetime | date | None = None) -> TopicDigest:
     """The digest of `topic` for papers first seen in [since, until).
 
     `until` defaults to now. `since` defaults to the end of the last digest (see the module docstring),
@@ -229,6 +250,7 @@ def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | N
     A date means midnight UTC at its start. With `baseline` (the default when `since` is not given), the papers
     a backfill brought are summed up as the topic's baseline, not listed as new (see the module docstring);
     without it, as for a period asked for with `tracker digest --since`, every paper is listed.
+    `suggested_since` (default: the period's start) is when a suggestion beyond the query counts as new.
     """
     if baseline is None:
         baseline = since is None
@@ -281,7 +303,22 @@ def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | N
         baseline=summed_up,
         new_pmids=tuple(entry.paper.pmid for entry in entries),
         ranking=ranked.sentence if ranked.ranked or ranked.decisions else None,
+        outside=outside_query(store, topic, since=as_utc(suggested_since) if suggested_since is not None else since),
     )
+
+
+def outside_query(store: Store, topic: Topic, *, since: datetime | None = None,
+                  shown: int = TOP_SHOWN) -> OutsideQuery | None:
+    """The topic's pending suggestions for the digest's last section, those first found at `since` or later (new)
+    first; None when it has none. Only the papers shown are read."""
+    pending = ranked(load_suggestions(store, topic.slug))
+    if not pending:
+        return None
+    new = frozenset(item.pmid for item in pending if since is not None and item.first_found_at is not None
+                    and as_utc(item.first_found_at) >= since)
+    first = [item.pmid for item in sorted(pending, key=lambda item: item.pmid not in new)[:shown]]  # stable
+    views = {view.pmid: view for view in list_suggestions(store, topic, pmids=first).items}
+    return OutsideQuery(len(pending), tuple(views[pmid] for pmid in first if pmid in views), len(new), new)
 
 
 def screening_line(store: Store, topic: Topic, pmids: Sequence[int]) -> tuple[ScreeningLine, set[int]]:
@@ -480,10 +517,37 @@ def describe_baseline_shown(digest: TopicDigest) -> str:
             if len(base.entries) < base.papers else f"{every.capitalize()} in 'tracker export {digest.topic.slug}' too")
 
 
+def describe_outside(digest: TopicDigest) -> str:
+    """"Outside your query: 7 suggestions"."""
+    if digest.outside is None:
+        return ""
+    new = f", {digest.outside.new:,} of them new" if digest.outside.new else ""
+    return f"Outside your query: {plural(digest.outside.total, 'suggestion')}{new}"
+
+
+def describe_outside_rest(digest: TopicDigest) -> str:
+    """Where every suggestion is, and what they are."""
+    if digest.outside is None:
+        return ""
+    slug = digest.topic.slug
+    every = "it" if digest.outside.total == 1 else f"all {digest.outside.total:,}"
+    order = ("" if len(digest.outside.shown) == digest.outside.total else
+             ", the new ones first" if digest.outside.new else ", most relevant first")
+    lead = f"Papers PubMed links to your included papers that the query does not find{order}. "
+    return f"{lead}Add or dismiss {every} with 'tracker suggest {slug}' or on the web app's Suggestions page"
+
+
+def describe_suggestion(view: SuggestionView, outside: OutsideQuery | None = None) -> str:
+    """"new · Smith JA · 2019 · similar to 3 of your included papers; cites Jones 2018"."""
+    new = "new" if outside is not None and view.pmid in outside.new_pmids else ""
+    return " · ".join(str(part) for part in (new, view.first_author, view.year, view.reason) if part)
+
+
 PHRASES = dict(describe_baseline=describe_baseline, describe_baseline_shown=describe_baseline_shown,
                describe_run=describe_run, describe_shown=describe_shown, describe_hidden=describe_hidden,
                describe_late=describe_late, describe_period=describe_period, describe_empty=describe_empty,
-               describe_screening=describe_screening)
+               describe_screening=describe_screening, describe_outside=describe_outside,
+               describe_outside_rest=describe_outside_rest, describe_suggestion=describe_suggestion)
 
 
 # -- rendering --------------------------------------------------------------------------------
@@ -598,7 +662,8 @@ def format_for_path(path: Path) -> str:
 
 
 __all__ = [
-    "TIER_RULES", "RunInfo", "DigestEntry", "Tier", "TopicDigest", "build_topic_digest", "default_since",
+    "TIER_RULES", "RunInfo", "DigestEntry", "Tier", "TopicDigest", "OutsideQuery", "outside_query", "build_topic_digest",
+    "default_since",
     "classify", "abstract_excerpt", "PHRASES", "render_markdown", "render_html", "render_text", "render_digests",
     "write_topic_digests", "render_topic_digests", "write_digest_file",
 ]

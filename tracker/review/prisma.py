@@ -16,7 +16,12 @@ What is counted (for the papers the topic first saw from `since` on, and its run
 - studies included: at full text when the topic uses that stage, else by title and abstract (as before the
   stage existed); retracted among them;
 - agreement at each stage: each reviewer's count of decisions, their agreement (percentage and Cohen's kappa, over
-  the papers both decided, include against anything else) and the conflicts settled by a resolution.
+  the papers both decided, include against anything else) and the conflicts settled by a resolution;
+- other methods: the papers that joined the topic from its suggestions beyond the query (tracker/runs/suggest.py),
+  by PRISMA 2020's names: "similar articles" (PubMed's similar articles of an included paper or seed, whether or
+  not a citation found it too) and "citation searching" (papers citing or cited by one); they are screened with
+  the rest, so the records, screened and included figures count them too. The diagram draws them in PRISMA's
+  second column, "Identification of studies via other methods" (`draw_other_methods`).
 
 The counts add up: records = excluded + reports sought + awaiting a title/abstract decision; reports sought =
 not retrieved + assessed + awaiting retrieval; reports assessed = reports excluded + studies included (at full
@@ -42,6 +47,7 @@ from tracker.store.changes import paper_statuses
 from tracker.store.decisions import summaries
 from tracker.store.membership import member_counts, shared_count, shared_since, topic_members
 from tracker.store.runs import succeeded_runs
+from tracker.store.suggestions import CITATION_SEARCHING, SIMILAR_ARTICLES, added_by_method
 from tracker.text import format_utc, plural
 from tracker.topics import Topic
 
@@ -108,6 +114,8 @@ class PrismaCounts:
     full_text: bool = False  # the topic screens full texts (it has a full-text decision)
     agreement: dict[str, Agreement] = field(default_factory=dict)  # by stage: "title_abstract", "full_text"
     left: str = ""  # what is likely left to find, while the topic is screened in relevance order
+    # Papers identified via other methods, by method: {"similar articles": n, "citation searching": m}.
+    other_methods: dict[str, int] = field(default_factory=lambda: {SIMILAR_ARTICLES: 0, CITATION_SEARCHING: 0})
 
     def as_json(self) -> dict:
         found = asdict(self)
@@ -167,6 +175,7 @@ def prisma_counts(store: Store, topic: Topic, *, since: date | None = None) -> P
         reports_excluded_by_reason=later.excluded_by_reason, reports_also_given=later.also_given,
         awaiting_full_text=waiting_full_text, full_text=full_text,
         agreement={"title_abstract": first.agreement, "full_text": later.agreement},
+        other_methods=other_methods(store, topic, since=start),
         left=what_is_left(store, topic) if since is None and ranking_status(store, topic).ranked else "",
     )
 
@@ -217,6 +226,11 @@ def agreement(rule: ScreeningRule, rows: Sequence) -> Agreement:
     return Agreement(round(100 * agree, 1), kappa, dict(sorted(per_reviewer.items())), settled, len(pairs))
 
 
+def other_methods(store: Store, topic: Topic, *, since: datetime | None = None) -> dict[str, int]:
+    """The papers that joined the topic from its suggestions (at `since` or later), by PRISMA's other method."""
+    return added_by_method(store, topic.slug, since=since)
+
+
 # -- text, JSON, CSV -------------------------------------------------------------------------
 
 def render_text(counts: PrismaCounts) -> str:
@@ -260,6 +274,10 @@ def render_text(counts: PrismaCounts) -> str:
         lines.append(line)
     if counts.left:
         lines.append(f"what is left: {counts.left}")
+    other = sum(counts.other_methods.values())
+    if other:
+        lines.insert(3, f"identified via other methods: {other} records added from the suggestions ("
+                        + ", ".join(f"{method}: {number}" for method, number in counts.other_methods.items()) + ")")
     lines.append("runs:")
     lines += [f"  run {run.run} {run.started_at} {run.kind}: Count {run.count if run.count is not None else '-'}, "
               f"{run.listed} listed, {run.new} new" for run in counts.runs]
@@ -293,6 +311,8 @@ def render_csv(counts: PrismaCounts) -> str:
                             ("reports also given", counts.reports_also_given)):
         for reason, number in reasons.items():
             writer.writerow([f"{prefix}: {reason}", number])
+    for method, number in counts.other_methods.items():
+        writer.writerow([f"other methods: {method}", number])
     return buffer.getvalue()
 
 
@@ -301,6 +321,8 @@ def render_csv(counts: PrismaCounts) -> str:
 _WIDTH = 820
 _BOX = 340
 _LEFT, _RIGHT = 70, 450
+_OTHER = 830  # PRISMA's second column, "Identification of studies via other methods", drawn when it found any
+_WIDE = 1200
 _LINE = 18
 _FONT = "Arial, Helvetica, sans-serif"
 
@@ -333,8 +355,15 @@ def render_svg(counts: PrismaCounts) -> str:
              "(already held from an earlier run)"]
     left_height, right_height = box(_LEFT, y, left), box(_RIGHT, y, right)
     arrow(_LEFT + _BOX, y + left_height // 2, _RIGHT, y + left_height // 2)
-    y += max(left_height, right_height) + 40
+    other_height = draw_other_methods(parts, counts, y) if sum(counts.other_methods.values()) else 0
+    y += max(left_height, right_height, other_height) + 40
     arrow(_LEFT + _BOX // 2, y - 40, _LEFT + _BOX // 2, y)
+    if other_height:
+        # Into the screening the other records share, through the gap above it (no box stands in the way there).
+        join = _LEFT + _BOX * 3 // 4
+        parts.append(f'<polyline points="{_OTHER + _BOX // 2},{start + other_height} {_OTHER + _BOX // 2},{y - 20} '
+                     f'{join},{y - 20} {join},{y}" fill="none" stroke="#333333" stroke-width="1.5" '
+                     'marker-end="url(#arrow)"/>')
     phases.append(("Identification", start, y - 20))
 
     start = y
@@ -399,13 +428,14 @@ def render_svg(counts: PrismaCounts) -> str:
             f'{escape(_note(counts))}'
             "</text>")
     height = y + 30
+    width = _WIDE if sum(counts.other_methods.values()) else _WIDTH
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{_WIDTH}" height="{height}" '
-            f'viewBox="0 0 {_WIDTH} {height}">\n'
+            f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}">\n'
             f'<title>{escape(f"PRISMA flow diagram: {counts.title}")}</title>\n'
             '<defs><marker id="arrow" markerWidth="10" markerHeight="10" refX="9" refY="5" orient="auto">'
             '<path d="M0,0 L10,5 L0,10 z" fill="#333333"/></marker></defs>\n'
-            f'<rect x="0" y="0" width="{_WIDTH}" height="{height}" fill="#ffffff"/>\n'
+            f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>\n'
             + header + "\n" + "\n".join(parts) + "\n" + note + "\n</svg>\n")
 
 
@@ -421,9 +451,27 @@ def _note(counts: PrismaCounts) -> str:
     return f"Screening of titles and abstracts in tracker, topic {counts.topic}; full-text assessment not recorded."
 
 
+def draw_other_methods(parts: list[str], counts: PrismaCounts, top: int) -> int:
+    """PRISMA 2020's second column beside the identification row: its heading and the records the topic's
+    suggestions brought, by method; appends the SVG to `parts` and returns the box's height."""
+    parts.append(f'<text x="{_OTHER}" y="{top - 10}" font-family="{_FONT}" font-size="13" font-weight="bold" '
+                 f'fill="#1f3b63">Identification of studies via other methods</text>')
+    lines = ["Records identified from:", *(f"{method.capitalize()} (n = {number})"
+                                           for method, number in counts.other_methods.items()),
+             "(PubMed's links to included papers)"]
+    height = 16 + _LINE * len(lines)
+    parts.append(f'<rect x="{_OTHER}" y="{top}" width="{_BOX}" height="{height}" fill="#ffffff" stroke="#333333" '
+                 'stroke-width="1.5"/>')
+    for index, text in enumerate(lines):
+        weight = ' font-weight="bold"' if index == 0 else ""
+        parts.append(f'<text x="{_OTHER + 12}" y="{top + 22 + _LINE * index}" font-family="{_FONT}" font-size="13"'
+                     f'{weight} fill="#111111">{escape(text)}</text>')
+    return height
+
+
 def render(counts: PrismaCounts, fmt: str) -> str:
     return {"text": render_text, "json": render_json, "csv": render_csv, "svg": render_svg}[fmt](counts)
 
 
-__all__ = ["PrismaCounts", "RunFigures", "prisma_counts", "render", "render_text", "render_json", "render_csv",
-           "render_svg", "FORMATS", "NO_REASON"]
+__all__ = ["PrismaCounts", "RunFigures", "prisma_counts", "other_methods", "render", "render_text", "render_json",
+           "render_csv", "render_svg", "draw_other_methods", "FORMATS", "NO_REASON"]

@@ -14,6 +14,13 @@ What
     tracker.review.ranking's minimum of inclusions and exclusions there are no scores and the faces say "ranking
     starts after N more decisions". Only scores are stored (table `relevance_score`), never a model.
 
+Suggestions
+    The topic's pending suggestions beyond the query (tracker/runs/suggest.py) are scored by the same model in the
+    same refresh, and a refresh is due when one has no score yet. Their scores are kept on the suggestion, not in
+    `relevance_score`: a suggestion is not the topic's paper until the reader adds it, so the topic's listings, its
+    "likely relevant" fifth and its counts hold only its papers. An added paper is scored with the rest at the
+    next refresh, which its missing score triggers.
+
 Scores order papers; they never decide which papers a list, a digest or an export holds.
 """
 
@@ -31,6 +38,7 @@ from tracker.review.screening import rule_for
 from tracker.store import Store
 from tracker.store.models import RankingState
 from tracker.store.relevance import (
+    PaperText,
     clear_scores,
     decision_mark,
     ranking_state,
@@ -39,6 +47,7 @@ from tracker.store.relevance import (
     topic_texts,
     unscored_count,
 )
+from tracker.store.suggestions import clear_suggestion_scores, pending_texts, save_suggestion_scores, unscored_suggestions
 from tracker.text import utcnow
 from tracker.topics import Topic
 
@@ -93,7 +102,7 @@ def scores_stale(store: Store, topic: Topic, state: RankingState | None = None, 
     if state is None:
         return True
     mark = mark if mark is not None else decision_mark(store, topic.slug)
-    return mark > state.decision_mark or unscored_count(store, topic.slug) > 0
+    return mark > state.decision_mark or unscored_count(store, topic.slug) > 0 or unscored_suggestions(store, topic.slug) > 0
 
 
 def refresh_relevance(store: Store, topic: Topic, *, force: bool = False) -> RankingStatus:
@@ -110,11 +119,10 @@ def refresh_relevance(store: Store, topic: Topic, *, force: bool = False) -> Ran
     if needed:
         if stored is not None:
             clear_scores(store, topic.slug)  # decisions were taken back below the minimum: no stale order stays
+            clear_suggestion_scores(store, topic.slug)
         return RankingStatus(topic.slug, False, included + excluded, needed)
     texts = list(topic_texts(store, topic.slug))
-    counted = ranking.count_tokens([ranking.Record(
-        pmid=text.pmid, title=text.title, abstract=text.abstract, mesh_headings=text.mesh_headings,
-        keywords=text.keywords, publication_types=text.publication_types, journal=text.journal) for text in texts])
+    counted = ranking.count_tokens([_record(text) for text in texts])
     decided = [row for row, text in enumerate(texts) if states.get(text.pmid) in LABELS]
     # The vocabulary of every paper of the topic, decided or not (ASReview fits its TF-IDF so too): on the Cohen
     # 2006 simulation it raised summed WSS@95 by 0.03 and recall at 10 % by 0.02 over the decided papers' alone.
@@ -129,9 +137,18 @@ def refresh_relevance(store: Store, topic: Topic, *, force: bool = False) -> Ran
                                     decision_mark=mark, papers=len(texts), likely_from=likely_from,
                                     trained_at=utcnow(), seconds=round(seconds, 3)),
                 {text.pmid: value for text, value in zip(texts, scores, strict=True)})
-    log.info("relevance of topic '%s': trained on %d decisions, scored %d papers in %.1f s",
-             topic.slug, model.included + model.excluded, len(texts), seconds)
+    suggested = pending_texts(store, topic.slug)
+    if suggested:
+        save_suggestion_scores(store, topic.slug, dict(zip([text.pmid for text in suggested], ranking.score(
+            model, [_record(text) for text in suggested]), strict=True)))
+    log.info("relevance of topic '%s': trained on %d decisions, scored %d papers and %d suggestions in %.1f s",
+             topic.slug, model.included + model.excluded, len(texts), len(suggested), time.perf_counter() - started)
     return RankingStatus(topic.slug, True, model.included + model.excluded, 0, likely_from)
+
+
+def _record(text: PaperText) -> ranking.Record:
+    return ranking.Record(pmid=text.pmid, title=text.title, abstract=text.abstract, mesh_headings=text.mesh_headings,
+                          keywords=text.keywords, publication_types=text.publication_types, journal=text.journal)
 
 
 def refresh_quietly(store: Store, topic: Topic) -> RankingStatus | None:

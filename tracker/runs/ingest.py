@@ -21,7 +21,7 @@ from tracker.ncbi.eutils import EutilsClient
 from tracker.ncbi.pubmed import Paper
 from tracker.runs.ledger import NO_HOOKS, RunHooks, RunLedger
 from tracker.store import Store
-from tracker.store.membership import link_papers
+from tracker.store.membership import QUERY, link_papers
 from tracker.store.papers import save_papers, stored_pmids
 
 log = logging.getLogger("tracker.ingest")
@@ -55,16 +55,18 @@ def fetch_each_batch(client: EutilsClient, pmids: Sequence[int], save: SaveBatch
 
 
 def store_pmids(store: Store, client: EutilsClient, pmids: Sequence[int], *, topic: str | None,
-                ledger: RunLedger, hooks: RunHooks = NO_HOOKS) -> Ingested:
-    """Link the stored ones among `pmids` to `topic` (None: no topic), fetch and save the rest."""
+                ledger: RunLedger, hooks: RunHooks = NO_HOOKS, source: str = QUERY) -> Ingested:
+    """Link the stored ones among `pmids` to `topic` (None: no topic) as coming from `source` (the membership's
+    source: tracker/store/membership.py), fetch and save the rest."""
     pmids = list(dict.fromkeys(pmids))
     already = stored_pmids(store, pmids)
     if topic is not None:
-        ledger.linked(link_papers(store, topic, [pmid for pmid in pmids if pmid in already], ledger.run_id))
+        ledger.linked(link_papers(store, topic, [pmid for pmid in pmids if pmid in already], ledger.run_id,
+                                  source=source))
     fresh = [pmid for pmid in pmids if pmid not in already]
 
     def save(papers: list[Paper]) -> None:
-        new_to_store, new_to_topic = save_papers(store, papers, topic=topic, run_id=ledger.run_id)
+        new_to_store, new_to_topic = save_papers(store, papers, topic=topic, run_id=ledger.run_id, source=source)
         ledger.saved(new_to_store=new_to_store, new_to_topic=new_to_topic if topic is not None else new_to_store)
 
     missing = fetch_each_batch(client, fresh, save, hooks=hooks)

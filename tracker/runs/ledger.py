@@ -5,6 +5,8 @@ Every kind of run records itself through a `RunLedger`: a topic's fetch or backf
 watch pass (tracker/runs/watch.py), an ad-hoc query and an import. The parts of a run report what they learnt
 (`searched`, `measured`, `saved`, `linked`, `refetched`, `missing`, `warn`) and the ledger keeps the sums;
 only `succeed` and `fail` write them, once, with the watermark in the same transaction when the run moves it.
+A step that runs after the run was closed (the suggestion pass, tracker/runs/suggest.py) adds its requests and
+warnings with `amend`, which never changes how the run ended or its watermark.
 
 PubMed's messages. The create-date search reports PubMed's ErrorList and WarningList for the window's
 query; the total-Count search of the watch pass (the query as written, no date clause) then reports them
@@ -23,7 +25,7 @@ from datetime import date
 from tracker.errors import ShutdownRequested, TrackerError
 from tracker.store import Store
 from tracker.store.models import Run, TopicState
-from tracker.store.runs import RunCounts, finish_run, start_run
+from tracker.store.runs import RunCounts, amend_run, finish_run, start_run
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,15 @@ class RunLedger:
 
     def fail(self, error: str) -> Run:
         return self._finish(error=error, watermark=None)
+
+    def amend(self, *, requests: int, warnings: Sequence[str] = ()) -> Run:
+        """Add the requests and warnings of a step after the run was closed to its row."""
+        if self.finished is None:
+            raise RuntimeError("amend is for a step after the run was closed: call succeed or fail first")
+        self._counts.requests += requests
+        self._own_warnings.extend(warnings)
+        self.finished = amend_run(self.store, self.run_id, requests=requests, warnings=warnings)
+        return self.finished
 
     def _finish(self, *, error: str | None, watermark: TopicState | None) -> Run:
         if self.finished is not None:

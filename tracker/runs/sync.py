@@ -21,9 +21,11 @@ from tracker.ncbi.eutils import EutilsClient
 from tracker.review.relevance import refresh_quietly
 from tracker.runs.ingest import store_pmids
 from tracker.runs.ledger import NO_HOOKS, RunHooks, RunLedger
+from tracker.runs.suggest import suggest_after_run
 from tracker.runs.watch import watch_topic
 from tracker.store import Store
 from tracker.store.locks import TopicRunLock
+from tracker.store.membership import IMPORT
 from tracker.store.models import TopicState
 from tracker.store.papers import load_papers, newest_pmids
 from tracker.store.runs import close_interrupted_runs, topic_state
@@ -65,6 +67,9 @@ class TopicRunResult:
     # why the topics after it are not tried.
     unreachable: str | None = None
     stop_reason: str | None = None
+    suggestions: int | None = None  # new suggestions beyond the query (tracker/runs/suggest.py); None: none asked
+    suggestion_warnings: tuple[str, ...] = ()  # why the suggestion pass did not finish, or what it left out
+    suggestion_requests: int = 0  # of `requests`, those the suggestion pass spent (ELink, efetch)
 
     def summary(self) -> str:
         if self.skipped:
@@ -82,6 +87,10 @@ class TopicRunResult:
             line += f"; {self.missing} listed by esearch but not returned by efetch"
         if self.status_changes:
             line += f"; {plural(self.status_changes, 'status change')} (see 'tracker status --changes')"
+        if self.suggestions:
+            line += f"; {plural(self.suggestions, 'new suggestion')} outside the query (see 'tracker suggest {self.topic}')"
+        for warning in self.suggestion_warnings:
+            line += f"; warning: {warning}"
         return line
 
 
@@ -122,7 +131,7 @@ def sync_topic(store: Store, client: EutilsClient, topic: Topic, *, today: date 
         result = _sync_topic(store, client, topic, today=today or date.today(), since=since, full=full,
                              hooks=hooks.beating(lock.beat))
         if result.succeeded:
-            refresh_quietly(store, topic)  # the new papers scored before the digest and the e-mail
+            refresh_quietly(store, topic)  # the new papers and suggestions scored before the digest and the e-mail
         return result
     finally:
         lock.release()
@@ -166,6 +175,12 @@ def _sync_topic(store: Store, client: EutilsClient, topic: Topic, *, today: date
                                updated_at=ledger.run.started_at)
     ledger.succeed(watermark=new_state)
     result.succeeded = True
+    # After the run is closed and its watermark saved: whatever the links do, the run's papers stay as they are.
+    after = suggest_after_run(store, client, topic, today=today, run_id=ledger.run_id,
+                              hooks=RunHooks(heartbeat=hooks.heartbeat))
+    ledger.amend(requests=after.requests, warnings=after.warnings)
+    result.suggestions = after.outcome.new if after.outcome is not None else None
+    result.suggestion_warnings, result.suggestion_requests = after.warnings, after.requests
     _fill(result, ledger, started)
     return result
 
@@ -261,7 +276,7 @@ def import_pmids(store: Store, client: EutilsClient, topic: Topic, pmids: Sequen
     ledger.searched(len(pmids), len(pmids), translation=None)
     try:
         with ledger.recording(client, label=f"import into '{topic.slug}'"):
-            store_pmids(store, client, pmids, topic=topic.slug, ledger=ledger)
+            store_pmids(store, client, pmids, topic=topic.slug, ledger=ledger, source=IMPORT)
     except TrackerError as error:
         raise with_context(error, f"import into '{topic.slug}' failed: {error}; nothing already saved is lost: "
                                   "run the import again") from None

@@ -1,7 +1,8 @@
 """Topic membership: which topics hold which papers, linking papers to a topic, and the counts every page shows.
 
-A paper joins a topic once (`topic_paper`, keyed by topic and PMID, with when the topic first saw it and the run
-that brought it); memberships are only ever added.
+A paper joins a topic once (`topic_paper`, keyed by topic and PMID, with when the topic first saw it, the run that
+brought it and its source: the topic's query, a suggestion the reader added, an import, or a paper added by PMID);
+memberships are only ever added, and a paper that joins again keeps its first source.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from tracker.store.rows import chunked
 from tracker.text import utcnow
 
 _membership = TopicPaper.__table__
+
+QUERY, SUGGESTION, IMPORT, MANUAL = "query", "suggestion", "import", "manual"
+SOURCES = (QUERY, SUGGESTION, IMPORT, MANUAL)
 
 
 def memberships(store: Store, pmids: Iterable[int]) -> dict[int, dict[str, datetime]]:
@@ -78,8 +82,11 @@ def topic_pmids(store: Store, topic: str, pmids: Sequence[int] | None = None) ->
         return found
 
 
-def link_members(store: Store, session: Session, topic: str, pmids: Iterable[int], run_id: int | None, now: datetime) -> int:
-    """Add topic membership for `pmids`; returns how many were new to the topic."""
+def link_members(store: Store, session: Session, topic: str, pmids: Iterable[int], run_id: int | None, now: datetime,
+                 *, source: str = QUERY) -> int:
+    """Add topic membership for `pmids`, from `source`; returns how many were new to the topic."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown membership source {source!r}: use one of {', '.join(SOURCES)}")
     pmids = list(dict.fromkeys(pmids))
     if not pmids:
         return 0
@@ -88,17 +95,36 @@ def link_members(store: Store, session: Session, topic: str, pmids: Iterable[int
         existing.update(session.execute(
             select(col(TopicPaper.pmid)).where(col(TopicPaper.topic) == topic, col(TopicPaper.pmid).in_(chunk))
         ).scalars())
-    rows = [{"topic": topic, "pmid": p, "first_seen_at": now, "run_id": run_id} for p in pmids if p not in existing]
+    rows = [{"topic": topic, "pmid": p, "first_seen_at": now, "run_id": run_id, "source": source}
+            for p in pmids if p not in existing]
     store.upsert(session, TopicPaper.__table__, rows, ["topic", "pmid"], update=False)
     return len(rows)
 
 
-def link_papers(store: Store, topic: str, pmids: Sequence[int], run_id: int | None = None) -> int:
+def link_papers(store: Store, topic: str, pmids: Sequence[int], run_id: int | None = None, *,
+                source: str = QUERY) -> int:
     """Link papers the store already holds to `topic`; returns how many were new to the topic."""
     with store.session() as session:
-        linked = link_members(store, session, topic, pmids, run_id, utcnow())
+        linked = link_members(store, session, topic, pmids, run_id, utcnow(), source=source)
         session.commit()
     return linked
+
+
+def member_sources(store: Store, topic: str, pmids: Sequence[int]) -> dict[int, str]:
+    """How each of `pmids` that `topic` holds came into it (papers not in the topic are absent)."""
+    found: dict[int, str] = {}
+    with store.engine.connect() as connection:
+        for chunk in chunked(list(dict.fromkeys(pmids))):
+            found.update((pmid, source) for pmid, source in connection.execute(select(
+                _membership.c.pmid, _membership.c.source).where(_membership.c.topic == topic, _membership.c.pmid.in_(chunk))))
+    return found
+
+
+def members_from(store: Store, topic: str, sources: Sequence[str]) -> list[int]:
+    """The PMIDs of `topic` that came in from one of `sources`."""
+    with store.engine.connect() as connection:
+        return list(connection.execute(select(_membership.c.pmid).where(
+            _membership.c.topic == topic, _membership.c.source.in_(list(sources)))).scalars())
 
 
 def count_topic_papers(store: Store) -> dict[str, int]:
@@ -158,4 +184,5 @@ def shared_count(store: Store, slug: str) -> int:
 
 
 __all__ = ["memberships", "topic_members", "shared_since", "other_topics_for", "first_seen", "topic_pmids",
-           "link_papers", "link_members", "count_topic_papers", "member_counts", "shared_count"]
+           "link_papers", "link_members", "count_topic_papers", "member_counts", "shared_count", "member_sources",
+           "members_from", "SOURCES", "QUERY", "SUGGESTION", "IMPORT", "MANUAL"]

@@ -80,7 +80,7 @@ class PaperRow(SQLModel, table=True):
 
 
 class TopicPaper(SQLModel, table=True):
-    """A paper's membership in a topic: when the topic first saw it and which run found it."""
+    """A paper's membership in a topic: when the topic first saw it, which run found it and how it came in."""
 
     __tablename__ = "topic_paper"
     __table__: ClassVar[Table]
@@ -90,6 +90,8 @@ class TopicPaper(SQLModel, table=True):
     pmid: int = Field(primary_key=True, foreign_key="paper.pmid", index=True)
     first_seen_at: datetime
     run_id: int | None = Field(default=None, foreign_key="run.id")
+    # query (a run of the topic's query), suggestion (added from its suggestions), import, manual (added by PMID).
+    source: str = "query"
 
 
 class Run(SQLModel, table=True):
@@ -458,3 +460,54 @@ class RankingState(SQLModel, table=True):
     likely_from: float = 1.0
     trained_at: datetime
     seconds: float = 0.0  # how long reading, training and scoring took
+
+
+class Suggestion(SQLModel, table=True):
+    """A paper PubMed links to a topic's included papers or seeds that the topic does not hold (tracker/runs/suggest.py).
+
+    `ways` is how it was found, "; "-joined in the order of tracker/store/suggestions.py WAYS ("similar", "cites",
+    "cited by"), and `seeds` which seeds led to it, by way ({"similar": [PMID, ...]}). A pending suggestion waits for
+    the reader; an added one joined the topic (its membership's source is "suggestion"); a dismissed one is never
+    suggested to the topic again. The paper is stored like any other; `relevance` is the topic's model's score.
+    """
+
+    __tablename__ = "suggestion"
+    __table__: ClassVar[Table]
+    __table_args__ = (Index("ix_suggestion_topic_status", "topic", "status"),)
+
+    topic: str = Field(primary_key=True)
+    pmid: int = Field(primary_key=True, foreign_key="paper.pmid")
+    status: str = "pending"  # pending, added, dismissed
+    ways: str = ""
+    seeds: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # PubMed's similarity scores summed over the seeds that found it, when they were asked with scores.
+    similarity: int | None = None
+    relevance: float | None = None
+    first_found_at: datetime
+    last_found_at: datetime
+    run_id: int | None = Field(default=None, foreign_key="run.id")  # the run whose pass first found it
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+
+
+class SuggestionState(SQLModel, table=True):
+    """How far a topic's suggestions have looked: the last day whose new links were asked, and the last refresh."""
+
+    __tablename__ = "suggestion_state"
+    __table__: ClassVar[Table]
+
+    topic: str = Field(primary_key=True)
+    checked_through: date
+    refreshed_at: datetime | None = None
+    updated_at: datetime
+
+
+class SuggestionSeed(SQLModel, table=True):
+    """A seed whose links were asked once without a date limit: later runs ask only for what is new to it."""
+
+    __tablename__ = "suggestion_seed"
+    __table__: ClassVar[Table]
+
+    topic: str = Field(primary_key=True)
+    pmid: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})  # not always a stored paper
+    asked_at: datetime

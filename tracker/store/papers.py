@@ -11,7 +11,7 @@ from sqlmodel import Session, col
 
 from tracker.ncbi.pubmed import Paper
 from tracker.store.database import Store
-from tracker.store.membership import link_members
+from tracker.store.membership import QUERY, link_members
 from tracker.store.models import PaperRow
 from tracker.store.rows import chunked, paper_to_row, row_to_paper, save_search_index_rows, search_text, write_search_index
 from tracker.text import utcnow
@@ -29,8 +29,9 @@ def stored_pmids(store: Store, pmids: Sequence[int]) -> set[int]:
     return found
 
 
-def save_papers(store: Store, papers: Sequence[Paper], *, topic: str | None = None, run_id: int | None = None) -> tuple[int, int]:
-    """Upsert `papers` (and link them to `topic`) in one short transaction.
+def save_papers(store: Store, papers: Sequence[Paper], *, topic: str | None = None, run_id: int | None = None,
+                source: str = QUERY) -> tuple[int, int]:
+    """Upsert `papers` (and link them to `topic`, as coming from `source`) in one short transaction.
 
     Returns (papers new to the store, papers new to the topic).
     """
@@ -43,7 +44,7 @@ def save_papers(store: Store, papers: Sequence[Paper], *, topic: str | None = No
         rows = [paper_to_row(p, now) for p in unique]
         store.upsert(session, PaperRow.__table__, rows, ["pmid"])
         save_search_index_rows(store, session, rows, indexed=before)  # from the rows: trial ids are found once
-        linked = link_members(store, session, topic, [p.pmid for p in unique], run_id, now) if topic else 0
+        linked = link_members(store, session, topic, [p.pmid for p in unique], run_id, now, source=source) if topic else 0
         session.commit()
     return len(unique) - len(before), linked
 

@@ -94,6 +94,20 @@ def finish_run(store: Store, run_id: int, counts: RunCounts, *, error: str | Non
     return run
 
 
+def amend_run(store: Store, run_id: int, *, requests: int, warnings: Sequence[str] = ()) -> Run:
+    """Add the requests and warnings of a step that ran after a run was closed to its row; nothing else changes."""
+    with store.session() as session:
+        run = session.get(Run, run_id)
+        if run is None:
+            raise StoreError(f"run {run_id} is not in {store.describe()}: only a run started there can be amended")
+        run.requests = (run.requests or 0) + requests
+        run.warnings = [*(run.warnings or []), *warnings]
+        session.add(run)
+        session.commit()
+        session.refresh(run)
+    return run
+
+
 def topic_state(store: Store, topic: str) -> TopicState | None:
     with store.session() as session:
         return session.get(TopicState, topic)

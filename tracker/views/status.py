@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from tracker.review.screening import count_states
+from tracker.runs.suggest import WARNING_PREFIX
 from tracker.runs.watch import HealthFlag, topic_health
 from tracker.settings import Settings
 from tracker.store import Store
@@ -31,6 +32,8 @@ class RunView:
     window_start: date | None
     window_end: date | None
     error: str | None
+    # The suggestion pass's warnings (tracker/runs/suggest.py): the run succeeded, but its suggestions may lag.
+    notes: tuple[str, ...] = ()
 
     @property
     def seconds(self) -> float | None:
@@ -75,7 +78,8 @@ class TopicSummary:
 def run_view(run) -> RunView:
     return RunView(id=run.id, topic=run.topic, kind=run.kind, status=run.status, started_at=run.started_at,
                    finished_at=run.finished_at, new_papers=run.new_papers, matched=run.matched, requests=run.requests,
-                   window_start=run.window_start, window_end=run.window_end, error=run.error)
+                   window_start=run.window_start, window_end=run.window_end, error=run.error,
+                   notes=tuple(warning for warning in run.warnings or () if warning.startswith(WARNING_PREFIX)))
 
 
 def topic_summaries(store: Store, settings: Settings, *, topic: str | None = None, scan: TopicScan | None = None,

@@ -28,7 +28,7 @@ from tracker.web.state import HERE, WebApp
 
 def route_table() -> list[BaseRoute]:
     """Every page and action of the app, in one table."""
-    from tracker.web import auth, feeds, pages, query, screen
+    from tracker.web import auth, feeds, pages, query, screen, suggest
 
     return [
         Route("/", pages.topics, name="topics"),
@@ -42,6 +42,9 @@ def route_table() -> list[BaseRoute]:
         Route("/topics/{slug}/screen/undo", screen.undo, methods=["POST"], name="undo"),
         Route("/topics/{slug}/conflicts", screen.conflicts, name="conflicts"),
         Route("/topics/{slug}/conflicts", screen.settle, methods=["POST"], name="settle"),
+        Route("/topics/{slug}/suggestions", suggest.page, name="suggestions"),
+        Route("/topics/{slug}/suggestions", suggest.decision, methods=["POST"], name="suggestion_decision"),
+        Route("/topics/{slug}/suggestions/undo", suggest.undo, methods=["POST"], name="suggestion_undo"),
         Route("/papers/{pmid:int}", pages.paper, name="paper"),
         Route("/search", pages.search, name="search"),
         Route("/runs", pages.runs, name="runs"),

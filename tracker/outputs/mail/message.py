@@ -129,7 +129,7 @@ def build_message(store: Store, mailing: Mailing, *, sender: str, now: datetime 
             store, topic, pmids=mailing.pmids_by_topic.get(topic.slug, ()), until=mailing.until,
             max_items=min(cap, topic.max_per_digest or DEFAULT_MAX_PER_DIGEST) if cap else
             topic.max_per_digest or DEFAULT_MAX_PER_DIGEST,
-            full_report=full_report, quiet_weeks=quiet_weeks)) for topic in mailing.topics]
+            full_report=full_report, quiet_weeks=quiet_weeks, suggested_since=mailing.since)) for topic in mailing.topics]
 
     digests = digests_of(None, f"the attached {csv_filename(week)}")
     new = list(dict.fromkeys(pmid for digest in digests for pmid in digest.new_pmids))
