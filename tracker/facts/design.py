@@ -1,0 +1,232 @@
+"""The study design: from the publication types when they name one, else from the words of the title and abstract.
+
+Words count by where they stand: in the title most, then in a Design or Methods section or a sentence about the
+study at hand ("we", "this study", "patients were randomised"), least in other sentences; sentences about
+earlier work ("several randomised trials have shown", a review's "randomized control studies have been
+published") and a structured abstract's Background count not at all. The designs are then tried in an order
+that settles the usual conflicts: a protocol before the trial it describes, a systematic review of randomised
+trials before "randomised", animals before "prospective trial", a case report before "retrospective review",
+"prospective observational" as observational, and "non-randomised" before "randomised".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tracker.facts.model import Span
+from tracker.facts.text import Document
+
+_BY_PUBLICATION_TYPE: tuple[tuple[str, frozenset[str]], ...] = (
+    ("guideline", frozenset({"practice guideline", "guideline", "consensus development conference",
+                             "consensus development conference, nih"})),
+    ("systematic review", frozenset({"meta-analysis", "systematic review", "network meta-analysis"})),
+    ("protocol", frozenset({"clinical trial protocol"})),
+    ("rct", frozenset({"randomized controlled trial", "randomized controlled trial, veterinary"})),
+    ("case report", frozenset({"case reports"})),
+    ("observational", frozenset({"observational study", "observational study, veterinary"})),
+    ("review", frozenset({"review", "scoping review", "editorial", "comment", "news", "newspaper article",
+                          "historical article", "biography", "interview", "lecture", "address"})),
+)
+# Publication types that say "a trial" without saying whether it was randomised: the text decides which.
+_TRIAL_TYPES = frozenset({"clinical trial", "clinical trial, phase i", "clinical trial, phase ii",
+                          "clinical trial, phase iii", "clinical trial, phase iv", "controlled clinical trial",
+                          "equivalence trial", "pragmatic clinical trial", "adaptive clinical trial",
+                          "clinical trial, veterinary"})
+
+_CUES: dict[str, re.Pattern[str]] = {
+    "protocol": re.compile(r"\b(?:study protocol|trial protocol|protocol for an?|protocol of an?|this protocol|"
+                           r"rationale and design|design and rationale|statistical analysis plan|will be (?:randomi[sz]ed|"
+                           r"enrolled|recruited|assigned|allocated))\b"),
+    "guideline": re.compile(r"\b(?:guidelines?|consensus statement|consensus recommendations?|expert consensus|"
+                            r"position (?:statement|paper)|practice parameters?|recommendations (?:of|from|for) the|"
+                            r"delphi)\b"),
+    "systematic review": re.compile(r"\b(?:systematic(?:al)?(?:ally)? (?:review|search|literature)|meta-?analy[sz]\w*|"
+                                    r"metaanaly\w*|meta analy\w*|pooled analysis|network meta|umbrella review|"
+                                    r"trial sequential analysis|prisma)\b"),
+    "database search": re.compile(r"\b(?:searched|search of|searching)\b[^.]{0,120}\b(?:pubmed|medline|embase|"
+                                  r"cochrane|web of science|scopus|cinahl|databases?|central)\b"),
+    "animal or laboratory": re.compile(
+        r"\b(?:rats?|mice|mouse|murine|rodents?|pigs?|piglets?|swine|porcine|sheep|ovine|lambs?|ewes?|dogs?|canine|"
+        r"rabbits?|cats?|feline|horses?|equine|cattle|bovine|calves|monkeys?|primates?|baboons?|hamsters?|guinea pigs?|"
+        r"zebrafish|animal models?|animals|in vitro|ex vivo|isolated (?:\w+ )?(?:arteries|artery|vessels?|hearts?|"
+        r"tissues?|cotyledons?|rings?|cells?|muscles?|strips?|perfused)|cell cultures?|cultured (?:\w+ )?cells|"
+        r"cell lines?|organ bath|myography|placental model|perfused (?:human )?placenta|in silico|simulation model|"
+        r"pharmacokinetic model)\b"),
+    "human volunteers": re.compile(r"\b(?:healthy (?:human )?(?:volunteers|subjects|adults|men|women)|volunteers|"
+                                   r"patients|parturients|women|children|neonates)\b"),
+    "case report": re.compile(r"\b(?:case reports?|case presentation|we (?:report|describe|present) (?:a|an|the|two|three|"
+                              r"four|\d) (?:\w+ ){0,4}?(?:case|patient|woman|man|girl|boy|infant|neonate|parturient)s?|"
+                              r"(?:a|an) (?:rare |unusual |unique |fatal |challenging )?case of|"
+                              r"cases? (?:is|are) (?:reported|described|presented)|"
+                              r"(?:a|an) \d{1,3}-(?:year|month|week|day)-old|case series of (?:two|three|four|five|\d) )"),
+    "non-randomised": re.compile(r"\b(?:non-?randomi[sz]ed|not randomi[sz]ed|without randomi[sz]ation|"
+                                 r"non-?random)\b"),
+    "rct": re.compile(r"\b(?:randomi[sz]ed|randomi[sz]ation|randomly (?:assigned|allocated|divided|distributed|"
+                      r"received|receive|split|chosen to receive|stratified)|random allocation|random-allocation|"
+                      r"random assignment|random number|computer-generated random|(?:double|triple|single|"
+                      r"quadruple)[- ]blind\w*|placebo-controlled|cross-?over (?:trial|study|design)|"
+                      r"sealed envelope|rct)\b"),
+    "dose-finding": re.compile(r"\b(?:up-?and-?down|up-?down|biased[- ]coin|sequential allocation|dixon|narayana|"
+                               r"dose-?finding|dose-?response (?:study|trial)|dose-?escalation|continual reassessment|"
+                               r"isotonic regression|open-?label|single-?arm|phase (?:i|1|ii|2|i/ii) (?:trial|study)|"
+                               r"pilot (?:trial|study)|feasibility (?:trial|study)|(?:prospective|interventional) "
+                               r"(?:\w+ ){0,3}?(?:trial|study)|consecutive patients|crossover|healthy volunteers)\b"),
+    "observational": re.compile(r"\b(?:retrospective\w*|cohort|case-?control|cross-?sectional|registry|registries|"
+                                r"observational|chart review|medical records?|database|propensity|audit|"
+                                r"before-?and-?after|prospectively collected|survey|questionnaire|epidemiolog\w*|"
+                                r"population-based|real-world|secondary analysis|post hoc analysis|"
+                                r"quality improvement)\b"),
+    "review": re.compile(r"\b(?:review|reviews|overview|narrative|we discuss|this article|editorial|commentary|"
+                         r"perspective|viewpoint|state of the art|update on|current (?:evidence|knowledge|concepts|"
+                         r"literature)|literature|we summari[sz]e|summari[sz]es)\b"),
+}
+_OTHER_STUDIES = re.compile(r"\b(?:studies|trials|have (?:been|shown|demonstrated|reported)|has been|previous\w*|prior|"
+                            r"published|literature|recent\w*|earlier|several|some|evidence|reported|known)\b")
+_RESULTS_WORDS = re.compile(r"\b(?:p\s?[<=>≤]|results?:|were (?:higher|lower|similar|significant)|significant\w*|"
+                            r"odds ratio|hazard ratio|95%|mean|median|incidence)\b")
+_STATISTICS = re.compile(r"\bp\s?(?:[<=>≤]|less than|greater than)|\b(?:odds|hazard|risk) ratio|\bci\b|"
+                         r"confidence interval|\bsd\b|±|\bmean\b")
+_PARTICIPANTS = re.compile(r"\b\d[\d,]*\s(?:\w+\s){0,3}?(?:patients|women|subjects|participants|parturients|"
+                           r"children|neonates|infants|adults|volunteers|mothers)\b")
+
+
+@dataclass(frozen=True)
+class DesignFinding:
+    design: str
+    source: str  # "publication type", "abstract" or "none"
+    span: Span | None
+
+
+def design_from_publication_types(publication_types: Sequence[str]) -> str | None:
+    names = {name.strip().casefold() for name in publication_types}
+    for design, types in _BY_PUBLICATION_TYPE:
+        if names & types:
+            return design
+    return None
+
+
+def read_design(document: Document, publication_types: Sequence[str] = (), mesh_terms: Sequence[str] = ()
+                ) -> DesignFinding:
+    names = {name.strip().casefold() for name in publication_types}
+    typed = design_from_publication_types(publication_types)
+    from_text = _design_from_text(document, {term.strip().casefold() for term in mesh_terms})
+    if typed is None and names & _TRIAL_TYPES:
+        if from_text.design in ("rct", "non-randomised trial"):
+            return from_text
+        return DesignFinding("non-randomised trial", "publication type", None)
+    if typed == "review" and from_text.design in ("systematic review", "guideline"):
+        return from_text  # "Review" is all a publisher may say of a systematic review before NLM indexes it
+    if typed is not None:
+        cue = from_text.span if from_text.design == typed else None
+        return DesignFinding(typed, "publication type", cue)
+    return from_text
+
+
+@dataclass
+class _Cue:
+    strength: int  # 3 title, 2 design/methods section or a sentence about this study, 1 elsewhere
+    span: Span
+
+
+def _cues(document: Document) -> dict[str, _Cue]:
+    low = document.low
+    best: dict[str, _Cue] = {}
+    for index, sentence in enumerate(document.sentences):
+        if sentence.end <= sentence.start:
+            continue
+        about_others = bool(_OTHER_STUDIES.search(low, sentence.start, sentence.end))
+        for name, pattern in _CUES.items():
+            for match in pattern.finditer(low, sentence.start, sentence.end):
+                if index == 0:
+                    strength = 3
+                elif sentence.background:
+                    strength = 0
+                elif sentence.section == "methods" or _about_this_study(low, sentence.start, sentence.end):
+                    strength = 2
+                elif about_others and name in ("rct", "systematic review", "observational", "dose-finding"):
+                    strength = 0
+                else:
+                    strength = 1
+                if name == "rct" and _negated_randomisation(low, match.start()):
+                    continue
+                if strength and (name not in best or strength > best[name].strength):
+                    best[name] = _Cue(strength, Span(match.start(), match.end()))
+    return best
+
+
+_THIS_STUDY = re.compile(r"\b(?:we|our|this|the present|the current|patients were|women were|subjects were|"
+                         r"participants were|parturients were|children were)\b")
+
+
+def _about_this_study(low: str, start: int, end: int) -> bool:
+    return bool(_THIS_STUDY.search(low, start, end))
+
+
+def _negated_randomisation(low: str, position: int) -> bool:
+    return bool(re.search(r"(?:non-?|not |without )$", low[max(0, position - 8):position]))
+
+
+def _design_from_text(document: Document, mesh: set[str]) -> DesignFinding:
+    if not document.low.strip():
+        return DesignFinding("other", "none", None)
+    cues = _cues(document)
+    low = document.low
+
+    def strength(name: str) -> int:
+        return cues[name].strength if name in cues else 0
+
+    def found(design: str, cue: str) -> DesignFinding:
+        return DesignFinding(design, "abstract", cues[cue].span if cue in cues else None)
+
+    has_results = bool(_RESULTS_WORDS.search(low))
+    if strength("protocol") >= 2 and not re.search(r"\bresults?:|\bp\s?[<=]\s?0?\.\d", low):
+        return found("protocol", "protocol")
+    if strength("guideline") >= 3 or (strength("guideline") >= 2 and re.search(r"\b(?:recommend\w*|consensus)\b", low)
+                                      and not strength("rct")):
+        return found("guideline", "guideline")
+    if strength("systematic review") >= 2 or (strength("systematic review") and strength("database search")):
+        return found("systematic review", "systematic review")
+    if strength("database search") >= 2 and re.search(r"\b(?:included|eligible) (?:\w+ ){0,3}?(?:studies|trials|"
+                                                      r"articles)\b", low):
+        return DesignFinding("systematic review", "abstract", cues["database search"].span)
+    animals = strength("animal or laboratory")
+    human = strength("human volunteers")
+    mesh_animal = "animals" in mesh and "humans" not in mesh
+    if animals >= 2 and (animals >= human or animals == 3) or (animals and not human) or (mesh_animal and not human):
+        return found("animal or laboratory", "animal or laboratory")
+    if strength("case report") >= 2 and strength("rct") < 2:
+        return found("case report", "case report")
+    if strength("non-randomised") >= 1 and strength("non-randomised") >= strength("rct"):
+        return found("non-randomised trial", "non-randomised")
+    if strength("rct"):
+        return found("rct", "rct")
+    if strength("case report"):
+        return found("case report", "case report")
+    observational, trial = strength("observational"), strength("dose-finding")
+    if observational and observational >= trial and not _prospective_intervention(low, cues):
+        return found("observational", "observational")
+    if trial:
+        return found("non-randomised trial", "dose-finding")
+    if observational:
+        return found("observational", "observational")
+    if strength("review"):
+        return found("review", "review")
+    # No word names a design: data reported (statistics, participants) make it a study of what was observed;
+    # no data, a text about a subject.
+    if not document.abstract_low.strip():
+        return DesignFinding("other", "none", None)
+    if has_results and (_PARTICIPANTS.search(low) or _STATISTICS.search(low)):
+        return DesignFinding("observational", "abstract", None)
+    return DesignFinding("review", "abstract", None)
+
+
+def _prospective_intervention(low: str, cues: dict[str, _Cue]) -> bool:
+    """A prospective dose-finding design outranks a passing "observational" word only when it is explicit."""
+    if "dose-finding" not in cues:
+        return False
+    words = low[cues["dose-finding"].span.start:cues["dose-finding"].span.end]
+    return bool(re.search(r"up-?and-?down|up-?down|biased|sequential allocation|dose-?finding|dose-?escalation|"
+                          r"continual reassessment|healthy volunteers", words)) and \
+        cues["dose-finding"].strength >= cues["observational"].strength

@@ -1,0 +1,441 @@
+"""Doses of vasoactive drugs and dose-finding results, from the amounts the text states.
+
+For each amount with a unit (tracker/facts/quantities.py), sentence by sentence:
+  1. conversions: "5 μg/mL ... at 30 mL/h (2.5 μg/min)" is one dose, 2.5 µg/min, whose text is the whole phrase; a
+     concentration with a rate and no stated mass rate gives concentration x rate; a volume of a concentration
+     gives a mass; a rate in mL/h or a concentration that nothing converts is left out (a concentration alone in
+     its sentence is kept, since it is all the text gives);
+  2. what is not a dose: a confidence interval or interquartile range, a step ("in increments of", "a 0.025 µg/kg
+     increment", the second of "starting dose and increment were A and B"), a dose equivalence or potency ratio,
+     an ED50/ED90/EC50 estimate (kept apart as a result);
+  3. the drug: one named inside the unit ("µg of norepinephrine per kg"), else one that follows at once ("5 µg
+     sufentanil", "... in the phenylephrine group"), else the nearest one before it in the sentence, else the
+     only vasoactive drug of the text; "dopamine or dobutamine at 10 µg/kg/min" gives both; a drug that is not
+     vasoactive (bupivacaine 10 mg) takes its dose out of the list;
+  4. mode, timing and role from the words around the amount, then from the text as a whole.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tracker.facts.lexicon import Mention
+from tracker.facts.model import Dose, DoseResult, Span
+from tracker.facts.quantities import Amount, Quantity, quantities
+from tracker.facts.text import Document, Sentence
+
+_OPEN_BRACKETS = re.compile(r"[(\[]")
+_INTERVAL_WORDS = re.compile(r"(?:\bci\b|confidence|\biqr\b|interquartile|\brange\b|\bsd\b|s\.d\.|\bsem?\b|percentile|"
+                             r"\bq1\b|±|\bcri\b|credible)")
+_STEP_BEFORE = re.compile(r"(?:\bsteps?|\bincrements?|\bdecrements?|\bintervals?|\bincrease[sd]?|\bdecrease[sd]?|"
+                          r"\bincreasing|\bdecreasing|\braised|\breduced|\btitrated|\badjusted|\bescalated|\bstepwise)"
+                          r"(?:\s{1,2}(?:in|by|of|at))?(?:\s{1,2}(?:steps?|increments?|decrements?)\s{1,2}of)?"
+                          r"\s{1,2}(?:of\s{1,2}|by\s{1,2})?(?:an?\s{1,2})?$")
+_STEP_AFTER = re.compile(r"\s{0,3}(?:increments?|decrements?|steps?|intervals?|incremental|decremental|"
+                         r"increase|decrease|up|down)\b")
+_STEP_CONTEXT = re.compile(r"\b(?:increment\w*|decrement\w*|steps?|testing interval|intervals?|step size)\b")
+_START_CONTEXT = re.compile(r"\b(?:start\w*|initial|first)\b")
+_NOT_A_DOSE = re.compile(r"\b(?:equivalent to|potency|potent than|"
+                         r"dose equivalen\w*|conversion ratio)\b")
+RESULT_KIND = re.compile(r"\b(?:(ed|ec|ld|ic)\s?-?(\d{2})\b|(median effective dose|minimum effective dose)|"
+                         r"(\d{2})\s?%\s(?:effective dose|effective concentration))")
+_FOLLOWING_DRUG = re.compile(r"^[\s,]{0,3}(?:(?:in|for|of|to)\s{1,2})?(?:the\s{1,2})?(?:iv\s|intravenous\s|i\.v\.\s)?$")
+_COORDINATED = re.compile(r"^\s{0,2}(?:or|and|/|,)\s{0,2}$")
+_GROUP_GAP = re.compile(r"[^;()]{0,30}?\b(?:in|for)\s{1,2}(?:the\s{1,2})?")
+_GROUP_WORD = re.compile(r"\s{0,2}(?:group|arm)s?\b")
+_OF_DRUG_GAP = re.compile(r"[^;]{0,60}?\bof\s{1,2}(?:the\s{1,2})?")
+_FOR_DRUG_GAP = re.compile(r"[^;]{0,160}?\b(?:for|of|with)\s{1,2}(?:the\s{1,2})?(?:iv\s{1,2}|intravenous\s{1,2})?")
+_NEAR = 30  # characters: a drug that is not vasoactive takes the dose after it only from this close
+
+_BOLUS = re.compile(r"\b(?:bolus\w*|push|single (?:dose|injection)|injections?|injected|intermittent|every\s\d)")
+_INFUSION = re.compile(r"\b(?:infus\w*|continuous\w*|drip|titrat\w*|syringe pump|rate)\b")
+_TOTAL = re.compile(r"\b(?:total|cumulative|overall)\b")
+_PROPHYLACTIC = re.compile(
+    r"\b(?:prophyla\w*|prevent\w*|pre-?emptive\w*|fixed[- ]rate|constant[- ]rate|"
+    r"(?:immediately|just)\s(?:after|before|following)\s(?:the\s)?(?:intrathecal|spinal|subarachnoid|induction)|"
+    r"(?:started|initiated|commenced|begun|begin|start)\s(?:\w+\s){0,3}(?:at|with|after|before|upon|on)\s(?:the\s)?"
+    r"(?:time\sof\s|start\sof\s)?(?:intrathecal|spinal|subarachnoid|induction|cse|injection)|"
+    r"at\sthe\s(?:time|start)\sof\s(?:the\s)?(?:intrathecal|spinal|subarachnoid|induction))")
+_RESCUE = re.compile(
+    r"\b(?:rescue\w*|treat\w*\s(?:\w+\s){0,5}?hypotension|reverse\w*\s(?:\w+\s){0,3}?hypotension|"
+    r"(?:when|whenever|if|once)\s(?:the\s)?(?:maternal\s)?(?:sbp|systolic|map|mean arterial|blood pressure|bp|"
+    r"arterial pressure|hypotension)|on demand|as needed|as required|(?:fell|falls|decreased|dropped|declined)\s"
+    r"(?:\w+\s){0,2}?(?:to|below|by)|in response to hypotension|therapeutic)")
+_NEGATED = re.compile(r"\b(?:no|without|not|non)[\s-]{1,2}$")
+_SHOCK = re.compile(r"\b(?:shock|septic|sepsis|vasoplegi\w*|vasodilatory|vasopressor support|hypotensive patients|"
+                    r"critically ill|resuscitation|cardiac arrest|refractory hypotension)\b")
+_RECEIVED_BEFORE = re.compile(r"\b(?:mean|median|average|total|cumulative|overall)\b[^.;]{0,50}$")
+_DOSE_WAS = re.compile(r"\b(?:doses?|rates?|requirements?|amounts?|consumption|infusion)\b[^.;]{0,40}?"
+                       r"\b(?:was|were|ranged?|varied|reached)\s{1,2}(?:from\s{1,2}|between\s{1,2}|of\s{1,2}|"
+                       r"up to\s{1,2}|about\s{1,2}|approximately\s{1,2})?(?:[<>≤≥]\s{0,2})?$")
+_PROTOCOL_WORDS = re.compile(r"\b(?:start\w*|initial|first|fixed|predetermined|protocol|assigned|allocated|randomi[sz]ed|"
+                             r"target\w*|planned|set)\b")
+_REQUIRED_AFTER = re.compile(r"[^.;]{0,40}\b(?:was|were)\s(?:required|needed|used|administered in total)\b")
+
+
+@dataclass
+class _Candidate:
+    quantity: Quantity
+    amount: Amount
+    unit: str
+    start: int
+    end: int
+    drug_hint: int = -1  # where a drug named in a merged phrase starts
+
+
+def doses_and_results(document: Document, drugs: list[Mention], results_wanted: bool = True
+                      ) -> tuple[list[Dose], list[DoseResult]]:
+    low = document.low
+    drug_starts = frozenset(mention.start for mention in drugs)
+    vasoactive_names = {mention.name for mention in drugs if mention.vasoactive}
+    only_drug = next(iter(vasoactive_names)) if len(vasoactive_names) == 1 else None
+    shock = bool(_SHOCK.search(low))
+    text_bolus = "bolus" in low
+    text_timing = _text_timing(document)
+    dose_finding = bool(RESULT_KIND.search(low))
+    doses: list[Dose] = []
+    results: list[DoseResult] = []
+    seen: set[tuple[str, float, float, str]] = set()
+    for index, sentence in enumerate(document.sentences):
+        found = quantities(low, drug_starts, sentence.start, sentence.end)
+        if not found:
+            continue
+        sentence_drugs = [mention for mention in drugs if sentence.start <= mention.start < sentence.end
+                          and mention.substance]
+        recent = only_drug or _recent_vasoactive(document, drugs, index)
+        not_doses = bool(_NOT_A_DOSE.search(low, sentence.start, sentence.end))
+        kinds = [(match.start(), _kind(match)) for match in RESULT_KIND.finditer(low, sentence.start, sentence.end)]
+        candidates = [candidate for candidate in _converted(low, found, sentence_drugs)
+                      if not _in_interval(low, sentence, candidate.start)]
+        values = [candidate.quantity for candidate in candidates]
+        for candidate in candidates:
+            quantity = candidate.quantity
+            if _is_step(low, sentence, found, quantity):
+                continue
+            kind = _result_kind(kinds, candidate, values)
+            drug_mentions = _result_drug(low, candidate, sentence_drugs) if kind is not None else []
+            drug_mentions = drug_mentions or _drugs_for(low, candidate, sentence_drugs, recent)
+            if not drug_mentions:
+                continue
+            if kind is not None:
+                if results_wanted and candidate.unit != "µg/mL":
+                    for mention in drug_mentions:
+                        if mention.vasoactive:
+                            results.append(DoseResult(kind, mention.name, candidate.amount.low, candidate.unit,
+                                                      Span(candidate.start, candidate.end),
+                                                      document.text[candidate.start:candidate.end]))
+                continue
+            if not_doses or (dose_finding and sentence.section == "conclusions"):
+                continue
+            for mention in drug_mentions:
+                if not mention.vasoactive:
+                    continue
+                key = (mention.name, round(candidate.amount.low, 9), round(candidate.amount.high, 9), candidate.unit)
+                if key in seen:
+                    continue
+                seen.add(key)
+                doses.append(Dose(
+                    drug=mention.name, low=candidate.amount.low, high=candidate.amount.high, unit=candidate.unit,
+                    mode=_mode(low, sentence, candidate, text_bolus),
+                    timing=_timing(low, sentence, candidate, shock, text_timing),
+                    role=_role(low, sentence, candidate),
+                    span=Span(candidate.start, candidate.end), text=document.text[candidate.start:candidate.end]))
+    results = _distinct_results(results)
+    return doses, results
+
+
+def _recent_vasoactive(document: Document, drugs: list[Mention], index: int) -> str | None:
+    """The vasoactive drug last named in the two sentences before, for a sentence that names none."""
+    if index < 1:
+        return None
+    start = document.sentences[max(1, index - 2)].start
+    end = document.sentences[index].start
+    named = [mention.name for mention in drugs if start <= mention.start < end and mention.vasoactive]
+    return named[-1] if named else None
+
+
+def _kind(match: re.Match[str]) -> str:
+    if match.group(1):
+        return f"{match.group(1).upper()}{match.group(2)}"
+    if match.group(3):
+        return "ED50" if match.group(3).startswith("median") else "MED"
+    return f"ED{match.group(4)}"
+
+
+def _distinct_results(results: list[DoseResult]) -> list[DoseResult]:
+    seen: set[tuple[str, str, float, str]] = set()
+    distinct = []
+    for result in results:
+        key = (result.kind, result.drug, result.value, result.unit)
+        if key not in seen:
+            seen.add(key)
+            distinct.append(result)
+    return distinct
+
+
+def _converted(low: str, found: list[Quantity], drugs: list[Mention]) -> list[_Candidate]:
+    """The sentence's amounts as candidate doses, conversions done, what converts nothing left out."""
+    candidates: list[_Candidate] = []
+    consumed: set[int] = set()
+    used: set[int] = set()  # the starts of concentrations a rate or a volume has converted
+    concentration: Quantity | None = None
+    for index, quantity in enumerate(found):
+        if index in consumed:
+            continue
+        following = found[index + 1] if index + 1 < len(found) else None
+        if quantity.is_concentration:
+            concentration = quantity
+        stated = following if following is not None and _stated_in_brackets(low, quantity, following) else None
+        if (quantity.is_volume_rate or quantity.is_concentration or quantity.is_volume) and stated is not None \
+                and (stated.is_dose_unit and not stated.is_concentration):
+            start = quantity.start
+            if quantity.is_concentration:
+                start = _volume_before(low, found, index, start)
+            elif quantity.is_volume_rate and concentration is not None and concentration.end <= quantity.start \
+                    and concentration.start not in used:
+                start = concentration.start
+            for amount in stated.amounts:
+                candidates.append(_Candidate(stated, amount, stated.unit, start, _close_bracket(low, stated.end)))
+            consumed.add(index + 1)
+            if quantity.is_volume_rate and concentration is not None:
+                used.add(concentration.start)
+            continue
+        if quantity.is_volume_rate:
+            if concentration is not None and len(concentration.amounts) == 1:
+                per_minute = _per_minute(quantity)
+                mass = _mass_factor(concentration)
+                if per_minute is not None and mass is not None:
+                    unit = "U/min" if concentration.base == "U" else "µg/min"
+                    start = concentration.start if concentration.start not in used else quantity.start
+                    for amount in quantity.amounts:
+                        candidates.append(_Candidate(quantity, Amount(_round(concentration.amounts[0].low * amount.low
+                                                                            * per_minute * mass),
+                                                                     _round(concentration.amounts[0].low * amount.high
+                                                                            * per_minute * mass)),
+                                                     unit, start, quantity.end, concentration.drug_start))
+                    used.add(concentration.start)
+            continue
+        if quantity.is_volume:
+            if following is not None and following.is_concentration and len(following.amounts) == 1 \
+                    and following.start - quantity.end <= 40 and not _stated_after(low, found, index + 1):
+                mass = _mass_factor(following)
+                if mass is not None and len(quantity.amounts) == 1:
+                    base = "U" if following.base == "U" else "µg"
+                    candidates.append(_Candidate(following, Amount(_round(quantity.amounts[0].low * following.amounts[0].low
+                                                                          * mass),
+                                                                   _round(quantity.amounts[0].high * following.amounts[0].low
+                                                                          * mass)), base, quantity.start, following.end))
+                    consumed.add(index + 1)
+                    used.add(following.start)
+            continue
+        if not quantity.is_dose_unit:
+            continue
+        for amount in quantity.amounts:
+            candidates.append(_Candidate(quantity, amount, quantity.unit, quantity.start, quantity.end))
+    # A concentration is a dose only when it is all the text gives about that drug here.
+    kept = []
+    for candidate in candidates:
+        quantity = candidate.quantity
+        if quantity.is_concentration and candidate.unit.endswith("/mL"):
+            if quantity.start in used or any(other.unit != candidate.unit and not other.unit.endswith("/mL")
+                                                  for other in candidates):
+                continue
+        kept.append(candidate)
+    return kept
+
+
+def _stated_in_brackets(low: str, quantity: Quantity, following: Quantity) -> bool:
+    between = low[quantity.end:following.start]
+    return len(between) <= 60 and bool(re.fullmatch(r"[^().;]{0,50}?\(\s{0,2}(?:[a-z=≈~]{1,12}\s{0,2})?", between))
+
+
+def _stated_after(low: str, found: list[Quantity], index: int) -> bool:
+    return index + 1 < len(found) and _stated_in_brackets(low, found[index], found[index + 1])
+
+
+def _close_bracket(low: str, end: int) -> int:
+    close = re.match(r"\s{0,2}\)", low[end:end + 4])
+    return end + close.end() if close else end
+
+
+def _volume_before(low: str, found: list[Quantity], index: int, start: int) -> int:
+    if index > 0 and found[index - 1].is_volume and start - found[index - 1].end <= 40:
+        return found[index - 1].start
+    return start
+
+
+def _per_minute(rate: Quantity) -> float | None:
+    if rate.denominators[-1] == "h":
+        return 1 / 60
+    if rate.denominators[-1] == "min":
+        return 1.0
+    return None
+
+
+def _mass_factor(concentration: Quantity) -> float | None:
+    return {"µg": 1.0, "mg": 1000.0, "ng": 0.001, "U": 1.0}.get(concentration.base)
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.6g}")
+
+
+def _in_interval(low: str, sentence: Sentence, start: int) -> bool:
+    """Inside an open bracket whose words say interval: "(95% CI, 6 to 17 µg)", "[IQR 0.1-0.5 µg/kg/min]"."""
+    window = low[max(sentence.start, start - 80):start]
+    opened = [match.start() for match in _OPEN_BRACKETS.finditer(window)]
+    for position in reversed(opened):
+        inside = window[position:]
+        if ")" in inside or "]" in inside:
+            return False
+        return bool(_INTERVAL_WORDS.search(inside))
+    return bool(re.search(r"(?:\bci\b|confidence interval|\biqr\b|interquartile range)[\s,:=]{0,3}$", window))
+
+
+def _is_step(low: str, sentence: Sentence, found: list[Quantity], quantity: Quantity) -> bool:
+    before = low[max(sentence.start, quantity.start - 40):quantity.start]
+    if _STEP_BEFORE.search(before) and not re.search(r"\b(?:to|up to|from)\s{1,2}$", before):
+        return True
+    if _STEP_AFTER.match(low, quantity.end, min(sentence.end, quantity.end + 20)):
+        return True
+    # "The starting dose and the increment were A and B": B is the step.
+    index = found.index(quantity)
+    if index > 0 and re.fullmatch(r"\s{0,2}(?:,\s{0,2})?and\s{1,2}", low[found[index - 1].end:quantity.start]):
+        head = low[sentence.start:found[index - 1].start]
+        if _START_CONTEXT.search(head) and _STEP_CONTEXT.search(head):
+            return True
+    return False
+
+
+def _drugs_for(low: str, candidate: _Candidate, drugs: list[Mention], fallback: str | None) -> list[Mention]:
+    quantity = candidate.quantity
+    hint = quantity.drug_start if quantity.drug_start >= 0 else candidate.drug_hint
+    if hint >= 0:
+        named = [mention for mention in drugs if mention.start == hint]
+        if named:
+            return named[:1]
+    within = [mention for mention in drugs if candidate.start <= mention.start < candidate.end]
+    if within:
+        return within[:1]
+    after = [mention for mention in drugs if mention.start >= candidate.end]
+    if after:
+        gap = low[candidate.end:after[0].start]
+        if _FOLLOWING_DRUG.match(gap):
+            return [after[0]]
+        if _GROUP_GAP.fullmatch(gap) and _GROUP_WORD.match(low, after[0].end):
+            return [after[0]]
+    before = [mention for mention in drugs if mention.end <= candidate.start]
+    if before:
+        nearest = before[-1]
+        if not nearest.vasoactive and candidate.start - nearest.end > _NEAR:
+            nearest = next((mention for mention in reversed(before) if mention.vasoactive), nearest)
+        chosen = [nearest]
+        for earlier in reversed(before[:before.index(nearest)]):
+            if _COORDINATED.match(low[earlier.end:chosen[-1].start]):
+                chosen.append(earlier)
+            else:
+                break
+        return list(reversed(chosen))
+    if after and _OF_DRUG_GAP.fullmatch(low[candidate.end:after[0].start]):
+        return [after[0]]
+    if fallback is not None:
+        return [Mention(candidate.start, candidate.start, fallback, True, True)]
+    return []
+
+
+def _result_drug(low: str, candidate: _Candidate, drugs: list[Mention]) -> list[Mention]:
+    """"43.1 µg (95% CI ...) and 33.2 µg (95% CI ...) for phenylephrine": a "for X" that closes the list names the
+    drug of every value before it."""
+    after = [mention for mention in drugs if mention.start >= candidate.end]
+    if after and _FOR_DRUG_GAP.fullmatch(low[candidate.end:after[0].start]):
+        return [after[0]]
+    return []
+
+
+def _result_kind(kinds: list[tuple[int, str]], candidate: _Candidate, found: list[Quantity]) -> str | None:
+    before = [(position, kind) for position, kind in kinds if position < candidate.start]
+    if not before:
+        return None
+    # "ED95 and ED50 values were 43.1 µg and 33.2 µg ... and 3.7 µg and 3.2 µg": the kinds listed together name
+    # the values in turn.
+    first_value = min(quantity.start for quantity in found)
+    listed = [kind for position, kind in before if position < first_value]
+    if len(listed) > 1 and all(position < first_value for position, _kind in before):
+        order = [quantity.start for quantity in found if quantity.start >= first_value]
+        index = order.index(candidate.quantity.start) if candidate.quantity.start in order else 0
+        return listed[index % len(listed)]
+    return before[-1][1]
+
+
+def _nearest_cue(low: str, sentence: Sentence, candidate: _Candidate, patterns: dict[str, re.Pattern[str]]) -> str | None:
+    best: tuple[int, str] | None = None
+    for name, pattern in patterns.items():
+        for match in pattern.finditer(low, sentence.start, sentence.end):
+            if _NEGATED.search(low, max(sentence.start, match.start() - 8), match.start()):
+                continue
+            if match.end() <= candidate.start:
+                distance = candidate.start - match.end()
+            elif match.start() >= candidate.end:
+                distance = match.start() - candidate.end
+            else:
+                distance = 0
+            if best is None or distance < best[0]:
+                best = (distance, name)
+    return best[1] if best else None
+
+
+def _mode(low: str, sentence: Sentence, candidate: _Candidate, text_bolus: bool) -> str:
+    unit = candidate.unit
+    denominators = unit.split("/")[1:]
+    if any(part in ("min", "h", "day") for part in denominators):
+        return "infusion"
+    if unit.endswith("/mL"):
+        return "infusion" if _INFUSION.search(low, sentence.start, sentence.end) else "unspecified"
+    before = low[max(sentence.start, candidate.start - 60):candidate.start]
+    if _TOTAL.search(before):
+        return "unspecified"
+    cue = _nearest_cue(low, sentence, candidate, {"bolus": _BOLUS, "infusion": _INFUSION})
+    if cue is not None:
+        return cue
+    return "bolus" if text_bolus else "unspecified"
+
+
+def _text_timing(document: Document) -> str | None:
+    """The timing the text as a whole speaks of: its title first, then its words, when they say one thing."""
+    low = document.low
+    title = low[:document.title_end]
+    prophylactic_title, rescue_title = bool(_PROPHYLACTIC.search(title)), bool(_RESCUE.search(title))
+    if prophylactic_title != rescue_title:
+        return "prophylactic" if prophylactic_title else "rescue"
+    prophylactic = sum(1 for match in _PROPHYLACTIC.finditer(low)
+                       if not _NEGATED.search(low, max(0, match.start() - 8), match.start()))
+    rescue = sum(1 for _match in _RESCUE.finditer(low))
+    if prophylactic and not rescue:
+        return "prophylactic"
+    if rescue and not prophylactic:
+        return "rescue"
+    return None
+
+
+def _timing(low: str, sentence: Sentence, candidate: _Candidate, shock: bool, text_timing: str | None) -> str:
+    cue = _nearest_cue(low, sentence, candidate, {"prophylactic": _PROPHYLACTIC, "rescue": _RESCUE})
+    if cue is not None:
+        return cue
+    if shock:
+        return "rescue"
+    return text_timing or "unspecified"
+
+
+def _role(low: str, sentence: Sentence, candidate: _Candidate) -> str:
+    if candidate.quantity.spread:
+        return "received"
+    before = low[max(sentence.start, candidate.start - 70):candidate.start]
+    if _RECEIVED_BEFORE.search(before):
+        return "received"
+    if _DOSE_WAS.search(before) and (sentence.section in ("results", "conclusions") or (
+            sentence.section != "methods" and not _PROTOCOL_WORDS.search(before))):
+        return "received"
+    if _REQUIRED_AFTER.match(low, candidate.end, sentence.end):
+        return "received"
+    return "given"

@@ -1,0 +1,127 @@
+"""The sample size: how many participants the study randomised or enrolled, as the text states it.
+
+A count is a number (digits or words) before a participant noun, with up to three words between ("110 healthy
+women", "Ninety-two neonates", "3 septic shock patients", "1, 747 included patients"), or "n = 60" / "(n=3,819)".
+The first count that an enrolment word goes with ("randomised", "enrolled", "a total of", "undergoing") wins; then
+the first count not marked as a part ("114 of 163 patients", "309 patients (65%)", "analysed"); then a count
+marked as analysed; then the group sizes summed ("n = 31 ... n = 31"). Animal and laboratory studies have none; a
+systematic review counts only patients pooled; a case report with no number describes one patient.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tracker.facts.model import Span
+from tracker.facts.numbers import WORD_NUMBER, count
+from tracker.facts.text import Document
+
+_PARTICIPANT = (r"(?:patients?|women|men|subjects|participants|parturients|mothers|pregnant women|pregnancies|"
+                r"children|neonates|newborns|infants|adults|volunteers|individuals|persons|people|cases|"
+                r"recipients|survivors|residents|adolescents|girls|boys|elderly|gravidas|primigravidas|"
+                r"multigravidas|ladies|females|males|candidates|preterm infants|episodes)")
+_DIGITS = r"\d{1,3}(?:,\s?\d{3})+|\d{1,6}"
+_COUNT = re.compile(rf"(?<![\w.,%/-])({_DIGITS}|{WORD_NUMBER.pattern})"
+                    rf"((?:\s{{1,2}}(?!(?:of|in|and|or|to|with|who|were|was|per|than|at)\b)[a-z][\w'-]{{0,25}}){{0,3}}?)"
+                    rf"\s{{1,2}}{_PARTICIPANT}\b")
+_N_EQUALS = re.compile(r"\b[nN]\s{0,2}[=:]\s{0,2}(" + _DIGITS + r")\b")
+_ENROLMENT = re.compile(r"\b(?:randomi[sz]\w*|randomly|enrol\w*|recruit\w*|included|including|assigned|allocated|"
+                        r"participated|studied|a total of|total of|underwent|undergoing|scheduled|having|comprised|"
+                        r"consisted|divided|eligible|admitted|treated|received|receiving|who (?:developed|underwent|"
+                        r"received|had|were)|were (?:prospectively )?(?:enrolled|studied|included|investigated))\b")
+_ANALYSED = re.compile(r"\b(?:analy[sz]\w*|analysis|completed|excluded|lost|withdr\w*|dropped|died|deceased|survived|"
+                       r"followed up|evaluable|remained)\b")
+_PART_BEFORE = re.compile(r"(?:\b\d[\d,]*\s{1,2}(?:of|out of)\s{1,2}|\bof\s{1,2}(?:the\s{1,2})?(?:whom|these|them)\s{0,2}|"
+                          r"[<>≤≥]\s{0,2}|\baged?\s{1,2}|\bremaining\s{1,2}|"
+                          r"\bonly\s{1,2}|\bother\s{1,2}|\d\s?%\s{0,2}\(?)$")
+_PART_AFTER = re.compile(r"^\s{0,2}(?:\(\s{0,2}\d[\d.]*\s?%\s{0,2}\)|\[\s{0,2}\d[\d.]*\s?%\s{0,2}\]|"
+                         r"of\s{1,2}(?:the\s{1,2})?(?:\d|whom|these|them|all)|"
+                         r"in\s{1,2}(?:the|each|both)\s{1,2}(?:\w+\s{1,2}){0,2}?(?:group|arm)|in\s{1,2}group|"
+                         r"\d|per\s{1,2}group|each\b)")
+_GROUPS_OF = re.compile(r"\b(two|three|four|five|six|2|3|4|5|6)\s{1,2}(?:equal\s{1,2})?groups\s{1,2}(?:of|with)\s{1,2}"
+                        rf"({_DIGITS}|{WORD_NUMBER.pattern})(?:\s{{1,2}}(?:\w+\s{{1,2}}){{0,2}}?{_PARTICIPANT})?\s{{0,2}}(?:each)?")
+_CASE_ONE = re.compile(r"\b(?:a|an) (?:\d{1,3}-(?:year|month|week|day)-old|case of|(?:\w+ ){0,2}?(?:patient|woman|man|"
+                       r"girl|boy|infant|neonate|parturient))\b")
+_SMALL_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "2": 2, "3": 3, "4": 4, "5": 5, "6": 6}
+_POOLED_NOUN = re.compile(r"\b(?:trials|studies|rcts|articles)\b")
+
+
+@dataclass(frozen=True)
+class SampleSize:
+    value: int
+    span: Span
+
+
+@dataclass
+class _Count:
+    value: int
+    span: Span
+    enrolment: bool
+    part: bool
+    analysed: bool
+
+
+def read_sample_size(document: Document, design: str) -> SampleSize | None:
+    if design == "animal or laboratory":
+        return None
+    low = document.low
+    if design == "systematic review":
+        return _pooled(document)
+    counts = _counts(document)
+    for wanted in (lambda c: c.enrolment and not c.part and not c.analysed,
+                   lambda c: not c.part and not c.analysed,
+                   lambda c: not c.part):
+        chosen = next((c for c in counts if wanted(c)), None)
+        if chosen is not None:
+            return SampleSize(chosen.value, chosen.span)
+    groups = _GROUPS_OF.search(low)
+    if groups:
+        size = count(groups.group(2))
+        if size:
+            return SampleSize(_SMALL_WORDS[groups.group(1)] * size, Span(groups.start(), groups.end()))
+    sizes = [(int(re.sub(r"\D", "", match.group(1))), match) for match in _N_EQUALS.finditer(document.plain)]
+    if len(sizes) >= 2:
+        return SampleSize(sum(size for size, _match in sizes),
+                          Span(sizes[0][1].start(), sizes[-1][1].end()))
+    if len(sizes) == 1:
+        return SampleSize(sizes[0][0], Span(sizes[0][1].start(), sizes[0][1].end()))
+    if design == "case report":
+        single = _CASE_ONE.search(low)
+        if single:
+            return SampleSize(1, Span(single.start(), single.end()))
+    return None
+
+
+def _counts(document: Document) -> list[_Count]:
+    low = document.low
+    found = []
+    for match in _COUNT.finditer(low):
+        value = count(match.group(1))
+        if value is None or value == 0 or value > 10_000_000:
+            continue
+        sentence = document.sentence_at(match.start())
+        before = low[max(sentence.start, match.start() - 60):match.start()]
+        after = low[match.end():min(sentence.end, match.end() + 80)]
+        clause_before = re.split(r"[;:]", before)[-1]
+        enrolment = bool(_ENROLMENT.search(clause_before) or _ENROLMENT.search(after[:60])
+                         or _ENROLMENT.search(match.group(2)))
+        part = bool(_PART_BEFORE.search(before) or _PART_AFTER.match(after))
+        analysed = bool(_ANALYSED.search(after[:50]) or _ANALYSED.search(clause_before[-30:])
+                        or re.search(r"\bdata\b", clause_before[-30:]))
+        if re.search(r"\b(?:year|month|week|day|hour)s?[- ]old\b|\bgroups?\b", match.group(2)):
+            continue
+        found.append(_Count(value, Span(match.start(), match.end()), enrolment, part, analysed))
+    return found
+
+
+def _pooled(document: Document) -> SampleSize | None:
+    low = document.low
+    for match in _N_EQUALS.finditer(document.plain):
+        before = low[max(0, match.start() - 40):match.start()]
+        if _POOLED_NOUN.search(before) or re.search(r"\b(?:total|overall|pooled|combined)\b", before):
+            return SampleSize(int(re.sub(r"\D", "", match.group(1))), Span(match.start(), match.end()))
+    for item in _counts(document):
+        if not item.part:
+            return SampleSize(item.value, item.span)
+    return None

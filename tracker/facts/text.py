@@ -1,0 +1,159 @@
+"""The text the rules read: one string, normalised character for character, cut into sentences and sections.
+
+Normalising never changes the length of the text, so an offset found in the normalised text is the same offset in
+the text as given: every micro sign becomes "µ", every dash and minus "-", superscript digits and minus become
+digits and "-", middle dots "." (so "µg·kg⁻¹·min⁻¹" reads "µg.kg-1.min-1" and the Lancet's "0·05" reads "0.05"),
+odd spaces a space, and markup tags (<i>, <sup>) spaces of the same length. The rules then match the lower-cased
+copy (lower-casing that would change a length keeps that character as it is).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+_CHARACTERS = {
+    "\u03bc": "µ", "\u039c": "µ",  # Greek mu (often typed for the micro sign)
+    **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u207b\u208b\ufe63\uff0d\u2043", "-"),
+    "\u00b9": "1", "\u00b2": "2", "\u00b3": "3", "\u2070": "0", "\u2074": "4", "\u2075": "5", "\u2076": "6",
+    "\u2077": "7", "\u2078": "8", "\u2079": "9",
+    **dict.fromkeys("\u00b7\u2022\u22c5\u2219\u30fb\u2027", "."),
+    **dict.fromkeys("\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u200b\u202f\u205f"
+                    "\u3000\t\r\f\v", " "),
+    "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00d7": "x",
+    "\uff1c": "<", "\uff1e": ">", "\u2264": "≤", "\u2265": "≥", "\u2266": "≤", "\u2267": "≥",
+    "\uff08": "(", "\uff09": ")", "\uff0c": ",", "\uff1a": ":", "\uff05": "%",
+}
+_TRANSLATION = str.maketrans(_CHARACTERS)
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]{0,15}(?:\s[^<>\n]{0,200})?/?>")
+
+# A section label at the start of a line: "METHODS: ...", "Patients and methods: ...".
+_SECTION_LABEL = re.compile(r"[ \t]{0,4}([A-Za-z][A-Za-z ,&/()-]{1,60}?)[ \t]{0,2}:[ \t]")
+_SENTENCE_END = re.compile(r"[.!?](?=[\s\"')\]]{0,3}\s[\"'(\[]?[A-Z0-9])|\n")
+
+SECTION_KINDS = {
+    "background": ("background", "introduction", "context", "rationale", "importance", "significance", "aim",
+                   "aims", "purpose", "objective", "objectives", "goal", "question", "hypothesis", "aim of work"),
+    "methods": ("method", "methods", "design", "setting", "settings", "patients", "participants", "subjects",
+                "intervention", "interventions", "measurement", "measurements", "materials", "data sources",
+                "study selection", "data extraction", "study design", "population", "eligibility", "exposure",
+                "main outcome", "outcome", "outcomes", "case", "case presentation", "case report", "case summary",
+                "search", "review methods", "sources", "selection"),
+    "results": ("result", "results", "findings", "data synthesis", "main results", "measurements and main results",
+                "synthesis", "evidence synthesis"),
+    "conclusions": ("conclusion", "conclusions", "interpretation", "discussion", "implications", "conclusion and "
+                    "relevance", "conclusions and relevance", "summary", "significance", "clinical relevance"),
+}
+_LONGEST_UNLABELLED_BACKGROUND = 4  # sentences
+_SECTION_OF_WORD = {word: kind for kind, words in SECTION_KINDS.items() for word in words}
+
+# Sentences that speak about the study at hand (not about earlier work).
+SELF_REFERENCE = re.compile(
+    r"\b(?:we|our|us|this (?:prospective |retrospective |randomi[sz]ed |double-blind(?:ed)? |observational |pilot |"
+    r"multicent(?:re|er) |single-cent(?:re|er) |cohort |cross-sectional |clinical |systematic |secondary )?"
+    r"(?:study|trial|review|analysis|meta-analysis|investigation|work|paper|article|report|audit|survey|series)|"
+    r"(?:the )?(?:present|current) (?:study|trial|review|investigation|analysis)|aimed to|aims? to|was designed|"
+    r"were (?:enrolled|randomi[sz]ed|recruited|included|studied)|(?:the|our) (?:aim|objective|purpose|goal)s? (?:of|was|were))\b")
+
+
+def normalise(text: str) -> str:
+    """The text with odd characters replaced one for one and markup masked by spaces: the same length."""
+    plain = text.translate(_TRANSLATION)
+    if "<" in plain:
+        plain = _TAG.sub(lambda match: " " * len(match.group()), plain)
+    return plain
+
+
+def lower_same_length(text: str) -> str:
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        return lowered
+    return "".join(char.lower() if len(char.lower()) == 1 else char for char in text)
+
+
+@dataclass(frozen=True)
+class Sentence:
+    start: int
+    end: int
+    section: str  # "title", "background", "methods", "results", "conclusions" or "none" (no label seen)
+    background: bool  # about earlier work or the problem, not about the study at hand
+
+
+class Document:
+    """The text as given, its normalised and lower-cased copies, and its sentences."""
+
+    def __init__(self, title: str, text: str) -> None:
+        self.text = text
+        self.title_end = len(title)
+        self.plain = normalise(text)
+        self.low = lower_same_length(self.plain)
+        self.sentences = _sentences(self.plain, self.low, self.title_end)
+        self._starts = [sentence.start for sentence in self.sentences]
+
+    def sentence_at(self, offset: int) -> Sentence:
+        return self.sentences[self.sentence_index(offset)]
+
+    def sentence_index(self, offset: int) -> int:
+        return max(0, bisect.bisect_right(self._starts, offset) - 1)
+
+    @cached_property
+    def structured(self) -> bool:
+        return any(sentence.section != "none" for sentence in self.sentences[1:])
+
+    @cached_property
+    def abstract_low(self) -> str:
+        return self.low[self.title_end + 1:]
+
+    @property
+    def title_low(self) -> str:
+        return self.low[:self.title_end]
+
+
+def _section_kind(label: str) -> str:
+    words = label.strip().lower()
+    if words in _SECTION_OF_WORD:
+        return _SECTION_OF_WORD[words]
+    for part in re.split(r"\s*(?:,|&|/|\band\b)\s*", words):
+        if part in _SECTION_OF_WORD:
+            return _SECTION_OF_WORD[part]
+    return "other"
+
+
+def _sentences(plain: str, low: str, title_end: int) -> list[Sentence]:
+    sentences = [Sentence(0, title_end, "title", False)]
+    section = "none"
+    position = title_end + 1
+    total = len(plain)
+    pieces: list[tuple[int, int, str]] = []
+    while position < total:
+        line_end = plain.find("\n", position)
+        line_end = total if line_end < 0 else line_end
+        label = _SECTION_LABEL.match(plain, position, line_end)
+        if label:
+            kind = _section_kind(label.group(1))
+            if kind != "other" or label.group(1)[:1].isupper():
+                section = kind if kind != "other" else "none"
+        start = position
+        for boundary in _SENTENCE_END.finditer(plain, position, line_end):
+            end = boundary.end()
+            if plain[start:end].strip():
+                pieces.append((start, end, section))
+            start = end
+        if plain[start:line_end].strip():
+            pieces.append((start, line_end, section))
+        position = line_end + 1
+    structured = any(piece_section != "none" for _start, _end, piece_section in pieces)
+    refers = [bool(SELF_REFERENCE.search(low, start, end)) for start, end, _section in pieces]
+    # An unstructured abstract opens with its background when it turns to "this study"/"we" within a few
+    # sentences; one that never does, or only late, is read as all about the study.
+    first_self = next((index for index, flag in enumerate(refers) if flag), None)
+    opening = first_self if first_self is not None and first_self <= _LONGEST_UNLABELLED_BACKGROUND else 0
+    for index, (start, end, piece_section) in enumerate(pieces):
+        if structured:
+            background = piece_section == "background" and not refers[index]
+        else:
+            background = index < opening
+        sentences.append(Sentence(start, end, piece_section, background))
+    return sentences
