@@ -35,6 +35,13 @@ _TITLE_JOIN = re.compile(r"^\s{0,3}(?:\(\w{1,6}\)\s{0,2})?(?:,|and|or|versus|vs\
 _GROUP_SENTENCE = re.compile(r"\b(?:in|for) (?:group [a-z0-9]{1,3}|the (?:\w+ ){0,2}(?:group|arm))\b[^.;]{0,20}?,|"
                              r"\bgroup [a-z0-9]{1,3}\s{0,2}(?:\(\w+\)\s{0,2})?(?:received|was given|were given|got)\b|"
                              r"\bthe (?:control|comparison) group\b")
+GATES: dict[str, tuple[str, ...]] = {
+    "comparators.comparing": ("versus", "vs", "v.", "compar", "superior", "inferior", "equivalen", "than", "whereas",
+                              "alternative to", "replacement for", "instead of", "either", "head-to-head"),
+    "comparators.allocating": ("random", "assigned", "allocated", "divided", "received either", "to receive",
+                               "receiving either", "group", "arm"),
+    "comparators.group sentence": ("group", "arm"),
+}
 _NO_COMPARISON_DESIGNS = frozenset({"review", "guideline", "case report"})
 _MAX_SPANS = 12
 
@@ -57,7 +64,7 @@ def read_comparators(document: Document, drugs: list[Mention], design: str) -> l
         if index == 0:
             picked = _title_arms(low, inside)
         else:
-            picked = _sentence_arms(low, sentence.start, sentence.end, inside, names)
+            picked = _sentence_arms(document, sentence.start, sentence.end, inside, names)
         for mention in picked:
             if mention.name != NOREPINEPHRINE:
                 chosen.setdefault(mention.name, []).append(Span(mention.start, mention.end))
@@ -79,13 +86,14 @@ def _title_arms(low: str, inside: list[Mention]) -> list[Mention]:
     return picked
 
 
-def _sentence_arms(low: str, start: int, end: int, inside: list[Mention], names: set[str]) -> list[Mention]:
-    comparing = _COMPARING.search(low, start, end)
-    allocating = _ALLOCATING.search(low, start, end)
+def _sentence_arms(document: Document, start: int, end: int, inside: list[Mention], names: set[str]) -> list[Mention]:
+    low = document.low
+    comparing = document.search("comparators.comparing", _COMPARING, start, end)
+    allocating = document.search("comparators.allocating", _ALLOCATING, start, end)
     vasoactive = {mention.name for mention in inside if mention.vasoactive}
     listed = len(vasoactive) >= 3 and NOREPINEPHRINE in vasoactive
     grouped = [mention for mention in inside if _GROUP_AFTER.match(low, mention.end)]
-    if _GROUP_SENTENCE.search(low, start, end):
+    if document.search("comparators.group sentence", _GROUP_SENTENCE, start, end):
         return [mention for mention in inside
                 if not _ADDED_CLAUSE.search(_clause(low, start, end, mention)) or _GROUP_AFTER.match(low, mention.end)]
     if not (comparing or allocating or listed or grouped):

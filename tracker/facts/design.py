@@ -68,28 +68,75 @@ _CUES: dict[str, re.Pattern[str]] = {
                       r"random assignment|random number|computer-generated random|(?:double|triple|single|"
                       r"quadruple)[- ]blind\w*|placebo-controlled|cross-?over (?:trial|study|design)|"
                       r"sealed envelope|rct)\b"),
-    "dose-finding": re.compile(r"\b(?:up-?and-?down|up-?down|biased[- ]coin|sequential allocation|dixon|narayana|"
-                               r"dose-?finding|dose-?response (?:study|trial)|dose-?escalation|continual reassessment|"
-                               r"isotonic regression|open-?label|single-?arm|phase (?:i|1|ii|2|i/ii) (?:trial|study)|"
+    "dose-finding": re.compile(r"\b(?:up-and-down|up and down|up-down|updown|biased[- ]coin|sequential allocation|"
+                               r"dixon|narayana|dose[- ]?finding|dose[- ]?response (?:study|trial)|dose[- ]?escalation|"
+                               r"continual reassessment|isotonic regression|open[- ]?label|single[- ]?arm|"
+                               r"phase (?:i|1|ii|2|i/ii) (?:trial|study)|"
                                r"pilot (?:trial|study)|feasibility (?:trial|study)|(?:prospective|interventional) "
                                r"(?:\w+ ){0,3}?(?:trial|study)|consecutive patients|crossover|healthy volunteers)\b"),
-    "observational": re.compile(r"\b(?:retrospective\w*|cohort|case-?control|cross-?sectional|registry|registries|"
-                                r"observational|chart review|medical records?|database|propensity|audit|"
-                                r"before-?and-?after|prospectively collected|survey|questionnaire|epidemiolog\w*|"
+    "observational": re.compile(r"\b(?:retrospective\w*|cohort|case[- ]?control|cross[- ]?sectional|registry|"
+                                r"registries|observational|chart review|medical records?|database|propensity|audit|"
+                                r"before[- ]and[- ]after|prospectively collected|survey|questionnaire|epidemiolog\w*|"
                                 r"population-based|real-world|secondary analysis|post hoc analysis|"
                                 r"quality improvement)\b"),
     "review": re.compile(r"\b(?:review|reviews|overview|narrative|we discuss|this article|editorial|commentary|"
                          r"perspective|viewpoint|state of the art|update on|current (?:evidence|knowledge|concepts|"
                          r"literature)|literature|we summari[sz]e|summari[sz]es)\b"),
 }
+GATES: dict[str, tuple[str, ...]] = {
+    "design.protocol": ("protocol", "rationale and design", "design and rationale", "analysis plan", "will be"),
+    "design.guideline": ("guideline", "consensus", "position statement", "position paper", "practice parameter",
+                         "recommendations", "delphi"),
+    "design.systematic review": ("systematic", "meta", "pooled analysis", "umbrella review", "trial sequential",
+                                 "prisma"),
+    "design.database search": ("search",),
+    "design.animal or laboratory": (
+        "rat ", "rats", "rat,", "rat.", "rat)", "mice", "mouse", "murine", "rodent", "pig", "swine", "porcine", "sheep",
+        "ovine", "lamb", "ewe ", "ewes", "dog", "canine", "rabbit", "cat ", "cats", "cat,", "cat.", "feline", "horse",
+        "equine", "cattle", "bovine", "calves", "monkey", "primate", "baboon", "hamster", "zebrafish", "animal",
+        "in vitro", "ex vivo", "isolated", "cell culture", "cultured", "cell line", "organ bath", "myograph",
+        "placental model", "perfused", "in silico", "simulation model", "pharmacokinetic model"),
+    "design.human volunteers": ("volunteer", "patient", "parturient", "women", "children", "neonate", "healthy"),
+    "design.case report": ("case report", "case presentation", "we report", "we describe", "we present", "case of",
+                           "case is", "cases is", "case are", "cases are", "-year-old", "-month-old", "-week-old",
+                           "-day-old", "case series"),
+    "design.non-randomised": ("nonrandom", "non-random", "not randomi", "without randomi"),
+    "design.rct": ("random", "blind", "placebo-controlled", "crossover", "cross-over", "cross over", "sealed envelope",
+                   "rct"),
+    "design.dose-finding": ("up-and-down", "up and down", "up-down", "updown", "biased", "sequential allocation",
+                            "dixon", "narayana", "dose-finding", "dosefinding", "dose finding", "dose-response",
+                            "doseresponse", "dose response", "dose-escalation", "doseescalation", "dose escalation",
+                            "continual reassessment", "isotonic", "open-label", "openlabel", "open label", "single-arm",
+                            "singlearm", "single arm", "phase ", "pilot", "feasibility", "prospective", "interventional",
+                            "consecutive patients", "crossover", "healthy volunteers"),
+    "design.observational": ("retrospective", "cohort", "case-control", "casecontrol", "case control",
+                             "cross-sectional", "crosssectional", "cross sectional", "registry", "registries",
+                             "observational", "chart review", "medical record", "database", "propensity", "audit",
+                             "before-and-after", "before and after", "prospectively collected", "survey",
+                             "questionnaire", "epidemiolog", "population-based", "real-world", "secondary analysis",
+                             "post hoc analysis", "quality improvement"),
+    "design.review": ("review", "overview", "narrative", "we discuss", "this article", "editorial", "commentary",
+                      "perspective", "viewpoint", "state of the art", "update on", "current evidence",
+                      "current knowledge", "current concepts", "current literature", "literature", "summari"),
+    "design.other studies": ("studies", "trials", "have been", "have shown", "have demonstrated", "have reported",
+                             "has been", "previous", "prior", "published", "literature", "recent", "earlier", "several",
+                             "some", "evidence", "reported", "known"),
+    "design.statistics": ("p<", "p <", "p=", "p =", "p>", "p >", "p≤", "p ≤", "p less", "p greater", "odds ratio",
+                          "hazard ratio", "risk ratio", "95%", "95 %", "confidence interval", "±", "mean"),
+    "design.results": ("p<", "p <", "p=", "p =", "p>", "p >", "p≤", "p ≤", "result", "were higher", "were lower",
+                       "were similar", "were significant", "significant", "odds ratio", "hazard ratio", "95%", "mean",
+                       "median", "incidence"),
+    "design.this study": ("we ", "we,", "we'", "our ", "this ", "the present", "the current", "patients were",
+                          "women were", "subjects were", "participants were", "parturients were", "children were"),
+}
+
 _OTHER_STUDIES = re.compile(r"\b(?:studies|trials|have (?:been|shown|demonstrated|reported)|has been|previous\w*|prior|"
                             r"published|literature|recent\w*|earlier|several|some|evidence|reported|known)\b")
 _RESULTS_WORDS = re.compile(r"\b(?:p\s?[<=>≤]|results?:|were (?:higher|lower|similar|significant)|significant\w*|"
                             r"odds ratio|hazard ratio|95%|mean|median|incidence)\b")
-_STATISTICS = re.compile(r"\bp\s?(?:[<=>≤]|less than|greater than)|\b(?:odds|hazard|risk) ratio|\bci\b|"
-                         r"confidence interval|\bsd\b|±|\bmean\b")
-_PARTICIPANTS = re.compile(r"\b\d[\d,]*\s(?:\w+\s){0,3}?(?:patients|women|subjects|participants|parturients|"
-                           r"children|neonates|infants|adults|volunteers|mothers)\b")
+_STATISTICS = re.compile(r"\bp\s?(?:[<=>≤]|less than|greater than)|\b(?:odds|hazard|risk) ratio|95\s?%|"
+                         r"confidence interval|±|\bmean\b")
+_NUMBER_BEFORE = re.compile(r"\d[\d,]*\s(?:[a-z-]+\s){0,3}?$")
 
 
 @dataclass(frozen=True)
@@ -133,19 +180,20 @@ class _Cue:
 def _cues(document: Document) -> dict[str, _Cue]:
     low = document.low
     best: dict[str, _Cue] = {}
-    for index, sentence in enumerate(document.sentences):
-        if sentence.end <= sentence.start:
-            continue
-        about_others = bool(_OTHER_STUDIES.search(low, sentence.start, sentence.end))
-        for name, pattern in _CUES.items():
+    about_others: dict[int, bool] = {}
+    for name, pattern in _CUES.items():
+        for sentence in document.gated("design." + name):
+            index = sentence.index
             for match in pattern.finditer(low, sentence.start, sentence.end):
                 if index == 0:
                     strength = 3
                 elif sentence.background:
                     strength = 0
-                elif sentence.section == "methods" or _about_this_study(low, sentence.start, sentence.end):
+                elif sentence.section == "methods" or document.search("design.this study", _THIS_STUDY,
+                                                                       sentence.start, sentence.end):
                     strength = 2
-                elif about_others and name in ("rct", "systematic review", "observational", "dose-finding"):
+                elif name in ("rct", "systematic review", "observational", "dose-finding") and about_others.setdefault(
+                        index, document.search("design.other studies", _OTHER_STUDIES, sentence.start, sentence.end)):
                     strength = 0
                 else:
                     strength = 1
@@ -160,8 +208,13 @@ _THIS_STUDY = re.compile(r"\b(?:we|our|this|the present|the current|patients wer
                          r"participants were|parturients were|children were)\b")
 
 
-def _about_this_study(low: str, start: int, end: int) -> bool:
-    return bool(_THIS_STUDY.search(low, start, end))
+def _counts_participants(document: Document) -> bool:
+    """Whether a number stands before a participant noun ("42 patients", "110 healthy women")."""
+    low = document.low
+    for start, _end, _stem in document.hits.get("participants.noun", ()):
+        if _NUMBER_BEFORE.search(low, max(0, start - 40), start):
+            return True
+    return False
 
 
 def _negated_randomisation(low: str, position: int) -> bool:
@@ -180,7 +233,6 @@ def _design_from_text(document: Document, mesh: set[str]) -> DesignFinding:
     def found(design: str, cue: str) -> DesignFinding:
         return DesignFinding(design, "abstract", cues[cue].span if cue in cues else None)
 
-    has_results = bool(_RESULTS_WORDS.search(low))
     if strength("protocol") >= 2 and not re.search(r"\bresults?:|\bp\s?[<=]\s?0?\.\d", low):
         return found("protocol", "protocol")
     if strength("guideline") >= 3 or (strength("guideline") >= 2 and re.search(r"\b(?:recommend\w*|consensus)\b", low)
@@ -217,7 +269,8 @@ def _design_from_text(document: Document, mesh: set[str]) -> DesignFinding:
     # no data, a text about a subject.
     if not document.abstract_low.strip():
         return DesignFinding("other", "none", None)
-    if has_results and (_PARTICIPANTS.search(low) or _STATISTICS.search(low)):
+    statistics = document.search("design.statistics", _STATISTICS)
+    if statistics or (document.search("design.results", _RESULTS_WORDS) and _counts_participants(document)):
         return DesignFinding("observational", "abstract", None)
     return DesignFinding("review", "abstract", None)
 

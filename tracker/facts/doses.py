@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from tracker.facts.lexicon import Mention
 from tracker.facts.model import Dose, DoseResult, Span
@@ -38,7 +39,7 @@ _STEP_CONTEXT = re.compile(r"\b(?:increment\w*|decrement\w*|steps?|testing inter
 _START_CONTEXT = re.compile(r"\b(?:start\w*|initial|first)\b")
 _NOT_A_DOSE = re.compile(r"\b(?:equivalent to|potency|potent than|"
                          r"dose equivalen\w*|conversion ratio)\b")
-RESULT_KIND = re.compile(r"\b(?:(ed|ec|ld|ic)\s?-?(\d{2})\b|(median effective dose|minimum effective dose)|"
+RESULT_KIND = re.compile(r"\b(?:(ed|ec|ld|ic)-?(\d{2})\b|(median effective dose|minimum effective dose)|"
                          r"(\d{2})\s?%\s(?:effective dose|effective concentration))")
 _FOLLOWING_DRUG = re.compile(r"^[\s,]{0,3}(?:(?:in|for|of|to)\s{1,2})?(?:the\s{1,2})?(?:iv\s|intravenous\s|i\.v\.\s)?$")
 _COORDINATED = re.compile(r"^\s{0,2}(?:or|and|/|,)\s{0,2}$")
@@ -74,6 +75,16 @@ _PROTOCOL_WORDS = re.compile(r"\b(?:start\w*|initial|first|fixed|predetermined|p
 _REQUIRED_AFTER = re.compile(r"[^.;]{0,40}\b(?:was|were)\s(?:required|needed|used|administered in total)\b")
 
 
+GATES: dict[str, tuple[str, ...]] = {
+    "doses.unit": ("µ", "mcg", "mg", "ug/", "ug ", "ug.", "ug,", "ug)", "ng/", "ng.", "pg/", "iu", "i.u", "mu/", "mu.",
+                   "ml", "micro", "milli", "nano", "pico", "unit", *(f"{digit}{space}u" for digit in "0123456789)]"
+                                                                     for space in ("", " ", "  "))),
+    "doses.result": ("effective dose", "effective concentration",
+                     *(f"{kind}{gap}{digit}" for kind in ("ed", "ec", "ld", "ic") for gap in ("", "-")
+                       for digit in "0123456789")),
+}
+
+
 @dataclass
 class _Candidate:
     quantity: Quantity
@@ -87,25 +98,28 @@ class _Candidate:
 def doses_and_results(document: Document, drugs: list[Mention], results_wanted: bool = True
                       ) -> tuple[list[Dose], list[DoseResult]]:
     low = document.low
+    gated = document.gated("doses.unit")
+    if not gated:
+        return [], []
     drug_starts = frozenset(mention.start for mention in drugs)
     vasoactive_names = {mention.name for mention in drugs if mention.vasoactive}
     only_drug = next(iter(vasoactive_names)) if len(vasoactive_names) == 1 else None
-    shock = bool(_SHOCK.search(low))
-    text_bolus = "bolus" in low
-    text_timing = _text_timing(document)
-    dose_finding = bool(RESULT_KIND.search(low))
+    dose_finding = document.search("doses.result", RESULT_KIND)
+    context = _TextContext(document)
     doses: list[Dose] = []
     results: list[DoseResult] = []
     seen: set[tuple[str, float, float, str]] = set()
-    for index, sentence in enumerate(document.sentences):
+    for sentence in gated:
         found = quantities(low, drug_starts, sentence.start, sentence.end)
         if not found:
             continue
+        index = document.sentence_index(sentence.start)
         sentence_drugs = [mention for mention in drugs if sentence.start <= mention.start < sentence.end
                           and mention.substance]
         recent = only_drug or _recent_vasoactive(document, drugs, index)
         not_doses = bool(_NOT_A_DOSE.search(low, sentence.start, sentence.end))
-        kinds = [(match.start(), _kind(match)) for match in RESULT_KIND.finditer(low, sentence.start, sentence.end)]
+        kinds = [(match.start(), _kind(match)) for match in RESULT_KIND.finditer(low, sentence.start, sentence.end)] \
+            if dose_finding else []
         candidates = [candidate for candidate in _converted(low, found, sentence_drugs)
                       if not _in_interval(low, sentence, candidate.start)]
         values = [candidate.quantity for candidate in candidates]
@@ -137,12 +151,31 @@ def doses_and_results(document: Document, drugs: list[Mention], results_wanted: 
                 seen.add(key)
                 doses.append(Dose(
                     drug=mention.name, low=candidate.amount.low, high=candidate.amount.high, unit=candidate.unit,
-                    mode=_mode(low, sentence, candidate, text_bolus),
-                    timing=_timing(low, sentence, candidate, shock, text_timing),
+                    mode=_mode(low, sentence, candidate, context.bolus),
+                    timing=_timing(low, sentence, candidate, context.shock, context.timing),
                     role=_role(low, sentence, candidate),
                     span=Span(candidate.start, candidate.end), text=document.text[candidate.start:candidate.end]))
     results = _distinct_results(results)
     return doses, results
+
+
+class _TextContext:
+    """What the text as a whole says about doses, read only when a dose needs it."""
+
+    def __init__(self, document: Document) -> None:
+        self._document = document
+
+    @cached_property
+    def bolus(self) -> bool:
+        return "bolus" in self._document.low
+
+    @cached_property
+    def shock(self) -> bool:
+        return bool(_SHOCK.search(self._document.low))
+
+    @cached_property
+    def timing(self) -> str | None:
+        return _text_timing(self._document)
 
 
 def _recent_vasoactive(document: Document, drugs: list[Mention], index: int) -> str | None:

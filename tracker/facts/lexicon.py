@@ -107,10 +107,6 @@ class Mention:
         return self.vasoactive or not self.comparable or self.name in _SUBSTANCES
 
 
-def _alternation(words: list[str]) -> str:
-    return "|".join(re.escape(word) for word in sorted(set(words), key=len, reverse=True))
-
-
 _NAME_OF: dict[str, tuple[str, bool, bool]] = {}
 for _generic, _synonyms in VASOACTIVE.items():
     for _synonym in _synonyms:
@@ -121,33 +117,78 @@ for _value, _phrases in COMPARISON_ONLY.items():
     for _phrase in _phrases:
         _NAME_OF[_phrase] = (_value, False, True)
 
+# Suffixes that make a word a drug of its own class (ropivacaine, remifentanil, esmolol ...).
+_OTHER_DRUG_SUFFIXES = ("caine", "fentanil", "fentanyl", "azepam", "azolam", "olol", "pril", "sartan", "statin",
+                        "mycin", "cillin", "floxacin", "parin", "profen", "tidine", "prazole", "setron", "curonium",
+                        "curium", "semide", "thiazide", "dipine", "oxetine", "triptyline", "barbital")
+GATES: dict[str, tuple[str, ...]] = {"drug": tuple(_NAME_OF), "drug.suffix": _OTHER_DRUG_SUFFIXES}
+
 # A drug name that is part of a compound adjective ("dopamine-resistant", "norepinephrine-induced") names no
 # drug given; "NE-PE" (a combination) still does.
-_NAMES = re.compile(r"(?<![\w-])(" + _alternation(list(_NAME_OF)) + r"|" + _OTHER_DRUG_SUFFIX +
-                    r")(?![\w]|-(?:resistant|refractory|dependent|induced|sparing|naive|treated|like|related|"
-                    r"containing|free|based|mediated|responsive|sensitive|stimulated|evoked))")
+_COMPOUND = re.compile(r"-(?:resistant|refractory|dependent|induced|sparing|naive|treated|like|related|containing|"
+                       r"free|based|mediated|responsive|sensitive|stimulated|evoked)")
 _ABBREVIATION = re.compile(r"\s{0,2}[(\[]\s{0,2}([A-Za-z][A-Za-z0-9]{0,2}[A-Z][A-Za-z0-9]{0,3}|[A-Z]{2,6})"
                            r"\s{0,2}[)\],;]")
+
+
+def _word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+def _bounded(low: str, start: int, end: int) -> bool:
+    before = low[start - 1] if start > 0 else " "
+    after = low[end] if end < len(low) else " "
+    if _word_char(before) or before == "-" or _word_char(after):
+        return False
+    return not (after == "-" and _COMPOUND.match(low, end))
 
 
 def mentions(document: Document) -> list[Mention]:
     """Every drug or comparison mention, in text order, defined abbreviations included."""
     low = document.low
     found: list[Mention] = []
+    for start, end, stem in document.hits.get("drug", ()):
+        if _bounded(low, start, end):
+            name, vasoactive, comparable = _NAME_OF[stem]
+            found.append(Mention(start, end, name, vasoactive, comparable))
+    for start, end, _stem in document.hits.get("drug.suffix", ()):
+        word_start = start
+        while word_start > 0 and low[word_start - 1].isalpha():
+            word_start -= 1
+        if start - word_start >= 2 and _bounded(low, word_start, end):
+            word = low[word_start:end]
+            if word not in _NAME_OF:
+                found.append(Mention(word_start, end, word, False, False))
+    found = _longest(found)
     abbreviations: dict[str, str] = {}
-    for match in _NAMES.finditer(low):
-        word = match.group(1)
-        name, vasoactive, comparable = _NAME_OF.get(word, (word, False, False))
-        found.append(Mention(match.start(), match.end(), name, vasoactive, comparable))
-        defined = _ABBREVIATION.match(document.plain, match.end())
-        if defined and vasoactive:
-            abbreviations.setdefault(defined.group(1), name)
+    for mention in found:
+        if mention.vasoactive:
+            defined = _ABBREVIATION.match(document.plain, mention.end)
+            if defined:
+                abbreviations.setdefault(defined.group(1), mention.name)
     if abbreviations:
-        pattern = re.compile(r"(?<![\w-])(" + _alternation(list(abbreviations)) + r")(?![\w]|-[a-z])")
-        taken = {(mention.start, mention.end) for mention in found}
-        for match in pattern.finditer(document.plain):
-            if (match.start(), match.end()) not in taken:
-                name = abbreviations[match.group(1)]
-                found.append(Mention(match.start(), match.end(), name, True, True))
+        taken = {mention.start for mention in found}
+        plain = document.plain
+        for abbreviation, name in abbreviations.items():
+            position = plain.find(abbreviation)
+            while position >= 0:
+                end = position + len(abbreviation)
+                before = plain[position - 1] if position > 0 else " "
+                after = plain[end] if end < len(plain) else " "
+                if position not in taken and not _word_char(before) and before != "-" and not _word_char(after) \
+                        and not (after == "-" and end + 1 < len(plain) and plain[end + 1].islower()):
+                    found.append(Mention(position, end, name, True, True))
+                position = plain.find(abbreviation, end)
         found.sort(key=lambda mention: mention.start)
     return found
+
+
+def _longest(found: list[Mention]) -> list[Mention]:
+    """Overlapping names ("arginine vasopressin", "vasopressin"): the longest stays."""
+    found.sort(key=lambda mention: (mention.start, -mention.end))
+    kept: list[Mention] = []
+    for mention in found:
+        if kept and mention.start < kept[-1].end:
+            continue
+        kept.append(mention)
+    return kept

@@ -25,7 +25,7 @@ _DIGITS = r"\d{1,3}(?:,\s?\d{3})+|\d{1,6}"
 _COUNT = re.compile(rf"(?<![\w.,%/-])({_DIGITS}|{WORD_NUMBER.pattern})"
                     rf"((?:\s{{1,2}}(?!(?:of|in|and|or|to|with|who|were|was|per|than|at)\b)[a-z][\w'-]{{0,25}}){{0,3}}?)"
                     rf"\s{{1,2}}{_PARTICIPANT}\b")
-_N_EQUALS = re.compile(r"\b[nN]\s{0,2}[=:]\s{0,2}(" + _DIGITS + r")\b")
+_N_EQUALS = re.compile(r"\b[nN]\s{0,2}=\s{0,2}(" + _DIGITS + r")\b")
 _ENROLMENT = re.compile(r"\b(?:randomi[sz]\w*|randomly|enrol\w*|recruit\w*|included|including|assigned|allocated|"
                         r"participated|studied|a total of|total of|underwent|undergoing|scheduled|having|comprised|"
                         r"consisted|divided|eligible|admitted|treated|received|receiving|who (?:developed|underwent|"
@@ -45,6 +45,16 @@ _CASE_ONE = re.compile(r"\b(?:a|an) (?:\d{1,3}-(?:year|month|week|day)-old|case 
                        r"girl|boy|infant|neonate|parturient))\b")
 _SMALL_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "2": 2, "3": 3, "4": 4, "5": 5, "6": 6}
 _POOLED_NOUN = re.compile(r"\b(?:trials|studies|rcts|articles)\b")
+
+
+GATES: dict[str, tuple[str, ...]] = {
+    "participants.noun": ("patient", "women", "men ", "men,", "men)", "men.", "subject", "participant", "parturient",
+                          "mother", "pregnan", "child", "neonate", "newborn", "infant", "adult", "volunteer",
+                          "individual", "person", "people", "case", "recipient", "survivor", "resident", "adolescent",
+                          "girl", "boy", "elderly", "gravida", "ladies", "female", "male", "candidate", "episode"),
+    "participants.n": ("n=", "n =", "n  ="),
+    "participants.groups": ("groups of", "groups with"),
+}
 
 
 @dataclass(frozen=True)
@@ -75,12 +85,12 @@ def read_sample_size(document: Document, design: str) -> SampleSize | None:
         chosen = next((c for c in counts if wanted(c)), None)
         if chosen is not None:
             return SampleSize(chosen.value, chosen.span)
-    groups = _GROUPS_OF.search(low)
+    groups = _GROUPS_OF.search(low) if document.has("participants.groups") else None
     if groups:
         size = count(groups.group(2))
         if size:
             return SampleSize(_SMALL_WORDS[groups.group(1)] * size, Span(groups.start(), groups.end()))
-    sizes = [(int(re.sub(r"\D", "", match.group(1))), match) for match in _N_EQUALS.finditer(document.plain)]
+    sizes = [(int(re.sub(r"\D", "", match.group(1))), match) for match in _n_equals(document)]
     if len(sizes) >= 2:
         return SampleSize(sum(size for size, _match in sizes),
                           Span(sizes[0][1].start(), sizes[-1][1].end()))
@@ -96,7 +106,7 @@ def read_sample_size(document: Document, design: str) -> SampleSize | None:
 def _counts(document: Document) -> list[_Count]:
     low = document.low
     found = []
-    for match in _COUNT.finditer(low):
+    for match in document.find("participants.noun", _COUNT):
         value = count(match.group(1))
         if value is None or value == 0 or value > 10_000_000:
             continue
@@ -117,7 +127,7 @@ def _counts(document: Document) -> list[_Count]:
 
 def _pooled(document: Document) -> SampleSize | None:
     low = document.low
-    for match in _N_EQUALS.finditer(document.plain):
+    for match in _n_equals(document):
         before = low[max(0, match.start() - 40):match.start()]
         if _POOLED_NOUN.search(before) or re.search(r"\b(?:total|overall|pooled|combined)\b", before):
             return SampleSize(int(re.sub(r"\D", "", match.group(1))), Span(match.start(), match.end()))
@@ -125,3 +135,9 @@ def _pooled(document: Document) -> SampleSize | None:
         if not item.part:
             return SampleSize(item.value, item.span)
     return None
+
+
+def _n_equals(document: Document) -> list[re.Match[str]]:
+    if not document.has("participants.n"):
+        return []
+    return list(_N_EQUALS.finditer(document.plain))

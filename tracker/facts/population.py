@@ -57,18 +57,38 @@ _PEDIATRIC_IN_OBSTETRICS = re.compile(r"\b(?:child(?:ren)?|p(?:a)?ediatric (?:pa
 _HEPATORENAL = re.compile(r"\b(?:hepatorenal|cirrho\w*|liver failure|hepatic failure|ascites|acute-on-chronic liver|"
                           r"end-stage liver)\b")
 _MAX_SPANS = 12
+GATES: dict[str, tuple[str, ...]] = {
+    "population.cesarean": ("cesar", "caesar", "c-section", "parturient", "obstetric", "labor", "labour", "pregnan",
+                            "parturition", "deliver", "eclamp", "puerper", "partum", "gravid", "uteroplacental",
+                            "fetoplacental"),
+    "population.elderly": ("elderly", "older", "geriatric", "octogenarian", "nonagenarian", "aged", "≥", ">",
+                           "0 years", "5 years"),
+    "population.sepsis": ("seps", "septic", "septica", "septice", "bacter"),
+    "population.cardiac": ("cardiac surg", "heart surg", "cardiopulmonary bypass", "coronary artery bypass", "cabg",
+                           "valve", "valvular", "cardiothoracic", "open-heart", "open heart", "cardiotomy", "vasopleg",
+                           "off-pump", "on-pump", "aortic", "heart transplant"),
+    "population.named operation": ("surg", "operation", "procedure", "arthroplasty", "hip fracture", "craniotom",
+                                   "laparotom", "hepatectom", "prostatectom", "nephrectom", "sophagectom", "gastrectom",
+                                   "colectom", "transplant"),
+    "population.any operation": ("surger", "surgical", "general an", "operative", "induction of", "esthesia induction",
+                                 "spinal an", "epidural an", "neuraxial an", "regional an", "operation", "operating"),
+    "population.shock": ("shock", "cardiac arrest", "cardiopulmonary resuscitation", "trauma", "burn"),
+    "population.icu": ("intensive care", "icu", "critical"),
+    "population.pediatric": ("child", "ediatric", "neonat", "newborn", "infant", "preterm", "prematur", "adolescen",
+                             "toddler", "picu", "nicu", "juvenile"),
+    "population.hepatorenal": ("hepatorenal", "cirrho", "liver failure", "hepatic failure", "ascites",
+                               "acute-on-chronic liver", "end-stage liver"),
+}
 
 
 def read_population(document: Document, design: str) -> list[Tagged]:
     if design == "animal or laboratory":
         return [Tagged("other")]
-    low = document.low
     if not document.abstract_low.strip() and not document.title_low.strip():
         return []
-    regions = [(s.start, s.end) for s in document.sentences if not s.background]
-    found = _read(low, regions)
+    found = _read(document, background=False)
     if not found:
-        found = _read(low, [(s.start, s.end) for s in document.sentences])
+        found = _read(document, background=True)
     if not found:
         return [Tagged("other")] if document.abstract_low.strip() else []
     order = ("cesarean", "elderly", "sepsis", "cardiac surgery", "non-cardiac surgery", "critical care", "pediatric",
@@ -76,39 +96,40 @@ def read_population(document: Document, design: str) -> list[Tagged]:
     return [Tagged(value, tuple(found[value][:_MAX_SPANS])) for value in order if value in found]
 
 
-def _matches(pattern: re.Pattern[str], low: str, regions: list[tuple[int, int]]) -> list[re.Match[str]]:
-    return [match for start, end in regions for match in pattern.finditer(low, start, end)]
-
-
-def _read(low: str, regions: list[tuple[int, int]]) -> dict[str, list[Span]]:
+def _read(document: Document, background: bool) -> dict[str, list[Span]]:
+    low = document.low
     found: dict[str, list[Span]] = {}
 
-    def add(value: str, matches: list[re.Match[str]]) -> None:
-        if matches:
-            found.setdefault(value, []).extend(Span(match.start(), match.end()) for match in matches)
+    def matches(family: str, pattern: re.Pattern[str]) -> list[re.Match[str]]:
+        return [match for sentence in document.gated("population." + family)
+                if background or not sentence.background
+                for match in pattern.finditer(low, sentence.start, sentence.end)]
 
-    cesarean = _matches(_CESAREAN, low, regions)
-    sepsis = _matches(_SEPSIS, low, regions)
-    cardiac = _matches(_CARDIAC, low, regions)
+    def add(value: str, found_matches: list[re.Match[str]]) -> None:
+        if found_matches:
+            found.setdefault(value, []).extend(Span(match.start(), match.end()) for match in found_matches)
+
+    cesarean = matches("cesarean", _CESAREAN)
+    sepsis = matches("sepsis", _SEPSIS)
+    cardiac = matches("cardiac", _CARDIAC)
     add("cesarean", cesarean)
-    add("elderly", _matches(_ELDERLY, low, regions))
+    add("elderly", matches("elderly", _ELDERLY))
     add("sepsis", sepsis)
     add("cardiac surgery", cardiac)
-    shock = [match for match in _matches(_SHOCK, low, regions)
+    shock = [match for match in matches("shock", _SHOCK)
              if not _NOT_CRITICAL_SHOCK.search(low, max(0, match.start() - 14), match.start())]
     if not (cardiac and all(_vasoplegic_context(low, match) for match in shock)):
         add("critical care", shock)
     if not sepsis and not cardiac and not cesarean:
-        add("critical care", _matches(_ICU, low, regions))
-    operations = _matches(_NAMED_OPERATION, low, regions)
+        add("critical care", matches("icu", _ICU))
+    operations = matches("named operation", _NAMED_OPERATION)
     if not (cesarean or sepsis or cardiac or "critical care" in found):
-        operations += [match for match in _matches(_ANY_OPERATION, low, regions)
-                       if not _CARDIAC_NEAR.search(low, max(0, match.start() - 16), match.start())]
+        operations += matches("any operation", _ANY_OPERATION)
     operations = [match for match in operations
                   if not _CARDIAC_NEAR.search(low, max(0, match.start() - 16), match.start())]
     add("non-cardiac surgery", sorted(operations, key=lambda match: match.start()))
-    add("pediatric", _matches(_PEDIATRIC_IN_OBSTETRICS if cesarean else _PEDIATRIC, low, regions))
-    add("hepatorenal", _matches(_HEPATORENAL, low, regions))
+    add("pediatric", matches("pediatric", _PEDIATRIC_IN_OBSTETRICS if cesarean else _PEDIATRIC))
+    add("hepatorenal", matches("hepatorenal", _HEPATORENAL))
     return found
 
 

@@ -26,12 +26,13 @@ _CHARACTERS = {
     "\uff1c": "<", "\uff1e": ">", "\u2264": "≤", "\u2265": "≥", "\u2266": "≤", "\u2267": "≥",
     "\uff08": "(", "\uff09": ")", "\uff0c": ",", "\uff1a": ":", "\uff05": "%",
 }
-_TRANSLATION = str.maketrans(_CHARACTERS)
+_ODD_CHARACTER = re.compile("[" + re.escape("".join(_CHARACTERS)) + "]")
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]{0,15}(?:\s[^<>\n]{0,200})?/?>")
 
 # A section label at the start of a line: "METHODS: ...", "Patients and methods: ...".
 _SECTION_LABEL = re.compile(r"[ \t]{0,4}([A-Za-z][A-Za-z ,&/()-]{1,60}?)[ \t]{0,2}:[ \t]")
-_SENTENCE_END = re.compile(r"[.!?](?=[\s\"')\]]{0,3}\s[\"'(\[]?[A-Z0-9])|\n")
+# A line end, or a full stop before a capital or a digit (so "0.05", "vs. the" and "e.g. a" go on).
+_SENTENCE_END = re.compile(r"[.!?\n](?:(?<=\n)|(?=[\s\"')\]]{0,3}\s[\"'(\[]?[A-Z0-9]))")
 
 SECTION_KINDS = {
     "background": ("background", "introduction", "context", "rationale", "importance", "significance", "aim",
@@ -51,19 +52,36 @@ _SECTION_OF_WORD = {word: kind for kind, words in SECTION_KINDS.items() for word
 
 # Sentences that speak about the study at hand (not about earlier work).
 SELF_REFERENCE = re.compile(
-    r"\b(?:we|our|us|this (?:prospective |retrospective |randomi[sz]ed |double-blind(?:ed)? |observational |pilot |"
+    r"\b(?:we|our|this (?:prospective |retrospective |randomi[sz]ed |double-blind(?:ed)? |observational |pilot |"
     r"multicent(?:re|er) |single-cent(?:re|er) |cohort |cross-sectional |clinical |systematic |secondary )?"
     r"(?:study|trial|review|analysis|meta-analysis|investigation|work|paper|article|report|audit|survey|series)|"
     r"(?:the )?(?:present|current) (?:study|trial|review|investigation|analysis)|aimed to|aims? to|was designed|"
-    r"were (?:enrolled|randomi[sz]ed|recruited|included|studied)|(?:the|our) (?:aim|objective|purpose|goal)s? (?:of|was|were))\b")
+    r"were (?:enrolled|randomi[sz]ed|recruited|included|studied)|(?:the|our) (?:aim|objective|purpose|goal)s? "
+    r"(?:of|was|were))\b")
+GATES: dict[str, tuple[str, ...]] = {
+    "text.self": ("we ", "we,", "we'", "we\n", "our ", "our\n", "this ", "present ", "current ", "aimed to",
+                  "aim to", "aims to", "was designed", "were enrolled", "were randomi", "were recruited",
+                  "were included", "were studied", "aim of", "aims of", "aim was", "aims were", "objective",
+                  "purpose", "goal"),
+}
 
 
 def normalise(text: str) -> str:
     """The text with odd characters replaced one for one and markup masked by spaces: the same length."""
-    plain = text.translate(_TRANSLATION)
-    if "<" in plain:
+    plain = _ODD_CHARACTER.sub(lambda match: _CHARACTERS[match.group()], text)
+    if "<" in plain and _has_tag(plain):
         plain = _TAG.sub(lambda match: " " * len(match.group()), plain)
     return plain
+
+
+def _has_tag(text: str) -> bool:
+    position = text.find("<")
+    while position >= 0:
+        following = text[position + 1:position + 2]
+        if following.isalpha() or following == "/":
+            return True
+        position = text.find("<", position + 1)
+    return False
 
 
 def lower_same_length(text: str) -> str:
@@ -75,6 +93,7 @@ def lower_same_length(text: str) -> str:
 
 @dataclass(frozen=True)
 class Sentence:
+    index: int
     start: int
     end: int
     section: str  # "title", "background", "methods", "results", "conclusions" or "none" (no label seen)
@@ -82,21 +101,54 @@ class Sentence:
 
 
 class Document:
-    """The text as given, its normalised and lower-cased copies, and its sentences."""
+    """The text as given, its normalised and lower-cased copies, its sentences and its keywords."""
 
     def __init__(self, title: str, text: str) -> None:
+        from tracker.facts.keywords import scan
+
         self.text = text
         self.title_end = len(title)
         self.plain = normalise(text)
         self.low = lower_same_length(self.plain)
-        self.sentences = _sentences(self.plain, self.low, self.title_end)
+        self.hits = scan(self.low)
+        self.sentences = _sentences(self.plain, self.low, self.title_end, self.hits.get("text.self", []))
         self._starts = [sentence.start for sentence in self.sentences]
+        self._gated: dict[str, list[Sentence]] = {}
 
     def sentence_at(self, offset: int) -> Sentence:
         return self.sentences[self.sentence_index(offset)]
 
     def sentence_index(self, offset: int) -> int:
         return max(0, bisect.bisect_right(self._starts, offset) - 1)
+
+    def gated(self, family: str) -> list[Sentence]:
+        """The sentences where a stem of the family stands, in text order."""
+        gated = self._gated.get(family)
+        if gated is None:
+            hits = self.hits.get(family)
+            if not hits:
+                gated = []
+            else:
+                indexes = sorted({bisect.bisect_right(self._starts, start) - 1 for start, _end, _stem in hits})
+                gated = [self.sentences[max(0, index)] for index in indexes]
+            self._gated[family] = gated
+        return gated
+
+    def has(self, family: str) -> bool:
+        return family in self.hits
+
+    def find(self, family: str, pattern: re.Pattern[str]) -> list[re.Match[str]]:
+        """Every match of the pattern in the sentences the family gates (a match does not cross sentences)."""
+        return [match for sentence in self.gated(family)
+                for match in pattern.finditer(self.low, sentence.start, sentence.end)]
+
+    def search(self, family: str, pattern: re.Pattern[str], start: int = 0, end: int | None = None) -> bool:
+        """Whether the pattern matches in low[start:end], read only where the family has a stem."""
+        end = len(self.low) if end is None else end
+        hits = self.hits.get(family)
+        if not hits or not any(start <= hit_start < end for hit_start, _end, _stem in hits):
+            return False
+        return pattern.search(self.low, start, end) is not None
 
     @cached_property
     def structured(self) -> bool:
@@ -121,31 +173,28 @@ def _section_kind(label: str) -> str:
     return "other"
 
 
-def _sentences(plain: str, low: str, title_end: int) -> list[Sentence]:
-    sentences = [Sentence(0, title_end, "title", False)]
+def _sentences(plain: str, low: str, title_end: int, self_hits: list[tuple[int, int, str]]) -> list[Sentence]:
+    sentences = [Sentence(0, 0, title_end, "title", False)]
     section = "none"
-    position = title_end + 1
-    total = len(plain)
     pieces: list[tuple[int, int, str]] = []
-    while position < total:
-        line_end = plain.find("\n", position)
-        line_end = total if line_end < 0 else line_end
-        label = _SECTION_LABEL.match(plain, position, line_end)
-        if label:
-            kind = _section_kind(label.group(1))
-            if kind != "other" or label.group(1)[:1].isupper():
-                section = kind if kind != "other" else "none"
-        start = position
-        for boundary in _SENTENCE_END.finditer(plain, position, line_end):
-            end = boundary.end()
-            if plain[start:end].strip():
-                pieces.append((start, end, section))
-            start = end
-        if plain[start:line_end].strip():
-            pieces.append((start, line_end, section))
-        position = line_end + 1
+    start = title_end + 1
+    line_start = True
+    ends = [match.end() for match in _SENTENCE_END.finditer(plain, start)]
+    if not ends or ends[-1] < len(plain):
+        ends.append(len(plain))
+    for end in ends:
+        if line_start:
+            label = _SECTION_LABEL.match(plain, start, end)
+            if label:
+                kind = _section_kind(label.group(1))
+                if kind != "other" or label.group(1)[:1].isupper():
+                    section = kind if kind != "other" else "none"
+        if not plain[start:end].isspace() and end > start:
+            pieces.append((start, end, section))
+        line_start = plain[end - 1] == "\n"
+        start = end
     structured = any(piece_section != "none" for _start, _end, piece_section in pieces)
-    refers = [bool(SELF_REFERENCE.search(low, start, end)) for start, end, _section in pieces]
+    refers = [_refers_to_itself(low, self_hits, start, end) for start, end, _section in pieces]
     # An unstructured abstract opens with its background when it turns to "this study"/"we" within a few
     # sentences; one that never does, or only late, is read as all about the study.
     first_self = next((index for index, flag in enumerate(refers) if flag), None)
@@ -155,5 +204,17 @@ def _sentences(plain: str, low: str, title_end: int) -> list[Sentence]:
             background = piece_section == "background" and not refers[index]
         else:
             background = index < opening
-        sentences.append(Sentence(start, end, piece_section, background))
+        sentences.append(Sentence(index + 1, start, end, piece_section, background))
     return sentences
+
+
+def _refers_to_itself(low: str, hits: list[tuple[int, int, str]], start: int, end: int) -> bool:
+    """Whether the sentence speaks of the study at hand; read around its stems only (a match starts at most a few
+    characters before its stem and ends within a few words after it)."""
+    index = bisect.bisect_left(hits, (start,))
+    while index < len(hits) and hits[index][0] < end:
+        stem_start = hits[index][0]
+        if SELF_REFERENCE.search(low, max(start, stem_start - 8), min(end, stem_start + 80)):
+            return True
+        index += 1
+    return False
