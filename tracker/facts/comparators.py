@@ -22,8 +22,8 @@ from tracker.facts.text import Document
 _COMPARING = re.compile(r"\b(?:versus|vs\.?|v\.|compared|comparing|comparison|comparative|superior|inferior|"
                         r"non-?inferior\w*|noninferior\w*|equivalen\w*|than|whereas|alternative to|replacement for|"
                         r"instead of|either|head-to-head)\b")
-_ALLOCATING = re.compile(r"\b(?:randomi[sz]\w*|randomly|assigned|allocated|divided|received either|to receive|"
-                         r"receiving either|groups?|arms?)\b")
+_ALLOCATING = re.compile(r"\b(?:randomi[sz]\w*|randomly|assigned|allocated|divided|received|receive|receiving|given|"
+                         r"administered|groups?|arms?)\b")
 _GROUP_AFTER = re.compile(r"\s{0,2}(?:\+\s{0,2}\w+\s{0,2})?(?:group|arm|infusion group|bolus group)s?\b")
 _ADDED_CLAUSE = re.compile(r"\b(?:added|add-on|additional|supplement\w*|rescue|open-label|background|if needed|as needed|"
                            r"was needed|were needed|before|prior|previous\w*|resistant|refractory|despite|plus|"
@@ -32,14 +32,14 @@ _TITLE_JOIN = re.compile(r"^\s{0,3}(?:\(\w{1,6}\)\s{0,2})?(?:,|and|or|versus|vs\
                          r"combined with|to|plus|\+)\s{1,3}(?:(?:an?|the)\s{1,2})?(?:(?:infusion|bolus|prophylactic|"
                          r"continuous)\s{1,2})?$")
 # A sentence that says what one group was given: "In group 2, no prophylactic vasopressor was given".
-_GROUP_SENTENCE = re.compile(r"\b(?:in|for) (?:group [a-z0-9]{1,3}|the (?:\w+ ){0,2}(?:group|arm))\b[^.;]{0,20}?,|"
+_GROUP_SENTENCE = re.compile(r"\b(?:in|for) (?:group [a-z0-9]{1,3}|the (?:\w+ ){0,2}(?:group|arm))\b[^;]{0,20}?,|"
                              r"\bgroup [a-z0-9]{1,3}\s{0,2}(?:\(\w+\)\s{0,2})?(?:received|was given|were given|got)\b|"
                              r"\bthe (?:control|comparison) group\b")
 GATES: dict[str, tuple[str, ...]] = {
     "comparators.comparing": ("versus", "vs", "v.", "compar", "superior", "inferior", "equivalen", "than", "whereas",
                               "alternative to", "replacement for", "instead of", "either", "head-to-head"),
-    "comparators.allocating": ("random", "assigned", "allocated", "divided", "received either", "to receive",
-                               "receiving either", "group", "arm"),
+    "comparators.allocating": ("random", "assigned", "allocated", "divided", "receiv", "given", "administered",
+                               "group", "arm"),
     "comparators.group sentence": ("group", "arm"),
 }
 _NO_COMPARISON_DESIGNS = frozenset({"review", "guideline", "case report"})
@@ -120,7 +120,7 @@ def _in_alternative(low: str, mention: Mention, inside: list[Mention], start: in
     before = low[max(start, mention.start - 60):mention.start]
     after = low[mention.end:mention.end + 60]
     return bool(re.search(r"\b(?:either|or|and|versus|vs)\s{1,2}(?:the\s{1,2})?(?:\w+\s{1,2})?$", before)
-                or re.match(r"^[^.;]{0,50}?\b(?:or|versus|vs)\b", after))
+                or re.match(r"^[^;]{0,50}?\b(?:or|versus|vs)\b", after))
 
 
 def _clause(low: str, start: int, end: int, mention: Mention) -> str:

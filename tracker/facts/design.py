@@ -40,12 +40,11 @@ _CUES: dict[str, re.Pattern[str]] = {
                            r"rationale and design|design and rationale|statistical analysis plan|will be (?:randomi[sz]ed|"
                            r"enrolled|recruited|assigned|allocated))\b"),
     "guideline": re.compile(r"\b(?:guidelines?|consensus statement|consensus recommendations?|expert consensus|"
-                            r"position (?:statement|paper)|practice parameters?|recommendations (?:of|from|for) the|"
-                            r"delphi)\b"),
+                            r"position (?:statement|paper)|practice parameters?|delphi)\b"),
     "systematic review": re.compile(r"\b(?:systematic(?:al)?(?:ally)? (?:review|search|literature)|meta-?analy[sz]\w*|"
                                     r"metaanaly\w*|meta analy\w*|pooled analysis|network meta|umbrella review|"
                                     r"trial sequential analysis|prisma)\b"),
-    "database search": re.compile(r"\b(?:searched|search of|searching)\b[^.]{0,120}\b(?:pubmed|medline|embase|"
+    "database search": re.compile(r"\b(?:searched|search of|searching)\b[^;]{0,120}\b(?:pubmed|medline|embase|"
                                   r"cochrane|web of science|scopus|cinahl|databases?|central)\b"),
     "animal or laboratory": re.compile(
         r"\b(?:rats?|mice|mouse|murine|rodents?|pigs?|piglets?|swine|porcine|sheep|ovine|lambs?|ewes?|dogs?|canine|"
@@ -56,18 +55,22 @@ _CUES: dict[str, re.Pattern[str]] = {
         r"pharmacokinetic model)\b"),
     "human volunteers": re.compile(r"\b(?:healthy (?:human )?(?:volunteers|subjects|adults|men|women)|volunteers|"
                                    r"patients|parturients|women|children|neonates)\b"),
-    "case report": re.compile(r"\b(?:case reports?|case presentation|we (?:report|describe|present) (?:a|an|the|two|three|"
-                              r"four|\d) (?:\w+ ){0,4}?(?:case|patient|woman|man|girl|boy|infant|neonate|parturient)s?|"
-                              r"(?:a|an) (?:rare |unusual |unique |fatal |challenging )?case of|"
+    "case report": re.compile(r"\b(?:case reports?|case presentation|(?:a|an) (?:rare |unusual |unique |fatal |"
+                              r"challenging |unexpected )?case of|(?:this|the present|our) (?:\w+ )?case\b|"
+                              r"(?:present|report|describe)\w* the (?:\w+ )?case of|"
                               r"cases? (?:is|are) (?:reported|described|presented)|"
                               r"(?:a|an) \d{1,3}-(?:year|month|week|day)-old|case series of (?:two|three|four|five|\d) )"),
+    "case described": re.compile(r"\bwe (?:have )?(?:report|reported|describe|described|present|presented) (?:a|an|two|three|"
+                                 r"four|the first|\d) (?:\w+ ){0,4}?(?:case|patient|woman|man|girl|boy|infant|neonate|"
+                                 r"parturient|course)s?\b|\b(?:a|an) (?:young|elderly|older|pregnant|previously healthy) "
+                                 r"(?:\w+ ){0,3}?(?:man|woman|boy|girl|patient|infant|parturient|recipient)\b"),
     "non-randomised": re.compile(r"\b(?:non-?randomi[sz]ed|not randomi[sz]ed|without randomi[sz]ation|"
                                  r"non-?random)\b"),
-    "rct": re.compile(r"\b(?:randomi[sz]ed|randomi[sz]ation|randomly (?:assigned|allocated|divided|distributed|"
-                      r"received|receive|split|chosen to receive|stratified)|random allocation|random-allocation|"
-                      r"random assignment|random number|computer-generated random|(?:double|triple|single|"
-                      r"quadruple)[- ]blind\w*|placebo-controlled|cross-?over (?:trial|study|design)|"
-                      r"sealed envelope|rct)\b"),
+    "rct": re.compile(r"\b(?:randomi[sz]ed(?! order| sequence| samples?\b| effects?\b)|randomi[sz]ation|"
+                      r"randomly (?:assigned|allocated|divided|distributed|received|receive|split|chosen to receive|"
+                      r"stratified)|random allocation|random-allocation|random assignment|random number|"
+                      r"computer-generated random|(?:double|triple|single|quadruple)[- ]blind\w*|placebo-controlled|"
+                      r"cross-?over (?:trial|study|design)|sealed envelope|rct)\b"),
     "dose-finding": re.compile(r"\b(?:up-and-down|up and down|up-down|updown|biased[- ]coin|sequential allocation|"
                                r"dixon|narayana|dose[- ]?finding|dose[- ]?response (?:study|trial)|dose[- ]?escalation|"
                                r"continual reassessment|isotonic regression|open[- ]?label|single[- ]?arm|"
@@ -82,6 +85,12 @@ _CUES: dict[str, re.Pattern[str]] = {
     "review": re.compile(r"\b(?:review|reviews|overview|narrative|we discuss|this article|editorial|commentary|"
                          r"perspective|viewpoint|state of the art|update on|current (?:evidence|knowledge|concepts|"
                          r"literature)|literature|we summari[sz]e|summari[sz]es)\b"),
+    # A text that calls itself a review: "this review", "we review", "a narrative review of", the title's "a review".
+    "review itself": re.compile(r"\b(?:(?:this|the present|the current|our) (?:\w+ ){0,2}?(?:review|overview|article|"
+                                r"paper|chapter|editorial|commentary)|we (?:\w+ ){0,2}?review\w*|(?:narrative|literature|"
+                                r"comprehensive|critical|brief|clinical|updated|state-of-the-art|scoping|integrative|"
+                                r"concise|short|mini) ?-?review|review of (?:the )?(?:current |recent |published )?"
+                                r"(?:literature|evidence)|: a review\b|\breview article)"),
 }
 GATES: dict[str, tuple[str, ...]] = {
     "design.protocol": ("protocol", "rationale and design", "design and rationale", "analysis plan", "will be"),
@@ -97,9 +106,12 @@ GATES: dict[str, tuple[str, ...]] = {
         "in vitro", "ex vivo", "isolated", "cell culture", "cultured", "cell line", "organ bath", "myograph",
         "placental model", "perfused", "in silico", "simulation model", "pharmacokinetic model"),
     "design.human volunteers": ("volunteer", "patient", "parturient", "women", "children", "neonate", "healthy"),
-    "design.case report": ("case report", "case presentation", "we report", "we describe", "we present", "case of",
-                           "case is", "cases is", "case are", "cases are", "-year-old", "-month-old", "-week-old",
-                           "-day-old", "case series"),
+    "design.case report": ("case report", "case presentation", "case of", "case is", "cases is", "case are",
+                           "cases are", "-year-old", "-month-old", "-week-old", "-day-old", "case series", "this case",
+                           "present case", "our case", "this rare case", "this unusual case", "this unexpected case",
+                           " case"),
+    "design.case described": ("we report", "we describe", "we present", "we have report", "we have describe",
+                              "we have present", "young", "elderly", "older", "pregnant", "previously healthy"),
     "design.non-randomised": ("nonrandom", "non-random", "not randomi", "without randomi"),
     "design.rct": ("random", "blind", "placebo-controlled", "crossover", "cross-over", "cross over", "sealed envelope",
                    "rct"),
@@ -115,6 +127,7 @@ GATES: dict[str, tuple[str, ...]] = {
                              "before-and-after", "before and after", "prospectively collected", "survey",
                              "questionnaire", "epidemiolog", "population-based", "real-world", "secondary analysis",
                              "post hoc analysis", "quality improvement"),
+    "design.review itself": ("review", "overview", "article", "paper", "chapter", "editorial", "commentary"),
     "design.review": ("review", "overview", "narrative", "we discuss", "this article", "editorial", "commentary",
                       "perspective", "viewpoint", "state of the art", "update on", "current evidence",
                       "current knowledge", "current concepts", "current literature", "literature", "summari"),
@@ -188,7 +201,9 @@ def _cues(document: Document) -> dict[str, _Cue]:
                 if index == 0:
                     strength = 3
                 elif sentence.background:
-                    strength = 0
+                    # A labelled Background speaks of earlier work; an unlabelled opening may name the design.
+                    strength = 0 if document.structured or about_others.setdefault(index, document.search(
+                        "design.other studies", _OTHER_STUDIES, sentence.start, sentence.end)) else 1
                 elif sentence.section == "methods" or document.search("design.this study", _THIS_STUDY,
                                                                        sentence.start, sentence.end):
                     strength = 2
@@ -206,6 +221,16 @@ def _cues(document: Document) -> dict[str, _Cue]:
 
 _THIS_STUDY = re.compile(r"\b(?:we|our|this|the present|the current|patients were|women were|subjects were|"
                          r"participants were|parturients were|children were)\b")
+
+
+_RECOMMENDS = re.compile(r"\b(?:recommend\w*|consensus)\b")
+_RECORDS_REVIEWED = re.compile(r"(?:retrospective|chart|record|records|case-note|case note|notes)\s$")
+
+
+def _reviewed_records(low: str, span: Span) -> bool:
+    """"a retrospective review", "chart review": a way of collecting data, not a review article."""
+    return bool(_RECORDS_REVIEWED.search(low, max(0, span.start - 16), span.start)) or \
+        bool(re.match(r"[^.;]{0,40}\b(?:records|charts|notes|files)\b", low[span.end:span.end + 60]))
 
 
 def _counts_participants(document: Document) -> bool:
@@ -235,27 +260,31 @@ def _design_from_text(document: Document, mesh: set[str]) -> DesignFinding:
 
     if strength("protocol") >= 2 and not re.search(r"\bresults?:|\bp\s?[<=]\s?0?\.\d", low):
         return found("protocol", "protocol")
-    if strength("guideline") >= 3 or (strength("guideline") >= 2 and re.search(r"\b(?:recommend\w*|consensus)\b", low)
-                                      and not strength("rct")):
+    if strength("guideline") >= 3 or (strength("guideline") >= 2 and _RECOMMENDS.search(low) and not strength("rct")):
         return found("guideline", "guideline")
     if strength("systematic review") >= 2 or (strength("systematic review") and strength("database search")):
         return found("systematic review", "systematic review")
-    if strength("database search") >= 2 and re.search(r"\b(?:included|eligible) (?:\w+ ){0,3}?(?:studies|trials|"
-                                                      r"articles)\b", low):
+    if strength("database search") >= 2:
         return DesignFinding("systematic review", "abstract", cues["database search"].span)
+    if strength("case report") >= 2 and strength("rct") < 2:
+        return found("case report", "case report")
+    if strength("review itself") >= 2 and not _reviewed_records(low, cues["review itself"].span):
+        return found("review", "review itself")
     animals = strength("animal or laboratory")
     human = strength("human volunteers")
     mesh_animal = "animals" in mesh and "humans" not in mesh
-    if animals >= 2 and (animals >= human or animals == 3) or (animals and not human) or (mesh_animal and not human):
+    if animals == 3 or (animals >= 2 and human < 2) or (animals and not human) or (mesh_animal and not human):
         return found("animal or laboratory", "animal or laboratory")
-    if strength("case report") >= 2 and strength("rct") < 2:
-        return found("case report", "case report")
     if strength("non-randomised") >= 1 and strength("non-randomised") >= strength("rct"):
         return found("non-randomised trial", "non-randomised")
     if strength("rct"):
+        if not human and not _counts_participants(document):
+            # Randomised samples, chips or specimens: a laboratory study.
+            return found("animal or laboratory", "rct")
         return found("rct", "rct")
-    if strength("case report"):
-        return found("case report", "case report")
+    if strength("case report") or (strength("case described") >= 2 and strength("observational") < 2
+                                   and strength("dose-finding") < 2):
+        return found("case report", "case report" if strength("case report") else "case described")
     observational, trial = strength("observational"), strength("dose-finding")
     if observational and observational >= trial and not _prospective_intervention(low, cues):
         return found("observational", "observational")

@@ -57,7 +57,8 @@ _PROPHYLACTIC = re.compile(
     r"(?:immediately|just)\s(?:after|before|following)\s(?:the\s)?(?:intrathecal|spinal|subarachnoid|induction)|"
     r"(?:started|initiated|commenced|begun|begin|start)\s(?:\w+\s){0,3}(?:at|with|after|before|upon|on)\s(?:the\s)?"
     r"(?:time\sof\s|start\sof\s)?(?:intrathecal|spinal|subarachnoid|induction|cse|injection)|"
-    r"at\sthe\s(?:time|start)\sof\s(?:the\s)?(?:intrathecal|spinal|subarachnoid|induction))")
+    r"(?:at|from|with)\sthe\s(?:time|start|onset|beginning)\sof\s(?:the\s)?(?:intrathecal|spinal|subarachnoid|"
+    r"induction|cse|combined))")
 _RESCUE = re.compile(
     r"\b(?:rescue\w*|treat\w*\s(?:\w+\s){0,5}?hypotension|reverse\w*\s(?:\w+\s){0,3}?hypotension|"
     r"(?:when|whenever|if|once)\s(?:the\s)?(?:maternal\s)?(?:sbp|systolic|map|mean arterial|blood pressure|bp|"
@@ -66,13 +67,13 @@ _RESCUE = re.compile(
 _NEGATED = re.compile(r"\b(?:no|without|not|non)[\s-]{1,2}$")
 _SHOCK = re.compile(r"\b(?:shock|septic|sepsis|vasoplegi\w*|vasodilatory|vasopressor support|hypotensive patients|"
                     r"critically ill|resuscitation|cardiac arrest|refractory hypotension)\b")
-_RECEIVED_BEFORE = re.compile(r"\b(?:mean|median|average|total|cumulative|overall)\b[^.;]{0,50}$")
-_DOSE_WAS = re.compile(r"\b(?:doses?|rates?|requirements?|amounts?|consumption|infusion)\b[^.;]{0,40}?"
+_RECEIVED_BEFORE = re.compile(r"\b(?:mean|median|average|total|cumulative|overall)\b[^;]{0,50}$")
+_DOSE_WAS = re.compile(r"\b(?:doses?|rates?|requirements?|amounts?|consumption|infusion)\b[^;]{0,40}?"
                        r"\b(?:was|were|ranged?|varied|reached)\s{1,2}(?:from\s{1,2}|between\s{1,2}|of\s{1,2}|"
                        r"up to\s{1,2}|about\s{1,2}|approximately\s{1,2})?(?:[<>≤≥]\s{0,2})?$")
 _PROTOCOL_WORDS = re.compile(r"\b(?:start\w*|initial|first|fixed|predetermined|protocol|assigned|allocated|randomi[sz]ed|"
                              r"target\w*|planned|set)\b")
-_REQUIRED_AFTER = re.compile(r"[^.;]{0,40}\b(?:was|were)\s(?:required|needed|used|administered in total)\b")
+_REQUIRED_AFTER = re.compile(r"[^;]{0,40}\b(?:was|were)\s(?:required|needed|used|administered in total)\b")
 
 
 GATES: dict[str, tuple[str, ...]] = {
@@ -280,7 +281,7 @@ def _converted(low: str, found: list[Quantity], drugs: list[Mention]) -> list[_C
 
 def _stated_in_brackets(low: str, quantity: Quantity, following: Quantity) -> bool:
     between = low[quantity.end:following.start]
-    return len(between) <= 60 and bool(re.fullmatch(r"[^().;]{0,50}?\(\s{0,2}(?:[a-z=≈~]{1,12}\s{0,2})?", between))
+    return len(between) <= 60 and bool(re.fullmatch(r"[^();]{0,50}?\(\s{0,2}(?:[a-z=≈~]{1,12}\s{0,2})?", between))
 
 
 def _stated_after(low: str, found: list[Quantity], index: int) -> bool:

@@ -25,6 +25,10 @@ _DIGITS = r"\d{1,3}(?:,\s?\d{3})+|\d{1,6}"
 _COUNT = re.compile(rf"(?<![\w.,%/-])({_DIGITS}|{WORD_NUMBER.pattern})"
                     rf"((?:\s{{1,2}}(?!(?:of|in|and|or|to|with|who|were|was|per|than|at)\b)[a-z][\w'-]{{0,25}}){{0,3}}?)"
                     rf"\s{{1,2}}{_PARTICIPANT}\b")
+# "Of 250 screened patients, 200 were randomized": a count with its verb and no noun.
+_BARE = re.compile(rf"(?<![\w.,%/-])({_DIGITS}|{WORD_NUMBER.pattern})\s{{1,2}}were\s{{1,2}}(?:then\s{{1,2}}|subsequently\s{{1,2}})?"
+                   r"(?:randomi[sz]ed|randomly|enrolled|included|recruited|allocated|assigned|studied)\b")
+_SCREENED = re.compile(r"\b(?:screened|assessed|approached|evaluated|considered|identified|invited)\b")
 _N_EQUALS = re.compile(r"\b[nN]\s{0,2}=\s{0,2}(" + _DIGITS + r")\b")
 _ENROLMENT = re.compile(r"\b(?:randomi[sz]\w*|randomly|enrol\w*|recruit\w*|included|including|assigned|allocated|"
                         r"participated|studied|a total of|total of|underwent|undergoing|scheduled|having|comprised|"
@@ -54,6 +58,8 @@ GATES: dict[str, tuple[str, ...]] = {
                           "girl", "boy", "elderly", "gravida", "ladies", "female", "male", "candidate", "episode"),
     "participants.n": ("n=", "n =", "n  ="),
     "participants.groups": ("groups of", "groups with"),
+    "participants.bare": ("were randomi", "were randomly", "were enrolled", "were included", "were recruited",
+                          "were allocated", "were assigned", "were studied"),
 }
 
 
@@ -106,6 +112,10 @@ def read_sample_size(document: Document, design: str) -> SampleSize | None:
 def _counts(document: Document) -> list[_Count]:
     low = document.low
     found = []
+    for match in document.find("participants.bare", _BARE):
+        value = count(match.group(1))
+        if value:
+            found.append(_Count(value, Span(match.start(), match.end()), True, False, False))
     for match in document.find("participants.noun", _COUNT):
         value = count(match.group(1))
         if value is None or value == 0 or value > 10_000_000:
@@ -116,12 +126,14 @@ def _counts(document: Document) -> list[_Count]:
         clause_before = re.split(r"[;:]", before)[-1]
         enrolment = bool(_ENROLMENT.search(clause_before) or _ENROLMENT.search(after[:60])
                          or _ENROLMENT.search(match.group(2)))
-        part = bool(_PART_BEFORE.search(before) or _PART_AFTER.match(after))
+        part = bool(_PART_BEFORE.search(before) or _PART_AFTER.match(after) or _SCREENED.search(match.group(2))
+                    or _SCREENED.match(after.lstrip()[:12]) or re.search(r"\bfor eligibility\b", after[:40]))
         analysed = bool(_ANALYSED.search(after[:50]) or _ANALYSED.search(clause_before[-30:])
                         or re.search(r"\bdata\b", clause_before[-30:]))
         if re.search(r"\b(?:year|month|week|day|hour)s?[- ]old\b|\bgroups?\b", match.group(2)):
             continue
         found.append(_Count(value, Span(match.start(), match.end()), enrolment, part, analysed))
+    found.sort(key=lambda item: item.span.start)
     return found
 
 

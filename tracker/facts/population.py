@@ -49,6 +49,10 @@ _SHOCK = re.compile(r"\b(?:shock|cardiac arrest|cardiopulmonary resuscitation|tr
                     r"traumatic brain injury)\b")
 _NOT_CRITICAL_SHOCK = re.compile(r"(?:septic|endotoxic|endotoxin|endotoxaemic|endotoxemic|vasoplegic|bacter(?:a)?emic|"
                                  r"anaphylactic|spinal)\s{0,2}$")
+_OTHER_SHOCK = re.compile(r"(?:resistant|refractory|persistent|vasodilatory|cardiogenic|ha?emorrhagic|hypovol(?:a)?emic|"
+                          r"distributive|mixed|undifferentiated|obstructive|traumatic|post-?cardiotomy|anaphylactic)"
+                          r"[\s,-]{1,3}(?:\w+[\s,-]{1,3})?shock|cardiac arrest|cardiopulmonary resuscitation|trauma|"
+                          r"burns?\b")
 _ICU = re.compile(r"\b(?:intensive care|icus?|critically ill|critical care|critical illness)\b")
 _PEDIATRIC = re.compile(r"\b(?:child\w*|p(?:a)?ediatric\w*|neonat\w*|newborns?|infants?|preterm|prematur\w*|"
                         r"adolescen\w*|toddlers?|picu|nicu|juvenile)\b")
@@ -118,6 +122,9 @@ def _read(document: Document, background: bool) -> dict[str, list[Span]]:
     add("cardiac surgery", cardiac)
     shock = [match for match in matches("shock", _SHOCK)
              if not _NOT_CRITICAL_SHOCK.search(low, max(0, match.start() - 14), match.start())]
+    if sepsis:
+        # Beside sepsis, a bare "shock" ("shock reversal") is the septic shock; only another kind counts.
+        shock = [match for match in shock if _OTHER_SHOCK.search(low, max(0, match.start() - 30), match.end())]
     if not (cardiac and all(_vasoplegic_context(low, match) for match in shock)):
         add("critical care", shock)
     if not sepsis and not cardiac and not cesarean:

@@ -32,7 +32,8 @@ _MASS_CANONICAL = {"µg": "µg", "mcg": "µg", "ug": "µg", "mg": "mg", "ng": "n
 _DENOMINATOR = (r"(kg|kilograms?(?:\s{1,2}of\s{1,2}body\s{0,1}weight)?|kg\s{1,2}of\s{1,2}body\s{0,1}weight|kg\s?bw|"
                 r"min|mins|minutes?|h|hr|hrs|hours?|d|days?|24\s?h|ml|millilit(?:re|er)s?|dl|l)")
 _SLASH = re.compile(r"\s{0,2}(?:/|per\b)\s{0,2}" + _DENOMINATOR + r"(?![a-z\d])")
-_EXPONENT = re.compile(r"(?:\s{1,2}|\s{0,2}[.x*]\s{0,2})(kg|min|h|hr|d|day|ml)\s?\^?\s?-\s?1(?!\d)")
+# Spaces up to eight wide: a masked tag ("kg<sup>-1</sup>") leaves its width in spaces.
+_EXPONENT = re.compile(r"(?:\s{1,8}|\s{0,8}[.x*]\s{0,2})(kg|min|h|hr|d|day|ml)\s{0,6}\^?\s?-\s?1(?!\d)")
 _PAIR = re.compile(r"\s{0,2}(?:/|per\b)\s{0,2}\(\s{0,2}(kg)\s{0,2}(?:[.x*]\s{0,2}|\s)(min|minutes?|h|hr|hours?)\s{0,2}\)")
 _OF = re.compile(r"\s{1,2}of\s{1,2}")
 _DENOMINATOR_CANONICAL = {"kg": "kg", "min": "min", "h": "h", "d": "day", "ml": "mL", "dl": "dL", "l": "L"}
