@@ -26,8 +26,8 @@ _COUNT = re.compile(rf"(?<![\w.,%/-])({_DIGITS}|{WORD_NUMBER.pattern})"
                     rf"((?:\s{{1,2}}(?!(?:of|in|and|or|to|with|who|were|was|per|than|at)\b)[a-z][\w'-]{{0,25}}){{0,3}}?)"
                     rf"\s{{1,2}}{_PARTICIPANT}\b")
 # "Of 250 screened patients, 200 were randomized": a count with its verb and no noun.
-_BARE = re.compile(rf"(?<![\w.,%/-])({_DIGITS}|{WORD_NUMBER.pattern})\s{{1,2}}were\s{{1,2}}(?:then\s{{1,2}}|subsequently\s{{1,2}})?"
-                   r"(?:randomi[sz]ed|randomly|enrolled|included|recruited|allocated|assigned|studied)\b")
+_BARE = re.compile(rf"(?<![\w.,%/-])({_DIGITS}|{WORD_NUMBER.pattern})\s{{1,2}}were\s{{1,2}}"
+                   r"(?:then\s{1,2}|subsequently\s{1,2})?(?:randomi[sz]ed|randomly|enrolled|included|recruited|allocated|assigned|studied)\b")
 _SCREENED = re.compile(r"\b(?:screened|assessed|approached|evaluated|considered|identified|invited)\b")
 _N_EQUALS = re.compile(r"\b[nN]\s{0,2}=\s{0,2}(" + _DIGITS + r")\b")
 _ENROLMENT = re.compile(r"\b(?:randomi[sz]\w*|randomly|enrol\w*|recruit\w*|included|including|assigned|allocated|"
