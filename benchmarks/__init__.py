@@ -1,12 +1,13 @@
 """Performance benchmarks of the tracker: `python -m benchmarks [--quick] [--only NAME ...] [--output FILE]`.
 
-Nine benchmarks, each producing rows of one table (what, size, figure, ratio, target, met?) with the command
+Ten benchmarks, each producing rows of one table (what, size, figure, ratio, target, met?) with the command
 line that reproduces the row: ingest throughput, a backfill through the CLI, rate-limit discipline, the cost
 of a weekly run, digest/search/export on a large database, the tracker against a lean sequential pipeline,
-the records fetched again by eight weekly runs, the web app's pages on the large database, and the relevance
-ranking. The corpus is built from the real records in ../shared/pubmed-samples/ (see benchmarks/corpus.py),
-generated into a temporary directory at run time; the ranking reads the labelled datasets in
-../shared/screening-datasets/ in place.
+the records fetched again by eight weekly runs, the web app's pages on the large database, the relevance
+ranking, and the study-facts extractor's accuracy and speed. The corpus is built from the real records in
+../shared/pubmed-samples/ (see benchmarks/corpus.py), generated into a temporary directory at run time; the
+ranking reads the labelled datasets in ../shared/screening-datasets/ and the facts benchmark the labelled
+abstracts in ../shared/study-facts/, in place.
 """
 
 from __future__ import annotations

@@ -17,17 +17,18 @@ from pathlib import Path
 
 from benchmarks import FULL, QUICK, REPO, Outcome, Row, Sizes, corpus
 
-BENCHMARKS = ("ingest", "backfill", "rate-limit", "weekly", "scale", "versus-lean", "refetch", "web", "ranking")
+BENCHMARKS = ("ingest", "backfill", "rate-limit", "weekly", "scale", "versus-lean", "refetch", "web", "ranking",
+              "facts")
 NEEDS_SAMPLES = tuple(name for name in BENCHMARKS if name != "ranking")  # the ranking reads screening-datasets
 HEADERS = ("what", "size", "figure", "ratio", "target", "met?")
 
 
 def run_benchmark(name: str, sizes: Sizes, workdir: Path) -> Outcome:
-    from benchmarks import fetching, ingest, lean, ranking, refetch, scale, web
+    from benchmarks import facts, fetching, ingest, lean, ranking, refetch, scale, web
 
     runner = {"ingest": ingest.run, "backfill": fetching.backfill, "rate-limit": fetching.rate_limit,
               "weekly": fetching.weekly, "scale": scale.run, "versus-lean": lean.run, "refetch": refetch.run,
-              "web": web.run, "ranking": ranking.run}[name]
+              "web": web.run, "ranking": ranking.run, "facts": facts.run}[name]
     folder = workdir / name
     folder.mkdir()
     started = time.perf_counter()
