@@ -223,6 +223,12 @@ _THIS_STUDY = re.compile(r"\b(?:we|our|this|the present|the current|patients wer
                          r"participants were|parturients were|children were)\b")
 
 
+_LABORATORY_MATERIAL = re.compile(r"\b(?:specimens?|samples|chips|discs|disks|blocks|teeth|cultures?|cells|strips|"
+                                  r"tissues?|wells|plates)\b")
+_STUDY_ACTIONS = re.compile(r"\b(?:received|receiving|were (?:given|randomi[sz]ed|enrolled|included|allocated|assigned|"
+                            r"infused|administered|studied|recruited|treated)|was (?:given|infused|administered)|"
+                            r"groups?|we (?:compared|studied|measured|enrolled|included|recruited|examined|"
+                            r"investigated|assessed|evaluated|analy[sz]ed))\b")
 _RECOMMENDS = re.compile(r"\b(?:recommend\w*|consensus)\b")
 _RECORDS_REVIEWED = re.compile(r"(?:retrospective|chart|record|records|case-note|case note|notes)\s$")
 
@@ -278,7 +284,7 @@ def _design_from_text(document: Document, mesh: set[str]) -> DesignFinding:
     if strength("non-randomised") >= 1 and strength("non-randomised") >= strength("rct"):
         return found("non-randomised trial", "non-randomised")
     if strength("rct"):
-        if not human and not _counts_participants(document):
+        if not human and _LABORATORY_MATERIAL.search(low) and not _counts_participants(document):
             # Randomised samples, chips or specimens: a laboratory study.
             return found("animal or laboratory", "rct")
         return found("rct", "rct")
@@ -301,6 +307,8 @@ def _design_from_text(document: Document, mesh: set[str]) -> DesignFinding:
     statistics = document.search("design.statistics", _STATISTICS)
     if statistics or (document.search("design.results", _RESULTS_WORDS) and _counts_participants(document)):
         return DesignFinding("observational", "abstract", None)
+    if _STUDY_ACTIONS.search(low):
+        return DesignFinding("other", "none", None)  # a study, of a design the text does not name
     return DesignFinding("review", "abstract", None)
 
 

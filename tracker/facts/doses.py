@@ -41,7 +41,11 @@ _NOT_A_DOSE = re.compile(r"\b(?:equivalent to|potency|potent than|"
                          r"dose equivalen\w*|conversion ratio)\b")
 RESULT_KIND = re.compile(r"\b(?:(ed|ec|ld|ic)-?(\d{2})\b|(median effective dose|minimum effective dose)|"
                          r"(\d{2})\s?%\s(?:effective dose|effective concentration))")
-_FOLLOWING_DRUG = re.compile(r"^[\s,]{0,3}(?:(?:in|for|of|to)\s{1,2})?(?:the\s{1,2})?(?:iv\s|intravenous\s|i\.v\.\s)?$")
+# "10 mg bupivacaine", "0.2 µg of norepinephrine": a drug right after its amount.
+_FOLLOWING_DRUG = re.compile(r"^\s{0,2}(?:of\s{1,2})?(?:the\s{1,2})?(?:iv\s|intravenous\s|i\.v\.\s)?$")
+# "ephedrine 6 mg", "norepinephrine (8 µg/min)", "NE infusion (8 µg/min)": a drug right before its amount.
+_PRECEDING_DRUG = re.compile(r"^\s{0,2}(?:(?:infusion|bolus|boluses|dose|doses|at|of|was|were|given|infused)\s{1,2}){0,2}"
+                             r"[(\[]?\s{0,2}$")
 _COORDINATED = re.compile(r"^\s{0,2}(?:or|and|/|,)\s{0,2}$")
 _GROUP_GAP = re.compile(r"[^;()]{0,30}?\b(?:in|for)\s{1,2}(?:the\s{1,2})?")
 _GROUP_WORD = re.compile(r"\s{0,2}(?:group|arm)s?\b")
@@ -352,6 +356,9 @@ def _drugs_for(low: str, candidate: _Candidate, drugs: list[Mention], fallback: 
     within = [mention for mention in drugs if candidate.start <= mention.start < candidate.end]
     if within:
         return within[:1]
+    before = [mention for mention in drugs if mention.end <= candidate.start]
+    if before and _PRECEDING_DRUG.match(low[before[-1].end:candidate.start]):
+        return _with_coordinated(low, before, before[-1])
     after = [mention for mention in drugs if mention.start >= candidate.end]
     if after:
         gap = low[candidate.end:after[0].start]
@@ -359,23 +366,27 @@ def _drugs_for(low: str, candidate: _Candidate, drugs: list[Mention], fallback: 
             return [after[0]]
         if _GROUP_GAP.fullmatch(gap) and _GROUP_WORD.match(low, after[0].end):
             return [after[0]]
-    before = [mention for mention in drugs if mention.end <= candidate.start]
     if before:
         nearest = before[-1]
         if not nearest.vasoactive and candidate.start - nearest.end > _NEAR:
             nearest = next((mention for mention in reversed(before) if mention.vasoactive), nearest)
-        chosen = [nearest]
-        for earlier in reversed(before[:before.index(nearest)]):
-            if _COORDINATED.match(low[earlier.end:chosen[-1].start]):
-                chosen.append(earlier)
-            else:
-                break
-        return list(reversed(chosen))
+        return _with_coordinated(low, before, nearest)
     if after and _OF_DRUG_GAP.fullmatch(low[candidate.end:after[0].start]):
         return [after[0]]
     if fallback is not None:
         return [Mention(candidate.start, candidate.start, fallback, True, True)]
     return []
+
+
+def _with_coordinated(low: str, before: list[Mention], nearest: Mention) -> list[Mention]:
+    """The drug and those joined to it: "dopamine or dobutamine at 10 µg/kg/min" is a dose of both."""
+    chosen = [nearest]
+    for earlier in reversed(before[:before.index(nearest)]):
+        if _COORDINATED.match(low[earlier.end:chosen[-1].start]):
+            chosen.append(earlier)
+        else:
+            break
+    return list(reversed(chosen))
 
 
 def _result_drug(low: str, candidate: _Candidate, drugs: list[Mention]) -> list[Mention]:
