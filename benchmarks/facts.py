@@ -106,8 +106,9 @@ def records_per_second(extract: Callable[[str, str], object], texts: list[tuple[
     return len(texts) / statistics.median(runs)
 
 
-def ingest_seconds(body: Path, database: Path, with_facts: bool) -> float:
-    """The tracker's parse + store of one body (benchmark 1's path), extracting every paper's facts if asked."""
+def ingest_seconds(body: Path, database: Path, with_facts: bool) -> tuple[float, float]:
+    """Wall and CPU seconds of the tracker's parse + store of one body (benchmark 1's path), extracting every
+    paper's facts on the way if asked."""
     from tracker.facts import extract_facts
     from tracker.pubmed import CHUNK_SIZE, PaperParser
     from tracker.store import open_store
@@ -115,7 +116,7 @@ def ingest_seconds(body: Path, database: Path, with_facts: bool) -> float:
 
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     store = open_store(f"sqlite:///{database}")
     parser, pending = PaperParser(), []
 
@@ -135,7 +136,7 @@ def ingest_seconds(body: Path, database: Path, with_facts: bool) -> float:
     if pending:
         save(pending)
     store.close()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu_started
 
 
 def accuracy_rows(reproduce: str) -> list[Row]:
@@ -202,17 +203,25 @@ def run(sizes: Sizes, workdir: Path) -> Outcome:
     for _ in range(sizes.ingest_repeats):
         plain.append(ingest_seconds(body, workdir / "plain.sqlite3", False))
         with_facts.append(ingest_seconds(body, workdir / "facts.sqlite3", True))
-    plain_rate = records / statistics.median(plain)
-    facts_rate = records / statistics.median(with_facts)
-    ratio = facts_rate / plain_rate
-    outcome.rows.append(Row("facts: ingest (parse + store) with every paper's facts extracted, against without",
-                            f"{number(records)} records", f"{number(facts_rate)} against {number(plain_rate)} records/s "
-                            f"(median of {len(plain)})", f"{ratio:.2f}", ">= 0.90", ratio >= 0.90, reproduce))
+    rates = {name: [records / statistics.median(run[index] for run in runs) for index in (0, 1)]
+             for name, runs in (("plain", plain), ("facts", with_facts))}
+    wall_ratio, cpu_ratio = (rates["facts"][index] / rates["plain"][index] for index in (0, 1))
+    size = f"{number(records)} records"
+    outcome.rows += [
+        Row("facts: ingest (parse + store) CPU time with every paper's facts extracted, against without", size,
+            f"{number(rates['facts'][1])} against {number(rates['plain'][1])} records/s (median of {len(plain)})",
+            f"{cpu_ratio:.2f}", ">= 0.90", cpu_ratio >= 0.90, reproduce),
+        Row("facts: the same, wall time (this shared machine's load stretches CPU work, not I/O waits)", size,
+            f"{number(rates['facts'][0])} against {number(rates['plain'][0])} records/s", f"{wall_ratio:.2f}",
+            command=reproduce),
+    ]
     outcome.notes.append(
         "Facts: accuracy with SCHEMA.md's scoring (tracker/facts/scoring.py) on the 29 labelled development "
         "abstracts read in place, given with no publication types; the peer is benchmarks/facts.py's NaivePeer, a "
         "regex extractor of the kind written in ten minutes. The issue's targets are for a larger held-out set "
         "labelled the same way; these texts are the ones the rules were checked against. Speed is CPU time (the "
         "machine is shared) over the real sample abstracts; the ingest rows run benchmark 1's parse + store in "
-        "this process, alternately without and with extract_facts on every paper, over the same generated body.")
+        "this process, alternately without and with extract_facts on every paper, over the same generated body; the "
+        "target is on CPU time, since on a loaded machine wall time stretches the CPU-bound extraction more than "
+        "the parse + store, which also waits on the disk.")
     return outcome

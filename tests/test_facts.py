@@ -214,6 +214,12 @@ DOSES = [
     ("Patients in septic shock received norepinephrine 0.2 µg/kg/min.",
      [("norepinephrine", 0.2, 0.2, "µg/kg/min", "infusion", "rescue", "given", "0.2 µg/kg/min")]),
     ("The ED90 of norepinephrine was 0.08 µg/kg/min (95% CI 0.06 to 0.1 µg/kg/min).", []),
+    ("To find the ED90, parturients received norepinephrine 0.05 µg/kg/min.",
+     [("norepinephrine", 0.05, 0.05, "µg/kg/min", "infusion", "unspecified", "given", "0.05 µg/kg/min")]),
+    ("Norepinephrine was diluted to 16 µg/mL. The infusion was started at 0.05 µg/kg/min.",
+     [("norepinephrine", 0.05, 0.05, "µg/kg/min", "infusion", "unspecified", "given", "0.05 µg/kg/min")]),
+    ("Ephedrine 6 mg was given when systolic pressure fell.",
+     [("ephedrine", 6, 6, "mg", "bolus", "rescue", "given", "6 mg")]),
     ("Patients received 0.2 μg of noradrenaline per kilogram per minute.",
      [("norepinephrine", 0.2, 0.2, "µg/kg/min", "infusion", "unspecified", "given",
        "0.2 μg of noradrenaline per kilogram per minute")]),
@@ -290,6 +296,7 @@ SIZES = [
     ("Ninety patients were randomly assigned to three groups of 30.", 90),
     ("The incidence of hypotension was 12 of 40 in group A.", None),
     ("Twenty rats were studied.", None),
+    ("This review summarises trials that included 776 patients.", None),
     ("Blood pressure was above 65 mmHg in 80% of cases.", None),
 ]
 
@@ -311,6 +318,7 @@ POPULATIONS = [
     ("Neonatal outcomes after caesarean delivery; umbilical arterial pH in the newborn.", ["cesarean"]),
     ("Patients undergoing major abdominal surgery under general anaesthesia.", ["non-cardiac surgery"]),
     ("Twelve healthy volunteers received the drug.", ["other"]),
+    ("Patients older than 65 years undergoing knee arthroplasty.", ["elderly", "non-cardiac surgery"]),
 ]
 
 
@@ -331,6 +339,8 @@ COMPARATORS = [
     ("", "Background: Phenylephrine is the usual vasopressor and norepinephrine an alternative to it.\n"
      "Methods: We studied 40 women given norepinephrine.", []),
     ("", "Methods: Norepinephrine was infused in both groups; rescue ephedrine was added if needed.", []),
+    ("", "Methods: Women were randomized to norepinephrine or phenylephrine infusions.\nResults: The need for "
+     "ephedrine was higher than in the norepinephrine group.", ["phenylephrine"]),
     ("Norepinephrine versus phenylephrine: a narrative review", "We review the evidence.", []),
 ]
 

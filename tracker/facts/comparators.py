@@ -25,9 +25,11 @@ _COMPARING = re.compile(r"\b(?:versus|vs\.?|v\.|compared|comparing|comparison|co
 _ALLOCATING = re.compile(r"\b(?:randomi[sz]\w*|randomly|assigned|allocated|divided|received|receive|receiving|given|"
                          r"administered|groups?|arms?)\b")
 _GROUP_AFTER = re.compile(r"\s{0,2}(?:\+\s{0,2}\w+\s{0,2})?(?:group|arm|infusion group|bolus group)s?\b")
+# Clauses about treatment beside the arms: rescue and add-on drugs, what was needed, what came before.
 _ADDED_CLAUSE = re.compile(r"\b(?:added|add-on|additional|supplement\w*|rescue|open-label|background|if needed|as needed|"
-                           r"was needed|were needed|before|prior|previous\w*|resistant|refractory|despite|plus|"
-                           r"combined with|in combination|along with|together with|with or without)\b")
+                           r"was needed|were needed|need for|required|requirements?|consumption|before|prior|"
+                           r"previous\w*|resistant|refractory|despite|plus|combined with|in combination|along with|"
+                           r"together with|with or without|bradycardia)\b")
 _TITLE_JOIN = re.compile(r"^\s{0,3}(?:\(\w{1,6}\)\s{0,2})?(?:,|and|or|versus|vs\.?|v\.|/|with|compared (?:with|to)|"
                          r"combined with|to|plus|\+)\s{1,3}(?:(?:an?|the)\s{1,2})?(?:(?:infusion|bolus|prophylactic|"
                          r"continuous)\s{1,2})?$")

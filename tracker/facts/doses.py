@@ -51,6 +51,9 @@ _GROUP_GAP = re.compile(r"[^;()]{0,30}?\b(?:in|for)\s{1,2}(?:the\s{1,2})?")
 _GROUP_WORD = re.compile(r"\s{0,2}(?:group|arm)s?\b")
 _OF_DRUG_GAP = re.compile(r"[^;]{0,60}?\bof\s{1,2}(?:the\s{1,2})?")
 _FOR_DRUG_GAP = re.compile(r"[^;]{0,160}?\b(?:for|of|with)\s{1,2}(?:the\s{1,2})?(?:iv\s{1,2}|intravenous\s{1,2})?")
+_PROTOCOL_GAP = re.compile(r"\b(?:receiv\w*|given|start\w*|initial|infused|administered|allocated|assigned|"
+                           r"randomi[sz]ed|titrated|determined by giving)\b")
+_GIVEN = re.compile(r"\b(?:given|administered|injected|intravenous\w*|i\.v\.|iv)\b")
 _NEAR = 30  # characters: a drug that is not vasoactive takes the dose after it only from this close
 
 _BOLUS = re.compile(r"\b(?:bolus\w*|push|single (?:dose|injection)|injections?|injected|intermittent|every\s\d)")
@@ -132,7 +135,7 @@ def doses_and_results(document: Document, drugs: list[Mention], results_wanted: 
             quantity = candidate.quantity
             if _is_step(low, sentence, found, quantity):
                 continue
-            kind = _result_kind(kinds, candidate, values)
+            kind = _result_kind(low, kinds, candidate, values)
             drug_mentions = _result_drug(low, candidate, sentence_drugs) if kind is not None else []
             drug_mentions = drug_mentions or _drugs_for(low, candidate, sentence_drugs, recent)
             if not drug_mentions:
@@ -154,14 +157,16 @@ def doses_and_results(document: Document, drugs: list[Mention], results_wanted: 
                 if key in seen:
                     continue
                 seen.add(key)
+                mode = _mode(low, sentence, candidate, context.bolus)
                 doses.append(Dose(
                     drug=mention.name, low=candidate.amount.low, high=candidate.amount.high, unit=candidate.unit,
-                    mode=_mode(low, sentence, candidate, context.bolus),
-                    timing=_timing(low, sentence, candidate, context.shock, context.timing),
+                    mode=mode, timing=_timing(low, sentence, candidate, context.shock, context.timing, mode),
                     role=_role(low, sentence, candidate),
                     span=Span(candidate.start, candidate.end), text=document.text[candidate.start:candidate.end]))
-    results = _distinct_results(results)
-    return doses, results
+    # A concentration is a dose only when it is all the text gives about that drug.
+    dosed = {dose.drug for dose in doses if not dose.unit.endswith("/mL")}
+    doses = [dose for dose in doses if not (dose.unit.endswith("/mL") and dose.drug in dosed)]
+    return doses, _distinct_results(results)
 
 
 class _TextContext:
@@ -398,9 +403,12 @@ def _result_drug(low: str, candidate: _Candidate, drugs: list[Mention]) -> list[
     return []
 
 
-def _result_kind(kinds: list[tuple[int, str]], candidate: _Candidate, found: list[Quantity]) -> str | None:
+def _result_kind(low: str, kinds: list[tuple[int, str]], candidate: _Candidate, found: list[Quantity]) -> str | None:
     before = [(position, kind) for position, kind in kinds if position < candidate.start]
     if not before:
+        return None
+    # "To find the ED90, patients received 0.05 µg/kg/min": a dose given on the way to an estimate.
+    if _PROTOCOL_GAP.search(low, before[-1][0], candidate.start):
         return None
     # "ED95 and ED50 values were 43.1 µg and 33.2 µg ... and 3.7 µg and 3.2 µg": the kinds listed together name
     # the values in turn.
@@ -443,7 +451,8 @@ def _mode(low: str, sentence: Sentence, candidate: _Candidate, text_bolus: bool)
     cue = _nearest_cue(low, sentence, candidate, {"bolus": _BOLUS, "infusion": _INFUSION})
     if cue is not None:
         return cue
-    return "bolus" if text_bolus else "unspecified"
+    # An amount of a vasopressor given at once is a bolus.
+    return "bolus" if text_bolus or _GIVEN.search(low, sentence.start, sentence.end) else "unspecified"
 
 
 def _text_timing(document: Document) -> str | None:
@@ -463,13 +472,21 @@ def _text_timing(document: Document) -> str | None:
     return None
 
 
-def _timing(low: str, sentence: Sentence, candidate: _Candidate, shock: bool, text_timing: str | None) -> str:
+def _timing(low: str, sentence: Sentence, candidate: _Candidate, shock: bool, text_timing: str | None,
+            mode: str) -> str:
     cue = _nearest_cue(low, sentence, candidate, {"prophylactic": _PROPHYLACTIC, "rescue": _RESCUE})
     if cue is not None:
         return cue
     if shock:
         return "rescue"
-    return text_timing or "unspecified"
+    if text_timing is not None:
+        return text_timing
+    # A text that speaks of both: its infusions are the prophylaxis, its boluses the rescue.
+    if mode == "infusion" and _PROPHYLACTIC.search(low):
+        return "prophylactic"
+    if mode == "bolus" and _RESCUE.search(low):
+        return "rescue"
+    return "unspecified"
 
 
 def _role(low: str, sentence: Sentence, candidate: _Candidate) -> str:

@@ -79,8 +79,8 @@ class _Count:
 
 
 def read_sample_size(document: Document, design: str) -> SampleSize | None:
-    if design == "animal or laboratory":
-        return None
+    if design in ("animal or laboratory", "review", "guideline"):
+        return None  # no participants of its own
     low = document.low
     if design == "systematic review":
         return _pooled(document)

@@ -25,7 +25,7 @@ _ELDERLY = re.compile(
     r"\b(?:elderly|older (?:adults?|patients|people|persons|subjects|individuals|women|men|population)|"
     r"geriatric\w*|octogenarians?|nonagenarians?|aged\s(?:≥|>|over|above|at least|more than|older than)\s?"
     r"(?:60|65|70|75|80)|(?:≥|>)\s?(?:60|65|70|75|80)\s?(?:years|yrs|y)\b|(?:60|65|70|75|80) years (?:of age )?"
-    r"(?:or|and) (?:older|above|over))")
+    r"(?:or|and) (?:older|above|over)|(?:older than|over|above|more than) (?:60|65|70|75|80) (?:years|yrs))")
 _SEPSIS = re.compile(r"\b(?:sepsis|septic|septicaemi\w*|septicemi\w*|bacter(?:a)?emic shock|urosepsis)\b")
 _CARDIAC = re.compile(
     r"\b(?:cardiac surg\w*|heart surg\w*|cardiopulmonary bypass|coronary artery bypass|cabg|valve (?:surgery|"
@@ -66,7 +66,7 @@ GATES: dict[str, tuple[str, ...]] = {
                             "parturition", "deliver", "eclamp", "puerper", "partum", "gravid", "uteroplacental",
                             "fetoplacental"),
     "population.elderly": ("elderly", "older", "geriatric", "octogenarian", "nonagenarian", "aged", "≥", ">",
-                           "0 years", "5 years"),
+                           "0 years", "5 years", "0 yrs", "5 yrs"),
     "population.sepsis": ("seps", "septic", "septica", "septice", "bacter"),
     "population.cardiac": ("cardiac surg", "heart surg", "cardiopulmonary bypass", "coronary artery bypass", "cabg",
                            "valve", "valvular", "cardiothoracic", "open-heart", "open heart", "cardiotomy", "vasopleg",

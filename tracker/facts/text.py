@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 _CHARACTERS = {
     "\u03bc": "µ", "\u039c": "µ",  # Greek mu (often typed for the micro sign)
@@ -91,8 +91,7 @@ def lower_same_length(text: str) -> str:
     return "".join(char.lower() if len(char.lower()) == 1 else char for char in text)
 
 
-@dataclass(frozen=True)
-class Sentence:
+class Sentence(NamedTuple):
     index: int
     start: int
     end: int
@@ -194,17 +193,17 @@ def _sentences(plain: str, low: str, title_end: int, self_hits: list[tuple[int, 
         line_start = plain[end - 1] == "\n"
         start = end
     structured = any(piece_section != "none" for _start, _end, piece_section in pieces)
-    refers = [_refers_to_itself(low, self_hits, start, end) for start, end, _section in pieces]
+    if structured:
+        for index, (start, end, piece_section) in enumerate(pieces):
+            background = piece_section == "background" and not _refers_to_itself(low, self_hits, start, end)
+            sentences.append(Sentence(index + 1, start, end, piece_section, background))
+        return sentences
     # An unstructured abstract opens with its background when it turns to "this study"/"we" within a few
     # sentences; one that never does, or only late, is read as all about the study.
-    first_self = next((index for index, flag in enumerate(refers) if flag), None)
-    opening = first_self if first_self is not None and first_self <= _LONGEST_UNLABELLED_BACKGROUND else 0
-    for index, (start, end, piece_section) in enumerate(pieces):
-        if structured:
-            background = piece_section == "background" and not refers[index]
-        else:
-            background = index < opening
-        sentences.append(Sentence(index + 1, start, end, piece_section, background))
+    opening = next((index for index, (start, end, _section) in enumerate(pieces[:_LONGEST_UNLABELLED_BACKGROUND + 1])
+                    if _refers_to_itself(low, self_hits, start, end)), 0)
+    sentences += [Sentence(index + 1, start, end, piece_section, index < opening)
+                  for index, (start, end, piece_section) in enumerate(pieces)]
     return sentences
 
 
