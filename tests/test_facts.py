@@ -218,6 +218,9 @@ DOSES = [
      [("norepinephrine", 0.05, 0.05, "µg/kg/min", "infusion", "unspecified", "given", "0.05 µg/kg/min")]),
     ("Norepinephrine was diluted to 16 µg/mL. The infusion was started at 0.05 µg/kg/min.",
      [("norepinephrine", 0.05, 0.05, "µg/kg/min", "infusion", "unspecified", "given", "0.05 µg/kg/min")]),
+    ("Parturients received a prophylactic norepinephrine infusion; the first received 0.05 µg/kg/min and later "
+     "doses were increased or decreased by 0.01 µg/kg/min.",
+     [("norepinephrine", 0.05, 0.05, "µg/kg/min", "infusion", "prophylactic", "given", "0.05 µg/kg/min")]),
     ("Ephedrine 6 mg was given when systolic pressure fell.",
      [("ephedrine", 6, 6, "mg", "bolus", "rescue", "given", "6 mg")]),
     ("Patients received 0.2 μg of noradrenaline per kilogram per minute.",
@@ -248,6 +251,8 @@ DESIGNS = [
     ("Vasopressors in septic shock: a systematic review and network meta-analysis", "We included randomized "
      "controlled trials of vasopressors.", "systematic review"),
     ("", "We searched MEDLINE, Embase and CENTRAL for randomised trials comparing the two drugs.", "systematic review"),
+    ("", "Methods: PubMed, Embase and the Cochrane Library were searched for randomised controlled trials.",
+     "systematic review"),
     ("Norepinephrine versus phenylephrine: study protocol for a randomised controlled trial", "This trial will "
      "randomise 200 parturients.", "protocol"),
     ("Severe hypotension after spinal anaesthesia", "We report a case of a 34-year-old parturient who needed "
@@ -319,6 +324,7 @@ POPULATIONS = [
     ("Patients undergoing major abdominal surgery under general anaesthesia.", ["non-cardiac surgery"]),
     ("Twelve healthy volunteers received the drug.", ["other"]),
     ("Patients older than 65 years undergoing knee arthroplasty.", ["elderly", "non-cardiac surgery"]),
+    ("Patients undergoing elective non-cardiac surgery.", ["non-cardiac surgery"]),
 ]
 
 
@@ -342,6 +348,8 @@ COMPARATORS = [
     ("", "Methods: Women were randomized to norepinephrine or phenylephrine infusions.\nResults: The need for "
      "ephedrine was higher than in the norepinephrine group.", ["phenylephrine"]),
     ("Norepinephrine versus phenylephrine: a narrative review", "We review the evidence.", []),
+    ("", "Methods: We randomised 160 patients to a norepinephrine infusion or to boluses of ephedrine as needed.",
+     ["ephedrine"]),
 ]
 
 

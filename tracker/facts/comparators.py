@@ -25,11 +25,13 @@ _COMPARING = re.compile(r"\b(?:versus|vs\.?|v\.|compared|comparing|comparison|co
 _ALLOCATING = re.compile(r"\b(?:randomi[sz]\w*|randomly|assigned|allocated|divided|received|receive|receiving|given|"
                          r"administered|groups?|arms?)\b")
 _GROUP_AFTER = re.compile(r"\s{0,2}(?:\+\s{0,2}\w+\s{0,2})?(?:group|arm|infusion group|bolus group)s?\b")
-# Clauses about treatment beside the arms: rescue and add-on drugs, what was needed, what came before.
-_ADDED_CLAUSE = re.compile(r"\b(?:added|add-on|additional|supplement\w*|rescue|open-label|background|if needed|as needed|"
-                           r"was needed|were needed|need for|required|requirements?|consumption|before|prior|"
+# Clauses about treatment beside the arms: rescue and add-on drugs, what came before.
+_ADDED_CLAUSE = re.compile(r"\b(?:added|add-on|additional|supplement\w*|rescue|open-label|background|before|prior|"
                            r"previous\w*|resistant|refractory|despite|plus|combined with|in combination|along with|"
                            r"together with|with or without|bradycardia)\b")
+# ... and what was needed, which names an arm only when the sentence offers it as one ("or ephedrine as needed").
+_NEEDED_CLAUSE = re.compile(r"\b(?:if needed|as needed|was needed|were needed|need for|required|requirements?|"
+                            r"consumption)\b")
 _TITLE_JOIN = re.compile(r"^\s{0,3}(?:\(\w{1,6}\)\s{0,2})?(?:,|and|or|versus|vs\.?|v\.|/|with|compared (?:with|to)|"
                          r"combined with|to|plus|\+)\s{1,3}(?:(?:an?|the)\s{1,2})?(?:(?:infusion|bolus|prophylactic|"
                          r"continuous)\s{1,2})?$")
@@ -97,7 +99,9 @@ def _sentence_arms(document: Document, start: int, end: int, inside: list[Mentio
     grouped = [mention for mention in inside if _GROUP_AFTER.match(low, mention.end)]
     if document.search("comparators.group sentence", _GROUP_SENTENCE, start, end):
         return [mention for mention in inside
-                if not _ADDED_CLAUSE.search(_clause(low, start, end, mention)) or _GROUP_AFTER.match(low, mention.end)]
+                if not (_ADDED_CLAUSE.search(_clause(low, start, end, mention))
+                        or _NEEDED_CLAUSE.search(_clause(low, start, end, mention)))
+                or _GROUP_AFTER.match(low, mention.end)]
     if not (comparing or allocating or listed or grouped):
         return []
     if NOREPINEPHRINE not in names and not grouped and not (allocating and comparing):
@@ -105,9 +109,11 @@ def _sentence_arms(document: Document, start: int, end: int, inside: list[Mentio
     picked = []
     for mention in inside:
         clause = _clause(low, start, end, mention)
-        if _ADDED_CLAUSE.search(clause) and not _GROUP_AFTER.match(low, mention.end):
+        alternative = bool(allocating) and _in_alternative(low, mention, inside, start)
+        if (_ADDED_CLAUSE.search(clause) or (_NEEDED_CLAUSE.search(clause) and not alternative)) \
+                and not _GROUP_AFTER.match(low, mention.end):
             continue
-        if comparing or listed or _GROUP_AFTER.match(low, mention.end) or _in_alternative(low, mention, inside, start):
+        if comparing or listed or _GROUP_AFTER.match(low, mention.end) or alternative:
             picked.append(mention)
     if len({mention.name for mention in picked}) < 2 and not any(m.name != NOREPINEPHRINE for m in grouped):
         if NOREPINEPHRINE not in {m.name for m in picked} and len(picked) == 1 and (comparing or allocating) \
@@ -121,7 +127,7 @@ def _in_alternative(low: str, mention: Mention, inside: list[Mention], start: in
     """"either X or Y", "X or Y", "X (..) or Y (..)" in an allocation sentence."""
     before = low[max(start, mention.start - 60):mention.start]
     after = low[mention.end:mention.end + 60]
-    return bool(re.search(r"\b(?:either|or|and|versus|vs)\s{1,2}(?:the\s{1,2})?(?:\w+\s{1,2})?$", before)
+    return bool(re.search(r"\b(?:either|or|and|versus|vs)\s{1,2}(?:[\w-]+\s{1,2}){0,4}$", before)
                 or re.match(r"^[^;]{0,50}?\b(?:or|versus|vs)\b", after))
 
 

@@ -45,7 +45,8 @@ _CUES: dict[str, re.Pattern[str]] = {
                                     r"metaanaly\w*|meta analy\w*|pooled analysis|network meta|umbrella review|"
                                     r"trial sequential analysis|prisma)\b"),
     "database search": re.compile(r"\b(?:searched|search of|searching)\b[^;]{0,120}\b(?:pubmed|medline|embase|"
-                                  r"cochrane|web of science|scopus|cinahl|databases?|central)\b"),
+                                  r"cochrane|web of science|scopus|cinahl|databases?|central)\b|\b(?:pubmed|medline|"
+                                  r"embase|cochrane|web of science|scopus|cinahl)\b[^;]{0,120}\b(?:were|was) searched\b"),
     "animal or laboratory": re.compile(
         r"\b(?:rats?|mice|mouse|murine|rodents?|pigs?|piglets?|swine|porcine|sheep|ovine|lambs?|ewes?|dogs?|canine|"
         r"rabbits?|cats?|feline|horses?|equine|cattle|bovine|calves|monkeys?|primates?|baboons?|hamsters?|guinea pigs?|"
@@ -98,7 +99,8 @@ GATES: dict[str, tuple[str, ...]] = {
                          "recommendations", "delphi"),
     "design.systematic review": ("systematic", "meta", "pooled analysis", "umbrella review", "trial sequential",
                                  "prisma"),
-    "design.database search": ("search",),
+    "design.database search": ("search", "pubmed", "medline", "embase", "cochrane", "web of science", "scopus",
+                               "cinahl"),
     "design.animal or laboratory": (
         "rat ", "rats", "rat,", "rat.", "rat)", "mice", "mouse", "murine", "rodent", "pig", "swine", "porcine", "sheep",
         "ovine", "lamb", "ewe ", "ewes", "dog", "canine", "rabbit", "cat ", "cats", "cat,", "cat.", "feline", "horse",

@@ -69,8 +69,8 @@ _PROPHYLACTIC = re.compile(
 _RESCUE = re.compile(
     r"\b(?:rescue\w*|treat\w*\s(?:\w+\s){0,5}?hypotension|reverse\w*\s(?:\w+\s){0,3}?hypotension|"
     r"(?:when|whenever|if|once)\s(?:the\s)?(?:maternal\s)?(?:sbp|systolic|map|mean arterial|blood pressure|bp|"
-    r"arterial pressure|hypotension)|on demand|as needed|as required|(?:fell|falls|decreased|dropped|declined)\s"
-    r"(?:\w+\s){0,2}?(?:to|below|by)|in response to hypotension|therapeutic)")
+    r"arterial pressure|hypotension)|on demand|as needed|as required|(?:pressure|sbp|map|bp)\s(?:\w+\s){0,3}?"
+    r"(?:fell|falls|decreased|dropped|declined)|in response to hypotension|therapeutic)")
 _NEGATED = re.compile(r"\b(?:no|without|not|non)[\s-]{1,2}$")
 _SHOCK = re.compile(r"\b(?:shock|septic|sepsis|vasoplegi\w*|vasodilatory|vasopressor support|hypotensive patients|"
                     r"critically ill|resuscitation|cardiac arrest|refractory hypotension)\b")

@@ -28,8 +28,8 @@ _ELDERLY = re.compile(
     r"(?:or|and) (?:older|above|over)|(?:older than|over|above|more than) (?:60|65|70|75|80) (?:years|yrs))")
 _SEPSIS = re.compile(r"\b(?:sepsis|septic|septicaemi\w*|septicemi\w*|bacter(?:a)?emic shock|urosepsis)\b")
 _CARDIAC = re.compile(
-    r"\b(?:cardiac surg\w*|heart surg\w*|cardiopulmonary bypass|coronary artery bypass|cabg|valve (?:surgery|"
-    r"replacement|repair)|valvular surgery|cardiothoracic surg\w*|open-heart|open heart|post-?cardiotomy|"
+    r"(?<!non-)(?<!non )(?<!non)\b(?:cardiac surg\w*|heart surg\w*|cardiopulmonary bypass|coronary artery bypass|"
+    r"cabg|valve (?:surgery|replacement|repair)|valvular surgery|cardiothoracic surg\w*|open-heart|open heart|post-?cardiotomy|"
     r"vasoplegi\w*|off-pump|on-pump|aortic (?:valve|arch) (?:surgery|replacement)|heart transplant\w*)\b")
 _NAMED_OPERATION = re.compile(
     r"\b(?:non-?cardiac surg\w*|(?:hip|knee|abdominal|orthop(?:a)?edic|spine|spinal fusion|urologic\w*|"
