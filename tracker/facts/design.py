@@ -198,7 +198,7 @@ def _cues(document: Document) -> dict[str, _Cue]:
     about_others: dict[int, bool] = {}
     for name, pattern in _CUES.items():
         for sentence in document.gated("design." + name):
-            index = sentence.index
+            index = sentence.number
             for match in pattern.finditer(low, sentence.start, sentence.end):
                 if index == 0:
                     strength = 3

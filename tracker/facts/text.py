@@ -92,7 +92,7 @@ def lower_same_length(text: str) -> str:
 
 
 class Sentence(NamedTuple):
-    index: int
+    number: int  # its place in the text, the title 0
     start: int
     end: int
     section: str  # "title", "background", "methods", "results", "conclusions" or "none" (no label seen)
