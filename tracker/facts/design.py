@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tracker.facts.model import Span
-from tracker.facts.text import Document
+from tracker.facts.text import Document, Sentence
 
 _BY_PUBLICATION_TYPE: tuple[tuple[str, frozenset[str]], ...] = (
     ("guideline", frozenset({"practice guideline", "guideline", "consensus development conference",
@@ -192,11 +192,26 @@ class _Cue:
     span: Span
 
 
-def _cues(document: Document) -> dict[str, _Cue]:
-    low = document.low
-    best: dict[str, _Cue] = {}
-    about_others: dict[int, bool] = {}
-    for name, pattern in _CUES.items():
+class _Cues:
+    """The strongest cue of each design family, read only when the decision asks for that family."""
+
+    def __init__(self, document: Document) -> None:
+        self._document = document
+        self._best: dict[str, _Cue | None] = {}
+        self._about_others: dict[int, bool] = {}
+
+    def get(self, name: str) -> _Cue | None:
+        if name not in self._best:
+            self._best[name] = self._read(name)
+        return self._best[name]
+
+    def strength(self, name: str) -> int:
+        cue = self.get(name)
+        return cue.strength if cue else 0
+
+    def _read(self, name: str) -> _Cue | None:
+        document, low, pattern = self._document, self._document.low, _CUES[name]
+        best: _Cue | None = None
         for sentence in document.gated("design." + name):
             index = sentence.number
             for match in pattern.finditer(low, sentence.start, sentence.end):
@@ -204,21 +219,28 @@ def _cues(document: Document) -> dict[str, _Cue]:
                     strength = 3
                 elif sentence.background:
                     # A labelled Background speaks of earlier work; an unlabelled opening may name the design.
-                    strength = 0 if document.structured or about_others.setdefault(index, document.search(
-                        "design.other studies", _OTHER_STUDIES, sentence.start, sentence.end)) else 1
+                    strength = 0 if document.structured or self._others(sentence) else 1
                 elif sentence.section == "methods" or document.search("design.this study", _THIS_STUDY,
                                                                        sentence.start, sentence.end):
                     strength = 2
-                elif name in ("rct", "systematic review", "observational", "dose-finding") and about_others.setdefault(
-                        index, document.search("design.other studies", _OTHER_STUDIES, sentence.start, sentence.end)):
+                elif name in ("rct", "systematic review", "observational", "dose-finding") and self._others(sentence):
                     strength = 0
                 else:
                     strength = 1
                 if name == "rct" and _negated_randomisation(low, match.start()):
                     continue
-                if strength and (name not in best or strength > best[name].strength):
-                    best[name] = _Cue(strength, Span(match.start(), match.end()))
-    return best
+                if strength and (best is None or strength > best.strength):
+                    best = _Cue(strength, Span(match.start(), match.end()))
+            if best is not None and best.strength == 3:
+                break
+        return best
+
+    def _others(self, sentence: Sentence) -> bool:
+        """Whether the sentence speaks of earlier work ("several randomised trials have shown")."""
+        if sentence.number not in self._about_others:
+            self._about_others[sentence.number] = self._document.search(
+                "design.other studies", _OTHER_STUDIES, sentence.start, sentence.end)
+        return self._about_others[sentence.number]
 
 
 _THIS_STUDY = re.compile(r"\b(?:we|our|this|the present|the current|patients were|women were|subjects were|"
@@ -257,14 +279,13 @@ def _negated_randomisation(low: str, position: int) -> bool:
 def _design_from_text(document: Document, mesh: set[str]) -> DesignFinding:
     if not document.low.strip():
         return DesignFinding("other", "none", None)
-    cues = _cues(document)
+    cues = _Cues(document)
     low = document.low
+    strength = cues.strength
 
-    def strength(name: str) -> int:
-        return cues[name].strength if name in cues else 0
-
-    def found(design: str, cue: str) -> DesignFinding:
-        return DesignFinding(design, "abstract", cues[cue].span if cue in cues else None)
+    def found(design: str, cue_name: str) -> DesignFinding:
+        cue = cues.get(cue_name)
+        return DesignFinding(design, "abstract", cue.span if cue else None)
 
     if strength("protocol") >= 2 and not re.search(r"\bresults?:|\bp\s?[<=]\s?0?\.\d", low):
         return found("protocol", "protocol")
@@ -273,20 +294,21 @@ def _design_from_text(document: Document, mesh: set[str]) -> DesignFinding:
     if strength("systematic review") >= 2 or (strength("systematic review") and strength("database search")):
         return found("systematic review", "systematic review")
     if strength("database search") >= 2:
-        return DesignFinding("systematic review", "abstract", cues["database search"].span)
+        return found("systematic review", "database search")
     if strength("case report") >= 2 and strength("rct") < 2:
         return found("case report", "case report")
-    if strength("review itself") >= 2 and not _reviewed_records(low, cues["review itself"].span):
+    review_itself = cues.get("review itself")
+    if review_itself and review_itself.strength >= 2 and not _reviewed_records(low, review_itself.span):
         return found("review", "review itself")
     animals = strength("animal or laboratory")
-    human = strength("human volunteers")
     mesh_animal = "animals" in mesh and "humans" not in mesh
+    human = strength("human volunteers") if animals or mesh_animal else 0
     if animals == 3 or (animals >= 2 and human < 2) or (animals and not human) or (mesh_animal and not human):
         return found("animal or laboratory", "animal or laboratory")
     if strength("non-randomised") >= 1 and strength("non-randomised") >= strength("rct"):
         return found("non-randomised trial", "non-randomised")
     if strength("rct"):
-        if not human and _LABORATORY_MATERIAL.search(low) and not _counts_participants(document):
+        if _LABORATORY_MATERIAL.search(low) and not strength("human volunteers") and not _counts_participants(document):
             # Randomised samples, chips or specimens: a laboratory study.
             return found("animal or laboratory", "rct")
         return found("rct", "rct")
@@ -314,11 +336,12 @@ def _design_from_text(document: Document, mesh: set[str]) -> DesignFinding:
     return DesignFinding("review", "abstract", None)
 
 
-def _prospective_intervention(low: str, cues: dict[str, _Cue]) -> bool:
+def _prospective_intervention(low: str, cues: _Cues) -> bool:
     """A prospective dose-finding design outranks a passing "observational" word only when it is explicit."""
-    if "dose-finding" not in cues:
+    trial, observational = cues.get("dose-finding"), cues.get("observational")
+    if trial is None:
         return False
-    words = low[cues["dose-finding"].span.start:cues["dose-finding"].span.end]
+    words = low[trial.span.start:trial.span.end]
     return bool(re.search(r"up-?and-?down|up-?down|biased|sequential allocation|dose-?finding|dose-?escalation|"
                           r"continual reassessment|healthy volunteers", words)) and \
-        cues["dose-finding"].strength >= cues["observational"].strength
+        (observational is None or trial.strength >= observational.strength)

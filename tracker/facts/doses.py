@@ -84,9 +84,10 @@ _REQUIRED_AFTER = re.compile(r"[^;]{0,40}\b(?:was|were)\s(?:required|needed|used
 
 
 GATES: dict[str, tuple[str, ...]] = {
-    "doses.unit": ("µ", "mcg", "mg", "ug/", "ug ", "ug.", "ug,", "ug)", "ng/", "ng.", "pg/", "iu", "i.u", "mu/", "mu.",
-                   "ml", "micro", "milli", "nano", "pico", "unit", *(f"{digit}{space}u" for digit in "0123456789)]"
-                                                                     for space in ("", " ", "  "))),
+    # Units that are also pieces of words ("sodium", "icu unit", "stimulus") only right after an amount.
+    "doses.unit": ("µ", "mcg", "mg", "ug/", "ug ", "ug.", "ug,", "ug)", "ng/", "ng.", "pg/", "ml", "micro", "milli",
+                   "nano", "pico", *(f"{before}{space}{unit}" for before in "0123456789)]" for space in ("", " ", "  ")
+                                     for unit in ("u", "iu", "i.u", "mu"))),
     "doses.result": ("effective dose", "effective concentration",
                      *(f"{kind}{gap}{digit}" for kind in ("ed", "ec", "ld", "ic") for gap in ("", "-")
                        for digit in "0123456789")),
