@@ -46,7 +46,13 @@ _PART_AFTER = re.compile(r"^\s{0,2}(?:\(\s{0,2}\d[\d.]*\s?%\s{0,2}\)|\[\s{0,2}\d
 _GROUPS_OF = re.compile(r"\b(two|three|four|five|six|2|3|4|5|6)\s{1,2}(?:equal\s{1,2})?groups\s{1,2}(?:of|with)\s{1,2}"
                         rf"({_DIGITS}|{WORD_NUMBER.pattern})(?:\s{{1,2}}(?:\w+\s{{1,2}}){{0,2}}?{_PARTICIPANT})?\s{{0,2}}(?:each)?")
 _CASE_ONE = re.compile(r"\b(?:a|an) (?:\d{1,3}-(?:year|month|week|day)-old|case of|(?:\w+ ){0,2}?(?:patient|woman|man|"
-                       r"girl|boy|infant|neonate|parturient))\b")
+                       r"girl|boy|infant|neonate|parturient|recipient|child|adult|female|male|mother|gentleman|lady))\b")
+# "Participants included 38 community-ambulators": a count after an enrolment verb, whatever its noun, unless the
+# noun counts something else.
+_VERB_COUNT = re.compile(rf"\b(?:included|enrolled|recruited|randomi[sz]ed|studied|comprised)\s{{1,2}}({_DIGITS})\s{{1,2}}"
+                         r"(?!(?:trials|studies|rcts|articles|hospitals|centres|centers|units|sites|countries|items|"
+                         r"variables|days|weeks|months|years|hours|minutes|times|groups|arms|doses|samples|cycles|"
+                         r"mg|ml|µg|%)\b)([a-z][\w-]{2,30})")
 _SMALL_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "2": 2, "3": 3, "4": 4, "5": 5, "6": 6}
 _POOLED_NOUN = re.compile(r"\b(?:trials|studies|rcts|articles)\b")
 
@@ -58,6 +64,7 @@ GATES: dict[str, tuple[str, ...]] = {
                           "girl", "boy", "elderly", "gravida", "ladies", "female", "male", "candidate", "episode"),
     "participants.n": ("n=", "n =", "n  ="),
     "participants.groups": ("groups of", "groups with"),
+    "participants.verb": ("included", "enrolled", "recruited", "randomised", "randomized", "studied", "comprised"),
     "participants.bare": ("were randomi", "were randomly", "were enrolled", "were included", "were recruited",
                           "were allocated", "were assigned", "were studied"),
 }
@@ -102,6 +109,9 @@ def read_sample_size(document: Document, design: str) -> SampleSize | None:
                           Span(sizes[0][1].start(), sizes[-1][1].end()))
     if len(sizes) == 1:
         return SampleSize(sizes[0][0], Span(sizes[0][1].start(), sizes[0][1].end()))
+    verb_count = _VERB_COUNT.search(low) if document.has("participants.verb") else None
+    if verb_count:
+        return SampleSize(int(re.sub(r"\D", "", verb_count.group(1))), Span(verb_count.start(), verb_count.end()))
     if design == "case report":
         single = _CASE_ONE.search(low)
         if single:

@@ -37,8 +37,7 @@ _NAMED_OPERATION = re.compile(
     r"kidney|ent|ophthalmic|dental|breast|elective|emergency|general|oncologic\w*|trauma|bowel|gastrointestinal|"
     r"maxillofacial|plastic|endoscopic|robotic|prostate|carotid|shoulder) (?:surg\w*|operations?|procedures?)|"
     r"arthroplasty|hip fractures?|craniotom\w*|laparotom\w*|hepatectom\w*|prostatectom\w*|nephrectom\w*|"
-    r"esophagectom\w*|oesophagectom\w*|gastrectom\w*|colectom\w*|liver transplant\w*|kidney transplant\w*|"
-    r"renal transplant\w*)\b")
+    r"esophagectom\w*|oesophagectom\w*|gastrectom\w*|colectom\w*|(?:undergoing|during) (?:\w+ )?transplant\w*)\b")
 _ANY_OPERATION = re.compile(
     r"\b(?:surger(?:y|ies)|surgical (?:patients|procedures?)|general an(?:a)?esthesia|intra-?operative\w*|"
     r"peri-?operative\w*|post-?operative\w*|induction of (?:general )?an(?:a)?esthesia|an(?:a)?esthesia induction|"
@@ -74,7 +73,7 @@ GATES: dict[str, tuple[str, ...]] = {
                            "off-pump", "on-pump", "aortic", "heart transplant"),
     "population.named operation": ("surg", "operation", "procedure", "arthroplasty", "hip fracture", "craniotom",
                                    "laparotom", "hepatectom", "prostatectom", "nephrectom", "sophagectom", "gastrectom",
-                                   "colectom", "transplant"),
+                                   "colectom", "undergoing", "during"),
     "population.any operation": ("surger", "surgical", "general an", "operative", "induction of", "esthesia induction",
                                  "spinal an", "epidural an", "neuraxial an", "regional an", "operation", "operating"),
     "population.shock": ("shock", "cardiac arrest", "cardiopulmonary resuscitation", "trauma", "burn"),
