@@ -58,7 +58,7 @@ _NEAR = 30  # characters: a drug that is not vasoactive takes the dose after it 
 
 _BOLUS = re.compile(r"\b(?:bolus\w*|push|single (?:dose|injection)|injections?|injected|intermittent|every\s\d)")
 _INFUSION = re.compile(r"\b(?:infus\w*|continuous\w*|drip|titrat\w*|syringe pump|rate)\b")
-_TOTAL = re.compile(r"\b(?:total|cumulative|overall)\b")
+_TOTAL = re.compile(r"\b(?:total|cumulative|overall)\b[^;\d]{0,50}$")
 _PROPHYLACTIC = re.compile(
     r"\b(?:prophyla\w*|prevent\w*|pre-?emptive\w*|fixed[- ]rate|constant[- ]rate|"
     r"(?:immediately|just)\s(?:after|before|following)\s(?:the\s)?(?:intrathecal|spinal|subarachnoid|induction)|"
@@ -68,15 +68,19 @@ _PROPHYLACTIC = re.compile(
     r"induction|cse|combined))")
 _RESCUE = re.compile(
     r"\b(?:rescue\w*|treat\w*\s(?:\w+\s){0,5}?hypotension|reverse\w*\s(?:\w+\s){0,3}?hypotension|"
+    r"(?:given|administered|used|needed|required)\sfor\s(?:\w+\s){0,2}?hypotension|"
     r"(?:when|whenever|if|once)\s(?:the\s)?(?:maternal\s)?(?:sbp|systolic|map|mean arterial|blood pressure|bp|"
     r"arterial pressure|hypotension)|on demand|as needed|as required|(?:pressure|sbp|map|bp)\s(?:\w+\s){0,3}?"
     r"(?:fell|falls|decreased|dropped|declined)|in response to hypotension|therapeutic)")
 _NEGATED = re.compile(r"\b(?:no|without|not|non)[\s-]{1,2}$")
 _SHOCK = re.compile(r"\b(?:shock|septic|sepsis|vasoplegi\w*|vasodilatory|vasopressor support|hypotensive patients|"
                     r"critically ill|resuscitation|cardiac arrest|refractory hypotension)\b")
-_RECEIVED_BEFORE = re.compile(r"\b(?:mean|median|average|total|cumulative|overall)\b[^;]{0,50}$")
+# "The median dose was", "total phenylephrine consumption": not "a total of 48 parturients received" (a number
+# between the word and the amount counts something else).
+_RECEIVED_BEFORE = re.compile(r"\b(?:mean|median|average|total|cumulative|overall)\b[^;\d]{0,50}$")
 _DOSE_WAS = re.compile(r"\b(?:doses?|rates?|requirements?|amounts?|consumption|infusion)\b[^;]{0,40}?"
-                       r"\b(?:was|were|ranged?|varied|reached)\s{1,2}(?:from\s{1,2}|between\s{1,2}|of\s{1,2}|"
+                       r"\b(?:was|were|ranged?|varied|reached|decreased|increased|declined|fell|rose|changed)"
+                       r"\s{1,2}(?:from\s{1,2}|between\s{1,2}|of\s{1,2}|"
                        r"up to\s{1,2}|about\s{1,2}|approximately\s{1,2})?(?:[<>≤≥]\s{0,2})?$")
 _PROTOCOL_WORDS = re.compile(r"\b(?:start\w*|initial|first|fixed|predetermined|protocol|assigned|allocated|randomi[sz]ed|"
                              r"target\w*|planned|set)\b")

@@ -179,7 +179,11 @@ def amounts_of(values: str, between: bool) -> tuple[Amount, ...]:
     while index < len(numbers):
         join = joins[index] if index < len(joins) else ""
         if index + 1 < len(numbers) and (join in ("-", "to") or (join == "and" and between and len(numbers) == 2)):
-            amounts.append(Amount(numbers[index], numbers[index + 1]))
+            if numbers[index] > numbers[index + 1]:
+                # "decreased from 0.35 to 0.12": two values, not a range
+                amounts += [Amount(numbers[index], numbers[index]), Amount(numbers[index + 1], numbers[index + 1])]
+            else:
+                amounts.append(Amount(numbers[index], numbers[index + 1]))
             index += 2
             if index < len(numbers) and joins[index - 1] in ("-", "to"):
                 return ()  # "1-2-3": a date or a code, not an amount
