@@ -208,11 +208,11 @@ def run(sizes: Sizes, workdir: Path) -> Outcome:
     wall_ratio, cpu_ratio = (rates["facts"][index] / rates["plain"][index] for index in (0, 1))
     size = f"{number(records)} records"
     outcome.rows += [
-        Row("facts: ingest (parse + store) CPU time with every paper's facts extracted, against without", size,
-            f"{number(rates['facts'][1])} against {number(rates['plain'][1])} records/s (median of {len(plain)})",
-            f"{cpu_ratio:.2f}", ">= 0.90", cpu_ratio >= 0.90, reproduce),
-        Row("facts: the same, wall time (this shared machine's load stretches CPU work, not I/O waits)", size,
-            f"{number(rates['facts'][0])} against {number(rates['plain'][0])} records/s", f"{wall_ratio:.2f}",
+        Row("facts: ingest (parse + store) with every paper's facts extracted, against without", size,
+            f"{number(rates['facts'][0])} against {number(rates['plain'][0])} records/s (median of {len(plain)})",
+            f"{wall_ratio:.2f}", ">= 0.90", wall_ratio >= 0.90, reproduce),
+        Row("facts: the same in CPU time (the parse + store also waits on the disk; extraction does not)", size,
+            f"{number(rates['facts'][1])} against {number(rates['plain'][1])} records/s", f"{cpu_ratio:.2f}",
             command=reproduce),
     ]
     outcome.notes.append(
@@ -221,7 +221,6 @@ def run(sizes: Sizes, workdir: Path) -> Outcome:
         "regex extractor of the kind written in ten minutes. The issue's targets are for a larger held-out set "
         "labelled the same way; these texts are the ones the rules were checked against. Speed is CPU time (the "
         "machine is shared) over the real sample abstracts; the ingest rows run benchmark 1's parse + store in "
-        "this process, alternately without and with extract_facts on every paper, over the same generated body; the "
-        "target is on CPU time, since on a loaded machine wall time stretches the CPU-bound extraction more than "
-        "the parse + store, which also waits on the disk.")
+        "this process, alternately without and with extract_facts on every paper, over the same generated body (the "
+        "target is the issue's, on throughput; the CPU-time row shows the share of the work extraction adds).")
     return outcome
