@@ -143,7 +143,7 @@ def accuracy_rows(reproduce: str) -> list[Row]:
     from tracker.facts.scoring import load_gold, score
 
     if not STUDY_FACTS.is_file():
-        return [Row("facts: accuracy on the labelled abstracts", "-", f"not run: {STUDY_FACTS} is absent",
+        return [Row("facts: accuracy on the labelled abstracts", "-", f"not run, 0 abstracts: {STUDY_FACTS} is absent",
                     command=reproduce)]
     gold = load_gold(STUDY_FACTS)
     ours = score(gold, lambda record: _tracker_labels(record.title, record.abstract))
