@@ -375,6 +375,11 @@ def test_empty_and_odd_text_gives_empty_facts(text):
     assert (facts.doses, facts.results, facts.comparators, facts.sample_size) == ((), (), (), None)
 
 
+def test_publication_types_give_the_design_of_a_record_with_no_text():
+    assert (extract_facts(None, None, ["Case Reports"]).design, extract_facts(None, None).design_source) == \
+        ("case report", "none")
+
+
 def test_no_abstract_reads_the_title_alone():
     facts = extract_facts("Norepinephrine versus phenylephrine for caesarean delivery: a randomised trial", None)
     assert (facts.design, facts.population_values, facts.comparator_values) == ("rct", ["cesarean"],

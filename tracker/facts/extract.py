@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tracker.facts.comparators import read_comparators
-from tracker.facts.design import read_design
+from tracker.facts.design import design_from_publication_types, read_design
 from tracker.facts.doses import doses_and_results
 from tracker.facts.lexicon import mentions
 from tracker.facts.model import StudyFacts, facts_text
@@ -21,7 +21,8 @@ def extract_facts(title: str | None, abstract: str | None, publication_types: Se
     title = title or ""
     document = Document(title, facts_text(title, abstract))
     if not document.low.strip():
-        return StudyFacts()
+        typed = design_from_publication_types(publication_types)
+        return StudyFacts(design=typed, design_source="publication type") if typed else StudyFacts()
     drugs = mentions(document)
     design = read_design(document, publication_types, mesh_terms)
     size = read_sample_size(document, design.design)
