@@ -279,6 +279,26 @@ DESIGNS = [
     ("", "Background: Several randomized trials have compared vasopressors.\nMethods: We performed a retrospective "
      "analysis of 512 patients.", "observational"),
     ("", "", "other"),
+    # Records reviewed are a retrospective chart review, not a review article; writings reviewed are.
+    ("Vasopressor use in children with septic shock", "We retrospectively reviewed all children admitted with septic "
+     "shock between 2012 and 2019. 96 children were included.", "observational"),
+    ("", "We reviewed the charts of 2,100 adults who received vasopressors in our emergency department.",
+     "observational"),
+    ("", "Anaesthetic records of all caesarean deliveries in 2019 were reviewed.", "observational"),
+    ("", "We reviewed the literature on vasopressors in obstetric anaesthesia.", "review"),
+    # A case-control study and a series of more than a few patients are observational; a few patients, a case report.
+    ("Digital ischaemia during vasopressor therapy", "In this case-control study, 25 patients with digital ischaemia "
+     "were compared with 75 controls.", "observational"),
+    ("Skin necrosis after peripheral vasopressors", "We report a series of 12 patients who developed skin necrosis.",
+     "observational"),
+    ("", "We describe three patients who developed skin necrosis after peripheral norepinephrine.", "case report"),
+    # A text with no data of its own that mentions a randomised trial is about others' trials.
+    ("Vasopressin in septic shock", "Vasopressin is an endogenous hormone. A large randomized trial found no survival "
+     "benefit when it was added to norepinephrine. Its place in therapy is discussed.", "review"),
+    ("", "Methods: We surveyed obstetric anaesthetists in 40 hospitals about their choice of vasopressor.",
+     "observational"),
+    ("Prophylactic vasopressors for caesarean delivery", "We read with interest the recent dose-finding study of "
+     "prophylactic norepinephrine and wish to raise two points.", "review"),
 ]
 
 
@@ -311,6 +331,16 @@ SIZES = [
     ("Twenty rats were studied.", None),
     ("This review summarises trials that included 776 patients.", None),
     ("Blood pressure was above 65 mmHg in 80% of cases.", None),
+    # A survey's sample is those who answered, not those asked.
+    ("A questionnaire was sent to 900 anaesthetists; 412 anaesthetists responded.", 412),
+    ("An online survey was e-mailed to 650 members, and 301 (46%) responded.", 301),
+    # A group named after the whole is a part of it.
+    ("Data of 512 patients were analysed. Vasopressin was added in 212 patients.", 512),
+    ("Records of 512 patients were reviewed; 212 patients received vasopressin.", 512),
+    # Only group sizes given: their sum; cases and their controls together.
+    ("In a retrospective cohort, 64 patients received norepinephrine and 58 received dopamine.", 122),
+    ("In this case-control study, 25 patients with digital ischaemia and 75 matched controls were studied.", 100),
+    ("We retrospectively reviewed the records of 96 children with septic shock.", 96),
 ]
 
 

@@ -7,6 +7,12 @@ published") and a structured abstract's Background count not at all. The designs
 that settles the usual conflicts: a protocol before the trial it describes, a systematic review of randomised
 trials before "randomised", animals before "prospective trial", a case report before "retrospective review",
 "prospective observational" as observational, and "non-randomised" before "randomised".
+
+Some words name a way of collecting data rather than a kind of paper: records, charts or patients "reviewed"
+are a retrospective chart review (observational), writings reviewed a review; a series of more than five
+patients is observational, a few a case report; a letter ("we read with interest") is a review; a text with
+no data of its own (no counted participants, statistics, Methods or Results, nobody randomised or enrolled)
+that mentions a randomised trial only outside a sentence about itself speaks of others' trials.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tracker.facts.model import Span
+from tracker.facts.numbers import WORD_NUMBER, count
 from tracker.facts.text import Document, Sentence
 
 _BY_PUBLICATION_TYPE: tuple[tuple[str, frozenset[str]], ...] = (
@@ -57,12 +64,12 @@ _CUES: dict[str, re.Pattern[str]] = {
     "human volunteers": re.compile(r"\b(?:healthy (?:human )?(?:volunteers|subjects|adults|men|women)|volunteers|"
                                    r"patients|parturients|women|children|neonates)\b"),
     "case report": re.compile(r"\b(?:case reports?|case presentation|(?:a|an) (?:rare |unusual |unique |fatal |"
-                              r"challenging |unexpected )?case of|(?:this|the present|our) (?:\w+ )?case\b|"
+                              r"challenging |unexpected )?case of|(?:this|the present|our) (?:\w+ )?case\b(?!-)|"
                               r"(?:present|report|describe)\w* the (?:\w+ )?case of|"
                               r"cases? (?:is|are) (?:reported|described|presented)|"
-                              r"(?:a|an) \d{1,3}-(?:year|month|week|day)-old|case series of (?:two|three|four|five|\d) )"),
+                              r"(?:a|an) \d{1,3}-(?:year|month|week|day)-old|case series of (?:two|three|four|five|[1-5]) )"),
     "case described": re.compile(r"\bwe (?:have )?(?:report|reported|describe|described|present|presented) (?:a|an|two|three|"
-                                 r"four|the first|\d) (?:\w+ ){0,4}?(?:case|patient|woman|man|girl|boy|infant|neonate|"
+                                 r"four|five|the first|\d) (?:\w+ ){0,4}?(?:case|patient|woman|man|girl|boy|infant|neonate|"
                                  r"parturient|course)s?\b|\b(?:a|an) (?:young|elderly|older|pregnant|previously healthy) "
                                  r"(?:\w+ ){0,3}?(?:man|woman|boy|girl|patient|infant|parturient|recipient)\b"),
     "non-randomised": re.compile(r"\b(?:non-?randomi[sz]ed|not randomi[sz]ed|without randomi[sz]ation|"
@@ -80,9 +87,13 @@ _CUES: dict[str, re.Pattern[str]] = {
                                r"(?:\w+ ){0,3}?(?:trial|study)|consecutive patients|crossover|healthy volunteers)\b"),
     "observational": re.compile(r"\b(?:retrospective\w*|cohort|case[- ]?control|cross[- ]?sectional|registry|"
                                 r"registries|observational|chart review|medical records?|database|propensity|audit|"
-                                r"before[- ]and[- ]after|prospectively collected|survey|questionnaire|epidemiolog\w*|"
-                                r"population-based|real-world|secondary analysis|post hoc analysis|"
-                                r"quality improvement)\b"),
+                                r"before[- ]and[- ]after|prospectively collected|survey\w*|questionnaires?|"
+                                r"respondents|response rate|epidemiolog\w*|population-based|real-world|"
+                                r"secondary analysis|post hoc analysis|quality improvement|"
+                                # "we reviewed the records of", "charts were reviewed": how the data were collected.
+                                r"review(?:ed|ing)?\s(?:of\s)?(?:the\s|all\s)?(?:[\w,-]+\s){0,3}?(?:records|charts|"
+                                r"notes|files|databases?|admissions)|(?:records|charts|notes|files)\s(?:\w+\s){0,6}?"
+                                r"(?:were|was)\s(?:\w+\s)?reviewed)\b"),
     "review": re.compile(r"\b(?:review|reviews|overview|narrative|we discuss|this article|editorial|commentary|"
                          r"perspective|viewpoint|state of the art|update on|current (?:evidence|knowledge|concepts|"
                          r"literature)|literature|we summari[sz]e|summari[sz]es)\b"),
@@ -91,7 +102,9 @@ _CUES: dict[str, re.Pattern[str]] = {
                                 r"paper|chapter|editorial|commentary)|we (?:\w+ ){0,2}?review\w*|(?:narrative|literature|"
                                 r"comprehensive|critical|brief|clinical|updated|state-of-the-art|scoping|integrative|"
                                 r"concise|short|mini) ?-?review|review of (?:the )?(?:current |recent |published )?"
-                                r"(?:literature|evidence)|: a review\b|\breview article)"),
+                                r"(?:literature|evidence)|: a review\b|\breview article|"
+                                # A letter on another paper: "we read with interest", "letter to the editor".
+                                r"we read with (?:great )?interest|letter to the editor)"),
 }
 GATES: dict[str, tuple[str, ...]] = {
     "design.protocol": ("protocol", "rationale and design", "design and rationale", "analysis plan", "will be"),
@@ -128,8 +141,10 @@ GATES: dict[str, tuple[str, ...]] = {
                              "observational", "chart review", "medical record", "database", "propensity", "audit",
                              "before-and-after", "before and after", "prospectively collected", "survey",
                              "questionnaire", "epidemiolog", "population-based", "real-world", "secondary analysis",
-                             "post hoc analysis", "quality improvement"),
-    "design.review itself": ("review", "overview", "article", "paper", "chapter", "editorial", "commentary"),
+                             "post hoc analysis", "quality improvement", "respondents", "response rate",
+                             "review"),
+    "design.review itself": ("review", "overview", "article", "paper", "chapter", "editorial", "commentary",
+                             "read with", "letter to"),
     "design.review": ("review", "overview", "narrative", "we discuss", "this article", "editorial", "commentary",
                       "perspective", "viewpoint", "state of the art", "update on", "current evidence",
                       "current knowledge", "current concepts", "current literature", "literature", "summari"),
@@ -151,6 +166,9 @@ _RESULTS_WORDS = re.compile(r"\b(?:p\s?[<=>≤]|results?:|were (?:higher|lower|s
                             r"odds ratio|hazard ratio|95%|mean|median|incidence)\b")
 _STATISTICS = re.compile(r"\bp\s?(?:[<=>≤]|less than|greater than)|\b(?:odds|hazard|risk) ratio|95\s?%|"
                          r"confidence interval|±|\bmean\b")
+_COUNT_WORD = rf"\d{{1,4}}|{WORD_NUMBER.pattern[2:-2]}"
+_OWN_STATISTICS = re.compile(r"\bp\s?(?:[<=>≤]|less than|greater than)|\b(?:odds|hazard|risk) ratio|95\s?%|"
+                             r"confidence interval|±")
 _NUMBER_BEFORE = re.compile(r"\d[\d,]*\s(?:[a-z-]+\s){0,3}?$")
 
 
@@ -250,17 +268,62 @@ _THIS_STUDY = re.compile(r"\b(?:we|our|this|the present|the current|patients wer
 _LABORATORY_MATERIAL = re.compile(r"\b(?:specimens?|samples|chips|discs|disks|blocks|teeth|cultures?|cells|strips|"
                                   r"tissues?|wells|plates)\b")
 _STUDY_ACTIONS = re.compile(r"\b(?:received|receiving|were (?:given|randomi[sz]ed|enrolled|included|allocated|assigned|"
-                            r"infused|administered|studied|recruited|treated)|was (?:given|infused|administered)|"
+                            r"infused|administered|studied|recruited|treated|analy[sz]ed|identified|followed)|"
+                            r"was (?:given|infused|administered)|"
                             r"groups?|we (?:compared|studied|measured|enrolled|included|recruited|examined|"
                             r"investigated|assessed|evaluated|analy[sz]ed))\b")
 _RECOMMENDS = re.compile(r"\b(?:recommend\w*|consensus)\b")
 _RECORDS_REVIEWED = re.compile(r"(?:retrospective|chart|record|records|case-note|case note|notes)\s$")
 
 
+_REVIEWED_PATIENTS = re.compile(r"[^.;]{0,80}?\b(?:patients|children|infants|neonates|adults|women|parturients|"
+                                r"cases|admissions|episodes|deliveries|all (?:\w+ )?(?:who|with|admitted|undergoing))\b")
+_REVIEWED_WRITINGS = re.compile(r"[^.;]{0,80}?\b(?:literature|evidence|studies|trials|articles|publications|"
+                                r"guidelines|reports|papers|data on|knowledge|concepts|role|use of)\b")
+
+
 def _reviewed_records(low: str, span: Span) -> bool:
-    """"a retrospective review", "chart review": a way of collecting data, not a review article."""
-    return bool(_RECORDS_REVIEWED.search(low, max(0, span.start - 16), span.start)) or \
-        bool(re.match(r"[^.;]{0,40}\b(?:records|charts|notes|files)\b", low[span.end:span.end + 60]))
+    """"a retrospective review", "chart review", "we retrospectively reviewed all children admitted with ...": a
+    way of collecting data, not a review article."""
+    if _RECORDS_REVIEWED.search(low, max(0, span.start - 16), span.start) or \
+            re.match(r"[^.;]{0,40}\b(?:records|charts|notes|files)\b", low[span.end:span.end + 60]):
+        return True
+    words = low[span.start:span.end]
+    if "retrospectiv" in words:
+        return True
+    # "We reviewed 114 children ...": what a past "reviewed" reviewed is patients, not writings.
+    return words.endswith("reviewed") and bool(_REVIEWED_PATIENTS.match(low, span.end, span.end + 90)) and \
+        not _REVIEWED_WRITINGS.match(low, span.end, span.end + 90)
+
+
+# More patients than "a few" described: a case series, which is observational ("a series of 14 patients").
+_DESCRIBED = re.compile(rf"\b(?:case series|series) (?:of|including|comprising) ({_COUNT_WORD})\b|"
+                        r"\bwe (?:have )?(?:report|reported|describe|described|present|presented) (?:a series of )?"
+                        rf"({_COUNT_WORD}) (?:\w+ ){{0,2}}?(?:cases|patients)\b|"
+                        rf"\b({_COUNT_WORD}) (?:\w+ ){{0,2}}?(?:cases|patients) (?:are|were) (?:reported|described|"
+                        r"presented)\b")
+_MOST_DESCRIBED_IN_A_CASE_REPORT = 5
+
+
+def _many_described(document: Document) -> Span | None:
+    if not (document.has("design.case report") or document.has("design.case described")):
+        return None
+    for match in _DESCRIBED.finditer(document.low):
+        number = count(next(group for group in match.groups() if group))
+        if number is not None and number > _MOST_DESCRIBED_IN_A_CASE_REPORT:
+            return Span(match.start(), match.end())
+    return None
+
+
+def _reports_data(document: Document) -> bool:
+    """Whether the text reports data of its own: counted participants, statistics, a Methods or Results section,
+    or a sentence about the study at hand that names a randomisation."""
+    if _counts_participants(document) or document.search("design.statistics", _OWN_STATISTICS):
+        return True
+    if any(sentence.section in ("methods", "results") for sentence in document.sentences):
+        return True
+    return bool(re.search(r"\b(?:were|was) (?:\w+ )?(?:randomi[sz]ed|randomly|assigned|allocated|enrolled|"
+                          r"included|recruited)\b", document.low))
 
 
 def _counts_participants(document: Document) -> bool:
@@ -295,7 +358,8 @@ def _design_from_text(document: Document, mesh: set[str]) -> DesignFinding:
         return found("systematic review", "systematic review")
     if strength("database search") >= 2:
         return found("systematic review", "database search")
-    if strength("case report") >= 2 and strength("rct") < 2:
+    many = _many_described(document)
+    if strength("case report") >= 2 and strength("rct") < 2 and not many:
         return found("case report", "case report")
     review_itself = cues.get("review itself")
     if review_itself and review_itself.strength >= 2 and not _reviewed_records(low, review_itself.span):
@@ -307,11 +371,15 @@ def _design_from_text(document: Document, mesh: set[str]) -> DesignFinding:
         return found("animal or laboratory", "animal or laboratory")
     if strength("non-randomised") >= 1 and strength("non-randomised") >= strength("rct"):
         return found("non-randomised trial", "non-randomised")
-    if strength("rct"):
+    if strength("rct") == 1 and not _reports_data(document):
+        pass  # a text with no data of its own that mentions a randomised trial speaks of others' trials
+    elif strength("rct"):
         if _LABORATORY_MATERIAL.search(low) and not strength("human volunteers") and not _counts_participants(document):
             # Randomised samples, chips or specimens: a laboratory study.
             return found("animal or laboratory", "rct")
         return found("rct", "rct")
+    if many and (strength("case report") or strength("case described")):
+        return DesignFinding("observational", "abstract", many)  # a series of more than a few patients
     if strength("case report") or (strength("case described") >= 2 and strength("observational") < 2
                                    and strength("dose-finding") < 2):
         return found("case report", "case report" if strength("case report") else "case described")

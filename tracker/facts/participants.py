@@ -6,6 +6,11 @@ The first count that an enrolment word goes with ("randomised", "enrolled", "a t
 the first count not marked as a part ("114 of 163 patients", "309 patients (65%)", "analysed"); then a count
 marked as analysed; then the group sizes summed ("n = 31 ... n = 31"). Animal and laboratory studies have none; a
 systematic review counts only patients pooled; a case report with no number describes one patient.
+
+A survey's participants are those who answered ("486 anaesthetists responded"; "sent to 900" is a part, like
+"screened"). A count marked only by a treatment ("212 patients received vasopressin") that is smaller than a
+count before it is a group of those patients, and so is one that a drug "was used in"; "64 patients received X
+and 58 received Y" gives the groups' sum, "25 cases and 75 matched controls" cases and controls together.
 """
 
 from __future__ import annotations
@@ -20,25 +25,41 @@ from tracker.facts.text import Document
 _PARTICIPANT = (r"(?:patients?|women|men|subjects|participants|parturients|mothers|pregnant women|pregnancies|"
                 r"children|neonates|newborns|infants|adults|volunteers|individuals|persons|people|cases|"
                 r"recipients|survivors|residents|adolescents|girls|boys|elderly|gravidas|primigravidas|"
-                r"multigravidas|ladies|females|males|candidates|preterm infants|episodes)")
+                r"multigravidas|ladies|females|males|candidates|preterm infants|episodes|"
+                # the participants of a survey
+                r"respondents|an(?:a)?esthetists|an(?:a)?esthesiologists|physicians|clinicians|doctors|nurses|"
+                r"intensivists|obstetricians|surgeons|practitioners|consultants|trainees|pharmacists)")
 _DIGITS = r"\d{1,3}(?:,\s?\d{3})+|\d{1,6}"
 _COUNT = re.compile(rf"(?<![\w.,%/-])({_DIGITS}|{WORD_NUMBER.pattern})"
                     rf"((?:\s{{1,2}}(?!(?:of|in|and|or|to|with|who|were|was|per|than|at)\b)[a-z][\w'-]{{0,25}}){{0,3}}?)"
                     rf"\s{{1,2}}{_PARTICIPANT}\b")
 # "Of 250 screened patients, 200 were randomized": a count with its verb and no noun.
 _BARE = re.compile(rf"(?<![\w.,%/-])({_DIGITS}|{WORD_NUMBER.pattern})\s{{1,2}}were\s{{1,2}}"
-                   r"(?:then\s{1,2}|subsequently\s{1,2})?(?:randomi[sz]ed|randomly|enrolled|included|recruited|allocated|assigned|studied)\b")
+                   r"(?:then\s{1,2}|subsequently\s{1,2})?(?:randomi[sz]ed|randomly|enrolled|included|recruited|allocated|assigned|studied)\b|"
+                   rf"(?<![\w.,%/-])({_DIGITS})\s{{1,2}}(?:\(\s{{0,2}}\d[\d.]*\s?%\s{{0,2}}\)\s{{1,2}})?responded\b")
 _SCREENED = re.compile(r"\b(?:screened|assessed|approached|evaluated|considered|identified|invited)\b")
 _N_EQUALS = re.compile(r"\b[nN]\s{0,2}=\s{0,2}(" + _DIGITS + r")\b")
 _ENROLMENT = re.compile(r"\b(?:randomi[sz]\w*|randomly|enrol\w*|recruit\w*|included|including|assigned|allocated|"
                         r"participated|studied|a total of|total of|underwent|undergoing|scheduled|having|comprised|"
                         r"consisted|divided|eligible|admitted|treated|received|receiving|who (?:developed|underwent|"
-                        r"received|had|were)|were (?:prospectively )?(?:enrolled|studied|included|investigated))\b")
+                        r"received|had|were)|were (?:prospectively )?(?:enrolled|studied|included|investigated)|"
+                        r"responded|returned|answered)\b")
+_OTHER_GROUP = re.compile(rf"[^.;]{{0,80}}?(?:,\s{{0,2}}|\s)(?:and|while|whereas)\s{{1,2}}({_DIGITS})\s{{1,2}}"
+                          rf"(?:{_PARTICIPANT}\s{{1,2}})?(?:received|were treated|were given)\b")
+_CONTROLS = re.compile(rf"[^.;]{{0,60}}?\b(?:and|with|to)\s{{1,2}}({_DIGITS})\s{{1,2}}(?:[a-z-]+\s{{1,2}}){{0,2}}?"
+                       r"controls\b")
+_TREATMENT = re.compile(r"received|receiving|treated|underwent|undergoing|having|who (?:received|underwent|had)")
 _ANALYSED = re.compile(r"\b(?:analy[sz]\w*|analysis|completed|excluded|lost|withdr\w*|dropped|died|deceased|survived|"
                        r"followed up|evaluable|remained)\b")
 _PART_BEFORE = re.compile(r"(?:\b\d[\d,]*\s{1,2}(?:of|out of)\s{1,2}|\bof\s{1,2}(?:the\s{1,2})?(?:whom|these|them)\s{0,2}|"
                           r"[<>≤≥]\s{0,2}|\baged?\s{1,2}|\bremaining\s{1,2}|"
-                          r"\bonly\s{1,2}|\bother\s{1,2}|\d\s?%\s{0,2}\(?)$")
+                          r"\bonly\s{1,2}|\bother\s{1,2}|\d\s?%\s{0,2}\(?|"
+                          # "sent to 900 anaesthetists" (those who answered are the sample), "was used in 1,200
+                          # patients" (a part of those studied)
+                          r"\b(?:sent|distributed|e-?mailed|mailed|invited|approached|contacted)\s{1,2}(?:to\s{1,2})?|"
+                          r"\b(?:used|given|administered|received|treated|managed|occurred|observed|developed|seen|found|required|needed|"
+                          r"reported|recorded|documented|present|started|initiated)\s{1,2}(?:\w+\s{1,2})?"
+                          r"(?:in|among|by)\s{1,2}(?:the\s{1,2})?)$")
 _PART_AFTER = re.compile(r"^\s{0,2}(?:\(\s{0,2}\d[\d.]*\s?%\s{0,2}\)|\[\s{0,2}\d[\d.]*\s?%\s{0,2}\]|"
                          r"of\s{1,2}(?:the\s{1,2})?(?:\d|whom|these|them|all)|"
                          r"in\s{1,2}(?:the|each|both)\s{1,2}(?:\w+\s{1,2}){0,2}?(?:group|arm)|in\s{1,2}group|"
@@ -61,12 +82,15 @@ GATES: dict[str, tuple[str, ...]] = {
     "participants.noun": ("patient", "women", "men ", "men,", "men)", "men.", "subject", "participant", "parturient",
                           "mother", "pregnan", "child", "neonate", "newborn", "infant", "adult", "volunteer",
                           "individual", "person", "people", "case", "recipient", "survivor", "resident", "adolescent",
-                          "girl", "boy", "elderly", "gravida", "ladies", "female", "male", "candidate", "episode"),
+                          "girl", "boy", "elderly", "gravida", "ladies", "female", "male", "candidate", "episode",
+                          "respondent", "thetist", "siologist", "physician", "clinician", "doctor", "nurse",
+                          "intensivist", "obstetrician", "surgeon", "practitioner", "consultant", "trainee",
+                          "pharmacist"),
     "participants.n": ("n=", "n =", "n  ="),
     "participants.groups": ("groups of", "groups with"),
     "participants.verb": ("included", "enrolled", "recruited", "randomised", "randomized", "studied", "comprised"),
     "participants.bare": ("were randomi", "were randomly", "were enrolled", "were included", "were recruited",
-                          "were allocated", "were assigned", "were studied"),
+                          "were allocated", "were assigned", "were studied", "responded"),
 }
 
 
@@ -83,6 +107,7 @@ class _Count:
     enrolment: bool
     part: bool
     analysed: bool
+    treated: bool = False  # its enrolment word is only a treatment ("received", "treated", "underwent")
 
 
 def read_sample_size(document: Document, design: str) -> SampleSize | None:
@@ -95,7 +120,7 @@ def read_sample_size(document: Document, design: str) -> SampleSize | None:
     for wanted in (lambda c: c.enrolment and not c.part and not c.analysed,
                    lambda c: not c.part and not c.analysed,
                    lambda c: not c.part):
-        chosen = next((c for c in counts if wanted(c)), None)
+        chosen = next((c for index, c in enumerate(counts) if wanted(c) and not _subgroup(counts, index)), None)
         if chosen is not None:
             return SampleSize(chosen.value, chosen.span)
     groups = _GROUPS_OF.search(low) if document.has("participants.groups") else None
@@ -123,7 +148,7 @@ def _counts(document: Document) -> list[_Count]:
     low = document.low
     found = []
     for match in document.find("participants.bare", _BARE):
-        value = count(match.group(1))
+        value = count(match.group(1) or match.group(2))
         if value:
             found.append(_Count(value, Span(match.start(), match.end()), True, False, False))
     for match in document.find("participants.noun", _COUNT):
@@ -134,17 +159,40 @@ def _counts(document: Document) -> list[_Count]:
         before = low[max(sentence.start, match.start() - 60):match.start()]
         after = low[match.end():min(sentence.end, match.end() + 80)]
         clause_before = re.split(r"[;:]", before)[-1]
-        enrolment = bool(_ENROLMENT.search(clause_before) or _ENROLMENT.search(after[:60])
-                         or _ENROLMENT.search(match.group(2)))
+        words = [found.group() for found in (_ENROLMENT.search(clause_before), _ENROLMENT.search(after[:60]),
+                                             _ENROLMENT.search(match.group(2))) if found]
+        enrolment = bool(words)
+        treated = enrolment and all(_TREATMENT.fullmatch(word) for word in words)
         part = bool(_PART_BEFORE.search(before) or _PART_AFTER.match(after) or _SCREENED.search(match.group(2))
                     or _SCREENED.match(after.lstrip()[:12]) or re.search(r"\bfor eligibility\b", after[:40]))
         analysed = bool(_ANALYSED.search(after[:50]) or _ANALYSED.search(clause_before[-30:])
                         or re.search(r"\bdata\b", clause_before[-30:]))
         if re.search(r"\b(?:year|month|week|day|hour)s?[- ]old\b|\bgroups?\b", match.group(2)):
             continue
-        found.append(_Count(value, Span(match.start(), match.end()), enrolment, part, analysed))
+        span = Span(match.start(), match.end())
+        if treated and not part:
+            # "60 patients received norepinephrine and 58 received phenylephrine": the groups, summed.
+            other = _OTHER_GROUP.match(low, match.end(), sentence.end)
+            if other and re.match(r"\s{1,2}(?:received|receiving|were treated|were given)\b", after):
+                value += int(re.sub(r"\D", "", other.group(1)))
+                span = Span(match.start(), other.end(1))
+        controls = None if part else _CONTROLS.match(low, match.end(), sentence.end)
+        if controls:
+            # "30 patients with digital ischaemia and 90 matched controls": cases and controls, summed.
+            value += int(re.sub(r"\D", "", controls.group(1)))
+            span = Span(match.start(), controls.end())
+        found.append(_Count(value, span, enrolment, part, analysed, treated))
     found.sort(key=lambda item: item.span.start)
     return found
+
+
+def _subgroup(counts: list[_Count], index: int) -> bool:
+    """"Data of 512 patients were analysed ... 212 patients received vasopressin": a count that only a treatment
+    marks, smaller than a count before it, is a group of those patients."""
+    item = counts[index]
+    if item.enrolment and not item.treated:
+        return False
+    return any(not earlier.part and earlier.value > item.value for earlier in counts[:index])
 
 
 def _pooled(document: Document) -> SampleSize | None:
