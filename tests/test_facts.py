@@ -388,6 +388,30 @@ COMPARATORS = [
     ("Norepinephrine versus phenylephrine: a narrative review", "We review the evidence.", []),
     ("", "Methods: We randomised 160 patients to a norepinephrine infusion or to boluses of ephedrine as needed.",
      ["ephedrine"]),
+    # An observational study's comparison wording names its comparator.
+    ("", "Methods: In this retrospective cohort, patients treated with dopamine were compared with those receiving "
+     "norepinephrine as first-line vasopressor.", ["dopamine"]),
+    ("", "Methods: Retrospective cohort. Patients who required epinephrine were compared with those who required "
+     "norepinephrine.", ["epinephrine"]),
+    ("", "Methods: Retrospective cohort of 300 adults. Dopamine-treated patients were compared with "
+     "norepinephrine-treated patients.", ["dopamine"]),
+    ("Vasopressors in septic shock", "This retrospective cohort study compared patients treated with dopamine with "
+     "those receiving norepinephrine. We included 500 adults.", ["dopamine"]),
+    # Combination arms: each arm's own drugs are arms, what every arm adds is not.
+    ("Terlipressin plus albumin versus norepinephrine plus albumin for hepatorenal syndrome",
+     "Methods: 60 patients were randomised.", ["terlipressin"]),
+    ("", "Methods: Patients were randomised to noradrenaline plus albumin or to midodrine and octreotide plus "
+     "albumin.", ["midodrine", "octreotide"]),
+    # Saline however it is worded is placebo; arms the allocation names without norepinephrine are still arms.
+    ("", "Methods: Women were randomly allocated to a norepinephrine infusion or an equal volume of normal saline.",
+     ["placebo"]),
+    ("", "Methods: Parturients were randomised to ondansetron 4 mg or saline before spinal anaesthesia; "
+     "norepinephrine boluses treated hypotension.", ["ondansetron", "placebo"]),
+    ("", "Methods: Parturients were randomised to ondansetron 4 mg or norepinephrine 4 µg before spinal anaesthesia.",
+     ["ondansetron"]),
+    # A survey's list of the drugs in use compares nothing.
+    ("", "Methods: We surveyed 500 anaesthetists. Phenylephrine, ephedrine and norepinephrine were the vasopressors "
+     "they used most.", []),
 ]
 
 
@@ -523,7 +547,8 @@ def test_keyword_gates_change_no_fact(monkeypatch, gold):
     from tracker.facts import text as text_module
 
     texts = [(record.title, record.abstract) for record in gold] + [("", sentence) for sentence, _ in DOSES] + \
-        [(title, abstract) for title, abstract, _ in DESIGNS] + [("", abstract) for abstract, _ in SIZES]
+        [(title, abstract) for title, abstract, _ in DESIGNS] + [("", abstract) for abstract, _ in SIZES] + \
+        [(title, abstract) for title, abstract, _ in COMPARATORS]
     gated = [extract_facts(title, abstract).to_json() for title, abstract in texts]
     monkeypatch.setattr(text_module.Document, "gated", lambda self, family: self.sentences)
     monkeypatch.setattr(text_module.Document, "has", lambda self, family: True)

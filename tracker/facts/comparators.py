@@ -7,8 +7,13 @@ Only comparisons that the study makes count, read where an abstract states its a
     "comparing X with Y", "superior/inferior to"), allocate ("randomised to receive either X or Y", "assigned to
     the NE or PE group"), name groups ("in the placebo group"), or list three or more drugs studied together;
   - within such a sentence, not the drugs of a clause that adds rescue or background treatment ("then
-    vasopressin was added", "if additional vasopressor support was needed", "open-label vasopressors").
-Designs that compare nothing (narrative reviews, guidelines, case reports) have none.
+    vasopressin was added", "if additional vasopressor support was needed", "open-label vasopressors"), nor what
+    every arm adds ("X plus albumin or Y plus albumin"); an arm's own combination ("midodrine and octreotide plus
+    albumin") is an arm, and so is a group defined by a need ("patients who required dopamine were compared ...");
+  - arms a sentence allocates without naming norepinephrine ("randomised to ondansetron or saline") when the text
+    names norepinephrine elsewhere.
+Designs that compare nothing (narrative reviews, guidelines, case reports) have none; in observational studies a
+list of drugs ("phenylephrine, ephedrine and norepinephrine were used") says what was used, not what was compared.
 """
 
 from __future__ import annotations
@@ -25,10 +30,17 @@ _COMPARING = re.compile(r"\b(?:versus|vs\.?|v\.|compared|comparing|comparison|co
 _ALLOCATING = re.compile(r"\b(?:randomi[sz]\w*|randomly|assigned|allocated|divided|received|receive|receiving|given|"
                          r"administered|groups?|arms?)\b")
 _GROUP_AFTER = re.compile(r"\s{0,2}(?:\+\s{0,2}\w+\s{0,2})?(?:group|arm|infusion group|bolus group)s?\b")
-# Clauses about treatment beside the arms: rescue and add-on drugs, what came before.
-_ADDED_CLAUSE = re.compile(r"\b(?:added|add-on|additional|supplement\w*|rescue|open-label|background|before|prior|"
-                           r"previous\w*|resistant|refractory|despite|plus|combined with|in combination|along with|"
-                           r"together with|with or without|bradycardia)\b")
+# Clauses about treatment beside the arms: rescue and add-on drugs, what came before the study. (An arm's own
+# combination, "terlipressin plus albumin", is an arm: see _COMMON_ADDITION for what every arm shares.)
+_ADDED_CLAUSE = re.compile(r"\b(?:added|add-on|additional|supplement\w*|rescue|open-label|background|"
+                           r"(?:before|prior to) (?:randomi[sz]\w*|inclusion|enrol\w*|study entry|the study)|"
+                           r"previous\w*|resistant|refractory|despite|with or without|bradycardia)\b")
+# "patients who required dopamine were compared with those who required norepinephrine": a need that defines a group.
+_GROUP_DEFINED = re.compile(r"\b(?:who|those|patients|children|adults|women|subjects)\s{1,2}(?:\w+\s{1,2})?"
+                            r"(?:required|requiring|needed|needing|received|receiving|treated with|given)\s{1,2}"
+                            r"(?:[\w-]+\s{1,2}){0,2}$")
+# "X plus albumin vs Y plus albumin": what follows "plus" in more than one arm is common to them, no comparator.
+_ADDITION_BEFORE = re.compile(r"(?:\bplus|\+|\bwith|\bcombined with|\bin combination with|\band)\s{1,2}(?:\w+\s{1,2})?$")
 # ... and what was needed, which names an arm only when the sentence offers it as one ("or ephedrine as needed").
 _NEEDED_CLAUSE = re.compile(r"\b(?:if needed|as needed|was needed|were needed|need for|required|requirements?|"
                             r"consumption)\b")
@@ -55,6 +67,8 @@ def read_comparators(document: Document, drugs: list[Mention], design: str) -> l
         return []
     low = document.low
     comparable = [mention for mention in drugs if mention.comparable]
+    # A list of drugs is a comparison in a trial; in a survey or a cohort it says what was used.
+    may_list = design not in ("observational", "other")
     chosen: dict[str, list[Span]] = {}
     has_norepinephrine = any(mention.name == NOREPINEPHRINE for mention in comparable)
     if not has_norepinephrine:
@@ -66,9 +80,14 @@ def read_comparators(document: Document, drugs: list[Mention], design: str) -> l
         names = {mention.name for mention in inside}
         picked: list[Mention] = []
         if index == 0:
-            picked = _title_arms(low, inside)
+            # Joined through what an arm adds ("terlipressin plus albumin versus norepinephrine plus albumin").
+            substances = [mention for mention in drugs if sentence.start <= mention.start < sentence.end
+                          and (mention.comparable or mention.substance)]
+            common = _common_additions(low, substances, 0)
+            picked = [mention for mention in _title_arms(low, substances)
+                      if mention.comparable and mention.name not in common]
         else:
-            picked = _sentence_arms(document, sentence.start, sentence.end, inside, names)
+            picked = _sentence_arms(document, sentence.start, sentence.end, inside, names, may_list)
         for mention in picked:
             if mention.name != NOREPINEPHRINE:
                 chosen.setdefault(mention.name, []).append(Span(mention.start, mention.end))
@@ -90,13 +109,16 @@ def _title_arms(low: str, inside: list[Mention]) -> list[Mention]:
     return picked
 
 
-def _sentence_arms(document: Document, start: int, end: int, inside: list[Mention], names: set[str]) -> list[Mention]:
+def _sentence_arms(document: Document, start: int, end: int, inside: list[Mention], names: set[str],
+                   may_list: bool) -> list[Mention]:
     low = document.low
     comparing = document.search("comparators.comparing", _COMPARING, start, end)
     allocating = document.search("comparators.allocating", _ALLOCATING, start, end)
     vasoactive = {mention.name for mention in inside if mention.vasoactive}
-    listed = len(vasoactive) >= 3 and NOREPINEPHRINE in vasoactive
+    listed = may_list and len(vasoactive) >= 3 and NOREPINEPHRINE in vasoactive
     grouped = [mention for mention in inside if _GROUP_AFTER.match(low, mention.end)]
+    common = _common_additions(low, inside, start)
+    inside = [mention for mention in inside if mention.name not in common]
     if document.search("comparators.group sentence", _GROUP_SENTENCE, start, end):
         return [mention for mention in inside
                 if not (_ADDED_CLAUSE.search(_clause(low, start, end, mention))
@@ -104,14 +126,17 @@ def _sentence_arms(document: Document, start: int, end: int, inside: list[Mentio
                 or _GROUP_AFTER.match(low, mention.end)]
     if not (comparing or allocating or listed or grouped):
         return []
-    if NOREPINEPHRINE not in names and not grouped and not (allocating and comparing):
-        return []
+    randomising = bool(_RANDOMISING.search(low, start, end))
+    if NOREPINEPHRINE not in names and not grouped and not (allocating and comparing) and not (
+            randomising and any(_in_alternative(low, mention, inside, start) for mention in inside)):
+        return []  # arms named without norepinephrine count only where the sentence allocates them
     picked = []
     for mention in inside:
         clause = _clause(low, start, end, mention)
         alternative = bool(allocating) and _in_alternative(low, mention, inside, start)
-        if (_ADDED_CLAUSE.search(clause) or (_NEEDED_CLAUSE.search(clause) and not alternative)) \
-                and not _GROUP_AFTER.match(low, mention.end):
+        needed = _NEEDED_CLAUSE.search(clause) and not alternative and not (
+            comparing and _GROUP_DEFINED.search(low, max(start, mention.start - 50), mention.start))
+        if (_ADDED_CLAUSE.search(clause) or needed) and not _GROUP_AFTER.match(low, mention.end):
             continue
         if comparing or listed or _GROUP_AFTER.match(low, mention.end) or alternative:
             picked.append(mention)
@@ -121,6 +146,19 @@ def _sentence_arms(document: Document, start: int, end: int, inside: list[Mentio
             return picked
         return [] if all(m.name == NOREPINEPHRINE for m in picked) else picked
     return picked
+
+
+_RANDOMISING = re.compile(r"\b(?:randomi[sz]\w*|randomly|assigned|allocated)\b")
+
+
+def _common_additions(low: str, inside: list[Mention], start: int) -> set[str]:
+    """The drugs that more than one arm adds ("... plus albumin or ... plus albumin")."""
+    added: dict[str, int] = {}
+    for mention in inside:
+        if mention.name != NOREPINEPHRINE and \
+                _ADDITION_BEFORE.search(low, max(start, mention.start - 30), mention.start):
+            added[mention.name] = added.get(mention.name, 0) + 1
+    return {name for name, times in added.items() if times > 1}
 
 
 def _in_alternative(low: str, mention: Mention, inside: list[Mention], start: int) -> bool:

@@ -81,6 +81,7 @@ COMPARISON_ONLY: dict[str, tuple[str, ...]] = {
     "glycopyrrolate": ("glycopyrrolate", "glycopyrronium"),
     "atropine": ("atropine",),
     "hydrocortisone": ("hydrocortisone",),
+    "octreotide": ("octreotide",),
     "usual care": ("usual care", "standard care", "standard of care"),
     "crystalloid": ("crystalloid", "crystalloids", "crystalloid coload", "crystalloid co-load"),
     "colloid": ("colloid", "colloids"),
@@ -90,7 +91,7 @@ COMPARISON_ONLY: dict[str, tuple[str, ...]] = {
 
 # Comparison values that are substances with doses of their own (the others, "no prophylaxis", are not).
 _SUBSTANCES = frozenset({"placebo", "ondansetron", "glycopyrrolate", "atropine", "hydrocortisone", "crystalloid",
-                         "colloid"})
+                         "colloid", "octreotide"})
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ GATES: dict[str, tuple[str, ...]] = {"drug": tuple(_NAME_OF), "drug.suffix": _OT
 
 # A drug name that is part of a compound adjective ("dopamine-resistant", "norepinephrine-induced") names no
 # drug given; "NE-PE" (a combination) still does.
-_COMPOUND = re.compile(r"-(?:resistant|refractory|dependent|induced|sparing|naive|treated|like|related|containing|"
+_COMPOUND = re.compile(r"-(?:resistant|refractory|dependent|induced|sparing|naive|like|related|containing|"
                        r"free|based|mediated|responsive|sensitive|stimulated|evoked)")
 _ABBREVIATION = re.compile(r"\s{0,2}[(\[]\s{0,2}([A-Za-z][A-Za-z0-9]{0,2}[A-Z][A-Za-z0-9]{0,3}|[A-Z]{2,6})"
                            r"\s{0,2}[)\],;]")

@@ -52,8 +52,9 @@ _SECTION_OF_WORD = {word: kind for kind, words in SECTION_KINDS.items() for word
 
 # Sentences that speak about the study at hand (not about earlier work).
 SELF_REFERENCE = re.compile(
-    r"\b(?:we|our|this (?:prospective |retrospective |randomi[sz]ed |double-blind(?:ed)? |observational |pilot |"
-    r"multicent(?:re|er) |single-cent(?:re|er) |cohort |cross-sectional |clinical |systematic |secondary )?"
+    r"\b(?:we|our|this (?:(?:prospective|retrospective|randomi[sz]ed|double-blind(?:ed)?|observational|pilot|"
+    r"multicent(?:re|er)|single-cent(?:re|er)|cohort|cross-sectional|clinical|systematic|secondary|registry|"
+    r"case-control|population-based|national|nationwide|international|comparative|controlled|open-label) ){0,3}"
     r"(?:study|trial|review|analysis|meta-analysis|investigation|work|paper|article|report|audit|survey|series)|"
     r"(?:the )?(?:present|current) (?:study|trial|review|investigation|analysis)|aimed to|aims? to|was designed|"
     r"were (?:enrolled|randomi[sz]ed|recruited|included|studied)|(?:the|our) (?:aim|objective|purpose|goal)s? "
