@@ -251,6 +251,34 @@ def test_ed_estimates_are_results_not_doses():
     assert facts.doses == ()
 
 
+# Dose-finding estimates in any unit as written (µg spellings normalised), each with its whole expected list of
+# (kind, drug, value, unit) and the texts of the doses the sentence gives.
+RESULTS = [
+    ("The EC50 of norepinephrine was 2.4 ng/mL in plasma.", [("EC50", "norepinephrine", 2.4, "ng/mL")], []),
+    ("In isolated arteries, the EC50 of noradrenaline was 0.35 µM and that of phenylephrine 1.2 μM.",
+     [("EC50", "norepinephrine", 0.35, "µM"), ("EC50", "phenylephrine", 1.2, "µM")], []),
+    ("The EC50 for norepinephrine was 12 nM (95% CI 8-18 nM).", [("EC50", "norepinephrine", 12, "nM")], []),
+    ("The EC<sub>50</sub> of norepinephrine was 30 nmol/L.", [("EC50", "norepinephrine", 30, "nmol/L")], []),
+    ("The 50% effective concentration of phenylephrine was 3.2 micromolar.", [("EC50", "phenylephrine", 3.2, "µM")],
+     []),
+    ("The ED 90 of norepinephrine was 0.08 mcg/kg/min.", [("ED90", "norepinephrine", 0.08, "µg/kg/min")], []),
+    ("In a recent study, the ED90 of a prophylactic norepinephrine infusion in women receiving spinal anaesthesia "
+     "was estimated at 0.077 µg/kg/min (95% CI 0.06 to 0.09 µg/kg/min).",
+     [("ED90", "norepinephrine", 0.077, "µg/kg/min")], []),
+    # A dose is no concentration estimate, nor a concentration a dose estimate; a dose given on the way is a dose.
+    ("The ED50 of norepinephrine was 2.4 ng/mL.", [], []),
+    ("To find the ED90, the first parturient received a norepinephrine dose of 0.05 µg/kg/min.", [],
+     ["0.05 µg/kg/min"]),
+]
+
+
+@pytest.mark.parametrize(("sentence", "results", "doses"), RESULTS, ids=[sentence[:50] for sentence, _, _ in RESULTS])
+def test_dose_finding_results(sentence, results, doses):
+    labels = extract_facts("", sentence).to_labels()
+    assert ([(r["kind"], r["drug"], r["value"], r["unit"]) for r in labels["results"]],
+            [d["text"] for d in labels["doses"]]) == (results, doses)
+
+
 DESIGNS = [
     ("Norepinephrine for spinal hypotension", "Methods: In this prospective, randomised, double-blind trial, 120 "
      "women were allocated to norepinephrine or saline.", "rct"),
@@ -547,6 +575,7 @@ def test_keyword_gates_change_no_fact(monkeypatch, gold):
     from tracker.facts import text as text_module
 
     texts = [(record.title, record.abstract) for record in gold] + [("", sentence) for sentence, _ in DOSES] + \
+        [("", sentence) for sentence, _, _ in RESULTS] + \
         [(title, abstract) for title, abstract, _ in DESIGNS] + [("", abstract) for abstract, _ in SIZES] + \
         [(title, abstract) for title, abstract, _ in COMPARATORS]
     gated = [extract_facts(title, abstract).to_json() for title, abstract in texts]

@@ -7,7 +7,9 @@ For each amount with a unit (tracker/facts/quantities.py), sentence by sentence:
      its sentence is kept, since it is all the text gives);
   2. what is not a dose: a confidence interval or interquartile range, a step ("in increments of", "a 0.025 µg/kg
      increment", the second of "starting dose and increment were A and B"), a dose equivalence or potency ratio,
-     an ED50/ED90/EC50 estimate (kept apart as a result);
+     an ED50/ED90/EC50 estimate (kept apart as a result, in whatever unit it is stated: a concentration such as
+     ng/mL or µM for an EC or IC, a dose for an ED or LD; "ED 90" and "ED<sub>90</sub>" are ED90; "the ED90 for
+     women receiving ... was estimated at X" is the estimate even with a verb of giving between);
   3. the drug: one named inside the unit ("µg of norepinephrine per kg"), else one that follows at once ("5 µg
      sufentanil", "... in the phenylephrine group"), else the nearest one before it in the sentence, else the
      only vasoactive drug of the text; "dopamine or dobutamine at 10 µg/kg/min" gives both; a drug that is not
@@ -23,7 +25,7 @@ from functools import cached_property
 
 from tracker.facts.lexicon import Mention
 from tracker.facts.model import Dose, DoseResult, Span
-from tracker.facts.quantities import Amount, Quantity, quantities
+from tracker.facts.quantities import MOLAR_UNITS, Amount, Quantity, quantities
 from tracker.facts.text import Document, Sentence
 
 _OPEN_BRACKETS = re.compile(r"[(\[]")
@@ -39,8 +41,9 @@ _STEP_CONTEXT = re.compile(r"\b(?:increment\w*|decrement\w*|steps?|testing inter
 _START_CONTEXT = re.compile(r"\b(?:start\w*|initial|first)\b")
 _NOT_A_DOSE = re.compile(r"\b(?:equivalent to|potency|potent than|"
                          r"dose equivalen\w*|conversion ratio)\b")
-RESULT_KIND = re.compile(r"\b(?:(ed|ec|ld|ic)-?(\d{2})\b|(median effective dose|minimum effective dose)|"
-                         r"(\d{2})\s?%\s(?:effective dose|effective concentration))")
+# "ED90", "ED-90", "ED 90", "ED<sub>90</sub>" (a masked tag is spaces), "90% effective dose".
+RESULT_KIND = re.compile(r"\b(?:(ed|ec|ld|ic)(?:-|\s{1,6})?(\d{2})\b|(median effective dose|minimum effective dose)|"
+                         r"(\d{2})\s?%\s(?:effective (dose|concentration)))")
 # "10 mg bupivacaine", "0.2 µg of norepinephrine": a drug right after its amount.
 _FOLLOWING_DRUG = re.compile(r"^\s{0,2}(?:of\s{1,2})?(?:the\s{1,2})?(?:iv\s|intravenous\s|i\.v\.\s)?$")
 # "ephedrine 6 mg", "norepinephrine (8 µg/min)", "NE infusion (8 µg/min)": a drug right before its amount.
@@ -51,6 +54,11 @@ _GROUP_GAP = re.compile(r"[^;()]{0,30}?\b(?:in|for)\s{1,2}(?:the\s{1,2})?")
 _GROUP_WORD = re.compile(r"\s{0,2}(?:group|arm)s?\b")
 _OF_DRUG_GAP = re.compile(r"[^;]{0,60}?\bof\s{1,2}(?:the\s{1,2})?")
 _FOR_DRUG_GAP = re.compile(r"[^;]{0,160}?\b(?:for|of|with)\s{1,2}(?:the\s{1,2})?(?:iv\s{1,2}|intravenous\s{1,2})?")
+# "0.35 µM and that of phenylephrine 1.2 µM": the drug after names its own value, not this one.
+_OWN_DRUG_GAP = re.compile(r"\b(?:that|those|the one)\s{1,2}(?:of|for|with)\b|\b(?:whereas|while|versus|vs|compared)\b")
+_ESTIMATE_BEFORE = re.compile(r"(?:\b(?:was|were|is|are|be|of)|=|:)\s{1,2}(?:(?:estimated|calculated|determined|found|"
+                             r"computed)\s{1,2}(?:at|as|to\s{1,2}be)\s{1,2})?(?:about\s{1,2}|approximately\s{1,2})?$|"
+                             r"\b(?:estimated|calculated|determined|computed)\s{1,2}(?:at|as|to\s{1,2}be)\s{1,2}$")
 _PROTOCOL_GAP = re.compile(r"\b(?:receiv\w*|given|start\w*|initial|infused|administered|allocated|assigned|"
                            r"randomi[sz]ed|titrated|determined by giving)\b")
 _GIVEN = re.compile(r"\b(?:given|administered|injected|intravenous\w*|i\.v\.|iv)\b")
@@ -90,10 +98,11 @@ _REQUIRED_AFTER = re.compile(r"[^;]{0,40}\b(?:was|were)\s(?:required|needed|used
 GATES: dict[str, tuple[str, ...]] = {
     # Units that are also pieces of words ("sodium", "icu unit", "stimulus") only right after an amount.
     "doses.unit": ("µ", "mcg", "mg", "ug/", "ug ", "ug.", "ug,", "ug)", "ng/", "ng.", "pg/", "ml", "micro", "milli",
-                   "nano", "pico", *(f"{before}{space}{unit}" for before in "0123456789)]" for space in ("", " ", "  ")
-                                     for unit in ("u", "iu", "i.u", "mu"))),
+                   "nano", "pico", *(f"{before}{space}{unit}" for before in "0123456789)]"
+                                     for space in ("", " ", "  ", "-")
+                                     for unit in ("u", "iu", "i.u", "mu", "um", "nm", "pm", "nmol", "pmol"))),
     "doses.result": ("effective dose", "effective concentration",
-                     *(f"{kind}{gap}{digit}" for kind in ("ed", "ec", "ld", "ic") for gap in ("", "-")
+                     *(f"{kind}{gap}{digit}" for kind in ("ed", "ec", "ld", "ic") for gap in ("", "-", " ", "     ")
                        for digit in "0123456789")),
 }
 
@@ -106,6 +115,7 @@ class _Candidate:
     start: int
     end: int
     drug_hint: int = -1  # where a drug named in a merged phrase starts
+    result_only: bool = False  # an amount in a unit no dose has (ng/mL, µM): an estimate's value or nothing
 
 
 def doses_and_results(document: Document, drugs: list[Mention], results_wanted: bool = True
@@ -133,20 +143,24 @@ def doses_and_results(document: Document, drugs: list[Mention], results_wanted: 
         not_doses = bool(_NOT_A_DOSE.search(low, sentence.start, sentence.end))
         kinds = [(match.start(), _kind(match)) for match in RESULT_KIND.finditer(low, sentence.start, sentence.end)] \
             if dose_finding else []
-        candidates = [candidate for candidate in _converted(low, found, sentence_drugs)
-                      if not _in_interval(low, sentence, candidate.start)]
+        candidates = _converted(low, found, sentence_drugs)
+        if kinds:
+            candidates = _with_result_values(found, candidates, kinds[0][0])
+        candidates = [candidate for candidate in candidates if not _in_interval(low, sentence, candidate.start)]
         values = [candidate.quantity for candidate in candidates]
         for candidate in candidates:
             quantity = candidate.quantity
             if _is_step(low, sentence, found, quantity):
                 continue
             kind = _result_kind(low, kinds, candidate, values)
+            if candidate.result_only and (kind is None or not _fits_kind(kind, candidate.unit)):
+                continue
             drug_mentions = _result_drug(low, candidate, sentence_drugs) if kind is not None else []
             drug_mentions = drug_mentions or _drugs_for(low, candidate, sentence_drugs, recent)
             if not drug_mentions:
                 continue
             if kind is not None:
-                if results_wanted and candidate.unit != "µg/mL":
+                if results_wanted and _fits_kind(kind, candidate.unit):
                     for mention in drug_mentions:
                         if mention.vasoactive:
                             results.append(DoseResult(kind, mention.name, candidate.amount.low, candidate.unit,
@@ -208,7 +222,27 @@ def _kind(match: re.Match[str]) -> str:
         return f"{match.group(1).upper()}{match.group(2)}"
     if match.group(3):
         return "ED50" if match.group(3).startswith("median") else "MED"
-    return f"ED{match.group(4)}"
+    return f"{'EC' if match.group(5) == 'concentration' else 'ED'}{match.group(4)}"
+
+
+def _with_result_values(found: list[Quantity], candidates: list[_Candidate], first_kind: int) -> list[_Candidate]:
+    """The candidates and, after an estimate's name, amounts in units no dose has: "the EC50 was 2.4 ng/mL",
+    "0.35 µM"."""
+    taken = {candidate.quantity.start for candidate in candidates} | {candidate.start for candidate in candidates}
+    extra = [_Candidate(quantity, amount, quantity.unit, quantity.start, quantity.end, result_only=True)
+             for quantity in found
+             if quantity.start > first_kind and quantity.start not in taken and not quantity.is_volume
+             and not quantity.is_volume_rate and quantity.base != "mL"
+             for amount in quantity.amounts[:1]]
+    if not extra:
+        return candidates
+    return sorted([*candidates, *extra], key=lambda candidate: candidate.start)
+
+
+def _fits_kind(kind: str, unit: str) -> bool:
+    """An effective or inhibitory concentration is a concentration (ng/mL, µM); an effective or lethal dose a dose."""
+    concentration = unit.endswith(("/mL", "/L", "/dL")) or unit in MOLAR_UNITS
+    return concentration if kind.startswith(("EC", "IC")) else not concentration
 
 
 def _distinct_results(results: list[DoseResult]) -> list[DoseResult]:
@@ -403,7 +437,8 @@ def _result_drug(low: str, candidate: _Candidate, drugs: list[Mention]) -> list[
     """"43.1 µg (95% CI ...) and 33.2 µg (95% CI ...) for phenylephrine": a "for X" that closes the list names the
     drug of every value before it."""
     after = [mention for mention in drugs if mention.start >= candidate.end]
-    if after and _FOR_DRUG_GAP.fullmatch(low[candidate.end:after[0].start]):
+    if after and _FOR_DRUG_GAP.fullmatch(low[candidate.end:after[0].start]) and \
+            not _OWN_DRUG_GAP.search(low, candidate.end, after[0].start):
         return [after[0]]
     return []
 
@@ -412,8 +447,11 @@ def _result_kind(low: str, kinds: list[tuple[int, str]], candidate: _Candidate, 
     before = [(position, kind) for position, kind in kinds if position < candidate.start]
     if not before:
         return None
-    # "To find the ED90, patients received 0.05 µg/kg/min": a dose given on the way to an estimate.
-    if _PROTOCOL_GAP.search(low, before[-1][0], candidate.start):
+    # "To find the ED90, patients received 0.05 µg/kg/min": a dose given on the way to an estimate; but "the ED90
+    # for women receiving spinal anaesthesia was estimated at 0.077 µg/kg/min" states the estimate.
+    if _PROTOCOL_GAP.search(low, before[-1][0], candidate.start) and not (
+            _ESTIMATE_BEFORE.search(low, max(before[-1][0], candidate.start - 40), candidate.start)
+            and not re.search(r"[,;]", low[before[-1][0]:candidate.start])):
         return None
     # "ED95 and ED50 values were 43.1 µg and 33.2 µg ... and 3.7 µg and 3.2 µg": the kinds listed together name
     # the values in turn.

@@ -2,7 +2,8 @@
 
     values     "2.5", "0.05-0.1", "0.05 to 0.1", "between 0.05 and 0.1", "0.025, 0.05, 0.075 or 0.1", "≥10"
     spread     "0.5 (IQR 0.3-1.0)", "1.0 [0.5-2.0]", "0.12 ± 0.05" (the central value is the amount)
-    unit       a mass or amount (µg, mcg, ug, [micro]g, micrograms, mg, ng, U, IU, units, mU, mL) and up to three
+    unit       a mass or amount (µg, mcg, ug, [micro]g, micrograms, mg, ng, U, IU, units, mU, mL; joined by a
+               hyphen too: "a 1-U bolus", "a 5-µg bolus"; molar µM, nM, pM and nmol for estimates) and up to three
                denominators: "/kg/min", " per kilogram of body weight per minute", "/(kg.min)", " kg-1 min-1",
                ".kg-1.min-1", "/h", " h-1", "/day"; "μg of norepinephrine per kilogram ..." names its drug inside.
 
@@ -24,11 +25,16 @@ VALUES = re.compile(rf"(?<![\w.,])({NUMBER}(?:{_SEPARATOR}{NUMBER}){{0,12}})({_S
 _VALUE_PARTS = re.compile(rf"{NUMBER}|{_SEPARATOR}")
 
 _MASS = re.compile(
-    r"\s{0,2}(µg|mcg|ug|\[micro\]\s?g|micro\s?grams?|micrograms?|micro\s?g|milligrams?|mg|nanograms?|ng|"
-    r"picograms?|pg|grams?|g|milli-?units?|mu|international units?|i\.u\.|iu|units?|u|mmol|millilit(?:re|er)s?|ml)"
+    r"(?:\s{0,2}|-)(µg|mcg|ug|\[micro\]\s?g|micro\s?grams?|micrograms?|micro\s?g|milligrams?|mg|nanograms?|ng|"
+    r"picograms?|pg|grams?|g|milli-?units?|mu|international units?|i\.u\.|iu|units?|u|mmol|millilit(?:re|er)s?|ml|"
+    # molar concentrations, which only an estimate (EC50) has: µM, nM, pM, nmol/L
+    r"µm|um|nm|pm|µmol|umol|nmol|pmol|micromolar|nanomolar|picomolar)"
     r"(?![a-z\d])")
 _MASS_CANONICAL = {"µg": "µg", "mcg": "µg", "ug": "µg", "mg": "mg", "ng": "ng", "pg": "pg", "g": "g", "mu": "mU",
-                   "iu": "U", "i.u.": "U", "u": "U", "mmol": "mmol", "ml": "mL"}
+                   "iu": "U", "i.u.": "U", "u": "U", "mmol": "mmol", "ml": "mL", "µm": "µM", "um": "µM", "nm": "nM",
+                   "pm": "pM", "µmol": "µmol", "umol": "µmol", "nmol": "nmol", "pmol": "pmol", "micromolar": "µM",
+                   "nanomolar": "nM", "picomolar": "pM"}
+MOLAR_UNITS = frozenset({"µM", "nM", "pM"})
 _DENOMINATOR = (r"(kg|kilograms?(?:\s{1,2}of\s{1,2}body\s{0,1}weight)?|kg\s{1,2}of\s{1,2}body\s{0,1}weight|kg\s?bw|"
                 r"min|mins|minutes?|h|hr|hrs|hours?|d|days?|24\s?h|ml|millilit(?:re|er)s?|dl|l)")
 _SLASH = re.compile(r"\s{0,2}(?:/|per\b)\s{0,2}" + _DENOMINATOR + r"(?![a-z\d])")
@@ -97,7 +103,9 @@ def read_unit(low: str, position: int, drug_starts: frozenset[int]) -> tuple[str
     if not mass:
         return None
     word = mass.group(1).replace(" ", "")
-    if word.startswith(("[micro]", "micro")):
+    if word.endswith("molar"):
+        base = _MASS_CANONICAL[word]
+    elif word.startswith(("[micro]", "micro")):
         base = "µg"
     elif word.startswith(("milligram",)):
         base = "mg"
