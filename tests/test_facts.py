@@ -234,6 +234,61 @@ DOSES = [
     ("Patients received 0.2 μg of noradrenaline per kilogram per minute.",
      [("norepinephrine", 0.2, 0.2, "µg/kg/min", "infusion", "unspecified", "given",
        "0.2 μg of noradrenaline per kilogram per minute")]),
+    # A fixed amount with a frequency is a bolus repeated, however the frequency is written.
+    ("Terlipressin 1 mg every 6 h was given with albumin.",
+     [("terlipressin", 1, 1, "mg", "bolus", "unspecified", "given", "1 mg")]),
+    ("Patients received terlipressin (1 mg/6 h) and albumin.",
+     [("terlipressin", 1, 1, "mg", "bolus", "unspecified", "given", "1 mg")]),
+    ("Patients received terlipressin 1 mg q6h and albumin.",
+     [("terlipressin", 1, 1, "mg", "bolus", "unspecified", "given", "1 mg")]),
+    # No fluid is dosed in milligrams: the drug it is added to is.
+    ("Terlipressin plus albumin (1 mg every 6 h; 20 g/day) was given.",
+     [("terlipressin", 1, 1, "mg", "bolus", "unspecified", "given", "1 mg")]),
+    # An amount joined to its unit by a hyphen; vasopressin is dosed in units.
+    ("After a 1-U bolus, vasopressin was infused at 0.04 U/min.",
+     [("vasopressin", 1, 1, "U", "bolus", "unspecified", "given", "1-U"),
+      ("vasopressin", 0.04, 0.04, "U/min", "infusion", "unspecified", "given", "0.04 U/min")]),
+    ("A single 5-µg bolus of norepinephrine was given at induction.",
+     [("norepinephrine", 5, 5, "µg", "bolus", "unspecified", "given", "5-µg")]),
+    ("Norepinephrine was infused from 0.02 up to 0.3 µg/kg/min.",
+     [("norepinephrine", 0.02, 0.3, "µg/kg/min", "infusion", "unspecified", "given", "0.02 up to 0.3 µg/kg/min")]),
+    ("Patients received 0.01 to 0.1 µg/kg/min of norepinephrine or 0.1 to 1 µg/kg/min of phenylephrine.",
+     [("norepinephrine", 0.01, 0.1, "µg/kg/min", "infusion", "unspecified", "given", "0.01 to 0.1 µg/kg/min"),
+      ("phenylephrine", 0.1, 1, "µg/kg/min", "infusion", "unspecified", "given", "0.1 to 1 µg/kg/min")]),
+    # The drug is the one whose dose the sentence states, not the nearest name: other drugs name its groups.
+    ("The norepinephrine dose at 6 h was 0.21 µg/kg/min with vasopressin and 0.33 µg/kg/min with placebo.",
+     [("norepinephrine", 0.21, 0.21, "µg/kg/min", "infusion", "unspecified", "received", "0.21 µg/kg/min"),
+      ("norepinephrine", 0.33, 0.33, "µg/kg/min", "infusion", "unspecified", "received", "0.33 µg/kg/min")]),
+    ("Norepinephrine requirements were lower in the vasopressin group (0.2 vs 0.3 µg/kg/min).",
+     [("norepinephrine", 0.2, 0.2, "µg/kg/min", "infusion", "unspecified", "received", "0.2 vs 0.3 µg/kg/min"),
+      ("norepinephrine", 0.3, 0.3, "µg/kg/min", "infusion", "unspecified", "received", "0.2 vs 0.3 µg/kg/min")]),
+    ("In the vasopressin group, norepinephrine needs fell to 0.1 µg/kg/min.",
+     [("norepinephrine", 0.1, 0.1, "µg/kg/min", "infusion", "unspecified", "received", "0.1 µg/kg/min")]),
+    # Each dose takes the mode and timing of its own phrase, not of another drug's.
+    ("Rescue boluses of phenylephrine 50 µg or ephedrine 6 mg were given during the prophylactic norepinephrine "
+     "infusion.",
+     [("phenylephrine", 50, 50, "µg", "bolus", "rescue", "given", "50 µg"),
+      ("ephedrine", 6, 6, "mg", "bolus", "rescue", "given", "6 mg")]),
+    ("Women received a prophylactic norepinephrine infusion at 0.05 µg/kg/min, and rescue boluses of phenylephrine "
+     "50 µg were given when systolic pressure fell.",
+     [("norepinephrine", 0.05, 0.05, "µg/kg/min", "infusion", "prophylactic", "given", "0.05 µg/kg/min"),
+      ("phenylephrine", 50, 50, "µg", "bolus", "rescue", "given", "50 µg")]),
+    ("Phenylephrine 100 µg as needed to keep systolic pressure at baseline.",
+     [("phenylephrine", 100, 100, "µg", "bolus", "rescue", "given", "100 µg")]),
+    # A total takes the way the study gave the drug.
+    ("A prophylactic norepinephrine infusion was started at spinal injection; the total norepinephrine dose was 52 µg.",
+     [("norepinephrine", 52, 52, "µg", "infusion", "prophylactic", "received", "52 µg")]),
+    ("Norepinephrine boluses were given for hypotension, and the total norepinephrine dose was 24 µg.",
+     [("norepinephrine", 24, 24, "µg", "bolus", "rescue", "received", "24 µg")]),
+    # Reported extremes were received; protocol limits and rules were given.
+    ("Results: The maximum norepinephrine dose was 0.45 µg/kg/min.",
+     [("norepinephrine", 0.45, 0.45, "µg/kg/min", "infusion", "unspecified", "received", "0.45 µg/kg/min")]),
+    ("Patients received norepinephrine titrated between 0.5 and 2 µg/kg/min.",
+     [("norepinephrine", 0.5, 2, "µg/kg/min", "infusion", "unspecified", "given", "0.5 and 2 µg/kg/min")]),
+    ("Norepinephrine was titrated to a maximum of 1 µg/kg/min.",
+     [("norepinephrine", 1, 1, "µg/kg/min", "infusion", "unspecified", "given", "1 µg/kg/min")]),
+    ("Norepinephrine doses were increased to 0.5 µg/kg/min if MAP stayed below 65 mmHg.",
+     [("norepinephrine", 0.5, 0.5, "µg/kg/min", "infusion", "rescue", "given", "0.5 µg/kg/min")]),
 ]
 
 
@@ -437,6 +492,11 @@ COMPARATORS = [
      "norepinephrine boluses treated hypotension.", ["ondansetron", "placebo"]),
     ("", "Methods: Parturients were randomised to ondansetron 4 mg or norepinephrine 4 µg before spinal anaesthesia.",
      ["ondansetron"]),
+    # Drugs given on a trigger beside a norepinephrine arm are rescue, not arms; offered beside it, they are arms.
+    ("", "Methods: Phenylephrine 50 µg or ephedrine 6 mg was given during the norepinephrine infusion when SBP fell "
+     "below 90 mmHg.", []),
+    ("", "Methods: Women received norepinephrine or phenylephrine boluses when SBP fell below 90 mmHg.",
+     ["phenylephrine"]),
     # A survey's list of the drugs in use compares nothing.
     ("", "Methods: We surveyed 500 anaesthetists. Phenylephrine, ephedrine and norepinephrine were the vasopressors "
      "they used most.", []),

@@ -43,7 +43,8 @@ _GROUP_DEFINED = re.compile(r"\b(?:who|those|patients|children|adults|women|subj
 _ADDITION_BEFORE = re.compile(r"(?:\bplus|\+|\bwith|\bcombined with|\bin combination with|\band)\s{1,2}(?:\w+\s{1,2})?$")
 # ... and what was needed, which names an arm only when the sentence offers it as one ("or ephedrine as needed").
 _NEEDED_CLAUSE = re.compile(r"\b(?:if needed|as needed|was needed|were needed|need for|required|requirements?|"
-                            r"consumption)\b")
+                            r"consumption|(?:when|whenever|if)\s(?:the\s)?(?:\w+\s)?(?:sbp|systolic|map|mean arterial|"
+                            r"blood pressure|bp|arterial pressure|hypotension)|for hypotension|to treat hypotension)\b")
 _TITLE_JOIN = re.compile(r"^\s{0,3}(?:\(\w{1,6}\)\s{0,2})?(?:,|and|or|versus|vs\.?|v\.|/|with|compared (?:with|to)|"
                          r"combined with|to|plus|\+)\s{1,3}(?:(?:an?|the)\s{1,2})?(?:(?:infusion|bolus|prophylactic|"
                          r"continuous)\s{1,2})?$")
@@ -134,7 +135,8 @@ def _sentence_arms(document: Document, start: int, end: int, inside: list[Mentio
     for mention in inside:
         clause = _clause(low, start, end, mention)
         alternative = bool(allocating) and _in_alternative(low, mention, inside, start)
-        needed = _NEEDED_CLAUSE.search(clause) and not alternative and not (
+        needed = _NEEDED_CLAUSE.search(clause) and not (alternative and randomising) and \
+            not _joined_to_norepinephrine(low, mention, inside) and not (
             comparing and _GROUP_DEFINED.search(low, max(start, mention.start - 50), mention.start))
         if (_ADDED_CLAUSE.search(clause) or needed) and not _GROUP_AFTER.match(low, mention.end):
             continue
@@ -159,6 +161,21 @@ def _common_additions(low: str, inside: list[Mention], start: int) -> set[str]:
                 _ADDITION_BEFORE.search(low, max(start, mention.start - 30), mention.start):
             added[mention.name] = added.get(mention.name, 0) + 1
     return {name for name, times in added.items() if times > 1}
+
+
+_JOINED = re.compile(r"[^;,]{0,60}?\b(?:or|versus|vs\.?|and|with)\b[^;,]{0,60}")
+_JOIN_BREAK = re.compile(r"\b(?:was|were|is|are|during|while|when|whenever|if|after|before|then|than)\b")
+
+
+def _joined_to_norepinephrine(low: str, mention: Mention, inside: list[Mention]) -> bool:
+    """"norepinephrine or phenylephrine boluses when SBP fell": the drug is offered beside norepinephrine, as an arm."""
+    for other in inside:
+        if other.name != NOREPINEPHRINE or other is mention:
+            continue
+        start, end = (other.end, mention.start) if other.end <= mention.start else (mention.end, other.start)
+        if end >= start and _JOINED.fullmatch(low, start, end) and not _JOIN_BREAK.search(low, start, end):
+            return True
+    return False
 
 
 def _in_alternative(low: str, mention: Mention, inside: list[Mention], start: int) -> bool:

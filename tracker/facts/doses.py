@@ -13,8 +13,18 @@ For each amount with a unit (tracker/facts/quantities.py), sentence by sentence:
   3. the drug: one named inside the unit ("µg of norepinephrine per kg"), else one that follows at once ("5 µg
      sufentanil", "... in the phenylephrine group"), else the nearest one before it in the sentence, else the
      only vasoactive drug of the text; "dopamine or dobutamine at 10 µg/kg/min" gives both; a drug that is not
-     vasoactive (bupivacaine 10 mg) takes its dose out of the list;
-  4. mode, timing and role from the words around the amount, then from the text as a whole.
+     vasoactive (bupivacaine 10 mg) takes its dose out of the list. The drug whose dose the sentence states
+     ("the norepinephrine dose", "norepinephrine requirements", "the dose of X") keeps the amounts that other
+     drugs only label ("0.21 µg/kg/min with vasopressin", "in the vasopressin group"); no fluid is dosed in
+     milligrams ("terlipressin plus albumin (1 mg every 6 h)" is terlipressin's); an amount in units is
+     vasopressin's, and vasopressin's amounts are in units;
+  4. mode, timing and role from the words around the amount, then from the text as a whole. A cue word that
+     belongs to another drug's phrase ("during the prophylactic norepinephrine infusion") says nothing of this
+     dose, unless the drug is coordinated with that phrase ("rescue boluses of phenylephrine 50 µg or ephedrine
+     6 mg"); a fixed amount with a frequency ("every 6 h", "/6 h", "q6h") or a trigger is a bolus; a total takes
+     the way the text gives that drug; protocol limits ("titrated between", "to a maximum of") and rules ("if MAP
+     stayed below") were given, reported extremes ("the maximum dose was"), compared values ("0.2 vs 0.3") and
+     the rest of a reported list received.
 """
 
 from __future__ import annotations
@@ -63,9 +73,19 @@ _PROTOCOL_GAP = re.compile(r"\b(?:receiv\w*|given|start\w*|initial|infused|admin
                            r"randomi[sz]ed|titrated|determined by giving)\b")
 _GIVEN = re.compile(r"\b(?:given|administered|injected|intravenous\w*|i\.v\.|iv)\b")
 _NEAR = 30  # characters: a drug that is not vasoactive takes the dose after it only from this close
+_FLUIDS = frozenset({"albumin", "crystalloid", "colloid", "hydroxyethyl starch", "hetastarch", "gelatin", "dextrose",
+                     "ringer's lactate", "lactated ringer's", "hartmann's solution", "mannitol"})
+_DRUG_MASSES = frozenset({"µg", "mg", "ng", "U", "mU"})
+_ADDED_TO = re.compile(r"\s{1,2}(?:plus|\+|with|and|combined\s{1,2}with)\s{1,2}(?:iv\s{1,2}|intravenous\s{1,2})?")
 
 _BOLUS = re.compile(r"\b(?:bolus\w*|push|single (?:dose|injection)|injections?|injected|intermittent|every\s\d)")
 _INFUSION = re.compile(r"\b(?:infus\w*|continuous\w*|drip|titrat\w*|syringe pump|rate)\b")
+_BOLUS_WORD = re.compile(r"\b(?:bolus\w*|boluses)\b")
+_INFUSION_WORD = re.compile(r"\b(?:infusions?|infused)\b")
+# A dose with a frequency is a bolus repeated: "1 mg every 6 h", "1 mg/6 h", "1 mg q6h", "1 mg 6-hourly".
+_FREQUENCY = re.compile(r"\s{0,2}(?:\(\s{0,2})?(?:(?:iv|i\.v\.|intravenously|intravenous)\s{1,2})?"
+                        r"(?:every\s{1,2}\d|q\s?\d{1,2}\s?h|/\s{0,2}\d{1,2}(?:\s{0,2}-\s{0,2}\d{1,2})?\s{0,2}h\b|"
+                        r"\d{1,2}-?\s?hourly|(?:twice|thrice|three times|four times)\s{1,2}(?:a\s{1,2})?(?:daily|day))")
 _TOTAL = re.compile(r"\b(?:total|cumulative|overall)\b[^;\d]{0,50}$")
 _PROPHYLACTIC = re.compile(
     r"\b(?:prophyla\w*|prevent\w*|pre-?emptive\w*|fixed[- ]rate|constant[- ]rate|"
@@ -86,12 +106,27 @@ _SHOCK = re.compile(r"\b(?:shock|septic|sepsis|vasoplegi\w*|vasodilatory|vasopre
 # "The median dose was", "total phenylephrine consumption": not "a total of 48 parturients received" (a number
 # between the word and the amount counts something else).
 _RECEIVED_BEFORE = re.compile(r"\b(?:mean|median|average|total|cumulative|overall)\b[^;\d]{0,50}$")
-_DOSE_WAS = re.compile(r"\b(?:doses?|rates?|requirements?|amounts?|consumption|infusion)\b[^;]{0,40}?"
+_DOSE_WAS = re.compile(r"\b(?:doses?|rates?|requirements?|needs?|amounts?|consumption|infusion)\b[^;]{0,40}?"
                        r"\b(?:was|were|ranged?|varied|reached|decreased|increased|declined|fell|rose|changed)"
-                       r"\s{1,2}(?:from\s{1,2}|between\s{1,2}|of\s{1,2}|"
+                       r"\s{1,2}(?:from\s{1,2}|between\s{1,2}|of\s{1,2}|to\s{1,2}|"
                        r"up to\s{1,2}|about\s{1,2}|approximately\s{1,2})?(?:[<>≤≥]\s{0,2})?$")
 _PROTOCOL_WORDS = re.compile(r"\b(?:start\w*|initial|first|fixed|predetermined|protocol|assigned|allocated|randomi[sz]ed|"
                              r"target\w*|planned|set)\b")
+# Protocol limits ("titrated between", "to a maximum of", "not exceeding") say what was given.
+_LIMIT_BEFORE = re.compile(r"(?:\b(?:titrat\w*|adjusted|maintained|kept)\s{1,2}(?:[\w-]+\s{1,2}){0,3}?(?:between|from|"
+                           r"up\s{1,2}to|to|within|at)|\bto\s{1,2}a\s{1,2}maximum\s{1,2}(?:(?:dose|rate)\s{1,2})?of|"
+                           r"\bnot\s{1,2}(?:to\s{1,2})?exceed(?:ing)?|\bno\s{1,2}more\s{1,2}than)\s{1,2}$")
+# Reported extremes: "the maximum norepinephrine dose was", "peak requirements were".
+_EXTREME_WAS = re.compile(r"\b(?:maximum|maximal|max|peak|highest|lowest|minimum)\s{1,2}(?:[\w-]+\s{1,2}){0,3}?"
+                          r"(?:doses?|rates?|requirements?|infusion)\b[^;\d]{0,30}?\b(?:was|were|reached|of)\s{1,2}"
+                          r"(?:about\s{1,2}|approximately\s{1,2})?$")
+# Values compared with each other ("0.2 vs 0.3 µg/kg/min") are results.
+_COMPARED_VALUES = re.compile(r"\d\s{1,3}(?:vs\.?|versus)\s{1,3}\d")
+# What separates one reported value of a list from the next: a new verb or clause.
+_LIST_BREAK = re.compile(r";|\b(?:was|were|is|are|given|received|receiving|started|titrated|infused|administered|"
+                         r"increased|decreased|then)\b")
+# "... increased to 0.5 µg/kg/min if MAP stayed below 65 mmHg": a rule of the protocol.
+_CONDITION_AFTER = re.compile(r"[^;]{0,40}?\b(?:if|when|whenever|until|unless|to (?:maintain|keep|achieve|reach))\b")
 _REQUIRED_AFTER = re.compile(r"[^;]{0,40}\b(?:was|were)\s(?:required|needed|used|administered in total)\b")
 
 
@@ -128,7 +163,7 @@ def doses_and_results(document: Document, drugs: list[Mention], results_wanted: 
     vasoactive_names = {mention.name for mention in drugs if mention.vasoactive}
     only_drug = next(iter(vasoactive_names)) if len(vasoactive_names) == 1 else None
     dose_finding = document.search("doses.result", RESULT_KIND)
-    context = _TextContext(document)
+    context = _TextContext(document, drugs)
     doses: list[Dose] = []
     results: list[DoseResult] = []
     seen: set[tuple[str, float, float, str]] = set()
@@ -148,6 +183,7 @@ def doses_and_results(document: Document, drugs: list[Mention], results_wanted: 
             candidates = _with_result_values(found, candidates, kinds[0][0])
         candidates = [candidate for candidate in candidates if not _in_interval(low, sentence, candidate.start)]
         values = [candidate.quantity for candidate in candidates]
+        previous: tuple[int, str] | None = None  # where the sentence's last dose ended, and its role
         for candidate in candidates:
             quantity = candidate.quantity
             if _is_step(low, sentence, found, quantity):
@@ -169,6 +205,7 @@ def doses_and_results(document: Document, drugs: list[Mention], results_wanted: 
                 continue
             if not_doses or (dose_finding and sentence.section == "conclusions"):
                 continue
+            drug_mentions = _fitting(candidate, drug_mentions, sentence_drugs)
             for mention in drug_mentions:
                 if not mention.vasoactive:
                     continue
@@ -176,11 +213,14 @@ def doses_and_results(document: Document, drugs: list[Mention], results_wanted: 
                 if key in seen:
                     continue
                 seen.add(key)
-                mode = _mode(low, sentence, candidate, context.bolus)
+                mode = _mode(low, sentence, candidate, context, mention.name, sentence_drugs)
+                role = _role(low, sentence, candidate, previous)
+                previous = (candidate.end, role)
                 doses.append(Dose(
                     drug=mention.name, low=candidate.amount.low, high=candidate.amount.high, unit=candidate.unit,
-                    mode=mode, timing=_timing(low, sentence, candidate, context.shock, context.timing, mode),
-                    role=_role(low, sentence, candidate),
+                    mode=mode, timing=_timing(low, sentence, candidate, context.shock, context.timing, mode,
+                                              mention.name, sentence_drugs),
+                    role=role,
                     span=Span(candidate.start, candidate.end), text=document.text[candidate.start:candidate.end]))
     # A concentration is a dose only when it is all the text gives about that drug.
     dosed = {dose.drug for dose in doses if not dose.unit.endswith("/mL")}
@@ -191,8 +231,24 @@ def doses_and_results(document: Document, drugs: list[Mention], results_wanted: 
 class _TextContext:
     """What the text as a whole says about doses, read only when a dose needs it."""
 
-    def __init__(self, document: Document) -> None:
+    def __init__(self, document: Document, drugs: list[Mention]) -> None:
         self._document = document
+        self._drugs = drugs
+        self._drug_modes: dict[str, str] | None = None
+
+    def drug_mode(self, drug: str) -> str:
+        """How the text gives a drug, when it names one way only ("a norepinephrine infusion", "phenylephrine
+        boluses"), else "unspecified"."""
+        if self._drug_modes is None:
+            low = self._document.low
+            ways: dict[str, set[str]] = {}
+            for mode, pattern in (("bolus", _BOLUS_WORD), ("infusion", _INFUSION_WORD)):
+                for match in pattern.finditer(low):
+                    owner = _cue_owner(low, match.start(), match.end(), self._drugs)
+                    if owner is not None:
+                        ways.setdefault(owner.name, set()).add(mode)
+            self._drug_modes = {name: next(iter(modes)) for name, modes in ways.items() if len(modes) == 1}
+        return self._drug_modes.get(drug, "unspecified")
 
     @cached_property
     def bolus(self) -> bool:
@@ -401,17 +457,25 @@ def _drugs_for(low: str, candidate: _Candidate, drugs: list[Mention], fallback: 
     if within:
         return within[:1]
     before = [mention for mention in drugs if mention.end <= candidate.start]
+    if before and before[-1].name in _FLUIDS and candidate.unit.split("/")[0] in _DRUG_MASSES:
+        # "terlipressin plus albumin (1 mg every 6 h)": no fluid is dosed in milligrams; the drug it is added to is.
+        joined = [mention for mention in before[:-1] if mention.vasoactive
+                  and _ADDED_TO.fullmatch(low, mention.end, before[-1].start)]
+        before = before[:-1] if not joined else before[:before.index(joined[-1]) + 1]
     if before and _PRECEDING_DRUG.match(low[before[-1].end:candidate.start]):
         return _with_coordinated(low, before, before[-1])
     after = [mention for mention in drugs if mention.start >= candidate.end]
+    head = _head_drug(low, before)
     if after:
         gap = low[candidate.end:after[0].start]
         if _FOLLOWING_DRUG.match(gap):
             return [after[0]]
         if _GROUP_GAP.fullmatch(gap) and _GROUP_WORD.match(low, after[0].end):
-            return [after[0]]
+            return [head] if head is not None and head.name != after[0].name else [after[0]]
     if before:
         nearest = before[-1]
+        if head is not None and nearest is not head and nearest.name != head.name and _labels_a_group(low, nearest):
+            return [head]
         if not nearest.vasoactive and candidate.start - nearest.end > _NEAR:
             nearest = next((mention for mention in reversed(before) if mention.vasoactive), nearest)
         return _with_coordinated(low, before, nearest)
@@ -420,6 +484,50 @@ def _drugs_for(low: str, candidate: _Candidate, drugs: list[Mention], fallback: 
     if fallback is not None:
         return [Mention(candidate.start, candidate.start, fallback, True, True)]
     return []
+
+
+# "the norepinephrine dose", "norepinephrine requirements", "the dose of norepinephrine": the drug whose amount the
+# sentence states, whatever other drugs name its groups ("... 0.21 µg/kg/min with vasopressin and 0.33 with placebo").
+_HEAD_AFTER_DRUG = re.compile(r"[\s-]{1,2}(?:[a-z]+\s{1,2})?(?:doses?|dosages?|requirements?|infusion\s{1,2}rates?|"
+                              r"rates?|consumption|needs?|use|exposure)\b")
+_HEAD_BEFORE_DRUG = re.compile(r"\b(?:doses?|dosages?|requirements?|infusion\s{1,2}rates?|consumption|amounts?|needs?)"
+                               r"\s{1,2}(?:of|for)\s{1,2}(?:the\s{1,2})?$")
+# A drug that names a group or a condition: "with vasopressin", "in the placebo group", "than terlipressin".
+_GROUP_LABEL_BEFORE = re.compile(r"\b(?:with|in|among|plus|receiving|versus|vs\.?|than|and|or)\s{1,2}(?:the\s{1,2})?$")
+
+
+def _head_drug(low: str, before: list[Mention]) -> Mention | None:
+    """The last vasoactive drug before the amount that heads "X dose", "X requirements" or "dose of X"."""
+    for mention in reversed(before):
+        if mention.vasoactive and (_HEAD_AFTER_DRUG.match(low, mention.end) or
+                                   _HEAD_BEFORE_DRUG.search(low, max(0, mention.start - 30), mention.start)):
+            return mention
+    return None
+
+
+def _labels_a_group(low: str, mention: Mention) -> bool:
+    return bool(_GROUP_LABEL_BEFORE.search(low, max(0, mention.start - 16), mention.start)
+                or _GROUP_WORD.match(low, mention.end))
+
+
+_IN_UNITS = frozenset({"vasopressin", "ornipressin"})  # the drugs dosed in units, and dosed in nothing else
+
+
+def _fits_unit(drug: str, unit: str) -> bool:
+    return (unit.split("/")[0] in ("U", "mU")) == (drug in _IN_UNITS)
+
+
+def _fitting(candidate: _Candidate, chosen: list[Mention], drugs: list[Mention]) -> list[Mention]:
+    """The drugs for an amount whose unit none of them is dosed in ("0.2 µg/kg/min" after "vasopressin", "0.03 U/min"
+    after "norepinephrine"): the nearest drug of the sentence that is."""
+    vasoactive = [mention for mention in chosen if mention.vasoactive]
+    if not vasoactive or any(_fits_unit(mention.name, candidate.unit) for mention in vasoactive):
+        return chosen
+    fitting = [mention for mention in drugs if mention.vasoactive and _fits_unit(mention.name, candidate.unit)]
+    if not fitting:
+        return chosen
+    return [min(fitting, key=lambda mention: (mention.start > candidate.start,
+                                               abs(mention.start - candidate.start)))]
 
 
 def _with_coordinated(low: str, before: list[Mention], nearest: Mention) -> list[Mention]:
@@ -464,11 +572,41 @@ def _result_kind(low: str, kinds: list[tuple[int, str]], candidate: _Candidate, 
     return before[-1][1]
 
 
-def _nearest_cue(low: str, sentence: Sentence, candidate: _Candidate, patterns: dict[str, re.Pattern[str]]) -> str | None:
+_OWNER_BEFORE_GAP = re.compile(r"[\s-]{1,2}(?:[a-z]+\s{1,2})?")
+_OWNER_AFTER_GAP = re.compile(r"\s{1,2}(?:(?:[a-z]+\s{1,2}){0,2}?(?:of|with)\s{1,2})?(?:the\s{1,2}|an?\s{1,2})?")
+_CLAUSE_BREAK = re.compile(r";|\b(?:was|were|is|are|during|while|when|whenever|if|after|before|then|until|and then)\b")
+
+
+def _cue_owner(low: str, start: int, end: int, drugs: list[Mention]) -> Mention | None:
+    """The drug a cue word belongs to: "norepinephrine infusion", "prophylactic norepinephrine", "rescue boluses of
+    phenylephrine"."""
+    for mention in drugs:
+        if mention.vasoactive and mention.start >= end and _OWNER_AFTER_GAP.fullmatch(low, end, mention.start):
+            return mention
+    for mention in reversed(drugs):
+        if mention.vasoactive and mention.end <= start and _OWNER_BEFORE_GAP.fullmatch(low, mention.end, start):
+            return mention
+    return None
+
+
+def _cue_for(low: str, start: int, end: int, candidate: _Candidate, drug: str, drugs: list[Mention]) -> bool:
+    """Whether a cue word speaks of this dose: not when it belongs to another drug's phrase ("rescue boluses of
+    phenylephrine 50 µg were given during the prophylactic norepinephrine infusion"), unless this dose's drug is
+    coordinated with that phrase ("... phenylephrine 50 µg or ephedrine 6 mg")."""
+    owner = _cue_owner(low, start, end, drugs)
+    if owner is None or owner.name == drug:
+        return True
+    return owner.end <= candidate.start and not _CLAUSE_BREAK.search(low, owner.end, candidate.start)
+
+
+def _nearest_cue(low: str, sentence: Sentence, candidate: _Candidate, patterns: dict[str, re.Pattern[str]],
+                 drug: str = "", drugs: list[Mention] | None = None) -> str | None:
     best: tuple[int, str] | None = None
     for name, pattern in patterns.items():
         for match in pattern.finditer(low, sentence.start, sentence.end):
             if _NEGATED.search(low, max(sentence.start, match.start() - 8), match.start()):
+                continue
+            if drugs and not _cue_for(low, match.start(), match.end(), candidate, drug, drugs):
                 continue
             if match.end() <= candidate.start:
                 distance = candidate.start - match.end()
@@ -481,7 +619,8 @@ def _nearest_cue(low: str, sentence: Sentence, candidate: _Candidate, patterns: 
     return best[1] if best else None
 
 
-def _mode(low: str, sentence: Sentence, candidate: _Candidate, text_bolus: bool) -> str:
+def _mode(low: str, sentence: Sentence, candidate: _Candidate, context: _TextContext, drug: str,
+          drugs: list[Mention]) -> str:
     unit = candidate.unit
     denominators = unit.split("/")[1:]
     if any(part in ("min", "h", "day") for part in denominators):
@@ -490,12 +629,15 @@ def _mode(low: str, sentence: Sentence, candidate: _Candidate, text_bolus: bool)
         return "infusion" if _INFUSION.search(low, sentence.start, sentence.end) else "unspecified"
     before = low[max(sentence.start, candidate.start - 60):candidate.start]
     if _TOTAL.search(before):
-        return "unspecified"
-    cue = _nearest_cue(low, sentence, candidate, {"bolus": _BOLUS, "infusion": _INFUSION})
+        return context.drug_mode(drug)  # a total takes the way the study gave the drug
+    if _FREQUENCY.match(low, candidate.end, sentence.end):
+        return "bolus"  # "1 mg every 6 h", "1 mg/6 h", "1 mg q6h"
+    cue = _nearest_cue(low, sentence, candidate, {"bolus": _BOLUS, "infusion": _INFUSION}, drug, drugs)
     if cue is not None:
         return cue
-    # An amount of a vasopressor given at once is a bolus.
-    return "bolus" if text_bolus or _GIVEN.search(low, sentence.start, sentence.end) else "unspecified"
+    # An amount of a vasopressor given at once, or on a trigger, is a bolus.
+    return "bolus" if context.bolus or _GIVEN.search(low, sentence.start, sentence.end) or \
+        _RESCUE.search(low, sentence.start, sentence.end) else "unspecified"
 
 
 def _text_timing(document: Document) -> str | None:
@@ -516,8 +658,8 @@ def _text_timing(document: Document) -> str | None:
 
 
 def _timing(low: str, sentence: Sentence, candidate: _Candidate, shock: bool, text_timing: str | None,
-            mode: str) -> str:
-    cue = _nearest_cue(low, sentence, candidate, {"prophylactic": _PROPHYLACTIC, "rescue": _RESCUE})
+            mode: str, drug: str = "", drugs: list[Mention] | None = None) -> str:
+    cue = _nearest_cue(low, sentence, candidate, {"prophylactic": _PROPHYLACTIC, "rescue": _RESCUE}, drug, drugs)
     if cue is not None:
         return cue
     if shock:
@@ -532,14 +674,23 @@ def _timing(low: str, sentence: Sentence, candidate: _Candidate, shock: bool, te
     return "unspecified"
 
 
-def _role(low: str, sentence: Sentence, candidate: _Candidate) -> str:
+def _role(low: str, sentence: Sentence, candidate: _Candidate, previous: tuple[int, str] | None = None) -> str:
     if candidate.quantity.spread:
         return "received"
     before = low[max(sentence.start, candidate.start - 70):candidate.start]
-    if _RECEIVED_BEFORE.search(before):
+    if _LIMIT_BEFORE.search(before):
+        return "given"  # "titrated between 0.5 and 2 µg/kg/min", "to a maximum of 1 µg/kg/min"
+    if _RECEIVED_BEFORE.search(before) or _COMPARED_VALUES.search(low, candidate.quantity.start, candidate.quantity.end):
         return "received"
+    if sentence.section != "methods" and _EXTREME_WAS.search(before) and (
+            sentence.section in ("results", "conclusions") or not before.rstrip().endswith("of")):
+        return "received"  # "the maximum norepinephrine dose was 0.45 µg/kg/min"
+    if previous is not None and previous[1] == "received" and \
+            not _LIST_BREAK.search(low, previous[0], candidate.start):
+        return "received"  # "... was 0.21 µg/kg/min with vasopressin and 0.33 µg/kg/min with placebo"
     if _DOSE_WAS.search(before) and (sentence.section in ("results", "conclusions") or (
-            sentence.section != "methods" and not _PROTOCOL_WORDS.search(before))):
+            sentence.section != "methods" and not _PROTOCOL_WORDS.search(before)
+            and not _CONDITION_AFTER.match(low, candidate.end, sentence.end))):
         return "received"
     if _REQUIRED_AFTER.match(low, candidate.end, sentence.end):
         return "received"

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from tracker.facts.numbers import decimal
 
 NUMBER = r"\d{1,7}(?:[.,]\d{1,6})?"
-_SEPARATOR = r"(?:\s{0,3}-\s{0,3}|\s{0,2},(?:\s{0,2}(?:and|or)\b)?\s{0,2}|\s{1,3}(?:to|and|or)\s{1,3})"
+_SEPARATOR = (r"(?:\s{0,3}-\s{0,3}|\s{0,2},(?:\s{0,2}(?:and|or)\b)?\s{0,2}|\s{1,3}(?:to|up\s{1,2}to|and|or)\s{1,3}|"
+              r"\s{1,3}(?:vs\.?|versus)\s{1,3})")
 _SPREAD = (r"(?:\s{0,2}(?:±|\+/-|\+-)\s{0,2}" + NUMBER + r"|\s{0,2}\((?=[^()]{0,40}\d)[^()]{0,40}\)"
            r"|\s{0,2}\[(?=[^\[\]]{0,40}\d)[^\[\]]{0,40}\])")
 VALUES = re.compile(rf"(?<![\w.,])({NUMBER}(?:{_SEPARATOR}{NUMBER}){{0,12}})({_SPREAD})?")
@@ -181,7 +182,9 @@ def amounts_of(values: str, between: bool) -> tuple[Amount, ...]:
         if part[:1].isdigit():
             numbers.append(decimal(part))
         else:
-            joins.append(part.strip().strip(",").strip())
+            join = part.strip().strip(",").strip()
+            # "from 0.02 up to 0.3" is a range; "0.2 vs 0.3" two values
+            joins.append("to" if join.startswith("up") else "," if join.startswith("v") else join)
     amounts: list[Amount] = []
     index = 0
     while index < len(numbers):
