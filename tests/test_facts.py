@@ -382,6 +382,11 @@ DESIGNS = [
      "observational"),
     ("Prophylactic vasopressors for caesarean delivery", "We read with interest the recent dose-finding study of "
      "prophylactic norepinephrine and wish to raise two points.", "review"),
+    # Patients' tissue studied in an organ bath is a laboratory study.
+    ("The effect of norepinephrine on isolated human uterine arteries", "Methods: Segments of uterine artery were "
+     "obtained from 12 women undergoing hysterectomy and mounted in an organ bath.", "animal or laboratory"),
+    ("Vasoconstriction of human arteries", "Methods: Arterial rings from 20 patients undergoing cardiac surgery were "
+     "studied by wire myography.", "animal or laboratory"),
 ]
 
 

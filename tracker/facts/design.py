@@ -57,10 +57,14 @@ _CUES: dict[str, re.Pattern[str]] = {
     "animal or laboratory": re.compile(
         r"\b(?:rats?|mice|mouse|murine|rodents?|pigs?|piglets?|swine|porcine|sheep|ovine|lambs?|ewes?|dogs?|canine|"
         r"rabbits?|cats?|feline|horses?|equine|cattle|bovine|calves|monkeys?|primates?|baboons?|hamsters?|guinea pigs?|"
-        r"zebrafish|animal models?|animals|in vitro|ex vivo|isolated (?:\w+ )?(?:arteries|artery|vessels?|hearts?|"
+        r"zebrafish|animal models?|animals|in vitro|ex vivo|isolated (?:\w+ ){0,2}(?:arteries|artery|vessels?|hearts?|"
         r"tissues?|cotyledons?|rings?|cells?|muscles?|strips?|perfused)|cell cultures?|cultured (?:\w+ )?cells|"
-        r"cell lines?|organ bath|myography|placental model|perfused (?:human )?placenta|in silico|simulation model|"
+        r"cell lines?|organ baths?|myograph\w*|placental model|perfused (?:human )?placenta|in silico|simulation model|"
         r"pharmacokinetic model)\b"),
+    # Tissue studied outside the body: a laboratory study even when the tissue came from patients.
+    "tissue": re.compile(r"\b(?:in vitro|ex vivo|isolated (?:\w+ ){0,2}(?:arteries|artery|vessels?|veins?|hearts?|tissues?|"
+                         r"cotyledons?|rings?|muscles?|strips?)|organ baths?|myograph\w*|perfused (?:human )?placenta|"
+                         r"placental model)\b"),
     "human volunteers": re.compile(r"\b(?:healthy (?:human )?(?:volunteers|subjects|adults|men|women)|volunteers|"
                                    r"patients|parturients|women|children|neonates)\b"),
     "case report": re.compile(r"\b(?:case reports?|case presentation|(?:a|an) (?:rare |unusual |unique |fatal |"
@@ -120,6 +124,7 @@ GATES: dict[str, tuple[str, ...]] = {
         "equine", "cattle", "bovine", "calves", "monkey", "primate", "baboon", "hamster", "zebrafish", "animal",
         "in vitro", "ex vivo", "isolated", "cell culture", "cultured", "cell line", "organ bath", "myograph",
         "placental model", "perfused", "in silico", "simulation model", "pharmacokinetic model"),
+    "design.tissue": ("in vitro", "ex vivo", "isolated", "organ bath", "myograph", "perfused", "placental model"),
     "design.human volunteers": ("volunteer", "patient", "parturient", "women", "children", "neonate", "healthy"),
     "design.case report": ("case report", "case presentation", "case of", "case is", "cases is", "case are",
                            "cases are", "-year-old", "-month-old", "-week-old", "-day-old", "case series", "this case",
@@ -369,6 +374,8 @@ def _design_from_text(document: Document, mesh: set[str]) -> DesignFinding:
     human = strength("human volunteers") if animals or mesh_animal else 0
     if animals == 3 or (animals >= 2 and human < 2) or (animals and not human) or (mesh_animal and not human):
         return found("animal or laboratory", "animal or laboratory")
+    if animals >= 2 and strength("tissue") >= 2 and strength("rct") < 2:
+        return found("animal or laboratory", "tissue")  # patients' tissue in an organ bath
     if strength("non-randomised") >= 1 and strength("non-randomised") >= strength("rct"):
         return found("non-randomised trial", "non-randomised")
     if strength("rct") == 1 and not _reports_data(document):
