@@ -299,6 +299,15 @@ def test_dose_grammar(sentence, expected):
         == expected
 
 
+def test_a_titles_timing_belongs_to_its_drug():
+    """The title's prophylaxis is norepinephrine's; ephedrine boluses that were needed are rescue, their size given."""
+    doses = extract_facts("Norepinephrine prophylaxis in elderly patients", "Methods: Women were randomised to "
+                          "norepinephrine 0.05 µg/kg/min or saline.\nResults: Ephedrine 6 mg boluses were needed less "
+                          "often.").to_labels()["doses"]
+    assert [(d["drug"], d["mode"], d["timing"], d["role"]) for d in doses] == [
+        ("norepinephrine", "infusion", "prophylactic", "given"), ("ephedrine", "bolus", "rescue", "given")]
+
+
 def test_ed_estimates_are_results_not_doses():
     facts = extract_facts("", "The ED90 of norepinephrine was 0.08 µg/kg/min (95% CI 0.06 to 0.1 µg/kg/min).")
     assert facts.to_labels()["results"] == [{"kind": "ED90", "drug": "norepinephrine", "value": 0.08,
@@ -429,6 +438,8 @@ SIZES = [
     ("In a retrospective cohort, 64 patients received norepinephrine and 58 received dopamine.", 122),
     ("In this case-control study, 25 patients with digital ischaemia and 75 matched controls were studied.", 100),
     ("We retrospectively reviewed the records of 96 children with septic shock.", 96),
+    ("Patients were randomised to norepinephrine or saline infusion (n = 40 each).", 80),
+    ("Women were randomised into three groups (30 women per group).", 90),
 ]
 
 

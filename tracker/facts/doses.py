@@ -99,7 +99,9 @@ _RESCUE = re.compile(
     r"(?:given|administered|used|needed|required)\sfor\s(?:\w+\s){0,2}?hypotension|"
     r"(?:when|whenever|if|once)\s(?:the\s)?(?:maternal\s)?(?:sbp|systolic|map|mean arterial|blood pressure|bp|"
     r"arterial pressure|hypotension)|on demand|as needed|as required|(?:pressure|sbp|map|bp)\s(?:\w+\s){0,3}?"
-    r"(?:fell|falls|decreased|dropped|declined)|in response to hypotension|therapeutic)")
+    r"(?:fell|falls|decreased|dropped|declined)|in response to hypotension|therapeutic|"
+    # "ephedrine 6 mg boluses were needed less often": what was needed was given to treat
+    r"(?:bolus\w*|doses?)\s(?:was|were)\s(?:\w+\s)?(?:needed|required)|if\s(?:needed|required|necessary))")
 _NEGATED = re.compile(r"\b(?:no|without|not|non)[\s-]{1,2}$")
 _SHOCK = re.compile(r"\b(?:shock|septic|sepsis|vasoplegi\w*|vasodilatory|vasopressor support|hypotensive patients|"
                     r"critically ill|resuscitation|cardiac arrest|refractory hypotension)\b")
@@ -127,6 +129,7 @@ _LIST_BREAK = re.compile(r";|\b(?:was|were|is|are|given|received|receiving|start
                          r"increased|decreased|then)\b")
 # "... increased to 0.5 µg/kg/min if MAP stayed below 65 mmHg": a rule of the protocol.
 _CONDITION_AFTER = re.compile(r"[^;]{0,40}?\b(?:if|when|whenever|until|unless|to (?:maintain|keep|achieve|reach))\b")
+_SIZE_NOUN = re.compile(r"[\s-]{0,2}(?:bolus\w*|doses?|injections?|aliquots?)\b")
 _REQUIRED_AFTER = re.compile(r"[^;]{0,40}\b(?:was|were)\s(?:required|needed|used|administered in total)\b")
 
 
@@ -218,8 +221,8 @@ def doses_and_results(document: Document, drugs: list[Mention], results_wanted: 
                 previous = (candidate.end, role)
                 doses.append(Dose(
                     drug=mention.name, low=candidate.amount.low, high=candidate.amount.high, unit=candidate.unit,
-                    mode=mode, timing=_timing(low, sentence, candidate, context.shock, context.timing, mode,
-                                              mention.name, sentence_drugs),
+                    mode=mode, timing=_timing(low, sentence, candidate, context.shock, context.timing(mention.name),
+                                              mode, mention.name, sentence_drugs),
                     role=role,
                     span=Span(candidate.start, candidate.end), text=document.text[candidate.start:candidate.end]))
     # A concentration is a dose only when it is all the text gives about that drug.
@@ -235,6 +238,7 @@ class _TextContext:
         self._document = document
         self._drugs = drugs
         self._drug_modes: dict[str, str] | None = None
+        self._timings: dict[str, str | None] = {}
 
     def drug_mode(self, drug: str) -> str:
         """How the text gives a drug, when it names one way only ("a norepinephrine infusion", "phenylephrine
@@ -258,9 +262,10 @@ class _TextContext:
     def shock(self) -> bool:
         return bool(_SHOCK.search(self._document.low))
 
-    @cached_property
-    def timing(self) -> str | None:
-        return _text_timing(self._document)
+    def timing(self, drug: str) -> str | None:
+        if drug not in self._timings:
+            self._timings[drug] = _text_timing(self._document, drug, self._drugs)
+        return self._timings[drug]
 
 
 def _recent_vasoactive(document: Document, drugs: list[Mention], index: int) -> str | None:
@@ -640,15 +645,26 @@ def _mode(low: str, sentence: Sentence, candidate: _Candidate, context: _TextCon
         _RESCUE.search(low, sentence.start, sentence.end) else "unspecified"
 
 
-def _text_timing(document: Document) -> str | None:
-    """The timing the text as a whole speaks of: its title first, then its words, when they say one thing."""
+def _text_timing(document: Document, drug: str, drugs: list[Mention]) -> str | None:
+    """The timing the text as a whole speaks of for a drug: its title first, then its words, when they say one
+    thing; a cue that belongs to another drug ("norepinephrine prophylaxis" for an ephedrine bolus) does not count."""
     low = document.low
-    title = low[:document.title_end]
-    prophylactic_title, rescue_title = bool(_PROPHYLACTIC.search(title)), bool(_RESCUE.search(title))
+    title_end = document.title_end
+
+    def cues(pattern: re.Pattern[str], start: int, end: int) -> int:
+        found = 0
+        for match in pattern.finditer(low, start, end):
+            if _NEGATED.search(low, max(0, match.start() - 8), match.start()):
+                continue
+            owner = _cue_owner(low, match.start(), match.end(), drugs)
+            if owner is None or owner.name == drug:
+                found += 1
+        return found
+
+    prophylactic_title, rescue_title = bool(cues(_PROPHYLACTIC, 0, title_end)), bool(cues(_RESCUE, 0, title_end))
     if prophylactic_title != rescue_title:
         return "prophylactic" if prophylactic_title else "rescue"
-    prophylactic = sum(1 for match in _PROPHYLACTIC.finditer(low)
-                       if not _NEGATED.search(low, max(0, match.start() - 8), match.start()))
+    prophylactic = cues(_PROPHYLACTIC, 0, len(low))
     rescue = sum(1 for _match in _RESCUE.finditer(low))
     if prophylactic and not rescue:
         return "prophylactic"
@@ -692,6 +708,6 @@ def _role(low: str, sentence: Sentence, candidate: _Candidate, previous: tuple[i
             sentence.section != "methods" and not _PROTOCOL_WORDS.search(before)
             and not _CONDITION_AFTER.match(low, candidate.end, sentence.end))):
         return "received"
-    if _REQUIRED_AFTER.match(low, candidate.end, sentence.end):
-        return "received"
+    if _REQUIRED_AFTER.match(low, candidate.end, sentence.end) and not _SIZE_NOUN.match(low, candidate.end):
+        return "received"  # "52 µg was required", but not "6 mg boluses were needed" (the size of each)
     return "given"

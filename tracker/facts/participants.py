@@ -4,7 +4,8 @@ A count is a number (digits or words) before a participant noun, with up to thre
 women", "Ninety-two neonates", "3 septic shock patients", "1, 747 included patients"), or "n = 60" / "(n=3,819)".
 The first count that an enrolment word goes with ("randomised", "enrolled", "a total of", "undergoing") wins; then
 the first count not marked as a part ("114 of 163 patients", "309 patients (65%)", "analysed"); then a count
-marked as analysed; then the group sizes summed ("n = 31 ... n = 31"). Animal and laboratory studies have none; a
+marked as analysed; then one group's size times the groups ("n = 40 each", "30 women per group"); then the
+group sizes summed ("n = 31 ... n = 31"). Animal and laboratory studies have none; a
 systematic review counts only patients pooled; a case report with no number describes one patient.
 
 A survey's participants are those who answered ("486 anaesthetists responded"; "sent to 900" is a part, like
@@ -74,6 +75,9 @@ _VERB_COUNT = re.compile(rf"\b(?:included|enrolled|recruited|randomi[sz]ed|studi
                          r"(?!(?:trials|studies|rcts|articles|hospitals|centres|centers|units|sites|countries|items|"
                          r"variables|days|weeks|months|years|hours|minutes|times|groups|arms|doses|samples|cycles|"
                          r"mg|ml|µg|%)\b)([a-z][\w-]{2,30})")
+_EACH = re.compile(rf"\bn\s{{0,2}}=\s{{0,2}}({_DIGITS})\s{{0,2}}(?:each|per\s{{1,2}}(?:group|arm)|in\s{{1,2}}each)\b|"
+                   rf"(?<![\w.,%/-])({_DIGITS})\s{{1,2}}(?:{_PARTICIPANT}\s{{1,2}})?(?:per|in\s{{1,2}}each)\s{{1,2}}(?:group|arm)\b")
+_ARMS = re.compile(r"\b(two|three|four|five|six|2|3|4|5|6)\s{1,2}(?:\w+\s{1,2})?(?:groups|arms)\b")
 _SMALL_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "2": 2, "3": 3, "4": 4, "5": 5, "6": 6}
 _POOLED_NOUN = re.compile(r"\b(?:trials|studies|rcts|articles)\b")
 
@@ -88,6 +92,7 @@ GATES: dict[str, tuple[str, ...]] = {
                           "pharmacist"),
     "participants.n": ("n=", "n =", "n  ="),
     "participants.groups": ("groups of", "groups with"),
+    "participants.each": (" each", "per group", "per arm"),
     "participants.verb": ("included", "enrolled", "recruited", "randomised", "randomized", "studied", "comprised"),
     "participants.bare": ("were randomi", "were randomly", "were enrolled", "were included", "were recruited",
                           "were allocated", "were assigned", "were studied", "responded"),
@@ -128,6 +133,12 @@ def read_sample_size(document: Document, design: str) -> SampleSize | None:
         size = count(groups.group(2))
         if size:
             return SampleSize(_SMALL_WORDS[groups.group(1)] * size, Span(groups.start(), groups.end()))
+    each = _EACH.search(low) if document.has("participants.each") else None
+    if each:
+        # "(n = 40 each)", "40 patients per group": the group size times the groups (two unless the text says more).
+        arms = _ARMS.search(low)
+        size = int(re.sub(r"\D", "", each.group(1) or each.group(2)))
+        return SampleSize(size * (_SMALL_WORDS[arms.group(1)] if arms else 2), Span(each.start(), each.end()))
     sizes = [(int(re.sub(r"\D", "", match.group(1))), match) for match in _n_equals(document)]
     if len(sizes) >= 2:
         return SampleSize(sum(size for size, _match in sizes),
