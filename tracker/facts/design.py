@@ -132,6 +132,8 @@ GATES: dict[str, tuple[str, ...]] = {
                            " case"),
     "design.case described": ("we report", "we describe", "we present", "we have report", "we have describe",
                               "we have present", "young", "elderly", "older", "pregnant", "previously healthy"),
+    "design.described": ("series", "we report", "we describe", "we present", "we have report", "we have describe",
+                          "we have present", "cases are", "cases were", "patients are", "patients were"),
     "design.non-randomised": ("nonrandom", "non-random", "not randomi", "without randomi"),
     "design.rct": ("random", "blind", "placebo-controlled", "crossover", "cross-over", "cross over", "sealed envelope",
                    "rct"),
@@ -311,9 +313,7 @@ _MOST_DESCRIBED_IN_A_CASE_REPORT = 5
 
 
 def _many_described(document: Document) -> Span | None:
-    if not (document.has("design.case report") or document.has("design.case described")):
-        return None
-    for match in _DESCRIBED.finditer(document.low):
+    for match in document.find("design.described", _DESCRIBED):
         number = count(next(group for group in match.groups() if group))
         if number is not None and number > _MOST_DESCRIBED_IN_A_CASE_REPORT:
             return Span(match.start(), match.end())
@@ -363,8 +363,7 @@ def _design_from_text(document: Document, mesh: set[str]) -> DesignFinding:
         return found("systematic review", "systematic review")
     if strength("database search") >= 2:
         return found("systematic review", "database search")
-    many = _many_described(document)
-    if strength("case report") >= 2 and strength("rct") < 2 and not many:
+    if strength("case report") >= 2 and strength("rct") < 2 and not _many_described(document):
         return found("case report", "case report")
     review_itself = cues.get("review itself")
     if review_itself and review_itself.strength >= 2 and not _reviewed_records(low, review_itself.span):
@@ -385,7 +384,8 @@ def _design_from_text(document: Document, mesh: set[str]) -> DesignFinding:
             # Randomised samples, chips or specimens: a laboratory study.
             return found("animal or laboratory", "rct")
         return found("rct", "rct")
-    if many and (strength("case report") or strength("case described")):
+    many = _many_described(document) if strength("case report") or strength("case described") else None
+    if many:
         return DesignFinding("observational", "abstract", many)  # a series of more than a few patients
     if strength("case report") or (strength("case described") >= 2 and strength("observational") < 2
                                    and strength("dose-finding") < 2):

@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 from tracker.facts.lexicon import Mention
 from tracker.facts.model import Dose, DoseResult, Span
@@ -262,9 +263,13 @@ class _TextContext:
     def shock(self) -> bool:
         return bool(_SHOCK.search(self._document.low))
 
+    @cached_property
+    def timing_cues(self) -> list[_TimingCue]:
+        return _timing_cues(self._document, self._drugs)
+
     def timing(self, drug: str) -> str | None:
         if drug not in self._timings:
-            self._timings[drug] = _text_timing(self._document, drug, self._drugs)
+            self._timings[drug] = _text_timing(self.timing_cues, drug)
         return self._timings[drug]
 
 
@@ -577,8 +582,9 @@ def _result_kind(low: str, kinds: list[tuple[int, str]], candidate: _Candidate, 
     return before[-1][1]
 
 
-_OWNER_BEFORE_GAP = re.compile(r"[\s-]{1,2}(?:[a-z]+\s{1,2})?")
-_OWNER_AFTER_GAP = re.compile(r"\s{1,2}(?:(?:[a-z]+\s{1,2}){0,2}?(?:of|with)\s{1,2})?(?:the\s{1,2}|an?\s{1,2})?")
+_OWNER_REACH = 50  # characters: the longest gap the two patterns below allow
+_OWNER_BEFORE_GAP = re.compile(r"[\s-]{1,2}(?:[a-z]{1,15}\s{1,2})?")
+_OWNER_AFTER_GAP = re.compile(r"\s{1,2}(?:(?:[a-z]{1,15}\s{1,2}){0,2}?(?:of|with)\s{1,2})?(?:the\s{1,2}|an?\s{1,2})?")
 _CLAUSE_BREAK = re.compile(r";|\b(?:was|were|is|are|during|while|when|whenever|if|after|before|then|until|and then)\b")
 
 
@@ -586,9 +592,13 @@ def _cue_owner(low: str, start: int, end: int, drugs: list[Mention]) -> Mention 
     """The drug a cue word belongs to: "norepinephrine infusion", "prophylactic norepinephrine", "rescue boluses of
     phenylephrine"."""
     for mention in drugs:
+        if mention.start >= end + _OWNER_REACH:
+            break
         if mention.vasoactive and mention.start >= end and _OWNER_AFTER_GAP.fullmatch(low, end, mention.start):
             return mention
     for mention in reversed(drugs):
+        if mention.end + _OWNER_REACH <= start:
+            break
         if mention.vasoactive and mention.end <= start and _OWNER_BEFORE_GAP.fullmatch(low, mention.end, start):
             return mention
     return None
@@ -645,27 +655,34 @@ def _mode(low: str, sentence: Sentence, candidate: _Candidate, context: _TextCon
         _RESCUE.search(low, sentence.start, sentence.end) else "unspecified"
 
 
-def _text_timing(document: Document, drug: str, drugs: list[Mention]) -> str | None:
+class _TimingCue(NamedTuple):
+    kind: str  # "prophylactic" or "rescue"
+    in_title: bool
+    negated: bool
+    owner: str | None  # the drug whose phrase the cue is in ("norepinephrine prophylaxis")
+
+
+def _timing_cues(document: Document, drugs: list[Mention]) -> list[_TimingCue]:
+    low = document.low
+    return [_TimingCue(kind, match.start() < document.title_end,
+                       bool(_NEGATED.search(low, max(0, match.start() - 8), match.start())),
+                       getattr(_cue_owner(low, match.start(), match.end(), drugs), "name", None))
+            for kind, pattern in (("prophylactic", _PROPHYLACTIC), ("rescue", _RESCUE))
+            for match in pattern.finditer(low)]
+
+
+def _text_timing(cues: list[_TimingCue], drug: str) -> str | None:
     """The timing the text as a whole speaks of for a drug: its title first, then its words, when they say one
     thing; a cue that belongs to another drug ("norepinephrine prophylaxis" for an ephedrine bolus) does not count."""
-    low = document.low
-    title_end = document.title_end
+    def counted(kind: str, title_only: bool) -> int:
+        return sum(1 for cue in cues if cue.kind == kind and (cue.in_title or not title_only) and not cue.negated
+                   and cue.owner in (None, drug))
 
-    def cues(pattern: re.Pattern[str], start: int, end: int) -> int:
-        found = 0
-        for match in pattern.finditer(low, start, end):
-            if _NEGATED.search(low, max(0, match.start() - 8), match.start()):
-                continue
-            owner = _cue_owner(low, match.start(), match.end(), drugs)
-            if owner is None or owner.name == drug:
-                found += 1
-        return found
-
-    prophylactic_title, rescue_title = bool(cues(_PROPHYLACTIC, 0, title_end)), bool(cues(_RESCUE, 0, title_end))
+    prophylactic_title, rescue_title = bool(counted("prophylactic", True)), bool(counted("rescue", True))
     if prophylactic_title != rescue_title:
         return "prophylactic" if prophylactic_title else "rescue"
-    prophylactic = cues(_PROPHYLACTIC, 0, len(low))
-    rescue = sum(1 for _match in _RESCUE.finditer(low))
+    prophylactic = counted("prophylactic", False)
+    rescue = sum(1 for cue in cues if cue.kind == "rescue")
     if prophylactic and not rescue:
         return "prophylactic"
     if rescue and not prophylactic:
