@@ -280,6 +280,11 @@ DOSES = [
      [("norepinephrine", 52, 52, "µg", "infusion", "prophylactic", "received", "52 µg")]),
     ("Norepinephrine boluses were given for hypotension, and the total norepinephrine dose was 24 µg.",
      [("norepinephrine", 24, 24, "µg", "bolus", "rescue", "received", "24 µg")]),
+    ("Norepinephrine 4 µg boluses treated hypotension. Total norepinephrine consumption was 8 µg (4-16) with "
+     "ondansetron and 12 µg (8-20) with saline.",
+     [("norepinephrine", 4, 4, "µg", "bolus", "rescue", "given", "4 µg"),
+      ("norepinephrine", 8, 8, "µg", "bolus", "rescue", "received", "8 µg"),
+      ("norepinephrine", 12, 12, "µg", "bolus", "rescue", "received", "12 µg")]),
     # Reported extremes were received; protocol limits and rules were given.
     ("Results: The maximum norepinephrine dose was 0.45 µg/kg/min.",
      [("norepinephrine", 0.45, 0.45, "µg/kg/min", "infusion", "unspecified", "received", "0.45 µg/kg/min")]),
@@ -438,6 +443,7 @@ SIZES = [
     ("In a retrospective cohort, 64 patients received norepinephrine and 58 received dopamine.", 122),
     ("In this case-control study, 25 patients with digital ischaemia and 75 matched controls were studied.", 100),
     ("We retrospectively reviewed the records of 96 children with septic shock.", 96),
+    ("Outcomes of 180 patients treated with metaraminol were compared with 320 treated with norepinephrine.", 500),
     ("Patients were randomised to norepinephrine or saline infusion (n = 40 each).", 80),
     ("Women were randomised into three groups (30 women per group).", 90),
 ]

@@ -583,7 +583,7 @@ def _result_kind(low: str, kinds: list[tuple[int, str]], candidate: _Candidate, 
 
 
 _OWNER_REACH = 50  # characters: the longest gap the two patterns below allow
-_OWNER_BEFORE_GAP = re.compile(r"[\s-]{1,2}(?:[a-z]{1,15}\s{1,2})?")
+_OWNER_BEFORE_GAP = re.compile(r"[\s-]{1,2}(?:\d[\d.,]{0,6}\s?(?:µg|mcg|ug|mg|u|iu|units?)[\s-]{1,2})?(?:[a-z]{1,15}\s{1,2})?")
 _OWNER_AFTER_GAP = re.compile(r"\s{1,2}(?:(?:[a-z]{1,15}\s{1,2}){0,2}?(?:of|with)\s{1,2})?(?:the\s{1,2}|an?\s{1,2})?")
 _CLAUSE_BREAK = re.compile(r";|\b(?:was|were|is|are|during|while|when|whenever|if|after|before|then|until|and then)\b")
 

@@ -45,8 +45,9 @@ _ENROLMENT = re.compile(r"\b(?:randomi[sz]\w*|randomly|enrol\w*|recruit\w*|inclu
                         r"consisted|divided|eligible|admitted|treated|received|receiving|who (?:developed|underwent|"
                         r"received|had|were)|were (?:prospectively )?(?:enrolled|studied|included|investigated)|"
                         r"responded|returned|answered)\b")
-_OTHER_GROUP = re.compile(rf"[^.;]{{0,80}}?(?:,\s{{0,2}}|\s)(?:and|while|whereas)\s{{1,2}}({_DIGITS})\s{{1,2}}"
-                          rf"(?:{_PARTICIPANT}\s{{1,2}})?(?:received|were treated|were given)\b")
+_OTHER_GROUP = re.compile(rf"[^.;]{{0,80}}?(?:,\s{{0,2}}|\s)(?:and|while|whereas|(?:were\s{{1,2}})?compared\s{{1,2}}"
+                          rf"(?:with|to)|versus|vs\.?)\s{{1,2}}({_DIGITS})\s{{1,2}}(?:{_PARTICIPANT}\s{{1,2}})?(?:who\s{{1,2}})?"
+                          r"(?:received|receiving|were treated|treated|were given|given)\b")
 _CONTROLS = re.compile(rf"[^.;]{{0,60}}?\b(?:and|with|to)\s{{1,2}}({_DIGITS})\s{{1,2}}(?:[a-z-]+\s{{1,2}}){{0,2}}?"
                        r"controls\b")
 _TREATMENT = re.compile(r"received|receiving|treated|underwent|undergoing|having|who (?:received|underwent|had)")
@@ -184,7 +185,8 @@ def _counts(document: Document) -> list[_Count]:
         if treated and not part:
             # "60 patients received norepinephrine and 58 received phenylephrine": the groups, summed.
             other = _OTHER_GROUP.match(low, match.end(), sentence.end)
-            if other and re.match(r"\s{1,2}(?:received|receiving|were treated|were given)\b", after):
+            if other and re.match(r"\s{1,2}(?:who\s{1,2})?(?:received|receiving|were treated|treated|were given|"
+                                  r"given)\b", after):
                 value += int(re.sub(r"\D", "", other.group(1)))
                 span = Span(match.start(), other.end(1))
         controls = None if part else _CONTROLS.match(low, match.end(), sentence.end)
