@@ -443,7 +443,8 @@ SIZES = [
     ("In a retrospective cohort, 64 patients received norepinephrine and 58 received dopamine.", 122),
     ("In this case-control study, 25 patients with digital ischaemia and 75 matched controls were studied.", 100),
     ("We retrospectively reviewed the records of 96 children with septic shock.", 96),
-    ("Outcomes of 180 patients treated with metaraminol were compared with 320 treated with norepinephrine.", 500),
+    ("In a retrospective cohort, 180 patients treated with metaraminol were compared with 320 treated with "
+     "norepinephrine.", 500),
     ("Patients were randomised to norepinephrine or saline infusion (n = 40 each).", 80),
     ("Women were randomised into three groups (30 women per group).", 90),
 ]
