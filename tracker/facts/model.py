@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Bump whenever a rule changes: the store re-extracts whatever an older version wrote.
-EXTRACTOR_VERSION = 1
+EXTRACTOR_VERSION = 2
 
 DESIGNS = ("rct", "non-randomised trial", "observational", "case report", "systematic review", "review", "guideline",
            "animal or laboratory", "protocol", "other")
