@@ -1,12 +1,13 @@
 """Performance benchmarks of the tracker: `python -m benchmarks [--quick] [--only NAME ...] [--output FILE]`.
 
-Ten benchmarks, each producing rows of one table (what, size, figure, ratio, target, met?) with the command
+Eleven benchmarks, each producing rows of one table (what, size, figure, ratio, target, met?) with the command
 line that reproduces the row: ingest throughput, a backfill through the CLI, rate-limit discipline, the cost
 of a weekly run, digest/search/export on a large database, the tracker against a lean sequential pipeline,
 the records fetched again by eight weekly runs, the web app's pages on the large database, the relevance
-ranking, and when to stop screening in relevance order. The corpus is built from the real records in
-../shared/pubmed-samples/ (see benchmarks/corpus.py), generated into a temporary directory at run time; the
-ranking and stopping benchmarks read the labelled datasets in ../shared/screening-datasets/ in place.
+ranking, when to stop screening in relevance order, and the study-facts extractor's accuracy and speed. The
+corpus is built from the real records in ../shared/pubmed-samples/ (see benchmarks/corpus.py), generated into a
+temporary directory at run time; the ranking and stopping benchmarks read the labelled datasets in
+../shared/screening-datasets/ and the facts benchmark the labelled abstracts in ../shared/study-facts/, in place.
 """
 
 from __future__ import annotations
