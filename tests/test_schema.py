@@ -171,7 +171,7 @@ def test_migration_5_fills_books_databanks_and_trial_ids_from_the_stored_xml(db_
 
     migrated, applied = migrate_store(db_url)
     try:
-        assert [(step.migration.version, step.migration.name) for step in applied] == [
+        assert [(step.migration.version, step.migration.name) for step in applied][:3] == [
             (5, "book-details-and-trial-ids"), (6, "web-app"), (7, "relevance-scores")]
         with migrated.engine.connect() as connection:
             refilled = {row.pmid: dict(row._mapping) for row in connection.execute(text(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -231,8 +232,25 @@ def test_a_bad_database_url_is_one_line_without_its_password(url, message):
     assert "\n" not in str(caught.value)
 
 
+def drop_study_facts(connection) -> None:
+    """Undo migration 8 (study-facts): its columns and indexes, and the evidence tier as publication types alone gave it."""
+    from tracker.ncbi.evidence import classify
+    from tracker.store.schema import STUDY_FACTS_COLUMNS
+
+    for index in ("ix_paper_browse", "ix_paper_design", "ix_paper_facts_version"):
+        connection.execute(text(f"DROP INDEX {index}"))
+    connection.execute(text("CREATE INDEX ix_paper_browse ON paper (pmid, evidence_tier, pub_year, late_arrival, status)"))
+    for column, _definition in STUDY_FACTS_COLUMNS:
+        connection.execute(text(f"ALTER TABLE paper DROP COLUMN {column}"))
+    for pmid, types in connection.execute(text("SELECT pmid, publication_types FROM paper")).all():
+        tier = classify(json.loads(types) if isinstance(types, str) else types)
+        connection.execute(text("UPDATE paper SET evidence_tier = :tier WHERE pmid = :pmid"), {"tier": tier, "pmid": pmid})
+
+
 def drop_web_app(connection) -> None:
-    """Undo migrations 7 (relevance-scores) and 6 (web-app): their tables, the evidence tier column and its indexes."""
+    """Undo migrations 8 (study-facts), 7 (relevance-scores) and 6 (web-app): their tables, the evidence tier column and
+    its indexes."""
+    drop_study_facts(connection)
     for table in ("relevance_score", "ranking_state"):
         connection.execute(text(f"DROP TABLE {table}"))
     for table in ("account", "web_session", "login_failure"):

@@ -41,10 +41,10 @@ from tracker.facts.model import (
     Tagged,
     facts_text,
 )
-from tracker.facts.tiers import FactsTier, tier_of_design, tier_of_facts
+from tracker.facts.tiers import FactsTier, arrival_tier, tier_of_design, tier_of_facts
 
 __all__ = [
     "DESIGN_SOURCES", "DESIGNS", "EXTRACTOR_VERSION", "MODES", "POPULATIONS", "ROLES", "TIMINGS", "Dose", "DoseResult",
-    "FactsTier", "Span", "StudyFacts", "Tagged", "design_label", "dose_text", "doses_text", "extract_facts",
+    "FactsTier", "Span", "StudyFacts", "Tagged", "arrival_tier", "design_label", "dose_text", "doses_text", "extract_facts",
     "facts_text", "population_label", "summary_line", "tier_of_design", "tier_of_facts",
 ]

@@ -1,0 +1,187 @@
+"""Study facts in the store: read with every paper saved or refetched, the evidence tier on arrival, migration 8
+(study-facts) and `tracker db migrate` reading again what an older extractor wrote."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+
+from sqlalchemy import text
+
+from tests.conftest import cli_env, run_tracker, write_topic
+from tests.test_store import drop_study_facts, make_paper
+from tracker.facts import EXTRACTOR_VERSION, StudyFacts, extract_facts
+from tracker.ncbi.pubmed import AbstractSection
+from tracker.store import SCHEMA_VERSION, migrate_store, open_store
+from tracker.store.changes import save_refreshed
+from tracker.store.papers import save_papers
+from tracker.store.rows import POPULATION_BITS
+from tracker.store.schema import FACTS_SECONDS_PER_PAPER, describe_work
+from tracker.store.studyfacts import count_stale_facts, stored_facts
+
+RCT_TITLE = "Prophylactic norepinephrine infusion for caesarean delivery: a randomised trial"
+RCT_SECTIONS = (
+    AbstractSection("METHODS", "METHODS",
+                    "110 women having spinal anaesthesia for caesarean delivery were randomly allocated to a "
+                    "prophylactic infusion of norepinephrine 2.5 µg/min or phenylephrine 50 µg/min started "
+                    "immediately after intrathecal injection."),
+    AbstractSection("RESULTS", "RESULTS", "Hypotension was less frequent with norepinephrine (P = 0.03)."),
+)
+REVIEW_TITLE = "Vasopressors in septic shock: a narrative review"
+REVIEW_SECTIONS = (AbstractSection(None, None, "This review discusses norepinephrine in sepsis and septic shock."),)
+
+
+def rct_paper(pmid: int, publication_types=("Journal Article",)):
+    """A new trial as it arrives before NLM indexes it: only "Journal Article" (unless told), an RCT's abstract."""
+    return make_paper(pmid, title=RCT_TITLE, abstract_sections=RCT_SECTIONS, publication_types=tuple(publication_types),
+                      mesh_headings=())
+
+
+def paper_columns(store, pmid: int) -> dict:
+    with store.engine.connect() as connection:
+        row = connection.execute(text(
+            "SELECT evidence_tier, tier_from_abstract, design, sample_size, population_bits, states_dose, facts, "
+            "facts_version FROM paper WHERE pmid = :pmid"), {"pmid": pmid}).mappings().one()
+    return {**row, "tier_from_abstract": bool(row["tier_from_abstract"]), "states_dose": bool(row["states_dose"])}
+
+
+def test_a_saved_paper_keeps_its_facts_and_a_trial_without_publication_types_lands_in_the_rct_tier(store):
+    paper = rct_paper(41)
+    save_papers(store, [paper], topic="cesarean")
+    facts = extract_facts(paper.title, paper.abstract, paper.publication_types)
+    assert paper_columns(store, 41) == {
+        "evidence_tier": "rct", "tier_from_abstract": True, "design": "rct", "sample_size": 110,
+        "population_bits": POPULATION_BITS["cesarean"], "states_dose": True, "facts": facts.to_json(),
+        "facts_version": EXTRACTOR_VERSION}
+    assert stored_facts(store, [41, 999])[41].facts == facts
+    assert (stored_facts(store, [41])[41].tier, stored_facts(store, [41])[41].tier_from_abstract) == ("rct", True)
+
+
+def test_a_refetch_that_brings_publication_types_replaces_the_tier_read_from_the_abstract(store):
+    save_papers(store, [rct_paper(42)], topic="cesarean")
+    indexed = rct_paper(42, ("Randomized Controlled Trial", "Journal Article"))
+    save_refreshed(store, [(indexed, ())], run_id=None)
+    columns = paper_columns(store, 42)
+    assert (columns["evidence_tier"], columns["tier_from_abstract"], columns["design"]) == ("rct", False, "rct")
+    assert StudyFacts.from_json(columns["facts"]).design_source == "publication type"
+
+
+def test_publication_types_that_name_a_design_decide_the_tier(store):
+    review = make_paper(43, title=REVIEW_TITLE, abstract_sections=REVIEW_SECTIONS,
+                        publication_types=("Journal Article", "Review"), mesh_headings=())
+    typed_rct = rct_paper(44, ("Randomized Controlled Trial",))
+    save_papers(store, [review, typed_rct], topic="sepsis")
+    assert [(paper_columns(store, pmid)["evidence_tier"], paper_columns(store, pmid)["tier_from_abstract"])
+            for pmid in (43, 44)] == [("review", False), ("rct", False)]
+
+
+def test_facts_read_on_the_fetching_thread_are_the_ones_stored(store):
+    """save_papers takes facts read beforehand (tracker/runs/ingest.py reads them on the prefetch thread)."""
+    paper = rct_paper(45)
+    read_elsewhere = {}
+    thread = threading.Thread(target=lambda: read_elsewhere.update({45: extract_facts(paper.title, paper.abstract)}))
+    thread.start()
+    thread.join()
+    save_papers(store, [paper], topic="cesarean", facts=read_elsewhere)
+    assert paper_columns(store, 45)["facts"] == read_elsewhere[45].to_json()
+
+
+def test_a_fault_in_a_rule_keeps_the_paper_and_stores_it_without_facts(store, monkeypatch, caplog):
+    from tracker.store import rows
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a rule broke")
+
+    monkeypatch.setattr(rows, "extract_facts", broken)
+    save_papers(store, [rct_paper(46)], topic="cesarean")
+    columns = paper_columns(store, 46)
+    assert (columns["design"], columns["evidence_tier"], columns["states_dose"]) == ("other", "other", False)
+    assert "PMID 46: its study facts could not be read; it is stored without them" in caplog.text
+
+
+# -- migration 8 and re-extraction -----------------------------------------------------------------
+
+def make_schema_7(store) -> None:
+    """Turn a database into one as schema 7 left it: no study facts, the evidence tier from publication types only."""
+    with store.engine.begin() as connection:
+        drop_study_facts(connection)
+        connection.execute(text("UPDATE tracker_schema SET version = 7"))
+        connection.execute(text("DELETE FROM tracker_migration WHERE version >= 8"))
+
+
+def all_rows(store) -> dict[int, dict]:
+    with store.engine.connect() as connection:
+        return {row.pmid: dict(row._mapping) for row in connection.execute(text("SELECT * FROM paper ORDER BY pmid"))}
+
+
+def test_migration_8_reads_every_stored_paper_s_facts_as_saving_them_does(db_url):
+    papers = [rct_paper(51), rct_paper(52, ("Randomized Controlled Trial", "Journal Article")),
+              make_paper(53, title=REVIEW_TITLE, abstract_sections=REVIEW_SECTIONS, mesh_headings=(),
+                         publication_types=("Journal Article",)),
+              make_paper(54, abstract_sections=(), title="")]
+    store = open_store(db_url)
+    save_papers(store, papers, topic="dosing")
+    written = all_rows(store)
+    make_schema_7(store)
+    with store.engine.connect() as connection:
+        assert connection.execute(text("SELECT pmid, evidence_tier FROM paper ORDER BY pmid")).all() == [
+            (51, "other"), (52, "rct"), (53, "other"), (54, "rct")]
+    store.close()
+
+    migrated, applied = migrate_store(db_url)
+    try:
+        assert [(step.migration.version, step.migration.name) for step in applied] == [(8, "study-facts")]
+        assert all_rows(migrated) == written
+        assert [(row["evidence_tier"], row["tier_from_abstract"]) for row in written.values()] == [
+            ("rct", True), ("rct", False), ("review", True), ("rct", False)]
+        assert count_stale_facts(migrated) == 0
+    finally:
+        migrated.close()
+
+
+def test_db_migrate_reads_again_what_an_older_extractor_wrote(tmp_path, db_url):
+    home = tmp_path / "home"
+    write_topic(home, "dosing", "norepinephrine dosing")
+    store = open_store(db_url)
+    save_papers(store, [rct_paper(61), rct_paper(62), make_paper(63)], topic="dosing")
+    written = all_rows(store)
+    with store.engine.begin() as connection:
+        # As an extractor one version older left them: other facts, an older version.
+        connection.execute(text("UPDATE paper SET facts_version = :old, facts = :facts, design = 'other', "
+                                "evidence_tier = 'other', tier_from_abstract = false, states_dose = false "
+                                "WHERE pmid IN (61, 62)"),
+                           {"old": EXTRACTOR_VERSION - 1, "facts": StudyFacts(version=EXTRACTOR_VERSION - 1).to_json()})
+    where = store.describe()
+    assert count_stale_facts(store) == 2
+    store.close()
+    env = cli_env(home, None, TRACKER_DB_URL=db_url)
+
+    older = f"2 papers hold study facts from an older extractor (this one is version {EXTRACTOR_VERSION})"
+    check = run_tracker("db", "migrate", "--check", env=env)
+    cost = describe_work(2, FACTS_SECONDS_PER_PAPER)
+    assert (check.code, check.out) == (1, f"{where} is at schema {SCHEMA_VERSION}, this tracker's; {older}: "
+                                          f"'tracker db migrate' reads them again ({cost})\n")
+    exported = run_tracker("export", env=env)  # an older extractor's facts do not stop any command
+    assert exported.code == 0, exported.err
+
+    done = run_tracker("db", "migrate", env=env)
+    assert done.code == 0, done.err
+    first, second = done.out.splitlines()
+    assert first == (f"{where} is at schema {SCHEMA_VERSION}, this tracker's; {older}: reading them again "
+                     "(2 papers, a few seconds)")
+    assert re.fullmatch(r"read the study facts of 2 papers again \(\d+\.\d s\)", second)
+    reread = open_store(db_url)
+    try:
+        assert all_rows(reread) == written
+    finally:
+        reread.close()
+    again = run_tracker("db", "migrate", "--check", env=env)
+    assert (again.code, again.out) == (0, f"{where} is at schema {SCHEMA_VERSION}, this tracker's: nothing to do\n")
+
+
+def test_the_stored_facts_json_is_the_extractor_s_own(store):
+    save_papers(store, [rct_paper(71)], topic="cesarean")
+    stored = json.loads(paper_columns(store, 71)["facts"])
+    assert stored["v"] == EXTRACTOR_VERSION
+    assert stored["design"][:2] == ["rct", "abstract"]
