@@ -185,3 +185,63 @@ def test_the_stored_facts_json_is_the_extractor_s_own(store):
     stored = json.loads(paper_columns(store, 71)["facts"])
     assert stored["v"] == EXTRACTOR_VERSION
     assert stored["design"][:2] == ["rct", "abstract"]
+
+
+# -- digests and the e-mail ----------------------------------------------------------------------------------
+
+FACTS_LINE = ("Randomised trial · 110 patients · caesarean · norepinephrine 2.5 µg/min infusion (prophylactic) vs "
+              "phenylephrine 50 µg/min")
+
+
+def digest_texts(store, topic) -> dict[str, str]:
+    from tracker.outputs.digest import build_topic_digest, render_html, render_markdown, render_text
+    from tracker.text import utcnow
+
+    digest = build_topic_digest(store, topic, since=utcnow().replace(year=2000), until=utcnow(), baseline=False)
+    return {"md": render_markdown(digest), "text": render_text(digest), "html": render_html(digest)}
+
+
+def mail_texts(store, topic) -> dict[str, str]:
+    from tracker.outputs.mail import build_message, plan_mailing
+    from tracker.text import utcnow
+
+    message = build_message(store, plan_mailing(store, topic.recipients[0], [topic], now=utcnow(), record=False),
+                            sender="tracker@lab.example.org")
+    return {kind: message.get_body((kind,)).get_content().replace("\r\n", "\n") for kind in ("plain", "html")}
+
+
+def test_a_trial_without_publication_types_is_in_the_rct_tier_marked_from_the_abstract_until_a_refetch(
+        store, monkeypatch):
+    from lxml import html as lxml_html
+
+    from tracker.outputs.render import escape_markdown
+    from tracker.store.runs import RunCounts, finish_run, start_run
+    from tracker.topics import Topic
+
+    monkeypatch.setattr("tracker.outputs.charts.chart_png", lambda store, slug, *, end: b"")
+    topic = Topic(slug="cesarean", title="Norepinephrine in caesarean delivery", query="q", recipients=("a@example.org",))
+    run = start_run(store, "cesarean", kind="fetch", query="q", window_start=None, window_end=None)
+    save_papers(store, [rct_paper(81)], topic="cesarean", run_id=run.id)
+    finish_run(store, run.id, RunCounts(new_papers=1))
+
+    texts, mail = digest_texts(store, topic), mail_texts(store, topic)
+    assert "## Randomized controlled trials (1)" in texts["md"]
+    assert f"\n*{escape_markdown(FACTS_LINE)} (tier from the abstract)*\n" in texts["md"]
+    assert ("RANDOMIZED CONTROLLED TRIALS (1)" in texts["text"]
+            and "    Randomised trial · 110 patients · caesarean · norepinephrine 2.5 µg/min\n"
+                "    infusion (prophylactic) vs phenylephrine 50 µg/min (tier from the\n    abstract)\n" in texts["text"])
+    page = lxml_html.fromstring(texts["html"])
+    [facts] = page.xpath('//section[@id="tier-rct"]/article[@data-pmid="81"]/p[@class="study-facts"]')
+    assert (facts.text_content(), facts.xpath('span[@class="tier-mark"]')[0].text) == (
+        f"{FACTS_LINE} tier from the abstract", "tier from the abstract")
+    assert "  RANDOMIZED CONTROLLED TRIALS (1)" in mail["plain"]
+    assert f"{FACTS_LINE} (tier from the abstract)" in " ".join(mail["plain"].split())
+    assert f"{FACTS_LINE} <span" in mail["html"] and ">tier from the abstract</span>" in mail["html"]
+
+    save_refreshed(store, [(rct_paper(81, ("Randomized Controlled Trial", "Journal Article")), ())], run_id=None)
+    texts, mail = digest_texts(store, topic), mail_texts(store, topic)
+    for rendered in (*texts.values(), *mail.values()):
+        assert "from the abstract" not in rendered
+    assert f"\n*{escape_markdown(FACTS_LINE)}*\n" in texts["md"] and "## Randomized controlled trials (1)" in texts["md"]
+    [facts] = lxml_html.fromstring(texts["html"]).xpath('//section[@id="tier-rct"]//p[@class="study-facts"]')
+    assert facts.text_content() == FACTS_LINE
