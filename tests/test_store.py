@@ -237,7 +237,8 @@ def drop_study_facts(connection) -> None:
     from tracker.ncbi.evidence import classify
     from tracker.store.schema import STUDY_FACTS_COLUMNS
 
-    for index in ("ix_paper_browse", "ix_paper_design", "ix_paper_facts_version"):
+    for index in ("ix_paper_browse", "ix_paper_design", "ix_paper_population_bits", "ix_paper_states_dose",
+                  "ix_paper_facts_version"):
         connection.execute(text(f"DROP INDEX {index}"))
     connection.execute(text("CREATE INDEX ix_paper_browse ON paper (pmid, evidence_tier, pub_year, late_arrival, status)"))
     for column, _definition in STUDY_FACTS_COLUMNS:

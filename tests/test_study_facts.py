@@ -245,3 +245,108 @@ def test_a_trial_without_publication_types_is_in_the_rct_tier_marked_from_the_ab
     assert f"\n*{escape_markdown(FACTS_LINE)}*\n" in texts["md"] and "## Randomized controlled trials (1)" in texts["md"]
     [facts] = lxml_html.fromstring(texts["html"]).xpath('//section[@id="tier-rct"]//p[@class="study-facts"]')
     assert facts.text_content() == FACTS_LINE
+
+
+# -- the web app -----------------------------------------------------------------------------------------------
+
+DOSE_FREE = (AbstractSection(None, None, "We reviewed the charts of 40 patients with septic shock treated with "
+                                         "norepinephrine in our intensive care unit."),)
+
+
+def facts_library(tmp_path, db_url):
+    from tracker.settings import Settings
+
+    home = tmp_path / "home"
+    write_topic(home, "cesarean", "norepinephrine cesarean")
+    settings = Settings.from_env(home=home, env={"TRACKER_REVIEWER": "ana", "TRACKER_DB_URL": db_url})
+    store = open_store(db_url)
+    save_papers(store, [
+        rct_paper(91),
+        make_paper(92, title="Norepinephrine in septic shock: a retrospective cohort", abstract_sections=DOSE_FREE,
+                   publication_types=("Journal Article", "Observational Study"), mesh_headings=()),
+        make_paper(93, title=REVIEW_TITLE, abstract_sections=REVIEW_SECTIONS, publication_types=("Review",),
+                   mesh_headings=()),
+    ], topic="cesarean")
+    return settings, store
+
+
+def web_client(settings, store):
+    from tests.test_web import personal
+
+    return personal(settings, store)
+
+
+def test_the_topic_page_shows_design_and_n_and_filters_on_design_population_and_a_stated_dose(tmp_path, db_url):
+    from tests.test_web import listed
+
+    settings, store = facts_library(tmp_path, db_url)
+    try:
+        client = web_client(settings, store)
+        page = client.get("/topics/cesarean").text
+        assert '<th scope="col">Design</th><th scope="col" class="num">N</th>' in page
+        rows = {int(pmid): cells for pmid, cells in re.findall(
+            r'<td><a href="/papers/(\d+)">\d+</a></td>(.*?)</tr>', page, re.S)}
+        assert re.search(r"<td>Randomized controlled trials <span class=\"tier-mark\">from the abstract</span></td>\s*"
+                         r"<td>Randomised trial</td>\s*<td class=\"num\">110</td>", rows[91])
+        assert re.search(r"<td>Other clinical studies</td>\s*<td>Observational study</td>\s*<td class=\"num\">40</td>",
+                         rows[92])
+        assert re.search(r"<td>Reviews</td>\s*<td>Review</td>\s*<td class=\"num\"></td>", rows[93])
+        cases = {
+            "design=rct": [91], "design=observational": [92], "design=review": [93], "design=guideline": [],
+            "population=cesarean": [91], "population=sepsis": [93, 92], "population=hepatorenal": [],
+            "dose=1": [91], "dose=1&population=sepsis": [], "design=observational&population=sepsis": [92],
+            "tier=rct": [91],
+        }
+        for query, pmids in cases.items():
+            response = client.get(f"/topics/cesarean?{query}")
+            assert (query, response.status_code, listed(response.text)) == (query, 200, pmids)
+        for query, message in (("design=cohort", "unknown study design 'cohort': use one of rct, non-randomised trial, "
+                                                 "observational, case report, systematic review, review, guideline, "
+                                                 "animal or laboratory, protocol, other"),
+                               ("population=adults", "unknown population 'adults': use one of cesarean, elderly, sepsis, "
+                                                     "cardiac surgery, non-cardiac surgery, critical care, pediatric, "
+                                                     "hepatorenal, other")):
+            refused = client.get(f"/topics/cesarean?{query}")
+            assert refused.status_code == 400 and html_unescape(refused.text).count(message) == 1
+        exported = client.get("/topics/cesarean/export.csv?dose=1").text.splitlines()
+        assert [line.split(",")[0] for line in exported[1:]] == ["91"]
+    finally:
+        store.close()
+
+
+def html_unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)
+
+
+def test_the_paper_and_screening_pages_show_the_line_and_mark_the_words_each_fact_came_from(tmp_path, db_url):
+    settings, store = facts_library(tmp_path, db_url)
+    try:
+        client = web_client(settings, store)
+        for url in ("/papers/91", "/topics/cesarean/screen?pmid=91"):
+            page = client.get(url).text
+            assert f'<p class="study-facts">{FACTS_LINE}</p>' in page, url
+            assert 'Randomized controlled trials <span class="tier-mark">tier from the abstract</span>' in page, url
+            marks = re.findall(r'<mark class="fact (\w+)" title="([^"]*)">([^<]*)</mark>', html_unescape(page))
+            assert marks == [
+                ("population", "population: caesarean", "caesarean"),
+                ("design", "design: Randomised trial", "randomised"),
+                ("size", "sample size: 110", "110 women"),
+                ("population", "population: caesarean", "caesarean"),
+                ("dose", "dose: norepinephrine 2.5 µg/min infusion prophylactic", "2.5 µg/min"),
+                ("comparator", "comparator: phenylephrine", "phenylephrine"),
+                ("dose", "dose: phenylephrine 50 µg/min infusion prophylactic", "50 µg/min"),
+            ], url
+            assert '<strong>METHODS:</strong> <mark class="fact size"' in page, url
+        paper = client.get("/papers/91").text
+        assert "<th scope=\"row\">Doses</th><td><ul><li>norepinephrine 2.5 µg/min infusion prophylactic</li>" in paper
+        assert "read from the title and abstract" in paper
+        typed = client.get("/papers/93").text
+        assert "tier-mark" not in typed and "from its publication types" in typed
+
+        save_refreshed(store, [(rct_paper(91, ("Randomized Controlled Trial",)), ())], run_id=None)
+        for url in ("/papers/91", "/topics/cesarean/screen?pmid=91", "/topics/cesarean"):
+            assert "from the abstract" not in client.get(url).text, url
+    finally:
+        store.close()

@@ -50,11 +50,13 @@ def arrival_tier(publication_types: Sequence[str], facts: StudyFacts) -> FactsTi
     publisher's "Review", "Comparative Study") and the design read from the title and abstract names a stronger
     tier; then that tier, marked as read from the abstract.
 
-    The extractor reads the text only where publication types do not decide the design (facts.design_source), so
-    a record with "Randomized Controlled Trial" is never moved by its words, and a refetch that brings
-    publication types naming the design replaces the tier read from the text."""
+    Only a design the text names counts (one read from words the pages can mark, `design_span`), not the guess
+    the extractor makes when no word names one ("review" for a text with no data, "observational" for one with
+    statistics). The extractor reads the text only where publication types do not decide the design
+    (facts.design_source), so a record with "Randomized Controlled Trial" is never moved by its words, and a
+    refetch that brings publication types naming the design replaces the tier read from the text."""
     typed = classify(publication_types)
-    if facts.design_source == "abstract":
+    if facts.design_source == "abstract" and facts.design_span is not None:
         read = tier_of_design(facts.design)
         if TIER_INDEX[read] < TIER_INDEX[typed]:
             return FactsTier(read, True)

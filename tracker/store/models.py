@@ -81,8 +81,8 @@ class PaperRow(SQLModel, table=True):
     # publication types' tier, or the design's read from the abstract when they name none (`tier_from_abstract`).
     design: str = Field(default="other", index=True)
     sample_size: int | None = None
-    population_bits: int = 0  # one bit per value of tracker.facts.POPULATIONS (tracker/store/rows.py)
-    states_dose: bool = False
+    population_bits: int = Field(default=0, index=True)  # a bit per tracker.facts.POPULATIONS value (store/rows.py)
+    states_dose: bool = Field(default=False, index=True)
     tier_from_abstract: bool = False
     facts: str = ""
     facts_version: int = Field(default=0, index=True)

@@ -325,7 +325,8 @@ def _add_study_facts(connection: Connection) -> None:
     connection.exec_driver_sql("DROP INDEX ix_paper_browse")
     connection.exec_driver_sql("CREATE INDEX ix_paper_browse ON paper (pmid, evidence_tier, pub_year, late_arrival, "
                                "status, design, states_dose, population_bits)")
-    connection.exec_driver_sql("CREATE INDEX ix_paper_design ON paper (design)")
+    for column in ("design", "population_bits", "states_dose"):
+        connection.exec_driver_sql(f"CREATE INDEX ix_paper_{column} ON paper ({column})")
     connection.exec_driver_sql("CREATE INDEX ix_paper_facts_version ON paper (facts_version)")
 
 

@@ -12,7 +12,7 @@ from tracker.review.screening import PaperScreening, next_to_screen, screened_by
 from tracker.store import Store
 from tracker.store.changes import EventView
 from tracker.topics import Topic
-from tracker.views.paper import PaperLinks, paper_trials
+from tracker.views.paper import FactsView, PaperLinks, facts_view, paper_trials
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,12 @@ class ScreenView(PaperLinks):
     # after 2 more decisions" (tracker/review/relevance.py)
     order: str = ""
     relevance: float | None = None
+    facts: FactsView | None = None  # its study facts, the words they came from marked (tracker/views/paper.py)
 
     @property
     def tier(self) -> str:
+        if self.facts is not None:
+            return self.facts.tier
         return classify(self.paper.publication_types) if self.paper else "other"
 
 
@@ -48,6 +51,7 @@ def screen_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None =
     from tracker.store.listing import Cursor, count_members, neighbours, topic_row
     from tracker.store.papers import load_papers
     from tracker.store.relevance import scores_of
+    from tracker.store.studyfacts import stored_facts
 
     total = count_members(store, topic.slug)
     screened = screened_by(store, topic, reviewer)
@@ -69,7 +73,7 @@ def screen_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None =
     relevance = scores_of(store, [topic.slug], [paper.pmid]).get(paper.pmid) if ranked else None
     return ScreenView(topic, reviewer, paper, screening, screened, total, newer, older,
                       following.pmid if following else None, events, paper_trials(paper), order=order,
-                      relevance=relevance)
+                      relevance=relevance, facts=facts_view(paper, stored_facts(store, [paper.pmid]).get(paper.pmid)))
 
 
 __all__ = ["ScreenView", "screen_view"]

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from tracker.errors import ConfigError, SearchSyntaxError
+from tracker.facts import DESIGNS, POPULATIONS
 from tracker.ncbi.evidence import TIER_INDEX
 from tracker.review.states import check_state
 from tracker.store import Store
@@ -27,7 +28,7 @@ from tracker.web.state import web_of
 
 EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "ris": "application/x-research-info-systems",
                 "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
-FILTER_KEYS = ("state", "tier", "from", "to", "late", "retracted", "q", "sort")
+FILTER_KEYS = ("state", "tier", "design", "population", "dose", "from", "to", "late", "retracted", "q", "sort")
 
 
 async def topics(request: Request) -> Response:
@@ -140,9 +141,16 @@ def read_filters(request: Request) -> tuple[PaperFilter, str, str]:
         if value and not (value.isdigit() and len(value) == 4):
             raise ConfigError(f"'{value}' is not a year: give four digits, such as 2021")
         years.append(int(value) if value else None)
+    design = params.get("design") or None
+    if design is not None and design not in DESIGNS:
+        raise ConfigError(f"unknown study design {design!r}: use one of {', '.join(DESIGNS)}")
+    population = params.get("population") or None
+    if population is not None and population not in POPULATIONS:
+        raise ConfigError(f"unknown population {population!r}: use one of {', '.join(POPULATIONS)}")
     sort = params.get("sort") or "newest"
     filters = PaperFilter(state=state, tier=tier, year_from=years[0], year_to=years[1],
-                          late=params.get("late") == "1", retracted=params.get("retracted") == "1")
+                          late=params.get("late") == "1", retracted=params.get("retracted") == "1",
+                          design=design, population=population, states_dose=params.get("dose") == "1")
     return filters, sort, params.get("q", "")
 
 
