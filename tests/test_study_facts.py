@@ -350,3 +350,79 @@ def test_the_paper_and_screening_pages_show_the_line_and_mark_the_words_each_fac
             assert "from the abstract" not in client.get(url).text, url
     finally:
         store.close()
+
+
+# -- exports ---------------------------------------------------------------------------------------------------
+
+def test_csv_excel_ris_and_jsonl_carry_the_facts(tmp_path, db_url):
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    from tracker.outputs.export import CSV_COLUMNS, export_papers
+
+    settings, store = facts_library(tmp_path, db_url)
+    try:
+        def exported(fmt: str) -> bytes:
+            buffer = io.BytesIO()
+            export_papers(store, ["cesarean"], buffer, fmt=fmt, sort="oldest")
+            return buffer.getvalue()
+
+        assert CSV_COLUMNS[-7:] == ("evidence", "design", "sample_size", "population", "comparators", "doses",
+                                    "evidence_source")
+        rows = list(csv.DictReader(io.StringIO(exported("csv").decode("utf-8"))))
+        assert [[row[name] for name in CSV_COLUMNS[-7:]] for row in rows] == [
+            ["rct", "rct", "110", "cesarean", "phenylephrine",
+             "norepinephrine 2.5 µg/min infusion prophylactic; phenylephrine 50 µg/min infusion prophylactic",
+             "abstract"],
+            ["clinical", "observational", "40", "sepsis", "", "", "publication types"],
+            ["review", "review", "", "sepsis", "", "", "publication types"],
+        ]
+        sheet = load_workbook(io.BytesIO(exported("xlsx")), read_only=True)["papers"]
+        header, *cells = [list(row) for row in sheet.iter_rows(values_only=True)]
+        assert [dict(zip(header, row, strict=True))["sample_size"] for row in cells] == [110, 40, None]
+        assert dict(zip(header, cells[0], strict=True))["doses"] == rows[0]["doses"]
+
+        ris = exported("ris").decode("utf-8")
+        assert ("N1  - study facts: evidence rct (from the abstract); design rct; sample size 110; population cesarean; "
+                "comparators phenylephrine; doses norepinephrine 2.5 µg/min infusion prophylactic, phenylephrine 50 "
+                "µg/min infusion prophylactic\r\n") in ris
+        assert "N1  - study facts: evidence review (from the publication types); design review; population sepsis\r\n" in ris
+
+        records = [json.loads(line) for line in exported("jsonl").decode("utf-8").splitlines()]
+        first = records[0]
+        assert list(first) == [*CSV_COLUMNS, "facts"]
+        assert {name: first[name] for name in ("pmid", "year", "late_arrival", "decision", "reasons", "relevance",
+                                               "authors", "topics", "publication_types", "mesh_terms", "status")} == {
+            "pmid": 91, "year": 2019, "late_arrival": True, "decision": "unscreened", "reasons": [], "relevance": None,
+            "authors": ["Ngan Kee WD", "NOR-CS Investigators"], "topics": ["cesarean"],
+            "publication_types": ["Journal Article"], "mesh_terms": [], "status": None}
+        assert {name: first[name] for name in CSV_COLUMNS[-7:]} == {
+            "evidence": "rct", "design": "rct", "sample_size": 110, "population": ["cesarean"],
+            "comparators": ["phenylephrine"],
+            "doses": ["norepinephrine 2.5 µg/min infusion prophylactic", "phenylephrine 50 µg/min infusion prophylactic"],
+            "evidence_source": "abstract"}
+        paper = rct_paper(91)
+        assert first["facts"] == extract_facts(paper.title, paper.abstract, paper.publication_types).to_labels()
+        assert first["facts"]["doses"][0] == {"drug": "norepinephrine", "low": 2.5, "high": 2.5, "unit": "µg/min",
+                                              "mode": "infusion", "timing": "prophylactic", "role": "given",
+                                              "text": "2.5 µg/min"}
+        assert [record["sample_size"] for record in records] == [110, 40, None]
+        assert records[2]["evidence_source"] == "publication types" and records[2]["facts"]["design"] == "review"
+    finally:
+        store.close()
+
+
+def test_tracker_export_format_jsonl_on_the_command_line(tmp_path, db_url):
+    settings, store = facts_library(tmp_path, db_url)
+    store.close()
+    env = cli_env(settings.home, None, TRACKER_DB_URL=db_url)
+    printed = run_tracker("export", "cesarean", "--format", "jsonl", env=env)
+    assert printed.code == 0, printed.err
+    assert [json.loads(line)["pmid"] for line in printed.out.splitlines()] == [93, 92, 91]
+    written = run_tracker("export", "--format", "jsonl", "-o", str(tmp_path / "papers.jsonl"), env=env)
+    assert (written.code, written.err) == (0, f"exported 3 papers to {tmp_path / 'papers.jsonl'}\n")
+    assert (tmp_path / "papers.jsonl").read_text(encoding="utf-8") == printed.out
+    wrong = run_tracker("export", "--format", "jsonl", "-o", str(tmp_path / "papers.csv"), env=env)
+    assert wrong.code == 2 and "-o papers.csv names a csv file but the format is jsonl" in wrong.err

@@ -8,6 +8,8 @@ doses and dose-finding results, each with the spans of the words it came from.
     tier_of_facts(facts) -> FactsTier           (tier, from_abstract)
     summary_line(facts) -> str                  "Randomised trial · 110 patients · caesarean · norepinephrine ..."
     doses_text(facts) -> str                    "norepinephrine 2.5 µg/min infusion prophylactic; ..."
+    export_cells(stored_json) -> (population, comparators, doses)   the CSV's cells, straight from to_json's text
+    arrival_tier(publication_types, facts) -> FactsTier   a paper's tier now: its types', else its text's design
     design_label(design), population_label(population) -> str
     EXTRACTOR_VERSION                           bumped whenever a rule changes
 
@@ -25,7 +27,7 @@ hand grammar here reads thousands of records a second (benchmarks/facts.py gives
 from __future__ import annotations
 
 from tracker.facts.extract import extract_facts
-from tracker.facts.format import design_label, dose_text, doses_text, population_label, summary_line
+from tracker.facts.format import design_label, dose_text, doses_text, export_cells, population_label, summary_line
 from tracker.facts.model import (
     DESIGN_SOURCES,
     DESIGNS,
@@ -45,6 +47,7 @@ from tracker.facts.tiers import FactsTier, arrival_tier, tier_of_design, tier_of
 
 __all__ = [
     "DESIGN_SOURCES", "DESIGNS", "EXTRACTOR_VERSION", "MODES", "POPULATIONS", "ROLES", "TIMINGS", "Dose", "DoseResult",
-    "FactsTier", "Span", "StudyFacts", "Tagged", "arrival_tier", "design_label", "dose_text", "doses_text", "extract_facts",
+    "FactsTier", "Span", "StudyFacts", "Tagged", "arrival_tier", "design_label", "dose_text", "doses_text", "export_cells",
+    "extract_facts",
     "facts_text", "population_label", "summary_line", "tier_of_design", "tier_of_facts",
 ]

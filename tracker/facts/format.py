@@ -3,6 +3,8 @@ the doses as one readable cell for CSV."""
 
 from __future__ import annotations
 
+import json
+
 from tracker.facts.lexicon import NOREPINEPHRINE
 from tracker.facts.model import Dose, StudyFacts
 
@@ -42,15 +44,23 @@ def population_label(population: str) -> str:
 
 def amount_text(dose: Dose) -> str:
     """"2.5 µg/min", "0.05–0.1 µg/kg/min"."""
-    low, high = _number(dose.low), _number(dose.high)
-    return f"{low} {dose.unit}" if low == high else f"{low}–{high} {dose.unit}"
+    return _amount(dose.low, dose.high, dose.unit)
+
+
+def _amount(low: float, high: float, unit: str) -> str:
+    low_text, high_text = _number(low), _number(high)
+    return f"{low_text} {unit}" if low_text == high_text else f"{low_text}–{high_text} {unit}"
 
 
 def dose_text(dose: Dose) -> str:
     """"norepinephrine 2.5 µg/min infusion prophylactic" (what is unspecified left out; "received" when reported)."""
-    words = [dose.drug, amount_text(dose)]
-    words += [word for word in (dose.mode, dose.timing) if word != "unspecified"]
-    if dose.role == "received":
+    return _dose_words(dose.drug, dose.low, dose.high, dose.unit, dose.mode, dose.timing, dose.role)
+
+
+def _dose_words(drug: str, low: float, high: float, unit: str, mode: str, timing: str, role: str) -> str:
+    words = [drug, _amount(low, high, unit)]
+    words += [word for word in (mode, timing) if word != "unspecified"]
+    if role == "received":
         words.append("received")
     return " ".join(words)
 
@@ -58,6 +68,19 @@ def dose_text(dose: Dose) -> str:
 def doses_text(facts: StudyFacts) -> str:
     """Every dose, "; " between them: the CSV column."""
     return "; ".join(dose_text(dose) for dose in facts.doses)
+
+
+def export_cells(stored: str) -> tuple[str, str, str]:
+    """The CSV's population, comparators and doses cells ("; "-separated) of facts stored as StudyFacts.to_json wrote
+    them, read straight from the JSON: an export of 100,000 papers decodes each paper's facts, and building the
+    StudyFacts value first cost four times as much (BENCHMARKS.md, facts)."""
+    if not stored:
+        return "", "", ""
+    data = json.loads(stored)
+    return ("; ".join(value for value, _spans in data["population"]),
+            "; ".join(value for value, _spans in data["comparators"]),
+            "; ".join(_dose_words(drug, low, high, unit, mode, timing, role)
+                      for drug, low, high, unit, mode, timing, role, _span, _words in data["doses"]))
 
 
 def summary_line(facts: StudyFacts) -> str:

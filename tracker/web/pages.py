@@ -27,7 +27,8 @@ from tracker.views.topic import SEARCH_WITHIN, topic_page
 from tracker.web.state import web_of
 
 EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "ris": "application/x-research-info-systems",
-                "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+                "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                "jsonl": "application/jsonl; charset=utf-8"}
 FILTER_KEYS = ("state", "tier", "design", "population", "dose", "from", "to", "late", "retracted", "q", "sort")
 
 
@@ -67,7 +68,7 @@ async def export(request: Request) -> Response:
     web = web_of(request)
     slug, fmt = request.path_params["slug"], request.path_params["fmt"]
     if fmt not in EXPORT_TYPES:
-        return web.error(request, 404, f"no export as {fmt}: use csv, ris or xlsx")
+        return web.error(request, 404, f"no export as {fmt}: use csv, ris, xlsx or jsonl")
     filters, sort, search = read_filters(request)
     chosen = web.scans.topic(slug)
     data = await run_in_threadpool(export_bytes, web.store, chosen, fmt, filters, sort, search,
