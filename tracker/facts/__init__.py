@@ -11,6 +11,7 @@ doses and dose-finding results, each with the spans of the words it came from.
     export_cells(stored_json) -> (population, comparators, doses)   the CSV's cells, straight from to_json's text
     arrival_tier(publication_types, facts) -> FactsTier   a paper's tier now: its types', else its text's design
     design_label(design), population_label(population) -> str
+    vasoactive_drug(name) -> str | None         "Noradrenaline" -> "norepinephrine" (VASOACTIVE: every drug dosed)
     EXTRACTOR_VERSION                           bumped whenever a rule changes
 
 The vocabulary and units are those of the gold set's SCHEMA.md (../shared/study-facts/). Pure functions of the
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 from tracker.facts.extract import extract_facts
 from tracker.facts.format import design_label, dose_text, doses_text, export_cells, population_label, summary_line
+from tracker.facts.lexicon import VASOACTIVE, vasoactive_drug
 from tracker.facts.model import (
     DESIGN_SOURCES,
     DESIGNS,
@@ -49,5 +51,5 @@ __all__ = [
     "DESIGN_SOURCES", "DESIGNS", "EXTRACTOR_VERSION", "MODES", "POPULATIONS", "ROLES", "TIMINGS", "Dose", "DoseResult",
     "FactsTier", "Span", "StudyFacts", "Tagged", "arrival_tier", "design_label", "dose_text", "doses_text", "export_cells",
     "extract_facts",
-    "facts_text", "population_label", "summary_line", "tier_of_design", "tier_of_facts",
+    "facts_text", "population_label", "summary_line", "tier_of_design", "tier_of_facts", "VASOACTIVE", "vasoactive_drug",
 ]

@@ -40,6 +40,14 @@ VASOACTIVE: dict[str, tuple[str, ...]] = {
     "ornipressin": ("ornipressin",),
 }
 
+_CANONICAL = {name: drug for drug, names in VASOACTIVE.items() for name in names}
+
+
+def vasoactive_drug(name: str) -> str | None:
+    """The generic name of a vasoactive drug named by any of its names ("Noradrenaline" -> "norepinephrine")."""
+    return _CANONICAL.get(" ".join(name.casefold().split()))
+
+
 # Drugs that often stand next to a vasopressor's dose and must keep their own doses (bupivacaine 10 mg).
 OTHER_DRUGS: tuple[str, ...] = (
     "bupivacaine", "levobupivacaine", "ropivacaine", "lidocaine", "lignocaine", "chloroprocaine", "prilocaine",
