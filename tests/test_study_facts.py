@@ -426,3 +426,49 @@ def test_tracker_export_format_jsonl_on_the_command_line(tmp_path, db_url):
     assert (tmp_path / "papers.jsonl").read_text(encoding="utf-8") == printed.out
     wrong = run_tracker("export", "--format", "jsonl", "-o", str(tmp_path / "papers.csv"), env=env)
     assert wrong.code == 2 and "-o papers.csv names a csv file but the format is jsonl" in wrong.err
+
+
+# -- hostile and empty text, end to end ------------------------------------------------------------------------
+
+HOSTILE_RECORDS = {
+    301: ("", ()),  # no title, no abstract
+    302: ("<script>alert(1)</script> norepinephrine 2.5 µg/min <b>vs</b> phenylephrine",
+          (AbstractSection("METHODS", "METHODS", '60 women <img src=x onerror=alert(1)> received norepinephrine 5 µg '
+                                                 '"><script>x</script> boluses.'),)),
+    303: ("Odd text", (AbstractSection(None, None, "µ·⁻¹–— \u200b\ufeff İİİ ẞ ǅ (((((" * 50),)),
+    304: ("Long", (AbstractSection(None, None, "0.05 µg/kg/min norepinephrine or phenylephrine in 60 patients "
+                                               "(n = 30). " * 1_400),)),
+}
+
+
+def test_hostile_and_empty_records_are_stored_shown_and_exported(tmp_path, db_url):
+    settings, store = facts_library(tmp_path, db_url)
+    try:
+        save_papers(store, [make_paper(pmid, title=title, abstract_sections=sections, publication_types=(),
+                                       mesh_headings=()) for pmid, (title, sections) in HOSTILE_RECORDS.items()],
+                    topic="cesarean")
+        facts = stored_facts(store, list(HOSTILE_RECORDS))
+        assert facts[301].facts == StudyFacts(version=EXTRACTOR_VERSION) and facts[301].tier == "other"
+        assert [(dose.drug, dose.text) for dose in facts[302].facts.doses] == [
+            ("norepinephrine", "2.5 µg/min"), ("norepinephrine", "5 µg")]
+        client = web_client(settings, store)
+        for pmid in HOSTILE_RECORDS:
+            page = client.get(f"/papers/{pmid}")
+            assert page.status_code == 200, pmid
+            assert "<script>" not in page.text and "<img src=x" not in page.text, pmid
+        screen = client.get("/topics/cesarean/screen?pmid=302").text
+        assert '<mark class="fact dose" title="dose: norepinephrine 2.5 µg/min infusion">2.5 µg/min</mark>' in screen
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in screen
+        assert client.get("/topics/cesarean/doses").status_code == 200
+        for fmt in ("csv", "jsonl", "ris"):
+            assert client.get(f"/topics/cesarean/export.{fmt}").status_code == 200, fmt
+        texts = digest_texts(store, Topic_of("cesarean"))
+        assert "<script>" not in texts["html"] and "\\<script\\>" in texts["md"]
+    finally:
+        store.close()
+
+
+def Topic_of(slug: str):
+    from tracker.topics import Topic
+
+    return Topic(slug=slug, title=slug, query="q")

@@ -9,7 +9,8 @@
                    digits); mode, timing and role accuracy over the matched tuples
     results        micro F1 over (record, kind, drug, value, unit) (not in the schema's scoring; reported apart)
     rct tier       recall and precision of the "rct" evidence tier over the records labelled rct, from designs
-                   read with no publication types
+                   read with no publication types (a prediction's "tier" when it gives one, as the tracker's tier on
+                   arrival does; else its design's)
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ def score(gold: Iterable[GoldRecord], predict: Callable[[GoldRecord], Labels]) -
         if wanted_results != found_results:
             miss("results", record, sorted(wanted_results), sorted(found_results))
         _add(counts["rct"], {record.id} if expected["design"] == "rct" else set(),
-             {record.id} if tier_of_design(got["design"]) == "rct" else set())
+             {record.id} if got.get("tier", tier_of_design(got["design"])) == "rct" else set())
     total = len(records) or 1
     size_denominator = size_wanted + size_false
     return Scores(
