@@ -5,9 +5,11 @@ line that reproduces the row: ingest throughput, a backfill through the CLI, rat
 of a weekly run, digest/search/export on a large database, the tracker against a lean sequential pipeline,
 the records fetched again by eight weekly runs, the web app's pages on the large database, the relevance
 ranking, when to stop screening in relevance order, ranked search of 50 queries on the large database,
-SQLite's and a PostgreSQL copy of it, and the suggestions beyond a topic's query. The corpus is built from the real
-records in ../shared/pubmed-samples/ (see benchmarks/corpus.py), generated into a temporary directory at run time;
-the ranking, stopping and suggest benchmarks read the labelled datasets in ../shared/screening-datasets/ in place.
+SQLite's and a PostgreSQL copy of it, the suggestions beyond a topic's query, and the study-facts extractor's accuracy
+and speed. The corpus is built from the real records in ../shared/pubmed-samples/ (see benchmarks/corpus.py),
+generated into a temporary directory at run time; the ranking, stopping and suggest benchmarks read the labelled
+datasets in ../shared/screening-datasets/ and the facts benchmark the labelled abstracts in ../shared/study-facts/,
+in place.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ resident memory is its own: a warm-up pass over a small body, then the timed run
 
   tracker      PaperParser fed 64 KiB chunks -> save_papers() every 500 papers into a fresh SQLite database
   tracker-pipelined  the tracker's backfill path without the network: the same records as 500-record efetch
-               bodies, each parsed on a prefetch thread (tracker/ncbi/prefetch.py, three ahead) and saved in order by
-               save_papers() in the calling thread (the bodies are cut from the file before the clock starts)
+               bodies, each parsed on a prefetch thread (tracker/ncbi/prefetch.py, three ahead), its papers' study
+               facts read there too (tracker/runs/ingest.py with_facts), and saved in order by save_papers() in the
+               calling thread (the bodies are cut from the file before the clock starts)
   tracker-parse  the same parser alone (no store), to show what storing costs
   lxml         the parse-only ceiling: lxml.iterparse + find() reading the same fields (lxml_ceiling.py)
   bare         lxml.iterparse finding the records and freeing them, reading nothing: libxml2's own floor
@@ -75,17 +76,18 @@ def split_bodies(path: Path) -> list[Path]:
 def ingest_pipelined(bodies: list[Path], database: Path) -> int:
     from tracker.ncbi.prefetch import prefetched
     from tracker.ncbi.pubmed import iter_papers
+    from tracker.runs.ingest import with_facts
     from tracker.store import open_store
     from tracker.store.papers import save_papers
 
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     store = open_store(f"sqlite:///{database}")
-    jobs = [lambda ticket, body=body: list(iter_papers(body)) for body in bodies]
+    jobs = [lambda ticket, body=body: with_facts(list(iter_papers(body))) for body in bodies]
     stored = 0
-    for papers in prefetched(jobs, depth=3):
-        save_papers(store, papers, topic="ingest")
-        stored += len(papers)
+    for batch in prefetched(jobs, depth=3):
+        save_papers(store, batch.papers, topic="ingest", facts=batch.facts)
+        stored += len(batch.papers)
     store.close()
     return stored
 
@@ -160,13 +162,14 @@ def run_side(side: str, path: Path, warmup: Path, repeats: int, workdir: Path) -
     bodies = {p: split_bodies(p) for p in (path, warmup)} if side == "tracker-pipelined" else {}
     call = calls[side]
     call(warmup)
-    runs, records = [], 0
+    runs, cpu, records = [], [], 0
     for _ in range(repeats):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         records = call(path)
         runs.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - cpu_started)
     return {"side": side, "records": records, "runs": runs, "median": statistics.median(runs),
-            "peak_rss_mb": peak_rss_mb()}
+            "cpu_median": statistics.median(cpu), "peak_rss_mb": peak_rss_mb()}
 
 
 def profile_side(side: str, path: Path, workdir: Path) -> str:

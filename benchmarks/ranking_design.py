@@ -13,6 +13,11 @@ on the Cohen 2006 datasets (../shared/screening-datasets/cohen-2006/, read in pl
    score); the maybes left out, kept as exclusions or as inclusions with a sample weight of 0.1, 0.3 or 1.
    Evaluated against the true decisions of the ranked batches.
 4. The screening queue's exploration share: the simulation with EXPLORE = 0, 0.05 and 0.1.
+5. Study facts as features (tracker/facts): the tracker's model with each record's facts read from its title and
+   abstract (no publication types: the Cohen files have none) added to the terms block as whole tokens ("study
+   design rct", "study population pediatric", "study comparator placebo", "study states a dose"), all of them or
+   some, against the model without them; benchmark 9's protocols (a) and (b), summed over the datasets. They were
+   not kept: BENCHMARKS.md, benchmark 9, has the figures.
 """
 
 from __future__ import annotations
@@ -140,16 +145,59 @@ def exploration(datasets: list[benchmark.Dataset], runs: int) -> None:
                   f"{statistics.fmean(r.recall25 for r in runs_):.3f} |", flush=True)
 
 
+FACT_PARTS = ("design", "population", "comparators", "dose")
+FACT_VARIANTS = ((), FACT_PARTS, ("design",), ("population", "comparators", "dose"))
+
+
+def facts_terms(record: ranking.Record, parts: tuple[str, ...]) -> tuple[str, ...]:
+    """A record's study facts as whole-token terms (tracker/facts), those of `parts` only."""
+    from tracker.facts import extract_facts
+
+    facts = extract_facts(record.title, record.abstract, record.publication_types, record.mesh_headings)
+    terms = []
+    if "design" in parts and facts.design_source != "none":
+        terms.append(f"study design {facts.design}")
+    if "population" in parts:
+        terms += [f"study population {value}" for value in facts.population_values]
+    if "comparators" in parts:
+        terms += [f"study comparator {value}" for value in facts.comparator_values]
+    if "dose" in parts and facts.doses:
+        terms.append("study states a dose")
+    return tuple(terms)
+
+
+def with_facts(dataset: benchmark.Dataset, parts: tuple[str, ...]) -> benchmark.Dataset:
+    """The dataset with each record's facts among its terms (the terms block reads keywords as whole tokens)."""
+    if not parts:
+        return dataset
+    records = tuple(dataclasses.replace(record, keywords=record.keywords + facts_terms(record, parts))
+                    for record in dataset.records)
+    return benchmark.Dataset(dataset.name, records, dataset.included)
+
+
+def study_facts(datasets: list[benchmark.Dataset], runs: int) -> None:
+    print(f"\n## 5. Study facts as features of the relevance model ({runs} runs)\n")
+    print("| facts | " + " | ".join(benchmark.FIGURES) + " |\n|---|" + "---|" * len(benchmark.FIGURES))
+    tracker = benchmark.rankers()[0]
+    for parts in FACT_VARIANTS:
+        totals = [0.0] * len(benchmark.FIGURES)
+        for dataset in datasets:
+            figures = benchmark.measure(with_facts(dataset, parts), tracker, runs)
+            totals = [total + value for total, value in zip(totals, figures.values(), strict=True)]
+        print(f"| {', '.join(parts) or 'none (the tracker as it is)'} | "
+              + " | ".join(f"{value:.3f}" for value in totals) + " |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ranking_design", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10, help="screening simulations per setting (default 10)")
-    parser.add_argument("--only", nargs="+", choices=("cold-start", "waiting", "maybe", "exploration"),
+    parser.add_argument("--only", nargs="+", choices=("cold-start", "waiting", "maybe", "exploration", "facts"),
                         help="run only these sections")
     args = parser.parse_args(argv)
     folder = benchmark.require_datasets()
     datasets = [benchmark.load_dataset(folder / f"{name}.csv") for name in benchmark.DATASETS]
-    sections = args.only or ("cold-start", "waiting", "maybe", "exploration")
+    sections = args.only or ("cold-start", "waiting", "maybe", "exploration", "facts")
     if "cold-start" in sections:
         cold_start(datasets)
     if "waiting" in sections:
@@ -158,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         maybe(datasets)
     if "exploration" in sections:
         exploration(datasets, args.runs)
+    if "facts" in sections:
+        study_facts(datasets, args.runs)
     return 0
 
 

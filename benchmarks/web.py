@@ -4,7 +4,8 @@ time for the request (routing, the guard's session lookup, the views' SQL, rende
 
 Each page is asked `WEB_REQUESTS` times (after a first request of each address, timed apart) over a set of
 realistic requests, and its p95 is compared with the 200 ms target: the topics page; a topic page plain and
-with filters (state, tier, years, late arrivals, retractions; by tier), and searched within the topic;
+with filters (state, tier, years, late arrivals, retractions; by tier), with the study-facts filters (design,
+population, "states a dose") and its Doses page, and searched within the topic;
 page 50 of a topic, reached by following the keyset "next" links; paper pages; a search of the whole store;
 the screening page; PRISMA; the runs page. Counts the store keeps while memberships do not change
 (tracker/store/papers.py) and the Topics page's charts are computed by the first request: its time is
@@ -123,6 +124,11 @@ def run(sizes: Sizes, workdir: Path) -> Outcome:
             "topic page, filtered": [f"{topic}?state=unscreened&tier=rct&from=2015", f"{topic}?tier=guideline",
                                      f"{topic}?sort=tier", f"{topic}?late=1", f"{topic}?retracted=1",
                                      f"{topic}?state=included&from=2020&to=2024"],
+            # The study-facts filters (tracker/store/listing.py): common and rare values, alone and together.
+            "topic page, study-facts filters": [f"{topic}?design=rct", f"{topic}?design=guideline",
+                                                f"{topic}?population=pediatric", f"{topic}?population=hepatorenal",
+                                                f"{topic}?dose=1", f"{topic}?design=observational&population=elderly",
+                                                f"{topic}?design=review&sort=tier", f"{topic}/doses"],
             "topic page, searched": [f"{topic}?q=vasopressin", f"{topic}?q={search}&sort=tier"],
             f"topic page {PAGE_DEPTH} (keyset)": [deep],
             "paper page": [f"/papers/{pmid}" for pmid in pmids],

@@ -14,6 +14,7 @@ from lxml import html as lxml_html
 from sqlalchemy import func, select, text, update
 
 from tracker.cli import cli
+from tracker.facts import extract_facts
 from tracker.ncbi.pubmed import AbstractSection, Author, Paper
 from tracker.outputs.charts import chart_png, render_chart_png
 from tracker.outputs.digest import (
@@ -140,7 +141,8 @@ def test_a_digest_entry_carries_authors_excerpt_other_topics_and_the_late_mark(s
     digest = build_topic_digest(store, DOSING, since=since, until=NOW)
 
     entry = DigestEntry(paper=paper, tier="rct", first_seen_at=seen, other_topics=("elderly", "sepsis"),
-                        excerpt="It works.", late_arrival=True, authors_short="Müller J, Šimić Ž, Øster A, et al.")
+                        excerpt="It works.", late_arrival=True, authors_short="Müller J, Šimić Ž, Øster A, et al.",
+                        facts=extract_facts(paper.title, paper.abstract, paper.publication_types))
     assert digest == TopicDigest(
         topic=DOSING, period_start=since, period_end=NOW,
         last_run=RunInfo("succeeded", run.started_at, run.finished_at, None),

@@ -107,9 +107,21 @@ def unscreened(pmid: int, exported: Sequence[str] = ("dosing", "elderly")) -> li
     return [decision, "", "", ""]
 
 
+# The study-facts cells (evidence, design, sample_size, population, comparators, doses, evidence_source): 101 is a typed
+# RCT comparing with phenylephrine; 102's title calls it a review, which is its tier while its types name none; the
+# others name no design (read as a review for want of data, which leaves the tier alone).
+FACTS = {
+    101: ["rct", "rct", "", "other", "phenylephrine", "", "publication types"],
+    102: ["review", "review", "", "other", "", "", "abstract"],
+    103: ["other", "review", "", "other", "", "", ""],
+    104: ["other", "review", "", "other", "", "", ""],
+    105: ["other", "review", "", "other", "", "", ""],
+}
+
+
 def row(pmid: int, exported: Sequence[str] = ("dosing", "elderly")) -> list[str]:
     # no editors, no trial ids, no relevance yet, not at full text
-    return ROWS[pmid] + unscreened(pmid, exported) + ["", "", "", "", ""]
+    return ROWS[pmid] + unscreened(pmid, exported) + ["", "", "", "", ""] + FACTS[pmid]
 
 
 RIS_103 = (
@@ -117,7 +129,8 @@ RIS_103 = (
     "T2  - Anesthesia and analgesia\r\nJ2  - Anesth Analg\r\nVL  - 130\r\nIS  - 2\r\nSP  - 301\r\nEP  - 309\r\n"
     "AB  - Abstract text.\r\nKW  - screening: unscreened\r\nDO  - 10.1000/103\r\nAN  - 103\r\n"
     "UR  - https://pubmed.ncbi.nlm.nih.gov/103/\r\nLA  - eng\r\nN1  - topics: dosing; elderly\r\n"
-    "N1  - screening: unscreened\r\nER  - \r\n\r\n"
+    "N1  - screening: unscreened\r\nN1  - study facts: evidence other; design review; population other\r\n"
+    "ER  - \r\n\r\n"
 )
 
 
@@ -175,6 +188,8 @@ def test_library_rows_match_the_command_line(home):
         "first_seen": "2024-02-20T12:00:00Z", "late_arrival": "false", "pubmed_url": url(103),
         "status": "", "decision": "unscreened", "reasons": "", "reviewers": "", "notes": "", "editors": "",
         "trial_ids": "", "relevance": None, "full_text": "", "full_text_reasons": "",
+        "evidence": "other", "design": "review", "sample_size": "",
+        "population": "other", "comparators": "", "doses": "", "evidence_source": "",
     }
     store.close()
 
@@ -185,14 +200,16 @@ def test_since_keeps_papers_the_selected_topics_first_saw_on_or_after_that_day(h
     # Seen by 'dosing' on March 1 but by 'elderly' in February: new to 'dosing' alone.
     dosing = invoke(home, "export", "dosing", "--since", "2024-03-01")
     assert parse(dosing.stdout_bytes) == [HEADER] + [row(p, ["dosing"]) for p in (105, 102, 101)] + [
-        ROWS[103][:12] + ["2024-03-01T10:00:00Z"] + ROWS[103][13:] + unscreened(103, ["dosing"]) + ["", "", "", "", ""]]
+        ROWS[103][:12] + ["2024-03-01T10:00:00Z"] + ROWS[103][13:] + unscreened(103, ["dosing"]) + ["", "", "", "", ""]
+        + FACTS[103]]
     assert parse(invoke(home, "export", "--since", "2024-03-04").stdout_bytes) == [HEADER]
 
 
 def test_csv_bytes_for_mail_follows_the_given_pmids(home):
     store = open_store(home.url)
     assert parse(csv_bytes(store, [104, 101, 999], topics=["elderly"])) == [
-        HEADER, row(104, ["elderly"]), ROWS[101][:12] + [""] + ROWS[101][13:] + ["", "", "", "", "", "", "", "", ""]]
+        HEADER, row(104, ["elderly"]), ROWS[101][:12] + [""] + ROWS[101][13:] + ["", "", "", "", "", "", "", "", ""]
+        + FACTS[101]]
     assert csv_bytes(store, []) == ",".join(HEADER).encode() + b"\r\n"
     store.close()
 
@@ -300,7 +317,7 @@ def test_a_file_for_excel_starts_with_a_bom_and_stdout_does_not(home, tmp_path):
     assert "Kjørsvik Å; Sözeri Ö" in (b"\xef\xbb\xbf" + plain).decode("utf-8-sig")
     refused = invoke(home, "export", "--format", "ris", "--bom")
     assert refused.exit_code == 2 and refused.stderr.startswith(
-        "error: --bom and --no-bom go with CSV: leave them out for --format ris or xlsx (see '")
+        "error: --bom and --no-bom go with CSV: leave them out for --format ris, xlsx or jsonl (see '")
 
 
 def test_the_workbook_has_the_csvs_rows_and_cells_with_links_dates_and_filters(home, tmp_path):
@@ -402,7 +419,7 @@ def test_books_and_trial_ids_in_the_csv(library):
         "Vasopressors in shock", "Smith JA; Whole W", "'=Editor E; Holloway M", "", "")
     assert (book["title"], book["authors"], book["editors"]) == ("Holland-Frei Cancer Medicine", "", "Kufe DW; Pollock RE")
     assert (article["editors"], article["trial_ids"]) == ("", "NCT02149199; 2019-001234-56")
-    assert HEADER[-5:] == ["editors", "trial_ids", "relevance", "full_text", "full_text_reasons"] and HEADER[-6] == "notes"
+    assert HEADER[19:25] == ["notes", "editors", "trial_ids", "relevance", "full_text", "full_text_reasons"]
 
 
 def test_books_and_trial_ids_in_ris(library):
@@ -416,13 +433,15 @@ def test_books_and_trial_ids_in_ris(library):
         "AB  - Vasopressors raise blood pressure by vasoconstriction.\r\nKW  - screening: unscreened\r\n"
         "AN  - 30000031\r\nUR  - https://pubmed.ncbi.nlm.nih.gov/30000031/\r\n"
         "UR  - https://www.ncbi.nlm.nih.gov/books/NBK531234/\r\nLA  - eng\r\nN1  - topics: books\r\n"
-        "N1  - screening: unscreened\r\n")
+        "N1  - screening: unscreened\r\n"
+        "N1  - study facts: evidence review (from the publication types); design review; population critical care\r\n")
     assert by_pmid["30000032"] == (
         "TY  - BOOK\r\nTI  - Holland-Frei Cancer Medicine\r\nA2  - Kufe, DW\r\nA2  - Pollock, RE\r\nPY  - 2003\r\n"
         "ET  - 6th edition\r\nPB  - BC Decker\r\nCY  - Hamilton (ON)\r\nKW  - screening: unscreened\r\n"
         "AN  - 30000032\r\nUR  - https://pubmed.ncbi.nlm.nih.gov/30000032/\r\n"
         "UR  - https://www.ncbi.nlm.nih.gov/books/NBK12354/\r\nLA  - eng\r\nN1  - topics: books\r\n"
-        "N1  - screening: unscreened\r\n")
+        "N1  - screening: unscreened\r\n"
+        "N1  - study facts: evidence review (from the publication types); design review\r\n")
     assert by_pmid["30000033"] == (
         "TY  - JOUR\r\nTI  - Early norepinephrine in septic shock\r\nAU  - Ng, C\r\nPY  - 2024\r\nDA  - 2024/03/05/\r\n"
         "T2  - Anesthesia and analgesia\r\nJ2  - Anesth Analg\r\nVL  - 130\r\nIS  - 2\r\nSP  - 301\r\nEP  - 309\r\n"
@@ -431,4 +450,4 @@ def test_books_and_trial_ids_in_ris(library):
         "N1  - trial registration: NCT02149199 (ClinicalTrials.gov) https://clinicaltrials.gov/study/NCT02149199\r\n"
         "N1  - trial registration: 2019-001234-56 (EudraCT) "
         "https://www.clinicaltrialsregister.eu/ctr-search/search?query=2019-001234-56\r\n"
-        "N1  - screening: unscreened\r\n")
+        "N1  - screening: unscreened\r\nN1  - study facts: evidence other; design review; population sepsis\r\n")

@@ -184,7 +184,7 @@ def test_a_failed_batch_fails_the_fetch_after_the_batches_before_it_were_saved()
         server.add(FakeRecord(35, "<PubmedArticle><MedlineCitation><PMID>35</PMID>", date(2024, 1, 1)))
         saved: list[list[int]] = []
         with client_for(server) as client, pytest.raises(EutilsError) as caught:
-            fetch_each_batch(client, list(range(1, 61)), lambda papers: saved.append([p.pmid for p in papers]))
+            fetch_each_batch(client, list(range(1, 61)), lambda batch: saved.append([p.pmid for p in batch.papers]))
     assert str(caught.value) == ("efetch failed after 3 attempts: efetch XML has records nested where PubMed never "
                                  "puts them (after record 0)")
     assert saved == [list(range(start, start + 10)) for start in (1, 11, 21)]
@@ -197,8 +197,8 @@ def test_a_stop_request_stops_after_the_batch_being_saved_and_abandons_the_reque
         stop = threading.Event()
         hooks = RunHooks(should_stop=stop.is_set)
 
-        def save(papers):
-            saved.extend(paper.pmid for paper in papers)
+        def save(batch):
+            saved.extend(paper.pmid for paper in batch.papers)
             if len(saved) == 40:
                 stop.set()  # SIGTERM arrives while the fourth batch is being saved
 

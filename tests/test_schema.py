@@ -186,7 +186,8 @@ def test_migration_5_fills_books_databanks_and_trial_ids_from_the_stored_xml(db_
     try:
         assert [(step.migration.version, step.migration.name) for step in applied] == [
             (5, "book-details-and-trial-ids"), (6, "web-app"), (7, "relevance-scores"), (8, "search-champion-lists"),
-            (9, "screening-stages"), (10, "feed-tokens"), (11, "suggestions")]
+            (9, "screening-stages"), (10, "feed-tokens"), (11, "suggestions"),
+            (12, "study-facts")]
         with migrated.engine.connect() as connection:
             refilled = {row.pmid: dict(row._mapping) for row in connection.execute(text(
                 "SELECT * FROM paper ORDER BY pmid")).all()}

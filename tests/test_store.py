@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -257,6 +258,22 @@ def undo_screening_stages(connection) -> None:
             connection.execute(Table(name, MetaData(), autoload_with=connection).insert(), kept[name])
 
 
+def drop_study_facts(connection) -> None:
+    """Undo migration 12 (study-facts): its columns and indexes, and the evidence tier as publication types alone gave it."""
+    from tracker.ncbi.evidence import classify
+    from tracker.store.schema import STUDY_FACTS_COLUMNS
+
+    for index in ("ix_paper_browse", "ix_paper_design", "ix_paper_population_bits", "ix_paper_states_dose",
+                  "ix_paper_facts_version"):
+        connection.execute(text(f"DROP INDEX {index}"))
+    connection.execute(text("CREATE INDEX ix_paper_browse ON paper (pmid, evidence_tier, pub_year, late_arrival, status)"))
+    for column, _definition in STUDY_FACTS_COLUMNS:
+        connection.execute(text(f"ALTER TABLE paper DROP COLUMN {column}"))
+    for pmid, types in connection.execute(text("SELECT pmid, publication_types FROM paper")).all():
+        tier = classify(json.loads(types) if isinstance(types, str) else types)
+        connection.execute(text("UPDATE paper SET evidence_tier = :tier WHERE pmid = :pmid"), {"tier": tier, "pmid": pmid})
+
+
 def drop_suggestions(connection) -> None:
     """Undo migration 11 (suggestions): its tables and the membership's source."""
     for table in ("suggestion", "suggestion_state", "suggestion_seed"):
@@ -265,8 +282,9 @@ def drop_suggestions(connection) -> None:
 
 
 def drop_web_app(connection) -> None:
-    """Undo migrations 11 (suggestions), 10 (feed-tokens), 9 (screening-stages), 7 (relevance-scores) and 6
-    (web-app): their tables, the evidence tier column and its indexes."""
+    """Undo migrations 12 (study-facts), 11 (suggestions), 10 (feed-tokens), 9 (screening-stages), 7
+    (relevance-scores) and 6 (web-app): their tables, the evidence tier column and its indexes."""
+    drop_study_facts(connection)
     drop_suggestions(connection)
     connection.execute(text("DROP TABLE feed_token"))
     undo_screening_stages(connection)

@@ -28,13 +28,16 @@ def db_group():
               help="Upgrade a SQLite database without first copying it to db/backups/ (the last three copies are kept).")
 @common_options
 def db_migrate_command(check, no_backup):
-    """Upgrade the database (TRACKER_DB_URL, else db/tracker.sqlite3) to this tracker's schema, in one transaction.
+    """Upgrade the database (TRACKER_DB_URL, else db/tracker.sqlite3) to this tracker's schema, in one transaction,
+    then read again the study facts an older extractor wrote.
 
     A SQLite database is first copied, as it was, to backups/ beside it (SQLite's online backup, named with its old
     schema and the date); the last three copies are kept. A PostgreSQL database's backups are its team's.
     """
+    from tracker.facts import EXTRACTOR_VERSION
     from tracker.store import Store
-    from tracker.store.schema import describe_cost, describe_migrations
+    from tracker.store.schema import FACTS_SECONDS_PER_PAPER, describe_cost, describe_migrations, describe_work
+    from tracker.store.studyfacts import count_stale_facts, refresh_stale_facts
     from tracker.store.upgrade import upgrade_store
 
     store = Store(current_settings().database_url)
@@ -44,30 +47,53 @@ def db_migrate_command(check, no_backup):
         if state.kind in ("foreign", "newer"):
             store.ensure_schema()  # raises the refusal
         pending = state.pending
+        stale = count_stale_facts(store)
+        older = (f"{stale:,} paper{'' if stale == 1 else 's'} hold{'s' if stale == 1 else ''} study facts from an "
+                 f"older extractor (this one is version {EXTRACTOR_VERSION})")
         if check:
             if state.kind == "empty":
                 click.echo(f"{where} holds no tracker database yet: 'tracker db migrate' creates it")
             elif pending:
-                click.echo(f"{where} is at schema {state.version}; pending: {describe_migrations(pending)}")
+                click.echo(f"{where} is at schema {state.version}; pending: {describe_migrations(pending)}"
+                           + (f"; then {older} to read again" if stale else ""))
+            elif stale:
+                click.echo(f"{where} is at schema {state.version}, this tracker's; {older}: 'tracker db migrate' "
+                           f"reads them again ({describe_work(stale, FACTS_SECONDS_PER_PAPER)})")
             else:
                 click.echo(f"{where} is at schema {state.version}, this tracker's: nothing to do")
-            sys.exit(1 if state.kind == "empty" or pending else 0)
+            sys.exit(1 if state.kind == "empty" or pending or stale else 0)
         if state.kind == "empty":
             store.migrate()
             click.echo(f"created the tracker database at {where} (schema {store.schema_state().version})")
             return
-        if not pending:
+        if pending:
+            click.echo(f"upgrading {where} from schema {state.version} to {pending[-1].version} "
+                       f"({describe_migrations(pending)}): {describe_cost(pending, store.count_papers())}")
+            upgrade = upgrade_store(store, backup=not no_backup,
+                                    on_backup=lambda path: click.echo(f"the database as it was is kept in {path}"),
+                                    on_step=lambda migration: click.echo(f"  {migration.version} {migration.name} ..."))
+            if upgrade is None:  # another process upgraded it meanwhile
+                click.echo(f"{where} is at schema {store.schema_state().version}, this tracker's")
+            else:
+                click.echo(f"{where} is at schema {upgrade.new_version} ({upgrade.seconds:.1f} s)")
+            stale = count_stale_facts(store)
+            if not stale:
+                return
+            said = (f"{stale:,} paper{'' if stale == 1 else 's'} still hold{'s' if stale == 1 else ''} study facts from "
+                    "an older extractor")
+        elif not stale:
             click.echo(f"{where} is at schema {state.version}, this tracker's: nothing to do")
             return
-        click.echo(f"upgrading {where} from schema {state.version} to {pending[-1].version} "
-                   f"({describe_migrations(pending)}): {describe_cost(pending, store.count_papers())}")
-        upgrade = upgrade_store(store, backup=not no_backup,
-                                on_backup=lambda path: click.echo(f"the database as it was is kept in {path}"),
-                                on_step=lambda migration: click.echo(f"  {migration.version} {migration.name} ..."))
-        if upgrade is None:  # another process upgraded it meanwhile
-            click.echo(f"{where} is at schema {store.schema_state().version}, this tracker's: nothing to do")
-            return
-        click.echo(f"{where} is at schema {upgrade.new_version} ({upgrade.seconds:.1f} s)")
+        else:
+            said = f"{where} is at schema {state.version}, this tracker's; {older}"
+        click.echo(f"{said}: reading them again ({describe_work(stale, FACTS_SECONDS_PER_PAPER)})")
+        bar = ProgressBar("reading study facts", threshold=10_000)
+        try:
+            done = refresh_stale_facts(store, progress=lambda papers: bar(papers, stale))
+        finally:
+            bar.close()
+        click.echo(f"read the study facts of {done.papers:,} paper{'' if done.papers == 1 else 's'} again "
+                   f"({done.seconds:.1f} s)")
     finally:
         store.close()
 

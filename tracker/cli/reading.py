@@ -136,9 +136,11 @@ def digest_command(slugs, since, output_format, output):
 @cli.command("export")
 @click.argument("slugs", nargs=-1, metavar="[SLUG]...")
 @click.option("--since", type=DATE, help="Only papers the selected topics first saw on or after this day (UTC).")
-@click.option("--format", "output_format", type=click.Choice(["csv", "ris", "xlsx"]), default="csv", show_default=True,
-              help="CSV (columns documented in tracker/outputs/export.py), RIS for Zotero, EndNote, Rayyan, Covidence, or "
-                   "an Excel workbook (needs -o FILE.xlsx).")
+@click.option("--format", "output_format", type=click.Choice(["csv", "ris", "xlsx", "jsonl"]), default="csv",
+              show_default=True,
+              help="CSV (columns documented in tracker/outputs/export.py), RIS for Zotero, EndNote, Rayyan, Covidence, "
+                   "an Excel workbook (needs -o FILE.xlsx), or JSON Lines: one object a line, the CSV's columns typed "
+                   "and each paper's study facts.")
 @click.option("--state", type=click.Choice(SCREENING_STATES),
               help="Only papers in this screening state in one of the topics (--state included: the included set; "
                    "with --stage full-text, the studies included).")
@@ -166,11 +168,11 @@ def export_command(slugs, since, output_format, state, stage, reviewer, bom, sor
         stage = "full-text"
 
     if output != "-":
-        check_output_format(output, output_format, {".csv": "csv", ".ris": "ris", ".xlsx": "xlsx"})
+        check_output_format(output, output_format, {".csv": "csv", ".ris": "ris", ".xlsx": "xlsx", ".jsonl": "jsonl"})
     elif output_format == "xlsx":
         raise click.UsageError("an Excel workbook is a file, not text for a terminal: add -o FILE.xlsx")
     if bom is not None and output_format != "csv":
-        raise click.UsageError("--bom and --no-bom go with CSV: leave them out for --format ris or xlsx")
+        raise click.UsageError("--bom and --no-bom go with CSV: leave them out for --format ris, xlsx or jsonl")
     selected = load_selected_topics(slugs)
     store = current_store(readonly=True)
     viewer = current_reviewer(reviewer) if any(topic.screening.blind for topic in selected) else None

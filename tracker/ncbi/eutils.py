@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection, Generator, Iterator, Mapping, 
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import TypeVar, overload
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,6 +28,8 @@ from tracker.errors import BlockedError, EutilsError, IncompleteSearchError, Par
 from tracker.ncbi.prefetch import Abandoned, Ticket, prefetched
 from tracker.ncbi.pubmed import Paper, PaperParser
 from tracker.settings import DEFAULT_EUTILS_URL, Settings
+
+Prepared = TypeVar("Prepared")
 
 log = logging.getLogger("tracker.eutils")
 
@@ -429,23 +432,40 @@ class EutilsClient:
 
     # -- efetch ----------------------------------------------------------------------------
 
+    @overload
     def fetch_papers(self, pmids: Sequence[int], *, batch: int | None = None) -> Generator[list[Paper], None, None]:
+        ...
+
+    @overload
+    def fetch_papers(self, pmids: Sequence[int], *, batch: int | None = None,
+                     prepare: Callable[[list[Paper]], Prepared]) -> Generator[Prepared, None, None]:
+        ...
+
+    def fetch_papers(self, pmids: Sequence[int], *, batch: int | None = None,
+                     prepare: Callable[[list[Paper]], object] | None = None) -> Generator[object, None, None]:
         """Yield the records of `pmids`, one list per POSTed efetch batch, in order, each parsed completely.
 
         Later batches are requested ahead on threads of their own (tracker/ncbi/prefetch.py: at most
         `settings.efetch_in_flight` on their way, fewer after a failure) while the caller stores the one
         yielded; each is parsed as it streams in. Closing the iterator abandons the batches still on their way.
+        With `prepare`, each parsed batch is handed to it on the thread that fetched it and what it returns is
+        yielded instead: the caller's own work on each record, done while the caller stores the batch before.
         """
         size = batch or self.settings.efetch_batch
         chunks = [pmids[offset:offset + size] for offset in range(0, len(pmids), size)]
-        jobs = [lambda ticket, chunk=chunk: self._fetch_batch_with_retries(chunk, ticket) for chunk in chunks]
+
+        def job(ticket: Ticket, chunk: Sequence[int]) -> tuple[int, object]:
+            papers = self._fetch_batch_with_retries(chunk, ticket)
+            return len(papers), (papers if prepare is None else prepare(papers))
+
+        jobs = [lambda ticket, chunk=chunk: job(ticket, chunk) for chunk in chunks]
         with closing(prefetched(jobs, depth=self.settings.efetch_in_flight)) as ahead:
-            for chunk, papers in zip(chunks, ahead, strict=True):
-                missing = len(chunk) - len(papers)
+            for chunk, (received, result) in zip(chunks, ahead, strict=True):
+                missing = len(chunk) - received
                 if missing > 0:
-                    log.info("efetch returned %d of %d records (the rest were deleted or merged)", len(papers),
+                    log.info("efetch returned %d of %d records (the rest were deleted or merged)", received,
                              len(chunk))
-                yield papers
+                yield result
 
     def _fetch_batch_with_retries(self, pmids: Sequence[int], ticket: Ticket) -> list[Paper]:
         def attempt() -> list[Paper]:

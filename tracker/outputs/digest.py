@@ -42,6 +42,7 @@ from typing import NamedTuple
 
 from tracker import files
 from tracker.errors import ConfigError
+from tracker.facts import StudyFacts, design_label, summary_line
 from tracker.ncbi.evidence import TIER_INDEX, TIER_RULES, classify
 from tracker.ncbi.notices import status_mark
 from tracker.ncbi.pubmed import AbstractSection, Paper
@@ -65,12 +66,14 @@ from tracker.store.digests import (
 )
 from tracker.store.membership import other_topics_for
 from tracker.store.relevance import scores_of
+from tracker.store.studyfacts import StoredFacts, stored_facts
 from tracker.store.suggestions import load_suggestions
 from tracker.text import as_utc, cut_at_word, doi_url, normal_pmcid, plural, pmc_url, pubmed_url, utcnow
 from tracker.topics import Topic
 
 DEFAULT_PERIOD = timedelta(days=7)
 BASELINE_SHOWN = 25  # the strongest papers a baseline shows when the topic sets no max_per_digest
+TIER_FROM_ABSTRACT = "tier from the abstract"
 EXCERPT_TAIL = 300
 EXCERPT_LIMIT = 400
 AUTHORS_SHOWN = 3
@@ -99,6 +102,25 @@ class DigestEntry:
     trials: tuple[TrialId, ...] = ()  # its trial registrations, each linked to its registry's record
     relevance: float | None = None  # the topic's relevance score (tracker/review/relevance.py); None before ranking
     likely_relevant: bool = False  # in the top fifth of the topic's scores
+    facts: StudyFacts | None = None  # read from its title and abstract (tracker/facts)
+    tier_from_abstract: bool = False  # its tier is the design read from the abstract: publication types name none
+
+    @property
+    def facts_line(self) -> str:
+        """"Randomised trial · 110 patients · caesarean · norepinephrine 2.5 µg/min infusion (prophylactic) vs
+        phenylephrine 50 µg/min": what the paper is, in one line. "" when its text says none of it, or when all it
+        says is the design its publication types name (the tier it is listed under says as much)."""
+        if self.facts is None:
+            return ""
+        line = summary_line(self.facts)
+        if self.facts.design_source == "publication type" and line == design_label(self.facts.design):
+            return ""
+        return line
+
+    @property
+    def tier_mark(self) -> str | None:
+        """"tier from the abstract" while the tier is read from the text (until publication types name one)."""
+        return TIER_FROM_ABSTRACT if self.tier_from_abstract else None
 
     @property
     def status_mark(self) -> str | None:
@@ -264,13 +286,14 @@ def build_topic_digest(store: Store, topic: Topic, *, since: datetime | date | N
     screening, excluded = screening_line(store, topic, [pmid for pmid, _ in seen])
     seen = [(pmid, first_seen) for pmid, first_seen in seen if pmid not in excluded]
     papers = load_digest_papers(store, [pmid for pmid, _ in seen])
+    facts = stored_facts(store, list(papers))
     others = other_topics_for(store, list(papers), exclude=topic.slug)
     statuses = paper_statuses(store, list(papers))
     ranked = ranking_status(store, topic)
     scores = scores_of(store, [topic.slug], list(papers)) if ranked.ranked else {}
     entries = sorted(
         (make_entry(papers[pmid], first_seen, others.get(pmid, ()), statuses.get(pmid), relevance=scores.get(pmid),
-                    likely_from=ranked.likely_from)
+                    likely_from=ranked.likely_from, stored=facts.get(pmid))
          for pmid, first_seen in seen if pmid in papers),
         key=entry_order,
     )
@@ -342,10 +365,12 @@ def default_since(store: Store, slug: str, until: datetime) -> datetime:
 
 def make_entry(paper: Paper, first_seen_at: datetime, other_topics: Sequence[str] = (),
                status: str | None = None, *, relevance: float | None = None,
-               likely_from: float | None = None) -> DigestEntry:
+               likely_from: float | None = None, stored: StoredFacts | None = None) -> DigestEntry:
+    """The digest's entry for a paper; its tier is the stored tier on arrival (`stored`), else its publication
+    types'."""
     return DigestEntry(
         paper=paper,
-        tier=classify(paper.publication_types),
+        tier=stored.tier if stored is not None else classify(paper.publication_types),
         first_seen_at=as_utc(first_seen_at),
         other_topics=tuple(other_topics),
         excerpt=abstract_excerpt(paper.abstract_sections),
@@ -355,6 +380,8 @@ def make_entry(paper: Paper, first_seen_at: datetime, other_topics: Sequence[str
         trials=trial_ids(paper),
         relevance=relevance,
         likely_relevant=relevance is not None and likely_from is not None and relevance >= likely_from,
+        facts=stored.facts if stored is not None else None,
+        tier_from_abstract=stored is not None and stored.tier_from_abstract,
     )
 
 

@@ -1,4 +1,5 @@
-"""Exporting stored papers: CSV for spreadsheets and scripts, RIS for reference managers.
+"""Exporting stored papers: CSV for spreadsheets and scripts, RIS for reference managers, JSON Lines for programs
+(`jsonl_records`: the CSV's columns as typed values and each paper's study facts as the gold set's `labels`).
 
 CSV columns, in this order (scripts depend on them; add new ones only at the end):
 
@@ -32,6 +33,25 @@ CSV columns, in this order (scripts depend on them; add new ones only at the end
   relevance          the paper's relevance in the exported topic (with several, the highest): a score in 0-1 learned
                      from the topic's own decisions (tracker/review/relevance.py), higher is more likely included; empty
                      before the topic has enough decisions to rank
+  full_text          the full-text state of a paper included by title and abstract (unscreened, awaiting, included,
+                     excluded, maybe, conflict, not-retrieved), as `decision` is given; empty for the others
+  full_text_reasons  the full-text exclusion reasons behind an "excluded" full-text state, as `reasons` are given
+  evidence           the evidence tier digests list it under (tracker/ncbi/evidence.py keys: guideline, meta-analysis,
+                     rct, clinical, review, case-report, other): its publication types' tier, or, while they name
+                     none, the tier of the design read from its abstract (evidence_source says which)
+  design             the study design read from the title and abstract, or named by the publication types
+                     (tracker/facts: rct, non-randomised trial, observational, case report, systematic review, review,
+                     guideline, animal or laboratory, protocol, other)
+  sample_size        the participants the study randomised or enrolled, as its abstract states them; empty when unstated
+  population         "; "-separated: cesarean, elderly, sepsis, cardiac surgery, non-cardiac surgery, critical care,
+                     pediatric, hepatorenal, other
+  comparators        what the study compares norepinephrine with, generic names, "; "-separated ("phenylephrine; placebo")
+  doses              every dose of a vasoactive drug the abstract states, "; "-separated: drug, amount and unit, then
+                     bolus or infusion, prophylactic or rescue, and "received" for a dose reported rather than given
+                     ("norepinephrine 2.5 µg/min infusion prophylactic; phenylephrine 50 µg/min infusion prophylactic")
+  evidence_source    where `evidence` comes from: "publication types", "abstract", or empty for the tier "other"
+
+The study facts are read by rules (tracker/facts, docs/facts.md), not by a person: check them against the paper.
 
 The file is UTF-8 without a byte-order mark, rows end in CRLF (RFC 4180), and a cell holding a line
 break, a comma or a double quote is quoted (doubled quotes inside). A text cell that begins with =, +,
@@ -46,6 +66,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -54,6 +75,7 @@ from itertools import islice
 from typing import BinaryIO, cast
 
 from tracker.errors import ConfigError
+from tracker.facts import dose_text, export_cells
 from tracker.ncbi.notices import describe_status
 from tracker.ncbi.pubmed import Author, Paper
 from tracker.ncbi.registries import TrialId, trial_ids
@@ -70,8 +92,9 @@ CSV_COLUMNS = (
     "pmid", "title", "authors", "journal", "year", "publication_date", "doi", "pmcid", "publication_types",
     "mesh_terms", "keywords", "topics", "first_seen", "late_arrival", "pubmed_url", "status",
     "decision", "reasons", "reviewers", "notes", "editors", "trial_ids", "relevance", "full_text", "full_text_reasons",
+    "evidence", "design", "sample_size", "population", "comparators", "doses", "evidence_source",
 )
-FORMATS = ("csv", "ris", "xlsx")
+FORMATS = ("csv", "ris", "xlsx", "jsonl")
 # UTF-8's byte-order mark: Excel reads a CSV without it in the machine's legacy code page ("Sören" shows as
 # "SÃ¶ren"). Files a person opens (-o FILE, the e-mail's attachment) begin with it; stdout does not.
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -79,13 +102,13 @@ CHUNK = 500
 CSV_BATCH = 5000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Indexes in CSV_COLUMNS of the cells that hold record or reviewer text (a spreadsheet could run it as a formula).
-_TEXT_CELLS = (1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 17, 18, 19, 20, 21, 24)
+_TEXT_CELLS = (1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 17, 18, 19, 20, 21, 24, 28, 29, 30)
 SCREENING_COLUMNS = ("decision", "reasons", "reviewers", "notes", "full_text", "full_text_reasons")
 
 # Plain text columns only: the JSON beside them would cost a decode per row (BENCHMARKS.md, export profile).
 _CSV_FIELDS = ("pmid", "title", "author_names", "journal", "pub_year", "pub_date_text", "doi", "pmcid",
                "publication_types_text", "mesh_terms", "keywords_text", "late_arrival", "status", "editor_names",
-               "trial_ids_text")
+               "trial_ids_text", "evidence_tier", "tier_from_abstract", "design", "sample_size", "facts")
 
 
 # -- selecting -------------------------------------------------------------------------------
@@ -128,7 +151,8 @@ def _export_cells(store: Store, topics: Sequence[Topic], selection: Selection) -
         memberships = [(row[0], _split(row[-2])) for row in batch]
         screening = screening_cells(store, topics, memberships, reviewer=selection.reviewer)
         for (pmid, title, authors, journal, year, date_text, doi, pmcid, types, mesh, keywords, late, status, editors,
-             trials, seen, _member, relevance), (_, member_of) in zip(batch, memberships, strict=True):
+             trials, tier, from_abstract, design, size, facts, seen, _member, relevance), (_, member_of) in zip(
+                batch, memberships, strict=True):
             marks = screening[pmid]
             cells = [pmid, title, authors, journal, "" if year is None else year, date_text, doi, pmcid, types,
                      mesh, keywords, "; ".join(member_of), format_utc(seen),
@@ -136,7 +160,8 @@ def _export_cells(store: Store, topics: Sequence[Topic], selection: Selection) -
                      describe_status(status) if status else "", marks["decision"], marks["reasons"],
                      marks["reviewers"], marks["notes"], editors, trials,
                      "" if relevance is None else format_relevance(relevance), marks["full_text"],
-                     marks["full_text_reasons"]]
+                     marks["full_text_reasons"], tier, design, "" if size is None else size, *export_cells(facts),
+                     evidence_source(tier, from_abstract)]
             for index in text_cells:
                 value = cells[index]
                 if value is None:
@@ -182,14 +207,34 @@ def as_topics(topics: Sequence[Topic | str]) -> list[Topic]:
 def screening_cells(store: Store, topics: Sequence[Topic], papers: Sequence[tuple[int, Sequence[str]]], *,
                     reviewer: str | None = None) -> dict[int, dict]:
     """The screening cells of each paper (pmid with all its topics) in the `topics` it belongs to, as `reviewer` may
-    see them (blind screening hides the other reviewer's decisions, and whether they gave one, until a paper is
-    settled): the state, its reasons, each reviewer's decision and note, then the same at full text."""
+    see them (see `screening_values`), joined as the CSV writes them."""
+    several = len(topics) > 1
+    cells: dict[int, dict] = {}
+    for pmid, found in screening_values(store, topics, papers, reviewer=reviewer).items():
+        cells[pmid] = {"decision": _joined_states(found["states"], several), "reasons": "; ".join(found["reasons"]),
+                       "reviewers": "; ".join(found["reviewers"]), "notes": "; ".join(found["notes"]),
+                       "full_text": _joined_states(found["full_text"], several),
+                       "full_text_reasons": "; ".join(found["full_text_reasons"])}
+    return cells
+
+
+def _joined_states(states: dict[str, str], several: bool) -> str:
+    return "; ".join(f"{slug}: {state}" if several else state for slug, state in states.items())
+
+
+def screening_values(store: Store, topics: Sequence[Topic], papers: Sequence[tuple[int, Sequence[str]]], *,
+                     reviewer: str | None = None) -> dict[int, dict]:
+    """Each paper's screening in the `topics` it belongs to, as `reviewer` may see it (blind screening hides the
+    other reviewer's decisions, and whether they gave one, until a paper is settled), as values: {"states": {slug:
+    state}, "reasons": [...], "reviewers": [...], "notes": [...], "full_text": {slug: state}, "full_text_reasons":
+    [...]} (with several topics, each reason "topic: reason", each reviewer and note "topic/name: ..."). The
+    full-text state is given for the papers included by title and abstract."""
     from tracker.review.screening import describe_decision, screening_of
     from tracker.review.states import Stage, State
 
-    empty = dict.fromkeys(SCREENING_COLUMNS, "")
     if not topics or not papers:
-        return {pmid: dict(empty) for pmid, _ in papers}
+        return {pmid: {"states": {}, "reasons": [], "reviewers": [], "notes": [], "full_text": {}, "full_text_reasons": []}
+                for pmid, _ in papers}
     by_slug = {topic.slug: topic for topic in topics}
     several = len(topics) > 1
     held: dict[str, list[int]] = {}
@@ -201,9 +246,11 @@ def screening_cells(store: Store, topics: Sequence[Topic], papers: Sequence[tupl
     reached = {slug: [pmid for pmid in pmids if first[slug][pmid].state == State.INCLUDED] for slug, pmids in held.items()}
     later = {slug: screening_of(store, by_slug[slug], pmids, reviewer=reviewer, stage=Stage.FULL_TEXT)
              for slug, pmids in reached.items() if pmids}
-    cells: dict[int, dict] = {}
+    values: dict[int, dict] = {}
     for pmid, member in papers:
-        states, reasons, reviewers, notes, full_text, full_text_reasons = [], [], [], [], [], []
+        states: dict[str, str] = {}
+        full_text: dict[str, str] = {}
+        reasons, reviewers, notes, full_text_reasons = [], [], [], []
         for slug in member:
             if slug not in by_slug:
                 continue
@@ -213,17 +260,16 @@ def screening_cells(store: Store, topics: Sequence[Topic], papers: Sequence[tupl
                 if seen is None:
                     continue
                 if seen.stage == Stage.FULL_TEXT:
-                    full_text.append(prefix + seen.state)
+                    full_text[slug] = seen.state
                     full_text_reasons += [prefix + reason for reason in seen.reasons]
                 else:
-                    states.append(prefix + seen.state)
+                    states[slug] = seen.state
                     reasons += [prefix + reason for reason in seen.reasons]
                 reviewers += [who + describe_decision(decision) for decision in seen.decisions]
                 notes += [f"{who}{decision.reviewer}: {decision.note}" for decision in seen.decisions if decision.note]
-        cells[pmid] = {"decision": "; ".join(states), "reasons": "; ".join(reasons), "reviewers": "; ".join(reviewers),
-                       "notes": "; ".join(notes), "full_text": "; ".join(full_text),
-                       "full_text_reasons": "; ".join(full_text_reasons)}
-    return cells
+        values[pmid] = {"states": states, "reasons": reasons, "reviewers": reviewers, "notes": notes,
+                        "full_text": full_text, "full_text_reasons": full_text_reasons}
+    return values
 
 
 def _csv_row(row: ListedPaperRow, seen: datetime | None, topics: list[str], relevance: float | None = None) -> dict:
@@ -247,7 +293,24 @@ def _csv_row(row: ListedPaperRow, seen: datetime | None, topics: list[str], rele
         "editors": row.editor_names,
         "trial_ids": row.trial_ids_text,
         "relevance": format_relevance(relevance),
+        **facts_row(row),
     }
+
+
+def facts_row(row: ListedPaperRow) -> dict:
+    """The study-facts cells of a selected row (evidence_tier, tier_from_abstract, design, sample_size, facts)."""
+    population, comparators, doses = export_cells(row.facts)
+    return {"evidence": row.evidence_tier, "design": row.design,
+            "sample_size": "" if row.sample_size is None else row.sample_size, "population": population,
+            "comparators": comparators, "doses": doses,
+            "evidence_source": evidence_source(row.evidence_tier, row.tier_from_abstract)}
+
+
+def evidence_source(tier: str, from_abstract: bool) -> str:
+    """Where a paper's tier comes from, for the `evidence_source` column."""
+    if from_abstract:
+        return "abstract"
+    return "" if tier == "other" else "publication types"
 
 
 def _cells(row: dict) -> list:
@@ -304,10 +367,10 @@ _PAGE = re.compile(r"^([A-Za-z]*)(\d+)$")
 
 
 def ris_records(store: Store, topics: Sequence[Topic | str], since: date | None = None, *,
-                state: str | None = None, sort: str = "newest",
-                selection: Selection | None = None) -> Iterator[tuple[Paper, list[str], str | None, dict, tuple[TrialId, ...]]]:
-    """(paper without its XML, all its topics, its status, its screening cells, its stored trial ids) for the same
-    selection and order as `export_rows`."""
+                state: str | None = None, sort: str = "newest", selection: Selection | None = None
+                ) -> Iterator[tuple[Paper, list[str], str | None, dict, tuple[TrialId, ...], str]]:
+    """(paper without its XML, all its topics, its status, its screening cells, its stored trial ids, the note of its
+    study facts) for the same selection and order as `export_rows`."""
     chosen = as_topics(topics)
     selection = selection or selection_of(store, chosen, since=since, state=state, sort=sort)
     for batch in select_batches(store, selection, NO_XML):
@@ -316,13 +379,33 @@ def ris_records(store: Store, topics: Sequence[Topic | str], since: date | None 
         for row in batch:
             # row_to_paper only reads attributes, which the selected row has under the columns' names.
             paper = row_to_paper(cast(PaperRow, row))
-            yield paper, _split(row.all_topics), row.status, screening[row.pmid], stored_trial_ids(row)
+            yield paper, _split(row.all_topics), row.status, screening[row.pmid], stored_trial_ids(row), facts_note(row)
+
+
+def facts_note(row: ListedPaperRow) -> str:
+    """"study facts: evidence rct (from the abstract); design rct; sample size 110; population cesarean; comparators
+    phenylephrine; doses norepinephrine 2.5 µg/min infusion prophylactic, phenylephrine 50 µg/min ...": the CSV's
+    study-facts columns as one RIS note."""
+    cells = facts_row(row)
+    source = cells["evidence_source"]
+    parts = [f"evidence {cells['evidence']}" + (f" (from the {'abstract' if source == 'abstract' else source})"
+                                                if source else ""),
+             f"design {cells['design']}"]
+    if cells["sample_size"] != "":
+        parts.append(f"sample size {cells['sample_size']}")
+    for name in ("population", "comparators"):
+        if cells[name]:
+            parts.append(f"{name} {cells[name].replace('; ', ', ')}")
+    if cells["doses"]:
+        parts.append(f"doses {cells['doses'].replace('; ', ', ')}")
+    return "study facts: " + "; ".join(parts)
 
 
 def ris_record(paper: Paper, topics: Sequence[str] = (), status: str | None = None,
-               screening: dict | None = None, trials: Sequence[TrialId] | None = None) -> str:
+               screening: dict | None = None, trials: Sequence[TrialId] | None = None, facts: str | None = None) -> str:
     """One RIS record with CRLF line ends, followed by a blank line; a `status` adds a note ("status: retracted"),
-    `screening` (the CSV's four screening cells) a note of the state and reasons and a KW per topic state.
+    `screening` (the CSV's four screening cells) a note of the state and reasons and a KW per topic state, `facts`
+    (`facts_note`) a note of the paper's study facts.
 
     A book is TY BOOK, a part of one TY CHAP with its book's title as T2; either has its editors as A2, PB and CY
     for its publisher and place, ET its edition, SE its location label and a second UR for NCBI Bookshelf. Each
@@ -360,6 +443,7 @@ def ris_record(paper: Paper, topics: Sequence[str] = (), status: str | None = No
     if screened:
         reasons = screening.get("reasons") if screening else ""
         fields.append(("N1", f"screening: {screened}" + (f"; reasons: {reasons}" if reasons else "")))
+    fields.append(("N1", facts))
     lines = [f"{tag}  - {' '.join(value.split())}\r\n" for tag, value in fields if value and value.strip()]
     return "".join(lines) + "ER  - \r\n\r\n"
 
@@ -406,6 +490,79 @@ def _page_range(pages: str | None) -> tuple[str | None, str | None]:
     return start or None, end or None
 
 
+# -- JSON Lines ------------------------------------------------------------------------------
+
+def jsonl_records(store: Store, topics: Sequence[Topic | str], *, selection: Selection) -> Iterator[dict]:
+    """One JSON object per selected paper, in the selection's order: every CSV column as a typed value (numbers as
+    numbers, lists as lists, true/false, null for what is empty) and `facts`, the study facts in the shape of the
+    gold set's `labels` (tracker/facts). `decision` is the state in the exported topic, or {topic: state} when several
+    topics are exported."""
+    chosen = as_topics(topics)
+    several = len(chosen) > 1
+    for batch in select_batches(store, selection, NO_XML):
+        values = screening_values(store, chosen, [(row.pmid, _split(row.all_topics)) for row in batch],
+                                  reviewer=selection.reviewer)
+        for row in batch:
+            yield jsonl_record(row, values[row.pmid], several=several)
+
+
+def jsonl_record(row: ListedPaperRow, screening: dict, *, several: bool) -> dict:
+    from tracker.store.studyfacts import facts_from_column
+
+    states, full_text = screening["states"], screening["full_text"]
+    facts = facts_from_column(row.facts)
+    source = evidence_source(row.evidence_tier, row.tier_from_abstract)
+    return {
+        "pmid": row.pmid,
+        "title": row.title,
+        "authors": [_author_name(author) for author in row.authors],
+        "journal": row.journal,
+        "year": row.pub_year,
+        "publication_date": row.pub_date_text,
+        "doi": row.doi,
+        "pmcid": row.pmcid,
+        "publication_types": list(row.publication_types),
+        "mesh_terms": [heading["descriptor"] + ("*" if heading.get("major") else "") for heading in row.mesh_headings],
+        "keywords": list(row.keywords),
+        "topics": _split(row.all_topics),
+        "first_seen": format_utc(row.first_seen) or None,
+        "late_arrival": bool(row.late_arrival),
+        "pubmed_url": pubmed_url(row.pmid),
+        "status": describe_status(row.status) or None,
+        "decision": dict(states) if several else next(iter(states.values()), None),
+        "reasons": screening["reasons"],
+        "reviewers": screening["reviewers"],
+        "notes": screening["notes"],
+        "editors": [_author_name(editor) for editor in row.editors],
+        "trial_ids": [number for _registry, number, _url in row.trial_ids],
+        "relevance": format_relevance(row.relevance),
+        "full_text": dict(full_text) if several else next(iter(full_text.values()), None),
+        "full_text_reasons": screening["full_text_reasons"],
+        "evidence": row.evidence_tier,
+        "design": row.design,
+        "sample_size": row.sample_size,
+        "population": facts.population_values,
+        "comparators": facts.comparator_values,
+        "doses": [dose_text(dose) for dose in facts.doses],
+        "evidence_source": source or None,
+        "facts": facts.to_labels(),
+    }
+
+
+def _author_name(stored: dict) -> str:
+    """"Last Initials" (the CSV's form) of a stored author or editor."""
+    return Author(**{**stored, "affiliations": tuple(stored.get("affiliations", ()))}).display
+
+
+def write_jsonl(records: Iterable[dict], file: BinaryIO) -> int:
+    """One compact JSON object a line (UTF-8, "\n" after each); returns how many were written."""
+    count = 0
+    for record in records:
+        file.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n")
+        count += 1
+    return count
+
+
 # -- output ----------------------------------------------------------------------------------
 
 def export_papers(store: Store, topics: Sequence[Topic | str], file: BinaryIO, *, since: date | None = None,
@@ -413,7 +570,7 @@ def export_papers(store: Store, topics: Sequence[Topic | str], file: BinaryIO, *
                   filters: PaperFilter | None = None, reviewer: str | None = None,
                   stage: Stage = Stage.TITLE_ABSTRACT) -> int:
     """Write the papers of `topics` (in screening `state` in one of them, when given; passing `filters`, those of a
-    topic page) to `file` as CSV, RIS or an Excel workbook (tracker/outputs/spreadsheet.py), in `sort` order;
+    topic page) to `file` as CSV, RIS, an Excel workbook (tracker/outputs/spreadsheet.py) or JSON Lines, in `sort` order;
     returns how many were written. In blind screening states are as `reviewer` sees them. `bom` starts a CSV with
     UTF-8's byte-order mark, for Excel."""
     chosen = as_topics(topics)
@@ -425,6 +582,8 @@ def export_papers(store: Store, topics: Sequence[Topic | str], file: BinaryIO, *
         if bom:
             file.write(UTF8_BOM)
         return write_table(CSV_COLUMNS, _export_cells(store, chosen, selection), file)
+    if fmt == "jsonl":
+        return write_jsonl(jsonl_records(store, chosen, selection=selection), file)
     if fmt == "xlsx":
         from tracker.outputs.spreadsheet import write_xlsx
 
@@ -468,6 +627,7 @@ def papers_frame(topics: Sequence[str] | None = None, *, since: date | None = No
 __all__ = [
     "CSV_COLUMNS", "FORMATS", "export_rows", "guarded", "rows_for_pmids", "write_csv", "write_table", "csv_bytes",
     "screening_cells", "as_topics",
-    "ris_records", "ris_record", "write_ris", "export_papers", "papers_frame", "selection_of",
+    "ris_records", "ris_record", "write_ris", "export_papers", "papers_frame", "selection_of", "jsonl_records",
+    "jsonl_record", "write_jsonl", "screening_values", "facts_row", "facts_note", "evidence_source",
     "UTF8_BOM",
 ]

@@ -5,8 +5,8 @@ second sheet, "about", saying what was exported, when, and the topics' queries. 
 a paper in two topics is one row either way (its `topics` cell names both), the header's filters pick a
 topic, and a sheet per topic would copy each shared paper and its screening into several places. The header
 row is frozen with filters on every column; columns have widths that fit their usual content; PubMed and DOI
-cells are links; `first_seen` is a date and time, `year` and `pmid` numbers, `late_arrival` TRUE or FALSE; every
-other cell is text written as text, so nothing a record holds can run as a formula.
+cells are links; `first_seen` is a date and time, `year`, `pmid` and `sample_size` numbers, `late_arrival` TRUE or
+FALSE; every other cell is text written as text, so nothing a record holds can run as a formula.
 
 Excel keeps at most 65,530 links on a sheet: a larger export writes its links as HYPERLINK formulas instead
 (quotes doubled inside, so a record cannot break out of the string).
@@ -29,7 +29,8 @@ WIDTHS = {
     "pmid": 10, "title": 60, "authors": 32, "journal": 30, "year": 6, "publication_date": 14, "doi": 26, "pmcid": 12,
     "publication_types": 28, "mesh_terms": 40, "keywords": 28, "topics": 20, "first_seen": 17, "late_arrival": 8,
     "pubmed_url": 40, "status": 12, "decision": 14, "reasons": 26, "reviewers": 32, "notes": 30, "editors": 26,
-    "trial_ids": 18, "relevance": 10,
+    "trial_ids": 18, "relevance": 10, "evidence": 12, "design": 18, "sample_size": 8, "population": 20,
+    "comparators": 24, "doses": 60, "evidence_source": 16,
 }
 
 
@@ -73,7 +74,7 @@ def write_xlsx(columns: Sequence[str], rows: Iterable[dict], file: BinaryIO, *, 
                                             link, str(value))
                 elif name == "first_seen":
                     sheet.write_datetime(count, index, _parse_utc(value), moment)
-                elif name in ("pmid", "year") and str(value).isdigit():
+                elif name in ("pmid", "year", "sample_size") and str(value).isdigit():
                     sheet.write_number(count, index, int(value))
                 elif name == "late_arrival":
                     sheet.write_boolean(count, index, value in (True, "true"))
@@ -107,7 +108,8 @@ def _parse_utc(text: str) -> datetime:
 
 # -- pandas ------------------------------------------------------------------------------------
 
-LIST_COLUMNS = ("authors", "publication_types", "mesh_terms", "keywords", "topics", "reasons", "trial_ids", "editors")
+LIST_COLUMNS = ("authors", "publication_types", "mesh_terms", "keywords", "topics", "reasons", "trial_ids", "editors",
+                "population", "comparators", "doses")
 
 
 def rows_frame(rows: Iterable[dict], columns: Sequence[str]):
@@ -128,13 +130,14 @@ def rows_frame(rows: Iterable[dict], columns: Sequence[str]):
         records.append(record)
     frame = pandas.DataFrame.from_records(records, columns=list(columns))
     frame["first_seen"] = pandas.to_datetime(frame["first_seen"], utc=True, format="ISO8601")
-    for name in ("pmid", "year"):
-        frame[name] = pandas.to_numeric(frame[name].replace("", None), errors="coerce").astype("Int64")
+    for name in ("pmid", "year", "sample_size"):
+        if name in frame:
+            frame[name] = pandas.to_numeric(frame[name].replace("", None), errors="coerce").astype("Int64")
     frame["late_arrival"] = frame["late_arrival"].astype(bool)
     if "relevance" in frame:
         frame["relevance"] = pandas.to_numeric(frame["relevance"].replace("", None), errors="coerce")
-    text = [name for name in columns if name not in (*LIST_COLUMNS, "first_seen", "pmid", "year", "late_arrival",
-                                                         "relevance")]
+    text = [name for name in columns if name not in (*LIST_COLUMNS, "first_seen", "pmid", "year", "sample_size",
+                                                         "late_arrival", "relevance")]
     frame[text] = frame[text].fillna("").astype("string")
     return frame
 

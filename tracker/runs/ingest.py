@@ -3,7 +3,9 @@
 `store_pmids` is what a topic run, an ad-hoc query and an import do with the PMIDs they found: the papers the
 store already holds are linked to the topic, the others are fetched in efetch batches and each batch is
 saved (and linked) as soon as its body has parsed completely, in order, in the calling thread, while the
-next batches are already on their way (tracker/ncbi/prefetch.py). The watch pass refetches stored papers through
+next batches are already on their way (tracker/ncbi/prefetch.py). Each paper's study facts (tracker/facts) are read
+on the thread that fetched its batch, right after parsing it, so that the thread saving the batch before does not
+wait for them (BENCHMARKS.md, facts). The watch pass refetches stored papers through
 the same `fetch_each_batch` with a saver of its own (tracker/runs/watch.py). Either way efetch is asked twice for
 a record it left out (a record being replaced, deleted or merged can be missing for a moment); what is
 still missing is reported to the run's ledger. After each saved batch the run's hooks are called: progress,
@@ -17,16 +19,32 @@ from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 
+from tracker.facts import StudyFacts
 from tracker.ncbi.eutils import EutilsClient
 from tracker.ncbi.pubmed import Paper
 from tracker.runs.ledger import NO_HOOKS, RunHooks, RunLedger
 from tracker.store import Store
 from tracker.store.membership import QUERY, link_papers
 from tracker.store.papers import save_papers, stored_pmids
+from tracker.store.rows import facts_of
 
 log = logging.getLogger("tracker.ingest")
 
-SaveBatch = Callable[[list[Paper]], None]
+
+@dataclass(frozen=True)
+class Batch:
+    """A parsed efetch batch and each of its papers' study facts, by PMID."""
+
+    papers: list[Paper]
+    facts: dict[int, StudyFacts]
+
+
+def with_facts(papers: list[Paper]) -> Batch:
+    """Read the study facts of a parsed batch (on the thread that fetched it: tracker/ncbi/eutils.py `prepare`)."""
+    return Batch(papers, {paper.pmid: facts_of(paper) for paper in papers})
+
+
+SaveBatch = Callable[[Batch], None]
 
 
 @dataclass(frozen=True)
@@ -37,16 +55,17 @@ class Ingested:
 
 def fetch_each_batch(client: EutilsClient, pmids: Sequence[int], save: SaveBatch, *,
                      hooks: RunHooks = NO_HOOKS) -> list[int]:
-    """Fetch `pmids` in efetch batches, handing each parsed batch to `save`; returns the PMIDs never returned."""
+    """Fetch `pmids` in efetch batches, handing each parsed batch with its papers' study facts to `save`; returns the
+    PMIDs never returned."""
     pending, total = list(pmids), len(pmids)
     for _attempt in range(2):
         received: set[int] = set()
         # closing(): a stop request or a failure abandons the batches still on their way there and then.
-        with closing(client.fetch_papers(pending)) as batches:
-            for papers in batches:
-                save(papers)
-                received.update(paper.pmid for paper in papers)
-                hooks.batch_saved(len(papers), total)
+        with closing(client.fetch_papers(pending, prepare=with_facts)) as batches:
+            for batch in batches:
+                save(batch)
+                received.update(paper.pmid for paper in batch.papers)
+                hooks.batch_saved(len(batch.papers), total)
         # efetch can omit a record esearch just listed (being replaced, deleted or merged); ask once more.
         pending = [pmid for pmid in pending if pmid not in received]
         if not pending:
@@ -65,8 +84,9 @@ def store_pmids(store: Store, client: EutilsClient, pmids: Sequence[int], *, top
                                   source=source))
     fresh = [pmid for pmid in pmids if pmid not in already]
 
-    def save(papers: list[Paper]) -> None:
-        new_to_store, new_to_topic = save_papers(store, papers, topic=topic, run_id=ledger.run_id, source=source)
+    def save(batch: Batch) -> None:
+        new_to_store, new_to_topic = save_papers(store, batch.papers, topic=topic, run_id=ledger.run_id,
+                                                 source=source, facts=batch.facts)
         ledger.saved(new_to_store=new_to_store, new_to_topic=new_to_topic if topic is not None else new_to_store)
 
     missing = fetch_each_batch(client, fresh, save, hooks=hooks)
@@ -78,4 +98,4 @@ def store_pmids(store: Store, client: EutilsClient, pmids: Sequence[int], *, top
     return Ingested(fresh=tuple(pmid for pmid in fresh if pmid not in gone), missing=tuple(missing))
 
 
-__all__ = ["Ingested", "fetch_each_batch", "store_pmids"]
+__all__ = ["Batch", "Ingested", "fetch_each_batch", "store_pmids", "with_facts"]

@@ -45,18 +45,18 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from tracker.errors import ConfigError, TrackerError, with_context
+from tracker.facts import extract_facts
 from tracker.ncbi.eutils import CITED_IN, LINK_BATCH, REFERENCES, SIMILAR, EutilsClient, Link, fetch_links
 from tracker.ncbi.pubmed import Paper
 from tracker.review.relevance import refresh_quietly
 from tracker.review.screening import rule_for
 from tracker.review.states import State
-from tracker.runs.ingest import fetch_each_batch, store_pmids
+from tracker.runs.ingest import Batch, fetch_each_batch, store_pmids
 from tracker.runs.ledger import NO_HOOKS, RunHooks, RunLedger
 from tracker.store import Store
 from tracker.store.membership import MANUAL, topic_pmids
@@ -130,18 +130,10 @@ class SuggestPass:
 
 # -- seeds --------------------------------------------------------------------------------------------
 
-_PARTICIPANTS = re.compile(
-    r"\b(\d{1,3}(?:,\d{3})+|\d{2,6})\s+(?:[a-z-]+\s+){0,3}?(?:patients|participants|subjects|women|men|children|"
-    r"adults|infants|neonates|parturients|volunteers|individuals|people|persons|cases|mothers|pregnancies)\b",
-    re.IGNORECASE)
-_SAMPLE = re.compile(r"\b[nN]\s*=\s*(\d{1,3}(?:,\d{3})+|\d{2,6})\b")
-
-
 def stated_participants(text: str) -> int | None:
-    """The largest number of participants an abstract states ("120 parturients", "n = 64"), or None."""
-    numbers = [int(found.replace(",", "")) for pattern in (_PARTICIPANTS, _SAMPLE) for found in pattern.findall(text)]
-    numbers = [number for number in numbers if number < 10_000_000]
-    return max(numbers) if numbers else None
+    """The participants an abstract says the study enrolled or randomised ("120 parturients were randomised"), as the
+    study-facts extractor reads them (tracker/facts), or None."""
+    return extract_facts(None, text).sample_size
 
 
 def order_seeds(seeds: Sequence[int], papers: Sequence[Paper]) -> list[int]:
@@ -238,8 +230,8 @@ def find_suggestions(store: Store, client: EutilsClient, topic: Topic, *, today:
                 f"suggestions: {plural(result.left_out, 'weaker candidate')} left out to keep within {budget} requests: "
                 f"run 'tracker suggest {topic.slug} --refresh' to ask without a limit")
 
-    def save(papers: list[Paper]) -> None:
-        result.fetched += save_papers(store, papers)[0]
+    def save(batch: Batch) -> None:
+        result.fetched += save_papers(store, batch.papers, facts=batch.facts)[0]
 
     missing = set(fetch_each_batch(client, lacking, save, hooks=hooks))
     kept = [item for item in candidates if item.pmid not in missing]

@@ -52,8 +52,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tracker.ncbi.eutils import EutilsClient, SearchResult
 from tracker.ncbi.notices import new_notices
-from tracker.ncbi.pubmed import Paper
-from tracker.runs.ingest import fetch_each_batch
+from tracker.runs.ingest import Batch, fetch_each_batch
 from tracker.runs.ledger import NO_HOOKS, RunHooks, RunLedger
 from tracker.store import Store
 from tracker.store.changes import (
@@ -159,12 +158,13 @@ def refresh_papers(store: Store, client: EutilsClient, pmids: Sequence[int], *, 
     returned: set[int] = set()
     strangers: set[int] = set()  # records efetch returned under a PMID it was not asked for
 
-    def save(papers: list[Paper]) -> None:
+    def save(batch: Batch) -> None:
+        papers = batch.papers
         before = stored_notice_fields(store, [paper.pmid for paper in papers if paper.pmid in asked])
         wanted = {paper.pmid: paper for paper in papers if paper.pmid in before}
         strangers.update(paper.pmid for paper in papers if paper.pmid not in asked)
         events.extend(save_refreshed(store, [(paper, new_notices(before[pmid], paper)) for pmid, paper in wanted.items()],
-                                     run_id=run_id))
+                                     run_id=run_id, facts=batch.facts))
         returned.update(wanted)
 
     pending = fetch_each_batch(client, pmids, save, hooks=hooks)

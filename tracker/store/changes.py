@@ -7,13 +7,14 @@ so an event is never recorded for a record the store does not hold, nor lost for
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import exists, func, select, update
 from sqlmodel import Session, col
 
+from tracker.facts import StudyFacts
 from tracker.ncbi.notices import KIND_LABELS, Notice
 from tracker.ncbi.pubmed import CommentCorrection, Paper
 from tracker.store.database import Store
@@ -80,8 +81,10 @@ def stored_notice_fields(store: Store, pmids: Sequence[int]) -> dict[int, Paper]
 
 
 def save_refreshed(store: Store, refreshed: Sequence[tuple[Paper, Sequence[Notice]]], *,
-                   run_id: int | None) -> list[StatusEvent]:
-    """Replace stored papers with their refetched records and record their new notices, in one transaction.
+                   run_id: int | None, facts: Mapping[int, StudyFacts] | None = None) -> list[StatusEvent]:
+    """Replace stored papers with their refetched records and record their new notices, in one transaction. Their
+    study facts and evidence tier are read again (those in `facts` were read on the fetching thread): publication
+    types NLM added since replace a tier read from the abstract.
 
     A paper whose refresh brought notices keeps its previous record in `paper_revision`.
     Returns the events recorded (a notice already recorded for the paper is not recorded twice).
@@ -96,7 +99,9 @@ def save_refreshed(store: Store, refreshed: Sequence[tuple[Paper, Sequence[Notic
         for chunk in chunked(changed):
             previous.update(session.execute(
                 select(col(PaperRow.pmid), col(PaperRow.xml_gz)).where(col(PaperRow.pmid).in_(chunk))).all())
-        store.upsert(session, PaperRow.__table__, [paper_to_row(paper, now) for paper in papers], ["pmid"])
+        given = facts or {}
+        store.upsert(session, PaperRow.__table__, [paper_to_row(paper, now, given.get(paper.pmid)) for paper in papers],
+                     ["pmid"])
         save_search_index(store, session, papers)
         for pmid in changed:
             session.add(PaperRevision(pmid=pmid, xml_gz=previous.get(pmid, b""), replaced_at=now, run_id=run_id))

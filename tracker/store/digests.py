@@ -21,8 +21,10 @@ from tracker.store.models import DigestRecord, PaperRow, Run, TopicPaper
 from tracker.store.rows import chunked, row_to_paper
 from tracker.text import utcnow
 
-# Everything row_to_paper reads: not the compressed XML, nor the flat abstract (Paper rebuilds it from sections).
-_PAPER_COLUMNS = tuple(column for column in PaperRow.__table__.columns if column.name not in ("xml_gz", "abstract"))
+# Everything row_to_paper reads: not the compressed XML, nor the flat abstract (Paper rebuilds it from sections), nor
+# the study facts (tracker/store/studyfacts.py reads them).
+_PAPER_COLUMNS = tuple(column for column in PaperRow.__table__.columns
+                       if column.name not in ("xml_gz", "abstract", "facts"))
 
 
 def topic_papers_since(store: Store, slug: str, since: datetime | None, until: datetime | None,

@@ -26,7 +26,7 @@ from tracker.store.decisions import StateRule
 from tracker.store.membership import memberships
 from tracker.store.models import CurrentDecision, PaperRow, RelevanceScore, Screening, TopicPaper
 from tracker.store.relevance import score_column
-from tracker.store.rows import chunked
+from tracker.store.rows import POPULATION_BITS, chunked
 
 SORTS = ("newest", "oldest", "tier", "relevance")
 
@@ -47,6 +47,9 @@ class PaperFilter:
     retracted: bool = False  # only papers PubMed now marks retracted
     pmids: tuple[int, ...] | None = None  # only these (the matches of a search within the topic)
     since: date | None = None  # only papers the topics first saw on or after this day (UTC)
+    design: str | None = None  # a study design read from the paper (tracker.facts.DESIGNS)
+    population: str | None = None  # a population its study facts name (tracker.facts.POPULATIONS)
+    states_dose: bool = False  # only papers whose title or abstract states a dose of a vasoactive drug
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,9 @@ class ListedRow:
     status: str | None
     late_arrival: bool
     relevance: float | None = None  # the topic's relevance score, read for the relevance order only
+    design: str = "other"  # the study facts' design (tracker/facts), read for the topic page
+    sample_size: int | None = None
+    tier_from_abstract: bool = False  # the tier is the design read from the abstract (tracker.facts.arrival_tier)
 
     def cursor(self, sort: str = "newest") -> Cursor:
         if sort == "relevance":
@@ -110,7 +116,7 @@ def tier_rank(tier: str) -> int:
     return next((index for index, rule in enumerate(TIER_RULES) if rule.key == tier), len(TIER_RULES))
 
 
-FACETS = ("pmid", "evidence_tier", "pub_year", "late_arrival", "status")
+FACETS = ("pmid", "evidence_tier", "pub_year", "late_arrival", "status", "design", "states_dose", "population_bits")
 
 
 def _facets(store: Store):
@@ -194,7 +200,32 @@ def _conditions(topic: str, filters: PaperFilter, state: ColumnElement, facets,
         found.append(_membership.c.pmid.in_(list(filters.pmids) or [-1]))
     if filters.since is not None:
         found.append(_membership.c.first_seen_at >= datetime.combine(filters.since, time.min, tzinfo=timezone.utc))
+    found += _facts_conditions(filters, facets)
     return found
+
+
+def _facts_conditions(filters: PaperFilter, columns) -> list[ColumnElement]:
+    """The study-facts filters over `columns` (the facets, or the paper table)."""
+    found: list[ColumnElement] = []
+    if filters.design is not None:
+        found.append(columns.c.design == filters.design)
+    if filters.population is not None:
+        found.append(columns.c.population_bits.op("&")(population_bit(filters.population)) != 0)
+    if filters.states_dose:
+        found.append(columns.c.states_dose.is_(True))
+    return found
+
+
+def population_bit(population: str) -> int:
+    if population not in POPULATION_BITS:
+        raise ConfigError(f"unknown population {population!r}: use one of {', '.join(POPULATION_BITS)}")
+    return POPULATION_BITS[population]
+
+
+def _with_population(population: str) -> list[int]:
+    """Every value `population_bits` can hold that includes `population`: an IN list the column's index can seek."""
+    bit = population_bit(population)
+    return [bits for bits in range(1 << len(POPULATION_BITS)) if bits & bit]
 
 
 RARE = 5000  # a filter matching at most this many papers in the whole store is read from its own index
@@ -224,10 +255,12 @@ def list_topic_page(store: Store, topic: str, rule: StateRule, *, filters: Paper
     with store.engine.connect() as connection:
         shown = {row.pmid: row for row in connection.execute(
             select(_paper.c.pmid, _paper.c.title, _paper.c.author_names, _paper.c.journal, _paper.c.pub_year,
-                   _paper.c.status, _paper.c.late_arrival).where(_paper.c.pmid.in_([key[0] for key in keys])))}
-    rows = [ListedRow(pmid, seen, state, tier, title, authors, journal, year, status, late, scores.get(pmid))
+                   _paper.c.status, _paper.c.late_arrival, _paper.c.design, _paper.c.sample_size,
+                   _paper.c.tier_from_abstract).where(_paper.c.pmid.in_([key[0] for key in keys])))}
+    rows = [ListedRow(pmid, seen, state, tier, title, authors, journal, year, status, late, scores.get(pmid), design,
+                      size, bool(from_abstract))
             for pmid, seen, state, tier in keys if pmid in shown
-            for _, title, authors, journal, year, status, late in [tuple(shown[pmid])]]
+            for _, title, authors, journal, year, status, late, design, size, from_abstract in [tuple(shown[pmid])]]
     if backwards:
         return Page(rows, more_after=True, more_before=more)
     return Page(rows, more_after=more, more_before=anchor is not None)
@@ -258,6 +291,12 @@ def _narrowed(store: Store, topic: str, filters: PaperFilter) -> PaperFilter:
         probes.append(select(_paper.c.pmid).where(_paper.c.evidence_tier == filters.tier))
     if filters.retracted:
         probes.append(select(_paper.c.pmid).where(_paper.c.status == "retracted"))
+    if filters.design is not None:
+        probes.append(select(_paper.c.pmid).where(_paper.c.design == filters.design))
+    if filters.population is not None:
+        probes.append(select(_paper.c.pmid).where(_paper.c.population_bits.in_(_with_population(filters.population))))
+    if filters.states_dose:
+        probes.append(select(_paper.c.pmid).where(_paper.c.states_dose.is_(True)))
     if filters.state is not None and filters.state != "unscreened":
         probes.append(select(_screening.c.pmid).where(_screening.c.topic == topic))  # decided papers (any stage) only
     narrowest: set[int] | None = None
@@ -536,6 +575,7 @@ def _paper_conditions(filters: PaperFilter) -> list[ColumnElement]:
         found.append(_paper.c.status == "retracted")
     if filters.pmids is not None:
         found.append(_paper.c.pmid.in_(list(filters.pmids) or [-1]))
+    found += _facts_conditions(filters, _paper)
     return found
 
 

@@ -19,7 +19,8 @@ class PaperRow(SQLModel, table=True):
     # The web app's topic page filters a topic's papers on these columns (tracker/store/listing.py). Covered by an
     # index, SQLite reads them without the row: a paper's row spans several overflow pages (abstract, authors
     # JSON, the XML), and reading a column near its end walks them, for each of 100,000 papers.
-    __table_args__ = (Index("ix_paper_browse", "pmid", "evidence_tier", "pub_year", "late_arrival", "status"),)
+    __table_args__ = (Index("ix_paper_browse", "pmid", "evidence_tier", "pub_year", "late_arrival", "status", "design",
+                            "states_dose", "population_bits"),)
 
     pmid: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     kind: str = "article"
@@ -74,6 +75,17 @@ class PaperRow(SQLModel, table=True):
     # The strongest evidence tier its publication types name (tracker.ncbi.evidence.classify): the web app's topic
     # page filters and sorts 100,000 papers by it, which a JSON column could not do through an index.
     evidence_tier: str = Field(default="other", index=True)
+    # Study facts read from the title and abstract (tracker/facts): the whole StudyFacts as compact JSON, the
+    # extractor version that wrote it (`tracker db migrate` reads older ones again), and what the topic page filters
+    # and shows as columns of their own. `evidence_tier` is the tier on arrival (tracker.facts.arrival_tier): the
+    # publication types' tier, or the design's read from the abstract when they name none (`tier_from_abstract`).
+    design: str = Field(default="other", index=True)
+    sample_size: int | None = None
+    population_bits: int = Field(default=0, index=True)  # a bit per tracker.facts.POPULATIONS value (store/rows.py)
+    states_dose: bool = Field(default=False, index=True)
+    tier_from_abstract: bool = False
+    facts: str = ""
+    facts_version: int = Field(default=0, index=True)
     xml_gz: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
     first_stored_at: datetime
     updated_at: datetime

@@ -3,12 +3,13 @@ the same short transaction (tracker/store/rows.py shapes the rows; tracker/store
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 
 from sqlalchemy import Row, select
 from sqlmodel import Session, col
 
+from tracker.facts import StudyFacts
 from tracker.ncbi.pubmed import Paper
 from tracker.store.database import Store
 from tracker.store.membership import QUERY, link_members
@@ -30,8 +31,9 @@ def stored_pmids(store: Store, pmids: Sequence[int]) -> set[int]:
 
 
 def save_papers(store: Store, papers: Sequence[Paper], *, topic: str | None = None, run_id: int | None = None,
-                source: str = QUERY) -> tuple[int, int]:
-    """Upsert `papers` (and link them to `topic`, as coming from `source`) in one short transaction.
+                source: str = QUERY, facts: Mapping[int, StudyFacts] | None = None) -> tuple[int, int]:
+    """Upsert `papers` (and link them to `topic`, as coming from `source`) in one short transaction, each with its
+    study facts: those in `facts` (read on the thread that fetched the batch), else read here.
 
     Returns (papers new to the store, papers new to the topic).
     """
@@ -41,7 +43,8 @@ def save_papers(store: Store, papers: Sequence[Paper], *, topic: str | None = No
         before: set[int] = set()
         for chunk in chunked([p.pmid for p in unique]):
             before.update(session.execute(select(col(PaperRow.pmid)).where(col(PaperRow.pmid).in_(chunk))).scalars())
-        rows = [paper_to_row(p, now) for p in unique]
+        given = facts or {}
+        rows = [paper_to_row(p, now, given.get(p.pmid)) for p in unique]
         store.upsert(session, PaperRow.__table__, rows, ["pmid"])
         save_search_index_rows(store, session, rows, indexed=before)  # from the rows: trial ids are found once
         linked = link_members(store, session, topic, [p.pmid for p in unique], run_id, now, source=source) if topic else 0

@@ -5,20 +5,23 @@ depend on the store's current code paths beyond these shapes) both call it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import text
+from sqlalchemy import TableClause, bindparam, select, text
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from tracker.ncbi.evidence import classify
+from tracker.facts import POPULATIONS, StudyFacts, arrival_tier, extract_facts
 from tracker.ncbi.notices import paper_status
 from tracker.ncbi.pubmed import AbstractSection, Author, CommentCorrection, MeshHeading, Paper
 from tracker.ncbi.registries import TrialId, trial_ids
 from tracker.store.models import PaperRow
 from tracker.store.xmlcodec import compress_xml, decompress_xml
+
+log = logging.getLogger("tracker.store")
 
 
 def chunked(items: Sequence, size: int = 500) -> Iterator[Sequence]:
@@ -27,9 +30,11 @@ def chunked(items: Sequence, size: int = 500) -> Iterator[Sequence]:
         yield items[start:start + size]
 
 
-def paper_to_row(paper: Paper, now: datetime) -> dict:
+def paper_to_row(paper: Paper, now: datetime, facts: StudyFacts | None = None) -> dict:
+    """The paper's row; `facts` when its study facts were already read (on the thread that fetched it)."""
     return {
         **record_columns(paper),
+        **facts_columns(paper.publication_types, facts if facts is not None else facts_of(paper)),
         "status": paper_status(paper),
         "xml_gz": compress_xml(paper.xml),
         "first_stored_at": now,
@@ -82,7 +87,52 @@ def record_columns(paper: Paper) -> dict:
         **book_columns(paper),
         "databanks": [list(pair) for pair in paper.databanks],
         **trial_columns(trial_ids(paper)),
-        "evidence_tier": classify(paper.publication_types),
+    }
+
+
+# -- study facts -------------------------------------------------------------------------------
+
+# The topic page filters on a population through the covering index (tracker/store/listing.py): one bit per value.
+POPULATION_BITS = {value: 1 << index for index, value in enumerate(POPULATIONS)}
+FACTS_BATCH = 500
+FACTS_COLUMNS = ("evidence_tier", "tier_from_abstract", "design", "sample_size", "population_bits", "states_dose",
+                 "facts", "facts_version")
+
+
+def facts_of(paper: Paper) -> StudyFacts:
+    """The study facts of a paper's title and abstract, with its publication types and MeSH descriptors."""
+    return read_facts(paper.pmid, paper.title, paper.abstract, paper.publication_types,
+                      [heading.descriptor for heading in paper.mesh_headings])
+
+
+def read_facts(pmid: int, title: str, abstract: str, publication_types: Sequence[str],
+               mesh_terms: Sequence[str]) -> StudyFacts:
+    try:
+        return extract_facts(title, abstract, publication_types, mesh_terms)
+    except Exception:  # noqa: BLE001  (a fault in a rule must not keep a paper out of the store)
+        log.exception("PMID %s: its study facts could not be read; it is stored without them", pmid)
+        return StudyFacts()
+
+
+def population_bits(values: Iterable[str]) -> int:
+    bits = 0
+    for value in values:
+        bits |= POPULATION_BITS.get(value, 0)
+    return bits
+
+
+def facts_columns(publication_types: Sequence[str], facts: StudyFacts) -> dict:
+    """The columns of a paper's study facts, and its evidence tier on arrival (tracker.facts.arrival_tier)."""
+    tier, from_abstract = arrival_tier(publication_types, facts)
+    return {
+        "evidence_tier": tier,
+        "tier_from_abstract": from_abstract,
+        "design": facts.design,
+        "sample_size": facts.sample_size,
+        "population_bits": population_bits(facts.population_values),
+        "states_dose": bool(facts.doses),
+        "facts": facts.to_json(),
+        "facts_version": facts.version,
     }
 
 
@@ -221,6 +271,45 @@ def _search_columns(title: str, abstract: str, mesh: Iterable[tuple[str, Sequenc
     }
 
 
+def refill_facts(connection: Connection, paper: TableClause, *, below: int | None = None, batch: int = FACTS_BATCH) -> int:
+    """Read the study facts of the papers in `paper` (only those whose `facts_version` is below `below`, when given)
+    again from their stored title, abstract, publication types and MeSH headings, and write them with the evidence
+    tier on arrival, in the caller's transaction; returns how many papers were read. `paper` names the columns as
+    the caller's schema has them (a migration passes its own written-out table)."""
+    last, done = -1, 0
+    while True:
+        values = read_facts_batch(connection, paper, below, last, batch)
+        if not values:
+            return done
+        write_facts_batch(connection, paper, values, below)
+        done += len(values)
+        last = values[-1]["key"]
+
+
+def read_facts_batch(connection: Connection, paper: TableClause, below: int | None, last: int, batch: int) -> list[dict]:
+    """The facts columns of the next `batch` papers after PMID `last` (below version `below`), read again."""
+    read = select(paper.c.pmid, paper.c.title, paper.c.abstract, paper.c.publication_types, paper.c.mesh_headings)
+    if below is not None:
+        read = read.where(paper.c.facts_version < below)
+    values = []
+    for pmid, title, abstract, types, headings in connection.execute(
+            read.where(paper.c.pmid > last).order_by(paper.c.pmid).limit(batch)):
+        types = list(types or ())
+        facts = read_facts(pmid, title or "", abstract or "", types,
+                           [heading["descriptor"] for heading in headings or ()])
+        values.append({"key": pmid, **facts_columns(types, facts)})
+    return values
+
+
+def write_facts_batch(connection: Connection, paper: TableClause, values: list[dict], below: int | None) -> None:
+    condition = paper.c.pmid == bindparam("key")
+    if below is not None:
+        # A paper fetched again meanwhile already holds the current extractor's facts: it is left as it is.
+        condition = condition & (paper.c.facts_version < below)
+    connection.execute(paper.update().where(condition).values(**{name: bindparam(name) for name in FACTS_COLUMNS}),
+                       values)
+
+
 # Weights A-D are all tsvector has: MeSH and keywords share B, so a `keywords:` filter also matches MeSH.
 _POSTGRES_DOCUMENT = (
     "setweight(to_tsvector('english', :title), 'A') || setweight(to_tsvector('english', :mesh), 'B') || "
@@ -277,7 +366,9 @@ def write_search_entries(dialect: str, session, entries: Sequence[dict], *,
 
 
 __all__ = [
-    "chunked", "paper_to_row", "record_columns", "row_to_paper", "book_columns", "trial_columns", "stored_trial_ids",
+    "chunked", "paper_to_row", "record_columns", "facts_of", "read_facts", "facts_columns", "population_bits",
+    "POPULATION_BITS", "FACTS_COLUMNS", "refill_facts", "read_facts_batch", "write_facts_batch",
+    "row_to_paper", "book_columns", "trial_columns", "stored_trial_ids",
     "export_text", "export_text_from_row", "search_text", "search_text_from_row", "SEARCHED_JSON_COLUMNS",
     "save_search_index_rows", "write_search_index", "write_search_entries", "HasDialect",
 ]

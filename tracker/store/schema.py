@@ -472,6 +472,41 @@ def _add_suggestions(connection: Connection) -> None:
         written.tables[name].create(connection)
 
 
+# Reading a stored paper's study facts again (migration 12, and `tracker db migrate` after the extractor changed),
+# measured per paper: PLACEHOLDER.
+FACTS_SECONDS_PER_PAPER = 0.0005
+# Migration 12's columns as it adds them (tracker/store/models.py PaperRow), and the paper table as it reads and
+# writes it.
+STUDY_FACTS_COLUMNS = (
+    ("design", "VARCHAR NOT NULL DEFAULT 'other'"),
+    ("sample_size", "INTEGER"),
+    ("population_bits", "INTEGER NOT NULL DEFAULT 0"),
+    ("states_dose", "BOOLEAN NOT NULL DEFAULT false"),
+    ("tier_from_abstract", "BOOLEAN NOT NULL DEFAULT false"),
+    ("facts", "VARCHAR NOT NULL DEFAULT ''"),
+    ("facts_version", "INTEGER NOT NULL DEFAULT 0"),
+)
+_PAPER_V8 = sql_table("paper", sql_column("pmid"), sql_column("title"), sql_column("abstract"),
+                      sql_column("publication_types", JSON), sql_column("mesh_headings", JSON),
+                      sql_column("evidence_tier"), *(sql_column(name) for name, _ in STUDY_FACTS_COLUMNS))
+
+
+def _add_study_facts(connection: Connection) -> None:
+    """Study facts read from every stored paper's title and abstract (tracker/facts), the evidence tier on arrival
+    that they give a paper whose publication types name none, and the indexes the topic page filters through."""
+    from tracker.store.rows import refill_facts
+
+    for name, definition in STUDY_FACTS_COLUMNS:
+        connection.exec_driver_sql(f"ALTER TABLE paper ADD COLUMN {name} {definition}")
+    refill_facts(connection, _PAPER_V8)
+    connection.exec_driver_sql("DROP INDEX ix_paper_browse")
+    connection.exec_driver_sql("CREATE INDEX ix_paper_browse ON paper (pmid, evidence_tier, pub_year, late_arrival, "
+                               "status, design, states_dose, population_bits)")
+    for column in ("design", "population_bits", "states_dose"):
+        connection.exec_driver_sql(f"CREATE INDEX ix_paper_{column} ON paper ({column})")
+    connection.exec_driver_sql("CREATE INDEX ix_paper_facts_version ON paper (facts_version)")
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -505,6 +540,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     # UPDATE of the memberships that imports made (0.76 s for a million memberships, a tenth of them imported, on
     # SQLite here).
     Migration(11, "suggestions", _add_suggestions, seconds_per_paper=0.000001),
+    # Study facts (tracker/facts, tracker/store/studyfacts.py): extracted for every stored paper, PLACEHOLDER.
+    Migration(12, "study-facts", _add_study_facts, seconds_per_paper=FACTS_SECONDS_PER_PAPER),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -609,7 +646,12 @@ def estimate_seconds(migrations: Sequence[Migration], papers: int) -> float:
 
 def describe_cost(migrations: Sequence[Migration], papers: int) -> str:
     """`estimate_seconds` in words, for `tracker db migrate` and the refusal of an upgrade too long to run on its own."""
-    seconds = estimate_seconds(migrations, papers)
+    return describe_work(papers, sum(migration.seconds_per_paper for migration in migrations))
+
+
+def describe_work(papers: int, seconds_per_paper: float) -> str:
+    """"1,000,000 papers, this may take about 12 minutes; do not stop it ...": work measured per paper."""
+    seconds = papers * seconds_per_paper
     held = f"{papers:,} paper{'' if papers == 1 else 's'}"
     if seconds < 10:
         return f"{held}, a few seconds"
@@ -627,6 +669,6 @@ __all__ = [
     "TABLES", "DATA", "LIVE", "DERIVED", "BOOKKEEPING", "EXTERNAL", "SCHEDULER_JOBS", "SEARCH_INDEX", "SEARCH_SHADOWS",
     "SEARCH_LISTS", "SEARCH_CHANGES",
     "FTS_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "Migration", "SchemaState", "read_state", "create_schema",
-    "upgrade_schema", "create_or_upgrade", "pending_after", "estimate_seconds", "describe_cost", "applied_migrations",
-    "create_extras", "tables_with_role",
+    "upgrade_schema", "create_or_upgrade", "pending_after", "estimate_seconds", "describe_cost", "describe_work",
+    "FACTS_SECONDS_PER_PAPER", "applied_migrations", "create_extras", "tables_with_role",
 ]

@@ -15,7 +15,7 @@ from tracker.review.states import Stage
 from tracker.store import Store
 from tracker.store.changes import EventView
 from tracker.topics import Topic
-from tracker.views.paper import PaperLinks, paper_trials
+from tracker.views.paper import FactsView, PaperLinks, facts_view, paper_trials
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,12 @@ class ScreenView(PaperLinks):
     relevance: float | None = None
     stage: Stage = Stage.TITLE_ABSTRACT
     left: str = ""  # what is likely left to find (tracker/review/stopping.py), while screening in relevance order
+    facts: FactsView | None = None  # its study facts, the words they came from marked (tracker/views/paper.py)
 
     @property
     def tier(self) -> str:
+        if self.facts is not None:
+            return self.facts.tier
         return classify(self.paper.publication_types) if self.paper else "other"
 
 
@@ -56,6 +59,7 @@ def screen_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None =
     from tracker.store.listing import topic_row
     from tracker.store.papers import load_papers
     from tracker.store.relevance import scores_of
+    from tracker.store.studyfacts import stored_facts
 
     total = reached_total(store, topic, stage)
     screened = screened_by(store, topic, reviewer, stage)
@@ -84,7 +88,8 @@ def screen_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None =
     events = tuple(list_events(store, pmids=[paper.pmid]))
     relevance = scores_of(store, [topic.slug], [paper.pmid]).get(paper.pmid) if ranked else None
     return ScreenView(topic, reviewer, paper, screening, screened, total, back, forward, next_in_queue, events,
-                      paper_trials(paper), order=order, relevance=relevance, stage=stage, left=left)
+                      paper_trials(paper), order=order, relevance=relevance, stage=stage, left=left,
+                      facts=facts_view(paper, stored_facts(store, [paper.pmid]).get(paper.pmid)))
 
 
 __all__ = ["ScreenView", "screen_view"]

@@ -37,6 +37,8 @@ def route_table() -> list[BaseRoute]:
         Route("/topics/{slug}/prisma", pages.prisma, name="prisma"),
         Route("/topics/{slug}/feed.xml", feeds.feed, name="feed"),
         Route("/topics/{slug}/prisma.svg", pages.prisma_svg, name="prisma_svg"),
+        Route("/topics/{slug}/doses", pages.doses, name="doses"),
+        Route("/topics/{slug}/doses.{fmt}", pages.doses_file, name="doses_file"),
         Route("/topics/{slug}/screen", screen.page, name="screen"),
         Route("/topics/{slug}/screen", screen.decision, methods=["POST"], name="decide"),
         Route("/topics/{slug}/screen/undo", screen.undo, methods=["POST"], name="undo"),

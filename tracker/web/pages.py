@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from tracker.errors import ConfigError, SearchSyntaxError
+from tracker.facts import DESIGNS, POPULATIONS
 from tracker.ncbi.evidence import TIER_INDEX
 from tracker.review.states import Stage, check_state
 from tracker.store import Store
@@ -27,8 +28,9 @@ from tracker.web.screen import stage_of
 from tracker.web.state import web_of
 
 EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "ris": "application/x-research-info-systems",
-                "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
-FILTER_KEYS = ("stage", "state", "tier", "from", "to", "late", "retracted", "q", "sort")
+                "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                "jsonl": "application/jsonl; charset=utf-8"}
+FILTER_KEYS = ("stage", "state", "tier", "design", "population", "dose", "from", "to", "late", "retracted", "q", "sort")
 
 
 async def topics(request: Request) -> Response:
@@ -67,7 +69,7 @@ async def export(request: Request) -> Response:
     web = web_of(request)
     slug, fmt = request.path_params["slug"], request.path_params["fmt"]
     if fmt not in EXPORT_TYPES:
-        return web.error(request, 404, f"no export as {fmt}: use csv, ris or xlsx")
+        return web.error(request, 404, f"no export as {fmt}: use csv, ris, xlsx or jsonl")
     filters, sort, search = read_filters(request)
     chosen = web.scans.topic(slug)
     data = await run_in_threadpool(export_bytes, web.store, chosen, fmt, filters, sort, search,
@@ -128,6 +130,60 @@ async def prisma_svg(request: Request) -> Response:
     return Response(render_svg(counts), media_type="image/svg+xml")
 
 
+async def doses(request: Request) -> Response:
+    """The dose map of a topic: every stated dose, one dot plot per unit, and a table per drug, way and unit."""
+    from markupsafe import Markup
+
+    from tracker.facts import VASOACTIVE
+    from tracker.outputs.doses import dose_map, render_svg
+
+    web = web_of(request)
+    chosen = web.scans.topic(request.path_params["slug"])
+    drug, state = read_dose_filters(request)
+    found = await run_in_threadpool(dose_map, web.store, chosen, drug=drug, state=state,
+                                    reviewer=request.state.session.reviewer)
+    shown = {key: value for key, value in (("drug", drug), ("state", state)) if value}
+    return web.render(request, "doses.html", topic=chosen, doses=found, drugs=list(VASOACTIVE), shown=shown,
+                      query_string=_query(shown), svg=Markup(render_svg(found, link=lambda pmid: f"/papers/{pmid}")))
+
+
+DOSE_TYPES = {"svg": "image/svg+xml", "csv": "text/csv; charset=utf-8", "json": "application/json"}
+
+
+async def doses_file(request: Request) -> Response:
+    """The dose map as the CLI writes it: SVG, CSV or JSON, with the page's filters."""
+    import json
+
+    from tracker.outputs.doses import dose_json, dose_map, render_svg, write_dose_csv
+
+    web = web_of(request)
+    slug, fmt = request.path_params["slug"], request.path_params["fmt"]
+    if fmt not in DOSE_TYPES:
+        return web.error(request, 404, f"no dose map as {fmt}: use svg, csv or json")
+    chosen = web.scans.topic(slug)
+    drug, state = read_dose_filters(request)
+    found = await run_in_threadpool(dose_map, web.store, chosen, drug=drug, state=state,
+                                    reviewer=request.state.session.reviewer)
+    if fmt == "svg":
+        data = render_svg(found).encode("utf-8")
+    elif fmt == "json":
+        data = (json.dumps(dose_json(found), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    else:
+        buffer = io.BytesIO()
+        write_dose_csv(found, buffer)
+        data = buffer.getvalue()
+    return Response(data, media_type=DOSE_TYPES[fmt],
+                    headers={"content-disposition": f'attachment; filename="{slug}-doses.{fmt}"'})
+
+
+def read_dose_filters(request: Request) -> tuple[str | None, str | None]:
+    """The Doses page's drug and screening state; a drug that is none is refused in one line (outputs/doses.py)."""
+    from tracker.outputs.doses import check_drug
+
+    params = request.query_params
+    return check_drug(params.get("drug") or None), check_state(params.get("state") or None)
+
+
 def read_filters(request: Request) -> tuple[PaperFilter, str, str]:
     """The topic page's filters from its query string; a value that is not one is refused in one line."""
     params = request.query_params
@@ -141,9 +197,16 @@ def read_filters(request: Request) -> tuple[PaperFilter, str, str]:
         if value and not (value.isdigit() and len(value) == 4):
             raise ConfigError(f"'{value}' is not a year: give four digits, such as 2021")
         years.append(int(value) if value else None)
+    design = params.get("design") or None
+    if design is not None and design not in DESIGNS:
+        raise ConfigError(f"unknown study design {design!r}: use one of {', '.join(DESIGNS)}")
+    population = params.get("population") or None
+    if population is not None and population not in POPULATIONS:
+        raise ConfigError(f"unknown population {population!r}: use one of {', '.join(POPULATIONS)}")
     sort = params.get("sort") or "newest"
     filters = PaperFilter(state=state, tier=tier, year_from=years[0], year_to=years[1],
-                          late=params.get("late") == "1", retracted=params.get("retracted") == "1")
+                          late=params.get("late") == "1", retracted=params.get("retracted") == "1",
+                          design=design, population=population, states_dose=params.get("dose") == "1")
     return filters, sort, params.get("q", "")
 
 
@@ -167,5 +230,6 @@ def _query(params: dict[str, str]) -> str:
     return urlencode(params)
 
 
-__all__ = ["topics", "topic", "export", "paper", "search", "runs", "prisma", "prisma_svg", "read_filters",
+__all__ = ["topics", "topic", "export", "paper", "search", "runs", "prisma", "prisma_svg", "doses", "doses_file",
+           "read_dose_filters", "read_filters",
            "export_bytes", "EXPORT_TYPES"]

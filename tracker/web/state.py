@@ -19,6 +19,7 @@ from starlette.responses import HTMLResponse
 
 from tracker._version import __version__
 from tracker.errors import ConfigError, UnknownTopicError
+from tracker.facts import DESIGNS, POPULATIONS, design_label, population_label
 from tracker.ncbi.evidence import TIER_RULES, tier_label
 from tracker.ncbi.notices import describe_status
 from tracker.outputs.render import moment
@@ -28,6 +29,7 @@ from tracker.settings import Settings
 from tracker.store import Store
 from tracker.text import plural
 from tracker.topics import Topic, TopicScan, scan_topics
+from tracker.views.paper import MARK_NAMES
 from tracker.views.status import TopicSummary
 from tracker.web.security import CSRF_FIELD, Access
 
@@ -41,7 +43,9 @@ def environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.globals.update(tiers=TIER_RULES, states=STATES, full_text_states=STATES_AT[Stage.FULL_TEXT],
                        tier_label=tier_label, script=SCRIPT, version=__version__,
-                       csrf_field=CSRF_FIELD, describe_status=describe_status, plural=plural)
+                       csrf_field=CSRF_FIELD, describe_status=describe_status, plural=plural, mark_names=MARK_NAMES,
+                       design_label=design_label, designs=[(design, design_label(design)) for design in DESIGNS],
+                       populations=[(value, population_label(value)) for value in POPULATIONS])
     env.filters["when"] = lambda value: moment(value) if value else ""
     env.filters["marked"] = marked
     env.filters["number"] = lambda value: f"{value:,}" if isinstance(value, int) else ("" if value is None else value)
