@@ -45,8 +45,10 @@ def test_tracker_run_writes_a_feed_beside_each_digest_newest_first_with_ids_that
     home = tmp_path / "home"
     write_topic(home, "dosing", QUERY, since="2020-01-01", max_per_digest="3")
     trial = ("Randomized Controlled Trial",)
+    # An abstract that names no design: the trials are the two whose publication types say so (tracker/facts).
     fake_eutils.add(*[record(pmid, date(2023, 1, pmid), publication_types=trial if pmid in (4, 7) else
-                             ("Journal Article",)) for pmid in range(1, 11)])
+                             ("Journal Article",), abstract="Norepinephrine doses in the operating room.")
+                      for pmid in range(1, 11)])
     env = cli_env(home, fake_eutils.url)
     first = run_tracker("run", env=env)
     assert first.code == 0, first.err

@@ -358,7 +358,7 @@ def test_reading_commands_work_for_a_user_who_cannot_write_the_database(stored_h
 def test_migration_11_gives_each_membership_its_source_from_its_run(db_url):
     """A schema 10 database: the papers an import brought keep 'import' as their source, the rest 'query'; the
     suggestion tables start empty."""
-    from tests.test_store import drop_suggestions
+    from tests.test_store import drop_study_facts, drop_suggestions
     from tracker.store.runs import RunCounts, finish_run, start_run
 
     store = open_store(db_url)
@@ -369,13 +369,15 @@ def test_migration_11_gives_each_membership_its_source_from_its_run(db_url):
     save_papers(store, [make_paper(9)], topic="elderly")  # no run: a paper linked by an older tracker
     finish_run(store, imported.id, RunCounts())
     with store.engine.begin() as connection:
+        drop_study_facts(connection)
         drop_suggestions(connection)
         connection.execute(text("UPDATE tracker_schema SET version = 10"))
         connection.execute(text("DELETE FROM tracker_migration WHERE version >= 11"))
     store.close()
     migrated, applied = migrate_store(db_url)
     try:
-        assert [(step.migration.version, step.migration.name) for step in applied] == [(11, "suggestions")]
+        assert [(step.migration.version, step.migration.name) for step in applied] == [(11, "suggestions"),
+                                                                                      (12, "study-facts")]
         with migrated.engine.connect() as connection:
             assert connection.execute(text("SELECT topic, pmid, source FROM topic_paper ORDER BY topic, pmid")).all() == [
                 ("dosing", 7, "query"), ("dosing", 8, "query"), ("dosing", 9, "import"), ("elderly", 9, "query")]

@@ -1,4 +1,4 @@
-"""Study facts in the store: read with every paper saved or refetched, the evidence tier on arrival, migration 8
+"""Study facts in the store: read with every paper saved or refetched, the evidence tier on arrival, migration 12
 (study-facts) and `tracker db migrate` reading again what an older extractor wrote."""
 
 from __future__ import annotations
@@ -100,14 +100,14 @@ def test_a_fault_in_a_rule_keeps_the_paper_and_stores_it_without_facts(store, mo
     assert "PMID 46: its study facts could not be read; it is stored without them" in caplog.text
 
 
-# -- migration 8 and re-extraction -----------------------------------------------------------------
+# -- migration 12 and re-extraction -----------------------------------------------------------------
 
-def make_schema_7(store) -> None:
-    """Turn a database into one as schema 7 left it: no study facts, the evidence tier from publication types only."""
+def make_schema_11(store) -> None:
+    """Turn a database into one as schema 11 left it: no study facts, the evidence tier from publication types only."""
     with store.engine.begin() as connection:
         drop_study_facts(connection)
-        connection.execute(text("UPDATE tracker_schema SET version = 7"))
-        connection.execute(text("DELETE FROM tracker_migration WHERE version >= 8"))
+        connection.execute(text("UPDATE tracker_schema SET version = 11"))
+        connection.execute(text("DELETE FROM tracker_migration WHERE version >= 12"))
 
 
 def all_rows(store) -> dict[int, dict]:
@@ -115,7 +115,7 @@ def all_rows(store) -> dict[int, dict]:
         return {row.pmid: dict(row._mapping) for row in connection.execute(text("SELECT * FROM paper ORDER BY pmid"))}
 
 
-def test_migration_8_reads_every_stored_paper_s_facts_as_saving_them_does(db_url):
+def test_migration_12_reads_every_stored_paper_s_facts_as_saving_them_does(db_url):
     papers = [rct_paper(51), rct_paper(52, ("Randomized Controlled Trial", "Journal Article")),
               make_paper(53, title=REVIEW_TITLE, abstract_sections=REVIEW_SECTIONS, mesh_headings=(),
                          publication_types=("Journal Article",)),
@@ -123,7 +123,7 @@ def test_migration_8_reads_every_stored_paper_s_facts_as_saving_them_does(db_url
     store = open_store(db_url)
     save_papers(store, papers, topic="dosing")
     written = all_rows(store)
-    make_schema_7(store)
+    make_schema_11(store)
     with store.engine.connect() as connection:
         assert connection.execute(text("SELECT pmid, evidence_tier FROM paper ORDER BY pmid")).all() == [
             (51, "other"), (52, "rct"), (53, "other"), (54, "rct")]
@@ -131,7 +131,7 @@ def test_migration_8_reads_every_stored_paper_s_facts_as_saving_them_does(db_url
 
     migrated, applied = migrate_store(db_url)
     try:
-        assert [(step.migration.version, step.migration.name) for step in applied] == [(8, "study-facts")]
+        assert [(step.migration.version, step.migration.name) for step in applied] == [(12, "study-facts")]
         assert all_rows(migrated) == written
         assert [(row["evidence_tier"], row["tier_from_abstract"]) for row in written.values()] == [
             ("rct", True), ("rct", False), ("review", True), ("rct", False)]
@@ -206,7 +206,7 @@ def mail_texts(store, topic) -> dict[str, str]:
     from tracker.text import utcnow
 
     message = build_message(store, plan_mailing(store, topic.recipients[0], [topic], now=utcnow(), record=False),
-                            sender="tracker@lab.example.org")
+                            sender="tracker@lab.example.org").message
     return {kind: message.get_body((kind,)).get_content().replace("\r\n", "\n") for kind in ("plain", "html")}
 
 

@@ -1,5 +1,5 @@
 """Study facts in the store: reading a paper's stored facts for the faces, and reading them again from the stored
-title and abstract, for every paper (migration 8, study-facts) or for those an older extractor wrote (`tracker db
+title and abstract, for every paper (migration 12, study-facts) or for those an older extractor wrote (`tracker db
 migrate` after EXTRACTOR_VERSION went up).
 
 Reading again is done in batches in PMID order, each batch one short transaction when it is not part of a
