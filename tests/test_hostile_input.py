@@ -153,6 +153,13 @@ TOPIC_FILES = {
                                    r"sepsis\.toml"),
     "slug with a dot": ({"a.b.toml": 'title = "Dots"\nquery = "q"\n'},
                         r"error: a\.b\.toml: file name must be a topic slug .*"),
+    "arrays nested 5,000 deep": ({"bad.toml": 'title = "Bad"\nquery = "q"\nrecipients = ' + "[" * 5000 + "]" * 5000},
+                                 r"error: bad\.toml: not valid TOML \(arrays or tables nested too deep to read\); fix "
+                                 r"the file or move it out of queries/"),
+    "tables nested 5,000 deep": ({"bad.toml": 'title = "Bad"\nquery = "q"\nscreening = ' + "{a = " * 5000 + "1"
+                                  + "}" * 5000},
+                                 r"error: bad\.toml: not valid TOML \(arrays or tables nested too deep to read\); fix "
+                                 r"the file or move it out of queries/"),
 }
 
 

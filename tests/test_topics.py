@@ -135,3 +135,27 @@ def test_rendered_topic_file_loads_back(tmp_path):
 def test_weekday_7_is_sunday_as_in_cron(tmp_path):
     path = write(tmp_path, "weekly.toml", 'title = "x"\nquery = "a"\nschedule = "0 7 * * 7"')
     assert load_topic(path).schedule == "0 7 * * 7"
+
+
+def test_a_failure_no_check_foresaw_is_still_the_files_one_line(tmp_path, monkeypatch):
+    import tracker.topics
+
+    def broken(expression):
+        raise TypeError("unhashable type: 'list'")
+
+    monkeypatch.setattr(tracker.topics, "validate_cron", broken)
+    with pytest.raises(TopicFileError) as caught:
+        load_topic(write(tmp_path, "odd.toml", 'title = "x"\nquery = "a"\n'))
+    assert str(caught.value) == ("odd.toml: cannot be read as a topic (TypeError: unhashable type: 'list'); fix the "
+                                 "file or move it out of queries/")
+
+
+def test_a_topic_file_nested_thousands_deep_is_one_line_and_leaves_the_others_loaded(tmp_path):
+    from tracker.topics import scan_topics
+
+    write(tmp_path, "good.toml", 'title = "x"\nquery = "a"\n')
+    write(tmp_path, "deep.toml", 'title = "x"\nquery = "a"\nrecipients = ' + "[" * 5000 + "]" * 5000)
+    scan = scan_topics(tmp_path)
+    assert list(scan.topics) == ["good"]
+    assert scan.errors == {"deep": "deep.toml: not valid TOML (arrays or tables nested too deep to read); fix the "
+                                   "file or move it out of queries/"}
