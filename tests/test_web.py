@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+import urllib.parse
 import warnings
 from datetime import date, datetime, timedelta, timezone
 
@@ -566,6 +567,29 @@ def test_every_field_of_a_record_is_escaped(library):
     assert "Hostile &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in page
     assert "note &lt;script&gt;" in page
     assert "<script>" not in client.get("/topics/hostile/prisma.svg").text
+
+
+def test_numbers_in_addresses_and_forms_are_read_strictly(library):
+    settings, store = library
+    client = personal(settings, store)
+    for given in ("%C2%B2", "99999999999999999999", "0", "1_0"):  # ², past every integer, not a PMID, not digits
+        page = client.get(f"/papers/{given}")
+        shown = html.unescape(said(page.text, "error"))
+        assert (page.status_code, shown) == (404, f"'{urllib.parse.unquote(given)}' is not a PMID (a whole number from "
+                                                  "1 to 2,147,483,647): search for the paper on the Search page"), given
+    year = client.get("/topics/dosing?from=%C2%B2%C2%B2%C2%B2%C2%B2")
+    assert year.status_code == 400 and "is not a year: give four digits, such as 2021" in html.unescape(year.text)
+    for query in ("pmid=%C2%B2", "pmid=99999999999999999999", "done=include&of=%C2%B2"):
+        assert client.get(f"/topics/dosing/screen?{query}").status_code == 200, query
+    first = listed(client.get("/topics/dosing").text)
+    for cursor in ("0.20240101T000000.000000.99999999999999999999", "0.20240101T000000.000000.%C2%B2",
+                   "99999999999999999999.20240101T000000.000000.1", "0.20240101T000000.000000.1~inf"):
+        page = client.get(f"/topics/dosing?after={cursor}")
+        assert (page.status_code, listed(page.text)) == (200, first), cursor  # a cursor that is not one: the top
+    csrf = csrf_of(client.get("/").text)
+    refused = client.post("/topics/dosing/screen", data={"csrf": csrf, "pmid": "²", "decision": "include"})
+    assert refused.status_code == 400 and "the form names no paper: reload the screening page" in refused.text
+    assert decision_history(store, 2) == []
 
 
 def test_the_evidence_tier_is_stored_and_the_migration_fills_it(db_url):

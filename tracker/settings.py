@@ -16,6 +16,7 @@ Secrets
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -36,6 +37,8 @@ EMAIL_PATTERN = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 # Documentation domains (RFC 2606): an address there reaches nobody, so NCBI could not warn before blocking.
 PLACEHOLDER_DOMAINS = ("example.org", "example.com", "example.net")
 MAIL_MAX_BYTES = 10_000_000
+LARGEST_NUMBER = 10**12  # no setting means more; above it, seconds and bytes stop being what anyone meant
+_DECIMAL = re.compile(r"-?[0-9]{1,30}(\.[0-9]{1,30})?")
 
 
 @dataclass(frozen=True)
@@ -322,15 +325,20 @@ def convert(option: Option, value: Any, where: str, *, from_env: bool) -> Any:
 
 
 def _number(value: Any, where: str, from_env: bool) -> float:
+    """`value` as a number: a TOML number, or text of ASCII digits with an optional sign and decimals (float()
+    would also take "inf", "nan", "1e400", "1_0" and other scripts' digits)."""
     if isinstance(value, bool):
         raise ConfigError(f"{where} is not a number")
     if isinstance(value, (int, float)):
-        return float(value)
-    try:
-        return float(str(value))
-    except ValueError:
+        number = float(value) if abs(value) <= LARGEST_NUMBER else math.inf
+    elif _DECIMAL.fullmatch(str(value).strip()):
+        number = float(str(value).strip())
+    else:
         hint = ": set it to a number" if from_env else ": write a number without quotes"
-        raise ConfigError(f"{where} is not a number{hint}") from None
+        raise ConfigError(f"{where} is not a number{hint}")
+    if not math.isfinite(number) or abs(number) > LARGEST_NUMBER:
+        raise ConfigError(f"{where} is not a number tracker can use: give one below {LARGEST_NUMBER:,.0f}")
+    return number
 
 
 def read_secret_file(path: Path, setting: str) -> str:

@@ -12,6 +12,7 @@ from tracker.cli.base import (
     DATE,
     SCREENING_STATES,
     SORT_ORDERS,
+    Count,
     cli,
     common_options,
     current_settings,
@@ -24,7 +25,7 @@ from tracker.cli.output import check_output_format, echo_health, format_table, w
 
 
 @cli.command()
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs to show.")
+@click.option("--limit", type=Count(), default=20, show_default=True, help="How many runs to show.")
 @click.option("--topic", "topic_slug", metavar="SLUG", help="Only this topic's runs (or changes).")
 @click.option("--changes", is_flag=True,
               help="List the status changes of stored papers (retractions, errata, removals...) instead.")
@@ -170,7 +171,7 @@ def export_command(slugs, since, output_format, state, bom, sort, output):
 @cli.command("search")
 @click.argument("text")
 @click.option("--topic", "topic_slug", metavar="SLUG", help="Only this topic's papers.")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many papers to show.")
+@click.option("--limit", type=Count(), default=20, show_default=True, help="How many papers to show.")
 @click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True, help="csv has the export's columns; json adds the score.")
 @common_options

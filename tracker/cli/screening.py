@@ -10,6 +10,7 @@ from tracker.cli.base import (
     DATE,
     SCREENING_STATES,
     SORT_ORDERS,
+    Count,
     cli,
     common_options,
     current_settings,
@@ -18,16 +19,17 @@ from tracker.cli.base import (
     load_selected_topics,
 )
 from tracker.cli.output import echo_csv, echo_json, format_table, when
+from tracker.text import PMID_MAX, parse_pmid
 
 
 class PmidType(click.ParamType):
     name = "PMID"
 
     def convert(self, value, param, ctx):
-        text = str(value).strip()
-        if not text.isdigit() or int(text) == 0:
-            self.fail(f"{value!r} is not a PMID (a positive whole number such as 31415926)", param, ctx)
-        return int(text)
+        pmid = parse_pmid(str(value))
+        if pmid is None:
+            self.fail(f"{value!r} is not a PMID (a whole number from 1 to {PMID_MAX:,}, such as 31415926)", param, ctx)
+        return pmid
 
 
 def current_reviewer(given: str | None) -> str:
@@ -61,7 +63,7 @@ def screen_group():
               help="Only papers in this state (in blind screening: as the reviewer sees it).")
 @click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many papers (newest first seen first).")
+@click.option("--limit", type=Count(), help="At most this many papers (newest first seen first).")
 @click.option("--reviewer", metavar="NAME", help="Whose view, in blind screening (default: $TRACKER_REVIEWER or the "
                                                  "login name).")
 @click.option("--sort", type=click.Choice(SORT_ORDERS), default="newest", show_default=True,

@@ -39,7 +39,7 @@ def route_table() -> list[BaseRoute]:
         Route("/topics/{slug}/screen", screen.page, name="screen"),
         Route("/topics/{slug}/screen", screen.decision, methods=["POST"], name="decide"),
         Route("/topics/{slug}/screen/undo", screen.undo, methods=["POST"], name="undo"),
-        Route("/papers/{pmid:int}", pages.paper, name="paper"),
+        Route("/papers/{pmid}", pages.paper, name="paper"),
         Route("/search", pages.search, name="search"),
         Route("/runs", pages.runs, name="runs"),
         Route("/query", query.form, name="query"),

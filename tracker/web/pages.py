@@ -19,6 +19,7 @@ from tracker.ncbi.evidence import TIER_INDEX
 from tracker.review.states import check_state
 from tracker.store import Store
 from tracker.store.listing import Cursor, PaperFilter
+from tracker.text import PMID_MAX, parse_pmid, whole_number
 from tracker.topics import Topic
 from tracker.views.paper import paper_view
 from tracker.views.status import status_view, topic_summaries
@@ -78,7 +79,10 @@ async def export(request: Request) -> Response:
 
 async def paper(request: Request) -> Response:
     web = web_of(request)
-    pmid = request.path_params["pmid"]
+    pmid = parse_pmid(request.path_params["pmid"])
+    if pmid is None:
+        return web.error(request, 404, f"'{request.path_params['pmid']}' is not a PMID (a whole number from 1 to "
+                                       f"{PMID_MAX:,}): search for the paper on the Search page")
     view = await run_in_threadpool(paper_view, web.store, web.settings, pmid,
                                    reviewer=request.state.session.reviewer, scan=web.scans.scan())
     if view is None:
@@ -137,9 +141,10 @@ def read_filters(request: Request) -> tuple[PaperFilter, str, str]:
     years = []
     for key in ("from", "to"):
         value = params.get(key, "").strip()
-        if value and not (value.isdigit() and len(value) == 4):
+        year = whole_number(value, low=1000, high=9999)
+        if value and (year is None or len(value) != 4):
             raise ConfigError(f"'{value}' is not a year: give four digits, such as 2021")
-        years.append(int(value) if value else None)
+        years.append(year if value else None)
     sort = params.get("sort") or "newest"
     filters = PaperFilter(state=state, tier=tier, year_from=years[0], year_to=years[1],
                           late=params.get("late") == "1", retracted=params.get("retracted") == "1")

@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse, Response
 
 from tracker.errors import ConfigError
 from tracker.review.screening import decide, undo_last
+from tracker.text import parse_pmid
 from tracker.views.screen import screen_view
 from tracker.web.state import web_of
 
@@ -70,8 +71,7 @@ def _to(slug: str, pmid: int | None, done: str, of: int | None) -> RedirectRespo
 
 
 def _pmid(text: str | None) -> int | None:
-    text = (text or "").strip()
-    return int(text) if text.isdigit() and 0 < int(text) < 2**31 else None
+    return parse_pmid(text)
 
 
 __all__ = ["page", "decision", "undo"]
