@@ -600,6 +600,11 @@ def test_record_text_is_escaped_in_reports_and_mail_and_neutralised_in_csv(popul
     exported = invoke(env, "export", "dosing", "-o", "-")
     assert exported.code == 0
     check_csv(exported.out)
+    for args in (["screen", "list", "dosing", "--format", "csv"], ["search", "bolus OR sum", "--format", "csv"]):
+        printed = invoke(env, *args)
+        cells = {cell for row in list(csv.reader(io.StringIO(printed.out)))[1:] for cell in row if cell}
+        assert printed.code == 0 and not [cell for cell in cells if cell[0] in "=+-@\t\r"], printed.out
+        assert "'" + FORMULA in cells, printed.out
 
     mailed = invoke(env, "email", "--dry-run")
     assert mailed.code == 0, mailed.err
