@@ -440,6 +440,25 @@ def test_personal_mode_exchanges_the_token_for_a_session_cookie(library):
     assert stale.get("/topics/dosing", follow_redirects=False).headers["location"] == "/login?next=%2Ftopics%2Fdosing"
 
 
+def test_the_token_exchange_and_the_login_send_the_browser_only_to_this_apps_pages(library):
+    settings, store = library
+    app, access = build_app(settings, store, host="127.0.0.1", port=8765)
+    client = started(TestClient(app, base_url=BASE))
+    for path in ("//evil.example/", "//evil.example/topics", "/%09/evil.example/", "/%2F/evil.example",
+                 "/%2F%2Fevil.example"):
+        response = client.get(f"{BASE}{path}?token={access.token}", follow_redirects=False)
+        assert (response.status_code, response.headers["location"]) == (303, "/"), path
+    kept = client.get(f"{BASE}/topics/dosing?state=maybe&token={access.token}", follow_redirects=False)
+    assert kept.headers["location"] == "/topics/dosing?state=maybe"
+    team = team_app(settings, store)
+    visitor = started(TestClient(team, base_url=BASE))
+    for target in ("//evil.example/", "/\\evil.example", "/\t/evil.example", "https://evil.example/", "topics"):
+        form = visitor.get("/login").text
+        response = visitor.post("/login", data={"csrf": csrf_of(form), "user": "ana", "password": "ana-password-1",
+                                                "next": target}, follow_redirects=False)
+        assert (response.status_code, response.headers["location"]) == (303, "/"), target
+
+
 def test_personal_mode_refuses_a_non_loopback_host(library):
     settings, store = library
     from tracker.errors import ConfigError

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import re
 import secrets
-from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -19,16 +18,8 @@ from starlette.responses import RedirectResponse, Response
 from tracker.errors import ConfigError
 from tracker.store.accounts import delete_session, list_accounts
 from tracker.web.accounts import add_user, authenticate, remove_user
-from tracker.web.security import LOGIN_COOKIE, SESSION_COOKIE, new_session, session_id, set_session_cookie
+from tracker.web.security import LOGIN_COOKIE, SESSION_COOKIE, new_session, safe_next, session_id, set_session_cookie
 from tracker.web.state import web_of
-
-
-def safe_next(target: str) -> str:
-    """A path on this app to go back to after logging in; anything else (another site) is the Topics page."""
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
 
 
 def login_page(request: Request, *, status_code: int = 200, error: str = "", name: str = "") -> Response:

@@ -155,7 +155,7 @@ class Guard:
             return PlainTextResponse("This token is not this start's: open the address tracker serve printed last.",
                                      status_code=403)
         value, _ = new_session(self.access, account=None, reviewer=self.access.personal_name, role="admin")
-        response = RedirectResponse(request.url.path + (f"?{kept}" if kept else ""), status_code=303)
+        response = RedirectResponse(safe_next(request.url.path + (f"?{kept}" if kept else "")), status_code=303)
         set_session_cookie(response, request, self.access, value)
         return response
 
@@ -228,9 +228,20 @@ def _with_headers(send: Send, *, static: bool) -> Send:
     return sending
 
 
+def safe_next(target: str) -> str:
+    """A path on this app to go to next (after logging in, or after the personal token): anything else, such as
+    //other.site/, /\\other.site or /<tab>/other.site (browsers drop the tab), which browsers read as another site,
+    is the Topics page."""
+    parts = urlsplit(target)
+    if (parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(ord(character) < 32 or ord(character) == 127 for character in target)):
+        return "/"
+    return target
+
+
 def login_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-__all__ = ["Access", "Guard", "SESSION_COOKIE", "LOGIN_COOKIE", "CSRF_FIELD", "CONTENT_SECURITY_POLICY",
+__all__ = ["Access", "Guard", "safe_next", "SESSION_COOKIE", "LOGIN_COOKIE", "CSRF_FIELD", "CONTENT_SECURITY_POLICY",
            "served_hosts", "new_session", "set_session_cookie", "session_id", "login_token"]
