@@ -120,6 +120,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("web_trusted_proxy", "TRACKER_WEB_TRUSTED_PROXY", "web", "trusted_proxy", "text",
            "the address of the reverse proxy whose X-Forwarded-For and -Proto the web app believes (HTTPS there "
            "makes the session cookie Secure)", '"127.0.0.1"'),
+    Option("web_time_limit", "TRACKER_WEB_TIME_LIMIT", "web", "time_limit", "number",
+           "seconds one database statement of a web page may run, or wait for another program's write, before it is "
+           "stopped and the page says so (an export may take six times as long)", "10"),
 )
 OPTION_BY_ENV = {option.env: option for option in OPTIONS}
 # Read from the environment or from a file the settings name, never from tracker.toml itself.
@@ -171,6 +174,7 @@ class Settings:
     web_session_hours: float = 12.0
     web_hosts: tuple[str, ...] = ()
     web_trusted_proxy: str | None = None
+    web_time_limit: float = 10.0
     api_key_file: Path | None = None
     smtp_password_file: Path | None = None
     settings_file: Path | None = None  # the tracker.toml that was read, if any

@@ -22,6 +22,7 @@ import ipaddress
 import sys
 import threading
 from collections.abc import Callable
+from datetime import timezone
 
 from tracker.errors import ConfigError
 from tracker.settings import Settings
@@ -71,7 +72,15 @@ def serve(settings: Settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_P
 
     if not 1 <= port <= 65535:
         raise ConfigError(f"--port {port} is not a port: use 1-65535, for example {DEFAULT_PORT}")
-    store = open_store(settings.database_url)
+    from tracker.logs import log_service
+    from tracker.web.app import WORKER_THREADS
+
+    try:
+        zone = settings.zone
+    except ConfigError:
+        zone = timezone.utc  # the log's stamps only; the pages say their times in UTC
+    log_service(settings.verbose, zone=zone, log_file=settings.log_file)  # failures with their request ids
+    store = open_store(settings.database_url, pool_size=WORKER_THREADS)
     app, access = build_app(settings, store, host=host, port=port)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={access.token}" if not access.team else "")

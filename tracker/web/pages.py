@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from tracker.errors import ConfigError, SearchSyntaxError
+from tracker.errors import ConfigError, SearchSyntaxError, TimeLimitError
 from tracker.ncbi.evidence import TIER_INDEX
 from tracker.review.states import check_state
 from tracker.store import Store
@@ -23,7 +23,7 @@ from tracker.text import PMID_MAX, parse_pmid, whole_number
 from tracker.topics import Topic
 from tracker.views.paper import paper_view
 from tracker.views.status import status_view, topic_summaries
-from tracker.views.topic import SEARCH_WITHIN, topic_page
+from tracker.views.topic import SEARCH_WITHIN, describe_search_failure, topic_page
 from tracker.web.state import web_of
 
 EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "ris": "application/x-research-info-systems",
@@ -50,14 +50,12 @@ async def topic(request: Request) -> Response:
     filters, sort, search = read_filters(request)
     after = Cursor.decode(request.query_params.get("after", ""))
     before = Cursor.decode(request.query_params.get("before", ""))
-    try:
-        view = await run_in_threadpool(topic_page, web.store, web.settings, slug, reviewer=session.reviewer,
-                                       filters=filters, sort=sort, search=search, after=after, before=before,
-                                       scan=web.scans.scan())
-    except SearchSyntaxError as error:
-        return web.error(request, 400, str(error))
+    view = await run_in_threadpool(topic_page, web.store, web.settings, slug, reviewer=session.reviewer,
+                                   filters=filters, sort=sort, search=search, after=after, before=before,
+                                   scan=web.scans.scan())
     shown = {key: value for key, value in request.query_params.items() if key in FILTER_KEYS and value}
-    return web.render(request, "topic.html", view=view, topic=view.summary.topic, shown=shown,
+    status = (503 if view.search_timed_out else 400) if view.search_error else 200
+    return web.render(request, "topic.html", status_code=status, view=view, topic=view.summary.topic, shown=shown,
                       query_string=_query(shown), search_within=SEARCH_WITHIN,
                       state_only=set(shown) <= {"state", "sort"})
 
@@ -96,15 +94,16 @@ async def search(request: Request) -> Response:
     web = web_of(request)
     text = " ".join(request.query_params.get("q", "").split())
     slug = request.query_params.get("topic") or None
-    hits, error = [], None
+    hits, error, status = [], None, 200
     if text:
         try:
             hits = await run_in_threadpool(search_papers, web.store, text, topic=slug, limit=50)
+        except (SearchSyntaxError, TimeLimitError) as found:
+            error, status = describe_search_failure(found), 503 if isinstance(found, TimeLimitError) else 400
         except ConfigError as found:
-            error = str(found)
+            error, status = str(found), 400
     return web.render(request, "search.html", text=text, slug=slug, hits=hits, error=error,
-                      topics=sorted(web.scans.scan().topics.values(), key=lambda t: t.slug),
-                      status_code=400 if error else 200)
+                      topics=sorted(web.scans.scan().topics.values(), key=lambda t: t.slug), status_code=status)
 
 
 async def runs(request: Request) -> Response:

@@ -109,7 +109,7 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        send = _with_headers(send, static=scope["path"].startswith("/static/"))
+        send = with_security_headers(send, static=scope["path"].startswith("/static/"))
         headers = Headers(scope=scope)
         if headers.get("host", "").lower() not in self.access.hosts:
             await PlainTextResponse("This address is not served here: open the address tracker serve printed.",
@@ -136,7 +136,9 @@ class Guard:
                 await PlainTextResponse("This form has expired or did not come from this app: go back, reload the "
                                         "page and send it again.", status_code=403)(scope, receive, send)
                 return
-            receive = _replay(body)
+            # Kept for a page that must give the form back (the database was busy: tracker/web/app.py).
+            scope["state"]["form"] = parse_qsl(body.decode("utf-8", "replace")) if _is_urlencoded(headers) else []
+            receive = _replay(body, receive)
         await self.app(scope, receive, send)
 
     async def _session(self, request: Request) -> SessionView | None:
@@ -201,20 +203,23 @@ async def _read_body(receive: Receive) -> bytes | None:
     return b"".join(chunks)
 
 
-def _replay(body: bytes) -> Receive:
+def _replay(body: bytes, then: Receive) -> Receive:
+    """The body already read, then whatever comes next (the client's disconnect)."""
     sent = False
 
     async def receive() -> Message:
         nonlocal sent
         if sent:
-            return {"type": "http.disconnect"}
+            return await then()
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
     return receive
 
 
-def _with_headers(send: Send, *, static: bool) -> Send:
+def with_security_headers(send: Send, *, static: bool = False) -> Send:
+    """`send` with the security headers (step 5) added to the answer's start, where it lacks them."""
+
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = MutableHeaders(scope=message)
@@ -243,5 +248,6 @@ def login_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-__all__ = ["Access", "Guard", "safe_next", "SESSION_COOKIE", "LOGIN_COOKIE", "CSRF_FIELD", "CONTENT_SECURITY_POLICY",
-           "served_hosts", "new_session", "set_session_cookie", "session_id", "login_token"]
+__all__ = ["Access", "Guard", "safe_next", "with_security_headers", "SAFE_METHODS", "SESSION_COOKIE", "LOGIN_COOKIE",
+           "CSRF_FIELD", "CONTENT_SECURITY_POLICY", "served_hosts", "new_session", "set_session_cookie", "session_id",
+           "login_token"]

@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import cast
 
+from anyio import CapacityLimiter
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -25,6 +26,7 @@ from tracker.settings import Settings
 from tracker.store import Store
 from tracker.topics import Topic, TopicScan, scan_topics
 from tracker.views.status import TopicSummary
+from tracker.web.accounts import PASSWORD_CHECKS_AT_ONCE
 from tracker.web.security import CSRF_FIELD, Access
 
 HERE = Path(__file__).parent
@@ -86,11 +88,20 @@ class WebApp:
     charts: Charts = field(init=False)
     # Decisions made here retrain their topic's relevance model in the background (tracker/review/relevance.py).
     refresher: RelevanceRefresher = field(init=False)
+    logins_waiting: int = field(default=0, init=False)  # logins between their form and their answer (tracker/web/auth.py)
+    _password_limiter: CapacityLimiter | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.scans = ScanCache(self.settings)
         self.charts = Charts()
         self.refresher = RelevanceRefresher(self.store, lambda slug: self.scans.scan().topics.get(slug))
+
+    def password_limiter(self) -> CapacityLimiter:
+        """The password checks' own worker threads, PASSWORD_CHECKS_AT_ONCE of them: a login waiting for one waits
+        in the event loop, not in a thread a page needs (made on first use: anyio wants its event loop then)."""
+        if self._password_limiter is None:
+            self._password_limiter = CapacityLimiter(PASSWORD_CHECKS_AT_ONCE)
+        return self._password_limiter
 
     def render(self, request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:
         session = getattr(request.state, "session", None)
