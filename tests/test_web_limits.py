@@ -386,3 +386,29 @@ def test_40_logins_at_once_against_the_server_check_at_most_5_passwords_in_bound
     finally:
         for client in clients:
             client.close()
+
+
+def test_a_decision_made_while_the_relevance_scores_are_written_gets_the_lock_between_batches(library, monkeypatch):
+    import tracker.store.relevance as relevance
+    from tracker.store.models import RankingState
+    from tracker.text import utcnow
+
+    settings, store = library
+    monkeypatch.setattr(relevance, "WRITE_BATCH", 3)  # the seven papers' scores in three transactions
+    client = personal(limited(settings, 0.3), store)
+    csrf = csrf_of(client.get("/topics/dosing/screen?pmid=2").text)
+    answers = []
+
+    def between_batches(seconds):  # a reviewer decides while the refresh is between two of its batches
+        if not answers:
+            answers.append(client.post("/topics/dosing/screen", data={"csrf": csrf, "pmid": "2", "decision": "include"},
+                                       follow_redirects=False).status_code)
+
+    monkeypatch.setattr(relevance.time, "sleep", between_batches)
+    state = RankingState(topic="dosing", included=1, excluded=1, decision_mark=0, papers=7, likely_from=0.5,
+                         trained_at=utcnow(), seconds=0.1)
+    relevance.save_scores(store, state, {pmid: pmid / 10 for pmid in range(1, 8)})
+    assert answers == [303]
+    assert [saved.decision for saved in decision_history(store, 2)] == ["include"]
+    assert relevance.scores_of(store, ["dosing"], list(range(1, 8))) == {pmid: pmid / 10 for pmid in range(1, 8)}
+    assert relevance.ranking_state(store, "dosing").papers == 7
