@@ -412,3 +412,17 @@ def test_a_decision_made_while_the_relevance_scores_are_written_gets_the_lock_be
     assert [saved.decision for saved in decision_history(store, 2)] == ["include"]
     assert relevance.scores_of(store, ["dosing"], list(range(1, 8))) == {pmid: pmid / 10 for pmid in range(1, 8)}
     assert relevance.ranking_state(store, "dosing").papers == 7
+
+
+def test_a_topic_file_nested_thousands_deep_is_its_line_and_every_other_page_answers(library):
+    settings, store = library
+    (settings.queries_dir / "deep.toml").write_text('title = "Deep"\nquery = "q"\nrecipients = ' + "[" * 5000
+                                                    + "]" * 5000, encoding="utf-8")
+    client = personal(settings, store)
+    line = "deep.toml: not valid TOML (arrays or tables nested too deep to read); fix the file or move it out of queries/"
+    for path in ("/", "/topics/dosing", "/topics/dosing/screen", "/search?q=bolus", "/runs", "/papers/1", "/query"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+    assert line in html.unescape(client.get("/").text)
+    deep = client.get("/topics/deep")
+    assert deep.status_code == 400 and html.unescape(said(deep.text, "error")) == line

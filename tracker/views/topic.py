@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from tracker.errors import SearchSyntaxError, TimeLimitError, UnknownTopicError
+from tracker.errors import SearchSyntaxError, TimeLimitError, TopicFileError, UnknownTopicError
 from tracker.review.states import ScreeningRule
 from tracker.settings import Settings
 from tracker.store import Store
@@ -50,6 +50,8 @@ def topic_page(store: Store, settings: Settings, slug: str, *, reviewer: str | N
 
     found: list[TopicSummary | None] = [*topic_summaries(store, settings, topic=slug, scan=scan)] or [None]
     [summary] = found
+    if summary is not None and summary.file_error:
+        raise TopicFileError(summary.file_error)  # the file's own line, not "no such topic"
     if summary is None or summary.topic is None:
         raise UnknownTopicError(f"no topic '{slug}': 'tracker topics' lists them", slug=slug)
     topic = summary.topic
