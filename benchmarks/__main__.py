@@ -18,17 +18,17 @@ from pathlib import Path
 from benchmarks import FULL, QUICK, REPO, Outcome, Row, Sizes, corpus
 
 BENCHMARKS = ("ingest", "backfill", "rate-limit", "weekly", "scale", "versus-lean", "refetch", "web", "ranking",
-              "stopping")
+              "stopping", "load")
 NEEDS_SAMPLES = tuple(name for name in BENCHMARKS if name not in ("ranking", "stopping"))  # these read screening-datasets
 HEADERS = ("what", "size", "figure", "ratio", "target", "met?")
 
 
 def run_benchmark(name: str, sizes: Sizes, workdir: Path) -> Outcome:
-    from benchmarks import fetching, ingest, lean, ranking, refetch, scale, stopping, web
+    from benchmarks import fetching, ingest, lean, load, ranking, refetch, scale, stopping, web
 
     runner = {"ingest": ingest.run, "backfill": fetching.backfill, "rate-limit": fetching.rate_limit,
               "weekly": fetching.weekly, "scale": scale.run, "versus-lean": lean.run, "refetch": refetch.run,
-              "web": web.run, "ranking": ranking.run, "stopping": stopping.run}[name]
+              "web": web.run, "ranking": ranking.run, "stopping": stopping.run, "load": load.run}[name]
     folder = workdir / name
     folder.mkdir()
     started = time.perf_counter()

@@ -685,3 +685,13 @@ def test_serve_refuses_what_it_cannot_serve(tmp_path):
                           "on 0.0.0.0, create an account first with 'tracker users add NAME --admin'\n")
     result = run_tracker("serve", "--port", "70000", env=env)
     assert (result.code, result.err) == (2, "error: --port 70000 is not a port: use 1-65535, for example 8765\n")
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = run_tracker("serve", "--port", str(port), env=env)
+    assert (result.code, result.out) == (2, "")
+    assert result.err == (f"error: cannot listen on 127.0.0.1 port {port} (Address already in use): choose another "
+                          "port with --port, or stop the program using it\n")

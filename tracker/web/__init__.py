@@ -19,6 +19,7 @@ Pieces
 from __future__ import annotations
 
 import ipaddress
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -81,7 +82,18 @@ def serve(settings: Settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_P
         zone = timezone.utc  # the log's stamps only; the pages say their times in UTC
     log_service(settings.verbose, zone=zone, log_file=settings.log_file)  # failures with their request ids
     store = open_store(settings.database_url, pool_size=WORKER_THREADS)
-    app, access = build_app(settings, store, host=host, port=port)
+    try:
+        # Before anything else is done: a port in use changes nothing (not even the last start's sessions), and the
+        # address answers the moment it is printed.
+        listening = listen(host, port)
+        try:
+            app, access = build_app(settings, store, host=host, port=port)
+        except BaseException:
+            listening.close()
+            raise
+    except BaseException:
+        store.close()
+        raise
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={access.token}" if not access.team else "")
     say(url if not access.team else f"{url} (team mode: log in)")
@@ -95,9 +107,26 @@ def serve(settings: Settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_P
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, server_header=False,
                             proxy_headers=bool(trusted), forwarded_allow_ips=trusted or "", lifespan="on")
     try:
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=[listening])
     finally:
+        listening.close()
         store.close()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on `host`:`port`; one line naming the address when it cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host, port))
+        listening.listen(2048)
+    except OSError as error:
+        listening.close()
+        raise ConfigError(f"cannot listen on {host} port {port} ({error.strerror}): choose another port with --port, "
+                          "or stop the program using it") from None
+    listening.set_inheritable(True)
+    return listening
 
 
 __all__ = ["serve", "build_app", "is_loopback", "DEFAULT_HOST", "DEFAULT_PORT"]

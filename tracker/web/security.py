@@ -117,6 +117,9 @@ class Guard:
             return
         request = Request(scope)
         path = scope["path"]
+        if path.startswith("/static/") and scope["method"] in SAFE_METHODS:  # open to all: no session to look up
+            await self.app(scope, receive, send)
+            return
         if not self.access.team and "token" in request.query_params:
             await self._exchange_token(request)(scope, receive, send)
             return
