@@ -18,19 +18,19 @@ from pathlib import Path
 from benchmarks import FULL, QUICK, REPO, Outcome, Row, Sizes, corpus
 
 BENCHMARKS = ("ingest", "backfill", "rate-limit", "weekly", "scale", "versus-lean", "refetch", "web", "ranking",
-              "stopping", "search", "suggest", "facts")
+              "stopping", "search", "suggest", "facts", "load")
 # These read screening-datasets, not the samples.
 NEEDS_SAMPLES = tuple(name for name in BENCHMARKS if name not in ("ranking", "stopping", "suggest"))
 HEADERS = ("what", "size", "figure", "ratio", "target", "met?")
 
 
 def run_benchmark(name: str, sizes: Sizes, workdir: Path) -> Outcome:
-    from benchmarks import facts, fetching, ingest, lean, ranking, refetch, scale, search, stopping, suggest, web
+    from benchmarks import facts, fetching, ingest, lean, load, ranking, refetch, scale, search, stopping, suggest, web
 
     runner = {"ingest": ingest.run, "backfill": fetching.backfill, "rate-limit": fetching.rate_limit,
               "weekly": fetching.weekly, "scale": scale.run, "versus-lean": lean.run, "refetch": refetch.run,
               "web": web.run, "ranking": ranking.run, "stopping": stopping.run, "search": search.run,
-              "suggest": suggest.run, "facts": facts.run}[name]
+              "suggest": suggest.run, "facts": facts.run, "load": load.run}[name]
     folder = workdir / name
     folder.mkdir()
     started = time.perf_counter()

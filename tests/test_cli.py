@@ -126,7 +126,22 @@ def test_usage_and_configuration_errors_are_one_line_exit_2(home, fake_eutils):
          "(see 'tracker fetch --help')"),
         (["fetch", "--bogus"], "error: No such option '--bogus'. Did you mean '--verbose'? (see 'tracker fetch --help')"),
         (["status", "--limit", "0"],
-         "error: Invalid value for '--limit': 0 is not in the range x>=1. (see 'tracker status --help')"),
+         "error: Invalid value for '--limit': 0 is not in the range 1<=x<=2147483647. (see 'tracker status --help')"),
+        (["status", "--limit", "99999999999999999999"],
+         "error: Invalid value for '--limit': 99999999999999999999 is not in the range 1<=x<=2147483647. (see "
+         "'tracker status --help')"),
+        (["search", "norepinephrine", "--limit", "\u0661\u0662"],
+         "error: Invalid value for '--limit': '\u0661\u0662' is not a whole number: write it in the digits 0-9 (see "
+         "'tracker search --help')"),
+        (["screen", "set", "dosing", "\u00b2", "--include"],
+         "error: Invalid value for 'PMID...': '\u00b2' is not a PMID (a whole number from 1 to 2,147,483,647, such as "
+         "31415926) (see 'tracker screen set --help')"),
+        (["screen", "set", "dosing", "2147483648", "--include"],
+         "error: Invalid value for 'PMID...': '2147483648' is not a PMID (a whole number from 1 to 2,147,483,647, such "
+         "as 31415926) (see 'tracker screen set --help')"),
+        (["serve", "--port", "\u0668\u0660"],
+         "error: Invalid value for '--port': '\u0668\u0660' is not a whole number: write it in the digits 0-9 (see "
+         "'tracker serve --help')"),
     ]
     for args, message in cases:
         result = run_tracker(*args, env=env)

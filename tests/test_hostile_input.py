@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import shutil
 import socket
@@ -153,6 +154,13 @@ TOPIC_FILES = {
                                    r"sepsis\.toml"),
     "slug with a dot": ({"a.b.toml": 'title = "Dots"\nquery = "q"\n'},
                         r"error: a\.b\.toml: file name must be a topic slug .*"),
+    "arrays nested 5,000 deep": ({"bad.toml": 'title = "Bad"\nquery = "q"\nrecipients = ' + "[" * 5000 + "]" * 5000},
+                                 r"error: bad\.toml: not valid TOML \(arrays or tables nested too deep to read\); fix "
+                                 r"the file or move it out of queries/"),
+    "tables nested 5,000 deep": ({"bad.toml": 'title = "Bad"\nquery = "q"\nscreening = ' + "{a = " * 5000 + "1"
+                                  + "}" * 5000},
+                                 r"error: bad\.toml: not valid TOML \(arrays or tables nested too deep to read\); fix "
+                                 r"the file or move it out of queries/"),
 }
 
 
@@ -251,6 +259,38 @@ def test_bad_options_are_a_one_line_usage_error(args, message, populated, server
 
 
 # -- the environment -------------------------------------------------------------------------------------
+
+OUTPUTS = [["export", "dosing", "-o", "{path}.csv"], ["export", "dosing", "--format", "xlsx", "-o", "{path}.xlsx"],
+           ["digest", "dosing", "--since", "2020-01-01", "--format", "md", "-o", "{path}.md"],
+           ["prisma", "dosing", "--format", "svg", "-o", "{path}.svg"]]
+
+
+@pytest.mark.parametrize("kind", ["symbolic link", "named pipe", "folder"])
+def test_o_refuses_what_is_not_a_regular_file_and_leaves_it_as_it_was(kind, populated, server, tmp_path):
+    env = cli_env(populated, server.url)
+    kept = tmp_path / "kept.txt"
+    kept.write_text("the user's own file\n", encoding="utf-8")
+    for args in OUTPUTS:
+        if kind == "folder" and args[0] == "digest":
+            continue  # its -o is a click.Path(dir_okay=False): click refuses a folder first
+        path = tmp_path / f"out-{args[0]}"
+        target = Path(args[-1].format(path=path))
+        if kind == "symbolic link":
+            target.symlink_to(kept)
+        elif kind == "named pipe":
+            os.mkfifo(target)
+        else:
+            target.mkdir()
+        before = snapshot(populated)
+        name = {"symbolic link": "a symbolic link", "named pipe": "a named pipe", "folder": "a folder"}[kind]
+        assert_one_line(invoke(env, *[arg.format(path=path) for arg in args]), 2,
+                        re.escape(f"error: cannot write {target} (it is {name}, not a regular file, and is left as it "
+                                  "is): choose a writable file for -o, or '-' for stdout"))
+        assert snapshot(populated) == before
+        assert {"symbolic link": target.is_symlink, "named pipe": target.is_fifo, "folder": target.is_dir}[kind]()
+        assert kept.read_text(encoding="utf-8") == "the user's own file\n"
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".part")) == []
+
 
 def test_an_unreachable_eutils_url_fails_the_first_topic_tries_no_other_and_changes_no_data(populated):
     with socket.socket() as closed:
@@ -560,6 +600,11 @@ def test_record_text_is_escaped_in_reports_and_mail_and_neutralised_in_csv(popul
     exported = invoke(env, "export", "dosing", "-o", "-")
     assert exported.code == 0
     check_csv(exported.out)
+    for args in (["screen", "list", "dosing", "--format", "csv"], ["search", "bolus OR sum", "--format", "csv"]):
+        printed = invoke(env, *args)
+        cells = {cell for row in list(csv.reader(io.StringIO(printed.out)))[1:] for cell in row if cell}
+        assert printed.code == 0 and not [cell for cell in cells if cell[0] in "=+-@\t\r"], printed.out
+        assert "'" + FORMULA in cells, printed.out
 
     mailed = invoke(env, "email", "--dry-run")
     assert mailed.code == 0, mailed.err

@@ -164,3 +164,27 @@ def test_bad_seeds_are_one_line_naming_the_file_and_key(tmp_path, value, message
     with pytest.raises(TopicFileError) as refused:
         load_topic(path)
     assert str(refused.value) == message
+
+
+def test_a_failure_no_check_foresaw_is_still_the_files_one_line(tmp_path, monkeypatch):
+    import tracker.topics
+
+    def broken(expression):
+        raise TypeError("unhashable type: 'list'")
+
+    monkeypatch.setattr(tracker.topics, "validate_cron", broken)
+    with pytest.raises(TopicFileError) as caught:
+        load_topic(write(tmp_path, "odd.toml", 'title = "x"\nquery = "a"\n'))
+    assert str(caught.value) == ("odd.toml: cannot be read as a topic (TypeError: unhashable type: 'list'); fix the "
+                                 "file or move it out of queries/")
+
+
+def test_a_topic_file_nested_thousands_deep_is_one_line_and_leaves_the_others_loaded(tmp_path):
+    from tracker.topics import scan_topics
+
+    write(tmp_path, "good.toml", 'title = "x"\nquery = "a"\n')
+    write(tmp_path, "deep.toml", 'title = "x"\nquery = "a"\nrecipients = ' + "[" * 5000 + "]" * 5000)
+    scan = scan_topics(tmp_path)
+    assert list(scan.topics) == ["good"]
+    assert scan.errors == {"deep": "deep.toml: not valid TOML (arrays or tables nested too deep to read); fix the "
+                                   "file or move it out of queries/"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+import urllib.parse
 import warnings
 from datetime import date, datetime, timedelta, timezone
 
@@ -439,6 +440,25 @@ def test_personal_mode_exchanges_the_token_for_a_session_cookie(library):
     assert stale.get("/topics/dosing", follow_redirects=False).headers["location"] == "/login?next=%2Ftopics%2Fdosing"
 
 
+def test_the_token_exchange_and_the_login_send_the_browser_only_to_this_apps_pages(library):
+    settings, store = library
+    app, access = build_app(settings, store, host="127.0.0.1", port=8765)
+    client = started(TestClient(app, base_url=BASE))
+    for path in ("//evil.example/", "//evil.example/topics", "/%09/evil.example/", "/%2F/evil.example",
+                 "/%2F%2Fevil.example"):
+        response = client.get(f"{BASE}{path}?token={access.token}", follow_redirects=False)
+        assert (response.status_code, response.headers["location"]) == (303, "/"), path
+    kept = client.get(f"{BASE}/topics/dosing?state=maybe&token={access.token}", follow_redirects=False)
+    assert kept.headers["location"] == "/topics/dosing?state=maybe"
+    team = team_app(settings, store)
+    visitor = started(TestClient(team, base_url=BASE))
+    for target in ("//evil.example/", "/\\evil.example", "/\t/evil.example", "https://evil.example/", "topics"):
+        form = visitor.get("/login").text
+        response = visitor.post("/login", data={"csrf": csrf_of(form), "user": "ana", "password": "ana-password-1",
+                                                "next": target}, follow_redirects=False)
+        assert (response.status_code, response.headers["location"]) == (303, "/"), target
+
+
 def test_personal_mode_refuses_a_non_loopback_host(library):
     settings, store = library
     from tracker.errors import ConfigError
@@ -568,6 +588,29 @@ def test_every_field_of_a_record_is_escaped(library):
     assert "<script>" not in client.get("/topics/hostile/prisma.svg").text
 
 
+def test_numbers_in_addresses_and_forms_are_read_strictly(library):
+    settings, store = library
+    client = personal(settings, store)
+    for given in ("%C2%B2", "99999999999999999999", "0", "1_0"):  # ², past every integer, not a PMID, not digits
+        page = client.get(f"/papers/{given}")
+        shown = html.unescape(said(page.text, "error"))
+        assert (page.status_code, shown) == (404, f"'{urllib.parse.unquote(given)}' is not a PMID (a whole number from "
+                                                  "1 to 2,147,483,647): search for the paper on the Search page"), given
+    year = client.get("/topics/dosing?from=%C2%B2%C2%B2%C2%B2%C2%B2")
+    assert year.status_code == 400 and "is not a year: give four digits, such as 2021" in html.unescape(year.text)
+    for query in ("pmid=%C2%B2", "pmid=99999999999999999999", "done=include&of=%C2%B2"):
+        assert client.get(f"/topics/dosing/screen?{query}").status_code == 200, query
+    first = listed(client.get("/topics/dosing").text)
+    for cursor in ("0.20240101T000000.000000.99999999999999999999", "0.20240101T000000.000000.%C2%B2",
+                   "99999999999999999999.20240101T000000.000000.1", "0.20240101T000000.000000.1~inf"):
+        page = client.get(f"/topics/dosing?after={cursor}")
+        assert (page.status_code, listed(page.text)) == (200, first), cursor  # a cursor that is not one: the top
+    csrf = csrf_of(client.get("/").text)
+    refused = client.post("/topics/dosing/screen", data={"csrf": csrf, "pmid": "²", "decision": "include"})
+    assert refused.status_code == 400 and "the form names no paper: reload the screening page" in refused.text
+    assert decision_history(store, 2) == []
+
+
 def test_the_evidence_tier_is_stored_and_the_migration_fills_it(db_url):
     from tests.test_schema import make_schema_1
     from tracker.store import migrate_store
@@ -642,3 +685,13 @@ def test_serve_refuses_what_it_cannot_serve(tmp_path):
                           "on 0.0.0.0, create an account first with 'tracker users add NAME --admin'\n")
     result = run_tracker("serve", "--port", "70000", env=env)
     assert (result.code, result.err) == (2, "error: --port 70000 is not a port: use 1-65535, for example 8765\n")
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = run_tracker("serve", "--port", str(port), env=env)
+    assert (result.code, result.out) == (2, "")
+    assert result.err == (f"error: cannot listen on 127.0.0.1 port {port} (Address already in use): choose another "
+                          "port with --port, or stop the program using it\n")

@@ -348,3 +348,38 @@ def test_the_layout_holds_on_a_1366_pixel_laptop_screen(library, browser):
             .map(cell => { const range = document.createRange(); range.selectNodeContents(cell);
                            return range.getClientRects().length; })""")
         assert lines == [1] * 7, lines  # each First seen date is one line of text
+
+
+def test_a_decision_the_database_is_too_busy_for_is_said_on_the_page_with_the_note_kept(library, browser):
+    from dataclasses import replace
+
+    from tracker.store.decisions import decision_history
+
+    settings, store = library
+    with served(replace(settings, web_time_limit=0.5), store) as (url, access):
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        page.goto(f"{url}/topics/cesarean/screen?token={access.token}")
+        progress = page.locator(".progress")
+        expect(progress).to_have_text("0 of 7 screened")
+        pmid = page.locator("input[name=pmid]").input_value()
+        page.get_by_label("Note").fill("adults only")
+        page.keyboard.press("Escape")
+        other = open_store(settings.database_url)  # another program writing: an import, say
+        writer = other.engine.connect()
+        writer.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            page.keyboard.press("1")
+            page.keyboard.press("e")
+            alert = page.get_by_role("alert")
+            expect(alert).to_have_text("The database is busy: another program (an import, a run or a migration) kept "
+                                       "it locked for 0.5 seconds. Nothing was changed: try again in a moment.")
+            expect(page.get_by_label("Note")).to_have_value("adults only")
+            assert decision_history(store, int(pmid)) == []
+        finally:
+            writer.rollback()
+            writer.close()
+            other.close()
+        page.get_by_role("button", name="Send it again").click()
+        expect(progress).to_have_text("1 of 7 screened")
+    [saved] = decision_history(store, int(pmid))
+    assert (saved.decision, saved.reasons, saved.note) == ("exclude", ("wrong population",), "adults only")

@@ -6,6 +6,8 @@ from datetime import tzinfo
 
 from apscheduler.triggers.cron import CronTrigger
 
+from tracker.text import whole_number
+
 CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 
@@ -43,9 +45,9 @@ def crontab_weekdays(field_text: str) -> str:
             low = high = _crontab_day(body)
             if slash:
                 high = 6
-        if slash and not step_text.isdigit():
+        step = whole_number(step_text) if slash else 1
+        if step is None:
             raise ValueError(f"weekday step {step_text!r} is not a number")
-        step = int(step_text) if slash else 1
         if step < 1 or high < low:
             raise ValueError(f"weekday range {part!r} is empty")
         days.update(day % 7 for day in range(low, high + 1, step))
@@ -53,8 +55,9 @@ def crontab_weekdays(field_text: str) -> str:
 
 
 def _crontab_day(text: str) -> int:
-    if text.isdigit() and int(text) <= 7:
-        return int(text)
+    number = whole_number(text, high=7)
+    if number is not None:
+        return number
     if text[:3] in CRON_DAYS and len(text) == 3:
         return CRON_DAYS.index(text)
     raise ValueError(f"weekday {text!r} is not 0-7 or a day name such as mon")

@@ -6,6 +6,8 @@
     │   └── SearchSyntaxError         search text that is not a query
     ├── OutputError (2)               a report, export or message file that cannot be written
     ├── StoreError (2)                the database cannot be opened, is not a tracker's, or needs a migration
+    ├── DatabaseBusyError (1)         another writer kept the database locked past the wait allowed: nothing written
+    ├── TimeLimitError (1)            a statement ran past its request's time limit and was stopped (the web app)
     ├── LockHeldError (2)             another live process holds the lock: nothing was started
     ├── LockLostError (1)             another process took this one's lock over: it stops at once
     ├── EutilsError (1)               E-utilities failed after every retry, or answered with a permanent error
@@ -69,6 +71,20 @@ class StoreError(TrackerError):
     """The database cannot be opened, is not one this version understands, or needs `tracker db migrate`."""
 
     exit_code = 2
+
+
+class DatabaseBusyError(TrackerError):
+    """Another program (an import, a run, a migration) kept the database locked for the whole wait allowed;
+    this write was not made."""
+
+
+class TimeLimitError(TrackerError):
+    """A database statement ran longer than the time limit of its request and was stopped (the web app's
+    requests have one: tracker/store/limits.py)."""
+
+    def __init__(self, message: str, *, seconds: float = 0.0):
+        super().__init__(message)
+        self.seconds = seconds
 
 
 class LockHeldError(TrackerError):
@@ -154,6 +170,7 @@ def with_context(error: Error, message: str) -> Error:
 
 __all__ = [
     "TrackerError", "ConfigError", "TopicFileError", "UnknownTopicError", "SearchSyntaxError", "OutputError", "StoreError",
+    "DatabaseBusyError", "TimeLimitError",
     "LockHeldError", "LockLostError", "EutilsError", "TransientEutilsError", "UnreachableError", "BlockedError",
     "IncompleteSearchError", "ParseError",
     "ShutdownRequested", "SendFailure", "StartTLSUnavailable", "with_context",

@@ -16,6 +16,7 @@ Secrets
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -36,6 +37,8 @@ EMAIL_PATTERN = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 # Documentation domains (RFC 2606): an address there reaches nobody, so NCBI could not warn before blocking.
 PLACEHOLDER_DOMAINS = ("example.org", "example.com", "example.net")
 MAIL_MAX_BYTES = 10_000_000
+LARGEST_NUMBER = 10**12  # no setting means more; above it, seconds and bytes stop being what anyone meant
+_DECIMAL = re.compile(r"-?[0-9]{1,30}(\.[0-9]{1,30})?")
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("web_public_url", "TRACKER_WEB_PUBLIC_URL", "web", "public_url", "url",
            "the address colleagues open the web app at: the e-mail links each topic and paper there, and feed "
            "addresses start with it", '"https://tracker.hospital.org/"'),
+    Option("web_time_limit", "TRACKER_WEB_TIME_LIMIT", "web", "time_limit", "number",
+           "seconds one database statement of a web page may run, or wait for another program's write, before it is "
+           "stopped and the page says so (an export may take six times as long)", "10"),
 )
 OPTION_BY_ENV = {option.env: option for option in OPTIONS}
 # Read from the environment or from a file the settings name, never from tracker.toml itself.
@@ -177,6 +183,7 @@ class Settings:
     web_public_url: str | None = None  # with a trailing slash
     # Upgrade an older SQLite database on its own when that is quick (tracker/store/upgrade.py).
     auto_migrate: bool = True
+    web_time_limit: float = 10.0
     api_key_file: Path | None = None
     smtp_password_file: Path | None = None
     settings_file: Path | None = None  # the tracker.toml that was read, if any
@@ -334,15 +341,20 @@ def convert(option: Option, value: Any, where: str, *, from_env: bool) -> Any:
 
 
 def _number(value: Any, where: str, from_env: bool) -> float:
+    """`value` as a number: a TOML number, or text of ASCII digits with an optional sign and decimals (float()
+    would also take "inf", "nan", "1e400", "1_0" and other scripts' digits)."""
     if isinstance(value, bool):
         raise ConfigError(f"{where} is not a number")
     if isinstance(value, (int, float)):
-        return float(value)
-    try:
-        return float(str(value))
-    except ValueError:
+        number = float(value) if abs(value) <= LARGEST_NUMBER else math.inf
+    elif _DECIMAL.fullmatch(str(value).strip()):
+        number = float(str(value).strip())
+    else:
         hint = ": set it to a number" if from_env else ": write a number without quotes"
-        raise ConfigError(f"{where} is not a number{hint}") from None
+        raise ConfigError(f"{where} is not a number{hint}")
+    if not math.isfinite(number) or abs(number) > LARGEST_NUMBER:
+        raise ConfigError(f"{where} is not a number tracker can use: give one below {LARGEST_NUMBER:,.0f}")
+    return number
 
 
 FLAG_WORDS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}

@@ -1,4 +1,5 @@
-"""Small text helpers every layer shares: the links a paper has, times in UTC, counts in words, cut text.
+"""Small text helpers every layer shares: whole numbers and PMIDs read strictly, the links a paper has, times in
+UTC, counts in words, cut text.
 
 No imports beyond the standard library, so that any module may use them.
 """
@@ -11,6 +12,32 @@ from urllib.parse import quote
 
 PUBMED = "https://pubmed.ncbi.nlm.nih.gov"
 PMC = "https://www.ncbi.nlm.nih.gov/pmc/articles"
+# The largest PMID the store keeps: its pmid columns are SQL `integer` (4 bytes on PostgreSQL). PubMed's PMIDs
+# are near 40 million in 2025, so this leaves room for centuries of them.
+PMID_MAX = 2**31 - 1
+INTEGER_MAX = 2**63 - 1  # SQLite's and PostgreSQL's largest bigint: anything larger cannot even be a parameter
+_ASCII_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+# -- numbers -----------------------------------------------------------------------------------
+# str.isdigit() and int() accept far more than a person types as a number: "²" is a digit to isdigit() (and then
+# int() raises), "١٢" and "1_000" are numbers to int(), and a 30-digit number overflows every database integer.
+# Every number read from text a person or another program wrote (options, forms, query strings, files, XML)
+# goes through these.
+
+def whole_number(text: str | None, *, low: int = 0, high: int = INTEGER_MAX) -> int | None:
+    """`text` (spaces around it allowed) as a whole number from `low` to `high`, written in ASCII digits only
+    (no sign, no "_", no other script's digits); None when it is anything else."""
+    text = (text or "").strip()
+    if not _ASCII_DIGITS.fullmatch(text):
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
+def parse_pmid(text: str | None) -> int | None:
+    """`text` as a PMID (1 to PMID_MAX in ASCII digits), or None."""
+    return whole_number(text, low=1, high=PMID_MAX)
 
 
 # -- links -------------------------------------------------------------------------------------
@@ -27,9 +54,9 @@ def doi_url(doi: str | None) -> str | None:
 def normal_pmcid(pmcid: str | None) -> str | None:
     """"PMC1234567" as PubMed Central writes it (a bare number gains its "PMC"); None for anything else."""
     value = (pmcid or "").strip().upper()
-    if value.isdigit():
+    if whole_number(value) is not None:
         value = "PMC" + value
-    return value if re.fullmatch(r"PMC\d+", value) else None
+    return value if re.fullmatch(r"PMC[0-9]+", value) else None
 
 
 def pmc_url(pmcid: str | None) -> str | None:
@@ -89,5 +116,5 @@ def format_relevance(score: float | None) -> float | None:
     return None if score is None else round(score, 3)
 
 
-__all__ = ["PUBMED", "pubmed_url", "doi_url", "normal_pmcid", "pmc_url", "utcnow", "as_utc", "format_utc", "plural",
-           "cut", "cut_at_word", "format_relevance"]
+__all__ = ["PMID_MAX", "INTEGER_MAX", "whole_number", "parse_pmid", "PUBMED", "pubmed_url", "doi_url", "normal_pmcid",
+           "pmc_url", "utcnow", "as_utc", "format_utc", "plural", "cut", "cut_at_word", "format_relevance"]

@@ -97,7 +97,20 @@ def validate_cron(expression: str) -> str:
 
 
 def load_topic(path: Path) -> Topic:
+    """The topic in `path`; anything wrong with the file, whatever it is, is its one-line TopicFileError."""
     path = Path(path)
+    slug = _slug_of(path)
+    data = _read_table(path)
+    try:
+        return _topic_from(slug, path, data)
+    except TopicFileError:
+        raise
+    except Exception as error:  # noqa: BLE001  (a value no check below foresaw is still this file's one line)
+        raise TopicFileError(f"{path.name}: cannot be read as a topic ({type(error).__name__}: {error}); fix the "
+                             "file or move it out of queries/") from None
+
+
+def _slug_of(path: Path) -> str:
     name = path.name
     if path.suffix != ".toml":
         twin = path.with_suffix(".toml")
@@ -105,57 +118,92 @@ def load_topic(path: Path) -> Topic:
                              + (f"{twin.name} exists too: remove one of them" if twin.exists()
                                 else f"rename it to {twin.name}"))
     try:
-        slug = validate_slug(path.stem)
+        return validate_slug(path.stem)
     except ConfigError:
         raise TopicFileError(
             f"{name}: file name must be a topic slug (lower-case letters, digits, dashes) followed by .toml") from None
+
+
+def _read_table(path: Path) -> dict:
+    name = path.name
     try:
         source = path.read_text(encoding="utf-8")
-        data = tomllib.loads(source)
-    except tomllib.TOMLDecodeError as error:
-        raise TopicFileError(_describe_toml_error(name, source, error)) from None
     except UnicodeDecodeError:
         raise TopicFileError(f"{name}: not UTF-8 text; save the file as UTF-8") from None
     except OSError as error:
-        raise TopicFileError(f"{name}: cannot be read ({error.strerror})") from None
-
+        raise TopicFileError(f"{name}: cannot be read ({error.strerror}): fix its permissions or move it out of "
+                             "queries/") from None
+    try:
+        data = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as error:
+        raise TopicFileError(_describe_toml_error(name, source, error)) from None
+    except RecursionError:  # tomllib reads nested arrays and tables recursively: [[[[...]]]] thousands deep
+        raise TopicFileError(f"{name}: not valid TOML (arrays or tables nested too deep to read); fix the file or "
+                             "move it out of queries/") from None
     unknown = sorted(set(data) - ALLOWED_KEYS)
     if unknown:
         raise TopicFileError(f"{name}: unknown key '{unknown[0]}'; allowed keys are {', '.join(sorted(ALLOWED_KEYS))}")
+    return data
 
-    def text(key: str, required: bool) -> str:
-        value = data.get(key, "")
-        if not isinstance(value, str):
-            raise TopicFileError(f"{name}: key '{key}' must be a string")
-        if required and not value.strip():
-            raise TopicFileError(f"{name}: key '{key}' is missing or empty; give the PubMed query to track" if key == "query"
-                                 else f"{name}: key '{key}' is missing or empty")
-        return value.strip()
 
-    query = " ".join(text("query", True).split())
-    title = text("title", True)
-    description = text("description", False)
+def _topic_from(slug: str, path: Path, data: dict) -> Topic:
+    name = path.name
+    query = " ".join(_text(name, data, "query", required=True).split())
+    return Topic(
+        slug=slug,
+        title=_text(name, data, "title", required=True),
+        query=query,
+        description=_text(name, data, "description", required=False),
+        since=_since(name, data),
+        schedule=_schedule(name, data),
+        recipients=_recipients(name, data),
+        max_per_digest=_max_per_digest(name, data),
+        exclusion_reasons=tuple(_reasons(name, data, "exclusion_reasons", DEFAULT_EXCLUSION_REASONS)),
+        screening=_screening_mode(name, data.get("screening")),
+        seeds=_seeds(name, data.get("seeds")),
+        path=path,
+        full_text_reasons=tuple(_reasons(name, data, "full_text_reasons", DEFAULT_FULL_TEXT_REASONS)),
+        highlight=_highlight(name, data.get("highlight")),
+    )
 
+
+def _text(name: str, data: dict, key: str, *, required: bool) -> str:
+    value = data.get(key, "")
+    if not isinstance(value, str):
+        raise TopicFileError(f"{name}: key '{key}' must be a string")
+    if required and not value.strip():
+        raise TopicFileError(f"{name}: key '{key}' is missing or empty; give the PubMed query to track" if key == "query"
+                             else f"{name}: key '{key}' is missing or empty")
+    return value.strip()
+
+
+def _since(name: str, data: dict) -> date | None:
     since = data.get("since")
-    if since is not None:
-        if isinstance(since, str):
-            try:
-                since = date.fromisoformat(since.strip())
-            except ValueError:
-                raise TopicFileError(f"{name}: key 'since' = {data['since']!r} is not a date; use YYYY-MM-DD") from None
-        elif not isinstance(since, date) or hasattr(since, "hour"):
-            raise TopicFileError(f"{name}: key 'since' must be a date such as 2015-01-01")
-        if since > date.today():
-            raise TopicFileError(f"{name}: key 'since' = {since} is in the future")
+    if since is None:
+        return None
+    if isinstance(since, str):
+        try:
+            since = date.fromisoformat(since.strip())
+        except ValueError:
+            raise TopicFileError(f"{name}: key 'since' = {data['since']!r} is not a date; use YYYY-MM-DD") from None
+    elif not isinstance(since, date) or hasattr(since, "hour"):
+        raise TopicFileError(f"{name}: key 'since' must be a date such as 2015-01-01")
+    if since > date.today():
+        raise TopicFileError(f"{name}: key 'since' = {since} is in the future")
+    return since
 
+
+def _schedule(name: str, data: dict) -> str:
     schedule = data.get("schedule", DEFAULT_SCHEDULE)
     if not isinstance(schedule, str):
         raise TopicFileError(f"{name}: key 'schedule' must be a cron string such as '0 6 * * *'")
     try:
-        schedule = validate_cron(schedule.strip())
+        return validate_cron(schedule.strip())
     except ValueError as error:
         raise TopicFileError(f"{name}: key 'schedule': {error}") from None
 
+
+def _recipients(name: str, data: dict) -> tuple[str, ...]:
     recipients = data.get("recipients", [])
     if isinstance(recipients, str):
         recipients = [recipients]
@@ -164,31 +212,15 @@ def load_topic(path: Path) -> Topic:
     for recipient in recipients:
         if not EMAIL_PATTERN.match(recipient.strip()):
             raise TopicFileError(f"{name}: key 'recipients': {recipient!r} is not an e-mail address")
+    return tuple(r.strip() for r in recipients)
 
-    max_per_digest = data.get("max_per_digest")
-    if max_per_digest is not None and (
-            isinstance(max_per_digest, bool) or not isinstance(max_per_digest, int) or max_per_digest < 1):
+
+def _max_per_digest(name: str, data: dict) -> int | None:
+    value = data.get("max_per_digest")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise TopicFileError(f"{name}: key 'max_per_digest' must be a whole number of at least 1")
+    return value
 
-    reasons = _reasons(name, data, "exclusion_reasons", DEFAULT_EXCLUSION_REASONS)
-    full_text_reasons = _reasons(name, data, "full_text_reasons", DEFAULT_FULL_TEXT_REASONS)
-
-    return Topic(
-        slug=slug,
-        title=title,
-        query=query,
-        description=description,
-        since=since,
-        schedule=schedule,
-        recipients=tuple(r.strip() for r in recipients),
-        max_per_digest=max_per_digest,
-        exclusion_reasons=tuple(reasons),
-        screening=_screening_mode(name, data.get("screening")),
-        seeds=_seeds(name, data.get("seeds")),
-        path=path,
-        full_text_reasons=tuple(full_text_reasons),
-        highlight=_highlight(name, data.get("highlight")),
-    )
 
 
 def _reasons(name: str, data: dict, key: str, default: tuple[str, ...]) -> list[str]:

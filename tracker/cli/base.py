@@ -4,6 +4,7 @@ selects, and the one line (and exit code) each error becomes."""
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -17,6 +18,7 @@ from tracker._version import __version__
 from tracker.errors import TrackerError
 from tracker.logs import log_commands
 from tracker.settings import Settings
+from tracker.text import PMID_MAX
 
 log = logging.getLogger("tracker")
 
@@ -37,6 +39,22 @@ class DateType(click.ParamType):
 
 
 DATE = DateType()
+
+
+_DIGITS = re.compile(r"-?[0-9]+")
+
+
+class Count(click.IntRange):
+    """A whole number an option counts with, in the digits 0-9 only (click's int takes "١٢" and "1_000" too) and
+    at most PMID_MAX by default, so that no count overflows a database integer."""
+
+    def __init__(self, min: int | None = 1, max: int | None = PMID_MAX):
+        super().__init__(min=min, max=max)
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, int) and not _DIGITS.fullmatch(str(value).strip()):
+            self.fail(f"{value!r} is not a whole number: write it in the digits 0-9", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 SCREENING_STATES = ("unscreened", "awaiting", "included", "excluded", "maybe", "conflict", "not-retrieved")  # tuple(State)

@@ -13,6 +13,7 @@ from tracker.cli.base import (
     SCREENING_STATES,
     SORT_ORDERS,
     STAGES,
+    Count,
     cli,
     common_options,
     current_reviewer,
@@ -27,7 +28,7 @@ from tracker.text import plural
 
 
 @cli.command()
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs to show.")
+@click.option("--limit", type=Count(), default=20, show_default=True, help="How many runs to show.")
 @click.option("--topic", "topic_slug", metavar="SLUG", help="Only this topic's runs (or changes).")
 @click.option("--changes", is_flag=True,
               help="List the status changes of stored papers (retractions, errata, removals...) instead.")
@@ -189,7 +190,7 @@ def export_command(slugs, since, output_format, state, stage, reviewer, bom, sor
 @cli.command("search")
 @click.argument("words", nargs=-1, required=True, metavar="TEXT...")
 @click.option("--topic", "topic_slug", metavar="SLUG", help="Only this topic's papers.")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many papers to show.")
+@click.option("--limit", type=Count(), default=20, show_default=True, help="How many papers to show.")
 @click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True, help="csv has the export's columns; json adds the score.")
 @common_options

@@ -11,6 +11,7 @@ from tracker.cli.base import (
     SCREENING_STATES,
     SORT_ORDERS,
     STAGES,
+    Count,
     cli,
     common_options,
     current_reviewer,
@@ -20,17 +21,17 @@ from tracker.cli.base import (
     load_selected_topics,
 )
 from tracker.cli.output import echo_csv, echo_json, format_table, when
-from tracker.text import plural
+from tracker.text import PMID_MAX, parse_pmid, plural
 
 
 class PmidType(click.ParamType):
     name = "PMID"
 
     def convert(self, value, param, ctx):
-        text = str(value).strip()
-        if not text.isdigit() or int(text) == 0:
-            self.fail(f"{value!r} is not a PMID (a positive whole number such as 31415926)", param, ctx)
-        return int(text)
+        pmid = parse_pmid(str(value))
+        if pmid is None:
+            self.fail(f"{value!r} is not a PMID (a whole number from 1 to {PMID_MAX:,}, such as 31415926)", param, ctx)
+        return pmid
 
 
 SCREEN_CSV_COLUMNS = ("pmid", "title", "year", "journal", "first_seen", "state", "reasons", "reviewers", "notes",
@@ -63,7 +64,7 @@ STAGE_OPTION = click.option("--stage", type=click.Choice(STAGES), default="title
               help="Only papers in this state (in blind screening: as the reviewer sees it).")
 @click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many papers (newest first seen first).")
+@click.option("--limit", type=Count(), help="At most this many papers (newest first seen first).")
 @click.option("--reviewer", metavar="NAME", help="Whose view, in blind screening (default: $TRACKER_REVIEWER or the "
                                                  "login name).")
 @click.option("--sort", type=click.Choice(SORT_ORDERS), default="newest", show_default=True,

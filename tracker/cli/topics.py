@@ -8,6 +8,7 @@ import click
 
 from tracker.cli.base import (
     DATE,
+    Count,
     cli,
     common_options,
     current_settings,
@@ -93,7 +94,7 @@ def check_topic_query(slug: str | None, query: str | None) -> None:
 @cli.command("query")
 @click.argument("pubmed_query", metavar="QUERY")
 @click.option("--since", type=DATE, help="Only records PubMed created on or after this day (default: all).")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
+@click.option("--limit", type=Count(), default=20, show_default=True,
               help="How many of the newest matches to show.")
 @click.option("--save-as", "save_as", metavar="SLUG", help="Also save the query as queries/SLUG.toml to track it.")
 @click.option("--title", metavar="TEXT", help="With --save-as: the topic's title (default: made from SLUG).")

@@ -7,6 +7,7 @@ import sys
 import click
 
 from tracker.cli.base import (
+    Count,
     cli,
     common_options,
     current_settings,
@@ -20,7 +21,7 @@ from tracker.errors import ConfigError
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; another than loopback needs accounts (tracker users add).")
-@click.option("--port", type=int, default=8765, show_default=True, help="Port to listen on (1-65535).")
+@click.option("--port", type=Count(min=None, max=None), default=8765, show_default=True, help="Port to listen on (1-65535).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the app in the default browser.")
 @common_options
 def serve_command(host, port, open_browser):

@@ -28,6 +28,7 @@ from tracker.errors import BlockedError, EutilsError, IncompleteSearchError, Par
 from tracker.ncbi.prefetch import Abandoned, Ticket, prefetched
 from tracker.ncbi.pubmed import Paper, PaperParser
 from tracker.settings import DEFAULT_EUTILS_URL, Settings
+from tracker.text import parse_pmid, whole_number
 
 Prepared = TypeVar("Prepared")
 
@@ -502,6 +503,21 @@ class EutilsClient:
         return papers
 
 
+def _number(text: str | None) -> int:
+    """A count or score of an E-utilities answer; ValueError when it is not ASCII digits (the body is damaged)."""
+    number = whole_number(text)
+    if number is None:
+        raise ValueError(f"not a number: {(text or '')[:40]!r}")
+    return number
+
+
+def _pmid(text: str | None) -> int:
+    pmid = parse_pmid(text)
+    if pmid is None:
+        raise ValueError(f"not a PMID: {(text or '')[:40]!r}")
+    return pmid
+
+
 def _explain_body(message: str, size: int) -> str:
     if size == 0:
         return "efetch answered with an empty body"
@@ -582,8 +598,8 @@ def parse_search(body: bytes) -> SearchResult:
     errors = [f"{child.tag}: {child.text}" for child in root.iterfind("ErrorList/*")]
     warnings = [f"{child.tag}: {child.text}" for child in root.iterfind("WarningList/*")]
     try:
-        count = int(count_text)
-        ids = [int(element.text or "") for element in root.iterfind("IdList/Id")]
+        count = _number(count_text)
+        ids = [_pmid(element.text) for element in root.iterfind("IdList/Id")]
     except ValueError:
         raise TransientEutilsError(
             "esearch answer has a <Count> or <Id> that is not a number; the body is damaged") from None
@@ -704,7 +720,7 @@ def parse_links(body: bytes, linknames: Collection[str] = LINKNAMES) -> list[Lin
     links: list[Link] = []
     try:
         for link_set in root.iterfind("LinkSet"):
-            sources = [int(element.text or "") for element in link_set.iterfind("IdList/Id")]
+            sources = [_number(element.text) for element in link_set.iterfind("IdList/Id")]
             if len(sources) != 1:
                 raise EutilsError(f"ELink merged the links of {len(sources)} PMIDs into one LinkSet "
                                   f"({', '.join(map(str, sources[:5]))}): the seed of each link is lost")
@@ -714,12 +730,12 @@ def parse_links(body: bytes, linknames: Collection[str] = LINKNAMES) -> list[Lin
                 if linkname not in linknames:
                     continue
                 for link in link_set_db.iterfind("Link"):
-                    target = int(link.findtext("Id") or "")
+                    target = _pmid(link.findtext("Id"))
                     # NCBI lists a seed first among its own similar articles (score 2147483647 when scored).
                     if target == source:
                         continue
                     score = link.findtext("Score")
-                    links.append(Link(source, linkname, target, None if score is None else int(score)))
+                    links.append(Link(source, linkname, target, None if score is None else _number(score)))
     except ValueError:
         raise TransientEutilsError("elink answer has an <Id> or <Score> that is not a number; the body is damaged") from None
     return links

@@ -7,6 +7,7 @@ from pathlib import Path
 from Bio import Medline
 
 from tracker.errors import ConfigError
+from tracker.text import parse_pmid
 
 
 def read_medline_pmids(path: Path) -> list[int]:
@@ -23,7 +24,11 @@ def read_medline_pmids(path: Path) -> list[int]:
     pmids: list[int] = []
     for number, record in enumerate(records, start=1):
         text = str(record.get("PMID", "")).strip()
-        if not text.isdigit():
+        if not text:
             raise ConfigError(f"{path}: record {number} has no PMID line; in PubMed use Save > Format: PubMed")
-        pmids.append(int(text))
+        pmid = parse_pmid(text)
+        if pmid is None:
+            raise ConfigError(f"{path}: record {number} has the PMID {text[:40]!r}, which is not one (a number from 1 "
+                              "to 2147483647): in PubMed use Save > Format: PubMed")
+        pmids.append(pmid)
     return list(dict.fromkeys(pmids))

@@ -27,6 +27,7 @@ from lxml import etree
 
 from tracker.errors import ParseError
 from tracker.ncbi.xmlframe import RecordFramer
+from tracker.text import parse_pmid, whole_number
 
 
 @dataclass(frozen=True)
@@ -591,13 +592,15 @@ def _paper(fields: _Sections, record_tag: str, index: int, record_bytes: Callabl
     pmid = fields.pmid
     if not pmid:
         raise ParseError(f"a {record_tag} without a PMID (record {index} of the efetch body)")
-    if not pmid.isdigit():
-        raise ParseError(f"a {record_tag} with a non-numeric PMID {pmid[:40]!r} (record {index} of the efetch body)")
+    number = parse_pmid(pmid)
+    if number is None:
+        raise ParseError(f"a {record_tag} with a PMID that is not one {pmid[:40]!r} (a number from 1 to 2147483647; "
+                         f"record {index} of the efetch body)")
     pub_date_text, first_day = _pub_date(fields.pub_date)
     if pub_date_text is None:
         pub_date_text, first_day = _pub_date(fields.article_date)
     return Paper(
-        pmid=int(pmid),
+        pmid=number,
         kind="book" if record_tag == _BOOK else "article",
         title=fields.article_title or fields.vernacular_title or fields.book_title,
         abstract_sections=tuple(
@@ -703,24 +706,26 @@ def _pub_date(section: str) -> tuple[str | None, date | None]:
     if medline_date:
         return medline_date, _first_day_of(medline_date)
     month = _month_number(month_text)
-    if month_text.isdigit() and month is not None:
+    if whole_number(month_text) is not None and month is not None:
         # PubMed shows "2017 Jun" for <Month>06</Month>, as for <Month>Jun</Month>.
         month_text = _MONTH_ABBREVIATIONS[month]
-    if day_text.isdigit():
-        day_text = str(int(day_text))
+    day = whole_number(day_text, high=99)
+    if day is not None:
+        day_text = str(day)
     text = " ".join(piece for piece in (year, month_text or season, day_text) if piece) or None
-    if not year.isdigit():
+    year_number = whole_number(year, high=9999)
+    if year_number is None:
         return text, None
     if month is None and season:
         month = _first_month_in(season)
-    return text, _valid_date(int(year), month or 1, int(day_text) if day_text.isdigit() and month else 1)
+    return text, _valid_date(year_number, month or 1, day if day is not None and month else 1)
 
 
 def _month_number(text: str) -> int | None:
     if not text:
         return None
-    if text.isdigit():
-        number = int(text)
+    number = whole_number(text)
+    if number is not None:
         return number if 1 <= number <= 12 else None
     return _MONTHS.get(text[:3].lower())
 

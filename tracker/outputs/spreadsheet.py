@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from typing import BinaryIO
 
 from tracker._version import __version__
+from tracker.text import whole_number
 
 # Excel's own limit on hyperlinks in one worksheet.
 MAX_LINKS = 65_530
@@ -74,7 +75,7 @@ def write_xlsx(columns: Sequence[str], rows: Iterable[dict], file: BinaryIO, *, 
                                             link, str(value))
                 elif name == "first_seen":
                     sheet.write_datetime(count, index, _parse_utc(value), moment)
-                elif name in ("pmid", "year", "sample_size") and str(value).isdigit():
+                elif name in ("pmid", "year", "sample_size") and whole_number(str(value)) is not None:
                     sheet.write_number(count, index, int(value))
                 elif name == "late_arrival":
                     sheet.write_boolean(count, index, value in (True, "true"))

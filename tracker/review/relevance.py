@@ -5,8 +5,10 @@ When
     after `tracker screen set` and `tracker screen import` (once per command, however many papers it decided),
     and in the web app a few seconds after a reviewer's last decision (`RelevanceRefresher`: one background
     thread, so a page never waits for training and a screening session retrains once per pause, not per
-    click). A refresh retrains from scratch on the topic's current states and rewrites all its scores; it is
-    skipped when nothing changed since the last one (no newer decision, no unscored paper).
+    click; the web app's trains in a process of its own at a lower priority, so that training never holds the
+    request threads' interpreter lock nor their CPU). A refresh retrains from scratch on the topic's current
+    states and rewrites all its scores; it is skipped when nothing changed since the last one (no newer
+    decision, no unscored paper).
 
 What
     The model (tracker/review/ranking) learns include against exclude from the topic's settled states (a paper in
@@ -28,9 +30,12 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from tracker.review import ranking
@@ -161,20 +166,42 @@ def refresh_quietly(store: Store, topic: Topic) -> RankingStatus | None:
         return None
 
 
+CHILD_NICENESS = 10  # the separate refresh process yields the CPU to the requests'
+
+
+def _lower_priority() -> None:
+    os.nice(CHILD_NICENESS)
+
+
+def _refresh_in_child(url: str, topic: Topic) -> None:
+    """`refresh_quietly` in the refresher's own process, on a store of its own (one per database, kept)."""
+    store = _child_stores.get(url)
+    if store is None:
+        store = _child_stores[url] = Store(url)
+    refresh_quietly(store, topic)
+
+
+_child_stores: dict[str, Store] = {}
+
+
 class RelevanceRefresher:
     """Refreshes topics in one background thread, `delay` seconds after the last request for them.
 
     Requests made while a refresh runs are served by one more refresh after it, so a reviewer's session
     retrains once per pause; `longest` bounds the wait while decisions keep coming (a long session still sees
-    its queue reordered). Closing finishes the refresh under way and drops the rest.
+    its queue reordered). With `separate_process` the training runs in one kept process of its own, niced
+    (the web app: training is a few seconds of Python that would otherwise hold the interpreter lock against
+    every request). Closing finishes the refresh under way and drops the rest.
     """
 
     def __init__(self, store: Store, topic_for: Callable[[str], Topic | None], *, delay: float = 2.0,
-                 longest: float = 20.0) -> None:
+                 longest: float = 20.0, separate_process: bool = False) -> None:
         self._store = store
         self._topic_for = topic_for
         self._delay = delay
         self._longest = longest
+        self._separate = separate_process
+        self._process: ProcessPoolExecutor | None = None  # started with the first refresh
         self._pending: dict[str, tuple[float, float]] = {}  # slug: (first request, last request)
         self._condition = threading.Condition()
         self._closed = False
@@ -205,6 +232,8 @@ class RelevanceRefresher:
             thread = self._thread
         if thread is not None:
             thread.join(timeout)
+        if self._process is not None:
+            self._process.shutdown(wait=True, cancel_futures=True)
 
     def _due(self, now: float) -> tuple[list[str], float | None]:
         due, wait = [], None
@@ -231,7 +260,21 @@ class RelevanceRefresher:
             for slug in due:
                 topic = self._topic_for(slug)
                 if topic is not None:
-                    refresh_quietly(self._store, topic)
+                    self._refresh(topic)
+
+    def _refresh(self, topic: Topic) -> None:
+        if not self._separate:
+            refresh_quietly(self._store, topic)
+            return
+        if self._process is None:
+            self._process = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_lower_priority)
+        try:
+            self._process.submit(_refresh_in_child, self._store.url, topic).result()
+        except Exception:  # the process itself failed (refresh_quietly logs the refresh's own failures)
+            log.exception("relevance of topic '%s' not refreshed; the papers keep their previous order", topic.slug)
+            self._process.shutdown(wait=False, cancel_futures=True)
+            self._process = None
 
 
 __all__ = [

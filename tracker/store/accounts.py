@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +17,8 @@ _account = Account.__table__
 _session = WebSession.__table__
 _failure = LoginFailure.__table__
 _feed_token = FeedToken.__table__
+# Any fixed number: on PostgreSQL every login attempt's count is read and written under this advisory lock.
+POSTGRES_LOGIN_LOCK = 7_276_115_002
 
 
 @dataclass(frozen=True)
@@ -165,27 +167,42 @@ def failures_of(store: Store, keys: Sequence[str]) -> dict[str, tuple[int, datet
                 for row in connection.execute(select(_failure).where(_failure.c.key.in_(list(keys))))}
 
 
-def save_failure(store: Store, keys: Sequence[str], now: datetime, *, forget_before: datetime) -> None:
-    """Count one more failure under each key; a count whose last failure is older than `forget_before` restarts."""
+def count_login_attempt(store: Store, keys: Sequence[str], now: datetime, *, forget_before: datetime,
+                        wait_for: Callable[[Mapping[str, tuple[int, datetime]]], float]) -> float:
+    """One step, one attempt at a time (SQLite's write lock, a PostgreSQL advisory lock): read the failures under
+    `keys`, ask `wait_for` how long this attempt must still wait, and when it need not, count it as a failure
+    under every key before its password is checked (`settle_login_attempt` takes that back for a right password).
+    Attempts that arrive together are so counted one after another, never all read before any is written.
+    Returns the wait (0: check the password)."""
     with store.engine.begin() as connection:
         if store.dialect == "sqlite":
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+        elif store.dialect == "postgresql":
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({POSTGRES_LOGIN_LOCK})")
+        rows = connection.execute(select(_failure).where(_failure.c.key.in_(list(keys)))).all()
+        found = {row.key: (row.failures, as_utc(row.last_failed_at)) for row in rows}
+        wait = wait_for(found)
+        if wait > 0:
+            return wait
         for key in keys:
-            row = connection.execute(select(_failure).where(_failure.c.key == key)).first()
-            if row is None:
+            if key not in found:
                 connection.execute(_failure.insert().values(key=key, failures=1, last_failed_at=now))
             else:
-                failures = 1 if as_utc(row.last_failed_at) < forget_before else row.failures + 1
-                connection.execute(update(_failure).where(_failure.c.key == key)
-                                   .values(failures=failures, last_failed_at=now))
+                failures, last = found[key]
+                connection.execute(update(_failure).where(_failure.c.key == key).values(
+                    failures=1 if last < forget_before else failures + 1, last_failed_at=now))
+    return 0.0
 
 
-def clear_failures(store: Store, keys: Sequence[str]) -> None:
+def settle_login_attempt(store: Store, user_key: str, address_key: str) -> None:
+    """A right password after `count_login_attempt`: the user's failures end, the address's lose the one counted."""
     with store.engine.begin() as connection:
-        connection.execute(delete(_failure).where(_failure.c.key.in_(list(keys))))
+        connection.execute(delete(_failure).where(_failure.c.key == user_key))
+        connection.execute(update(_failure).where(_failure.c.key == address_key, _failure.c.failures > 0)
+                           .values(failures=_failure.c.failures - 1))
 
 
 __all__ = ["AccountView", "SessionView", "save_account", "save_password", "delete_account", "list_accounts",
            "count_accounts", "account_with_hash", "save_session", "load_session", "delete_session",
-           "delete_personal_sessions", "failures_of", "save_failure", "clear_failures", "save_feed_token",
-           "delete_feed_token", "feed_token_account"]
+           "delete_personal_sessions", "failures_of", "count_login_attempt", "settle_login_attempt",
+           "POSTGRES_LOGIN_LOCK", "save_feed_token", "delete_feed_token", "feed_token_account"]

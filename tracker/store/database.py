@@ -20,6 +20,7 @@ from sqlmodel import Session, create_engine
 
 from tracker.errors import StoreError
 from tracker.store import models, schema  # noqa: F401  (models registers the tables on SQLModel.metadata)
+from tracker.store.limits import install_limits
 
 # Any fixed number: every tracker process serialises its PostgreSQL schema checks on this advisory lock.
 POSTGRES_SCHEMA_LOCK = 7_276_115_001
@@ -34,7 +35,7 @@ class Store:
     change one by mistake.
     """
 
-    def __init__(self, url: str, *, readonly: bool = False):
+    def __init__(self, url: str, *, readonly: bool = False, pool_size: int | None = None):
         self.url = url
         self.readonly = readonly
         try:
@@ -54,7 +55,7 @@ class Store:
             options = " ".join(part for part in ("-c default_transaction_read_only=on",
                                                  *((given,) if isinstance(given, str) else given)) if part)
             parsed = parsed.update_query_dict({"options": options})
-        self.engine: Engine = make_engine(parsed, failure=f"cannot open database {describe_url(url)}")
+        self.engine: Engine = make_engine(parsed, failure=f"cannot open database {describe_url(url)}", pool_size=pool_size)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", sqlite_read_only_pragmas if readonly else sqlite_pragmas)
         if readonly and self.path is not None and not self._readable():
@@ -62,8 +63,9 @@ class Store:
             # immutable; that is safe when no -wal exists, since then no writer is at work on it.
             self.engine.dispose()
             self.engine = make_engine(_read_only_sqlite_url(make_url(url), self.path, immutable=True),
-                                      failure=f"cannot open database {describe_url(url)}")
+                                      failure=f"cannot open database {describe_url(url)}", pool_size=pool_size)
             event.listen(self.engine, "connect", sqlite_read_only_pragmas)
+        install_limits(self.engine, self.dialect)
 
     def _readable(self) -> bool:
         try:
@@ -242,7 +244,14 @@ def _execute_many(session: Session | Connection, statement, table: Table, rows: 
     ])
 
 
-def engine_options(url) -> dict:
+def engine_options(url, pool_size: int | None = None) -> dict:
+    """The engine's options; `pool_size` (the web app: one connection per worker thread, and as many again for
+    a thread that holds two) replaces SQLAlchemy's 5 + 10 overflow."""
+    pool = {"pool_size": pool_size, "max_overflow": pool_size} if pool_size else {}
+    return {**_dialect_options(url), **pool}
+
+
+def _dialect_options(url) -> dict:
     dialect = url.get_backend_name()
     if dialect == "sqlite":
         return {"connect_args": {"timeout": 60, "check_same_thread": False}}
@@ -307,10 +316,10 @@ def describe_url(url: str) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
-def make_engine(url: URL, *, failure: str) -> Engine:
+def make_engine(url: URL, *, failure: str, pool_size: int | None = None) -> Engine:
     """The engine for `url` with the tracker's options; `failure` opens the one-line error if it cannot be made."""
     try:
-        return create_engine(url, **engine_options(url))
+        return create_engine(url, **engine_options(url, pool_size))
     except ModuleNotFoundError as error:
         hint = ("install PostgreSQL support with pip install 'tracker[postgresql]'" if url.get_backend_name() == "postgresql"
                 else f"install the driver {error.name!r}")
@@ -338,7 +347,7 @@ def _describe_database_error(store: Store, error: DatabaseError) -> str:
     return f"cannot use {where}: {detail}"
 
 
-def open_store(url: str, *, readonly: bool = False) -> Store:
+def open_store(url: str, *, readonly: bool = False, pool_size: int | None = None) -> Store:
     """The store at `url`, its schema checked (and created, if the database is empty); never migrated.
 
     `readonly` is for commands that only read: on a database that does not exist yet, the store is opened for
@@ -346,7 +355,7 @@ def open_store(url: str, *, readonly: bool = False) -> Store:
     """
     if readonly and not holds_database(url):
         readonly = False
-    store = Store(url, readonly=readonly)
+    store = Store(url, readonly=readonly, pool_size=pool_size)
     try:
         store.ensure_schema()
     except BaseException:

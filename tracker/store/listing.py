@@ -9,6 +9,7 @@ reviewer may see it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
@@ -27,6 +28,7 @@ from tracker.store.membership import memberships
 from tracker.store.models import CurrentDecision, PaperRow, RelevanceScore, Screening, TopicPaper
 from tracker.store.relevance import score_column
 from tracker.store.rows import POPULATION_BITS, chunked
+from tracker.text import parse_pmid, whole_number
 
 SORTS = ("newest", "oldest", "tier", "relevance")
 
@@ -73,8 +75,11 @@ class Cursor:
         try:
             key, _, score = text.partition("~")
             tier, day, clock, pmid = key.split(".")
-            return cls(datetime.strptime(f"{day}.{clock}", "%Y%m%dT%H%M%S.%f"), int(pmid), int(tier),
-                       float.fromhex(score) if score else None)
+            number, rank = parse_pmid(pmid), whole_number(tier, high=len(TIER_RULES))
+            value = float.fromhex(score) if score else None
+            if number is None or rank is None or (value is not None and not math.isfinite(value)):
+                return None
+            return cls(datetime.strptime(f"{day}.{clock}", "%Y%m%dT%H%M%S.%f"), number, rank, value)
         except ValueError:
             return None
 

@@ -1,7 +1,14 @@
-"""Reading what the relevance model learns from, and keeping its scores (tracker/review/relevance.py decides when)."""
+"""Reading what the relevance model learns from, and keeping its scores (tracker/review/relevance.py decides when).
+
+Scores are written in short transactions of WRITE_BATCH rows with a pause between them, so that a reviewer's
+decision (or any other writer) waits for one batch, never for a whole topic's rescoring; the ranking state, which
+says which decisions the scores learned from, is written last, so a refresh cut short leaves the previous state
+standing and the next refresh does it again (tracker/review/relevance.py `scores_stale`).
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -19,7 +26,8 @@ _state = RankingState.__table__
 _decision = Decision.__table__
 _screening = Screening.__table__
 READ_BATCH = 2000
-WRITE_BATCH = 5000
+WRITE_BATCH = 2000  # rows per transaction: about 10 ms of SQLite's write lock (BENCHMARKS.md, load)
+BATCH_PAUSE = 0.005  # seconds between two batches, in which a writer waiting for the lock gets it
 
 
 @dataclass(frozen=True)
@@ -82,12 +90,17 @@ def ranking_state(store: Store, topic: str) -> RankingState | None:
 
 
 def save_scores(store: Store, state: RankingState, scores: Mapping[int, float]) -> None:
-    """Replace the topic's scores and its ranking state in one transaction (no scores: the topic has no model)."""
-    values = [{"topic": state.topic, "pmid": pmid, "score": score} for pmid, score in scores.items()]
+    """Replace the topic's scores (`scores`: one for each of its papers) batch by batch, drop those of papers no
+    longer in it, then write its ranking state."""
+    values = [{"topic": state.topic, "pmid": pmid, "score": score} for pmid, score in sorted(scores.items())]
+    for index, batch in enumerate(chunked(values, WRITE_BATCH)):
+        if index:
+            time.sleep(BATCH_PAUSE)
+        with store.engine.begin() as connection:
+            store.upsert(connection, _score, batch, ["topic", "pmid"])
+    members = select(_membership.c.pmid).where(_membership.c.topic == state.topic)
     with store.engine.begin() as connection:
-        connection.execute(delete(_score).where(_score.c.topic == state.topic))
-        for batch in chunked(values, WRITE_BATCH):
-            connection.execute(insert(_score), batch)
+        connection.execute(delete(_score).where(_score.c.topic == state.topic, _score.c.pmid.not_in(members)))
         connection.execute(delete(_state).where(_state.c.topic == state.topic))
         connection.execute(insert(_state).values(topic=state.topic, included=state.included, excluded=state.excluded,
                                                  decision_mark=state.decision_mark, papers=state.papers,
@@ -96,9 +109,16 @@ def save_scores(store: Store, state: RankingState, scores: Mapping[int, float]) 
 
 
 def clear_scores(store: Store, topic: str) -> None:
+    """The topic's ranking state, then its scores WRITE_BATCH at a time."""
     with store.engine.begin() as connection:
-        connection.execute(delete(_score).where(_score.c.topic == topic))
         connection.execute(delete(_state).where(_state.c.topic == topic))
+    while True:
+        batch = select(_score.c.pmid).where(_score.c.topic == topic).limit(WRITE_BATCH)
+        with store.engine.begin() as connection:
+            gone = connection.execute(delete(_score).where(_score.c.topic == topic, _score.c.pmid.in_(batch))).rowcount
+        if gone < WRITE_BATCH:
+            return
+        time.sleep(BATCH_PAUSE)
 
 
 def scores_of(store: Store, topics: Sequence[str], pmids: Sequence[int]) -> dict[int, float]:

@@ -169,11 +169,11 @@ def upgrade_if_quick(url: str, *, say: Callable[[str], None]) -> Upgrade | None:
 
 
 def open_current_store(url: str, *, readonly: bool = False, auto_migrate: bool = True,
-                       say: Callable[[str], None] = print) -> Store:
+                       say: Callable[[str], None] = print, pool_size: int | None = None) -> Store:
     """`open_store`, after upgrading an older SQLite database on its own when `auto_migrate` allows and it is quick."""
     if auto_migrate:
         upgrade_if_quick(url, say=say)
-    return open_store(url, readonly=readonly)
+    return open_store(url, readonly=readonly, pool_size=pool_size)
 
 
 __all__ = ["Upgrade", "QUICK_UPGRADE", "KEEP_BACKUPS", "backup_path", "write_backup", "prune_backups", "upgrade_store",

@@ -4,9 +4,10 @@ topic file (bad ones included) with its papers, last run, schedule, health and s
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 
 from tracker.review.screening import count_states
 from tracker.runs.suggest import WARNING_PREFIX
@@ -82,6 +83,36 @@ def run_view(run) -> RunView:
                    notes=tuple(warning for warning in run.warnings or () if warning.startswith(WARNING_PREFIX)))
 
 
+class _HealthKept:
+    """Health flags as last computed, kept while nothing they are made of changed: the topics' latest runs (id,
+    status, end), their paper counts, the hour (the quiet flag counts weeks) and the setting. A web page then
+    costs no three queries over the runs and memberships; the CLI computes them once anyway."""
+
+    def __init__(self, size: int = 64):
+        self._kept: dict[tuple, dict[str, list[HealthFlag]]] = {}
+        self._size = size
+        self._lock = threading.Lock()
+
+    def flags(self, store: Store, slugs: list[str], runs: dict, counts: dict[str, int],
+              quiet_weeks: int) -> dict[str, list[HealthFlag]]:
+        now = datetime.now(timezone.utc)
+        key = (store.url, tuple(slugs), quiet_weeks, now.strftime("%Y-%m-%dT%H"),
+               tuple((slug, counts.get(slug, 0), *((runs[slug].id, runs[slug].status, runs[slug].finished_at)
+                                                   if slug in runs else ())) for slug in slugs))
+        with self._lock:
+            if key in self._kept:
+                return self._kept[key]
+        found = topic_health(store, slugs, quiet_weeks=quiet_weeks, now=now)
+        with self._lock:
+            if len(self._kept) >= self._size:
+                self._kept.pop(next(iter(self._kept)))
+            self._kept[key] = found
+        return found
+
+
+_HEALTH = _HealthKept()
+
+
 def topic_summaries(store: Store, settings: Settings, *, topic: str | None = None, scan: TopicScan | None = None,
                     schedules: bool = False, now: datetime | None = None) -> list[TopicSummary]:
     """Every topic file (bad ones included), sorted by slug, or only `topic`; `schedules` adds each topic's
@@ -94,7 +125,7 @@ def topic_summaries(store: Store, settings: Settings, *, topic: str | None = Non
     if topic is not None:
         slugs = [slug for slug in slugs if slug == topic]
     counts, runs = member_counts(store, slugs), last_runs(store)
-    health = topic_health(store, slugs, quiet_weeks=settings.quiet_weeks)
+    health = _HEALTH.flags(store, slugs, runs, counts, settings.quiet_weeks)
     summaries = []
     for slug in slugs:
         found, run = scan.topics.get(slug), runs.get(slug)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from tracker.errors import UnknownTopicError
+from tracker.errors import SearchSyntaxError, TimeLimitError, TopicFileError, UnknownTopicError
 from tracker.review.screening import rule_for
 from tracker.review.states import Stage
 from tracker.settings import Settings
@@ -30,6 +30,17 @@ class TopicPage:
     total: int
     ranking: str = ""  # "ordered by 48 earlier decisions in this topic" or "ranking starts after 2 more decisions"
     stage: Stage = Stage.TITLE_ABSTRACT  # the screening stage whose states the page shows
+    search_error: str = ""  # the search could not be run: why, and what to change (no paper is listed)
+    search_timed_out: bool = False  # ... because it took too long (rather than being malformed or too large)
+
+
+def describe_search_failure(error: SearchSyntaxError | TimeLimitError) -> str:
+    """What a page says about a search that was refused or stopped, with what to change."""
+    if isinstance(error, TimeLimitError):
+        return (f"This search took longer than {error.seconds:g} seconds and was stopped: use more specific words, "
+                "fewer prefix* terms, or search within one topic.")
+    text = str(error)
+    return f"{text[0].upper()}{text[1:]}."
 
 
 def topic_page(store: Store, settings: Settings, slug: str, *, reviewer: str | None, filters: PaperFilter,
@@ -43,15 +54,21 @@ def topic_page(store: Store, settings: Settings, slug: str, *, reviewer: str | N
 
     found: list[TopicSummary | None] = [*topic_summaries(store, settings, topic=slug, scan=scan)] or [None]
     [summary] = found
+    if summary is not None and summary.file_error:
+        raise TopicFileError(summary.file_error)  # the file's own line, not "no such topic"
     if summary is None or summary.topic is None:
         raise UnknownTopicError(f"no topic '{slug}': 'tracker topics' lists them", slug=slug)
     topic = summary.topic
     matches = None
+    search_error, timed_out = "", False
     search = " ".join(search.split())
     if search:
-        hits = search_papers(store, search, topic=slug, limit=SEARCH_WITHIN)
+        try:
+            hits = search_papers(store, search, topic=slug, limit=SEARCH_WITHIN)
+        except (SearchSyntaxError, TimeLimitError) as error:
+            hits, search_error, timed_out = [], describe_search_failure(error), isinstance(error, TimeLimitError)
         filters = replace(filters, pmids=tuple(hit.pmid for hit in hits))
-        matches = len(hits)
+        matches = None if search_error else len(hits)
     rule = rule_for(store, topic, stage)
     page = list_topic_page(store, slug, rule, filters=filters, sort=sort, blind_reviewer=reviewer if rule.blind else None,
                            after=after, before=before, limit=limit)
@@ -61,7 +78,8 @@ def topic_page(store: Store, settings: Settings, slug: str, *, reviewer: str | N
 
         ranking = ranking_status(store, topic).sentence
     return TopicPage(summary=summary, page=page, sort=sort, filters=filters, search=search, matches=matches,
-                     total=count_members(store, slug), ranking=ranking, stage=stage)
+                     total=count_members(store, slug), ranking=ranking, stage=stage, search_error=search_error,
+                     search_timed_out=timed_out)
 
 
-__all__ = ["TOPIC_PAGE_SIZE", "SEARCH_WITHIN", "TopicPage", "topic_page"]
+__all__ = ["TOPIC_PAGE_SIZE", "SEARCH_WITHIN", "TopicPage", "topic_page", "describe_search_failure"]

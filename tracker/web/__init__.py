@@ -24,6 +24,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
+from datetime import timezone
 
 from tracker.errors import ConfigError
 from tracker.settings import Settings
@@ -102,7 +103,16 @@ def serve(settings: Settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_P
 
     if not 1 <= port <= 65535:
         raise ConfigError(f"--port {port} is not a port: use 1-65535, for example {DEFAULT_PORT}")
-    store = open_current_store(settings.database_url, auto_migrate=settings.auto_migrate, say=warn)
+    from tracker.logs import log_service
+    from tracker.web.app import WORKER_THREADS
+
+    try:
+        zone = settings.zone
+    except ConfigError:
+        zone = timezone.utc  # the log's stamps only; the pages say their times in UTC
+    log_service(settings.verbose, zone=zone, log_file=settings.log_file)  # failures with their request ids
+    store = open_current_store(settings.database_url, auto_migrate=settings.auto_migrate, say=warn,
+                               pool_size=WORKER_THREADS)
     sock = None
     try:
         check_host(store, host)

@@ -12,12 +12,25 @@ Failed logins
     `FREE_FAILURES` failures under a key, each further attempt waits twice as long as the last (1 s, 2 s, 4 s
     ... at most `MAX_DELAY`) after the latest failure, and is refused unanswered while it waits; the count of a
     key restarts after `FORGET_AFTER` without a failure, and a user's on a successful login.
+
+    An attempt is counted as a failure before its password is checked, in one step with reading the count
+    (`start_login`; a right password takes it back): attempts that arrive together are counted one after
+    another, so a burst of 40 wrong passwords for one name has at most `FREE_FAILURES` (5) of them checked,
+    the others refused with the wait, and the right password sent inside that burst is refused too. One address
+    gets at most `FREE_FAILURES * 4` (20) checks in a burst, whatever names it tries.
+
+Password checks
+    An Argon2id check takes 64 MiB and about 0.2 s of a core, so at most `PASSWORD_CHECKS_AT_ONCE` run at once
+    (`password_checks`; the web app also queues them outside its worker threads): 40 logins at once cost the
+    memory of two, not 2 GB.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -30,17 +43,17 @@ from tracker.store import Store
 from tracker.store.accounts import (
     AccountView,
     account_with_hash,
-    clear_failures,
     count_accounts,
+    count_login_attempt,
     delete_account,
     delete_feed_token,
     failures_of,
     feed_token_account,
     list_accounts,
     save_account,
-    save_failure,
     save_feed_token,
     save_password,
+    settle_login_attempt,
 )
 from tracker.text import utcnow
 
@@ -50,9 +63,17 @@ FREE_FAILURES = 5  # per user name; an address gets four times as many (a ward's
 MAX_DELAY = 300.0
 FORGET_AFTER = timedelta(hours=1)
 
+PASSWORD_CHECKS_AT_ONCE = 2
+
 _hasher = PasswordHasher()
+password_checks = threading.BoundedSemaphore(PASSWORD_CHECKS_AT_ONCE)  # every Argon2 hash or check holds one
 # Verified when the name is unknown, so that a wrong name takes as long as a wrong password.
 _UNKNOWN = _hasher.hash("no such account")
+
+
+def _hash(password: str) -> str:
+    with password_checks:
+        return _hasher.hash(password)
 
 
 def check_name(name: str) -> str:
@@ -74,7 +95,7 @@ def check_password(password: str) -> str:
 def add_user(store: Store, name: str, password: str, *, admin: bool = False) -> AccountView:
     name = check_name(name)
     check_password(password)
-    if not save_account(store, name, _hasher.hash(password), "admin" if admin else "reviewer", utcnow()):
+    if not save_account(store, name, _hash(password), "admin" if admin else "reviewer", utcnow()):
         raise ConfigError(f"user {name!r} exists already: 'tracker users passwd {name}' changes the password")
     return next(account for account in list_accounts(store) if account.name == name)
 
@@ -86,7 +107,7 @@ def remove_user(store: Store, name: str) -> None:
 
 def change_password(store: Store, name: str, password: str) -> None:
     check_password(password)
-    if not save_password(store, name, _hasher.hash(password), utcnow()):
+    if not save_password(store, name, _hash(password), utcnow()):
         raise ConfigError(f"no user {name!r}: 'tracker users list' lists them")
 
 
@@ -143,13 +164,10 @@ def failure_keys(name: str, address: str) -> tuple[str, str]:
     return f"user:{' '.join(name.split()).casefold()}", f"address:{address}"
 
 
-def login_delay(store: Store, name: str, address: str, now: datetime | None = None) -> float:
-    """Seconds this attempt must still wait because of earlier failures (0: check it)."""
-    now = now or utcnow()
-    user_key, address_key = failure_keys(name, address)
-    found = failures_of(store, [user_key, address_key])
+def wait_owed(found: Mapping[str, tuple[int, datetime]], keys: tuple[str, str], now: datetime) -> float:
+    """Seconds an attempt under `keys` must still wait, given the failures `found` under them (0: check it)."""
     wait = 0.0
-    for key, free in ((user_key, FREE_FAILURES), (address_key, FREE_FAILURES * 4)):
+    for key, free in zip(keys, (FREE_FAILURES, FREE_FAILURES * 4), strict=True):
         if key not in found:
             continue
         failures, last = found[key]
@@ -160,26 +178,62 @@ def login_delay(store: Store, name: str, address: str, now: datetime | None = No
     return max(wait, 0.0)
 
 
-def authenticate(store: Store, name: str, password: str, *, address: str) -> LoginOutcome:
-    """The account when `password` is its own and no delay is pending; a failure is counted."""
+def login_delay(store: Store, name: str, address: str, now: datetime | None = None) -> float:
+    """Seconds an attempt must still wait because of earlier failures (0: it would be checked); reads only."""
+    now = now or utcnow()
+    keys = failure_keys(name, address)
+    return wait_owed(failures_of(store, list(keys)), keys, now)
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """An attempt counted and allowed: its password is checked next (`password_matches`)."""
+
+    keys: tuple[str, str]  # (user key, address key)
+    found: tuple[AccountView, str] | None  # the account and its hash; None for an unknown name
+
+
+def start_login(store: Store, name: str, address: str) -> LoginAttempt | LoginOutcome:
+    """Count the attempt as a failure, in one step with checking the wait it owes: a LoginAttempt to check, or a
+    LoginOutcome refusing it with that wait (nothing counted)."""
     now = utcnow()
-    wait = login_delay(store, name, address, now)
+    keys = failure_keys(name, address)
+    wait = count_login_attempt(store, keys, now, forget_before=now - FORGET_AFTER,
+                               wait_for=lambda found: wait_owed(found, keys, now))
     if wait > 0:
         return LoginOutcome(None, wait)
-    found = account_with_hash(store, " ".join(name.split()))
-    keys = failure_keys(name, address)
-    try:
-        _hasher.verify(found[1] if found else _UNKNOWN, password)
-        verified = found is not None
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        verified = False
-    if not verified or found is None:
-        save_failure(store, keys, now, forget_before=now - FORGET_AFTER)
+    return LoginAttempt(keys, account_with_hash(store, " ".join(name.split())))
+
+
+def password_matches(attempt: LoginAttempt, password: str) -> bool:
+    """Argon2id, at most PASSWORD_CHECKS_AT_ONCE at a time; an unknown name costs the same as a wrong password."""
+    with password_checks:
+        try:
+            _hasher.verify(attempt.found[1] if attempt.found else _UNKNOWN, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+    return attempt.found is not None
+
+
+def finish_login(store: Store, attempt: LoginAttempt, verified: bool) -> LoginOutcome:
+    """The account for a right password (its counted failure taken back), else a refusal (it stays counted)."""
+    if not verified or attempt.found is None:
         return LoginOutcome(None)
-    clear_failures(store, [keys[0]])
-    return LoginOutcome(found[0])
+    settle_login_attempt(store, *attempt.keys)
+    return LoginOutcome(attempt.found[0])
 
 
-__all__ = ["ROLES", "MIN_PASSWORD", "FREE_FAILURES", "MAX_DELAY", "FORGET_AFTER", "check_name", "check_password",
-           "add_user", "remove_user", "change_password", "LoginOutcome", "login_delay", "authenticate",
-           "failure_keys", "list_accounts", "feed_token_id", "issue_feed_token", "revoke_feed_token", "feed_token_valid"]
+def authenticate(store: Store, name: str, password: str, *, address: str) -> LoginOutcome:
+    """The account when `password` is its own and no delay is pending; a failure is counted (`start_login`,
+    `password_matches`, `finish_login` in turn)."""
+    started = start_login(store, name, address)
+    if isinstance(started, LoginOutcome):
+        return started
+    return finish_login(store, started, password_matches(started, password))
+
+
+__all__ = ["ROLES", "MIN_PASSWORD", "FREE_FAILURES", "MAX_DELAY", "FORGET_AFTER", "PASSWORD_CHECKS_AT_ONCE",
+           "check_name", "check_password", "add_user", "remove_user", "change_password", "LoginOutcome", "LoginAttempt",
+           "login_delay", "wait_owed", "start_login", "password_matches", "finish_login", "authenticate",
+           "failure_keys", "list_accounts", "password_checks", "feed_token_id", "issue_feed_token", "revoke_feed_token",
+           "feed_token_valid"]

@@ -2,7 +2,9 @@
 
 The login form has its own CSRF token, from a cookie set with the form (double submit); a successful login
 starts a new session (a new random cookie); a failure is counted per user name and address
-(tracker/web/accounts.py) and answered after the same Argon2 work whether the name exists or not.
+(tracker/web/accounts.py) and answered after the same Argon2 work whether the name exists or not. The attempt is
+counted before its password is checked, and the checks run PASSWORD_CHECKS_AT_ONCE at a time in threads of their
+own; past MAX_LOGINS_WAITING logins in progress, another is asked to try again in a few seconds, unchecked.
 """
 
 from __future__ import annotations
@@ -10,26 +12,21 @@ from __future__ import annotations
 import math
 import re
 import secrets
-from urllib.parse import urlsplit
 
+from anyio import to_thread
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from tracker.errors import ConfigError
+from tracker.errors import ConfigError, DatabaseBusyError, TimeLimitError
 from tracker.store.accounts import delete_session, list_accounts
 from tracker.text import plural
-from tracker.web.accounts import add_user, authenticate, remove_user
-from tracker.web.security import LOGIN_COOKIE, SESSION_COOKIE, new_session, session_id, set_session_cookie
+from tracker.web.accounts import LoginOutcome, add_user, finish_login, password_matches, remove_user, start_login
+from tracker.web.reliability import busy_message
+from tracker.web.security import LOGIN_COOKIE, SESSION_COOKIE, new_session, safe_next, session_id, set_session_cookie
 from tracker.web.state import web_of
 
-
-def safe_next(target: str) -> str:
-    """A path on this app to go back to after logging in; anything else (another site) is the Topics page."""
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
+MAX_LOGINS_WAITING = 32  # at two checks of ~0.2 s at a time, the last of them is answered within ~3 s
 
 
 def login_page(request: Request, *, status_code: int = 200, error: str = "", name: str = "") -> Response:
@@ -60,7 +57,16 @@ async def login_post(request: Request) -> Response:
     form = await request.form()
     name, password = str(form.get("user", "")), str(form.get("password", ""))
     address = request.client.host if request.client else "unknown"
-    outcome = await run_in_threadpool(authenticate, web.store, name, password, address=address)
+    if web.logins_waiting >= MAX_LOGINS_WAITING:
+        return login_page(request, status_code=503, name=name,
+                          error="Too many logins are being checked at once: wait a few seconds, then try again.")
+    web.logins_waiting += 1
+    try:
+        outcome = await authenticate(web, name, password, address)
+    except (DatabaseBusyError, TimeLimitError) as error:
+        return login_page(request, status_code=503, name=name, error=busy_message(error, web.settings.web_time_limit))
+    finally:
+        web.logins_waiting -= 1
     if outcome.wait > 0:
         return login_page(request, status_code=429, name=name,
                           error=f"Too many failed logins: wait {plural(math.ceil(outcome.wait), 'second')}, then try again.")
@@ -76,6 +82,15 @@ async def login_post(request: Request) -> Response:
     set_session_cookie(response, request, web.access, value)
     response.delete_cookie(LOGIN_COOKIE, path="/login")
     return response
+
+
+async def authenticate(web, name: str, password: str, address: str) -> LoginOutcome:
+    """tracker.web.accounts.authenticate's steps, the password check in the password checks' own threads."""
+    started = await run_in_threadpool(start_login, web.store, name, address)
+    if isinstance(started, LoginOutcome):
+        return started
+    verified = await to_thread.run_sync(password_matches, started, password, limiter=web.password_limiter())
+    return await run_in_threadpool(finish_login, web.store, started, verified)
 
 
 async def logout(request: Request) -> Response:

@@ -14,16 +14,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from tracker.errors import ConfigError, SearchSyntaxError
+from tracker.errors import ConfigError, SearchSyntaxError, TimeLimitError
 from tracker.facts import DESIGNS, POPULATIONS
 from tracker.ncbi.evidence import TIER_INDEX
 from tracker.review.states import Stage, check_state
 from tracker.store import Store
 from tracker.store.listing import Cursor, PaperFilter
+from tracker.text import PMID_MAX, parse_pmid, whole_number
 from tracker.topics import Topic
 from tracker.views.paper import paper_view
 from tracker.views.status import status_view, topic_summaries
-from tracker.views.topic import SEARCH_WITHIN, topic_page
+from tracker.views.topic import SEARCH_WITHIN, describe_search_failure, topic_page
 from tracker.web.screen import stage_of
 from tracker.web.state import web_of
 
@@ -53,14 +54,12 @@ async def topic(request: Request) -> Response:
     stage = stage_of(request.query_params.get("stage"))
     after = Cursor.decode(request.query_params.get("after", ""))
     before = Cursor.decode(request.query_params.get("before", ""))
-    try:
-        view = await run_in_threadpool(topic_page, web.store, web.settings, slug, reviewer=session.reviewer,
-                                       filters=filters, sort=sort, search=search, after=after, before=before,
-                                       scan=web.scans.scan(), stage=stage)
-    except SearchSyntaxError as error:
-        return web.error(request, 400, str(error))
+    view = await run_in_threadpool(topic_page, web.store, web.settings, slug, reviewer=session.reviewer,
+                                   filters=filters, sort=sort, search=search, after=after, before=before,
+                                   scan=web.scans.scan(), stage=stage)
     shown = {key: value for key, value in request.query_params.items() if key in FILTER_KEYS and value}
-    return web.render(request, "topic.html", view=view, topic=view.summary.topic, shown=shown,
+    status = (503 if view.search_timed_out else 400) if view.search_error else 200
+    return web.render(request, "topic.html", status_code=status, view=view, topic=view.summary.topic, shown=shown,
                       query_string=_query(shown), search_within=SEARCH_WITHIN)
 
 
@@ -81,7 +80,10 @@ async def export(request: Request) -> Response:
 
 async def paper(request: Request) -> Response:
     web = web_of(request)
-    pmid = request.path_params["pmid"]
+    pmid = parse_pmid(request.path_params["pmid"])
+    if pmid is None:
+        return web.error(request, 404, f"'{request.path_params['pmid']}' is not a PMID (a whole number from 1 to "
+                                       f"{PMID_MAX:,}): search for the paper on the Search page")
     view = await run_in_threadpool(paper_view, web.store, web.settings, pmid,
                                    reviewer=request.state.session.reviewer, scan=web.scans.scan())
     if view is None:
@@ -95,15 +97,16 @@ async def search(request: Request) -> Response:
     web = web_of(request)
     text = " ".join(request.query_params.get("q", "").split())
     slug = request.query_params.get("topic") or None
-    hits, error = [], None
+    hits, error, status = [], None, 200
     if text:
         try:
             hits = await run_in_threadpool(search_papers, web.store, text, topic=slug, limit=50)
+        except (SearchSyntaxError, TimeLimitError) as found:
+            error, status = describe_search_failure(found), 503 if isinstance(found, TimeLimitError) else 400
         except ConfigError as found:
-            error = str(found)
+            error, status = str(found), 400
     return web.render(request, "search.html", text=text, slug=slug, hits=hits, error=error,
-                      topics=sorted(web.scans.scan().topics.values(), key=lambda t: t.slug),
-                      status_code=400 if error else 200)
+                      topics=sorted(web.scans.scan().topics.values(), key=lambda t: t.slug), status_code=status)
 
 
 async def runs(request: Request) -> Response:
@@ -194,9 +197,10 @@ def read_filters(request: Request) -> tuple[PaperFilter, str, str]:
     years = []
     for key in ("from", "to"):
         value = params.get(key, "").strip()
-        if value and not (value.isdigit() and len(value) == 4):
+        year = whole_number(value, low=1000, high=9999)
+        if value and (year is None or len(value) != 4):
             raise ConfigError(f"'{value}' is not a year: give four digits, such as 2021")
-        years.append(int(value) if value else None)
+        years.append(year if value else None)
     design = params.get("design") or None
     if design is not None and design not in DESIGNS:
         raise ConfigError(f"unknown study design {design!r}: use one of {', '.join(DESIGNS)}")

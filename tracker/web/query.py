@@ -71,6 +71,7 @@ async def save(request: Request) -> Response:
             raise ConfigError("give the topic a title, for example 'Norepinephrine in preeclampsia'")
         topic = topic_from_query(slug, query, title=title)
         await run_in_threadpool(save_topic_file, web.settings.queries_dir, topic)
+        web.scans.forget()
     except ConfigError as error:
         return web.render(request, "query.html", status_code=400, query=query, measured=None, result=None,
                           error=str(error), saved="", slug=slug, title=title)

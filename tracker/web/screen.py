@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from tracker.errors import ConfigError
 from tracker.review.screening import decide, highlight_terms, list_conflicts, reasons_of, undo_last
 from tracker.review.states import Stage
+from tracker.text import parse_pmid
 from tracker.views.screen import screen_view
 from tracker.web.state import web_of
 
@@ -135,8 +136,7 @@ def _to(slug: str, pmid: int | None, done: str, of: int | None, stage: Stage) ->
 
 
 def _pmid(text: str | None) -> int | None:
-    text = (text or "").strip()
-    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < 2**31 else None
+    return parse_pmid(text)
 
 
 __all__ = ["page", "decision", "undo", "conflicts", "settle", "stage_of", "may_settle"]

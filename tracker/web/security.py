@@ -118,7 +118,7 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        send = _with_headers(send, static=scope["path"].startswith("/static/"))
+        send = with_security_headers(send, static=scope["path"].startswith("/static/"))
         headers = Headers(scope=scope)
         if headers.get("host", "").lower() not in self.access.hosts:
             await PlainTextResponse("This address is not served here: open the address tracker serve printed.",
@@ -126,6 +126,9 @@ class Guard:
             return
         request = Request(scope)
         path = scope["path"]
+        if path.startswith("/static/") and scope["method"] in SAFE_METHODS:  # open to all: no session to look up
+            await self.app(scope, receive, send)
+            return
         if FEED_PATH.fullmatch(path):
             await self._feed(request, scope, receive, send)
             return
@@ -148,7 +151,9 @@ class Guard:
                 await PlainTextResponse("This form has expired or did not come from this app: go back, reload the "
                                         "page and send it again.", status_code=403)(scope, receive, send)
                 return
-            receive = _replay(body)
+            # Kept for a page that must give the form back (the database was busy: tracker/web/app.py).
+            scope["state"]["form"] = parse_qsl(body.decode("utf-8", "replace")) if _is_urlencoded(headers) else []
+            receive = _replay(body, receive)
         await self.app(scope, receive, send)
 
     async def _feed(self, request: Request, scope: Scope, receive: Receive, send: Send) -> None:
@@ -180,7 +185,7 @@ class Guard:
             return PlainTextResponse("This token is not this start's: open the address tracker serve printed last.",
                                      status_code=403)
         value, _ = new_session(self.access, account=None, reviewer=self.access.personal_name, role="admin")
-        response = RedirectResponse(request.url.path + (f"?{kept}" if kept else ""), status_code=303)
+        response = RedirectResponse(safe_next(request.url.path + (f"?{kept}" if kept else "")), status_code=303)
         set_session_cookie(response, request, self.access, value)
         return response
 
@@ -226,20 +231,23 @@ async def _read_body(receive: Receive) -> bytes | None:
     return b"".join(chunks)
 
 
-def _replay(body: bytes) -> Receive:
+def _replay(body: bytes, then: Receive) -> Receive:
+    """The body already read, then whatever comes next (the client's disconnect)."""
     sent = False
 
     async def receive() -> Message:
         nonlocal sent
         if sent:
-            return {"type": "http.disconnect"}
+            return await then()
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
     return receive
 
 
-def _with_headers(send: Send, *, static: bool) -> Send:
+def with_security_headers(send: Send, *, static: bool = False) -> Send:
+    """`send` with the security headers (step 5) added to the answer's start, where it lacks them."""
+
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = MutableHeaders(scope=message)
@@ -253,9 +261,21 @@ def _with_headers(send: Send, *, static: bool) -> Send:
     return sending
 
 
+def safe_next(target: str) -> str:
+    """A path on this app to go to next (after logging in, or after the personal token): anything else, such as
+    //other.site/, /\\other.site or /<tab>/other.site (browsers drop the tab), which browsers read as another site,
+    is the Topics page."""
+    parts = urlsplit(target)
+    if (parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(ord(character) < 32 or ord(character) == 127 for character in target)):
+        return "/"
+    return target
+
+
 def login_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-__all__ = ["Access", "Guard", "SESSION_COOKIE", "LOGIN_COOKIE", "CSRF_FIELD", "CONTENT_SECURITY_POLICY",
-           "served_hosts", "new_session", "set_session_cookie", "session_id", "login_token"]
+__all__ = ["Access", "Guard", "safe_next", "with_security_headers", "SAFE_METHODS", "SESSION_COOKIE", "LOGIN_COOKIE",
+           "CSRF_FIELD", "CONTENT_SECURITY_POLICY", "served_hosts", "new_session", "set_session_cookie", "session_id",
+           "login_token"]

@@ -4,14 +4,17 @@ tracker/web/app.py `create_app` and handed to each request through Starlette's l
 
 from __future__ import annotations
 
+import math
 import re
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import cast
 
+from anyio import CapacityLimiter
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 from starlette.requests import Request
@@ -31,6 +34,7 @@ from tracker.text import plural
 from tracker.topics import Topic, TopicScan, scan_topics
 from tracker.views.paper import MARK_NAMES
 from tracker.views.status import TopicSummary
+from tracker.web.accounts import PASSWORD_CHECKS_AT_ONCE
 from tracker.web.security import CSRF_FIELD, Access
 
 HERE = Path(__file__).parent
@@ -71,25 +75,38 @@ def marked(text, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Ma
 
 
 class ScanCache:
-    """The topic files, read again when the folder or a file in it changed (a stat per request, not a parse)."""
+    """The topic files, read again when the folder or a file in it changed: looked at (a stat of each file, not a
+    parse) at most every `LOOK_EVERY` seconds, and at once after the app saved a topic itself (`forget`)."""
+
+    LOOK_EVERY = 1.0
 
     def __init__(self, settings: Settings):
         self.settings = settings
         self._key: tuple | None = None
         self._scan: TopicScan | None = None
+        self._looked = -math.inf
         self._lock = threading.Lock()
 
     def scan(self) -> TopicScan:
+        now = time.monotonic()
+        with self._lock:
+            if self._scan is not None and now - self._looked < self.LOOK_EVERY:
+                return self._scan
         folder = self.settings.queries_dir
         try:
-            key = tuple(sorted((path.name, path.stat().st_mtime_ns, path.stat().st_size)
-                               for path in folder.glob("*.toml")))
+            key = tuple(sorted((path.name, info.st_mtime_ns, info.st_size)
+                               for path in folder.glob("*.toml") for info in (path.stat(),)))
         except OSError:
             key = ()
         with self._lock:
             if self._scan is None or key != self._key:
                 self._scan, self._key = scan_topics(folder), key
+            self._looked = now
             return self._scan
+
+    def forget(self) -> None:
+        with self._lock:
+            self._looked = -math.inf
 
     def topic(self, slug: str) -> Topic:
         """The topic `slug`; a bad file is its one-line error, an unknown slug a 404 page (UnknownTopicError)."""
@@ -114,11 +131,21 @@ class WebApp:
     charts: Charts = field(init=False)
     # Decisions made here retrain their topic's relevance model in the background (tracker/review/relevance.py).
     refresher: RelevanceRefresher = field(init=False)
+    logins_waiting: int = field(default=0, init=False)  # logins between their form and their answer (tracker/web/auth.py)
+    _password_limiter: CapacityLimiter | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.scans = ScanCache(self.settings)
         self.charts = Charts()
-        self.refresher = RelevanceRefresher(self.store, lambda slug: self.scans.scan().topics.get(slug))
+        self.refresher = RelevanceRefresher(self.store, lambda slug: self.scans.scan().topics.get(slug),
+                                            separate_process=True)
+
+    def password_limiter(self) -> CapacityLimiter:
+        """The password checks' own worker threads, PASSWORD_CHECKS_AT_ONCE of them: a login waiting for one waits
+        in the event loop, not in a thread a page needs (made on first use: anyio wants its event loop then)."""
+        if self._password_limiter is None:
+            self._password_limiter = CapacityLimiter(PASSWORD_CHECKS_AT_ONCE)
+        return self._password_limiter
 
     def render(self, request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:
         session = getattr(request.state, "session", None)

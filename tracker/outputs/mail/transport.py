@@ -35,7 +35,7 @@ from typing import Protocol
 from tracker import files
 from tracker.errors import ConfigError, SendFailure, StartTLSUnavailable
 from tracker.settings import Settings
-from tracker.text import as_utc
+from tracker.text import as_utc, whole_number
 
 log = logging.getLogger("tracker.mail")
 
@@ -90,8 +90,7 @@ class SmtpTransport:
             smtp = self._connected()
         except SendFailure:
             return None
-        advertised = (smtp.esmtp_features.get("size") or "").strip()
-        return int(advertised) if advertised.isdigit() and int(advertised) > 0 else None
+        return whole_number(smtp.esmtp_features.get("size"), low=1)
 
     def _connected(self) -> smtplib.SMTP:
         if self.open_error is not None:
