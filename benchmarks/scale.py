@@ -121,7 +121,7 @@ def _rows(job: tuple[int, int, int, datetime]) -> tuple[list[tuple], list[tuple]
         texts.append((replica.pmid, found["title"], found["abstract"], found["mesh"], found["keywords"],
                       found["authors"]))
         members += [_values("topic_paper", {"topic": topic, "pmid": replica.pmid, "first_seen_at": seen,
-                                            "run_id": None})
+                                            "run_id": None, "source": "query"})
                     for topic in topics_of(index)]
     return rows, texts, members
 
