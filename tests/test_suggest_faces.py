@@ -224,8 +224,8 @@ def test_suggest_adds_and_dismisses_then_lists_each_status(home):
                                          "suggest --help')"),
     (("--format", "json", "-o", "x.csv"), "-o x.csv names a csv file but the format is json: pass --format csv, or "
                                           "name the file x.json (see 'tracker suggest --help')"),
-    (("--add", "abc"), "Invalid value for '[PMID]...': 'abc' is not a PMID (a positive whole number such as 31415926) "
-                       "(see 'tracker suggest --help')"),
+    (("--add", "abc"), "Invalid value for '[PMID]...': 'abc' is not a PMID (a whole number from 1 to 2,147,483,647, "
+                       "such as 31415926) (see 'tracker suggest --help')"),
 ])
 def test_suggest_refuses_what_it_cannot_do_in_one_line_and_changes_nothing(home, args, message):
     result = run_tracker("suggest", "dosing", *args, env=cli_env(home, None))

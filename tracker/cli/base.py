@@ -46,15 +46,18 @@ _DIGITS = re.compile(r"-?[0-9]+")
 
 class Count(click.IntRange):
     """A whole number an option counts with, in the digits 0-9 only (click's int takes "١٢" and "1_000" too) and
-    at most PMID_MAX by default, so that no count overflows a database integer."""
+    at most PMID_MAX, so that no count overflows a database integer."""
 
-    def __init__(self, min: int | None = 1, max: int | None = PMID_MAX):
+    def __init__(self, min: int | None = 1, max: int | None = None):
         super().__init__(min=min, max=max)
 
     def convert(self, value, param, ctx):
         if not isinstance(value, int) and not _DIGITS.fullmatch(str(value).strip()):
             self.fail(f"{value!r} is not a whole number: write it in the digits 0-9", param, ctx)
-        return super().convert(value, param, ctx)
+        number = super().convert(value, param, ctx)
+        if number > PMID_MAX:
+            self.fail(f"{number} is too large: give at most {PMID_MAX:,}", param, ctx)
+        return number
 
 
 SCREENING_STATES = ("unscreened", "awaiting", "included", "excluded", "maybe", "conflict", "not-retrieved")  # tuple(State)

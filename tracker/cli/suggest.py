@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from tracker.cli.base import cli, common_options, current_settings, current_store, load_selected_topics
+from tracker.cli.base import Count, cli, common_options, current_settings, current_store, load_selected_topics
 from tracker.cli.output import format_table
 from tracker.cli.screening import PmidType, current_reviewer
 
@@ -29,7 +29,7 @@ STATUSES = ("pending", "added", "dismissed")  # tracker.store.suggestions.STATUS
                    "up, or after a large import), then list.")
 @click.option("--status", type=click.Choice(STATUSES), default="pending", show_default=True,
               help="List the suggestions still waiting, those added, or those dismissed.")
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many suggestions, most relevant first.")
+@click.option("--limit", type=Count(), help="At most this many suggestions, most relevant first.")
 @click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)
 @click.option("-o", "--output", default="-", show_default=True, metavar="FILE|-", help="Write to FILE instead of stdout.")
