@@ -472,8 +472,9 @@ def _add_suggestions(connection: Connection) -> None:
         written.tables[name].create(connection)
 
 
-# Reading a stored paper's study facts again (migration 12, and `tracker db migrate` after the extractor changed),
-# measured per paper: PLACEHOLDER.
+# Reading a stored paper's study facts again (migration 12, and `tracker db migrate` after the extractor changed):
+# 0.35 ms a paper measured on 5,000 replicas of the real samples (SQLite, this 2-core machine, the migration's own
+# timing 1.56 s), rounded up for slower machines.
 FACTS_SECONDS_PER_PAPER = 0.0005
 # Migration 12's columns as it adds them (tracker/store/models.py PaperRow), and the paper table as it reads and
 # writes it.
@@ -540,7 +541,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # UPDATE of the memberships that imports made (0.76 s for a million memberships, a tenth of them imported, on
     # SQLite here).
     Migration(11, "suggestions", _add_suggestions, seconds_per_paper=0.000001),
-    # Study facts (tracker/facts, tracker/store/studyfacts.py): extracted for every stored paper, PLACEHOLDER.
+    # Study facts (tracker/facts, tracker/store/studyfacts.py): read from every stored paper's title and abstract.
     Migration(12, "study-facts", _add_study_facts, seconds_per_paper=FACTS_SECONDS_PER_PAPER),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
