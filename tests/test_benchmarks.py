@@ -9,11 +9,13 @@ import sys
 
 import pytest
 
+from benchmarks.fetching import libfaketime
 from tests.conftest import REPO
 
-EXPECTED_ROWS = {"ingest": 5, "backfill": 6, "rate-limit": 6, "weekly": 3, "scale": 4, "versus-lean": 4, "refetch": 2,
-                 "web": 11, "ranking": 18, "stopping": 8, "search": 11, "suggest": 11, "facts": 14,
-                 "load": 7}
+# The backfill adds its run under libfaketime where Debian's faketime package is installed.
+EXPECTED_ROWS = {"ingest": 5, "backfill": 6 + (libfaketime() is not None), "rate-limit": 6, "weekly": 3, "scale": 4,
+                 "versus-lean": 4, "refetch": 2, "web": 11, "ranking": 18, "stopping": 8, "search": 11, "suggest": 11,
+                 "facts": 14, "load": 7}
 NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 
 

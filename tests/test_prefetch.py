@@ -28,7 +28,8 @@ class Recorder:
         self.most = 0
         self.log: list[tuple[str, int]] = []  # ("start" | "fail" | "end", job)
 
-    def job(self, index: int, *, seconds: float = 0.02, fails: int = 0, error: BaseException | None = None):
+    def job(self, index: int, *, seconds: float = 0.02, fails: int = 0, error: BaseException | None = None,
+            size: int = 0):
         remaining = [fails]
 
         def work(ticket):
@@ -40,6 +41,7 @@ class Recorder:
                 while True:
                     ticket.before_request()
                     ticket.request_left()
+                    ticket.received(size)
                     time.sleep(0.01 if remaining[0] else seconds)
                     if remaining[0]:
                         remaining[0] -= 1
@@ -116,6 +118,38 @@ def test_at_most_depth_jobs_are_ahead_of_the_one_the_caller_holds():
     assert taken == list(range(12))
 
 
+def test_the_bytes_ahead_bound_how_many_jobs_run_once_a_body_size_is_known():
+    recorder = Recorder()
+    jobs = [recorder.job(index, seconds=0.03, size=100) for index in range(10)]
+    assert list(prefetched(jobs, depth=3, max_bytes=250)) == list(range(10))
+    # Two bodies of 100 fit in 250, a third does not: two at a time however much trust there is.
+    assert recorder.concurrency()[:2] == [1, 1] and max(recorder.concurrency()) == 2
+
+
+def test_a_body_past_the_byte_bound_is_still_fetched_and_later_ones_are_expected_as_large():
+    recorder = Recorder()
+    jobs = [recorder.job(index, seconds=0.03, size=400 if index == 3 else 100) for index in range(9)]
+    assert list(prefetched(jobs, depth=3, max_bytes=250)) == list(range(9))
+    assert [index for event, index in recorder.log if event == "start"] == list(range(9))
+    # Job 3's body (400) is larger than the bound: it runs, and after it every body is expected to be as large,
+    # so one job runs at a time.
+    after = recorder.log.index(("end", 3))
+    running, alone = 0, []
+    for position, (event, _index) in enumerate(recorder.log):
+        running += 1 if event == "start" else -1
+        if event == "start" and position > after:
+            alone.append(running == 1)
+    assert alone and all(alone)
+    assert max(recorder.concurrency()) == 2
+
+
+def test_without_a_byte_bound_only_the_count_bounds_the_jobs():
+    recorder = Recorder()
+    jobs = [recorder.job(index, seconds=0.03, size=10**9) for index in range(8)]
+    assert list(prefetched(jobs, depth=3)) == list(range(8))
+    assert max(recorder.concurrency()) == 3
+
+
 def test_closing_abandons_the_jobs_ahead_no_new_one_starts_and_running_ones_stop():
     stopped = threading.Event()
     started: list[int] = []
@@ -175,6 +209,24 @@ def test_batches_come_back_in_order_and_whole_with_requests_overlapping():
     assert sorted(int(entry.params["id"].split(",")[0]) for entry in first_run) == list(range(1, 101, 10))
     assert overlapping(first_run, 0.3) == 3
     assert overlapping(log[10:], 0.3) == 1
+
+
+def test_efetch_bodies_larger_than_the_megabytes_in_flight_are_fetched_one_at_a_time():
+    # Ten records with 60 kB abstracts: bodies of about 0.6 MB, so a second one would pass 1 MB.
+    long_abstract = "Norepinephrine infusion was titrated to a mean arterial pressure of 65 mmHg. " * 800
+    with FakeEutils(delay=0.3) as server:
+        server.add(*[FakeRecord(pmid, article_xml(pmid, created=date(2024, 1, 1), abstract=long_abstract),
+                                date(2024, 1, 1)) for pmid in range(1, 101)])
+        with client_for(server, efetch_in_flight_mb=1) as client:
+            bounded = [[paper.pmid for paper in batch] for batch in client.fetch_papers(list(range(1, 101)))]
+        bounded_log = server.requests
+        server.reset_log()
+        with client_for(server) as client:
+            unbounded = [[paper.pmid for paper in batch] for batch in client.fetch_papers(list(range(1, 101)))]
+        unbounded_log = server.requests
+    assert bounded == unbounded == [list(range(start, start + 10)) for start in range(1, 101, 10)]
+    assert overlapping(bounded_log, 0.3) == 1
+    assert overlapping(unbounded_log, 0.3) == 3
 
 
 def test_a_failed_batch_fails_the_fetch_after_the_batches_before_it_were_saved():

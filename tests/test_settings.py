@@ -48,7 +48,8 @@ def test_tracker_config_names_another_file(tmp_path):
 @pytest.mark.parametrize("text, message", [
     ('[ncbi]\nemial = "x@y.org"\n',
      "tracker.toml: unknown key 'emial' in [ncbi]; its keys are email, tool, api_key_file, rate_limit, eutils_url, "
-     "max_attempts, timeout, backoff, backoff_max, efetch_batch, efetch_in_flight, esearch_page"),
+     "max_attempts, timeout, backoff, backoff_max, efetch_batch, efetch_in_flight, "
+     "efetch_in_flight_mb, esearch_page"),
     ('[smtp]\nhost = "x"\n', "tracker.toml: unknown section [smtp]; the sections are [database], [mail], [ncbi], "
                              "[runs], [schedule], [screening]"),
     ('email = "x@y.org"\n', "tracker.toml: 'email' is not a section; settings go in the sections"),

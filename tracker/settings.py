@@ -75,6 +75,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("efetch_batch", "TRACKER_EFETCH_BATCH", "ncbi", "efetch_batch", "int", "PMIDs per efetch request", "500"),
     Option("efetch_in_flight", "TRACKER_EFETCH_IN_FLIGHT", "ncbi", "efetch_in_flight", "int",
            "efetch requests on their way while a batch is parsed and stored; 1 sends one at a time", "3"),
+    Option("efetch_in_flight_mb", "TRACKER_EFETCH_IN_FLIGHT_MB", "ncbi", "efetch_in_flight_mb", "int",
+           "megabytes of efetch bodies on their way or parsed and waiting to be stored; fewer requests go ahead "
+           "when bodies are large (the next batch is always fetched)", "32"),
     Option("esearch_page", "TRACKER_ESEARCH_PAGE", "ncbi", "esearch_page", "int",
            "PMIDs per esearch page (at most 9999)", "9999"),
     Option("overlap_days", "TRACKER_OVERLAP_DAYS", "runs", "overlap_days", "int",
@@ -153,6 +156,8 @@ class Settings:
     efetch_batch: int = 500
     # efetch requests on their way while a batch is parsed and stored (tracker/ncbi/prefetch.py); 1: one at a time.
     efetch_in_flight: int = 3
+    # Megabytes (10^6 bytes) of those requests' bodies, received or expected (the largest whole body so far).
+    efetch_in_flight_mb: int = 32
     esearch_page: int = 9999
     overlap_days: int = 3
     # A topic with no new paper for longer than this is flagged in `tracker topics`, digests and the e-mail.

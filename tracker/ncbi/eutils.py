@@ -447,7 +447,8 @@ class EutilsClient:
         """Yield the records of `pmids`, one list per POSTed efetch batch, in order, each parsed completely.
 
         Later batches are requested ahead on threads of their own (tracker/ncbi/prefetch.py: at most
-        `settings.efetch_in_flight` on their way, fewer after a failure) while the caller stores the one
+        `settings.efetch_in_flight` on their way and `settings.efetch_in_flight_mb` of their bodies received or
+        expected, fewer after a failure) while the caller stores the one
         yielded; each is parsed as it streams in. Closing the iterator abandons the batches still on their way.
         With `prepare`, each parsed batch is handed to it on the thread that fetched it and what it returns is
         yielded instead: the caller's own work on each record, done while the caller stores the batch before.
@@ -460,7 +461,8 @@ class EutilsClient:
             return len(papers), (papers if prepare is None else prepare(papers))
 
         jobs = [lambda ticket, chunk=chunk: job(ticket, chunk) for chunk in chunks]
-        with closing(prefetched(jobs, depth=self.settings.efetch_in_flight)) as ahead:
+        with closing(prefetched(jobs, depth=self.settings.efetch_in_flight,
+                                max_bytes=self.settings.efetch_in_flight_mb * 1_000_000)) as ahead:
             for chunk, (received, result) in zip(chunks, ahead, strict=True):
                 missing = len(chunk) - received
                 if missing > 0:
@@ -489,6 +491,7 @@ class EutilsClient:
             for chunk in response.iter_bytes():
                 if ticket is not None:
                     ticket.check()
+                    ticket.received(len(chunk))
                 received += len(chunk)
                 papers.extend(parser.feed(chunk))
             papers.extend(parser.close())

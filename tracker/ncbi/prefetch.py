@@ -15,7 +15,10 @@ sequential fetch:
 * Requests leave in job order: a job's first request waits (`Ticket.before_request`) until the previous job's
   first request was handed to the connection (`Ticket.request_left`).
 * Memory. At most `depth` jobs are started and not yet yielded, ahead of the result the caller holds, so a slow
-  caller holds back the fetching.
+  caller holds back the fetching. With `max_bytes`, their bytes are bounded too: a job tells what it has received
+  (`Ticket.received`), and another job starts only while the bytes of those ahead (a running job's counted as the
+  largest whole body so far, until it has received more) plus one more such body fit in `max_bytes`. The next
+  job in order always runs, however large its body.
 * Abandoning. Closing the iterator (the caller stopped: an error, a stop request, kill) starts no further job;
   a running job sends no further request and stops reading (`Abandoned`, raised from the ticket), and what it
   still receives is dropped. Its thread is a daemon: a process may exit without waiting for a request that
@@ -30,7 +33,6 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
-_POLL = 0.05  # seconds between checks for abandonment while a job waits for its turn
 
 
 class Abandoned(Exception):
@@ -45,6 +47,7 @@ class Ticket:
         self._previous = previous
         self._left = threading.Event()  # this job's first request was handed off (or the job ended)
         self.retrying = False  # an attempt failed and the job has not finished yet
+        self.bytes = 0  # received by the current attempt
 
     @property
     def abandoned(self) -> bool:
@@ -58,13 +61,16 @@ class Ticket:
         """Before each request: the first waits until the previous job's first request left."""
         previous = self._previous
         if previous is not None:
-            while not previous._left.wait(_POLL):
-                self.check()
+            previous._left.wait()  # set once it left, or when the pipeline is abandoned
             self._previous = None
         self.check()
 
     def request_left(self) -> None:
         self._left.set()
+
+    def received(self, count: int) -> None:
+        """`count` more bytes of this job's answer arrived (they count against the pipeline's `max_bytes`)."""
+        self.bytes += count
 
     def attempt_failed(self) -> None:
         self._pipeline.attempt_failed(self)
@@ -79,9 +85,11 @@ class _Job(Generic[T]):
 
 
 class _Pipeline(Generic[T]):
-    def __init__(self, works: Sequence[Callable[[Ticket], T]], depth: int):
+    def __init__(self, works: Sequence[Callable[[Ticket], T]], depth: int, max_bytes: int | None = None):
         self._works = list(works)
         self._depth = max(1, depth)
+        self._max_bytes = max_bytes
+        self._largest = 0  # the most bytes a finished job received
         self._next = 0  # the next job to start
         self._started: deque[_Job[T]] = deque()  # started and not yet yielded, in order
         self._last: Ticket | None = None
@@ -107,19 +115,29 @@ class _Pipeline(Generic[T]):
     def abandon(self) -> None:
         with self._changed:
             self.abandoned = True
+            for job in self._started:  # a job waiting for the one before it wakes up, and finds itself abandoned
+                job.ticket._left.set()
             self._changed.notify_all()
 
     def attempt_failed(self, ticket: Ticket) -> None:
         with self._changed:
             self._streak = 0
+            ticket.bytes = 0  # what the failed attempt received is dropped with it
             if not ticket.retrying:
                 ticket.retrying = True
                 self._retrying += 1
 
+    def _bytes_allow_another(self) -> bool:
+        if self._max_bytes is None or not self._started:
+            return True
+        ahead = sum(job.ticket.bytes if job.done else max(job.ticket.bytes, self._largest) for job in self._started)
+        return ahead + self._largest <= self._max_bytes
+
     def _start_more(self) -> None:
         """Start the jobs the rules allow now (the caller holds the lock)."""
         while (self._next < len(self._works) and not self.abandoned and not self._retrying
-               and len(self._started) < self._depth and self._running < min(self._depth, max(1, self._streak))):
+               and len(self._started) < self._depth and self._running < min(self._depth, max(1, self._streak))
+               and self._bytes_allow_another()):
             ticket = Ticket(self, self._last)
             job = _Job(self._works[self._next], ticket)
             self._next += 1
@@ -142,15 +160,17 @@ class _Pipeline(Generic[T]):
                 self._retrying -= 1
             if job.error is None:
                 self._streak += 1
+                self._largest = max(self._largest, job.ticket.bytes)
             else:
                 self._streak = 0
             self._start_more()
             self._changed.notify_all()
 
 
-def prefetched(works: Sequence[Callable[[Ticket], T]], *, depth: int) -> Generator[T, None, None]:
-    """The results of `works`, in order, fetched up to `depth` ahead (see the module docstring)."""
-    pipeline: _Pipeline[T] = _Pipeline(works, depth)
+def prefetched(works: Sequence[Callable[[Ticket], T]], *, depth: int,
+               max_bytes: int | None = None) -> Generator[T, None, None]:
+    """The results of `works`, in order, fetched up to `depth` and `max_bytes` ahead (see the module docstring)."""
+    pipeline: _Pipeline[T] = _Pipeline(works, depth, max_bytes)
     try:
         yield from pipeline.results()
     finally:
