@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import getpass
 import re
+import threading
+import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -490,20 +492,41 @@ def reached_total(store: Store, topic: Topic, stage: Stage) -> int:
     return count_reached(store, topic.slug, rule_for(store, topic, stage))
 
 
-def what_is_left(store: Store, topic: Topic) -> str:
+# The estimate reads every decision of the topic, and the screening page shows it on every request: with 20
+# reviewers at once it took a third of the server's time (py-spy, benchmark 14). It changes only with a decision or
+# the topic's papers, so it is kept until either does; the screening page may also take one a second or two old.
+_LEFT_KEPT = 256
+_left_kept: dict[tuple, tuple[int, float, str]] = {}
+_left_lock = threading.Lock()
+
+
+def what_is_left(store: Store, topic: Topic, *, fresh_within: float = 0.0) -> str:
     """While a topic is screened in relevance order: how many relevant papers are likely left among the unscreened,
     and whether it is safe to stop (tracker/review/stopping.py). The history is the topic's papers in the order they
-    were first decided, a paper relevant when it stands included, maybe or in conflict (the conservative side)."""
+    were first decided, a paper relevant when it stands included, maybe or in conflict (the conservative side).
+    `fresh_within`: seconds an estimate made before the latest decisions may still be given (0: never)."""
     from tracker.review.stopping import describe, estimate_stopping
-    from tracker.store.decisions import decision_order
+    from tracker.store.decisions import decision_order, latest_decision_id
     from tracker.store.membership import member_counts
 
+    papers = member_counts(store, [topic.slug])[topic.slug]
+    key = (store.url, topic.slug, topic.screening, papers)
+    latest = latest_decision_id(store, topic.slug)
+    with _left_lock:
+        kept = _left_kept.get(key)
+    if kept is not None and (kept[0] == latest or time.monotonic() - kept[1] < fresh_within):
+        return kept[2]
     rule = rule_for(store, topic)
     order = decision_order(store, topic.slug)
     rows = summaries(store, topic.slug, order)
     decided = [rule.state(rows.get(pmid)) for pmid in order]
     history = [state in (State.INCLUDED, State.MAYBE, State.CONFLICT) for state in decided if state not in OPEN]
-    return describe(estimate_stopping(history, member_counts(store, [topic.slug])[topic.slug]))
+    said = describe(estimate_stopping(history, papers))
+    with _left_lock:
+        if len(_left_kept) >= _LEFT_KEPT:
+            _left_kept.clear()
+        _left_kept[key] = (latest, time.monotonic(), said)
+    return said
 
 
 def included_in(store: Store, topics: Sequence[Topic], pmids: Sequence[int]) -> dict[int, tuple[str, ...]]:

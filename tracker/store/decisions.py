@@ -231,6 +231,12 @@ def decided_since(store: Store, topic: str, reviewer: str, since: datetime, *, s
         return [pmid for pmid, _ in connection.execute(statement)]
 
 
+def latest_decision_id(store: Store, topic: str) -> int:
+    """The id of the topic's newest decision (0 without any): it changes whenever a decision is given."""
+    with store.engine.connect() as connection:
+        return connection.execute(select(func.max(_decision.c.id)).where(_decision.c.topic == topic)).scalar() or 0
+
+
 def decision_order(store: Store, topic: str, *, stage: str = FIRST_STAGE) -> list[int]:
     """The topic's papers that have a decision at `stage`, in the order they were first decided."""
     first = func.min(_decision.c.id).label("first")
@@ -376,6 +382,7 @@ def _history_view(row) -> ReviewerDecision:
 
 
 __all__ = [
+    "latest_decision_id",
     "WITHDRAWN", "FIRST_STAGE", "StateRule", "NewDecision", "ReviewerDecision", "Saved", "save_decisions", "summarise",
     "summaries", "summaries_of", "current_decisions", "decision_history", "state_counts", "current_from",
     "decision_by_id", "decided_since", "decision_order", "current_decision_id", "summary_in", "first_reviewers",

@@ -440,19 +440,32 @@ def queue_by_relevance(store: Store, topic: str, rule: StateRule, reviewer: str,
                        offset: int = 0) -> ListedRow | None:
     """The paper at `offset` in `reviewer`'s queue most relevant first (unscored last, then newest), `skip` left out;
     None when the queue is shorter."""
-    statement, conditions = _queue_statement(topic, rule, reviewer, scored=True)
+    # The paper is chosen from the memberships, decisions and scores alone, then read: sorting the whole queue
+    # with every paper's title and authors read cost 28 ms a call on a 5,000-paper topic, twice a screening page.
+    found = screened(_membership, _membership, rule, reviewer)
+    joined = found.joined.outerjoin(_score, and_(_score.c.topic == _membership.c.topic,
+                                                 _score.c.pmid == _membership.c.pmid))
     seen, pmid = _membership.c.first_seen_at, _membership.c.pmid
+    conditions = [_membership.c.topic == topic, rule.waiting_sql(found.summary, found.mine)]
+    if found.eligible is not None:
+        conditions.append(found.eligible)
     if skip is not None:
         conditions.append(pmid != skip)
-    statement = (statement.where(*conditions)
-                 .order_by(func.coalesce(_score.c.score, UNSCORED).desc(), seen.desc(), pmid.desc())
-                 .offset(offset).limit(1))
+    chosen = (select(pmid, _score.c.score).select_from(joined).where(*conditions)
+              .order_by(func.coalesce(_score.c.score, UNSCORED).desc(), seen.desc(), pmid.desc())
+              .offset(offset).limit(1))
+    paper = (select(_membership.c.pmid, _membership.c.first_seen_at, _paper.c.evidence_tier, _paper.c.title,
+                    _paper.c.author_names, _paper.c.journal, _paper.c.pub_year, _paper.c.status, _paper.c.late_arrival)
+             .join(_paper, _paper.c.pmid == _membership.c.pmid))
     with store.engine.connect() as connection:
-        row = connection.execute(statement).first()
+        picked = connection.execute(chosen).first()
+        if picked is None:
+            return None
+        row = connection.execute(paper.where(_membership.c.topic == topic, _membership.c.pmid == picked[0])).first()
     if row is None:
         return None
-    pmid_, seen_, state, tier, title, authors, journal, year, status, late, score = tuple(row)
-    return ListedRow(pmid_, seen_, state, tier, title, authors, journal, year, status, late, score)
+    pmid_, seen_, tier, title, authors, journal, year, status, late = tuple(row)
+    return ListedRow(pmid_, seen_, "unscreened", tier, title, authors, journal, year, status, late, picked[1])
 
 
 def screened_count(store: Store, topic: str, rule: StateRule, reviewer: str) -> int:
