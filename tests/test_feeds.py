@@ -77,6 +77,10 @@ def test_tracker_run_writes_a_feed_beside_each_digest_newest_first_with_ids_that
     news = feed_of(home)
     assert [entry.id for entry in news.entries] == [f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
                                                    for pmid in (21, 22, 4, 7, 1)]
+    # A feed entry carries the digest card's line of study facts: these say "randomised trial" and name no design in
+    # their publication types, so their tier is read from the abstract, and marked so.
+    assert ('<p class="study-facts">Randomised trial · caesarean · norepinephrine vs phenylephrine <span '
+            'class="tier-mark">tier from the abstract</span></p>') in news.entries[0].content[0].value
     # A reader never sees an entry twice: the same paper keeps its id and its date on every run.
     before = {entry.id: entry.updated for entry in baseline.entries}
     assert {entry.id: entry.updated for entry in news.entries if entry.id in before} == before
