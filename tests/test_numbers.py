@@ -73,13 +73,13 @@ def test_a_medline_pmid_that_is_not_one_is_refused_in_one_line(tmp_path):
 def test_an_efetch_record_whose_pmid_is_not_one_is_a_parse_error():
     from tracker.ncbi.pubmed import iter_papers
 
-    for text in ("²", "99999999999999999999"):
+    for text, kind in (("²", "a non-numeric"), ("99999999999999999999", "an out-of-range")):
         body = article_set(article_xml(1, created=date(2024, 1, 1))).replace(
             b'<PMID Version="1">1</PMID>', f'<PMID Version="1">{text}</PMID>'.encode())
         with pytest.raises(ParseError) as caught:
             list(iter_papers(body))
-        assert str(caught.value) == (f"a PubmedArticle with a PMID that is not one {text!r} (a number from 1 to "
-                                     "2147483647; record 1 of the efetch body)")
+        assert str(caught.value) == (f"a PubmedArticle with {kind} PMID {text!r} (a PMID is a whole number from 1 to "
+                                     "2,147,483,647; record 1 of the efetch body)")
 
 
 def test_publication_dates_in_other_digits_are_kept_as_text_without_a_day():

@@ -594,7 +594,8 @@ def _paper(fields: _Sections, record_tag: str, index: int, record_bytes: Callabl
         raise ParseError(f"a {record_tag} without a PMID (record {index} of the efetch body)")
     number = parse_pmid(pmid)
     if number is None:
-        raise ParseError(f"a {record_tag} with a non-numeric PMID {pmid[:40]!r} (a PMID is a whole number from 1 to "
+        kind = "an out-of-range" if pmid.isascii() and pmid.isdigit() else "a non-numeric"
+        raise ParseError(f"a {record_tag} with {kind} PMID {pmid[:40]!r} (a PMID is a whole number from 1 to "
                          f"2,147,483,647; record {index} of the efetch body)")
     pub_date_text, first_day = _pub_date(fields.pub_date)
     if pub_date_text is None:
