@@ -406,21 +406,23 @@ def count_members(store: Store, topic: str) -> int:
 
 # -- the screening queue -----------------------------------------------------------------------
 
-def _queue_statement(topic: str, rule: StateRule, reviewer: str, *, scored: bool = False):
-    """The columns of a ListedRow (and the score, when `scored`) over `reviewer`'s waiting papers, and the
-    conditions that make them waiting, for the caller to extend."""
-    found = screened(_membership.join(_paper, _paper.c.pmid == _membership.c.pmid), _membership, rule, reviewer)
-    joined = found.joined
-    columns = [_membership.c.pmid, _membership.c.first_seen_at, literal("unscreened"), _paper.c.evidence_tier,
-               _paper.c.title, _paper.c.author_names, _paper.c.journal, _paper.c.pub_year, _paper.c.status,
-               _paper.c.late_arrival]
-    if scored:
-        joined = joined.outerjoin(_score, and_(_score.c.topic == _membership.c.topic,
-                                               _score.c.pmid == _membership.c.pmid))
-        columns.append(_score.c.score)
+def _waiting(topic: str, rule: StateRule, reviewer: str, joined=_membership):
+    """`joined` (the memberships, or more joined to them) with the rule's stage, and the conditions that make a
+    membership wait for `reviewer`."""
+    found = screened(joined, _membership, rule, reviewer)
     conditions = [_membership.c.topic == topic, rule.waiting_sql(found.summary, found.mine)]
     if found.eligible is not None:
         conditions.append(found.eligible)
+    return found.joined, conditions
+
+
+def _queue_statement(topic: str, rule: StateRule, reviewer: str):
+    """The columns of a ListedRow over `reviewer`'s waiting papers, and the conditions that make them waiting, for
+    the caller to extend."""
+    joined, conditions = _waiting(topic, rule, reviewer, _membership.join(_paper, _paper.c.pmid == _membership.c.pmid))
+    columns = [_membership.c.pmid, _membership.c.first_seen_at, literal("unscreened"), _paper.c.evidence_tier,
+               _paper.c.title, _paper.c.author_names, _paper.c.journal, _paper.c.pub_year, _paper.c.status,
+               _paper.c.late_arrival]
     return select(*columns).select_from(joined), conditions
 
 
@@ -442,13 +444,9 @@ def queue_by_relevance(store: Store, topic: str, rule: StateRule, reviewer: str,
     None when the queue is shorter."""
     # The paper is chosen from the memberships, decisions and scores alone, then read: sorting the whole queue
     # with every paper's title and authors read cost 28 ms a call on a 5,000-paper topic, twice a screening page.
-    found = screened(_membership, _membership, rule, reviewer)
-    joined = found.joined.outerjoin(_score, and_(_score.c.topic == _membership.c.topic,
-                                                 _score.c.pmid == _membership.c.pmid))
+    joined, conditions = _waiting(topic, rule, reviewer)
+    joined = joined.outerjoin(_score, and_(_score.c.topic == _membership.c.topic, _score.c.pmid == _membership.c.pmid))
     seen, pmid = _membership.c.first_seen_at, _membership.c.pmid
-    conditions = [_membership.c.topic == topic, rule.waiting_sql(found.summary, found.mine)]
-    if found.eligible is not None:
-        conditions.append(found.eligible)
     if skip is not None:
         conditions.append(pmid != skip)
     chosen = (select(pmid, _score.c.score).select_from(joined).where(*conditions)
