@@ -592,3 +592,44 @@ def test_what_is_left_is_said_once_a_topic_screens_in_relevance_order(store):
     assert expected == "too few decisions in relevance order to estimate what is left: 4 more"
     assert prisma_counts(store, SEPSIS).left == expected
     assert f"what is left: {expected}\n" in render_text(prisma_counts(store, SEPSIS))
+
+
+def test_an_estimate_being_made_again_is_not_made_twice_at_once(store, monkeypatch):
+    """While one request makes the estimate again after a decision, another screening page shows the one before
+    (pages accept an estimate a moment old) rather than making it too."""
+    import threading
+
+    from tests.test_relevance import FIRST, LATER, SEPSIS
+    from tracker.review import stopping
+    from tracker.review.relevance import refresh_relevance
+    from tracker.review.screening import what_is_left
+
+    save_papers(store, FIRST + LATER, topic="sepsis")
+    decide(store, SEPSIS, [1, 2, 3], "include", reviewer="ana")
+    decide(store, SEPSIS, [11, 12, 13], "exclude", reviewer="ana")
+    refresh_relevance(store, SEPSIS)
+    before = what_is_left(store, SEPSIS)
+    decide(store, SEPSIS, [22], "exclude", reviewer="ana")
+    real, started, release, made = stopping.estimate_stopping, threading.Event(), threading.Event(), []
+
+    def slow_estimate(history, papers):
+        made.append(len(history))
+        started.set()
+        release.wait(10)
+        return real(history, papers)
+
+    monkeypatch.setattr(stopping, "estimate_stopping", slow_estimate)
+    making = threading.Thread(target=what_is_left, args=(store, SEPSIS))
+    making.start()
+    assert started.wait(10)
+    assert what_is_left(store, SEPSIS, fresh_within=0.001) == before
+    release.set()
+    making.join(10)
+    assert made == [7]
+    assert what_is_left(store, SEPSIS, fresh_within=0.001) == describe_left(7, len(FIRST + LATER))
+
+
+def describe_left(decided: int, papers: int) -> str:
+    from tracker.review.stopping import describe, estimate_stopping
+
+    return describe(estimate_stopping([True] * 3 + [False] * (decided - 3), papers))

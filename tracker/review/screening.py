@@ -498,6 +498,7 @@ def reached_total(store: Store, topic: Topic, stage: Stage) -> int:
 _LEFT_KEPT = 256
 _left_kept: dict[tuple, tuple[int, float, str]] = {}
 _left_lock = threading.Lock()
+_left_making: set[tuple] = set()  # estimates being made now
 
 
 def what_is_left(store: Store, topic: Topic, *, fresh_within: float = 0.0) -> str:
@@ -514,14 +515,20 @@ def what_is_left(store: Store, topic: Topic, *, fresh_within: float = 0.0) -> st
     latest = latest_decision_id(store, topic.slug)
     with _left_lock:
         kept = _left_kept.get(key)
-    if kept is not None and (kept[0] == latest or time.monotonic() - kept[1] < fresh_within):
-        return kept[2]
-    rule = rule_for(store, topic)
-    order = decision_order(store, topic.slug)
-    rows = summaries(store, topic.slug, order)
-    decided = [rule.state(rows.get(pmid)) for pmid in order]
-    history = [state in (State.INCLUDED, State.MAYBE, State.CONFLICT) for state in decided if state not in OPEN]
-    said = describe(estimate_stopping(history, papers))
+        if kept is not None and (kept[0] == latest or time.monotonic() - kept[1] < fresh_within
+                                 or (fresh_within and key in _left_making)):
+            return kept[2]  # fresh enough, or being made again by another request: the pages do not all redo it
+        _left_making.add(key)
+    try:
+        rule = rule_for(store, topic)
+        order = decision_order(store, topic.slug)
+        rows = summaries(store, topic.slug, order)
+        decided = [rule.state(rows.get(pmid)) for pmid in order]
+        history = [state in (State.INCLUDED, State.MAYBE, State.CONFLICT) for state in decided if state not in OPEN]
+        said = describe(estimate_stopping(history, papers))
+    finally:
+        with _left_lock:
+            _left_making.discard(key)
     with _left_lock:
         if len(_left_kept) >= _LEFT_KEPT:
             _left_kept.clear()
