@@ -176,3 +176,18 @@ def test_on_a_real_dataset_the_ranking_beats_random_order(urinary_incontinence):
     screened_random = benchmark.screening_simulation(urinary_incontinence, random_order, seed=0)
     assert screened.wss95 > screened_random.wss95
     assert screened.recall10 > screened_random.recall10 and screened.recall25 > screened_random.recall25
+
+
+def test_scored_and_counted_in_slices_as_all_at_once(monkeypatch):
+    from tracker.review.ranking import features, model
+
+    records, decisions = decided()
+    everything = records + UNSCREENED
+    whole = ranking.count_tokens(everything)
+    fitted = ranking.fit(records, decisions)
+    at_once = ranking.score(fitted, everything)
+    monkeypatch.setattr(features, "COUNTED_AT_ONCE", 3)
+    monkeypatch.setattr(model, "SCORED_AT_ONCE", 4)
+    sliced = ranking.count_tokens(everything)
+    assert [(block != part).nnz for block, part in zip(whole.blocks, sliced.blocks, strict=True)] == [0, 0, 0]
+    assert ranking.score(fitted, everything) == at_once
