@@ -104,6 +104,9 @@ class Paper:
     location_label: str | None = None  # where a part sits in its book: "Chapter 3", "Appendix B"
     chapter: bool = False  # a part of a book (its own ArticleTitle or LocationLabel), not the whole book
     xml: bytes = field(default=b"", repr=False, compare=False)
+    # The record's XML as the store keeps it (compressed: tracker/store/xmlcodec.py), made in place of `xml` on the
+    # thread that fetched it: a parsed batch waiting to be saved then holds a third of its bytes (BENCHMARKS.md, backfill).
+    stored_xml: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def abstract(self) -> str:

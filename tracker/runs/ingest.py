@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tracker.facts import StudyFacts
 from tracker.ncbi.eutils import EutilsClient
@@ -27,6 +27,7 @@ from tracker.store import Store
 from tracker.store.membership import QUERY, link_papers
 from tracker.store.papers import save_papers, stored_pmids
 from tracker.store.rows import facts_of
+from tracker.store.xmlcodec import compress_xml
 
 log = logging.getLogger("tracker.ingest")
 
@@ -40,8 +41,10 @@ class Batch:
 
 
 def with_facts(papers: list[Paper]) -> Batch:
-    """Read the study facts of a parsed batch (on the thread that fetched it: tracker/ncbi/eutils.py `prepare`)."""
-    return Batch(papers, {paper.pmid: facts_of(paper) for paper in papers})
+    """Read the study facts of a parsed batch and compress its records' XML as the store keeps it (on the thread that
+    fetched it: tracker/ncbi/eutils.py `prepare`)."""
+    prepared = [replace(paper, xml=b"", stored_xml=compress_xml(paper.xml)) if paper.xml else paper for paper in papers]
+    return Batch(prepared, {paper.pmid: facts_of(paper) for paper in prepared})
 
 
 SaveBatch = Callable[[Batch], None]

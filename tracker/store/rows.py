@@ -36,7 +36,7 @@ def paper_to_row(paper: Paper, now: datetime, facts: StudyFacts | None = None) -
         **record_columns(paper),
         **facts_columns(paper.publication_types, facts if facts is not None else facts_of(paper)),
         "status": paper_status(paper),
-        "xml_gz": compress_xml(paper.xml),
+        "xml_gz": paper.stored_xml or compress_xml(paper.xml),
         "first_stored_at": now,
         "updated_at": now,
     }
