@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tracker"
 
 # In order: a module may import its own layer and those before it, never one after it.
 LAYERS = (
-    ("shared ground", ("errors", "settings", "logs", "files", "topics", "cron", "text", "_version")),
+    ("shared ground", ("errors", "settings", "logs", "files", "topics", "cron", "text", "memory", "_version")),
     ("ncbi", ("ncbi",)),
     ("facts", ("facts",)),
     ("store", ("store",)),

@@ -4,7 +4,6 @@ selects, and the one line (and exit code) each error becomes."""
 from __future__ import annotations
 
 import logging
-import os
 import re
 import sys
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ import click
 from tracker._version import __version__
 from tracker.errors import TrackerError
 from tracker.logs import log_commands
+from tracker.memory import limit_malloc_arenas
 from tracker.settings import Settings
 from tracker.text import PMID_MAX
 
@@ -168,28 +168,6 @@ class TrackerGroup(click.Group):
 def cli(ctx, home, verbose):
     """Track PubMed topics into SQLite and report what is new."""
     ctx.ensure_object(dict).update({"home": home, "verbose": verbose})
-
-
-# glibc gives each thread that allocates its own malloc arena (up to eight per core) and keeps there what another
-# thread freed: a backfill's prefetch threads held tens of MB so. With one arena a 10,000-record backfill peaked at
-# 154 MB instead of 170, a 50,000-record one at 160 MB instead of 211 (BENCHMARKS.md, backfill); Python's own
-# allocator serves small objects under the interpreter lock whatever the arenas.
-MALLOC_ARENAS = 1
-M_ARENA_MAX = -8  # glibc's malloc.h
-
-
-def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
-    """Hold glibc's malloc to `arenas` arenas, before any thread starts (not where MALLOC_ARENA_MAX says otherwise,
-    nor off Linux)."""
-    if not sys.platform.startswith("linux") or "MALLOC_ARENA_MAX" in os.environ:
-        return
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # a C library without mallopt has no arenas to hold
-        return
-    mallopt(M_ARENA_MAX, arenas)
 
 
 def main() -> None:
