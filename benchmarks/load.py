@@ -2,8 +2,9 @@
 
 The database is the scale benchmark's (benchmarks/scale.py) at LOAD_PAPERS papers, whose topic `sepsis` holds
 about 5,000 of them, copied for the run (the clients write decisions and sessions). The server runs in team
-mode, one account per client, with its defaults (SQLite, TRACKER_WEB_TIME_LIMIT 10 s); its memory is the
-process's peak resident size (VmHWM), read after each phase.
+mode, one account per client, with its defaults (SQLite, TRACKER_WEB_TIME_LIMIT 10 s); its memory is the highest
+resident size of it and its processes together (the relevance refresher's), sampled every 50 ms in each phase, as the
+backfill benchmark samples the CLI's; each process's own peak (VmHWM), added, is given beside it as an upper bound.
 
 Clients are processes of their own (as browsers are), each with its own keep-alive connection and login, in a
 closed loop without pauses (a harder load than people make): each visit screens (the screening page, a decision with a
@@ -91,6 +92,23 @@ class Server:
         self.env = child_env(TRACKER_HOME=str(self.home), TRACKER_DB_URL=self.url_db, **(env or {}))
         self.process: subprocess.Popen | None = None
         self.url = ""
+        self._sampled_kb = 0
+        self._sampling = threading.Event()
+
+    def _sample(self) -> None:
+        from benchmarks.fetching import tree_rss_kb
+
+        while not self._sampling.is_set() and self.process is not None:
+            self._sampled_kb = max(self._sampled_kb, tree_rss_kb(self.process.pid))
+            self._sampling.wait(0.05)
+
+    def sampled_mb(self, *, reset: bool = False) -> float:
+        """The highest resident size of the server and its processes together, sampled every 50 ms since the last
+        reset: what they held at once (`peak_mb` adds each one's own peak, reached at different moments)."""
+        found = self._sampled_kb / 1024
+        if reset:
+            self._sampled_kb = 0
+        return found
 
     def add_accounts(self, names: list[str]) -> None:
         from tracker.store import open_store
@@ -115,6 +133,7 @@ class Server:
         if not line.startswith("http://"):
             raise RuntimeError(f"tracker serve did not start: {line!r}")
         self.url = f"http://127.0.0.1:{port}"
+        threading.Thread(target=self._sample, daemon=True).start()
 
     def peak_mb(self) -> float:
         """The peak resident size of the server and of every process it started (the relevance refresher's),
@@ -123,6 +142,7 @@ class Server:
         return sum(_peak_kb(pid) for pid in _tree(self.process.pid)) / 1024
 
     def stop(self) -> None:
+        self._sampling.set()
         if self.process is not None:
             self.process.terminate()
             self.process.wait(60)
@@ -316,8 +336,9 @@ def run(sizes: Sizes, workdir: Path) -> Outcome:
             f"p95 {seconds(one.p95())}, median {seconds(statistics.median(s for s, _, _ in one.entries))}, "
             f"{len(one.entries) / one.elapsed:,.0f} requests/s, {len(one.errors())} errors",  # type: ignore[attr-defined]
             command=command))
+        server.sampled_mb(reset=True)
         many = run_clients(server.url, names, papers, together, most)
-        peak = server.peak_mb()
+        peak, at_once = server.peak_mb(), server.sampled_mb(reset=True)
         rate = len(many.entries) / many.elapsed  # type: ignore[attr-defined]
         outcome.rows.append(Row(
             f"load: {CLIENTS} clients screening and browsing at once, no pauses", size,
@@ -330,9 +351,10 @@ def run(sizes: Sizes, workdir: Path) -> Outcome:
                                 f"{len(errors)} of {number(len(many.entries))}"
                                 + (f" ({', '.join(sorted({f'{status} {what}' for status, what in errors}))})"
                                    if errors else ""), "-", "0", not errors, command))
-        outcome.rows.append(Row(f"load: {CLIENTS} clients: server memory", "tracker serve and its refresher, peak resident",
-                                f"{peak:,.0f} MB", f"{peak / MEMORY_TARGET_MB:.2f} of target",
-                                f"< {MEMORY_TARGET_MB} MB", peak < MEMORY_TARGET_MB, command))
+        outcome.rows.append(Row(f"load: {CLIENTS} clients: server memory", "tracker serve and its refresher, resident",
+                                f"{at_once:,.0f} MB at once (50 ms samples; each process's own peak, added: "
+                                f"{peak:,.0f} MB)", f"{at_once / MEMORY_TARGET_MB:.2f} of target",
+                                f"< {MEMORY_TARGET_MB} MB", at_once < MEMORY_TARGET_MB, command))
         outcome.notes.append("Load, p95 by kind of request with 20 clients: " + ", ".join(
             f"{kind} {seconds(value)}" for kind, value in many.by_kind().items()) + ".")
         codes, reader = search_burst(server.url, papers)
@@ -344,23 +366,26 @@ def run(sizes: Sizes, workdir: Path) -> Outcome:
             not reader.errors() and 500 not in codes, command))
         for label, burst_names, free in (("one name", ["reviewer00"] * LOGINS, 5),
                                          (f"{LOGINS} names, one address", [f"nobody{i}" for i in range(LOGINS)], 20)):
+            server.sampled_mb(reset=True)
             codes = login_burst(server.url, burst_names, "not-the-password")
             checked = codes.count(401)
-            peak = server.peak_mb()
+            peak, at_once = server.peak_mb(), server.sampled_mb(reset=True)
             outcome.rows.append(Row(
                 f"load: {LOGINS} wrong logins at once, {label}", "tracker serve, Argon2id 64 MiB per check",
                 f"{checked} passwords checked ({codes.count(429)} refused with the wait, {codes.count(503)} asked to "
-                f"try again, {len(codes) - checked - codes.count(429) - codes.count(503)} other); server peak "
-                f"{peak:,.0f} MB", "-", f"<= {free} checked, < {MEMORY_TARGET_MB} MB",
-                checked <= free and peak < MEMORY_TARGET_MB, command))
+                f"try again, {len(codes) - checked - codes.count(429) - codes.count(503)} other); server "
+                f"{at_once:,.0f} MB at once during the burst (each process's own peak since it started, added: "
+                f"{peak:,.0f} MB)", "-", f"<= {free} checked, < {MEMORY_TARGET_MB} MB",
+                checked <= free and at_once < MEMORY_TARGET_MB, command))
     finally:
         server.stop()
     outcome.notes.append(
         f"Load: the scale database of {number(LOAD_PAPERS)} papers"
         + (f", built in {seconds(built)} by this run" if built is not None else ", reused from the cache")
-        + f", copied; tracker serve in its own process (team mode, {CLIENTS} reviewer accounts), clients as threads "
-        f"of the benchmark's process on loopback, each visit one of: screen a paper (45 %), the topic page with a "
-        f"filter or order and maybe its next page (20 %), a paper (15 %), a search (10 %), Topics (5 %), undo (5 %); "
+        + f", copied; tracker serve in its own process (team mode, {CLIENTS} reviewer accounts), clients as "
+        f"processes of their own on loopback (on the same two cores), each visit one of: screen a paper (45 %), "
+        f"the topic page with a filter or order and maybe its next page (20 %), a paper (15 %), a search (10 %), "
+        f"Topics (5 %), undo (5 %); "
         f"{seconds(alone)} alone, then {seconds(together)} with {CLIENTS} clients, no pauses between requests.")
     return outcome
 
