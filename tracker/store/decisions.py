@@ -47,6 +47,8 @@ class StateRule(Protocol):
     @property
     def stage(self) -> str: ...
 
+    def __hash__(self) -> int: ...  # a rule keys the statements built for it (tracker/store/listing.py)
+
     @property
     def previous(self) -> StateRule | None: ...  # the stage before, whose included papers this stage screens
 
