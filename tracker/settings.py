@@ -132,6 +132,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("web_time_limit", "TRACKER_WEB_TIME_LIMIT", "web", "time_limit", "number",
            "seconds one database statement of a web page may run, or wait for another program's write, before it is "
            "stopped and the page says so (an export may take six times as long)", "10"),
+    Option("web_threads", "TRACKER_WEB_THREADS", "web", "threads", "int",
+           "pages the web app works on at once (the rest wait their turn); the database has as many connections "
+           "and as many again", "4"),
 )
 OPTION_BY_ENV = {option.env: option for option in OPTIONS}
 # Read from the environment or from a file the settings name, never from tracker.toml itself.
@@ -189,6 +192,9 @@ class Settings:
     # Upgrade an older SQLite database on its own when that is quick (tracker/store/upgrade.py).
     auto_migrate: bool = True
     web_time_limit: float = 10.0
+    # On two cores, 20 clients without pauses: 4 threads answered 80 requests/s at p95 352 ms, 16 threads 51-58
+    # requests/s at p95 600-870 ms: more threads only wait for each other's interpreter lock (BENCHMARKS.md, load).
+    web_threads: int = 4
     api_key_file: Path | None = None
     smtp_password_file: Path | None = None
     settings_file: Path | None = None  # the tracker.toml that was read, if any

@@ -2,7 +2,7 @@
 
 Everything a handler needs is one typed `WebApp` (tracker/web/state.py), made here and handed to every request
 through Starlette's lifespan state (`web_of(request)`); nothing is set on the app as a side effect. The lifespan
-also bounds the worker threads (`WORKER_THREADS`, the store's pool has as many connections, and as many again)
+also bounds the worker threads (TRACKER_WEB_THREADS, 4: the store's pool has as many connections, and as many again)
 and closes what the app started: on shutdown the background relevance refresher finishes the refresh under way.
 
 In front of the routes: tracker/web/reliability.py (each request's id, time limit, the client's disconnect and
@@ -34,9 +34,6 @@ from tracker.web.reliability import Reliability, busy_message
 from tracker.web.security import Access, Guard
 from tracker.web.state import HERE, WebApp
 
-# Worker threads for the handlers' database work. Starlette's default is 40; on a small server more threads than
-# connections only queue for the pool, and each thread's work is bounded by TRACKER_WEB_TIME_LIMIT anyway.
-WORKER_THREADS = 16
 # Form fields a busy page shows again as text to edit (the others travel hidden); never a password.
 KEPT_AS_TEXT = {"note": "Note", "q": "Query", "title": "Title", "slug": "Topic file name", "user": "User name"}
 NEVER_KEPT = {"csrf", "password"}
@@ -83,7 +80,7 @@ def create_app(settings: Settings, store: Store, access: Access) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, WebApp]]:
-        to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+        to_thread.current_default_thread_limiter().total_tokens = settings.web_threads
         yield {"web": web}
         await run_in_threadpool(web.refresher.close)  # a refresh under way finishes; the rest wait for the next run
 
@@ -122,4 +119,4 @@ def busy_page(web: WebApp, request: Request, message: str) -> Response:
                       again=str(request.url) if request.method in ("GET", "HEAD") else None)
 
 
-__all__ = ["create_app", "route_table", "busy_page", "WORKER_THREADS"]
+__all__ = ["create_app", "route_table", "busy_page"]
