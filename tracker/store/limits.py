@@ -6,10 +6,11 @@ the worker threads that run the request's handlers see it, and so does every con
 store's pool (`install_limits`, called by `Store`):
 
 SQLite
-    A progress handler, called every few thousand steps of the statement, stops it (SQLite answers
-    "interrupted") once it has run `seconds`, or at once when the budget was cancelled; `cancel` also calls
-    the connection's interrupt(), which stops a statement between two steps. The busy timeout (how long a
-    write waits for another writer, 60 s for the CLI) is `seconds` too.
+    One watchdog thread calls the connection's interrupt() once a statement has run `seconds` (SQLite answers
+    "interrupted" between two steps); `cancel` calls it at once. A progress handler would do the same from the
+    statement's own thread, but it takes the interpreter lock every few thousand steps of every statement: under
+    20 clients that cost a tenth of the requests a second (benchmark 14). The busy timeout (how long a write
+    waits for another writer, 60 s for the CLI) is `seconds` too.
 PostgreSQL
     `statement_timeout` is `seconds` and `lock_timeout` a little less, set on the connection when it is
     checked out with a budget (and set back when it is checked out without one); `cancel` sends the server's
@@ -39,7 +40,6 @@ from tracker.errors import DatabaseBusyError, TimeLimitError
 
 log = logging.getLogger(__name__)
 
-SQLITE_CHECK_EVERY = 10_000  # virtual machine steps between two looks at the clock: ~0.1-1 ms of work
 SQLITE_BUSY_MS = 60_000  # the CLI's busy timeout (tracker/store/database.py sqlite_pragmas), restored at check-in
 LOCK_SHARE = 0.9  # PostgreSQL: a lock wait gives up a little before the statement would, so it is said as "busy"
 
@@ -105,21 +105,46 @@ def current_budget() -> Budget | None:
     return BUDGET.get()
 
 
-class _Watch:
-    """A checked-out SQLite connection's progress handler: the statement under way, and since when."""
+class _Watchdog:
+    """Interrupts each SQLite connection whose statement has run past its deadline, from one thread that sleeps
+    until the nearest deadline. A deadline is set when a statement starts and dropped when the connection goes back
+    to the pool, both under the lock the interrupt is made under, so a connection is never interrupted for a request
+    it no longer serves (and an interrupt() while no statement runs is a no-op in SQLite)."""
 
-    def __init__(self, budget: Budget):
-        self.budget = budget
-        self.started = time.monotonic()
-        self.stopped_for_time = False
+    def __init__(self) -> None:
+        self._wake = threading.Condition()
+        self._deadlines: dict[int, tuple[float, Any]] = {}  # id of the DBAPI connection -> (deadline, connection)
+        self._nearest: float | None = None  # when the thread wakes next (None: when told)
+        self._thread: threading.Thread | None = None
 
-    def check(self) -> int:
-        if self.budget.cancelled:
-            return 1
-        if time.monotonic() - self.started > self.budget.seconds:
-            self.stopped_for_time = True
-            return 1
-        return 0
+    def watch(self, connection: Any, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        with self._wake:
+            self._deadlines[id(connection)] = (deadline, connection)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="sqlite-time-limit", daemon=True)
+                self._thread.start()
+            if self._nearest is None or deadline < self._nearest:
+                self._wake.notify()
+
+    def forget(self, connection: Any) -> None:
+        with self._wake:
+            self._deadlines.pop(id(connection), None)
+
+    def _run(self) -> None:
+        with self._wake:
+            while True:
+                now = time.monotonic()
+                for key, (deadline, connection) in list(self._deadlines.items()):
+                    if deadline <= now:
+                        del self._deadlines[key]
+                        with suppress(Exception):  # closed meanwhile: nothing left to stop
+                            connection.interrupt()
+                self._nearest = min((deadline for deadline, _ in self._deadlines.values()), default=None)
+                self._wake.wait(None if self._nearest is None else self._nearest - now)
+
+
+_WATCHDOG = _Watchdog()
 
 
 def install_limits(engine: Engine, dialect: str) -> None:
@@ -146,10 +171,8 @@ def install_limits(engine: Engine, dialect: str) -> None:
         if budget is None:
             return
         budget._detach(dbapi_connection)
-        if dialect == "sqlite" and dbapi_connection is not None:
-            with suppress(Exception):  # a connection being thrown away
-                dbapi_connection.set_progress_handler(None, 0)
-        record.info.pop("tracker_watch", None)
+        if record.info.pop("tracker_sqlite", None) is not None:
+            _WATCHDOG.forget(dbapi_connection)
 
     @event.listens_for(engine, "before_cursor_execute")
     def before(connection, _cursor, _statement, _parameters, _context, _many) -> None:
@@ -158,10 +181,9 @@ def install_limits(engine: Engine, dialect: str) -> None:
             return
         if budget.cancelled:
             raise RequestCancelled()
-        watch = connection.info.get("tracker_watch")
-        if watch is not None:
-            watch.started = time.monotonic()
-            watch.stopped_for_time = False
+        sqlite_connection = connection.info.get("tracker_sqlite")
+        if sqlite_connection is not None:
+            _WATCHDOG.watch(sqlite_connection, budget.seconds)
 
     @event.listens_for(engine, "handle_error")
     def handle_error(context) -> None:
@@ -192,11 +214,8 @@ def _sqlite_checkout(dbapi_connection, record, budget: Budget | None) -> None:
     if record.info.get("tracker_busy_ms", SQLITE_BUSY_MS) != wanted:
         dbapi_connection.execute(f"PRAGMA busy_timeout = {wanted}")
         record.info["tracker_busy_ms"] = wanted
-    if budget is None:
-        return
-    watch = _Watch(budget)
-    record.info["tracker_watch"] = watch
-    dbapi_connection.set_progress_handler(watch.check, SQLITE_CHECK_EVERY)
+    if budget is not None:
+        record.info["tracker_sqlite"] = dbapi_connection
 
 
 def _postgres_checkout(dbapi_connection, record, budget: Budget | None) -> None:

@@ -7,7 +7,6 @@ itself and to the topic's page at `[web] public_url`, else at the address the re
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
@@ -25,7 +24,7 @@ async def feed(request: Request) -> Response:
     except ConfigError as error:
         return PlainTextResponse(f"This topic's file does not load ({error}).", status_code=503)
     base = web.settings.web_public_url or str(request.base_url)
-    body = await run_in_threadpool(render_feed, web.store, topic, base_url=base)
+    body = await web.in_slow_lane(render_feed, web.store, topic, base_url=base)
     return Response(body, media_type=MEDIA_TYPE)
 
 

@@ -54,9 +54,9 @@ async def topic(request: Request) -> Response:
     stage = stage_of(request.query_params.get("stage"))
     after = Cursor.decode(request.query_params.get("after", ""))
     before = Cursor.decode(request.query_params.get("before", ""))
-    view = await run_in_threadpool(topic_page, web.store, web.settings, slug, reviewer=session.reviewer,
-                                   filters=filters, sort=sort, search=search, after=after, before=before,
-                                   scan=web.scans.scan(), stage=stage)
+    lane = web.in_slow_lane if search else run_in_threadpool  # a search within the topic costs what its words do
+    view = await lane(topic_page, web.store, web.settings, slug, reviewer=session.reviewer, filters=filters, sort=sort,
+                      search=search, after=after, before=before, scan=web.scans.scan(), stage=stage)
     shown = {key: value for key, value in request.query_params.items() if key in FILTER_KEYS and value}
     status = (503 if view.search_timed_out else 400) if view.search_error else 200
     return web.render(request, "topic.html", status_code=status, view=view, topic=view.summary.topic, shown=shown,
@@ -71,8 +71,8 @@ async def export(request: Request) -> Response:
         return web.error(request, 404, f"no export as {fmt}: use csv, ris, xlsx or jsonl")
     filters, sort, search = read_filters(request)
     chosen = web.scans.topic(slug)
-    data = await run_in_threadpool(export_bytes, web.store, chosen, fmt, filters, sort, search,
-                                   request.state.session.reviewer, stage_of(request.query_params.get("stage")))
+    data = await web.in_slow_lane(export_bytes, web.store, chosen, fmt, filters, sort, search,
+                                  request.state.session.reviewer, stage_of(request.query_params.get("stage")))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
     return StreamingResponse(iter([data]), media_type=EXPORT_TYPES[fmt], headers={
         "content-disposition": f'attachment; filename="{slug}-{stamp}.{fmt}"'})
@@ -100,7 +100,7 @@ async def search(request: Request) -> Response:
     hits, error, status = [], None, 200
     if text:
         try:
-            hits = await run_in_threadpool(search_papers, web.store, text, topic=slug, limit=50)
+            hits = await web.in_slow_lane(search_papers, web.store, text, topic=slug, limit=50)
         except (SearchSyntaxError, TimeLimitError) as found:
             error, status = describe_search_failure(found), 503 if isinstance(found, TimeLimitError) else 400
         except ConfigError as found:

@@ -49,7 +49,7 @@ async def run(request: Request) -> Response:
                           error="The query is empty: give a PubMed query, for example 'norepinephrine AND bolus'.",
                           saved="")
     try:
-        measured, result = await run_in_threadpool(run_ad_hoc, web.settings, web.store, query)
+        measured, result = await web.in_slow_lane(run_ad_hoc, web.settings, web.store, query)
     except TrackerError as error:
         return web.render(request, "query.html", status_code=502, query=query, measured=None, result=None,
                           error=str(error), saved="")

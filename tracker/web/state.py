@@ -8,13 +8,14 @@ import math
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
-from typing import cast
+from typing import Any, TypeVar, cast
 
-from anyio import CapacityLimiter
+from anyio import CapacityLimiter, to_thread
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 from starlette.requests import Request
@@ -38,6 +39,10 @@ from tracker.web.accounts import PASSWORD_CHECKS_AT_ONCE
 from tracker.web.security import CSRF_FIELD, Access
 
 HERE = Path(__file__).parent
+# Worker threads of the slow lane (WebApp.in_slow_lane), apart from the pages' TRACKER_WEB_THREADS: as many of the
+# costliest searches as this run at once while screening goes on (BENCHMARKS.md, load).
+SLOW_LANE_THREADS = 4
+T = TypeVar("T")
 SCRIPT = "htmx-2.0.11.min.js"  # vendored, pinned: tracker/web/static/htmx-LICENSE.txt
 
 
@@ -133,6 +138,7 @@ class WebApp:
     refresher: RelevanceRefresher = field(init=False)
     logins_waiting: int = field(default=0, init=False)  # logins between their form and their answer (tracker/web/auth.py)
     _password_limiter: CapacityLimiter | None = field(default=None, init=False, repr=False)
+    _slow_lane: CapacityLimiter | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.scans = ScanCache(self.settings)
@@ -146,6 +152,14 @@ class WebApp:
         if self._password_limiter is None:
             self._password_limiter = CapacityLimiter(PASSWORD_CHECKS_AT_ONCE)
         return self._password_limiter
+
+    async def in_slow_lane(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`function` on one of the slow lane's SLOW_LANE_THREADS worker threads: the work whose cost the person
+        asking sets (searches, exports, feeds, PubMed queries) waits there for its turn, and never takes the few
+        threads the screening and reading pages share (TRACKER_WEB_THREADS)."""
+        if self._slow_lane is None:
+            self._slow_lane = CapacityLimiter(SLOW_LANE_THREADS)
+        return await to_thread.run_sync(partial(function, *args, **kwargs), limiter=self._slow_lane)
 
     def render(self, request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:
         session = getattr(request.state, "session", None)
