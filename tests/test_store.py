@@ -339,3 +339,20 @@ def test_a_schema_1_database_is_migrated_in_place_keeping_every_row(db_url, stor
         assert topic_pmids(upgraded, "dosing") == {7, 8}
     finally:
         upgraded.close()
+
+
+def test_a_view_reads_on_one_connection_and_outside_it_each_read_takes_its_own(store):
+    save_papers(store, [make_paper(31)], topic="sepsis")
+    with store.reading():
+        with store.connect() as first, store.connect() as second:
+            assert first is second
+        with store.session() as session:
+            assert session.connection().connection.dbapi_connection is first.connection.dbapi_connection
+        with store.reading(), store.connect() as nested:
+            assert nested is first
+        assert [read.pmid for read in load_papers(store, [31])] == [31]
+        with store.connect() as still:
+            assert still is first and not still.closed
+    assert first.closed
+    with store.connect() as one, store.connect() as other:
+        assert one is not other

@@ -83,17 +83,17 @@ def delete_account(store: Store, name: str) -> bool:
 
 
 def list_accounts(store: Store) -> list[AccountView]:
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return [_view(row) for row in connection.execute(select(_account).order_by(_account.c.name))]
 
 
 def count_accounts(store: Store) -> int:
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return connection.execute(select(func.count()).select_from(_account)).scalar_one()
 
 
 def account_with_hash(store: Store, name: str) -> tuple[AccountView, str] | None:
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         row = connection.execute(select(_account).where(_account.c.name == name)).first()
     return (_view(row), row.password_hash) if row else None
 
@@ -113,7 +113,7 @@ def load_session(store: Store, session_id: str, now: datetime) -> SessionView | 
     statement = (select(_session).outerjoin(_account, _account.c.name == _session.c.account)
                  .where(_session.c.id == session_id, _session.c.expires_at > now,
                         (_session.c.account.is_(None)) | (_account.c.name.is_not(None))))
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         row = connection.execute(statement).first()
     if row is None:
         return None
@@ -154,7 +154,7 @@ def feed_token_account(store: Store, token_id: str) -> tuple[bool, str | None]:
     statement = (select(_feed_token.c.account).outerjoin(_account, _account.c.name == _feed_token.c.account)
                  .where(_feed_token.c.id == token_id,
                         _feed_token.c.account.is_(None) | _account.c.name.is_not(None)))
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         row = connection.execute(statement).first()
     return (True, row.account) if row is not None else (False, None)
 
@@ -162,7 +162,7 @@ def feed_token_account(store: Store, token_id: str) -> tuple[bool, str | None]:
 # -- failed logins ---------------------------------------------------------------------------
 
 def failures_of(store: Store, keys: Sequence[str]) -> dict[str, tuple[int, datetime]]:
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return {row.key: (row.failures, as_utc(row.last_failed_at))
                 for row in connection.execute(select(_failure).where(_failure.c.key.in_(list(keys))))}
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
+from functools import wraps
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Table, event, inspect, select
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -24,6 +27,9 @@ from tracker.store.limits import install_limits
 
 # Any fixed number: every tracker process serialises its PostgreSQL schema checks on this advisory lock.
 POSTGRES_SCHEMA_LOCK = 7_276_115_001
+T = TypeVar("T")
+P = ParamSpec("P")
+_HELD: ContextVar[tuple[Store, Connection] | None] = ContextVar("tracker_held_connection", default=None)
 
 
 class Store:
@@ -80,8 +86,33 @@ class Store:
                 return False
             raise StoreError(_describe_database_error(self, error)) from None
 
+    def connect(self) -> AbstractContextManager[Connection]:
+        """A connection for a few statements: a new one from the pool, or inside `reading` the one it holds."""
+        held = _HELD.get()
+        if held is not None and held[0] is self:
+            return nullcontext(held[1])
+        return self.engine.connect()
+
     def session(self) -> Session:
+        held = _HELD.get()
+        if held is not None and held[0] is self:
+            return Session(bind=held[1], expire_on_commit=False)
         return Session(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Every statement of the block that reads through `connect` or `session` on one connection, for a page's
+        view that runs twenty of them: each connection taken from the pool and given back cost a turn of the
+        interpreter lock, which 20 clients at once made long (benchmark 14). For blocks that only read."""
+        if (held := _HELD.get()) is not None and held[0] is self:
+            yield
+            return
+        with self.engine.connect() as connection:
+            token = _HELD.set((self, connection))
+            try:
+                yield
+            finally:
+                _HELD.reset(token)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -242,6 +273,17 @@ def _execute_many(session: Session | Connection, statement, table: Table, rows: 
         tuple(row[name] if process is None else process(row[name]) for name, process in converted)
         for row in rows
     ])
+
+
+def reads_on_one_connection(view: Callable[Concatenate[Store, P], T]) -> Callable[Concatenate[Store, P], T]:
+    """A view (its store first) whose every read shares one connection (`Store.reading`)."""
+
+    @wraps(view)
+    def reading(store: Store, *args: P.args, **kwargs: P.kwargs) -> T:
+        with store.reading():
+            return view(store, *args, **kwargs)
+
+    return reading
 
 
 def engine_options(url, pool_size: int | None = None) -> dict:

@@ -229,13 +229,13 @@ def decided_since(store: Store, topic: str, reviewer: str, since: datetime, *, s
                         _decision.c.decided_at >= since, _decision.c.decision != WITHDRAWN,
                         _decision.c.source.not_like("%-undo"))
                  .group_by(_decision.c.pmid).order_by(latest))
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return [pmid for pmid, _ in connection.execute(statement)]
 
 
 def latest_decision_id(store: Store, topic: str) -> int:
     """The id of the topic's newest decision (0 without any): it changes whenever a decision is given."""
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return connection.execute(select(func.max(_decision.c.id)).where(_decision.c.topic == topic)).scalar() or 0
 
 
@@ -245,7 +245,7 @@ def decision_order(store: Store, topic: str, *, stage: str = FIRST_STAGE) -> lis
     statement = (select(_decision.c.pmid, first).where(_decision.c.topic == topic, _decision.c.stage == stage,
                                                        _decision.c.decision != WITHDRAWN)
                  .group_by(_decision.c.pmid).order_by(first))
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return [pmid for pmid, _ in connection.execute(statement)]
 
 
@@ -257,7 +257,7 @@ def first_reviewers(store: Store, topic: str, count: int, *, stage: str = FIRST_
                  .where(_decision.c.topic == topic, _decision.c.stage == stage, _decision.c.resolves.is_(False),
                         _decision.c.decision != WITHDRAWN)
                  .group_by(_decision.c.reviewer).order_by(first).limit(count))
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return tuple(reviewer for reviewer, _ in connection.execute(statement))
 
 
@@ -300,7 +300,7 @@ def current_decisions(store: Store, topics: Sequence[str], pmids: Iterable[int],
                       stage: str = FIRST_STAGE) -> dict[tuple[str, int], list[ReviewerDecision]]:
     """Every reviewer's current decision on `pmids` in `topics` at `stage`, by (topic, pmid), oldest first."""
     found: dict[tuple[str, int], list[ReviewerDecision]] = defaultdict(list)
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         for chunk in chunked(sorted(set(pmids))):
             rows = connection.execute(select(_current).where(_current.c.topic.in_(list(topics)), _current.c.stage == stage,
                                                              _current.c.pmid.in_(chunk))
@@ -315,7 +315,7 @@ def decision_history(store: Store, pmid: int, topics: Sequence[str] | None = Non
     statement = select(_decision).where(_decision.c.pmid == pmid).order_by(_decision.c.decided_at, _decision.c.id)
     if topics is not None:
         statement = statement.where(_decision.c.topic.in_(list(topics)))
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return [_history_view(row) for row in connection.execute(statement).mappings()]
 
 
@@ -347,7 +347,7 @@ def state_counts(store: Store, topic: str, rule: StateRule, member_pmids=None, *
             _screening.c.topic, _screening.c.pmid))
             .where(_screening.c.topic == topic, _screening.c.stage == rule.stage).group_by(state))
         counted = select(func.count()).select_from(membership).where(membership.c.topic == topic)
-        with store.engine.connect() as connection:
+        with store.connect() as connection:
             counts: dict[str, int] = dict(connection.execute(decided).all())
             total = members if members is not None else connection.execute(counted).scalar_one()
         counts[undecided] = total - sum(count for name, count in counts.items() if name != undecided)
@@ -356,7 +356,7 @@ def state_counts(store: Store, topic: str, rule: StateRule, member_pmids=None, *
         _screening, and_(_screening.c.topic == membership.c.topic, _screening.c.pmid == membership.c.pmid,
                          _screening.c.stage == rule.stage)), membership.c.topic, membership.c.pmid))
         .where(membership.c.topic == topic, membership.c.pmid.in_(member_pmids)).group_by(state))
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return {name: count for name, count in connection.execute(statement).all() if count}
 
 
@@ -366,12 +366,12 @@ def current_from(store: Store, topic: str, reviewer: str, sources: Sequence[str]
     statement = (select(_decision).join(_current, _current.c.decision_id == _decision.c.id)
                  .where(_decision.c.topic == topic, _decision.c.reviewer == reviewer, _decision.c.stage == stage,
                         _decision.c.source.in_(list(sources))))
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return [_history_view(row) for row in connection.execute(statement).mappings()]
 
 
 def decision_by_id(store: Store, decision_id: int) -> ReviewerDecision | None:
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         row = connection.execute(select(_decision).where(_decision.c.id == decision_id)).mappings().first()
     return _history_view(row) if row else None
 

@@ -120,12 +120,12 @@ def abandoned_leases(store: Store, *, timeout: float, now: datetime | None = Non
         _lease.c.status == "released",
         and_(_lease.c.status == "running", _lease.c.heartbeat_at < silent_since),
     )).order_by(_lease.c.due_at, _lease.c.job)
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return [_as_lease(row) for row in connection.execute(statement)]
 
 
 def lease(store: Store, job: str, due_at: datetime) -> Lease | None:
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         row = connection.execute(select(_lease).where(_lease.c.job == job, _lease.c.due_at == due_key(due_at))).first()
     return _as_lease(row) if row is not None else None
 

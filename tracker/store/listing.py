@@ -190,7 +190,7 @@ def reached(store: Store, topic: str, rule: StateRule):
 
 
 def count_reached(store: Store, topic: str, rule: StateRule) -> int:
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return connection.execute(select(func.count()).select_from(reached(store, topic, rule).subquery())).scalar_one()
 
 
@@ -273,7 +273,7 @@ def list_topic_page(store: Store, topic: str, rule: StateRule, *, filters: Paper
     else:
         order = "oldest" if sort == "oldest" else "newest"
         keys, more = _keys(store, topic, rule, filters, order, blind_reviewer, anchor, backwards, limit)
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         shown = {row.pmid: row for row in connection.execute(
             select(_paper.c.pmid, _paper.c.title, _paper.c.author_names, _paper.c.journal, _paper.c.pub_year,
                    _paper.c.status, _paper.c.late_arrival, _paper.c.design, _paper.c.sample_size,
@@ -321,7 +321,7 @@ def _narrowed(store: Store, topic: str, filters: PaperFilter) -> PaperFilter:
     if filters.state is not None and filters.state != "unscreened":
         probes.append(select(_screening.c.pmid).where(_screening.c.topic == topic))  # decided papers (any stage) only
     narrowest: set[int] | None = None
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         for probe in probes:
             found = set(connection.execute(probe.limit(RARE + 1)).scalars())
             if len(found) <= RARE and (narrowest is None or len(found) < len(narrowest)):
@@ -349,7 +349,7 @@ def _keys(store: Store, topic: str, rule: StateRule, filters: PaperFilter, order
     ordering = [seen.desc(), pmid.desc()] if descending else [seen.asc(), pmid.asc()]
     statement = (select(pmid, seen, state, facets.c.evidence_tier).select_from(joined).where(*conditions)
                  .order_by(*ordering).limit(limit + 1))
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         keys = [tuple(row) for row in connection.execute(statement)]
     more = len(keys) > limit
     keys = keys[:limit]
@@ -374,7 +374,7 @@ def _relevance_keys(store: Store, topic: str, rule: StateRule, filters: PaperFil
     ordering = ([key_score.asc(), seen.asc(), pmid.asc()] if backwards else [key_score.desc(), seen.desc(), pmid.desc()])
     statement = (select(pmid, seen, state, facets.c.evidence_tier, _score.c.score).select_from(joined)
                  .where(*conditions).order_by(*ordering).limit(limit + 1))
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         found = [tuple(row) for row in connection.execute(statement)]
     more = len(found) > limit
     found = found[:limit]
@@ -410,7 +410,7 @@ def count_topic_page(store: Store, topic: str, rule: StateRule, *, filters: Pape
     found, facets = _joined(store, topic, rule, blind_reviewer)
     state = rule.view_sql(found.summary, found.mine)
     statement = select(func.count()).select_from(found.joined).where(*_conditions(topic, filters, state, facets, found))
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return connection.execute(statement).scalar_one()
 
 
@@ -462,7 +462,7 @@ def queue_pmids(store: Store, topic: str, rule: StateRule, reviewer: str, *, aft
     values: dict[str, Any] = {"topic": topic, "reviewer": reviewer, "limit": limit}
     if after is not None:
         values |= {"after_seen": after.first_seen_at, "after_pmid": after.pmid}
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return [ListedRow(*row) for row in connection.execute(_newest_queue(rule, after is not None), values)]
 
 
@@ -492,7 +492,7 @@ def queue_by_relevance(store: Store, topic: str, rule: StateRule, reviewer: str,
     # The paper is chosen from the memberships, decisions and scores alone, then read: sorting the whole queue
     # with every paper's title and authors read cost 28 ms a call on a 5,000-paper topic, twice a screening page.
     values = {"topic": topic, "reviewer": reviewer, "skip": skip, "offset": offset}
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         picked = connection.execute(_relevance_queue(rule, skip is not None),
                                     {key: value for key, value in values.items() if value is not None}).first()
         if picked is None:
@@ -516,7 +516,7 @@ def _screened_count(rule: StateRule):
 def screened_count(store: Store, topic: str, rule: StateRule, reviewer: str) -> int:
     """How many of the topic's papers at the rule's stage are out of `reviewer`'s queue: read from the decisions, not
     the papers (a paper without a summary at the stage waits)."""
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return connection.execute(_screened_count(rule), {"topic": topic, "reviewer": reviewer}).scalar_one()
 
 
@@ -528,7 +528,7 @@ def topic_row(store: Store, topic: str, pmid: int) -> ListedRow | None:
                         _paper.c.late_arrival)
                  .join(_paper, _paper.c.pmid == _membership.c.pmid)
                  .where(_membership.c.topic == topic, _membership.c.pmid == pmid))
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         row = connection.execute(statement).first()
     return ListedRow(*row) if row is not None else None
 
@@ -541,7 +541,7 @@ def neighbours(store: Store, topic: str, at: Cursor) -> tuple[int | None, int | 
              .order_by(seen.asc(), pmid.asc()).limit(1))
     older = (select(pmid).where(_membership.c.topic == topic, key < tuple_(at.first_seen_at, at.pmid))
              .order_by(seen.desc(), pmid.desc()).limit(1))
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return connection.execute(newer).scalar_one_or_none(), connection.execute(older).scalar_one_or_none()
 
 
@@ -654,13 +654,13 @@ def _state_in_any(selection: Selection) -> ColumnElement:
 def select_batches(store: Store, selection: Selection, fields: Sequence[str] | str) -> Iterator[Sequence[Row]]:
     """The selected papers' rows (`fields`, then first_seen, all_topics, relevance) in batches, streamed."""
     statement = _selection(store.dialect, selection, fields)
-    with store.engine.connect() as reading:
+    with store.connect() as reading:
         yield from reading.execution_options(yield_per=EXPORT_CHUNK).execute(statement).partitions()
 
 
 def count_selection(store: Store, selection: Selection) -> int:
     statement = _selection(store.dialect, selection, ("pmid",)).order_by(None)
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return connection.execute(select(func.count()).select_from(statement.subquery())).scalar_one()
 
 
@@ -670,7 +670,7 @@ def rows_of_pmids(store: Store, pmids: Sequence[int], topics: Sequence[str] | No
     PMIDs, in its order; PMIDs the store lacks are skipped."""
     wanted = set(topics) if topics is not None else None
     columns = _fields(fields)
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         for chunk in chunked(list(dict.fromkeys(pmids)), EXPORT_CHUNK):
             rows = {row.pmid: row for row in connection.execute(select(*columns).where(_paper.c.pmid.in_(chunk)))}
             found = memberships(store, chunk)

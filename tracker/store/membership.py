@@ -30,7 +30,7 @@ def memberships(store: Store, pmids: Iterable[int]) -> dict[int, dict[str, datet
     """Every topic each of `pmids` belongs to (in slug order), with when that topic first saw it; papers in no
     topic are absent."""
     found: dict[int, dict[str, datetime]] = {}
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         for chunk in chunked(sorted(set(pmids))):
             rows = connection.execute(select(_membership.c.pmid, _membership.c.topic, _membership.c.first_seen_at)
                                       .where(_membership.c.pmid.in_(chunk)).order_by(_membership.c.topic))
@@ -50,7 +50,7 @@ def topic_members(store: Store, topic: str, *, since: datetime | None = None) ->
     statement = select(_membership.c.pmid).where(_membership.c.topic == topic)
     if since is not None:
         statement = statement.where(_membership.c.first_seen_at >= since)
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return list(connection.execute(statement).scalars())
 
 
@@ -58,14 +58,14 @@ def shared_since(store: Store, topic: str, since: datetime) -> int:
     """Papers `topic` first saw at `since` or later that another topic holds too."""
     other = _membership.alias("other")
     members = select(_membership.c.pmid).where(_membership.c.topic == topic, _membership.c.first_seen_at >= since)
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return connection.execute(select(func.count(func.distinct(other.c.pmid)))
                                   .where(other.c.topic != topic, other.c.pmid.in_(members))).scalar_one()
 
 
 def first_seen(store: Store, topic: str, pmid: int) -> datetime | None:
     """When `topic` first saw `pmid`; None when the paper is not in the topic."""
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return connection.execute(select(_membership.c.first_seen_at).where(
             _membership.c.topic == topic, _membership.c.pmid == pmid)).scalar_one_or_none()
 
@@ -113,7 +113,7 @@ def link_papers(store: Store, topic: str, pmids: Sequence[int], run_id: int | No
 def member_sources(store: Store, topic: str, pmids: Sequence[int]) -> dict[int, str]:
     """How each of `pmids` that `topic` holds came into it (papers not in the topic are absent)."""
     found: dict[int, str] = {}
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         for chunk in chunked(list(dict.fromkeys(pmids))):
             found.update((pmid, source) for pmid, source in connection.execute(select(
                 _membership.c.pmid, _membership.c.source).where(_membership.c.topic == topic, _membership.c.pmid.in_(chunk))))
@@ -122,7 +122,7 @@ def member_sources(store: Store, topic: str, pmids: Sequence[int]) -> dict[int, 
 
 def members_from(store: Store, topic: str, sources: Sequence[str]) -> list[int]:
     """The PMIDs of `topic` that came in from one of `sources`."""
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return list(connection.execute(select(_membership.c.pmid).where(
             _membership.c.topic == topic, _membership.c.source.in_(list(sources)))).scalars())
 
@@ -142,7 +142,7 @@ _figures_lock = threading.Lock()
 def _kept(store: Store, key: tuple, compute) -> int:
     if store.dialect != "sqlite":
         return compute()
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         version = connection.exec_driver_sql("SELECT max(rowid) FROM topic_paper").scalar_one()
     with _figures_lock:
         kept = _figures.setdefault(store, {})
@@ -162,7 +162,7 @@ def member_counts(store: Store, slugs: Sequence[str]) -> dict[str, int]:
     """Papers in each of `slugs` (`count_topic_papers` for these topics), recounted only after new memberships."""
 
     def count(slug: str) -> int:
-        with store.engine.connect() as connection:
+        with store.connect() as connection:
             return connection.execute(select(func.count()).select_from(TopicPaper)
                                       .where(col(TopicPaper.topic) == slug)).scalar_one()
 
@@ -176,7 +176,7 @@ def shared_count(store: Store, slug: str) -> int:
     members = select(col(TopicPaper.pmid)).where(col(TopicPaper.topic) == slug)
 
     def count() -> int:
-        with store.engine.connect() as connection:
+        with store.connect() as connection:
             return connection.execute(select(func.count(func.distinct(other.c.pmid)))
                                       .where(other.c.topic != slug, other.c.pmid.in_(members))).scalar_one()
 

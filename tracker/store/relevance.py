@@ -54,7 +54,7 @@ def topic_texts(store: Store, topic: str) -> Iterator[PaperText]:
     statement = (select(_paper.c.pmid, _paper.c.title, _paper.c.abstract, _paper.c.mesh_terms, _paper.c.keywords_text,
                         _paper.c.publication_types_text, _paper.c.journal)
                  .where(_paper.c.pmid.in_(members)).order_by(_paper.c.pmid))
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         for row in connection.execution_options(yield_per=READ_BATCH).execute(statement):
             yield PaperText(row.pmid, row.title or "", row.abstract or "", _listed(row.mesh_terms, marks=True),
                             _listed(row.keywords_text), _listed(row.publication_types_text), row.journal)
@@ -64,13 +64,13 @@ def topic_states(store: Store, topic: str, rule: StateRule) -> dict[int, str]:
     """The screening state of every paper of `topic` that has a decision (the states of tracker/review/screening.py)."""
     statement = select(_screening.c.pmid, rule.state_sql(_screening)).where(_screening.c.topic == topic,
                                                                             _screening.c.stage == rule.stage)
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return {pmid: state for pmid, state in connection.execute(statement)}
 
 
 def decision_mark(store: Store, topic: str) -> int:
     """The id of the topic's newest decision (0 before any): each decision, undo included, raises it."""
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return connection.execute(select(func.coalesce(func.max(_decision.c.id), 0))
                                   .where(_decision.c.topic == topic)).scalar_one()
 
@@ -78,13 +78,13 @@ def decision_mark(store: Store, topic: str) -> int:
 def unscored_count(store: Store, topic: str) -> int:
     """Papers of `topic` without a score (new since the last refresh)."""
     scored = select(_score.c.pmid).where(_score.c.topic == topic)
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return connection.execute(select(func.count()).select_from(_membership).where(
             _membership.c.topic == topic, _membership.c.pmid.not_in(scored))).scalar_one()
 
 
 def ranking_state(store: Store, topic: str) -> RankingState | None:
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         row = connection.execute(select(_state).where(_state.c.topic == topic)).mappings().first()
     return RankingState(**row) if row else None
 
@@ -124,7 +124,7 @@ def clear_scores(store: Store, topic: str) -> None:
 def scores_of(store: Store, topics: Sequence[str], pmids: Sequence[int]) -> dict[int, float]:
     """Each paper's highest score among `topics` (papers no topic scored are absent)."""
     found: dict[int, float] = {}
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         for chunk in chunked(list(dict.fromkeys(pmids)), 500):
             statement = (select(_score.c.pmid, func.max(_score.c.score))
                          .where(_score.c.topic.in_(list(topics)), _score.c.pmid.in_(chunk)).group_by(_score.c.pmid))

@@ -678,7 +678,7 @@ class _PostgresLists:
 
     @contextmanager
     def reading(self, store: Store):
-        with store.engine.connect() as connection:
+        with store.engine.connect() as connection:  # its own: a view's shared connection has begun already
             # One snapshot for the generation and the lists ranked in it.
             connection.execution_options(isolation_level="REPEATABLE READ")
             yield connection

@@ -36,7 +36,7 @@ def stored_facts(store: Store, pmids: Sequence[int]) -> dict[int, StoredFacts]:
     """The stored facts of `pmids` (those the store holds), without reading anything else of the papers."""
     found: dict[int, StoredFacts] = {}
     statement = select(_paper.c.pmid, _paper.c.facts, _paper.c.evidence_tier, _paper.c.tier_from_abstract)
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         for chunk in chunked(sorted(set(pmids))):
             for pmid, text, tier, from_abstract in connection.execute(statement.where(_paper.c.pmid.in_(chunk))):
                 found[pmid] = StoredFacts(facts_from_column(text), tier, bool(from_abstract))
@@ -53,7 +53,7 @@ def facts_from_column(text: str | None) -> StudyFacts:
 def count_stale_facts(store: Store) -> int:
     """Papers whose stored facts an older extractor wrote: `tracker db migrate` reads them again. None in a database
     whose schema has no study facts yet (the migration that adds them reads every paper's)."""
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         if not inspect(connection).has_table("paper") or "facts_version" not in {
                 column["name"] for column in inspect(connection).get_columns("paper")}:
             return 0
@@ -74,7 +74,7 @@ def refresh_stale_facts(store: Store, *, progress: Callable[[int], None] | None 
     started = time.perf_counter()
     last, done = -1, 0
     while True:
-        with store.engine.connect() as connection:
+        with store.connect() as connection:
             values = read_facts_batch(connection, _paper, EXTRACTOR_VERSION, last, FACTS_BATCH)
         if not values:
             return FactsRefresh(done, time.perf_counter() - started)

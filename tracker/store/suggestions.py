@@ -142,7 +142,7 @@ def load_suggestions(store: Store, topic: str, *, statuses: Sequence[str] = (PEN
     """The topic's suggestions in `statuses` (of `pmids`, when given), in PMID order."""
     statement = select(_suggestion).where(_suggestion.c.topic == topic, _suggestion.c.status.in_(list(statuses)))
     found: list[StoredSuggestion] = []
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         if pmids is None:
             found = [_stored(row) for row in connection.execute(statement.order_by(_suggestion.c.pmid))]
         else:
@@ -154,7 +154,7 @@ def load_suggestions(store: Store, topic: str, *, statuses: Sequence[str] = (PEN
 def suggestion_counts(store: Store, topics: Sequence[str]) -> dict[str, dict[str, int]]:
     """Each topic's suggestions by status ({"pending": 3, ...}; every status present, zero when none)."""
     counts = {slug: dict.fromkeys(STATUSES, 0) for slug in topics}
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         for slug, status, count in connection.execute(
                 select(_suggestion.c.topic, _suggestion.c.status, func.count())
                 .where(_suggestion.c.topic.in_(list(topics))).group_by(_suggestion.c.topic, _suggestion.c.status)):
@@ -189,7 +189,7 @@ def restore_suggestions(store: Store, topic: str, pmids: Sequence[int]) -> int:
 
 def last_dismissed(store: Store, topic: str, reviewer: str) -> int | None:
     """The PMID of the suggestion `reviewer` dismissed last in `topic`, if any is still dismissed."""
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return connection.execute(
             select(_suggestion.c.pmid).where(_suggestion.c.topic == topic, _suggestion.c.status == DISMISSED,
                                              _suggestion.c.decided_by == reviewer)
@@ -207,7 +207,7 @@ def add_by_hand(store: Store, topic: str, pmids: Sequence[int], *, now: datetime
 # -- how far the links were asked -----------------------------------------------------------------
 
 def suggestion_state(store: Store, topic: str) -> SuggestionState | None:
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         row = connection.execute(select(_state).where(_state.c.topic == topic)).mappings().first()
     return SuggestionState(**row) if row else None
 
@@ -226,7 +226,7 @@ def save_suggestion_state(store: Store, topic: str, *, checked_through: date, re
 
 def asked_seeds(store: Store, topic: str) -> set[int]:
     """The seeds whose links were asked without a date limit."""
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return set(connection.execute(select(_seed.c.pmid).where(_seed.c.topic == topic)).scalars())
 
 
@@ -241,7 +241,7 @@ def mark_seeds_asked(store: Store, topic: str, pmids: Iterable[int], *, now: dat
 def paper_texts(store: Store, pmids: Sequence[int]) -> list[PaperText]:
     """What the relevance model reads about each of `pmids` that the store holds, in PMID order."""
     found: list[PaperText] = []
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         for chunk in chunked(sorted(set(pmids))):
             for row in connection.execute(select(
                     _paper.c.pmid, _paper.c.title, _paper.c.abstract, _paper.c.mesh_terms, _paper.c.keywords_text,
@@ -258,7 +258,7 @@ def _listed(text: str | None, *, marks: bool = False) -> tuple[str, ...]:
 
 def pending_texts(store: Store, topic: str) -> list[PaperText]:
     """The texts of the topic's pending suggestions, for its relevance model to score."""
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         pmids = list(connection.execute(select(_suggestion.c.pmid).where(
             _suggestion.c.topic == topic, _suggestion.c.status == PENDING)).scalars())
     return paper_texts(store, pmids)
@@ -266,7 +266,7 @@ def pending_texts(store: Store, topic: str) -> list[PaperText]:
 
 def unscored_suggestions(store: Store, topic: str) -> int:
     """Pending suggestions of `topic` without a relevance score."""
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         return connection.execute(select(func.count()).select_from(_suggestion).where(
             _suggestion.c.topic == topic, _suggestion.c.status == PENDING,
             _suggestion.c.relevance.is_(None))).scalar_one()
@@ -298,7 +298,7 @@ def added_by_method(store: Store, topic: str, *, since: datetime | None = None) 
     if since is not None:
         statement = statement.where(_membership.c.first_seen_at >= since)
     counts = {SIMILAR_ARTICLES: 0, CITATION_SEARCHING: 0}
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         for (ways,) in connection.execute(statement):
             counts[SIMILAR_ARTICLES if SIMILAR in (ways or "").split("; ") else CITATION_SEARCHING] += 1
     return counts
@@ -310,7 +310,7 @@ def member_texts(store: Store, topic: str, *, sources: Sequence[str] = (QUERY,),
                  .order_by(_membership.c.first_seen_at.desc(), _membership.c.pmid.desc()))
     if limit is not None:
         statement = statement.limit(limit)
-    with store.engine.connect() as connection:
+    with store.connect() as connection:
         pmids = list(connection.execute(statement).scalars())
     return paper_texts(store, pmids)
 

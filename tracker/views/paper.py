@@ -15,6 +15,7 @@ from tracker.review.screening import PaperScreening
 from tracker.settings import Settings
 from tracker.store import Store
 from tracker.store.changes import EventView
+from tracker.store.database import reads_on_one_connection
 from tracker.store.decisions import ReviewerDecision
 from tracker.store.studyfacts import StoredFacts
 from tracker.text import doi_url, pmc_url, pubmed_url
@@ -182,6 +183,7 @@ class PaperView(PaperLinks):
 
 
 
+@reads_on_one_connection
 def paper_view(store: Store, settings: Settings, pmid: int, *, reviewer: str | None,
                scan: TopicScan | None = None) -> PaperView | None:
     """Everything the store knows of a paper, its screening in each topic as `reviewer` may see it (blind rules:

@@ -14,6 +14,7 @@ from tracker.review.screening import PaperScreening, next_to_screen, screened_by
 from tracker.review.states import Stage
 from tracker.store import Store
 from tracker.store.changes import EventView
+from tracker.store.database import reads_on_one_connection
 from tracker.topics import Topic
 from tracker.views.paper import FactsView, PaperLinks, facts_view, paper_trials
 
@@ -53,6 +54,7 @@ class ScreenView(PaperLinks):
 LEFT_FRESH_WITHIN = 2.0
 
 
+@reads_on_one_connection
 def screen_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None = None,
                 stage: Stage = Stage.TITLE_ABSTRACT, session_started: datetime | None = None) -> ScreenView:
     """The paper `pmid` of `topic` at `stage` (or the first of `reviewer`'s queue) as the screening page shows it;

@@ -14,6 +14,7 @@ from tracker.runs.suggest import WARNING_PREFIX
 from tracker.runs.watch import HealthFlag, topic_health
 from tracker.settings import Settings
 from tracker.store import Store
+from tracker.store.database import reads_on_one_connection
 from tracker.topics import Topic, TopicScan, scan_topics
 
 RESULT_WORDS = {"succeeded": "ok", "failed": "failed", "running": "running"}
@@ -113,6 +114,7 @@ class _HealthKept:
 _HEALTH = _HealthKept()
 
 
+@reads_on_one_connection
 def topic_summaries(store: Store, settings: Settings, *, topic: str | None = None, scan: TopicScan | None = None,
                     schedules: bool = False, now: datetime | None = None) -> list[TopicSummary]:
     """Every topic file (bad ones included), sorted by slug, or only `topic`; `schedules` adds each topic's

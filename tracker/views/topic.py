@@ -10,6 +10,7 @@ from tracker.review.screening import rule_for
 from tracker.review.states import Stage
 from tracker.settings import Settings
 from tracker.store import Store
+from tracker.store.database import reads_on_one_connection
 from tracker.store.listing import Cursor, Page, PaperFilter
 from tracker.topics import TopicScan
 from tracker.views.status import TopicSummary, topic_summaries
@@ -43,6 +44,7 @@ def describe_search_failure(error: SearchSyntaxError | TimeLimitError) -> str:
     return f"{text[0].upper()}{text[1:]}."
 
 
+@reads_on_one_connection
 def topic_page(store: Store, settings: Settings, slug: str, *, reviewer: str | None, filters: PaperFilter,
                sort: str = "newest", search: str = "", after: Cursor | None = None, before: Cursor | None = None,
                limit: int = TOPIC_PAGE_SIZE, scan: TopicScan | None = None,
