@@ -179,15 +179,14 @@ def test_on_a_real_dataset_the_ranking_beats_random_order(urinary_incontinence):
 
 
 def test_scored_and_counted_in_slices_as_all_at_once(monkeypatch):
-    from tracker.review.ranking import features, model
+    from tracker.review.ranking import features
 
     records, decisions = decided()
     everything = records + UNSCREENED
     whole = ranking.count_tokens(everything)
     fitted = ranking.fit(records, decisions)
     at_once = ranking.score(fitted, everything)
-    monkeypatch.setattr(features, "COUNTED_AT_ONCE", 3)
-    monkeypatch.setattr(model, "SCORED_AT_ONCE", 4)
+    monkeypatch.setattr(features, "RECORDS_AT_ONCE", 3)
     sliced = ranking.count_tokens(everything)
     assert [(block != part).nnz for block, part in zip(whole.blocks, sliced.blocks, strict=True)] == [0, 0, 0]
     assert ranking.score(fitted, everything) == at_once

@@ -133,8 +133,8 @@ OPTIONS: tuple[Option, ...] = (
            "seconds one database statement of a web page may run, or wait for another program's write, before it is "
            "stopped and the page says so (an export may take six times as long)", "10"),
     Option("web_threads", "TRACKER_WEB_THREADS", "web", "threads", "int",
-           "pages the web app works on at once (the rest wait their turn); the database has as many connections "
-           "and as many again", "4"),
+           "pages the web app works on at once (the rest wait their turn; searches, exports and feeds have 4 "
+           "threads of their own); the database has a connection for each thread, and as many again", "4"),
 )
 OPTION_BY_ENV = {option.env: option for option in OPTIONS}
 # Read from the environment or from a file the settings name, never from tracker.toml itself.

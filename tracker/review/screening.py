@@ -519,6 +519,7 @@ def what_is_left(store: Store, topic: Topic, *, fresh_within: float = 0.0) -> st
                                  or (fresh_within and key in _left_making)):
             return kept[2]  # fresh enough, or being made again by another request: the pages do not all redo it
         _left_making.add(key)
+    said = None
     try:
         rule = rule_for(store, topic)
         order = decision_order(store, topic.slug)
@@ -526,14 +527,14 @@ def what_is_left(store: Store, topic: Topic, *, fresh_within: float = 0.0) -> st
         decided = [rule.state(rows.get(pmid)) for pmid in order]
         history = [state in (State.INCLUDED, State.MAYBE, State.CONFLICT) for state in decided if state not in OPEN]
         said = describe(estimate_stopping(history, papers))
+        return said
     finally:
         with _left_lock:
             _left_making.discard(key)
-    with _left_lock:
-        if len(_left_kept) >= _LEFT_KEPT:
-            _left_kept.clear()
-        _left_kept[key] = (latest, time.monotonic(), said)
-    return said
+            if said is not None:
+                if len(_left_kept) >= _LEFT_KEPT:
+                    _left_kept.clear()
+                _left_kept[key] = (latest, time.monotonic(), said)
 
 
 def included_in(store: Store, topics: Sequence[Topic], pmids: Sequence[int]) -> dict[int, tuple[str, ...]]:

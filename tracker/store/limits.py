@@ -41,6 +41,7 @@ from tracker.errors import DatabaseBusyError, TimeLimitError
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_MS = 60_000  # the CLI's busy timeout (tracker/store/database.py sqlite_pragmas), restored at check-in
+STOP_AGAIN = 0.05  # seconds between two interrupts of a cancelled request's connection
 LOCK_SHARE = 0.9  # PostgreSQL: a lock wait gives up a little before the statement would, so it is said as "busy"
 
 
@@ -75,7 +76,7 @@ class Budget:
         for connection, dialect in connections:
             with suppress(Exception):  # a connection that just finished or closed: nothing left to stop
                 if dialect == "sqlite":
-                    connection.interrupt()
+                    _WATCHDOG.stop(connection)
                 elif dialect == "postgresql":
                     getattr(connection, "cancel_safe", connection.cancel)()
 
@@ -116,10 +117,13 @@ class _Watchdog:
         self._deadlines: dict[int, tuple[float, Any]] = {}  # id of the DBAPI connection -> (deadline, connection)
         self._nearest: float | None = None  # when the thread wakes next (None: when told)
         self._thread: threading.Thread | None = None
+        self._stopping: set[int] = set()  # connections of cancelled requests, interrupted until given back
 
     def watch(self, connection: Any, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         with self._wake:
+            if id(connection) in self._stopping:
+                return
             self._deadlines[id(connection)] = (deadline, connection)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="sqlite-time-limit", daemon=True)
@@ -127,9 +131,22 @@ class _Watchdog:
             if self._nearest is None or deadline < self._nearest:
                 self._wake.notify()
 
+    def stop(self, connection: Any) -> None:
+        """Interrupt now, and again every STOP_AGAIN seconds until the connection goes back to the pool: a cancel
+        that lands between a statement's start and its first step would otherwise find nothing to stop."""
+        with self._wake:
+            connection.interrupt()
+            self._deadlines[id(connection)] = (time.monotonic() + STOP_AGAIN, connection)
+            self._stopping.add(id(connection))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="sqlite-time-limit", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
     def forget(self, connection: Any) -> None:
         with self._wake:
             self._deadlines.pop(id(connection), None)
+            self._stopping.discard(id(connection))
 
     def _run(self) -> None:
         with self._wake:
@@ -137,7 +154,10 @@ class _Watchdog:
                 now = time.monotonic()
                 for key, (deadline, connection) in list(self._deadlines.items()):
                     if deadline <= now:
-                        del self._deadlines[key]
+                        if key in self._stopping:
+                            self._deadlines[key] = (now + STOP_AGAIN, connection)
+                        else:
+                            del self._deadlines[key]
                         with suppress(Exception):  # closed meanwhile: nothing left to stop
                             connection.interrupt()
                 self._nearest = min((deadline for deadline, _ in self._deadlines.values()), default=None)

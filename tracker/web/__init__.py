@@ -104,6 +104,7 @@ def serve(settings: Settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_P
     if not 1 <= port <= 65535:
         raise ConfigError(f"--port {port} is not a port: use 1-65535, for example {DEFAULT_PORT}")
     from tracker.logs import log_service
+    from tracker.web.state import SLOW_LANE_THREADS
 
     try:
         zone = settings.zone
@@ -111,7 +112,7 @@ def serve(settings: Settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_P
         zone = timezone.utc  # the log's stamps only; the pages say their times in UTC
     log_service(settings.verbose, zone=zone, log_file=settings.log_file)  # failures with their request ids
     store = open_current_store(settings.database_url, auto_migrate=settings.auto_migrate, say=warn,
-                               pool_size=settings.web_threads)
+                               pool_size=settings.web_threads + SLOW_LANE_THREADS)
     sock = None
     try:
         check_host(store, host)

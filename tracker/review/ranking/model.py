@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.svm import LinearSVC
 
+from tracker.review.ranking import features as token_features
 from tracker.review.ranking.classifier import squash, train_classifier
 from tracker.review.ranking.coldstart import DECISIONS, INCLUDE, MAYBE, MIN_EXCLUDED, MIN_INCLUDED, decisions_needed
 from tracker.review.ranking.features import FeatureSpace, TokenCounts, count_tokens
 from tracker.review.ranking.records import Record
 
-SCORED_AT_ONCE = 1_000
 Papers = Sequence[Record] | TokenCounts  # records, or their counts from count_tokens (counted once, fitted often)
 
 @dataclass(frozen=True)
@@ -63,9 +63,8 @@ def score(model: RelevanceModel, papers: Papers) -> list[float]:
     if not len(papers):
         return []
     counted = _counted(papers)
-    # In slices: the feature vectors of a 5,000-paper topic at once took 100 MB more at the refresh's peak.
-    slices = (counted.take(range(start, min(start + SCORED_AT_ONCE, len(counted))))
-              for start in range(0, len(counted), SCORED_AT_ONCE))
+    at_once = token_features.RECORDS_AT_ONCE  # read at each call: a test sets it
+    slices = (counted.take(range(start, min(start + at_once, len(counted)))) for start in range(0, len(counted), at_once))
     margins = np.concatenate([model.classifier.decision_function(model.features.transform(part)) for part in slices])
     return [float(value) for value in squash(margins)]
 
