@@ -260,6 +260,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--profile", action="store_true", help="print a cProfile summary of one run instead")
     args = parser.parse_args(argv)
+    if args.side.startswith("tracker"):
+        from tracker.memory import tune_allocators
+
+        tune_allocators()  # as every tracker process does (tracker/cli/base.py main)
     if args.profile:
         print(profile_side(args.side, args.file, args.workdir))
         return

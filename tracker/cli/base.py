@@ -17,7 +17,7 @@ import click
 from tracker._version import __version__
 from tracker.errors import TrackerError
 from tracker.logs import log_commands
-from tracker.memory import limit_malloc_arenas
+from tracker.memory import tune_allocators
 from tracker.settings import Settings
 from tracker.text import PMID_MAX
 
@@ -171,7 +171,7 @@ def cli(ctx, home, verbose):
 
 
 def main() -> None:
-    limit_malloc_arenas()
+    tune_allocators()
     cli.main()
 
 

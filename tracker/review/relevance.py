@@ -38,7 +38,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-from tracker.memory import limit_malloc_arenas
+from tracker.memory import tune_allocators
 from tracker.review import ranking
 from tracker.review.screening import rule_for
 from tracker.store import Store
@@ -171,7 +171,7 @@ CHILD_NICENESS = 10  # the separate refresh process yields the CPU to the reques
 
 
 def _lower_priority() -> None:
-    limit_malloc_arenas()
+    tune_allocators()
     os.nice(CHILD_NICENESS)
 
 
