@@ -31,7 +31,7 @@ def test_the_collector_runs_less_often_and_still_collects(monkeypatch):
     monkeypatch.setattr(gc, "set_threshold", lambda *values: set_to.append(values))
     set_to: list[tuple[int, ...]] = []
     memory.collect_less()
-    assert set_to == [(50_000, 20, 100)]
+    assert set_to == [(10_000, 20, 100)]
 
 
 def test_every_cli_process_starts_with_both_settings(monkeypatch):
@@ -47,7 +47,7 @@ def test_a_cycle_is_still_freed_under_the_new_thresholds():
     script = ("import gc, weakref; from tracker import memory; memory.collect_less()\n"
               "class Node: pass\n"
               "node = Node(); node.me = node; gone = weakref.ref(node); del node\n"
-              "kept = [[] for _ in range(60_000)]\n"
+              "kept = [[] for _ in range(12_000)]\n"
               "print(gone() is None, gc.get_threshold())")
     printed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    assert printed == "True (50000, 20, 100)\n"
+    assert printed == "True (10000, 20, 100)\n"

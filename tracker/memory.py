@@ -7,9 +7,10 @@ allocator serves small objects under the interpreter lock whatever the arenas. E
 
 Python's cyclic collector looks at the youngest objects every 700 new ones and at every object the process holds
 every 100 of those. A backfill makes a batch's papers (tens of thousands of objects) at a time: a 10,000-record
-ingest ran 1,480 young collections and 12 full ones, each full one over everything the imported libraries hold.
-With the thresholds below it runs 43 and none, and takes a tenth less CPU time (benchmark 6's parse + store through
-the prefetch pipeline, three alternating runs each: 18.2 s → 16.5 s on average), at the same peak memory.
+ingest ran 1,458 young collections, 132 middle and 12 full ones, each full one over everything the imported
+libraries hold, for 1.9 s of the collector's CPU time out of 19 s. With the thresholds below: 122, 7 and none, for
+0.7 s (benchmark 6's parse + store through the prefetch pipeline, timed by gc.callbacks). A young generation of
+50,000 saved 0.3 s more, but the web app then held 50 MB more under load (benchmark 14).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sys
 
 MALLOC_ARENAS = 1
 M_ARENA_MAX = -8  # glibc's malloc.h
-COLLECTOR_THRESHOLDS = (50_000, 20, 100)  # Python's are (700, 10, 10)
+COLLECTOR_THRESHOLDS = (10_000, 20, 100)  # Python's are (700, 10, 10)
 
 
 def _glibc_function(name: str):
