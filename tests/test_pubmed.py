@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import re
 import resource
@@ -703,6 +704,23 @@ def test_memory_stays_bounded_on_a_long_body():
     assert pmids == list(range(400000, 401500))
     assert sum(map(len, records)) > 15 * 1024 * 1024
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - memory_before < 40 * 1024  # KiB
+
+
+def test_a_parsed_body_leaves_no_tree_behind_for_the_collector():
+    # The root sniffer once parsed the whole first 64 KiB: a tree and a start event per element of its records,
+    # in reference cycles that only a full collection freed.
+    body = article_set(*(article_xml(500000 + number, created=CREATED) for number in range(40)))
+    gc.collect()
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        assert len([paper.pmid for paper in iter_papers(body)]) == 40
+        assert len(body) > 40 * 1024
+        left = gc.collect()
+    finally:
+        if collecting:
+            gc.enable()
+    assert left < 200
 
 
 # --- real efetch bodies, read in place -------------------------------------------------------------------

@@ -140,6 +140,7 @@ class Paper:
 
 
 CHUNK_SIZE = 64 * 1024
+_SNIFF_PIECE = 1024
 
 _ROOT_TAG = "PubmedArticleSet"
 _ARTICLE = "PubmedArticle"
@@ -467,10 +468,20 @@ class PaperParser:
         if sniffer is None:
             return
         syntax_error = None
-        try:
-            sniffer.feed(chunk)
-        except etree.XMLSyntaxError as error:
-            syntax_error = error
+        # A small piece at a time, up to the root's start tag: fed a whole chunk, the sniffer built a tree of its
+        # records and a start event for each of their elements, which lived on in reference cycles until the next
+        # full collection (tracker/memory.py), holding tens of kB per efetch body.
+        for offset in range(0, len(chunk), _SNIFF_PIECE):
+            try:
+                sniffer.feed(chunk[offset:offset + _SNIFF_PIECE])
+            except etree.XMLSyntaxError as error:
+                syntax_error = error
+            if self._read_root(sniffer) or syntax_error is not None:
+                break
+        if syntax_error is not None and self._root_sniffer is not None:
+            self._fail(ParseError(f"expected PubMed XML ({_ROOT_TAG}), got {_snippet(self._head)}"))
+
+    def _read_root(self, sniffer: etree.XMLPullParser) -> bool:
         for _event, root in sniffer.read_events():
             self._root_sniffer = None
             if root.tag != _ROOT_TAG:
@@ -479,9 +490,8 @@ class PaperParser:
             # NCBI never declares entities: a body that does is an entity-expansion or external-entity attack.
             if docinfo.internalDTD is not None and any(True for _ in docinfo.internalDTD.iterentities()):
                 self._fail(ParseError("efetch XML declares its own entities (<!ENTITY>): refused"))
-            return
-        if syntax_error is not None:
-            self._fail(ParseError(f"expected PubMed XML ({_ROOT_TAG}), got {_snippet(self._head)}"))
+            return True
+        return False
 
     def _collect(self) -> list[Paper]:
         records = []
