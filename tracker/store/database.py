@@ -12,12 +12,13 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
-from functools import wraps
+from dataclasses import dataclass
+from functools import lru_cache, wraps
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Table, event, inspect, select
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 from sqlmodel import Session, create_engine
 
@@ -232,23 +233,13 @@ class Store:
             return
         columns = [column.name for column in table.columns]
         update_columns = [c for c in columns if c not in keys and c != "first_stored_at"]
-        if self.dialect in ("sqlite", "postgresql"):
-            from sqlalchemy.dialects import postgresql, sqlite
-
-            # One statement, compiled once and run as executemany: rendering a multi-row VALUES clause cost
-            # SQLAlchemy more per row than SQLite takes to store it (BENCHMARKS.md, ingest profile).
-            statement: sqlite.Insert | postgresql.Insert = (
-                sqlite.insert(table) if self.dialect == "sqlite" else postgresql.insert(table))
-            if update and update_columns:
-                statement = statement.on_conflict_do_update(
-                    index_elements=list(keys), set_={c: statement.excluded[c] for c in update_columns}
-                )
-            else:
-                statement = statement.on_conflict_do_nothing(index_elements=list(keys))
-            if self.dialect == "sqlite":
-                _execute_many(session, statement, table, rows)
-            else:
-                session.execute(statement, list(rows))
+        if self.dialect == "sqlite":
+            connection = session if isinstance(session, Connection) else session.connection()  # `db copy`: a Connection
+            _execute_many(connection, _sqlite_upsert(connection.dialect, table, tuple(keys), update, tuple(rows[0])),
+                          rows)
+            return
+        if self.dialect == "postgresql":
+            session.execute(_upsert_statement(self.dialect, table, tuple(keys), update), list(rows))
             return
         for row in rows:
             condition = [table.c[k] == row[k] for k in keys]
@@ -259,19 +250,42 @@ class Store:
                 session.execute(table.update().where(*condition).values(**{c: row[c] for c in update_columns if c in row}))
 
 
-def _execute_many(session: Session | Connection, statement, table: Table, rows: Sequence[dict]) -> None:
-    """`statement` for every row through the driver's executemany, each value converted by its column type's
+@lru_cache(maxsize=64)
+def _upsert_statement(dialect: str, table: Table, keys: tuple[str, ...], update: bool):
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    statement: sqlite.Insert | postgresql.Insert = sqlite.insert(table) if dialect == "sqlite" else postgresql.insert(table)
+    update_columns = [c.name for c in table.columns if c.name not in keys and c.name != "first_stored_at"]
+    if update and update_columns:
+        return statement.on_conflict_do_update(index_elements=list(keys),
+                                               set_={c: statement.excluded[c] for c in update_columns})
+    return statement.on_conflict_do_nothing(index_elements=list(keys))
+
+
+@dataclass(frozen=True)
+class _CompiledUpsert:
+    sql: str
+    converters: tuple[tuple[str, Callable[[Any], Any] | None], ...]  # each parameter's column and bind processor
+
+
+# Built and compiled once per table and shape: each build made an `excluded` copy of the table's columns, reference
+# cycles left to the collector, and compiling it cost more than a batch's parameters.
+@lru_cache(maxsize=64)
+def _sqlite_upsert(dialect: Dialect, table: Table, keys: tuple[str, ...], update: bool,
+                   columns: tuple[str, ...]) -> _CompiledUpsert:
+    compiled = _upsert_statement("sqlite", table, keys, update).compile(dialect=dialect, column_keys=list(columns))
+    names = compiled.positiontup or ()
+    return _CompiledUpsert(compiled.string, tuple(
+        (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names))
+
+
+def _execute_many(connection: Connection, upsert: _CompiledUpsert, rows: Sequence[dict]) -> None:
+    """The upsert for every row through the driver's executemany, each value converted by its column type's
     own bind processor: the same values SQLAlchemy would send, without its per-row parameter handling, which
     cost a third of storing a paper (BENCHMARKS.md, ingest)."""
-    connection = session if isinstance(session, Connection) else session.connection()  # `db copy` passes a Connection
-    dialect = connection.dialect
-    compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))
-    names = compiled.positiontup
-    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
-    converted = [(name, process) for name, process in zip(names, processors, strict=True)]
-    connection.exec_driver_sql(compiled.string, [
-        tuple(row[name] if process is None else process(row[name]) for name, process in converted)
-        for row in rows
+    converters = upsert.converters
+    connection.exec_driver_sql(upsert.sql, [
+        tuple(row[name] if process is None else process(row[name]) for name, process in converters) for row in rows
     ])
 
 
