@@ -17,6 +17,8 @@ from tracker.store.models import PaperRow
 from tracker.store.rows import chunked, paper_to_row, row_to_paper, save_search_index_rows, search_text, write_search_index
 from tracker.text import utcnow
 
+ROWS_AT_ONCE = 100
+
 
 def save_search_index(store: Store, session: Session, papers: Sequence[Paper]) -> None:
     write_search_index(store, session, [{"pmid": p.pmid, **search_text(p)} for p in papers])
@@ -44,9 +46,13 @@ def save_papers(store: Store, papers: Sequence[Paper], *, topic: str | None = No
         for chunk in chunked([p.pmid for p in unique]):
             before.update(session.execute(select(col(PaperRow.pmid)).where(col(PaperRow.pmid).in_(chunk))).scalars())
         given = facts or {}
-        rows = [paper_to_row(p, now, given.get(p.pmid)) for p in unique]
-        store.upsert(session, PaperRow.__table__, rows, ["pmid"])
-        save_search_index_rows(store, session, rows, indexed=before)  # from the rows: trial ids are found once
+        # A slice of rows at a time: a whole batch's rows and their converted values at once were the backfill's
+        # peak (BENCHMARKS.md, backfill memory).
+        for part in chunked(unique, ROWS_AT_ONCE):
+            rows = [paper_to_row(p, now, given.get(p.pmid)) for p in part]
+            store.upsert(session, PaperRow.__table__, rows, ["pmid"])
+            save_search_index_rows(store, session, rows, indexed=before)  # from the rows: trial ids are found once
+            del rows
         linked = link_members(store, session, topic, [p.pmid for p in unique], run_id, now, source=source) if topic else 0
         session.commit()
     return len(unique) - len(before), linked
