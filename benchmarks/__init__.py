@@ -150,10 +150,18 @@ def _short_path(filename: str) -> str:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory (ru_maxrss, KiB on Linux) in MB."""
+    """This process's peak resident memory in MB: VmHWM where /proc has it, else ru_maxrss (KiB on Linux). Linux
+    carries ru_maxrss across exec(), so a child of a large benchmark process reported its parent's size at fork();
+    VmHWM belongs to the process's own address space."""
+    import re
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        status = Path("/proc/self/status").read_text(encoding="ascii")
+    except OSError:
+        status = ""
+    found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    return int(found.group(1)) / 1024 if found else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child_env(**extra: str) -> dict[str, str]:
