@@ -261,3 +261,16 @@ def test_a_stop_request_stops_after_the_batch_being_saved_and_abandons_the_reque
         time.sleep(0.8)
         assert server.count("efetch") == sent <= 4 + 3  # the four saved, at most three on their way when stopped
         assert saved == list(range(1, 41))
+
+
+def test_the_pmids_never_returned_are_asked_for_twice_and_given_back_in_the_order_asked():
+    with FakeEutils() as server:
+        server.add(*records(30))
+        saved: list[int] = []
+        asked = [30, 7, 990001, 1, 990000, 22, *range(8, 12)]
+        with client_for(server) as client:
+            missing = fetch_each_batch(client, asked, lambda batch: saved.extend(p.pmid for p in batch.papers))
+        efetched = [entry.params["id"] for entry in server.requests if entry.endpoint == "efetch"]
+    assert missing == [990001, 990000]
+    assert sorted(saved) == [1, 7, 8, 9, 10, 11, 22, 30]
+    assert efetched == ["30,7,990001,1,990000,22,8,9,10,11", "990001,990000"]
