@@ -27,7 +27,7 @@ def test_the_real_mallopt_accepts_the_setting():
     assert printed == ("1\n" if sys.platform.startswith("linux") else "\n")  # glibc's mallopt answers 1: done
 
 
-def test_the_collector_runs_less_often_and_still_collects(monkeypatch):
+def test_the_collector_runs_less_often(monkeypatch):
     monkeypatch.setattr(gc, "set_threshold", lambda *values: set_to.append(values))
     set_to: list[tuple[int, ...]] = []
     memory.collect_less()

@@ -231,8 +231,6 @@ class Store:
                update: bool = True) -> None:
         if not rows:
             return
-        columns = [column.name for column in table.columns]
-        update_columns = [c for c in columns if c not in keys and c != "first_stored_at"]
         if self.dialect == "sqlite":
             connection = session if isinstance(session, Connection) else session.connection()  # `db copy`: a Connection
             _execute_many(connection, _sqlite_upsert(connection.dialect, table, tuple(keys), update, tuple(rows[0])),
@@ -241,6 +239,7 @@ class Store:
         if self.dialect == "postgresql":
             session.execute(_upsert_statement(self.dialect, table, tuple(keys), update), list(rows))
             return
+        update_columns = _update_columns(table, keys)
         for row in rows:
             condition = [table.c[k] == row[k] for k in keys]
             exists = session.execute(select(*[table.c[k] for k in keys]).where(*condition)).first()
@@ -250,12 +249,17 @@ class Store:
                 session.execute(table.update().where(*condition).values(**{c: row[c] for c in update_columns if c in row}))
 
 
+def _update_columns(table: Table, keys: Sequence[str]) -> list[str]:
+    """The columns an upsert of an existing row rewrites: all but its keys and when it was first stored."""
+    return [column.name for column in table.columns if column.name not in keys and column.name != "first_stored_at"]
+
+
 @lru_cache(maxsize=64)
 def _upsert_statement(dialect: str, table: Table, keys: tuple[str, ...], update: bool):
     from sqlalchemy.dialects import postgresql, sqlite
 
     statement: sqlite.Insert | postgresql.Insert = sqlite.insert(table) if dialect == "sqlite" else postgresql.insert(table)
-    update_columns = [c.name for c in table.columns if c.name not in keys and c.name != "first_stored_at"]
+    update_columns = _update_columns(table, keys)
     if update and update_columns:
         return statement.on_conflict_do_update(index_elements=list(keys),
                                                set_={c: statement.excluded[c] for c in update_columns})

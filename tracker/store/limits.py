@@ -125,9 +125,7 @@ class _Watchdog:
             if id(connection) in self._stopping:
                 return
             self._deadlines[id(connection)] = (deadline, connection)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="sqlite-time-limit", daemon=True)
-                self._thread.start()
+            self._start()
             if self._nearest is None or deadline < self._nearest:
                 self._wake.notify()
 
@@ -138,10 +136,13 @@ class _Watchdog:
             connection.interrupt()
             self._deadlines[id(connection)] = (time.monotonic() + STOP_AGAIN, connection)
             self._stopping.add(id(connection))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="sqlite-time-limit", daemon=True)
-                self._thread.start()
+            self._start()
             self._wake.notify()
+
+    def _start(self) -> None:  # under the lock
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="sqlite-time-limit", daemon=True)
+            self._thread.start()
 
     def forget(self, connection: Any) -> None:
         with self._wake:

@@ -477,6 +477,7 @@ def _relevance_queue(rule: StateRule, skipping: bool):
             .order_by(func.coalesce(_score.c.score, UNSCORED).desc(), seen.desc(), pmid.desc())
             .offset(bindparam("offset")).limit(1))
 
+
 _QUEUED_PAPER = (select(_membership.c.pmid, _membership.c.first_seen_at, _paper.c.evidence_tier, _paper.c.title,
                         _paper.c.author_names, _paper.c.journal, _paper.c.pub_year, _paper.c.status, _paper.c.late_arrival)
                  .join(_paper, _paper.c.pmid == _membership.c.pmid)

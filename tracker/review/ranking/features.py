@@ -17,7 +17,7 @@ every paper, or by default the decided ones), and only the tokens they contain a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +71,11 @@ class TokenCounts:
 
     def take(self, rows: Sequence[int] | np.ndarray) -> TokenCounts:
         return TokenCounts(tuple(block[np.asarray(rows, dtype=np.intp)] for block in self.blocks))
+
+    def in_slices(self) -> Iterator[TokenCounts]:
+        """The rows RECORDS_AT_ONCE at a time, in order."""
+        for start in range(0, len(self), RECORDS_AT_ONCE):
+            yield self.take(range(start, min(start + RECORDS_AT_ONCE, len(self))))
 
 
 # Records counted or scored at once: their 1-2 grams are Python strings until hashed, and a 5,000-paper topic's

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.svm import LinearSVC
 
-from tracker.review.ranking import features as token_features
 from tracker.review.ranking.classifier import squash, train_classifier
 from tracker.review.ranking.coldstart import DECISIONS, INCLUDE, MAYBE, MIN_EXCLUDED, MIN_INCLUDED, decisions_needed
 from tracker.review.ranking.features import FeatureSpace, TokenCounts, count_tokens
@@ -63,9 +62,8 @@ def score(model: RelevanceModel, papers: Papers) -> list[float]:
     if not len(papers):
         return []
     counted = _counted(papers)
-    at_once = token_features.RECORDS_AT_ONCE  # read at each call: a test sets it
-    slices = (counted.take(range(start, min(start + at_once, len(counted)))) for start in range(0, len(counted), at_once))
-    margins = np.concatenate([model.classifier.decision_function(model.features.transform(part)) for part in slices])
+    margins = np.concatenate([model.classifier.decision_function(model.features.transform(part))
+                              for part in counted.in_slices()])
     return [float(value) for value in squash(margins)]
 
 
