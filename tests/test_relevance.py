@@ -92,6 +92,26 @@ def test_scores_order_the_topics_papers_and_only_numbers_are_stored(screened):
             "FLOAT", "DOUBLE PRECISION", "REAL"}
 
 
+def test_the_relevance_queue_gives_the_scored_papers_best_first_then_the_unscored_newest_first(screened):
+    from tracker.review.screening import rule_for
+    from tracker.store.listing import queue_by_relevance
+
+    save_papers(screened, [paper(31, "Vasopressin before norepinephrine", SHOCK)], topic="sepsis")
+    refresh_relevance(screened, SEPSIS)
+    save_papers(screened, LATER[:2], topic="sepsis")  # after the refresh: unscored, so last
+    save_papers(screened, LATER[2:], topic="sepsis")
+    decide(screened, SEPSIS, [22], "exclude", reviewer="ana", reasons=["wrong population"])
+    scores = scores_of(screened, ["sepsis"], [4, 31, 21, 22, 23, 24])
+    assert set(scores) == {31}
+    rule = rule_for(screened, SEPSIS)
+    expected = [(31, scores[31]), (24, None), (23, None), (21, None)]  # LATER[2:] were first seen after LATER[:2]
+    queue = [queue_by_relevance(screened, "sepsis", rule, "ana", offset=offset) for offset in range(5)]
+    assert [(row.pmid, row.relevance) for row in queue if row is not None] == expected
+    assert queue[4] is None
+    skipping = [queue_by_relevance(screened, "sepsis", rule, "ana", skip=24, offset=offset) for offset in range(3)]
+    assert [(row.pmid, row.relevance) for row in skipping] == [expected[0], *expected[2:]]
+
+
 def test_a_refresh_with_nothing_new_changes_nothing_and_a_new_decision_retrains(screened):
     refresh_relevance(screened, SEPSIS)
     trained = ranking_state(screened, "sepsis").trained_at
