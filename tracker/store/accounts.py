@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tracker.store.database import Store
@@ -108,13 +108,16 @@ def save_session(store: Store, session: SessionView, now: datetime) -> None:
             created_at=session.created_at, expires_at=session.expires_at, last_seen_at=now))
 
 
+# Every request reads its session: the statement is built once (as the screening queue's are).
+_LIVE_SESSION = (select(_session).outerjoin(_account, _account.c.name == _session.c.account)
+                 .where(_session.c.id == bindparam("id"), _session.c.expires_at > bindparam("now"),
+                        (_session.c.account.is_(None)) | (_account.c.name.is_not(None))))
+
+
 def load_session(store: Store, session_id: str, now: datetime) -> SessionView | None:
     """The session, unless it has expired (or its account was removed)."""
-    statement = (select(_session).outerjoin(_account, _account.c.name == _session.c.account)
-                 .where(_session.c.id == session_id, _session.c.expires_at > now,
-                        (_session.c.account.is_(None)) | (_account.c.name.is_not(None))))
     with store.connect() as connection:
-        row = connection.execute(statement).first()
+        row = connection.execute(_LIVE_SESSION, {"id": session_id, "now": now}).first()
     if row is None:
         return None
     return SessionView(row.id, row.account, row.reviewer, row.role, row.csrf, as_utc(row.created_at),

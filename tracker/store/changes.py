@@ -181,26 +181,28 @@ def list_events(store: Store, *, since: datetime | None = None, until: datetime 
                 pmids: Sequence[int] | None = None) -> list[EventView]:
     """Events detected in [since, until) on papers of `topics` (any paper when None; only `pmids` when given),
     oldest first."""
-    statement = select(StatusEvent, col(PaperRow.title), col(PaperRow.status)).join(
-        PaperRow, col(PaperRow.pmid) == col(StatusEvent.pmid))
+    # Plain rows, not ORM instances: the screening and paper pages ask for their paper's events on every request.
+    event, paper = StatusEvent.__table__, PaperRow.__table__
+    statement = select(event, paper.c.title.label("paper_title"), paper.c.status.label("paper_status")).join(
+        paper, paper.c.pmid == event.c.pmid)
     if since is not None:
-        statement = statement.where(col(StatusEvent.detected_at) >= since)
+        statement = statement.where(event.c.detected_at >= since)
     if until is not None:
-        statement = statement.where(col(StatusEvent.detected_at) < until)
+        statement = statement.where(event.c.detected_at < until)
     if topics is not None:
-        statement = statement.where(exists().where(col(TopicPaper.pmid) == col(StatusEvent.pmid),
+        statement = statement.where(exists().where(col(TopicPaper.pmid) == event.c.pmid,
                                                    col(TopicPaper.topic).in_(list(topics))))
     if ids is not None:
-        statement = statement.where(col(StatusEvent.id).in_(list(ids)))
+        statement = statement.where(event.c.id.in_(list(ids)))
     if pmids is not None:
-        statement = statement.where(col(StatusEvent.pmid).in_(list(pmids)))
-    with store.session() as session:
-        rows = session.execute(statement.order_by(col(StatusEvent.detected_at), col(StatusEvent.id))).all()
-    topics_of = memberships(store, {event.pmid for event, _, _ in rows})
-    return [EventView(id=event.id, pmid=event.pmid, kind=event.kind, notice_pmid=event.notice_pmid,
-                      detail=event.detail, detected_at=event.detected_at, title=title, status=status,
-                      topics=tuple(topics_of.get(event.pmid, ())))
-            for event, title, status in rows]
+        statement = statement.where(event.c.pmid.in_(list(pmids)))
+    with store.connect() as connection:
+        rows = connection.execute(statement.order_by(event.c.detected_at, event.c.id)).all()
+    topics_of = memberships(store, {row.pmid for row in rows})
+    return [EventView(id=row.id, pmid=row.pmid, kind=row.kind, notice_pmid=row.notice_pmid, detail=row.detail,
+                      detected_at=row.detected_at, title=row.paper_title, status=row.paper_status,
+                      topics=tuple(topics_of.get(row.pmid, ())))
+            for row in rows]
 
 
 def untold_events(store: Store, recipient: str, topics: Sequence[str], *, since: datetime) -> list[int]:

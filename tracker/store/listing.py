@@ -476,12 +476,12 @@ def _relevance_queue(rule: StateRule, skipping: bool, scored: bool, counting: bo
         # the whole queue by coalesce(score) took 4.5 ms a screening page on a 4,907-paper topic. The topic is given
         # on the scores alone: given on the memberships too, SQLite without statistics walks those instead.
         base = _score.join(_membership, and_(_membership.c.topic == _score.c.topic, _membership.c.pmid == _score.c.pmid))
-        joined, conditions = _waiting(_TOPIC, rule, _REVIEWER, base, _score.c.topic)
+        joined, conditions = _waiting(_TOPIC, rule, _REVIEWER, base, _score.c.topic)  # type: ignore[arg-type]
         ordering = [_score.c.score.desc(), seen.desc(), pmid.desc()]
     else:
         base = _membership.outerjoin(_score, and_(_score.c.topic == _membership.c.topic,
                                                   _score.c.pmid == _membership.c.pmid))
-        joined, conditions = _waiting(_TOPIC, rule, _REVIEWER, base)
+        joined, conditions = _waiting(_TOPIC, rule, _REVIEWER, base)  # type: ignore[arg-type]
         conditions.append(_score.c.pmid.is_(None))
         ordering = [seen.desc(), pmid.desc()]
     if skipping:

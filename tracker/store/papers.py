@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, bindparam, select
 from sqlmodel import Session, col
 
 from tracker.facts import StudyFacts
@@ -71,13 +71,17 @@ def newest_pmids(store: Store, pmids: Sequence[int], limit: int) -> list[int]:
     return [row.pmid for row in newest[:limit]]
 
 
+# Built once, read as plain rows: the ORM's statement and instances were a screening page's costliest read (py-spy,
+# benchmark 14), and a paper is only ever turned into a Paper.
+_PAPERS_BY_PMID = select(PaperRow.__table__).where(PaperRow.__table__.c.pmid.in_(bindparam("pmids", expanding=True)))
+
+
 def load_papers(store: Store, pmids: Sequence[int]) -> list[Paper]:
     order = {pmid: index for index, pmid in enumerate(pmids)}
     papers: list[Paper] = []
-    with store.session() as session:
+    with store.connect() as connection:
         for chunk in chunked(list(pmids)):
-            rows = session.execute(select(PaperRow).where(col(PaperRow.pmid).in_(chunk))).scalars()
-            papers.extend(row_to_paper(row) for row in rows)
+            papers.extend(row_to_paper(row) for row in connection.execute(_PAPERS_BY_PMID, {"pmids": chunk}))
     return sorted(papers, key=lambda p: order[p.pmid])
 
 

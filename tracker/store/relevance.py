@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 
 from tracker.store.database import Store
 from tracker.store.decisions import StateRule
@@ -71,8 +71,10 @@ def topic_states(store: Store, topic: str, rule: StateRule) -> dict[int, str]:
 def decision_mark(store: Store, topic: str) -> int:
     """The id of the topic's newest decision (0 before any): each decision, undo included, raises it."""
     with store.connect() as connection:
-        return connection.execute(select(func.coalesce(func.max(_decision.c.id), 0))
-                                  .where(_decision.c.topic == topic)).scalar_one()
+        return connection.execute(_DECISION_MARK, {"topic": topic}).scalar_one()
+
+
+_DECISION_MARK = select(func.coalesce(func.max(_decision.c.id), 0)).where(_decision.c.topic == bindparam("topic"))
 
 
 def unscored_count(store: Store, topic: str) -> int:

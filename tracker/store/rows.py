@@ -10,7 +10,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import TableClause, bindparam, select, text
+from sqlalchemy import Row, TableClause, bindparam, select, text
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
@@ -188,7 +188,7 @@ def export_text_from_row(row) -> dict:
                        row.keywords)
 
 
-def row_to_paper(row: PaperRow) -> Paper:
+def row_to_paper(row: PaperRow | Row) -> Paper:
     """The stored row back as a `Paper` (with its original XML), for digests and exports."""
     return Paper(
         pmid=row.pmid,
