@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
@@ -236,7 +236,10 @@ def decided_since(store: Store, topic: str, reviewer: str, since: datetime, *, s
 def latest_decision_id(store: Store, topic: str) -> int:
     """The id of the topic's newest decision (0 without any): it changes whenever a decision is given."""
     with store.connect() as connection:
-        return connection.execute(select(func.max(_decision.c.id)).where(_decision.c.topic == topic)).scalar() or 0
+        return connection.execute(_LATEST_DECISION, {"topic": topic}).scalar() or 0
+
+
+_LATEST_DECISION = select(func.max(_decision.c.id)).where(_decision.c.topic == bindparam("topic"))
 
 
 def decision_order(store: Store, topic: str, *, stage: str = FIRST_STAGE) -> list[int]:
@@ -273,15 +276,19 @@ def summaries(store: Store, topic: str, pmids: Iterable[int] | None = None, *,
               stage: str = FIRST_STAGE) -> dict[int, Screening]:
     """The `screening` rows of `topic` at `stage` (of `pmids`, or all), by PMID."""
     found: dict[int, Screening] = {}
-    at = (col(Screening.topic) == topic, col(Screening.stage) == stage)
+    at = {"topic": topic, "stage": stage}
     with store.session() as session:
         if pmids is None:
-            found.update((row.pmid, row) for row in session.execute(select(Screening).where(*at)).scalars())
+            found.update((row.pmid, row) for row in session.execute(_SUMMARIES, at).scalars())
         else:
             for chunk in chunked(sorted(set(pmids))):
-                found.update((row.pmid, row) for row in session.execute(
-                    select(Screening).where(*at, col(Screening.pmid).in_(chunk))).scalars())
+                found.update((row.pmid, row) for row in session.execute(_SUMMARIES_OF, at | {"pmids": chunk}).scalars())
     return found
+
+
+# Built once: the screening page reads its paper's summary on every request.
+_SUMMARIES = select(Screening).where(col(Screening.topic) == bindparam("topic"), col(Screening.stage) == bindparam("stage"))
+_SUMMARIES_OF = _SUMMARIES.where(col(Screening.pmid).in_(bindparam("pmids", expanding=True)))
 
 
 def summaries_of(store: Store, topics: Sequence[str], pmids: Iterable[int], *,
@@ -302,12 +309,16 @@ def current_decisions(store: Store, topics: Sequence[str], pmids: Iterable[int],
     found: dict[tuple[str, int], list[ReviewerDecision]] = defaultdict(list)
     with store.connect() as connection:
         for chunk in chunked(sorted(set(pmids))):
-            rows = connection.execute(select(_current).where(_current.c.topic.in_(list(topics)), _current.c.stage == stage,
-                                                             _current.c.pmid.in_(chunk))
-                                      .order_by(_current.c.decided_at, _current.c.decision_id)).mappings()
+            rows = connection.execute(_CURRENT_OF, {"topics": list(topics), "stage": stage, "pmids": chunk}).mappings()
             for row in rows:
                 found[(row["topic"], row["pmid"])].append(_current_view(row))
     return dict(found)
+
+
+_CURRENT_OF = (select(_current).where(_current.c.topic.in_(bindparam("topics", expanding=True)),
+                                      _current.c.stage == bindparam("stage"),
+                                      _current.c.pmid.in_(bindparam("pmids", expanding=True)))
+               .order_by(_current.c.decided_at, _current.c.decision_id))
 
 
 def decision_history(store: Store, pmid: int, topics: Sequence[str] | None = None) -> list[ReviewerDecision]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, delete, func, insert, select
 
 from tracker.store.database import Store
-from tracker.store.decisions import StateRule
+from tracker.store.decisions import StateRule, latest_decision_id
 from tracker.store.models import Decision, PaperRow, RankingState, RelevanceScore, Screening, TopicPaper
 from tracker.store.rows import chunked
 
@@ -70,11 +70,7 @@ def topic_states(store: Store, topic: str, rule: StateRule) -> dict[int, str]:
 
 def decision_mark(store: Store, topic: str) -> int:
     """The id of the topic's newest decision (0 before any): each decision, undo included, raises it."""
-    with store.connect() as connection:
-        return connection.execute(_DECISION_MARK, {"topic": topic}).scalar_one()
-
-
-_DECISION_MARK = select(func.coalesce(func.max(_decision.c.id), 0)).where(_decision.c.topic == bindparam("topic"))
+    return latest_decision_id(store, topic)
 
 
 def unscored_count(store: Store, topic: str) -> int:
@@ -128,10 +124,14 @@ def scores_of(store: Store, topics: Sequence[str], pmids: Sequence[int]) -> dict
     found: dict[int, float] = {}
     with store.connect() as connection:
         for chunk in chunked(list(dict.fromkeys(pmids)), 500):
-            statement = (select(_score.c.pmid, func.max(_score.c.score))
-                         .where(_score.c.topic.in_(list(topics)), _score.c.pmid.in_(chunk)).group_by(_score.c.pmid))
-            found.update({pmid: score for pmid, score in connection.execute(statement)})
+            found.update({pmid: score for pmid, score in connection.execute(
+                _BEST_SCORES, {"topics": list(topics), "pmids": chunk})})
     return found
+
+
+_BEST_SCORES = (select(_score.c.pmid, func.max(_score.c.score))
+                .where(_score.c.topic.in_(bindparam("topics", expanding=True)),
+                       _score.c.pmid.in_(bindparam("pmids", expanding=True))).group_by(_score.c.pmid))
 
 
 def score_column(topics: Sequence[str], pmid_column):

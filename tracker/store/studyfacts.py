@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, inspect, select
+from sqlalchemy import bindparam, func, inspect, select
 
 from tracker.facts import EXTRACTOR_VERSION, StudyFacts
 from tracker.store.database import Store
@@ -35,12 +35,15 @@ class StoredFacts:
 def stored_facts(store: Store, pmids: Sequence[int]) -> dict[int, StoredFacts]:
     """The stored facts of `pmids` (those the store holds), without reading anything else of the papers."""
     found: dict[int, StoredFacts] = {}
-    statement = select(_paper.c.pmid, _paper.c.facts, _paper.c.evidence_tier, _paper.c.tier_from_abstract)
     with store.connect() as connection:
         for chunk in chunked(sorted(set(pmids))):
-            for pmid, text, tier, from_abstract in connection.execute(statement.where(_paper.c.pmid.in_(chunk))):
+            for pmid, text, tier, from_abstract in connection.execute(_FACTS_OF, {"pmids": chunk}):
                 found[pmid] = StoredFacts(facts_from_column(text), tier, bool(from_abstract))
     return found
+
+
+_FACTS_OF = (select(_paper.c.pmid, _paper.c.facts, _paper.c.evidence_tier, _paper.c.tier_from_abstract)
+             .where(_paper.c.pmid.in_(bindparam("pmids", expanding=True))))
 
 
 def facts_from_column(text: str | None) -> StudyFacts:
