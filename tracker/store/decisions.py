@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Protocol
 
 from sqlalchemy import and_, bindparam, func, select
@@ -25,7 +26,7 @@ from sqlmodel import col
 
 from tracker.errors import StoreError
 from tracker.store.database import Store
-from tracker.store.models import CurrentDecision, Decision, Screening
+from tracker.store.models import CurrentDecision, Decision, Screening, TopicPaper
 from tracker.store.rows import chunked
 from tracker.text import utcnow
 
@@ -36,6 +37,7 @@ WITHDRAWN = "withdraw"
 _decision = Decision.__table__
 _current = CurrentDecision.__table__
 _screening = Screening.__table__
+_membership = TopicPaper.__table__
 _CURRENT_FIELDS = ("topic", "pmid", "stage", "reviewer", "decision", "reasons", "note", "resolves", "decided_at")
 FIRST_STAGE = "title-abstract"  # the stage a decision is at when none is named (tracker/review/states.py Stage)
 
@@ -339,36 +341,47 @@ def state_counts(store: Store, topic: str, rule: StateRule, member_pmids=None, *
     Without `member_pmids` the count reads the topic's decisions, not its papers: the states of the papers
     with a `screening` row, and every other member undecided (`members`, the topic's paper count, when the
     caller has it; else an index-only count), so a topic of 100,000 papers costs what its decisions cost."""
-    from tracker.store.models import TopicPaper
-
-    membership = TopicPaper.__table__
-    mine = _current.alias("mine") if viewer is not None else None
-
-    def with_mine(joined, on_topic, on_pmid):
-        if mine is None:
-            return joined
-        return joined.outerjoin(mine, and_(mine.c.topic == on_topic, mine.c.pmid == on_pmid,
-                                           mine.c.stage == rule.stage, mine.c.reviewer == viewer))
-
-    state = rule.view_sql(_screening, mine).label("state")
     undecided = str(rule.state(None))
     if member_pmids is None:
-        decided = (select(state, func.count()).select_from(with_mine(_screening.join(
-            membership, and_(membership.c.topic == _screening.c.topic, membership.c.pmid == _screening.c.pmid)),
-            _screening.c.topic, _screening.c.pmid))
-            .where(_screening.c.topic == topic, _screening.c.stage == rule.stage).group_by(state))
-        counted = select(func.count()).select_from(membership).where(membership.c.topic == topic)
         with store.connect() as connection:
-            counts: dict[str, int] = dict(connection.execute(decided).all())
-            total = members if members is not None else connection.execute(counted).scalar_one()
+            counts: dict[str, int] = dict(connection.execute(_decided_counts(rule, viewer is not None),
+                                                             {"topic": topic, "viewer": viewer}).all())
+            total = members if members is not None else connection.execute(_MEMBERS, {"topic": topic}).scalar_one()
         counts[undecided] = total - sum(count for name, count in counts.items() if name != undecided)
         return {name: count for name, count in counts.items() if count}
-    statement = (select(state, func.count()).select_from(with_mine(membership.outerjoin(
-        _screening, and_(_screening.c.topic == membership.c.topic, _screening.c.pmid == membership.c.pmid,
-                         _screening.c.stage == rule.stage)), membership.c.topic, membership.c.pmid))
-        .where(membership.c.topic == topic, membership.c.pmid.in_(member_pmids)).group_by(state))
+    joined = _membership.outerjoin(_screening, and_(_screening.c.topic == _membership.c.topic,
+                                                    _screening.c.pmid == _membership.c.pmid,
+                                                    _screening.c.stage == rule.stage))
+    mine = None
+    if viewer is not None:
+        mine = _current.alias("mine")
+        joined = joined.outerjoin(mine, and_(mine.c.topic == _membership.c.topic, mine.c.pmid == _membership.c.pmid,
+                                             mine.c.stage == rule.stage, mine.c.reviewer == viewer))
+    state = rule.view_sql(_screening, mine).label("state")
+    statement = (select(state, func.count()).select_from(joined)
+                 .where(_membership.c.topic == topic, _membership.c.pmid.in_(member_pmids)).group_by(state))
     with store.connect() as connection:
         return {name: count for name, count in connection.execute(statement).all() if count}
+
+
+# The counts' statement is built once per rule: the Topics page counts every topic's states on each request.
+@lru_cache(maxsize=64)
+def _decided_counts(rule: StateRule, viewing: bool):
+    """The states of the topic's papers that have a `screening` row at the rule's stage, counted; `viewing`: as the
+    reviewer bound as `viewer` may see them."""
+    joined = _screening.join(_membership, and_(_membership.c.topic == _screening.c.topic,
+                                               _membership.c.pmid == _screening.c.pmid))
+    mine = None
+    if viewing:
+        mine = _current.alias("mine")
+        joined = joined.outerjoin(mine, and_(mine.c.topic == _screening.c.topic, mine.c.pmid == _screening.c.pmid,
+                                             mine.c.stage == rule.stage, mine.c.reviewer == bindparam("viewer")))
+    state = rule.view_sql(_screening, mine).label("state")
+    return (select(state, func.count()).select_from(joined)
+            .where(_screening.c.topic == bindparam("topic"), _screening.c.stage == rule.stage).group_by(state))
+
+
+_MEMBERS = select(func.count()).select_from(_membership).where(_membership.c.topic == bindparam("topic"))
 
 
 def current_from(store: Store, topic: str, reviewer: str, sources: Sequence[str], *,
