@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -65,18 +65,33 @@ def marked(text, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Ma
     """`text`, escaped, with the words that begin with one of `include` in <mark class="for"> and those of `exclude`
     in <mark class="against"> (the screening page's highlighting; a word in both lists is marked against)."""
     escaped = str(escape(text))
+    marker = _marker(tuple(include), tuple(exclude))
+    return Markup(marker.sub(escaped) if marker is not None else escaped)
+
+
+@dataclass(frozen=True)
+class _Marker:
+    pattern: re.Pattern[str]
+    kinds: dict[str, str]
+
+    def sub(self, escaped: str) -> str:
+        return self.pattern.sub(self._mark, escaped)
+
+    def _mark(self, found: re.Match) -> str:
+        return f'<mark class="{self.kinds[found.group(1).casefold()]}">{found.group(0)}</mark>'
+
+
+@lru_cache(maxsize=256)
+def _marker(include: tuple[str, ...], exclude: tuple[str, ...]) -> _Marker | None:
+    """The pattern of `marked` for a topic's words, built once: a screening page marks each piece of its text."""
     kinds = {term.casefold(): "for" for term in include if term.strip()}
     kinds.update({term.casefold(): "against" for term in exclude if term.strip()})
     if not kinds:
-        return Markup(escaped)
+        return None
     # Not inside an entity the escaping wrote (&amp;, &#39;).
-    pattern = re.compile(r"(?<![&#])\b(" + "|".join(re.escape(str(escape(term))) for term in sorted(kinds, key=len, reverse=True))
-                         + r")[\w-]*", re.IGNORECASE)
-
-    def mark(found: re.Match) -> str:
-        return f'<mark class="{kinds[found.group(1).casefold()]}">{found.group(0)}</mark>'
-
-    return Markup(pattern.sub(mark, escaped))
+    return _Marker(re.compile(r"(?<![&#])\b(" + "|".join(re.escape(str(escape(term)))
+                                                        for term in sorted(kinds, key=len, reverse=True))
+                              + r")[\w-]*", re.IGNORECASE), kinds)
 
 
 class ScanCache:
