@@ -134,6 +134,9 @@ def succeeded_runs(store: Store, topic: str, kinds: Sequence[str], *, since: dat
 def last_runs(store: Store) -> dict[str, Run]:
     """The latest run of every topic (including one still running)."""
     with store.session() as session:
-        latest = select(col(Run.topic), func.max(col(Run.id)).label("id")).group_by(col(Run.topic)).subquery()
-        runs = session.execute(select(Run).join(latest, col(Run.id) == latest.c.id)).scalars()
-        return {run.topic: run for run in runs}
+        return {run.topic: run for run in session.execute(_LAST_RUNS).scalars()}
+
+
+# Built once: the topic page and the Topics page show each topic's last run on every request.
+_LATEST_RUN_IDS = select(col(Run.topic), func.max(col(Run.id)).label("id")).group_by(col(Run.topic)).subquery()
+_LAST_RUNS = select(Run).join(_LATEST_RUN_IDS, col(Run.id) == _LATEST_RUN_IDS.c.id)
