@@ -48,7 +48,7 @@ from tracker.review.states import (
     check_state,
 )
 from tracker.store import Store
-from tracker.store.accounts import list_accounts
+from tracker.store.accounts import is_team_member, list_accounts
 from tracker.store.decisions import (
     NewDecision,
     ReviewerDecision,
@@ -99,8 +99,8 @@ def check_reviewer(name: str) -> str:
 
 def check_account(store: Store, name: str) -> str:
     """In team mode (the database holds accounts) a decision is someone's: `name` must be an account."""
-    accounts = [account.name for account in list_accounts(store)]
-    if accounts and name not in accounts:
+    if not is_team_member(store, name):
+        accounts = [account.name for account in list_accounts(store)]
         raise ConfigError(f"{name!r} is not an account of this team (accounts: {', '.join(sorted(accounts))}): "
                           "decide as one of them, or add it with 'tracker users add'")
     return name

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tracker.store.database import Store
@@ -90,6 +90,17 @@ def list_accounts(store: Store) -> list[AccountView]:
 def count_accounts(store: Store) -> int:
     with store.connect() as connection:
         return connection.execute(select(func.count()).select_from(_account)).scalar_one()
+
+
+def is_team_member(store: Store, name: str) -> bool:
+    """Whether `name` may decide: an account of the team, or anyone where the database holds no accounts."""
+    with store.connect() as connection:
+        return bool(connection.execute(_MAY_DECIDE, {"name": name}).scalar_one())
+
+
+# Every decision asks: one statement built once, rather than every account read.
+_MAY_DECIDE = select(~exists(select(_account.c.name))
+                     | exists(select(_account.c.name).where(_account.c.name == bindparam("name"))))
 
 
 def account_with_hash(store: Store, name: str) -> tuple[AccountView, str] | None:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import bindparam, exists, func, select, update
 from sqlmodel import Session, col
 
 from tracker.facts import StudyFacts
@@ -176,28 +176,39 @@ class EventView:
         return pubmed_url(self.notice_pmid) if self.notice_pmid else None
 
 
+# Plain rows, not ORM instances, and for the screening and paper pages (their paper's events, on every request) a
+# statement built once.
+_EVENTS = (select(StatusEvent.__table__, PaperRow.__table__.c.title.label("paper_title"),
+                  PaperRow.__table__.c.status.label("paper_status"))
+           .join(PaperRow.__table__, PaperRow.__table__.c.pmid == StatusEvent.__table__.c.pmid)
+           .order_by(StatusEvent.__table__.c.detected_at, StatusEvent.__table__.c.id))
+_EVENTS_OF_PMIDS = _EVENTS.where(StatusEvent.__table__.c.pmid.in_(bindparam("pmids", expanding=True)))
+
+
 def list_events(store: Store, *, since: datetime | None = None, until: datetime | None = None,
                 topics: Sequence[str] | None = None, ids: Sequence[int] | None = None,
                 pmids: Sequence[int] | None = None) -> list[EventView]:
     """Events detected in [since, until) on papers of `topics` (any paper when None; only `pmids` when given),
     oldest first."""
-    # Plain rows, not ORM instances: the screening and paper pages ask for their paper's events on every request.
-    event, paper = StatusEvent.__table__, PaperRow.__table__
-    statement = select(event, paper.c.title.label("paper_title"), paper.c.status.label("paper_status")).join(
-        paper, paper.c.pmid == event.c.pmid)
-    if since is not None:
-        statement = statement.where(event.c.detected_at >= since)
-    if until is not None:
-        statement = statement.where(event.c.detected_at < until)
-    if topics is not None:
-        statement = statement.where(exists().where(col(TopicPaper.pmid) == event.c.pmid,
-                                                   col(TopicPaper.topic).in_(list(topics))))
-    if ids is not None:
-        statement = statement.where(event.c.id.in_(list(ids)))
-    if pmids is not None:
-        statement = statement.where(event.c.pmid.in_(list(pmids)))
+    event = StatusEvent.__table__
+    values: dict = {}
+    if (since, until, topics, ids) == (None, None, None, None) and pmids is not None:
+        statement, values = _EVENTS_OF_PMIDS, {"pmids": list(pmids)}
+    else:
+        statement = _EVENTS
+        if since is not None:
+            statement = statement.where(event.c.detected_at >= since)
+        if until is not None:
+            statement = statement.where(event.c.detected_at < until)
+        if topics is not None:
+            statement = statement.where(exists().where(col(TopicPaper.pmid) == event.c.pmid,
+                                                       col(TopicPaper.topic).in_(list(topics))))
+        if ids is not None:
+            statement = statement.where(event.c.id.in_(list(ids)))
+        if pmids is not None:
+            statement = statement.where(event.c.pmid.in_(list(pmids)))
     with store.connect() as connection:
-        rows = connection.execute(statement.order_by(event.c.detected_at, event.c.id)).all()
+        rows = connection.execute(statement, values).all()
     topics_of = memberships(store, {row.pmid for row in rows})
     return [EventView(id=row.id, pmid=row.pmid, kind=row.kind, notice_pmid=row.notice_pmid, detail=row.detail,
                       detected_at=row.detected_at, title=row.paper_title, status=row.paper_status,

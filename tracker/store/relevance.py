@@ -83,8 +83,11 @@ def unscored_count(store: Store, topic: str) -> int:
 
 def ranking_state(store: Store, topic: str) -> RankingState | None:
     with store.connect() as connection:
-        row = connection.execute(select(_state).where(_state.c.topic == topic)).mappings().first()
+        row = connection.execute(_RANKING_STATE, {"topic": topic}).mappings().first()
     return RankingState(**row) if row else None
+
+
+_RANKING_STATE = select(_state).where(_state.c.topic == bindparam("topic"))  # read by every screening page
 
 
 def save_scores(store: Store, state: RankingState, scores: Mapping[int, float]) -> None:
