@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import random
+import re
 from datetime import date
 
 import pytest
@@ -675,6 +676,32 @@ def test_terms_the_lists_cannot_answer_go_straight_to_the_exhaustive_ranking_unt
     save_papers(ranked, [make_paper(500, "Ephedrine prophylaxis", "Outcomes.")])
     assert statement_kinds(ranked, lambda: scored(ranked, query, limit=3))["lists"] > 1
     assert found(ranked, query, limit=1) == [500]
+
+
+def test_search_pmids_gives_the_papers_search_papers_finds_in_its_order_without_reading_them(ranked):
+    from tracker.store.search import search_pmids
+
+    queries = [("norepinephrine", None, 3), ("infusion bolus", "dosing", 12), ('"spinal anesthesia"', None, 50),
+               ("phenyl* outcomes", "dosing", 5), ("nothingmatchesthis", None, 3)]
+    paper_reads: list[str] = []
+
+    def count(_connection, _cursor, statement, *_):
+        if re.search(r"\bFROM paper\s", statement):
+            paper_reads.append(statement)
+
+    for query, topic, limit in queries:
+        expected = [hit.pmid for hit in search_papers(ranked, query, topic=topic, limit=limit)]
+        event.listen(ranked.engine, "before_cursor_execute", count)
+        try:
+            found_pmids = search_pmids(ranked, query, topic=topic, limit=limit)
+            searched_reads, paper_reads[:] = list(paper_reads), []
+            search_papers(ranked, query, topic=topic, limit=limit)
+        finally:
+            event.remove(ranked.engine, "before_cursor_execute", count)
+        assert (query, found_pmids, searched_reads, bool(paper_reads)) == (query, expected, [], bool(expected))
+        paper_reads.clear()
+    with pytest.raises(SearchSyntaxError, match="nothing to search for"):
+        search_pmids(ranked, "   ")
 
 
 def test_a_change_to_the_index_or_to_memberships_is_seen_by_the_next_search(ranked):

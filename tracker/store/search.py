@@ -116,6 +116,17 @@ def check_search_text(query: str) -> None:
 
 def search_papers(store: Store, query: str, *, topic: str | None = None, limit: int = 20) -> list[SearchHit]:
     """The best `limit` stored papers for `query`, best first, optionally only `topic`'s."""
+    return _hits(store, _ranked(store, query, topic, limit))
+
+
+def search_pmids(store: Store, query: str, *, topic: str | None = None, limit: int = 20) -> list[int]:
+    """The PMIDs `search_papers` finds, in its order, without reading the papers: a topic page searched within
+    lists its matches in the page's own order (reading 500 papers' rows for nothing cost more than the ranking on
+    a 37,500-paper store)."""
+    return [pmid for pmid, _score in _ranked(store, query, topic, limit)]
+
+
+def _ranked(store: Store, query: str, topic: str | None, limit: int) -> list[tuple[int, float | None]]:
     check_search_text(query)
     if limit < 1:
         raise ConfigError(f"limit must be at least 1, not {limit}")
@@ -127,7 +138,7 @@ def search_papers(store: Store, query: str, *, topic: str | None = None, limit: 
         ranked = _rank_postgres(store, query, topic, limit)
     else:
         ranked = _rank_like(store, query, topic, limit)
-    return _hits(store, ranked)
+    return ranked
 
 
 def fts_query(query: str) -> str:
@@ -766,5 +777,5 @@ def _display(author: dict) -> str:
                   collective_name=author.get("collective_name")).display
 
 
-__all__ = ["SearchHit", "SearchSyntaxError", "search_papers", "check_search_text", "fts_query", "MAX_SEARCH_CHARACTERS",
-           "MAX_SEARCH_WORDS", "MAX_PREFIX_TERMS", "MIN_PREFIX_LETTERS"]
+__all__ = ["SearchHit", "SearchSyntaxError", "search_papers", "search_pmids", "check_search_text", "fts_query",
+           "MAX_SEARCH_CHARACTERS", "MAX_SEARCH_WORDS", "MAX_PREFIX_TERMS", "MIN_PREFIX_LETTERS"]

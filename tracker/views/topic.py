@@ -52,7 +52,7 @@ def topic_page(store: Store, settings: Settings, slug: str, *, reviewer: str | N
     """One page of a topic's papers, filtered and sorted, with screening states at `stage` as `reviewer` may see them
     (at full text, the papers included by title and abstract)."""
     from tracker.store.listing import count_members, list_topic_page
-    from tracker.store.search import search_papers
+    from tracker.store.search import search_pmids
 
     found: list[TopicSummary | None] = [*topic_summaries(store, settings, topic=slug, scan=scan)] or [None]
     [summary] = found
@@ -66,10 +66,10 @@ def topic_page(store: Store, settings: Settings, slug: str, *, reviewer: str | N
     search = " ".join(search.split())
     if search:
         try:
-            hits = search_papers(store, search, topic=slug, limit=SEARCH_WITHIN)
+            hits = search_pmids(store, search, topic=slug, limit=SEARCH_WITHIN)
         except (SearchSyntaxError, TimeLimitError) as error:
             hits, search_error, timed_out = [], describe_search_failure(error), isinstance(error, TimeLimitError)
-        filters = replace(filters, pmids=tuple(hit.pmid for hit in hits))
+        filters = replace(filters, pmids=tuple(hits))
         matches = None if search_error else len(hits)
     rule = rule_for(store, topic, stage)
     page = list_topic_page(store, slug, rule, filters=filters, sort=sort, blind_reviewer=reviewer if rule.blind else None,

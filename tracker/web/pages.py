@@ -218,11 +218,10 @@ def export_bytes(store: Store, chosen: Topic, fmt: str, filters: PaperFilter, so
                  reviewer: str, stage: Stage = Stage.TITLE_ABSTRACT) -> bytes:
     """The export of the topic page as it stands: its filters, its search and its order, in any format."""
     from tracker.outputs.export import export_papers
-    from tracker.store.search import search_papers
+    from tracker.store.search import search_pmids
 
     if search:
-        filters = replace(filters, pmids=tuple(hit.pmid for hit in search_papers(store, search, topic=chosen.slug,
-                                                                                  limit=SEARCH_WITHIN)))
+        filters = replace(filters, pmids=tuple(search_pmids(store, search, topic=chosen.slug, limit=SEARCH_WITHIN)))
     buffer = io.BytesIO()
     export_papers(store, [chosen], buffer, fmt=fmt, filters=filters, sort=sort, reviewer=reviewer, stage=stage)
     return buffer.getvalue()
