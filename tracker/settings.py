@@ -134,7 +134,7 @@ OPTIONS: tuple[Option, ...] = (
            "stopped and the page says so (an export may take six times as long)", "10"),
     Option("web_threads", "TRACKER_WEB_THREADS", "web", "threads", "int",
            "pages the web app works on at once (the rest wait their turn; searches, exports and feeds have 4 "
-           "threads of their own); the database has a connection for each thread, and as many again", "4"),
+           "threads of their own); the database has a connection for each thread, and as many again", "2"),
 )
 OPTION_BY_ENV = {option.env: option for option in OPTIONS}
 # Read from the environment or from a file the settings name, never from tracker.toml itself.
@@ -194,7 +194,7 @@ class Settings:
     web_time_limit: float = 10.0
     # On two cores, 20 clients without pauses: 4 threads answered 80 requests/s at p95 352 ms, 16 threads 51-58
     # requests/s at p95 600-870 ms: more threads only wait for each other's interpreter lock (BENCHMARKS.md, load).
-    web_threads: int = 4
+    web_threads: int = 2
     api_key_file: Path | None = None
     smtp_password_file: Path | None = None
     settings_file: Path | None = None  # the tracker.toml that was read, if any

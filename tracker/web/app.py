@@ -2,7 +2,7 @@
 
 Everything a handler needs is one typed `WebApp` (tracker/web/state.py), made here and handed to every request
 through Starlette's lifespan state (`web_of(request)`); nothing is set on the app as a side effect. The lifespan
-also bounds the worker threads (TRACKER_WEB_THREADS, 4; with the slow lane's, the store's pool has as many
+also bounds the worker threads (TRACKER_WEB_THREADS, 2; with the slow lane's, the store's pool has as many
 connections, and as many again)
 and closes what the app started: on shutdown the background relevance refresher finishes the refresh under way.
 
