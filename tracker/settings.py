@@ -192,8 +192,9 @@ class Settings:
     # Upgrade an older SQLite database on its own when that is quick (tracker/store/upgrade.py).
     auto_migrate: bool = True
     web_time_limit: float = 10.0
-    # On two cores, 20 clients without pauses: 4 threads answered 80 requests/s at p95 352 ms, 16 threads 51-58
-    # requests/s at p95 600-870 ms: more threads only wait for each other's interpreter lock (BENCHMARKS.md, load).
+    # On two cores, 20 clients without pauses: 2 threads answered 110-122 requests/s at p95 226-244 ms, 4 threads
+    # 96-115 at 251-287 ms, 16 threads 51-58 at 600-870 ms: more threads only wait for each other's interpreter lock
+    # (docs/performance.md, the web app under load).
     web_threads: int = 2
     api_key_file: Path | None = None
     smtp_password_file: Path | None = None
