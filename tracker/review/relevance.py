@@ -42,11 +42,11 @@ from tracker.memory import tune_allocators
 from tracker.review import ranking
 from tracker.review.screening import rule_for
 from tracker.store import Store
+from tracker.store.decisions import latest_decision_id
 from tracker.store.models import RankingState
 from tracker.store.relevance import (
     PaperText,
     clear_scores,
-    decision_mark,
     ranking_state,
     save_scores,
     topic_states,
@@ -107,7 +107,7 @@ def scores_stale(store: Store, topic: Topic, state: RankingState | None = None, 
     state = state if state is not None else ranking_state(store, topic.slug)
     if state is None:
         return True
-    mark = mark if mark is not None else decision_mark(store, topic.slug)
+    mark = mark if mark is not None else latest_decision_id(store, topic.slug)
     return mark > state.decision_mark or unscored_count(store, topic.slug) > 0 or unscored_suggestions(store, topic.slug) > 0
 
 
@@ -115,7 +115,7 @@ def refresh_relevance(store: Store, topic: Topic, *, force: bool = False) -> Ran
     """Retrain the topic's model from its decisions and rescore all its papers (when anything changed, or `force`)."""
     started = time.perf_counter()
     # The mark is read before the states: a decision saved in between makes the scores stale, never lost.
-    mark = decision_mark(store, topic.slug)
+    mark = latest_decision_id(store, topic.slug)
     stored = ranking_state(store, topic.slug)
     if not force and stored is not None and not scores_stale(store, topic, stored, mark):
         return RankingStatus(topic.slug, True, stored.included + stored.excluded, 0, stored.likely_from)

@@ -57,6 +57,7 @@ from tracker.store.decisions import (
     current_from,
     decision_by_id,
     first_reviewers,
+    latest_decision_id,
     save_decisions,
     state_counts,
     summaries,
@@ -71,7 +72,7 @@ from tracker.store.listing import (
     walk_topic,
 )
 from tracker.store.membership import other_topics_for, topic_pmids
-from tracker.store.relevance import decision_mark, scores_of
+from tracker.store.relevance import scores_of
 from tracker.text import format_relevance, format_utc, pubmed_url
 from tracker.topics import Topic
 
@@ -448,7 +449,8 @@ QUEUE = ScreeningQueue()
 
 
 def next_to_screen(store: Store, topic: Topic, reviewer: str, *, ranked: bool, waiting: int,
-                   current: ListedRow | None = None, stage: Stage = Stage.TITLE_ABSTRACT) -> ListedRow | None:
+                   current: ListedRow | None = None, stage: Stage = Stage.TITLE_ABSTRACT,
+                   mark: int | None = None) -> ListedRow | None:
     """The paper `reviewer` screens next at `stage` (after `current`, the one on screen, when given).
 
     A ranked topic follows the queue's policy (tracker/review/ranking/queue.py, the one the benchmark measures):
@@ -456,13 +458,14 @@ def next_to_screen(store: Store, topic: Topic, reviewer: str, *, ranked: bool, w
     the reviewer, the topic's newest decision and the paper on screen, so that reloading a page shows the same paper
     and each decision moves the queue on. Otherwise (and always at the full text, which has few papers) the newest
     first seen after `current`, wrapping round to the newest still waiting. `waiting`: how many papers wait for the
-    reviewer (the page has counted them)."""
+    reviewer (the page has counted them); `mark`: the topic's newest decision id, when the page has read it."""
     import random
 
     rule = rule_for(store, topic, stage)
     skip = current.pmid if current is not None else None
     if ranked and stage == Stage.TITLE_ABSTRACT:
-        draw = random.Random(f"{topic.slug}/{reviewer}/{decision_mark(store, topic.slug)}/{skip}")
+        mark = mark if mark is not None else latest_decision_id(store, topic.slug)
+        draw = random.Random(f"{topic.slug}/{reviewer}/{mark}/{skip}")
         left = waiting - (1 if skip is not None and waiting > 0 else 0)
         position = QUEUE.next_position(left, draw)
         found = queue_by_relevance(store, topic.slug, rule, reviewer, skip=skip, offset=position)
@@ -501,18 +504,19 @@ _left_lock = threading.Lock()
 _left_making: set[tuple] = set()  # estimates being made now
 
 
-def what_is_left(store: Store, topic: Topic, *, fresh_within: float = 0.0) -> str:
+def what_is_left(store: Store, topic: Topic, *, fresh_within: float = 0.0, mark: int | None = None) -> str:
     """While a topic is screened in relevance order: how many relevant papers are likely left among the unscreened,
     and whether it is safe to stop (tracker/review/stopping.py). The history is the topic's papers in the order they
     were first decided, a paper relevant when it stands included, maybe or in conflict (the conservative side).
-    `fresh_within`: seconds an estimate made before the latest decisions may still be given (0: never)."""
+    `fresh_within`: seconds an estimate made before the latest decisions may still be given (0: never); `mark`: the
+    topic's newest decision id, when the caller has read it."""
     from tracker.review.stopping import describe, estimate_stopping
-    from tracker.store.decisions import decision_order, latest_decision_id
+    from tracker.store.decisions import decision_order
     from tracker.store.membership import member_counts
 
     papers = member_counts(store, [topic.slug])[topic.slug]
     key = (store.url, topic.slug, topic.screening, papers)
-    latest = latest_decision_id(store, topic.slug)
+    latest = mark if mark is not None else latest_decision_id(store, topic.slug)
     with _left_lock:
         kept = _left_kept.get(key)
         if kept is not None and (kept[0] == latest or time.monotonic() - kept[1] < fresh_within

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, delete, func, insert, select
 
 from tracker.store.database import Store
-from tracker.store.decisions import StateRule, latest_decision_id
+from tracker.store.decisions import StateRule
 from tracker.store.models import Decision, PaperRow, RankingState, RelevanceScore, Screening, TopicPaper
 from tracker.store.rows import chunked
 
@@ -66,11 +66,6 @@ def topic_states(store: Store, topic: str, rule: StateRule) -> dict[int, str]:
                                                                             _screening.c.stage == rule.stage)
     with store.connect() as connection:
         return {pmid: state for pmid, state in connection.execute(statement)}
-
-
-def decision_mark(store: Store, topic: str) -> int:
-    """The id of the topic's newest decision (0 before any): each decision, undo included, raises it."""
-    return latest_decision_id(store, topic)
 
 
 def unscored_count(store: Store, topic: str) -> int:
@@ -144,6 +139,6 @@ def score_column(topics: Sequence[str], pmid_column):
 
 
 __all__ = [
-    "PaperText", "topic_texts", "topic_states", "decision_mark", "unscored_count", "ranking_state",
+    "PaperText", "topic_texts", "topic_states", "unscored_count", "ranking_state",
     "save_scores", "clear_scores", "scores_of", "score_column"
 ]

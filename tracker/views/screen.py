@@ -62,7 +62,7 @@ def screen_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None =
     from tracker.review.relevance import ranking_status
     from tracker.review.screening import reached_total, what_is_left
     from tracker.store.changes import list_events
-    from tracker.store.decisions import decided_since
+    from tracker.store.decisions import decided_since, latest_decision_id
     from tracker.store.listing import topic_row
     from tracker.store.papers import load_papers
     from tracker.store.relevance import scores_of
@@ -73,16 +73,18 @@ def screen_view(store: Store, topic: Topic, *, reviewer: str, pmid: int | None =
     status = ranking_status(store, topic)
     ranked = status.ranked and stage == Stage.TITLE_ABSTRACT
     order = f"{'most relevant' if ranked else 'newest'} first: {status.sentence}"
-    left = what_is_left(store, topic, fresh_within=LEFT_FRESH_WITHIN) if ranked else ""
+    mark = latest_decision_id(store, topic.slug) if ranked else None  # read once: the queue's seed and the estimate's key
+    left = what_is_left(store, topic, fresh_within=LEFT_FRESH_WITHIN, mark=mark) if ranked else ""
     decided = decided_since(store, topic.slug, reviewer, session_started, stage=stage) if session_started else []
     shown = topic_row(store, topic.slug, pmid) if pmid is not None else None
     if shown is None:
-        shown = next_to_screen(store, topic, reviewer, ranked=ranked, waiting=total - screened, stage=stage)
+        shown = next_to_screen(store, topic, reviewer, ranked=ranked, waiting=total - screened, stage=stage,
+                               mark=mark)
         if shown is None:
             return ScreenView(topic, reviewer, None, None, screened, total, decided[-1] if decided else None, None,
                               None, order=order, stage=stage, left=left)
     following = next_to_screen(store, topic, reviewer, ranked=ranked, waiting=total - screened, current=shown,
-                               stage=stage)
+                               stage=stage, mark=mark)
     next_in_queue = following.pmid if following else None
     if shown.pmid in decided:
         at = decided.index(shown.pmid)
