@@ -51,9 +51,6 @@ class _Registry:
     def __post_init__(self) -> None:
         object.__setattr__(self, "hint_patterns", tuple(re.compile(hint) for hint in self.hints))
 
-    def hinted(self, upper: str) -> bool:
-        return not self.hint_patterns or any(pattern.search(upper) for pattern in self.hint_patterns)
-
 
 def _shape(expression: str, *, ignore_case: bool = True) -> re.Pattern[str]:
     # A whole word: no letter or digit just before or after (a "/" before is fine: ".../show/NCT01234567").
@@ -131,6 +128,8 @@ _REGISTRIES = (
               in_text=False),
 )
 _TEXT_REGISTRIES = tuple(registry for registry in _REGISTRIES if registry.in_text)
+# Every hint with its registry, in the registries' order: one loop over them, not a generator for each registry.
+_TEXT_HINTS = tuple((pattern, registry) for registry in _TEXT_REGISTRIES for pattern in registry.hint_patterns)
 
 
 def _bank_key(name: str) -> str:
@@ -168,8 +167,9 @@ def find_trial_ids(text: str) -> list[TrialId]:
     if not text:
         return []
     upper = text.upper()
-    matches = sorted(((match.start(), -match.end(), registry, match) for registry in _TEXT_REGISTRIES
-                      if registry.hinted(upper) for match in registry.pattern.finditer(text)),
+    hinted = dict.fromkeys([registry for pattern, registry in _TEXT_HINTS if pattern.search(upper)])
+    matches = sorted(((match.start(), -match.end(), registry, match) for registry in hinted
+                      for match in registry.pattern.finditer(text)),
                      key=lambda found: found[:2])
     trials, covered = [], 0
     for start, negative_end, registry, match in matches:
