@@ -123,6 +123,39 @@ def test_xml_is_stored_as_zstandard_and_rows_written_with_zlib_still_read(store)
     assert [p.xml for p in load_papers(store, [103, 104])] == [paper.xml, make_paper(104).xml]
 
 
+def test_an_sqlite_upsert_sends_its_rows_a_group_at_a_time_in_order_within_the_parameter_limit(tmp_path):
+    from sqlalchemy import Column, Integer, MetaData, String, Table, event
+
+    from tracker.store.database import ROWS_A_STATEMENT
+
+    store = open_store(f"sqlite:///{tmp_path / 'groups.sqlite3'}")
+    table = Table("grouped", MetaData(), Column("k", Integer, primary_key=True), Column("v", String), Column("n", Integer))
+    table.create(store.engine)
+    sent: list[tuple[bool, int]] = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda _c, _cursor, statement, parameters, _context, executemany:
+                 sent.append((executemany, len(parameters))) if statement.startswith("INSERT INTO grouped") else None)
+    # Key 5 comes twice: as with one statement a row, the later row is the one kept (the first, without update).
+    rows = [{"k": k, "v": f"v{k}", "n": k} for k in range(250)] + [{"k": 5, "v": "again", "n": -5}]
+    with store.engine.begin() as connection:
+        store.upsert(connection, table, rows, ["k"])
+    assert sent == [(False, 3 * ROWS_A_STATEMENT), (False, 3 * ROWS_A_STATEMENT), (False, 3 * 51)]
+    with store.engine.connect() as connection:
+        assert {k: v for k, v in connection.execute(select(table.c.k, table.c.v))} == {
+            **{k: f"v{k}" for k in range(250)}, 5: "again"}
+
+    sent.clear()
+    with store.engine.begin() as connection:
+        connection.connection.dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 10)
+        store.upsert(connection, table, [{"k": k, "v": "new", "n": 0} for k in (1, 2, 3, 4, 5, 1000, 1001)] +
+                     [{"k": 1000, "v": "newer", "n": 0}], ["k"], update=False)
+    assert sent == [(False, 9), (False, 9), (False, 6)]  # three rows of three parameters fit in ten
+    with store.engine.connect() as connection:
+        assert {k: v for k, v in connection.execute(select(table.c.k, table.c.v).where(table.c.k.in_([1, 5, 1000, 1001])))} == {
+            1: "v1", 5: "again", 1000: "new", 1001: "new"}
+    store.close()
+
+
 def test_upsert_keeps_one_row_per_pmid_and_its_first_stored_time(store):
     save_papers(store, [make_paper(7)], topic="dosing")
     with store.session() as session:

@@ -18,6 +18,7 @@ from tracker.facts import POPULATIONS, StudyFacts, arrival_tier, extract_facts
 from tracker.ncbi.notices import paper_status
 from tracker.ncbi.pubmed import AbstractSection, Author, CommentCorrection, MeshHeading, Paper
 from tracker.ncbi.registries import TrialId, trial_ids
+from tracker.store.database import insert_in_groups
 from tracker.store.models import PaperRow
 from tracker.store.xmlcodec import compress_xml, decompress_xml
 
@@ -358,11 +359,9 @@ def write_search_entries(dialect: str, session, entries: Sequence[dict], *,
         replaced = [int(e["pmid"]) for e in chunk if indexed is None or e["pmid"] in indexed]
         if replaced:
             session.execute(text(f"DELETE FROM paper_fts WHERE rowid IN ({', '.join(map(str, replaced))})"))
-        session.execute(
-            text("INSERT INTO paper_fts (rowid, title, abstract, mesh, keywords, authors) "
-                 "VALUES (:pmid, :title, :abstract, :mesh, :keywords, :authors)"),
-            list(chunk),
-        )
+        insert_in_groups(session if isinstance(session, Connection) else session.connection(),
+                         "INSERT INTO paper_fts (rowid, title, abstract, mesh, keywords, authors) VALUES (?, ?, ?, ?, ?, ?)",
+                         [(e["pmid"], e["title"], e["abstract"], e["mesh"], e["keywords"], e["authors"]) for e in chunk])
 
 
 __all__ = [
