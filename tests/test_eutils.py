@@ -402,3 +402,35 @@ def test_an_answer_that_means_a_wrong_eutils_url_names_the_setting_and_is_not_re
         f"HTTP {status} {response.reason_phrase}: check TRACKER_EUTILS_URL (now http://wrong.test/entrez/): it should "
         "be the E-utilities base URL ending in /eutils/, by default https://eutils.ncbi.nlm.nih.gov/entrez/eutils/")
     assert client.request_count == 1
+
+
+def test_each_record_is_prepared_as_soon_as_it_is_parsed_and_the_batch_gets_the_prepared_records():
+    from dataclasses import replace
+
+    from tests.pubmed_xml import article_set, article_xml
+
+    records = [article_xml(pmid, created=date(2024, 1, pmid)) for pmid in (1, 2, 3)]
+    body = article_set(*records)
+    # The body arrives in three parts, the first two each ending just after a record.
+    first = body.index(b"</PubmedArticle>") + len(b"</PubmedArticle>")
+    cuts = [first, body.index(b"</PubmedArticle>", first) + len(b"</PubmedArticle>")]
+    parts = [body[:cuts[0]], body[cuts[0]:cuts[1]], body[cuts[1]:]]
+    sent = []
+
+    def stream():
+        for part in parts:
+            sent.append(len(part))
+            yield part
+
+    client = client_for(lambda request: httpx.Response(200, content=stream()))
+    prepared_when = []
+
+    def mark(paper):
+        prepared_when.append((paper.pmid, len(sent)))
+        return replace(paper, title=f"prepared {paper.pmid}")
+
+    batches = list(client.fetch_papers([1, 2, 3], prepare_each=mark, prepare=lambda papers: [p.title for p in papers]))
+    assert prepared_when == [(1, 1), (2, 2), (3, 3)]  # record n prepared once the n-th part had come, not at the end
+    assert batches == [["prepared 1", "prepared 2", "prepared 3"]]
+    assert [[paper.title for paper in batch] for batch in client.fetch_papers([1, 2, 3], prepare_each=mark)] == [
+        ["prepared 1", "prepared 2", "prepared 3"]]

@@ -434,15 +434,18 @@ class EutilsClient:
     # -- efetch ----------------------------------------------------------------------------
 
     @overload
-    def fetch_papers(self, pmids: Sequence[int], *, batch: int | None = None) -> Generator[list[Paper], None, None]:
+    def fetch_papers(self, pmids: Sequence[int], *, batch: int | None = None,
+                     prepare_each: Callable[[Paper], Paper] | None = None) -> Generator[list[Paper], None, None]:
         ...
 
     @overload
     def fetch_papers(self, pmids: Sequence[int], *, batch: int | None = None,
+                     prepare_each: Callable[[Paper], Paper] | None = None,
                      prepare: Callable[[list[Paper]], Prepared]) -> Generator[Prepared, None, None]:
         ...
 
     def fetch_papers(self, pmids: Sequence[int], *, batch: int | None = None,
+                     prepare_each: Callable[[Paper], Paper] | None = None,
                      prepare: Callable[[list[Paper]], object] | None = None) -> Generator[object, None, None]:
         """Yield the records of `pmids`, one list per POSTed efetch batch, in order, each parsed completely.
 
@@ -452,12 +455,14 @@ class EutilsClient:
         yielded; each is parsed as it streams in. Closing the iterator abandons the batches still on their way.
         With `prepare`, each parsed batch is handed to it on the thread that fetched it and what it returns is
         yielded instead: the caller's own work on each record, done while the caller stores the batch before.
+        `prepare_each` is given each record as soon as it is parsed, on that thread, and its result kept in its
+        place: what it lets go of (the record's XML as received, say) is not held until the batch is whole.
         """
         size = batch or self.settings.efetch_batch
         chunks = [pmids[offset:offset + size] for offset in range(0, len(pmids), size)]
 
         def job(ticket: Ticket, chunk: Sequence[int]) -> tuple[int, object]:
-            papers = self._fetch_batch_with_retries(chunk, ticket)
+            papers = self._fetch_batch_with_retries(chunk, ticket, prepare_each)
             return len(papers), (papers if prepare is None else prepare(papers))
 
         jobs = [lambda ticket, chunk=chunk: job(ticket, chunk) for chunk in chunks]
@@ -470,10 +475,11 @@ class EutilsClient:
                              len(chunk))
                 yield result
 
-    def _fetch_batch_with_retries(self, pmids: Sequence[int], ticket: Ticket) -> list[Paper]:
+    def _fetch_batch_with_retries(self, pmids: Sequence[int], ticket: Ticket,
+                                  prepare_each: Callable[[Paper], Paper] | None = None) -> list[Paper]:
         def attempt() -> list[Paper]:
             try:
-                return self._fetch_batch(pmids, ticket)
+                return self._fetch_batch(pmids, ticket, prepare_each)
             except TransientEutilsError:
                 ticket.check()  # abandoned (its connection may have been closed under it): no retry
                 ticket.attempt_failed()
@@ -481,7 +487,8 @@ class EutilsClient:
 
         return self._with_retries("efetch", attempt)
 
-    def _fetch_batch(self, pmids: Sequence[int], ticket: Ticket | None = None) -> list[Paper]:
+    def _fetch_batch(self, pmids: Sequence[int], ticket: Ticket | None = None,
+                     prepare_each: Callable[[Paper], Paper] | None = None) -> list[Paper]:
         params = {"id": ",".join(str(p) for p in pmids), "retmode": "xml", "rettype": "abstract"}
         response = self._send("efetch.fcgi", params, stream=True, ticket=ticket)
         parser = PaperParser()
@@ -493,8 +500,10 @@ class EutilsClient:
                     ticket.check()
                     ticket.received(len(chunk))
                 received += len(chunk)
-                papers.extend(parser.feed(chunk))
-            papers.extend(parser.close())
+                parsed = parser.feed(chunk)
+                papers.extend(parsed if prepare_each is None else map(prepare_each, parsed))
+            parsed = parser.close()
+            papers.extend(parsed if prepare_each is None else map(prepare_each, parsed))
         except httpx.TimeoutException:
             raise TransientEutilsError("efetch body stopped arriving (read timeout)") from None
         except httpx.TransportError as error:

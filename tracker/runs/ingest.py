@@ -42,10 +42,17 @@ class Batch:
     facts: dict[int, StudyFacts]
 
 
+def packed(paper: Paper) -> Paper:
+    """The paper with its record's XML compressed as the store keeps it, as soon as it is parsed (on the thread that
+    fetched it: tracker/ncbi/eutils.py `prepare_each`). A batch's records as received, held until the batch was
+    whole, were 12 MB a batch on its way."""
+    return replace(paper, xml=b"", stored_xml=compress_xml(paper.xml)) if paper.xml else paper
+
+
 def with_facts(papers: list[Paper]) -> Batch:
-    """Read the study facts of a parsed batch and compress its records' XML as the store keeps it (on the thread that
-    fetched it: tracker/ncbi/eutils.py `prepare`)."""
-    prepared = [replace(paper, xml=b"", stored_xml=compress_xml(paper.xml)) if paper.xml else paper for paper in papers]
+    """Read the study facts of a parsed batch, its records' XML compressed (`packed`), on the thread that fetched it
+    (tracker/ncbi/eutils.py `prepare`)."""
+    prepared = [packed(paper) for paper in papers]
     return Batch(prepared, {paper.pmid: facts_of(paper) for paper in prepared})
 
 
@@ -66,7 +73,7 @@ def fetch_each_batch(client: EutilsClient, pmids: Sequence[int], save: SaveBatch
     for _attempt in range(2):
         received = _Received(pending)
         # closing(): a stop request or a failure abandons the batches still on their way there and then.
-        with closing(client.fetch_papers(pending, prepare=with_facts)) as batches:
+        with closing(client.fetch_papers(pending, prepare_each=packed, prepare=with_facts)) as batches:
             for batch in batches:
                 save(batch)
                 received.mark(paper.pmid for paper in batch.papers)
@@ -123,4 +130,4 @@ def store_pmids(store: Store, client: EutilsClient, pmids: Sequence[int], *, top
     return Ingested(fresh=tuple(pmid for pmid in fresh if pmid not in gone), missing=tuple(missing))
 
 
-__all__ = ["Batch", "Ingested", "fetch_each_batch", "store_pmids", "with_facts"]
+__all__ = ["Batch", "Ingested", "fetch_each_batch", "packed", "store_pmids", "with_facts"]
