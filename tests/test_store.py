@@ -126,7 +126,7 @@ def test_xml_is_stored_as_zstandard_and_rows_written_with_zlib_still_read(store)
 def test_an_sqlite_upsert_sends_its_rows_a_group_at_a_time_in_order_within_the_parameter_limit(tmp_path):
     from sqlalchemy import Column, Integer, MetaData, String, Table, event
 
-    from tracker.store.database import ROWS_A_STATEMENT
+    from tracker.store.inserts import ROWS_A_STATEMENT
 
     store = open_store(f"sqlite:///{tmp_path / 'groups.sqlite3'}")
     table = Table("grouped", MetaData(), Column("k", Integer, primary_key=True), Column("v", String), Column("n", Integer))

@@ -18,7 +18,7 @@ from tracker.facts import POPULATIONS, StudyFacts, arrival_tier, extract_facts
 from tracker.ncbi.notices import paper_status
 from tracker.ncbi.pubmed import AbstractSection, Author, CommentCorrection, MeshHeading, Paper
 from tracker.ncbi.registries import TrialId, trial_ids
-from tracker.store.database import insert_in_groups
+from tracker.store.inserts import insert_in_groups
 from tracker.store.models import PaperRow
 from tracker.store.xmlcodec import compress_xml, decompress_xml
 
