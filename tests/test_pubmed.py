@@ -1018,13 +1018,13 @@ def test_a_real_body_fed_one_byte_at_a_time(samples_dir):
 
 
 def test_a_prepared_batch_holds_its_xml_compressed_and_the_store_keeps_it_whole(store):
-    from tracker.runs.ingest import with_facts
+    from tracker.runs.ingest import packed, with_facts
     from tracker.store.papers import load_papers, save_papers
     from tracker.store.xmlcodec import decompress_xml
 
     record = article_xml(122, created=CREATED, title="Norepinephrine in septic shock", references=[("Ref.", 1)])
     paper = parse_one(record)
-    batch = with_facts([paper])
+    batch = with_facts([packed(paper)])
     [prepared] = batch.papers
     assert (prepared.xml, decompress_xml(prepared.stored_xml)) == (b"", record.encode())
     assert prepared == paper and list(batch.facts) == [122]

@@ -123,6 +123,24 @@ def test_xml_is_stored_as_zstandard_and_rows_written_with_zlib_still_read(store)
     assert [p.xml for p in load_papers(store, [103, 104])] == [paper.xml, make_paper(104).xml]
 
 
+@pytest.mark.parametrize("value", [
+    [], {}, ["eng"], None, 0, "", [{"last": "Ngan Kee", "fore": "Warwick D", "affiliations": ["CUHK", "HK"]}],
+    {"n": [1, 2.5, -0.0, 1e300, 10 ** 20], "ok": True, "none": None}, ["Société \u2028 \"quoted\" \x00\x1f ☃"],
+    [float("nan"), float("inf")],
+])
+def test_the_json_columns_get_the_text_json_dumps_gives(value):
+    from tracker.store.database import to_json
+
+    assert to_json(value) == json.dumps(value)
+
+
+def test_a_json_column_refuses_what_json_dumps_refuses():
+    from tracker.store.database import to_json
+
+    with pytest.raises(TypeError, match="Object of type set is not JSON serializable"):
+        to_json([{1}])
+
+
 def test_an_sqlite_upsert_sends_its_rows_a_group_at_a_time_in_order_within_the_parameter_limit(tmp_path):
     from sqlalchemy import Column, Integer, MetaData, String, Table, event
 

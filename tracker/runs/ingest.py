@@ -50,10 +50,9 @@ def packed(paper: Paper) -> Paper:
 
 
 def with_facts(papers: list[Paper]) -> Batch:
-    """Read the study facts of a parsed batch, its records' XML compressed (`packed`), on the thread that fetched it
+    """Read the study facts of a parsed batch, each record already `packed`, on the thread that fetched it
     (tracker/ncbi/eutils.py `prepare`)."""
-    prepared = [packed(paper) for paper in papers]
-    return Batch(prepared, {paper.pmid: facts_of(paper) for paper in prepared})
+    return Batch(papers, {paper.pmid: facts_of(paper) for paper in papers})
 
 
 SaveBatch = Callable[[Batch], None]

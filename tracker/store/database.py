@@ -318,11 +318,7 @@ def to_json(value: Any) -> str:
     """`json.dumps(value)`, the same text, for the JSON columns: json.dumps builds its C encoder anew on every call,
     which cost more than encoding a paper's short lists (eleven JSON columns a paper; 1.05 against 0.19 us for [],
     7.9 against 5.5 us for six authors)."""
-    if not value and (value == [] or value == {}):
-        return "[]" if isinstance(value, list) else "{}"
-    if _encode is None:
-        return json.dumps(value)
-    return "".join(_encode(value, 0))
+    return json.dumps(value) if _encode is None else "".join(_encode(value, 0))
 
 
 # json.dumps' own settings (no indent, ", " and ": ", ASCII, NaN allowed), without its check for cycles: a column's
