@@ -22,6 +22,7 @@ from contextlib import closing
 from dataclasses import dataclass, replace
 
 from tracker.facts import StudyFacts
+from tracker.facts.process import FactsProcess, FactsText
 from tracker.ncbi.eutils import EutilsClient
 from tracker.ncbi.pubmed import Paper
 from tracker.runs.ledger import NO_HOOKS, RunHooks, RunLedger
@@ -49,10 +50,25 @@ def packed(paper: Paper) -> Paper:
     return replace(paper, xml=b"", stored_xml=compress_xml(paper.xml)) if paper.xml else paper
 
 
-def with_facts(papers: list[Paper]) -> Batch:
+def with_facts(papers: list[Paper], reader: FactsProcess | None = None) -> Batch:
     """Read the study facts of a parsed batch, each record already `packed`, on the thread that fetched it
-    (tracker/ncbi/eutils.py `prepare`)."""
-    return Batch(papers, {paper.pmid: facts_of(paper) for paper in papers})
+    (tracker/ncbi/eutils.py `prepare`), or on `reader`'s process while that thread waits without the interpreter
+    lock."""
+    if reader is None:
+        return Batch(papers, {paper.pmid: facts_of(paper) for paper in papers})
+    reads = reader.read([facts_text(paper) for paper in papers])
+    facts = {}
+    for paper, read in zip(papers, reads, strict=True):
+        if read.fault is not None:
+            log.error("PMID %s: its study facts could not be read; it is stored without them\n%s", paper.pmid,
+                      read.fault.rstrip())
+        facts[paper.pmid] = read.facts
+    return Batch(papers, facts)
+
+
+def facts_text(paper: Paper) -> FactsText:
+    return FactsText(paper.pmid, paper.title, paper.abstract, tuple(paper.publication_types),
+                     tuple(heading.descriptor for heading in paper.mesh_headings))
 
 
 SaveBatch = Callable[[Batch], None]
@@ -69,18 +85,25 @@ def fetch_each_batch(client: EutilsClient, pmids: Sequence[int], save: SaveBatch
     """Fetch `pmids` in efetch batches, handing each parsed batch with its papers' study facts to `save`; returns the
     PMIDs never returned."""
     pending, total = list(pmids), len(pmids)
-    for _attempt in range(2):
-        received = _Received(pending)
-        # closing(): a stop request or a failure abandons the batches still on their way there and then.
-        with closing(client.fetch_papers(pending, prepare_each=packed, prepare=with_facts)) as batches:
-            for batch in batches:
-                save(batch)
-                received.mark(paper.pmid for paper in batch.papers)
-                hooks.batch_saved(len(batch.papers), total)
-        # efetch can omit a record esearch just listed (being replaced, deleted or merged); ask once more.
-        pending = received.missing()
-        if not pending:
-            break
+    # More than one batch: the facts are read on a process of their own while this one parses and saves.
+    reader = FactsProcess() if total > client.settings.efetch_batch else None
+    try:
+        for _attempt in range(2):
+            received = _Received(pending)
+            # closing(): a stop request or a failure abandons the batches still on their way there and then.
+            with closing(client.fetch_papers(pending, prepare_each=packed,
+                                             prepare=lambda papers: with_facts(papers, reader))) as batches:
+                for batch in batches:
+                    save(batch)
+                    received.mark(paper.pmid for paper in batch.papers)
+                    hooks.batch_saved(len(batch.papers), total)
+            # efetch can omit a record esearch just listed (being replaced, deleted or merged); ask once more.
+            pending = received.missing()
+            if not pending:
+                break
+    finally:
+        if reader is not None:
+            reader.close()
     return pending
 
 
