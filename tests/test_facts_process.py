@@ -36,18 +36,18 @@ def read_here(texts) -> list[FactsRead]:
 
 
 def child_running(script: str, *args: str) -> list[str]:
-    return [sys.executable, "-c", "import sys\nfrom tracker.facts import process\n" + script, *args]
+    return [sys.executable, "-c", "import sys\nfrom tracker.facts import child\n" + script, *args]
 
 
 # A child whose rules break on one title.
 BROKEN_ON_REVIEWS = child_running(
-    "real = process.extract_facts\n"
+    "real = child.extract_facts\n"
     "def extract(title, *rest):\n"
     "    if title.startswith('Vasopressors'):\n"
     "        raise RuntimeError('a rule broke')\n"
     "    return real(title, *rest)\n"
-    "process.extract_facts = extract\n"
-    "process.serve(sys.stdin.buffer, sys.stdout.buffer)\n")
+    "child.extract_facts = extract\n"
+    "child.serve(sys.stdin.buffer, sys.stdout.buffer)\n")
 
 
 def test_the_child_reads_the_facts_this_process_reads_batch_after_batch():
@@ -103,7 +103,7 @@ def test_a_child_that_cannot_start_leaves_the_facts_to_this_process(tmp_path, ca
 
 def test_closing_ends_the_child_once_its_pipe_is_closed(tmp_path):
     ended = tmp_path / "ended"
-    child = child_running("process.serve(sys.stdin.buffer, sys.stdout.buffer)\nopen(sys.argv[1], 'w').write('ended')",
+    child = child_running("child.serve(sys.stdin.buffer, sys.stdout.buffer)\nopen(sys.argv[1], 'w').write('ended')",
                           str(ended))
     reader = FactsProcess(child)
     reader.read(TEXTS[:1])

@@ -2,8 +2,8 @@
 
 Reading a paper's facts is pure Python (0.27 ms a paper) and holds the interpreter lock, which a backfill's parsing
 and saving threads wait for: 2.7 s of 10,000 records (BENCHMARKS.md, versus-lean). `FactsProcess` hands a batch's
-texts to one child process (`python -m tracker.facts.process`: the standard library and tracker.facts only, 15 MB)
-through a pipe and waits for its facts without the lock. The child is started with the first batch and ends when
+texts to one child process (tracker/facts/child.py: the interpreter, pickle and tracker.facts) through a pipe
+and waits for its facts without the lock. The child is started with the first batch and ends when
 the parent closes its pipe, exits or is killed (it reads end-of-file); it ignores Ctrl-C, which the parent handles.
 
 Nothing depends on the child: if it cannot be started or stops answering, `read` says so once in the log and reads
@@ -12,48 +12,20 @@ every later batch in the calling process, with the same rules and the same resul
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
-import signal
 import subprocess
 import sys
 import threading
-import traceback
 from collections.abc import Sequence
-from typing import IO, NamedTuple
+from pathlib import Path
 
-from tracker.facts.extract import extract_facts
-from tracker.facts.model import StudyFacts
+from tracker.facts.child import FactsRead, FactsText, read_all
 
 log = logging.getLogger("tracker.facts")
 
-
-class FactsText(NamedTuple):
-    """What a paper's facts are read from."""
-
-    pmid: int
-    title: str
-    abstract: str
-    publication_types: tuple[str, ...]
-    mesh_terms: tuple[str, ...]
-
-
-class FactsRead(NamedTuple):
-    """A paper's facts, or why they could not be read (a fault in a rule: the paper is stored without them)."""
-
-    facts: StudyFacts
-    fault: str | None = None
-
-
-def read_one(text: FactsText) -> FactsRead:
-    try:
-        return FactsRead(extract_facts(text.title, text.abstract, text.publication_types, text.mesh_terms))
-    except Exception:  # noqa: BLE001  (a fault in a rule must not keep a paper out of the store)
-        return FactsRead(StudyFacts(), traceback.format_exc())
-
-
-def read_all(texts: Sequence[FactsText]) -> list[FactsRead]:
-    return [read_one(text) for text in texts]
+SLICE = 100  # texts a request
 
 
 class FactsAnswerError(Exception):
@@ -64,8 +36,7 @@ class FactsProcess:
     """One child process that reads study facts for the threads that call `read`, one batch at a time."""
 
     def __init__(self, command: Sequence[str] | None = None) -> None:
-        # -P: the tracker the parent runs, never a folder named tracker in the working directory
-        self._command = list(command) if command is not None else [sys.executable, "-P", "-m", "tracker.facts.process"]
+        self._command = list(command) if command is not None else child_command()
         self._lock = threading.Lock()
         self._child: subprocess.Popen[bytes] | None = None
         self._failed = False  # the child could not be started or stopped answering: read here from now on
@@ -83,7 +54,9 @@ class FactsProcess:
             if self._failed or self._closed:
                 return read_all(texts)
             try:
-                return self._ask(list(texts))
+                # In slices: a whole batch's texts and facts at once held 3 MB more in the child.
+                return [read for start in range(0, len(texts), SLICE)
+                        for read in self._ask(list(texts[start:start + SLICE]))]
             except Exception as error:  # noqa: BLE001  (whatever the child did, the facts are read here)
                 code = self._stop()
                 if self._closed:  # closed under a batch that was abandoned: its result is not used
@@ -137,19 +110,15 @@ class FactsProcess:
         self.close()
 
 
-def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
-    """The child's loop: a pickled list of `FactsText` in, the list of their `FactsRead` out, until end-of-file."""
-    while True:
-        try:
-            texts = pickle.load(requests)
-        except EOFError:
-            return
-        pickle.dump(read_all(texts), answers, protocol=pickle.HIGHEST_PROTOCOL)
-        answers.flush()
+def child_command() -> list[str]:
+    """The child, as this interpreter: without site's start-up (-S: 2.5 MB less in a virtual environment) or the
+    working directory on its path (-P), given this process's import path with the tracker it runs first, so that it
+    runs the same code whatever is installed or lies in the working directory."""
+    import tracker
+
+    path = [str(Path(tracker.__file__).resolve().parents[1]), *(entry for entry in sys.path if entry)]
+    code = "import json, sys\nsys.path[:0] = json.loads(sys.argv[1])\nfrom tracker.facts.child import main\nmain()"
+    return [sys.executable, "-S", "-P", "-c", code, json.dumps(path)]
 
 
-if __name__ == "__main__":
-    from tracker.facts import process  # the answers' classes by their module's name, as the parent knows them
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; the child ends with its pipe
-    process.serve(sys.stdin.buffer, sys.stdout.buffer)
+__all__ = ["FactsProcess", "FactsRead", "FactsText", "child_command"]
