@@ -7,6 +7,8 @@ import logging
 import os
 import signal
 import sys
+import threading
+import time
 from datetime import date
 
 from sqlalchemy import text
@@ -164,3 +166,19 @@ def test_a_batch_whose_paper_s_rule_broke_in_the_child_stores_it_without_facts_a
     assert logged.getMessage().startswith("PMID 46: its study facts could not be read; it is stored without them\n"
                                           "Traceback (most recent call last):\n")
     assert logged.getMessage().endswith("RuntimeError: a rule broke")
+
+
+def test_closing_kills_a_child_that_does_not_answer_and_the_waiting_thread_reads_its_texts_itself(caplog):
+    silent = child_running("sys.stdin.buffer.read()\n")  # reads until its pipe closes, answers nothing
+    reader = FactsProcess(silent)
+    reads: list[list[FactsRead]] = []
+    waiting = threading.Thread(target=lambda: reads.append(reader.read(TEXTS)))
+    with caplog.at_level(logging.WARNING, logger="tracker.facts"):
+        waiting.start()
+        while reader.pid is None:
+            time.sleep(0.01)
+        reader.close(timeout=0.2)
+        waiting.join(10)
+    assert not waiting.is_alive()
+    assert reads == [read_here(TEXTS)]
+    assert reader.pid is None and caplog.records == []

@@ -80,11 +80,19 @@ class FactsProcess:
             raise FactsAnswerError(f"it answered {len(texts)} texts with {type(answer).__name__}")
         return answer
 
-    def close(self) -> None:
-        """End the child: it finishes the batch it reads, sees its pipe closed and exits."""
+    def close(self, timeout: float = 10.0) -> None:
+        """End the child: it finishes the texts it reads, sees its pipe closed and exits; one that has not answered
+        within `timeout` is killed (the thread that waits for it reads them itself, and its batch is not used)."""
         self._closed = True
-        with self._lock:
+        if not self._lock.acquire(timeout=timeout):
+            child = self._child
+            if child is not None:
+                child.kill()
+            self._lock.acquire()
+        try:
             self._stop()
+        finally:
+            self._lock.release()
 
     def _stop(self) -> int | None:
         """End the child, if any; its exit code (negative: the signal that ended it)."""
