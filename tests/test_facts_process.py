@@ -94,6 +94,15 @@ def test_a_child_that_answers_nonsense_is_ended_and_the_facts_are_read_here(capl
         "on"]
 
 
+def test_a_child_that_fails_on_start_is_reported_with_its_error(caplog):
+    failing = child_running("raise ImportError('no module named ahocorasick')")
+    with caplog.at_level(logging.WARNING, logger="tracker.facts"), FactsProcess(failing) as reader:
+        assert reader.read(TEXTS) == read_here(TEXTS)
+    assert [record.getMessage() for record in caplog.records] == [
+        "the process reading study facts stopped (exit code 1: ImportError: no module named ahocorasick); they are "
+        "read in this one from now on"]
+
+
 def test_a_child_that_cannot_start_leaves_the_facts_to_this_process(tmp_path, caplog):
     missing = tmp_path / "no-python"
     with caplog.at_level(logging.WARNING, logger="tracker.facts"), FactsProcess([str(missing)]) as reader:

@@ -58,11 +58,11 @@ class FactsProcess:
                 return [read for start in range(0, len(texts), SLICE)
                         for read in self._ask(list(texts[start:start + SLICE]))]
             except Exception as error:  # noqa: BLE001  (whatever the child did, the facts are read here)
-                code = self._stop()
+                ended = self._stop()
                 if self._closed:  # closed under a batch that was abandoned: its result is not used
                     return read_all(texts)
                 self._failed = True
-                why = f"exit code {code}" if code else (str(error) or type(error).__name__)
+                why = ended if ended else (str(error) or type(error).__name__)
                 log.warning("the process reading study facts stopped (%s); they are read in this one from now on", why)
                 return read_all(texts)
 
@@ -70,7 +70,7 @@ class FactsProcess:
         child = self._child
         if child is None:
             child = self._child = subprocess.Popen(self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                                   stderr=subprocess.DEVNULL)
+                                                   stderr=subprocess.PIPE)
         assert child.stdin is not None and child.stdout is not None
         pickle.dump(texts, child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
         child.stdin.flush()
@@ -94,8 +94,9 @@ class FactsProcess:
         finally:
             self._lock.release()
 
-    def _stop(self) -> int | None:
-        """End the child, if any; its exit code (negative: the signal that ended it)."""
+    def _stop(self) -> str | None:
+        """End the child, if any; how it ended when that was not of its own accord and cleanly: its exit code (negative:
+        the signal that ended it) and the last line it wrote to its standard error (the error, when it failed)."""
         child, self._child = self._child, None
         if child is None:
             return None
@@ -106,10 +107,16 @@ class FactsProcess:
             except OSError:
                 pass
         try:
-            return child.wait(timeout=5)
+            code = child.wait(timeout=5)
         except subprocess.TimeoutExpired:
             child.kill()
-            return child.wait()
+            code = child.wait()
+        assert child.stderr is not None
+        with child.stderr:
+            said = child.stderr.read().decode(errors="replace").strip().splitlines()
+        if not code:
+            return None
+        return f"exit code {code}: {said[-1]}" if said else f"exit code {code}"
 
     def __enter__(self) -> FactsProcess:
         return self
