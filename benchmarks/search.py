@@ -51,12 +51,25 @@ def _plain(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def connect_postgres():
+    """A connection to the benchmark's PostgreSQL server; without one, the run stops saying what to do."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    try:
+        return psycopg.connect(_plain(POSTGRES_URL), autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SystemExit(
+            f"benchmark search: no PostgreSQL server answered at {make_url(POSTGRES_URL).render_as_string()} "
+            f"({reason}). Start one (.ci/run shows how the tests' server is made) or set "
+            f"TRACKER_BENCHMARK_POSTGRES_URL; `python -m benchmarks --only NAME ...` runs the others.") from None
+
+
 def ensure_postgres(database: Path, papers: int) -> tuple[str, float | None]:
     """The PostgreSQL copy of the SQLite scale database: its URL, and the seconds it took if this call built it."""
-    import psycopg
-
     name = postgres_schema_name(papers)
-    with psycopg.connect(_plain(POSTGRES_URL), autocommit=True) as connection:
+    with connect_postgres() as connection:
         done = connection.execute("SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = %s",
                                   (name,)).fetchone()
         if done and done[0] == "complete":
@@ -65,7 +78,7 @@ def ensure_postgres(database: Path, papers: int) -> tuple[str, float | None]:
         connection.execute(f"CREATE SCHEMA {name}")
     started = time.perf_counter()
     build_postgres(database, postgres_url(papers))
-    with psycopg.connect(_plain(POSTGRES_URL), autocommit=True) as connection:
+    with connect_postgres() as connection:
         connection.execute(f"COMMENT ON SCHEMA {name} IS 'complete'")
     return postgres_url(papers), time.perf_counter() - started
 

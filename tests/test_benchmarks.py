@@ -54,6 +54,25 @@ def test_without_the_samples_the_benchmark_says_where_it_looked(tmp_path):
     assert str(tmp_path / "shared" / "pubmed-samples") in str(stopped.value)
 
 
+def test_without_a_postgresql_server_the_search_benchmark_says_what_to_do(monkeypatch):
+    import socket
+
+    from benchmarks import search
+
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setattr(search, "POSTGRES_URL", f"postgresql+psycopg://tracker:secret@127.0.0.1:{port}/tracker_test")
+    with pytest.raises(SystemExit) as stopped:
+        search.connect_postgres()
+    message = str(stopped.value)
+    assert message.startswith(f"benchmark search: no PostgreSQL server answered at "
+                              f"postgresql+psycopg://tracker:***@127.0.0.1:{port}/tracker_test (")
+    assert message.endswith("). Start one (.ci/run shows how the tests' server is made) or set "
+                            "TRACKER_BENCHMARK_POSTGRES_URL; `python -m benchmarks --only NAME ...` runs the others.")
+    assert "secret" not in message
+
+
 def test_replicas_get_fresh_pmids_and_marked_titles(samples_dir):
     from benchmarks import corpus
     from tracker.ncbi.pubmed import iter_papers
