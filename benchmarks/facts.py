@@ -116,16 +116,17 @@ def records_per_second(extract: Callable[[str, str], object], texts: list[tuple[
 def facts_skipped() -> Iterator[None]:
     """Storing papers as if reading their facts cost nothing: every paper gets the same empty StudyFacts (the
     columns are still written), so that a run shows what extraction itself costs."""
-    from tracker.facts import StudyFacts
-    from tracker.store import rows
+    from tracker.facts import StudyFacts, child
 
     empty = StudyFacts()
-    original = rows.facts_of
-    rows.facts_of = lambda paper: empty  # type: ignore[assignment]
+    original = child.extract_facts
+    # The one place every path reads facts through (tracker/facts/child.py read_one): patching rows.facts_of, as
+    # before, left the pipelined path (tracker/runs/ingest.py with_facts, which had imported it by name) reading them.
+    child.extract_facts = lambda *texts: empty  # type: ignore[assignment]
     try:
         yield
     finally:
-        rows.facts_of = original  # type: ignore[assignment]
+        child.extract_facts = original  # type: ignore[assignment]
 
 
 def ingest_seconds(body: Path, bodies: list[Path], database: Path, mode: str) -> tuple[float, float]:
@@ -135,7 +136,8 @@ def ingest_seconds(body: Path, bodies: list[Path], database: Path, mode: str) ->
     same thread       the same, each paper's facts read by save_papers in the thread that stores
     no facts, piped   the backfill's path without a network (benchmarks/ingest.py tracker-pipelined: 500-record
                       bodies parsed on prefetch threads, saved in order), extraction skipped
-    prefetch thread   the same, each batch's facts read on the prefetch thread that parsed it (tracker/runs/ingest.py)
+    facts process     the same, each batch's facts read on the child process a backfill uses (tracker/facts/process.py),
+                      while the prefetch thread that parsed it waits
     """
     from benchmarks.ingest import ingest_pipelined, ingest_with_tracker
 
@@ -146,14 +148,14 @@ def ingest_seconds(body: Path, bodies: list[Path], database: Path, mode: str) ->
     elif mode == "same thread":
         ingest_with_tracker(body, database)
     elif mode == "no facts, piped":
-        with facts_skipped():
-            ingest_pipelined(bodies, database)
+        with facts_skipped():  # patched in this process: the facts are read here, not on a child
+            ingest_pipelined(bodies, database, facts_process=False)
     else:
         ingest_pipelined(bodies, database)
     return time.perf_counter() - started, time.process_time() - cpu_started
 
 
-INGEST_MODES = ("no facts", "same thread", "no facts, piped", "prefetch thread")
+INGEST_MODES = ("no facts", "same thread", "no facts, piped", "facts process")
 
 
 def accuracy_rows(reproduce: str) -> list[Row]:
@@ -233,12 +235,13 @@ def run(sizes: Sizes, workdir: Path) -> Outcome:
                 f"{number(rates[mode][1])} against {number(rates[base][1])} records/s", wall, cpu)
 
     same, same_wall, same_cpu = compared("same thread", "no facts")
-    piped, piped_wall, piped_cpu = compared("prefetch thread", "no facts, piped")
+    piped, piped_wall, piped_cpu = compared("facts process", "no facts, piped")
     outcome.rows += [
         Row("facts: ingest, parse + store on one thread (benchmark 1's path), facts read in the storing thread, "
             "against none read", size, same, f"{same_wall:.2f} (CPU {same_cpu:.2f})", command=reproduce),
-        Row("facts: ingest through the prefetch pipeline (the backfill's path), facts read on the prefetch thread "
-            "that parsed the batch, against none read", size, piped, f"{piped_wall:.2f} (CPU {piped_cpu:.2f})",
+        Row("facts: ingest through the prefetch pipeline (the backfill's path), facts read on its child process "
+            "while the prefetch thread that parsed the batch waits, against none read", size, piped,
+            f"{piped_wall:.2f} (CPU {piped_cpu:.2f})",
             ">= 0.90", piped_wall >= 0.90, reproduce),
     ]
     outcome.notes.append(
@@ -249,8 +252,10 @@ def run(sizes: Sizes, workdir: Path) -> Outcome:
         "machine is shared) over the real sample abstracts. The ingest rows run, in this process over the same "
         "generated body and alternately, benchmark 1's parse + store on one thread and the backfill's prefetch "
         "pipeline (benchmarks/ingest.py tracker-pipelined), each with every paper's facts read (on the storing "
-        "thread, or on the prefetch thread that parsed the batch, as tracker/runs/ingest.py does) and with "
-        "extraction skipped (every paper given the same empty facts); the target is the issue's, on the "
+        "thread; on the child process a backfill starts, tracker/facts/process.py, whose CPU the row's CPU figure "
+        "leaves out) and with extraction skipped (every paper given the same empty facts, in this process; until "
+        "2026-12-08 the pipelined side was not skipped, and its row compared facts read with facts read); the "
+        "target is the issue's, on the "
         "throughput of the path a backfill takes. The tracker before and after study facts, in separate processes, "
         "are benchmark 1 and 6's rows marked 'with study facts'.")
     return outcome

@@ -6,8 +6,8 @@ resident memory is its own: a warm-up pass over a small body, then the timed run
   tracker      PaperParser fed 64 KiB chunks -> save_papers() every 500 papers into a fresh SQLite database
   tracker-pipelined  the tracker's backfill path without the network: the same records as 500-record efetch
                bodies, each parsed on a prefetch thread (tracker/ncbi/prefetch.py, three ahead), each record's XML
-               compressed as it is parsed and its papers' study facts read there too (tracker/runs/ingest.py packed,
-               with_facts), and saved in order by save_papers() in the
+               compressed as it is parsed and its papers' study facts read on the child process a backfill uses
+               (tracker/runs/ingest.py packed, with_facts; tracker/facts/process.py), and saved in order by save_papers() in the
                calling thread (the bodies are cut from the file before the clock starts)
   tracker-parse  the same parser alone (no store), to show what storing costs
   lxml         the parse-only ceiling: lxml.iterparse + find() reading the same fields (lxml_ceiling.py)
@@ -74,7 +74,12 @@ def split_bodies(path: Path) -> list[Path]:
     return files
 
 
-def ingest_pipelined(bodies: list[Path], database: Path) -> int:
+def ingest_pipelined(bodies: list[Path], database: Path, *, facts_process: bool = True) -> int:
+    """The backfill's path without the network (tracker/runs/ingest.py fetch_each_batch), its study facts read on a
+    child process as a fetch of more than one batch reads them, or in this process with `facts_process=False`."""
+    from contextlib import nullcontext
+
+    from tracker.facts.process import FactsProcess
     from tracker.ncbi.prefetch import prefetched
     from tracker.ncbi.pubmed import iter_papers
     from tracker.runs.ingest import packed, with_facts
@@ -84,11 +89,13 @@ def ingest_pipelined(bodies: list[Path], database: Path) -> int:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     store = open_store(f"sqlite:///{database}")
-    jobs = [lambda ticket, body=body: with_facts([packed(paper) for paper in iter_papers(body)]) for body in bodies]
     stored = 0
-    for batch in prefetched(jobs, depth=3):
-        save_papers(store, batch.papers, topic="ingest", facts=batch.facts)
-        stored += len(batch.papers)
+    with FactsProcess() if facts_process else nullcontext() as reader:
+        jobs = [lambda ticket, body=body: with_facts([packed(paper) for paper in iter_papers(body)], reader)
+                for body in bodies]
+        for batch in prefetched(jobs, depth=3):
+            save_papers(store, batch.papers, topic="ingest", facts=batch.facts)
+            stored += len(batch.papers)
     store.close()
     return stored
 

@@ -54,6 +54,19 @@ def test_without_the_samples_the_benchmark_says_where_it_looked(tmp_path):
     assert str(tmp_path / "shared" / "pubmed-samples") in str(stopped.value)
 
 
+def test_with_facts_skipped_neither_ingest_path_reads_them():
+    from benchmarks.facts import facts_skipped
+    from tests.test_study_facts import rct_paper
+    from tracker.facts import StudyFacts
+    from tracker.runs.ingest import with_facts
+    from tracker.store.rows import facts_of
+
+    paper = rct_paper(41)
+    with facts_skipped():
+        assert (facts_of(paper), with_facts([paper]).facts) == (StudyFacts(), {41: StudyFacts()})
+    assert (facts_of(paper).design, with_facts([paper]).facts[41].design) == ("rct", "rct")
+
+
 def test_without_a_postgresql_server_the_search_benchmark_says_what_to_do(monkeypatch):
     import socket
 

@@ -167,7 +167,7 @@ def test_a_batch_whose_paper_s_rule_broke_in_the_child_stores_it_without_facts_a
 
     trial = ingest.packed(rct_paper(45))
     review = ingest.packed(make_paper(46, title=REVIEW_TITLE, abstract_sections=REVIEW_SECTIONS))
-    with caplog.at_level(logging.ERROR, logger="tracker.ingest"), FactsProcess(BROKEN_ON_REVIEWS) as reader:
+    with caplog.at_level(logging.ERROR, logger="tracker.store"), FactsProcess(BROKEN_ON_REVIEWS) as reader:
         batch = ingest.with_facts([trial, review], reader)
     assert batch == ingest.Batch([trial, review], {
         45: extract_facts(trial.title, trial.abstract, trial.publication_types), 46: StudyFacts()})

@@ -88,12 +88,12 @@ def test_facts_read_on_the_fetching_thread_are_the_ones_stored(store):
 
 
 def test_a_fault_in_a_rule_keeps_the_paper_and_stores_it_without_facts(store, monkeypatch, caplog):
-    from tracker.store import rows
+    from tracker.facts import child
 
     def broken(*args, **kwargs):
         raise RuntimeError("a rule broke")
 
-    monkeypatch.setattr(rows, "extract_facts", broken)
+    monkeypatch.setattr(child, "extract_facts", broken)
     save_papers(store, [rct_paper(46)], topic="cesarean")
     columns = paper_columns(store, 46)
     assert (columns["design"], columns["evidence_tier"], columns["states_dose"]) == ("other", "other", False)

@@ -22,14 +22,15 @@ from contextlib import closing
 from dataclasses import dataclass, replace
 
 from tracker.facts import StudyFacts
-from tracker.facts.process import FactsProcess, FactsText
+from tracker.facts.child import read_all
+from tracker.facts.process import FactsProcess
 from tracker.ncbi.eutils import EutilsClient
 from tracker.ncbi.pubmed import Paper
 from tracker.runs.ledger import NO_HOOKS, RunHooks, RunLedger
 from tracker.store import Store
 from tracker.store.membership import QUERY, link_papers
 from tracker.store.papers import save_papers, stored_pmids
-from tracker.store.rows import facts_of
+from tracker.store.rows import facts_text, kept_facts
 from tracker.store.xmlcodec import compress_xml
 
 log = logging.getLogger("tracker.ingest")
@@ -54,21 +55,9 @@ def with_facts(papers: list[Paper], reader: FactsProcess | None = None) -> Batch
     """Read the study facts of a parsed batch, each record already `packed`, on the thread that fetched it
     (tracker/ncbi/eutils.py `prepare`), or on `reader`'s process while that thread waits without the interpreter
     lock."""
-    if reader is None:
-        return Batch(papers, {paper.pmid: facts_of(paper) for paper in papers})
-    reads = reader.read([facts_text(paper) for paper in papers])
-    facts = {}
-    for paper, read in zip(papers, reads, strict=True):
-        if read.fault is not None:
-            log.error("PMID %s: its study facts could not be read; it is stored without them\n%s", paper.pmid,
-                      read.fault.rstrip())
-        facts[paper.pmid] = read.facts
-    return Batch(papers, facts)
-
-
-def facts_text(paper: Paper) -> FactsText:
-    return FactsText(paper.pmid, paper.title, paper.abstract, tuple(paper.publication_types),
-                     tuple(heading.descriptor for heading in paper.mesh_headings))
+    texts = [facts_text(paper) for paper in papers]
+    reads = read_all(texts) if reader is None else reader.read(texts)
+    return Batch(papers, {paper.pmid: kept_facts(paper.pmid, read) for paper, read in zip(papers, reads, strict=True)})
 
 
 SaveBatch = Callable[[Batch], None]

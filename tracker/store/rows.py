@@ -14,7 +14,8 @@ from sqlalchemy import Row, TableClause, bindparam, select, text
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from tracker.facts import POPULATIONS, StudyFacts, arrival_tier, extract_facts
+from tracker.facts import POPULATIONS, StudyFacts, arrival_tier
+from tracker.facts.child import FactsRead, FactsText, read_one
 from tracker.ncbi.notices import paper_status
 from tracker.ncbi.pubmed import AbstractSection, Author, CommentCorrection, MeshHeading, Paper
 from tracker.ncbi.registries import TrialId, trial_ids
@@ -100,19 +101,28 @@ FACTS_COLUMNS = ("evidence_tier", "tier_from_abstract", "design", "sample_size",
                  "facts", "facts_version")
 
 
+def facts_text(paper: Paper) -> FactsText:
+    """What a paper's study facts are read from: its title and abstract, publication types and MeSH descriptors."""
+    return FactsText(paper.pmid, paper.title, paper.abstract, tuple(paper.publication_types),
+                     tuple(heading.descriptor for heading in paper.mesh_headings))
+
+
 def facts_of(paper: Paper) -> StudyFacts:
-    """The study facts of a paper's title and abstract, with its publication types and MeSH descriptors."""
-    return read_facts(paper.pmid, paper.title, paper.abstract, paper.publication_types,
-                      [heading.descriptor for heading in paper.mesh_headings])
+    """The study facts of a paper, read in this process."""
+    return kept_facts(paper.pmid, read_one(facts_text(paper)))
 
 
 def read_facts(pmid: int, title: str, abstract: str, publication_types: Sequence[str],
                mesh_terms: Sequence[str]) -> StudyFacts:
-    try:
-        return extract_facts(title, abstract, publication_types, mesh_terms)
-    except Exception:  # noqa: BLE001  (a fault in a rule must not keep a paper out of the store)
-        log.exception("PMID %s: its study facts could not be read; it is stored without them", pmid)
-        return StudyFacts()
+    return kept_facts(pmid, read_one(FactsText(pmid, title, abstract, tuple(publication_types), tuple(mesh_terms))))
+
+
+def kept_facts(pmid: int, read: FactsRead) -> StudyFacts:
+    """The facts read, here or on a child process (tracker/facts/child.py); a fault in a rule is logged with the PMID,
+    and the paper is stored without facts rather than kept out of the store."""
+    if read.fault is not None:
+        log.error("PMID %s: its study facts could not be read; it is stored without them\n%s", pmid, read.fault.rstrip())
+    return read.facts
 
 
 def population_bits(values: Iterable[str]) -> int:
@@ -365,7 +375,8 @@ def write_search_entries(dialect: str, session, entries: Sequence[dict], *,
 
 
 __all__ = [
-    "chunked", "paper_to_row", "record_columns", "facts_of", "read_facts", "facts_columns", "population_bits",
+    "chunked", "paper_to_row", "record_columns", "facts_text", "facts_of", "read_facts", "kept_facts", "facts_columns",
+    "population_bits",
     "POPULATION_BITS", "FACTS_COLUMNS", "refill_facts", "read_facts_batch", "write_facts_batch",
     "row_to_paper", "book_columns", "trial_columns", "stored_trial_ids",
     "export_text", "export_text_from_row", "search_text", "search_text_from_row", "SEARCHED_JSON_COLUMNS",
