@@ -407,3 +407,28 @@ def test_a_view_reads_on_one_connection_and_outside_it_each_read_takes_its_own(s
     assert first.closed
     with store.connect() as one, store.connect() as other:
         assert one is not other
+
+
+def test_member_counts_are_counted_again_only_after_the_memberships_change(store):
+    from sqlalchemy import event
+
+    from tracker.store.membership import member_counts
+
+    counts: list[str] = []
+
+    def seen(_connection, _cursor, statement, *_):
+        if "count(*)" in statement and "FROM topic_paper" in statement:
+            counts.append(statement)
+
+    save_papers(store, [make_paper(1), make_paper(2)], topic="dosing")
+    save_papers(store, [make_paper(3)])
+    event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        assert (member_counts(store, ["dosing", "sepsis"]), len(counts)) == ({"dosing": 2, "sepsis": 0}, 2)
+        assert (member_counts(store, ["dosing", "sepsis"]), len(counts)) == ({"dosing": 2, "sepsis": 0}, 2)
+        link_papers(store, "sepsis", [3])
+        assert (member_counts(store, ["dosing", "sepsis"]), len(counts)) == ({"dosing": 2, "sepsis": 1}, 4)
+        save_papers(store, [make_paper(4)], topic="dosing")
+        assert (member_counts(store, ["dosing"]), len(counts)) == ({"dosing": 3}, 5)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", seen)

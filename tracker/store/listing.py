@@ -307,6 +307,8 @@ def _narrowed(store: Store, topic: str, filters: PaperFilter) -> PaperFilter:
     """`filters` with `pmids` set to the papers of the rarest of its filters, when one is rare in the store."""
     from dataclasses import replace
 
+    if filters.pmids is not None and len(filters.pmids) <= RARE:
+        return filters  # a search's papers are already few: probing the store for a rare filter costs more
     probes = []
     if filters.tier is not None:
         probes.append(select(_paper.c.pmid).where(_paper.c.evidence_tier == filters.tier))

@@ -164,7 +164,7 @@ def _rank_fts(store: Store, query: str, topic: str | None, limit: int, *,
     try:
         leaves = _conjunction(match) if champions else None
         if leaves:
-            found = _rank_by_lists(store, _SqliteLists(topic), leaves, limit)
+            found = _rank_by_lists(store, _SqliteLists(topic, match), leaves, limit)
             if found is not None:
                 return [(pmid, score) for pmid, score in found]
         return [(pmid, score) for pmid, score in _bm25(store, match, topic, limit)]
@@ -206,8 +206,12 @@ def _bm25(store: Store, match: str, topic: str | None, limit: int, connection=No
 #     term's list is not considered there (BENCHMARKS.md, search: overlap@20 with the exhaustive ranking).
 #   * On SQLite, fewer than `limit` papers in every list or no proof: the lists are ranked again 4 and then 16
 #     times deeper (at most 16,000 papers), once: they are kept.
-#   * Still neither, a term whose list holds all its matches (so the query has few), or any other shape (OR,
-#     NOT, NEAR, groups): the exhaustive ranking, and for a conjunction a row that says so until the next change.
+#   * Still neither, or a term whose list holds all its matches (so the query has few): the exhaustive ranking.
+#   * The answer to several terms, however found, is kept for those terms and that limit until the next change:
+#     a topic page searched within asks the same search again for each page, order and filter it shows, and on
+#     PostgreSQL ranking a topic's matches reads every match in the whole store first (GIN bitmap, then each
+#     row) before it keeps the topic's: 110-130 ms for a search on a million papers (BENCHMARKS.md).
+#   * Any other shape (OR, NOT, NEAR, groups): the exhaustive ranking.
 # A list is ranked the first time its term is asked in a generation, as the exhaustive ranking of that term costs,
 # by a store that may write; a read-only store (`tracker search`) uses the lists it finds or ranks exhaustively.
 
@@ -225,20 +229,24 @@ class _List:
 
 
 def _rank_by_lists(store: Store, lists, leaves: list, limit: int) -> list[tuple[int, float]] | None:
-    """The best `limit` matches of the conjunction of `leaves` from their champion lists, or None where the
-    exhaustive ranking must answer. `lists` is the back end's _SqliteLists or _PostgresLists."""
+    """The best `limit` matches of the conjunction of `leaves` from their champion lists, else the exhaustive
+    ranking's, kept for the generation; None where the caller must rank every match itself (a read-only store
+    that lacks a list or the kept answer). `lists` is the back end's _SqliteLists or _PostgresLists."""
     depth = max(LIST_DEPTH, LIST_FACTOR * limit)
     deepest = min(LIST_DEPTH_MOST, depth * LIST_DEEPER ** 2) if lists.deepens else depth
     keys = list(dict.fromkeys(lists.key(leaf) for leaf in leaves))
-    # Where the lists could not answer, a row under this key says so for the generation: the next search of the
-    # same terms and limit ranks every match at once, without reading (or deepening) the lists again.
-    unanswered = "\x1e".join(["", *sorted(keys), str(limit)]) if len(keys) > 1 else None
+    # The answer to several terms, from the lists or the exhaustive ranking, is kept under this key for the
+    # generation: the next search of the same terms (in the same order: bm25 adds their scores in it) and limit
+    # reads it alone.
+    answer = "\x1d".join(["", *keys, str(limit)])
     topic = lists.topic or ""
     while True:
         with lists.reading(store) as connection:
             generation = lists.generation(connection)
-            if unanswered is not None and _read_lists(connection, [unanswered], topic, generation, 0):
-                return None
+            if len(keys) > 1:
+                kept = _read_lists(connection, [answer], topic, generation, 0)
+                if kept:
+                    return kept[answer].entries
             found = _read_lists(connection, keys, topic, generation, depth)
             missing = [leaf for leaf in dict.fromkeys(leaves) if lists.key(leaf) not in found]
             if missing and store.readonly:
@@ -249,18 +257,22 @@ def _rank_by_lists(store: Store, lists, leaves: list, limit: int) -> list[tuple[
             found.update({key: _List(entries, len(entries) < depth) for key, entries in built.items()})
         if len(keys) == 1:
             return found[keys[0]].entries[:limit]
+        ranked = None
         if not any(found[key].complete for key in keys):  # else a term has few matches: so has the query
             common = set.intersection(*({pmid for pmid, _score in found[key].entries} for key in keys))
             if len(common) >= limit:
                 ranked = lists.combine(store, leaves, [found[lists.key(leaf)] for leaf in leaves], common, limit)
-                if ranked is not None:
-                    return ranked
-            if depth < deepest and not store.readonly:
+            if ranked is None and depth < deepest and not store.readonly:
                 depth = min(deepest, depth * LIST_DEEPER)  # rank deeper lists once, kept for the next searches
                 continue
-        if unanswered is not None and not store.readonly:
-            _save_lists(store, {unanswered: []}, topic, generation, 0)
-        return None
+        if store.readonly:
+            return ranked
+        if ranked is None:
+            with lists.reading(store) as connection:
+                generation = lists.generation(connection)
+                ranked = lists.rank_all(store, connection, limit)
+        _save_lists(store, {answer: ranked}, topic, generation, limit)
+        return ranked
 
 
 def _read_lists(connection, keys: list[str], topic: str, generation: str, depth: int) -> dict[str, _List]:
@@ -320,8 +332,9 @@ class _SqliteLists:
 
     deepens = True  # deeper lists can prove more (combine)
 
-    def __init__(self, topic: str | None):
+    def __init__(self, topic: str | None, match: str):
         self.topic = topic
+        self.match = match
 
     def key(self, leaf: str) -> str:
         return leaf
@@ -338,6 +351,9 @@ class _SqliteLists:
 
     def build(self, store: Store, connection, leaf: str, depth: int) -> list[tuple[int, float]]:
         return _bm25(store, leaf, self.topic, depth, connection)
+
+    def rank_all(self, store: Store, connection, limit: int) -> list[tuple[int, float]]:
+        return _bm25(store, self.match, self.topic, limit, connection)
 
     def combine(self, store: Store, leaves: list[str], lists: list[_List], common: set[int],
                 limit: int) -> list[tuple[int, float]] | None:
@@ -699,6 +715,9 @@ class _PostgresLists:
 
     def build(self, store: Store, connection, leaf: tuple[str, str], depth: int) -> list[tuple[int, float]]:
         return _ts_rank(connection, leaf[0], {"leaf": leaf[1]}, self.topic, depth)
+
+    def rank_all(self, store: Store, connection, limit: int) -> list[tuple[int, float]]:
+        return _ts_rank(connection, self.expression, self.params, self.topic, limit)
 
     def combine(self, store: Store, leaves: list, lists: list[_List], common: set[int],
                 limit: int) -> list[tuple[int, float]]:
