@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 import click
 
 from tracker.ncbi.notices import describe_status, status_mark
-from tracker.store.search import SearchHit
 
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar as ClickProgressBar
+
+    from tracker.store.search import SearchHit
 
 
 def when(moment: datetime | None) -> str:
