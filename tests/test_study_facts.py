@@ -300,6 +300,24 @@ def test_the_topic_page_shows_design_and_n_and_filters_on_design_population_and_
         for query, pmids in cases.items():
             response = client.get(f"/topics/cesarean?{query}")
             assert (query, response.status_code, listed(response.text)) == (query, 200, pmids)
+        # Exports pick the papers of an indexed filter first (tracker/store/listing.py _selection), with or
+        # without a first-seen date.
+        from datetime import date
+
+        from starlette.requests import Request
+
+        from tracker.outputs.export import selection_of
+        from tracker.store.listing import select_batches
+        from tracker.web.pages import read_filters
+
+        for query, pmids in cases.items():
+            exported = client.get(f"/topics/cesarean/export.csv?{query}").text.splitlines()
+            assert (query, [int(line.split(",")[0]) for line in exported[1:]]) == (query, pmids)
+            filters, _sort, _search = read_filters(Request({"type": "http", "query_string": query.encode(), "headers": []}))
+            for since in (None, date(2000, 1, 1), date(2999, 1, 1)):
+                selection = selection_of(store, ["cesarean"], since=since, filters=filters)
+                found = [row.pmid for batch in select_batches(store, selection, ("pmid",)) for row in batch]
+                assert (query, since, found) == (query, since, pmids if since != date(2999, 1, 1) else [])
         for query, message in (("design=cohort", "unknown study design 'cohort': use one of rct, non-randomised trial, "
                                                  "observational, case report, systematic review, review, guideline, "
                                                  "animal or laboratory, protocol, other"),

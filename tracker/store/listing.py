@@ -309,17 +309,7 @@ def _narrowed(store: Store, topic: str, filters: PaperFilter) -> PaperFilter:
 
     if filters.pmids is not None and len(filters.pmids) <= RARE:
         return filters  # a search's papers are already few: probing the store for a rare filter costs more
-    probes = []
-    if filters.tier is not None:
-        probes.append(select(_paper.c.pmid).where(_paper.c.evidence_tier == filters.tier))
-    if filters.retracted:
-        probes.append(select(_paper.c.pmid).where(_paper.c.status == "retracted"))
-    if filters.design is not None:
-        probes.append(select(_paper.c.pmid).where(_paper.c.design == filters.design))
-    if filters.population is not None:
-        probes.append(select(_paper.c.pmid).where(_paper.c.population_bits.in_(_with_population(filters.population))))
-    if filters.states_dose:
-        probes.append(select(_paper.c.pmid).where(_paper.c.states_dose.is_(True)))
+    probes = [select(_paper.c.pmid).where(condition) for condition in _indexed_conditions(filters)]
     if filters.state is not None and filters.state != "unscreened":
         probes.append(select(_screening.c.pmid).where(_screening.c.topic == topic))  # decided papers (any stage) only
     narrowest: set[int] | None = None
@@ -614,6 +604,13 @@ def _selection(dialect: str, selection: Selection, fields: Sequence[str] | str):
                                               (earlier.c.topic + "" if sqlite else earlier.c.topic).in_(topics),
                                               earlier.c.first_seen_at < start))
                        .group_by(_membership.c.pmid + 0 if sqlite else _membership.c.pmid))
+    indexed = _indexed_conditions(filters)
+    if indexed:
+        # A filter with an index of its own picks the papers first, and each is looked up among the memberships by
+        # their key, rather than every membership's paper row read to test it (a paper row holds its XML). On a
+        # million papers, the 2,715 of a topic's 130,863 that state a dose (the dose map): 400 ms to 40 ms; an
+        # unselective filter (560,002 reviews) no slower.
+        chosen_rows = chosen_rows.where(_membership.c.pmid.in_(select(_paper.c.pmid).where(*indexed)))
     chosen = chosen_rows.subquery()
     # Every topic of the paper (selected or not), space-separated (slugs have no spaces): one index probe per
     # row inside the statement instead of a second query per chunk.
@@ -635,6 +632,22 @@ def _selection(dialect: str, selection: Selection, fields: Sequence[str] | str):
     if filters.state is not None:
         conditions.append(_state_in_any(selection))
     return statement.where(*conditions) if conditions else statement
+
+
+def _indexed_conditions(filters: PaperFilter) -> list[ColumnElement]:
+    """The filters on paper columns with an index of their own (as `_narrowed` probes them)."""
+    found: list[ColumnElement] = []
+    if filters.tier is not None:
+        found.append(_paper.c.evidence_tier == filters.tier)
+    if filters.retracted:
+        found.append(_paper.c.status == "retracted")
+    if filters.design is not None:
+        found.append(_paper.c.design == filters.design)
+    if filters.population is not None:
+        found.append(_paper.c.population_bits.in_(_with_population(filters.population)))
+    if filters.states_dose:
+        found.append(_paper.c.states_dose.is_(True))
+    return found
 
 
 def _paper_conditions(filters: PaperFilter) -> list[ColumnElement]:
