@@ -18,7 +18,7 @@ from sqlmodel import Session, col
 from tracker.store.database import Store
 from tracker.store.models import TopicPaper
 from tracker.store.rows import chunked
-from tracker.store.schema import SEARCH_CHANGES
+from tracker.store.schema import search_changes
 from tracker.text import utcnow
 
 _membership = TopicPaper.__table__
@@ -142,15 +142,12 @@ _figures_lock = threading.Lock()
 
 def _kept(store: Store, key: tuple, compute) -> int:
     # What says the memberships changed: on SQLite the highest rowid (they are only ever added), on PostgreSQL the
-    # search index's change log, one row per transaction that changed them or the index (tracker/store/search.py).
-    if store.dialect == "sqlite":
-        asked = "SELECT max(rowid) FROM topic_paper"
-    elif store.dialect == "postgresql":
-        asked = f"SELECT count(*) FROM {SEARCH_CHANGES}"
-    else:
+    # search index's change log, one row per transaction that changed them or the index.
+    if store.dialect not in ("sqlite", "postgresql"):
         return compute()
     with store.connect() as connection:
-        version = connection.exec_driver_sql(asked).scalar_one()
+        version = (connection.exec_driver_sql("SELECT max(rowid) FROM topic_paper").scalar_one()
+                   if store.dialect == "sqlite" else search_changes(connection))
     with _figures_lock:
         kept = _figures.setdefault(store, {})
         if kept.get("version") != version:

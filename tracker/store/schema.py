@@ -353,6 +353,12 @@ def _add_search_lists(connection: Connection) -> None:
             "FOR EACH STATEMENT EXECUTE FUNCTION paper_fts_changed()")
 
 
+def search_changes(connection: Connection) -> int:
+    """On PostgreSQL, how many committed transactions have changed the search index or the memberships (the change
+    log's rows): what says a kept search list, answer or member count is stale."""
+    return connection.exec_driver_sql(f"SELECT count(*) FROM {SEARCH_CHANGES}").scalar_one()
+
+
 def _add_screening_stages(connection: Connection) -> None:
     """Screening in two stages and by named reviewers: every decision gets its stage (title and abstract, as all
     of them were), a reviewer's current decision and a paper's summary are kept per stage (their keys gain the
@@ -668,7 +674,7 @@ def _now() -> datetime:
 
 __all__ = [
     "TABLES", "DATA", "LIVE", "DERIVED", "BOOKKEEPING", "EXTERNAL", "SCHEDULER_JOBS", "SEARCH_INDEX", "SEARCH_SHADOWS",
-    "SEARCH_LISTS", "SEARCH_CHANGES",
+    "SEARCH_LISTS", "SEARCH_CHANGES", "search_changes",
     "FTS_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "Migration", "SchemaState", "read_state", "create_schema",
     "upgrade_schema", "create_or_upgrade", "pending_after", "estimate_seconds", "describe_cost", "describe_work",
     "FACTS_SECONDS_PER_PAPER", "applied_migrations", "create_extras", "tables_with_role",

@@ -31,7 +31,7 @@ from tracker.errors import ConfigError, SearchSyntaxError
 from tracker.ncbi.pubmed import Author
 from tracker.store.database import Store
 from tracker.store.models import PaperRow, TopicPaper
-from tracker.store.schema import FTS_COLUMNS, SEARCH_CHANGES, SEARCH_LISTS
+from tracker.store.schema import FTS_COLUMNS, SEARCH_LISTS, search_changes
 from tracker.text import pubmed_url
 
 # bm25 weights in FTS_COLUMNS order (title, abstract, mesh, keywords, authors): a title hit counts most.
@@ -711,7 +711,7 @@ class _PostgresLists:
             yield connection
 
     def generation(self, connection) -> str:
-        return str(connection.execute(text(f"SELECT count(*) FROM {SEARCH_CHANGES}")).scalar_one())
+        return str(search_changes(connection))
 
     def build(self, store: Store, connection, leaf: tuple[str, str], depth: int) -> list[tuple[int, float]]:
         return _ts_rank(connection, leaf[0], {"leaf": leaf[1]}, self.topic, depth)
